@@ -1,0 +1,48 @@
+"""Chain layer: Vyper contracts, their compilation, and typed clients over the
+embedded chain or any Ethereum JSON-RPC node."""
+
+from fedledger.chain.compiler import CONTRACT_NAMES, CompiledContract, compile_contract, contract_source
+from fedledger.chain.connection import Chain, TxResult
+from fedledger.chain.consortium import ConsortiumClient, Member, MemberStatus, Proposal, ProposalKind, Role
+from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32
+from fedledger.chain.events import EVENT_TYPES, LedgerEvent
+from fedledger.chain.task import (
+    ABSTAIN,
+    SCORE_SCALE,
+    Phase,
+    RoundInfo,
+    TaskParams,
+    TrainingTaskClient,
+    UpdateInfo,
+    indices_of,
+    mask_of,
+)
+
+__all__ = [
+    "ABSTAIN",
+    "CONTRACT_NAMES",
+    "EVENT_TYPES",
+    "SCORE_SCALE",
+    "ZERO_HASH",
+    "Chain",
+    "CompiledContract",
+    "ConsortiumClient",
+    "LedgerEvent",
+    "Member",
+    "MemberStatus",
+    "Phase",
+    "Proposal",
+    "ProposalKind",
+    "Role",
+    "RoundInfo",
+    "TaskParams",
+    "TrainingTaskClient",
+    "TxResult",
+    "UpdateInfo",
+    "as_address",
+    "as_bytes32",
+    "compile_contract",
+    "contract_source",
+    "indices_of",
+    "mask_of",
+]

@@ -1,0 +1,285 @@
+"""One client over two chain backends: the embedded chain, or any JSON-RPC node.
+
+Both are reached through web3, and transactions are always signed here with the
+member's own key (never node-managed accounts), so the code path is the same on
+the embedded chain, anvil, geth or Besu.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+from web3.types import TxReceipt
+
+from fedledger.chain.compiler import compile_contract
+from fedledger.chain.events import LedgerEvent, decode_logs
+from fedledger.exceptions import ChainError, ContractRevert, TransactionFailed, revert_error
+
+__all__ = ["Chain", "TxResult", "clean_revert_reason"]
+
+# The embedded chain's provider raises eth-tester's error where a node answers
+# with a JSON-RPC error that web3 turns into ContractLogicError.
+_REVERTS = (ContractLogicError, TesterTransactionFailed)
+_NONCE_ERRORS = ("nonce too low", "already known", "replacement transaction underpriced", "nonce too high")
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """What a mined transaction returned."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    receipt: TxReceipt
+
+
+def clean_revert_reason(exc: BaseException | str) -> str:
+    """The contract's own revert string from a node's error (or its message)."""
+    message = exc if isinstance(exc, str) else str(getattr(exc, "message", None) or exc)
+    for prefix in ("execution reverted: ", "execution reverted:", "revert: ", "revert "):
+        if message.startswith(prefix):
+            return message[len(prefix) :].strip()
+    return message.strip()
+
+
+class Chain:
+    """A connection to a ledger: deploy, transact with local keys, read, time.
+
+    Use :meth:`embedded` or :meth:`rpc` to open one.
+    """
+
+    def __init__(self, w3: Web3, *, kind: str, location: str, provider: Any = None) -> None:
+        self.w3 = w3
+        self.kind = kind
+        self.location = location
+        self._provider = provider
+        self._nonce_locks: dict[str, threading.Lock] = {}
+        self._next_nonce: dict[str, int] = {}
+        self._guard = threading.Lock()
+        # py-evm's gas estimation re-runs a call ~14 times (binary search); on the
+        # embedded chain one dry run plus a generous fixed limit is enough, since
+        # only the gas actually used is charged.
+        self.fixed_gas = 30_000_000 if kind == "embedded" else 0
+
+    # -- opening -------------------------------------------------------------
+
+    @classmethod
+    def embedded(cls, directory: Path, *, lock_timeout: float = 30.0) -> Chain:
+        """Open (or create) the persistent embedded chain stored in ``directory``."""
+        from fedledger.chain.embedded import EmbeddedChainProvider
+
+        provider = EmbeddedChainProvider(Path(directory), lock_timeout=lock_timeout)
+        return cls(Web3(provider), kind="embedded", location=str(directory), provider=provider)
+
+    @classmethod
+    def rpc(cls, url: str, *, timeout: float = 30.0) -> Chain:
+        """Connect to an Ethereum JSON-RPC node (http://, https://, ws:// is not supported)."""
+        if not url.startswith(("http://", "https://")):
+            raise ChainError(f"unsupported RPC URL {url!r}: expected http:// or https://")
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        try:
+            w3.eth.chain_id  # noqa: B018 - fail now, with a clear error, if unreachable
+        except Exception as exc:
+            raise ChainError(f"cannot reach Ethereum node at {url}: {exc}") from exc
+        return cls(w3, kind="rpc", location=url)
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+            self._provider = None
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    @property
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def timestamp(self, block: int | str = "latest") -> int:
+        return int(self.w3.eth.get_block(block)["timestamp"])
+
+    def balance(self, address: str) -> int:
+        return int(self.w3.eth.get_balance(to_checksum_address(address)))
+
+    def contract(self, name: str, address: str) -> Contract:
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=compile_contract(name).abi)
+
+    def call(self, fn: ContractFunction, *, block: int | str = "latest") -> Any:
+        """Run a view function, mapping reverts to typed errors."""
+        try:
+            return fn.call(block_identifier=block)
+        except _REVERTS as exc:
+            raise revert_error(clean_revert_reason(exc), function=fn.fn_name) from exc
+
+    def events(
+        self, contract_name: str, address: str, *, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[LedgerEvent]:
+        """Typed events of one contract, in chain order."""
+        logs = self.w3.eth.get_logs(
+            {"address": to_checksum_address(address), "fromBlock": from_block, "toBlock": to_block}
+        )
+        return decode_logs(contract_name, list(logs), self.w3.codec)
+
+    # -- writing -------------------------------------------------------------
+
+    def transact(self, account: LocalAccount, fn: ContractFunction, *, value: int = 0) -> TxResult:
+        """Sign ``fn`` with ``account``'s key, send it, and wait until it is mined.
+
+        A revert is caught before sending (gas estimation, or on the embedded chain a
+        dry-run call, runs it first), so a refused call costs nothing and changes
+        nothing; it raises a typed :class:`ContractRevert`.
+        """
+
+        def build(tx: dict[str, Any]) -> dict[str, Any]:
+            if self.fixed_gas:
+                fn.call({"from": tx["from"], "value": value})
+                tx["gas"] = self.fixed_gas
+            return dict(fn.build_transaction(tx))
+
+        return self._send(account, build, label=fn.fn_name, value=value)
+
+    def deploy(self, account: LocalAccount, name: str, *args: Any) -> tuple[str, TxResult]:
+        """Deploy a shipped contract; returns its address and the receipt."""
+        compiled = compile_contract(name)
+        factory = self.w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+
+        def build(tx: dict[str, Any]) -> dict[str, Any]:
+            if self.fixed_gas:
+                tx["gas"] = self.fixed_gas  # a failed deploy is explained from its receipt
+            return dict(factory.constructor(*args).build_transaction(tx))
+
+        result = self._send(account, build, label=f"deploy {name}")
+        address = result.receipt["contractAddress"]
+        if not address:
+            raise TransactionFailed(f"deploying {name} produced no contract address")
+        return to_checksum_address(address), result
+
+    def transfer(self, account: LocalAccount, to: str, value: int) -> TxResult:
+        """Send plain ether (used to fund member accounts on dev chains)."""
+        return self._send(
+            account,
+            lambda tx: {**tx, "to": to_checksum_address(to), "value": value, "gas": 21_000},
+            label="transfer",
+        )
+
+    def _send(
+        self,
+        account: LocalAccount,
+        build: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        label: str,
+        value: int = 0,
+        attempts: int = 5,
+    ) -> TxResult:
+        sender = account.address
+        with self._guard:
+            lock = self._nonce_locks.setdefault(sender, threading.Lock())
+        with lock:
+            for attempt in range(attempts):
+                nonce = self._nonce_for(sender)
+                try:
+                    tx = build({"from": sender, "nonce": nonce, "value": value, **self._fees()})
+                except _REVERTS as exc:
+                    raise revert_error(clean_revert_reason(exc), function=label) from exc
+                except (ValueError, Web3Exception) as exc:
+                    raise self._node_error(exc, label) from exc
+                signed = account.sign_transaction(tx)
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                except (ValueError, Web3Exception) as exc:
+                    if any(marker in str(exc).lower() for marker in _NONCE_ERRORS) and attempt + 1 < attempts:
+                        # Another sender used this key's nonce: re-read it from the node and retry.
+                        self._next_nonce.pop(sender, None)
+                        continue
+                    raise self._node_error(exc, label) from exc
+                self._next_nonce[sender] = nonce + 1
+                return self._wait(HexBytes(tx_hash), tx, label)
+        raise TransactionFailed(f"{label}: gave up after {attempts} nonce conflicts")
+
+    def _fees(self) -> dict[str, int]:
+        # EIP-1559 fees with room for the base fee to double before inclusion.
+        base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+        priority = 10**9
+        return {"chainId": self.chain_id, "maxPriorityFeePerGas": priority, "maxFeePerGas": 2 * base_fee + priority}
+
+    def _nonce_for(self, sender: str) -> int:
+        on_chain = int(self.w3.eth.get_transaction_count(sender, "pending"))
+        return max(on_chain, self._next_nonce.get(sender, 0))
+
+    def _wait(self, tx_hash: HexBytes, tx: dict[str, Any], label: str) -> TxResult:
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        except TimeExhausted as exc:
+            raise TransactionFailed(f"{label}: transaction {tx_hash.to_0x_hex()} not mined in 120 s") from exc
+        if receipt["status"] != 1:
+            raise self._failure_reason(tx, receipt, label)
+        return TxResult(tx_hash.to_0x_hex(), int(receipt["blockNumber"]), int(receipt["gasUsed"]), receipt)
+
+    def _failure_reason(self, tx: dict[str, Any], receipt: TxReceipt, label: str) -> Exception:
+        """Why a mined transaction failed: replay it as a call on the parent state."""
+        call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+        try:
+            self.w3.eth.call(call, block_identifier=int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
+        except _REVERTS as exc:
+            return revert_error(clean_revert_reason(exc), function=label)
+        except Exception:  # noqa: BLE001 - the replay is best effort
+            pass
+        return TransactionFailed(f"{label}: transaction {receipt['transactionHash'].to_0x_hex()} failed")
+
+    @staticmethod
+    def _node_error(exc: Exception, label: str) -> Exception:
+        message = str(exc)
+        if "revert" in message.lower():
+            return revert_error(clean_revert_reason(message), function=label)
+        return ChainError(f"{label}: the node refused the transaction: {message}")
+
+    # -- time and snapshots (dev chains only) --------------------------------
+
+    def advance_time(self, seconds: int) -> None:
+        """Move block time forward by ``seconds`` (embedded chain, anvil, hardhat)."""
+        if self._provider is not None:
+            self._provider.advance_time(seconds)
+            return
+        try:
+            self.w3.provider.make_request("evm_increaseTime", [int(seconds)])  # type: ignore[arg-type]
+            self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        except Exception as exc:
+            raise ChainError(f"this node cannot move time forward: {exc}") from exc
+
+    def snapshot(self) -> Any:
+        """Take a state snapshot (dev chains only)."""
+        if self._provider is not None:
+            return self._provider.ethereum_tester.take_snapshot()
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+
+    def revert(self, snapshot_id: Any) -> None:
+        """Return to a snapshot taken with :meth:`snapshot`."""
+        self._next_nonce.clear()
+        if self._provider is not None:
+            with self._provider._lock:
+                self._provider.ethereum_tester.revert_to_snapshot(snapshot_id)
+                self._provider.kv.commit()
+            return
+        self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
+

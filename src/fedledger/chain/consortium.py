@@ -1,0 +1,273 @@
+"""Typed client for the Consortium contract: members, roles and governance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from fedledger.chain.connection import Chain, TxResult
+from fedledger.chain.encoding import as_address, as_bytes32, hex32
+from fedledger.chain.events import LedgerEvent, ProposalCreated, decode_logs
+from fedledger.exceptions import BadInput
+
+__all__ = ["ConsortiumClient", "Member", "MemberStatus", "Proposal", "ProposalKind", "Role"]
+
+
+class Role(IntFlag):
+    ADMIN = 1
+    TRAINER = 2
+    VALIDATOR = 4
+    AGGREGATOR = 8
+    AUDITOR = 16
+
+    @classmethod
+    def parse(cls, text: str | Role | int) -> Role:
+        """Roles from ``"trainer,validator"`` (or an int / Role)."""
+        if isinstance(text, int):
+            return cls(text)
+        roles = cls(0)
+        for part in filter(None, (p.strip().lower() for p in text.split(","))):
+            try:
+                roles |= cls[part.upper()]
+            except KeyError:
+                known = ", ".join(r.name.lower() for r in cls if r.name)
+                raise BadInput(f"unknown role {part!r}; known roles: {known}") from None
+        return roles
+
+    def names(self) -> list[str]:
+        return [r.name.lower() for r in Role if r.name and r in self]
+
+
+class MemberStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    REVOKED = 2
+
+
+class ProposalKind(IntEnum):
+    ADMIT = 1
+    SET_ROLES = 2
+    REVOKE = 3
+    SET_THRESHOLD = 4
+
+
+@dataclass(frozen=True)
+class Member:
+    address: str
+    org: str
+    roles: Role
+    status: MemberStatus
+    cert_fingerprint: str
+    kx_public_key: str
+    store_uri: str
+    admitted_at: int
+    revoked_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "org": self.org,
+            "roles": self.roles.names(),
+            "status": self.status.name.lower(),
+            "cert_fingerprint": self.cert_fingerprint,
+            "kx_public_key": self.kx_public_key,
+            "store_uri": self.store_uri,
+            "admitted_at_block": self.admitted_at,
+            "revoked_at_block": self.revoked_at,
+        }
+
+
+@dataclass(frozen=True)
+class Proposal:
+    proposal_id: int
+    kind: ProposalKind
+    target: str
+    roles: Role
+    threshold: int
+    org: str
+    proposer: str
+    approvals: int
+    executed: bool
+    cancelled: bool
+
+
+_EMPTY32 = b"\x00" * 32
+
+
+class ConsortiumClient:
+    """The Consortium contract at ``address``, acting as ``account`` for writes."""
+
+    NAME = "Consortium"
+
+    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None) -> None:
+        self.chain = chain
+        self.address = as_address(address, what="consortium address")
+        self.account = account
+        self.contract = chain.contract(self.NAME, self.address)
+
+    @classmethod
+    def deploy(
+        cls,
+        chain: Chain,
+        account: LocalAccount,
+        *,
+        org: str,
+        roles: Role | str = Role.ADMIN,
+        cert_fingerprint: str | bytes = _EMPTY32,
+        kx_public_key: str | bytes = _EMPTY32,
+        store_uri: str = "",
+    ) -> ConsortiumClient:
+        """Found a consortium with ``account`` as its first admin."""
+        address, _ = chain.deploy(
+            account,
+            cls.NAME,
+            org,
+            int(Role.parse(roles)),
+            as_bytes32(cert_fingerprint, what="certificate fingerprint"),
+            as_bytes32(kx_public_key, what="key-agreement public key"),
+            store_uri,
+        )
+        return cls(chain, address, account)
+
+    def as_(self, account: LocalAccount) -> ConsortiumClient:
+        """The same contract, acting as another member."""
+        return ConsortiumClient(self.chain, self.address, account)
+
+    # -- governance ------------------------------------------------------------
+
+    def propose_admit(
+        self,
+        member: str,
+        *,
+        org: str,
+        roles: Role | str,
+        cert_fingerprint: str | bytes = _EMPTY32,
+        kx_public_key: str | bytes = _EMPTY32,
+        store_uri: str = "",
+    ) -> int:
+        """Propose admitting ``member``; returns the proposal id (executed at once when
+        the threshold is one)."""
+        return self._propose(
+            self.contract.functions.propose_admit(
+                as_address(member, what="member address"),
+                org,
+                int(Role.parse(roles)),
+                as_bytes32(cert_fingerprint, what="certificate fingerprint"),
+                as_bytes32(kx_public_key, what="key-agreement public key"),
+                store_uri,
+            )
+        )
+
+    def propose_roles(self, member: str, roles: Role | str) -> int:
+        return self._propose(
+            self.contract.functions.propose_roles(as_address(member, what="member address"), int(Role.parse(roles)))
+        )
+
+    def propose_revoke(self, member: str) -> int:
+        return self._propose(self.contract.functions.propose_revoke(as_address(member, what="member address")))
+
+    def propose_threshold(self, threshold: int) -> int:
+        return self._propose(self.contract.functions.propose_threshold(int(threshold)))
+
+    def approve(self, proposal_id: int) -> bool:
+        """Approve a proposal; True when this approval executed it."""
+        self._send(self.contract.functions.approve(int(proposal_id)))
+        return self.proposal(proposal_id).executed
+
+    def cancel(self, proposal_id: int) -> None:
+        self._send(self.contract.functions.cancel(int(proposal_id)))
+
+    def update_metadata(
+        self, *, cert_fingerprint: str | bytes, kx_public_key: str | bytes, store_uri: str
+    ) -> TxResult:
+        return self._send(
+            self.contract.functions.update_metadata(
+                as_bytes32(cert_fingerprint, what="certificate fingerprint"),
+                as_bytes32(kx_public_key, what="key-agreement public key"),
+                store_uri,
+            )
+        )
+
+    # -- reads -----------------------------------------------------------------
+
+    def member(self, address: str, *, block: int | str = "latest") -> Member:
+        address = as_address(address, what="member address")
+        raw = self.chain.call(self.contract.functions.members(address), block=block)
+        return Member(
+            address=address,
+            org=raw[0],
+            roles=Role(raw[1]),
+            status=MemberStatus(raw[2]),
+            cert_fingerprint=hex32(raw[3]),
+            kx_public_key=hex32(raw[4]),
+            store_uri=raw[5],
+            admitted_at=raw[6],
+            revoked_at=raw[7],
+        )
+
+    def members(self, *, block: int | str = "latest") -> list[Member]:
+        """Every address ever admitted, active or revoked, in admission order."""
+        count = self.chain.call(self.contract.functions.member_count(), block=block)
+        return [
+            self.member(self.chain.call(self.contract.functions.member_at(i), block=block), block=block)
+            for i in range(count)
+        ]
+
+    def is_active(self, address: str, *, block: int | str = "latest") -> bool:
+        return bool(self.chain.call(self.contract.functions.is_active(as_address(address)), block=block))
+
+    def has_role(self, address: str, role: Role | str, *, block: int | str = "latest") -> bool:
+        fn = self.contract.functions.has_role(as_address(address), int(Role.parse(role)))
+        return bool(self.chain.call(fn, block=block))
+
+    @property
+    def threshold(self) -> int:
+        return int(self.chain.call(self.contract.functions.threshold()))
+
+    @property
+    def admin_count(self) -> int:
+        return int(self.chain.call(self.contract.functions.admin_count()))
+
+    @property
+    def proposal_count(self) -> int:
+        return int(self.chain.call(self.contract.functions.proposal_count()))
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        raw = self.chain.call(self.contract.functions.proposals(int(proposal_id)))
+        return Proposal(
+            proposal_id=int(proposal_id),
+            kind=ProposalKind(raw[0]) if raw[0] else ProposalKind.ADMIT,
+            target=raw[1],
+            roles=Role(raw[2]),
+            threshold=raw[3],
+            org=raw[4],
+            proposer=raw[8],
+            approvals=raw[9],
+            executed=raw[10],
+            cancelled=raw[11],
+        )
+
+    def pending_proposals(self) -> list[Proposal]:
+        proposals = (self.proposal(i) for i in range(self.proposal_count))
+        return [p for p in proposals if not p.executed and not p.cancelled]
+
+    def events(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[LedgerEvent]:
+        return self.chain.events(self.NAME, self.address, from_block=from_block, to_block=to_block)
+
+    # -- internals -------------------------------------------------------------
+
+    def _send(self, fn: Any) -> TxResult:
+        if self.account is None:
+            raise BadInput("this client has no account to sign with; use .as_(account)")
+        return self.chain.transact(self.account, fn)
+
+    def _propose(self, fn: Any) -> int:
+        result = self._send(fn)
+        for event in decode_logs(self.NAME, list(result.receipt["logs"]), self.chain.w3.codec):
+            if isinstance(event, ProposalCreated):
+                return event.proposal_id
+        raise AssertionError("propose call emitted no ProposalCreated event")  # pragma: no cover
+

@@ -1,0 +1,414 @@
+# pragma version ~=0.4.3
+"""
+@title fedledger consortium registry and governance
+@notice Who may take part in a federation, with which roles, and how that
+        changes: every admission, role change, revocation and threshold change
+        is an M-of-N admin proposal. Holds public metadata only (certificate
+        fingerprint, key-agreement public key, store URI), never personal data.
+@dev Roles are a bit set so one member can hold several. A revoked address can
+     never be re-admitted: a revoked key is presumed compromised, so the
+     organization joins again with a new key.
+"""
+
+# Roles (bit flags).
+ROLE_ADMIN: constant(uint256) = 1
+ROLE_TRAINER: constant(uint256) = 2
+ROLE_VALIDATOR: constant(uint256) = 4
+ROLE_AGGREGATOR: constant(uint256) = 8
+ROLE_AUDITOR: constant(uint256) = 16
+ALL_ROLES: constant(uint256) = 31
+
+# Member status.
+STATUS_NONE: constant(uint8) = 0
+STATUS_ACTIVE: constant(uint8) = 1
+STATUS_REVOKED: constant(uint8) = 2
+
+# Proposal kinds.
+KIND_ADMIT: constant(uint8) = 1
+KIND_SET_ROLES: constant(uint8) = 2
+KIND_REVOKE: constant(uint8) = 3
+KIND_SET_THRESHOLD: constant(uint8) = 4
+
+MAX_MEMBERS: constant(uint256) = 1024
+
+
+struct Member:
+    org: String[64]
+    roles: uint256
+    status: uint8
+    cert_fingerprint: bytes32
+    kx_public_key: bytes32
+    store_uri: String[256]
+    admitted_at: uint256
+    revoked_at: uint256
+
+
+struct Proposal:
+    kind: uint8
+    target: address
+    roles: uint256
+    threshold: uint256
+    org: String[64]
+    cert_fingerprint: bytes32
+    kx_public_key: bytes32
+    store_uri: String[256]
+    proposer: address
+    approvals: uint256
+    executed: bool
+    cancelled: bool
+
+
+members: public(HashMap[address, Member])
+member_list: DynArray[address, MAX_MEMBERS]
+admin_count: public(uint256)
+threshold: public(uint256)
+
+proposals: public(HashMap[uint256, Proposal])
+proposal_count: public(uint256)
+has_approved: public(HashMap[uint256, HashMap[address, bool]])
+
+
+event MemberAdmitted:
+    member: indexed(address)
+    org: String[64]
+    roles: uint256
+    proposal_id: uint256
+
+event RolesChanged:
+    member: indexed(address)
+    old_roles: uint256
+    new_roles: uint256
+    proposal_id: uint256
+
+event MemberRevoked:
+    member: indexed(address)
+    proposal_id: uint256
+
+event ThresholdChanged:
+    old_threshold: uint256
+    new_threshold: uint256
+    proposal_id: uint256
+
+event MetadataUpdated:
+    member: indexed(address)
+    cert_fingerprint: bytes32
+    kx_public_key: bytes32
+    store_uri: String[256]
+
+event ProposalCreated:
+    proposal_id: indexed(uint256)
+    kind: uint8
+    target: indexed(address)
+    proposer: address
+
+event ProposalApproved:
+    proposal_id: indexed(uint256)
+    admin: indexed(address)
+    approvals: uint256
+
+event ProposalCancelled:
+    proposal_id: indexed(uint256)
+    admin: indexed(address)
+
+
+@deploy
+def __init__(
+    org: String[64],
+    roles: uint256,
+    cert_fingerprint: bytes32,
+    kx_public_key: bytes32,
+    store_uri: String[256],
+):
+    """
+    @notice Found a consortium; the deployer is its first admin and the
+            approval threshold starts at one.
+    @param org The founder's organization name.
+    @param roles The founder's roles; must include ROLE_ADMIN.
+    @param cert_fingerprint SHA-256 fingerprint of the founder's certificate.
+    @param kx_public_key The founder's X25519 key-agreement public key.
+    @param store_uri Where the founder publishes blobs.
+    """
+    assert roles & ROLE_ADMIN != 0, "consortium: founder must be an admin"
+    assert roles & ~ALL_ROLES == 0, "consortium: unknown role"
+    assert len(org) > 0, "consortium: empty organization name"
+    self.threshold = 1
+    self._admit(msg.sender, org, roles, cert_fingerprint, kx_public_key, store_uri, 0)
+
+
+@external
+def propose_admit(
+    member: address,
+    org: String[64],
+    roles: uint256,
+    cert_fingerprint: bytes32,
+    kx_public_key: bytes32,
+    store_uri: String[256],
+) -> uint256:
+    """
+    @notice Propose admitting `member`; the proposer's approval counts.
+    @return The proposal id.
+    """
+    self._check_admin(msg.sender)
+    assert member != empty(address), "consortium: zero address"
+    assert self.members[member].status == STATUS_NONE, "consortium: address already known"
+    assert roles != 0, "consortium: no roles"
+    assert roles & ~ALL_ROLES == 0, "consortium: unknown role"
+    assert len(org) > 0, "consortium: empty organization name"
+    return self._propose(
+        Proposal(
+            kind=KIND_ADMIT,
+            target=member,
+            roles=roles,
+            threshold=0,
+            org=org,
+            cert_fingerprint=cert_fingerprint,
+            kx_public_key=kx_public_key,
+            store_uri=store_uri,
+            proposer=msg.sender,
+            approvals=0,
+            executed=False,
+            cancelled=False,
+        )
+    )
+
+
+@external
+def propose_roles(member: address, roles: uint256) -> uint256:
+    """
+    @notice Propose replacing an active member's roles.
+    @return The proposal id.
+    """
+    self._check_admin(msg.sender)
+    assert self.members[member].status == STATUS_ACTIVE, "consortium: not an active member"
+    assert roles != 0, "consortium: no roles"
+    assert roles & ~ALL_ROLES == 0, "consortium: unknown role"
+    return self._propose(self._simple_proposal(KIND_SET_ROLES, member, roles, 0))
+
+
+@external
+def propose_revoke(member: address) -> uint256:
+    """
+    @notice Propose revoking an active member for good.
+    @return The proposal id.
+    """
+    self._check_admin(msg.sender)
+    assert self.members[member].status == STATUS_ACTIVE, "consortium: not an active member"
+    return self._propose(self._simple_proposal(KIND_REVOKE, member, 0, 0))
+
+
+@external
+def propose_threshold(new_threshold: uint256) -> uint256:
+    """
+    @notice Propose a new number of admin approvals needed to execute.
+    @return The proposal id.
+    """
+    self._check_admin(msg.sender)
+    assert new_threshold >= 1, "consortium: threshold must be at least 1"
+    assert new_threshold <= self.admin_count, "consortium: threshold above admin count"
+    return self._propose(self._simple_proposal(KIND_SET_THRESHOLD, empty(address), 0, new_threshold))
+
+
+@external
+def approve(proposal_id: uint256):
+    """
+    @notice Approve a pending proposal; executes it once approvals reach the threshold.
+    """
+    self._check_admin(msg.sender)
+    self._check_pending(proposal_id)
+    assert not self.has_approved[proposal_id][msg.sender], "consortium: already approved"
+    self._approve(proposal_id)
+
+
+@external
+def cancel(proposal_id: uint256):
+    """
+    @notice Withdraw a pending proposal (any admin may, e.g. when it can no longer execute).
+    """
+    self._check_admin(msg.sender)
+    self._check_pending(proposal_id)
+    self.proposals[proposal_id].cancelled = True
+    log ProposalCancelled(proposal_id=proposal_id, admin=msg.sender)
+
+
+@external
+def update_metadata(cert_fingerprint: bytes32, kx_public_key: bytes32, store_uri: String[256]):
+    """
+    @notice An active member rotates its own public metadata.
+    """
+    assert self.members[msg.sender].status == STATUS_ACTIVE, "consortium: caller is not an active member"
+    self.members[msg.sender].cert_fingerprint = cert_fingerprint
+    self.members[msg.sender].kx_public_key = kx_public_key
+    self.members[msg.sender].store_uri = store_uri
+    log MetadataUpdated(
+        member=msg.sender,
+        cert_fingerprint=cert_fingerprint,
+        kx_public_key=kx_public_key,
+        store_uri=store_uri,
+    )
+
+
+@view
+@external
+def is_active(who: address) -> bool:
+    """
+    @notice Whether `who` is an admitted, unrevoked member.
+    """
+    return self.members[who].status == STATUS_ACTIVE
+
+
+@view
+@external
+def has_role(who: address, role: uint256) -> bool:
+    """
+    @notice Whether `who` is active and holds every role bit in `role`.
+    """
+    return self.members[who].status == STATUS_ACTIVE and self.members[who].roles & role == role
+
+
+@view
+@external
+def count_with_role(role: uint256) -> uint256:
+    """
+    @notice Number of active members holding every bit in `role`.
+    """
+    n: uint256 = 0
+    for who: address in self.member_list:
+        if self.members[who].status == STATUS_ACTIVE and self.members[who].roles & role == role:
+            n += 1
+    return n
+
+
+@view
+@external
+def member_count() -> uint256:
+    """
+    @notice Number of addresses ever admitted (active or revoked).
+    """
+    return len(self.member_list)
+
+
+@view
+@external
+def member_at(index: uint256) -> address:
+    """
+    @notice The `index`-th admitted address, in admission order.
+    """
+    assert index < len(self.member_list), "consortium: index out of range"
+    return self.member_list[index]
+
+
+@internal
+def _check_admin(who: address):
+    assert self.members[who].status == STATUS_ACTIVE and self.members[who].roles & ROLE_ADMIN != 0, \
+        "consortium: caller is not an admin"
+
+
+@view
+@internal
+def _check_pending(proposal_id: uint256):
+    assert proposal_id < self.proposal_count, "consortium: unknown proposal"
+    assert not self.proposals[proposal_id].executed, "consortium: proposal already executed"
+    assert not self.proposals[proposal_id].cancelled, "consortium: proposal cancelled"
+
+
+@view
+@internal
+def _simple_proposal(kind: uint8, target: address, roles: uint256, threshold: uint256) -> Proposal:
+    return Proposal(
+        kind=kind,
+        target=target,
+        roles=roles,
+        threshold=threshold,
+        org="",
+        cert_fingerprint=empty(bytes32),
+        kx_public_key=empty(bytes32),
+        store_uri="",
+        proposer=msg.sender,
+        approvals=0,
+        executed=False,
+        cancelled=False,
+    )
+
+
+@internal
+def _propose(proposal: Proposal) -> uint256:
+    proposal_id: uint256 = self.proposal_count
+    self.proposal_count = proposal_id + 1
+    self.proposals[proposal_id] = proposal
+    log ProposalCreated(proposal_id=proposal_id, kind=proposal.kind, target=proposal.target, proposer=msg.sender)
+    self._approve(proposal_id)
+    return proposal_id
+
+
+@internal
+def _approve(proposal_id: uint256):
+    self.has_approved[proposal_id][msg.sender] = True
+    approvals: uint256 = self.proposals[proposal_id].approvals + 1
+    self.proposals[proposal_id].approvals = approvals
+    log ProposalApproved(proposal_id=proposal_id, admin=msg.sender, approvals=approvals)
+    if approvals >= self.threshold:
+        self._execute(proposal_id)
+
+
+@internal
+def _execute(proposal_id: uint256):
+    p: Proposal = self.proposals[proposal_id]
+    self.proposals[proposal_id].executed = True
+    if p.kind == KIND_ADMIT:
+        # State may have moved since the proposal was made.
+        assert self.members[p.target].status == STATUS_NONE, "consortium: address already known"
+        self._admit(p.target, p.org, p.roles, p.cert_fingerprint, p.kx_public_key, p.store_uri, proposal_id)
+    elif p.kind == KIND_SET_ROLES:
+        assert self.members[p.target].status == STATUS_ACTIVE, "consortium: not an active member"
+        old_roles: uint256 = self.members[p.target].roles
+        if old_roles & ROLE_ADMIN != 0 and p.roles & ROLE_ADMIN == 0:
+            self._drop_admin()
+        elif old_roles & ROLE_ADMIN == 0 and p.roles & ROLE_ADMIN != 0:
+            self.admin_count += 1
+        self.members[p.target].roles = p.roles
+        log RolesChanged(member=p.target, old_roles=old_roles, new_roles=p.roles, proposal_id=proposal_id)
+    elif p.kind == KIND_REVOKE:
+        assert self.members[p.target].status == STATUS_ACTIVE, "consortium: not an active member"
+        if self.members[p.target].roles & ROLE_ADMIN != 0:
+            self._drop_admin()
+        self.members[p.target].status = STATUS_REVOKED
+        self.members[p.target].revoked_at = block.number
+        log MemberRevoked(member=p.target, proposal_id=proposal_id)
+    else:
+        assert p.threshold <= self.admin_count, "consortium: threshold above admin count"
+        old_threshold: uint256 = self.threshold
+        self.threshold = p.threshold
+        log ThresholdChanged(old_threshold=old_threshold, new_threshold=p.threshold, proposal_id=proposal_id)
+
+
+@internal
+def _drop_admin():
+    # Never leave fewer admins than approvals needed: governance would be stuck.
+    assert self.admin_count > self.threshold, "consortium: would leave fewer admins than the threshold"
+    self.admin_count -= 1
+
+
+@internal
+def _admit(
+    member: address,
+    org: String[64],
+    roles: uint256,
+    cert_fingerprint: bytes32,
+    kx_public_key: bytes32,
+    store_uri: String[256],
+    proposal_id: uint256,
+):
+    self.members[member] = Member(
+        org=org,
+        roles=roles,
+        status=STATUS_ACTIVE,
+        cert_fingerprint=cert_fingerprint,
+        kx_public_key=kx_public_key,
+        store_uri=store_uri,
+        admitted_at=block.number,
+        revoked_at=0,
+    )
+    self.member_list.append(member)
+    if roles & ROLE_ADMIN != 0:
+        self.admin_count += 1
+    log MemberAdmitted(member=member, org=org, roles=roles, proposal_id=proposal_id)

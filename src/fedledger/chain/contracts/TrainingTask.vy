@@ -1,0 +1,450 @@
+# pragma version ~=0.4.3
+"""
+@title fedledger training task
+@notice One federated learning task: its configuration commitment and its
+        rounds. A round moves OPEN (accepting update commitments) -> VALIDATE
+        (validators score every update) -> AGGREGATE (aggregators propose the
+        next model) -> FINALIZED, or to ABORTED when a quorum is missed. Rounds
+        only move forward. Weights and data never come here: only hashes.
+@dev Acceptance is a contract rule: an update is accepted when the median of
+     its validators' scores (self-scores excluded) reaches the task's
+     threshold. Finalization needs `proposal_quorum` aggregators proposing the
+     same model hash.
+"""
+
+interface Consortium:
+    def has_role(who: address, role: uint256) -> bool: view
+    def is_active(who: address) -> bool: view
+    def count_with_role(role: uint256) -> uint256: view
+
+ROLE_ADMIN: constant(uint256) = 1
+ROLE_TRAINER: constant(uint256) = 2
+ROLE_VALIDATOR: constant(uint256) = 4
+ROLE_AGGREGATOR: constant(uint256) = 8
+
+PHASE_NONE: constant(uint8) = 0
+PHASE_OPEN: constant(uint8) = 1
+PHASE_VALIDATE: constant(uint8) = 2
+PHASE_AGGREGATE: constant(uint8) = 3
+PHASE_FINALIZED: constant(uint8) = 4
+PHASE_ABORTED: constant(uint8) = 5
+
+MAX_UPDATES: constant(uint256) = 128
+MAX_VALIDATORS: constant(uint256) = 64
+SCORE_SCALE: constant(uint256) = 10000
+# A validator abstains on its own update and on updates it could not check.
+ABSTAIN: constant(uint256) = max_value(uint256)
+
+
+struct Round:
+    phase: uint8
+    global_model: bytes32
+    commit_deadline: uint256
+    validate_deadline: uint256
+    aggregate_deadline: uint256
+    expected_trainers: uint256
+    expected_validators: uint256
+    num_updates: uint256
+    num_scored: uint256
+    accepted_mask: uint256
+    num_accepted: uint256
+    model_hash: bytes32
+
+
+struct Update:
+    member: address
+    update_hash: bytes32
+    num_examples: uint256
+    block_number: uint256
+
+
+consortium: public(Consortium)
+creator: public(address)
+config_hash: public(bytes32)
+initial_model: public(bytes32)
+min_commitments: public(uint256)
+commit_duration: public(uint256)
+validate_duration: public(uint256)
+aggregate_duration: public(uint256)
+acceptance_threshold: public(uint256)
+proposal_quorum: public(uint256)
+max_rounds: public(uint256)
+
+current_round: public(uint256)
+latest_model: public(bytes32)
+rounds: public(HashMap[uint256, Round])
+updates: public(HashMap[uint256, HashMap[uint256, Update]])
+# round -> member -> index + 1 (0 = no commitment)
+commit_slot: HashMap[uint256, HashMap[address, uint256]]
+has_scored: public(HashMap[uint256, HashMap[address, bool]])
+update_scores: HashMap[uint256, HashMap[uint256, DynArray[uint256, MAX_VALIDATORS]]]
+has_proposed: public(HashMap[uint256, HashMap[address, bool]])
+proposal_votes: public(HashMap[uint256, HashMap[bytes32, uint256]])
+
+
+event RoundOpened:
+    round_id: indexed(uint256)
+    global_model: bytes32
+    commit_deadline: uint256
+    opener: address
+
+event UpdateCommitted:
+    round_id: indexed(uint256)
+    member: indexed(address)
+    update_hash: bytes32
+    num_examples: uint256
+    index: uint256
+
+event CommitsClosed:
+    round_id: indexed(uint256)
+    num_updates: uint256
+    validate_deadline: uint256
+
+event ScoresSubmitted:
+    round_id: indexed(uint256)
+    validator: indexed(address)
+    scores: DynArray[uint256, MAX_UPDATES]
+
+event UpdateFlagged:
+    round_id: indexed(uint256)
+    index: indexed(uint256)
+    reporter: indexed(address)
+    reason: String[128]
+
+event ValidationClosed:
+    round_id: indexed(uint256)
+    accepted_mask: uint256
+    num_accepted: uint256
+    aggregate_deadline: uint256
+
+event AggregateProposed:
+    round_id: indexed(uint256)
+    aggregator: indexed(address)
+    model_hash: bytes32
+    accepted_mask: uint256
+    votes: uint256
+
+event RoundFinalized:
+    round_id: indexed(uint256)
+    model_hash: bytes32
+    num_accepted: uint256
+
+event RoundAborted:
+    round_id: indexed(uint256)
+    reason: String[64]
+
+
+@deploy
+def __init__(
+    consortium: address,
+    config_hash: bytes32,
+    initial_model: bytes32,
+    min_commitments: uint256,
+    commit_duration: uint256,
+    validate_duration: uint256,
+    aggregate_duration: uint256,
+    acceptance_threshold: uint256,
+    proposal_quorum: uint256,
+    max_rounds: uint256,
+):
+    """
+    @notice Create a task; only an admin of `consortium` may.
+    @param config_hash Hash of the task configuration (model, hyperparameters, rules, privacy).
+    @param initial_model Hash of the round-1 global model blob.
+    @param min_commitments Fewest commitments with which a round goes on.
+    @param acceptance_threshold Median score (0..10000) an update needs to be accepted.
+    @param proposal_quorum Identical aggregate proposals needed to finalize.
+    @param max_rounds Rounds the task runs; 0 for no limit.
+    """
+    self.consortium = Consortium(consortium)
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
+    assert config_hash != empty(bytes32), "task: zero config hash"
+    assert initial_model != empty(bytes32), "task: zero model hash"
+    assert min_commitments >= 1 and min_commitments <= MAX_UPDATES, "task: min commitments out of range"
+    assert commit_duration > 0 and validate_duration > 0 and aggregate_duration > 0, "task: zero duration"
+    assert acceptance_threshold <= SCORE_SCALE, "task: threshold out of range"
+    assert proposal_quorum >= 1, "task: zero proposal quorum"
+    self.creator = msg.sender
+    self.config_hash = config_hash
+    self.initial_model = initial_model
+    self.latest_model = initial_model
+    self.min_commitments = min_commitments
+    self.commit_duration = commit_duration
+    self.validate_duration = validate_duration
+    self.aggregate_duration = aggregate_duration
+    self.acceptance_threshold = acceptance_threshold
+    self.proposal_quorum = proposal_quorum
+    self.max_rounds = max_rounds
+
+
+@external
+def open_round() -> uint256:
+    """
+    @notice Open the next round on the latest finalized model.
+    @return The new round id (rounds count from 1).
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_AGGREGATOR) or \
+        staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an aggregator or admin"
+    previous: uint8 = self.rounds[self.current_round].phase
+    assert previous == PHASE_NONE or previous == PHASE_FINALIZED or previous == PHASE_ABORTED, \
+        "task: previous round not closed"
+    assert self.max_rounds == 0 or self.current_round < self.max_rounds, "task: all rounds done"
+    round_id: uint256 = self.current_round + 1
+    self.current_round = round_id
+    deadline: uint256 = block.timestamp + self.commit_duration
+    self.rounds[round_id] = Round(
+        phase=PHASE_OPEN,
+        global_model=self.latest_model,
+        commit_deadline=deadline,
+        validate_deadline=0,
+        aggregate_deadline=0,
+        expected_trainers=staticcall self.consortium.count_with_role(ROLE_TRAINER),
+        expected_validators=staticcall self.consortium.count_with_role(ROLE_VALIDATOR),
+        num_updates=0,
+        num_scored=0,
+        accepted_mask=0,
+        num_accepted=0,
+        model_hash=empty(bytes32),
+    )
+    log RoundOpened(round_id=round_id, global_model=self.latest_model, commit_deadline=deadline, opener=msg.sender)
+    return round_id
+
+
+@external
+def commit_update(round_id: uint256, update_hash: bytes32, num_examples: uint256) -> uint256:
+    """
+    @notice Commit the hash of this member's update for the round (once).
+    @param update_hash sha256 of the update blob in the store.
+    @param num_examples Local examples the update was trained on (FedAvg weight).
+    @return The update's index in the round.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
+    self._check_round(round_id, PHASE_OPEN, "task: round not open")
+    assert block.timestamp <= self.rounds[round_id].commit_deadline, "task: commit deadline passed"
+    assert update_hash != empty(bytes32), "task: zero hash"
+    assert num_examples > 0, "task: zero examples"
+    assert self.commit_slot[round_id][msg.sender] == 0, "task: already committed"
+    index: uint256 = self.rounds[round_id].num_updates
+    assert index < MAX_UPDATES, "task: round full"
+    self.updates[round_id][index] = Update(
+        member=msg.sender, update_hash=update_hash, num_examples=num_examples, block_number=block.number
+    )
+    self.commit_slot[round_id][msg.sender] = index + 1
+    self.rounds[round_id].num_updates = index + 1
+    log UpdateCommitted(
+        round_id=round_id, member=msg.sender, update_hash=update_hash, num_examples=num_examples, index=index
+    )
+    return index
+
+
+@external
+def close_commits(round_id: uint256):
+    """
+    @notice End the commit phase: early once every trainer committed, otherwise
+            after the deadline. Too few commitments abort the round.
+    """
+    self._check_member(msg.sender)
+    self._check_round(round_id, PHASE_OPEN, "task: round not open")
+    r: Round = self.rounds[round_id]
+    assert block.timestamp > r.commit_deadline or r.num_updates >= r.expected_trainers, \
+        "task: commit phase still running"
+    if r.num_updates < self.min_commitments:
+        self._abort(round_id, "commitment quorum not reached")
+        return
+    deadline: uint256 = block.timestamp + self.validate_duration
+    self.rounds[round_id].phase = PHASE_VALIDATE
+    self.rounds[round_id].validate_deadline = deadline
+    log CommitsClosed(round_id=round_id, num_updates=r.num_updates, validate_deadline=deadline)
+
+
+@external
+def submit_scores(round_id: uint256, scores: DynArray[uint256, MAX_UPDATES]):
+    """
+    @notice A validator's scores for every update of the round, in commit order:
+            0..10000, or ABSTAIN (max uint256), which is required on its own update.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_VALIDATOR), "task: caller is not a validator"
+    self._check_round(round_id, PHASE_VALIDATE, "task: round not in validation")
+    assert block.timestamp <= self.rounds[round_id].validate_deadline, "task: validation deadline passed"
+    assert not self.has_scored[round_id][msg.sender], "task: already scored"
+    assert len(scores) == self.rounds[round_id].num_updates, "task: expected one score per update"
+    assert self.rounds[round_id].num_scored < MAX_VALIDATORS, "task: too many validators"
+    own: uint256 = self.commit_slot[round_id][msg.sender]
+    for i: uint256 in range(len(scores), bound=MAX_UPDATES):
+        score: uint256 = scores[i]
+        if score == ABSTAIN:
+            continue
+        assert score <= SCORE_SCALE, "task: score out of range"
+        assert own != i + 1, "task: validator cannot score its own update"
+        self.update_scores[round_id][i].append(score)
+    self.has_scored[round_id][msg.sender] = True
+    self.rounds[round_id].num_scored += 1
+    log ScoresSubmitted(round_id=round_id, validator=msg.sender, scores=scores)
+
+
+@external
+def flag_update(round_id: uint256, index: uint256, reason: String[128]):
+    """
+    @notice Record on the ledger why a validator or aggregator rejects an update
+            (bad shape, NaN, hash mismatch...). Has no effect on acceptance.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_VALIDATOR) or \
+        staticcall self.consortium.has_role(msg.sender, ROLE_AGGREGATOR), \
+        "task: caller is not a validator or aggregator"
+    assert round_id >= 1 and round_id <= self.current_round, "task: wrong round"
+    assert index < self.rounds[round_id].num_updates, "task: unknown update"
+    assert len(reason) > 0, "task: empty reason"
+    log UpdateFlagged(round_id=round_id, index=index, reporter=msg.sender, reason=reason)
+
+
+@external
+def close_validation(round_id: uint256):
+    """
+    @notice End validation (early once every validator scored, otherwise after the
+            deadline) and derive the accepted set from the scores.
+    """
+    self._check_member(msg.sender)
+    self._check_round(round_id, PHASE_VALIDATE, "task: round not in validation")
+    r: Round = self.rounds[round_id]
+    assert block.timestamp > r.validate_deadline or r.num_scored >= r.expected_validators, \
+        "task: validation phase still running"
+    mask: uint256 = 0
+    accepted: uint256 = 0
+    for i: uint256 in range(r.num_updates, bound=MAX_UPDATES):
+        scores: DynArray[uint256, MAX_VALIDATORS] = self.update_scores[round_id][i]
+        if len(scores) > 0 and self._median(scores) >= self.acceptance_threshold:
+            mask |= 1 << i
+            accepted += 1
+    if accepted == 0:
+        self._abort(round_id, "no update accepted")
+        return
+    deadline: uint256 = block.timestamp + self.aggregate_duration
+    self.rounds[round_id].phase = PHASE_AGGREGATE
+    self.rounds[round_id].accepted_mask = mask
+    self.rounds[round_id].num_accepted = accepted
+    self.rounds[round_id].aggregate_deadline = deadline
+    log ValidationClosed(round_id=round_id, accepted_mask=mask, num_accepted=accepted, aggregate_deadline=deadline)
+
+
+@external
+def propose_aggregate(round_id: uint256, model_hash: bytes32, accepted_mask: uint256):
+    """
+    @notice An aggregator's proposed next global model for the round; the round
+            finalizes when `proposal_quorum` aggregators propose the same hash.
+    @param accepted_mask The accepted set it aggregated (bit i = update i); must
+           equal the set the contract derived.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_AGGREGATOR), "task: caller is not an aggregator"
+    self._check_round(round_id, PHASE_AGGREGATE, "task: round not in aggregation")
+    assert block.timestamp <= self.rounds[round_id].aggregate_deadline, "task: aggregation deadline passed"
+    assert model_hash != empty(bytes32), "task: zero hash"
+    assert accepted_mask == self.rounds[round_id].accepted_mask, "task: accepted set does not match validation"
+    assert not self.has_proposed[round_id][msg.sender], "task: already proposed"
+    self.has_proposed[round_id][msg.sender] = True
+    votes: uint256 = self.proposal_votes[round_id][model_hash] + 1
+    self.proposal_votes[round_id][model_hash] = votes
+    log AggregateProposed(
+        round_id=round_id, aggregator=msg.sender, model_hash=model_hash, accepted_mask=accepted_mask, votes=votes
+    )
+    if votes >= self.proposal_quorum:
+        self.rounds[round_id].phase = PHASE_FINALIZED
+        self.rounds[round_id].model_hash = model_hash
+        self.latest_model = model_hash
+        log RoundFinalized(round_id=round_id, model_hash=model_hash, num_accepted=self.rounds[round_id].num_accepted)
+
+
+@external
+def close_aggregation(round_id: uint256):
+    """
+    @notice Abort a round whose aggregation deadline passed without a quorum of
+            identical proposals; the next round starts from the same model.
+    """
+    self._check_member(msg.sender)
+    self._check_round(round_id, PHASE_AGGREGATE, "task: round not in aggregation")
+    assert block.timestamp > self.rounds[round_id].aggregate_deadline, "task: aggregation phase still running"
+    self._abort(round_id, "aggregate quorum not reached")
+
+
+@view
+@external
+def phase_of(round_id: uint256) -> uint8:
+    """
+    @notice The phase of a round (0 when it does not exist).
+    """
+    return self.rounds[round_id].phase
+
+
+@view
+@external
+def update_count(round_id: uint256) -> uint256:
+    """
+    @notice Number of updates committed in a round.
+    """
+    return self.rounds[round_id].num_updates
+
+
+@view
+@external
+def commit_index(round_id: uint256, member: address) -> uint256:
+    """
+    @notice Index + 1 of `member`'s update in the round, 0 when it has not committed.
+    """
+    return self.commit_slot[round_id][member]
+
+
+@view
+@external
+def scores_of(round_id: uint256, index: uint256) -> DynArray[uint256, MAX_VALIDATORS]:
+    """
+    @notice The scores recorded for one update (abstentions excluded).
+    """
+    return self.update_scores[round_id][index]
+
+
+@view
+@external
+def model_at(round_id: uint256) -> bytes32:
+    """
+    @notice The finalized model of a round.
+    """
+    assert self.rounds[round_id].phase == PHASE_FINALIZED, "task: round not finalized"
+    return self.rounds[round_id].model_hash
+
+
+@view
+@internal
+def _check_member(who: address):
+    assert staticcall self.consortium.is_active(who), "task: caller is not a member"
+
+
+@view
+@internal
+def _check_round(round_id: uint256, phase: uint8, message: String[64]):
+    assert round_id == self.current_round and round_id != 0, "task: wrong round"
+    assert self.rounds[round_id].phase == phase, message
+
+
+@internal
+def _abort(round_id: uint256, reason: String[64]):
+    self.rounds[round_id].phase = PHASE_ABORTED
+    log RoundAborted(round_id=round_id, reason=reason)
+
+
+@pure
+@internal
+def _median(values: DynArray[uint256, MAX_VALIDATORS]) -> uint256:
+    # Insertion sort: at most MAX_VALIDATORS values.
+    xs: DynArray[uint256, MAX_VALIDATORS] = values
+    n: uint256 = len(xs)
+    for i: uint256 in range(1, n, bound=MAX_VALIDATORS):
+        key: uint256 = xs[i]
+        j: uint256 = i
+        for _k: uint256 in range(MAX_VALIDATORS):
+            if j == 0 or xs[j - 1] <= key:
+                break
+            xs[j] = xs[j - 1]
+            j -= 1
+        xs[j] = key
+    if n % 2 == 1:
+        return xs[n // 2]
+    return (xs[n // 2 - 1] + xs[n // 2]) // 2

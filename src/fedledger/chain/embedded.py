@@ -1,0 +1,231 @@
+"""The embedded chain: py-evm in process, its database in SQLite on disk.
+
+py-evm keeps headers, blocks, receipts and the state trie in a key-value
+database and ships only an in-memory one. :class:`SqliteKV` gives it a disk one,
+so a restart (or a second process, one at a time) opens the chain at its
+canonical head in constant time: nothing is replayed from genesis.
+
+Writes go into one SQLite transaction that is committed after each request that
+changed the chain (each mined block), so the file always holds a whole block.
+An exclusive file lock next to the database keeps a second process from writing
+the same chain at once; it waits for the lock and then fails with
+:class:`ChainBusy` naming the holder.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+from eth.vm.forks import PragueVM
+from eth_keys import keys
+from eth_tester import EthereumTester
+from eth_tester.backends.pyevm.main import (
+    PyEVMBackend,
+    get_default_genesis_params,
+)
+from eth_utils import to_wei
+from filelock import FileLock, Timeout
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from fedledger.exceptions import ChainBusy, ChainError
+
+__all__ = ["EMBEDDED_CHAIN_ID", "EmbeddedChainProvider", "PersistentPyEVMBackend", "SqliteKV"]
+
+# eth-tester answers eth_chainId with this fixed value, so the chain uses it too.
+EMBEDDED_CHAIN_ID = 131277322940537
+# The embedded chain's faucet: a throwaway dev key whose only job is to pay
+# members' gas on a private in-process chain. It has no value anywhere else.
+FAUCET_KEY = keys.PrivateKey(b"\x01" * 32)
+FAUCET_BALANCE = to_wei(10**9, "ether")
+GAS_LIMIT = 60_000_000
+
+# JSON-RPC methods after which the chain may have changed and must be committed.
+_WRITING_METHODS = frozenset(
+    {"eth_sendRawTransaction", "eth_sendTransaction", "evm_mine", "evm_increaseTime", "evm_revert"}
+)
+
+
+class SqliteKV(BaseDB):
+    """A py-evm key-value database in one SQLite table."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # One connection shared by the threads of this process; callers serialize.
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        self._conn.execute("BEGIN")
+
+    def __getitem__(self, key: bytes) -> bytes:
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return bytes(row[0])
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+
+    def __delitem__(self, key: bytes) -> None:
+        if self._conn.execute("DELETE FROM kv WHERE k = ?", (key,)).rowcount == 0:
+            raise KeyError(key)
+
+    def _exists(self, key: bytes) -> bool:
+        return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+        self._conn.execute("BEGIN")
+
+    def rollback(self) -> None:
+        self._conn.execute("ROLLBACK")
+        self._conn.execute("BEGIN")
+
+    def close(self) -> None:
+        self._conn.execute("COMMIT")
+        self._conn.close()
+
+
+class _TesterChain(MiningChain):  # type: ignore[misc]
+    """Post-merge chain, as eth-tester's own, with our chain id and a fixed gas limit."""
+
+    chain_id = EMBEDDED_CHAIN_ID
+    vm_configuration = ((0, PragueVM),)
+
+    def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
+        header_params["gas_limit"] = parent_header.gas_limit
+        return super().create_header_from_parent(parent_header, **header_params)
+
+    def get_transaction_builder(self) -> Any:
+        return self.get_vm().get_transaction_builder()
+
+
+_HEAD_KEY = b"fedledger:genesis-done"
+
+
+class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
+    """eth-tester's py-evm backend over a :class:`SqliteKV` file.
+
+    On first open the genesis block is written (the faucet funded); afterwards the
+    chain is opened at its stored canonical head.
+    """
+
+    def __init__(self, db: SqliteKV) -> None:
+        self.kv = db
+        base_db = AtomicDB(db)
+        self.account_keys = [FAUCET_KEY]
+        if _HEAD_KEY in db:
+            self.chain = _TesterChain(base_db)
+        else:
+            params = get_default_genesis_params({"gas_limit": GAS_LIMIT, "timestamp": int(time.time())})
+            state = {
+                FAUCET_KEY.public_key.to_canonical_address(): {
+                    "balance": FAUCET_BALANCE,
+                    "nonce": 0,
+                    "code": b"",
+                    "storage": {},
+                }
+            }
+            self.chain = _TesterChain.from_genesis(base_db, params, state)
+            db[_HEAD_KEY] = b"1"
+            db.commit()
+        self._refresh_pending_timestamp()
+
+    def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
+        raise ChainError("the embedded chain is persistent; delete its workspace to start over")
+
+    def _refresh_pending_timestamp(self) -> None:
+        """Date the pending block now, so block time follows the wall clock.
+
+        py-evm dates a pending block when the previous one is mined; a transaction
+        sent minutes later would otherwise carry a stale timestamp.
+        """
+        chain = self.chain
+        if chain.get_block().transactions:
+            return
+        parent = chain.get_canonical_head()
+        # Never move back: time_travel may already have dated the block ahead.
+        timestamp = max(int(time.time()), parent.timestamp + 1, chain.header.timestamp)
+        chain.header = chain.header.copy(timestamp=timestamp)
+
+    def send_raw_transaction(self, raw_transaction: bytes) -> Any:
+        self._refresh_pending_timestamp()
+        return super().send_raw_transaction(raw_transaction)
+
+    def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
+        self._refresh_pending_timestamp()
+        if coinbase is None:
+            return super().mine_blocks(num_blocks)
+        return super().mine_blocks(num_blocks, coinbase)
+
+
+class EmbeddedChainProvider(EthereumTesterProvider):  # type: ignore[misc]
+    """A web3 provider over a persistent embedded chain in ``directory``.
+
+    Thread-safe: requests are serialized, and every request that may have changed
+    the chain is committed to disk before it returns.
+    """
+
+    def __init__(self, directory: Path, *, lock_timeout: float = 30.0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._file_lock = FileLock(str(directory / "chain.lock"))
+        try:
+            self._file_lock.acquire(timeout=lock_timeout)
+        except Timeout as exc:
+            holder = _read_holder(directory)
+            raise ChainBusy(
+                f"the embedded chain in {directory} is in use by another process{holder}; "
+                "wait for it to finish, or serve the chain over JSON-RPC for concurrent use"
+            ) from exc
+        (directory / "chain.holder").write_text(str(os.getpid()))
+        try:
+            self.kv = SqliteKV(directory / "chain.sqlite")
+            self.backend = PersistentPyEVMBackend(self.kv)
+        except Exception:
+            self._file_lock.release()
+            raise
+        self._lock = threading.RLock()
+        super().__init__(EthereumTester(self.backend))
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            try:
+                response = super().make_request(method, params)
+            except BaseException:
+                if method in _WRITING_METHODS:
+                    self.kv.rollback()
+                raise
+            if method in _WRITING_METHODS:
+                self.kv.commit()
+            return response
+
+    def advance_time(self, seconds: int) -> None:
+        """Move block time forward (mines one block), for tests and simulations."""
+        with self._lock:
+            backend = self.backend
+            backend._refresh_pending_timestamp()
+            target = backend.chain.header.timestamp + int(seconds)
+            self.ethereum_tester.time_travel(target)
+            self.kv.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self.kv.close()
+            self._file_lock.release()
+
+
+def _read_holder(directory: Path) -> str:
+    try:
+        return f" (pid {int((directory / 'chain.holder').read_text())})"
+    except (OSError, ValueError):
+        return ""

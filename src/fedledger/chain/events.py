@@ -1,0 +1,278 @@
+"""Typed records of the contracts' events, decoded from chain logs.
+
+Every record carries where it happened (contract, block, transaction, log index)
+and the event's own fields; bytes32 values are 0x-prefixed hex strings and
+addresses are checksummed, so a record is JSON-ready through :meth:`to_json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3._utils.events import get_event_data
+
+from fedledger.chain.compiler import compile_contract
+
+__all__ = [
+    "EVENT_TYPES",
+    "AggregateProposed",
+    "CommitsClosed",
+    "LedgerEvent",
+    "MemberAdmitted",
+    "MemberRevoked",
+    "MetadataUpdated",
+    "ProposalApproved",
+    "ProposalCancelled",
+    "ProposalCreated",
+    "RolesChanged",
+    "RoundAborted",
+    "RoundFinalized",
+    "RoundOpened",
+    "ScoresSubmitted",
+    "ThresholdChanged",
+    "UpdateCommitted",
+    "UpdateFlagged",
+    "ValidationClosed",
+    "decode_logs",
+]
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """Where an event happened; subclasses add the event's fields."""
+
+    contract: str
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+    source: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.name, **asdict(self)}
+
+
+# -- Consortium ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberAdmitted(LedgerEvent):
+    member: str
+    org: str
+    roles: int
+    proposal_id: int
+    source: ClassVar[str] = "Consortium"
+
+
+@dataclass(frozen=True)
+class RolesChanged(LedgerEvent):
+    member: str
+    old_roles: int
+    new_roles: int
+    proposal_id: int
+    source: ClassVar[str] = "Consortium"
+
+
+@dataclass(frozen=True)
+class MemberRevoked(LedgerEvent):
+    member: str
+    proposal_id: int
+    source: ClassVar[str] = "Consortium"
+
+
+@dataclass(frozen=True)
+class ThresholdChanged(LedgerEvent):
+    old_threshold: int
+    new_threshold: int
+    proposal_id: int
+    source: ClassVar[str] = "Consortium"
+
+
+@dataclass(frozen=True)
+class MetadataUpdated(LedgerEvent):
+    member: str
+    cert_fingerprint: str
+    kx_public_key: str
+    store_uri: str
+    source: ClassVar[str] = "Consortium"
+
+
+@dataclass(frozen=True)
+class ProposalCreated(LedgerEvent):
+    proposal_id: int
+    kind: int
+    target: str
+    proposer: str
+    source: ClassVar[str] = "Consortium"
+
+
+@dataclass(frozen=True)
+class ProposalApproved(LedgerEvent):
+    proposal_id: int
+    admin: str
+    approvals: int
+    source: ClassVar[str] = "Consortium"
+
+
+@dataclass(frozen=True)
+class ProposalCancelled(LedgerEvent):
+    proposal_id: int
+    admin: str
+    source: ClassVar[str] = "Consortium"
+
+
+# -- TrainingTask -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundOpened(LedgerEvent):
+    round_id: int
+    global_model: str
+    commit_deadline: int
+    opener: str
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class UpdateCommitted(LedgerEvent):
+    round_id: int
+    member: str
+    update_hash: str
+    num_examples: int
+    index: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class CommitsClosed(LedgerEvent):
+    round_id: int
+    num_updates: int
+    validate_deadline: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class ScoresSubmitted(LedgerEvent):
+    round_id: int
+    validator: str
+    scores: tuple[int, ...]
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class UpdateFlagged(LedgerEvent):
+    round_id: int
+    index: int
+    reporter: str
+    reason: str
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class ValidationClosed(LedgerEvent):
+    round_id: int
+    accepted_mask: int
+    num_accepted: int
+    aggregate_deadline: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class AggregateProposed(LedgerEvent):
+    round_id: int
+    aggregator: str
+    model_hash: str
+    accepted_mask: int
+    votes: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class RoundFinalized(LedgerEvent):
+    round_id: int
+    model_hash: str
+    num_accepted: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class RoundAborted(LedgerEvent):
+    round_id: int
+    reason: str
+    source: ClassVar[str] = "TrainingTask"
+
+
+EVENT_TYPES: dict[str, type[LedgerEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        MemberAdmitted,
+        RolesChanged,
+        MemberRevoked,
+        ThresholdChanged,
+        MetadataUpdated,
+        ProposalCreated,
+        ProposalApproved,
+        ProposalCancelled,
+        RoundOpened,
+        UpdateCommitted,
+        CommitsClosed,
+        ScoresSubmitted,
+        UpdateFlagged,
+        ValidationClosed,
+        AggregateProposed,
+        RoundFinalized,
+        RoundAborted,
+    )
+}
+
+
+def _normalize(value: Any, abi_type: str) -> Any:
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if abi_type.startswith("bytes"):
+        return "0x" + bytes(value).hex()
+    if abi_type.endswith("[]"):
+        return tuple(_normalize(v, abi_type[:-2]) for v in value)
+    return value
+
+
+def _topic_table(contract_name: str) -> dict[bytes, dict[str, Any]]:
+    return {
+        event_abi_to_log_topic(entry): entry
+        for entry in compile_contract(contract_name).abi
+        if entry["type"] == "event"
+    }
+
+
+def decode_logs(contract_name: str, logs: list[Any], codec: Any) -> list[LedgerEvent]:
+    """Typed records for the raw ``logs`` of one contract (unknown topics skipped)."""
+    table = _topic_table(contract_name)
+    records: list[LedgerEvent] = []
+    for log in logs:
+        if not log["topics"]:
+            continue
+        abi = table.get(bytes(log["topics"][0]))
+        if abi is None:
+            continue
+        data = get_event_data(codec, abi, log)
+        cls = EVENT_TYPES[abi["name"]]
+        types = {item["name"]: item["type"] for item in abi["inputs"]}
+        args = {name: _normalize(value, types[name]) for name, value in data["args"].items()}
+        expected = {f.name for f in fields(cls)} - {"contract", "block_number", "tx_hash", "log_index"}
+        assert expected == set(args), f"event {abi['name']} fields drifted from the ABI"
+        records.append(
+            cls(
+                contract=to_checksum_address(log["address"]),
+                block_number=int(log["blockNumber"]),
+                tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+                log_index=int(log["logIndex"]),
+                **args,
+            )
+        )
+    return records

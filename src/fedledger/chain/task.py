@@ -1,0 +1,285 @@
+"""Typed client for the TrainingTask contract: rounds, commitments, scores, proposals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from fedledger.chain.connection import Chain, TxResult
+from fedledger.chain.encoding import as_address, as_bytes32, hex32
+from fedledger.chain.events import LedgerEvent
+from fedledger.exceptions import BadInput, InvalidState
+
+__all__ = [
+    "ABSTAIN",
+    "SCORE_SCALE",
+    "Phase",
+    "RoundInfo",
+    "TaskParams",
+    "TrainingTaskClient",
+    "UpdateInfo",
+    "mask_of",
+    "indices_of",
+]
+
+SCORE_SCALE = 10_000
+ABSTAIN = 2**256 - 1
+
+
+class Phase(IntEnum):
+    NONE = 0
+    OPEN = 1
+    VALIDATE = 2
+    AGGREGATE = 3
+    FINALIZED = 4
+    ABORTED = 5
+
+
+def mask_of(indices: Sequence[int]) -> int:
+    """The accepted-set bitmask (bit i = update i)."""
+    mask = 0
+    for i in indices:
+        mask |= 1 << int(i)
+    return mask
+
+
+def indices_of(mask: int) -> list[int]:
+    return [i for i in range(mask.bit_length()) if mask >> i & 1]
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """What a task is created with (all but the consortium address)."""
+
+    config_hash: str
+    initial_model: str
+    min_commitments: int = 2
+    commit_duration: int = 600
+    validate_duration: int = 600
+    aggregate_duration: int = 600
+    acceptance_threshold: int = 5_000
+    proposal_quorum: int = 1
+    max_rounds: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    round_id: int
+    phase: Phase
+    global_model: str
+    commit_deadline: int
+    validate_deadline: int
+    aggregate_deadline: int
+    expected_trainers: int
+    expected_validators: int
+    num_updates: int
+    num_scored: int
+    accepted_mask: int
+    num_accepted: int
+    model_hash: str
+
+    @property
+    def accepted(self) -> list[int]:
+        return indices_of(self.accepted_mask)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["phase"] = self.phase.name.lower()
+        data["accepted"] = self.accepted
+        return data
+
+
+@dataclass(frozen=True)
+class UpdateInfo:
+    round_id: int
+    index: int
+    member: str
+    update_hash: str
+    num_examples: int
+    block_number: int
+
+
+class TrainingTaskClient:
+    """The TrainingTask contract at ``address``, acting as ``account`` for writes."""
+
+    NAME = "TrainingTask"
+
+    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None) -> None:
+        self.chain = chain
+        self.address = as_address(address, what="task address")
+        self.account = account
+        self.contract = chain.contract(self.NAME, self.address)
+
+    @classmethod
+    def deploy(
+        cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams
+    ) -> TrainingTaskClient:
+        """Create a task (``account`` must be a consortium admin)."""
+        address, _ = chain.deploy(
+            account,
+            cls.NAME,
+            as_address(consortium, what="consortium address"),
+            as_bytes32(params.config_hash, what="config hash"),
+            as_bytes32(params.initial_model, what="initial model hash"),
+            params.min_commitments,
+            params.commit_duration,
+            params.validate_duration,
+            params.aggregate_duration,
+            params.acceptance_threshold,
+            params.proposal_quorum,
+            params.max_rounds,
+        )
+        return cls(chain, address, account)
+
+    def as_(self, account: LocalAccount) -> TrainingTaskClient:
+        return TrainingTaskClient(self.chain, self.address, account)
+
+    # -- round protocol ------------------------------------------------------------
+
+    def open_round(self) -> int:
+        """Open the next round; returns its id."""
+        self._send(self.contract.functions.open_round())
+        return self.current_round
+
+    def commit_update(self, round_id: int, update_hash: str | bytes, num_examples: int) -> int:
+        """Commit this member's update hash; returns its index in the round."""
+        self._send(
+            self.contract.functions.commit_update(
+                int(round_id), as_bytes32(update_hash, what="update hash"), int(num_examples)
+            )
+        )
+        assert self.account is not None
+        return self.commit_index(round_id, self.account.address)
+
+    def close_commits(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_commits(int(round_id)))
+        return self.round(round_id).phase
+
+    def submit_scores(self, round_id: int, scores: Sequence[int | None]) -> TxResult:
+        """One score per update in commit order, 0..10000; ``None`` abstains (own update)."""
+        values = [ABSTAIN if s is None else int(s) for s in scores]
+        return self._send(self.contract.functions.submit_scores(int(round_id), values))
+
+    def flag_update(self, round_id: int, index: int, reason: str) -> TxResult:
+        # Reasons are public on the ledger: keep them technical, never personal data.
+        return self._send(self.contract.functions.flag_update(int(round_id), int(index), reason[:128]))
+
+    def close_validation(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_validation(int(round_id)))
+        return self.round(round_id).phase
+
+    def propose_aggregate(self, round_id: int, model_hash: str | bytes, accepted_mask: int) -> bool:
+        """Propose the next model; True when this proposal finalized the round."""
+        self._send(
+            self.contract.functions.propose_aggregate(
+                int(round_id), as_bytes32(model_hash, what="model hash"), int(accepted_mask)
+            )
+        )
+        return self.round(round_id).phase is Phase.FINALIZED
+
+    def close_aggregation(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_aggregation(int(round_id)))
+        return self.round(round_id).phase
+
+    # -- reads ---------------------------------------------------------------------
+
+    @property
+    def current_round(self) -> int:
+        return int(self.chain.call(self.contract.functions.current_round()))
+
+    @property
+    def latest_model(self) -> str:
+        return hex32(self.chain.call(self.contract.functions.latest_model()))
+
+    def params(self) -> TaskParams:
+        f = self.contract.functions
+        call = self.chain.call
+        return TaskParams(
+            config_hash=hex32(call(f.config_hash())),
+            initial_model=hex32(call(f.initial_model())),
+            min_commitments=call(f.min_commitments()),
+            commit_duration=call(f.commit_duration()),
+            validate_duration=call(f.validate_duration()),
+            aggregate_duration=call(f.aggregate_duration()),
+            acceptance_threshold=call(f.acceptance_threshold()),
+            proposal_quorum=call(f.proposal_quorum()),
+            max_rounds=call(f.max_rounds()),
+        )
+
+    @property
+    def consortium_address(self) -> str:
+        return str(self.chain.call(self.contract.functions.consortium()))
+
+    def round(self, round_id: int, *, block: int | str = "latest") -> RoundInfo:
+        raw = self.chain.call(self.contract.functions.rounds(int(round_id)), block=block)
+        return RoundInfo(
+            round_id=int(round_id),
+            phase=Phase(raw[0]),
+            global_model=hex32(raw[1]),
+            commit_deadline=raw[2],
+            validate_deadline=raw[3],
+            aggregate_deadline=raw[4],
+            expected_trainers=raw[5],
+            expected_validators=raw[6],
+            num_updates=raw[7],
+            num_scored=raw[8],
+            accepted_mask=raw[9],
+            num_accepted=raw[10],
+            model_hash=hex32(raw[11]),
+        )
+
+    def update(self, round_id: int, index: int) -> UpdateInfo:
+        raw = self.chain.call(self.contract.functions.updates(int(round_id), int(index)))
+        if int(raw[0], 16) == 0:
+            raise BadInput(f"round {round_id} has no update {index}")
+        return UpdateInfo(int(round_id), int(index), raw[0], hex32(raw[1]), raw[2], raw[3])
+
+    def updates(self, round_id: int) -> list[UpdateInfo]:
+        count = int(self.chain.call(self.contract.functions.update_count(int(round_id))))
+        return [self.update(round_id, i) for i in range(count)]
+
+    def commit_index(self, round_id: int, member: str) -> int:
+        """Index of ``member``'s update in the round; :class:`InvalidState` when none."""
+        slot = int(self.chain.call(self.contract.functions.commit_index(int(round_id), as_address(member))))
+        if slot == 0:
+            raise InvalidState(f"task: {member} has no commitment in round {round_id}")
+        return slot - 1
+
+    def has_committed(self, round_id: int, member: str) -> bool:
+        return int(self.chain.call(self.contract.functions.commit_index(int(round_id), as_address(member)))) > 0
+
+    def has_scored(self, round_id: int, validator: str) -> bool:
+        return bool(self.chain.call(self.contract.functions.has_scored(int(round_id), as_address(validator))))
+
+    def has_proposed(self, round_id: int, aggregator: str) -> bool:
+        return bool(self.chain.call(self.contract.functions.has_proposed(int(round_id), as_address(aggregator))))
+
+    def scores_of(self, round_id: int, index: int) -> list[int]:
+        return list(self.chain.call(self.contract.functions.scores_of(int(round_id), int(index))))
+
+    def model_at(self, round_id: int) -> str:
+        return hex32(self.chain.call(self.contract.functions.model_at(int(round_id))))
+
+    def model_history(self) -> dict[int, str]:
+        """round -> finalized model hash, for every finalized round."""
+        history = {}
+        for r in range(1, self.current_round + 1):
+            info = self.round(r)
+            if info.phase is Phase.FINALIZED:
+                history[r] = info.model_hash
+        return history
+
+    def events(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[LedgerEvent]:
+        return self.chain.events(self.NAME, self.address, from_block=from_block, to_block=to_block)
+
+    def _send(self, fn: Any) -> TxResult:
+        if self.account is None:
+            raise BadInput("this client has no account to sign with; use .as_(account)")
+        return self.chain.transact(self.account, fn)

@@ -1,0 +1,183 @@
+"""Every error fedledger raises on purpose, in one tree.
+
+Library errors are mapped at the boundary (``raise X(...) from exc``) so callers
+catch ours, never web3's or py-evm's. Contract reverts become a subclass of
+:class:`ContractRevert` chosen from the revert string, and keep the contract's
+own message in ``.reason``.
+
+    FedLedgerError
+    ├── ConfigError                  workspace / config file missing or invalid
+    ├── BadInput                     a malformed value given to the client (address, hash...)
+    ├── KeystoreError                keystore unreadable, wrong password
+    ├── ChainError                   chain unreachable, node or backend failure
+    │   ├── ChainBusy                the embedded chain is held by another process
+    │   └── TransactionFailed        mined but failed without a reason, or not mined
+    ├── ContractRevert               the contract refused a call (has .reason)
+    │   ├── NotAuthorized            caller lacks the role / membership / admin right
+    │   ├── InvalidState             wrong round, wrong phase, already done
+    │   ├── DeadlinePassed           a phase deadline is over
+    │   └── InvalidArgument          zero hash, out-of-range value, bad address
+    ├── StoreError                   content-addressed store failure
+    │   ├── BlobNotFound
+    │   └── IntegrityError           bytes do not match their hash
+    ├── UpdateRejected               an update blob failed validation (has .reason)
+    ├── AggregationError             aggregate cannot be computed
+    └── VerificationFailed           audit found a discrepancy (has .discrepancy)
+
+CLI exit codes come from the class (see :func:`exit_code_for`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AggregationError",
+    "BadInput",
+    "BlobNotFound",
+    "ChainBusy",
+    "ChainError",
+    "ConfigError",
+    "ContractRevert",
+    "DeadlinePassed",
+    "FedLedgerError",
+    "IntegrityError",
+    "InvalidArgument",
+    "InvalidState",
+    "KeystoreError",
+    "NotAuthorized",
+    "StoreError",
+    "TransactionFailed",
+    "UpdateRejected",
+    "VerificationFailed",
+    "exit_code_for",
+    "revert_error",
+]
+
+
+class FedLedgerError(Exception):
+    """Root of every error fedledger raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(FedLedgerError):
+    exit_code = 2
+
+
+class BadInput(FedLedgerError):
+    """A malformed value was given to the client; nothing was sent."""
+
+    exit_code = 2
+
+
+class KeystoreError(FedLedgerError):
+    exit_code = 3
+
+
+class ChainError(FedLedgerError):
+    exit_code = 4
+
+
+class ChainBusy(ChainError):
+    pass
+
+
+class TransactionFailed(ChainError):
+    pass
+
+
+class ContractRevert(FedLedgerError):
+    """The contract refused the call; ``reason`` is its revert string."""
+
+    exit_code = 5
+
+    def __init__(self, reason: str, *, function: str | None = None) -> None:
+        self.reason = reason
+        self.function = function
+        where = f" in {function}" if function else ""
+        super().__init__(f"{reason}{where}")
+
+
+class NotAuthorized(ContractRevert):
+    exit_code = 6
+
+
+class InvalidState(ContractRevert):
+    exit_code = 7
+
+
+class DeadlinePassed(InvalidState):
+    exit_code = 8
+
+
+class InvalidArgument(ContractRevert):
+    exit_code = 9
+
+
+class StoreError(FedLedgerError):
+    exit_code = 10
+
+
+class BlobNotFound(StoreError):
+    pass
+
+
+class IntegrityError(StoreError):
+    pass
+
+
+class UpdateRejected(FedLedgerError):
+    """An update blob failed validation; ``reason`` says why."""
+
+    exit_code = 11
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class AggregationError(FedLedgerError):
+    exit_code = 12
+
+
+class VerificationFailed(FedLedgerError):
+    exit_code = 13
+
+    def __init__(self, discrepancy: str) -> None:
+        self.discrepancy = discrepancy
+        super().__init__(discrepancy)
+
+
+# Revert-string fragments -> error class. Checked in order; first match wins.
+_REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
+    (("caller is not", "not an active member", "must be an admin"), NotAuthorized),
+    (("deadline passed",), DeadlinePassed),
+    (
+        (
+            "zero ",
+            "out of range",
+            "unknown role",
+            "no roles",
+            "empty ",
+            "expected one score",
+            "cannot score its own",
+            "does not match",
+            "threshold above",
+            "at least 1",
+            "unknown update",
+        ),
+        InvalidArgument,
+    ),
+)
+
+
+def revert_error(reason: str, *, function: str | None = None) -> ContractRevert:
+    """The typed error for a contract revert string (``InvalidState`` by default)."""
+    for fragments, cls in _REVERT_CLASSES:
+        if any(fragment in reason for fragment in fragments):
+            return cls(reason, function=function)
+    return InvalidState(reason, function=function)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The CLI exit code for an exception (1 for anything unexpected)."""
+    return exc.exit_code if isinstance(exc, FedLedgerError) else 1

@@ -1,0 +1,117 @@
+"""Member keys in encrypted Ethereum keystore v3 files.
+
+The password comes from an environment variable (``FEDLEDGER_PASSWORD``, or a
+per-key variable) or an interactive prompt; it is never printed or logged, and
+key material never leaves the :class:`eth_account` object.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from fedledger.exceptions import KeystoreError
+
+__all__ = ["Keystore", "password_from_env_or_prompt"]
+
+PASSWORD_ENV = "FEDLEDGER_PASSWORD"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _env_name(name: str) -> str:
+    return f"{PASSWORD_ENV}_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}"
+
+
+def password_from_env_or_prompt(name: str, *, confirm: bool = False) -> str:
+    """The password for key ``name``: ``FEDLEDGER_PASSWORD_<NAME>``, else
+    ``FEDLEDGER_PASSWORD``, else a prompt on a terminal."""
+    for var in (_env_name(name), PASSWORD_ENV):
+        value = os.environ.get(var)
+        if value:
+            return value
+    if not sys.stdin.isatty():
+        raise KeystoreError(
+            f"no password for key {name!r}: set {PASSWORD_ENV} (or {_env_name(name)}) or run on a terminal"
+        )
+    password = getpass.getpass(f"Password for key {name!r}: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        raise KeystoreError("passwords do not match")
+    if not password:
+        raise KeystoreError("empty password")
+    return password
+
+
+STANDARD_SCRYPT_N = 2**18
+
+
+class Keystore:
+    """A folder of keystore v3 JSON files, one per named key (``<name>.json``).
+
+    ``scrypt_n`` is the scrypt work factor of new keystores: the standard 2**18
+    by default; simulations of many members may lower it (still keystore v3).
+    """
+
+    def __init__(self, directory: Path, *, scrypt_n: int = STANDARD_SCRYPT_N) -> None:
+        self.directory = Path(directory)
+        self.scrypt_n = scrypt_n
+
+    def path(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise KeystoreError(f"invalid key name {name!r}: use letters, digits, '_', '.', '-' (max 64)")
+        return self.directory / f"{name}.json"
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.directory.glob("*.json")) if self.directory.is_dir() else []
+
+    def create(self, name: str, password: str, *, private_key: bytes | None = None) -> LocalAccount:
+        """Create (or import) a key and store it encrypted; refuses to overwrite."""
+        path = self.path(name)
+        if path.exists():
+            raise KeystoreError(f"key {name!r} already exists in {self.directory}")
+        account: LocalAccount = Account.from_key(private_key) if private_key else Account.create()
+        encrypted = Account.encrypt(account.key, password, kdf="scrypt", iterations=self.scrypt_n)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # Owner-only permissions from the first byte written.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(encrypted, fh)
+        return account
+
+    def address(self, name: str) -> str:
+        """The key's address, read from the keystore without decrypting it."""
+        data = self._read(name)
+        try:
+            return to_checksum_address(data["address"])
+        except (KeyError, ValueError) as exc:
+            raise KeystoreError(f"keystore for {name!r} has no valid address") from exc
+
+    def load(self, name: str, password: str | None = None) -> LocalAccount:
+        """Decrypt key ``name`` (password from the environment or a prompt if not given)."""
+        data = self._read(name)
+        secret = password if password is not None else password_from_env_or_prompt(name)
+        try:
+            key = Account.decrypt(data, secret)
+        except ValueError as exc:
+            raise KeystoreError(f"cannot decrypt key {name!r}: wrong password or corrupt keystore") from exc
+        account: LocalAccount = Account.from_key(key)
+        return account
+
+    def _read(self, name: str) -> dict[str, object]:
+        path = self.path(name)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise KeystoreError(f"no key named {name!r} in {self.directory}") from exc
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"keystore file {path} is not valid JSON") from exc
+        if not isinstance(data, dict) or data.get("version") != 3:
+            raise KeystoreError(f"keystore file {path} is not an Ethereum keystore v3")
+        return data
