@@ -149,7 +149,7 @@ class VerificationFailed(FedLedgerError):
 
 # Revert-string fragments -> error class. Checked in order; first match wins.
 _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
-    (("caller is not", "not an active member", "must be an admin"), NotAuthorized),
+    (("caller is not", "must be an admin"), NotAuthorized),
     (("deadline passed",), DeadlinePassed),
     (
         (

@@ -1,0 +1,5 @@
+"""Command-line interface: ``fedledger``."""
+
+from fedledger.cli.app import app, main
+
+__all__ = ["app", "main"]

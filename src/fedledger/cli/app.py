@@ -1,0 +1,106 @@
+"""The ``fedledger`` command: root app, ``init``, and error handling."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from fedledger.chain.consortium import ConsortiumClient, Role
+from fedledger.chain.encoding import as_address
+from fedledger.cli import key as key_cmd
+from fedledger.cli import ledger as ledger_cmd
+from fedledger.cli import member as member_cmd
+from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
+from fedledger.exceptions import ConfigError, FedLedgerError, exit_code_for
+from fedledger.identity.keystore import STANDARD_SCRYPT_N, password_from_env_or_prompt
+from fedledger.workspace import ChainSpec, Workspace
+
+app = typer.Typer(
+    name="fedledger",
+    help="Privacy-preserving, verifiable federated learning coordinated by smart contracts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(member_cmd.app, name="member")
+app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(key_cmd.app, name="key")
+
+
+@app.command()
+def init(
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    org: Annotated[str, typer.Option(help="Your organization's name (public, on the ledger).")] = "founder",
+    key: Annotated[str, typer.Option(help="Name of the key this workspace acts with.")] = "admin",
+    roles: Annotated[str, typer.Option(help="Your roles, comma-separated; a founder must include admin.")] = (
+        "admin,trainer,validator,aggregator,auditor"
+    ),
+    rpc: Annotated[
+        str | None, typer.Option(help="JSON-RPC URL of an Ethereum node; default: the embedded chain.")
+    ] = None,
+    consortium: Annotated[
+        str | None, typer.Option(help="Join an existing consortium at this address instead of founding one.")
+    ] = None,
+    store_uri: Annotated[str, typer.Option(help="Where you publish blobs (recorded on the ledger).")] = "",
+    light_kdf: Annotated[
+        bool, typer.Option(help="Cheaper scrypt for the keystore (simulations only; still keystore v3).")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a workspace: a key, a chain connection, and a consortium (founded or joined)."""
+    spec = ChainSpec(kind="rpc", url=rpc) if rpc else ChainSpec()
+    ws = Workspace.create(workspace, chain=spec, scrypt_n=2**14 if light_kdf else STANDARD_SCRYPT_N)
+    try:
+        ws.config.key = key
+        password = password_from_env_or_prompt(key, confirm=True)
+        account = ws.keystore.create(key, password)
+        ws.save()
+        if consortium:
+            ws.config.consortium = as_address(consortium, what="consortium address")
+            ws.consortium()  # the address must at least hold our contract's ABI shape
+        else:
+            if not ws.fund(account.address) and ws.chain.balance(account.address) == 0:
+                raise ConfigError(
+                    f"key {account.address} has no funds on {spec.url} to deploy the consortium: "
+                    "fund it, or set FEDLEDGER_FAUCET_KEY to a funded key on a dev network"
+                )
+            client = ConsortiumClient.deploy(ws.chain, account, org=org, roles=Role.parse(roles), store_uri=store_uri)
+            ws.config.consortium = client.address
+        ws.save()
+        result = {
+            "workspace": str(ws.root),
+            "chain": ws.config.chain.kind,
+            "chain_id": ws.chain.chain_id,
+            "address": account.address,
+            "consortium": ws.config.consortium,
+        }
+    finally:
+        ws.close()
+    if json_out:
+        print_json(result)
+    else:
+        console.print(f"[green]Initialized[/] workspace {result['workspace']} on the {result['chain']} chain")
+        console.print(f"  your address:  {result['address']}")
+        console.print(f"  consortium:    {result['consortium']}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning fedledger errors into messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except FedLedgerError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code_for(exc))
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,39 @@
+"""``fedledger key``: member keys in the workspace's encrypted keystore."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
+from fedledger.identity.keystore import password_from_env_or_prompt
+
+app = typer.Typer(help="Member keys (encrypted keystore v3 files).", no_args_is_help=True)
+
+
+@app.command("new")
+def new(
+    name: Annotated[str, typer.Argument(help="Name of the new key.")],
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a key; prints its address (the password comes from FEDLEDGER_PASSWORD or a prompt)."""
+    with open_workspace(workspace) as ws:
+        account = ws.keystore.create(name, password_from_env_or_prompt(name, confirm=True))
+    if json_out:
+        print_json({"name": name, "address": account.address})
+    else:
+        console.print(f"key {name}: {account.address}")
+
+
+@app.command("list")
+def list_keys(workspace: WorkspaceOpt = DEFAULT_WS, json_out: JsonOpt = False) -> None:
+    """List the workspace's keys and addresses (no password needed)."""
+    with open_workspace(workspace) as ws:
+        rows = [{"name": n, "address": ws.keystore.address(n)} for n in ws.keystore.names()]
+    if json_out:
+        print_json(rows)
+    else:
+        for row in rows:
+            console.print(f"{row['name']:<20} {row['address']}")

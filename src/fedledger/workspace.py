@@ -1,0 +1,195 @@
+"""A workspace: one organization's view of a federation, in one folder.
+
+Layout (default ``./.fedledger``)::
+
+    config.json     chain backend, contract addresses, this member's key name
+    chain/          the embedded chain's database (embedded backend only)
+    keys/           encrypted keystore v3 files
+    store/          content-addressed blobs
+
+Nothing here is secret but the keystores, which are encrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from fedledger.chain.connection import Chain
+from fedledger.chain.consortium import ConsortiumClient
+from fedledger.chain.task import TrainingTaskClient
+from fedledger.exceptions import ConfigError, KeystoreError
+from fedledger.identity.keystore import STANDARD_SCRYPT_N, Keystore
+
+__all__ = ["DEFAULT_WORKSPACE", "FAUCET_KEY_ENV", "ChainSpec", "Workspace", "WorkspaceConfig"]
+
+DEFAULT_WORKSPACE = Path(".fedledger")
+CONFIG_VERSION = 1
+# A funded key (hex) used to pay new members' gas on development networks.
+FAUCET_KEY_ENV = "FEDLEDGER_FAUCET_KEY"
+MEMBER_FUNDING_WEI = 10**20  # 100 ETH on dev chains: ample for thousands of rounds
+
+
+@dataclass
+class ChainSpec:
+    kind: str = "embedded"  # "embedded" | "rpc"
+    url: str = ""
+
+    def validate(self) -> None:
+        if self.kind not in ("embedded", "rpc"):
+            raise ConfigError(f"unknown chain kind {self.kind!r}: expected 'embedded' or 'rpc'")
+        if self.kind == "rpc" and not self.url:
+            raise ConfigError("an rpc chain needs a url")
+
+
+@dataclass
+class WorkspaceConfig:
+    chain: ChainSpec = field(default_factory=ChainSpec)
+    consortium: str = ""
+    tasks: dict[str, str] = field(default_factory=dict)  # name -> address
+    key: str = "admin"
+    store: str = "store"
+    scrypt_n: int = STANDARD_SCRYPT_N
+    version: int = CONFIG_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: Path) -> WorkspaceConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a JSON object")
+        if data.get("version") != CONFIG_VERSION:
+            raise ConfigError(f"{source}: unsupported config version {data.get('version')!r}")
+        try:
+            chain = ChainSpec(**data.get("chain", {}))
+            chain.validate()
+            return cls(
+                chain=chain,
+                consortium=str(data.get("consortium", "")),
+                tasks={str(k): str(v) for k, v in dict(data.get("tasks", {})).items()},
+                key=str(data.get("key", "admin")),
+                store=str(data.get("store", "store")),
+                scrypt_n=int(data.get("scrypt_n", STANDARD_SCRYPT_N)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: invalid config: {exc}") from exc
+
+
+class Workspace:
+    """Open with :meth:`load` (existing) or :meth:`create` (new)."""
+
+    def __init__(self, root: Path, config: WorkspaceConfig) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.keystore = Keystore(self.root / "keys", scrypt_n=config.scrypt_n)
+        self._chain: Chain | None = None
+        self._accounts: dict[str, LocalAccount] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @classmethod
+    def create(cls, root: Path, *, chain: ChainSpec | None = None, scrypt_n: int = STANDARD_SCRYPT_N) -> Workspace:
+        root = Path(root)
+        if (root / "config.json").exists():
+            raise ConfigError(f"a workspace already exists in {root}")
+        spec = chain or ChainSpec()
+        spec.validate()
+        ws = cls(root, WorkspaceConfig(chain=spec, scrypt_n=scrypt_n))
+        root.mkdir(parents=True, exist_ok=True)
+        (root / ws.config.store).mkdir(exist_ok=True)
+        ws.save()
+        return ws
+
+    @classmethod
+    def load(cls, root: Path) -> Workspace:
+        path = Path(root) / "config.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"no fedledger workspace in {root} (run `fedledger init` first)") from None
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+        return cls(Path(root), WorkspaceConfig.from_json(data, source=path))
+
+    def save(self) -> None:
+        tmp = self.config_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.config.to_json(), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.config_path)
+
+    def close(self) -> None:
+        if self._chain is not None:
+            self._chain.close()
+            self._chain = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- chain and contracts -----------------------------------------------------
+
+    @property
+    def chain(self) -> Chain:
+        if self._chain is None:
+            spec = self.config.chain
+            self._chain = Chain.embedded(self.root / "chain") if spec.kind == "embedded" else Chain.rpc(spec.url)
+        return self._chain
+
+    def consortium(self, account: LocalAccount | None = None) -> ConsortiumClient:
+        if not self.config.consortium:
+            raise ConfigError(f"workspace {self.root} has no consortium yet (run `fedledger init`)")
+        return ConsortiumClient(self.chain, self.config.consortium, account)
+
+    def task(self, name: str = "default", account: LocalAccount | None = None) -> TrainingTaskClient:
+        try:
+            address = self.config.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.config.tasks)) or "none"
+            raise ConfigError(f"no task named {name!r} in this workspace (known: {known})") from None
+        return TrainingTaskClient(self.chain, address, account)
+
+    # -- keys --------------------------------------------------------------------
+
+    def account(self, name: str | None = None, password: str | None = None) -> LocalAccount:
+        """Decrypt a key of this workspace (default: the workspace's own key)."""
+        name = name or self.config.key
+        if name not in self._accounts:
+            self._accounts[name] = self.keystore.load(name, password)
+        return self._accounts[name]
+
+    def faucet(self) -> LocalAccount | None:
+        """The account that pays new members' gas on dev chains, if any."""
+        if self.config.chain.kind == "embedded":
+            from fedledger.chain.embedded import FAUCET_KEY
+
+            acct: LocalAccount = Account.from_key(FAUCET_KEY.to_bytes())
+            return acct
+        key = os.environ.get(FAUCET_KEY_ENV)
+        if not key:
+            return None
+        try:
+            acct = Account.from_key(key)
+        except (ValueError, TypeError) as exc:
+            raise KeystoreError(f"{FAUCET_KEY_ENV} does not hold a valid private key") from exc
+        return acct
+
+    def fund(self, address: str, minimum: int = MEMBER_FUNDING_WEI // 10) -> bool:
+        """Top up ``address`` from the faucet when below ``minimum``; False when no faucet."""
+        faucet = self.faucet()
+        if faucet is None:
+            return False
+        if self.chain.balance(address) < minimum:
+            self.chain.transfer(faucet, address, MEMBER_FUNDING_WEI)
+        return True
