@@ -1,0 +1,149 @@
+"""Shared fixtures: the same tests run on the embedded chain and on a real anvil node.
+
+Chain-backed fixtures are parametrized over the two backends; the anvil one is
+marked ``anvil`` and skipped with its reason when no anvil binary is found
+(`.ci/run` installs the pinned npm package into ``node_modules``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from fedledger.chain import Chain, ConsortiumClient, Role, TaskParams, TrainingTaskClient
+from fedledger.chain.embedded import FAUCET_KEY
+
+REPO = Path(__file__).resolve().parent.parent
+# anvil's first well-known development account (funded with 10,000 ETH by anvil itself).
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
+N_ACCOUNTS = 8
+
+
+def anvil_binary() -> str | None:
+    candidates = [os.environ.get("FEDLEDGER_ANVIL"), str(REPO / "node_modules" / ".bin" / "anvil"), shutil.which("anvil")]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> Iterator[str]:
+    binary = anvil_binary()
+    if binary is None:
+        pytest.skip("anvil not installed: run `npm ci` (pinned @foundry-rs/anvil-linux-amd64) or set FEDLEDGER_ANVIL")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                req = urllib.request.Request(
+                    url, data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
+                    headers={"Content-Type": "application/json"},
+                )
+                urllib.request.urlopen(req, timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("anvil did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Chain, LocalAccount]]:
+    """(chain, faucet account) for each backend, once per session."""
+    if request.param == "embedded":
+        chain = Chain.embedded(tmp_path_factory.mktemp("embedded-chain"))
+        faucet = Account.from_key(FAUCET_KEY.to_bytes())
+    else:
+        chain = Chain.rpc(request.getfixturevalue("anvil_url"))
+        faucet = Account.from_key(ANVIL_DEV_KEY)
+    try:
+        yield chain, faucet
+    finally:
+        chain.close()
+
+
+@dataclass
+class Ledger:
+    """A consortium with an admin and members, and a task, on one backend."""
+
+    chain: Chain
+    admin: LocalAccount
+    members: list[LocalAccount]  # trainer + validator + aggregator each
+    outsider: LocalAccount  # funded, never admitted
+    consortium: ConsortiumClient
+    task: TrainingTaskClient
+    params: TaskParams
+
+    def member_task(self, i: int) -> TrainingTaskClient:
+        return self.task.as_(self.members[i])
+
+
+def h(text: str) -> str:
+    """A deterministic 32-byte hash for tests."""
+    import hashlib
+
+    return "0x" + hashlib.sha256(text.encode()).hexdigest()
+
+
+DEFAULT_PARAMS = TaskParams(
+    config_hash=h("config"),
+    initial_model=h("model-0"),
+    min_commitments=2,
+    commit_duration=600,
+    validate_duration=600,
+    aggregate_duration=600,
+    acceptance_threshold=5000,
+    proposal_quorum=2,
+    max_rounds=0,
+)
+
+
+@pytest.fixture(scope="session")
+def deployed(backend: tuple[Chain, LocalAccount]) -> Ledger:
+    chain, faucet = backend
+    accounts = [Account.from_key(h(f"fedledger-test-account-{i}-{chain.kind}")) for i in range(N_ACCOUNTS)]
+    for account in accounts:
+        chain.transfer(faucet, account.address, 10**21)
+    admin, members, outsider = accounts[0], accounts[1:5], accounts[5]
+    consortium = ConsortiumClient.deploy(chain, admin, org="Founder", roles=Role.ADMIN)
+    for i, member in enumerate(members):
+        consortium.propose_admit(member.address, org=f"Hospital-{i}", roles=MEMBER_ROLES)
+    task = TrainingTaskClient.deploy(chain, admin, consortium.address, DEFAULT_PARAMS)
+    return Ledger(chain, admin, members, outsider, consortium, task, DEFAULT_PARAMS)
+
+
+@pytest.fixture
+def ledger(deployed: Ledger) -> Iterator[Ledger]:
+    """The deployed ledger, returned to its deployed state after each test."""
+    snapshot = deployed.chain.snapshot()
+    try:
+        yield deployed
+    finally:
+        deployed.chain.revert(snapshot)
