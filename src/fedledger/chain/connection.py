@@ -166,8 +166,12 @@ class Chain:
 
         def build(tx: dict[str, Any]) -> dict[str, Any]:
             if self.fixed_gas:
-                tx["gas"] = self.fixed_gas  # a failed deploy is explained from its receipt
-            return dict(factory.constructor(*args).build_transaction(tx))
+                tx["gas"] = self.fixed_gas
+            built = dict(factory.constructor(*args).build_transaction(tx))
+            if self.fixed_gas:
+                # Dry-run the constructor, as transact does, so a refused deploy is never mined.
+                self.w3.eth.call({"from": tx["from"], "data": built["data"], "value": tx["value"]})
+            return built
 
         result = self._send(account, build, label=f"deploy {name}")
         address = result.receipt["contractAddress"]

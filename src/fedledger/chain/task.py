@@ -169,7 +169,9 @@ class TrainingTaskClient:
 
     def flag_update(self, round_id: int, index: int, reason: str) -> TxResult:
         # Reasons are public on the ledger: keep them technical, never personal data.
-        return self._send(self.contract.functions.flag_update(int(round_id), int(index), reason[:128]))
+        # The contract takes String[128], i.e. at most 128 UTF-8 bytes (not characters).
+        reason = reason.encode("utf-8")[:128].decode("utf-8", errors="ignore")
+        return self._send(self.contract.functions.flag_update(int(round_id), int(index), reason))
 
     def close_validation(self, round_id: int) -> Phase:
         self._send(self.contract.functions.close_validation(int(round_id)))
