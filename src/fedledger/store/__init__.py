@@ -1,0 +1,15 @@
+"""Content-addressed blob storage (sha256 ids, verified reads) and tensor serialization."""
+
+from fedledger.store._blobstore import DEFAULT_MAX_BLOB_BYTES, BlobStore, blob_id_of, check_blob_id
+from fedledger.store.tensors import SAFETENSORS_DTYPES, decode_tensors, encode_tensors, read_metadata
+
+__all__ = [
+    "DEFAULT_MAX_BLOB_BYTES",
+    "SAFETENSORS_DTYPES",
+    "BlobStore",
+    "blob_id_of",
+    "check_blob_id",
+    "decode_tensors",
+    "encode_tensors",
+    "read_metadata",
+]
