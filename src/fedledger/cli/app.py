@@ -9,7 +9,10 @@ import typer
 
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.encoding import as_address
+from fedledger.cli import audit as audit_cmd
 from fedledger.cli import key as key_cmd
+from fedledger.cli import models as models_cmd
+from fedledger.cli.demo import demo as demo_command
 from fedledger.cli import ledger as ledger_cmd
 from fedledger.cli import member as member_cmd
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
@@ -26,6 +29,9 @@ app = typer.Typer(
 app.add_typer(member_cmd.app, name="member")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(key_cmd.app, name="key")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(models_cmd.app, name="models")
+app.command("demo")(demo_command)
 
 
 @app.command()
@@ -88,19 +94,7 @@ def init(
 def main() -> None:
     """Entry point: run the app, turning fedledger errors into messages and exit codes."""
     try:
-        app(standalone_mode=False)
+        app()  # standalone: click reports usage errors itself
     except FedLedgerError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exit_code_for(exc))
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

@@ -1,0 +1,215 @@
+"""Independent verification of a task from chain events and the store alone.
+
+Re-derives, without trusting any node's word:
+- the task config and every model and update blob match the hashes committed for them;
+- every committer, scorer and proposer was an active member with the right role of the
+  trusted consortium at the moment it acted (from the consortium's own events);
+- each round started from the previous round's finalized model;
+- each accepted set follows from the validators' scores by the contract's rule;
+- each finalized model equals the aggregate of its round's accepted updates,
+  recomputed here bit for bit with the same rules the aggregators use.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fedledger.chain.connection import Chain
+from fedledger.chain.consortium import ConsortiumClient, Role
+from fedledger.chain.events import (
+    AggregateProposed,
+    LedgerEvent,
+    MemberAdmitted,
+    MemberRevoked,
+    RolesChanged,
+    RoundFinalized,
+    RoundOpened,
+    ScoresSubmitted,
+    UpdateCommitted,
+    ValidationClosed,
+)
+from fedledger.chain.task import ABSTAIN, TrainingTaskClient, UpdateInfo, indices_of
+from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
+from fedledger.federation.config import TaskConfig
+from fedledger.federation.rules import aggregate_round
+from fedledger.learning import decode_model
+from fedledger.store import BlobStore
+
+__all__ = ["Discrepancy", "VerificationReport", "verify_task"]
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    round_id: int | None
+    member: str | None
+    hash: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = []
+        if self.round_id is not None:
+            where.append(f"round {self.round_id}")
+        if self.member:
+            where.append(f"member {self.member}")
+        if self.hash:
+            where.append(f"hash {self.hash}")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+@dataclass
+class VerificationReport:
+    task: str
+    consortium: str
+    rounds_checked: int = 0
+    updates_checked: int = 0
+    models_checked: int = 0
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.discrepancies
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "task": self.task,
+            "consortium": self.consortium,
+            "rounds_checked": self.rounds_checked,
+            "updates_checked": self.updates_checked,
+            "models_checked": self.models_checked,
+            "first_discrepancy": str(self.discrepancies[0]) if self.discrepancies else None,
+            "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
+        }
+
+
+class _RoleHistory:
+    """Members' roles over time, replayed from the trusted consortium's events."""
+
+    def __init__(self, events: list[LedgerEvent]) -> None:
+        self._changes: dict[str, list[tuple[tuple[int, int], Role, bool]]] = defaultdict(list)
+        for e in events:
+            at = (e.block_number, e.log_index)
+            if isinstance(e, MemberAdmitted):
+                self._changes[e.member].append((at, Role(e.roles), True))
+            elif isinstance(e, RolesChanged):
+                self._changes[e.member].append((at, Role(e.new_roles), True))
+            elif isinstance(e, MemberRevoked):
+                self._changes[e.member].append((at, Role(0), False))
+
+    def had_role(self, member: str, role: Role, at: tuple[int, int]) -> bool:
+        roles, active = Role(0), False
+        for when, new_roles, new_active in self._changes.get(member, []):
+            if when > at:
+                break
+            roles, active = new_roles, new_active
+        return active and role in roles
+
+
+def _median(values: list[int]) -> int:
+    """The contract's median: the middle value, or the floor of the two middle values' mean."""
+    xs, n = sorted(values), len(values)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
+
+
+def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
+    """Check one task against the trusted consortium; never raises for a discrepancy."""
+    task = TrainingTaskClient(chain, task_address)
+    consortium = ConsortiumClient(chain, consortium_address)
+    report = VerificationReport(task=task.address, consortium=consortium.address)
+
+    def fail(message: str, *, round_id: int | None = None, member: str | None = None, h: str | None = None) -> None:
+        report.discrepancies.append(Discrepancy(round_id, member, h, message))
+
+    if task.consortium_address != consortium.address:
+        fail(f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}")
+    roles = _RoleHistory(consortium.events())
+    params = task.params()
+
+    try:
+        config = TaskConfig.from_bytes(store.get(params.config_hash.removeprefix("0x")))
+    except (StoreError, ConfigError) as exc:
+        fail(f"task config unavailable or invalid: {exc}", h=params.config_hash)
+        return report
+
+    events = task.events()
+    commits: dict[int, list[UpdateCommitted]] = defaultdict(list)
+    scores: dict[int, list[ScoresSubmitted]] = defaultdict(list)
+    expected_global = params.initial_model
+    opened: dict[int, str] = {}
+
+    for e in events:
+        at = (e.block_number, e.log_index)
+        if isinstance(e, RoundOpened):
+            opened[e.round_id] = e.global_model
+            if e.global_model != expected_global:
+                fail(f"round opened on {e.global_model}, the last finalized model is {expected_global}",
+                     round_id=e.round_id, h=e.global_model)
+        elif isinstance(e, UpdateCommitted):
+            report.updates_checked += 1
+            commits[e.round_id].append(e)
+            if not roles.had_role(e.member, Role.TRAINER, at):
+                fail(f"committer was not an active trainer of the consortium at block {e.block_number}",
+                     round_id=e.round_id, member=e.member, h=e.update_hash)
+            try:
+                store.get(e.update_hash.removeprefix("0x"))
+            except BlobNotFound:
+                fail("update blob missing from the store", round_id=e.round_id, member=e.member, h=e.update_hash)
+            except IntegrityError:
+                fail("update blob does not match its committed hash", round_id=e.round_id, member=e.member,
+                     h=e.update_hash)
+        elif isinstance(e, ScoresSubmitted):
+            scores[e.round_id].append(e)
+            if not roles.had_role(e.validator, Role.VALIDATOR, at):
+                fail(f"scorer was not an active validator at block {e.block_number}", round_id=e.round_id,
+                     member=e.validator)
+        elif isinstance(e, ValidationClosed):
+            derived = _accepted_mask(commits[e.round_id], scores[e.round_id], params.acceptance_threshold)
+            if derived != e.accepted_mask:
+                fail(f"accepted set {indices_of(e.accepted_mask)} does not follow from the scores "
+                     f"(expected {indices_of(derived)})", round_id=e.round_id)
+        elif isinstance(e, AggregateProposed):
+            if not roles.had_role(e.aggregator, Role.AGGREGATOR, at):
+                fail(f"proposer was not an active aggregator at block {e.block_number}", round_id=e.round_id,
+                     member=e.aggregator, h=e.model_hash)
+        elif isinstance(e, RoundFinalized):
+            report.rounds_checked += 1
+            expected_global = e.model_hash
+            _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
+            report.models_checked += 1
+    return report
+
+
+def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
+    mask = 0
+    for i in range(len(commits)):
+        values = [s.scores[i] for s in round_scores if i < len(s.scores) and s.scores[i] != ABSTAIN]
+        if values and _median(values) >= threshold:
+            mask |= 1 << i
+    return mask
+
+
+def _check_finalized(store: BlobStore, config: TaskConfig, task: TrainingTaskClient, event: RoundFinalized,
+                     global_hash: str | None, commits: list[UpdateCommitted], fail: Any) -> None:
+    r = event.round_id
+    if global_hash is None:
+        fail("finalized without a RoundOpened event", round_id=r)
+        return
+    try:
+        global_blob = decode_model(store.get(global_hash.removeprefix("0x")))
+        decode_model(store.get(event.model_hash.removeprefix("0x")))
+    except (StoreError, FedLedgerError) as exc:
+        fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
+        return
+    info = task.round(r)
+    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    try:
+        result = aggregate_round(store, config, global_blob.params, global_blob.spec, updates, info.accepted,
+                                 round_id=r)
+    except FedLedgerError as exc:
+        fail(f"cannot recompute the aggregate: {exc}", round_id=r, h=event.model_hash)
+        return
+    if result.model_hash != event.model_hash:
+        fail(f"finalized model is not the aggregate of the accepted updates (recomputed {result.model_hash})",
+             round_id=r, h=event.model_hash)

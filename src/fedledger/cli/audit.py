@@ -1,0 +1,34 @@
+"""``fedledger audit``: independent verification from chain events and the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fedledger.audit import verify_task
+from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
+from fedledger.exceptions import VerificationFailed
+from fedledger.store import BlobStore
+
+app = typer.Typer(help="Independent audit of the ledger.", no_args_is_help=True)
+
+
+@app.command("verify")
+def verify(
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy."""
+    with open_workspace(workspace) as ws:
+        report = verify_task(ws.chain, ws.config.consortium, ws.task(task).address, BlobStore(ws.root / ws.config.store))
+    if json_out:
+        print_json(report.to_json())
+    elif report.ok:
+        console.print(
+            f"[green]verified[/]: {report.rounds_checked} finalized rounds, {report.updates_checked} updates, "
+            f"{report.models_checked} models match the ledger"
+        )
+    if not report.ok:
+        raise VerificationFailed(str(report.discrepancies[0]))

@@ -1,0 +1,83 @@
+"""The task configuration: everything members must agree on, committed by hash.
+
+The configuration is canonical JSON stored in the blob store; the TrainingTask
+contract holds its sha256 (``config_hash``), so a member that fetches it by hash
+knows it trains, validates and aggregates by the same rules as everyone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from fedledger.exceptions import ConfigError
+
+__all__ = ["AGGREGATION_RULES", "TaskConfig"]
+
+CONFIG_FORMAT = "fedledger-task/1"
+AGGREGATION_RULES = ("fedavg",)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Model, training, update and round rules of one task."""
+
+    model: dict[str, Any]
+    rounds: int = 10
+    local_epochs: int = 5
+    seed: int = 0
+    # Update pipeline
+    clip_norm: float = 10.0
+    frac_bits: int = 24
+    max_update_bytes: int = 16 * 2**20
+    max_examples: int = 10_000_000
+    # Acceptance (contract rule: median of validators' scores >= threshold) and aggregation
+    acceptance_threshold: int = 6_000
+    aggregation: str = "fedavg"
+    # Round timing and quorums (block-time seconds)
+    min_commitments: int = 2
+    commit_duration: int = 3600
+    validate_duration: int = 3600
+    aggregate_duration: int = 3600
+    proposal_quorum: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if "kind" not in self.model:
+            raise ConfigError("task config: model spec needs a 'kind'")
+        if self.aggregation not in AGGREGATION_RULES:
+            raise ConfigError(
+                f"task config: unknown aggregation rule {self.aggregation!r}; known: {', '.join(AGGREGATION_RULES)}"
+            )
+        if not 0 <= self.acceptance_threshold <= 10_000:
+            raise ConfigError("task config: acceptance_threshold must be within 0..10000")
+        if self.rounds < 1 or self.local_epochs < 1 or self.clip_norm <= 0:
+            raise ConfigError("task config: rounds, local_epochs and clip_norm must be positive")
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: identical configs give identical bytes and hash."""
+        body = {"format": CONFIG_FORMAT, **asdict(self)}
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TaskConfig:
+        try:
+            body = json.loads(data)
+        except ValueError as exc:
+            raise ConfigError(f"task config is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict) or body.pop("format", None) != CONFIG_FORMAT:
+            raise ConfigError(f"task config is not in format {CONFIG_FORMAT}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ConfigError(f"task config has unknown fields: {', '.join(unknown)}")
+        try:
+            return cls(**body)
+        except TypeError as exc:
+            raise ConfigError(f"task config is invalid: {exc}") from exc

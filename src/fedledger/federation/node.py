@@ -1,0 +1,248 @@
+"""A member's node: reads the round's state from the chain and does its part.
+
+:meth:`MemberNode.step` looks at the current round and performs the one action
+this member still owes in it (train and commit, score, aggregate and propose,
+close a phase that is due, open the next round). Everything it decides comes
+from the chain, so a node restarted mid-round resumes where the ledger says it
+is, and never commits twice (the contract refuses it anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+
+from fedledger.chain.consortium import ConsortiumClient, Role
+from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient
+from fedledger.exceptions import ConfigError, InvalidState, UpdateRejected
+from fedledger.federation.config import TaskConfig
+from fedledger.federation.rules import aggregate_round, check_update
+from fedledger.learning import (
+    ModelAdapter,
+    Params,
+    UpdatePipeline,
+    build_model,
+    decode_model,
+    score_update,
+)
+from fedledger.store import BlobStore
+
+__all__ = ["Behavior", "LocalData", "MemberNode", "NodeEvent"]
+
+log = logging.getLogger("fedledger.node")
+
+
+@dataclass(frozen=True)
+class LocalData:
+    """A member's own data: a training split and a validation split."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+
+
+class Behavior(Protocol):
+    """How a simulated member deviates from the protocol (attack simulations)."""
+
+    name: str
+
+    def local_params(self, trained: Params, global_params: Params, round_id: int) -> Params: ...
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    node: str
+    action: str
+    round_id: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class MemberNode:
+    """One member's node against any chain and store."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        account: LocalAccount,
+        task: TrainingTaskClient,
+        store: BlobStore,
+        data: LocalData | None,
+        behavior: Behavior | None = None,
+        on_event: Callable[[NodeEvent], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.account = account
+        self.task = task.as_(account)
+        self.consortium = ConsortiumClient(task.chain, task.consortium_address, account)
+        self.store = store
+        self.data = data
+        self.behavior = behavior
+        self.on_event = on_event
+        self._config: TaskConfig | None = None
+        self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
+
+    # -- configuration -------------------------------------------------------------
+
+    @property
+    def config(self) -> TaskConfig:
+        if self._config is None:
+            config_hash = self.task.params().config_hash
+            try:
+                raw = self.store.get(config_hash.removeprefix("0x"))
+            except Exception as exc:
+                raise ConfigError(f"task config {config_hash} is not in the store: {exc}") from exc
+            self._config = TaskConfig.from_bytes(raw)
+        return self._config
+
+    def global_model(self, model_hash: str) -> tuple[Params, dict[str, Any]]:
+        """Params and spec of a model, fetched by hash (the store verifies the bytes)."""
+        if model_hash not in self._models:
+            blob = decode_model(self.store.get(model_hash.removeprefix("0x")))
+            self._models = {model_hash: (blob.params, blob.spec)}  # keep only the latest
+        return self._models[model_hash]
+
+    def adapter(self, params: Params) -> ModelAdapter:
+        model = build_model(self.config.model)
+        model.set_params(params)
+        return model
+
+    # -- the loop body -----------------------------------------------------------------
+
+    def done(self) -> bool:
+        """True once the task's last round is closed."""
+        current = self.task.current_round
+        return current >= self.config.rounds and self.task.round(current).phase in (Phase.FINALIZED, Phase.ABORTED)
+
+    def step(self) -> bool:
+        """Do what this member owes in the current round; True if it acted."""
+        roles = self.consortium.member(self.account.address).roles
+        current = self.task.current_round
+        info = self.task.round(current) if current else None
+        if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
+            return self._maybe_open(roles, current)
+        if info.phase is Phase.OPEN:
+            return self._commit_phase(roles, info)
+        if info.phase is Phase.VALIDATE:
+            return self._validate_phase(roles, info)
+        return self._aggregate_phase(roles, info)
+
+    def _maybe_open(self, roles: Role, current: int) -> bool:
+        if current >= self.config.rounds or not roles & (Role.AGGREGATOR | Role.ADMIN):
+            return False
+        return self._try("open_round", current + 1, self.task.open_round)
+
+    def _commit_phase(self, roles: Role, info: RoundInfo) -> bool:
+        r = info.round_id
+        if Role.TRAINER in roles and self.data is not None and not self.task.has_committed(r, self.account.address):
+            self._train_and_commit(info)
+            return True
+        if info.num_updates >= info.expected_trainers or self._past(info.commit_deadline):
+            return self._try("close_commits", r, lambda: self.task.close_commits(r))
+        return False
+
+    def _validate_phase(self, roles: Role, info: RoundInfo) -> bool:
+        r = info.round_id
+        if Role.VALIDATOR in roles and self.data is not None and not self.task.has_scored(r, self.account.address):
+            self._score(info)
+            return True
+        if info.num_scored >= info.expected_validators or self._past(info.validate_deadline):
+            return self._try("close_validation", r, lambda: self.task.close_validation(r))
+        return False
+
+    def _aggregate_phase(self, roles: Role, info: RoundInfo) -> bool:
+        r = info.round_id
+        if Role.AGGREGATOR in roles and not self.task.has_proposed(r, self.account.address):
+            self._aggregate(info)
+            return True
+        if self._past(info.aggregate_deadline):
+            return self._try("close_aggregation", r, lambda: self.task.close_aggregation(r))
+        return False
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _train_and_commit(self, info: RoundInfo) -> None:
+        assert self.data is not None
+        config = self.config
+        global_params, _ = self.global_model(info.global_model)
+        model = self.adapter(global_params)
+        seed = _seed(config.seed, self.account.address, info.round_id)
+        model.fit(self.data.X_train, self.data.y_train, epochs=config.local_epochs, seed=seed)
+        local = model.get_params()
+        if self.behavior is not None:
+            local = self.behavior.local_params(local, global_params, info.round_id)
+        pipeline = UpdatePipeline.default(max_norm=config.clip_norm, frac_bits=config.frac_bits)
+        blob = pipeline.run(local, global_params, num_examples=len(self.data.y_train), seed=seed)
+        update_hash = self.store.put(blob)
+        index = self.task.commit_update(info.round_id, update_hash, len(self.data.y_train))
+        self._emit("commit", info.round_id, index=index, update_hash="0x" + update_hash,
+                   num_examples=len(self.data.y_train))
+
+    def _score(self, info: RoundInfo) -> None:
+        assert self.data is not None
+        config = self.config
+        r = info.round_id
+        global_params, _ = self.global_model(info.global_model)
+        spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
+        scores: list[int | None] = []
+        for update in self.task.updates(r):
+            if update.member == self.account.address:
+                scores.append(None)  # the contract refuses self-scores
+                continue
+            try:
+                decoded = check_update(self.store, config, spec, update)
+            except UpdateRejected as exc:
+                scores.append(0)
+                self.task.flag_update(r, update.index, exc.reason)
+                self._emit("flag", r, index=update.index, member=update.member, reason=exc.reason)
+                continue
+            model = build_model(config.model)
+            scores.append(score_update(model, global_params, decoded, self.data.X_val, self.data.y_val))
+        self.task.submit_scores(r, scores)
+        self._emit("score", r, scores=scores)
+
+    def _aggregate(self, info: RoundInfo) -> None:
+        r = info.round_id
+        global_params, model_spec = self.global_model(info.global_model)
+        updates = self.task.updates(r)
+        result = aggregate_round(
+            self.store, self.config, global_params, model_spec, updates, info.accepted, round_id=r
+        )
+        for index, reason in result.excluded.items():
+            self.task.flag_update(r, index, f"excluded from aggregate: {reason}")
+        self.store.put(result.blob)
+        finalized = self.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
+        self._emit("propose", r, model_hash=result.model_hash, included=result.included, finalized=finalized)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _past(self, deadline: int) -> bool:
+        return self.task.chain.timestamp() > deadline
+
+    def _try(self, action: str, round_id: int, fn: Callable[[], object]) -> bool:
+        """Run a phase transition that any member may trigger; losing the race is fine."""
+        try:
+            fn()
+        except InvalidState as exc:
+            log.debug("%s: %s for round %d skipped: %s", self.name, action, round_id, exc.reason)
+            return False
+        self._emit(action, round_id)
+        return True
+
+    def _emit(self, action: str, round_id: int, **details: Any) -> None:
+        log.info("%s %s round %d %s", self.name, action, round_id, details)
+        if self.on_event is not None:
+            self.on_event(NodeEvent(self.name, action, round_id, details))
+
+
+def _seed(task_seed: int, address: str, round_id: int) -> int:
+    """Per member and round, reproducible: training can be replayed."""
+    digest = hashlib.sha256(f"{task_seed}:{address}:{round_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")

@@ -1,0 +1,100 @@
+"""The round's rules that every party applies identically: checking an update blob
+against its commitment, and recomputing a round's model from its accepted updates.
+
+Aggregators use these to propose; ``fedledger audit verify`` uses the very same
+functions to check what was finalized, so the two can never disagree by drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fedledger.chain.task import UpdateInfo
+from fedledger.exceptions import FedLedgerError, StoreError, UpdateRejected
+from fedledger.federation.config import TaskConfig
+from fedledger.learning import (
+    DecodedUpdate,
+    ParamSpec,
+    Params,
+    apply_update,
+    encode_model,
+    fedavg,
+    validate_update,
+)
+from fedledger.store import BlobStore
+
+__all__ = ["RoundAggregate", "aggregate_round", "check_update"]
+
+
+def check_update(store: BlobStore, config: TaskConfig, spec: ParamSpec, update: UpdateInfo) -> DecodedUpdate:
+    """Fetch the blob committed for ``update`` and check it, or raise :class:`UpdateRejected`.
+
+    Rejects a blob that is missing, does not match its committed hash, is not a
+    well-formed update for this task (shape, dtype, size, norm bound), or claims
+    another example count than the one committed on chain.
+    """
+    try:
+        blob = store.get(update.update_hash.removeprefix("0x"))
+    except StoreError as exc:
+        raise UpdateRejected(f"blob unavailable: {exc}") from exc
+    decoded = validate_update(
+        blob,
+        spec,
+        max_bytes=config.max_update_bytes,
+        frac_bits=config.frac_bits,
+        max_norm=config.clip_norm,
+        max_examples=config.max_examples,
+    )
+    if decoded.encoding != "fixed64":
+        raise UpdateRejected(f"encoding {decoded.encoding!r}, the task aggregates fixed64 updates")
+    if decoded.num_examples != update.num_examples:
+        raise UpdateRejected(
+            f"blob claims {decoded.num_examples} examples, the commitment says {update.num_examples}"
+        )
+    return decoded
+
+
+@dataclass(frozen=True)
+class RoundAggregate:
+    params: Params
+    blob: bytes
+    model_hash: str  # 0x-prefixed sha256 of ``blob``
+    included: list[int]  # update indices aggregated
+    excluded: dict[int, str]  # accepted but unusable: index -> reason
+
+
+def aggregate_round(
+    store: BlobStore,
+    config: TaskConfig,
+    global_params: Params,
+    model_spec: dict[str, object],
+    updates: Sequence[UpdateInfo],
+    accepted: Sequence[int],
+    *,
+    round_id: int,
+) -> RoundAggregate:
+    """The next global model from the accepted updates of a round.
+
+    An accepted update whose blob fails :func:`check_update` is left out (and
+    reported in ``excluded``): every honest party sees the same blobs and applies the
+    same check, so they still agree bit for bit.
+    """
+    spec: ParamSpec = {name: tuple(arr.shape) for name, arr in global_params.items()}
+    decoded: list[DecodedUpdate] = []
+    included: list[int] = []
+    excluded: dict[int, str] = {}
+    for index in sorted(accepted):
+        try:
+            decoded.append(check_update(store, config, spec, updates[index]))
+            included.append(index)
+        except UpdateRejected as exc:
+            excluded[index] = exc.reason
+    if not decoded:
+        raise FedLedgerError(f"round {round_id}: no usable accepted update to aggregate")
+    averaged = fedavg([d.tensors for d in decoded], [d.num_examples for d in decoded])
+    params = apply_update(global_params, averaged, frac_bits=config.frac_bits)
+    blob = encode_model(params, model_spec, metadata={"round": str(round_id)})
+    import hashlib
+
+    return RoundAggregate(params, blob, "0x" + hashlib.sha256(blob).hexdigest(), included, excluded)
