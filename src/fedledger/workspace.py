@@ -34,6 +34,22 @@ CONFIG_VERSION = 1
 # A funded key (hex) used to pay new members' gas on development networks.
 FAUCET_KEY_ENV = "FEDLEDGER_FAUCET_KEY"
 MEMBER_FUNDING_WEI = 10**20  # 100 ETH on dev chains: ample for thousands of rounds
+# Seconds to wait for an embedded chain held by another process before ChainBusy.
+LOCK_TIMEOUT_ENV = "FEDLEDGER_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def _lock_timeout() -> float:
+    value = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ConfigError(f"{LOCK_TIMEOUT_ENV}={value!r}: expected a number of seconds >= 0")
+    return seconds
 
 
 @dataclass
@@ -144,7 +160,10 @@ class Workspace:
     def chain(self) -> Chain:
         if self._chain is None:
             spec = self.config.chain
-            self._chain = Chain.embedded(self.root / "chain") if spec.kind == "embedded" else Chain.rpc(spec.url)
+            if spec.kind == "embedded":
+                self._chain = Chain.embedded(self.root / "chain", lock_timeout=_lock_timeout())
+            else:
+                self._chain = Chain.rpc(spec.url)
         return self._chain
 
     def consortium(self, account: LocalAccount | None = None) -> ConsortiumClient:

@@ -16,6 +16,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
 from eth_utils import to_checksum_address
+from eth_utils.exceptions import ValidationError as EvmValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -208,6 +209,9 @@ class Chain:
                     raise revert_error(clean_revert_reason(exc), function=label) from exc
                 except (ValueError, Web3Exception) as exc:
                     raise self._node_error(exc, label) from exc
+                except EvmValidationError as exc:
+                    # py-evm refuses the dry run itself, e.g. when the sender cannot pay for gas.
+                    raise ChainError(f"{label}: the chain refused a transaction from {sender}: {exc}") from exc
                 signed = account.sign_transaction(tx)
                 try:
                     tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)

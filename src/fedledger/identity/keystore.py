@@ -64,7 +64,7 @@ class Keystore:
         self.scrypt_n = scrypt_n
 
     def path(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise KeystoreError(f"invalid key name {name!r}: use letters, digits, '_', '.', '-' (max 64)")
         return self.directory / f"{name}.json"
 
