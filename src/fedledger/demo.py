@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from fedledger.audit import verify_task
-from fedledger.chain.consortium import Role
 from fedledger.chain.events import UpdateFlagged
-from fedledger.chain.task import ABSTAIN, Phase, RoundInfo, TaskParams, TrainingTaskClient
-from fedledger.federation import LocalData, MemberNode, NodeEvent, Simulation, TaskConfig
+from fedledger.chain.task import ABSTAIN, Phase, RoundInfo, TrainingTaskClient
+from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
+from fedledger.federation.setup import create_consortium
 from fedledger.learning import (
     FeatureStats,
     Params,
@@ -34,7 +34,6 @@ from fedledger.learning import (
     breast_cancer_hospitals,
     build_model,
     decode_model,
-    encode_model,
     evaluate,
     load_csv_dataset,
     train_val_split,
@@ -43,8 +42,6 @@ from fedledger.store import BlobStore
 from fedledger.workspace import ChainSpec, Workspace
 
 __all__ = ["ATTACKS", "DemoResult", "SignFlip", "run_demo"]
-
-MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 
 
 def _rescaled(trained: Params, global_params: Params, factor: float, norm: float | None) -> Params:
@@ -105,9 +102,7 @@ class DemoResult:
             "centralized_accuracy": round(self.centralized_accuracy, 4),
             "per_round_accuracy": [r["accuracy"] for r in self.rounds],
             "rounds": self.rounds,
-            "rejected": [
-                {"round": r["round"], **rej} for r in self.rounds for rej in r["rejected"]
-            ],
+            "rejected": [{"round": r["round"], **rej} for r in self.rounds for rej in r["rejected"]],
             "verification": self.verification,
             "seconds": round(self.seconds, 2),
         }
@@ -149,7 +144,6 @@ def _run(
     on_event: Callable[[NodeEvent], None] | None,
     started: float,
 ) -> DemoResult:
-    store = BlobStore(ws.root / ws.config.store)
     # Throwaway keys for a throwaway consortium: a random password that only this process knows.
     password = secrets.token_urlsafe(16)
 
@@ -161,27 +155,13 @@ def _run(
     scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
     datas = []
     for k, d in enumerate(local):
-        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=seed + k)
+        X_tr, y_tr, X_val, y_val = train_val_split(
+            scaler.transform(d.X), d.y, val_fraction=0.25, seed=seed + k
+        )
         datas.append(LocalData(X_tr, y_tr, X_val, y_val))
     X_test, y_test = scaler.transform(test.X), test.y
 
-    # 2. The consortium: an operator (admin only) and one member per hospital.
-    operator = ws.keystore.create("operator", password)
-    ws.config.key = "operator"
-    ws.fund(operator.address)
-    from fedledger.chain.consortium import ConsortiumClient
-
-    consortium = ConsortiumClient.deploy(ws.chain, operator, org="Consortium operator", roles=Role.ADMIN)
-    ws.config.consortium = consortium.address
-    hospitals = []
-    for k in range(n_members):
-        account = ws.keystore.create(f"hospital-{k + 1}", password)
-        consortium.propose_admit(account.address, org=f"Hospital {k + 1}", roles=MEMBER_ROLES,
-                                 store_uri=store.url)
-        ws.fund(account.address)
-        hospitals.append(account)
-
-    # 3. The task: config and initial model in the store, their hashes on chain.
+    # 2. The consortium and its task; the last ``n_malicious`` hospitals poison their updates.
     n_features = X_test.shape[1]
     model_spec = {"kind": "sklearn-sgd", "n_features": n_features, "n_classes": 2, "eta0": 0.05, "seed": seed}
     config = TaskConfig(
@@ -190,43 +170,26 @@ def _run(
         local_epochs=3,
         seed=seed,
         clip_norm=5.0,
-        acceptance_threshold=6_000,
         min_commitments=max(2, n_members // 2),
         proposal_quorum=min(3, n_members - n_malicious),
         extra={"standardizer": scaler.to_dict()},
     )
-    store.put(config.to_bytes())
-    initial = build_model(model_spec).get_params()
-    initial_hash = store.put(encode_model(initial, model_spec, metadata={"round": "0"}))
-    task = TrainingTaskClient.deploy(
-        ws.chain,
-        operator,
-        consortium.address,
-        TaskParams(
-            config_hash=config.hash,
-            initial_model=initial_hash,
-            min_commitments=config.min_commitments,
-            commit_duration=config.commit_duration,
-            validate_duration=config.validate_duration,
-            aggregate_duration=config.aggregate_duration,
-            acceptance_threshold=config.acceptance_threshold,
-            proposal_quorum=config.proposal_quorum,
-            max_rounds=config.rounds,
-        ),
-    )
-    ws.config.tasks["default"] = task.address
-    ws.save()
-
-    # 4. The nodes; the last ``n_malicious`` hospitals poison their updates.
-    behaviors = [ATTACKS[attack](0.99 * config.clip_norm) if k >= n_members - n_malicious else None for k in range(n_members)]
-    nodes = [
-        MemberNode(name=f"Hospital {k + 1}", account=acct, task=task, store=store, data=datas[k],
-                   behavior=behaviors[k], on_event=on_event)
-        for k, acct in enumerate(hospitals)
+    behaviors = [
+        ATTACKS[attack](0.99 * config.clip_norm) if k >= n_members - n_malicious else None
+        for k in range(n_members)
     ]
+    sim = create_consortium(
+        ws, config=config, datas=datas, password=password, behaviors=behaviors, on_event=on_event
+    )
+    task, store, nodes = sim.task, sim.store, sim.nodes
     member_rows = [
-        {"name": node.name, "address": node.account.address, "examples": int(len(datas[k].y_train)),
-         "malicious": behaviors[k] is not None, "behavior": behaviors[k].name if behaviors[k] else "honest"}
+        {
+            "name": node.name,
+            "address": node.account.address,
+            "examples": int(len(datas[k].y_train)),
+            "malicious": behaviors[k] is not None,
+            "behavior": behaviors[k].name if behaviors[k] else "honest",
+        }
         for k, node in enumerate(nodes)
     ]
     result = DemoResult(workspace=str(ws.root), members=member_rows)
@@ -243,11 +206,15 @@ def _run(
 
     # 5. Centralized training on the pooled data, same model and total epochs, for comparison.
     pooled = build_model(model_spec)
-    pooled.fit(np.concatenate([d.X_train for d in datas]), np.concatenate([d.y_train for d in datas]),
-               epochs=config.local_epochs * rounds, seed=seed)
+    pooled.fit(
+        np.concatenate([d.X_train for d in datas]),
+        np.concatenate([d.y_train for d in datas]),
+        epochs=config.local_epochs * rounds,
+        seed=seed,
+    )
     result.centralized_accuracy = float(pooled.evaluate(X_test, y_test))
     result.final_accuracy = result.rounds[-1]["accuracy"] if result.rounds else 0.0
-    report = verify_task(ws.chain, consortium.address, task.address, store)
+    report = verify_task(ws.chain, sim.consortium.address, task.address, store)
     result.verification = report.to_json()
     result.seconds = time.perf_counter() - started
     return result
@@ -281,14 +248,21 @@ def _round_summary(
         if u.index in accepted:
             continue
         values = sorted(scores_by_update[u.index])
-        median = values[len(values) // 2] if len(values) % 2 else (
-            (values[len(values) // 2 - 1] + values[len(values) // 2]) // 2 if values else None)
-        reason = (f"median validator score {median / 100:.1f}% below the {threshold / 100:.0f}% threshold"
-                  if median is not None else "no validator scored it")
+        median = (
+            values[len(values) // 2]
+            if len(values) % 2
+            else ((values[len(values) // 2 - 1] + values[len(values) // 2]) // 2 if values else None)
+        )
+        reason = (
+            f"median validator score {median} below the threshold {threshold} (scale 0-10000)"
+            if median is not None
+            else "no validator scored it"
+        )
         if u.index in flags:
             reason += f"; flagged: {flags[u.index][0]}"
-        rejected.append({"member": names.get(u.member, u.member), "address": u.member, "index": u.index,
-                         "reason": reason})
+        rejected.append(
+            {"member": names.get(u.member, u.member), "address": u.member, "index": u.index, "reason": reason}
+        )
     return {
         "round": r,
         "phase": info.phase.name.lower(),

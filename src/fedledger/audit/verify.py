@@ -113,17 +113,23 @@ def _median(values: list[int]) -> int:
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
 
 
-def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
+def verify_task(
+    chain: Chain, consortium_address: str, task_address: str, store: BlobStore
+) -> VerificationReport:
     """Check one task against the trusted consortium; never raises for a discrepancy."""
     task = TrainingTaskClient(chain, task_address)
     consortium = ConsortiumClient(chain, consortium_address)
     report = VerificationReport(task=task.address, consortium=consortium.address)
 
-    def fail(message: str, *, round_id: int | None = None, member: str | None = None, h: str | None = None) -> None:
+    def fail(
+        message: str, *, round_id: int | None = None, member: str | None = None, h: str | None = None
+    ) -> None:
         report.discrepancies.append(Discrepancy(round_id, member, h, message))
 
     if task.consortium_address != consortium.address:
-        fail(f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}")
+        fail(
+            f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}"
+        )
     roles = _RoleHistory(consortium.events())
     params = task.params()
 
@@ -144,35 +150,61 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
         if isinstance(e, RoundOpened):
             opened[e.round_id] = e.global_model
             if e.global_model != expected_global:
-                fail(f"round opened on {e.global_model}, the last finalized model is {expected_global}",
-                     round_id=e.round_id, h=e.global_model)
+                fail(
+                    f"round opened on {e.global_model}, the last finalized model is {expected_global}",
+                    round_id=e.round_id,
+                    h=e.global_model,
+                )
         elif isinstance(e, UpdateCommitted):
             report.updates_checked += 1
             commits[e.round_id].append(e)
             if not roles.had_role(e.member, Role.TRAINER, at):
-                fail(f"committer was not an active trainer of the consortium at block {e.block_number}",
-                     round_id=e.round_id, member=e.member, h=e.update_hash)
+                fail(
+                    f"committer was not an active trainer of the consortium at block {e.block_number}",
+                    round_id=e.round_id,
+                    member=e.member,
+                    h=e.update_hash,
+                )
             try:
                 store.get(e.update_hash.removeprefix("0x"))
             except BlobNotFound:
-                fail("update blob missing from the store", round_id=e.round_id, member=e.member, h=e.update_hash)
+                fail(
+                    "update blob missing from the store",
+                    round_id=e.round_id,
+                    member=e.member,
+                    h=e.update_hash,
+                )
             except IntegrityError:
-                fail("update blob does not match its committed hash", round_id=e.round_id, member=e.member,
-                     h=e.update_hash)
+                fail(
+                    "update blob does not match its committed hash",
+                    round_id=e.round_id,
+                    member=e.member,
+                    h=e.update_hash,
+                )
         elif isinstance(e, ScoresSubmitted):
             scores[e.round_id].append(e)
             if not roles.had_role(e.validator, Role.VALIDATOR, at):
-                fail(f"scorer was not an active validator at block {e.block_number}", round_id=e.round_id,
-                     member=e.validator)
+                fail(
+                    f"scorer was not an active validator at block {e.block_number}",
+                    round_id=e.round_id,
+                    member=e.validator,
+                )
         elif isinstance(e, ValidationClosed):
             derived = _accepted_mask(commits[e.round_id], scores[e.round_id], params.acceptance_threshold)
             if derived != e.accepted_mask:
-                fail(f"accepted set {indices_of(e.accepted_mask)} does not follow from the scores "
-                     f"(expected {indices_of(derived)})", round_id=e.round_id)
+                fail(
+                    f"accepted set {indices_of(e.accepted_mask)} does not follow from the scores "
+                    f"(expected {indices_of(derived)})",
+                    round_id=e.round_id,
+                )
         elif isinstance(e, AggregateProposed):
             if not roles.had_role(e.aggregator, Role.AGGREGATOR, at):
-                fail(f"proposer was not an active aggregator at block {e.block_number}", round_id=e.round_id,
-                     member=e.aggregator, h=e.model_hash)
+                fail(
+                    f"proposer was not an active aggregator at block {e.block_number}",
+                    round_id=e.round_id,
+                    member=e.aggregator,
+                    h=e.model_hash,
+                )
         elif isinstance(e, RoundFinalized):
             report.rounds_checked += 1
             expected_global = e.model_hash
@@ -181,7 +213,9 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     return report
 
 
-def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
+def _accepted_mask(
+    commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int
+) -> int:
     mask = 0
     for i in range(len(commits)):
         values = [s.scores[i] for s in round_scores if i < len(s.scores) and s.scores[i] != ABSTAIN]
@@ -190,8 +224,15 @@ def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubm
     return mask
 
 
-def _check_finalized(store: BlobStore, config: TaskConfig, task: TrainingTaskClient, event: RoundFinalized,
-                     global_hash: str | None, commits: list[UpdateCommitted], fail: Any) -> None:
+def _check_finalized(
+    store: BlobStore,
+    config: TaskConfig,
+    task: TrainingTaskClient,
+    event: RoundFinalized,
+    global_hash: str | None,
+    commits: list[UpdateCommitted],
+    fail: Any,
+) -> None:
     r = event.round_id
     if global_hash is None:
         fail("finalized without a RoundOpened event", round_id=r)
@@ -203,13 +244,19 @@ def _check_finalized(store: BlobStore, config: TaskConfig, task: TrainingTaskCli
         fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
         return
     info = task.round(r)
-    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    updates = [
+        UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits
+    ]
     try:
-        result = aggregate_round(store, config, global_blob.params, global_blob.spec, updates, info.accepted,
-                                 round_id=r)
+        result = aggregate_round(
+            store, config, global_blob.params, global_blob.spec, updates, info.accepted, round_id=r
+        )
     except FedLedgerError as exc:
         fail(f"cannot recompute the aggregate: {exc}", round_id=r, h=event.model_hash)
         return
     if result.model_hash != event.model_hash:
-        fail(f"finalized model is not the aggregate of the accepted updates (recomputed {result.model_hash})",
-             round_id=r, h=event.model_hash)
+        fail(
+            f"finalized model is not the aggregate of the accepted updates (recomputed {result.model_hash})",
+            round_id=r,
+            h=event.model_hash,
+        )

@@ -26,7 +26,7 @@ from web3.types import TxReceipt
 
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.events import LedgerEvent, decode_logs
-from fedledger.exceptions import ChainError, ContractRevert, TransactionFailed, revert_error
+from fedledger.exceptions import ChainError, TransactionFailed, revert_error
 
 __all__ = ["Chain", "TxResult", "clean_revert_reason"]
 
@@ -229,7 +229,11 @@ class Chain:
         # EIP-1559 fees with room for the base fee to double before inclusion.
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
         priority = 10**9
-        return {"chainId": self.chain_id, "maxPriorityFeePerGas": priority, "maxFeePerGas": 2 * base_fee + priority}
+        return {
+            "chainId": self.chain_id,
+            "maxPriorityFeePerGas": priority,
+            "maxFeePerGas": 2 * base_fee + priority,
+        }
 
     def _nonce_for(self, sender: str) -> int:
         on_chain = int(self.w3.eth.get_transaction_count(sender, "pending"))
@@ -290,4 +294,3 @@ class Chain:
                 self._provider.kv.commit()
             return
         self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
-

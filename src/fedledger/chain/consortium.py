@@ -163,11 +163,15 @@ class ConsortiumClient:
 
     def propose_roles(self, member: str, roles: Role | str) -> int:
         return self._propose(
-            self.contract.functions.propose_roles(as_address(member, what="member address"), int(Role.parse(roles)))
+            self.contract.functions.propose_roles(
+                as_address(member, what="member address"), int(Role.parse(roles))
+            )
         )
 
     def propose_revoke(self, member: str) -> int:
-        return self._propose(self.contract.functions.propose_revoke(as_address(member, what="member address")))
+        return self._propose(
+            self.contract.functions.propose_revoke(as_address(member, what="member address"))
+        )
 
     def propose_threshold(self, threshold: int) -> int:
         return self._propose(self.contract.functions.propose_threshold(int(threshold)))
@@ -270,4 +274,3 @@ class ConsortiumClient:
             if isinstance(event, ProposalCreated):
                 return event.proposal_id
         raise AssertionError("propose call emitted no ProposalCreated event")  # pragma: no cover
-

@@ -255,13 +255,17 @@ class TrainingTaskClient:
         return slot - 1
 
     def has_committed(self, round_id: int, member: str) -> bool:
-        return int(self.chain.call(self.contract.functions.commit_index(int(round_id), as_address(member)))) > 0
+        return (
+            int(self.chain.call(self.contract.functions.commit_index(int(round_id), as_address(member)))) > 0
+        )
 
     def has_scored(self, round_id: int, validator: str) -> bool:
         return bool(self.chain.call(self.contract.functions.has_scored(int(round_id), as_address(validator))))
 
     def has_proposed(self, round_id: int, aggregator: str) -> bool:
-        return bool(self.chain.call(self.contract.functions.has_proposed(int(round_id), as_address(aggregator))))
+        return bool(
+            self.chain.call(self.contract.functions.has_proposed(int(round_id), as_address(aggregator)))
+        )
 
     def scores_of(self, round_id: int, index: int) -> list[int]:
         return list(self.chain.call(self.contract.functions.scores_of(int(round_id), int(index))))

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.encoding import as_address
 from fedledger.cli import audit as audit_cmd
 from fedledger.cli import key as key_cmd
-from fedledger.cli import models as models_cmd
-from fedledger.cli.demo import demo as demo_command
 from fedledger.cli import ledger as ledger_cmd
 from fedledger.cli import member as member_cmd
+from fedledger.cli import models as models_cmd
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
+from fedledger.cli.demo import demo as demo_command
+from fedledger.cli.node import node as node_command
+from fedledger.cli.node import task_app
 from fedledger.exceptions import ConfigError, FedLedgerError, exit_code_for
 from fedledger.identity.keystore import STANDARD_SCRYPT_N, password_from_env_or_prompt
 from fedledger.workspace import ChainSpec, Workspace
 
+class _FedLedgerGroup(TyperGroup):
+    """Turns fedledger errors into a one-line message and the exception class's exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FedLedgerError as exc:
+            err_console.print(f"[red]error:[/] {exc}", highlight=False)
+            ctx.exit(exit_code_for(exc))
+
+
 app = typer.Typer(
+    cls=_FedLedgerGroup,
     name="fedledger",
     help="Privacy-preserving, verifiable federated learning coordinated by smart contracts.",
     no_args_is_help=True,
@@ -32,6 +46,8 @@ app.add_typer(key_cmd.app, name="key")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(models_cmd.app, name="models")
 app.command("demo")(demo_command)
+app.command("node")(node_command)
+app.add_typer(task_app, name="task")
 
 
 @app.command()
@@ -71,7 +87,9 @@ def init(
                     f"key {account.address} has no funds on {spec.url} to deploy the consortium: "
                     "fund it, or set FEDLEDGER_FAUCET_KEY to a funded key on a dev network"
                 )
-            client = ConsortiumClient.deploy(ws.chain, account, org=org, roles=Role.parse(roles), store_uri=store_uri)
+            client = ConsortiumClient.deploy(
+                ws.chain, account, org=org, roles=Role.parse(roles), store_uri=store_uri
+            )
             ws.config.consortium = client.address
         ws.save()
         result = {
@@ -92,9 +110,5 @@ def init(
 
 
 def main() -> None:
-    """Entry point: run the app, turning fedledger errors into messages and exit codes."""
-    try:
-        app()  # standalone: click reports usage errors itself
-    except FedLedgerError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(exit_code_for(exc))
+    """Entry point of the ``fedledger`` command."""
+    app()

@@ -22,7 +22,9 @@ def verify(
 ) -> None:
     """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy."""
     with open_workspace(workspace) as ws:
-        report = verify_task(ws.chain, ws.config.consortium, ws.task(task).address, BlobStore(ws.root / ws.config.store))
+        report = verify_task(
+            ws.chain, ws.config.consortium, ws.task(task).address, BlobStore(ws.root / ws.config.store)
+        )
     if json_out:
         print_json(report.to_json())
     elif report.ok:

@@ -23,7 +23,8 @@ WorkspaceOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable, machine-readable JSON.")]
 AsOpt = Annotated[
-    str | None, typer.Option("--as", help="Name of the workspace key that signs (default: the workspace's key).")
+    str | None,
+    typer.Option("--as", help="Name of the workspace key that signs (default: the workspace's key)."),
 ]
 DEFAULT_WS = DEFAULT_WORKSPACE
 

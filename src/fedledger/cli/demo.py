@@ -15,7 +15,8 @@ from fedledger.exceptions import BadInput, VerificationFailed
 
 def demo(
     workspace: Annotated[
-        Path | None, typer.Option("--workspace", "-w", help="Folder for the demo workspace (default: a new temp dir).")
+        Path | None,
+        typer.Option("--workspace", "-w", help="Folder for the demo workspace (default: a new temp dir)."),
     ] = None,
     members: Annotated[int, typer.Option(help="Number of hospitals.")] = 5,
     rounds: Annotated[int, typer.Option(help="Training rounds.")] = 8,
@@ -42,8 +43,13 @@ def demo(
 
     with out.status("running the consortium...", spinner="dots"):
         result = run_demo(
-            workspace=workspace, members=members, rounds=rounds, attack=attack if malicious else "none",
-            malicious=malicious, seed=seed, on_round=on_round,
+            workspace=workspace,
+            members=members,
+            rounds=rounds,
+            attack=attack if malicious else "none",
+            malicious=malicious,
+            seed=seed,
+            on_round=on_round,
         )
     data = result.to_json()
     if json_out:
@@ -63,7 +69,9 @@ def demo(
             f"audit verify               {verdict} ({v['rounds_checked']} rounds, {v['updates_checked']} updates, "
             f"{v['models_checked']} models)"
         )
-        console.print(f"workspace                  {result.workspace}  (try `fedledger audit verify -w {result.workspace}`)")
+        console.print(
+            f"workspace                  {result.workspace}  (try `fedledger audit verify -w {result.workspace}`)"
+        )
         console.print(f"time                       {result.seconds:.1f} s")
     if not result.verification["ok"]:
         raise VerificationFailed(result.verification["first_discrepancy"])

@@ -38,7 +38,9 @@ def export(
     out: Annotated[Path, typer.Argument(help="Output file (.safetensors) or folder (native format).")],
     workspace: WorkspaceOpt = DEFAULT_WS,
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
-    round_id: Annotated[int | None, typer.Option("--round", help="Round to export (default: latest).")] = None,
+    round_id: Annotated[
+        int | None, typer.Option("--round", help="Round to export (default: latest).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="safetensors | native")] = "safetensors",
 ) -> None:
     """Export a model version as safetensors or in its framework's own format."""

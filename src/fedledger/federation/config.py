@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from fedledger.chain.task import TaskParams
 from fedledger.exceptions import ConfigError
 
 __all__ = ["AGGREGATION_RULES", "TaskConfig"]
@@ -34,7 +35,8 @@ class TaskConfig:
     max_update_bytes: int = 16 * 2**20
     max_examples: int = 10_000_000
     # Acceptance (contract rule: median of validators' scores >= threshold) and aggregation
-    acceptance_threshold: int = 6_000
+    acceptance_threshold: int = 4_500
+    scoring: str = "relative-accuracy"
     aggregation: str = "fedavg"
     # Round timing and quorums (block-time seconds)
     min_commitments: int = 2
@@ -51,6 +53,10 @@ class TaskConfig:
             raise ConfigError(
                 f"task config: unknown aggregation rule {self.aggregation!r}; known: {', '.join(AGGREGATION_RULES)}"
             )
+        from fedledger.learning import SCORING_RULES
+
+        if self.scoring not in SCORING_RULES:
+            raise ConfigError(f"task config: unknown scoring rule {self.scoring!r}; known: {', '.join(SCORING_RULES)}")
         if not 0 <= self.acceptance_threshold <= 10_000:
             raise ConfigError("task config: acceptance_threshold must be within 0..10000")
         if self.rounds < 1 or self.local_epochs < 1 or self.clip_norm <= 0:
@@ -64,6 +70,20 @@ class TaskConfig:
     @property
     def hash(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    def chain_params(self, initial_model: str) -> TaskParams:
+        """What the TrainingTask contract is created with for this config."""
+        return TaskParams(
+            config_hash=self.hash,
+            initial_model=initial_model,
+            min_commitments=self.min_commitments,
+            commit_duration=self.commit_duration,
+            validate_duration=self.validate_duration,
+            aggregate_duration=self.aggregate_duration,
+            acceptance_threshold=self.acceptance_threshold,
+            proposal_quorum=self.proposal_quorum,
+            max_rounds=self.rounds,
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TaskConfig:

@@ -29,7 +29,7 @@ from fedledger.learning import (
     UpdatePipeline,
     build_model,
     decode_model,
-    score_update,
+    SCORING_RULES,
 )
 from fedledger.store import BlobStore
 
@@ -119,7 +119,10 @@ class MemberNode:
     def done(self) -> bool:
         """True once the task's last round is closed."""
         current = self.task.current_round
-        return current >= self.config.rounds and self.task.round(current).phase in (Phase.FINALIZED, Phase.ABORTED)
+        return current >= self.config.rounds and self.task.round(current).phase in (
+            Phase.FINALIZED,
+            Phase.ABORTED,
+        )
 
     def step(self) -> bool:
         """Do what this member owes in the current round; True if it acted."""
@@ -141,7 +144,11 @@ class MemberNode:
 
     def _commit_phase(self, roles: Role, info: RoundInfo) -> bool:
         r = info.round_id
-        if Role.TRAINER in roles and self.data is not None and not self.task.has_committed(r, self.account.address):
+        if (
+            Role.TRAINER in roles
+            and self.data is not None
+            and not self.task.has_committed(r, self.account.address)
+        ):
             self._train_and_commit(info)
             return True
         if info.num_updates >= info.expected_trainers or self._past(info.commit_deadline):
@@ -150,7 +157,11 @@ class MemberNode:
 
     def _validate_phase(self, roles: Role, info: RoundInfo) -> bool:
         r = info.round_id
-        if Role.VALIDATOR in roles and self.data is not None and not self.task.has_scored(r, self.account.address):
+        if (
+            Role.VALIDATOR in roles
+            and self.data is not None
+            and not self.task.has_scored(r, self.account.address)
+        ):
             self._score(info)
             return True
         if info.num_scored >= info.expected_validators or self._past(info.validate_deadline):
@@ -182,8 +193,13 @@ class MemberNode:
         blob = pipeline.run(local, global_params, num_examples=len(self.data.y_train), seed=seed)
         update_hash = self.store.put(blob)
         index = self.task.commit_update(info.round_id, update_hash, len(self.data.y_train))
-        self._emit("commit", info.round_id, index=index, update_hash="0x" + update_hash,
-                   num_examples=len(self.data.y_train))
+        self._emit(
+            "commit",
+            info.round_id,
+            index=index,
+            update_hash="0x" + update_hash,
+            num_examples=len(self.data.y_train),
+        )
 
     def _score(self, info: RoundInfo) -> None:
         assert self.data is not None
@@ -204,7 +220,8 @@ class MemberNode:
                 self._emit("flag", r, index=update.index, member=update.member, reason=exc.reason)
                 continue
             model = build_model(config.model)
-            scores.append(score_update(model, global_params, decoded, self.data.X_val, self.data.y_val))
+            rule = SCORING_RULES[config.scoring]
+            scores.append(rule(model, global_params, decoded, self.data.X_val, self.data.y_val))
         self.task.submit_scores(r, scores)
         self._emit("score", r, scores=scores)
 

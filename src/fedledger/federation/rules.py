@@ -15,8 +15,8 @@ from fedledger.exceptions import FedLedgerError, StoreError, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.learning import (
     DecodedUpdate,
-    ParamSpec,
     Params,
+    ParamSpec,
     apply_update,
     encode_model,
     fedavg,

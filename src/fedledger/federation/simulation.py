@@ -44,7 +44,8 @@ class Simulation:
                 return
             acted = False
             for node in self.nodes:
-                if self._alive(node, max(current, 1)):
+                # Re-read the round: another node may have opened the next one in this pass.
+                if self._alive(node, max(self.task.current_round, 1)):
                     acted = node.step() or acted
             if not acted:
                 info = self.task.round(current)
@@ -53,7 +54,11 @@ class Simulation:
                     raise FedLedgerError(f"simulation stuck in round {current} ({info.phase.name.lower()})")
                 wait = deadline - chain.timestamp() + 1
                 if wait > 0:
-                    if chain.kind == "rpc" and "127.0.0.1" not in chain.location and "localhost" not in chain.location:
+                    if (
+                        chain.kind == "rpc"
+                        and "127.0.0.1" not in chain.location
+                        and "localhost" not in chain.location
+                    ):
                         time.sleep(min(wait, 5))
                     else:
                         chain.advance_time(wait)

@@ -45,7 +45,14 @@ from fedledger.learning.params import (
     spec_to_json,
     unflatten,
 )
-from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, evaluate, score_update
+from fedledger.learning.scoring import (
+    MAX_SCORE,
+    SCORING_RULES,
+    accuracy_bps,
+    evaluate,
+    score_update,
+    score_update_relative,
+)
 from fedledger.learning.update import (
     UPDATE_FORMAT,
     ClipTransform,
@@ -104,6 +111,8 @@ __all__ = [
     "num_params",
     "params_delta",
     "score_update",
+    "score_update_relative",
+    "SCORING_RULES",
     "shape_spec",
     "spec_from_json",
     "spec_to_json",

@@ -11,7 +11,7 @@ from fedledger.learning.adapters._base import ModelAdapter
 from fedledger.learning.aggregation._apply import apply_update
 from fedledger.learning.update import DecodedUpdate
 
-__all__ = ["MAX_SCORE", "accuracy_bps", "evaluate", "score_update"]
+__all__ = ["MAX_SCORE", "SCORING_RULES", "accuracy_bps", "evaluate", "score_update", "score_update_relative"]
 
 MAX_SCORE = 10_000
 
@@ -66,3 +66,38 @@ def score_update(
         return accuracy_bps(adapter.predict(X_val), np.asarray(y_val))
     finally:
         adapter.set_params(saved)
+
+
+def score_update_relative(
+    adapter: ModelAdapter,
+    global_params: Mapping[str, np.ndarray],
+    update: DecodedUpdate,
+    X_val: npt.ArrayLike,
+    y_val: npt.ArrayLike,
+) -> int:
+    """Score in [0, 10000]: ``min(after, 5000 + (after - before))`` in accuracy basis points,
+    where ``before`` is the global model's accuracy on the validator's data and ``after``
+    that of global + this update.
+
+    The relative term is 5000 for "no change on my data" and 4500 for an update that costs
+    5 accuracy points: unlike absolute accuracy it keeps catching a poisoned update once
+    the global model is good. The absolute term catches one at the start, when the
+    global model is still a constant guess and "no change" would look harmless.
+    Integer arithmetic, so it is reproducible.
+    """
+    before = accuracy_bps(_predict_with(adapter, global_params, X_val), np.asarray(y_val))
+    after = score_update(adapter, global_params, update, X_val, y_val)
+    return max(0, min(after, MAX_SCORE // 2 + after - before))
+
+
+def _predict_with(adapter: ModelAdapter, params: Mapping[str, np.ndarray], X: npt.ArrayLike) -> np.ndarray:
+    saved = adapter.get_params()
+    try:
+        adapter.set_params(params)
+        return adapter.predict(X)
+    finally:
+        adapter.set_params(saved)
+
+
+SCORING_RULES = {"accuracy": score_update, "relative-accuracy": score_update_relative}
+"""Validator scoring rules a task config may name."""

@@ -1,0 +1,280 @@
+"""Federated rounds over the ledger: demo, faults, bad updates, restarts, and the audit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner
+
+from fedledger.audit import verify_task
+from fedledger.chain import ConsortiumClient, Role, TrainingTaskClient
+from fedledger.chain.events import AggregateProposed, RoundFinalized, UpdateCommitted, UpdateFlagged
+from fedledger.cli import app
+from fedledger.demo import run_demo
+from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
+from fedledger.federation.setup import create_consortium
+from fedledger.learning import UpdatePipeline, breast_cancer_hospitals, load_csv_dataset, train_val_split
+from fedledger.learning.data import FeatureStats, Standardizer
+from fedledger.store import BlobStore, encode_tensors
+from fedledger.workspace import Workspace
+
+runner = CliRunner()
+
+
+# -- the demo, end to end ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("demo") / "ws"
+    result = run_demo(workspace=root, members=4, rounds=3, seed=3)
+    return root, result.to_json()
+
+
+def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) -> None:
+    _, data = demo
+    assert data["verification"]["ok"], data["verification"]
+    assert len(data["per_round_accuracy"]) == 3
+    assert data["final_accuracy"] > 0.9
+    assert abs(data["final_accuracy"] - data["centralized_accuracy"]) < 0.05
+    attacker = next(m["name"] for m in data["members"] if m["malicious"])
+    rejected = Counter((r["round"], r["member"]) for r in data["rejected"])
+    assert all(rejected[(r, attacker)] == 1 for r in (1, 2, 3)), data["rejected"]
+    assert all(r["member"] == attacker for r in data["rejected"])  # no honest hospital lost
+    assert all("below the" in r["reason"] for r in data["rejected"])
+
+
+def test_aggregators_agree_bit_for_bit(demo: tuple[Path, dict]) -> None:
+    root, _ = demo
+    with Workspace.load(root) as ws:
+        events = ws.task().events()
+    finalized = {e.round_id: e.model_hash for e in events if isinstance(e, RoundFinalized)}
+    proposals = [e for e in events if isinstance(e, AggregateProposed)]
+    assert len(finalized) == 3
+    assert all(p.model_hash == finalized[p.round_id] for p in proposals)
+    assert Counter(p.round_id for p in proposals)[1] >= 2  # a quorum, not one aggregator's word
+
+
+def test_one_commitment_per_member_per_round(demo: tuple[Path, dict]) -> None:
+    root, _ = demo
+    with Workspace.load(root) as ws:
+        commits = [e for e in ws.task().events() if isinstance(e, UpdateCommitted)]
+    assert len(commits) == 12
+    assert len({(c.round_id, c.member) for c in commits}) == 12
+
+
+def test_models_list_and_export(demo: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = _copy(demo, tmp_path)
+    out = runner.invoke(app, ["models", "list", "-w", str(root), "--json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)
+    assert [r["round"] for r in rows] == [0, 1, 2, 3]
+    target = tmp_path / "model.safetensors"
+    assert runner.invoke(app, ["models", "export", str(target), "-w", str(root)]).exit_code == 0
+    import hashlib
+
+    assert "0x" + hashlib.sha256(target.read_bytes()).hexdigest() == rows[-1]["model_hash"]
+    native = runner.invoke(app, ["models", "export", str(tmp_path / "native"), "-w", str(root), "--format", "native"])
+    assert native.exit_code == 0, native.output
+
+
+# -- the audit ----------------------------------------------------------------------------
+
+
+def _copy(demo: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dict]:
+    root, data = demo
+    target = tmp_path / "ws"
+    shutil.copytree(root, target)
+    return target, data
+
+
+def _verify(root: Path) -> tuple[int, str]:
+    result = runner.invoke(app, ["audit", "verify", "-w", str(root)])
+    return result.exit_code, result.output
+
+
+def _first_commit(root: Path) -> UpdateCommitted:
+    with Workspace.load(root) as ws:
+        return next(e for e in ws.task().events() if isinstance(e, UpdateCommitted) and e.round_id == 2)
+
+
+def test_verify_passes_on_an_untouched_workspace(demo: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = _copy(demo, tmp_path)
+    code, output = _verify(root)
+    assert code == 0, output
+    assert "3 finalized rounds" in output
+
+
+def test_verify_names_a_tampered_blob(demo: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = _copy(demo, tmp_path)
+    commit = _first_commit(root)
+    path = BlobStore(root / "store").path_of(commit.update_hash[2:])
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    code, output = _verify(root)
+    assert code == 13
+    text = " ".join(output.split())
+    assert "round 2" in text and commit.member in text and commit.update_hash in text
+    assert "does not match its committed hash" in text
+
+
+def test_verify_names_a_deleted_blob(demo: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = _copy(demo, tmp_path)
+    commit = _first_commit(root)
+    assert BlobStore(root / "store").delete(commit.update_hash[2:])
+    code, output = _verify(root)
+    text = " ".join(output.split())
+    assert code == 13
+    assert "update blob missing" in text and commit.member in text
+
+
+def test_verify_catches_a_forged_commitment_from_a_non_member(demo: tuple[Path, dict], tmp_path: Path) -> None:
+    """A task governed by a rogue consortium, where an outsider 'commits', fails against the trusted one."""
+    root, _ = _copy(demo, tmp_path)
+    with Workspace.load(root) as ws:
+        outsider = Account.create()
+        ws.fund(outsider.address)
+        rogue = ConsortiumClient.deploy(ws.chain, outsider, org="Rogue", roles=Role.ADMIN | Role.TRAINER)
+        real = ws.task()
+        forged = TrainingTaskClient.deploy(ws.chain, outsider, rogue.address, real.params())
+        forged.open_round()
+        forged.commit_update(1, "0x" + "ab" * 32, 10)
+        report = verify_task(ws.chain, ws.config.consortium, forged.address, BlobStore(root / "store"))
+    messages = [str(d) for d in report.discrepancies]
+    assert not report.ok
+    assert "not the trusted consortium" in messages[0]
+    assert any(outsider.address in m and "not an active trainer" in m for m in messages)
+
+
+# -- faults and hostile updates ------------------------------------------------------------
+
+
+def _small_setup(tmp_path: Path, n: int = 4, rounds: int = 1, **config_overrides: object):
+    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=n, alpha=1.0, seed=5)
+    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
+    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
+    datas = []
+    for k, d in enumerate(local):
+        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
+        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
+    settings = {"min_commitments": 2, "proposal_quorum": 2, "clip_norm": 5.0, **config_overrides}
+    config = TaskConfig(
+        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
+        rounds=rounds, local_epochs=2, **settings,  # type: ignore[arg-type]
+    )
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    return ws, create_consortium(ws, config=config, datas=datas, password="pw")
+
+
+def _honest_blob(node: MemberNode, round_id: int) -> bytes:
+    info = node.task.round(round_id)
+    params, _ = node.global_model(info.global_model)
+    return UpdatePipeline.default(max_norm=node.config.clip_norm, frac_bits=node.config.frac_bits).run(
+        params, params, num_examples=len(node.data.y_train)
+    )
+
+
+def _wrong_shape(node: MemberNode, r: int) -> bytes:
+    return encode_tensors({"coef": np.zeros((3, 3), np.uint64), "intercept": np.zeros(1, np.uint64)},
+                          {"format": "fedledger-update/1", "encoding": "fixed64", "frac_bits": "24",
+                           "num_examples": str(len(node.data.y_train))})
+
+
+def _nan(node: MemberNode, r: int) -> bytes:
+    info = node.task.round(r)
+    params, _ = node.global_model(info.global_model)
+    tensors = {k: np.full(v.shape, np.nan, np.float32) for k, v in params.items()}
+    return encode_tensors(tensors, {"format": "fedledger-update/1", "encoding": "float32",
+                                    "num_examples": str(len(node.data.y_train))})
+
+
+BAD_UPDATES = {
+    "wrong shape": (_wrong_shape, "shape"),
+    "NaN": (_nan, "NaN"),
+    "truncated": (lambda node, r: _honest_blob(node, r)[:-7], "not a safetensors blob"),
+    "not safetensors": (lambda node, r: b"\x00garbage" * 10, "not a safetensors blob"),
+    "oversized": (lambda node, r: b"\x00" * (node.config.max_update_bytes + 1), "oversized"),
+}
+
+
+class HostileNode(MemberNode):
+    """Commits a crafted blob instead of its trained update."""
+
+    def __init__(self, base: MemberNode, make_blob, *, commit_other_hash: bool = False) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+        self.make_blob = make_blob
+        self.commit_other_hash = commit_other_hash
+
+    def _train_and_commit(self, info) -> None:  # type: ignore[no-untyped-def]
+        blob = self.make_blob(self, info.round_id)
+        blob_id = BlobStore.put(self.store, blob) if len(blob) <= self.store.max_blob_bytes else _raw_put(self.store, blob)
+        if self.commit_other_hash:
+            blob_id = "cd" * 32  # commits a hash no blob has
+        self.task.commit_update(info.round_id, blob_id, len(self.data.y_train))
+
+
+def _raw_put(store: BlobStore, blob: bytes) -> str:
+    import hashlib
+
+    blob_id = hashlib.sha256(blob).hexdigest()
+    path = store.path_of(blob_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return blob_id
+
+
+@pytest.mark.parametrize("kind", [*BAD_UPDATES, "hash mismatch"])
+def test_hostile_update_is_rejected_with_its_reason_and_the_round_finalizes(tmp_path: Path, kind: str) -> None:
+    overrides = {"max_update_bytes": 4096} if kind == "oversized" else {}
+    ws, sim = _small_setup(tmp_path, **overrides)
+    with ws:
+        if kind == "hash mismatch":
+            make, expected = (lambda node, r: _honest_blob(node, r)), "blob unavailable"
+        else:
+            make, expected = BAD_UPDATES[kind]
+        sim.nodes[-1] = HostileNode(sim.nodes[-1], make, commit_other_hash=kind == "hash mismatch")
+        Simulation(sim.task, sim.nodes).run()
+        info = sim.task.round(1)
+        assert info.phase.name == "FINALIZED"
+        hostile = sim.nodes[-1].account.address
+        bad_index = sim.task.commit_index(1, hostile)
+        assert bad_index not in info.accepted
+        flags = [e for e in sim.task.events() if isinstance(e, UpdateFlagged) and e.index == bad_index]
+        assert flags and all(expected in f.reason for f in flags), [f.reason for f in flags]
+        out = runner.invoke(app, ["ledger", "events", "-w", str(ws.root), "--json", "--name", "UpdateFlagged"])
+        assert expected in out.stdout or ws.chain.kind == "embedded"
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok is (kind != "hash mismatch")
+
+
+def test_a_member_that_dies_mid_task_does_not_stop_the_rounds(tmp_path: Path) -> None:
+    ws, sim = _small_setup(tmp_path, rounds=3)
+    with ws:
+        Simulation(sim.task, sim.nodes, crash_at_round={sim.nodes[2].name: 2}).run()
+        history = sim.task.model_history()
+        assert sorted(history) == [1, 2, 3]
+        assert sim.task.round(2).num_updates == 3
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+
+
+def test_a_restarted_node_resumes_without_committing_twice(tmp_path: Path) -> None:
+    ws, sim = _small_setup(tmp_path, rounds=2)
+    with ws:
+        first = sim.nodes[0]
+        sim.nodes[1].step()  # opens round 1
+        assert first.step()  # commits
+        assert sim.task.has_committed(1, first.account.address)
+        # The process dies; a new node for the same member starts from the chain alone.
+        restarted = MemberNode(name=first.name, account=first.account, task=sim.task, store=sim.store,
+                               data=first.data)
+        sim.nodes[0] = restarted
+        Simulation(sim.task, sim.nodes).run()
+        commits = [e for e in sim.task.events() if isinstance(e, UpdateCommitted)]
+        assert Counter((c.round_id, c.member) for c in commits)[(1, first.account.address)] == 1
+        assert sorted(sim.task.model_history()) == [1, 2]
