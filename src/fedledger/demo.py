@@ -155,9 +155,7 @@ def _run(
     scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
     datas = []
     for k, d in enumerate(local):
-        X_tr, y_tr, X_val, y_val = train_val_split(
-            scaler.transform(d.X), d.y, val_fraction=0.25, seed=seed + k
-        )
+        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=seed + k)
         datas.append(LocalData(X_tr, y_tr, X_val, y_val))
     X_test, y_test = scaler.transform(test.X), test.y
 
@@ -175,12 +173,9 @@ def _run(
         extra={"standardizer": scaler.to_dict()},
     )
     behaviors = [
-        ATTACKS[attack](0.99 * config.clip_norm) if k >= n_members - n_malicious else None
-        for k in range(n_members)
+        ATTACKS[attack](0.99 * config.clip_norm) if k >= n_members - n_malicious else None for k in range(n_members)
     ]
-    sim = create_consortium(
-        ws, config=config, datas=datas, password=password, behaviors=behaviors, on_event=on_event
-    )
+    sim = create_consortium(ws, config=config, datas=datas, password=password, behaviors=behaviors, on_event=on_event)
     task, store, nodes = sim.task, sim.store, sim.nodes
     member_rows = [
         {

@@ -113,23 +113,17 @@ def _median(values: list[int]) -> int:
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
 
 
-def verify_task(
-    chain: Chain, consortium_address: str, task_address: str, store: BlobStore
-) -> VerificationReport:
+def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
     """Check one task against the trusted consortium; never raises for a discrepancy."""
     task = TrainingTaskClient(chain, task_address)
     consortium = ConsortiumClient(chain, consortium_address)
     report = VerificationReport(task=task.address, consortium=consortium.address)
 
-    def fail(
-        message: str, *, round_id: int | None = None, member: str | None = None, h: str | None = None
-    ) -> None:
+    def fail(message: str, *, round_id: int | None = None, member: str | None = None, h: str | None = None) -> None:
         report.discrepancies.append(Discrepancy(round_id, member, h, message))
 
     if task.consortium_address != consortium.address:
-        fail(
-            f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}"
-        )
+        fail(f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}")
     roles = _RoleHistory(consortium.events())
     params = task.params()
 
@@ -213,9 +207,7 @@ def verify_task(
     return report
 
 
-def _accepted_mask(
-    commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int
-) -> int:
+def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
     mask = 0
     for i in range(len(commits)):
         values = [s.scores[i] for s in round_scores if i < len(s.scores) and s.scores[i] != ABSTAIN]
@@ -244,9 +236,7 @@ def _check_finalized(
         fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
         return
     info = task.round(r)
-    updates = [
-        UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits
-    ]
+    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
     try:
         result = aggregate_round(
             store, config, global_blob.params, global_blob.spec, updates, info.accepted, round_id=r

@@ -22,6 +22,7 @@ from fedledger.exceptions import ConfigError, FedLedgerError, exit_code_for
 from fedledger.identity.keystore import STANDARD_SCRYPT_N, password_from_env_or_prompt
 from fedledger.workspace import ChainSpec, Workspace
 
+
 class _FedLedgerGroup(TyperGroup):
     """Turns fedledger errors into a one-line message and the exception class's exit code."""
 
@@ -87,9 +88,7 @@ def init(
                     f"key {account.address} has no funds on {spec.url} to deploy the consortium: "
                     "fund it, or set FEDLEDGER_FAUCET_KEY to a funded key on a dev network"
                 )
-            client = ConsortiumClient.deploy(
-                ws.chain, account, org=org, roles=Role.parse(roles), store_uri=store_uri
-            )
+            client = ConsortiumClient.deploy(ws.chain, account, org=org, roles=Role.parse(roles), store_uri=store_uri)
             ws.config.consortium = client.address
         ws.save()
         result = {

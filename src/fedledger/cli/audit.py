@@ -6,10 +6,8 @@ from typing import Annotated
 
 import typer
 
-from fedledger.audit import verify_task
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import VerificationFailed
-from fedledger.store import BlobStore
 
 app = typer.Typer(help="Independent audit of the ledger.", no_args_is_help=True)
 
@@ -21,6 +19,9 @@ def verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy."""
+    from fedledger.audit import verify_task
+    from fedledger.store import BlobStore
+
     with open_workspace(workspace) as ws:
         report = verify_task(
             ws.chain, ws.config.consortium, ws.task(task).address, BlobStore(ws.root / ws.config.store)

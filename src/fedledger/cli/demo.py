@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from fedledger.cli.common import JsonOpt, console, err_console, print_json
-from fedledger.demo import ATTACKS, run_demo
 from fedledger.exceptions import BadInput, VerificationFailed
 
 
@@ -20,12 +19,14 @@ def demo(
     ] = None,
     members: Annotated[int, typer.Option(help="Number of hospitals.")] = 5,
     rounds: Annotated[int, typer.Option(help="Training rounds.")] = 8,
-    attack: Annotated[str, typer.Option(help=f"Malicious behavior: {', '.join(ATTACKS)}.")] = "sign-flip",
+    attack: Annotated[str, typer.Option(help="Malicious behavior: sign-flip, scaling or none.")] = "sign-flip",
     malicious: Annotated[int, typer.Option(help="How many hospitals are malicious.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
+    from fedledger.demo import ATTACKS, run_demo
+
     if attack not in ATTACKS:
         raise BadInput(f"unknown attack {attack!r}; known: {', '.join(ATTACKS)}")
     if workspace is not None and (workspace / "config.json").exists():

@@ -39,12 +39,10 @@ def _report(client: ConsortiumClient, proposal_id: int, action: str, json_out: b
 def add(
     address: Annotated[str, typer.Argument(help="The new member's address (0x...).")],
     org: Annotated[str, typer.Option(help="The member's organization name (public).")],
-    roles: Annotated[
-        str, typer.Option(help="Comma-separated: admin,trainer,validator,aggregator,auditor.")
-    ] = ("trainer,validator"),
-    cert_fingerprint: Annotated[
-        str, typer.Option(help="SHA-256 fingerprint of its certificate (hex).")
-    ] = _ZERO32,
+    roles: Annotated[str, typer.Option(help="Comma-separated: admin,trainer,validator,aggregator,auditor.")] = (
+        "trainer,validator"
+    ),
+    cert_fingerprint: Annotated[str, typer.Option(help="SHA-256 fingerprint of its certificate (hex).")] = _ZERO32,
     kx_public_key: Annotated[str, typer.Option(help="Its X25519 key-agreement public key (hex).")] = _ZERO32,
     store_uri: Annotated[str, typer.Option(help="Where it publishes blobs.")] = "",
     workspace: WorkspaceOpt = DEFAULT_WS,
@@ -150,9 +148,7 @@ def proposals(workspace: WorkspaceOpt = DEFAULT_WS, json_out: JsonOpt = False) -
     if not rows:
         console.print("no pending proposals")
     for row in rows:
-        console.print(
-            f"#{row['proposal_id']} {row['kind']} {row['target']} ({row['approvals']}/{row['needed']})"
-        )
+        console.print(f"#{row['proposal_id']} {row['kind']} {row['target']} ({row['approvals']}/{row['needed']})")
 
 
 @app.command("list")

@@ -9,8 +9,6 @@ import typer
 
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import BadInput
-from fedledger.learning import build_model, decode_model
-from fedledger.store import BlobStore
 
 app = typer.Typer(help="Model versions: list and export.", no_args_is_help=True)
 
@@ -38,12 +36,13 @@ def export(
     out: Annotated[Path, typer.Argument(help="Output file (.safetensors) or folder (native format).")],
     workspace: WorkspaceOpt = DEFAULT_WS,
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
-    round_id: Annotated[
-        int | None, typer.Option("--round", help="Round to export (default: latest).")
-    ] = None,
+    round_id: Annotated[int | None, typer.Option("--round", help="Round to export (default: latest).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="safetensors | native")] = "safetensors",
 ) -> None:
     """Export a model version as safetensors or in its framework's own format."""
+    from fedledger.learning import build_model, decode_model
+    from fedledger.store import BlobStore
+
     if fmt not in ("safetensors", "native"):
         raise BadInput(f"unknown format {fmt!r}: expected safetensors or native")
     with open_workspace(workspace) as ws:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import ConfigError
-from fedledger.federation import LocalData, MemberNode, NodeEvent, TaskConfig
-from fedledger.federation.setup import create_task
-from fedledger.learning import Standardizer, load_csv_dataset, train_val_split
-from fedledger.store import BlobStore
+
+if TYPE_CHECKING:
+    from fedledger.federation import NodeEvent
 
 task_app = typer.Typer(help="Training tasks.", no_args_is_help=True)
 
@@ -25,16 +24,16 @@ def node(
     workspace: WorkspaceOpt = DEFAULT_WS,
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
     as_key: AsOpt = None,
-    store: Annotated[
-        str | None, typer.Option(help="Blob store URL (default: the workspace's store).")
-    ] = None,
-    val_fraction: Annotated[
-        float, typer.Option(help="Share of local rows kept for validating others.")
-    ] = 0.2,
+    store: Annotated[str | None, typer.Option(help="Blob store URL (default: the workspace's store).")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share of local rows kept for validating others.")] = 0.2,
     poll: Annotated[float, typer.Option(help="Seconds between chain polls when idle.")] = 1.0,
     once: Annotated[bool, typer.Option(help="Do at most one action, then exit.")] = False,
 ) -> None:
     """Run this member's node until the task's last round closes (resumes from chain state)."""
+    from fedledger.federation import LocalData, MemberNode
+    from fedledger.learning import Standardizer, load_csv_dataset, train_val_split
+    from fedledger.store import BlobStore
+
     dataset = load_csv_dataset(data, label)
     with open_workspace(workspace) as ws:
         client = ws.task(task)
@@ -50,9 +49,7 @@ def node(
         )
         scaler = member.config.extra.get("standardizer")
         X = Standardizer.from_dict(scaler).transform(dataset.X) if scaler else dataset.X
-        X_tr, y_tr, X_val, y_val = train_val_split(
-            X, dataset.y, val_fraction=val_fraction, seed=member.config.seed
-        )
+        X_tr, y_tr, X_val, y_val = train_val_split(X, dataset.y, val_fraction=val_fraction, seed=member.config.seed)
         member.data = LocalData(X_tr, y_tr, X_val, y_val)
         while not member.done():
             acted = member.step()
@@ -70,15 +67,17 @@ def _describe(event: NodeEvent) -> str:
 
 @task_app.command("create")
 def create(
-    config_file: Annotated[
-        Path, typer.Argument(help="Task config JSON (fields of TaskConfig; 'model' required).")
-    ],
+    config_file: Annotated[Path, typer.Argument(help="Task config JSON (fields of TaskConfig; 'model' required).")],
     workspace: WorkspaceOpt = DEFAULT_WS,
     name: Annotated[str, typer.Option(help="Name of the task in this workspace.")] = "default",
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a task: config and initial model go to the store, their hashes on chain."""
+    from fedledger.federation import TaskConfig
+    from fedledger.federation.setup import create_task
+    from fedledger.store import BlobStore
+
     try:
         config = TaskConfig(**json.loads(config_file.read_text()))
     except (OSError, ValueError, TypeError) as exc:

@@ -24,12 +24,12 @@ from fedledger.exceptions import ConfigError, InvalidState, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, check_update
 from fedledger.learning import (
+    SCORING_RULES,
     ModelAdapter,
     Params,
     UpdatePipeline,
     build_model,
     decode_model,
-    SCORING_RULES,
 )
 from fedledger.store import BlobStore
 
@@ -144,11 +144,7 @@ class MemberNode:
 
     def _commit_phase(self, roles: Role, info: RoundInfo) -> bool:
         r = info.round_id
-        if (
-            Role.TRAINER in roles
-            and self.data is not None
-            and not self.task.has_committed(r, self.account.address)
-        ):
+        if Role.TRAINER in roles and self.data is not None and not self.task.has_committed(r, self.account.address):
             self._train_and_commit(info)
             return True
         if info.num_updates >= info.expected_trainers or self._past(info.commit_deadline):
@@ -157,11 +153,7 @@ class MemberNode:
 
     def _validate_phase(self, roles: Role, info: RoundInfo) -> bool:
         r = info.round_id
-        if (
-            Role.VALIDATOR in roles
-            and self.data is not None
-            and not self.task.has_scored(r, self.account.address)
-        ):
+        if Role.VALIDATOR in roles and self.data is not None and not self.task.has_scored(r, self.account.address):
             self._score(info)
             return True
         if info.num_scored >= info.expected_validators or self._past(info.validate_deadline):
@@ -229,9 +221,7 @@ class MemberNode:
         r = info.round_id
         global_params, model_spec = self.global_model(info.global_model)
         updates = self.task.updates(r)
-        result = aggregate_round(
-            self.store, self.config, global_params, model_spec, updates, info.accepted, round_id=r
-        )
+        result = aggregate_round(self.store, self.config, global_params, model_spec, updates, info.accepted, round_id=r)
         for index, reason in result.excluded.items():
             self.task.flag_update(r, index, f"excluded from aggregate: {reason}")
         self.store.put(result.blob)

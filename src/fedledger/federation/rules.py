@@ -49,9 +49,7 @@ def check_update(store: BlobStore, config: TaskConfig, spec: ParamSpec, update: 
     if decoded.encoding != "fixed64":
         raise UpdateRejected(f"encoding {decoded.encoding!r}, the task aggregates fixed64 updates")
     if decoded.num_examples != update.num_examples:
-        raise UpdateRejected(
-            f"blob claims {decoded.num_examples} examples, the commitment says {update.num_examples}"
-        )
+        raise UpdateRejected(f"blob claims {decoded.num_examples} examples, the commitment says {update.num_examples}")
     return decoded
 
 

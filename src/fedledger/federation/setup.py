@@ -40,9 +40,7 @@ def create_task(
     store.put(config.to_bytes())
     initial = build_model(config.model).get_params()
     initial_hash = store.put(encode_model(initial, config.model, metadata={"round": "0"}))
-    task = TrainingTaskClient.deploy(
-        ws.chain, account, ws.config.consortium, config.chain_params(initial_hash)
-    )
+    task = TrainingTaskClient.deploy(ws.chain, account, ws.config.consortium, config.chain_params(initial_hash))
     ws.config.tasks[name] = task.address
     ws.save()
     return task
@@ -69,9 +67,7 @@ def create_consortium(
     members = []
     for k in range(len(datas)):
         account = ws.keystore.create(f"hospital-{k + 1}", password)
-        consortium.propose_admit(
-            account.address, org=f"Hospital {k + 1}", roles=MEMBER_ROLES, store_uri=store.url
-        )
+        consortium.propose_admit(account.address, org=f"Hospital {k + 1}", roles=MEMBER_ROLES, store_uri=store.url)
         ws.fund(account.address)
         members.append(account)
     task = create_task(ws, operator, store, config)

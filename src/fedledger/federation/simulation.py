@@ -54,11 +54,7 @@ class Simulation:
                     raise FedLedgerError(f"simulation stuck in round {current} ({info.phase.name.lower()})")
                 wait = deadline - chain.timestamp() + 1
                 if wait > 0:
-                    if (
-                        chain.kind == "rpc"
-                        and "127.0.0.1" not in chain.location
-                        and "localhost" not in chain.location
-                    ):
+                    if chain.kind == "rpc" and "127.0.0.1" not in chain.location and "localhost" not in chain.location:
                         time.sleep(min(wait, 5))
                     else:
                         chain.advance_time(wait)
