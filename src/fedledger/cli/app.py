@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from fedledger.chain.consortium import ConsortiumClient, Role
@@ -30,7 +31,7 @@ class _FedLedgerGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except FedLedgerError as exc:
-            err_console.print(f"[red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             ctx.exit(exit_code_for(exc))
 
 
