@@ -282,15 +282,13 @@ class Chain:
     def snapshot(self) -> Any:
         """Take a state snapshot (dev chains only)."""
         if self._provider is not None:
-            return self._provider.ethereum_tester.take_snapshot()
+            return self._provider.take_snapshot()
         return self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
 
     def revert(self, snapshot_id: Any) -> None:
         """Return to a snapshot taken with :meth:`snapshot`."""
         self._next_nonce.clear()
         if self._provider is not None:
-            with self._provider._lock:
-                self._provider.ethereum_tester.revert_to_snapshot(snapshot_id)
-                self._provider.kv.commit()
+            self._provider.revert_to_snapshot(snapshot_id)
             return
         self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ the same chain at once; it waits for the lock and then fails with
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -197,18 +198,28 @@ class EmbeddedChainProvider(EthereumTesterProvider):  # type: ignore[misc]
             self._file_lock.release()
             raise
         self._lock = threading.RLock()
+        self._call_cache: dict[str, RPCResponse] = {}
         super().__init__(EthereumTester(self.backend))
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         with self._lock:
+            # A view call's answer only changes when the chain does: nodes polling the same
+            # round state between two blocks are served from memory, not the EVM.
+            key = _cacheable(method, params)
+            if key is not None and key in self._call_cache:
+                return self._call_cache[key]
             try:
                 response = super().make_request(method, params)
             except BaseException:
                 if method in _WRITING_METHODS:
+                    self._call_cache.clear()
                     self.kv.rollback()
                 raise
             if method in _WRITING_METHODS:
+                self._call_cache.clear()
                 self.kv.commit()
+            elif key is not None and "error" not in response:
+                self._call_cache[key] = response
             return response
 
     def advance_time(self, seconds: int) -> None:
@@ -217,13 +228,32 @@ class EmbeddedChainProvider(EthereumTesterProvider):  # type: ignore[misc]
             backend = self.backend
             backend._refresh_pending_timestamp()
             target = backend.chain.header.timestamp + int(seconds)
+            self._call_cache.clear()
             self.ethereum_tester.time_travel(target)
+            self.kv.commit()
+
+    def take_snapshot(self) -> int:
+        with self._lock:
+            return int(self.ethereum_tester.take_snapshot())
+
+    def revert_to_snapshot(self, snapshot_id: int) -> None:
+        """Return the chain to a snapshot (tests); history after it is abandoned."""
+        with self._lock:
+            self._call_cache.clear()
+            self.ethereum_tester.revert_to_snapshot(snapshot_id)
             self.kv.commit()
 
     def close(self) -> None:
         with self._lock:
             self.kv.close()
             self._file_lock.release()
+
+
+def _cacheable(method: str, params: Any) -> str | None:
+    """A cache key for an ``eth_call`` on the latest block, else None."""
+    if method != "eth_call" or len(params) < 2 or params[1] not in ("latest", None):
+        return None
+    return json.dumps(params[0], sort_keys=True, default=str)
 
 
 def _read_holder(directory: Path) -> str:

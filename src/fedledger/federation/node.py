@@ -19,7 +19,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import ConsortiumClient, Role
-from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient
+from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import ConfigError, InvalidState, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, check_update
@@ -88,6 +88,7 @@ class MemberNode:
         self.on_event = on_event
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
+        self._round_updates: tuple[int, list[UpdateInfo]] | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -108,6 +109,12 @@ class MemberNode:
             blob = decode_model(self.store.get(model_hash.removeprefix("0x")))
             self._models = {model_hash: (blob.params, blob.spec)}  # keep only the latest
         return self._models[model_hash]
+
+    def closed_updates(self, round_id: int) -> list[UpdateInfo]:
+        """A round's commitments once its commit phase closed (then they never change)."""
+        if self._round_updates is None or self._round_updates[0] != round_id:
+            self._round_updates = (round_id, self.task.updates(round_id))
+        return self._round_updates[1]
 
     def adapter(self, params: Params) -> ModelAdapter:
         model = build_model(self.config.model)
@@ -200,7 +207,7 @@ class MemberNode:
         global_params, _ = self.global_model(info.global_model)
         spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
         scores: list[int | None] = []
-        for update in self.task.updates(r):
+        for update in self.closed_updates(r):
             if update.member == self.account.address:
                 scores.append(None)  # the contract refuses self-scores
                 continue
@@ -220,7 +227,7 @@ class MemberNode:
     def _aggregate(self, info: RoundInfo) -> None:
         r = info.round_id
         global_params, model_spec = self.global_model(info.global_model)
-        updates = self.task.updates(r)
+        updates = self.closed_updates(r)
         result = aggregate_round(self.store, self.config, global_params, model_spec, updates, info.accepted, round_id=r)
         for index, reason in result.excluded.items():
             self.task.flag_update(r, index, f"excluded from aggregate: {reason}")
