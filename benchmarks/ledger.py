@@ -27,13 +27,9 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,12 +41,11 @@ from eth_account.signers.local import LocalAccount
 
 from fedledger.chain import ABSTAIN, Chain, Role, TaskParams, TxResult, compile_contract
 from fedledger.chain.consortium import ConsortiumClient
+from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.embedded import FAUCET_KEY
 from fedledger.chain.encoding import ZERO_HASH, as_bytes32
 
 REPO = Path(__file__).resolve().parent.parent
-# anvil's first well-known development account (funded by anvil itself).
-ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 SCORE = 9_000
 PROPOSAL_QUORUM = 2
@@ -248,49 +243,6 @@ def run_scenario(
 # -- backends ----------------------------------------------------------------------
 
 
-def anvil_binary() -> str | None:
-    candidates = [
-        os.environ.get("FEDLEDGER_ANVIL"),
-        str(REPO / "node_modules" / ".bin" / "anvil"),
-        shutil.which("anvil"),
-    ]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def anvil_node(binary: str) -> Iterator[str]:
-    """An anvil node on 127.0.0.1 (automine: one block per transaction), stopped on exit."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
-        while True:
-            try:
-                req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-                urllib.request.urlopen(req, timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def run_embedded(members: int, rounds: int, **kw: Any) -> Measurements:
     with tempfile.TemporaryDirectory(prefix="fedledger-bench-") as tmp, Chain.embedded(Path(tmp)) as chain:
         return run_scenario(
@@ -384,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     embedded = run_embedded(args.members, args.rounds, **kw)
     anvil: Measurements | None = None
     anvil_note = ""
-    binary = anvil_binary()
+    binary = anvil_binary(REPO)
     if args.no_anvil:
         anvil_note = "anvil: skipped (--no-anvil)."
     elif binary is None:

@@ -7,12 +7,6 @@ marked ``anvil`` and skipped with its reason when no anvil binary is found
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,60 +16,27 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain import Chain, ConsortiumClient, Role, TaskParams, TrainingTaskClient
+from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.embedded import FAUCET_KEY
 
 REPO = Path(__file__).resolve().parent.parent
-# anvil's first well-known development account (funded with 10,000 ETH by anvil itself).
-ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 N_ACCOUNTS = 8
 
 
-def anvil_binary() -> str | None:
-    candidates = [os.environ.get("FEDLEDGER_ANVIL"), str(REPO / "node_modules" / ".bin" / "anvil"), shutil.which("anvil")]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def anvil_url() -> Iterator[str]:
-    binary = anvil_binary()
+    binary = anvil_binary(REPO)
     if binary is None:
         pytest.skip("anvil not installed: run `npm ci` (pinned @foundry-rs/anvil-linux-amd64) or set FEDLEDGER_ANVIL")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                req = urllib.request.Request(
-                    url, data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
-                    headers={"Content-Type": "application/json"},
-                )
-                urllib.request.urlopen(req, timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.1)
+    with anvil_node(binary) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Chain, LocalAccount]]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Chain, LocalAccount]]:
     """(chain, faucet account) for each backend, once per session."""
     if request.param == "embedded":
         chain = Chain.embedded(tmp_path_factory.mktemp("embedded-chain"))

@@ -8,9 +8,10 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
-from fedledger.chain.events import LedgerEvent, ProposalCreated, decode_logs
+from fedledger.chain.events import ProposalCreated, decode_logs
 from fedledger.exceptions import BadInput
 
 __all__ = ["ConsortiumClient", "Member", "MemberStatus", "Proposal", "ProposalKind", "Role"]
@@ -97,16 +98,10 @@ class Proposal:
 _EMPTY32 = b"\x00" * 32
 
 
-class ConsortiumClient:
+class ConsortiumClient(ContractClient):
     """The Consortium contract at ``address``, acting as ``account`` for writes."""
 
     NAME = "Consortium"
-
-    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None) -> None:
-        self.chain = chain
-        self.address = as_address(address, what="consortium address")
-        self.account = account
-        self.contract = chain.contract(self.NAME, self.address)
 
     @classmethod
     def deploy(
@@ -131,10 +126,6 @@ class ConsortiumClient:
             store_uri,
         )
         return cls(chain, address, account)
-
-    def as_(self, account: LocalAccount) -> ConsortiumClient:
-        """The same contract, acting as another member."""
-        return ConsortiumClient(self.chain, self.address, account)
 
     # -- governance ------------------------------------------------------------
 
@@ -163,15 +154,11 @@ class ConsortiumClient:
 
     def propose_roles(self, member: str, roles: Role | str) -> int:
         return self._propose(
-            self.contract.functions.propose_roles(
-                as_address(member, what="member address"), int(Role.parse(roles))
-            )
+            self.contract.functions.propose_roles(as_address(member, what="member address"), int(Role.parse(roles)))
         )
 
     def propose_revoke(self, member: str) -> int:
-        return self._propose(
-            self.contract.functions.propose_revoke(as_address(member, what="member address"))
-        )
+        return self._propose(self.contract.functions.propose_revoke(as_address(member, what="member address")))
 
     def propose_threshold(self, threshold: int) -> int:
         return self._propose(self.contract.functions.propose_threshold(int(threshold)))
@@ -184,9 +171,7 @@ class ConsortiumClient:
     def cancel(self, proposal_id: int) -> None:
         self._send(self.contract.functions.cancel(int(proposal_id)))
 
-    def update_metadata(
-        self, *, cert_fingerprint: str | bytes, kx_public_key: str | bytes, store_uri: str
-    ) -> TxResult:
+    def update_metadata(self, *, cert_fingerprint: str | bytes, kx_public_key: str | bytes, store_uri: str) -> TxResult:
         return self._send(
             self.contract.functions.update_metadata(
                 as_bytes32(cert_fingerprint, what="certificate fingerprint"),
@@ -258,15 +243,7 @@ class ConsortiumClient:
         proposals = (self.proposal(i) for i in range(self.proposal_count))
         return [p for p in proposals if not p.executed and not p.cancelled]
 
-    def events(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[LedgerEvent]:
-        return self.chain.events(self.NAME, self.address, from_block=from_block, to_block=to_block)
-
     # -- internals -------------------------------------------------------------
-
-    def _send(self, fn: Any) -> TxResult:
-        if self.account is None:
-            raise BadInput("this client has no account to sign with; use .as_(account)")
-        return self.chain.transact(self.account, fn)
 
     def _propose(self, fn: Any) -> int:
         result = self._send(fn)

@@ -9,9 +9,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
-from fedledger.chain.events import LedgerEvent
 from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
@@ -106,21 +106,13 @@ class UpdateInfo:
     block_number: int
 
 
-class TrainingTaskClient:
+class TrainingTaskClient(ContractClient):
     """The TrainingTask contract at ``address``, acting as ``account`` for writes."""
 
     NAME = "TrainingTask"
 
-    def __init__(self, chain: Chain, address: str, account: LocalAccount | None = None) -> None:
-        self.chain = chain
-        self.address = as_address(address, what="task address")
-        self.account = account
-        self.contract = chain.contract(self.NAME, self.address)
-
     @classmethod
-    def deploy(
-        cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams
-    ) -> TrainingTaskClient:
+    def deploy(cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams) -> TrainingTaskClient:
         """Create a task (``account`` must be a consortium admin)."""
         address, _ = chain.deploy(
             account,
@@ -137,9 +129,6 @@ class TrainingTaskClient:
             params.max_rounds,
         )
         return cls(chain, address, account)
-
-    def as_(self, account: LocalAccount) -> TrainingTaskClient:
-        return TrainingTaskClient(self.chain, self.address, account)
 
     # -- round protocol ------------------------------------------------------------
 
@@ -255,17 +244,13 @@ class TrainingTaskClient:
         return slot - 1
 
     def has_committed(self, round_id: int, member: str) -> bool:
-        return (
-            int(self.chain.call(self.contract.functions.commit_index(int(round_id), as_address(member)))) > 0
-        )
+        return int(self.chain.call(self.contract.functions.commit_index(int(round_id), as_address(member)))) > 0
 
     def has_scored(self, round_id: int, validator: str) -> bool:
         return bool(self.chain.call(self.contract.functions.has_scored(int(round_id), as_address(validator))))
 
     def has_proposed(self, round_id: int, aggregator: str) -> bool:
-        return bool(
-            self.chain.call(self.contract.functions.has_proposed(int(round_id), as_address(aggregator)))
-        )
+        return bool(self.chain.call(self.contract.functions.has_proposed(int(round_id), as_address(aggregator))))
 
     def scores_of(self, round_id: int, index: int) -> list[int]:
         return list(self.chain.call(self.contract.functions.scores_of(int(round_id), int(index))))
@@ -281,11 +266,3 @@ class TrainingTaskClient:
             if info.phase is Phase.FINALIZED:
                 history[r] = info.model_hash
         return history
-
-    def events(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[LedgerEvent]:
-        return self.chain.events(self.NAME, self.address, from_block=from_block, to_block=to_block)
-
-    def _send(self, fn: Any) -> TxResult:
-        if self.account is None:
-            raise BadInput("this client has no account to sign with; use .as_(account)")
-        return self.chain.transact(self.account, fn)

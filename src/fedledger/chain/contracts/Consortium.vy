@@ -30,6 +30,7 @@ KIND_REVOKE: constant(uint8) = 3
 KIND_SET_THRESHOLD: constant(uint8) = 4
 
 MAX_MEMBERS: constant(uint256) = 1024
+MAX_APPROVERS: constant(uint256) = 64
 
 
 struct Member:
@@ -66,6 +67,7 @@ threshold: public(uint256)
 proposals: public(HashMap[uint256, Proposal])
 proposal_count: public(uint256)
 has_approved: public(HashMap[uint256, HashMap[address, bool]])
+approvers: HashMap[uint256, DynArray[address, MAX_APPROVERS]]
 
 
 event MemberAdmitted:
@@ -342,8 +344,14 @@ def _propose(proposal: Proposal) -> uint256:
 
 @internal
 def _approve(proposal_id: uint256):
+    assert len(self.approvers[proposal_id]) < MAX_APPROVERS, "consortium: too many approvals"
     self.has_approved[proposal_id][msg.sender] = True
-    approvals: uint256 = self.proposals[proposal_id].approvals + 1
+    self.approvers[proposal_id].append(msg.sender)
+    # Count only approvers who are still active admins: a revoked admin's earlier vote lapses.
+    approvals: uint256 = 0
+    for who: address in self.approvers[proposal_id]:
+        if self.members[who].status == STATUS_ACTIVE and self.members[who].roles & ROLE_ADMIN != 0:
+            approvals += 1
     self.proposals[proposal_id].approvals = approvals
     log ProposalApproved(proposal_id=proposal_id, admin=msg.sender, approvals=approvals)
     if approvals >= self.threshold:

@@ -1,0 +1,69 @@
+"""A local anvil node for integration tests and benchmarks.
+
+anvil comes from the pinned npm package ``@foundry-rs/anvil-linux-amd64``
+(``npm ci`` puts it in ``node_modules/.bin``); ``FEDLEDGER_ANVIL`` or ``PATH``
+may point elsewhere. The node listens on 127.0.0.1 only and automines (one block
+per transaction).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fedledger.exceptions import ChainError
+
+__all__ = ["ANVIL_DEV_KEY", "anvil_binary", "anvil_node"]
+
+# anvil's first well-known development account, funded by anvil itself: dev chains only.
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def anvil_binary(search_from: Path | None = None) -> str | None:
+    """The anvil executable: ``$FEDLEDGER_ANVIL``, ``node_modules/.bin/anvil`` above ``search_from``, or PATH."""
+    candidates = [os.environ.get("FEDLEDGER_ANVIL")]
+    start = (search_from or Path.cwd()).resolve()
+    candidates += [str(folder / "node_modules" / ".bin" / "anvil") for folder in (start, *start.parents)]
+    candidates.append(shutil.which("anvil"))
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def anvil_node(binary: str, *, chain_id: int = 31337, startup_timeout: float = 20.0) -> Iterator[str]:
+    """Start anvil on a free loopback port; yields its URL and stops it on exit."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", str(chain_id)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            try:
+                request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+                urllib.request.urlopen(request, timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise ChainError(f"anvil at {binary} did not start on {url}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
