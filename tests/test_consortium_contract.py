@@ -1,0 +1,695 @@
+"""Consortium contract: every state-changing function, its success and its refusals.
+
+Each refusal asserts the typed error, the contract's exact revert string, and that
+the chain did not move (a refused call is caught before anything is sent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from conftest import MEMBER_ROLES, Ledger, h
+from fedledger.chain import ConsortiumClient, MemberStatus, ProposalKind, Role
+from fedledger.chain.events import (
+    MemberAdmitted,
+    MemberRevoked,
+    MetadataUpdated,
+    ProposalApproved,
+    ProposalCancelled,
+    ProposalCreated,
+    RolesChanged,
+    ThresholdChanged,
+)
+from fedledger.exceptions import BadInput, ContractRevert, InvalidArgument, InvalidState, NotAuthorized
+
+ZERO_ADDRESS = "0x" + "00" * 20
+MALFORMED_ADDRESSES = ["0x1234", "not-an-address", "0x" + "zz" * 20, ""]
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsortiumState:
+    block: int
+    member_count: int
+    admin_count: int
+    threshold: int
+    proposal_count: int
+    pending: tuple[Any, ...]
+
+
+def state_of(ledger: Ledger) -> ConsortiumState:
+    """Enough to see any change: no new block means nothing at all was written."""
+    c = ledger.consortium
+    return ConsortiumState(
+        block=ledger.chain.block_number,
+        member_count=int(ledger.chain.call(c.contract.functions.member_count())),
+        admin_count=c.admin_count,
+        threshold=c.threshold,
+        proposal_count=c.proposal_count,
+        pending=tuple(c.pending_proposals()),
+    )
+
+
+def refused(
+    ledger: Ledger, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any
+) -> ContractRevert:
+    """Run ``call``; it must raise ``error`` with exactly ``reason`` and leave the chain as it was."""
+    before = state_of(ledger)
+    with pytest.raises(error) as info:
+        call(*args, **kwargs)
+    exc = info.value
+    assert isinstance(exc, ContractRevert)
+    assert type(exc) is error, f"{type(exc).__name__} is not {error.__name__}"
+    assert exc.reason == reason
+    assert state_of(ledger) == before
+    return exc
+
+
+def bad_input(ledger: Ledger, call: Any, *args: Any, **kwargs: Any) -> BadInput:
+    before = state_of(ledger)
+    with pytest.raises(BadInput) as info:
+        call(*args, **kwargs)
+    assert state_of(ledger) == before
+    return info.value
+
+
+def new_account(tag: str) -> LocalAccount:
+    return Account.from_key(h(f"consortium-test-{tag}"))
+
+
+def as_admin(ledger: Ledger, account: LocalAccount | None = None) -> ConsortiumClient:
+    return ledger.consortium.as_(account or ledger.admin)
+
+
+def member_client(ledger: Ledger, i: int) -> ConsortiumClient:
+    return ledger.consortium.as_(ledger.members[i])
+
+
+def events_since(ledger: Ledger, block: int) -> list[Any]:
+    return ledger.consortium.events(from_block=block + 1)
+
+
+def promote(ledger: Ledger, i: int) -> None:
+    """Make members[i] an admin too (threshold must still be 1)."""
+    as_admin(ledger).propose_roles(ledger.members[i].address, MEMBER_ROLES | Role.ADMIN)
+
+
+def two_admins_threshold_two(ledger: Ledger) -> ConsortiumClient:
+    """admin + members[0] are admins and two approvals are needed; returns members[0]'s client."""
+    promote(ledger, 0)
+    as_admin(ledger).propose_threshold(2)
+    assert ledger.consortium.threshold == 2
+    assert ledger.consortium.admin_count == 2
+    return member_client(ledger, 0)
+
+
+def revoke(ledger: Ledger, account: LocalAccount) -> None:
+    as_admin(ledger).propose_revoke(account.address)
+    assert ledger.consortium.member(account.address).status is MemberStatus.REVOKED
+
+
+# -- fixture state -----------------------------------------------------------------
+
+
+def test_fixture_consortium(ledger: Ledger) -> None:
+    c = ledger.consortium
+    assert c.threshold == 1
+    assert c.admin_count == 1
+    assert c.proposal_count == 4
+    assert [m.address for m in c.members()] == [ledger.admin.address] + [m.address for m in ledger.members]
+    assert c.has_role(ledger.admin.address, Role.ADMIN)
+    for m in ledger.members:
+        assert c.has_role(m.address, MEMBER_ROLES)
+        assert not c.has_role(m.address, Role.ADMIN)
+    assert not c.is_active(ledger.outsider.address)
+    assert c.pending_proposals() == []
+
+
+# -- constructor -------------------------------------------------------------------
+
+
+def test_deploy_founds_consortium(ledger: Ledger) -> None:
+    founder = ledger.outsider
+    block = ledger.chain.block_number
+    fp, kx = h("cert"), h("kx")
+    c = ConsortiumClient.deploy(
+        ledger.chain,
+        founder,
+        org="NewCo",
+        roles=Role.ADMIN | Role.AUDITOR,
+        cert_fingerprint=fp,
+        kx_public_key=kx,
+        store_uri="s3://newco/blobs",
+    )
+    assert c.threshold == 1
+    assert c.admin_count == 1
+    assert c.proposal_count == 0
+    m = c.member(founder.address)
+    assert (m.org, m.roles, m.status) == ("NewCo", Role.ADMIN | Role.AUDITOR, MemberStatus.ACTIVE)
+    assert (m.cert_fingerprint, m.kx_public_key, m.store_uri) == (fp, kx, "s3://newco/blobs")
+    assert m.admitted_at == block + 1
+    events = c.events(from_block=block + 1)
+    assert len(events) == 1
+    e = events[0]
+    assert isinstance(e, MemberAdmitted)
+    assert (e.member, e.org, e.roles, e.proposal_id) == (founder.address, "NewCo", 17, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "reason"),
+    [
+        ({"org": "X", "roles": Role.TRAINER}, NotAuthorized, "consortium: founder must be an admin"),
+        ({"org": "X", "roles": 1 | 32}, InvalidArgument, "consortium: unknown role"),
+        ({"org": "", "roles": Role.ADMIN}, InvalidArgument, "consortium: empty organization name"),
+    ],
+)
+def test_deploy_refused(ledger: Ledger, kwargs: dict[str, Any], error: type[Exception], reason: str) -> None:
+    chain = ledger.chain
+    block = chain.block_number
+    nonce = chain.w3.eth.get_transaction_count(ledger.outsider.address)
+    with pytest.raises(error) as info:
+        ConsortiumClient.deploy(chain, ledger.outsider, **kwargs)
+    assert info.value.reason == reason  # type: ignore[attr-defined]
+    # Refused before sending: nothing mined, no nonce or gas spent.
+    assert chain.block_number == block
+    assert chain.w3.eth.get_transaction_count(ledger.outsider.address) == nonce
+
+
+def test_deploy_malformed_metadata_is_bad_input(ledger: Ledger) -> None:
+    block = ledger.chain.block_number
+    with pytest.raises(BadInput, match="certificate fingerprint"):
+        ConsortiumClient.deploy(ledger.chain, ledger.outsider, org="X", cert_fingerprint="0x1234")
+    with pytest.raises(BadInput, match="unknown role 'boss'"):
+        ConsortiumClient.deploy(ledger.chain, ledger.outsider, org="X", roles="admin,boss")
+    assert ledger.chain.block_number == block
+
+
+# -- propose_admit ----------------------------------------------------------------
+
+
+def test_propose_admit_executes_at_threshold_one(ledger: Ledger) -> None:
+    newcomer = new_account("newcomer")
+    block = ledger.chain.block_number
+    pid = as_admin(ledger).propose_admit(
+        newcomer.address,
+        org="Clinic",
+        roles="trainer,validator",
+        cert_fingerprint=h("c"),
+        kx_public_key=h("k"),
+        store_uri="file:///clinic",
+    )
+    assert pid == 4
+    c = ledger.consortium
+    m = c.member(newcomer.address)
+    assert (m.org, m.roles, m.status) == ("Clinic", Role.TRAINER | Role.VALIDATOR, MemberStatus.ACTIVE)
+    assert (m.cert_fingerprint, m.kx_public_key, m.store_uri) == (h("c"), h("k"), "file:///clinic")
+    assert c.has_role(newcomer.address, Role.TRAINER)
+    assert not c.has_role(newcomer.address, Role.AGGREGATOR)
+    p = c.proposal(pid)
+    assert (p.kind, p.target, p.approvals, p.executed, p.cancelled) == (
+        ProposalKind.ADMIT,
+        newcomer.address,
+        1,
+        True,
+        False,
+    )
+    assert p.proposer == ledger.admin.address
+    assert c.proposal_count == 5
+    assert len(c.members()) == 6
+    events = events_since(ledger, block)
+    assert [type(e) for e in events] == [ProposalCreated, ProposalApproved, MemberAdmitted]
+    created, approved, admitted = events
+    assert (created.proposal_id, created.kind, created.target, created.proposer) == (
+        pid,
+        int(ProposalKind.ADMIT),
+        newcomer.address,
+        ledger.admin.address,
+    )
+    assert (approved.proposal_id, approved.admin, approved.approvals) == (pid, ledger.admin.address, 1)
+    assert (admitted.member, admitted.org, admitted.roles, admitted.proposal_id) == (
+        newcomer.address,
+        "Clinic",
+        6,
+        pid,
+    )
+
+
+def test_propose_admit_refused_for_non_admins(ledger: Ledger) -> None:
+    target = new_account("x").address
+    for who in (ledger.members[0], ledger.outsider):
+        refused(
+            ledger,
+            NotAuthorized,
+            "consortium: caller is not an admin",
+            ledger.consortium.as_(who).propose_admit,
+            target,
+            org="X",
+            roles=Role.TRAINER,
+        )
+
+
+def test_revoked_admin_cannot_propose_or_approve(ledger: Ledger) -> None:
+    promote(ledger, 0)
+    revoke(ledger, ledger.members[0])
+    former = member_client(ledger, 0)
+    target = new_account("x").address
+    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_admit, target, org="X", roles=2)
+    refused(
+        ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_revoke, ledger.members[1].address
+    )
+    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_threshold, 1)
+    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_roles, target, Role.ADMIN)
+    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.approve, 0)
+    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.cancel, 0)
+
+
+@pytest.mark.parametrize(
+    ("target", "roles", "org", "error", "reason"),
+    [
+        ("zero", Role.TRAINER, "X", InvalidArgument, "consortium: zero address"),
+        ("member", Role.TRAINER, "X", InvalidState, "consortium: address already known"),
+        ("admin", Role.TRAINER, "X", InvalidState, "consortium: address already known"),
+        ("new", 0, "X", InvalidArgument, "consortium: no roles"),
+        ("new", 64, "X", InvalidArgument, "consortium: unknown role"),
+        ("new", Role.TRAINER, "", InvalidArgument, "consortium: empty organization name"),
+    ],
+)
+def test_propose_admit_refused(
+    ledger: Ledger, target: str, roles: int, org: str, error: type[Exception], reason: str
+) -> None:
+    address = {
+        "zero": ZERO_ADDRESS,
+        "member": ledger.members[2].address,
+        "admin": ledger.admin.address,
+        "new": new_account("new").address,
+    }[target]
+    refused(ledger, error, reason, as_admin(ledger).propose_admit, address, org=org, roles=roles)
+
+
+def test_revoked_address_cannot_be_readmitted(ledger: Ledger) -> None:
+    gone = ledger.members[3]
+    revoke(ledger, gone)
+    refused(
+        ledger,
+        InvalidState,
+        "consortium: address already known",
+        as_admin(ledger).propose_admit,
+        gone.address,
+        org="Hospital-3 again",
+        roles=Role.TRAINER,
+    )
+    assert ledger.consortium.member(gone.address).status is MemberStatus.REVOKED
+
+
+@pytest.mark.parametrize("address", MALFORMED_ADDRESSES)
+def test_propose_admit_malformed_address_is_bad_input(ledger: Ledger, address: str) -> None:
+    exc = bad_input(ledger, as_admin(ledger).propose_admit, address, org="X", roles=Role.TRAINER)
+    assert "malformed member address" in str(exc)
+
+
+def test_propose_admit_malformed_metadata_or_role_is_bad_input(ledger: Ledger) -> None:
+    target = new_account("x").address
+    admin = as_admin(ledger)
+    assert "key-agreement" in str(
+        bad_input(ledger, admin.propose_admit, target, org="X", roles=2, kx_public_key="0x12")
+    )
+    assert "not hex" in str(bad_input(ledger, admin.propose_admit, target, org="X", roles=2, cert_fingerprint="xyz"))
+    assert "unknown role" in str(bad_input(ledger, admin.propose_admit, target, org="X", roles="trainer,king"))
+
+
+def test_client_without_account_is_bad_input(ledger: Ledger) -> None:
+    reader = ConsortiumClient(ledger.chain, ledger.consortium.address)
+    bad_input(ledger, reader.propose_threshold, 1)
+
+
+def test_admission_of_the_same_address_twice_pending(ledger: Ledger) -> None:
+    """Two pending admissions of one address: the second cannot execute once the first did."""
+    second = two_admins_threshold_two(ledger)
+    target = new_account("twice").address
+    first_pid = as_admin(ledger).propose_admit(target, org="A", roles=Role.TRAINER)
+    second_pid = as_admin(ledger).propose_admit(target, org="B", roles=Role.VALIDATOR)
+    assert second.approve(first_pid) is True
+    assert ledger.consortium.member(target).org == "A"
+    refused(ledger, InvalidState, "consortium: address already known", second.approve, second_pid)
+    second.cancel(second_pid)
+    assert ledger.consortium.pending_proposals() == []
+
+
+# -- propose_roles ----------------------------------------------------------------
+
+
+def test_propose_roles_changes_roles(ledger: Ledger) -> None:
+    target = ledger.members[1].address
+    block = ledger.chain.block_number
+    pid = as_admin(ledger).propose_roles(target, "trainer,auditor")
+    c = ledger.consortium
+    assert c.member(target).roles == Role.TRAINER | Role.AUDITOR
+    assert c.has_role(target, Role.AUDITOR)
+    assert not c.has_role(target, Role.VALIDATOR)
+    assert c.admin_count == 1
+    changed = [e for e in events_since(ledger, block) if isinstance(e, RolesChanged)]
+    assert len(changed) == 1
+    assert (changed[0].member, changed[0].old_roles, changed[0].new_roles, changed[0].proposal_id) == (
+        target,
+        int(MEMBER_ROLES),
+        int(Role.TRAINER | Role.AUDITOR),
+        pid,
+    )
+
+
+def test_propose_roles_promotes_and_demotes_admins(ledger: Ledger) -> None:
+    c = ledger.consortium
+    promote(ledger, 0)
+    assert c.admin_count == 2
+    assert c.has_role(ledger.members[0].address, Role.ADMIN)
+    # The new admin can act as one.
+    member_client(ledger, 0).propose_roles(ledger.admin.address, Role.ADMIN | Role.AUDITOR)
+    assert c.member(ledger.admin.address).roles == Role.ADMIN | Role.AUDITOR
+    as_admin(ledger).propose_roles(ledger.members[0].address, MEMBER_ROLES)
+    assert c.admin_count == 1
+    refused(
+        ledger,
+        NotAuthorized,
+        "consortium: caller is not an admin",
+        member_client(ledger, 0).propose_threshold,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("who", "target", "roles", "error", "reason"),
+    [
+        ("member", "member", Role.TRAINER, NotAuthorized, "consortium: caller is not an admin"),
+        ("outsider", "member", Role.TRAINER, NotAuthorized, "consortium: caller is not an admin"),
+        ("admin", "outsider", Role.TRAINER, InvalidState, "consortium: not an active member"),
+        ("admin", "revoked", Role.TRAINER, InvalidState, "consortium: not an active member"),
+        ("admin", "member", 0, InvalidArgument, "consortium: no roles"),
+        ("admin", "member", 32, InvalidArgument, "consortium: unknown role"),
+    ],
+)
+def test_propose_roles_refused(
+    ledger: Ledger, who: str, target: str, roles: int, error: type[Exception], reason: str
+) -> None:
+    revoke(ledger, ledger.members[3])
+    caller = {"member": ledger.members[0], "outsider": ledger.outsider, "admin": ledger.admin}[who]
+    address = {"member": ledger.members[1], "outsider": ledger.outsider, "revoked": ledger.members[3]}[target].address
+    refused(ledger, error, reason, ledger.consortium.as_(caller).propose_roles, address, roles)
+
+
+def test_propose_roles_malformed_address_is_bad_input(ledger: Ledger) -> None:
+    bad_input(ledger, as_admin(ledger).propose_roles, "0xdeadbeef", Role.TRAINER)
+
+
+def test_cannot_demote_below_threshold(ledger: Ledger) -> None:
+    second = two_admins_threshold_two(ledger)
+    pid = as_admin(ledger).propose_roles(ledger.members[0].address, MEMBER_ROLES)
+    assert ledger.consortium.proposal(pid).approvals == 1
+    refused(ledger, InvalidState, "consortium: would leave fewer admins than the threshold", second.approve, pid)
+    assert ledger.consortium.has_role(ledger.members[0].address, Role.ADMIN)
+    assert ledger.consortium.admin_count == 2
+
+
+# -- propose_revoke ---------------------------------------------------------------
+
+
+def test_propose_revoke_revokes(ledger: Ledger) -> None:
+    target = ledger.members[2].address
+    count = ledger.consortium.contract.functions.count_with_role
+    assert ledger.chain.call(count(int(Role.TRAINER))) == 4
+    block = ledger.chain.block_number
+    pid = as_admin(ledger).propose_revoke(target)
+    c = ledger.consortium
+    m = c.member(target)
+    assert m.status is MemberStatus.REVOKED
+    assert m.revoked_at == block + 1
+    assert m.roles == MEMBER_ROLES  # kept for the record, but inert
+    assert not c.is_active(target)
+    assert not c.has_role(target, Role.TRAINER)
+    assert ledger.chain.call(count(int(Role.TRAINER))) == 3
+    assert len(c.members()) == 5  # revoked members stay listed
+    revoked = [e for e in events_since(ledger, block) if isinstance(e, MemberRevoked)]
+    assert len(revoked) == 1
+    assert (revoked[0].member, revoked[0].proposal_id) == (target, pid)
+    assert c.proposal(pid).kind is ProposalKind.REVOKE
+
+
+def test_revoke_an_admin(ledger: Ledger) -> None:
+    promote(ledger, 0)
+    revoke(ledger, ledger.members[0])
+    assert ledger.consortium.admin_count == 1
+
+
+@pytest.mark.parametrize(
+    ("who", "target", "error", "reason"),
+    [
+        ("member", "member", NotAuthorized, "consortium: caller is not an admin"),
+        ("outsider", "member", NotAuthorized, "consortium: caller is not an admin"),
+        ("admin", "outsider", InvalidState, "consortium: not an active member"),
+        ("admin", "revoked", InvalidState, "consortium: not an active member"),
+        ("admin", "zero", InvalidState, "consortium: not an active member"),
+        ("admin", "self", InvalidState, "consortium: would leave fewer admins than the threshold"),
+    ],
+)
+def test_propose_revoke_refused(ledger: Ledger, who: str, target: str, error: type[Exception], reason: str) -> None:
+    revoke(ledger, ledger.members[3])
+    caller = {"member": ledger.members[0], "outsider": ledger.outsider, "admin": ledger.admin}[who]
+    address = {
+        "member": ledger.members[1].address,
+        "outsider": ledger.outsider.address,
+        "revoked": ledger.members[3].address,
+        "zero": ZERO_ADDRESS,
+        "self": ledger.admin.address,
+    }[target]
+    refused(ledger, error, reason, ledger.consortium.as_(caller).propose_revoke, address)
+
+
+def test_propose_revoke_malformed_address_is_bad_input(ledger: Ledger) -> None:
+    bad_input(ledger, as_admin(ledger).propose_revoke, "0x" + "ab" * 19)
+
+
+def test_cannot_revoke_admins_below_threshold(ledger: Ledger) -> None:
+    second = two_admins_threshold_two(ledger)
+    pid = second.propose_revoke(ledger.admin.address)
+    assert not ledger.consortium.proposal(pid).executed
+    refused(
+        ledger, InvalidState, "consortium: would leave fewer admins than the threshold", as_admin(ledger).approve, pid
+    )
+    assert ledger.consortium.is_active(ledger.admin.address)
+    # Lowering the threshold first makes it possible.
+    as_admin(ledger).propose_threshold(1)
+    assert second.approve(ledger.consortium.proposal_count - 1) is True
+    assert ledger.consortium.threshold == 1
+    assert as_admin(ledger).approve(pid) is True  # an admin may approve its own revocation
+    assert not ledger.consortium.is_active(ledger.admin.address)
+    assert ledger.consortium.admin_count == 1
+
+
+# -- propose_threshold ------------------------------------------------------------
+
+
+def test_propose_threshold_raises_to_two(ledger: Ledger) -> None:
+    promote(ledger, 0)
+    block = ledger.chain.block_number
+    pid = as_admin(ledger).propose_threshold(2)
+    assert ledger.consortium.threshold == 2
+    p = ledger.consortium.proposal(pid)
+    assert (p.kind, p.threshold, p.target, p.executed) == (ProposalKind.SET_THRESHOLD, 2, ZERO_ADDRESS, True)
+    changed = [e for e in events_since(ledger, block) if isinstance(e, ThresholdChanged)]
+    assert len(changed) == 1
+    assert (changed[0].old_threshold, changed[0].new_threshold, changed[0].proposal_id) == (1, 2, pid)
+
+
+@pytest.mark.parametrize(
+    ("who", "value", "error", "reason"),
+    [
+        ("member", 1, NotAuthorized, "consortium: caller is not an admin"),
+        ("outsider", 1, NotAuthorized, "consortium: caller is not an admin"),
+        ("admin", 0, InvalidArgument, "consortium: threshold must be at least 1"),
+        ("admin", 2, InvalidArgument, "consortium: threshold above admin count"),
+    ],
+)
+def test_propose_threshold_refused(ledger: Ledger, who: str, value: int, error: type[Exception], reason: str) -> None:
+    caller = {"member": ledger.members[0], "outsider": ledger.outsider, "admin": ledger.admin}[who]
+    refused(ledger, error, reason, ledger.consortium.as_(caller).propose_threshold, value)
+
+
+def test_threshold_rechecked_at_execution(ledger: Ledger) -> None:
+    """A threshold proposal that became too high while pending cannot execute."""
+    promote(ledger, 0)
+    promote(ledger, 1)
+    as_admin(ledger).propose_threshold(2)
+    second, third = member_client(ledger, 0), member_client(ledger, 1)
+    raise_pid = as_admin(ledger).propose_threshold(3)
+    demote_pid = second.propose_roles(ledger.members[1].address, MEMBER_ROLES)
+    assert third.approve(demote_pid) is True
+    assert ledger.consortium.admin_count == 2
+    refused(ledger, InvalidArgument, "consortium: threshold above admin count", second.approve, raise_pid)
+    assert ledger.consortium.threshold == 2
+
+
+# -- approve (M-of-N) -------------------------------------------------------------
+
+
+def test_proposal_pending_until_second_admin_approves(ledger: Ledger) -> None:
+    second = two_admins_threshold_two(ledger)
+    target = new_account("pending").address
+    pid = as_admin(ledger).propose_admit(target, org="Pending Org", roles=Role.TRAINER)
+    c = ledger.consortium
+    p = c.proposal(pid)
+    assert (p.approvals, p.executed, p.cancelled) == (1, False, False)
+    assert c.member(target).status is MemberStatus.NONE
+    assert [q.proposal_id for q in c.pending_proposals()] == [pid]
+    has_approved = c.contract.functions.has_approved
+    assert ledger.chain.call(has_approved(pid, ledger.admin.address))
+    assert not ledger.chain.call(has_approved(pid, ledger.members[0].address))
+    block = ledger.chain.block_number
+    assert second.approve(pid) is True
+    assert c.member(target).status is MemberStatus.ACTIVE
+    p = c.proposal(pid)
+    assert (p.approvals, p.executed) == (2, True)
+    assert c.pending_proposals() == []
+    events = events_since(ledger, block)
+    assert [type(e) for e in events] == [ProposalApproved, MemberAdmitted]
+    assert (events[0].proposal_id, events[0].admin, events[0].approvals) == (pid, ledger.members[0].address, 2)
+    assert (events[1].member, events[1].proposal_id) == (target, pid)
+
+
+def test_double_approval_refused(ledger: Ledger) -> None:
+    two_admins_threshold_two(ledger)
+    pid = as_admin(ledger).propose_admit(new_account("d").address, org="D", roles=Role.TRAINER)
+    refused(ledger, InvalidState, "consortium: already approved", as_admin(ledger).approve, pid)
+    assert ledger.consortium.proposal(pid).approvals == 1
+
+
+def test_approve_refused(ledger: Ledger) -> None:
+    second = two_admins_threshold_two(ledger)
+    admin = as_admin(ledger)
+    executed_pid = 0  # the fixture's first admission
+    refused(ledger, InvalidState, "consortium: unknown proposal", second.approve, 999)
+    refused(ledger, InvalidState, "consortium: unknown proposal", second.approve, ledger.consortium.proposal_count)
+    refused(ledger, InvalidState, "consortium: proposal already executed", second.approve, executed_pid)
+    pid = admin.propose_admit(new_account("a").address, org="A", roles=Role.TRAINER)
+    for who in (ledger.members[1], ledger.outsider):
+        refused(ledger, NotAuthorized, "consortium: caller is not an admin", ledger.consortium.as_(who).approve, pid)
+    admin.cancel(pid)
+    refused(ledger, InvalidState, "consortium: proposal cancelled", second.approve, pid)
+
+
+# -- cancel -----------------------------------------------------------------------
+
+
+def test_cancel_pending_proposal(ledger: Ledger) -> None:
+    second = two_admins_threshold_two(ledger)
+    target = new_account("c").address
+    pid = as_admin(ledger).propose_admit(target, org="C", roles=Role.TRAINER)
+    block = ledger.chain.block_number
+    second.cancel(pid)  # any admin may cancel, not only the proposer
+    p = ledger.consortium.proposal(pid)
+    assert (p.cancelled, p.executed, p.approvals) == (True, False, 1)
+    assert ledger.consortium.pending_proposals() == []
+    assert ledger.consortium.member(target).status is MemberStatus.NONE
+    events = events_since(ledger, block)
+    assert len(events) == 1
+    assert isinstance(events[0], ProposalCancelled)
+    assert (events[0].proposal_id, events[0].admin) == (pid, ledger.members[0].address)
+
+
+def test_cancel_refused(ledger: Ledger) -> None:
+    two_admins_threshold_two(ledger)
+    admin = as_admin(ledger)
+    pid = admin.propose_admit(new_account("c").address, org="C", roles=Role.TRAINER)
+    for who in (ledger.members[1], ledger.outsider):
+        refused(ledger, NotAuthorized, "consortium: caller is not an admin", ledger.consortium.as_(who).cancel, pid)
+    refused(ledger, InvalidState, "consortium: unknown proposal", admin.cancel, 12345)
+    refused(ledger, InvalidState, "consortium: proposal already executed", admin.cancel, 0)
+    admin.cancel(pid)
+    refused(ledger, InvalidState, "consortium: proposal cancelled", admin.cancel, pid)
+
+
+# -- update_metadata --------------------------------------------------------------
+
+
+def test_update_metadata(ledger: Ledger) -> None:
+    me = ledger.members[1]
+    block = ledger.chain.block_number
+    member_client(ledger, 1).update_metadata(
+        cert_fingerprint=h("cert2"), kx_public_key=h("kx2"), store_uri="gs://hospital-1/updates"
+    )
+    m = ledger.consortium.member(me.address)
+    assert (m.cert_fingerprint, m.kx_public_key, m.store_uri) == (h("cert2"), h("kx2"), "gs://hospital-1/updates")
+    assert (m.roles, m.status) == (MEMBER_ROLES, MemberStatus.ACTIVE)
+    events = events_since(ledger, block)
+    assert len(events) == 1
+    e = events[0]
+    assert isinstance(e, MetadataUpdated)
+    assert (e.member, e.cert_fingerprint, e.kx_public_key, e.store_uri) == (
+        me.address,
+        h("cert2"),
+        h("kx2"),
+        "gs://hospital-1/updates",
+    )
+
+
+def test_update_metadata_refused(ledger: Ledger) -> None:
+    revoke(ledger, ledger.members[3])
+    for who in (ledger.outsider, ledger.members[3]):
+        refused(
+            ledger,
+            NotAuthorized,
+            "consortium: caller is not an active member",
+            ledger.consortium.as_(who).update_metadata,
+            cert_fingerprint=h("x"),
+            kx_public_key=h("y"),
+            store_uri="",
+        )
+    bad_input(
+        ledger, member_client(ledger, 0).update_metadata, cert_fingerprint="0x00", kx_public_key=h("y"), store_uri=""
+    )
+
+
+# -- views ------------------------------------------------------------------------
+
+
+def test_member_at_out_of_range(ledger: Ledger) -> None:
+    fn = ledger.consortium.contract.functions.member_at
+    assert ledger.chain.call(fn(0)) == ledger.admin.address
+    with pytest.raises(InvalidArgument) as info:
+        ledger.chain.call(fn(5))
+    assert info.value.reason == "consortium: index out of range"
+
+
+@pytest.mark.parametrize("address", MALFORMED_ADDRESSES)
+def test_reads_reject_malformed_addresses(ledger: Ledger, address: str) -> None:
+    c = ledger.consortium
+    with pytest.raises(BadInput):
+        c.member(address)
+    with pytest.raises(BadInput):
+        c.is_active(address)
+    with pytest.raises(BadInput):
+        c.has_role(address, Role.TRAINER)
+
+
+# -- known weakness ----------------------------------------------------------------
+
+
+def test_revoked_admins_approval_does_not_count(ledger: Ledger) -> None:
+    promote(ledger, 0)
+    promote(ledger, 1)
+    as_admin(ledger).propose_threshold(2)
+    rogue, third = member_client(ledger, 0), member_client(ledger, 1)
+    target = new_account("rogue-pick").address
+    pid = rogue.propose_admit(target, org="Rogue's pick", roles=Role.TRAINER | Role.VALIDATOR)
+    # The consortium revokes the (presumed compromised) key of members[0].
+    revoke_pid = as_admin(ledger).propose_revoke(ledger.members[0].address)
+    assert third.approve(revoke_pid) is True
+    assert not ledger.consortium.is_active(ledger.members[0].address)
+    # One more active admin approving must not be enough: only one active admin approved.
+    as_admin(ledger).approve(pid)
+    assert ledger.consortium.member(target).status is MemberStatus.NONE

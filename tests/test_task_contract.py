@@ -1,0 +1,841 @@
+"""TrainingTask contract: every state-changing function, its success and its refusals,
+and the round machine (commit -> validate -> aggregate -> finalized / aborted).
+
+Each refusal asserts the typed error, the contract's exact revert string, and that
+the chain did not move (a refused call is caught before anything is sent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, h
+from fedledger.chain import ABSTAIN, ZERO_HASH, Phase, Role, RoundInfo, TaskParams, TrainingTaskClient, mask_of
+from fedledger.chain.events import (
+    AggregateProposed,
+    CommitsClosed,
+    RoundAborted,
+    RoundFinalized,
+    RoundOpened,
+    ScoresSubmitted,
+    UpdateCommitted,
+    UpdateFlagged,
+    ValidationClosed,
+)
+from fedledger.exceptions import (
+    BadInput,
+    ContractRevert,
+    DeadlinePassed,
+    InvalidArgument,
+    InvalidState,
+    NotAuthorized,
+)
+
+# -- helpers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskState:
+    block: int
+    current_round: int
+    latest_model: str
+    round: RoundInfo
+    history: dict[int, str]
+
+
+def state_of(ledger: Ledger) -> TaskState:
+    """Enough to see any change: no new block means nothing at all was written."""
+    task = ledger.task
+    current = task.current_round
+    return TaskState(
+        block=ledger.chain.block_number,
+        current_round=current,
+        latest_model=task.latest_model,
+        round=task.round(current),
+        history=task.model_history(),
+    )
+
+
+def refused(
+    ledger: Ledger, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any
+) -> ContractRevert:
+    """Run ``call``; it must raise exactly ``error`` carrying ``reason`` and leave the chain as it was."""
+    before = state_of(ledger)
+    with pytest.raises(error) as info:
+        call(*args, **kwargs)
+    exc = info.value
+    assert isinstance(exc, ContractRevert)
+    assert type(exc) is error, f"{type(exc).__name__} is not {error.__name__}"
+    assert exc.reason == reason
+    assert state_of(ledger) == before
+    return exc
+
+
+def bad_input(ledger: Ledger, call: Any, *args: Any, **kwargs: Any) -> BadInput:
+    before = state_of(ledger)
+    with pytest.raises(BadInput) as info:
+        call(*args, **kwargs)
+    assert state_of(ledger) == before
+    return info.value
+
+
+def t(ledger: Ledger, i: int) -> TrainingTaskClient:
+    return ledger.member_task(i)
+
+
+def outsider(ledger: Ledger) -> TrainingTaskClient:
+    return ledger.task.as_(ledger.outsider)
+
+
+def admin(ledger: Ledger) -> TrainingTaskClient:
+    return ledger.task.as_(ledger.admin)
+
+
+def revoke(ledger: Ledger, i: int) -> TrainingTaskClient:
+    """Revoke members[i]; returns its task client."""
+    ledger.consortium.as_(ledger.admin).propose_revoke(ledger.members[i].address)
+    assert not ledger.consortium.is_active(ledger.members[i].address)
+    return t(ledger, i)
+
+
+def set_roles(ledger: Ledger, i: int, roles: Role) -> TrainingTaskClient:
+    ledger.consortium.as_(ledger.admin).propose_roles(ledger.members[i].address, roles)
+    return t(ledger, i)
+
+
+def events_since(ledger: Ledger, block: int, kind: type | None = None) -> list[Any]:
+    events = ledger.task.events(from_block=block + 1)
+    return [e for e in events if kind is None or isinstance(e, kind)]
+
+
+def open_with_commits(ledger: Ledger, n: int = 4) -> int:
+    r = t(ledger, 0).open_round()
+    for i in range(n):
+        t(ledger, i).commit_update(r, h(f"update-{r}-{i}"), 100 + i)
+    return r
+
+
+def honest_scores(i: int, n: int = 4, score: int = 9000) -> list[int | None]:
+    return [None if j == i else score for j in range(n)]
+
+
+def to_validation(ledger: Ledger) -> int:
+    """Round with 4 commitments, in validation."""
+    r = open_with_commits(ledger)
+    assert t(ledger, 0).close_commits(r) is Phase.VALIDATE
+    return r
+
+
+def to_aggregation(ledger: Ledger) -> tuple[int, int]:
+    """Round with 4 accepted updates, in aggregation; returns (round, accepted mask)."""
+    r = to_validation(ledger)
+    for i in range(4):
+        t(ledger, i).submit_scores(r, honest_scores(i))
+    assert t(ledger, 0).close_validation(r) is Phase.AGGREGATE
+    return r, ledger.task.round(r).accepted_mask
+
+
+def finalize(ledger: Ledger, model: str) -> int:
+    r, mask = to_aggregation(ledger)
+    t(ledger, 0).propose_aggregate(r, model, mask)
+    assert t(ledger, 1).propose_aggregate(r, model, mask)
+    return r
+
+
+# -- constructor -------------------------------------------------------------------
+
+
+def test_deploy_task(ledger: Ledger) -> None:
+    params = TaskParams(
+        config_hash=h("cfg-2"),
+        initial_model=h("m0-2"),
+        min_commitments=3,
+        commit_duration=60,
+        validate_duration=70,
+        aggregate_duration=80,
+        acceptance_threshold=10_000,
+        proposal_quorum=1,
+        max_rounds=5,
+    )
+    task = TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
+    assert task.params() == params
+    assert task.current_round == 0
+    assert task.latest_model == h("m0-2")
+    assert task.consortium_address == ledger.consortium.address
+    assert ledger.chain.call(task.contract.functions.creator()) == ledger.admin.address
+    assert task.model_history() == {}
+    assert ledger.task.params() == DEFAULT_PARAMS
+
+
+def test_deploy_task_refused_for_non_admins(ledger: Ledger) -> None:
+    # A member promoted to admin and then revoked is no admin any more.
+    ledger.consortium.as_(ledger.admin).propose_roles(ledger.members[3].address, MEMBER_ROLES | Role.ADMIN)
+    revoke(ledger, 3)
+    chain = ledger.chain
+    for who in (ledger.members[0], ledger.outsider, ledger.members[3]):
+        block = chain.block_number
+        nonce = chain.w3.eth.get_transaction_count(who.address)
+        with pytest.raises(NotAuthorized) as info:
+            TrainingTaskClient.deploy(chain, who, ledger.consortium.address, DEFAULT_PARAMS)
+        assert info.value.reason == "task: caller is not an admin"
+        # Refused before sending, on both backends: nothing mined, no nonce or gas spent.
+        assert chain.block_number == block
+        assert chain.w3.eth.get_transaction_count(who.address) == nonce
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"config_hash": ZERO_HASH}, "task: zero config hash"),
+        ({"initial_model": ZERO_HASH}, "task: zero model hash"),
+        ({"min_commitments": 0}, "task: min commitments out of range"),
+        ({"min_commitments": 129}, "task: min commitments out of range"),
+        ({"commit_duration": 0}, "task: zero duration"),
+        ({"validate_duration": 0}, "task: zero duration"),
+        ({"aggregate_duration": 0}, "task: zero duration"),
+        ({"acceptance_threshold": 10_001}, "task: threshold out of range"),
+        ({"proposal_quorum": 0}, "task: zero proposal quorum"),
+    ],
+)
+def test_deploy_task_bad_params(ledger: Ledger, change: dict[str, Any], reason: str) -> None:
+    block = ledger.chain.block_number
+    with pytest.raises(InvalidArgument) as info:
+        TrainingTaskClient.deploy(
+            ledger.chain, ledger.admin, ledger.consortium.address, replace(DEFAULT_PARAMS, **change)
+        )
+    assert info.value.reason == reason
+    assert ledger.chain.block_number == block
+
+
+def test_deploy_task_malformed_input_is_bad_input(ledger: Ledger) -> None:
+    block = ledger.chain.block_number
+    with pytest.raises(BadInput, match="malformed consortium address"):
+        TrainingTaskClient.deploy(ledger.chain, ledger.admin, "0x1234", DEFAULT_PARAMS)
+    with pytest.raises(BadInput, match="malformed config hash"):
+        TrainingTaskClient.deploy(
+            ledger.chain, ledger.admin, ledger.consortium.address, replace(DEFAULT_PARAMS, config_hash="0xabc")
+        )
+    with pytest.raises(BadInput, match="malformed initial model hash"):
+        TrainingTaskClient.deploy(
+            ledger.chain, ledger.admin, ledger.consortium.address, replace(DEFAULT_PARAMS, initial_model="nothex!")
+        )
+    assert ledger.chain.block_number == block
+
+
+# -- open_round --------------------------------------------------------------------
+
+
+def test_open_round(ledger: Ledger) -> None:
+    block = ledger.chain.block_number
+    r = t(ledger, 2).open_round()
+    assert r == 1
+    info = ledger.task.round(r)
+    ts = ledger.chain.timestamp()
+    assert info.phase is Phase.OPEN
+    assert info.global_model == DEFAULT_PARAMS.initial_model
+    assert info.commit_deadline == ts + 600
+    assert (info.expected_trainers, info.expected_validators) == (4, 4)
+    assert (info.num_updates, info.num_scored, info.accepted_mask, info.model_hash) == (0, 0, 0, ZERO_HASH)
+    events = events_since(ledger, block)
+    assert len(events) == 1
+    e = events[0]
+    assert isinstance(e, RoundOpened)
+    assert (e.round_id, e.global_model, e.commit_deadline, e.opener) == (
+        1,
+        DEFAULT_PARAMS.initial_model,
+        ts + 600,
+        ledger.members[2].address,
+    )
+
+
+def test_admin_may_open_round(ledger: Ledger) -> None:
+    assert admin(ledger).open_round() == 1
+
+
+def test_open_round_counts_active_roles(ledger: Ledger) -> None:
+    revoke(ledger, 3)
+    set_roles(ledger, 2, Role.VALIDATOR | Role.AGGREGATOR)
+    r = t(ledger, 0).open_round()
+    info = ledger.task.round(r)
+    assert (info.expected_trainers, info.expected_validators) == (2, 3)
+
+
+def test_open_round_refused_for_wrong_callers(ledger: Ledger) -> None:
+    trainer_only = set_roles(ledger, 1, Role.TRAINER | Role.VALIDATOR)
+    revoked = revoke(ledger, 3)
+    for who in (outsider(ledger), revoked, trainer_only):
+        refused(ledger, NotAuthorized, "task: caller is not an aggregator or admin", who.open_round)
+
+
+def test_open_round_refused_while_round_running(ledger: Ledger) -> None:
+    reason = "task: previous round not closed"
+    r = open_with_commits(ledger)
+    refused(ledger, InvalidState, reason, t(ledger, 1).open_round)
+    t(ledger, 0).close_commits(r)
+    refused(ledger, InvalidState, reason, admin(ledger).open_round)
+    for i in range(4):
+        t(ledger, i).submit_scores(r, honest_scores(i))
+    t(ledger, 0).close_validation(r)
+    refused(ledger, InvalidState, reason, t(ledger, 1).open_round)
+    mask = ledger.task.round(r).accepted_mask
+    t(ledger, 0).propose_aggregate(r, h("m1"), mask)
+    refused(ledger, InvalidState, reason, t(ledger, 1).open_round)
+    t(ledger, 1).propose_aggregate(r, h("m1"), mask)
+    assert t(ledger, 1).open_round() == 2
+
+
+def test_max_rounds(ledger: Ledger) -> None:
+    params = replace(DEFAULT_PARAMS, max_rounds=2, min_commitments=1)
+    task = TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
+    opener = task.as_(ledger.members[0])
+    for expected in (1, 2):
+        r = opener.open_round()
+        assert r == expected
+        ledger.chain.advance_time(601)
+        assert opener.close_commits(r) is Phase.ABORTED
+    block = ledger.chain.block_number
+    with pytest.raises(InvalidState) as info:
+        opener.open_round()
+    assert info.value.reason == "task: all rounds done"
+    assert task.current_round == 2
+    assert ledger.chain.block_number == block
+
+
+# -- commit_update -----------------------------------------------------------------
+
+
+def test_commit_update(ledger: Ledger) -> None:
+    r = t(ledger, 0).open_round()
+    block = ledger.chain.block_number
+    assert t(ledger, 2).commit_update(r, h("a"), 120) == 0
+    assert t(ledger, 0).commit_update(r, h("b"), 80) == 1
+    task = ledger.task
+    assert task.round(r).num_updates == 2
+    assert [(u.member, u.update_hash, u.num_examples, u.index) for u in task.updates(r)] == [
+        (ledger.members[2].address, h("a"), 120, 0),
+        (ledger.members[0].address, h("b"), 80, 1),
+    ]
+    assert task.has_committed(r, ledger.members[2].address)
+    assert not task.has_committed(r, ledger.members[1].address)
+    with pytest.raises(InvalidState):
+        task.commit_index(r, ledger.members[1].address)
+    events = events_since(ledger, block)
+    assert events[0] == UpdateCommitted(
+        contract=task.address,
+        block_number=events[0].block_number,
+        tx_hash=events[0].tx_hash,
+        log_index=events[0].log_index,
+        round_id=1,
+        member=ledger.members[2].address,
+        update_hash=h("a"),
+        num_examples=120,
+        index=0,
+    )
+    assert isinstance(events[1], UpdateCommitted)
+    assert (events[1].round_id, events[1].member, events[1].index) == (1, ledger.members[0].address, 1)
+
+
+def test_commit_refused_for_non_trainers(ledger: Ledger) -> None:
+    r = t(ledger, 0).open_round()
+    validator_only = set_roles(ledger, 1, Role.VALIDATOR | Role.AGGREGATOR)
+    revoked = revoke(ledger, 3)
+    for who in (outsider(ledger), admin(ledger), validator_only, revoked):
+        refused(ledger, NotAuthorized, "task: caller is not a trainer", who.commit_update, r, h("x"), 1)
+    assert ledger.task.round(r).num_updates == 0
+
+
+def test_duplicate_commitment_refused(ledger: Ledger) -> None:
+    r = t(ledger, 0).open_round()
+    t(ledger, 1).commit_update(r, h("first"), 10)
+    for update in (h("first"), h("second")):
+        refused(ledger, InvalidState, "task: already committed", t(ledger, 1).commit_update, r, update, 10)
+    assert [u.update_hash for u in ledger.task.updates(r)] == [h("first")]
+
+
+def test_late_commitment_refused(ledger: Ledger) -> None:
+    r = t(ledger, 0).open_round()
+    t(ledger, 0).commit_update(r, h("on time"), 10)
+    ledger.chain.advance_time(601)
+    exc = refused(ledger, DeadlinePassed, "task: commit deadline passed", t(ledger, 1).commit_update, r, h("late"), 1)
+    assert isinstance(exc, InvalidState)  # DeadlinePassed is a kind of InvalidState
+    assert ledger.task.round(r).num_updates == 1
+
+
+def test_commit_wrong_round_refused(ledger: Ledger) -> None:
+    me = t(ledger, 0)
+    refused(ledger, InvalidState, "task: wrong round", me.commit_update, 1, h("x"), 1)  # no round yet
+    refused(ledger, InvalidState, "task: wrong round", me.commit_update, 0, h("x"), 1)
+    r = me.open_round()
+    for wrong in (0, r + 1, 2**64):
+        refused(ledger, InvalidState, "task: wrong round", me.commit_update, wrong, h("x"), 1)
+
+
+def test_commit_to_past_round_refused(ledger: Ledger) -> None:
+    r = finalize(ledger, h("m1"))
+    refused(ledger, InvalidState, "task: round not open", t(ledger, 0).commit_update, r, h("x"), 1)
+    r2 = t(ledger, 0).open_round()
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).commit_update, r, h("x"), 1)
+    t(ledger, 0).commit_update(r2, h("x"), 1)
+
+
+def test_commit_zero_hash_or_examples_refused(ledger: Ledger) -> None:
+    r = t(ledger, 0).open_round()
+    refused(ledger, InvalidArgument, "task: zero hash", t(ledger, 0).commit_update, r, ZERO_HASH, 5)
+    refused(ledger, InvalidArgument, "task: zero hash", t(ledger, 0).commit_update, r, b"\x00" * 32, 5)
+    refused(ledger, InvalidArgument, "task: zero examples", t(ledger, 0).commit_update, r, h("x"), 0)
+
+
+def test_commit_malformed_hash_is_bad_input(ledger: Ledger) -> None:
+    r = t(ledger, 0).open_round()
+    for bad in ("0x1234", "zz" * 32, h("x") + "00", b"short"):
+        exc = bad_input(ledger, t(ledger, 0).commit_update, r, bad, 5)
+        assert "update hash" in str(exc)
+
+
+def test_commit_when_round_not_open_refused(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    refused(ledger, InvalidState, "task: round not open", t(ledger, 0).commit_update, r, h("again"), 5)
+
+
+# -- close_commits -----------------------------------------------------------------
+
+
+def test_close_commits_early_when_all_committed(ledger: Ledger) -> None:
+    r = open_with_commits(ledger)
+    block = ledger.chain.block_number
+    assert admin(ledger).close_commits(r) is Phase.VALIDATE  # any active member may close
+    info = ledger.task.round(r)
+    ts = ledger.chain.timestamp()
+    assert info.validate_deadline == ts + 600
+    events = events_since(ledger, block)
+    assert len(events) == 1
+    assert isinstance(events[0], CommitsClosed)
+    assert (events[0].round_id, events[0].num_updates, events[0].validate_deadline) == (1, 4, ts + 600)
+
+
+def test_close_commits_before_deadline_refused(ledger: Ledger) -> None:
+    r = open_with_commits(ledger, 3)
+    refused(ledger, InvalidState, "task: commit phase still running", t(ledger, 0).close_commits, r)
+    ledger.chain.advance_time(601)
+    assert t(ledger, 0).close_commits(r) is Phase.VALIDATE
+    assert ledger.task.round(r).num_updates == 3
+
+
+def test_expected_trainers_is_fixed_at_open(ledger: Ledger) -> None:
+    """A trainer revoked mid-round still counts: the round waits for the deadline."""
+    r = t(ledger, 0).open_round()
+    revoke(ledger, 3)
+    for i in range(3):
+        t(ledger, i).commit_update(r, h(f"u{i}"), 1)
+    refused(ledger, InvalidState, "task: commit phase still running", t(ledger, 0).close_commits, r)
+    ledger.chain.advance_time(601)
+    assert t(ledger, 0).close_commits(r) is Phase.VALIDATE
+
+
+def test_abort_when_too_few_commitments(ledger: Ledger) -> None:
+    r = open_with_commits(ledger, 1)
+    ledger.chain.advance_time(601)
+    block = ledger.chain.block_number
+    assert t(ledger, 1).close_commits(r) is Phase.ABORTED
+    events = events_since(ledger, block)
+    assert len(events) == 1
+    assert isinstance(events[0], RoundAborted)
+    assert (events[0].round_id, events[0].reason) == (r, "commitment quorum not reached")
+    assert ledger.task.model_history() == {}
+    with pytest.raises(InvalidState) as info:
+        ledger.task.model_at(r)
+    assert info.value.reason == "task: round not finalized"
+    # The next round opens on the same model.
+    r2 = t(ledger, 0).open_round()
+    assert r2 == r + 1
+    assert ledger.task.round(r2).global_model == DEFAULT_PARAMS.initial_model
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 1).commit_update, r, h("old"), 1)
+
+
+def test_close_commits_refused(ledger: Ledger) -> None:
+    revoked = revoke(ledger, 3)
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_commits, 1)
+    r = open_with_commits(ledger, 3)
+    ledger.chain.advance_time(601)
+    for who in (outsider(ledger), revoked):
+        refused(ledger, NotAuthorized, "task: caller is not a member", who.close_commits, r)
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_commits, r + 1)
+    t(ledger, 0).close_commits(r)
+    refused(ledger, InvalidState, "task: round not open", t(ledger, 0).close_commits, r)
+
+
+# -- submit_scores -----------------------------------------------------------------
+
+
+def test_submit_scores(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    block = ledger.chain.block_number
+    t(ledger, 1).submit_scores(r, [7000, None, 3000, 10_000])
+    assert ledger.task.has_scored(r, ledger.members[1].address)
+    assert not ledger.task.has_scored(r, ledger.members[0].address)
+    assert ledger.task.round(r).num_scored == 1
+    assert [ledger.task.scores_of(r, i) for i in range(4)] == [[7000], [], [3000], [10_000]]
+    events = events_since(ledger, block)
+    assert len(events) == 1
+    e = events[0]
+    assert isinstance(e, ScoresSubmitted)
+    assert (e.round_id, e.validator, e.scores) == (r, ledger.members[1].address, (7000, ABSTAIN, 3000, 10_000))
+
+
+def test_validator_may_abstain_everywhere(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    t(ledger, 0).submit_scores(r, [None] * 4)
+    assert ledger.task.round(r).num_scored == 1
+    assert all(ledger.task.scores_of(r, i) == [] for i in range(4))
+
+
+def test_submit_scores_refused_for_non_validators(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    trainer_only = set_roles(ledger, 1, Role.TRAINER | Role.AGGREGATOR)
+    revoked = revoke(ledger, 3)
+    for who in (outsider(ledger), admin(ledger), trainer_only, revoked):
+        refused(ledger, NotAuthorized, "task: caller is not a validator", who.submit_scores, r, [9000] * 4)
+
+
+def test_submit_scores_refused(ledger: Ledger) -> None:
+    me = t(ledger, 1)
+    refused(ledger, InvalidState, "task: wrong round", me.submit_scores, 1, [])
+    r = open_with_commits(ledger)
+    refused(ledger, InvalidState, "task: round not in validation", me.submit_scores, r, honest_scores(1))
+    t(ledger, 0).close_commits(r)
+    refused(ledger, InvalidState, "task: wrong round", me.submit_scores, r + 1, honest_scores(1))
+    for scores in ([None, None, 9000], [None] * 5, []):
+        refused(ledger, InvalidArgument, "task: expected one score per update", me.submit_scores, r, scores)
+    for bad in (10_001, 2**255):
+        refused(ledger, InvalidArgument, "task: score out of range", me.submit_scores, r, [9000, None, bad, 9000])
+    refused(
+        ledger,
+        InvalidArgument,
+        "task: validator cannot score its own update",
+        me.submit_scores,
+        r,
+        [9000, 9000, 9000, 9000],
+    )
+    me.submit_scores(r, honest_scores(1))
+    refused(ledger, InvalidState, "task: already scored", me.submit_scores, r, honest_scores(1))
+
+
+def test_late_scores_refused(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    t(ledger, 0).submit_scores(r, honest_scores(0))
+    ledger.chain.advance_time(601)
+    refused(ledger, DeadlinePassed, "task: validation deadline passed", t(ledger, 1).submit_scores, r, honest_scores(1))
+
+
+# -- close_validation and the acceptance rule ------------------------------------------
+
+
+def test_close_validation_accepts_by_median(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    for i in range(4):
+        t(ledger, i).submit_scores(r, honest_scores(i))
+    block = ledger.chain.block_number
+    assert t(ledger, 3).close_validation(r) is Phase.AGGREGATE  # early: every validator scored
+    info = ledger.task.round(r)
+    ts = ledger.chain.timestamp()
+    assert (info.accepted_mask, info.num_accepted, info.aggregate_deadline) == (0b1111, 4, ts + 600)
+    assert info.accepted == [0, 1, 2, 3]
+    events = events_since(ledger, block)
+    assert len(events) == 1
+    e = events[0]
+    assert isinstance(e, ValidationClosed)
+    assert (e.round_id, e.accepted_mask, e.num_accepted, e.aggregate_deadline) == (r, 0b1111, 4, ts + 600)
+
+
+def test_lying_minority_does_not_flip_acceptance(ledger: Ledger) -> None:
+    """Update 2 is poor (honest validators score it 1000); member 3 lies both ways."""
+    r = to_validation(ledger)
+    honest = {0: [None, 9000, 1000, 9000], 1: [9000, None, 1000, 9000], 2: [9000, 9000, None, 9000]}
+    for i, scores in honest.items():
+        t(ledger, i).submit_scores(r, scores)
+    t(ledger, 3).submit_scores(r, [0, 0, 10_000, None])  # the liar
+    assert ledger.task.scores_of(r, 2) == [1000, 1000, 10_000]
+    assert t(ledger, 0).close_validation(r) is Phase.AGGREGATE
+    info = ledger.task.round(r)
+    assert info.accepted == [0, 1, 3]
+    assert info.accepted_mask == mask_of([0, 1, 3])
+    assert info.num_accepted == 3
+
+
+def test_median_of_even_count_and_threshold_edge(ledger: Ledger) -> None:
+    """Two scores: their mean, floored; an update is accepted at exactly the threshold."""
+    r = to_validation(ledger)
+    t(ledger, 1).submit_scores(r, [4000, None, 8000, 4000])
+    t(ledger, 2).submit_scores(r, [6000, 9000, None, 5998])
+    refused(ledger, InvalidState, "task: validation phase still running", t(ledger, 0).close_validation, r)
+    ledger.chain.advance_time(601)
+    assert t(ledger, 0).close_validation(r) is Phase.AGGREGATE
+    # update 0: (4000+6000)//2 = 5000 accepted; 1: [9000]; 2: [8000]; 3: (4000+5998)//2 = 4999 rejected.
+    assert ledger.task.round(r).accepted == [0, 1, 2]
+
+
+def test_update_without_scores_is_not_accepted(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    for i in range(4):
+        t(ledger, i).submit_scores(r, [None if j in (i, 3) else 9000 for j in range(4)])
+    assert t(ledger, 0).close_validation(r) is Phase.AGGREGATE
+    assert ledger.task.round(r).accepted == [0, 1, 2]
+
+
+def test_abort_when_no_update_accepted(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    for i in range(4):
+        t(ledger, i).submit_scores(r, honest_scores(i, score=4999))
+    block = ledger.chain.block_number
+    assert t(ledger, 0).close_validation(r) is Phase.ABORTED
+    aborted = events_since(ledger, block, RoundAborted)
+    assert [(e.round_id, e.reason) for e in aborted] == [(r, "no update accepted")]
+    assert ledger.task.round(r).accepted_mask == 0
+    r2 = t(ledger, 0).open_round()
+    assert ledger.task.round(r2).global_model == DEFAULT_PARAMS.initial_model
+
+
+def test_close_validation_refused(ledger: Ledger) -> None:
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_validation, 1)
+    r = open_with_commits(ledger, 3)
+    revoked = revoke(ledger, 3)
+    refused(ledger, InvalidState, "task: round not in validation", t(ledger, 0).close_validation, r)
+    ledger.chain.advance_time(601)
+    t(ledger, 0).close_commits(r)
+    for i in range(3):
+        t(ledger, i).submit_scores(r, honest_scores(i, n=3))
+    for who in (outsider(ledger), revoked):
+        refused(ledger, NotAuthorized, "task: caller is not a member", who.close_validation, r)
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_validation, r + 1)
+    # members[3] was a validator when the round opened, so the round waits for the deadline.
+    refused(ledger, InvalidState, "task: validation phase still running", t(ledger, 0).close_validation, r)
+    ledger.chain.advance_time(601)
+    assert admin(ledger).close_validation(r) is Phase.AGGREGATE
+    refused(ledger, InvalidState, "task: round not in validation", t(ledger, 0).close_validation, r)
+
+
+# -- propose_aggregate ---------------------------------------------------------------
+
+
+def test_quorum_of_identical_proposals_finalizes(ledger: Ledger) -> None:
+    r, mask = to_aggregation(ledger)
+    block = ledger.chain.block_number
+    assert t(ledger, 2).propose_aggregate(r, h("m1"), mask) is False
+    assert ledger.task.round(r).phase is Phase.AGGREGATE
+    assert ledger.task.has_proposed(r, ledger.members[2].address)
+    assert t(ledger, 0).propose_aggregate(r, h("m1"), mask) is True
+    info = ledger.task.round(r)
+    assert (info.phase, info.model_hash) == (Phase.FINALIZED, h("m1"))
+    assert ledger.task.latest_model == h("m1")
+    assert ledger.task.model_at(r) == h("m1")
+    assert ledger.task.model_history() == {r: h("m1")}
+    events = events_since(ledger, block)
+    assert [type(e) for e in events] == [AggregateProposed, AggregateProposed, RoundFinalized]
+    first, second, final = events
+    assert (first.round_id, first.aggregator, first.model_hash, first.accepted_mask, first.votes) == (
+        r,
+        ledger.members[2].address,
+        h("m1"),
+        mask,
+        1,
+    )
+    assert (second.aggregator, second.votes) == (ledger.members[0].address, 2)
+    assert (final.round_id, final.model_hash, final.num_accepted) == (r, h("m1"), 4)
+    # The next round trains on the finalized model.
+    r2 = t(ledger, 1).open_round()
+    assert ledger.task.round(r2).global_model == h("m1")
+
+
+def test_different_proposals_do_not_finalize(ledger: Ledger) -> None:
+    r, mask = to_aggregation(ledger)
+    assert t(ledger, 0).propose_aggregate(r, h("honest"), mask) is False
+    assert t(ledger, 1).propose_aggregate(r, h("cheat"), mask) is False
+    votes = ledger.task.contract.functions.proposal_votes
+    assert ledger.chain.call(votes(r, bytes.fromhex(h("honest")[2:]))) == 1
+    assert ledger.chain.call(votes(r, bytes.fromhex(h("cheat")[2:]))) == 1
+    info = ledger.task.round(r)
+    assert (info.phase, info.model_hash) == (Phase.AGGREGATE, ZERO_HASH)
+    assert ledger.task.latest_model == DEFAULT_PARAMS.initial_model
+    assert t(ledger, 2).propose_aggregate(r, h("honest"), mask) is True  # the cheater is outvoted
+    assert ledger.task.model_at(r) == h("honest")
+
+
+def test_propose_refused_for_non_aggregators(ledger: Ledger) -> None:
+    r, mask = to_aggregation(ledger)
+    not_aggregator = set_roles(ledger, 1, Role.TRAINER | Role.VALIDATOR)
+    revoked = revoke(ledger, 3)
+    for who in (outsider(ledger), admin(ledger), not_aggregator, revoked):
+        refused(ledger, NotAuthorized, "task: caller is not an aggregator", who.propose_aggregate, r, h("m"), mask)
+
+
+def test_propose_refused(ledger: Ledger) -> None:
+    me = t(ledger, 0)
+    refused(ledger, InvalidState, "task: wrong round", me.propose_aggregate, 1, h("m"), 0b1111)
+    r = to_validation(ledger)
+    refused(ledger, InvalidState, "task: round not in aggregation", me.propose_aggregate, r, h("m"), 0b1111)
+    for i in range(4):
+        t(ledger, i).submit_scores(r, [None if j in (i, 2) else 9000 for j in range(4)])
+    t(ledger, 0).close_validation(r)
+    mask = ledger.task.round(r).accepted_mask
+    assert mask == 0b1011
+    refused(ledger, InvalidState, "task: wrong round", me.propose_aggregate, r + 1, h("m"), mask)
+    refused(ledger, InvalidArgument, "task: zero hash", me.propose_aggregate, r, ZERO_HASH, mask)
+    for wrong in (0b1111, 0b0011, 0, mask_of([0, 1, 3, 4])):
+        refused(
+            ledger,
+            InvalidArgument,
+            "task: accepted set does not match validation",
+            me.propose_aggregate,
+            r,
+            h("m"),
+            wrong,
+        )
+    assert "model hash" in str(bad_input(ledger, me.propose_aggregate, r, "0x00", mask))
+    me.propose_aggregate(r, h("m"), mask)
+    for model in (h("m"), h("other")):
+        refused(ledger, InvalidState, "task: already proposed", me.propose_aggregate, r, model, mask)
+    t(ledger, 1).propose_aggregate(r, h("m"), mask)
+    refused(ledger, InvalidState, "task: round not in aggregation", t(ledger, 2).propose_aggregate, r, h("m"), mask)
+    assert ledger.task.model_at(r) == h("m")
+
+
+def test_late_proposal_refused(ledger: Ledger) -> None:
+    r, mask = to_aggregation(ledger)
+    t(ledger, 0).propose_aggregate(r, h("m"), mask)
+    ledger.chain.advance_time(601)
+    refused(
+        ledger, DeadlinePassed, "task: aggregation deadline passed", t(ledger, 1).propose_aggregate, r, h("m"), mask
+    )
+
+
+# -- close_aggregation ---------------------------------------------------------------
+
+
+def test_aggregation_deadline_aborts(ledger: Ledger) -> None:
+    r, mask = to_aggregation(ledger)
+    t(ledger, 0).propose_aggregate(r, h("a"), mask)
+    t(ledger, 1).propose_aggregate(r, h("b"), mask)
+    refused(ledger, InvalidState, "task: aggregation phase still running", t(ledger, 2).close_aggregation, r)
+    ledger.chain.advance_time(601)
+    block = ledger.chain.block_number
+    assert t(ledger, 2).close_aggregation(r) is Phase.ABORTED
+    aborted = events_since(ledger, block, RoundAborted)
+    assert [(e.round_id, e.reason) for e in aborted] == [(r, "aggregate quorum not reached")]
+    assert ledger.task.latest_model == DEFAULT_PARAMS.initial_model
+    assert ledger.task.model_history() == {}
+    r2 = t(ledger, 0).open_round()
+    assert ledger.task.round(r2).global_model == DEFAULT_PARAMS.initial_model
+
+
+def test_close_aggregation_refused(ledger: Ledger) -> None:
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_aggregation, 1)
+    r = to_validation(ledger)
+    revoked = revoke(ledger, 3)
+    refused(ledger, InvalidState, "task: round not in aggregation", t(ledger, 0).close_aggregation, r)
+    for i in range(3):
+        t(ledger, i).submit_scores(r, honest_scores(i))
+    ledger.chain.advance_time(601)
+    t(ledger, 0).close_validation(r)
+    ledger.chain.advance_time(601)
+    for who in (outsider(ledger), revoked):
+        refused(ledger, NotAuthorized, "task: caller is not a member", who.close_aggregation, r)
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_aggregation, r + 1)
+    t(ledger, 0).close_aggregation(r)
+    refused(ledger, InvalidState, "task: round not in aggregation", t(ledger, 0).close_aggregation, r)
+
+
+# -- flag_update ---------------------------------------------------------------------
+
+
+def test_flag_update(ledger: Ledger) -> None:
+    r = to_validation(ledger)
+    block = ledger.chain.block_number
+    t(ledger, 1).flag_update(r, 2, "NaN in layer 3")
+    validator_only = set_roles(ledger, 0, Role.VALIDATOR)
+    validator_only.flag_update(r, 0, "hash mismatch")
+    events = events_since(ledger, block, UpdateFlagged)
+    assert [(e.round_id, e.index, e.reporter, e.reason) for e in events] == [
+        (r, 2, ledger.members[1].address, "NaN in layer 3"),
+        (r, 0, ledger.members[0].address, "hash mismatch"),
+    ]
+    # Flagging has no effect on acceptance, and a past round can still be flagged.
+    assert ledger.task.round(r).phase is Phase.VALIDATE
+    ledger.chain.advance_time(601)
+    assert t(ledger, 1).close_validation(r) is Phase.ABORTED  # nobody scored
+    t(ledger, 1).open_round()
+    t(ledger, 2).flag_update(r, 3, "found later")
+
+
+def test_flag_reason_truncated_to_128_bytes(ledger: Ledger) -> None:
+    r = open_with_commits(ledger, 1)
+    block = ledger.chain.block_number
+    t(ledger, 1).flag_update(r, 0, "é" * 100)  # 200 UTF-8 bytes
+    (event,) = events_since(ledger, block, UpdateFlagged)
+    assert event.reason == "é" * 64
+
+
+def test_flag_update_refused(ledger: Ledger) -> None:
+    revoked = revoke(ledger, 3)
+    trainer_only = set_roles(ledger, 2, Role.TRAINER)
+    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).flag_update, 1, 0, "x")
+    r = open_with_commits(ledger, 2)
+    for who in (outsider(ledger), admin(ledger), revoked, trainer_only):
+        refused(ledger, NotAuthorized, "task: caller is not a validator or aggregator", who.flag_update, r, 0, "x")
+    for wrong in (0, r + 1):
+        refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).flag_update, wrong, 0, "x")
+    refused(ledger, InvalidArgument, "task: unknown update", t(ledger, 0).flag_update, r, 2, "x")
+    refused(ledger, InvalidArgument, "task: empty reason", t(ledger, 0).flag_update, r, 1, "")
+
+
+# -- revoked members across the whole round -------------------------------------------
+
+
+def test_member_revoked_mid_round_cannot_act(ledger: Ledger) -> None:
+    r = open_with_commits(ledger, 3)  # members 0..2 committed
+    gone = revoke(ledger, 3)
+    refused(ledger, NotAuthorized, "task: caller is not a trainer", gone.commit_update, r, h("u3"), 1)
+    ledger.chain.advance_time(601)
+    refused(ledger, NotAuthorized, "task: caller is not a member", gone.close_commits, r)
+    t(ledger, 0).close_commits(r)
+    refused(ledger, NotAuthorized, "task: caller is not a validator", gone.submit_scores, r, [9000] * 3)
+    refused(ledger, NotAuthorized, "task: caller is not a validator or aggregator", gone.flag_update, r, 0, "x")
+    for i in range(3):
+        t(ledger, i).submit_scores(r, honest_scores(i, n=3))
+    ledger.chain.advance_time(601)
+    t(ledger, 0).close_validation(r)
+    mask = ledger.task.round(r).accepted_mask
+    refused(ledger, NotAuthorized, "task: caller is not an aggregator", gone.propose_aggregate, r, h("m"), mask)
+    refused(ledger, NotAuthorized, "task: caller is not a member", gone.close_aggregation, r)
+    t(ledger, 0).propose_aggregate(r, h("m"), mask)
+    assert t(ledger, 1).propose_aggregate(r, h("m"), mask)
+    refused(ledger, NotAuthorized, "task: caller is not an aggregator or admin", gone.open_round)
+    actors = {
+        getattr(e, field)
+        for e in ledger.task.events()
+        for field in ("member", "validator", "aggregator", "opener", "reporter")
+        if hasattr(e, field)
+    }
+    assert ledger.members[3].address not in actors
+
+
+def test_two_full_rounds_history(ledger: Ledger) -> None:
+    r1 = finalize(ledger, h("m1"))
+    r2 = finalize(ledger, h("m2"))
+    assert (r1, r2) == (1, 2)
+    assert ledger.task.model_history() == {1: h("m1"), 2: h("m2")}
+    assert ledger.task.round(2).global_model == h("m1")
+    assert ledger.task.latest_model == h("m2")
+    opened = [e for e in ledger.task.events() if isinstance(e, RoundOpened)]
+    assert [(e.round_id, e.global_model) for e in opened] == [(1, DEFAULT_PARAMS.initial_model), (2, h("m1"))]
+
+
+def test_client_without_account_is_bad_input(ledger: Ledger) -> None:
+    reader = TrainingTaskClient(ledger.chain, ledger.task.address)
+    bad_input(ledger, reader.open_round)
+    with pytest.raises(BadInput):
+        reader.has_committed(1, "0xnot-an-address")
+    with pytest.raises(BadInput):
+        reader.update(1, 0)
