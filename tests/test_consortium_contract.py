@@ -676,10 +676,11 @@ def test_reads_reject_malformed_addresses(ledger: Ledger, address: str) -> None:
         c.has_role(address, Role.TRAINER)
 
 
-# -- known weakness ----------------------------------------------------------------
+# -- stale approvals ---------------------------------------------------------------
 
 
 def test_revoked_admins_approval_does_not_count(ledger: Ledger) -> None:
+    """A revoked key is presumed compromised: its earlier approvals lapse."""
     promote(ledger, 0)
     promote(ledger, 1)
     as_admin(ledger).propose_threshold(2)
@@ -691,5 +692,9 @@ def test_revoked_admins_approval_does_not_count(ledger: Ledger) -> None:
     assert third.approve(revoke_pid) is True
     assert not ledger.consortium.is_active(ledger.members[0].address)
     # One more active admin approving must not be enough: only one active admin approved.
-    as_admin(ledger).approve(pid)
+    assert as_admin(ledger).approve(pid) is False
     assert ledger.consortium.member(target).status is MemberStatus.NONE
+    assert ledger.consortium.proposal(pid).approvals == 1
+    # A second active admin still can carry it.
+    assert third.approve(pid) is True
+    assert ledger.consortium.member(target).status is MemberStatus.ACTIVE
