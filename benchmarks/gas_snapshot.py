@@ -71,12 +71,8 @@ def diff(expected: str, actual: str, path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate or check the committed gas snapshot.")
-    parser.add_argument(
-        "--check", action="store_true", help="compare with the snapshot instead of writing it"
-    )
-    parser.add_argument(
-        "--snapshot", type=Path, default=SNAPSHOT, help="snapshot file (default: %(default)s)"
-    )
+    parser.add_argument("--check", action="store_true", help="compare with the snapshot instead of writing it")
+    parser.add_argument("--snapshot", type=Path, default=SNAPSHOT, help="snapshot file (default: %(default)s)")
     args = parser.parse_args(argv)
     actual = render(current())
     if not args.check:

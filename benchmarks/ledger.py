@@ -167,9 +167,7 @@ def task_args(consortium: str, members: int) -> tuple[Any, ...]:
 
 
 def admit_fn(consortium: Any, who: str, org: str, roles: Role) -> Any:
-    return consortium.functions.propose_admit(
-        who, org, int(roles), as_bytes32(ZERO_HASH), as_bytes32(ZERO_HASH), ""
-    )
+    return consortium.functions.propose_admit(who, org, int(roles), as_bytes32(ZERO_HASH), as_bytes32(ZERO_HASH), "")
 
 
 def run_scenario(
@@ -245,9 +243,7 @@ def run_scenario(
 
 def run_embedded(members: int, rounds: int, **kw: Any) -> Measurements:
     with tempfile.TemporaryDirectory(prefix="fedledger-bench-") as tmp, Chain.embedded(Path(tmp)) as chain:
-        return run_scenario(
-            chain, Account.from_key(FAUCET_KEY.to_bytes()), members=members, rounds=rounds, **kw
-        )
+        return run_scenario(chain, Account.from_key(FAUCET_KEY.to_bytes()), members=members, rounds=rounds, **kw)
 
 
 def run_anvil(binary: str, members: int, rounds: int, **kw: Any) -> Measurements:
@@ -317,9 +313,7 @@ def markdown(rows: list[dict[str, Any]], anvil_note: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--members", type=int, default=5, help="members (trainer, validator, aggregator each)"
-    )
+    parser.add_argument("--members", type=int, default=5, help="members (trainer, validator, aggregator each)")
     parser.add_argument("--rounds", type=int, default=20, help="rounds to run per backend")
     parser.add_argument("--deploys", type=int, default=5, help="deployments of each contract to time")
     parser.add_argument("--approvals", type=int, default=10, help="threshold-2 approvals to time")

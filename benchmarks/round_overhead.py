@@ -249,9 +249,7 @@ _DETAILS: dict[str, Callable[..., str]] = {
 def float_fedavg(locals_: list[Params], weights: list[int]) -> Params:
     total = float(sum(weights))
     return {
-        k: (sum(w * p[k].astype(np.float64) for p, w in zip(locals_, weights, strict=True)) / total).astype(
-            np.float32
-        )
+        k: (sum(w * p[k].astype(np.float64) for p, w in zip(locals_, weights, strict=True)) / total).astype(np.float32)
         for k in locals_[0]
     }
 
@@ -309,9 +307,7 @@ class LedgerRun:
 @contextmanager
 def timed_actions(actions: dict[str, float], calls: dict[str, int]) -> Iterator[None]:
     """Inclusive time of each node action (train+commit, score, aggregate, the rest of step)."""
-    originals = {
-        name: getattr(MemberNode, name) for name in ("_train_and_commit", "_score", "_aggregate", "step")
-    }
+    originals = {name: getattr(MemberNode, name) for name in ("_train_and_commit", "_score", "_aggregate", "step")}
 
     def timing(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -333,9 +329,7 @@ def timed_actions(actions: dict[str, float], calls: dict[str, int]) -> Iterator[
             setattr(MemberNode, name, fn)
 
 
-def run_ledger(
-    task: TrainingTaskClient, nodes: list[MemberNode], rounds: int, profile: str | None = None
-) -> LedgerRun:
+def run_ledger(task: TrainingTaskClient, nodes: list[MemberNode], rounds: int, profile: str | None = None) -> LedgerRun:
     finalized_at: dict[int, float] = {}
 
     def on_event(event: NodeEvent) -> None:
@@ -474,9 +468,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ),
             )
             nodes = [
-                MemberNode(
-                    name=f"Member {k + 1}", account=acct, task=task, store=store, data=split.members[k]
-                )
+                MemberNode(name=f"Member {k + 1}", account=acct, task=task, store=store, data=split.members[k])
                 for k, acct in enumerate(accounts)
             ]
             for node in nodes:
@@ -504,9 +496,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 params = decode_model(store.get(info.model_hash.removeprefix("0x"))).params
                 ledger_acc.append(float(evaluate(evaluator, params, split.X_test, split.y_test)))
                 base_acc.append(float(evaluate(evaluator, base_models[r - 1], split.X_test, split.y_test)))
-            max_diff = max(
-                float(np.max(np.abs(params[k].astype(np.float64) - base_models[-1][k]))) for k in params
-            )
+            max_diff = max(float(np.max(np.abs(params[k].astype(np.float64) - base_models[-1][k]))) for k in params)
         finally:
             ws.close()
 
@@ -706,9 +696,7 @@ def markdown(res: dict[str, Any]) -> str:
         + ".",
         "",
         "Chain calls per round by contract function (calls, seconds): "
-        + ", ".join(
-            f"{k} {v['calls']:g} / {v['seconds']:.3f} s" for k, v in f["chain_calls_per_round"].items()
-        )
+        + ", ".join(f"{k} {v['calls']:g} / {v['seconds']:.3f} s" for k, v in f["chain_calls_per_round"].items())
         + ".",
         "",
         "Transactions per round by function: "
@@ -733,9 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="torch intra-op threads (both arms); 1 avoids oversubscription on a busy 2-core machine",
     )
-    parser.add_argument(
-        "--profile", metavar="FILE", help="also write a cProfile of the fedledger arm to FILE"
-    )
+    parser.add_argument("--profile", metavar="FILE", help="also write a cProfile of the fedledger arm to FILE")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     args = parser.parse_args(argv)
     if args.members < 3 or args.rounds < 1 or not 1 <= args.quorum <= args.members:

@@ -192,9 +192,7 @@ def test_member_add_list_roles_revoke_and_events(ws: Path) -> None:
     assert [k["name"] for k in founder] == ["admin"]
     bob = new_key(ws, "bob")
 
-    added = fedledger(
-        "member", "add", bob, "--org", "Bob Labs", "--roles", "trainer,validator", "-w", ws, "--json"
-    )
+    added = fedledger("member", "add", bob, "--org", "Bob Labs", "--roles", "trainer,validator", "-w", ws, "--json")
     assert added.json() == {
         "action": f"admit {bob}",
         "approvals": 1,
@@ -300,9 +298,9 @@ def test_unfunded_key_gets_a_clear_chain_error(ws: Path) -> None:
 
 def test_threshold_and_approval_by_two_admins(ws: Path) -> None:
     second = new_key(ws, "admin2")
-    assert fedledger(
-        "member", "add", second, "--org", "Second", "--roles", "admin", "-w", ws, "--json"
-    ).json()["executed"]
+    assert fedledger("member", "add", second, "--org", "Second", "--roles", "admin", "-w", ws, "--json").json()[
+        "executed"
+    ]
     raised = fedledger("member", "threshold", "2", "-w", ws, "--json").json()
     assert raised["executed"] is True and raised["threshold"] == 2
 
@@ -333,9 +331,7 @@ def test_threshold_and_approval_by_two_admins(ws: Path) -> None:
     # The proposer cannot approve twice; the second admin's approval executes it.
     twice = fedledger("member", "approve", carol_proposal["proposal_id"], "-w", ws)
     assert twice.code != 0 and "consortium:" in twice.message
-    approved = fedledger(
-        "member", "approve", carol_proposal["proposal_id"], "-w", ws, "--as", "admin2", "--json"
-    )
+    approved = fedledger("member", "approve", carol_proposal["proposal_id"], "-w", ws, "--as", "admin2", "--json")
     assert approved.json()["executed"] is True
     assert members(ws)[CAROL]["status"] == "active"
     left = fedledger("member", "proposals", "-w", ws, "--json").json()
@@ -346,13 +342,9 @@ def test_threshold_and_approval_by_two_admins(ws: Path) -> None:
     revoke = fedledger("member", "revoke", CAROL, "-w", ws, "--as", "admin2", "--json").json()
     assert revoke["executed"] is False
     assert members(ws)[CAROL]["status"] == "active"
-    assert (
-        fedledger("member", "approve", revoke["proposal_id"], "-w", ws, "--json").json()["executed"] is True
-    )
+    assert fedledger("member", "approve", revoke["proposal_id"], "-w", ws, "--json").json()["executed"] is True
     assert members(ws)[CAROL]["status"] == "revoked"
-    assert "ThresholdChanged" in [
-        r["event"] for r in fedledger("ledger", "events", "-w", ws, "--json").json()
-    ]
+    assert "ThresholdChanged" in [r["event"] for r in fedledger("ledger", "events", "-w", ws, "--json").json()]
 
 
 # -- secrets -----------------------------------------------------------------------

@@ -167,7 +167,9 @@ def _small_setup(tmp_path: Path, n: int = 4, rounds: int = 1, **config_overrides
     settings = {"min_commitments": 2, "proposal_quorum": 2, "clip_norm": 5.0, **config_overrides}
     config = TaskConfig(
         model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=rounds, local_epochs=2, **settings,  # type: ignore[arg-type]
+        rounds=rounds,
+        local_epochs=2,
+        **settings,  # type: ignore[arg-type]
     )
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     return ws, create_consortium(ws, config=config, datas=datas, password="pw")
@@ -182,17 +184,24 @@ def _honest_blob(node: MemberNode, round_id: int) -> bytes:
 
 
 def _wrong_shape(node: MemberNode, r: int) -> bytes:
-    return encode_tensors({"coef": np.zeros((3, 3), np.uint64), "intercept": np.zeros(1, np.uint64)},
-                          {"format": "fedledger-update/1", "encoding": "fixed64", "frac_bits": "24",
-                           "num_examples": str(len(node.data.y_train))})
+    return encode_tensors(
+        {"coef": np.zeros((3, 3), np.uint64), "intercept": np.zeros(1, np.uint64)},
+        {
+            "format": "fedledger-update/1",
+            "encoding": "fixed64",
+            "frac_bits": "24",
+            "num_examples": str(len(node.data.y_train)),
+        },
+    )
 
 
 def _nan(node: MemberNode, r: int) -> bytes:
     info = node.task.round(r)
     params, _ = node.global_model(info.global_model)
     tensors = {k: np.full(v.shape, np.nan, np.float32) for k, v in params.items()}
-    return encode_tensors(tensors, {"format": "fedledger-update/1", "encoding": "float32",
-                                    "num_examples": str(len(node.data.y_train))})
+    return encode_tensors(
+        tensors, {"format": "fedledger-update/1", "encoding": "float32", "num_examples": str(len(node.data.y_train))}
+    )
 
 
 BAD_UPDATES = {
@@ -214,7 +223,9 @@ class HostileNode(MemberNode):
 
     def _train_and_commit(self, info) -> None:  # type: ignore[no-untyped-def]
         blob = self.make_blob(self, info.round_id)
-        blob_id = BlobStore.put(self.store, blob) if len(blob) <= self.store.max_blob_bytes else _raw_put(self.store, blob)
+        blob_id = (
+            BlobStore.put(self.store, blob) if len(blob) <= self.store.max_blob_bytes else _raw_put(self.store, blob)
+        )
         if self.commit_other_hash:
             blob_id = "cd" * 32  # commits a hash no blob has
         self.task.commit_update(info.round_id, blob_id, len(self.data.y_train))
@@ -273,8 +284,7 @@ def test_a_restarted_node_resumes_without_committing_twice(tmp_path: Path) -> No
         assert first.step()  # commits
         assert sim.task.has_committed(1, first.account.address)
         # The process dies; a new node for the same member starts from the chain alone.
-        restarted = MemberNode(name=first.name, account=first.account, task=sim.task, store=sim.store,
-                               data=first.data)
+        restarted = MemberNode(name=first.name, account=first.account, task=sim.task, store=sim.store, data=first.data)
         sim.nodes[0] = restarted
         Simulation(sim.task, sim.nodes).run()
         commits = [e for e in sim.task.events() if isinstance(e, UpdateCommitted)]

@@ -136,10 +136,7 @@ def test_model_blob_roundtrip_and_hash() -> None:
     spec = {"kind": "sklearn-logreg", "n_features": 3, "n_classes": 2}
     blob = encode_model(params, spec, metadata={"round": "4"})
     assert model_hash(blob) == hashlib.sha256(blob).hexdigest()
-    assert (
-        encode_model(dict(reversed(params.items())), dict(reversed(spec.items())), metadata={"round": "4"})
-        == blob
-    )
+    assert encode_model(dict(reversed(params.items())), dict(reversed(spec.items())), metadata={"round": "4"}) == blob
     m = decode_model(blob, expected_spec=shape_spec(params))
     assert m.spec == spec and m.metadata["round"] == "4"
     np.testing.assert_array_equal(m.params["w"], params["w"])

@@ -102,9 +102,7 @@ def test_breast_cancer_hospitals(tmp_path: Path) -> None:
     assert 100 <= len(test.y) <= 120
     # Same seed, same files.
     again = breast_cancer_hospitals(tmp_path / "again", n_hospitals=4, alpha=0.5, seed=1)
-    assert all(
-        a.read_bytes() == b.read_bytes() for a, b in zip(split.hospitals, again.hospitals, strict=True)
-    )
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(split.hospitals, again.hospitals, strict=True))
 
     # Pooled statistics from per-hospital stats equal the statistics of the pooled rows.
     pooled = FeatureStats.combine(FeatureStats.of(d.X) for d in loaded)

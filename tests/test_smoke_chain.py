@@ -1,5 +1,4 @@
 from conftest import Ledger, h
-
 from fedledger.chain import Phase
 from fedledger.exceptions import NotAuthorized
 
