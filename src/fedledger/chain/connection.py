@@ -241,7 +241,7 @@ class Chain:
 
     def _wait(self, tx_hash: HexBytes, tx: dict[str, Any], label: str) -> TxResult:
         try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.01)
         except TimeExhausted as exc:
             raise TransactionFailed(f"{label}: transaction {tx_hash.to_0x_hex()} not mined in 120 s") from exc
         if receipt["status"] != 1:
