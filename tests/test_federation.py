@@ -290,3 +290,39 @@ def test_a_restarted_node_resumes_without_committing_twice(tmp_path: Path) -> No
         commits = [e for e in sim.task.events() if isinstance(e, UpdateCommitted)]
         assert Counter((c.round_id, c.member) for c in commits)[(1, first.account.address)] == 1
         assert sorted(sim.task.model_history()) == [1, 2]
+
+
+def test_fedledger_node_acts_for_one_member_from_the_chain_state(tmp_path: Path, monkeypatch) -> None:
+    ws, sim = _small_setup(tmp_path)
+    root, data_csv = ws.root, tmp_path / "data" / "hospital_1.csv"
+    ws.close()
+    monkeypatch.setenv("FEDLEDGER_PASSWORD", "pw")
+    args = ["node", "-w", str(root), "--as", "hospital-1", "--data", str(data_csv), "--label", "diagnosis", "--once"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "open_round" in first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "commit" in second.output
+    with Workspace.load(root) as reopened:
+        task = reopened.task()
+        assert task.current_round == 1
+        assert task.has_committed(1, reopened.keystore.address("hospital-1"))
+        assert not task.has_committed(1, reopened.keystore.address("hospital-2"))
+
+
+def test_task_create_from_a_config_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FEDLEDGER_PASSWORD", "pw")
+    root = tmp_path / "ws"
+    assert runner.invoke(app, ["init", "-w", str(root), "--light-kdf"]).exit_code == 0
+    config = tmp_path / "task.json"
+    config.write_text(json.dumps({"model": {"kind": "sklearn-logreg", "n_features": 4, "n_classes": 3}, "rounds": 2}))
+    out = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--json"])
+    assert out.exit_code == 0, out.output
+    created = json.loads(out.stdout)
+    with Workspace.load(root) as ws:
+        assert ws.task().params().config_hash == created["config_hash"]
+        assert ws.task().params().max_rounds == 2
+    config.write_text(json.dumps({"model": {"n_features": 4}}))
+    bad = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--name", "other"])
+    assert bad.exit_code == 2 and "needs a 'kind'" in bad.output

@@ -86,12 +86,12 @@ def create(
         if name in ws.config.tasks:
             raise ConfigError(f"this workspace already has a task named {name!r}")
         client = create_task(ws, ws.account(as_key), BlobStore(ws.root / ws.config.store), config, name)
-    result = {
-        "name": name,
-        "address": client.address,
-        "config_hash": "0x" + config.hash,
-        "initial_model": client.latest_model,
-    }
+        result = {
+            "name": name,
+            "address": client.address,
+            "config_hash": "0x" + config.hash,
+            "initial_model": client.latest_model,
+        }
     if json_out:
         print_json(result)
     else:
