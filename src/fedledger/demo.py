@@ -183,12 +183,12 @@ def _run(
             "address": node.account.address,
             "examples": int(len(datas[k].y_train)),
             "malicious": behaviors[k] is not None,
-            "behavior": behaviors[k].name if behaviors[k] else "honest",
+            "behavior": getattr(behaviors[k], "name", "honest"),
         }
         for k, node in enumerate(nodes)
     ]
     result = DemoResult(workspace=str(ws.root), members=member_rows)
-    names = {node.account.address: node.name for node in nodes}
+    names: dict[str, str] = {node.account.address: node.name for node in nodes}
     evaluator = build_model(model_spec)
 
     def round_closed(info: RoundInfo) -> None:

@@ -115,9 +115,7 @@ class Workspace:
         return self.root / "config.json"
 
     @classmethod
-    def create(
-        cls, root: Path, *, chain: ChainSpec | None = None, scrypt_n: int = STANDARD_SCRYPT_N
-    ) -> Workspace:
+    def create(cls, root: Path, *, chain: ChainSpec | None = None, scrypt_n: int = STANDARD_SCRYPT_N) -> Workspace:
         root = Path(root)
         if (root / "config.json").exists():
             raise ConfigError(f"a workspace already exists in {root}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Self
 
 from eth_account.signers.local import LocalAccount
+from web3.types import BlockIdentifier
 
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.encoding import as_address
@@ -29,7 +30,7 @@ class ContractClient:
         """The same contract, acting as another member."""
         return type(self)(self.chain, self.address, account)
 
-    def events(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[LedgerEvent]:
+    def events(self, *, from_block: int = 0, to_block: BlockIdentifier = "latest") -> list[LedgerEvent]:
         """This contract's typed events, in chain order."""
         return self.chain.events(self.NAME, self.address, from_block=from_block, to_block=to_block)
 

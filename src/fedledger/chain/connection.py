@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
@@ -22,7 +22,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
-from web3.types import TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.events import LedgerEvent, decode_logs
@@ -117,7 +117,7 @@ class Chain:
     def block_number(self) -> int:
         return int(self.w3.eth.block_number)
 
-    def timestamp(self, block: int | str = "latest") -> int:
+    def timestamp(self, block: BlockIdentifier = "latest") -> int:
         return int(self.w3.eth.get_block(block)["timestamp"])
 
     def balance(self, address: str) -> int:
@@ -126,7 +126,7 @@ class Chain:
     def contract(self, name: str, address: str) -> Contract:
         return self.w3.eth.contract(address=to_checksum_address(address), abi=compile_contract(name).abi)
 
-    def call(self, fn: ContractFunction, *, block: int | str = "latest") -> Any:
+    def call(self, fn: ContractFunction, *, block: BlockIdentifier = "latest") -> Any:
         """Run a view function, mapping reverts to typed errors."""
         try:
             return fn.call(block_identifier=block)
@@ -134,7 +134,7 @@ class Chain:
             raise revert_error(clean_revert_reason(exc), function=fn.fn_name) from exc
 
     def events(
-        self, contract_name: str, address: str, *, from_block: int = 0, to_block: int | str = "latest"
+        self, contract_name: str, address: str, *, from_block: int = 0, to_block: BlockIdentifier = "latest"
     ) -> list[LedgerEvent]:
         """Typed events of one contract, in chain order."""
         logs = self.w3.eth.get_logs(
@@ -154,9 +154,9 @@ class Chain:
 
         def build(tx: dict[str, Any]) -> dict[str, Any]:
             if self.fixed_gas:
-                fn.call({"from": tx["from"], "value": value})
+                fn.call(cast(TxParams, {"from": tx["from"], "value": value}))
                 tx["gas"] = self.fixed_gas
-            return dict(fn.build_transaction(tx))
+            return dict(fn.build_transaction(cast(TxParams, tx)))
 
         return self._send(account, build, label=fn.fn_name, value=value)
 
@@ -236,7 +236,7 @@ class Chain:
         }
 
     def _nonce_for(self, sender: str) -> int:
-        on_chain = int(self.w3.eth.get_transaction_count(sender, "pending"))
+        on_chain = int(self.w3.eth.get_transaction_count(to_checksum_address(sender), "pending"))
         return max(on_chain, self._next_nonce.get(sender, 0))
 
     def _wait(self, tx_hash: HexBytes, tx: dict[str, Any], label: str) -> TxResult:

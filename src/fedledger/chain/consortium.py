@@ -7,6 +7,7 @@ from enum import IntEnum, IntFlag
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from web3.types import BlockIdentifier
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
@@ -182,7 +183,7 @@ class ConsortiumClient(ContractClient):
 
     # -- reads -----------------------------------------------------------------
 
-    def member(self, address: str, *, block: int | str = "latest") -> Member:
+    def member(self, address: str, *, block: BlockIdentifier = "latest") -> Member:
         address = as_address(address, what="member address")
         raw = self.chain.call(self.contract.functions.members(address), block=block)
         return Member(
@@ -197,7 +198,7 @@ class ConsortiumClient(ContractClient):
             revoked_at=raw[7],
         )
 
-    def members(self, *, block: int | str = "latest") -> list[Member]:
+    def members(self, *, block: BlockIdentifier = "latest") -> list[Member]:
         """Every address ever admitted, active or revoked, in admission order."""
         count = self.chain.call(self.contract.functions.member_count(), block=block)
         return [
@@ -205,10 +206,10 @@ class ConsortiumClient(ContractClient):
             for i in range(count)
         ]
 
-    def is_active(self, address: str, *, block: int | str = "latest") -> bool:
+    def is_active(self, address: str, *, block: BlockIdentifier = "latest") -> bool:
         return bool(self.chain.call(self.contract.functions.is_active(as_address(address)), block=block))
 
-    def has_role(self, address: str, role: Role | str, *, block: int | str = "latest") -> bool:
+    def has_role(self, address: str, role: Role | str, *, block: BlockIdentifier = "latest") -> bool:
         fn = self.contract.functions.has_role(as_address(address), int(Role.parse(role)))
         return bool(self.chain.call(fn, block=block))
 

@@ -96,11 +96,11 @@ class SqliteKV(BaseDB):
         self._conn.close()
 
 
-class _TesterChain(MiningChain):  # type: ignore[misc]
+class _TesterChain(MiningChain):
     """Post-merge chain, as eth-tester's own, with our chain id and a fixed gas limit."""
 
     chain_id = EMBEDDED_CHAIN_ID
-    vm_configuration = ((0, PragueVM),)
+    vm_configuration = ((0, PragueVM),)  # type: ignore[assignment]
 
     def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
         header_params["gas_limit"] = parent_header.gas_limit
@@ -136,7 +136,7 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
                     "storage": {},
                 }
             }
-            self.chain = _TesterChain.from_genesis(base_db, params, state)
+            self.chain = _TesterChain.from_genesis(base_db, params, state)  # type: ignore[arg-type, assignment]
             db[_HEAD_KEY] = b"1"
             db.commit()
         self._refresh_pending_timestamp()
@@ -169,7 +169,7 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
         return super().mine_blocks(num_blocks, coinbase)
 
 
-class EmbeddedChainProvider(EthereumTesterProvider):  # type: ignore[misc]
+class EmbeddedChainProvider(EthereumTesterProvider):
     """A web3 provider over a persistent embedded chain in ``directory``.
 
     Thread-safe: requests are serialized, and every request that may have changed
@@ -197,7 +197,8 @@ class EmbeddedChainProvider(EthereumTesterProvider):  # type: ignore[misc]
             raise
         self._lock = threading.RLock()
         self._call_cache: dict[str, RPCResponse] = {}
-        super().__init__(EthereumTester(self.backend))
+        self.tester = EthereumTester(self.backend)
+        super().__init__(self.tester)
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         with self._lock:
@@ -227,18 +228,18 @@ class EmbeddedChainProvider(EthereumTesterProvider):  # type: ignore[misc]
             backend._refresh_pending_timestamp()
             target = backend.chain.header.timestamp + int(seconds)
             self._call_cache.clear()
-            self.ethereum_tester.time_travel(target)
+            self.tester.time_travel(target)
             self.kv.commit()
 
     def take_snapshot(self) -> int:
         with self._lock:
-            return int(self.ethereum_tester.take_snapshot())
+            return int(self.tester.take_snapshot())
 
     def revert_to_snapshot(self, snapshot_id: int) -> None:
         """Return the chain to a snapshot (tests); history after it is abandoned."""
         with self._lock:
             self._call_cache.clear()
-            self.ethereum_tester.revert_to_snapshot(snapshot_id)
+            self.tester.revert_to_snapshot(snapshot_id)
             self.kv.commit()
 
     def close(self) -> None:

@@ -244,7 +244,7 @@ def _normalize(value: Any, abi_type: str) -> Any:
 
 def _topic_table(contract_name: str) -> dict[bytes, dict[str, Any]]:
     return {
-        event_abi_to_log_topic(entry): entry
+        event_abi_to_log_topic(entry): entry  # type: ignore[arg-type]
         for entry in compile_contract(contract_name).abi
         if entry["type"] == "event"
     }

@@ -8,6 +8,7 @@ from enum import IntEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from web3.types import BlockIdentifier
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
@@ -208,7 +209,7 @@ class TrainingTaskClient(ContractClient):
     def consortium_address(self) -> str:
         return str(self.chain.call(self.contract.functions.consortium()))
 
-    def round(self, round_id: int, *, block: int | str = "latest") -> RoundInfo:
+    def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:
         raw = self.chain.call(self.contract.functions.rounds(int(round_id)), block=block)
         return RoundInfo(
             round_id=int(round_id),

@@ -89,7 +89,7 @@ class Keystore:
         """The key's address, read from the keystore without decrypting it."""
         data = self._read(name)
         try:
-            return to_checksum_address(data["address"])
+            return to_checksum_address(str(data["address"]))
         except (KeyError, ValueError) as exc:
             raise KeystoreError(f"keystore for {name!r} has no valid address") from exc
 

@@ -156,9 +156,7 @@ def dirichlet_split(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(X, y) per part, from :func:`dirichlet_partition`."""
     Xa, ya = np.asarray(X), np.asarray(y)
-    return [
-        (Xa[i], ya[i]) for i in dirichlet_partition(ya, n_parts, alpha, seed, min_per_class=min_per_class)
-    ]
+    return [(Xa[i], ya[i]) for i in dirichlet_partition(ya, n_parts, alpha, seed, min_per_class=min_per_class)]
 
 
 def train_val_split(

@@ -62,9 +62,7 @@ def unflatten(vector: np.ndarray, spec: ParamSpec) -> dict[str, np.ndarray]:
     """Inverse of :func:`flatten` for a given spec (dtype of ``vector`` preserved)."""
     vector = np.asarray(vector)
     if vector.ndim != 1 or vector.size != num_params(spec):
-        raise ValueError(
-            f"vector of shape {vector.shape} does not fit a spec of {num_params(spec)} parameters"
-        )
+        raise ValueError(f"vector of shape {vector.shape} does not fit a spec of {num_params(spec)} parameters")
     out: dict[str, np.ndarray] = {}
     start = 0
     for name in sorted(spec):

@@ -16,9 +16,7 @@ __all__ = ["MAX_SCORE", "SCORING_RULES", "accuracy_bps", "evaluate", "score_upda
 MAX_SCORE = 10_000
 
 
-def evaluate(
-    adapter: ModelAdapter, params: Mapping[str, np.ndarray], X: npt.ArrayLike, y: npt.ArrayLike
-) -> float:
+def evaluate(adapter: ModelAdapter, params: Mapping[str, np.ndarray], X: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Accuracy of ``params`` on (X, y); the adapter's own params are restored afterwards."""
     saved = adapter.get_params()
     try:
@@ -55,9 +53,7 @@ def score_update(
         candidate = apply_update(global_params, update.tensors, frac_bits=update.frac_bits)
     else:
         candidate = {
-            k: (np.asarray(global_params[k], np.float64) + update.tensors[k].astype(np.float64)).astype(
-                np.float32
-            )
+            k: (np.asarray(global_params[k], np.float64) + update.tensors[k].astype(np.float64)).astype(np.float32)
             for k in sorted(global_params)
         }
     saved = adapter.get_params()

@@ -240,13 +240,9 @@ def validate_update(
     for name in sorted(expected_spec):
         arr = tensors[name]
         if arr.dtype != want_dtype:
-            raise UpdateRejected(
-                f"tensor {name!r} has dtype {arr.dtype}, expected {want_dtype} for {encoding}"
-            )
+            raise UpdateRejected(f"tensor {name!r} has dtype {arr.dtype}, expected {want_dtype} for {encoding}")
         if arr.shape != tuple(expected_spec[name]):
-            raise UpdateRejected(
-                f"tensor {name!r} has shape {arr.shape}, expected {tuple(expected_spec[name])}"
-            )
+            raise UpdateRejected(f"tensor {name!r} has shape {arr.shape}, expected {tuple(expected_spec[name])}")
         if encoding == "float32" and not np.all(np.isfinite(arr)):
             raise UpdateRejected(f"tensor {name!r} contains NaN or Inf")
     update = DecodedUpdate(tensors, num_examples, encoding, blob_frac, meta)

@@ -220,11 +220,7 @@ class BlobStore:
             if self._local_root is not None:
                 names = [p.name for p in self._local_root.glob("??/*") if p.is_file()]
             else:
-                names = [
-                    str(p).rsplit("/", 1)[-1]
-                    for p in self._fs.find(self._root)
-                    if not str(p).endswith(".tmp")
-                ]
+                names = [str(p).rsplit("/", 1)[-1] for p in self._fs.find(self._root) if not str(p).endswith(".tmp")]
         except FileNotFoundError:
             return iter(())
         except OSError as exc:

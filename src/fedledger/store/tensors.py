@@ -72,9 +72,7 @@ def encode_tensors(tensors: Mapping[str, npt.ArrayLike], metadata: Mapping[str, 
 def read_metadata(data: bytes) -> dict[str, str]:
     """The ``__metadata__`` map of a safetensors blob, without loading tensors."""
     if len(data) < 8:
-        raise UpdateRejected(
-            f"not a safetensors blob: {len(data)} bytes, shorter than the 8-byte header length"
-        )
+        raise UpdateRejected(f"not a safetensors blob: {len(data)} bytes, shorter than the 8-byte header length")
     (n,) = struct.unpack("<Q", data[:8])
     if n > _MAX_HEADER_BYTES or 8 + n > len(data):
         raise UpdateRejected(f"not a safetensors blob: header length {n} exceeds the {len(data)}-byte blob")
@@ -85,9 +83,7 @@ def read_metadata(data: bytes) -> dict[str, str]:
     if not isinstance(header, dict):
         raise UpdateRejected("not a safetensors blob: header is not a JSON object")
     meta = header.get("__metadata__", {})
-    if not isinstance(meta, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
-    ):
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise UpdateRejected("not a safetensors blob: __metadata__ is not a map of strings")
     return dict(meta)
 

@@ -35,9 +35,7 @@ _ESTIMATORS: dict[str, type[Any]] = {
 }
 
 
-def _with_all_classes(
-    X: np.ndarray, y: np.ndarray, n_classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _with_all_classes(X: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Append one zero-weight row per class absent from ``y``.
 
     Non-IID members often lack a class; scikit-learn sizes ``coef_`` from the

@@ -80,9 +80,7 @@ class TorchAdapter:
             seed,
         )
         self._spec = (
-            dict(spec)
-            if spec is not None
-            else {"kind": "torch", "n_features": n_features, "n_classes": n_classes}
+            dict(spec) if spec is not None else {"kind": "torch", "n_features": n_features, "n_classes": n_classes}
         )
         self._names = sorted(k for k, v in module.state_dict().items() if v.is_floating_point())
 
@@ -100,10 +98,7 @@ class TorchAdapter:
     def set_params(self, params: Mapping[str, np.ndarray]) -> None:
         check_params(params, self.param_spec(), what="params")
         state = self.module.state_dict()
-        new = {
-            k: self._torch.from_numpy(np.array(params[k], dtype=np.float32)).to(state[k].dtype)
-            for k in self._names
-        }
+        new = {k: self._torch.from_numpy(np.array(params[k], dtype=np.float32)).to(state[k].dtype) for k in self._names}
         self.module.load_state_dict(new, strict=False)
 
     def _logits(self, X: np.ndarray) -> Any:

@@ -28,9 +28,7 @@ from fedledger.exceptions import AggregationError
 __all__ = ["fedavg", "weighted_sum"]
 
 
-def weighted_sum(
-    updates: Sequence[Mapping[str, np.ndarray]], weights: Sequence[int]
-) -> dict[str, np.ndarray]:
+def weighted_sum(updates: Sequence[Mapping[str, np.ndarray]], weights: Sequence[int]) -> dict[str, np.ndarray]:
     """``sum_k weights[k] * updates[k]`` per tensor, mod 2^64 (uint64)."""
     if not updates:
         raise AggregationError("no updates to aggregate")
