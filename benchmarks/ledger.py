@@ -152,18 +152,7 @@ def task_args(consortium: str, members: int) -> tuple[Any, ...]:
         proposal_quorum=PROPOSAL_QUORUM,
         max_rounds=0,
     )
-    return (
-        consortium,
-        as_bytes32(params.config_hash),
-        as_bytes32(params.initial_model),
-        params.min_commitments,
-        params.commit_duration,
-        params.validate_duration,
-        params.aggregate_duration,
-        params.acceptance_threshold,
-        params.proposal_quorum,
-        params.max_rounds,
-    )
+    return params.constructor_args(consortium)
 
 
 def admit_fn(consortium: Any, who: str, org: str, roles: Role) -> Any:

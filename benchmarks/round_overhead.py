@@ -63,7 +63,7 @@ import fedledger.federation.node as node_mod
 import fedledger.federation.rules as rules_mod
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
-from fedledger.chain.task import Phase, TaskParams, TrainingTaskClient
+from fedledger.chain.task import Phase, TrainingTaskClient
 from fedledger.federation import LocalData, MemberNode, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.node import _seed as member_seed
 from fedledger.learning import (
@@ -455,17 +455,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 chain,
                 operator,
                 consortium.address,
-                TaskParams(
-                    config_hash=config.hash,
-                    initial_model=initial_hash,
-                    min_commitments=config.min_commitments,
-                    commit_duration=config.commit_duration,
-                    validate_duration=config.validate_duration,
-                    aggregate_duration=config.aggregate_duration,
-                    acceptance_threshold=config.acceptance_threshold,
-                    proposal_quorum=config.proposal_quorum,
-                    max_rounds=config.rounds,
-                ),
+                config.chain_params(initial_hash),
             )
             nodes = [
                 MemberNode(name=f"Member {k + 1}", account=acct, task=task, store=store, data=split.members[k])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -108,3 +109,30 @@ def ledger(deployed: Ledger) -> Iterator[Ledger]:
         yield deployed
     finally:
         deployed.chain.revert(snapshot)
+
+
+def assert_refused(state: Any, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``call``: it must raise exactly ``error`` carrying the contract's ``reason``, and ``state()``
+    (a snapshot of what the test cares about) must be the same afterwards."""
+    from fedledger.exceptions import ContractRevert
+
+    before = state()
+    with pytest.raises(error) as info:
+        call(*args, **kwargs)
+    exc = info.value
+    assert isinstance(exc, ContractRevert)
+    assert type(exc) is error, f"{type(exc).__name__} is not {error.__name__}"
+    assert exc.reason == reason
+    assert state() == before
+    return exc
+
+
+def assert_bad_input(state: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``call``: the client must refuse it with BadInput before sending anything."""
+    from fedledger.exceptions import BadInput
+
+    before = state()
+    with pytest.raises(BadInput) as info:
+        call(*args, **kwargs)
+    assert state() == before
+    return info.value

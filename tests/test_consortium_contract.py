@@ -13,7 +13,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from conftest import MEMBER_ROLES, Ledger, h
+from conftest import MEMBER_ROLES, Ledger, assert_bad_input, assert_refused, h
 from fedledger.chain import ConsortiumClient, MemberStatus, ProposalKind, Role
 from fedledger.chain.events import (
     MemberAdmitted,
@@ -60,24 +60,11 @@ def state_of(ledger: Ledger) -> ConsortiumState:
 def refused(
     ledger: Ledger, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any
 ) -> ContractRevert:
-    """Run ``call``; it must raise ``error`` with exactly ``reason`` and leave the chain as it was."""
-    before = state_of(ledger)
-    with pytest.raises(error) as info:
-        call(*args, **kwargs)
-    exc = info.value
-    assert isinstance(exc, ContractRevert)
-    assert type(exc) is error, f"{type(exc).__name__} is not {error.__name__}"
-    assert exc.reason == reason
-    assert state_of(ledger) == before
-    return exc
+    return assert_refused(lambda: state_of(ledger), error, reason, call, *args, **kwargs)
 
 
 def bad_input(ledger: Ledger, call: Any, *args: Any, **kwargs: Any) -> BadInput:
-    before = state_of(ledger)
-    with pytest.raises(BadInput) as info:
-        call(*args, **kwargs)
-    assert state_of(ledger) == before
-    return info.value
+    return assert_bad_input(lambda: state_of(ledger), call, *args, **kwargs)
 
 
 def new_account(tag: str) -> LocalAccount:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, h
+from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, assert_bad_input, assert_refused, h
 from fedledger.chain import ABSTAIN, ZERO_HASH, Phase, Role, RoundInfo, TaskParams, TrainingTaskClient, mask_of
 from fedledger.chain.events import (
     AggregateProposed,
@@ -62,24 +62,11 @@ def state_of(ledger: Ledger) -> TaskState:
 def refused(
     ledger: Ledger, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any
 ) -> ContractRevert:
-    """Run ``call``; it must raise exactly ``error`` carrying ``reason`` and leave the chain as it was."""
-    before = state_of(ledger)
-    with pytest.raises(error) as info:
-        call(*args, **kwargs)
-    exc = info.value
-    assert isinstance(exc, ContractRevert)
-    assert type(exc) is error, f"{type(exc).__name__} is not {error.__name__}"
-    assert exc.reason == reason
-    assert state_of(ledger) == before
-    return exc
+    return assert_refused(lambda: state_of(ledger), error, reason, call, *args, **kwargs)
 
 
 def bad_input(ledger: Ledger, call: Any, *args: Any, **kwargs: Any) -> BadInput:
-    before = state_of(ledger)
-    with pytest.raises(BadInput) as info:
-        call(*args, **kwargs)
-    assert state_of(ledger) == before
-    return info.value
+    return assert_bad_input(lambda: state_of(ledger), call, *args, **kwargs)
 
 
 def t(ledger: Ledger, i: int) -> TrainingTaskClient:

@@ -69,6 +69,21 @@ class TaskParams:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def constructor_args(self, consortium: str) -> tuple[Any, ...]:
+        """The TrainingTask constructor's arguments, in order."""
+        return (
+            as_address(consortium, what="consortium address"),
+            as_bytes32(self.config_hash, what="config hash"),
+            as_bytes32(self.initial_model, what="initial model hash"),
+            self.min_commitments,
+            self.commit_duration,
+            self.validate_duration,
+            self.aggregate_duration,
+            self.acceptance_threshold,
+            self.proposal_quorum,
+            self.max_rounds,
+        )
+
 
 @dataclass(frozen=True)
 class RoundInfo:
@@ -115,20 +130,7 @@ class TrainingTaskClient(ContractClient):
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams) -> TrainingTaskClient:
         """Create a task (``account`` must be a consortium admin)."""
-        address, _ = chain.deploy(
-            account,
-            cls.NAME,
-            as_address(consortium, what="consortium address"),
-            as_bytes32(params.config_hash, what="config hash"),
-            as_bytes32(params.initial_model, what="initial model hash"),
-            params.min_commitments,
-            params.commit_duration,
-            params.validate_duration,
-            params.aggregate_duration,
-            params.acceptance_threshold,
-            params.proposal_quorum,
-            params.max_rounds,
-        )
+        address, _ = chain.deploy(account, cls.NAME, *params.constructor_args(consortium))
         return cls(chain, address, account)
 
     # -- round protocol ------------------------------------------------------------
