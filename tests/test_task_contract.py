@@ -305,6 +305,9 @@ def test_commit_update(ledger: Ledger) -> None:
         (ledger.members[2].address, h("a"), 120, 0),
         (ledger.members[0].address, h("b"), 80, 1),
     ]
+    # The batch read (updates_of) agrees with reading one update at a time.
+    assert task.updates(r) == [task.update(r, i) for i in range(2)]
+    assert task.updates(r + 1) == []
     assert task.has_committed(r, ledger.members[2].address)
     assert not task.has_committed(r, ledger.members[1].address)
     with pytest.raises(InvalidState):

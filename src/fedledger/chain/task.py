@@ -236,8 +236,9 @@ class TrainingTaskClient(ContractClient):
         return UpdateInfo(int(round_id), int(index), raw[0], hex32(raw[1]), raw[2], raw[3])
 
     def updates(self, round_id: int) -> list[UpdateInfo]:
-        count = int(self.chain.call(self.contract.functions.update_count(int(round_id))))
-        return [self.update(round_id, i) for i in range(count)]
+        """Every update of a round, in commit order, in one call."""
+        raw = self.chain.call(self.contract.functions.updates_of(int(round_id)))
+        return [UpdateInfo(int(round_id), i, u[0], hex32(u[1]), u[2], u[3]) for i, u in enumerate(raw)]
 
     def commit_index(self, round_id: int, member: str) -> int:
         """Index of ``member``'s update in the round; :class:`InvalidState` when none."""

@@ -385,6 +385,18 @@ def update_count(round_id: uint256) -> uint256:
 
 @view
 @external
+def updates_of(round_id: uint256) -> DynArray[Update, MAX_UPDATES]:
+    """
+    @notice Every update committed in a round, in commit order (one call instead of one per update).
+    """
+    result: DynArray[Update, MAX_UPDATES] = []
+    for i: uint256 in range(self.rounds[round_id].num_updates, bound=MAX_UPDATES):
+        result.append(self.updates[round_id][i])
+    return result
+
+
+@view
+@external
 def commit_index(round_id: uint256, member: address) -> uint256:
     """
     @notice Index + 1 of `member`'s update in the round, 0 when it has not committed.
