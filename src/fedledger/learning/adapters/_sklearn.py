@@ -100,7 +100,26 @@ def load_sklearn_export(path: str | Path) -> Any:
     return est
 
 
-class SklearnLinearAdapter:
+class _SklearnPrediction:
+    """Prediction and accuracy through the adapter's native estimator (shared by the sklearn adapters)."""
+
+    n_features: int
+    n_classes: int
+
+    def to_native(self) -> Any:
+        raise NotImplementedError
+
+    def predict(self, X: npt.ArrayLike) -> np.ndarray:
+        Xa, _ = check_xy(X, None, n_features=self.n_features, n_classes=self.n_classes)
+        return np.asarray(self.to_native().predict(Xa), dtype=np.int64)
+
+    def evaluate(self, X: npt.ArrayLike, y: npt.ArrayLike) -> float:
+        Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
+        assert ya is not None
+        return accuracy(self.predict(Xa), ya)
+
+
+class SklearnLinearAdapter(_SklearnPrediction):
     """Linear classifier: params ``coef`` (k, n_features) and ``intercept`` (k,).
 
     k = 1 for binary tasks, else n_classes.
@@ -205,15 +224,6 @@ class SklearnLinearAdapter:
         self._coef = np.asarray(est.coef_, dtype=np.float32).reshape(self._coef.shape)
         self._intercept = np.asarray(est.intercept_, dtype=np.float32).reshape(self._intercept.shape)
 
-    def predict(self, X: npt.ArrayLike) -> np.ndarray:
-        Xa, _ = check_xy(X, None, n_features=self.n_features, n_classes=self.n_classes)
-        return np.asarray(self.to_native().predict(Xa), dtype=np.int64)
-
-    def evaluate(self, X: npt.ArrayLike, y: npt.ArrayLike) -> float:
-        Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
-        assert ya is not None
-        return accuracy(self.predict(Xa), ya)
-
     def export(self, path: str | Path) -> Path:
         est = self.to_native()
         arrays = {"coef_": est.coef_, "intercept_": est.intercept_, "classes_": est.classes_}
@@ -244,7 +254,7 @@ def _mlp_restore(
         est._label_binarizer = LabelBinarizer().fit(classes)
 
 
-class SklearnMLPAdapter:
+class SklearnMLPAdapter(_SklearnPrediction):
     """MLPClassifier: params ``coefs.i`` (n_in, n_out) and ``intercepts.i`` (n_out,) per layer i.
 
     One epoch is one ``partial_fit`` pass (minibatches of ``batch_size``),
@@ -348,15 +358,6 @@ class SklearnMLPAdapter:
         params = {f"coefs.{i}": c for i, c in enumerate(est.coefs_)}
         params.update({f"intercepts.{i}": b for i, b in enumerate(est.intercepts_)})
         self._params = as_params(params)
-
-    def predict(self, X: npt.ArrayLike) -> np.ndarray:
-        Xa, _ = check_xy(X, None, n_features=self.n_features, n_classes=self.n_classes)
-        return np.asarray(self.to_native().predict(Xa), dtype=np.int64)
-
-    def evaluate(self, X: npt.ArrayLike, y: npt.ArrayLike) -> float:
-        Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
-        assert ya is not None
-        return accuracy(self.predict(Xa), ya)
 
     def export(self, path: str | Path) -> Path:
         est = self.to_native()
