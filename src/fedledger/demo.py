@@ -24,7 +24,7 @@ import numpy as np
 
 from fedledger.audit import verify_task
 from fedledger.chain.events import UpdateFlagged
-from fedledger.chain.task import ABSTAIN, Phase, RoundInfo, TrainingTaskClient
+from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, contract_median
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
 from fedledger.learning import (
@@ -231,26 +231,19 @@ def _round_summary(
     accuracy = float(evaluate(evaluator, params, X_test, y_test))
     updates = task.updates(r)
     flags: dict[int, list[str]] = {}
-    scores_by_update: dict[int, list[int]] = {u.index: [] for u in updates}
-    for event in task.events(from_block=_round_start_block(task, r)):
+    first_block = min((u.block_number for u in updates), default=0)
+    for event in task.events(from_block=first_block):
         if isinstance(event, UpdateFlagged) and event.round_id == r:
             flags.setdefault(event.index, []).append(event.reason)
-    for u in updates:
-        scores_by_update[u.index] = [s for s in task.scores_of(r, u.index) if s != ABSTAIN]
     accepted = set(info.accepted)
     rejected = []
     for u in updates:
         if u.index in accepted:
             continue
-        values = sorted(scores_by_update[u.index])
-        median = (
-            values[len(values) // 2]
-            if len(values) % 2
-            else ((values[len(values) // 2 - 1] + values[len(values) // 2]) // 2 if values else None)
-        )
+        values = task.scores_of(r, u.index)  # the contract keeps no abstentions
         reason = (
-            f"median validator score {median} below the threshold {threshold} (scale 0-10000)"
-            if median is not None
+            f"median validator score {contract_median(values)} below the threshold {threshold} (scale 0-10000)"
+            if values
             else "no validator scored it"
         )
         if u.index in flags:
@@ -268,7 +261,3 @@ def _round_summary(
         "rejected": rejected,
     }
 
-
-def _round_start_block(task: TrainingTaskClient, round_id: int) -> int:
-    updates = task.updates(round_id)
-    return min((u.block_number for u in updates), default=0)

@@ -30,7 +30,7 @@ from fedledger.chain.events import (
     UpdateCommitted,
     ValidationClosed,
 )
-from fedledger.chain.task import ABSTAIN, TrainingTaskClient, UpdateInfo, indices_of
+from fedledger.chain.task import ABSTAIN, TrainingTaskClient, UpdateInfo, contract_median, indices_of
 from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round
@@ -107,12 +107,6 @@ class _RoleHistory:
         return active and role in roles
 
 
-def _median(values: list[int]) -> int:
-    """The contract's median: the middle value, or the floor of the two middle values' mean."""
-    xs, n = sorted(values), len(values)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
-
-
 def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
     """Check one task against the trusted consortium; never raises for a discrepancy."""
     task = TrainingTaskClient(chain, task_address)
@@ -161,20 +155,10 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
                 )
             try:
                 store.get(e.update_hash.removeprefix("0x"))
-            except BlobNotFound:
-                fail(
-                    "update blob missing from the store",
-                    round_id=e.round_id,
-                    member=e.member,
-                    h=e.update_hash,
-                )
-            except IntegrityError:
-                fail(
-                    "update blob does not match its committed hash",
-                    round_id=e.round_id,
-                    member=e.member,
-                    h=e.update_hash,
-                )
+            except (BlobNotFound, IntegrityError) as exc:
+                missing = isinstance(exc, BlobNotFound)
+                problem = "missing from the store" if missing else "does not match its committed hash"
+                fail(f"update blob {problem}", round_id=e.round_id, member=e.member, h=e.update_hash)
         elif isinstance(e, ScoresSubmitted):
             scores[e.round_id].append(e)
             if not roles.had_role(e.validator, Role.VALIDATOR, at):
@@ -211,7 +195,7 @@ def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubm
     mask = 0
     for i in range(len(commits)):
         values = [s.scores[i] for s in round_scores if i < len(s.scores) and s.scores[i] != ABSTAIN]
-        if values and _median(values) >= threshold:
+        if values and contract_median(values) >= threshold:
             mask |= 1 << i
     return mask
 

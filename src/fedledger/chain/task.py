@@ -23,6 +23,7 @@ __all__ = [
     "TaskParams",
     "TrainingTaskClient",
     "UpdateInfo",
+    "contract_median",
     "mask_of",
     "indices_of",
 ]
@@ -46,6 +47,15 @@ def mask_of(indices: Sequence[int]) -> int:
     for i in indices:
         mask |= 1 << int(i)
     return mask
+
+
+def contract_median(values: Sequence[int]) -> int:
+    """The TrainingTask contract's median of scores: the middle value, or the floor of the two
+    middle values' mean (for auditors and reports that re-derive acceptance off chain)."""
+    if not values:
+        raise ValueError("median of no scores")
+    xs, n = sorted(values), len(values)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
 
 
 def indices_of(mask: int) -> list[int]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 import numpy.typing as npt
@@ -16,14 +17,21 @@ __all__ = ["MAX_SCORE", "SCORING_RULES", "accuracy_bps", "evaluate", "score_upda
 MAX_SCORE = 10_000
 
 
-def evaluate(adapter: ModelAdapter, params: Mapping[str, np.ndarray], X: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    """Accuracy of ``params`` on (X, y); the adapter's own params are restored afterwards."""
+@contextmanager
+def _params_in(adapter: ModelAdapter, params: Mapping[str, np.ndarray]) -> Iterator[ModelAdapter]:
+    """``adapter`` holding ``params`` for the block; its own params come back afterwards."""
     saved = adapter.get_params()
     try:
         adapter.set_params(params)
-        return adapter.evaluate(X, y)
+        yield adapter
     finally:
         adapter.set_params(saved)
+
+
+def evaluate(adapter: ModelAdapter, params: Mapping[str, np.ndarray], X: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """Accuracy of ``params`` on (X, y); the adapter's own params are restored afterwards."""
+    with _params_in(adapter, params):
+        return adapter.evaluate(X, y)
 
 
 def accuracy_bps(pred: np.ndarray, y: np.ndarray) -> int:
@@ -56,12 +64,8 @@ def score_update(
             k: (np.asarray(global_params[k], np.float64) + update.tensors[k].astype(np.float64)).astype(np.float32)
             for k in sorted(global_params)
         }
-    saved = adapter.get_params()
-    try:
-        adapter.set_params(candidate)
+    with _params_in(adapter, candidate):
         return accuracy_bps(adapter.predict(X_val), np.asarray(y_val))
-    finally:
-        adapter.set_params(saved)
 
 
 def score_update_relative(
@@ -81,18 +85,10 @@ def score_update_relative(
     global model is still a constant guess and "no change" would look harmless.
     Integer arithmetic, so it is reproducible.
     """
-    before = accuracy_bps(_predict_with(adapter, global_params, X_val), np.asarray(y_val))
+    with _params_in(adapter, global_params):
+        before = accuracy_bps(adapter.predict(X_val), np.asarray(y_val))
     after = score_update(adapter, global_params, update, X_val, y_val)
     return max(0, min(after, MAX_SCORE // 2 + after - before))
-
-
-def _predict_with(adapter: ModelAdapter, params: Mapping[str, np.ndarray], X: npt.ArrayLike) -> np.ndarray:
-    saved = adapter.get_params()
-    try:
-        adapter.set_params(params)
-        return adapter.predict(X)
-    finally:
-        adapter.set_params(saved)
 
 
 SCORING_RULES = {"accuracy": score_update, "relative-accuracy": score_update_relative}
