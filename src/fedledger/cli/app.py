@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.encoding import as_address
 from fedledger.cli import audit as audit_cmd
+from fedledger.cli import data as data_cmd
 from fedledger.cli import key as key_cmd
 from fedledger.cli import ledger as ledger_cmd
 from fedledger.cli import member as member_cmd
@@ -47,6 +48,7 @@ app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(key_cmd.app, name="key")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(data_cmd.app, name="data")
 app.command("demo")(demo_command)
 app.command("node")(node_command)
 app.add_typer(task_app, name="task")

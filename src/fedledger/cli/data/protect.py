@@ -1,0 +1,1 @@
+"""``fedledger data``: protect commands."""

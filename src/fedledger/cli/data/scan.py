@@ -1,0 +1,1 @@
+"""``fedledger data``: scan commands."""

@@ -1,0 +1,1 @@
+"""``fedledger data``: vault commands."""
