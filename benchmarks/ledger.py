@@ -39,7 +39,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from fedledger.chain import ABSTAIN, Chain, Role, TaskParams, TxResult, compile_contract
+from fedledger.chain import Chain, Role, TaskParams, TxResult, compile_contract
 from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.embedded import FAUCET_KEY
@@ -213,8 +213,8 @@ def run_scenario(
                 )
             rec.tx("close_commits", trainers[0], task.functions.close_commits(r))
             for i, member in enumerate(trainers):
-                scores = [ABSTAIN if j == i else SCORE for j in range(members)]
-                rec.tx("submit_scores", member, task.functions.submit_scores(r, scores))
+                others = [j for j in range(members) if j != i]
+                rec.tx("submit_scores", member, task.functions.submit_scores(r, others, [SCORE] * len(others)))
             rec.tx("close_validation", trainers[0], task.functions.close_validation(r))
             mask = int(task.functions.rounds(r).call()[9])
             model = as_bytes32(h(f"model-{r}"))

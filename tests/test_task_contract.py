@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, assert_bad_input, assert_refused, h
-from fedledger.chain import ABSTAIN, ZERO_HASH, Phase, Role, RoundInfo, TaskParams, TrainingTaskClient, mask_of
+from fedledger.chain import ZERO_HASH, Phase, Role, RoundInfo, TaskParams, TrainingTaskClient, mask_of
 from fedledger.chain.events import (
     AggregateProposed,
     CommitsClosed,
@@ -472,7 +472,9 @@ def test_submit_scores(ledger: Ledger) -> None:
     assert len(events) == 1
     e = events[0]
     assert isinstance(e, ScoresSubmitted)
-    assert (e.round_id, e.validator, e.scores) == (r, ledger.members[1].address, (7000, ABSTAIN, 3000, 10_000))
+    assert (e.round_id, e.validator) == (r, ledger.members[1].address)
+    assert (e.indices, e.scores) == ((0, 2, 3), (7000, 3000, 10_000))
+    assert [e.score_for(i) for i in range(4)] == [7000, None, 3000, 10_000]
 
 
 def test_validator_may_abstain_everywhere(ledger: Ledger) -> None:
@@ -497,8 +499,15 @@ def test_submit_scores_refused(ledger: Ledger) -> None:
     refused(ledger, InvalidState, "task: round not in validation", me.submit_scores, r, honest_scores(1))
     t(ledger, 0).close_commits(r)
     refused(ledger, InvalidState, "task: wrong round", me.submit_scores, r + 1, honest_scores(1))
-    for scores in ([None, None, 9000], [None] * 5, []):
-        refused(ledger, InvalidArgument, "task: expected one score per update", me.submit_scores, r, scores)
+    refused(ledger, InvalidArgument, "task: unknown update", me.submit_scores, r, [9000, None, 9000, 9000, 9000])
+
+    def raw(indices: list[int], scores: list[int]) -> object:
+        return me._send(me.contract.functions.submit_scores(r, indices, scores))
+
+    refused(ledger, InvalidArgument, "task: indices and scores differ in length", raw, [0, 2], [9000])
+    refused(ledger, InvalidArgument, "task: indices not increasing", raw, [2, 0], [9000, 9000])
+    refused(ledger, InvalidArgument, "task: indices not increasing", raw, [2, 2], [9000, 9000])
+    refused(ledger, InvalidArgument, "task: unknown update", raw, [0, 4], [9000, 9000])
     for bad in (10_001, 2**255):
         refused(ledger, InvalidArgument, "task: score out of range", me.submit_scores, r, [9000, None, bad, 9000])
     refused(

@@ -149,7 +149,7 @@ class VerificationFailed(FedLedgerError):
 
 # Revert-string fragments -> error class. Checked in order; first match wins.
 _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
-    (("caller is not", "must be an admin"), NotAuthorized),
+    (("caller is not", "must be an admin", "not in the update's committee", "not drawn for"), NotAuthorized),
     (("deadline passed",), DeadlinePassed),
     (
         (
@@ -158,7 +158,8 @@ _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
             "unknown role",
             "no roles",
             "empty ",
-            "expected one score",
+            "differ in length",
+            "not increasing",
             "cannot score its own",
             "does not match",
             "threshold above",

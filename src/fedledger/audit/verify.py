@@ -30,7 +30,7 @@ from fedledger.chain.events import (
     UpdateCommitted,
     ValidationClosed,
 )
-from fedledger.chain.task import ABSTAIN, TrainingTaskClient, UpdateInfo, contract_median, indices_of
+from fedledger.chain.task import TrainingTaskClient, UpdateInfo, contract_median, indices_of
 from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round
@@ -194,7 +194,7 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
 def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
     mask = 0
     for i in range(len(commits)):
-        values = [s.scores[i] for s in round_scores if i < len(s.scores) and s.scores[i] != ABSTAIN]
+        values = [v for v in (s.score_for(i) for s in round_scores) if v is not None]
         if values and contract_median(values) >= threshold:
             mask |= 1 << i
     return mask

@@ -7,7 +7,6 @@ from fedledger.chain.consortium import ConsortiumClient, Member, MemberStatus, P
 from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32
 from fedledger.chain.events import EVENT_TYPES, LedgerEvent
 from fedledger.chain.task import (
-    ABSTAIN,
     SCORE_SCALE,
     Phase,
     RoundInfo,
@@ -19,7 +18,6 @@ from fedledger.chain.task import (
 )
 
 __all__ = [
-    "ABSTAIN",
     "CONTRACT_NAMES",
     "EVENT_TYPES",
     "SCORE_SCALE",

@@ -154,6 +154,7 @@ class CommitsClosed(LedgerEvent):
     round_id: int
     num_updates: int
     validate_deadline: int
+    committee_seed: str
     source: ClassVar[str] = "TrainingTask"
 
 
@@ -161,8 +162,16 @@ class CommitsClosed(LedgerEvent):
 class ScoresSubmitted(LedgerEvent):
     round_id: int
     validator: str
+    indices: tuple[int, ...]  # the updates scored, increasing; every other update: abstention
     scores: tuple[int, ...]
     source: ClassVar[str] = "TrainingTask"
+
+    def score_for(self, index: int) -> int | None:
+        """This validator's score for update ``index``; None when it abstained."""
+        for i, score in zip(self.indices, self.scores, strict=True):
+            if i == index:
+                return score
+        return None
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from fedledger.chain.encoding import as_address, as_bytes32, hex32
 from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
-    "ABSTAIN",
     "SCORE_SCALE",
+    "MemberStatus",
     "Phase",
     "RoundInfo",
     "TaskParams",
@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 SCORE_SCALE = 10_000
-ABSTAIN = 2**256 - 1
 
 
 class Phase(IntEnum):
@@ -75,6 +74,7 @@ class TaskParams:
     acceptance_threshold: int = 5_000
     proposal_quorum: int = 1
     max_rounds: int = 0
+    committee_size: int = 0  # validators per update; 0: every validator scores every update
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +92,7 @@ class TaskParams:
             self.acceptance_threshold,
             self.proposal_quorum,
             self.max_rounds,
+            self.committee_size,
         )
 
 
@@ -110,6 +111,27 @@ class RoundInfo:
     accepted_mask: int
     num_accepted: int
     model_hash: str
+    committee_seed: str  # 0x-prefixed; zero until commits close (and without committees)
+
+    @classmethod
+    def from_raw(cls, round_id: int, raw: Sequence[Any]) -> RoundInfo:
+        """From the contract's ``Round`` struct, as web3 returns it."""
+        return cls(
+            round_id=int(round_id),
+            phase=Phase(raw[0]),
+            global_model=hex32(raw[1]),
+            commit_deadline=raw[2],
+            validate_deadline=raw[3],
+            aggregate_deadline=raw[4],
+            expected_trainers=raw[5],
+            expected_validators=raw[6],
+            num_updates=raw[7],
+            num_scored=raw[8],
+            accepted_mask=raw[9],
+            num_accepted=raw[10],
+            model_hash=hex32(raw[11]),
+            committee_seed=hex32(raw[12]),
+        )
 
     @property
     def accepted(self) -> list[int]:
@@ -120,6 +142,19 @@ class RoundInfo:
         data["phase"] = self.phase.name.lower()
         data["accepted"] = self.accepted
         return data
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One member's view of the task at a block: what its node polls each step."""
+
+    current_round: int
+    round: RoundInfo | None  # None before the first round opens
+    roles: int
+    committed: bool
+    scored: bool
+    proposed: bool
+    timestamp: int  # the block time it was read at
 
 
 @dataclass(frozen=True)
@@ -165,9 +200,11 @@ class TrainingTaskClient(ContractClient):
         return self.round(round_id).phase
 
     def submit_scores(self, round_id: int, scores: Sequence[int | None]) -> TxResult:
-        """One score per update in commit order, 0..10000; ``None`` abstains (own update)."""
-        values = [ABSTAIN if s is None else int(s) for s in scores]
-        return self._send(self.contract.functions.submit_scores(int(round_id), values))
+        """Scores by update index (commit order), 0..10000; ``None`` abstains (own update,
+        updates outside this validator's committee). Only the scored indices go on chain."""
+        indices = [i for i, s in enumerate(scores) if s is not None]
+        values = [int(scores[i]) for i in indices]  # type: ignore[arg-type]
+        return self._send(self.contract.functions.submit_scores(int(round_id), indices, values))
 
     def flag_update(self, round_id: int, index: int, reason: str) -> TxResult:
         # Reasons are public on the ledger: keep them technical, never personal data.
@@ -222,22 +259,29 @@ class TrainingTaskClient(ContractClient):
         return str(self.chain.call(self.contract.functions.consortium()))
 
     def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:
-        raw = self.chain.call(self.contract.functions.rounds(int(round_id)), block=block)
-        return RoundInfo(
-            round_id=int(round_id),
-            phase=Phase(raw[0]),
-            global_model=hex32(raw[1]),
-            commit_deadline=raw[2],
-            validate_deadline=raw[3],
-            aggregate_deadline=raw[4],
-            expected_trainers=raw[5],
-            expected_validators=raw[6],
-            num_updates=raw[7],
-            num_scored=raw[8],
-            accepted_mask=raw[9],
-            num_accepted=raw[10],
-            model_hash=hex32(raw[11]),
+        return RoundInfo.from_raw(round_id, self.chain.call(self.contract.functions.rounds(int(round_id)), block=block))
+
+    def member_status(self, member: str) -> MemberStatus:
+        """The current round and ``member``'s roles and duties in it, in one call."""
+        raw = self.chain.call(self.contract.functions.member_status(as_address(member)))
+        current = int(raw[0])
+        return MemberStatus(
+            current_round=current,
+            round=RoundInfo.from_raw(current, raw[1]) if current else None,
+            roles=int(raw[2]),
+            committed=bool(raw[3]),
+            scored=bool(raw[4]),
+            proposed=bool(raw[5]),
+            timestamp=int(raw[6]),
         )
+
+    def assignments_of(self, round_id: int, validator: str) -> list[int]:
+        """The updates ``validator`` may score in a round (its committee seats, or all but its own)."""
+        return list(self.chain.call(self.contract.functions.assignments_of(int(round_id), as_address(validator))))
+
+    def committee_of(self, round_id: int, index: int) -> list[str]:
+        """The validators drawn to score update ``index`` (committee rounds, once commits closed)."""
+        return [str(a) for a in self.chain.call(self.contract.functions.committee_of(int(round_id), int(index)))]
 
     def update(self, round_id: int, index: int) -> UpdateInfo:
         raw = self.chain.call(self.contract.functions.updates(int(round_id), int(index)))

@@ -44,6 +44,8 @@ class TaskConfig:
     validate_duration: int = 3600
     aggregate_duration: int = 3600
     proposal_quorum: int = 2
+    # Validators scoring each update, drawn on chain per round; 0: every validator scores every update.
+    committee_size: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -82,6 +84,7 @@ class TaskConfig:
             aggregate_duration=self.aggregate_duration,
             acceptance_threshold=self.acceptance_threshold,
             proposal_quorum=self.proposal_quorum,
+            committee_size=self.committee_size,
             max_rounds=self.rounds,
         )
 

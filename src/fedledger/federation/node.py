@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 from eth_account.signers.local import LocalAccount
 
-from fedledger.chain.consortium import ConsortiumClient, Role
-from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, UpdateInfo
+from fedledger.chain.consortium import Role
+from fedledger.chain.task import MemberStatus, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import ConfigError, InvalidState, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, check_update
@@ -81,7 +81,6 @@ class MemberNode:
         self.name = name
         self.account = account
         self.task = task.as_(account)
-        self.consortium = ConsortiumClient(task.chain, task.consortium_address, account)
         self.store = store
         self.data = data
         self.behavior = behavior
@@ -133,46 +132,45 @@ class MemberNode:
 
     def step(self) -> bool:
         """Do what this member owes in the current round; True if it acted."""
-        roles = self.consortium.member(self.account.address).roles
-        current = self.task.current_round
-        info = self.task.round(current) if current else None
+        status = self.task.member_status(self.account.address)  # one read per step
+        info = status.round
         if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
-            return self._maybe_open(roles, current)
+            return self._maybe_open(status)
         if info.phase is Phase.OPEN:
-            return self._commit_phase(roles, info)
+            return self._commit_phase(status, info)
         if info.phase is Phase.VALIDATE:
-            return self._validate_phase(roles, info)
-        return self._aggregate_phase(roles, info)
+            return self._validate_phase(status, info)
+        return self._aggregate_phase(status, info)
 
-    def _maybe_open(self, roles: Role, current: int) -> bool:
-        if current >= self.config.rounds or not roles & (Role.AGGREGATOR | Role.ADMIN):
+    def _maybe_open(self, status: MemberStatus) -> bool:
+        if status.current_round >= self.config.rounds or not status.roles & (Role.AGGREGATOR | Role.ADMIN):
             return False
-        return self._try("open_round", current + 1, self.task.open_round)
+        return self._try("open_round", status.current_round + 1, self.task.open_round)
 
-    def _commit_phase(self, roles: Role, info: RoundInfo) -> bool:
+    def _commit_phase(self, status: MemberStatus, info: RoundInfo) -> bool:
         r = info.round_id
-        if Role.TRAINER in roles and self.data is not None and not self.task.has_committed(r, self.account.address):
+        if status.roles & Role.TRAINER and self.data is not None and not status.committed:
             self._train_and_commit(info)
             return True
-        if info.num_updates >= info.expected_trainers or self._past(info.commit_deadline):
+        if info.num_updates >= info.expected_trainers or status.timestamp > info.commit_deadline:
             return self._try("close_commits", r, lambda: self.task.close_commits(r))
         return False
 
-    def _validate_phase(self, roles: Role, info: RoundInfo) -> bool:
+    def _validate_phase(self, status: MemberStatus, info: RoundInfo) -> bool:
         r = info.round_id
-        if Role.VALIDATOR in roles and self.data is not None and not self.task.has_scored(r, self.account.address):
+        if status.roles & Role.VALIDATOR and self.data is not None and not status.scored:
             self._score(info)
             return True
-        if info.num_scored >= info.expected_validators or self._past(info.validate_deadline):
+        if info.num_scored >= info.expected_validators or status.timestamp > info.validate_deadline:
             return self._try("close_validation", r, lambda: self.task.close_validation(r))
         return False
 
-    def _aggregate_phase(self, roles: Role, info: RoundInfo) -> bool:
+    def _aggregate_phase(self, status: MemberStatus, info: RoundInfo) -> bool:
         r = info.round_id
-        if Role.AGGREGATOR in roles and not self.task.has_proposed(r, self.account.address):
+        if status.roles & Role.AGGREGATOR and not status.proposed:
             self._aggregate(info)
             return True
-        if self._past(info.aggregate_deadline):
+        if status.timestamp > info.aggregate_deadline:
             return self._try("close_aggregation", r, lambda: self.task.close_aggregation(r))
         return False
 
@@ -207,9 +205,12 @@ class MemberNode:
         global_params, _ = self.global_model(info.global_model)
         spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
         scores: list[int | None] = []
+        # Its committee seats (every other member's update when the task has no committees);
+        # the contract refuses self-scores and scores outside the validator's committees.
+        assigned = set(self.task.assignments_of(r, self.account.address))
         for update in self.closed_updates(r):
-            if update.member == self.account.address:
-                scores.append(None)  # the contract refuses self-scores
+            if update.index not in assigned:
+                scores.append(None)
                 continue
             try:
                 decoded = check_update(self.store, config, spec, update)
@@ -236,9 +237,6 @@ class MemberNode:
         self._emit("propose", r, model_hash=result.model_hash, included=result.included, finalized=finalized)
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _past(self, deadline: int) -> bool:
-        return self.task.chain.timestamp() > deadline
 
     def _try(self, action: str, round_id: int, fn: Callable[[], object]) -> bool:
         """Run a phase transition that any member may trigger; losing the race is fine."""

@@ -10,17 +10,25 @@
      its validators' scores (self-scores excluded) reaches the task's
      threshold. Finalization needs `proposal_quorum` aggregators proposing the
      same model hash.
+     With `committee_size` > 0, each update is scored only by a committee of
+     that many validators, drawn when commits close from a seed no committer
+     could know (prevrandao and the previous block hash), so scoring costs grow
+     with updates x committee size instead of updates x validators; a minority
+     of lying validators in a committee cannot move its median.
 """
 
 interface Consortium:
     def has_role(who: address, role: uint256) -> bool: view
     def is_active(who: address) -> bool: view
     def count_with_role(role: uint256) -> uint256: view
+    def member_count() -> uint256: view
+    def member_at(index: uint256) -> address: view
 
 ROLE_ADMIN: constant(uint256) = 1
 ROLE_TRAINER: constant(uint256) = 2
 ROLE_VALIDATOR: constant(uint256) = 4
 ROLE_AGGREGATOR: constant(uint256) = 8
+ROLE_AUDITOR: constant(uint256) = 16
 
 PHASE_NONE: constant(uint8) = 0
 PHASE_OPEN: constant(uint8) = 1
@@ -31,9 +39,8 @@ PHASE_ABORTED: constant(uint8) = 5
 
 MAX_UPDATES: constant(uint256) = 128
 MAX_VALIDATORS: constant(uint256) = 64
+MAX_MEMBERS: constant(uint256) = 1024  # the consortium's bound
 SCORE_SCALE: constant(uint256) = 10000
-# A validator abstains on its own update and on updates it could not check.
-ABSTAIN: constant(uint256) = max_value(uint256)
 
 
 struct Round:
@@ -49,6 +56,18 @@ struct Round:
     accepted_mask: uint256
     num_accepted: uint256
     model_hash: bytes32
+    committee_seed: bytes32
+
+
+# Everything a member node needs to decide its next step, in one call.
+struct MemberStatus:
+    current_round: uint256
+    round: Round
+    roles: uint256
+    committed: bool
+    scored: bool
+    proposed: bool
+    timestamp: uint256
 
 
 struct Update:
@@ -69,6 +88,7 @@ aggregate_duration: public(uint256)
 acceptance_threshold: public(uint256)
 proposal_quorum: public(uint256)
 max_rounds: public(uint256)
+committee_size: public(uint256)
 
 current_round: public(uint256)
 latest_model: public(bytes32)
@@ -79,6 +99,9 @@ commit_slot: HashMap[uint256, HashMap[address, uint256]]
 has_scored: public(HashMap[uint256, HashMap[address, bool]])
 update_scores: HashMap[uint256, HashMap[uint256, DynArray[uint256, MAX_VALIDATORS]]]
 has_proposed: public(HashMap[uint256, HashMap[address, bool]])
+# Committee rounds: the validators when commits closed, and their position + 1 in that list.
+round_validators: HashMap[uint256, DynArray[address, MAX_VALIDATORS]]
+validator_slot: HashMap[uint256, HashMap[address, uint256]]
 proposal_votes: public(HashMap[uint256, HashMap[bytes32, uint256]])
 
 
@@ -99,10 +122,12 @@ event CommitsClosed:
     round_id: indexed(uint256)
     num_updates: uint256
     validate_deadline: uint256
+    committee_seed: bytes32
 
 event ScoresSubmitted:
     round_id: indexed(uint256)
     validator: indexed(address)
+    indices: DynArray[uint256, MAX_UPDATES]
     scores: DynArray[uint256, MAX_UPDATES]
 
 event UpdateFlagged:
@@ -146,6 +171,7 @@ def __init__(
     acceptance_threshold: uint256,
     proposal_quorum: uint256,
     max_rounds: uint256,
+    committee_size: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may.
@@ -155,6 +181,7 @@ def __init__(
     @param acceptance_threshold Median score (0..10000) an update needs to be accepted.
     @param proposal_quorum Identical aggregate proposals needed to finalize.
     @param max_rounds Rounds the task runs; 0 for no limit.
+    @param committee_size Validators scoring each update; 0 for every validator.
     """
     self.consortium = Consortium(consortium)
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
@@ -164,6 +191,7 @@ def __init__(
     assert commit_duration > 0 and validate_duration > 0 and aggregate_duration > 0, "task: zero duration"
     assert acceptance_threshold <= SCORE_SCALE, "task: threshold out of range"
     assert proposal_quorum >= 1, "task: zero proposal quorum"
+    assert committee_size <= MAX_VALIDATORS, "task: committee size out of range"
     self.creator = msg.sender
     self.config_hash = config_hash
     self.initial_model = initial_model
@@ -175,6 +203,7 @@ def __init__(
     self.acceptance_threshold = acceptance_threshold
     self.proposal_quorum = proposal_quorum
     self.max_rounds = max_rounds
+    self.committee_size = committee_size
 
 
 @external
@@ -205,6 +234,7 @@ def open_round() -> uint256:
         accepted_mask=0,
         num_accepted=0,
         model_hash=empty(bytes32),
+        committee_seed=empty(bytes32),
     )
     log RoundOpened(round_id=round_id, global_model=self.latest_model, commit_deadline=deadline, opener=msg.sender)
     return round_id
@@ -252,34 +282,48 @@ def close_commits(round_id: uint256):
         self._abort(round_id, "commitment quorum not reached")
         return
     deadline: uint256 = block.timestamp + self.validate_duration
+    seed: bytes32 = empty(bytes32)
+    if self.committee_size > 0:
+        # Unknown to every committer: drawn after the last commitment was mined.
+        seed = keccak256(concat(block.prevrandao, blockhash(block.number - 1), convert(round_id, bytes32)))
+        self.rounds[round_id].expected_validators = self._snapshot_validators(round_id)
     self.rounds[round_id].phase = PHASE_VALIDATE
     self.rounds[round_id].validate_deadline = deadline
-    log CommitsClosed(round_id=round_id, num_updates=r.num_updates, validate_deadline=deadline)
+    self.rounds[round_id].committee_seed = seed
+    log CommitsClosed(round_id=round_id, num_updates=r.num_updates, validate_deadline=deadline, committee_seed=seed)
 
 
 @external
-def submit_scores(round_id: uint256, scores: DynArray[uint256, MAX_UPDATES]):
+def submit_scores(
+    round_id: uint256, indices: DynArray[uint256, MAX_UPDATES], scores: DynArray[uint256, MAX_UPDATES]
+):
     """
-    @notice A validator's scores for every update of the round, in commit order:
-            0..10000, or ABSTAIN (max uint256), which is required on its own update.
+    @notice A validator's scores (0..10000) for the updates it checked, by update
+            index in increasing order; updates not listed are abstentions. A
+            validator never scores its own update and, in committee rounds, scores
+            only updates whose committee it sits on.
     """
     assert staticcall self.consortium.has_role(msg.sender, ROLE_VALIDATOR), "task: caller is not a validator"
     self._check_round(round_id, PHASE_VALIDATE, "task: round not in validation")
     assert block.timestamp <= self.rounds[round_id].validate_deadline, "task: validation deadline passed"
     assert not self.has_scored[round_id][msg.sender], "task: already scored"
-    assert len(scores) == self.rounds[round_id].num_updates, "task: expected one score per update"
+    assert len(indices) == len(scores), "task: indices and scores differ in length"
     assert self.rounds[round_id].num_scored < MAX_VALIDATORS, "task: too many validators"
+    if self.committee_size > 0:
+        assert self.validator_slot[round_id][msg.sender] != 0, "task: validator not drawn for this round"
+    num_updates: uint256 = self.rounds[round_id].num_updates
     own: uint256 = self.commit_slot[round_id][msg.sender]
-    for i: uint256 in range(len(scores), bound=MAX_UPDATES):
-        score: uint256 = scores[i]
-        if score == ABSTAIN:
-            continue
-        assert score <= SCORE_SCALE, "task: score out of range"
+    for k: uint256 in range(len(indices), bound=MAX_UPDATES):
+        i: uint256 = indices[k]
+        assert i < num_updates, "task: unknown update"
+        assert k == 0 or i > indices[k - 1], "task: indices not increasing"
+        assert scores[k] <= SCORE_SCALE, "task: score out of range"
         assert own != i + 1, "task: validator cannot score its own update"
-        self.update_scores[round_id][i].append(score)
+        assert self._in_committee(round_id, i, msg.sender), "task: validator not in the update's committee"
+        self.update_scores[round_id][i].append(scores[k])
     self.has_scored[round_id][msg.sender] = True
     self.rounds[round_id].num_scored += 1
-    log ScoresSubmitted(round_id=round_id, validator=msg.sender, scores=scores)
+    log ScoresSubmitted(round_id=round_id, validator=msg.sender, indices=indices, scores=scores)
 
 
 @external
@@ -415,6 +459,61 @@ def scores_of(round_id: uint256, index: uint256) -> DynArray[uint256, MAX_VALIDA
 
 @view
 @external
+def committee_of(round_id: uint256, index: uint256) -> DynArray[address, MAX_VALIDATORS]:
+    """
+    @notice The validators drawn to score update `index` (committee rounds, once commits closed).
+    """
+    result: DynArray[address, MAX_VALIDATORS] = []
+    validators: DynArray[address, MAX_VALIDATORS] = self.round_validators[round_id]
+    if self.committee_size == 0 or index >= self.rounds[round_id].num_updates:
+        return result
+    for v: address in validators:
+        if v != self.updates[round_id][index].member and self._in_committee(round_id, index, v):
+            result.append(v)
+    return result
+
+
+@view
+@external
+def assignments_of(round_id: uint256, validator: address) -> DynArray[uint256, MAX_UPDATES]:
+    """
+    @notice The updates `validator` may score in a round: those whose committee it
+            sits on, or every other member's update when there are no committees.
+    """
+    result: DynArray[uint256, MAX_UPDATES] = []
+    own: uint256 = self.commit_slot[round_id][validator]
+    if self.committee_size > 0 and self.validator_slot[round_id][validator] == 0:
+        return result
+    for i: uint256 in range(self.rounds[round_id].num_updates, bound=MAX_UPDATES):
+        if own != i + 1 and self._in_committee(round_id, i, validator):
+            result.append(i)
+    return result
+
+
+@view
+@external
+def member_status(member: address) -> MemberStatus:
+    """
+    @notice The current round and `member`'s part in it, in one call: what a node polls.
+    """
+    round_id: uint256 = self.current_round
+    roles: uint256 = 0
+    for role: uint256 in [ROLE_ADMIN, ROLE_TRAINER, ROLE_VALIDATOR, ROLE_AGGREGATOR, ROLE_AUDITOR]:
+        if staticcall self.consortium.has_role(member, role):
+            roles |= role
+    return MemberStatus(
+        current_round=round_id,
+        round=self.rounds[round_id],
+        roles=roles,
+        committed=self.commit_slot[round_id][member] != 0,
+        scored=self.has_scored[round_id][member],
+        proposed=self.has_proposed[round_id][member],
+        timestamp=block.timestamp,
+    )
+
+
+@view
+@external
 def model_at(round_id: uint256) -> bytes32:
     """
     @notice The finalized model of a round.
@@ -434,6 +533,40 @@ def _check_member(who: address):
 def _check_round(round_id: uint256, phase: uint8, message: String[64]):
     assert round_id == self.current_round and round_id != 0, "task: wrong round"
     assert self.rounds[round_id].phase == phase, message
+
+
+@internal
+def _snapshot_validators(round_id: uint256) -> uint256:
+    # The round's validator list, fixed when commits close: committees index into it.
+    count: uint256 = 0
+    for i: uint256 in range(staticcall self.consortium.member_count(), bound=MAX_MEMBERS):
+        who: address = staticcall self.consortium.member_at(i)
+        if staticcall self.consortium.has_role(who, ROLE_VALIDATOR):
+            if count == MAX_VALIDATORS:
+                break
+            self.round_validators[round_id].append(who)
+            count += 1
+            self.validator_slot[round_id][who] = count
+    return count
+
+
+@view
+@internal
+def _in_committee(round_id: uint256, index: uint256, validator: address) -> bool:
+    # Update `index`'s committee: the `committee_size` validators that follow a seeded
+    # start position in the round's validator list, skipping the update's owner.
+    if self.committee_size == 0:
+        return True
+    n: uint256 = len(self.round_validators[round_id])
+    slot: uint256 = self.validator_slot[round_id][validator]
+    if slot == 0:
+        return False
+    start: uint256 = convert(keccak256(concat(self.rounds[round_id].committee_seed, convert(index, bytes32))), uint256) % n
+    width: uint256 = self.committee_size
+    owner_slot: uint256 = self.validator_slot[round_id][self.updates[round_id][index].member]
+    if owner_slot != 0 and (owner_slot - 1 + n - start) % n < width:
+        width += 1  # the owner's seat passes to the next validator
+    return (slot - 1 + n - start) % n < width
 
 
 @internal
