@@ -291,12 +291,13 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
 
 
 def _normalize(value: Any, abi_type: str) -> Any:
+    # Arrays first: "bytes32[]" starts with "bytes" too.
+    if abi_type.endswith("[]"):
+        return tuple(_normalize(v, abi_type[:-2]) for v in value)
     if abi_type == "address":
         return to_checksum_address(value)
     if abi_type.startswith("bytes"):
         return "0x" + bytes(value).hex()
-    if abi_type.endswith("[]"):
-        return tuple(_normalize(v, abi_type[:-2]) for v in value)
     return value
 
 

@@ -89,7 +89,6 @@ class DatasetInfo:
     rows: int
     erasures: int
     registered_at: int
-    updated_at: int
     purposes: tuple[str, ...]
 
     @property
@@ -197,7 +196,6 @@ class DataRegistryClient(ContractClient):
             rows=raw[6],
             erasures=raw[7],
             registered_at=raw[8],
-            updated_at=raw[9],
             purposes=tuple(hex32(p) for p in purposes),
         )
 

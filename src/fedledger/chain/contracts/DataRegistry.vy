@@ -8,7 +8,10 @@
         and the purposes of processing (GDPR Art. 5(1)(b), purpose limitation)
         its data subjects consented to. Training commitments reference a
         dataset id, so lineage runs model version -> updates -> datasets.
-@dev Never raw or personal data: every field is a hash, a count or an
+@dev No "updated at" block is stored: when it equals the current block an SSTORE is a
+     no-op in anvil's gas estimate (run on the latest block) but not once mined,
+     and the transaction runs out of gas. Events carry every change's block.
+     Never raw or personal data: every field is a hash, a count or an
      address. A purpose is the keccak256 of its canonical name (for example
      keccak256("model-training:heart-disease")); a subject in an erasure
      record is an HMAC of the subject id under the owner's key, bound to the
@@ -40,7 +43,6 @@ struct Dataset:
     rows: uint256
     erasures: uint256
     registered_at: uint256
-    updated_at: uint256
 
 
 consortium: public(Consortium)
@@ -133,7 +135,6 @@ def register_dataset(
         rows=rows,
         erasures=0,
         registered_at=block.number,
-        updated_at=block.number,
     )
     self.purposes[dataset_id] = purposes
     self.owned[msg.sender].append(dataset_id)
@@ -163,7 +164,6 @@ def update_commitment(dataset_id: uint256, commitment: bytes32, rows: uint256):
     assert commitment != old or rows != self.datasets[dataset_id].rows, "registry: commitment unchanged"
     self.datasets[dataset_id].commitment = commitment
     self.datasets[dataset_id].rows = rows
-    self.datasets[dataset_id].updated_at = block.number
     log DatasetUpdated(dataset_id=dataset_id, old_commitment=old, commitment=commitment, rows=rows)
 
 
@@ -180,7 +180,6 @@ def set_purposes(dataset_id: uint256, purposes: DynArray[bytes32, MAX_PURPOSES])
         self.allowed[dataset_id][purpose] = False
     self._set_allowed(dataset_id, purposes)
     self.purposes[dataset_id] = purposes
-    self.datasets[dataset_id].updated_at = block.number
     log PurposesChanged(dataset_id=dataset_id, old_purposes=old, purposes=purposes)
 
 
@@ -209,7 +208,6 @@ def revoke_dataset(dataset_id: uint256):
     self._check_owner(dataset_id)
     self._check_active(dataset_id)
     self.datasets[dataset_id].status = STATUS_REVOKED
-    self.datasets[dataset_id].updated_at = block.number
     log DatasetRevoked(dataset_id=dataset_id, owner=msg.sender)
 
 
