@@ -270,23 +270,56 @@ def test_update_commitment_refusals(reg: Registry) -> None:
     dataset_id = register(reg)
     owner = reg.member(0)
     refused(
-        reg, InvalidState, "registry: commitment unchanged", owner.update_commitment, dataset_id,
-        commitment=h("rows-a"), rows=303,
+        reg,
+        InvalidState,
+        "registry: commitment unchanged",
+        owner.update_commitment,
+        dataset_id,
+        commitment=h("rows-a"),
+        rows=303,
     )
-    refused(reg, InvalidArgument, "registry: zero commitment", owner.update_commitment, dataset_id,
-            commitment=ZERO_HASH, rows=3)
-    refused(reg, InvalidArgument, "registry: zero rows", owner.update_commitment, dataset_id,
-            commitment=h("x"), rows=0)
-    refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.member(1).update_commitment,
-            dataset_id, commitment=h("x"), rows=3)
-    refused(reg, NotAuthorized, "registry: caller is not an active member", reg.of(reg.ledger.outsider)
-            .update_commitment, dataset_id, commitment=h("x"), rows=3)
+    refused(
+        reg,
+        InvalidArgument,
+        "registry: zero commitment",
+        owner.update_commitment,
+        dataset_id,
+        commitment=ZERO_HASH,
+        rows=3,
+    )
+    refused(reg, InvalidArgument, "registry: zero rows", owner.update_commitment, dataset_id, commitment=h("x"), rows=0)
+    refused(
+        reg,
+        NotAuthorized,
+        "registry: caller is not the dataset owner",
+        reg.member(1).update_commitment,
+        dataset_id,
+        commitment=h("x"),
+        rows=3,
+    )
+    refused(
+        reg,
+        NotAuthorized,
+        "registry: caller is not an active member",
+        reg.of(reg.ledger.outsider).update_commitment,
+        dataset_id,
+        commitment=h("x"),
+        rows=3,
+    )
     for unknown in (0, dataset_id + 1):
-        refused(reg, InvalidArgument, "registry: dataset id out of range", owner.update_commitment, unknown,
-                commitment=h("x"), rows=3)
+        refused(
+            reg,
+            InvalidArgument,
+            "registry: dataset id out of range",
+            owner.update_commitment,
+            unknown,
+            commitment=h("x"),
+            rows=3,
+        )
     owner.revoke_dataset(dataset_id)
-    refused(reg, InvalidState, "registry: dataset revoked", owner.update_commitment, dataset_id,
-            commitment=h("x"), rows=3)
+    refused(
+        reg, InvalidState, "registry: dataset revoked", owner.update_commitment, dataset_id, commitment=h("x"), rows=3
+    )
 
 
 # -- set_purposes --------------------------------------------------------------------------------
@@ -313,18 +346,41 @@ def test_set_purposes_refusals(reg: Registry) -> None:
     dataset_id = register(reg)
     owner = reg.member(0)
     refused(reg, InvalidState, "registry: purposes unchanged", owner.set_purposes, dataset_id, [TRAINING, RESEARCH])
-    refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.member(1).set_purposes,
-            dataset_id, [TRAINING])
+    refused(
+        reg,
+        NotAuthorized,
+        "registry: caller is not the dataset owner",
+        reg.member(1).set_purposes,
+        dataset_id,
+        [TRAINING],
+    )
     refused(reg, InvalidArgument, "registry: dataset id out of range", owner.set_purposes, 99, [TRAINING])
     training = purpose_id(TRAINING)
-    refused(reg, InvalidArgument, "registry: empty purposes", raw, reg, reg.ledger.members[0], "set_purposes",
-            dataset_id, [])
-    refused(reg, InvalidState, "registry: duplicate purpose", raw, reg, reg.ledger.members[0], "set_purposes",
-            dataset_id, [training, training])
+    refused(
+        reg,
+        InvalidArgument,
+        "registry: empty purposes",
+        raw,
+        reg,
+        reg.ledger.members[0],
+        "set_purposes",
+        dataset_id,
+        [],
+    )
+    refused(
+        reg,
+        InvalidState,
+        "registry: duplicate purpose",
+        raw,
+        reg,
+        reg.ledger.members[0],
+        "set_purposes",
+        dataset_id,
+        [training, training],
+    )
     bad_input(reg, owner.set_purposes, dataset_id, [])
     revoke_member(reg, 0)
-    refused(reg, NotAuthorized, "registry: caller is not an active member", owner.set_purposes, dataset_id,
-            [TRAINING])
+    refused(reg, NotAuthorized, "registry: caller is not an active member", owner.set_purposes, dataset_id, [TRAINING])
 
 
 def test_set_purposes_refused_on_revoked_dataset(reg: Registry) -> None:
@@ -364,10 +420,22 @@ def test_record_erasure_refusals(reg: Registry) -> None:
     owner.record_erasure(dataset_id, h("subject-1"))
     refused(reg, InvalidState, "registry: subject already erased", owner.record_erasure, dataset_id, h("subject-1"))
     refused(reg, InvalidArgument, "registry: zero subject hash", owner.record_erasure, dataset_id, ZERO_HASH)
-    refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.member(1).record_erasure,
-            dataset_id, h("subject-2"))
-    refused(reg, NotAuthorized, "registry: caller is not an active member", reg.of(reg.ledger.outsider)
-            .record_erasure, dataset_id, h("subject-2"))
+    refused(
+        reg,
+        NotAuthorized,
+        "registry: caller is not the dataset owner",
+        reg.member(1).record_erasure,
+        dataset_id,
+        h("subject-2"),
+    )
+    refused(
+        reg,
+        NotAuthorized,
+        "registry: caller is not an active member",
+        reg.of(reg.ledger.outsider).record_erasure,
+        dataset_id,
+        h("subject-2"),
+    )
     refused(reg, InvalidArgument, "registry: dataset id out of range", owner.record_erasure, 0, h("subject-2"))
     bad_input(reg, owner.record_erasure, dataset_id, "0xnothex")
 
@@ -391,8 +459,7 @@ def test_revoke_dataset(reg: Registry) -> None:
 
 def test_revoke_dataset_refusals(reg: Registry) -> None:
     dataset_id = register(reg)
-    refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.member(1).revoke_dataset,
-            dataset_id)
+    refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.member(1).revoke_dataset, dataset_id)
     refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.client.revoke_dataset, dataset_id)
     refused(reg, InvalidArgument, "registry: dataset id out of range", reg.member(0).revoke_dataset, 5)
     reg.member(0).revoke_dataset(dataset_id)
@@ -427,4 +494,3 @@ def test_purpose_ids_are_keccak_of_the_name() -> None:
 def test_member_role_does_not_matter_only_membership(reg: Registry) -> None:
     reg.ledger.consortium.as_(reg.ledger.admin).propose_roles(reg.ledger.members[3].address, Role.AUDITOR)
     assert register(reg, 3) == 1
-

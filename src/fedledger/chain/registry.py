@@ -148,15 +148,15 @@ class DataRegistryClient(ContractClient):
         """Commit to a new version of the dataset's rows."""
         return self._send(
             self.contract.functions.update_commitment(
-                _count(dataset_id, "dataset id"), as_bytes32(commitment, what="dataset commitment"), _count(rows, "rows")
+                _count(dataset_id, "dataset id"),
+                as_bytes32(commitment, what="dataset commitment"),
+                _count(rows, "rows"),
             )
         )
 
     def set_purposes(self, dataset_id: int, purposes: Sequence[Purpose]) -> TxResult:
         """Replace the dataset's purposes of processing (consent given or withdrawn)."""
-        return self._send(
-            self.contract.functions.set_purposes(_count(dataset_id, "dataset id"), purpose_ids(purposes))
-        )
+        return self._send(self.contract.functions.set_purposes(_count(dataset_id, "dataset id"), purpose_ids(purposes)))
 
     def record_erasure(self, dataset_id: int, subject_hash: str | bytes) -> TxResult:
         """Record on the ledger that a subject's values in the dataset were erased."""
