@@ -100,7 +100,7 @@ def scan_chain_for_values(
             tx_hash = HexBytes(tx["hash"]).to_0x_hex()
             to = to_checksum_address(tx["to"]) if tx.get("to") else ""
             findings += _search(
-                needles, bytes(tx["input"]), where="calldata", block_number=number, address=to, tx_hash=tx_hash
+                needles, _calldata(tx), where="calldata", block_number=number, address=to, tx_hash=tx_hash
             )
             receipt = w3.eth.get_transaction_receipt(tx["hash"])
             for address in (to, receipt.get("contractAddress")):
@@ -122,6 +122,14 @@ def scan_chain_for_values(
         if chain.kind == "embedded":
             findings += _scan_embedded_storage(chain, needles, number, seen_roots, known)
     return findings
+
+
+def _calldata(tx: Any) -> bytes:
+    # Nodes name it "input"; eth-tester (the embedded chain) names it "data".
+    for key in ("input", "data"):
+        if key in tx:
+            return bytes(HexBytes(tx[key]))
+    raise ChainError(f"transaction {HexBytes(tx['hash']).to_0x_hex()} has no calldata field")
 
 
 def _scan_traced_storage(chain: Chain, needles: Sequence[_Needle], tx_hash: str, number: int) -> list[Finding]:
