@@ -475,6 +475,8 @@ def test_views(reg: Registry) -> None:
         reg.client.dataset(dataset_id + 1)
     assert info.value.reason == "registry: dataset id out of range"
     assert reg.client.dataset(dataset_id).allows(TRAINING)
+    assert reg.client.owner_of(dataset_id) == reg.ledger.members[0].address
+    assert reg.client.owner_of(dataset_id + 1) == "0x" + "00" * 20
     assert reg.client.dataset(dataset_id).to_json()["status"] == "active"
     with pytest.raises(BadInput):
         reg.client.allows(dataset_id, "Not A Purpose")

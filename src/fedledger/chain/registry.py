@@ -209,6 +209,10 @@ class DataRegistryClient(ContractClient):
         fn = self.contract.functions.allows(_count(dataset_id, "dataset id"), purpose_id(purpose))
         return bool(self.chain.call(fn, block=block))
 
+    def owner_of(self, dataset_id: int, *, block: BlockIdentifier = "latest") -> str:
+        """The dataset's owner; the zero address when it does not exist."""
+        return str(self.chain.call(self.contract.functions.owner_of(_count(dataset_id, "dataset id")), block=block))
+
     def is_erased(self, dataset_id: int, subject_hash: str | bytes) -> bool:
         fn = self.contract.functions.is_erased(
             _count(dataset_id, "dataset id"), as_bytes32(subject_hash, what="subject hash")

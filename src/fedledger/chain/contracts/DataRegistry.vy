@@ -253,6 +253,16 @@ def allows(dataset_id: uint256, purpose: bytes32) -> bool:
 
 @view
 @external
+def owner_of(dataset_id: uint256) -> address:
+    """
+    @notice The owner of a dataset (the zero address when it does not exist), for other contracts'
+            checks, e.g. that a training commitment references the committer's own dataset.
+    """
+    return self.datasets[dataset_id].owner
+
+
+@view
+@external
 def is_erased(dataset_id: uint256, subject_hash: bytes32) -> bool:
     """
     @notice Whether an erasure of `subject_hash` was recorded for the dataset.
