@@ -6,8 +6,9 @@ Layout (default ``./.fedledger``)::
     chain/          the embedded chain's database (embedded backend only)
     keys/           encrypted keystore v3 files
     store/          content-addressed blobs
+    vault/          encrypted private values and wrapped per-subject keys (fedledger.data.vault)
 
-Nothing here is secret but the keystores, which are encrypted.
+Nothing here is secret but the keystores and the vault, which are encrypted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient
+from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.exceptions import ConfigError, KeystoreError
 from fedledger.identity.keystore import STANDARD_SCRYPT_N, Keystore
@@ -69,6 +71,7 @@ class WorkspaceConfig:
     chain: ChainSpec = field(default_factory=ChainSpec)
     consortium: str = ""
     tasks: dict[str, str] = field(default_factory=dict)  # name -> address
+    data_registry: str = ""
     key: str = "admin"
     store: str = "store"
     scrypt_n: int = STANDARD_SCRYPT_N
@@ -90,6 +93,7 @@ class WorkspaceConfig:
                 chain=chain,
                 consortium=str(data.get("consortium", "")),
                 tasks={str(k): str(v) for k, v in dict(data.get("tasks", {})).items()},
+                data_registry=str(data.get("data_registry", "")),
                 key=str(data.get("key", "admin")),
                 store=str(data.get("store", "store")),
                 scrypt_n=int(data.get("scrypt_n", STANDARD_SCRYPT_N)),
@@ -178,6 +182,14 @@ class Workspace:
             known = ", ".join(sorted(self.config.tasks)) or "none"
             raise ConfigError(f"no task named {name!r} in this workspace (known: {known})") from None
         return TrainingTaskClient(self.chain, address, account)
+
+    def data_registry(self, account: LocalAccount | None = None) -> DataRegistryClient:
+        if not self.config.data_registry:
+            raise ConfigError(
+                f"workspace {self.root} has no data registry yet "
+                "(an admin runs `fedledger data registry deploy`, or `fedledger data registry use ADDRESS`)"
+            )
+        return DataRegistryClient(self.chain, self.config.data_registry, account)
 
     # -- keys --------------------------------------------------------------------
 

@@ -19,6 +19,9 @@ __all__ = [
     "EVENT_TYPES",
     "AggregateProposed",
     "CommitsClosed",
+    "DatasetRegistered",
+    "DatasetRevoked",
+    "DatasetUpdated",
     "LedgerEvent",
     "MemberAdmitted",
     "MemberRevoked",
@@ -26,11 +29,13 @@ __all__ = [
     "ProposalApproved",
     "ProposalCancelled",
     "ProposalCreated",
+    "PurposesChanged",
     "RolesChanged",
     "RoundAborted",
     "RoundFinalized",
     "RoundOpened",
     "ScoresSubmitted",
+    "SubjectErased",
     "ThresholdChanged",
     "UpdateCommitted",
     "UpdateFlagged",
@@ -217,6 +222,54 @@ class RoundAborted(LedgerEvent):
     source: ClassVar[str] = "TrainingTask"
 
 
+# -- DataRegistry -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetRegistered(LedgerEvent):
+    dataset_id: int
+    owner: str
+    commitment: str
+    schema_hash: str
+    classification_hash: str
+    policy_hash: str
+    purposes: tuple[str, ...]
+    rows: int
+    source: ClassVar[str] = "DataRegistry"
+
+
+@dataclass(frozen=True)
+class DatasetUpdated(LedgerEvent):
+    dataset_id: int
+    old_commitment: str
+    commitment: str
+    rows: int
+    source: ClassVar[str] = "DataRegistry"
+
+
+@dataclass(frozen=True)
+class PurposesChanged(LedgerEvent):
+    dataset_id: int
+    old_purposes: tuple[str, ...]
+    purposes: tuple[str, ...]
+    source: ClassVar[str] = "DataRegistry"
+
+
+@dataclass(frozen=True)
+class SubjectErased(LedgerEvent):
+    dataset_id: int
+    subject_hash: str
+    erasures: int
+    source: ClassVar[str] = "DataRegistry"
+
+
+@dataclass(frozen=True)
+class DatasetRevoked(LedgerEvent):
+    dataset_id: int
+    owner: str
+    source: ClassVar[str] = "DataRegistry"
+
+
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -237,17 +290,23 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         AggregateProposed,
         RoundFinalized,
         RoundAborted,
+        DatasetRegistered,
+        DatasetUpdated,
+        PurposesChanged,
+        SubjectErased,
+        DatasetRevoked,
     )
 }
 
 
 def _normalize(value: Any, abi_type: str) -> Any:
+    # Arrays first: "bytes32[]" starts with "bytes" too.
+    if abi_type.endswith("[]"):
+        return tuple(_normalize(v, abi_type[:-2]) for v in value)
     if abi_type == "address":
         return to_checksum_address(value)
     if abi_type.startswith("bytes"):
         return "0x" + bytes(value).hex()
-    if abi_type.endswith("[]"):
-        return tuple(_normalize(v, abi_type[:-2]) for v in value)
     return value
 
 
