@@ -1,0 +1,200 @@
+"""Mondrian k-anonymity on UCI Adult: fedledger against anonypy, and against the published Basic Mondrian NCP.
+
+Setup, matching the reference that published 12.19 % NCP at k = 10 (qiyuangong/Basic_Mondrian, strict model; its
+``utils/read_adult_data.py`` and ``data/adult_*.txt``): ``adult.data`` without the rows holding a ``?`` (30,162 rows
+remain), eight quasi-identifiers: age and education-num as numeric ranges; workclass, marital-status, occupation,
+race, sex and native-country as categorical values over the reference's hierarchies (workclass and marital-status
+with a middle level, the others flat). NCP (Xu et al., KDD 2006) in percent: numeric range width / domain width,
+leaves under the published node / all leaves, 0 for an exact value, averaged over rows and QIs.
+
+anonypy's Mondrian (``anonypy.Mondrian(df, qis).partition(k)``) knows no hierarchies: it splits a categorical column
+into two arbitrary halves of its values and publishes the set of values present. Its partitions are scored with the
+same NCP, each categorical set published as its lowest common ancestor in the same hierarchies (what a release under
+those hierarchies would have to show); the ``anonypy NCP (sets)`` column instead charges a set of ``s`` values
+``s / domain`` (0 for one value), anonypy's own most favourable reading.
+
+Both run in the same process on the same data, one after the other; times are wall-clock of the partitioning only
+(data loading and encoding excluded for both). fedledger also reports its relaxed model.
+
+Usage::
+
+    python benchmarks/anonymization.py [--data ../shared/data/adult] [--k 5 10 20] [--json]
+
+Last measured: (see the end of this docstring; filled in from a run of this script)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fedledger.data.anonymize import (
+    CategoricalQI,
+    Hierarchy,
+    NumericQI,
+    Partitioning,
+    SplitMode,
+    k_anonymity,
+    mondrian,
+)
+
+# ``../shared/data/adult`` beside the checkout (or beside any folder above it, for git worktrees).
+DEFAULT_DATA = next(
+    (p / "shared" / "data" / "adult" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
+    Path("../shared/data/adult"),
+)
+PUBLISHED_STRICT_NCP_K10 = 12.19  # Basic_Mondrian README: "about 24.91% (relax) and 12.19% (strict)" at K=10
+
+COLUMNS = [
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation", "relationship",
+    "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country", "income",
+]  # fmt: skip
+NUMERIC_QIS = ["age", "education-num"]
+CATEGORICAL_QIS = ["workclass", "marital-status", "occupation", "race", "sex", "native-country"]
+QIS = ["age", "workclass", "education-num", "marital-status", "occupation", "race", "sex", "native-country"]
+# The reference's two hierarchies with a middle level; the other categorical QIs are flat (value or *).
+HIERARCHIES: dict[str, dict[str, list[str]]] = {
+    "workclass": {
+        "Self-employ": ["Self-emp-not-inc", "Self-emp-inc"],
+        "gov": ["Federal-gov", "Local-gov", "State-gov"],
+        "not-work": ["Without-pay", "Never-worked"],
+    },
+    "marital-status": {
+        "Married": ["Married-civ-spouse", "Married-AF-spouse"],
+        "leave": ["Divorced", "Separated"],
+        "alone": ["Widowed", "Married-spouse-absent"],
+    },
+}
+
+
+def load_adult(folder: Path) -> pd.DataFrame:
+    path = folder / "adult.data"
+    if not path.is_file():
+        sys.exit(f"UCI Adult not found at {path}: pass --data FOLDER holding adult.data")
+    frame = pd.read_csv(path, header=None, names=COLUMNS, sep=",", skipinitialspace=True, dtype=str)
+    frame = frame.dropna(how="all")
+    complete = ~frame.eq("?").any(axis=1)  # the reference keeps complete rows only
+    frame = frame[complete].reset_index(drop=True)
+    for column in NUMERIC_QIS:
+        frame[column] = frame[column].astype(np.int64)
+    return frame
+
+
+def encode(frame: pd.DataFrame) -> list[NumericQI | CategoricalQI]:
+    qis: list[NumericQI | CategoricalQI] = []
+    for column in QIS:
+        if column in NUMERIC_QIS:
+            qis.append(NumericQI.from_array(column, frame[column].to_numpy()))
+        else:
+            values = frame[column].tolist()
+            qis.append(CategoricalQI.from_values(column, values, Hierarchy.from_children(HIERARCHIES.get(column, {}), values)))
+    return qis
+
+
+def ncp_of_partitions(qis: list[NumericQI | CategoricalQI], groups: list[np.ndarray], *, sets: bool) -> float:
+    """NCP (%) of arbitrary row groups: numeric extent / domain; categorical LCA leaves / all leaves (or, with
+    ``sets``, distinct values / domain)."""
+    n = sum(len(g) for g in groups)
+    total = 0.0
+    for qi in qis:
+        for rows in groups:
+            codes = qi.codes[rows]
+            if isinstance(qi, NumericQI):
+                total += len(rows) * (qi.values[codes.max()] - qi.values[codes.min()]) / qi.span
+            elif sets:
+                distinct = len(np.unique(codes))
+                total += len(rows) * (0.0 if distinct == 1 else distinct / qi.hierarchy.n_leaves)
+            else:
+                paths = qi.hierarchy.ancestors[codes]
+                same = (paths == paths[0]).all(axis=0)
+                depth = len(same) - 1 if same.all() else int(np.argmin(same)) - 1
+                total += len(rows) * qi.hierarchy.penalty()[paths[0, depth]]
+    return total / (n * len(qis)) * 100
+
+
+def run_fedledger(qis: list[NumericQI | CategoricalQI], k: int, mode: SplitMode) -> tuple[float, Partitioning]:
+    start = time.perf_counter()
+    result = mondrian(qis, k=k, mode=mode)
+    return time.perf_counter() - start, result
+
+
+def run_anonypy(frame: pd.DataFrame, k: int) -> tuple[float, list[np.ndarray]]:
+    import anonypy
+
+    df = frame[QIS + ["income"]].copy()
+    for column in CATEGORICAL_QIS:
+        df[column] = df[column].astype("category")
+    start = time.perf_counter()
+    partitions = anonypy.Mondrian(df, QIS).partition(k)
+    elapsed = time.perf_counter() - start
+    return elapsed, [np.asarray(p, dtype=np.int64) for p in partitions]
+
+
+def measure(frame: pd.DataFrame, ks: list[int]) -> list[dict[str, Any]]:
+    qis = encode(frame)
+    rows = []
+    for k in ks:
+        strict_s, strict = run_fedledger(qis, k, "strict")
+        relaxed_s, relaxed = run_fedledger(qis, k, "relaxed")
+        assert k_anonymity(strict.labels) >= k and k_anonymity(relaxed.labels) >= k
+        anonypy_s, anonypy_groups = run_anonypy(frame, k)
+        assert min(len(g) for g in anonypy_groups) >= k
+        rows.append(
+            {
+                "k": k,
+                "fedledger_s": strict_s,
+                "anonypy_s": anonypy_s,
+                "speedup": anonypy_s / strict_s,
+                "fedledger_ncp": strict.ncp_percent,
+                "fedledger_relaxed_s": relaxed_s,
+                "fedledger_relaxed_ncp": relaxed.ncp_percent,
+                "anonypy_ncp": ncp_of_partitions(qis, anonypy_groups, sets=False),
+                "anonypy_ncp_sets": ncp_of_partitions(qis, anonypy_groups, sets=True),
+                "published_ncp": PUBLISHED_STRICT_NCP_K10 if k == 10 else None,
+                "fedledger_partitions": strict.n_partitions,
+                "anonypy_partitions": len(anonypy_groups),
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], n_rows: int) -> str:
+    header = (
+        "| k | fedledger s | anonypy s | speedup | fedledger NCP % | anonypy NCP % | anonypy NCP % (sets) "
+        "| published NCP % | fedledger relaxed s | fedledger relaxed NCP % |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [f"UCI Adult, {n_rows} rows, QIs: {', '.join(QIS)}", "", header]
+    for r in rows:
+        published = f"{r['published_ncp']:.2f}" if r["published_ncp"] is not None else "-"
+        lines.append(
+            f"| {r['k']} | {r['fedledger_s']:.3f} | {r['anonypy_s']:.2f} | {r['speedup']:.0f}x "
+            f"| {r['fedledger_ncp']:.2f} | {r['anonypy_ncp']:.2f} | {r['anonypy_ncp_sets']:.2f} | {published} "
+            f"| {r['fedledger_relaxed_s']:.3f} | {r['fedledger_relaxed_ncp']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding adult.data")
+    parser.add_argument("--k", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    frame = load_adult(args.data)
+    rows = measure(frame, args.k)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(markdown(rows, len(frame)))
+
+
+if __name__ == "__main__":
+    main()
