@@ -94,7 +94,8 @@ def encode(frame: pd.DataFrame) -> list[NumericQI | CategoricalQI]:
             qis.append(NumericQI.from_array(column, frame[column].to_numpy()))
         else:
             values = frame[column].tolist()
-            qis.append(CategoricalQI.from_values(column, values, Hierarchy.from_children(HIERARCHIES.get(column, {}), values)))
+            hierarchy = Hierarchy.from_children(HIERARCHIES.get(column, {}), values)
+            qis.append(CategoricalQI.from_values(column, values, hierarchy))
     return qis
 
 

@@ -26,10 +26,21 @@ from fedledger.data.anonymize._mondrian import (
     format_number,
     mondrian,
 )
+from fedledger.data.anonymize._pseudonym import (
+    ALPHABETS,
+    DEFAULT_PSEUDONYM_LENGTH,
+    AlphabetName,
+    Tokenizer,
+    canonical_text,
+    pseudonymize,
+)
 
 __all__ = [
+    "ALPHABETS",
+    "DEFAULT_PSEUDONYM_LENGTH",
     "MISSING",
     "ROOT",
+    "AlphabetName",
     "CategoricalQI",
     "Constraints",
     "Hierarchy",
@@ -37,7 +48,9 @@ __all__ = [
     "Partitioning",
     "SensitiveAttribute",
     "SplitMode",
+    "Tokenizer",
     "auto_hierarchy",
+    "canonical_text",
     "distinct_l_diversity",
     "emd_to_distribution",
     "entropy_l_diversity",
@@ -45,6 +58,7 @@ __all__ = [
     "format_number",
     "k_anonymity",
     "mondrian",
+    "pseudonymize",
     "sensitive_histogram",
     "t_closeness",
 ]

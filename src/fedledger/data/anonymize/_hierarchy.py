@@ -151,8 +151,11 @@ class Hierarchy:
 
 
 def _is_digit_code_column(values: Sequence[str]) -> bool:
-    return len(values) > 0 and len({len(v) for v in values}) == 1 and len(values[0]) >= 2 and all(
-        v.isascii() and v.isdigit() for v in values
+    return (
+        len(values) > 0
+        and len({len(v) for v in values}) == 1
+        and len(values[0]) >= 2
+        and all(v.isascii() and v.isdigit() for v in values)
     )
 
 

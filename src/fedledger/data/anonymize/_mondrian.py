@@ -178,7 +178,8 @@ class Partitioning:
         """The published value of QI ``index`` for every row."""
         qi = self.qis[index]
         if isinstance(qi, NumericQI):
-            per_partition = [qi.describe(int(lo), int(hi)) for lo, hi in zip(self.low[:, index], self.high[:, index])]
+            extents = zip(self.low[:, index], self.high[:, index], strict=True)
+            per_partition = [qi.describe(int(lo), int(hi)) for lo, hi in extents]
         else:
             per_partition = [qi.describe(int(node)) for node in self.low[:, index]]
         table = np.array(per_partition, dtype=object)
@@ -262,7 +263,6 @@ class _Splitter:
                     return False
         return True
 
-
     def split_numeric(self, j: int, idx: IntArray, col: IntArray, low: int, high: int) -> IntArray | None:
         n = len(col)
         k = self.constraints.k
@@ -281,9 +281,9 @@ class _Splitter:
         if not len(cuts):
             return None
         for cut in cuts[np.argsort(np.abs(2 * cuts - n), kind="stable")][:_MAX_CUTS_TRIED]:
-            groups = (col > ordered[cut - 1]).astype(np.int64)
-            if self._satisfied(idx, groups, 2):
-                return groups
+            cut_groups: IntArray = (col > ordered[cut - 1]).astype(np.int64)
+            if self._satisfied(idx, cut_groups, 2):
+                return cut_groups
         return None
 
     def split_categorical(self, qi: CategoricalQI, idx: IntArray, col: IntArray, depth: int) -> IntArray | None:
@@ -346,7 +346,7 @@ class _Splitter:
             order = np.argsort(groups, kind="stable")
             perm[start:end] = idx[order]
             bounds = start + np.concatenate([[0], np.cumsum(np.bincount(groups))])
-            stack.extend((int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
+            stack.extend((int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a)
         shape = (len(sizes), d)
         return Partitioning(
             qis=self.qis,
