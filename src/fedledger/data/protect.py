@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import os
 import re
@@ -51,6 +50,7 @@ from fedledger.data.anonymize import (
     t_closeness,
 )
 from fedledger.data.policy import ColumnClass, ColumnPolicy, ProtectionPolicy
+from fedledger.data.tabular import read_table, write_table
 from fedledger.exceptions import BadInput, ConfigError
 
 __all__ = [
@@ -59,9 +59,10 @@ __all__ = [
     "ProtectionResult",
     "protect_file",
     "protect_frame",
-    "read_text_table",
+    "needed_keys",
     "report_path_for",
     "resolve_classes",
+    "write_result",
 ]
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -118,54 +119,9 @@ def resolve_classes(
 # -- reading and writing -----------------------------------------------------------------------------------
 
 
-def read_text_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet table with every value as text (``None`` for missing): nothing is reinterpreted on the way
-    through (leading zeros, long digit strings), and a malformed file is a :class:`BadInput` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: no such file")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-            frame = frame.astype(object).where(frame.notna(), None)
-            frame = frame.map(lambda v: None if v is None else str(v))
-        else:
-            raw = path.read_bytes()
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise BadInput(
-                    f"{path}: not valid UTF-8 at byte {exc.start} (mixed or legacy encoding); re-encode it as UTF-8"
-                ) from exc
-            if not text.strip():
-                raise BadInput(f"{path}: the file is empty")
-            frame = pd.read_csv(
-                io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error"
-            )
-            frame = frame.astype(object).where(frame.notna(), None)
-    except BadInput:
-        raise
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
-        raise BadInput(f"{path}: cannot read as a table: {exc}") from exc
-    if frame.columns.duplicated().any():
-        raise BadInput(f"{path}: duplicate column names {sorted(set(frame.columns[frame.columns.duplicated()]))}")
-    return frame
-
-
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-
-
 def report_path_for(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".report.json")
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
 # -- the pipeline --------------------------------------------------------------------------------------------
@@ -353,6 +309,27 @@ def _raise_unmet(report: Mapping[str, Any]) -> None:
         raise ConfigError(f"the table cannot meet the policy's targets: {'; '.join(unmet)}; nothing was written")
 
 
+def needed_keys(policy: ProtectionPolicy, classes: Mapping[str, ColumnClassification]) -> set[str]:
+    """The data key purposes (``pseudonymize``, ``tokenize``) the columns' actions use."""
+    actions = {policy.action_for(column, c.column_class) for column, c in classes.items()}
+    return {str(action) for action in actions if action in ("pseudonymize", "tokenize")}
+
+
+def write_result(result: ProtectionResult, out: str | Path, *, report_path: str | Path | None = None) -> Path:
+    """Write the protected table (CSV or Parquet by suffix) and then its JSON report, each atomically: the report,
+    which says the output is complete, never exists without the output it describes. Returns the report's path."""
+    out = Path(out)
+    report_file = Path(report_path) if report_path is not None else report_path_for(out)
+    staged = report_file.with_name(f".{report_file.name}.tmp")
+    try:
+        staged.write_text(json.dumps(result.report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        write_table(result.frame, out)
+        os.replace(staged, report_file)
+    finally:
+        staged.unlink(missing_ok=True)
+    return report_file
+
+
 def protect_file(
     path: str | Path,
     out: str | Path,
@@ -362,21 +339,12 @@ def protect_file(
     keys: ProtectionKeys = ProtectionKeys(),
     report_path: str | Path | None = None,
 ) -> ProtectionResult:
-    """Read ``path``, protect it, and write ``out`` (CSV or Parquet by suffix) and its JSON report atomically."""
+    """Read ``path`` (CSV or Parquet), protect it, and write ``out`` and its JSON report (see :func:`write_result`)."""
     path, out = Path(path), Path(out)
     if out.resolve() == path.resolve():
         raise BadInput(f"{out}: refusing to overwrite the input file")
-    frame = read_text_table(path)
+    frame = read_table(path, as_text=True)
     result = protect_frame(frame, policy, classes=resolve_classes(frame.columns, policy, classes), keys=keys)
-    report = dict(result.report, input=str(path), output=str(out))
-    report_file = Path(report_path) if report_path is not None else report_path_for(out)
-    staged = [(_temporary(out), out), (_temporary(report_file), report_file)]
-    try:
-        _write_table(result.frame, staged[0][0])
-        staged[1][0].write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-        for temporary, final in staged:
-            os.replace(temporary, final)
-    finally:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-    return ProtectionResult(result.frame, report)
+    result = ProtectionResult(result.frame, dict(result.report, input=str(path), output=str(out)))
+    write_result(result, out, report_path=report_path)
+    return result
