@@ -47,17 +47,15 @@ class Hierarchy:
 
     @classmethod
     def _build(cls, parent_of: Mapping[str, str], leaves: Sequence[str]) -> Hierarchy:
-        """A tree from child -> parent links (every chain must end at :data:`ROOT`)."""
+        """A tree from child -> parent links (acyclic; every chain ends at :data:`ROOT`)."""
         labels = [ROOT]
         ids = {ROOT: 0}
         parents = [-1]
 
-        def node_id(label: str, trail: tuple[str, ...] = ()) -> int:
+        def node_id(label: str) -> int:
             if label in ids:
                 return ids[label]
-            if label in trail:
-                raise ConfigError(f"generalization hierarchy has a cycle through {label!r}")
-            parent = node_id(parent_of.get(label, ROOT), (*trail, label))
+            parent = node_id(parent_of.get(label, ROOT))
             ids[label] = len(labels)
             labels.append(label)
             parents.append(parent)
@@ -103,6 +101,13 @@ class Hierarchy:
                 if kid in parent_of and parent_of[kid] != parent:
                     raise ConfigError(f"hierarchy names {kid!r} under both {parent_of[kid]!r} and {parent!r}")
                 parent_of[kid] = str(parent)
+        for start in parent_of:
+            walk, seen = start, {start}
+            while walk in parent_of:
+                walk = parent_of[walk]
+                if walk in seen:
+                    raise ConfigError(f"generalization hierarchy has a cycle through {walk!r}")
+                seen.add(walk)
         inner = set(parent_of.values())
         present = sorted({MISSING if v is None else v for v in values})
         clash = [v for v in present if v in inner or v == ROOT]
