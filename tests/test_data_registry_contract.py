@@ -213,7 +213,7 @@ def test_register_refuses_bad_purposes_on_chain(reg: Registry) -> None:
     training = purpose_id(TRAINING)
     refused(reg, InvalidArgument, "registry: empty purposes", _raw_register, reg, [])
     refused(reg, InvalidArgument, "registry: zero purpose", _raw_register, reg, [training, b"\x00" * 32])
-    refused(reg, InvalidState, "registry: duplicate purpose", _raw_register, reg, [training, training])
+    refused(reg, InvalidArgument, "registry: duplicate purpose", _raw_register, reg, [training, training])
 
 
 def test_register_refuses_bad_purposes_in_client(reg: Registry) -> None:
@@ -365,7 +365,7 @@ def test_set_purposes_refusals(reg: Registry) -> None:
     )
     refused(
         reg,
-        InvalidState,
+        InvalidArgument,
         "registry: duplicate purpose",
         raw,
         reg,

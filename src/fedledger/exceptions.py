@@ -8,6 +8,8 @@ own message in ``.reason``.
     FedLedgerError
     ├── ConfigError                  workspace / config file missing or invalid
     ├── BadInput                     a malformed value given to the client (address, hash...)
+    │   ├── UnknownSubject           the vault holds nothing for a data subject
+    │   └── ErasedSubject            the data subject was erased (crypto-shredded)
     ├── KeystoreError                keystore unreadable, wrong password
     ├── ChainError                   chain unreachable, node or backend failure
     │   ├── ChainBusy                the embedded chain is held by another process
@@ -22,7 +24,8 @@ own message in ``.reason``.
     │   └── IntegrityError           bytes do not match their hash
     ├── UpdateRejected               an update blob failed validation (has .reason)
     ├── AggregationError             aggregate cannot be computed
-    └── VerificationFailed           audit found a discrepancy (has .discrepancy)
+    ├── VerificationFailed           audit found a discrepancy (has .discrepancy)
+    └── PurposeNotAllowed            a dataset's consent does not cover a task's purpose
 
 CLI exit codes come from the class (see :func:`exit_code_for`).
 """
@@ -48,6 +51,9 @@ __all__ = [
     "TransactionFailed",
     "UpdateRejected",
     "VerificationFailed",
+    "PurposeNotAllowed",
+    "UnknownSubject",
+    "ErasedSubject",
     "exit_code_for",
     "revert_error",
 ]
@@ -147,6 +153,20 @@ class VerificationFailed(FedLedgerError):
         super().__init__(discrepancy)
 
 
+class PurposeNotAllowed(FedLedgerError):
+    """A dataset does not allow the purpose a task would process it for (nothing was trained)."""
+
+    exit_code = 14
+
+
+class UnknownSubject(BadInput):
+    """The vault holds nothing for this data subject."""
+
+
+class ErasedSubject(BadInput):
+    """The data subject was erased: its values are gone for good and no new ones are accepted."""
+
+
 # Revert-string fragments -> error class. Checked in order; first match wins.
 _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
     (("caller is not", "must be an admin", "not in the update's committee", "not drawn for"), NotAuthorized),
@@ -165,6 +185,7 @@ _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
             "threshold above",
             "at least 1",
             "unknown update",
+            "duplicate ",
         ),
         InvalidArgument,
     ),

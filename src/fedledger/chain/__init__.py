@@ -6,6 +6,7 @@ from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.consortium import ConsortiumClient, Member, MemberStatus, Proposal, ProposalKind, Role
 from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32
 from fedledger.chain.events import EVENT_TYPES, LedgerEvent
+from fedledger.chain.registry import DataRegistryClient, DatasetInfo, DatasetStatus, purpose_id
 from fedledger.chain.task import (
     SCORE_SCALE,
     Phase,
@@ -25,6 +26,9 @@ __all__ = [
     "Chain",
     "CompiledContract",
     "ConsortiumClient",
+    "DataRegistryClient",
+    "DatasetInfo",
+    "DatasetStatus",
     "LedgerEvent",
     "Member",
     "MemberStatus",
@@ -43,4 +47,5 @@ __all__ = [
     "contract_source",
     "indices_of",
     "mask_of",
+    "purpose_id",
 ]

@@ -156,7 +156,7 @@ class Chain:
             if self.fixed_gas:
                 fn.call(cast(TxParams, {"from": tx["from"], "value": value}))
                 tx["gas"] = self.fixed_gas
-            return dict(fn.build_transaction(cast(TxParams, tx)))
+            return self._with_gas_margin(dict(fn.build_transaction(cast(TxParams, tx))))
 
         return self._send(account, build, label=fn.fn_name, value=value)
 
@@ -172,7 +172,7 @@ class Chain:
             if self.fixed_gas:
                 # Dry-run the constructor, as transact does, so a refused deploy is never mined.
                 self.w3.eth.call({"from": tx["from"], "data": built["data"], "value": tx["value"]})
-            return built
+            return self._with_gas_margin(built)
 
         result = self._send(account, build, label=f"deploy {name}")
         address = result.receipt["contractAddress"]
@@ -224,6 +224,14 @@ class Chain:
                 self._next_nonce[sender] = nonce + 1
                 return self._wait(HexBytes(tx_hash), tx, label)
         raise TransactionFailed(f"{label}: gave up after {attempts} nonce conflicts")
+
+    def _with_gas_margin(self, tx: dict[str, Any]) -> dict[str, Any]:
+        # A node estimates against the latest block: an SSTORE that is a no-op there (e.g. writing
+        # block.number into a slot already holding it) is priced near zero but costs up to 20k gas
+        # once mined in the next block. Only the gas actually used is charged, so a margin is free.
+        if not self.fixed_gas:
+            tx["gas"] = int(tx["gas"]) * 6 // 5 + 25_000
+        return tx
 
     def _fees(self) -> dict[str, int]:
         # EIP-1559 fees with room for the base fee to double before inclusion.

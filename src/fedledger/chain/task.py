@@ -17,7 +17,7 @@ from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
     "SCORE_SCALE",
-    "MemberStatus",
+    "MemberView",
     "Phase",
     "RoundInfo",
     "TaskParams",
@@ -145,7 +145,7 @@ class RoundInfo:
 
 
 @dataclass(frozen=True)
-class MemberStatus:
+class MemberView:
     """One member's view of the task at a block: what its node polls each step."""
 
     current_round: int
@@ -261,11 +261,11 @@ class TrainingTaskClient(ContractClient):
     def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:
         return RoundInfo.from_raw(round_id, self.chain.call(self.contract.functions.rounds(int(round_id)), block=block))
 
-    def member_status(self, member: str) -> MemberStatus:
+    def member_view(self, member: str) -> MemberView:
         """The current round and ``member``'s roles and duties in it, in one call."""
-        raw = self.chain.call(self.contract.functions.member_status(as_address(member)))
+        raw = self.chain.call(self.contract.functions.member_view(as_address(member)))
         current = int(raw[0])
-        return MemberStatus(
+        return MemberView(
             current_round=current,
             round=RoundInfo.from_raw(current, raw[1]) if current else None,
             roles=int(raw[2]),

@@ -33,7 +33,7 @@ from fedledger.chain.registry import DataRegistryClient, DatasetInfo, Purpose, p
 from fedledger.chain.task import Phase, TrainingTaskClient, UpdateInfo
 from fedledger.data.commitment import MerkleTree, document_hash, schema_hash
 from fedledger.data.vault import REFERENCE_PREFIX, ErasedSubject, ErasureReceipt, UnknownSubject, Vault
-from fedledger.exceptions import BadInput, ConfigError, FedLedgerError, InvalidState
+from fedledger.exceptions import BadInput, ConfigError, InvalidState, PurposeNotAllowed
 
 __all__ = [
     "DatasetLineage",
@@ -49,15 +49,6 @@ __all__ = [
     "register_table",
     "round_lineage",
 ]
-
-
-class PurposeNotAllowed(FedLedgerError):
-    """A dataset does not allow the purpose a task would process it for (nothing was trained)."""
-
-    exit_code = 14
-
-
-# -- registration ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eth_account.signers.local import LocalAccount
 
 from fedledger.data.keys import org_data_key
-from fedledger.exceptions import BadInput, ConfigError, IntegrityError
+from fedledger.exceptions import BadInput, ConfigError, ErasedSubject, IntegrityError, UnknownSubject
 
 __all__ = [
     "REFERENCE_PREFIX",
@@ -67,14 +67,6 @@ REFERENCE_PREFIX = "vault:"
 _FORMAT = 1
 _NONCE = 12  # bytes: the AES-GCM standard nonce, random per encryption
 _KEY_BYTES = 32
-
-
-class UnknownSubject(BadInput):
-    """The vault holds nothing for this subject."""
-
-
-class ErasedSubject(BadInput):
-    """The subject was erased: its values are gone for good and no new ones are accepted."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import Role
-from fedledger.chain.task import MemberStatus, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
+from fedledger.chain.task import MemberView, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import ConfigError, InvalidState, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, check_update
@@ -132,7 +132,7 @@ class MemberNode:
 
     def step(self) -> bool:
         """Do what this member owes in the current round; True if it acted."""
-        status = self.task.member_status(self.account.address)  # one read per step
+        status = self.task.member_view(self.account.address)  # one read per step
         info = status.round
         if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
             return self._maybe_open(status)
@@ -142,12 +142,12 @@ class MemberNode:
             return self._validate_phase(status, info)
         return self._aggregate_phase(status, info)
 
-    def _maybe_open(self, status: MemberStatus) -> bool:
+    def _maybe_open(self, status: MemberView) -> bool:
         if status.current_round >= self.config.rounds or not status.roles & (Role.AGGREGATOR | Role.ADMIN):
             return False
         return self._try("open_round", status.current_round + 1, self.task.open_round)
 
-    def _commit_phase(self, status: MemberStatus, info: RoundInfo) -> bool:
+    def _commit_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
         if status.roles & Role.TRAINER and self.data is not None and not status.committed:
             self._train_and_commit(info)
@@ -156,7 +156,7 @@ class MemberNode:
             return self._try("close_commits", r, lambda: self.task.close_commits(r))
         return False
 
-    def _validate_phase(self, status: MemberStatus, info: RoundInfo) -> bool:
+    def _validate_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
         if status.roles & Role.VALIDATOR and self.data is not None and not status.scored:
             self._score(info)
@@ -165,7 +165,7 @@ class MemberNode:
             return self._try("close_validation", r, lambda: self.task.close_validation(r))
         return False
 
-    def _aggregate_phase(self, status: MemberStatus, info: RoundInfo) -> bool:
+    def _aggregate_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
         if status.roles & Role.AGGREGATOR and not status.proposed:
             self._aggregate(info)

@@ -60,7 +60,7 @@ struct Round:
 
 
 # Everything a member node needs to decide its next step, in one call.
-struct MemberStatus:
+struct MemberView:
     current_round: uint256
     round: Round
     roles: uint256
@@ -492,7 +492,7 @@ def assignments_of(round_id: uint256, validator: address) -> DynArray[uint256, M
 
 @view
 @external
-def member_status(member: address) -> MemberStatus:
+def member_view(member: address) -> MemberView:
     """
     @notice The current round and `member`'s part in it, in one call: what a node polls.
     """
@@ -501,7 +501,7 @@ def member_status(member: address) -> MemberStatus:
     for role: uint256 in [ROLE_ADMIN, ROLE_TRAINER, ROLE_VALIDATOR, ROLE_AGGREGATOR, ROLE_AUDITOR]:
         if staticcall self.consortium.has_role(member, role):
             roles |= role
-    return MemberStatus(
+    return MemberView(
         current_round=round_id,
         round=self.rounds[round_id],
         roles=roles,
