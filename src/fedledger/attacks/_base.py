@@ -178,8 +178,8 @@ class Attack:
 
     def describe(self) -> str:
         """``name(param=value, ...)`` for logs and reports."""
-        fields = dataclasses.fields(self) if dataclasses.is_dataclass(self) else ()
-        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields)
+        names = [f.name for f in dataclasses.fields(self)] if dataclasses.is_dataclass(self) else []
+        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
         return f"{self.name}({args})"
 
 
