@@ -178,7 +178,7 @@ class Attack:
 
     def describe(self) -> str:
         """``name(param=value, ...)`` for logs and reports."""
-        names = [f.name for f in dataclasses.fields(self)] if dataclasses.is_dataclass(self) else []
+        names: list[str] = [f.name for f in dataclasses.fields(self)] if dataclasses.is_dataclass(self) else []
         args = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
         return f"{self.name}({args})"
 
