@@ -8,7 +8,7 @@ a :class:`Coalition`, whose :class:`CoalitionMember` s implement the node's
 ``Behavior`` protocol. :func:`make_attack` builds one by registry name.
 """
 
-from fedledger.attacks._base import Attack, AttackContext, Compose, NoAttack, Scores
+from fedledger.attacks._base import Array, Attack, AttackContext, Compose, NoAttack, Scores
 from fedledger.attacks.alie import ALIE, alie_z_max
 from fedledger.attacks.backdoor import Backdoor, PixelTrigger, backdoor_success_rate
 from fedledger.attacks.coalition import Coalition, CoalitionMember, Trainer
@@ -21,6 +21,7 @@ from fedledger.attacks.validators import LyingValidators
 
 __all__ = [
     "ALIE",
+    "Array",
     "ATTACKS",
     "IPM",
     "Attack",
