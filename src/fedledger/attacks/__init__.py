@@ -6,6 +6,15 @@ malicious members submit, and the scores malicious validators submit. A
 chain-less simulator calls the hooks directly; member nodes run an attack through
 a :class:`Coalition`, whose :class:`CoalitionMember` s implement the node's
 ``Behavior`` protocol. :func:`make_attack` builds one by registry name.
+
+A simulator round with malicious clients ``bad`` (their honest deltas in ``deltas``)::
+
+    attack = make_attack("alie")                      # or parse_attack("fang-trim:mode=std")
+    X, y = attack.poison_data(X, y, rng=rng, num_classes=C)   # once per malicious client
+    ctx = AttackContext(global_params, round_id, num_malicious=len(bad), rng=rng,
+                        num_workers=n_clients, clip_norm=clip)
+    crafted = attack.craft([deltas[c] for c in bad], ctx)      # crafted[i] replaces deltas[bad[i]]
+    scores = attack.scores(honest_scores, update_owners, malicious_members)  # a malicious validator
 """
 
 from fedledger.attacks._base import Array, Attack, AttackContext, Compose, NoAttack, Scores
