@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
@@ -40,7 +41,20 @@ from fedledger.attacks import (
     parse_attack,
 )
 from fedledger.exceptions import BadInput, ConfigError
-from fedledger.learning import Params, flatten
+from fedledger.federation import LocalData, Simulation, TaskConfig
+from fedledger.federation.setup import create_consortium
+from fedledger.learning import (
+    FeatureStats,
+    FixedPoint,
+    Params,
+    Standardizer,
+    breast_cancer_hospitals,
+    flatten,
+    load_csv_dataset,
+    train_val_split,
+)
+from fedledger.store import decode_tensors
+from fedledger.workspace import Workspace
 
 GLOBAL: Params = {
     "bias": np.full(3, 0.5, np.float32),
@@ -515,3 +529,45 @@ def test_free_riding_coalition_members_need_no_training() -> None:
 
 def test_every_attack_is_an_attack_subclass() -> None:
     assert all(issubclass(cls, Attack) for cls in ATTACKS.values())
+
+
+@pytest.mark.slow
+def test_coalition_members_drive_real_member_nodes_on_the_ledger(tmp_path: Path) -> None:
+    """Two sybils sign-flipping one update through unmodified MemberNodes: both commit the same
+    flipped delta just under the clip norm, and the validators' median keeps it out."""
+    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=4, alpha=1.0, seed=5)
+    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
+    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
+    datas = []
+    for k, d in enumerate(local):
+        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
+        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
+    config = TaskConfig(
+        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
+        rounds=1,
+        local_epochs=2,
+        min_commitments=2,
+        proposal_quorum=2,
+        clip_norm=5.0,
+    )
+    coalition = Coalition(make_attack("sybil", inner="sign-flip"), num_malicious=2, num_workers=4, clip_norm=5.0)
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws, config=config, datas=datas, password="pw", behaviors=[None, None, *coalition.members]
+        )
+        Simulation(sim.task, sim.nodes).run()
+        info = sim.task.round(1)
+        updates = sim.task.updates(1)
+        bad = {node.account.address for node in sim.nodes[2:]}
+        crafted = [
+            decode_tensors(sim.store.get(u.update_hash.removeprefix("0x")))[0] for u in updates if u.member in bad
+        ]
+        codec = FixedPoint(config.frac_bits)
+        first, second = ({k: codec.decode(v) for k, v in c.items()} for c in crafted)
+        assert all(np.array_equal(first[k], second[k]) for k in first)  # sybils: one update, two identities
+        assert np.sqrt(sum(float(np.sum(v * v)) for v in first.values())) == pytest.approx(0.99 * 5.0, rel=1e-3)
+        accepted = {updates[i].member for i in info.accepted}
+        assert accepted and not accepted & bad
+    finally:
+        ws.close()
