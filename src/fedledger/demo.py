@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fedledger.attacks import Coalition, CoalitionMember, parse_attack
 from fedledger.audit import verify_task
 from fedledger.chain.events import UpdateFlagged
 from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, contract_median
@@ -29,7 +30,6 @@ from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
 from fedledger.learning import (
     FeatureStats,
-    Params,
     Standardizer,
     breast_cancer_hospitals,
     build_model,
@@ -41,47 +41,7 @@ from fedledger.learning import (
 from fedledger.store import BlobStore
 from fedledger.workspace import ChainSpec, Workspace
 
-__all__ = ["ATTACKS", "DemoResult", "SignFlip", "run_demo"]
-
-
-def _rescaled(trained: Params, global_params: Params, factor: float, norm: float | None) -> Params:
-    """``global + factor * delta``, optionally stretched to L2 norm ``norm`` (just under the clip bound,
-    so the norm check cannot catch it: only the validators' scores can)."""
-    delta = {k: factor * (trained[k].astype(np.float64) - global_params[k]) for k in trained}
-    if norm is not None:
-        current = float(np.sqrt(sum(float(np.sum(d * d)) for d in delta.values())))
-        if current > 0:
-            delta = {k: d * (norm / current) for k, d in delta.items()}
-    return {k: (global_params[k] + delta[k]).astype(np.float32) for k in trained}
-
-
-@dataclass(frozen=True)
-class SignFlip:
-    """A poisoning member: sends the opposite of its honest update, at the largest norm the task admits."""
-
-    target_norm: float | None = None
-    name: str = "sign-flip"
-
-    def local_params(self, trained: Params, global_params: Params, round_id: int) -> Params:
-        return _rescaled(trained, global_params, -1.0, self.target_norm)
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """A poisoning member: boosts its update as far as the norm bound allows (model replacement)."""
-
-    target_norm: float | None = None
-    name: str = "scaling"
-
-    def local_params(self, trained: Params, global_params: Params, round_id: int) -> Params:
-        return _rescaled(trained, global_params, 1.0, self.target_norm)
-
-
-ATTACKS: dict[str, Callable[[float], Any]] = {
-    "sign-flip": lambda norm: SignFlip(norm),
-    "scaling": lambda norm: Scaling(norm),
-    "none": lambda norm: None,
-}
+__all__ = ["DemoResult", "run_demo"]
 
 
 @dataclass
@@ -172,10 +132,29 @@ def _run(
         proposal_quorum=min(3, n_members - n_malicious),
         extra={"standardizer": scaler.to_dict()},
     )
-    behaviors = [
-        ATTACKS[attack](0.99 * config.clip_norm) if k >= n_members - n_malicious else None for k in range(n_members)
-    ]
-    sim = create_consortium(ws, config=config, datas=datas, password=password, behaviors=behaviors, on_event=on_event)
+    first_malicious = n_members - n_malicious
+    coalition = (
+        Coalition(
+            parse_attack(attack),
+            num_malicious=n_malicious,
+            num_workers=n_members,
+            clip_norm=config.clip_norm,
+            seed=seed,
+        )
+        if n_malicious
+        else None
+    )
+    behaviors: list[CoalitionMember | None] = [None] * n_members
+    member_datas = list(datas)  # what the members train on; the pooled baseline keeps the clean data
+    if coalition is not None:
+        for j, member in enumerate(coalition.members):
+            k = first_malicious + j
+            X_bad, y_bad = member.poison_data(datas[k].X_train, datas[k].y_train, num_classes=2)
+            member_datas[k] = LocalData(X_bad, y_bad, datas[k].X_val, datas[k].y_val)
+            behaviors[k] = member
+    sim = create_consortium(
+        ws, config=config, datas=member_datas, password=password, behaviors=behaviors, on_event=on_event
+    )
     task, store, nodes = sim.task, sim.store, sim.nodes
     member_rows = [
         {

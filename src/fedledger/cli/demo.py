@@ -19,16 +19,22 @@ def demo(
     ] = None,
     members: Annotated[int, typer.Option(help="Number of hospitals.")] = 5,
     rounds: Annotated[int, typer.Option(help="Training rounds.")] = 8,
-    attack: Annotated[str, typer.Option(help="Malicious behavior: sign-flip, scaling or none.")] = "sign-flip",
+    attack: Annotated[
+        str,
+        typer.Option(
+            help="Attack of the malicious hospitals: NAME or NAME:key=value,... (a+b composes), "
+            "e.g. sign-flip, alie, fang-trim:mode=std, backdoor:target_label=1,boost=5, sign-flip+lying-validators."
+        ),
+    ] = "sign-flip",
     malicious: Annotated[int, typer.Option(help="How many hospitals are malicious.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
-    from fedledger.demo import ATTACKS, run_demo
+    from fedledger.attacks import parse_attack
+    from fedledger.demo import run_demo
 
-    if attack not in ATTACKS:
-        raise BadInput(f"unknown attack {attack!r}; known: {', '.join(ATTACKS)}")
+    parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
     if workspace is not None and (workspace / "config.json").exists():
         raise BadInput(f"{workspace} already holds a workspace; pick a new folder for the demo")
     out = err_console if json_out else console

@@ -49,7 +49,13 @@ class LocalData:
 
 
 class Behavior(Protocol):
-    """How a simulated member deviates from the protocol (attack simulations)."""
+    """How a simulated member deviates from the protocol (attack simulations).
+
+    Optional hooks, used when the behaviour has them (``fedledger.attacks.CoalitionMember`` does):
+    ``join(address=..., train=...)`` is called once with this member's address and its replayable
+    training function; ``needs_training`` False skips local training (free-riders);
+    ``scores(honest_scores, update_owners)`` replaces the scores this member submits as a validator.
+    """
 
     name: str
 
@@ -85,6 +91,9 @@ class MemberNode:
         self.data = data
         self.behavior = behavior
         self.on_event = on_event
+        join = getattr(behavior, "join", None)
+        if callable(join) and data is not None:
+            join(address=account.address, train=self._local_train)
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
         self._round_updates: tuple[int, list[UpdateInfo]] | None = None
@@ -180,10 +189,11 @@ class MemberNode:
         assert self.data is not None
         config = self.config
         global_params, _ = self.global_model(info.global_model)
-        model = self.adapter(global_params)
         seed = _seed(config.seed, self.account.address, info.round_id)
-        model.fit(self.data.X_train, self.data.y_train, epochs=config.local_epochs, seed=seed)
-        local = model.get_params()
+        if getattr(self.behavior, "needs_training", True):
+            local = self._local_train(global_params, info.round_id)
+        else:
+            local = {k: v.copy() for k, v in global_params.items()}
         if self.behavior is not None:
             local = self.behavior.local_params(local, global_params, info.round_id)
         pipeline = UpdatePipeline.default(max_norm=config.clip_norm, frac_bits=config.frac_bits)
@@ -222,6 +232,9 @@ class MemberNode:
             model = build_model(config.model)
             rule = SCORING_RULES[config.scoring]
             scores.append(rule(model, global_params, decoded, self.data.X_val, self.data.y_val))
+        lie = getattr(self.behavior, "scores", None)
+        if callable(lie):
+            scores = lie(scores, [u.member for u in self.closed_updates(r)])
         self.task.submit_scores(r, scores)
         self._emit("score", r, scores=scores)
 
@@ -235,6 +248,15 @@ class MemberNode:
         self.store.put(result.blob)
         finalized = self.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
         self._emit("propose", r, model_hash=result.model_hash, included=result.included, finalized=finalized)
+
+    def _local_train(self, global_params: Params, round_id: int) -> Params:
+        """This member's honest local training in ``round_id`` (seeded by task, member and round: replayable)."""
+        assert self.data is not None
+        config = self.config
+        model = self.adapter(global_params)
+        seed = _seed(config.seed, self.account.address, round_id)
+        model.fit(self.data.X_train, self.data.y_train, epochs=config.local_epochs, seed=seed)
+        return model.get_params()
 
     # -- helpers --------------------------------------------------------------------------
 
