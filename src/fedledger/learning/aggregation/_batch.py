@@ -11,12 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.exceptions import AggregationError
+from fedledger.learning.aggregation._exact import IntArray
 
-__all__ = ["RuleInputs", "RuleOutcome", "UpdateBatch", "stack_updates"]
+__all__ = ["RuleInputs", "RuleOutcome", "Tensors", "UpdateBatch", "stack_updates"]
+
+Tensors = Mapping[str, npt.NDArray[Any]]
+"""Named arrays as given by the caller (validated before use)."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class UpdateBatch:
 
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
-    matrix: np.ndarray
+    matrix: IntArray
     num_examples: tuple[int, ...]
     frac_bits: int
 
@@ -33,7 +39,7 @@ class UpdateBatch:
     def size(self) -> int:
         return int(self.matrix.shape[0])
 
-    def flatten(self, tensors: Mapping[str, np.ndarray], what: str) -> np.ndarray:
+    def flatten(self, tensors: Tensors, what: str) -> IntArray:
         """One more update-shaped tensor dict (reference, center, history) as an int64 row, validated."""
         if sorted(tensors) != list(self.names):
             raise AggregationError(f"{what} has tensors {sorted(tensors)}, expected {list(self.names)}")
@@ -47,9 +53,9 @@ class UpdateBatch:
             parts.append(np.ascontiguousarray(arr).reshape(-1).view(np.int64))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def unflatten(self, row: np.ndarray) -> dict[str, np.ndarray]:
+    def unflatten(self, row: IntArray) -> dict[str, npt.NDArray[np.uint64]]:
         """An int64 row back into named uint64 tensors."""
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, npt.NDArray[np.uint64]] = {}
         offset = 0
         flat = np.ascontiguousarray(row, dtype=np.int64).view(np.uint64)
         for name, shape in zip(self.names, self.shapes, strict=True):
@@ -65,9 +71,7 @@ def _check_count(value: object, what: str) -> int:
     return int(value)
 
 
-def stack_updates(
-    updates: Sequence[Mapping[str, np.ndarray]], num_examples: Sequence[int], *, frac_bits: int
-) -> UpdateBatch:
+def stack_updates(updates: Sequence[Tensors], num_examples: Sequence[int], *, frac_bits: int) -> UpdateBatch:
     """Validate updates (same names, shapes, uint64) and example counts, and stack them."""
     if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or not 0 <= frac_bits <= 52:
         raise AggregationError(f"frac_bits must be an integer in [0, 52], got {frac_bits!r}")
@@ -100,12 +104,12 @@ class RuleInputs:
     """Everything a rule may read: the updates and the optional side inputs, all validated and flattened."""
 
     batch: UpdateBatch
-    raw_updates: Sequence[Mapping[str, np.ndarray]]
-    reference: np.ndarray | None = None
+    raw_updates: Sequence[Tensors]
+    reference: IntArray | None = None
     """A trusted update (FLTrust's server update; validators' local training in fedledger)."""
-    center: np.ndarray | None = None
+    center: IntArray | None = None
     """Where centered clipping starts: the previous aggregate (momentum), or zero."""
-    history: np.ndarray | None = None
+    history: IntArray | None = None
     """Per-update accumulated history, one row per update (FoolsGold)."""
 
 
@@ -113,7 +117,7 @@ class RuleInputs:
 class RuleOutcome:
     """What a rule computed, before it is turned back into tensors."""
 
-    row: np.ndarray
+    row: IntArray
     selected: tuple[int, ...]
     weights: tuple[Fraction, ...] | None
     details: dict[str, object] = field(default_factory=dict)

@@ -29,11 +29,14 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "COEFF_BITS",
     "COLUMN_CHUNK",
     "FRACTION_BITS",
+    "IntArray",
+    "ObjectArray",
     "combine",
     "exact_gram",
     "exact_sq_norms",
@@ -43,6 +46,12 @@ __all__ = [
     "mix",
     "quantize",
 ]
+
+IntArray = npt.NDArray[np.int64]
+"""Signed view of fixed-point values (and anything else the kernels compute on)."""
+
+ObjectArray = npt.NDArray[np.object_]
+"""An array of Python ints (exact, unbounded)."""
 
 COEFF_BITS = 46
 """Coefficients passed to :func:`combine` must sum below ``2**COEFF_BITS`` and the denominator stay below it."""
@@ -56,10 +65,13 @@ COLUMN_CHUNK = 1 << 15
 _LIMB16 = 16
 _MASK16 = np.int64(0xFFFF)
 _FLOAT_EXACT_BITS = 53
-_GRAM_LIMB_MAX_BITS = 22  # keeps float chunks at >= 2^(53 - 44) = 512 columns
+_GRAM_LIMB_MAX_BITS = 22
+_GRAM_MAX_CHUNK = (
+    1 << 16
+)  # bounds the float64 limb copies to 2^19 bytes per row  # keeps float chunks at >= 2^(53 - 44) = 512 columns
 
 
-def magnitude_bits(arr: np.ndarray) -> int:
+def magnitude_bits(arr: IntArray) -> int:
     """Smallest ``k`` with ``-2**k <= v < 2**k`` for every int64 ``v`` in ``arr`` (0 for an empty array)."""
     if arr.size == 0:
         return 0
@@ -68,9 +80,9 @@ def magnitude_bits(arr: np.ndarray) -> int:
     return max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0)
 
 
-def _float_limbs(chunk: np.ndarray, limb_bits: int, num_limbs: int) -> list[np.ndarray]:
+def _float_limbs(chunk: IntArray, limb_bits: int, num_limbs: int) -> list[npt.NDArray[np.float64]]:
     """Split int64 values into ``num_limbs`` float64 limbs: unsigned low limbs, a signed top limb."""
-    limbs: list[np.ndarray] = []
+    limbs: list[npt.NDArray[np.float64]] = []
     rest = chunk
     mask = np.int64((1 << limb_bits) - 1)
     for _ in range(num_limbs - 1):
@@ -86,7 +98,7 @@ def _gram_plan(bits: int, d: int) -> tuple[int, int, int]:
     limb_bits = max(1, math.ceil(bits / num_limbs))
     # |limb| <= 2^b, so |product| <= 2^(2b) and a chunk of 2^(53 - 2b - 1) columns sums below 2^52.
     chunk = 1 << max(0, _FLOAT_EXACT_BITS - 1 - 2 * limb_bits)
-    return limb_bits, num_limbs, max(1, min(chunk, max(d, 1)))
+    return limb_bits, num_limbs, max(1, min(chunk, _GRAM_MAX_CHUNK, max(d, 1)))
 
 
 class _ChunkAccumulator:
@@ -96,10 +108,10 @@ class _ChunkAccumulator:
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self._fast = np.zeros(shape, dtype=np.int64)
-        self._slow: np.ndarray | None = None
+        self._slow: ObjectArray | None = None
         self._pending = 0
 
-    def add(self, part: np.ndarray) -> None:
+    def add(self, part: npt.NDArray[np.float64]) -> None:
         self._fast += part.astype(np.int64)
         self._pending += 1
         if self._pending == self._FLUSH_EVERY:
@@ -111,14 +123,14 @@ class _ChunkAccumulator:
         self._fast[...] = 0
         self._pending = 0
 
-    def total(self) -> np.ndarray:
+    def total(self) -> ObjectArray:
         """Object array of Python ints."""
         self._flush()
         assert self._slow is not None
         return self._slow
 
 
-def exact_gram(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+def exact_gram(x: IntArray, y: IntArray | None = None) -> ObjectArray:
     """``x @ y.T`` for int64 matrices, exactly, as an object array of Python ints (``y`` defaults to ``x``)."""
     other = x if y is None else y
     n, d = x.shape
@@ -144,7 +156,7 @@ def exact_gram(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def exact_sq_norms(x: np.ndarray) -> list[int]:
+def exact_sq_norms(x: IntArray) -> list[int]:
     """Squared L2 norm of each int64 row, exactly, as Python ints."""
     n, d = x.shape
     bits = magnitude_bits(x)
@@ -153,9 +165,9 @@ def exact_sq_norms(x: np.ndarray) -> list[int]:
     limb_bits, num_limbs, chunk = _gram_plan(bits, d)
     acc = _ChunkAccumulator((num_limbs, num_limbs, n))
     for start in range(0, d, chunk):
-        limbs = np.stack(_float_limbs(x[:, start : start + chunk], limb_bits, num_limbs))
+        limbs = _float_limbs(x[:, start : start + chunk], limb_bits, num_limbs)
         # Row-wise products of every limb pair; exact for the same reason as in exact_gram.
-        acc.add(np.einsum("inc,jnc->ijn", limbs, limbs))
+        acc.add(np.array([[np.einsum("nc,nc->n", a, b) for b in limbs] for a in limbs]))
     blocks = acc.total()
     norms = [0] * n
     for i in range(num_limbs):
@@ -166,9 +178,7 @@ def exact_sq_norms(x: np.ndarray) -> list[int]:
     return norms
 
 
-def combine(
-    x: np.ndarray, coeffs: Sequence[int], denom: int, *, extra: tuple[np.ndarray, int] | None = None
-) -> np.ndarray:
+def combine(x: IntArray, coeffs: Sequence[int], denom: int, *, extra: tuple[IntArray, int] | None = None) -> IntArray:
     """``trunc(sum_i coeffs[i] * x[i] / denom)`` per column, exactly, as int64.
 
     ``x`` is an int64 matrix (rows = vectors), ``coeffs`` non-negative ints with
@@ -200,7 +210,7 @@ def combine(
     return out
 
 
-def _combine_with_row(x: np.ndarray, coeffs: Sequence[int], denom: int, row: np.ndarray, coeff: int) -> np.ndarray:
+def _combine_with_row(x: IntArray, coeffs: Sequence[int], denom: int, row: IntArray, coeff: int) -> IntArray:
     out = np.empty(x.shape[1], dtype=np.int64)
     for start in range(0, x.shape[1], COLUMN_CHUNK):
         block = np.concatenate([x[:, start : start + COLUMN_CHUNK], row[None, start : start + COLUMN_CHUNK]])
@@ -208,10 +218,10 @@ def _combine_with_row(x: np.ndarray, coeffs: Sequence[int], denom: int, row: np.
     return out
 
 
-def _combine_block(rows: np.ndarray, weights: np.ndarray, denom: int) -> np.ndarray:
+def _combine_block(rows: IntArray, weights: IntArray, denom: int) -> IntArray:
     num_limbs = max(1, math.ceil(magnitude_bits(rows) / _LIMB16))
     # Coefficient-weighted sums per limb, most significant first.
-    limb_sums: list[np.ndarray] = []
+    limb_sums: list[IntArray] = []
     rest = rows
     for _ in range(num_limbs - 1):
         limb_sums.append(weights @ (rest & _MASK16))
@@ -228,11 +238,12 @@ def _combine_block(rows: np.ndarray, weights: np.ndarray, denom: int) -> np.ndar
         shift = np.uint64(_LIMB16 * (num_limbs - 1 - level))
         # The true result fits in int64, so summing the digits mod 2^64 recovers it exactly.
         result += quotient.view(np.uint64) << shift
-    floor = result.view(np.int64)
-    return floor + ((floor < 0) & (remainder != 0)).astype(np.int64)
+    floor: IntArray = result.view(np.int64)
+    truncated: IntArray = floor + ((floor < 0) & (remainder != 0)).astype(np.int64)
+    return truncated
 
 
-def mix(x: np.ndarray, weights: Sequence[Fraction]) -> np.ndarray:
+def mix(x: IntArray, weights: Sequence[Fraction]) -> IntArray:
     """``trunc(sum_i weights[i] * x[i])`` with the weights quantized by :func:`quantize`."""
     coeffs, denom = quantize(weights)
     return combine(x, coeffs, denom)
@@ -267,8 +278,9 @@ def isqrt_ratio(num: int, den: int, bits: int = FRACTION_BITS) -> int:
     return math.isqrt((num << (2 * bits)) // den)
 
 
-def midpoint(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def midpoint(low: IntArray, high: IntArray) -> IntArray:
     """``trunc((low + high) / 2)`` for int64 arrays, without overflow."""
     floor = (low >> np.int64(1)) + (high >> np.int64(1)) + (low & high & np.int64(1))
     odd = ((low ^ high) & np.int64(1)).astype(bool)
-    return floor + (odd & (floor < 0)).astype(np.int64)
+    truncated: IntArray = floor + (odd & (floor < 0)).astype(np.int64)
+    return truncated

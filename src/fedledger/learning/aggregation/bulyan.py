@@ -23,14 +23,14 @@ import numpy as np
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import COLUMN_CHUNK, combine, midpoint
+from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, combine, midpoint
 from fedledger.learning.aggregation._params import count_param
 from fedledger.learning.aggregation.krum import krum_scores, pairwise_sq_distances, ranked_by_score
 
 __all__ = ["bulyan_rule", "bulyan_select", "closest_to_median_mean"]
 
 
-def bulyan_select(matrix: np.ndarray, f: int) -> list[int]:
+def bulyan_select(matrix: IntArray, f: int) -> list[int]:
     """The ``n - 2f`` row indices chosen by iterated Krum, in the order chosen."""
     distances = pairwise_sq_distances(matrix)
     remaining = list(range(matrix.shape[0]))
@@ -43,7 +43,7 @@ def bulyan_select(matrix: np.ndarray, f: int) -> list[int]:
     return chosen
 
 
-def closest_to_median_mean(matrix: np.ndarray, beta: int) -> np.ndarray:
+def closest_to_median_mean(matrix: IntArray, beta: int) -> IntArray:
     """Per column, the mean (toward zero) of the ``beta`` values closest to the column's median."""
     theta, d = matrix.shape
     if not 1 <= beta <= theta:

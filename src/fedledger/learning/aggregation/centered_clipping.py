@@ -23,7 +23,7 @@ from fractions import Fraction
 import numpy as np
 
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import combine, exact_gram, exact_sq_norms, quantize
+from fedledger.learning.aggregation._exact import IntArray, combine, exact_gram, exact_sq_norms, quantize
 from fedledger.learning.aggregation._params import count_param, positive_real
 from fedledger.learning.aggregation.norm_bounding import clip_factors
 
@@ -31,8 +31,8 @@ __all__ = ["centered_clip", "centered_clipping_rule"]
 
 
 def centered_clip(
-    matrix: np.ndarray, center: np.ndarray, tau: Fraction, iterations: int
-) -> tuple[np.ndarray, list[Fraction]]:
+    matrix: IntArray, center: IntArray, tau: Fraction, iterations: int
+) -> tuple[IntArray, list[Fraction]]:
     """The clipped center after ``iterations`` steps and the last step's clip factors (``tau`` in fixed-point units)."""
     n = matrix.shape[0]
     sq_norms = exact_sq_norms(matrix)

@@ -35,7 +35,7 @@ import numpy as np
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import FRACTION_BITS, exact_gram, isqrt_ratio, mix
+from fedledger.learning.aggregation._exact import FRACTION_BITS, IntArray, exact_gram, isqrt_ratio, mix
 from fedledger.learning.aggregation._params import positive_real
 
 __all__ = ["cosine_matrix", "foolsgold_rule", "foolsgold_weights"]
@@ -45,7 +45,7 @@ _ALMOST_ONE = Fraction(99, 100)
 _LOGIT_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)
 
 
-def cosine_matrix(matrix: np.ndarray) -> list[list[Fraction]]:
+def cosine_matrix(matrix: IntArray) -> list[list[Fraction]]:
     """Pairwise cosine similarity of the rows, each ``sign * floor(|cos| * 2^40) / 2^40`` (0 against a zero row)."""
     gram: list[list[int]] = exact_gram(matrix).tolist()
     n = len(gram)

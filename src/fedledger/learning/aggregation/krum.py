@@ -17,11 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
-import numpy as np
-
 from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import exact_gram, mix
+from fedledger.learning.aggregation._exact import IntArray, exact_gram, mix
 from fedledger.learning.aggregation._params import count_param
 
 __all__ = [
@@ -34,7 +32,7 @@ __all__ = [
 ]
 
 
-def pairwise_sq_distances(matrix: np.ndarray) -> list[list[int]]:
+def pairwise_sq_distances(matrix: IntArray) -> list[list[int]]:
     """Exact squared L2 distances between the rows of an int64 matrix, as Python ints."""
     gram: list[list[int]] = exact_gram(matrix).tolist()
     diag = [gram[i][i] for i in range(len(gram))]

@@ -18,12 +18,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import COLUMN_CHUNK, midpoint
+from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, midpoint
 
 __all__ = ["coordinate_median", "median_rule"]
 
 
-def coordinate_median(matrix: np.ndarray) -> np.ndarray:
+def coordinate_median(matrix: IntArray) -> IntArray:
     """Median of each column of an int64 ``(n, d)`` matrix, as int64 (middle pair averaged toward zero)."""
     n, d = matrix.shape
     low, high = (n - 1) // 2, n // 2

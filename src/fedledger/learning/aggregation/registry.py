@@ -22,9 +22,11 @@ from fractions import Fraction
 from types import MappingProxyType
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.exceptions import AggregationError
-from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome, UpdateBatch, stack_updates
+from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome, Tensors, UpdateBatch, stack_updates
+from fedledger.learning.aggregation._exact import IntArray
 from fedledger.learning.aggregation._params import resolve_params
 from fedledger.learning.aggregation.bulyan import bulyan_rule
 from fedledger.learning.aggregation.centered_clipping import centered_clipping_rule
@@ -63,7 +65,7 @@ class RuleResult:
     """An aggregate and how it was formed."""
 
     rule: str
-    delta: dict[str, np.ndarray]
+    delta: dict[str, npt.NDArray[np.uint64]]
     """The aggregated update, uint64 fixed point with the input's ``frac_bits``."""
     selected: tuple[int, ...]
     """Indices of the updates that contributed (all of them for coordinate-wise rules)."""
@@ -171,19 +173,19 @@ AGGREGATION_RULES: Mapping[str, RuleSpec] = MappingProxyType(
 )
 
 
-def _side_input(batch: UpdateBatch, tensors: Mapping[str, np.ndarray] | None, what: str) -> np.ndarray | None:
+def _side_input(batch: UpdateBatch, tensors: Tensors | None, what: str) -> IntArray | None:
     return None if tensors is None else batch.flatten(tensors, what)
 
 
 def aggregate(
     rule: str,
-    updates: Sequence[Mapping[str, np.ndarray]],
+    updates: Sequence[Tensors],
     num_examples: Sequence[int],
     *,
     frac_bits: int,
-    reference: Mapping[str, np.ndarray] | None = None,
-    center: Mapping[str, np.ndarray] | None = None,
-    history: Sequence[Mapping[str, np.ndarray]] | None = None,
+    reference: Tensors | None = None,
+    center: Tensors | None = None,
+    history: Sequence[Tensors] | None = None,
     params: Mapping[str, object] | None = None,
 ) -> RuleResult:
     """Aggregate fixed-point updates with the named rule.

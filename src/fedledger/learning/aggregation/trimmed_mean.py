@@ -20,13 +20,13 @@ import numpy as np
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import COLUMN_CHUNK, combine
+from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, combine
 from fedledger.learning.aggregation._params import bounded_fraction, count_param
 
 __all__ = ["trim_count", "trimmed_mean", "trimmed_mean_rule"]
 
 
-def trimmed_mean(matrix: np.ndarray, trim: int) -> np.ndarray:
+def trimmed_mean(matrix: IntArray, trim: int) -> IntArray:
     """Per column, the mean of the values left after dropping the ``trim`` smallest and ``trim`` largest."""
     n, d = matrix.shape
     if not 0 <= 2 * trim < n:
