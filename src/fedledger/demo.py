@@ -260,3 +260,4 @@ def _round_summary(
         "accepted": sorted(names.get(updates[i].member, updates[i].member) for i in accepted),
         "rejected": rejected,
     }
+
