@@ -7,8 +7,12 @@ in Byzantium", ICML 2018 (arXiv:1802.07927). With ``f`` Byzantine updates among
 average the ``beta = theta - 2f`` selected values closest to their median. The
 second stage bounds every coordinate, which Krum alone does not.
 
-Krum scoring reuses one exact distance matrix (:mod:`.krum`). When the remaining
-set gets small, a Krum score sums over ``max(0, |R| - f - 2)`` neighbours. The
+Krum scoring reuses one exact distance matrix (:mod:`.krum`). Like the authors'
+reference code (S. Rouault's ``bulyan.py``, EPFL), every round of Krum counts a
+fixed ``n - f - 2`` nearest neighbours (``n`` the original count) among the
+updates still remaining, or all of them once fewer are left: shrinking the count with the set would
+leave one neighbour at the end, where every mutual-nearest pair ties and the
+choice depends on the order of the updates. The
 "closest to the median" values form a contiguous window of the sorted column; it
 is grown from the median outwards, taking the lower side on equal distance.
 Distances are compared as uint64 (exact, no overflow); ties between updates go to
@@ -35,8 +39,9 @@ def bulyan_select(matrix: IntArray, f: int) -> list[int]:
     distances = pairwise_sq_distances(matrix)
     remaining = list(range(matrix.shape[0]))
     chosen: list[int] = []
+    neighbours = matrix.shape[0] - f - 2
     for _ in range(matrix.shape[0] - 2 * f):
-        scores = krum_scores(distances, remaining, f)
+        scores = krum_scores(distances, remaining, neighbours)
         winner = ranked_by_score(remaining, scores)[0]
         chosen.append(winner)
         remaining.remove(winner)

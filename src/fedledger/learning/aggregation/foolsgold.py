@@ -6,17 +6,17 @@ send updates that point the same way round after round, while honest members'
 updates differ. Per member, using its accumulated update history (or this round's
 update if none is given):
 
-1. ``cs_ij`` = cosine similarity of the histories of ``i`` and ``j``; ``v_i = max_j cs_ij``;
+1. ``cs_ij`` = cosine similarity of the histories of ``i`` and ``j``; ``v_i = max_j cs_ij``
+   (at least 0: the reference code takes maxima over ``cs - I``, whose diagonal is 0);
 2. pardoning: if ``v_j > v_i`` then ``cs_ij *= v_i / v_j`` (honest members that merely
    resemble a sybil are not punished as hard);
-3. ``alpha_i = 1 - max_j cs_ij``, clipped to ``[0, 1]``, divided by its maximum,
+3. ``alpha_i = 1 - max(0, max_j cs_ij)``, divided by its maximum,
    ``1`` replaced by ``0.99``;
 4. ``alpha_i = kappa * (ln(alpha_i / (1 - alpha_i)) + 0.5)`` clipped to ``[0, 1]``.
 
 The aggregate is the ``alpha``-weighted mean of this round's updates (the paper
 adds the ``alpha``-weighted sum times a learning rate; normalizing keeps FedAvg's
-step size when everyone is honest). Pardoning only applies when ``v_j > 0`` (the
-reference code divides by zero otherwise).
+step size when everyone is honest).
 
 Determinism: cosines come from the exact Gram matrix as ``floor(cos * 2^40)``,
 steps 2-3 are exact fractions, and the logit uses :mod:`decimal`, whose ``ln`` is
@@ -80,12 +80,13 @@ def foolsgold_weights(similarity: list[list[Fraction]], confidence: Fraction) ->
     if n == 1:
         return [Fraction(1)]
     cs = [row[:] for row in similarity]
-    top = [max(cs[i][j] for j in range(n) if j != i) for i in range(n)]
+    # The reference code subtracts the identity from the cosine matrix, so every maximum also sees a 0.
+    top = [max(Fraction(0), *(cs[i][j] for j in range(n) if j != i)) for i in range(n)]
     for i in range(n):
         for j in range(n):
-            if i != j and top[j] > top[i] and top[j] > 0:
+            if i != j and top[j] > top[i]:
                 cs[i][j] *= top[i] / top[j]
-    alpha = [min(Fraction(1), max(Fraction(0), 1 - max(cs[i][j] for j in range(n) if j != i))) for i in range(n)]
+    alpha = [1 - max(Fraction(0), *(cs[i][j] for j in range(n) if j != i)) for i in range(n)]
     peak = max(alpha)
     if peak == 0:
         return [Fraction(0)] * n

@@ -39,9 +39,11 @@ def pairwise_sq_distances(matrix: IntArray) -> list[list[int]]:
     return [[diag[i] + diag[j] - 2 * g for j, g in enumerate(row)] for i, row in enumerate(gram)]
 
 
-def krum_scores(distances: Sequence[Sequence[int]], members: Sequence[int], f: int) -> list[int]:
-    """Krum score of each of ``members``: its summed squared distance to its ``len(members) - f - 2`` nearest others."""
-    neighbours = max(0, len(members) - f - 2)
+def krum_scores(distances: Sequence[Sequence[int]], members: Sequence[int], neighbours: int) -> list[int]:
+    """Krum score of each of ``members``: its summed squared distance to its ``neighbours`` nearest other members.
+
+    Krum proper uses ``neighbours = len(members) - f - 2``; with fewer other members, all of them count.
+    """
     scores = []
     for i in members:
         row = distances[i]
@@ -70,7 +72,7 @@ def krum_tolerance(rule: str, n: int, params: Mapping[str, object]) -> int:
 
 def _krum_ranking(inputs: RuleInputs, f: int) -> tuple[list[int], list[int]]:
     members = list(range(inputs.batch.size))
-    scores = krum_scores(pairwise_sq_distances(inputs.batch.matrix), members, f)
+    scores = krum_scores(pairwise_sq_distances(inputs.batch.matrix), members, len(members) - f - 2)
     return ranked_by_score(members, scores), scores
 
 
