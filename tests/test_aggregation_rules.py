@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning import FixedPoint, fedavg
-from fedledger.learning.aggregation import AGGREGATION_RULES, RuleResult, aggregate
-from fedledger.learning.aggregation import _exact
+from fedledger.learning.aggregation import AGGREGATION_RULES, RuleResult, _exact, aggregate
 
 FRAC = 16
 FP = FixedPoint(FRAC)
