@@ -325,6 +325,8 @@ def ref_rule(rule: str, x: np.ndarray, counts: np.ndarray, reference: np.ndarray
         norms = np.linalg.norm(x, axis=1)
         ref_norm = np.linalg.norm(reference)
         trust = np.maximum(0.0, x @ reference / (norms * ref_norm))
+        if trust.sum() == 0:
+            return np.zeros(x.shape[1])  # nothing agrees with the reference: no move
         return (trust[:, None] * (ref_norm / norms)[:, None] * x).sum(axis=0) / trust.sum()
     if rule == "foolsgold":
         unit = x / np.linalg.norm(x, axis=1)[:, None]
@@ -340,6 +342,8 @@ def ref_rule(rule: str, x: np.ndarray, counts: np.ndarray, reference: np.ndarray
         alpha[alpha == 1] = 0.99
         with np.errstate(divide="ignore"):
             alpha = np.clip(np.log(alpha / (1 - alpha)) + 0.5, 0, 1)
+        if alpha.sum() == 0:
+            return np.zeros(x.shape[1])
         return (alpha[:, None] * x).sum(axis=0) / alpha.sum()
     raise AssertionError(rule)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -27,17 +28,30 @@ Tensors = Mapping[str, npt.NDArray[Any]]
 
 @dataclass(frozen=True)
 class UpdateBatch:
-    """``n`` updates as an ``(n, d)`` int64 matrix, with what is needed to rebuild tensors."""
+    """``n`` validated updates; :attr:`matrix` is their ``(n, d)`` int64 stack, built on first use."""
 
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
-    matrix: IntArray
+    updates: Sequence[Tensors]
     num_examples: tuple[int, ...]
     frac_bits: int
 
+    @cached_property
+    def matrix(self) -> IntArray:
+        """One row per update: its tensors in sorted-name order, flattened, as signed int64."""
+        total = sum(int(np.prod(s, dtype=np.int64)) for s in self.shapes)
+        matrix = np.empty((len(self.updates), total), dtype=np.int64)
+        for k, update in enumerate(self.updates):
+            offset = 0
+            for name in self.names:
+                arr = np.asarray(update[name])
+                matrix[k, offset : offset + arr.size] = arr.reshape(-1).view(np.int64)
+                offset += arr.size
+        return matrix
+
     @property
     def size(self) -> int:
-        return int(self.matrix.shape[0])
+        return len(self.updates)
 
     def flatten(self, tensors: Tensors, what: str) -> IntArray:
         """One more update-shaped tensor dict (reference, center, history) as an int64 row, validated."""
@@ -72,7 +86,7 @@ def _check_count(value: object, what: str) -> int:
 
 
 def stack_updates(updates: Sequence[Tensors], num_examples: Sequence[int], *, frac_bits: int) -> UpdateBatch:
-    """Validate updates (same names, shapes, uint64) and example counts, and stack them."""
+    """Validate updates (same names, shapes, uint64) and example counts."""
     if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or not 0 <= frac_bits <= 52:
         raise AggregationError(f"frac_bits must be an integer in [0, 52], got {frac_bits!r}")
     if not updates:
@@ -82,21 +96,16 @@ def stack_updates(updates: Sequence[Tensors], num_examples: Sequence[int], *, fr
     counts = tuple(_check_count(c, f"num_examples[{k}]") for k, c in enumerate(num_examples))
     names = tuple(sorted(updates[0]))
     shapes = tuple(tuple(int(s) for s in np.shape(updates[0][name])) for name in names)
-    total = sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
-    matrix = np.empty((len(updates), total), dtype=np.int64)
     for k, update in enumerate(updates):
         if tuple(sorted(update)) != names:
             raise AggregationError(f"update {k} has tensors {sorted(update)}, expected {list(names)}")
-        offset = 0
         for name, shape in zip(names, shapes, strict=True):
             arr = np.asarray(update[name])
             if arr.dtype != np.uint64:
                 raise AggregationError(f"update {k} tensor {name!r} has dtype {arr.dtype}, expected uint64")
             if arr.shape != shape:
                 raise AggregationError(f"update {k} tensor {name!r} has shape {arr.shape}, expected {shape}")
-            matrix[k, offset : offset + arr.size] = arr.reshape(-1).view(np.int64)
-            offset += arr.size
-    return UpdateBatch(names, shapes, matrix, counts, frac_bits)
+    return UpdateBatch(names, shapes, list(updates), counts, frac_bits)
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,6 @@ class RuleInputs:
     """Everything a rule may read: the updates and the optional side inputs, all validated and flattened."""
 
     batch: UpdateBatch
-    raw_updates: Sequence[Tensors]
     reference: IntArray | None = None
     """A trusted update (FLTrust's server update; validators' local training in fedledger)."""
     center: IntArray | None = None

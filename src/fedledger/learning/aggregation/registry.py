@@ -78,7 +78,7 @@ class RuleResult:
 
 
 def _fedavg_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
-    averaged = fedavg(inputs.raw_updates, inputs.batch.num_examples)
+    averaged = fedavg(inputs.batch.updates, inputs.batch.num_examples)
     total = sum(inputs.batch.num_examples)
     weights = tuple(Fraction(count, total) for count in inputs.batch.num_examples)
     row = inputs.batch.flatten(averaged, "fedavg result")
@@ -216,7 +216,6 @@ def aggregate(
         history_rows = np.stack([batch.flatten(h, f"history[{k}]") for k, h in enumerate(history)])
     inputs = RuleInputs(
         batch,
-        updates,
         reference=_side_input(batch, reference, "reference"),
         center=_side_input(batch, center, "center"),
         history=history_rows,
