@@ -301,6 +301,21 @@ def ref_krum_scores(x: np.ndarray, f: int) -> np.ndarray:
     return np.array([np.sort(np.delete(d2[i], i))[:k].sum() for i in range(len(x))])
 
 
+def ref_bulyan(x: np.ndarray, f: int) -> np.ndarray:
+    n = len(x)
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    remaining, chosen = list(range(n)), []
+    for _ in range(n - 2 * f):
+        scores = [sorted(d2[i, j] for j in remaining if j != i)[: n - f - 2] for i in remaining]
+        winner = remaining[int(np.argmin([sum(s) for s in scores]))]
+        chosen.append(winner)
+        remaining.remove(winner)
+    selected = x[sorted(chosen)]
+    beta = len(chosen) - 2 * f
+    closest = np.argsort(np.abs(selected - np.median(selected, axis=0)), axis=0, kind="stable")[:beta]
+    return np.take_along_axis(selected, closest, axis=0).mean(axis=0)
+
+
 def ref_rule(rule: str, x: np.ndarray, counts: np.ndarray, reference: np.ndarray) -> np.ndarray:
     n = len(x)
     if rule == "fedavg":
@@ -315,6 +330,8 @@ def ref_rule(rule: str, x: np.ndarray, counts: np.ndarray, reference: np.ndarray
     if rule == "multi-krum":
         f = (n - 3) // 2
         return x[np.argsort(ref_krum_scores(x, f), kind="stable")[: n - f]].mean(axis=0)
+    if rule == "bulyan":
+        return ref_bulyan(x, (n - 3) // 4)
     if rule == "norm-bounding":
         factors = np.minimum(1.0, 1.0 / np.linalg.norm(x, axis=1))
         return (counts[:, None] * factors[:, None] * x).sum(axis=0) / counts.sum()
@@ -354,6 +371,7 @@ FLOAT_REFERENCE_RULES = [
     "trimmed-mean",
     "krum",
     "multi-krum",
+    "bulyan",
     "norm-bounding",
     "centered-clipping",
     "fltrust",
@@ -362,7 +380,7 @@ FLOAT_REFERENCE_RULES = [
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 9), d=st.integers(2, 12))
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 11), d=st.integers(2, 12))
 def test_rules_match_a_float_reference(seed: int, n: int, d: int) -> None:
     rng = np.random.default_rng(seed)
     direction = rng.standard_normal(d)
