@@ -65,10 +65,8 @@ COLUMN_CHUNK = 1 << 15
 _LIMB16 = 16
 _MASK16 = np.int64(0xFFFF)
 _FLOAT_EXACT_BITS = 53
-_GRAM_LIMB_MAX_BITS = 22
-_GRAM_MAX_CHUNK = (
-    1 << 16
-)  # bounds the float64 limb copies to 2^19 bytes per row  # keeps float chunks at >= 2^(53 - 44) = 512 columns
+_GRAM_LIMB_MAX_BITS = 22  # keeps float chunks at >= 2^(52 - 44) = 256 columns
+_GRAM_MAX_CHUNK = 1 << 16  # bounds each float64 limb copy to 2^19 bytes per row
 
 
 def magnitude_bits(arr: IntArray) -> int:
