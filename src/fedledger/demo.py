@@ -48,6 +48,7 @@ __all__ = ["DemoResult", "run_demo"]
 class DemoResult:
     workspace: str
     members: list[dict[str, Any]]
+    setup: dict[str, Any] = field(default_factory=dict)  # attack, malicious, aggregation rule, committee size
     rounds: list[dict[str, Any]] = field(default_factory=list)
     final_accuracy: float = 0.0
     centralized_accuracy: float = 0.0
@@ -58,6 +59,7 @@ class DemoResult:
         return {
             "workspace": self.workspace,
             "members": self.members,
+            "setup": self.setup,
             "final_accuracy": round(self.final_accuracy, 4),
             "centralized_accuracy": round(self.centralized_accuracy, 4),
             "per_round_accuracy": [r["accuracy"] for r in self.rounds],
@@ -75,6 +77,8 @@ def run_demo(
     rounds: int = 8,
     attack: str = "sign-flip",
     malicious: int = 1,
+    rule: str = "fedavg",
+    committee: int = 0,
     seed: int = 7,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
@@ -88,22 +92,32 @@ def run_demo(
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
     ws = Workspace.create(root, chain=ChainSpec(), scrypt_n=2**14)
     try:
-        return _run(ws, members, rounds, attack, malicious, seed, on_round, on_event, started)
+        setup = _Setup(members, rounds, attack, malicious, rule, committee, seed)
+        return _run(ws, setup, on_round, on_event, started)
     finally:
         ws.close()
 
 
+@dataclass(frozen=True)
+class _Setup:
+    members: int
+    rounds: int
+    attack: str
+    malicious: int
+    rule: str
+    committee: int
+    seed: int
+
+
 def _run(
     ws: Workspace,
-    n_members: int,
-    rounds: int,
-    attack: str,
-    n_malicious: int,
-    seed: int,
+    setup: _Setup,
     on_round: Callable[[dict[str, Any]], None] | None,
     on_event: Callable[[NodeEvent], None] | None,
     started: float,
 ) -> DemoResult:
+    n_members, rounds, attack, seed = setup.members, setup.rounds, setup.attack, setup.seed
+    n_malicious = setup.malicious
     # Throwaway keys for a throwaway consortium: a random password that only this process knows.
     password = secrets.token_urlsafe(16)
 
@@ -130,6 +144,8 @@ def _run(
         clip_norm=5.0,
         min_commitments=max(2, n_members // 2),
         proposal_quorum=min(3, n_members - n_malicious),
+        aggregation=setup.rule,
+        committee_size=setup.committee,
         extra={"standardizer": scaler.to_dict()},
     )
     first_malicious = n_members - n_malicious
@@ -166,7 +182,8 @@ def _run(
         }
         for k, node in enumerate(nodes)
     ]
-    result = DemoResult(workspace=str(ws.root), members=member_rows)
+    setup_row = {"attack": attack, "malicious": n_malicious, "rule": setup.rule, "committee": setup.committee}
+    result = DemoResult(workspace=str(ws.root), members=member_rows, setup=setup_row)
     names: dict[str, str] = {node.account.address: node.name for node in nodes}
     evaluator = build_model(model_spec)
 

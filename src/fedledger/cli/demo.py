@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from fedledger.cli.common import JsonOpt, console, err_console, print_json
-from fedledger.exceptions import BadInput, VerificationFailed
+from fedledger.exceptions import BadInput, ConfigError, VerificationFailed
 
 
 def demo(
@@ -27,14 +27,23 @@ def demo(
         ),
     ] = "sign-flip",
     malicious: Annotated[int, typer.Option(help="How many hospitals are malicious.")] = 1,
+    rule: Annotated[
+        str, typer.Option(help="Aggregation rule: fedavg, median, trimmed-mean, krum, multi-krum, bulyan, ...")
+    ] = "fedavg",
+    committee: Annotated[
+        int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
     from fedledger.attacks import parse_attack
     from fedledger.demo import run_demo
+    from fedledger.federation.config import ledger_rules
 
     parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
+    if rule not in ledger_rules():
+        raise ConfigError(f"unknown aggregation rule {rule!r}; known: {', '.join(ledger_rules())}")
     if workspace is not None and (workspace / "config.json").exists():
         raise BadInput(f"{workspace} already holds a workspace; pick a new folder for the demo")
     out = err_console if json_out else console
@@ -55,6 +64,8 @@ def demo(
             rounds=rounds,
             attack=attack if malicious else "none",
             malicious=malicious,
+            rule=rule,
+            committee=committee,
             seed=seed,
             on_round=on_round,
         )

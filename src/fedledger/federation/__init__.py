@@ -1,12 +1,11 @@
 """Federation: task configuration, member nodes, round rules and simulations."""
 
-from fedledger.federation.config import AGGREGATION_RULES, TaskConfig
+from fedledger.federation.config import TaskConfig, ledger_rules
 from fedledger.federation.node import Behavior, LocalData, MemberNode, NodeEvent
 from fedledger.federation.rules import RoundAggregate, aggregate_round, check_update
 from fedledger.federation.simulation import Simulation
 
 __all__ = [
-    "AGGREGATION_RULES",
     "Behavior",
     "LocalData",
     "MemberNode",
@@ -14,6 +13,7 @@ __all__ = [
     "RoundAggregate",
     "Simulation",
     "TaskConfig",
+    "ledger_rules",
     "aggregate_round",
     "check_update",
 ]

@@ -15,10 +15,19 @@ from typing import Any
 from fedledger.chain.task import TaskParams
 from fedledger.exceptions import ConfigError
 
-__all__ = ["AGGREGATION_RULES", "TaskConfig"]
+__all__ = ["TaskConfig", "ledger_rules"]
+
+
+def ledger_rules() -> list[str]:
+    """The aggregation rules a ledger task can use: every registered rule that needs no trusted
+    reference update (FLTrust's server update has no trusted source among mutually distrusting
+    members; the on-chain validator committees play that part)."""
+    from fedledger.learning.aggregation import AGGREGATION_RULES
+
+    return sorted(name for name, spec in AGGREGATION_RULES.items() if not spec.needs_reference)
+
 
 CONFIG_FORMAT = "fedledger-task/1"
-AGGREGATION_RULES = ("fedavg",)
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class TaskConfig:
     acceptance_threshold: int = 4_500
     scoring: str = "relative-accuracy"
     aggregation: str = "fedavg"
+    aggregation_params: dict[str, Any] = field(default_factory=dict)  # the rule's parameters (see its module)
     # Round timing and quorums (block-time seconds)
     min_commitments: int = 2
     commit_duration: int = 3600
@@ -51,10 +61,12 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if "kind" not in self.model:
             raise ConfigError("task config: model spec needs a 'kind'")
-        if self.aggregation not in AGGREGATION_RULES:
+        if self.aggregation not in ledger_rules():
             raise ConfigError(
-                f"task config: unknown aggregation rule {self.aggregation!r}; known: {', '.join(AGGREGATION_RULES)}"
+                f"task config: aggregation rule {self.aggregation!r} is not available to ledger tasks; "
+                f"known: {', '.join(ledger_rules())}"
             )
+        self._check_aggregation_params()
         from fedledger.learning import SCORING_RULES
 
         if self.scoring not in SCORING_RULES:
@@ -63,6 +75,21 @@ class TaskConfig:
             raise ConfigError("task config: acceptance_threshold must be within 0..10000")
         if self.rounds < 1 or self.local_epochs < 1 or self.clip_norm <= 0:
             raise ConfigError("task config: rounds, local_epochs and clip_norm must be positive")
+
+    def _check_aggregation_params(self) -> None:
+        # Fail at config time, not in the first aggregation: run the rule once on a tiny input.
+        import numpy as np
+
+        from fedledger.exceptions import AggregationError
+        from fedledger.learning.aggregation import aggregate
+
+        probe = [{"w": np.full(2, k, dtype=np.uint64)} for k in range(1, 8)]
+        try:
+            aggregate(
+                self.aggregation, probe, [1] * len(probe), frac_bits=self.frac_bits, params=self.aggregation_params
+            )
+        except AggregationError as exc:
+            raise ConfigError(f"task config: {exc}") from exc
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: identical configs give identical bytes and hash."""

@@ -7,6 +7,7 @@ functions to check what was finalized, so the two can never disagree by drift.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,9 +20,9 @@ from fedledger.learning import (
     ParamSpec,
     apply_update,
     encode_model,
-    fedavg,
     validate_update,
 )
+from fedledger.learning.aggregation import aggregate
 from fedledger.store import BlobStore
 
 __all__ = ["RoundAggregate", "aggregate_round", "check_update"]
@@ -90,9 +91,13 @@ def aggregate_round(
             excluded[index] = exc.reason
     if not decoded:
         raise FedLedgerError(f"round {round_id}: no usable accepted update to aggregate")
-    averaged = fedavg([d.tensors for d in decoded], [d.num_examples for d in decoded])
-    params = apply_update(global_params, averaged, frac_bits=config.frac_bits)
+    result = aggregate(
+        config.aggregation,
+        [d.tensors for d in decoded],
+        [d.num_examples for d in decoded],
+        frac_bits=config.frac_bits,
+        params=config.aggregation_params,
+    )
+    params = apply_update(global_params, result.delta, frac_bits=config.frac_bits)
     blob = encode_model(params, model_spec, metadata={"round": str(round_id)})
-    import hashlib
-
     return RoundAggregate(params, blob, "0x" + hashlib.sha256(blob).hexdigest(), included, excluded)
