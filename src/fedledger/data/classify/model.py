@@ -149,9 +149,18 @@ class ColumnClassifier:
         proba = self.probabilities(occluded)
         best = int(np.argmax(proba[0]))
         drops = proba[0, best] - proba[1:, best]
+        # Redundant signals (a card column is also unique per row) each cost little when hidden alone, so the
+        # direct observations (a validator accepting most values, a header keyword) go first whenever they
+        # support the decision at all; the rest follow by how much hiding them costs.
+        names = [FEATURE_NAMES[j] for j in changed]
+        direct = np.array(
+            [(n.startswith("values:") and vector[j] >= 0.5) or n.startswith("header:") for n, j in zip(names, changed)]
+        )
+        supports = drops > 0
+        priority = drops + (direct & supports)
         evidence: list[str] = []
-        for i in np.argsort(-drops):
-            if drops[i] < EVIDENCE_MIN_DROP or len(evidence) == MAX_EVIDENCE:
+        for i in np.argsort(-priority, kind="stable"):
+            if not (drops[i] >= EVIDENCE_MIN_DROP or (direct[i] and supports[i])) or len(evidence) == MAX_EVIDENCE:
                 break
             sentence = _describe(FEATURE_NAMES[changed[i]], float(vector[changed[i]]), profile)
             if sentence and sentence not in evidence:

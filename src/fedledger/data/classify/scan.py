@@ -109,12 +109,10 @@ def profile_table(
         picks = _reservoir_picks(rng, seen, count, sample_rows, len(reservoir[names[0]]))
         for name, column in zip(names, batch.columns, strict=True):
             values = batch[column].to_numpy(dtype=object)
-            current = reservoir[name]
-            fill = values[picks.fill]
-            if len(picks.slots):
-                current = current.copy()
-                current[picks.slots] = values[picks.rows]
-            reservoir[name] = np.concatenate([current, fill]) if len(fill) else current
+            # Fill first: rows after the fill point may replace slots the same batch just filled.
+            current = np.concatenate([reservoir[name], values[picks.fill]])
+            current[picks.slots] = values[picks.rows]
+            reservoir[name] = current
         seen += count
     profiles = [
         ColumnProfile(
