@@ -135,6 +135,7 @@ def test_streaming_counts_every_row_and_samples_uniformly(tmp_path: Path) -> Non
 
 def test_label_then_retrain_fixes_a_similar_column(tmp_path: Path) -> None:
     rng = random.Random(3)
+
     def badges(n: int) -> list[str]:  # an in-house staff badge code: identifying, but unknown to the corpus
         return [f"{rng.choice('KLMN')}{rng.randint(10, 99)}/{rng.randint(1000, 9999)}" for _ in range(n)]
 

@@ -54,7 +54,7 @@ def test_cp1252_file_is_read_with_a_note(tmp_path: Path) -> None:
 
 def test_mixed_encodings_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
-    path.write_bytes("name\n".encode() + "Zoë\n".encode() + "José\n".encode("cp1252"))
+    path.write_bytes(b"name\n" + "Zoë\n".encode() + "José\n".encode("cp1252"))
     source = detect_source(path)
     assert source.encoding == "cp1252"
     assert "mixed encodings" in source.note and "line 3" in source.note

@@ -77,9 +77,7 @@ def scan(
         console.print(f"[yellow]note:[/] {stale} label(s) were recorded with another feature layout and are ignored")
     table = Table("column", "class", "confidence", "evidence")
     for column in report.columns:
-        table.add_row(
-            escape(column.name), column.label, f"{column.confidence:.0%}", escape("; ".join(column.evidence))
-        )
+        table.add_row(escape(column.name), column.label, f"{column.confidence:.0%}", escape("; ".join(column.evidence)))
     console.print(table)
 
 

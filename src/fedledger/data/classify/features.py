@@ -36,7 +36,27 @@ __all__ = [
 
 # Validators run on at most this many sampled values (phone validation costs ~20 us a value).
 VALIDATION_SAMPLE = 400
-_BOOLEAN_WORDS = frozenset("true false yes no y n t f 0 1 ja nein oui non si sim nao".split())
+_BOOLEAN_WORDS = frozenset(
+    [
+        "true",
+        "false",
+        "yes",
+        "no",
+        "y",
+        "n",
+        "t",
+        "f",
+        "0",
+        "1",
+        "ja",
+        "nein",
+        "oui",
+        "non",
+        "si",
+        "sim",
+        "nao",
+    ]
+)
 _TITLE_WORD = re.compile(r"^[^\W\d_][^\W\d_'.\-]*\.?$")
 _DIGITS = re.compile(r"\d")
 
@@ -149,7 +169,9 @@ def column_features(profile: ColumnProfile) -> npt.NDArray[np.float64]:
         vec[_INDEX["unit_interval_share"]] = float(((arr >= 0) & (arr <= 1)).mean()) * numeric_share
         unique_sorted = np.unique(arr)
         vec[_INDEX["sequential"]] = float(
-            len(integers) == n and len(unique_sorted) == n and n >= 20
+            len(integers) == n
+            and len(unique_sorted) == n
+            and n >= 20
             and (unique_sorted.max() - unique_sorted.min()) <= 1.2 * n
         )
         vec[_INDEX["log_abs_mean"]] = _signed_log(float(arr.mean()))

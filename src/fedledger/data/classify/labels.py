@@ -43,7 +43,9 @@ class LabelStore:
         if entry.label not in CLASSES:
             raise BadInput(f"unknown class {entry.label!r}: expected one of {', '.join(CLASSES)}")
         if len(entry.features) != len(FEATURE_NAMES):
-            raise BadInput(f"label for {entry.column!r} has {len(entry.features)} features, expected {len(FEATURE_NAMES)}")
+            raise BadInput(
+                f"label for {entry.column!r} has {len(entry.features)} features, expected {len(FEATURE_NAMES)}"
+            )
         stamped = LabeledColumn(
             **{**asdict(entry), "labeled_at": entry.labeled_at or datetime.now(UTC).isoformat(timespec="seconds")}
         )

@@ -63,7 +63,8 @@ LEXICON: dict[str, frozenset[str]] = {
             "beroep profissao occupazione  employment"
         ),
         "geo_area": (
-            "city town village municipality county state province region country nationality citizenship stadt ort land ville pays ciudad pais citta paese stad gemeente cidade estado bundesland"
+            "city town village municipality county state province region country nationality citizenship stadt ort "
+            "land ville pays ciudad pais citta paese stad gemeente cidade estado bundesland"
         ),
         "demographic": (
             "race ethnicity ethnic marital maritalstatus married education degree relationship household children "
@@ -85,7 +86,9 @@ LEXICON: dict[str, frozenset[str]] = {
             "religion religious faith political party politics union orientation sexualorientation criminal "
             "conviction religion konfession"
         ),
-        "location_trace": "lat latitude lon lng long longitude gps coordinates coords location geo position geolocation",
+        "location_trace": (
+            "lat latitude lon lng long longitude gps coordinates coords location geo position geolocation"
+        ),
         "event_time": "date time timestamp datetime created updated modified ts at when datum fecha data heure",
         "quantity": (
             "amount price cost total quantity qty count sum fee tax discount rate ratio percent pct duration "

@@ -154,7 +154,10 @@ class ColumnClassifier:
         # support the decision at all; the rest follow by how much hiding them costs.
         names = [FEATURE_NAMES[j] for j in changed]
         direct = np.array(
-            [(n.startswith("values:") and vector[j] >= 0.5) or n.startswith("header:") for n, j in zip(names, changed)]
+            [
+                (n.startswith("values:") and vector[j] >= 0.5) or n.startswith("header:")
+                for n, j in zip(names, changed, strict=True)
+            ]
         )
         supports = drops > 0
         priority = drops + (direct & supports)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from fedledger.data.classify.features import ColumnProfile
@@ -93,7 +94,7 @@ def profile_table(
         raise BadInput(f"sample_rows must be >= 1, got {sample_rows}")
     rng = np.random.default_rng(seed)
     names: list[str] = []
-    reservoir: dict[str, np.ndarray] = {}
+    reservoir: dict[str, npt.NDArray[Any]] = {}
     nulls: dict[str, int] = {}
     seen = 0
     for batch in iter_batches(path, batch_rows=batch_rows, columns=columns, as_text=True):
@@ -129,9 +130,9 @@ def profile_table(
 
 @dataclass
 class _Picks:
-    fill: np.ndarray  # batch rows appended while the reservoir is not full
-    slots: np.ndarray  # reservoir slots replaced...
-    rows: np.ndarray  # ...by these batch rows
+    fill: npt.NDArray[Any]  # batch rows appended while the reservoir is not full
+    slots: npt.NDArray[Any]  # reservoir slots replaced...
+    rows: npt.NDArray[Any]  # ...by these batch rows
 
 
 def _reservoir_picks(rng: np.random.Generator, seen: int, count: int, capacity: int, filled: int) -> _Picks:

@@ -30,7 +30,8 @@ _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-
 _MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$", re.IGNORECASE)
 _ICD10 = re.compile(r"^[A-TV-Z]\d{2}(\.[0-9A-Z]{1,4})?$")
 _MONEY = re.compile(
-    r"^(?:[$€£¥₹]|R\$|(?:USD|EUR|GBP|JPY|INR|BRL|CHF)\s?)\s?-?\d[\d.,' ]*$|^-?\d[\d.,' ]*\s?(?:[$€£¥₹]|USD|EUR|GBP|zł|kr)$"
+    r"^(?:[$€£¥₹]|R\$|(?:USD|EUR|GBP|JPY|INR|BRL|CHF)\s?)\s?-?\d[\d.,' ]*$"
+    r"|^-?\d[\d.,' ]*\s?(?:[$€£¥₹]|USD|EUR|GBP|zł|kr)$"
 )
 _POSTCODES = re.compile(
     r"^(\d{5}(-\d{4})?"  # US ZIP, DE/FR/ES/IT
@@ -43,7 +44,9 @@ _POSTCODES = re.compile(
     r"|\d{3}\s?\d{2}"  # SE
     r"|\d{6})$"  # IN PIN
 )
-_DATE_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_DATE_ISO = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
+)
 _DATE_DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?:[ T](\d{1,2}):(\d{2})(?::\d{2})?)?$")
 _DATE_YMD_SLASH = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
 _NATIONAL_IDS = (
@@ -125,15 +128,17 @@ def is_national_id(value: str) -> bool:
 
 try:
     import phonenumbers as _phonenumbers
+
+    _HAS_PHONENUMBERS = True
 except ImportError:  # pragma: no cover - phonenumbers comes with presidio; the shape check is the fallback
-    _phonenumbers = None
+    _HAS_PHONENUMBERS = False
 
 
 def is_phone(value: str) -> bool:
     """A telephone number: plausible shape, and a valid number for some region when libphonenumber is available."""
     if not _PHONE_SHAPE.match(value) or sum(c.isdigit() for c in value) < 7:
         return False
-    if _phonenumbers is None:
+    if not _HAS_PHONENUMBERS:
         return True
     regions: tuple[str | None, ...] = (None,) if value.startswith("+") else _PHONE_REGIONS
     for region in regions:
