@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning import FixedPoint, fedavg
-from fedledger.learning.aggregation import AGGREGATION_RULES, RuleResult, _exact, aggregate
+from fedledger.learning.aggregation import (
+    AGGREGATION_RULES,
+    RuleResult,
+    _exact,
+    aggregate,
+    bulyan,
+    median,
+    trimmed_mean,
+)
 
 FRAC = 16
 FP = FixedPoint(FRAC)
@@ -80,8 +88,23 @@ def test_exact_gram_is_independent_of_chunking(monkeypatch: pytest.MonkeyPatch) 
     rng = np.random.default_rng(2)
     x = rng.integers(-(2**40), 2**40, size=(5, 3000), dtype=np.int64)
     whole = _exact.exact_gram(x).tolist()
+    norms = _exact.exact_sq_norms(x)
     monkeypatch.setattr(_exact, "_GRAM_MAX_CHUNK", 7)
+    monkeypatch.setattr(_exact._ChunkAccumulator, "_FLUSH_EVERY", 3)
     assert _exact.exact_gram(x).tolist() == whole
+    assert _exact.exact_sq_norms(x) == norms
+
+
+def test_rules_do_not_depend_on_column_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(15)
+    rows = honest_and_hostile(rng, honest=9, hostile=2, d=50)
+    updates = raw_rows(rows)
+    before = {rule: run(rule, updates, **rule_kwargs(rule, updates)).delta["w"].tobytes() for rule in AGGREGATION_RULES}
+    for module in (_exact, median, trimmed_mean, bulyan):
+        monkeypatch.setattr(module, "COLUMN_CHUNK", 7)
+    monkeypatch.setattr(_exact, "_GRAM_MAX_CHUNK", 5)
+    for rule, expected in before.items():
+        assert run(rule, updates, **rule_kwargs(rule, updates)).delta["w"].tobytes() == expected, rule
 
 
 @given(

@@ -1,1 +1,124 @@
-"""``fedledger data``: scan commands."""
+"""``fedledger data scan`` and ``fedledger data label``: classify a table's columns; teach the classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, print_json
+from fedledger.cli.data import app
+from fedledger.data.classify import CLASSES, ColumnClassifier, LabeledColumn, LabelStore, profile_table, scan_table
+from fedledger.data.classify.features import column_features
+from fedledger.data.classify.labels import LABELS_FILE
+from fedledger.data.classify.scan import DEFAULT_SAMPLE_ROWS
+from fedledger.data.tabular import DEFAULT_BATCH_ROWS
+from fedledger.exceptions import BadInput, ConfigError
+
+__all__ = ["label", "scan"]
+
+FileArg = Annotated[Path, typer.Argument(help="CSV or Parquet file.", show_default=False)]
+LabelsOpt = Annotated[
+    Path | None,
+    typer.Option("--labels", help="Labels file (JSON lines); default: <workspace>/data/labels.jsonl."),
+]
+
+
+def _label_store(workspace: Path, labels: Path | None, *, required: bool) -> LabelStore | None:
+    """The labels file: --labels, else the workspace's; None when neither exists and none is required."""
+    if labels is not None:
+        return LabelStore(labels)
+    if (workspace / "config.json").exists():
+        return LabelStore(workspace / LABELS_FILE)
+    if required:
+        raise ConfigError(f"no fedledger workspace in {workspace}: pass --workspace DIR or --labels FILE")
+    return None
+
+
+def _classifier(store: LabelStore | None) -> tuple[ColumnClassifier, int]:
+    if store is None:
+        return ColumnClassifier.load(), 0
+    pairs, stale = store.training_pairs()
+    return ColumnClassifier.load(org_labels=pairs), stale
+
+
+@app.command("scan")
+def scan(
+    file: FileArg,
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    labels: LabelsOpt = None,
+    sample_rows: Annotated[int, typer.Option(help="Rows sampled (uniformly) for the value checks.")] = (
+        DEFAULT_SAMPLE_ROWS
+    ),
+    batch_rows: Annotated[int, typer.Option(help="Rows read per batch while streaming.")] = DEFAULT_BATCH_ROWS,
+    json_out: JsonOpt = False,
+) -> None:
+    """Classify each column as identifier, quasi_identifier, sensitive or other, with confidence and evidence."""
+    store = _label_store(workspace, labels, required=False)
+    classifier, stale = _classifier(store)
+    report = scan_table(file, classifier=classifier, sample_rows=sample_rows, batch_rows=batch_rows, stale_labels=stale)
+    if json_out:
+        print_json(report.to_json())
+        return
+    source = report.source
+    console.print(
+        f"{escape(str(source.path))}: {source.format}"
+        + (f", {source.encoding}, delimiter {source.delimiter!r}" if source.format == "csv" else "")
+        + f", {report.rows:,} rows read, {report.sampled_rows:,} sampled; "
+        + f"model: {classifier.corpus_columns} corpus columns + {classifier.org_labels} of your labels",
+        highlight=False,
+    )
+    if source.note:
+        console.print(f"[yellow]note:[/] {escape(source.note)}")
+    if stale:
+        console.print(f"[yellow]note:[/] {stale} label(s) were recorded with another feature layout and are ignored")
+    table = Table("column", "class", "confidence", "evidence")
+    for column in report.columns:
+        table.add_row(escape(column.name), column.label, f"{column.confidence:.0%}", escape("; ".join(column.evidence)))
+    console.print(table)
+
+
+@app.command("label")
+def label(
+    file: FileArg,
+    column: Annotated[str, typer.Argument(help="Column name as in the file's header.", show_default=False)],
+    cls: Annotated[str, typer.Argument(metavar="CLASS", help=f"One of: {', '.join(CLASSES)}.", show_default=False)],
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    labels: LabelsOpt = None,
+    sample_rows: Annotated[int, typer.Option(help="Rows sampled (uniformly) for the value checks.")] = (
+        DEFAULT_SAMPLE_ROWS
+    ),
+    json_out: JsonOpt = False,
+) -> None:
+    """Record the right class for a column; later scans retrain with your labels (kept locally, no values stored)."""
+    if cls not in CLASSES:
+        raise BadInput(f"unknown class {cls!r}: expected one of {', '.join(CLASSES)}")
+    store = _label_store(workspace, labels, required=True)
+    assert store is not None  # required=True raises instead
+    profile = profile_table(file, sample_rows=sample_rows, columns=[column]).columns[0]
+    classifier, _ = _classifier(store)
+    before = classifier.classify([profile])[0]
+    entry = store.add(
+        LabeledColumn(
+            file=str(Path(file).resolve()), column=column, label=cls, features=column_features(profile).tolist()
+        )
+    )
+    result = {
+        "file": entry.file,
+        "column": column,
+        "class": cls,
+        "previous_class": before.label,
+        "previous_confidence": round(before.confidence, 4),
+        "labels_file": str(store.path),
+    }
+    if json_out:
+        print_json(result)
+        return
+    console.print(
+        f"labeled {escape(column)!r} as {cls} (the classifier said {before.label}, {before.confidence:.0%}); "
+        f"saved to {escape(str(store.path))}",
+        highlight=False,
+    )

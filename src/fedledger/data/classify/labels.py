@@ -1,0 +1,82 @@
+"""The organization's own column labels, kept locally as JSON lines.
+
+A label stores the column's *features* (header groups, validator shares, statistics), never its values, so the
+labels file holds no personal data. Each line records the feature layout version it was computed with; labels from
+another layout are reported as stale and left out of training rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fedledger.data.classify.features import FEATURE_NAMES, FEATURE_VERSION
+from fedledger.exceptions import BadInput, ConfigError
+
+__all__ = ["LABELS_FILE", "LabelStore", "LabeledColumn"]
+
+LABELS_FILE = Path("data") / "labels.jsonl"  # inside a workspace
+
+
+@dataclass(frozen=True)
+class LabeledColumn:
+    file: str
+    column: str
+    label: str
+    features: list[float]
+    feature_version: str = FEATURE_VERSION
+    labeled_at: str = ""
+
+
+class LabelStore:
+    """Append-only labels file; :meth:`training_pairs` gives what the classifier trains on."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def add(self, entry: LabeledColumn) -> LabeledColumn:
+        from fedledger.data.classify.model import CLASSES
+
+        if entry.label not in CLASSES:
+            raise BadInput(f"unknown class {entry.label!r}: expected one of {', '.join(CLASSES)}")
+        if len(entry.features) != len(FEATURE_NAMES):
+            raise BadInput(
+                f"label for {entry.column!r} has {len(entry.features)} features, expected {len(FEATURE_NAMES)}"
+            )
+        stamped = LabeledColumn(
+            **{**asdict(entry), "labeled_at": entry.labeled_at or datetime.now(UTC).isoformat(timespec="seconds")}
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(asdict(stamped), sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return stamped
+
+    def entries(self) -> list[LabeledColumn]:
+        """Every label, oldest first; ``ConfigError`` naming the line when the file is corrupt."""
+        if not self.path.exists():
+            return []
+        out = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(LabeledColumn(**json.loads(line)))
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{self.path}:{number}: not a label record: {exc}") from exc
+        return out
+
+    def training_pairs(self) -> tuple[list[tuple[list[float], str]], int]:
+        """((features, class) for current-layout labels, the latest label per file and column; stale count)."""
+        latest: dict[tuple[str, str], LabeledColumn] = {}
+        stale = 0
+        for entry in self.entries():
+            if entry.feature_version != FEATURE_VERSION:
+                stale += 1
+                continue
+            latest[(entry.file, entry.column)] = entry
+        return [(e.features, e.label) for e in latest.values()], stale
