@@ -225,11 +225,23 @@ def test_cli_errors_exit_with_the_error_class_code(table: Path, tmp_path: Path) 
     runner = CliRunner()
     result = runner.invoke(app, ["data", "protect", str(table), "--out", str(out), "--policy", str(policy)])
     assert result.exit_code == ConfigError.exit_code and "'ssn'" in result.output
-    unclassified = runner.invoke(app, ["data", "protect", str(table), "--out", str(out), "--classes", "age=other"])
-    assert unclassified.exit_code == ConfigError.exit_code and "no class for column" in unclassified.output
     without_identifiers = CLASSES.replace("=identifier", "=other")
     no_keys_needed = runner.invoke(
         app, ["data", "protect", str(table), "--out", str(out), "--k", "3", "--classes", without_identifiers]
     )
     assert no_keys_needed.exit_code == 0, no_keys_needed.output  # no workspace opened when no key is used
     assert "k = " in no_keys_needed.output and out.exists()
+
+
+def test_cli_classifies_the_columns_nobody_classified(table: Path, tmp_path: Path, workspace: Path) -> None:
+    out = tmp_path / "out.csv"
+    args = ["data", "protect", str(table), "--out", str(out), "--classes", "age=quasi_identifier", "--k", "3"]
+    result = CliRunner().invoke(app, [*args, "-w", str(workspace), "--json"])
+    assert result.exit_code == 0, result.output
+    columns = json.loads(result.stdout)["columns"]
+    assert columns["age"]["class_source"] == "command line"
+    for name in ("name", "card", "zip", "diagnosis", "visits"):
+        assert columns[name]["class_source"] == "classifier"
+        assert 0 < columns[name]["confidence"] <= 1
+        assert columns[name]["class"] in ("identifier", "quasi_identifier", "sensitive", "other")
+    assert len(pd.read_csv(out, dtype=str)) == len(_rows())

@@ -60,6 +60,17 @@ def protect(
     unknown = [name for name in given if name not in frame.columns]
     if unknown:
         raise BadInput(f"--classes names column(s) not in {file}: {', '.join(map(repr, unknown))}")
+    undeclared = [
+        c for c in frame.columns if c not in given and (c not in policy.columns or not policy.columns[c].column_class)
+    ]
+    if undeclared:
+        # Columns nobody classified: the column classifier decides, and the report names it as the source
+        # with its confidence (nothing is classified silently).
+        from fedledger.data.classify.scan import scan_table
+
+        for column in scan_table(file).columns:
+            if column.name in undeclared:
+                given[column.name] = ColumnClassification(column.label, column.confidence, "classifier")  # type: ignore[arg-type]
     resolved = resolve_classes(frame.columns, policy, given)
     purposes = needed_keys(policy, resolved)
     keys = ProtectionKeys()
