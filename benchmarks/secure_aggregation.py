@@ -18,7 +18,7 @@ case that needs recovery).
   gRPC messaging. Flower's defaults: clipping range 8, quantization 2^22,
   modulus 2^32.
 
-Member time is the mean over members of all their protocol steps; aggregator
+Times are CPU seconds. Member time is the mean over members of all their protocol steps; aggregator
 time is everything the aggregator does (for fedledger, parsing the masked-input
 blobs too). Bytes are what one member uploads in a round (keys, encrypted shares,
 masked update, revealed shares), as a ratio to the plaintext fixed-point update
@@ -117,15 +117,16 @@ class Row:
 
 
 class Clock:
-    """Accumulates wall time per party."""
+    """Accumulates CPU time (``process_time``) per party: all protocol code here is CPU-bound and single-party at
+    a time, and CPU time stays comparable when other work shares the machine (wall time would not)."""
 
     def __init__(self) -> None:
         self.totals: dict[str, float] = {}
 
     def run(self, party: str, fn: Callable[[], T]) -> T:
-        start = time.perf_counter()
+        start = time.process_time()
         out = fn()
-        self.totals[party] = self.totals.get(party, 0.0) + time.perf_counter() - start
+        self.totals[party] = self.totals.get(party, 0.0) + time.process_time() - start
         return out
 
 

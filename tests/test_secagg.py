@@ -267,8 +267,11 @@ def test_forged_advert_and_tampered_share_are_rejected(identities: dict[str, Mem
     registry = {m: identities[m].public_bytes for m in names}
     members = {m: SecAggMember(identities[m], config, registry) for m in names}
     adverts = [members[m].advertise() for m in names]
+    with pytest.raises(BadInput, match="does not match the one published in the registry"):
+        SecAggMember(MemberIdentity.generate(names[0]), config, registry)
     # An impostor replaces names[1]'s round keys (e.g. a man in the middle at the aggregator).
-    impostor = SecAggMember(MemberIdentity.generate(names[1]), config, registry).advertise()
+    others = {m: k for m, k in registry.items() if m != names[1]}
+    impostor = SecAggMember(MemberIdentity.generate(names[1]), config, others).advertise()
     with pytest.raises(BadInput, match="not authenticated by its registered identity key"):
         members[names[0]].share_keys([adverts[0], impostor, *adverts[2:]])
     bundles = [members[m].share_keys(adverts) for m in names[1:]]

@@ -27,6 +27,7 @@ ledger: everyone reads the same committed adverts, bundles and masked inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -152,6 +153,9 @@ class SecAggMember:
         self._identity = identity
         self._neighbours = config.neighbours_of(self.member)
         self._group = config.group_of(self.member)
+        own = registry.get(self.member)
+        if own is not None and own != identity.public_bytes:
+            raise BadInput(f"identity key of {self.member!r} does not match the one published in the registry")
         self._peer_identity = {}
         for peer in self._neighbours:
             if peer not in registry:
@@ -202,7 +206,7 @@ class SecAggMember:
             )
             for peer in self._neighbours
         )
-        return KeyAdvert(**{**unsigned.__dict__, "tags": tags})
+        return dataclasses.replace(unsigned, tags=tags)
 
     def _check_advert(self, advert: KeyAdvert) -> None:
         if advert.context != self.config.context:
