@@ -1,0 +1,1 @@
+"""Privacy: differential privacy with its accountant, secure aggregation and the data pipeline."""
