@@ -37,7 +37,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,11 +122,9 @@ class SampledGaussian:
 
     def dp_event(self) -> dp_accounting.DpEvent:
         """The dp_accounting event: Poisson-sampled Gaussian, self-composed ``steps`` times."""
-        gaussian: dp_accounting.DpEvent = (
-            dp_accounting.GaussianDpEvent(self.noise_multiplier)
-            if self.noise_multiplier > 0
-            else dp_accounting.NonPrivateDpEvent()
-        )
+        if self.noise_multiplier == 0:
+            return dp_accounting.NonPrivateDpEvent()  # without noise, sampling does not help: epsilon is infinite
+        gaussian = dp_accounting.GaussianDpEvent(self.noise_multiplier)
         once = gaussian if self.sample_rate == 1 else dp_accounting.PoissonSampledDpEvent(self.sample_rate, gaussian)
         return dp_accounting.SelfComposedDpEvent(once, self.steps)
 
@@ -228,10 +226,14 @@ def calibrate_noise_multiplier(
 
 
 def epsilon_to_micro(epsilon: float) -> int:
-    """A spend as micro-epsilons, rounded UP (a declaration never understates the spend)."""
+    """A spend as micro-epsilons, rounded UP (a declaration never understates the spend).
+
+    Rounding starts from the float's shortest decimal form (``repr``), which
+    differs from its binary value by far less than a micro-epsilon.
+    """
     if not (math.isfinite(epsilon) and epsilon >= 0):
         raise BadInput(f"a declared epsilon must be finite and >= 0, got {epsilon!r}")
-    micro = math.ceil(Fraction(epsilon) * MICRO)  # exact: Fraction(float) is the float's exact value
+    micro = math.ceil(_decimal(epsilon) * MICRO)
     if micro > _UINT256_MAX:
         raise BadInput(f"epsilon {epsilon!r} does not fit in a uint256 of micro-epsilons")
     return micro
@@ -241,7 +243,7 @@ def budget_to_micro(budget_epsilon: float) -> int:
     """A budget as micro-epsilons, rounded DOWN (rounding never loosens the budget)."""
     if not (math.isfinite(budget_epsilon) and budget_epsilon > 0):
         raise BadInput(f"a privacy budget must be positive and finite, got {budget_epsilon!r}")
-    micro = math.floor(Fraction(budget_epsilon) * MICRO)
+    micro = math.floor(_decimal(budget_epsilon) * MICRO)
     if micro > _UINT256_MAX:
         raise BadInput(f"budget {budget_epsilon!r} does not fit in a uint256 of micro-epsilons")
     return micro
@@ -551,6 +553,11 @@ def write_spends(
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _decimal(value: float) -> Decimal:
+    # The shortest decimal that reads back as this float, so 0.1 is 100000 micro-epsilons, not 100001.
+    return Decimal(repr(float(value)))
 
 
 def _read_json(path: Path) -> Any:

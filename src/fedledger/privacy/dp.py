@@ -64,6 +64,7 @@ from fedledger.learning.params import Params, as_params
 from fedledger.learning.update import ClipTransform, UpdateContext
 from fedledger.privacy.accounting import (
     Accountant,
+    PrivacyAccount,
     SampledGaussian,
     calibrate_noise_multiplier,
     compute_epsilon,
@@ -92,7 +93,7 @@ Tensors = dict[str, npt.NDArray[Any]]
 
 @dataclass(frozen=True)
 class DPTrainingResult:
-    """Trained params and what the training spent (this call only; compose calls with a ``PrivacyAccount``)."""
+    """Trained params and the spend: of this call from :func:`train_dp_sgd`, cumulative from ``train_round``."""
 
     params: Params
     mechanism: SampledGaussian
@@ -285,7 +286,7 @@ def _run_opacus(
         private_module.remove_hooks()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DPSGDConfig:
     """A task's sample-level DP settings; :meth:`train` runs :func:`train_dp_sgd` with them.
 
@@ -318,7 +319,38 @@ class DPSGDConfig:
             noise_multiplier=self.noise_multiplier, num_examples=num_examples, batch_size=self.batch_size, epochs=epochs
         )
 
+    def train_round(
+        self,
+        model: Any,
+        X: npt.ArrayLike,
+        y: npt.ArrayLike,
+        *,
+        account: PrivacyAccount,
+        budget_epsilon: float,
+        round_id: int,
+        epochs: int,
+        seed: int,
+    ) -> DPTrainingResult:
+        """One round of a member's private training, refused BEFORE training if it would overrun the budget.
+
+        Raises ``PrivacyBudgetExceeded`` (model untouched) when the spend after
+        this round would not fit ``budget_epsilon``; otherwise trains and records
+        the round in ``account``. ``result.epsilon`` is then the cumulative spend
+        the member declares with its update.
+        """
+        if account.delta != self.delta or account.accountant != self.accountant:
+            raise ConfigError(
+                f"privacy account uses delta {account.delta} ({account.accountant}), "
+                f"DP-SGD config delta {self.delta} ({self.accountant})"
+            )
+        n = len(np.asarray(y))
+        account.require_budget(budget_epsilon, self.mechanism(num_examples=max(n, 1), epochs=epochs))
+        result = self.train(model, X, y, epochs=epochs, seed=seed)
+        cumulative = account.record(round_id, result.mechanism)
+        return DPTrainingResult(params=result.params, mechanism=result.mechanism, epsilon=cumulative, delta=self.delta)
+
     def train(self, model: Any, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int, seed: int) -> DPTrainingResult:
+        """Train once with these settings (no budget check; see :meth:`train_round`)."""
         return train_dp_sgd(
             model,
             X,
@@ -410,7 +442,7 @@ def noisy_update_norm_bound(
     return clip_norm + noise_std * (math.sqrt(num_params) + math.sqrt(2.0 * math.log(1.0 / failure_probability)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClientDPTransform:
     """Update-pipeline step for DP-FedAvg: clip to ``clip_norm``, add this member's noise share, in float.
 
