@@ -33,6 +33,7 @@ refuses to train exactly when the contract would refuse its commitment.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -310,10 +311,16 @@ class PrivacyAccount:
     accountant: Accountant = "rdp"
     rounds: list[tuple[int, SampledGaussian]] = field(default_factory=list)
     _cumulative: list[float] = field(default_factory=list, init=False, repr=False)
+    # Composition is incremental: the accountant holds every recorded round, and the last look-ahead
+    # (mechanism, accountant after it) is kept so recording the round just checked costs nothing more.
+    _composed: dp_accounting.PrivacyAccountant = field(init=False, repr=False, compare=False)
+    _lookahead: tuple[SampledGaussian, dp_accounting.PrivacyAccountant] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         _check_delta(self.delta)
-        _accountant(self.accountant)  # validates the name
+        self._composed = _accountant(self.accountant)
         replay, self.rounds, self._cumulative = self.rounds, [], []
         for round_id, mechanism in replay:
             self.record(round_id, mechanism)
@@ -323,9 +330,14 @@ class PrivacyAccount:
         """Cumulative epsilon at ``delta`` over every round recorded (0 before any)."""
         return self._cumulative[-1] if self._cumulative else 0.0
 
+    def _after(self, next_round: SampledGaussian) -> dp_accounting.PrivacyAccountant:
+        if self._lookahead is None or self._lookahead[0] != next_round:
+            self._lookahead = (next_round, copy.deepcopy(self._composed).compose(next_round.dp_event()))
+        return self._lookahead[1]
+
     def epsilon_after(self, next_round: SampledGaussian) -> float:
         """The cumulative epsilon this member would have after one more round of ``next_round``."""
-        return compute_epsilon([*(m for _, m in self.rounds), next_round], delta=self.delta, accountant=self.accountant)
+        return float(self._after(next_round).get_epsilon(self.delta))
 
     def can_train(self, budget_epsilon: float, next_round: SampledGaussian) -> bool:
         """Look-ahead: True only if the spend AFTER the next round still fits the budget."""
@@ -345,7 +357,9 @@ class PrivacyAccount:
             raise BadInput(f"round ids start at 1, got {round_id}")
         if self.rounds and round_id <= self.rounds[-1][0]:
             raise BadInput(f"{self.member}: round {round_id} recorded after round {self.rounds[-1][0]}")
-        after = self.epsilon_after(mechanism)
+        composed = self._after(mechanism)
+        after = float(composed.get_epsilon(self.delta))
+        self._composed, self._lookahead = composed, None
         self.rounds.append((round_id, mechanism))
         self._cumulative.append(after)
         return after

@@ -240,6 +240,7 @@ def _run_opacus(
     from opacus import PrivacyEngine
     from opacus.validators import ModuleValidator
 
+    module.train()  # Opacus validates (and trains) modules in training mode; adapters leave theirs in eval
     errors = ModuleValidator.validate(module, strict=False)
     if errors:
         raise ConfigError(
