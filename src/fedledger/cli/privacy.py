@@ -1,0 +1,70 @@
+"""``fedledger privacy``: differential-privacy spend per member and for the task.
+
+The spends shown are the cumulative epsilons members declared with their
+updates (:class:`fedledger.privacy.accounting.SpendRecord`). Today they are read
+from a file (``--from``): a spends file (``fedledger-privacy-spends/1``) or a
+saved privacy ledger (``fedledger-privacy-ledger/1``, e.g. a simulation's). Once
+the TrainingTask contract records the declared micro-epsilon with each
+commitment, the same report is built from those chain events.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, print_json
+from fedledger.exceptions import ConfigError
+
+__all__ = ["app", "report"]
+
+app = typer.Typer(help="Differential privacy: budget spend per member and task.", no_args_is_help=True)
+
+
+@app.command("report")
+def report(
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Spends file or saved privacy ledger (JSON) to report on instead of the chain."),
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="Budget epsilon to compare with (default: the file's, if any).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Epsilon spent by each member (latest cumulative declaration) and by the task (the largest)."""
+    from fedledger.privacy.accounting import build_privacy_report, read_spends
+
+    if from_file is None:
+        raise ConfigError(
+            f"task {task!r} in {workspace}: declared privacy spends are not on this chain yet (the TrainingTask "
+            "contract records no epsilon with commitments); pass --from FILE with a spends file or privacy ledger"
+        )
+    records, file_budget, delta = read_spends(from_file)
+    result = build_privacy_report(records, budget_epsilon=budget if budget is not None else file_budget, delta=delta)
+    if json_out:
+        print_json(result.to_json())
+        return
+    table = Table(title="Privacy spend" + (f" (delta = {result.delta:g})" if result.delta is not None else ""))
+    table.add_column("member")
+    table.add_column("rounds", justify="right")
+    table.add_column("epsilon", justify="right")
+    table.add_column("remaining", justify="right")
+    table.add_column("status")
+    for spend in result.members:
+        status = "[red]over budget[/]" if spend.over_budget else ("ok" if spend.remaining is not None else "")
+        table.add_row(
+            spend.member,
+            str(len(spend.rounds)),
+            f"{spend.epsilon:.4f}",
+            "" if spend.remaining is None else f"{spend.remaining:.4f}",
+            status,
+        )
+    console.print(table)
+    budget_text = f" of budget {result.budget_epsilon:g}" if result.budget_epsilon is not None else ""
+    console.print(f"task: epsilon {result.task_epsilon:.4f}{budget_text} over {len(result.members)} members")
