@@ -85,7 +85,7 @@ _UINT256_MAX = 2**256 - 1
 class PrivacyBudgetExceeded(FedLedgerError):
     """Training once more would take a member past its privacy budget."""
 
-    exit_code = 14
+    exit_code = 15  # 14 is PurposeNotAllowed
 
     def __init__(self, member: str, *, epsilon_after: float, budget_epsilon: float) -> None:
         self.member = member
