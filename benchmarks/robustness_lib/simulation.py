@@ -69,6 +69,14 @@ __all__ = [
 ]
 
 
+SCORINGS = ("accuracy", "relative-accuracy", "relative")
+"""``accuracy`` and ``relative-accuracy`` are fedledger's :data:`~fedledger.learning.SCORING_RULES`;
+``relative`` is ``5000 + after - before`` alone (clamped to [0, 10000]): relative-accuracy without its
+absolute term ``min(after, ...)``, which rejects every update while the global model's accuracy is below
+the threshold, so a task started from random weights never accepts anything (a 10-class model starts
+near 10 %)."""
+
+
 @dataclass(frozen=True)
 class FLSetup:
     """The task: model, training schedule, update pipeline and acceptance rule."""
@@ -82,11 +90,11 @@ class FLSetup:
     clip_norm: float
     committee_size: int
     frac_bits: int = 24
-    acceptance_threshold: int = 4_500
-    scoring: str = "relative-accuracy"
+    acceptance_threshold: int = 4_000
+    scoring: str = "relative"
 
     def __post_init__(self) -> None:
-        if self.scoring not in ("accuracy", "relative-accuracy"):
+        if self.scoring not in SCORINGS:
             raise ConfigError(f"unknown scoring rule {self.scoring!r}")
         if min(self.rounds, self.clients_per_round, self.local_steps, self.batch_size, self.committee_size) < 1:
             raise ConfigError("rounds, clients per round, local steps, batch size and committee size must be >= 1")
@@ -150,9 +158,11 @@ def malicious_members(num_clients: int, fraction: float, seed: int) -> np.ndarra
     return np.sort(np.random.default_rng([seed, 7]).permutation(num_clients)[:count])
 
 
-def relative_score(before_bps: int, after_bps: int) -> int:
-    """``score_update_relative``'s formula: ``max(0, min(after, 5000 + after - before))``."""
-    return max(0, min(after_bps, MAX_SCORE // 2 + after_bps - before_bps))
+def relative_score(before_bps: int, after_bps: int, *, absolute: bool = True) -> int:
+    """``score_update_relative``'s formula, ``max(0, min(after, 5000 + after - before))``; without the
+    absolute term (``absolute=False``, scoring ``relative``) ``min(10000, max(0, 5000 + after - before))``."""
+    relative = MAX_SCORE // 2 + after_bps - before_bps
+    return max(0, min(after_bps, relative)) if absolute else max(0, min(MAX_SCORE, relative))
 
 
 def rule_params(rule: str, num_updates: int, malicious_fraction: float, clip_norm: float) -> dict[str, object]:
@@ -188,7 +198,7 @@ def committee_scores(
     Each candidate predicts once on its committee's validation data, concatenated; the global
     model predicts once per validator (the "before" of relative-accuracy)."""
     before: dict[int, int] = {}
-    if scoring == "relative-accuracy":
+    if scoring != "accuracy":
         for v in sorted({v for c in committees for v in c}):
             X, y = val_data[v]
             before[v] = accuracy_bps(trainer.predict(global_params, X), y)
@@ -201,14 +211,15 @@ def committee_scores(
             y = val_data[v][1]
             after = accuracy_bps(predictions[offset : offset + len(y)], y)
             offset += len(y)
-            scores.append(relative_score(before[v], after) if scoring == "relative-accuracy" else after)
+            scores.append(after if scoring == "accuracy" else relative_score(before[v], after, absolute=scoring == "relative-accuracy"))
         out.append(scores)
     return out
 
 
 def _find_trigger(attack: Attack) -> tuple[PixelTrigger, int] | None:
     """The backdoor trigger and target of an attack (or of a part of a composed one)."""
-    parts = getattr(attack, "parts", (attack,))
+    parts = list(getattr(attack, "parts", (attack,)))
+    parts += [p.inner for p in parts if isinstance(getattr(p, "inner", None), Attack)]  # sybils replay an attack
     for part in parts:
         if hasattr(part, "trigger") and hasattr(part, "target_label"):
             return part.trigger, int(part.target_label)
