@@ -26,22 +26,22 @@ import multiprocessing
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from robustness_lib.data import Federation, fashion_mnist_federation, find_fashion_mnist, heart_disease_federation
+from robustness_lib.models import LocalTrainer, build_model
+from robustness_lib.report import Target, check_target, recommend, results_table
+from robustness_lib.simulation import FLSetup, RunResult, Scenario, honest_update_norms, run_scenario
 from sklearn.linear_model import LogisticRegression
 
 from fedledger.attacks import ATTACKS, Attack, make_attack
 from fedledger.exceptions import FedLedgerError
 from fedledger.learning.aggregation import AGGREGATION_RULES
-from robustness_lib.data import Federation, fashion_mnist_federation, find_fashion_mnist, heart_disease_federation
-from robustness_lib.models import LocalTrainer, build_model
-from robustness_lib.report import Target, check_target, recommend, results_table
-from robustness_lib.simulation import FLSetup, RunResult, Scenario, honest_update_norms, run_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,14 @@ FMNIST_FULL = FLSetup(
 )
 FMNIST_QUICK = replace(FMNIST_FULL, rounds=15)
 HEART = FLSetup(
-    model="logreg", rounds=60, clients_per_round=4, local_steps=5, batch_size=16, lr=0.1, clip_norm=1.0, committee_size=3
+    model="logreg",
+    rounds=60,
+    clients_per_round=4,
+    local_steps=5,
+    batch_size=16,
+    lr=0.1,
+    clip_norm=1.0,
+    committee_size=3,
 )
 
 
@@ -116,6 +123,7 @@ def run_grid(context: GridContext, scenarios: Sequence[Scenario], workers: int) 
     """Every scenario, in order; ``workers`` processes of one torch thread each (two single-threaded
     processes beat one two-threaded one on these small convolutions)."""
     results = []
+    cells: Iterator[RunResult]
     if workers > 1:
         pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (context,))
         cells = pool.imap(_run_cell, scenarios)
@@ -129,7 +137,7 @@ def run_grid(context: GridContext, scenarios: Sequence[Scenario], workers: int) 
             print(
                 f"  [{context.federation.name} mal={s.malicious_fraction:.2f} lying={s.lying_validator_fraction:.2f}] "
                 f"{s.attack:>16} x {s.rule:<17} error {result.test_error:.3f} backdoor {bd} honest-accepted "
-                f"{result.honest_acceptance:.2f} ({result.seconds:.1f} s)",
+                f"{result.honest_acceptance:.2f} ({result.seconds:.1f} s, {result.cpu_seconds:.1f} s CPU)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -164,7 +172,9 @@ def print_setting(
     return reference.test_error, checks
 
 
-def heart_section(args: argparse.Namespace, rules: Sequence[str], attacks: Sequence[str], target: Target) -> dict[str, Any]:
+def heart_section(
+    args: argparse.Namespace, rules: Sequence[str], attacks: Sequence[str], target: Target
+) -> dict[str, Any]:
     federation, pooled = heart_disease_federation(args.shared_dir / "heart-disease", val_fraction=0.2, seed=args.seed)
     initial = LocalTrainer(build_model("logreg", num_features=_num_features(federation), seed=args.seed)).get_params()
     setup = HEART
@@ -184,8 +194,8 @@ def heart_section(args: argparse.Namespace, rules: Sequence[str], attacks: Seque
     clean = next(r for r in results if r.scenario.attack == "none" and r.scenario.rule == "fedavg")
     assert clean.mean_test_error_per_group is not None
     print(
-        f"\nAttack-free FedAvg accuracy: {1 - clean.test_error:.3f} pooled test, {1 - clean.mean_test_error_per_group:.3f}"
-        f" averaged over hospitals (FLamby reports 0.776 for FedAvg, averaged over hospitals)."
+        f"\nAttack-free FedAvg accuracy: {1 - clean.test_error:.3f} pooled test, "
+        f"{1 - clean.mean_test_error_per_group:.3f} averaged over hospitals (FLamby reports 0.776 for FedAvg, averaged over hospitals)."
     )
     print(
         f"Pooled logistic regression (scikit-learn, all training rows): {pooled_correct.mean():.3f} pooled test, "
@@ -204,11 +214,19 @@ def heart_section(args: argparse.Namespace, rules: Sequence[str], attacks: Seque
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help=f"rules {QUICK_RULES}, attacks {QUICK_ATTACKS}, "
-                        f"{FMNIST_QUICK.rounds} rounds, the 20 %% setting only, heart disease on the same rules")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"rules {QUICK_RULES}, attacks {QUICK_ATTACKS}, "
+        f"{FMNIST_QUICK.rounds} rounds, the 20 %% setting only, heart disease on the same rules",
+    )
     parser.add_argument("--data-dir", type=Path, help="folder with the Fashion-MNIST idx .gz files")
-    parser.add_argument("--shared-dir", type=Path, default=REPO.parent / "shared" / "data",
-                        help="folder holding heart-disease/ (default: ../shared/data)")
+    parser.add_argument(
+        "--shared-dir",
+        type=Path,
+        default=REPO.parent / "shared" / "data",
+        help="folder holding heart-disease/ (default: ../shared/data)",
+    )
     parser.add_argument("--rules", help="comma-separated rules (default: all registered)")
     parser.add_argument("--attacks", help="comma-separated attacks (default: all registered but lying-validators)")
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
@@ -249,7 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = GridContext(federation, setup, initial)
 
     print(f"# Robustness benchmark ({'--quick' if args.quick else 'full grid'})\n")
-    print(f"Python {platform.python_version()}, torch {torch.__version__}, {args.workers} worker process(es) of 1 thread, seed {args.seed}.")
+    print(
+        f"Python {platform.python_version()}, torch {torch.__version__}, {args.workers} worker process(es) "
+        f"of 1 thread, seed {args.seed}."
+    )
     print(f"Fashion-MNIST from {data_dir}: 100 members, bias 0.5, {len(federation.y_test)} test images.")
     print(f"Configuration: {json.dumps(asdict(setup))}.")
     print(f"Honest delta L2 norms at round 0 (10 members): median {np.median(norms):.3f}, max {max(norms):.3f}.")
@@ -271,8 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     best, met = recommend(all_checks)
     print(
         f"\nRecommended default rule: **{best}**"
-        + (" (meets the target in every setting above)." if met else
-           " (no rule meets the target in every setting; this one comes closest).")
+        + (
+            " (meets the target in every setting above)."
+            if met
+            else " (no rule meets the target in every setting; this one comes closest)."
+        )
     )
     raw["recommended"] = {"rule": best, "meets_target": met}
     if not args.no_heart:
@@ -282,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     elapsed = time.perf_counter() - started
-    print(f"\nTotal time: {elapsed / 60:.1f} min.")
+    cpu = sum(r["cpu_seconds"] for s in raw["settings"].values() for r in s["results"])
+    print(f"\nTotal time: {elapsed / 60:.1f} min wall; Fashion-MNIST cells {cpu / 60:.1f} min of CPU in all.")
     raw["seconds"] = elapsed
     if args.json:
         args.json.write_text(json.dumps(raw, indent=2))

@@ -21,6 +21,7 @@ label ``num > 0``, and a per-centre stratified 66/34 train/test split with ``ran
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -120,14 +121,17 @@ def find_fashion_mnist(data_dir: Path | None = None, *, install: bool = True) ->
     """
     if data_dir is not None:
         if not _has_fashion_mnist(data_dir):
-            raise ConfigError(f"--data-dir {data_dir} lacks the Fashion-MNIST files {sorted(FASHION_MNIST_FILES.values())}")
+            raise ConfigError(
+                f"--data-dir {data_dir} lacks the Fashion-MNIST files {sorted(FASHION_MNIST_FILES.values())}"
+            )
         return data_dir
     if _has_fashion_mnist(FASHION_MNIST_DEBIAN_DIR):
         return FASHION_MNIST_DEBIAN_DIR
     if install and shutil.which("apt-get"):
         prefix = [] if _is_root() else (["sudo", "-n"] if shutil.which("sudo") else [])
-        for cmd in (["apt-get", "install", "-y", FASHION_MNIST_DEBIAN_PACKAGE],):
-            subprocess.run(prefix + cmd, check=False, capture_output=True)
+        subprocess.run(
+            [*prefix, "apt-get", "install", "-y", FASHION_MNIST_DEBIAN_PACKAGE], check=False, capture_output=True
+        )
         if _has_fashion_mnist(FASHION_MNIST_DEBIAN_DIR):
             return FASHION_MNIST_DEBIAN_DIR
     raise ConfigError(
@@ -138,8 +142,6 @@ def find_fashion_mnist(data_dir: Path | None = None, *, install: bool = True) ->
 
 
 def _is_root() -> bool:
-    import os
-
     return os.geteuid() == 0
 
 
@@ -147,9 +149,9 @@ def load_fashion_mnist(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndar
     """(X_train, y_train, X_test, y_test): images as float32 ``(n, 1, 28, 28)`` in [0, 1], labels int64."""
     arrays = {key: read_idx(directory / name) for key, name in FASHION_MNIST_FILES.items()}
     for split in ("train", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise BadInput(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+        raw_images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if raw_images.ndim != 3 or labels.ndim != 1 or len(raw_images) != len(labels):
+            raise BadInput(f"{directory}: {split} images {raw_images.shape} and labels {labels.shape} do not match")
         if labels.size and int(labels.max()) > 9:
             raise BadInput(f"{directory}: {split} labels outside 0..9")
 
@@ -235,7 +237,8 @@ def load_heart_center(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _one_hot_drop_first(column: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    return (column[:, None] == levels[None, 1:]).astype(np.float64)
+    encoded: np.ndarray = (column[:, None] == levels[None, 1:]).astype(np.float64)
+    return encoded
 
 
 def heart_disease_federation(directory: Path, *, val_fraction: float, seed: int) -> tuple[Federation, ClientData]:

@@ -62,7 +62,9 @@ def check_target(
         failures: list[str] = []
         excess = 0.0
         for cell in cells:
-            limit = reference_error + (target.clean_tolerance if cell.scenario.attack == "none" else target.error_margin)
+            limit = reference_error + (
+                target.clean_tolerance if cell.scenario.attack == "none" else target.error_margin
+            )
             if cell.test_error > limit:
                 failures.append(f"{cell.scenario.attack}: error {cell.test_error:.3f} > {limit:.3f}")
                 excess = max(excess, cell.test_error - limit)
@@ -92,4 +94,6 @@ def recommend(checks_per_setting: Sequence[Sequence[TargetCheck]]) -> tuple[str,
     meeting = [rule for rule, cs in table.items() if all(c.meets for c in cs)]
     if meeting:
         return min(meeting, key=lambda rule: max(c.worst_error for c in table[rule])), True
-    return min(rules, key=lambda rule: (max(c.excess for c in table[rule]), max(c.worst_error for c in table[rule]))), False
+    return min(
+        rules, key=lambda rule: (max(c.excess for c in table[rule]), max(c.worst_error for c in table[rule]))
+    ), False

@@ -132,6 +132,8 @@ class RunResult:
     seconds: float
     rule_errors: list[str]
     mean_test_error_per_group: float | None = None
+    cpu_seconds: float = 0.0
+    """CPU time of the run's process (the machine-independent part of its cost)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +147,7 @@ class RunResult:
             "honest_acceptance": self.honest_acceptance,
             "malicious_acceptance": self.malicious_acceptance,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "rule_errors": self.rule_errors,
             "mean_test_error_per_group": self.mean_test_error_per_group,
         }
@@ -211,7 +214,11 @@ def committee_scores(
             y = val_data[v][1]
             after = accuracy_bps(predictions[offset : offset + len(y)], y)
             offset += len(y)
-            scores.append(after if scoring == "accuracy" else relative_score(before[v], after, absolute=scoring == "relative-accuracy"))
+            scores.append(
+                after
+                if scoring == "accuracy"
+                else relative_score(before[v], after, absolute=scoring == "relative-accuracy")
+            )
         out.append(scores)
     return out
 
@@ -237,7 +244,7 @@ def run_scenario(
     """Train ``setup.rounds`` rounds of ``scenario`` and report test error and backdoor success."""
     if scenario.rule not in AGGREGATION_RULES:
         raise ConfigError(f"unknown aggregation rule {scenario.rule!r}")
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     seed = scenario.seed
     n_clients = len(federation.clients)
     malicious = malicious_members(n_clients, scenario.malicious_fraction, seed)
@@ -255,7 +262,9 @@ def run_scenario(
     for c, client in enumerate(federation.clients):
         X, y = client.X_train, client.y_train
         if is_malicious[c] and attack.poisons_data:
-            X, y = attack.poison_data(X, y, rng=np.random.default_rng([seed, 13, c]), num_classes=federation.num_classes)
+            X, y = attack.poison_data(
+                X, y, rng=np.random.default_rng([seed, 13, c]), num_classes=federation.num_classes
+            )
         train_data.append((torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(y)))
     val_data = [
         (torch.from_numpy(np.ascontiguousarray(c.X_val, dtype=np.float32)), np.asarray(c.y_val))
@@ -274,7 +283,10 @@ def run_scenario(
     for r in range(setup.rounds):
         rng = np.random.default_rng([seed, 17, r])
         chosen = np.concatenate(
-            [rng.choice(malicious, mal_per_round, replace=False), rng.choice(honest, per_round - mal_per_round, replace=False)]
+            [
+                rng.choice(malicious, mal_per_round, replace=False),
+                rng.choice(honest, per_round - mal_per_round, replace=False),
+            ]
         )
         owners = np.sort(chosen)
         deltas: dict[int, Params] = {}
@@ -283,15 +295,24 @@ def run_scenario(
                 continue
             X, y = train_data[c]
             local = trainer.train(
-                global_params, X, y, steps=setup.local_steps, batch_size=setup.batch_size, lr=setup.lr,
+                global_params,
+                X,
+                y,
+                steps=setup.local_steps,
+                batch_size=setup.batch_size,
+                lr=setup.lr,
                 rng=np.random.default_rng([seed, 19, r, int(c)]),
             )
             deltas[int(c)] = {k: local[k] - global_params[k] for k in local}
         round_malicious = [int(c) for c in owners if is_malicious[c]]
         if round_malicious and attack.crafts_updates:
             ctx = AttackContext(
-                global_params, r, len(round_malicious), np.random.default_rng([seed, 23, r]),
-                num_workers=len(owners), clip_norm=setup.clip_norm,
+                global_params,
+                r,
+                len(round_malicious),
+                np.random.default_rng([seed, 23, r]),
+                num_workers=len(owners),
+                clip_norm=setup.clip_norm,
             )
             crafted = attack.craft([deltas[c] for c in round_malicious if c in deltas], ctx)
             deltas.update(zip(round_malicious, crafted, strict=True))
@@ -310,7 +331,9 @@ def run_scenario(
         for c in owners:
             others = np.delete(np.arange(n_clients), int(c))
             committees.append(np.sort(rng.choice(others, setup.committee_size, replace=False)).tolist())
-        honest_scores = committee_scores(trainer, global_params, candidates, committees, val_data, scoring=setup.scoring)
+        honest_scores = committee_scores(
+            trainer, global_params, candidates, committees, val_data, scoring=setup.scoring
+        )
         accepted = []
         owner_ids = [str(int(c)) for c in owners]
         colluders = [str(c) for c in malicious.tolist()]
@@ -347,8 +370,13 @@ def run_scenario(
             root = int(rng.choice(honest))
             Xr, yr = val_data[root]
             ref_local = trainer.train(
-                global_params, Xr, torch.from_numpy(yr), steps=setup.local_steps, batch_size=setup.batch_size,
-                lr=setup.lr, rng=np.random.default_rng([seed, 29, r]),
+                global_params,
+                Xr,
+                torch.from_numpy(yr),
+                steps=setup.local_steps,
+                batch_size=setup.batch_size,
+                lr=setup.lr,
+                rng=np.random.default_rng([seed, 29, r]),
             )
             kwargs["reference"], _ = pipeline.transform(ref_local, global_params, num_examples=len(yr))
         if spec.accepts_center and previous_aggregate is not None:
@@ -375,13 +403,18 @@ def run_scenario(
     correct = predictions == federation.y_test
     per_group = None
     if federation.test_groups is not None:
-        per_group = float(np.mean([1 - correct[federation.test_groups == g].mean() for g in np.unique(federation.test_groups)]))
+        per_group = float(
+            np.mean([1 - correct[federation.test_groups == g].mean() for g in np.unique(federation.test_groups)])
+        )
     backdoor = None
     trigger = _find_trigger(attack)
     if trigger is not None:
         backdoor = backdoor_success_rate(
             lambda X: trainer.predict(global_params, torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))),
-            federation.X_test, federation.y_test, trigger=trigger[0], target_label=trigger[1],
+            federation.X_test,
+            federation.y_test,
+            trigger=trigger[0],
+            target_label=trigger[1],
         )
     return RunResult(
         scenario,
@@ -392,6 +425,7 @@ def run_scenario(
         time.perf_counter() - start,
         stats.rule_errors,
         per_group,
+        time.process_time() - start_cpu,
     )
 
 
@@ -404,8 +438,13 @@ def honest_update_norms(
     for c in rng.choice(len(federation.clients), count, replace=False):
         client = federation.clients[int(c)]
         local = trainer.train(
-            params, torch.from_numpy(client.X_train), torch.from_numpy(client.y_train), steps=setup.local_steps,
-            batch_size=setup.batch_size, lr=setup.lr, rng=np.random.default_rng([seed, 37, int(c)]),
+            params,
+            torch.from_numpy(client.X_train),
+            torch.from_numpy(client.y_train),
+            steps=setup.local_steps,
+            batch_size=setup.batch_size,
+            lr=setup.lr,
+            rng=np.random.default_rng([seed, 37, int(c)]),
         )
         norms.append(global_l2_norm({k: local[k] - params[k] for k in params}))
     return norms
