@@ -28,7 +28,7 @@ from robustness_lib.models import LocalTrainer, build_model  # noqa: E402
 from robustness_lib.report import Target, check_target, recommend, results_table  # noqa: E402
 from robustness_lib.simulation import FLSetup, RunResult, Scenario, committee_scores, run_scenario  # noqa: E402
 
-from fedledger.attacks import make_attack  # noqa: E402
+from fedledger.attacks import Backdoor, make_attack  # noqa: E402
 from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
 from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, score_update_relative, validate_update  # noqa: E402
 
@@ -187,20 +187,26 @@ def test_backdoor_success_is_measured_for_backdoor_attacks_only() -> None:
     federation = _tabular_federation()
     trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
     attack = make_attack("backdoor", target_label=1, trigger_size=1, trigger_value=5.0)
-    result = run_scenario(
-        federation, _setup(), Scenario("median", "backdoor", 0.25), attack, trainer, trainer.get_params()
-    )
-    assert result.backdoor_success is not None and 0.0 <= result.backdoor_success <= 1.0
+    initial = trainer.get_params()
+    result = run_scenario(federation, _setup(), Scenario("median", "backdoor", 0.25), attack, trainer, initial)
+    assert result.plants_backdoor and result.backdoor_success is not None and 0.0 <= result.backdoor_success <= 1.0
     assert _run(Scenario("median", "none", 0.25)).backdoor_success is None
+    assert isinstance(attack, Backdoor)
+    probe = (attack.trigger, attack.target_label)
+    clean = run_scenario(
+        federation, _setup(), Scenario("median", "none", 0.25), make_attack("none"), trainer, initial, probe=probe
+    )
+    assert not clean.plants_backdoor and clean.backdoor_success is not None
 
 
 def _result(rule: str, attack: str, error: float, backdoor: float | None = None) -> RunResult:
-    return RunResult(Scenario(rule, attack, 0.2), error, backdoor, 1.0, None, 0.0, [])
+    planted = attack == "backdoor"
+    return RunResult(Scenario(rule, attack, 0.2), error, backdoor, 1.0, None, 0.0, [], plants_backdoor=planted)
 
 
 def test_target_check_and_recommendation() -> None:
     results = [
-        _result("fedavg", "none", 0.10),
+        _result("fedavg", "none", 0.10, 0.20),
         _result("fedavg", "backdoor", 0.11, 0.90),
         _result("median", "none", 0.12),
         _result("median", "backdoor", 0.12, 0.01),
@@ -217,3 +223,5 @@ def test_target_check_and_recommendation() -> None:
     assert (closest, met) == ("median", False)
     table = results_table(results, rules, ["none", "backdoor"])
     assert "| backdoor | 0.110 / 0.900 | 0.120 / 0.010 | 0.115 / 0.020 |" in table
+    # A base rate (no backdoor planted) is shown in parentheses and never fails the target.
+    assert "| none | 0.100 / (0.200) | 0.120 / – | 0.104 / – |" in table

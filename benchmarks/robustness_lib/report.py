@@ -37,14 +37,20 @@ def _cell(result: RunResult | None) -> str:
     if result is None:
         return "–"
     text = f"{result.test_error:.3f}"
-    text += f" / {result.backdoor_success:.3f}" if result.backdoor_success is not None else " / –"
+    if result.backdoor_success is None:
+        text += " / –"
+    elif result.plants_backdoor:
+        text += f" / {result.backdoor_success:.3f}"
+    else:
+        text += f" / ({result.backdoor_success:.3f})"  # the trigger's base rate, no backdoor planted
     if result.rule_errors:
         text += f" ({len(result.rule_errors)} rounds failed)"
     return text
 
 
 def results_table(results: Sequence[RunResult], rules: Sequence[str], attacks: Sequence[str]) -> str:
-    """Rows: attacks; columns: rules; cells: ``test error / backdoor success`` (– for attacks without a backdoor)."""
+    """Rows: attacks; columns: rules; cells: ``test error / backdoor success``, the latter in parentheses
+    when the attack plants no backdoor (the trigger's base rate) and – when not measured."""
     by_key = {(r.scenario.attack, r.scenario.rule): r for r in results}
     lines = ["| attack | " + " | ".join(rules) + " |", "|---|" + "---:|" * len(rules)]
     for attack in attacks:
@@ -68,7 +74,11 @@ def check_target(
             if cell.test_error > limit:
                 failures.append(f"{cell.scenario.attack}: error {cell.test_error:.3f} > {limit:.3f}")
                 excess = max(excess, cell.test_error - limit)
-            if cell.backdoor_success is not None and cell.backdoor_success > target.max_backdoor:
+            if (
+                cell.plants_backdoor
+                and cell.backdoor_success is not None
+                and cell.backdoor_success > target.max_backdoor
+            ):
                 failures.append(f"{cell.scenario.attack}: backdoor {cell.backdoor_success:.3f} > {target.max_backdoor}")
                 excess = max(excess, cell.backdoor_success - target.max_backdoor)
             if cell.rule_errors:

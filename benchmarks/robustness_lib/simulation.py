@@ -134,6 +134,8 @@ class RunResult:
     mean_test_error_per_group: float | None = None
     cpu_seconds: float = 0.0
     """CPU time of the run's process (the machine-independent part of its cost)."""
+    plants_backdoor: bool = False
+    """The attack plants a backdoor; otherwise ``backdoor_success`` (if set) is the trigger's base rate."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,6 +150,7 @@ class RunResult:
             "malicious_acceptance": self.malicious_acceptance,
             "seconds": self.seconds,
             "cpu_seconds": self.cpu_seconds,
+            "plants_backdoor": self.plants_backdoor,
             "rule_errors": self.rule_errors,
             "mean_test_error_per_group": self.mean_test_error_per_group,
         }
@@ -240,8 +243,14 @@ def run_scenario(
     attack: Attack,
     trainer: LocalTrainer,
     initial_params: Params,
+    *,
+    probe: tuple[PixelTrigger, int] | None = None,
 ) -> RunResult:
-    """Train ``setup.rounds`` rounds of ``scenario`` and report test error and backdoor success."""
+    """Train ``setup.rounds`` rounds of ``scenario`` and report test error and backdoor success.
+
+    Backdoor success uses the attack's own trigger and target when it plants one; otherwise the
+    ``probe`` trigger and target, if given, measure the base rate (how often the trigger alone,
+    with no backdoor planted, turns a prediction into the target)."""
     if scenario.rule not in AGGREGATION_RULES:
         raise ConfigError(f"unknown aggregation rule {scenario.rule!r}")
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -407,7 +416,8 @@ def run_scenario(
             np.mean([1 - correct[federation.test_groups == g].mean() for g in np.unique(federation.test_groups)])
         )
     backdoor = None
-    trigger = _find_trigger(attack)
+    planted = _find_trigger(attack)
+    trigger = planted or probe
     if trigger is not None:
         backdoor = backdoor_success_rate(
             lambda X: trainer.predict(global_params, torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))),
@@ -426,6 +436,7 @@ def run_scenario(
         stats.rule_errors,
         per_group,
         time.process_time() - start_cpu,
+        planted is not None,
     )
 
 
