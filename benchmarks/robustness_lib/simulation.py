@@ -1,0 +1,461 @@
+"""A chain-less simulation of fedledger rounds under attack, on fedledger's own learning code.
+
+Why no chain: the benchmark runs every attack against every aggregation rule, three times
+(20 % and 30 % malicious trainers, then a third of validators lying), with 100 members and tens of
+rounds each: thousands of member-rounds per configuration. A ledger round costs about 2N + 5
+transactions (see ``benchmarks/ledger.py``), so the grid would need hundreds of thousands of
+transactions, far beyond the benchmark's hour on two cores. What decides robustness does not
+depend on the chain, so it runs the same code that fedledger nodes and the contract run:
+
+* member: local SGD from the global model, then :class:`fedledger.learning.UpdatePipeline`
+  (``local - global`` -> clip to the task's L2 norm -> fixed-point encode), as
+  ``MemberNode`` does;
+* malicious member: the attack's hooks from :mod:`fedledger.attacks` (poison its data before
+  training, craft its delta from the coalition's benign deltas, lie when validating);
+* validators: a committee of ``committee_size`` members per update, drawn at random among the
+  others, scores ``global + update`` (decoded with :func:`fedledger.learning.apply_update`) on
+  its local validation data with the task's scoring rule (``relative-accuracy``: the formula of
+  :func:`fedledger.learning.score_update_relative` on :func:`fedledger.learning.accuracy_bps`);
+* contract: an update is accepted when :func:`fedledger.chain.task.contract_median` of its
+  committee's scores reaches the acceptance threshold;
+* aggregator: :func:`fedledger.learning.aggregation.aggregate` with the rule under test over the
+  accepted updates, then :func:`fedledger.learning.apply_update` (a round with no accepted
+  update leaves the model unchanged, as an aborted round does).
+
+Only the scoring is batched differently from a node: instead of one adapter call per (update,
+validator) pair, each candidate model predicts once on its whole committee's validation data and
+the predictions are split per validator; ``tests/test_robustness_bench.py`` checks the scores
+equal :func:`fedledger.learning.score_update_relative` on the same inputs.
+
+Members take part in rounds as in cross-device FedAvg (McMahan et al., AISTATS 2017):
+``clients_per_round`` of them per round, drawn so that malicious members are exactly their
+share of every round (as in FLTrust, where all members take part and the fraction is fixed).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedledger.attacks import Attack, AttackContext, LyingValidators
+from fedledger.attacks.backdoor import PixelTrigger, backdoor_success_rate
+from fedledger.chain.task import contract_median
+from fedledger.exceptions import AggregationError, ConfigError
+from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate, apply_update
+from fedledger.learning.params import Params
+from fedledger.learning.scoring import MAX_SCORE, accuracy_bps
+from fedledger.learning.update import UpdatePipeline, global_l2_norm
+
+from .data import Federation
+from .models import LocalTrainer
+
+__all__ = [
+    "FLSetup",
+    "RoundStats",
+    "RunResult",
+    "Scenario",
+    "committee_scores",
+    "honest_update_norms",
+    "malicious_members",
+    "relative_score",
+    "rule_params",
+    "run_scenario",
+]
+
+
+SCORINGS = ("accuracy", "relative-accuracy", "relative")
+"""``accuracy`` and ``relative-accuracy`` are fedledger's :data:`~fedledger.learning.SCORING_RULES`;
+``relative`` is ``5000 + after - before`` alone (clamped to [0, 10000]): relative-accuracy without its
+absolute term ``min(after, ...)``, which rejects every update while the global model's accuracy is below
+the threshold, so a task started from random weights never accepts anything (a 10-class model starts
+near 10 %)."""
+
+
+@dataclass(frozen=True)
+class FLSetup:
+    """The task: model, training schedule, update pipeline and acceptance rule."""
+
+    model: str
+    rounds: int
+    clients_per_round: int
+    local_steps: int
+    batch_size: int
+    lr: float
+    clip_norm: float
+    committee_size: int
+    frac_bits: int = 24
+    acceptance_threshold: int = 4_000
+    scoring: str = "relative"
+
+    def __post_init__(self) -> None:
+        if self.scoring not in SCORINGS:
+            raise ConfigError(f"unknown scoring rule {self.scoring!r}")
+        if min(self.rounds, self.clients_per_round, self.local_steps, self.batch_size, self.committee_size) < 1:
+            raise ConfigError("rounds, clients per round, local steps, batch size and committee size must be >= 1")
+        if not (self.lr > 0 and self.clip_norm > 0):
+            raise ConfigError("lr and clip_norm must be positive")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One cell of a table: a rule under an attack, with a malicious share of trainers and of validators."""
+
+    rule: str
+    attack: str
+    malicious_fraction: float
+    lying_validator_fraction: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class RoundStats:
+    honest_submitted: int = 0
+    honest_accepted: int = 0
+    malicious_submitted: int = 0
+    malicious_accepted: int = 0
+    rule_errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    test_error: float
+    backdoor_success: float | None
+    honest_acceptance: float
+    malicious_acceptance: float | None
+    seconds: float
+    rule_errors: list[str]
+    mean_test_error_per_group: float | None = None
+    cpu_seconds: float = 0.0
+    """CPU time of the run's process (the machine-independent part of its cost)."""
+    plants_backdoor: bool = False
+    """The attack plants a backdoor; otherwise ``backdoor_success`` (if set) is the trigger's base rate."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.scenario.rule,
+            "attack": self.scenario.attack,
+            "malicious_fraction": self.scenario.malicious_fraction,
+            "lying_validator_fraction": self.scenario.lying_validator_fraction,
+            "seed": self.scenario.seed,
+            "test_error": self.test_error,
+            "backdoor_success": self.backdoor_success,
+            "honest_acceptance": self.honest_acceptance,
+            "malicious_acceptance": self.malicious_acceptance,
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "plants_backdoor": self.plants_backdoor,
+            "rule_errors": self.rule_errors,
+            "mean_test_error_per_group": self.mean_test_error_per_group,
+        }
+
+
+def malicious_members(num_clients: int, fraction: float, seed: int) -> np.ndarray:
+    """The malicious members: ``round(fraction * N)`` of them, a seeded random choice (sorted)."""
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"malicious fraction must be in [0, 1), got {fraction}")
+    count = int(round(fraction * num_clients))
+    return np.sort(np.random.default_rng([seed, 7]).permutation(num_clients)[:count])
+
+
+def relative_score(before_bps: int, after_bps: int, *, absolute: bool = True) -> int:
+    """``score_update_relative``'s formula, ``max(0, min(after, 5000 + after - before))``; without the
+    absolute term (``absolute=False``, scoring ``relative``) ``min(10000, max(0, 5000 + after - before))``."""
+    relative = MAX_SCORE // 2 + after_bps - before_bps
+    return max(0, min(after_bps, relative)) if absolute else max(0, min(MAX_SCORE, relative))
+
+
+def rule_params(rule: str, num_updates: int, malicious_fraction: float, clip_norm: float) -> dict[str, object]:
+    """Each rule's parameters for this benchmark: the registry defaults, except that rules with a
+    Byzantine count are told the malicious share (as in FLTrust's experiments: f = expected
+    attackers among the updates, capped to what ``n`` allows), and norm-based rules get bounds in
+    the task's units (half the clip norm)."""
+    expected = int(math.floor(malicious_fraction * num_updates))
+    if rule == "trimmed-mean":
+        return {"beta": min(malicious_fraction, 0.45)}
+    if rule in ("krum", "multi-krum"):
+        return {"f": max(0, min(expected, (num_updates - 3) // 2))}
+    if rule == "bulyan":
+        return {"f": max(0, min(expected, (num_updates - 3) // 4))}
+    if rule == "norm-bounding":
+        return {"max_norm": clip_norm / 2}
+    if rule == "centered-clipping":
+        return {"tau": clip_norm / 2}
+    return {}
+
+
+def committee_scores(
+    trainer: LocalTrainer,
+    global_params: Params,
+    candidates: Sequence[Params],
+    committees: Sequence[Sequence[int]],
+    val_data: Sequence[tuple[torch.Tensor, np.ndarray]],
+    *,
+    scoring: str,
+) -> list[list[int]]:
+    """Honest scores: ``scores[i][k]`` is validator ``committees[i][k]``'s score of candidate ``i``.
+
+    Each candidate predicts once on its committee's validation data, concatenated; the global
+    model predicts once per validator (the "before" of relative-accuracy)."""
+    before: dict[int, int] = {}
+    if scoring != "accuracy":
+        for v in sorted({v for c in committees for v in c}):
+            X, y = val_data[v]
+            before[v] = accuracy_bps(trainer.predict(global_params, X), y)
+    out = []
+    for candidate, committee in zip(candidates, committees, strict=True):
+        X_all = torch.cat([val_data[v][0] for v in committee])
+        predictions = trainer.predict(candidate, X_all)
+        scores, offset = [], 0
+        for v in committee:
+            y = val_data[v][1]
+            after = accuracy_bps(predictions[offset : offset + len(y)], y)
+            offset += len(y)
+            scores.append(
+                after
+                if scoring == "accuracy"
+                else relative_score(before[v], after, absolute=scoring == "relative-accuracy")
+            )
+        out.append(scores)
+    return out
+
+
+def _find_trigger(attack: Attack) -> tuple[PixelTrigger, int] | None:
+    """The backdoor trigger and target of an attack (or of a part of a composed one)."""
+    parts = list(getattr(attack, "parts", (attack,)))
+    parts += [p.inner for p in parts if isinstance(getattr(p, "inner", None), Attack)]  # sybils replay an attack
+    for part in parts:
+        if hasattr(part, "trigger") and hasattr(part, "target_label"):
+            return part.trigger, int(part.target_label)
+    return None
+
+
+def run_scenario(
+    federation: Federation,
+    setup: FLSetup,
+    scenario: Scenario,
+    attack: Attack,
+    trainer: LocalTrainer,
+    initial_params: Params,
+    *,
+    probe: tuple[PixelTrigger, int] | None = None,
+) -> RunResult:
+    """Train ``setup.rounds`` rounds of ``scenario`` and report test error and backdoor success.
+
+    Backdoor success uses the attack's own trigger and target when it plants one; otherwise the
+    ``probe`` trigger and target, if given, measure the base rate (how often the trigger alone,
+    with no backdoor planted, turns a prediction into the target)."""
+    if scenario.rule not in AGGREGATION_RULES:
+        raise ConfigError(f"unknown aggregation rule {scenario.rule!r}")
+    start, start_cpu = time.perf_counter(), time.process_time()
+    seed = scenario.seed
+    n_clients = len(federation.clients)
+    malicious = malicious_members(n_clients, scenario.malicious_fraction, seed)
+    is_malicious = np.zeros(n_clients, dtype=bool)
+    is_malicious[malicious] = True
+    honest = np.flatnonzero(~is_malicious)
+    n_lying = int(math.ceil(scenario.lying_validator_fraction * n_clients))
+    # The lying validators are the malicious trainers plus as many colluding members as needed.
+    extra = np.random.default_rng([seed, 11]).permutation(honest)[: max(0, n_lying - len(malicious))]
+    lying = set(malicious.tolist()) | set(extra.tolist()) if n_lying else set()
+    liar = LyingValidators()
+
+    # Data as tensors once; malicious members poison theirs once (fixed poisoned share, as in BadNets).
+    train_data: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for c, client in enumerate(federation.clients):
+        X, y = client.X_train, client.y_train
+        if is_malicious[c] and attack.poisons_data:
+            X, y = attack.poison_data(
+                X, y, rng=np.random.default_rng([seed, 13, c]), num_classes=federation.num_classes
+            )
+        train_data.append((torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(y)))
+    val_data = [
+        (torch.from_numpy(np.ascontiguousarray(c.X_val, dtype=np.float32)), np.asarray(c.y_val))
+        for c in federation.clients
+    ]
+
+    pipeline = UpdatePipeline.default(max_norm=setup.clip_norm, frac_bits=setup.frac_bits)
+    spec = AGGREGATION_RULES[scenario.rule]
+    global_params = {k: v.copy() for k, v in initial_params.items()}
+    per_round = min(setup.clients_per_round, n_clients)
+    mal_per_round = int(round(per_round * len(malicious) / n_clients))
+    stats = RoundStats()
+    history: dict[int, dict[str, np.ndarray]] = {}
+    previous_aggregate: dict[str, np.ndarray] | None = None
+
+    for r in range(setup.rounds):
+        rng = np.random.default_rng([seed, 17, r])
+        chosen = np.concatenate(
+            [
+                rng.choice(malicious, mal_per_round, replace=False),
+                rng.choice(honest, per_round - mal_per_round, replace=False),
+            ]
+        )
+        owners = np.sort(chosen)
+        deltas: dict[int, Params] = {}
+        for c in owners:
+            if is_malicious[c] and not attack.needs_training:
+                continue
+            X, y = train_data[c]
+            local = trainer.train(
+                global_params,
+                X,
+                y,
+                steps=setup.local_steps,
+                batch_size=setup.batch_size,
+                lr=setup.lr,
+                rng=np.random.default_rng([seed, 19, r, int(c)]),
+            )
+            deltas[int(c)] = {k: local[k] - global_params[k] for k in local}
+        round_malicious = [int(c) for c in owners if is_malicious[c]]
+        if round_malicious and attack.crafts_updates:
+            ctx = AttackContext(
+                global_params,
+                r,
+                len(round_malicious),
+                np.random.default_rng([seed, 23, r]),
+                num_workers=len(owners),
+                clip_norm=setup.clip_norm,
+            )
+            crafted = attack.craft([deltas[c] for c in round_malicious if c in deltas], ctx)
+            deltas.update(zip(round_malicious, crafted, strict=True))
+
+        # The node path: local = global + delta -> pipeline (clip, fixed point), then decode for scoring.
+        updates: list[dict[str, np.ndarray]] = []
+        counts: list[int] = []
+        for c in owners:
+            local = {k: (global_params[k] + deltas[int(c)][k]).astype(np.float32) for k in global_params}
+            tensors, _ = pipeline.transform(local, global_params, num_examples=len(train_data[c][1]))
+            updates.append(tensors)
+            counts.append(len(train_data[c][1]))
+        candidates = [apply_update(global_params, u, frac_bits=setup.frac_bits) for u in updates]
+
+        committees = []
+        for c in owners:
+            others = np.delete(np.arange(n_clients), int(c))
+            committees.append(np.sort(rng.choice(others, setup.committee_size, replace=False)).tolist())
+        honest_scores = committee_scores(
+            trainer, global_params, candidates, committees, val_data, scoring=setup.scoring
+        )
+        accepted = []
+        owner_ids = [str(int(c)) for c in owners]
+        colluders = [str(c) for c in malicious.tolist()]
+        for i, committee in enumerate(committees):
+            scores = []
+            for k, v in enumerate(committee):
+                if v in lying or (is_malicious[v] and attack.lies_in_scores):
+                    # The validator's whole score vector is what the hook sees; only update i is read here.
+                    vector: list[int | None] = [None] * len(owners)
+                    vector[i] = honest_scores[i][k]
+                    scorer = liar if v in lying else attack
+                    lied = scorer.scores(vector, owner_ids, colluders)[i]
+                    scores.append(int(lied if lied is not None else 0))
+                else:
+                    scores.append(honest_scores[i][k])
+            if contract_median(scores) >= setup.acceptance_threshold:
+                accepted.append(i)
+            if is_malicious[owners[i]]:
+                stats.malicious_submitted += 1
+                stats.malicious_accepted += int(accepted[-1:] == [i])
+            else:
+                stats.honest_submitted += 1
+                stats.honest_accepted += int(accepted[-1:] == [i])
+
+        for i, c in enumerate(owners):
+            if spec.accepts_history:
+                old = history.get(int(c))
+                history[int(c)] = {k: (old[k] + v if old else v.copy()) for k, v in updates[i].items()}
+        if not accepted:
+            continue
+        kwargs: dict[str, Any] = {}
+        if spec.needs_reference:
+            # FLTrust's trusted root data: the validation data of one honest member drawn per round.
+            root = int(rng.choice(honest))
+            Xr, yr = val_data[root]
+            ref_local = trainer.train(
+                global_params,
+                Xr,
+                torch.from_numpy(yr),
+                steps=setup.local_steps,
+                batch_size=setup.batch_size,
+                lr=setup.lr,
+                rng=np.random.default_rng([seed, 29, r]),
+            )
+            kwargs["reference"], _ = pipeline.transform(ref_local, global_params, num_examples=len(yr))
+        if spec.accepts_center and previous_aggregate is not None:
+            kwargs["center"] = previous_aggregate
+        if spec.accepts_history:
+            kwargs["history"] = [history[int(owners[i])] for i in accepted]
+        try:
+            result = aggregate(
+                scenario.rule,
+                [updates[i] for i in accepted],
+                [counts[i] for i in accepted],
+                frac_bits=setup.frac_bits,
+                params=rule_params(scenario.rule, len(accepted), scenario.malicious_fraction, setup.clip_norm),
+                **kwargs,
+            )
+        except AggregationError as exc:
+            stats.rule_errors.append(f"round {r}: {exc}")
+            continue
+        previous_aggregate = result.delta
+        global_params = apply_update(global_params, result.delta, frac_bits=setup.frac_bits)
+
+    X_test = torch.from_numpy(np.ascontiguousarray(federation.X_test, dtype=np.float32))
+    predictions = trainer.predict(global_params, X_test)
+    correct = predictions == federation.y_test
+    per_group = None
+    if federation.test_groups is not None:
+        per_group = float(
+            np.mean([1 - correct[federation.test_groups == g].mean() for g in np.unique(federation.test_groups)])
+        )
+    backdoor = None
+    planted = _find_trigger(attack)
+    trigger = planted or probe
+    if trigger is not None:
+        backdoor = backdoor_success_rate(
+            lambda X: trainer.predict(global_params, torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))),
+            federation.X_test,
+            federation.y_test,
+            trigger=trigger[0],
+            target_label=trigger[1],
+        )
+    return RunResult(
+        scenario,
+        float(1 - correct.mean()),
+        backdoor,
+        stats.honest_accepted / max(1, stats.honest_submitted),
+        stats.malicious_accepted / stats.malicious_submitted if stats.malicious_submitted else None,
+        time.perf_counter() - start,
+        stats.rule_errors,
+        per_group,
+        time.process_time() - start_cpu,
+        planted is not None,
+    )
+
+
+def honest_update_norms(
+    federation: Federation, setup: FLSetup, trainer: LocalTrainer, params: Params, *, count: int, seed: int
+) -> list[float]:
+    """L2 norms of ``count`` honest members' deltas from ``params`` (to size the clip norm)."""
+    rng = np.random.default_rng([seed, 31])
+    norms = []
+    for c in rng.choice(len(federation.clients), count, replace=False):
+        client = federation.clients[int(c)]
+        local = trainer.train(
+            params,
+            torch.from_numpy(client.X_train),
+            torch.from_numpy(client.y_train),
+            steps=setup.local_steps,
+            batch_size=setup.batch_size,
+            lr=setup.lr,
+            rng=np.random.default_rng([seed, 37, int(c)]),
+        )
+        norms.append(global_l2_norm({k: local[k] - params[k] for k in params}))
+    return norms

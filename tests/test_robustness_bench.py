@@ -1,0 +1,227 @@
+"""The robustness benchmark's pieces: idx parsing, the FLTrust bias split, FLamby's heart-disease
+preprocessing, batched scoring equal to fedledger's scorer, the simulated validation consensus, and
+the report's target check. Small synthetic data; the benchmark itself is ``benchmarks/robustness.py``."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from robustness_lib.data import (  # noqa: E402
+    ClientData,
+    Federation,
+    bias_split,
+    find_fashion_mnist,
+    heart_disease_federation,
+    read_idx,
+)
+from robustness_lib.models import LocalTrainer, build_model  # noqa: E402
+from robustness_lib.report import Target, check_target, recommend, results_table  # noqa: E402
+from robustness_lib.simulation import FLSetup, RunResult, Scenario, committee_scores, run_scenario  # noqa: E402
+
+from fedledger.attacks import Backdoor, make_attack  # noqa: E402
+from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
+from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, score_update_relative, validate_update  # noqa: E402
+
+HEART_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "heart-disease"
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def test_read_idx_roundtrip_and_malformed(tmp_path: Path) -> None:
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    good = tmp_path / "x-idx3-ubyte.gz"
+    good.write_bytes(gzip.compress(_idx_bytes(images)))
+    np.testing.assert_array_equal(read_idx(good), images)
+    bad_magic = tmp_path / "bad.gz"
+    bad_magic.write_bytes(gzip.compress(b"\x01\x00\x08\x01" + (3).to_bytes(4, "big") + b"abc"))
+    with pytest.raises(BadInput, match="bad magic"):
+        read_idx(bad_magic)
+    truncated = tmp_path / "short.gz"
+    truncated.write_bytes(gzip.compress(_idx_bytes(images)[:-5]))
+    with pytest.raises(BadInput, match="bytes follow"):
+        read_idx(truncated)
+    not_gzip = tmp_path / "plain.gz"
+    not_gzip.write_bytes(b"not gzip at all")
+    with pytest.raises(BadInput, match="cannot read"):
+        read_idx(not_gzip)
+
+
+def test_find_fashion_mnist_rejects_a_data_dir_without_the_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lacks the Fashion-MNIST files"):
+        find_fashion_mnist(tmp_path, install=False)
+
+
+def test_bias_split_partitions_and_biases_labels_to_their_group() -> None:
+    y = np.random.default_rng(0).integers(0, 10, 40_000)
+    parts = bias_split(y, num_clients=100, bias=0.5, num_classes=10, seed=1)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(y)))
+    # Group g = clients 10g..10g+9; label g should land there with probability q = 0.5, others (1-q)/9 each.
+    own = [np.mean(np.isin(np.flatnonzero(y == g), np.concatenate(parts[10 * g : 10 * g + 10]))) for g in range(10)]
+    assert np.allclose(own, 0.5, atol=0.03)
+    other = np.mean(np.isin(np.flatnonzero(y == 0), np.concatenate(parts[10:20])))
+    assert abs(other - 0.5 / 9) < 0.02
+    iid = bias_split(y, num_clients=100, bias=0.1, num_classes=10, seed=1)
+    share = np.mean(np.isin(np.flatnonzero(y == 3), np.concatenate(iid[30:40])))
+    assert abs(share - 0.1) < 0.02
+    with pytest.raises(ConfigError, match="bias"):
+        bias_split(y, 100, 1.5, 10, 0)
+
+
+@pytest.mark.skipif(not HEART_DIR.is_dir(), reason="shared heart-disease data not present")
+def test_heart_disease_matches_flamby_split_sizes() -> None:
+    federation, pooled = heart_disease_federation(HEART_DIR, val_fraction=0.2, seed=0)
+    train_rows = [len(c.y_train) + len(c.y_val) for c in federation.clients]
+    assert train_rows == [199, 172, 30, 85]  # FLamby's Fed-Heart-Disease train sizes
+    assert federation.test_groups is not None
+    assert np.bincount(federation.test_groups).tolist() == [104, 89, 16, 45]
+    assert pooled.X_train.shape == (486, 13)
+    assert np.allclose(pooled.X_train.mean(axis=0), 0, atol=1e-5)
+
+
+def _tabular_federation(num_clients: int = 4, seed: int = 0) -> Federation:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=6)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        X = rng.normal(size=(n, 6)).astype(np.float32)
+        return X, (X @ w > 0).astype(np.int64)
+
+    clients = [ClientData(*sample(80), *sample(40)) for _ in range(num_clients)]
+    X_test, y_test = sample(400)
+    return Federation("toy", clients, X_test, y_test, 2)
+
+
+def test_batched_committee_scores_equal_fedledgers_scorer() -> None:
+    federation = _tabular_federation()
+    trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+    global_params = trainer.get_params()
+    pipeline = UpdatePipeline.default(max_norm=1.0, frac_bits=24)
+    adapter = TorchAdapter(build_model("logreg", num_features=6, seed=1), n_features=6, n_classes=2)
+    candidates, decoded = [], []
+    for c in range(2):
+        client = federation.clients[c]
+        local = trainer.train(
+            global_params,
+            torch.from_numpy(client.X_train),
+            torch.from_numpy(client.y_train),
+            steps=5,
+            batch_size=16,
+            lr=0.5,
+            rng=np.random.default_rng(c),
+        )
+        blob = pipeline.run(local, global_params, num_examples=len(client.y_train))
+        update = validate_update(blob, {k: v.shape for k, v in global_params.items()}, max_bytes=1 << 20)
+        decoded.append(update)
+        candidates.append(apply_update(global_params, update.tensors, frac_bits=24))
+    committees = [[1, 2, 3], [0, 2, 3]]
+    val = [(torch.from_numpy(c.X_val), c.y_val) for c in federation.clients]
+    batched = committee_scores(trainer, global_params, candidates, committees, val, scoring="relative-accuracy")
+    for i, committee in enumerate(committees):
+        expected = [
+            score_update_relative(
+                adapter, global_params, decoded[i], federation.clients[v].X_val, federation.clients[v].y_val
+            )
+            for v in committee
+        ]
+        assert batched[i] == expected
+
+
+def _setup(**overrides: object) -> FLSetup:
+    base: dict[str, object] = dict(
+        model="logreg",
+        rounds=3,
+        clients_per_round=4,
+        local_steps=3,
+        batch_size=16,
+        lr=0.5,
+        clip_norm=1.0,
+        committee_size=3,
+    )
+    base.update(overrides)
+    return FLSetup(**base)  # type: ignore[arg-type]
+
+
+def _run(scenario: Scenario, setup: FLSetup | None = None) -> RunResult:
+    federation = _tabular_federation()
+    trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+    return run_scenario(
+        federation, setup or _setup(), scenario, make_attack(scenario.attack), trainer, trainer.get_params()
+    )
+
+
+def test_attack_free_run_learns_and_accepts_honest_updates() -> None:
+    result = _run(Scenario("fedavg", "none", 0.25))
+    assert result.test_error < 0.3
+    assert result.honest_acceptance == 1.0
+    assert not result.rule_errors
+
+
+def test_validators_reject_sign_flipped_updates() -> None:
+    result = _run(Scenario("fedavg", "sign-flip", 0.25), _setup(rounds=6))
+    assert result.malicious_acceptance is not None and result.malicious_acceptance < 0.5
+    assert result.test_error < 0.3
+
+
+def test_a_lying_majority_of_validators_flips_acceptance() -> None:
+    # Three of four members lie (the malicious one plus two colluders): every committee of three others
+    # has a lying majority, so the contract's median accepts the malicious update and rejects honest ones.
+    result = _run(Scenario("fedavg", "sign-flip", 0.25, lying_validator_fraction=0.75))
+    assert result.malicious_acceptance == 1.0
+    assert result.honest_acceptance == 0.0
+
+
+def test_backdoor_success_is_measured_for_backdoor_attacks_only() -> None:
+    federation = _tabular_federation()
+    trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+    attack = make_attack("backdoor", target_label=1, trigger_size=1, trigger_value=5.0)
+    initial = trainer.get_params()
+    result = run_scenario(federation, _setup(), Scenario("median", "backdoor", 0.25), attack, trainer, initial)
+    assert result.plants_backdoor and result.backdoor_success is not None and 0.0 <= result.backdoor_success <= 1.0
+    assert _run(Scenario("median", "none", 0.25)).backdoor_success is None
+    assert isinstance(attack, Backdoor)
+    probe = (attack.trigger, attack.target_label)
+    clean = run_scenario(
+        federation, _setup(), Scenario("median", "none", 0.25), make_attack("none"), trainer, initial, probe=probe
+    )
+    assert not clean.plants_backdoor and clean.backdoor_success is not None
+
+
+def _result(rule: str, attack: str, error: float, backdoor: float | None = None) -> RunResult:
+    planted = attack == "backdoor"
+    return RunResult(Scenario(rule, attack, 0.2), error, backdoor, 1.0, None, 0.0, [], plants_backdoor=planted)
+
+
+def test_target_check_and_recommendation() -> None:
+    results = [
+        _result("fedavg", "none", 0.10, 0.20),
+        _result("fedavg", "backdoor", 0.11, 0.90),
+        _result("median", "none", 0.12),
+        _result("median", "backdoor", 0.12, 0.01),
+        _result("krum", "none", 0.104),
+        _result("krum", "backdoor", 0.115, 0.02),
+    ]
+    rules = ["fedavg", "median", "krum"]
+    checks = {c.rule: c for c in check_target(results, rules, 0.10, Target())}
+    assert not checks["fedavg"].meets and "backdoor" in checks["fedavg"].failures[0]
+    assert not checks["median"].meets  # attack-free error 0.12 is worse than FedAvg's 0.10
+    assert checks["krum"].meets
+    assert recommend([list(checks.values())]) == ("krum", True)
+    closest, met = recommend([[checks["fedavg"], checks["median"]]])
+    assert (closest, met) == ("median", False)
+    table = results_table(results, rules, ["none", "backdoor"])
+    assert "| backdoor | 0.110 / 0.900 | 0.120 / 0.010 | 0.115 / 0.020 |" in table
+    # A base rate (no backdoor planted) is shown in parentheses and never fails the target.
+    assert "| none | 0.100 / (0.200) | 0.120 / – | 0.104 / – |" in table
