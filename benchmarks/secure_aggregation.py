@@ -217,17 +217,28 @@ def _fedledger(
     exact = weighted_sum([{"w": CODEC.encode(updates[m])} for m in survivors], [counts[m] for m in survivors])
     if not np.array_equal(exact["w"], result.weighted_sum["w"]):
         raise SystemExit("fedledger secure aggregate differs from the plaintext weighted sum")
-    want = sum(counts[m] * updates[m].astype(np.float64) for m in survivors) / result.total_examples
-    err = float(np.max(np.abs(CODEC.decode(result.average()["w"]) - want)))
-    member_s = float(np.mean([clock.totals[m] for m in survivors]))
+    err = float(np.max(np.abs(CODEC.decode(result.average()["w"]) - _weighted_mean(updates, counts, survivors))))
+    return _row("fedledger secagg", case, clock, sent, survivors, plain_bytes, err)
+
+
+def _weighted_mean(updates: dict[str, np.ndarray], counts: dict[str, int], survivors: list[str]) -> np.ndarray:
+    """The float64 example-weighted mean of the survivors' updates: what both protocols must reproduce."""
+    total = sum(counts[m] for m in survivors)
+    return sum(counts[m] * updates[m].astype(np.float64) for m in survivors) / total  # type: ignore[return-value]
+
+
+def _row(
+    system: str, case: Case, clock: Any, sent: dict[str, int], survivors: list[str], plain_bytes: int, err: float
+) -> Row:
+    """One table row: mean member CPU time and bytes over the survivors, the aggregator's time, the error."""
     member_bytes = int(np.mean([sent[m] for m in survivors]))
     return Row(
-        "fedledger secagg",
+        system,
         case.members,
         case.params,
         case.dropout,
         _graph(case),
-        member_s,
+        float(np.mean([clock.totals[m] for m in survivors])),
         clock.totals["aggregator"],
         member_bytes,
         member_bytes / plain_bytes,
@@ -382,23 +393,9 @@ def _flower(
 
     aggregated = clock.run("aggregator", unmask)
     survivors = [m for m in names if m not in dropped]
-    want = sum(counts[m] * updates[m].astype(np.float64) for m in survivors) / sum(counts[m] for m in survivors)
     # Flower's SecAgg+ outputs sum(n_k x_k) / max_weight scaled back by the quantized total ratio: a weighted mean.
-    err = float(np.max(np.abs(aggregated[0] - want)))
-    member_s = float(np.mean([clock.totals[m] for m in survivors]))
-    member_bytes = int(np.mean([sent[m] for m in survivors]))
-    return Row(
-        "flower secagg+",
-        case.members,
-        case.params,
-        case.dropout,
-        _graph(case),
-        member_s,
-        clock.totals["aggregator"],
-        member_bytes,
-        member_bytes / plain_bytes,
-        err,
-    )
+    err = float(np.max(np.abs(aggregated[0] - _weighted_mean(updates, counts, survivors))))
+    return _row("flower secagg+", case, clock, sent, survivors, plain_bytes, err)
 
 
 def _he(case: Case, updates: dict[str, np.ndarray], counts: dict[str, int], plain_bytes: int) -> list[Row]:
