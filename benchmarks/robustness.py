@@ -45,7 +45,14 @@ import numpy as np
 import torch
 from robustness_lib.data import Federation, fashion_mnist_federation, find_fashion_mnist, heart_disease_federation
 from robustness_lib.models import LocalTrainer, build_model
-from robustness_lib.report import Target, check_target, recommend, results_table
+from robustness_lib.report import (
+    Target,
+    acceptance_table,
+    check_target,
+    mean_over_seeds,
+    recommend,
+    results_table,
+)
 from robustness_lib.simulation import FLSetup, RunResult, Scenario, honest_update_norms, run_scenario
 from sklearn.linear_model import LogisticRegression
 
@@ -184,6 +191,15 @@ def scenarios_of(
     return [Scenario(rule, attack, malicious_fraction, lying_fraction, seed) for attack in attacks for rule in rules]
 
 
+def fmnist_context(data_dir: Path, setup: FLSetup, seed: int) -> tuple[GridContext, list[float]]:
+    """Fashion-MNIST split among 100 members and the initial CNN for ``seed``, with round-0 honest norms."""
+    federation = fashion_mnist_federation(data_dir, num_clients=100, bias=0.5, val_fraction=0.05, seed=seed)
+    trainer = LocalTrainer(build_model("cnn", seed=seed))
+    initial = trainer.get_params()
+    norms = honest_update_norms(federation, setup, trainer, initial, count=10, seed=seed)
+    return GridContext(federation, setup, initial), norms
+
+
 def print_setting(
     title: str, results: list[RunResult], rules: Sequence[str], attacks: Sequence[str], target: Target
 ) -> tuple[float, list[Any]]:
@@ -191,6 +207,8 @@ def print_setting(
     print(f"\n### {title}\n")
     print(CELL_LEGEND)
     print(results_table(results, rules, attacks))
+    print("\nShare of updates accepted by the validators, honest / malicious:\n")
+    print(acceptance_table(results, rules, attacks))
     checks = check_target(results, rules, reference.test_error, target)
     print(f"\nAttack-free FedAvg test error: {reference.test_error:.3f}.")
     meeting = [c.rule for c in checks if c.meets]
@@ -262,7 +280,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     parser.add_argument("--settings", default=None, help="comma-separated setting numbers 1-3 (default: all; quick: 1)")
     parser.add_argument("--no-heart", action="store_true", help="skip the heart-disease section")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="one seed (data split, members, training)")
+    parser.add_argument(
+        "--seeds", help="comma-separated seeds: every cell runs once per seed; tables show mean ± sample sd"
+    )
+    parser.add_argument("--committee", type=int, help="validators per update (default 3)")
+    parser.add_argument("--scoring", help=f"validator scoring rule (default {FMNIST_FULL.scoring})")
+    parser.add_argument(
+        "--threshold", type=int, help=f"acceptance threshold (default {FMNIST_FULL.acceptance_threshold})"
+    )
+    parser.add_argument(
+        "--score-weight",
+        choices=("full", "round"),
+        help="validators score the update at full weight (default) or at 1/k, k = updates in the round",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default 2)")
     parser.add_argument("--json", type=Path, help="write raw results to this file")
     args = parser.parse_args(argv)
@@ -276,30 +307,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules.insert(0, "fedavg")
     settings = [int(s) for s in (args.settings or ("1" if args.quick else "1,2,3")).split(",")]
     setup = FMNIST_QUICK if args.quick else FMNIST_FULL
-    if args.rounds:
-        setup = replace(setup, rounds=args.rounds)
+    overrides = {
+        "rounds": args.rounds,
+        "committee_size": args.committee,
+        "scoring": args.scoring,
+        "acceptance_threshold": args.threshold,
+        "score_weight": args.score_weight,
+    }
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     target = Target()
     started = time.perf_counter()
     try:
+        setup = replace(setup, **{k: v for k, v in overrides.items() if v is not None})
         for name in rules:
             if name not in AGGREGATION_RULES:
                 raise FedLedgerError(f"unknown rule {name!r}; known: {', '.join(AGGREGATION_RULES)}")
         for name in attacks:
             build_attack(name, 10)
         data_dir = find_fashion_mnist(args.data_dir)
-        federation = fashion_mnist_federation(data_dir, num_clients=100, bias=0.5, val_fraction=0.05, seed=args.seed)
+        contexts = [fmnist_context(data_dir, setup, seed) for seed in seeds]
     except FedLedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    trainer = LocalTrainer(build_model("cnn", seed=args.seed))
-    initial = trainer.get_params()
-    norms = honest_update_norms(federation, setup, trainer, initial, count=10, seed=args.seed)
-    context = GridContext(federation, setup, initial)
+    federation, norms = contexts[0][0].federation, contexts[0][1]
 
     print(f"# Robustness benchmark ({'--quick' if args.quick else 'full grid'})\n")
     print(
         f"Python {platform.python_version()}, torch {torch.__version__}, {args.workers} worker process(es) "
-        f"of 1 thread, seed {args.seed}."
+        f"of 1 thread, seed(s) {', '.join(map(str, seeds))}."
     )
     print(f"Fashion-MNIST from {data_dir}: 100 members, bias 0.5, {len(federation.y_test)} test images.")
     print(f"Configuration: {json.dumps(asdict(setup))}.")
@@ -317,10 +352,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_checks = []
     for number in settings:
         title, fraction, lying = SETTINGS[number - 1]
-        results = run_grid(context, scenarios_of(rules, attacks, fraction, lying, args.seed), args.workers)
+        per_seed = [
+            run_grid(context, scenarios_of(rules, attacks, fraction, lying, seed), args.workers)
+            for (context, _), seed in zip(contexts, seeds, strict=True)
+        ]
+        results = per_seed[0] if len(seeds) == 1 else mean_over_seeds(per_seed)
         reference, checks = print_setting(title, results, rules, attacks, target)
         all_checks.append(checks)
-        raw["settings"][title] = {"reference_error": reference, "results": [r.to_json() for r in results]}
+        raw["settings"][title] = {
+            "reference_error": reference,
+            "results": [r.to_json() for seed_results in per_seed for r in seed_results],
+        }
     best, met = recommend(all_checks)
     print(
         f"\nRecommended default rule: **{best}**"

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .simulation import RunResult
 
-__all__ = ["Target", "TargetCheck", "check_target", "recommend", "results_table"]
+__all__ = [
+    "Target",
+    "TargetCheck",
+    "acceptance_table",
+    "check_target",
+    "mean_over_seeds",
+    "recommend",
+    "results_table",
+]
 
 
 @dataclass(frozen=True)
@@ -33,16 +42,53 @@ class TargetCheck:
     failures: tuple[str, ...]
 
 
+def mean_over_seeds(per_seed: Sequence[Sequence[RunResult]]) -> list[RunResult]:
+    """One result per (rule, attack) cell: means of test error, backdoor success and acceptance over the seeds,
+    with the sample sd of error and backdoor success; rule failures of every seed are kept (prefixed by seed)."""
+    cells: dict[tuple[str, str], list[RunResult]] = {}
+    for results in per_seed:
+        for r in results:
+            cells.setdefault((r.scenario.rule, r.scenario.attack), []).append(r)
+    out = []
+    for runs in cells.values():
+        errors = [r.test_error for r in runs]
+        backdoors = [r.backdoor_success for r in runs if r.backdoor_success is not None]
+        malicious = [r.malicious_acceptance for r in runs if r.malicious_acceptance is not None]
+        groups = [r.mean_test_error_per_group for r in runs if r.mean_test_error_per_group is not None]
+        out.append(
+            replace(
+                runs[0],
+                test_error=statistics.fmean(errors),
+                test_error_sd=statistics.stdev(errors) if len(errors) > 1 else 0.0,
+                backdoor_success=statistics.fmean(backdoors) if backdoors else None,
+                backdoor_sd=statistics.stdev(backdoors) if len(backdoors) > 1 else None,
+                honest_acceptance=statistics.fmean(r.honest_acceptance for r in runs),
+                malicious_acceptance=statistics.fmean(malicious) if malicious else None,
+                mean_test_error_per_group=statistics.fmean(groups) if groups else None,
+                seconds=sum(r.seconds for r in runs),
+                cpu_seconds=sum(r.cpu_seconds for r in runs),
+                rule_errors=[f"seed {r.scenario.seed} {e}" for r in runs for e in r.rule_errors],
+                num_seeds=len(runs),
+            )
+        )
+    return out
+
+
+def _value(mean: float, sd: float | None) -> str:
+    return f"{mean:.3f}" if sd is None else f"{mean:.3f}±{sd:.3f}"
+
+
 def _cell(result: RunResult | None) -> str:
     if result is None:
         return "–"
-    text = f"{result.test_error:.3f}"
+    text = _value(result.test_error, result.test_error_sd)
     if result.backdoor_success is None:
         text += " / –"
     elif result.plants_backdoor:
-        text += f" / {result.backdoor_success:.3f}"
+        text += f" / {_value(result.backdoor_success, result.backdoor_sd)}"
     else:
-        text += f" / ({result.backdoor_success:.3f})"  # the trigger's base rate, no backdoor planted
+        # the trigger's base rate, no backdoor planted
+        text += f" / ({_value(result.backdoor_success, result.backdoor_sd)})"
     if result.rule_errors:
         text += f" ({len(result.rule_errors)} rounds failed)"
     return text
@@ -55,6 +101,24 @@ def results_table(results: Sequence[RunResult], rules: Sequence[str], attacks: S
     lines = ["| attack | " + " | ".join(rules) + " |", "|---|" + "---:|" * len(rules)]
     for attack in attacks:
         lines.append(f"| {attack} | " + " | ".join(_cell(by_key.get((attack, rule))) for rule in rules) + " |")
+    return "\n".join(lines)
+
+
+def acceptance_table(results: Sequence[RunResult], rules: Sequence[str], attacks: Sequence[str]) -> str:
+    """Rows: attacks; columns: rules; cells: share of honest / of malicious updates the validators accepted
+    (– where nobody is malicious)."""
+    by_key = {(r.scenario.attack, r.scenario.rule): r for r in results}
+    lines = ["| attack | " + " | ".join(rules) + " |", "|---|" + "---:|" * len(rules)]
+    for attack in attacks:
+        cells = []
+        for rule in rules:
+            r = by_key.get((attack, rule))
+            if r is None:
+                cells.append("–")
+                continue
+            mal = "–" if r.malicious_acceptance is None else f"{r.malicious_acceptance:.2f}"
+            cells.append(f"{r.honest_acceptance:.2f} / {mal}")
+        lines.append(f"| {attack} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

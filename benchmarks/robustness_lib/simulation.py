@@ -14,8 +14,10 @@ depend on the chain, so it runs the same code that fedledger nodes and the contr
   training, craft its delta from the coalition's benign deltas, lie when validating);
 * validators: a committee of ``committee_size`` members per update, drawn at random among the
   others, scores ``global + update`` (decoded with :func:`fedledger.learning.apply_update`) on
-  its local validation data with the task's scoring rule (``relative-accuracy``: the formula of
-  :func:`fedledger.learning.score_update_relative` on :func:`fedledger.learning.accuracy_bps`);
+  its local validation data with the task's scoring rule (``relative``: the formula of
+  :func:`fedledger.learning.scoring.score_relative`, :func:`~fedledger.learning.scoring.relative_score` on
+  :func:`fedledger.learning.accuracy_bps`), the update at full weight or at ``1/k`` of it
+  (:func:`~fedledger.learning.scoring.scaled_update`, ``k`` the round's committed updates);
 * contract: an update is accepted when :func:`fedledger.chain.task.contract_median` of its
   committee's scores reaches the acceptance threshold;
 * aggregator: :func:`fedledger.learning.aggregation.aggregate` with the rule under test over the
@@ -49,7 +51,7 @@ from fedledger.chain.task import contract_median
 from fedledger.exceptions import AggregationError, ConfigError
 from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate, apply_update
 from fedledger.learning.params import Params
-from fedledger.learning.scoring import MAX_SCORE, accuracy_bps
+from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, relative_score, scaled_update
 from fedledger.learning.update import UpdatePipeline, global_l2_norm
 
 from .data import Federation
@@ -63,18 +65,22 @@ __all__ = [
     "committee_scores",
     "honest_update_norms",
     "malicious_members",
-    "relative_score",
+    "score_of",
     "rule_params",
     "run_scenario",
 ]
 
 
-SCORINGS = ("accuracy", "relative-accuracy", "relative")
-"""``accuracy`` and ``relative-accuracy`` are fedledger's :data:`~fedledger.learning.SCORING_RULES`;
-``relative`` is ``5000 + after - before`` alone (clamped to [0, 10000]): relative-accuracy without its
-absolute term ``min(after, ...)``, which rejects every update while the global model's accuracy is below
-the threshold, so a task started from random weights never accepts anything (a 10-class model starts
-near 10 %)."""
+SCORINGS = ("accuracy", "relative-accuracy", "relative", "relative-accuracy-v0")
+"""``accuracy``, ``relative`` and ``relative-accuracy`` are fedledger's :data:`~fedledger.learning.SCORING_RULES`
+(``relative-accuracy`` now scores as ``relative``: ``5000 + after - before`` clamped to [0, 10000]).
+``relative-accuracy-v0`` is relative-accuracy's formula before that fix, ``max(0, min(after, 5000 + after -
+before))``, kept to measure the fix: its absolute term rejects every update while the global model's
+accuracy is below the threshold, so a task started from random weights never accepts anything."""
+
+SCORE_WEIGHTS = ("full", "round")
+"""How much of the update a validator applies before scoring: all of it (``full``) or ``1/k`` of it
+(``round``), ``k`` the number of updates committed in the round (its weight in an equal-weight mean)."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,13 @@ class FLSetup:
     frac_bits: int = 24
     acceptance_threshold: int = 4_000
     scoring: str = "relative"
+    score_weight: str = "full"
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
             raise ConfigError(f"unknown scoring rule {self.scoring!r}")
+        if self.score_weight not in SCORE_WEIGHTS:
+            raise ConfigError(f"unknown score weight {self.score_weight!r} (known: {', '.join(SCORE_WEIGHTS)})")
         if min(self.rounds, self.clients_per_round, self.local_steps, self.batch_size, self.committee_size) < 1:
             raise ConfigError("rounds, clients per round, local steps, batch size and committee size must be >= 1")
         if not (self.lr > 0 and self.clip_norm > 0):
@@ -136,6 +145,11 @@ class RunResult:
     """CPU time of the run's process (the machine-independent part of its cost)."""
     plants_backdoor: bool = False
     """The attack plants a backdoor; otherwise ``backdoor_success`` (if set) is the trigger's base rate."""
+    test_error_sd: float | None = None
+    """Over seeds (:func:`robustness_lib.report.mean_over_seeds`): the sample sd of the test error, whose mean
+    is then ``test_error``; likewise ``backdoor_sd``. ``None`` for a single run."""
+    backdoor_sd: float | None = None
+    num_seeds: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,11 +178,13 @@ def malicious_members(num_clients: int, fraction: float, seed: int) -> np.ndarra
     return np.sort(np.random.default_rng([seed, 7]).permutation(num_clients)[:count])
 
 
-def relative_score(before_bps: int, after_bps: int, *, absolute: bool = True) -> int:
-    """``score_update_relative``'s formula, ``max(0, min(after, 5000 + after - before))``; without the
-    absolute term (``absolute=False``, scoring ``relative``) ``min(10000, max(0, 5000 + after - before))``."""
-    relative = MAX_SCORE // 2 + after_bps - before_bps
-    return max(0, min(after_bps, relative)) if absolute else max(0, min(MAX_SCORE, relative))
+def score_of(scoring: str, before_bps: int, after_bps: int) -> int:
+    """The score of an update under ``scoring`` from the validator's accuracies before and after it."""
+    if scoring == "accuracy":
+        return after_bps
+    if scoring == "relative-accuracy-v0":
+        return max(0, min(after_bps, MAX_SCORE // 2 + after_bps - before_bps))
+    return relative_score(before_bps, after_bps)
 
 
 def rule_params(rule: str, num_updates: int, malicious_fraction: float, clip_norm: float) -> dict[str, object]:
@@ -217,11 +233,7 @@ def committee_scores(
             y = val_data[v][1]
             after = accuracy_bps(predictions[offset : offset + len(y)], y)
             offset += len(y)
-            scores.append(
-                after
-                if scoring == "accuracy"
-                else relative_score(before[v], after, absolute=scoring == "relative-accuracy")
-            )
+            scores.append(score_of(scoring, before.get(v, 0), after))
         out.append(scores)
     return out
 
@@ -334,7 +346,11 @@ def run_scenario(
             tensors, _ = pipeline.transform(local, global_params, num_examples=len(train_data[c][1]))
             updates.append(tensors)
             counts.append(len(train_data[c][1]))
-        candidates = [apply_update(global_params, u, frac_bits=setup.frac_bits) for u in updates]
+        # What validators score: the update at full weight, or at its weight 1/k in the round's mean.
+        divisor = len(updates) if setup.score_weight == "round" else 1
+        candidates = [
+            apply_update(global_params, scaled_update(u, divisor), frac_bits=setup.frac_bits) for u in updates
+        ]
 
         committees = []
         for c in owners:

@@ -17,6 +17,9 @@ choice depends on the order of the updates. The
 is grown from the median outwards, taking the lower side on equal distance.
 Distances are compared as uint64 (exact, no overflow); ties between updates go to
 the lowest index.
+
+Too few updates for ``f`` (``n < 4f + 3``): with ``fallback="median"`` (the default) the round
+aggregates with the coordinate-wise median instead of failing; see :mod:`.krum`.
 """
 
 from __future__ import annotations
@@ -25,13 +28,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
 from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, combine, midpoint
 from fedledger.learning.aggregation._params import count_param
-from fedledger.learning.aggregation.krum import krum_scores, pairwise_sq_distances, ranked_by_score
+from fedledger.learning.aggregation.krum import (
+    TooFewUpdates,
+    krum_scores,
+    median_fallback,
+    pairwise_sq_distances,
+    ranked_by_score,
+)
 
-__all__ = ["bulyan_rule", "bulyan_select", "closest_to_median_mean"]
+__all__ = ["bulyan_rule", "bulyan_select", "bulyan_tolerance", "closest_to_median_mean"]
 
 
 def bulyan_select(matrix: IntArray, f: int) -> list[int]:
@@ -75,17 +83,25 @@ def closest_to_median_mean(matrix: IntArray, beta: int) -> IntArray:
     return out
 
 
-def bulyan_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
-    batch = inputs.batch
-    n = batch.size
+def bulyan_tolerance(n: int, params: Mapping[str, object]) -> int:
+    """``f`` from params (default: the largest with ``n >= 4f + 3``), checked against ``n``."""
     if params.get("f") is None:
         f = (n - 3) // 4
         if f < 0:
-            raise AggregationError(f"rule 'bulyan' needs at least 3 updates, got {n}")
-    else:
-        f = count_param("bulyan", "f", params["f"])
-        if n < 4 * f + 3:
-            raise AggregationError(f"rule 'bulyan' with f={f} needs n >= 4f+3 = {4 * f + 3} updates, got {n}")
+            raise TooFewUpdates(f"rule 'bulyan' needs at least 3 updates, got {n}")
+        return f
+    f = count_param("bulyan", "f", params["f"])
+    if n < 4 * f + 3:
+        raise TooFewUpdates(f"rule 'bulyan' with f={f} needs n >= 4f+3 = {4 * f + 3} updates, got {n}")
+    return f
+
+
+def bulyan_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
+    batch = inputs.batch
+    try:
+        f = bulyan_tolerance(batch.size, params)
+    except TooFewUpdates as exc:
+        return median_fallback("bulyan", inputs, params, exc)
     chosen = bulyan_select(batch.matrix, f)
     beta = len(chosen) - 2 * f
     row = closest_to_median_mean(batch.matrix[sorted(chosen)], beta)

@@ -10,6 +10,15 @@ Distances come from an exact Gram matrix of the int64 fixed-point rows
 (:func:`~fedledger.learning.aggregation._exact.exact_gram`: vectorized BLAS on
 limbs small enough to be exact), so scores are exact integers and the selection
 is the same on every machine; ties go to the lowest index.
+
+Fallback. Krum needs ``n > 2f + 2`` updates, Bulyan ``n >= 4f + 3``. On the ledger the accepted set
+is decided by validators, so a round can leave fewer (measured in ``docs/robustness.md``: with 10
+members per round and a third of honest updates rejected, Multi-Krum and Bulyan failed up to 6 rounds
+in 20). With ``fallback="median"`` (the default) such a round aggregates with the coordinate-wise
+median (:mod:`.median`; Yin et al., ICML 2018) instead of failing: it is deterministic, needs no
+Byzantine count, and keeps the rule's promise for the values it can still promise (fewer than half
+arbitrary updates cannot move a coordinate outside the honest range). ``fallback=None`` restores the
+error. The result's ``details`` say ``{"fallback": "median", "reason": ...}``.
 """
 
 from __future__ import annotations
@@ -21,11 +30,13 @@ from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
 from fedledger.learning.aggregation._exact import IntArray, exact_gram, mix
 from fedledger.learning.aggregation._params import count_param
+from fedledger.learning.aggregation.median import coordinate_median
 
 __all__ = [
     "krum_rule",
     "krum_scores",
     "krum_tolerance",
+    "median_fallback",
     "multi_krum_rule",
     "pairwise_sq_distances",
     "ranked_by_score",
@@ -57,17 +68,33 @@ def ranked_by_score(members: Sequence[int], scores: Sequence[int]) -> list[int]:
     return [member for _, member in sorted(zip(scores, members, strict=True))]
 
 
+class TooFewUpdates(AggregationError):
+    """The rule needs more updates than it got (the case ``fallback`` handles)."""
+
+
 def krum_tolerance(rule: str, n: int, params: Mapping[str, object]) -> int:
     """``f`` from params (default: the largest with ``n > 2f + 2``), checked against ``n``."""
     if params.get("f") is None:
         f = (n - 3) // 2
         if f < 0:
-            raise AggregationError(f"rule {rule!r} needs at least 3 updates, got {n}")
+            raise TooFewUpdates(f"rule {rule!r} needs at least 3 updates, got {n}")
         return f
     f = count_param(rule, "f", params["f"])
     if n <= 2 * f + 2:
-        raise AggregationError(f"rule {rule!r} with f={f} needs n > 2f+2 = {2 * f + 2} updates, got {n}")
+        raise TooFewUpdates(f"rule {rule!r} with f={f} needs n > 2f+2 = {2 * f + 2} updates, got {n}")
     return f
+
+
+def median_fallback(rule: str, inputs: RuleInputs, params: Mapping[str, object], exc: TooFewUpdates) -> RuleOutcome:
+    """The coordinate-wise median of all updates when ``params["fallback"] == "median"``; else re-raise ``exc``."""
+    fallback = params.get("fallback")
+    if fallback is None:
+        raise exc
+    if fallback != "median":
+        raise AggregationError(f"rule {rule!r}: fallback must be 'median' or None, got {fallback!r}")
+    batch = inputs.batch
+    details: dict[str, object] = {"fallback": "median", "reason": str(exc)}
+    return RuleOutcome(coordinate_median(batch.matrix), tuple(range(batch.size)), None, details)
 
 
 def _krum_ranking(inputs: RuleInputs, f: int) -> tuple[list[int], list[int]]:
@@ -78,7 +105,10 @@ def _krum_ranking(inputs: RuleInputs, f: int) -> tuple[list[int], list[int]]:
 
 def krum_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
     batch = inputs.batch
-    f = krum_tolerance("krum", batch.size, params)
+    try:
+        f = krum_tolerance("krum", batch.size, params)
+    except TooFewUpdates as exc:
+        return median_fallback("krum", inputs, params, exc)
     ranking, scores = _krum_ranking(inputs, f)
     chosen = ranking[0]
     weights = tuple(Fraction(int(k == chosen)) for k in range(batch.size))
@@ -87,7 +117,10 @@ def krum_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
 
 def multi_krum_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
     batch = inputs.batch
-    f = krum_tolerance("multi-krum", batch.size, params)
+    try:
+        f = krum_tolerance("multi-krum", batch.size, params)
+    except TooFewUpdates as exc:
+        return median_fallback("multi-krum", inputs, params, exc)
     m = batch.size - f if params.get("m") is None else count_param("multi-krum", "m", params["m"], minimum=1)
     if m > batch.size:
         raise AggregationError(f"rule 'multi-krum': m={m} exceeds the {batch.size} updates")

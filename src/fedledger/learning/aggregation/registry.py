@@ -32,6 +32,7 @@ from fedledger.learning.aggregation.bulyan import bulyan_rule
 from fedledger.learning.aggregation.centered_clipping import centered_clipping_rule
 from fedledger.learning.aggregation.fedavg import fedavg
 from fedledger.learning.aggregation.fltrust import fltrust_rule
+from fedledger.learning.aggregation.fltrust_median import fltrust_median_rule
 from fedledger.learning.aggregation.foolsgold import foolsgold_rule
 from fedledger.learning.aggregation.krum import krum_rule, multi_krum_rule
 from fedledger.learning.aggregation.median import median_rule
@@ -118,21 +119,22 @@ AGGREGATION_RULES: Mapping[str, RuleSpec] = MappingProxyType(
             _spec(
                 "krum",
                 krum_rule,
-                {"f": None},
+                {"f": None, "fallback": "median"},
                 "Blanchard, El Mhamdi, Guerraoui, Stainer, Machine Learning with Adversaries, NeurIPS 2017",
-                summary="the update closest to its n-f-2 neighbours (f default: largest with n > 2f+2)",
+                summary="the update closest to its n-f-2 neighbours (f default: largest with n > 2f+2); "
+                "coordinate-wise median when n <= 2f+2 (fallback)",
             ),
             _spec(
                 "multi-krum",
                 multi_krum_rule,
-                {"f": None, "m": None, "weighting": "uniform"},
+                {"f": None, "m": None, "weighting": "uniform", "fallback": "median"},
                 "Blanchard, El Mhamdi, Guerraoui, Stainer, Machine Learning with Adversaries, NeurIPS 2017",
                 summary="mean of the m best Krum scores (m default n-f; weighting 'uniform' or 'examples')",
             ),
             _spec(
                 "bulyan",
                 bulyan_rule,
-                {"f": None},
+                {"f": None, "fallback": "median"},
                 "El Mhamdi, Guerraoui, Rouault, The Hidden Vulnerability of Distributed Learning in Byzantium, "
                 "ICML 2018",
                 summary="iterated Krum selects n-2f, then per coordinate the mean of the n-4f closest to the median",
@@ -144,6 +146,16 @@ AGGREGATION_RULES: Mapping[str, RuleSpec] = MappingProxyType(
                 "Cao, Fang, Liu, Gong, FLTrust: Byzantine-robust Federated Learning via Trust Bootstrapping, NDSS 2021",
                 needs_reference=True,
                 summary="ReLU-cosine trust against a reference update, updates rescaled to its norm",
+            ),
+            _spec(
+                "fltrust-median",
+                fltrust_median_rule,
+                {},
+                "Cao, Fang, Liu, Gong, FLTrust: Byzantine-robust Federated Learning via Trust Bootstrapping, NDSS "
+                "2021; reference: coordinate-wise median (Yin et al., ICML 2018); clip to the median norm "
+                "(Nguyen et al., FLAME, USENIX Security 2022)",
+                summary="FLTrust with the coordinate-wise median of the updates as reference (no trusted party), "
+                "updates clipped to the median norm",
             ),
             _spec(
                 "centered-clipping",
