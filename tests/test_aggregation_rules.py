@@ -138,6 +138,7 @@ def test_registry_lists_every_rule_with_a_citation() -> None:
         "multi-krum",
         "bulyan",
         "fltrust",
+        "fltrust-median",
         "centered-clipping",
         "norm-bounding",
         "foolsgold",
@@ -419,6 +420,69 @@ def test_rules_match_a_float_reference(seed: int, n: int, d: int) -> None:
         np.testing.assert_allclose(got, want, rtol=0, atol=2 * LSB, err_msg=rule)
 
 
+# --- fallback of the Krum family, trust-free FLTrust -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "params", "n"),
+    [("krum", {"f": 2}, 5), ("krum", {}, 2), ("multi-krum", {"f": 3}, 6), ("bulyan", {"f": 1}, 5), ("bulyan", {}, 1)],
+)
+def test_krum_family_falls_back_to_the_median(rule: str, params: dict[str, object], n: int) -> None:
+    rng = np.random.default_rng(20)
+    updates = encode_rows(rng.standard_normal((n, 8)))
+    result = run(rule, updates, params=params)
+    assert result.details["fallback"] == "median" and "updates, got" in str(result.details["reason"])
+    assert flat(result).tobytes() == flat(run("median", updates)).tobytes()
+    assert result.selected == tuple(range(n)) and result.weights is None
+
+
+def test_krum_family_does_not_fall_back_when_it_has_enough_updates() -> None:
+    rng = np.random.default_rng(21)
+    updates = encode_rows(rng.standard_normal((7, 8)))
+    for rule in ("krum", "multi-krum", "bulyan"):
+        assert "fallback" not in run(rule, updates, params={"f": 1}).details, rule
+
+
+def test_fltrust_median_gives_zero_weight_to_updates_against_the_majority() -> None:
+    rng = np.random.default_rng(22)
+    direction = rng.standard_normal(40)
+    honest = [direction + 0.3 * rng.standard_normal(40) for _ in range(6)]
+    rows = np.stack(honest + [-3 * direction, -direction, 5 * direction])  # two opposed, one boosted
+    encoded = encode_rows(rows)
+    result = run("fltrust-median", encoded)
+    assert result.weights is not None and sum(result.weights) == 1
+    assert result.weights[6] == 0 and result.weights[7] == 0
+    assert all(w > 0 for w in result.weights[:6]) and result.weights[8] > 0
+    # Every update is clipped to the median of the norms, so the boosted one weighs like an honest one
+    # and the aggregate's norm is at most that median norm.
+    sq_norms = sorted(exact_sq_norm(flat_row(u)) for u in encoded)
+    assert exact_sq_norm(flat(result)) <= sq_norms[(len(sq_norms) - 1) // 2]
+    cosine = float(flat_float(result) @ direction) / (np.linalg.norm(flat_float(result)) * np.linalg.norm(direction))
+    assert cosine > 0.95
+
+
+def test_fltrust_median_is_in_the_ledger_rules_and_needs_no_reference() -> None:
+    from fedledger.federation import ledger_rules
+
+    assert not AGGREGATION_RULES["fltrust-median"].needs_reference
+    assert "fltrust-median" in ledger_rules() and "fltrust" not in ledger_rules()
+    with pytest.raises(AggregationError, match="does not take a reference"):
+        run("fltrust-median", small_updates(), reference=small_updates()[0])
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 9), data=st.data())
+def test_fltrust_median_is_a_function_of_the_update_set_alone(seed: int, n: int, data: st.DataObject) -> None:
+    """Aggregators agree bit for bit: same bytes from copies and from any order of the accepted updates."""
+    rng = np.random.default_rng(seed)
+    updates = encode_rows(rng.standard_normal((n, 9)) + rng.standard_normal(9))
+    order = data.draw(st.permutations(range(n)))
+    base = run("fltrust-median", updates)
+    permuted = run("fltrust-median", [updates[i] for i in order])
+    copies = run("fltrust-median", [{k: v.copy() for k, v in u.items()} for u in updates])
+    assert flat(base).tobytes() == flat(permuted).tobytes() == flat(copies).tobytes()
+
+
 # --- determinism and symmetry -------------------------------------------------------------------------------------
 
 
@@ -444,7 +508,16 @@ def test_every_rule_is_deterministic(seed: int, n: int, hostile: bool) -> None:
         assert first.selected == second.selected and first.weights == second.weights, rule
 
 
-SYMMETRIC_RULES = ["fedavg", "median", "trimmed-mean", "norm-bounding", "centered-clipping", "fltrust", "foolsgold"]
+SYMMETRIC_RULES = [
+    "fedavg",
+    "median",
+    "trimmed-mean",
+    "norm-bounding",
+    "centered-clipping",
+    "fltrust",
+    "fltrust-median",
+    "foolsgold",
+]
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -487,11 +560,12 @@ def small_updates(n: int = 5) -> Updates:
             lambda u: run("median", [*u[:4], {"a": u[4]["a"], "b": u[4]["b"].astype(np.float32)}]),
             "update 4 tensor 'b' has dtype float32",
         ),
-        (lambda u: run("krum", u, params={"f": 2}), r"needs n > 2f\+2 = 6 updates, got 5"),
-        (lambda u: run("krum", u[:2]), "needs at least 3 updates, got 2"),
+        (lambda u: run("krum", u, params={"f": 2, "fallback": None}), r"needs n > 2f\+2 = 6 updates, got 5"),
+        (lambda u: run("krum", u[:2], params={"fallback": None}), "needs at least 3 updates, got 2"),
+        (lambda u: run("krum", u, params={"f": 2, "fallback": "mean"}), "fallback must be 'median' or None"),
         (lambda u: run("multi-krum", u, params={"f": 1, "m": 6}), "m=6 exceeds the 5 updates"),
         (lambda u: run("multi-krum", u, params={"weighting": "votes"}), "weighting must be 'uniform' or 'examples'"),
-        (lambda u: run("bulyan", u, params={"f": 1}), "needs n >= 4f\\+3 = 7 updates, got 5"),
+        (lambda u: run("bulyan", u, params={"f": 1, "fallback": None}), "needs n >= 4f\\+3 = 7 updates, got 5"),
         (lambda u: run("trimmed-mean", u, params={"beta": 0.5}), r"beta must be in \[0, 1/2\)"),
         (lambda u: run("trimmed-mean", u, params={"trim": 3}), "trimming 3 from each side needs more than 6"),
         (lambda u: run("median", u, params={"beta": 0.1}), "rule 'median' has no parameter 'beta'"),

@@ -129,6 +129,8 @@ class RoundStats:
     malicious_submitted: int = 0
     malicious_accepted: int = 0
     rule_errors: list[str] = field(default_factory=list)
+    honest_medians: list[int] = field(default_factory=list)
+    malicious_medians: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -150,6 +152,9 @@ class RunResult:
     is then ``test_error``; likewise ``backdoor_sd``. ``None`` for a single run."""
     backdoor_sd: float | None = None
     num_seeds: int = 1
+    honest_medians: list[int] = field(default_factory=list)
+    """Committee median score of every honest update (to choose a threshold); likewise malicious ones."""
+    malicious_medians: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +172,8 @@ class RunResult:
             "plants_backdoor": self.plants_backdoor,
             "rule_errors": self.rule_errors,
             "mean_test_error_per_group": self.mean_test_error_per_group,
+            "honest_medians": self.honest_medians,
+            "malicious_medians": self.malicious_medians,
         }
 
 
@@ -374,8 +381,10 @@ def run_scenario(
                     scores.append(int(lied if lied is not None else 0))
                 else:
                     scores.append(honest_scores[i][k])
-            if contract_median(scores) >= setup.acceptance_threshold:
+            median = contract_median(scores)
+            if median >= setup.acceptance_threshold:
                 accepted.append(i)
+            (stats.malicious_medians if is_malicious[owners[i]] else stats.honest_medians).append(median)
             if is_malicious[owners[i]]:
                 stats.malicious_submitted += 1
                 stats.malicious_accepted += int(accepted[-1:] == [i])
@@ -453,6 +462,8 @@ def run_scenario(
         per_group,
         time.process_time() - start_cpu,
         planted is not None,
+        honest_medians=stats.honest_medians,
+        malicious_medians=stats.malicious_medians,
     )
 
 

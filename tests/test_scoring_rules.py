@@ -1,0 +1,114 @@
+"""Validator scoring rules: ``relative`` (and the fixed ``relative-accuracy``), their clamping, a task that
+starts from random weights, and scoring an update at its weight in the aggregate (``weight_divisor``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedledger.exceptions import BadInput
+from fedledger.learning import FixedPoint, TorchAdapter, UpdatePipeline, apply_update, validate_update
+from fedledger.learning.scoring import (
+    SCORING_RULES,
+    accuracy_bps,
+    relative_score,
+    scaled_update,
+    score_relative,
+    score_update,
+    score_update_relative,
+)
+
+torch = pytest.importorskip("torch")
+
+N_FEATURES, N_CLASSES, FRAC = 8, 10, 24
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "want"),
+    [
+        (5000, 5000, 5000),  # no change on my data
+        (1000, 9000, 10_000),  # +80 points clamps to the top
+        (9500, 0, 0),  # -95 points clamps to zero
+        (7000, 6000, 4000),  # costs me 10 points
+        (0, 0, 5000),
+        (10_000, 10_000, 5000),
+    ],
+)
+def test_relative_score_is_centred_on_5000_and_clamped(before: int, after: int, want: int) -> None:
+    assert relative_score(before, after) == want
+
+
+def _task() -> tuple[TorchAdapter, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 10-class linear model from random weights, and separable data (train, validation)."""
+    rng = np.random.default_rng(0)
+    centres = 3.0 * rng.standard_normal((N_CLASSES, N_FEATURES))
+    y = rng.integers(0, N_CLASSES, 600)
+    X = (centres[y] + rng.standard_normal((600, N_FEATURES))).astype(np.float32)
+    torch.manual_seed(0)
+    module = torch.nn.Linear(N_FEATURES, N_CLASSES)
+    adapter = TorchAdapter(module, n_features=N_FEATURES, n_classes=N_CLASSES, lr=0.1)
+    return adapter, X[:400], y[:400], X[400:], y[400:]
+
+
+def _honest_update(adapter: TorchAdapter, X: np.ndarray, y: np.ndarray, *, sign: float = 1.0):  # type: ignore[no-untyped-def]
+    global_params = adapter.get_params()
+    adapter.fit(X, y, epochs=3, seed=1)
+    local = adapter.get_params()
+    adapter.set_params(global_params)
+    local = {k: (global_params[k] + sign * (local[k] - global_params[k])).astype(np.float32) for k in local}
+    blob = UpdatePipeline.default(max_norm=5.0, frac_bits=FRAC).run(local, global_params, num_examples=len(y))
+    spec = {k: v.shape for k, v in global_params.items()}
+    return global_params, validate_update(blob, spec, max_bytes=1 << 20)
+
+
+def test_relative_accuracy_accepts_a_good_update_from_random_weights() -> None:
+    adapter, X, y, X_val, y_val = _task()
+    # A small step (a tenth of local training), as one of many members' updates is at the start.
+    global_params, update = _honest_update(adapter, X, y, sign=0.1)
+    before = accuracy_bps(adapter.predict(X_val), y_val)
+    after = score_update(adapter, global_params, update, X_val, y_val)
+    assert before < 2000 and after >= before + 300  # random start, and the update helps
+    # The old formula min(after, 5000 + after - before) was capped by ``after``, below the 4500 threshold.
+    assert min(after, 5000 + after - before) < 4500
+    for name in ("relative", "relative-accuracy"):
+        score = SCORING_RULES[name](adapter, global_params, update, X_val, y_val)
+        assert score == relative_score(before, after) >= 5300, name
+    # The adapter's own params are back after scoring.
+    for k, v in adapter.get_params().items():
+        np.testing.assert_array_equal(v, global_params[k])
+
+
+def test_relative_scoring_rejects_a_harmful_update_once_the_model_is_trained() -> None:
+    adapter, X, y, X_val, y_val = _task()
+    adapter.fit(X, y, epochs=5, seed=0)
+    _, harmful = _honest_update(adapter, X, y, sign=-40.0)  # gradient ascent, boosted
+    global_params = adapter.get_params()
+    assert score_relative(adapter, global_params, harmful, X_val, y_val) < 4000
+    assert score_update_relative(adapter, global_params, harmful, X_val, y_val) < 4000
+
+
+def test_weight_divisor_scores_the_update_at_its_share_of_the_aggregate() -> None:
+    adapter, X, y, X_val, y_val = _task()
+    global_params, update = _honest_update(adapter, X, y)
+    k = 10
+    candidate = apply_update(global_params, scaled_update(update.tensors, k), frac_bits=FRAC)
+    adapter.set_params(candidate)
+    want_after = accuracy_bps(adapter.predict(X_val), y_val)
+    adapter.set_params(global_params)
+    assert score_update(adapter, global_params, update, X_val, y_val, weight_divisor=k) == want_after
+    before = accuracy_bps(adapter.predict(X_val), y_val)
+    assert score_relative(adapter, global_params, update, X_val, y_val, weight_divisor=k) == relative_score(
+        before, want_after
+    )
+
+
+def test_scaled_update_divides_toward_zero_exactly() -> None:
+    values = np.array([7, -7, 3, -3, 0, 2**62, -(2**62)], dtype=np.int64)
+    out = scaled_update({"w": values.view(np.uint64)}, 4)["w"].view(np.int64)
+    assert out.tolist() == [1, -1, 0, 0, 0, 2**60, -(2**60)]
+    fp = FixedPoint(FRAC)
+    halves = fp.decode(scaled_update({"w": fp.encode(np.array([0.5, -0.25]))}, 5)["w"])
+    np.testing.assert_allclose(halves, [0.1, -0.05], rtol=0, atol=fp.resolution)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(BadInput, match="weight_divisor must be an integer >= 1"):
+            scaled_update({"w": values.view(np.uint64)}, bad)  # type: ignore[arg-type]
