@@ -25,7 +25,14 @@ from robustness_lib.data import (  # noqa: E402
     read_idx,
 )
 from robustness_lib.models import LocalTrainer, build_model  # noqa: E402
-from robustness_lib.report import Target, check_target, recommend, results_table  # noqa: E402
+from robustness_lib.report import (  # noqa: E402
+    Target,
+    acceptance_table,
+    check_target,
+    mean_over_seeds,
+    recommend,
+    results_table,
+)
 from robustness_lib.simulation import FLSetup, RunResult, Scenario, committee_scores, run_scenario  # noqa: E402
 
 from fedledger.attacks import Backdoor, make_attack  # noqa: E402
@@ -225,3 +232,34 @@ def test_target_check_and_recommendation() -> None:
     assert "| backdoor | 0.110 / 0.900 | 0.120 / 0.010 | 0.115 / 0.020 |" in table
     # A base rate (no backdoor planted) is shown in parentheses and never fails the target.
     assert "| none | 0.100 / (0.200) | 0.120 / – | 0.104 / – |" in table
+
+
+def test_mean_over_seeds_reports_mean_and_sample_sd() -> None:
+    def seeded(seed: int, error: float, backdoor: float) -> RunResult:
+        return RunResult(
+            Scenario("fedavg", "backdoor", 0.2, seed=seed),
+            error,
+            backdoor,
+            0.5 + seed / 10,
+            0.25,
+            1.0,
+            [f"round {seed}: too few"] if seed == 1 else [],
+            plants_backdoor=True,
+        )
+
+    (cell,) = mean_over_seeds([[seeded(0, 0.30, 0.01)], [seeded(1, 0.34, 0.03)], [seeded(2, 0.32, 0.02)]])
+    assert cell.test_error == pytest.approx(0.32) and cell.test_error_sd == pytest.approx(0.02)
+    assert cell.backdoor_success == pytest.approx(0.02) and cell.backdoor_sd == pytest.approx(0.01)
+    assert cell.honest_acceptance == pytest.approx(0.6) and cell.num_seeds == 3
+    assert cell.rule_errors == ["seed 1 round 1: too few"]
+    table = results_table([cell], ["fedavg"], ["backdoor"])
+    assert "| backdoor | 0.320±0.020 / 0.020±0.010 (1 rounds failed) |" in table
+    assert "| backdoor | 0.60 / 0.25 |" in acceptance_table([cell], ["fedavg"], ["backdoor"])
+
+
+def test_scoring_at_round_weight_and_krum_fallback_in_the_simulation() -> None:
+    result = _run(Scenario("bulyan", "sign-flip", 0.25), _setup(score_weight="round", rounds=4))
+    assert not result.rule_errors  # too few accepted for Bulyan: the median fallback aggregates instead
+    assert result.honest_medians and result.malicious_medians
+    with pytest.raises(ConfigError, match="unknown score weight"):
+        _setup(score_weight="half")
