@@ -16,12 +16,18 @@ target and the recommended default rule.
 
     python benchmarks/robustness.py --quick          # a few minutes: 4 rules x 5 attacks, 20 % only
     nice -n 10 python benchmarks/robustness.py --json robustness.json   # the full grid
+    python benchmarks/robustness.py --quick --settings 1,2,3 --seeds 0,1,2 --rules fedavg,fltrust-median
+
+With ``--seeds`` every cell runs once per seed and the tables show mean ± sample sd (one seed's error moves
+by about ±0.03, more than the target's 0.02 margin). ``--committee``, ``--scoring``, ``--threshold`` and
+``--score-weight`` change the validation consensus (committee size, scoring rule, acceptance threshold,
+whether validators score an update alone or at its weight 1/k in the round's mean).
 
 Sizing. Every (attack, rule, setting) cell retrains from scratch, so the grid's cost is cells x rounds
 x members per round. On the 2-core development machine a 20-round cell of 10 members per round (5 local
 SGD steps of 32 images each, committee scoring, aggregation, a 10,000-image test) measured about 16 s of
-CPU (the 130 cells of the 20 % setting: 35.1 CPU-min, 18.7 min wall). The full grid is 13 attacks x 10
-rules x 3 settings = 390 such cells, about 53 min on two single-threaded worker processes, plus 120
+CPU (the 130 cells of the 20 % setting: 35.1 CPU-min, 18.7 min wall). The full grid is 13 attacks x 11
+rules x 3 settings = 429 such cells, about 58 min on two single-threaded worker processes, plus 120
 heart-disease cells of about 1 s each; every cell's CPU
 seconds are printed and written to ``--json``. FLTrust trains for thousands of iterations with all 100
 members per round: our models are therefore less accurate, and the target is relative (error within 0.02
