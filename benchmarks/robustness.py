@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import platform
 import sys
@@ -55,6 +56,7 @@ from robustness_lib.report import (
     Target,
     acceptance_table,
     check_target,
+    lying_majority_probability,
     mean_over_seeds,
     recommend,
     results_table,
@@ -364,6 +366,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         results = per_seed[0] if len(seeds) == 1 else mean_over_seeds(per_seed)
         reference, checks = print_setting(title, results, rules, attacks, target)
+        if lying:
+            liars = int(math.ceil(lying * 100))
+            odds = ", ".join(
+                f"{k}: {lying_majority_probability(100, liars, k):.3f}" for k in (3, 5, 7, 9, 11, 15, 21, 31)
+            )
+            print(
+                f"\nProbability that an honest member's update draws a committee with a lying majority "
+                f"({liars} of 100 members lying; committee size: probability, hypergeometric): {odds}. "
+                f"This run: committees of {setup.committee_size}."
+            )
         all_checks.append(checks)
         raw["settings"][title] = {
             "reference_error": reference,

@@ -29,6 +29,7 @@ from robustness_lib.report import (  # noqa: E402
     Target,
     acceptance_table,
     check_target,
+    lying_majority_probability,
     mean_over_seeds,
     recommend,
     results_table,
@@ -263,3 +264,14 @@ def test_scoring_at_round_weight_and_krum_fallback_in_the_simulation() -> None:
     assert result.honest_medians and result.malicious_medians
     with pytest.raises(ConfigError, match="unknown score weight"):
         _setup(score_weight="half")
+
+
+def test_lying_majority_probability_is_hypergeometric() -> None:
+    # 3 of 5 others lying, committees of 3: majority needs 2 or 3 liars: (3*2 + 1) / C(5,3) = 7/10.
+    assert lying_majority_probability(6, 3, 3) == pytest.approx(0.7)
+    assert lying_majority_probability(100, 0, 3) == 0.0
+    assert lying_majority_probability(100, 99, 5) == 1.0
+    sizes = [lying_majority_probability(100, 33, k) for k in (3, 5, 7, 11)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] == pytest.approx(0.257, abs=1e-3)
+    with pytest.raises(ValueError, match="need 0 <= liars"):
+        lying_majority_probability(10, 10, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -13,6 +14,7 @@ __all__ = [
     "TargetCheck",
     "acceptance_table",
     "check_target",
+    "lying_majority_probability",
     "mean_over_seeds",
     "recommend",
     "results_table",
@@ -102,6 +104,18 @@ def results_table(results: Sequence[RunResult], rules: Sequence[str], attacks: S
     for attack in attacks:
         lines.append(f"| {attack} | " + " | ".join(_cell(by_key.get((attack, rule))) for rule in rules) + " |")
     return "\n".join(lines)
+
+
+def lying_majority_probability(members: int, liars: int, committee: int) -> float:
+    """Probability that a committee of ``committee`` validators drawn without replacement from the
+    ``members - 1`` members other than an honest update's owner has a lying majority (hypergeometric)."""
+    others = members - 1
+    if not 0 <= liars <= others or not 1 <= committee <= others:
+        raise ValueError(f"need 0 <= liars <= {others} and 1 <= committee <= {others}")
+    majority = committee // 2 + 1
+    total = math.comb(others, committee)
+    ways = sum(math.comb(liars, j) * math.comb(others - liars, committee - j) for j in range(majority, committee + 1))
+    return ways / total
 
 
 def acceptance_table(results: Sequence[RunResult], rules: Sequence[str], attacks: Sequence[str]) -> str:
