@@ -268,6 +268,52 @@ def heart_section(
     }
 
 
+def report_from_json(paths: Sequence[Path], target: Target) -> int:
+    """Tables and the cross-setting recommendation from earlier ``--json`` files, without training.
+
+    Runs are merged per setting and keyed by (rule, attack, seed): the same cell in two files (FedAvg,
+    which every run includes) is the same deterministic run and is counted once. A rule enters the
+    recommendation only if it has results in every setting present."""
+    settings: dict[str, dict[tuple[str, str, int], RunResult]] = {}
+    order: dict[str, tuple[list[str], list[str]]] = {}
+    for path in paths:
+        try:
+            raw = json.loads(path.read_text())
+            for title, body in raw["settings"].items():
+                cells = settings.setdefault(title, {})
+                rules, attacks = order.setdefault(title, ([], []))
+                for row in body["results"]:
+                    result = RunResult.from_json(row)
+                    s = result.scenario
+                    cells.setdefault((s.rule, s.attack, s.seed), result)
+                    rules.extend([s.rule] if s.rule not in rules else [])
+                    attacks.extend([s.attack] if s.attack not in attacks else [])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: {path}: not a robustness.py --json file ({exc})", file=sys.stderr)
+            return 2
+    print(f"# Robustness benchmark: report from {', '.join(p.name for p in paths)}\n")
+    all_checks = []
+    common = [r for r in next(iter(order.values()))[0] if all(r in rules for rules, _ in order.values())]
+    titles = [title for title, _, _ in SETTINGS]
+    for title in sorted(settings, key=lambda t: titles.index(t) if t in titles else len(titles)):
+        rules, attacks = order[title]
+        by_seed: dict[int, list[RunResult]] = {}
+        for (_, _, seed), result in settings[title].items():
+            by_seed.setdefault(seed, []).append(result)
+        seeds = sorted(by_seed)
+        results = by_seed[seeds[0]] if len(seeds) == 1 else mean_over_seeds(list(by_seed.values()))
+        _, checks = print_setting(title, results, rules, attacks, target)
+        print(f"Seeds: {', '.join(map(str, seeds))}.")
+        all_checks.append([c for c in checks if c.rule in common])
+    best, met = recommend(all_checks)
+    print(
+        f"\nRecommended default rule over these settings (rules present in all of them: {', '.join(common)}): "
+        f"**{best}**"
+        + (" (meets the target in every setting)." if met else " (none meets the target everywhere; closest).")
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -304,7 +350,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default 2)")
     parser.add_argument("--json", type=Path, help="write raw results to this file")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="print tables and the cross-setting recommendation from earlier --json files (no training)",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return report_from_json(args.report, Target())
 
     torch.set_num_threads(1)  # before any fork: worker processes run one thread each
     rules = args.rules.split(",") if args.rules else list(QUICK_RULES if args.quick else AGGREGATION_RULES)

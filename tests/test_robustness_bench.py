@@ -5,6 +5,7 @@ the report's target check. Small synthetic data; the benchmark itself is ``bench
 from __future__ import annotations
 
 import gzip
+import json
 import sys
 from pathlib import Path
 
@@ -275,3 +276,30 @@ def test_lying_majority_probability_is_hypergeometric() -> None:
     assert sizes == sorted(sizes, reverse=True) and sizes[0] == pytest.approx(0.257, abs=1e-3)
     with pytest.raises(ValueError, match="need 0 <= liars"):
         lying_majority_probability(10, 10, 3)
+
+
+def test_report_from_json_merges_files_and_recommends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import robustness  # noqa: PLC0415  (benchmarks/robustness.py, on sys.path above)
+
+    title = robustness.SETTINGS[0][0]
+    rows = [
+        _result(rule, attack, err, bd).to_json()
+        for rule, attack, err, bd in [
+            ("fedavg", "none", 0.30, 0.01),
+            ("fedavg", "backdoor", 0.31, 0.02),
+            ("median", "none", 0.30, None),
+            ("median", "backdoor", 0.40, 0.01),
+        ]
+    ]
+    first = tmp_path / "a.json"
+    first.write_text(json.dumps({"settings": {title: {"results": rows[:2]}}}))
+    second = tmp_path / "b.json"
+    second.write_text(json.dumps({"settings": {title: {"results": rows}}}))  # repeats FedAvg: counted once
+    assert robustness.main(["--report", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "| backdoor | 0.310 / 0.020 | 0.400 / 0.010 |" in out
+    assert "- median: backdoor: error 0.400 > 0.320" in out
+    assert "**fedavg** (meets the target in every setting)" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert robustness.main(["--report", str(bad)]) == 2

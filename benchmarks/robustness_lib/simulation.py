@@ -156,6 +156,27 @@ class RunResult:
     """Committee median score of every honest update (to choose a threshold); likewise malicious ones."""
     malicious_medians: list[int] = field(default_factory=list)
 
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> RunResult:
+        """A run as :meth:`to_json` wrote it (for ``robustness.py --report``)."""
+        scenario = Scenario(
+            row["rule"], row["attack"], row["malicious_fraction"], row["lying_validator_fraction"], row["seed"]
+        )
+        return cls(
+            scenario,
+            row["test_error"],
+            row["backdoor_success"],
+            row["honest_acceptance"],
+            row["malicious_acceptance"],
+            row["seconds"],
+            list(row["rule_errors"]),
+            row.get("mean_test_error_per_group"),
+            row.get("cpu_seconds", 0.0),
+            row.get("plants_backdoor", False),
+            honest_medians=list(row.get("honest_medians", [])),
+            malicious_medians=list(row.get("malicious_medians", [])),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rule": self.scenario.rule,
