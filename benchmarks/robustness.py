@@ -199,9 +199,11 @@ def scenarios_of(
     return [Scenario(rule, attack, malicious_fraction, lying_fraction, seed) for attack in attacks for rule in rules]
 
 
-def fmnist_context(data_dir: Path, setup: FLSetup, seed: int) -> tuple[GridContext, list[float]]:
+def fmnist_context(
+    data_dir: Path, setup: FLSetup, seed: int, *, val_fraction: float = 0.05
+) -> tuple[GridContext, list[float]]:
     """Fashion-MNIST split among 100 members and the initial CNN for ``seed``, with round-0 honest norms."""
-    federation = fashion_mnist_federation(data_dir, num_clients=100, bias=0.5, val_fraction=0.05, seed=seed)
+    federation = fashion_mnist_federation(data_dir, num_clients=100, bias=0.5, val_fraction=val_fraction, seed=seed)
     trainer = LocalTrainer(build_model("cnn", seed=seed))
     initial = trainer.get_params()
     norms = honest_update_norms(federation, setup, trainer, initial, count=10, seed=seed)
@@ -338,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", help="comma-separated seeds: every cell runs once per seed; tables show mean ± sample sd"
     )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.05,
+        help="share of each member's images kept as its validation data (default 0.05, about 30 images)",
+    )
     parser.add_argument("--committee", type=int, help="validators per update (default 3)")
     parser.add_argument("--scoring", help=f"validator scoring rule (default {FMNIST_FULL.scoring})")
     parser.add_argument(
@@ -388,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in attacks:
             build_attack(name, 10)
         data_dir = find_fashion_mnist(args.data_dir)
-        contexts = [fmnist_context(data_dir, setup, seed) for seed in seeds]
+        if not 0 < args.val_fraction < 1:
+            raise FedLedgerError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+        contexts = [fmnist_context(data_dir, setup, seed, val_fraction=args.val_fraction) for seed in seeds]
     except FedLedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -399,7 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Python {platform.python_version()}, torch {torch.__version__}, {args.workers} worker process(es) "
         f"of 1 thread, seed(s) {', '.join(map(str, seeds))}."
     )
-    print(f"Fashion-MNIST from {data_dir}: 100 members, bias 0.5, {len(federation.y_test)} test images.")
+    print(
+        f"Fashion-MNIST from {data_dir}: 100 members, bias 0.5, {len(federation.y_test)} test images, "
+        f"{args.val_fraction:g} of each member's images kept for validation "
+        f"(median {int(np.median([len(c.y_val) for c in federation.clients]))} images)."
+    )
     print(f"Configuration: {json.dumps(asdict(setup))}.")
     print(f"Honest delta L2 norms at round 0 (10 members): median {np.median(norms):.3f}, max {max(norms):.3f}.")
     print(f"Rules: {', '.join(rules)}. Attacks: {', '.join(attacks)}.")
