@@ -346,6 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0.05,
         help="share of each member's images kept as its validation data (default 0.05, about 30 images)",
     )
+    parser.add_argument(
+        "--zero-center",
+        action="store_true",
+        help="centered clipping around zero instead of the previous aggregate (a ledger aggregator passing no center)",
+    )
     parser.add_argument("--committee", type=int, help="validators per update (default 3)")
     parser.add_argument("--scoring", help=f"validator scoring rule (default {FMNIST_FULL.scoring})")
     parser.add_argument(
@@ -384,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scoring": args.scoring,
         "acceptance_threshold": args.threshold,
         "score_weight": args.score_weight,
+        "center_previous": False if args.zero_center else None,
     }
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     target = Target()

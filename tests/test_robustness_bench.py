@@ -303,3 +303,21 @@ def test_report_from_json_merges_files_and_recommends(tmp_path: Path, capsys: py
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert robustness.main(["--report", str(bad)]) == 2
+
+
+def test_centered_clipping_center_follows_the_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import robustness_lib.simulation as simulation
+
+    real = simulation.aggregate
+    centers: list[bool] = []
+
+    def spy(rule: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        centers.append(kwargs.get("center") is not None)
+        return real(rule, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(simulation, "aggregate", spy)
+    _run(Scenario("centered-clipping", "none", 0.25), _setup(rounds=3))
+    assert centers[0] is False and all(centers[1:]) and len(centers) >= 2  # previous aggregate from round 2 on
+    centers.clear()
+    _run(Scenario("centered-clipping", "none", 0.25), _setup(rounds=3, center_previous=False))
+    assert centers and not any(centers)

@@ -99,6 +99,9 @@ class FLSetup:
     acceptance_threshold: int = 4_000
     scoring: str = "relative"
     score_weight: str = "full"
+    center_previous: bool = True
+    """Centered clipping's center: the previous round's aggregate (Karimireddy et al.'s momentum form), or
+    zero (what a ledger aggregator computes when it passes no ``center``)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -434,7 +437,7 @@ def run_scenario(
                 rng=np.random.default_rng([seed, 29, r]),
             )
             kwargs["reference"], _ = pipeline.transform(ref_local, global_params, num_examples=len(yr))
-        if spec.accepts_center and previous_aggregate is not None:
+        if spec.accepts_center and setup.center_previous and previous_aggregate is not None:
             kwargs["center"] = previous_aggregate
         if spec.accepts_history:
             kwargs["history"] = [history[int(owners[i])] for i in accepted]
