@@ -21,7 +21,8 @@ target and the recommended default rule.
 With ``--seeds`` every cell runs once per seed and the tables show mean ± sample sd (one seed's error moves
 by about ±0.03, more than the target's 0.02 margin). ``--committee``, ``--scoring``, ``--threshold`` and
 ``--score-weight`` change the validation consensus (committee size, scoring rule, acceptance threshold,
-whether validators score an update alone or at its weight 1/k in the round's mean).
+whether validators score an update alone or at its weight 1/k in the round's mean). ``--report A.json
+B.json`` prints the tables and a cross-setting recommendation from earlier ``--json`` files, no training.
 
 Sizing. Every (attack, rule, setting) cell retrains from scratch, so the grid's cost is cells x rounds
 x members per round. On the 2-core development machine a 20-round cell of 10 members per round (5 local
