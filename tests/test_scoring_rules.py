@@ -103,9 +103,9 @@ def test_weight_divisor_scores_the_update_at_its_share_of_the_aggregate() -> Non
 
 
 def test_scaled_update_divides_toward_zero_exactly() -> None:
-    values = np.array([7, -7, 3, -3, 0, 2**62, -(2**62)], dtype=np.int64)
+    values = np.array([7, -7, 3, -3, 0, 2**62, -(2**62), -(2**63), 2**63 - 1, -8], dtype=np.int64)
     out = scaled_update({"w": values.view(np.uint64)}, 4)["w"].view(np.int64)
-    assert out.tolist() == [1, -1, 0, 0, 0, 2**60, -(2**60)]
+    assert out.tolist() == [1, -1, 0, 0, 0, 2**60, -(2**60), -(2**61), 2**61 - 1, -2]
     fp = FixedPoint(FRAC)
     halves = fp.decode(scaled_update({"w": fp.encode(np.array([0.5, -0.25]))}, 5)["w"])
     np.testing.assert_allclose(halves, [0.1, -0.05], rtol=0, atol=fp.resolution)
