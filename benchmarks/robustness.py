@@ -91,7 +91,7 @@ CELL_LEGEND = (
     "Cells: test error / backdoor success; in parentheses where the attack plants no backdoor: the rate at "
     "which the backdoor's trigger alone turns a prediction into its target (the base rate).\n"
 )
-QUICK_RULES = ("fedavg", "median", "trimmed-mean", "multi-krum")
+QUICK_RULES = ("fedavg", "trimmed-mean", "centered-clipping", "fltrust-median")
 QUICK_ATTACKS = ("none", "label-flip", "backdoor", "alie", "fang-trim")
 
 FMNIST_FULL = FLSetup(
