@@ -24,6 +24,8 @@ own message in ``.reason``.
     │   └── IntegrityError           bytes do not match their hash
     ├── UpdateRejected               an update blob failed validation (has .reason)
     ├── AggregationError             aggregate cannot be computed
+    │   └── SecAggError              a secure-aggregation step cannot proceed
+    │       └── NotEnoughShares      too many dropouts to unmask (has .missing)
     ├── VerificationFailed           audit found a discrepancy (has .discrepancy)
     └── PurposeNotAllowed            a dataset's consent does not cover a task's purpose
 
@@ -31,6 +33,8 @@ CLI exit codes come from the class (see :func:`exit_code_for`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 __all__ = [
     "AggregationError",
@@ -47,6 +51,8 @@ __all__ = [
     "InvalidState",
     "KeystoreError",
     "NotAuthorized",
+    "NotEnoughShares",
+    "SecAggError",
     "StoreError",
     "TransactionFailed",
     "UpdateRejected",
@@ -143,6 +149,28 @@ class UpdateRejected(FedLedgerError):
 
 class AggregationError(FedLedgerError):
     exit_code = 12
+
+
+class SecAggError(AggregationError):
+    """A secure-aggregation step cannot proceed (protocol misuse or an inconsistent view)."""
+
+
+class NotEnoughShares(SecAggError):
+    """Fewer than ``threshold`` shares for some members: the sum cannot be unmasked yet.
+
+    ``missing`` maps each such member to (shares held, shares needed). Nothing is
+    consumed: add the missing reveals (late survivors) and call again, or rerun
+    the round with the members that are still there.
+    """
+
+    def __init__(self, missing: Mapping[str, tuple[int, int]], kind: str) -> None:
+        self.missing = dict(missing)
+        listed = ", ".join(f"{m} ({have} of {need})" for m, (have, need) in sorted(self.missing.items()))
+        super().__init__(
+            f"cannot unmask the aggregate: not enough {kind} shares revealed for {len(self.missing)} member(s): "
+            f"{listed}. Too many members dropped out for threshold {next(iter(self.missing.values()))[1]}; "
+            "nothing was lost: add reveals from more survivors and retry, or rerun the round"
+        )
 
 
 class VerificationFailed(FedLedgerError):

@@ -20,6 +20,9 @@ __all__ = [
     "MemberView",
     "Phase",
     "RoundInfo",
+    "SecureMessages",
+    "SecureRoundInfo",
+    "SecureView",
     "TaskParams",
     "TrainingTaskClient",
     "UpdateInfo",
@@ -38,6 +41,10 @@ class Phase(IntEnum):
     AGGREGATE = 3
     FINALIZED = 4
     ABORTED = 5
+    # Secure-aggregation rounds only: KEYS -> SHARES -> OPEN -> UNMASK -> AGGREGATE.
+    KEYS = 6
+    SHARES = 7
+    UNMASK = 8
 
 
 def mask_of(indices: Sequence[int]) -> int:
@@ -75,6 +82,7 @@ class TaskParams:
     proposal_quorum: int = 1
     max_rounds: int = 0
     committee_size: int = 0  # validators per update; 0: every validator scores every update
+    secagg_threshold: int = 0  # > 0: secure-aggregation rounds with at least this threshold; 0: plain rounds
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +101,7 @@ class TaskParams:
             self.proposal_quorum,
             self.max_rounds,
             self.committee_size,
+            self.secagg_threshold,
         )
 
 
@@ -155,6 +164,49 @@ class MemberView:
     scored: bool
     proposed: bool
     timestamp: int  # the block time it was read at
+
+
+@dataclass(frozen=True)
+class SecureRoundInfo:
+    """A secure round's threshold, listed trainers and how many did each step."""
+
+    threshold: int
+    num_members: int
+    opened_block: int
+    num_adverts: int
+    num_bundles: int
+    num_reveals: int
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[Any]) -> SecureRoundInfo:
+        return cls(*(int(v) for v in raw))
+
+
+@dataclass(frozen=True)
+class SecureView:
+    """A member's view of the current round plus its part in the secure-aggregation steps."""
+
+    view: MemberView
+    secure: SecureRoundInfo
+    listed: bool
+    advertised: bool
+    shared: bool
+    revealed: bool
+
+
+@dataclass(frozen=True)
+class SecureMessages:
+    """One listed trainer's message hashes in a secure round (None: not posted)."""
+
+    member: str
+    advert_hash: str | None
+    bundle_hash: str | None
+    reveal_hash: str | None
+
+
+def _hash_or_none(raw: bytes) -> str | None:
+    value = hex32(raw)
+    return None if int(value, 16) == 0 else value
 
 
 @dataclass(frozen=True)
@@ -229,6 +281,58 @@ class TrainingTaskClient(ContractClient):
         self._send(self.contract.functions.close_aggregation(int(round_id)))
         return self.round(round_id).phase
 
+    # -- secure-aggregation rounds ----------------------------------------------------
+
+    def post_key_advert(self, round_id: int, advert_hash: str | bytes) -> TxResult:
+        """KEYS: commit the hash of this trainer's key advert blob."""
+        return self._send(
+            self.contract.functions.post_key_advert(int(round_id), as_bytes32(advert_hash, what="advert hash"))
+        )
+
+    def close_keys(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_keys(int(round_id)))
+        return self.round(round_id).phase
+
+    def post_share_bundle(self, round_id: int, bundle_hash: str | bytes) -> TxResult:
+        """SHARES: commit the hash of this trainer's encrypted share bundle blob."""
+        return self._send(
+            self.contract.functions.post_share_bundle(int(round_id), as_bytes32(bundle_hash, what="bundle hash"))
+        )
+
+    def close_shares(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_shares(int(round_id)))
+        return self.round(round_id).phase
+
+    def submit_reveal(self, round_id: int, reveal_hash: str | bytes) -> TxResult:
+        """UNMASK: commit the hash of this committer's share reveal blob."""
+        return self._send(
+            self.contract.functions.submit_reveal(int(round_id), as_bytes32(reveal_hash, what="reveal hash"))
+        )
+
+    def close_unmask(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_unmask(int(round_id)))
+        return self.round(round_id).phase
+
+    def secure_round(self, round_id: int) -> SecureRoundInfo:
+        return SecureRoundInfo.from_raw(self.chain.call(self.contract.functions.secure_rounds(int(round_id))))
+
+    def secure_view(self, member: str) -> SecureView:
+        """:meth:`member_view` plus ``member``'s secure-aggregation steps in the current round, in one call."""
+        raw = self.chain.call(self.contract.functions.secure_view(as_address(member)))
+        return SecureView(
+            view=self._member_view_from(raw[0]),
+            secure=SecureRoundInfo.from_raw(raw[1]),
+            listed=bool(raw[2]),
+            advertised=bool(raw[3]),
+            shared=bool(raw[4]),
+            revealed=bool(raw[5]),
+        )
+
+    def secure_messages(self, round_id: int) -> list[SecureMessages]:
+        """The trainers listed for a secure round, in listing order, with their message hashes."""
+        raw = self.chain.call(self.contract.functions.secure_messages(int(round_id)))
+        return [SecureMessages(str(m[0]), _hash_or_none(m[1]), _hash_or_none(m[2]), _hash_or_none(m[3])) for m in raw]
+
     # -- reads ---------------------------------------------------------------------
 
     @property
@@ -252,6 +356,8 @@ class TrainingTaskClient(ContractClient):
             acceptance_threshold=call(f.acceptance_threshold()),
             proposal_quorum=call(f.proposal_quorum()),
             max_rounds=call(f.max_rounds()),
+            committee_size=call(f.committee_size()),
+            secagg_threshold=call(f.secagg_threshold()),
         )
 
     @property
@@ -263,7 +369,10 @@ class TrainingTaskClient(ContractClient):
 
     def member_view(self, member: str) -> MemberView:
         """The current round and ``member``'s roles and duties in it, in one call."""
-        raw = self.chain.call(self.contract.functions.member_view(as_address(member)))
+        return self._member_view_from(self.chain.call(self.contract.functions.member_view(as_address(member))))
+
+    @staticmethod
+    def _member_view_from(raw: Sequence[Any]) -> MemberView:
         current = int(raw[0])
         return MemberView(
             current_round=current,

@@ -56,6 +56,11 @@ class TaskConfig:
     proposal_quorum: int = 2
     # Validators scoring each update, drawn on chain per round; 0: every validator scores every update.
     committee_size: int = 0
+    # Secure aggregation (Bonawitz et al.): no one sees an individual update; per-update scoring is off.
+    secure_aggregation: bool = False
+    # Fewest surviving members that unmask a secure round; the contract raises it to a strict majority of the
+    # round's trainers, so 0 means exactly that majority (floor(n/2) + 1 of n).
+    secagg_threshold: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,6 +80,20 @@ class TaskConfig:
             raise ConfigError("task config: acceptance_threshold must be within 0..10000")
         if self.rounds < 1 or self.local_epochs < 1 or self.clip_norm <= 0:
             raise ConfigError("task config: rounds, local_epochs and clip_norm must be positive")
+        if self.secure_aggregation:
+            self._check_secure()
+
+    def _check_secure(self) -> None:
+        # Masked updates are only summed: rules that look at individual updates cannot run on them.
+        if self.aggregation != "fedavg":
+            raise ConfigError(
+                f"task config: secure aggregation sums masked updates, so the aggregation rule must be fedavg, "
+                f"not {self.aggregation!r} (robust rules need to see individual updates)"
+            )
+        if self.committee_size:
+            raise ConfigError("task config: secure aggregation has no per-update scoring, so no validator committees")
+        if not 0 <= self.secagg_threshold <= 128:
+            raise ConfigError("task config: secagg_threshold must be within 0..128")
 
     def _check_aggregation_params(self) -> None:
         # Fail at config time, not in the first aggregation: run the rule once on a tiny input.
@@ -113,6 +132,7 @@ class TaskConfig:
             proposal_quorum=self.proposal_quorum,
             committee_size=self.committee_size,
             max_rounds=self.rounds,
+            secagg_threshold=max(1, self.secagg_threshold) if self.secure_aggregation else 0,
         )
 
     @classmethod

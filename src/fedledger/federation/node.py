@@ -4,7 +4,8 @@
 this member still owes in it (train and commit, score, aggregate and propose,
 close a phase that is due, open the next round). Everything it decides comes
 from the chain, so a node restarted mid-round resumes where the ledger says it
-is, and never commits twice (the contract refuses it anyway).
+is, and never commits twice (the contract refuses it anyway). Tasks with secure
+aggregation run their rounds through :class:`~fedledger.federation.secure_node.SecureRoundDriver`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,6 +25,7 @@ from fedledger.chain.task import MemberView, Phase, RoundInfo, TrainingTaskClien
 from fedledger.exceptions import ConfigError, InvalidState, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, check_update
+from fedledger.federation.secure_node import SecureRoundDriver
 from fedledger.learning import (
     SCORING_RULES,
     ModelAdapter,
@@ -30,6 +33,7 @@ from fedledger.learning import (
     UpdatePipeline,
     build_model,
     decode_model,
+    encode_update,
 )
 from fedledger.store import BlobStore
 
@@ -83,7 +87,10 @@ class MemberNode:
         data: LocalData | None,
         behavior: Behavior | None = None,
         on_event: Callable[[NodeEvent], None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        """``state_dir`` keeps this member's secure-aggregation round secrets (encrypted) so a restarted
+        node can finish a secure round; without it they live in memory only."""
         self.name = name
         self.account = account
         self.task = task.as_(account)
@@ -97,6 +104,8 @@ class MemberNode:
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
         self._round_updates: tuple[int, list[UpdateInfo]] | None = None
+        self._state_dir = state_dir
+        self._secure: SecureRoundDriver | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -141,6 +150,10 @@ class MemberNode:
 
     def step(self) -> bool:
         """Do what this member owes in the current round; True if it acted."""
+        if self.config.secure_aggregation:
+            if self._secure is None:
+                self._secure = SecureRoundDriver(self, self._state_dir)
+            return self._secure.step()
         status = self.task.member_view(self.account.address)  # one read per step
         info = status.round
         if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
@@ -185,7 +198,9 @@ class MemberNode:
 
     # -- actions --------------------------------------------------------------------------
 
-    def _train_and_commit(self, info: RoundInfo) -> None:
+    def _local_update(self, info: RoundInfo) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
+        """This member's fixed-point update for the round (trained, deviated by its behaviour, clipped,
+        encoded), its blob metadata and its example count."""
         assert self.data is not None
         config = self.config
         global_params, _ = self.global_model(info.global_model)
@@ -197,16 +212,16 @@ class MemberNode:
         if self.behavior is not None:
             local = self.behavior.local_params(local, global_params, info.round_id)
         pipeline = UpdatePipeline.default(max_norm=config.clip_norm, frac_bits=config.frac_bits)
-        blob = pipeline.run(local, global_params, num_examples=len(self.data.y_train), seed=seed)
+        num_examples = len(self.data.y_train)
+        update, meta = pipeline.transform(local, global_params, num_examples=num_examples, seed=seed)
+        return update, meta, num_examples
+
+    def _train_and_commit(self, info: RoundInfo) -> None:
+        update, meta, num_examples = self._local_update(info)
+        blob = encode_update(update, meta)
         update_hash = self.store.put(blob)
-        index = self.task.commit_update(info.round_id, update_hash, len(self.data.y_train))
-        self._emit(
-            "commit",
-            info.round_id,
-            index=index,
-            update_hash="0x" + update_hash,
-            num_examples=len(self.data.y_train),
-        )
+        index = self.task.commit_update(info.round_id, update_hash, num_examples)
+        self._emit("commit", info.round_id, index=index, update_hash="0x" + update_hash, num_examples=num_examples)
 
     def _score(self, info: RoundInfo) -> None:
         assert self.data is not None

@@ -15,6 +15,7 @@ from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.node import Behavior, LocalData, MemberNode, NodeEvent
+from fedledger.federation.secure import identity_key
 from fedledger.learning import build_model, encode_model
 from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
@@ -67,7 +68,13 @@ def create_consortium(
     members = []
     for k in range(len(datas)):
         account = ws.keystore.create(f"hospital-{k + 1}", password)
-        consortium.propose_admit(account.address, org=f"Hospital {k + 1}", roles=MEMBER_ROLES, store_uri=store.url)
+        consortium.propose_admit(
+            account.address,
+            org=f"Hospital {k + 1}",
+            roles=MEMBER_ROLES,
+            store_uri=store.url,
+            kx_public_key=identity_key(account).public_bytes,  # for secure aggregation
+        )
         ws.fund(account.address)
         members.append(account)
     task = create_task(ws, operator, store, config)
@@ -81,6 +88,7 @@ def create_consortium(
             data=datas[k],
             behavior=behaviors[k],
             on_event=on_event,
+            state_dir=ws.root / "secagg" / f"hospital-{k + 1}",
         )
         for k, acct in enumerate(members)
     ]

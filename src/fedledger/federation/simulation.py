@@ -75,6 +75,9 @@ class Simulation:
 
 def _deadline(info: RoundInfo) -> int | None:
     return {
+        Phase.KEYS: info.commit_deadline,  # secure rounds: KEYS and SHARES run on the commit deadline too
+        Phase.SHARES: info.commit_deadline,
+        Phase.UNMASK: info.validate_deadline,  # and UNMASK on the validation deadline
         Phase.OPEN: info.commit_deadline,
         Phase.VALIDATE: info.validate_deadline,
         Phase.AGGREGATE: info.aggregate_deadline,
