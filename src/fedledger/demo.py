@@ -6,8 +6,11 @@ loaded back from it, as a user loads theirs. Every hospital is a member with its
 own encrypted key; one of them turns malicious and sends sign-flipped, scaled
 updates. Rounds run on the embedded chain with validators scoring every update,
 the contract deriving the accepted set, and a quorum of aggregators agreeing on a
-bit-identical model. The summary compares the final model with centralized
-training on the pooled data and closes with an independent audit.
+bit-identical model. With ``secure_aggregation`` the rounds run Bonawitz et al.'s
+secure aggregation instead: nobody sees an individual update, so nobody can score
+one either, and the summary says that the malicious hospital was not screened.
+The summary compares the final model with centralized training on the pooled data
+and closes with an independent audit.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from fedledger.attacks import Coalition, CoalitionMember, parse_attack
 from fedledger.audit import verify_task
-from fedledger.chain.events import UpdateFlagged
+from fedledger.chain.events import RoundAborted, UpdateFlagged
 from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, contract_median
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
@@ -48,7 +51,7 @@ __all__ = ["DemoResult", "run_demo"]
 class DemoResult:
     workspace: str
     members: list[dict[str, Any]]
-    setup: dict[str, Any] = field(default_factory=dict)  # attack, malicious, aggregation rule, committee size
+    setup: dict[str, Any] = field(default_factory=dict)  # attack, malicious, rule, committee, secure aggregation
     rounds: list[dict[str, Any]] = field(default_factory=list)
     final_accuracy: float = 0.0
     centralized_accuracy: float = 0.0
@@ -80,10 +83,12 @@ def run_demo(
     rule: str = "fedavg",
     committee: int = 0,
     seed: int = 7,
+    secure_aggregation: bool = False,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
 ) -> DemoResult:
-    """Run the demo consortium; returns what the summary shows."""
+    """Run the demo consortium; returns what the summary shows. ``fedledger demo`` turns
+    ``secure_aggregation`` on by default; this API keeps plain, validated rounds unless asked."""
     if members < 3:
         raise ValueError("the demo needs at least 3 hospitals")
     if not 0 <= malicious < members / 2:
@@ -92,7 +97,7 @@ def run_demo(
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
     ws = Workspace.create(root, chain=ChainSpec(), scrypt_n=2**14)
     try:
-        setup = _Setup(members, rounds, attack, malicious, rule, committee, seed)
+        setup = _Setup(members, rounds, attack, malicious, rule, committee, seed, secure_aggregation)
         return _run(ws, setup, on_round, on_event, started)
     finally:
         ws.close()
@@ -107,6 +112,7 @@ class _Setup:
     rule: str
     committee: int
     seed: int
+    secure_aggregation: bool = False
 
 
 def _run(
@@ -146,6 +152,7 @@ def _run(
         proposal_quorum=min(3, n_members - n_malicious),
         aggregation=setup.rule,
         committee_size=setup.committee,
+        secure_aggregation=setup.secure_aggregation,
         extra={"standardizer": scaler.to_dict()},
     )
     first_malicious = n_members - n_malicious
@@ -182,13 +189,24 @@ def _run(
         }
         for k, node in enumerate(nodes)
     ]
-    setup_row = {"attack": attack, "malicious": n_malicious, "rule": setup.rule, "committee": setup.committee}
+    setup_row = {
+        "attack": attack,
+        "malicious": n_malicious,
+        "rule": setup.rule,
+        "committee": setup.committee,
+        "secure_aggregation": setup.secure_aggregation,
+        # Under secure aggregation updates are masked: no validator can score one, so none is screened.
+        "per_update_validation": not setup.secure_aggregation,
+    }
     result = DemoResult(workspace=str(ws.root), members=member_rows, setup=setup_row)
     names: dict[str, str] = {node.account.address: node.name for node in nodes}
     evaluator = build_model(model_spec)
 
     def round_closed(info: RoundInfo) -> None:
-        row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.acceptance_threshold)
+        if config.secure_aggregation:
+            row = _secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
+        else:
+            row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.acceptance_threshold)
         result.rounds.append(row)
         if on_round is not None:
             on_round(row)
@@ -255,4 +273,48 @@ def _round_summary(
         "updates": len(updates),
         "accepted": sorted(names.get(updates[i].member, updates[i].member) for i in accepted),
         "rejected": rejected,
+    }
+
+
+def _secure_round_summary(
+    task: TrainingTaskClient,
+    store: BlobStore,
+    info: RoundInfo,
+    names: dict[str, str],
+    evaluator: Any,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+) -> dict[str, Any]:
+    """A secure round: every masked input that unmasked is in the model, unscreened; only malformed
+    blobs (flagged by the aggregators) and absent members stay out."""
+    r = info.round_id
+    finalized = info.phase is Phase.FINALIZED
+    model_hash = info.model_hash if finalized else info.global_model
+    params = decode_model(store.get(model_hash.removeprefix("0x"))).params
+    accuracy = float(evaluate(evaluator, params, X_test, y_test))
+    updates = task.updates(r)
+    first_block = min((u.block_number for u in updates), default=0)
+    dropped: dict[int, str] = {}
+    abort_reason = None
+    for event in task.events(from_block=first_block):
+        if isinstance(event, UpdateFlagged) and event.round_id == r:
+            dropped.setdefault(event.index, event.reason)
+        elif isinstance(event, RoundAborted) and event.round_id == r:
+            abort_reason = event.reason
+    included = [u for u in updates if u.index not in dropped] if finalized else []
+    rejected = [
+        {"member": names.get(u.member, u.member), "address": u.member, "index": u.index, "reason": dropped[u.index]}
+        for u in updates
+        if u.index in dropped
+    ]
+    return {
+        "round": r,
+        "phase": info.phase.name.lower(),
+        "model_hash": info.model_hash if finalized else None,
+        "accuracy": round(accuracy, 4),
+        "updates": len(updates),
+        "accepted": sorted(names.get(u.member, u.member) for u in included),
+        "rejected": rejected,
+        "screened": False,
+        "abort_reason": abort_reason,
     }

@@ -7,7 +7,11 @@ Re-derives, without trusting any node's word:
 - each round started from the previous round's finalized model;
 - each accepted set follows from the validators' scores by the contract's rule;
 - each finalized model equals the aggregate of its round's accepted updates,
-  recomputed here bit for bit with the same rules the aggregators use.
+  recomputed here bit for bit with the same rules the aggregators use;
+- for secure-aggregation rounds, every key advert, share bundle, masked input and
+  share reveal matches its committed hash, and the finalized model is the one the
+  published messages unmask to (``secagg.recompute_aggregate``: the sum of the
+  committed masked inputs, masks removed with the revealed shares).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.events import (
     AggregateProposed,
+    KeysAdvertised,
     LedgerEvent,
     MemberAdmitted,
     MemberRevoked,
@@ -27,6 +32,8 @@ from fedledger.chain.events import (
     RoundFinalized,
     RoundOpened,
     ScoresSubmitted,
+    SharesPosted,
+    SharesRevealed,
     UpdateCommitted,
     ValidationClosed,
 )
@@ -34,7 +41,9 @@ from fedledger.chain.task import TrainingTaskClient, UpdateInfo, contract_median
 from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round
+from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
 from fedledger.learning import decode_model
+from fedledger.privacy.secagg import verify_aggregate
 from fedledger.store import BlobStore
 
 __all__ = ["Discrepancy", "VerificationReport", "verify_task"]
@@ -159,6 +168,8 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
                 missing = isinstance(exc, BlobNotFound)
                 problem = "missing from the store" if missing else "does not match its committed hash"
                 fail(f"update blob {problem}", round_id=e.round_id, member=e.member, h=e.update_hash)
+        elif isinstance(e, KeysAdvertised | SharesPosted | SharesRevealed):
+            _check_secure_message(store, roles, e, at, fail)
         elif isinstance(e, ScoresSubmitted):
             scores[e.round_id].append(e)
             if not roles.had_role(e.validator, Role.VALIDATOR, at):
@@ -186,7 +197,10 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
         elif isinstance(e, RoundFinalized):
             report.rounds_checked += 1
             expected_global = e.model_hash
-            _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
+            if params.secagg_threshold:
+                _check_secure_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
+            else:
+                _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
             report.models_checked += 1
     return report
 
@@ -231,6 +245,89 @@ def _check_finalized(
     if result.model_hash != event.model_hash:
         fail(
             f"finalized model is not the aggregate of the accepted updates (recomputed {result.model_hash})",
+            round_id=r,
+            h=event.model_hash,
+        )
+
+
+_MESSAGE_KINDS = {KeysAdvertised: "key advert", SharesPosted: "share bundle", SharesRevealed: "share reveal"}
+
+
+def _check_secure_message(
+    store: BlobStore,
+    roles: _RoleHistory,
+    event: KeysAdvertised | SharesPosted | SharesRevealed,
+    at: tuple[int, int],
+    fail: Any,
+) -> None:
+    kind = _MESSAGE_KINDS[type(event)]
+    blob_hash = (
+        event.advert_hash
+        if isinstance(event, KeysAdvertised)
+        else event.bundle_hash
+        if isinstance(event, SharesPosted)
+        else event.reveal_hash
+    )
+    if not roles.had_role(event.member, Role.TRAINER, at):
+        fail(f"{kind} poster was not an active trainer", round_id=event.round_id, member=event.member, h=blob_hash)
+    try:
+        store.get(blob_hash.removeprefix("0x"))
+    except (BlobNotFound, IntegrityError) as exc:
+        problem = "missing from the store" if isinstance(exc, BlobNotFound) else "does not match its committed hash"
+        fail(f"{kind} blob {problem}", round_id=event.round_id, member=event.member, h=blob_hash)
+
+
+def _check_secure_finalized(
+    store: BlobStore,
+    config: TaskConfig,
+    task: TrainingTaskClient,
+    event: RoundFinalized,
+    global_hash: str | None,
+    commits: list[UpdateCommitted],
+    fail: Any,
+) -> None:
+    """Re-derive a secure round's model from its published messages alone, as an aggregator does."""
+    r = event.round_id
+    if global_hash is None:
+        fail("finalized without a RoundOpened event", round_id=r)
+        return
+    try:
+        global_blob = decode_model(store.get(global_hash.removeprefix("0x")))
+    except (StoreError, FedLedgerError) as exc:
+        fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=global_hash)
+        return
+    for c in commits:
+        try:
+            store.get(c.update_hash.removeprefix("0x"))
+        except (BlobNotFound, IntegrityError):
+            # Named in the UpdateCommitted pass; the recomputation below would only echo it.
+            return
+    context = round_context(task, r)
+    if context is None:
+        fail("secure round has fewer than two members with key-agreement keys", round_id=r)
+        return
+    round_config, _, messages = context
+    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    spec = {name: tuple(arr.shape) for name, arr in global_blob.params.items()}
+    try:
+        state = load_round(store, config, round_config, messages, spec=spec, updates=updates, reveals=True)
+        result = secure_aggregate_round(store, config, global_blob.params, global_blob.spec, state, round_id=r)
+        # And independently of the aggregator object: the published messages alone give the same sum.
+        verify_aggregate(
+            round_config,
+            state.adverts.values(),
+            state.inputs,
+            state.aggregator.unmask_request(),
+            state.reveals,
+            result.result,
+        )
+    except FedLedgerError as exc:
+        fail(f"cannot unmask the aggregate from the published messages: {exc}", round_id=r, h=event.model_hash)
+        return
+    if result.model_hash != event.model_hash:
+        fail(
+            "finalized model is not what the published masked inputs and reveals unmask to "
+            f"(recomputed {result.model_hash}; dropped: {result.dropped or 'none'})",
             round_id=r,
             h=event.model_hash,
         )

@@ -34,6 +34,14 @@ def demo(
         int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
+    secure_aggregation: Annotated[
+        bool,
+        typer.Option(
+            "--secure-aggregation/--no-secure-aggregation",
+            help="Mask every update (Bonawitz et al. secure aggregation): no one sees an individual update, "
+            "so per-update validation is off. On by default.",
+        ),
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
@@ -50,10 +58,13 @@ def demo(
 
     def on_round(row: dict[str, Any]) -> None:
         accepted = ", ".join(row["accepted"]) or "none"
+        verb = "accepted" if row.get("screened", True) else "aggregated unscreened"
         out.print(
             f"[bold]round {row['round']}[/] {row['phase']}: test accuracy [cyan]{row['accuracy']:.3f}[/], "
-            f"accepted {len(row['accepted'])}/{row['updates']} ({accepted})"
+            f"{verb} {len(row['accepted'])}/{row['updates']} ({accepted})"
         )
+        if row.get("abort_reason"):
+            out.print(f"    [red]aborted[/]: {row['abort_reason']}")
         for rej in row["rejected"]:
             out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}")
 
@@ -67,6 +78,7 @@ def demo(
             rule=rule,
             committee=committee,
             seed=seed,
+            secure_aggregation=secure_aggregation,
             on_round=on_round,
         )
     data = result.to_json()
@@ -80,7 +92,20 @@ def demo(
         console.print(f"final federated accuracy   [bold cyan]{result.final_accuracy:.3f}[/]")
         console.print(f"centralized (pooled data)  [bold]{result.centralized_accuracy:.3f}[/]")
         rejected = data["rejected"]
-        console.print(f"rejected updates           {len(rejected)}")
+        if secure_aggregation:
+            console.print("secure aggregation         [bold]on[/]: every update was masked; no one saw one in clear")
+            bad = [m["name"] for m in result.members if m["malicious"]]
+            unscreened = (
+                f"{', '.join(bad)} ({attack}) was NOT screened out: its updates are in every model"
+                if bad
+                else "no update was screened"
+            )
+            console.print(
+                f"per-update validation      [bold red]OFF[/] (masked updates cannot be scored): {unscreened}"
+            )
+            console.print(f"malformed masked updates   {len(rejected)} dropped")
+        else:
+            console.print(f"rejected updates           {len(rejected)}")
         v = result.verification
         verdict = "[green]verified[/]" if v["ok"] else f"[red]FAILED[/]: {v['first_discrepancy']}"
         console.print(

@@ -170,8 +170,8 @@ class SecureRoundState:
     aggregator: SecAggAggregator
     adverts: dict[str, KeyAdvert]
     bundles: dict[str, ShareBundle]
-    masked: list[str] = field(default_factory=list)  # members whose masked input is in the sum
-    reveals: int = 0
+    inputs: list[MaskedInput] = field(default_factory=list)  # the masked inputs in the sum, by member
+    reveals: list[ShareReveal] = field(default_factory=list)  # the survivors' reveals accepted
     dropped: dict[str, str] = field(default_factory=dict)  # "<kind> of <member>" -> reason
 
 
@@ -229,23 +229,23 @@ def load_round(
             masked = _fetch(store, u.update_hash, MaskedInput.from_bytes, max_bytes=limit)
             _check_masked(masked, u, config, spec, ctx)
             aggregator.add_masked_input(masked)
-            state.masked.append(u.member)
+            state.inputs.append(masked)
         except (FedLedgerError, ValueError) as exc:
             state.dropped[f"masked input of {u.member}"] = str(exc)
     if not reveals:
         return state
-    if not state.masked:
+    if not state.inputs:
         raise AggregationError(f"round {round_config.round_id}: no usable masked input")
-    aggregator.unmask_request()
+    survivors = set(aggregator.unmask_request().survivors)
     for m in messages:
-        if m.reveal_hash is None or m.member not in state.masked:
+        if m.reveal_hash is None or m.member not in survivors:
             continue
         try:
             reveal = _fetch(store, m.reveal_hash, ShareReveal.from_bytes, max_bytes=limit)
             if reveal.holder != m.member:
                 raise BadInput(f"reveal names {reveal.holder}")
             aggregator.add_reveal(reveal)
-            state.reveals += 1
+            state.reveals.append(reveal)
         except (FedLedgerError, ValueError) as exc:
             state.dropped[f"reveal of {m.member}"] = str(exc)
     return state
