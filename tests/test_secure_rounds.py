@@ -10,6 +10,7 @@ too many drop, resume after a node restart, and pass (or fail, when tampered)
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from fedledger.audit import verify_task
 from fedledger.chain import Phase
 from fedledger.chain.events import RoundAborted, SharesRevealed, UpdateCommitted
+from fedledger.store import BlobStore
 from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
 from fedledger.learning import (
@@ -93,8 +95,11 @@ class DropsAfter(MemberNode):
 # -- the happy path ------------------------------------------------------------------------
 
 
-def test_secure_rounds_equal_plaintext_fedavg_bit_for_bit_and_verify(tmp_path: Path) -> None:
-    ws, sim = _setup(tmp_path, rounds=2)
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two secure rounds of four members, run to the end; the workspace folder (closed)."""
+    tmp = tmp_path_factory.mktemp("secure")
+    ws, sim = _setup(tmp, rounds=2)
     with ws:
         Simulation(sim.task, sim.nodes).run()
         history = sim.task.model_history()
@@ -102,16 +107,122 @@ def test_secure_rounds_equal_plaintext_fedavg_bit_for_bit_and_verify(tmp_path: P
         for r in (1, 2):
             members = _committers(sim, r)
             assert len(members) == 4
+            # The unmasked model is exactly plaintext FedAvg of the same updates.
             assert history[r] == _plaintext_fedavg(sim, r, members)
-        events = sim.task.events()
+    return ws.root
+
+
+def test_secure_rounds_equal_plaintext_fedavg_bit_for_bit_and_verify(finished: Path) -> None:
+    with Workspace.load(finished) as ws:
+        task, store = ws.task(), BlobStore(ws.root / ws.config.store)
+        events = task.events()
         reveals = Counter(e.round_id for e in events if isinstance(e, SharesRevealed))
         assert reveals == {1: 4, 2: 4}
-        # Nothing on chain but hashes; no plaintext update in the store: every committed blob is masked.
+        # Only masked updates were ever committed: no plaintext update blob exists.
         for e in events:
             if isinstance(e, UpdateCommitted):
-                assert b"secagg" in sim.store.get(e.update_hash.removeprefix("0x"))[:2048]
-        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
+                assert b"secagg_context" in store.get(e.update_hash.removeprefix("0x"))[:4096]
+        report = verify_task(ws.chain, ws.config.consortium, task.address, store)
         assert report.ok, report.to_json()
         assert report.models_checked == 2
-        # Round secrets are deleted once rounds close (forward secrecy of the published messages).
-        assert not list((ws.root / "secagg").rglob("*.secagg"))
+    # Round secrets are deleted once rounds close (forward secrecy of the published messages).
+    assert not list((finished / "secagg").rglob("*.secagg"))
+
+
+def _tampered_copy(finished: Path, tmp_path: Path, event_type: type, field: str) -> tuple[Path, str, str]:
+    root = tmp_path / "ws"
+    shutil.copytree(finished, root)
+    with Workspace.load(root) as ws:
+        event = next(e for e in ws.task().events() if isinstance(e, event_type) and e.round_id == 2)
+        blob_hash = getattr(event, field)
+        path = BlobStore(ws.root / ws.config.store).path_of(blob_hash.removeprefix("0x"))
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # one bit of one share / one masked coordinate
+    path.write_bytes(bytes(data))
+    return root, blob_hash, event.member
+
+
+@pytest.mark.parametrize(
+    ("event_type", "field", "message"),
+    [
+        (UpdateCommitted, "update_hash", "update blob does not match its committed hash"),
+        (SharesRevealed, "reveal_hash", "share reveal blob does not match its committed hash"),
+    ],
+    ids=["masked input", "reveal"],
+)
+def test_audit_names_a_tampered_secure_message(
+    finished: Path, tmp_path: Path, event_type: type, field: str, message: str
+) -> None:
+    root, blob_hash, member = _tampered_copy(finished, tmp_path, event_type, field)
+    with Workspace.load(root) as ws:
+        report = verify_task(ws.chain, ws.config.consortium, ws.task().address, BlobStore(ws.root / ws.config.store))
+    assert not report.ok
+    first = report.discrepancies[0]
+    assert (first.round_id, first.member, first.hash, first.message) == (2, member, blob_hash, message)
+
+
+def test_audit_cannot_unmask_when_too_many_reveals_were_tampered(finished: Path, tmp_path: Path) -> None:
+    """One bad reveal is tolerated (3 of 4 reach the threshold); two leave the model unprovable, and the
+    report says why after naming each tampered blob."""
+    root = tmp_path / "ws"
+    shutil.copytree(finished, root)
+    with Workspace.load(root) as ws:
+        store, task = BlobStore(ws.root / ws.config.store), ws.task()
+        reveals = [e for e in task.events() if isinstance(e, SharesRevealed) and e.round_id == 1][:2]
+        for e in reveals:
+            path = store.path_of(e.reveal_hash.removeprefix("0x"))
+            path.write_bytes(path.read_bytes().replace(b'"holder"', b'"holder" '))
+        report = verify_task(ws.chain, ws.config.consortium, task.address, store)
+    messages = [(d.round_id, d.member, d.message) for d in report.discrepancies]
+    assert messages[:2] == [(1, e.member, "share reveal blob does not match its committed hash") for e in reveals]
+    assert messages[2][0] == 1 and messages[2][2].startswith("cannot unmask the aggregate from the published messages")
+    assert "not enough self-mask seed shares" in messages[2][2]
+
+
+# -- dropouts and restarts --------------------------------------------------------------------
+
+
+def test_a_dropout_after_sharing_keys_is_recovered_and_a_restarted_node_finishes_its_round(tmp_path: Path) -> None:
+    ws, sim = _setup(tmp_path, rounds=1)
+    with ws:
+        dropped = sim.nodes[3]
+        sim.nodes[3] = DropsAfter(dropped, 1, Phase.OPEN)  # advertised and shared, then died
+        first = sim.nodes[0]
+        while not sim.task.has_committed(1, first.account.address) if sim.task.current_round else True:
+            for node in sim.nodes:
+                node.step()
+        # Node 0's process dies after committing its masked input; a new one starts from chain and workspace.
+        secrets_dir = ws.root / "secagg" / "hospital-1"
+        assert list(secrets_dir.glob("*.secagg"))  # its round secrets, encrypted on disk
+        assert b"self_mask_seed" not in next(secrets_dir.glob("*.secagg")).read_bytes()
+        sim.nodes[0] = MemberNode(
+            name=first.name, account=first.account, task=sim.task, store=sim.store, data=first.data,
+            state_dir=secrets_dir,
+        )
+        Simulation(sim.task, sim.nodes).run()
+        info = sim.task.round(1)
+        assert info.phase is Phase.FINALIZED
+        members = _committers(sim, 1)
+        assert dropped.account.address not in members and len(members) == 3
+        assert info.model_hash == _plaintext_fedavg(sim, 1, members)
+        reveals = [e.member for e in sim.task.events() if isinstance(e, SharesRevealed)]
+        assert sorted(reveals) == sorted(members)  # the restarted node revealed, once
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+
+
+def test_dropouts_beyond_the_threshold_abort_the_round_and_the_next_one_runs(tmp_path: Path) -> None:
+    ws, sim = _setup(tmp_path, rounds=2)
+    with ws:
+        # Two of four die after committing, before revealing: 2 reveals < threshold 3.
+        sim.nodes[2] = DropsAfter(sim.nodes[2], 1, Phase.UNMASK)
+        sim.nodes[3] = DropsAfter(sim.nodes[3], 1, Phase.UNMASK)
+        Simulation(sim.task, sim.nodes).run()
+        assert sim.task.round(1).phase is Phase.ABORTED
+        aborted = [e for e in sim.task.events() if isinstance(e, RoundAborted)]
+        assert [(e.round_id, e.reason) for e in aborted] == [(1, "too few reveals for the secagg threshold")]
+        # Nothing lost: round 2 starts from the same model, everyone takes part, and it finalizes.
+        info = sim.task.round(2)
+        assert info.global_model == sim.task.round(1).global_model
+        assert info.phase is Phase.FINALIZED
+        assert info.model_hash == _plaintext_fedavg(sim, 2, _committers(sim, 2))
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok

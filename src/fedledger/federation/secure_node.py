@@ -177,6 +177,7 @@ class SecureRoundDriver:
             return False
         reveal_hash = "0x" + node.store.put(reveal.to_bytes())
         node.task.submit_reveal(r, reveal_hash)
+        self._forget(before_round=r + 1)  # its part is done: the secrets must not outlive it
         node._emit("reveal", r, reveal_hash=reveal_hash, survivors=len(request.survivors))
         return True
 
@@ -271,5 +272,6 @@ class SecureRoundDriver:
 
     def _give_up(self, round_id: int, reason: str) -> None:
         self._gave_up.add(round_id)
+        self._forget(before_round=round_id + 1)
         log.warning("%s: drops out of secure round %d: %s", self.node.name, round_id, reason)
         self.node._emit("secagg-dropout", round_id, reason=reason)
