@@ -20,19 +20,18 @@ import pytest
 from fedledger.audit import verify_task
 from fedledger.chain import Phase
 from fedledger.chain.events import RoundAborted, SharesRevealed, UpdateCommitted
-from fedledger.store import BlobStore
 from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
 from fedledger.learning import (
     apply_update,
     breast_cancer_hospitals,
-    decode_model,
     encode_model,
     fedavg,
     load_csv_dataset,
     train_val_split,
 )
 from fedledger.learning.data import FeatureStats, Standardizer
+from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
 
 
@@ -196,7 +195,11 @@ def test_a_dropout_after_sharing_keys_is_recovered_and_a_restarted_node_finishes
         assert list(secrets_dir.glob("*.secagg"))  # its round secrets, encrypted on disk
         assert b"self_mask_seed" not in next(secrets_dir.glob("*.secagg")).read_bytes()
         sim.nodes[0] = MemberNode(
-            name=first.name, account=first.account, task=sim.task, store=sim.store, data=first.data,
+            name=first.name,
+            account=first.account,
+            task=sim.task,
+            store=sim.store,
+            data=first.data,
             state_dir=secrets_dir,
         )
         Simulation(sim.task, sim.nodes).run()

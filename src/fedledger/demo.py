@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.attacks import Coalition, CoalitionMember, parse_attack
 from fedledger.audit import verify_task
@@ -282,8 +283,8 @@ def _secure_round_summary(
     info: RoundInfo,
     names: dict[str, str],
     evaluator: Any,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
+    X_test: npt.NDArray[np.float64],
+    y_test: npt.NDArray[np.int64],
 ) -> dict[str, Any]:
     """A secure round: every masked input that unmasked is in the model, unscreened; only malformed
     blobs (flagged by the aggregators) and absent members stay out."""

@@ -306,7 +306,8 @@ def _check_secure_finalized(
     if context is None:
         fail("secure round has fewer than two members with key-agreement keys", round_id=r)
         return
-    round_config, _, messages = context
+    round_config, _ = context
+    messages = task.secure_messages(r)
     updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
     spec = {name: tuple(arr.shape) for name, arr in global_blob.params.items()}
     try:

@@ -333,6 +333,12 @@ class TrainingTaskClient(ContractClient):
         raw = self.chain.call(self.contract.functions.secure_messages(int(round_id)))
         return [SecureMessages(str(m[0]), _hash_or_none(m[1]), _hash_or_none(m[2]), _hash_or_none(m[3])) for m in raw]
 
+    def secure_keys(self, round_id: int, *, block: BlockIdentifier = "latest") -> dict[str, str]:
+        """The trainers listed for a secure round -> their registered key-agreement key at ``block``
+        (listing order; the round uses the keys at its ``opened_block``)."""
+        raw = self.chain.call(self.contract.functions.secure_keys(int(round_id)), block=block)
+        return {str(m[0]): hex32(m[1]) for m in raw}
+
     # -- reads ---------------------------------------------------------------------
 
     @property

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import Role
@@ -198,7 +199,7 @@ class MemberNode:
 
     # -- actions --------------------------------------------------------------------------
 
-    def _local_update(self, info: RoundInfo) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
+    def _local_update(self, info: RoundInfo) -> tuple[dict[str, npt.NDArray[np.uint64]], dict[str, str], int]:
         """This member's fixed-point update for the round (trained, deviated by its behaviour, clipped,
         encoded), its blob metadata and its example count."""
         assert self.data is not None

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -47,7 +48,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from eth_account.signers.local import LocalAccount
 
-from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.task import SecureMessages, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, FedLedgerError
 from fedledger.federation.config import TaskConfig
@@ -136,30 +136,21 @@ class RoundSecretsStore:
                 path.unlink(missing_ok=True)
 
 
-def round_context(
-    task: TrainingTaskClient, round_id: int
-) -> tuple[RoundConfig, dict[str, bytes], list[SecureMessages]] | None:
-    """The round's config, the listed members' identity keys and their message hashes; None when fewer than
-    two listed trainers have a key-agreement key (the round cannot be secure and will abort)."""
+def round_context(task: TrainingTaskClient, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
+    """The round's config and the listed members' identity keys; None when fewer than two listed
+    trainers have a key-agreement key (the round cannot be secure and will abort)."""
     secure = task.secure_round(round_id)
-    messages = task.secure_messages(round_id)
-    consortium = ConsortiumClient(task.chain, task.consortium_address)
-    registry: dict[str, bytes] = {}
-    for m in messages:
-        # Keys as registered when the round opened: a later rotation cannot change this round's context.
-        key = consortium.member(m.member, block=secure.opened_block).kx_public_key
-        if int(key, 16):
-            registry[m.member] = bytes.fromhex(key.removeprefix("0x"))
-    listed = [m for m in messages if m.member in registry]
-    if len(listed) < 2:
+    # Keys as registered when the round opened: a later rotation cannot change this round's context.
+    keys = task.secure_keys(round_id, block=secure.opened_block)
+    registry = {member: bytes.fromhex(key.removeprefix("0x")) for member, key in keys.items() if int(key, 16)}
+    members = tuple(registry)
+    if len(members) < 2:
         return None
-    threshold = min(secure.threshold, len(listed))
-    if 2 * threshold <= len(listed):
-        threshold = len(listed) // 2 + 1
-    config = RoundConfig(
-        task=task.address, round_id=int(round_id), members=tuple(m.member for m in listed), threshold=threshold
-    )
-    return config, registry, listed
+    threshold = min(secure.threshold, len(members))
+    if 2 * threshold <= len(members):
+        threshold = len(members) // 2 + 1
+    config = RoundConfig(task=task.address, round_id=int(round_id), members=members, threshold=threshold)
+    return config, registry
 
 
 @dataclass
@@ -270,7 +261,7 @@ def _check_masked(
         raise BadInput(f"masked input tensors {sorted(layout.items())} do not match the model {sorted(spec.items())}")
 
 
-def aggregate_norm_ok(delta: Mapping[str, np.ndarray], *, clip_norm: float, frac_bits: int) -> bool:
+def aggregate_norm_ok(delta: Mapping[str, npt.NDArray[np.uint64]], *, clip_norm: float, frac_bits: int) -> bool:
     """Whether the averaged update is within the clip bound, in exact integer arithmetic (same answer everywhere).
 
     Honest members clip their update to ``clip_norm`` before masking, so their
@@ -320,4 +311,3 @@ def secure_aggregate_round(
         dropped=dict(state.dropped),
         norm_ok=aggregate_norm_ok(delta, clip_norm=config.clip_norm, frac_bits=config.frac_bits),
     )
-

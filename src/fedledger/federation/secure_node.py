@@ -119,11 +119,9 @@ class SecureRoundDriver:
             return False
         config, registry, secrets, state = loaded
         try:
-            member = SecAggMember.resume(
-                self.identity, config, registry, dataclasses.replace(secrets, own_share=None)
-            )
+            member = SecAggMember.resume(self.identity, config, registry, dataclasses.replace(secrets, own_share=None))
             bundle = member.share_keys(state.adverts.values())
-        except AggregationError | BadInput as exc:
+        except (AggregationError, BadInput) as exc:
             self._give_up(r, f"cannot share keys: {exc}")
             return False
         self._keep(config, member.secrets())  # the own share must survive a restart before the bundle is out
@@ -144,7 +142,7 @@ class SecureRoundDriver:
             masked = member.mask(
                 state.bundles.values(), update, num_examples=num_examples, frac_bits=node.config.frac_bits
             )
-        except AggregationError | BadInput as exc:
+        except (AggregationError, BadInput) as exc:
             self._give_up(r, f"cannot mask the update: {exc}")
             return False
         update_hash = node.store.put(masked.to_bytes())
@@ -172,7 +170,7 @@ class SecureRoundDriver:
                 bundles=state.bundles.values(),
             )
             reveal = member.reveal(request)
-        except AggregationError | BadInput as exc:
+        except (AggregationError, BadInput) as exc:
             self._give_up(r, f"cannot reveal shares: {exc}")
             return False
         reveal_hash = "0x" + node.store.put(reveal.to_bytes())
@@ -228,8 +226,7 @@ class SecureRoundDriver:
 
     def _context(self, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
         if round_id not in self._contexts:
-            found = round_context(self.node.task, round_id)
-            self._contexts = {round_id: None if found is None else (found[0], found[1])}  # keep only this round
+            self._contexts = {round_id: round_context(self.node.task, round_id)}  # keep only this round
         return self._contexts[round_id]
 
     def _load(
@@ -255,7 +252,9 @@ class SecureRoundDriver:
         else:
             global_params, _ = node.global_model(info.global_model)
             spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
-            state = load_round(node.store, node.config, config, messages, spec=spec, updates=node.closed_updates(round_id))
+            state = load_round(
+                node.store, node.config, config, messages, spec=spec, updates=node.closed_updates(round_id)
+            )
         return config, registry, secrets, state
 
     def _keep(self, config: RoundConfig, secrets: MemberSecrets) -> None:

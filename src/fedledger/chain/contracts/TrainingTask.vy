@@ -23,7 +23,20 @@
      fewer members than the round's threshold aborts the round.
 """
 
+# The consortium registry's member record (its public `members` getter).
+struct ConsortiumMember:
+    org: String[64]
+    roles: uint256
+    status: uint8
+    cert_fingerprint: bytes32
+    kx_public_key: bytes32
+    store_uri: String[256]
+    admitted_at: uint256
+    revoked_at: uint256
+
+
 interface Consortium:
+    def members(who: address) -> ConsortiumMember: view
     def has_role(who: address, role: uint256) -> bool: view
     def is_active(who: address) -> bool: view
     def count_with_role(role: uint256) -> uint256: view
@@ -97,6 +110,12 @@ struct SecureView:
     advertised: bool
     shared: bool
     revealed: bool
+
+
+# A listed member's key-agreement key in the consortium registry.
+struct SecureKey:
+    member: address
+    kx_public_key: bytes32
 
 
 # One listed member's secure-aggregation messages in a round (zero hash: not posted).
@@ -723,6 +742,19 @@ def secure_view(member: address) -> SecureView:
         shared=self.bundle_hashes[round_id][member] != empty(bytes32),
         revealed=self.reveal_hashes[round_id][member] != empty(bytes32),
     )
+
+
+@view
+@external
+def secure_keys(round_id: uint256) -> DynArray[SecureKey, MAX_UPDATES]:
+    """
+    @notice The trainers listed for a secure round with their registered key-agreement
+            keys; read at the round's `opened_block` it gives the keys the round uses.
+    """
+    result: DynArray[SecureKey, MAX_UPDATES] = []
+    for who: address in self.secure_members[round_id]:
+        result.append(SecureKey(member=who, kx_public_key=(staticcall self.consortium.members(who)).kx_public_key))
+    return result
 
 
 @view
