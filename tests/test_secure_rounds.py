@@ -187,7 +187,7 @@ def test_a_dropout_after_sharing_keys_is_recovered_and_a_restarted_node_finishes
         dropped = sim.nodes[3]
         sim.nodes[3] = DropsAfter(dropped, 1, Phase.OPEN)  # advertised and shared, then died
         first = sim.nodes[0]
-        while not sim.task.has_committed(1, first.account.address) if sim.task.current_round else True:
+        while not (sim.task.current_round and sim.task.has_committed(1, first.account.address)):
             for node in sim.nodes:
                 node.step()
         # Node 0's process dies after committing its masked input; a new one starts from chain and workspace.
