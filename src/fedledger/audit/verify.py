@@ -220,7 +220,10 @@ def _check_finalized(
         fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
         return
     info = task.round(r)
-    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    updates = [
+        UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number, c.dataset_id, c.epsilon_micro)
+        for c in commits
+    ]
     try:
         result = aggregate_round(
             store, config, global_blob.params, global_blob.spec, updates, info.accepted, round_id=r
