@@ -15,6 +15,11 @@
      could know (prevrandao and the previous block hash), so scoring costs grow
      with updates x committee size instead of updates x validators; a minority
      of lying validators in a committee cannot move its median.
+     Provenance: with a `data_registry`, every commitment names the dataset it
+     was trained on, which must be the committer's own and allow the task's
+     `purpose` (GDPR Art. 5(1)(b)); with a `privacy_budget`, every commitment
+     declares the committer's cumulative privacy spend, which never decreases
+     and never exceeds the budget.
 """
 
 interface Consortium:
@@ -23,6 +28,10 @@ interface Consortium:
     def count_with_role(role: uint256) -> uint256: view
     def member_count() -> uint256: view
     def member_at(index: uint256) -> address: view
+
+interface DataRegistry:
+    def owner_of(dataset_id: uint256) -> address: view
+    def allows(dataset_id: uint256, purpose: bytes32) -> bool: view
 
 ROLE_ADMIN: constant(uint256) = 1
 ROLE_TRAINER: constant(uint256) = 2
@@ -75,6 +84,8 @@ struct Update:
     update_hash: bytes32
     num_examples: uint256
     block_number: uint256
+    dataset_id: uint256
+    epsilon_micro: uint256
 
 
 consortium: public(Consortium)
@@ -89,6 +100,12 @@ acceptance_threshold: public(uint256)
 proposal_quorum: public(uint256)
 max_rounds: public(uint256)
 committee_size: public(uint256)
+# Provenance: dataset registry (zero: no dataset checks), keccak256 of the purpose name,
+# privacy budget in micro-epsilon (0: no DP) and each member's latest declared spend.
+data_registry: public(DataRegistry)
+purpose: public(bytes32)
+privacy_budget: public(uint256)
+privacy_spent: public(HashMap[address, uint256])
 
 current_round: public(uint256)
 latest_model: public(bytes32)
@@ -117,6 +134,8 @@ event UpdateCommitted:
     update_hash: bytes32
     num_examples: uint256
     index: uint256
+    dataset_id: uint256
+    epsilon_micro: uint256
 
 event CommitsClosed:
     round_id: indexed(uint256)
@@ -172,6 +191,9 @@ def __init__(
     proposal_quorum: uint256,
     max_rounds: uint256,
     committee_size: uint256,
+    data_registry: address,
+    purpose: bytes32,
+    privacy_budget: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may.
@@ -182,6 +204,9 @@ def __init__(
     @param proposal_quorum Identical aggregate proposals needed to finalize.
     @param max_rounds Rounds the task runs; 0 for no limit.
     @param committee_size Validators scoring each update; 0 for every validator.
+    @param data_registry DataRegistry checking each commitment's dataset; zero for no dataset checks.
+    @param purpose keccak256 of the task's canonical purpose name (as DataRegistry stores purposes).
+    @param privacy_budget Cumulative epsilon a member may declare, in micro-epsilon; 0 for a task without DP.
     """
     self.consortium = Consortium(consortium)
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
@@ -192,6 +217,7 @@ def __init__(
     assert acceptance_threshold <= SCORE_SCALE, "task: threshold out of range"
     assert proposal_quorum >= 1, "task: zero proposal quorum"
     assert committee_size <= MAX_VALIDATORS, "task: committee size out of range"
+    assert data_registry == empty(address) or purpose != empty(bytes32), "task: zero purpose"
     self.creator = msg.sender
     self.config_hash = config_hash
     self.initial_model = initial_model
@@ -204,6 +230,9 @@ def __init__(
     self.proposal_quorum = proposal_quorum
     self.max_rounds = max_rounds
     self.committee_size = committee_size
+    self.data_registry = DataRegistry(data_registry)
+    self.purpose = purpose
+    self.privacy_budget = privacy_budget
 
 
 @external
@@ -241,11 +270,16 @@ def open_round() -> uint256:
 
 
 @external
-def commit_update(round_id: uint256, update_hash: bytes32, num_examples: uint256) -> uint256:
+def commit_update(
+    round_id: uint256, update_hash: bytes32, num_examples: uint256, dataset_id: uint256, epsilon_micro: uint256
+) -> uint256:
     """
     @notice Commit the hash of this member's update for the round (once).
     @param update_hash sha256 of the update blob in the store.
     @param num_examples Local examples the update was trained on (FedAvg weight).
+    @param dataset_id The DataRegistry dataset the update was trained on (checked when the task has a registry).
+    @param epsilon_micro The member's cumulative privacy spend after this update, in micro-epsilon
+           (checked when the task has a privacy budget).
     @return The update's index in the round.
     """
     assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
@@ -256,13 +290,25 @@ def commit_update(round_id: uint256, update_hash: bytes32, num_examples: uint256
     assert self.commit_slot[round_id][msg.sender] == 0, "task: already committed"
     index: uint256 = self.rounds[round_id].num_updates
     assert index < MAX_UPDATES, "task: round full"
+    self._check_provenance(dataset_id, epsilon_micro)
     self.updates[round_id][index] = Update(
-        member=msg.sender, update_hash=update_hash, num_examples=num_examples, block_number=block.number
+        member=msg.sender,
+        update_hash=update_hash,
+        num_examples=num_examples,
+        block_number=block.number,
+        dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     self.commit_slot[round_id][msg.sender] = index + 1
     self.rounds[round_id].num_updates = index + 1
     log UpdateCommitted(
-        round_id=round_id, member=msg.sender, update_hash=update_hash, num_examples=num_examples, index=index
+        round_id=round_id,
+        member=msg.sender,
+        update_hash=update_hash,
+        num_examples=num_examples,
+        index=index,
+        dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     return index
 
@@ -533,6 +579,20 @@ def _check_member(who: address):
 def _check_round(round_id: uint256, phase: uint8, message: String[64]):
     assert round_id == self.current_round and round_id != 0, "task: wrong round"
     assert self.rounds[round_id].phase == phase, message
+
+
+@internal
+def _check_provenance(dataset_id: uint256, epsilon_micro: uint256):
+    # Purpose limitation: the committer's own dataset, active and allowing the task's purpose
+    # (`allows` is false for unknown and revoked datasets). Privacy: declared spends are
+    # cumulative, so they never decrease, and never exceed the budget.
+    if self.data_registry.address != empty(address):
+        assert staticcall self.data_registry.owner_of(dataset_id) == msg.sender, "task: dataset not owned by sender"
+        assert staticcall self.data_registry.allows(dataset_id, self.purpose), "task: purpose not allowed for dataset"
+    if self.privacy_budget != 0:
+        assert epsilon_micro <= self.privacy_budget, "task: privacy budget exceeded"
+        assert epsilon_micro >= self.privacy_spent[msg.sender], "task: privacy spend decreased"
+        self.privacy_spent[msg.sender] = epsilon_micro
 
 
 @internal
