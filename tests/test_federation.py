@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from fedledger.audit import verify_task
 from fedledger.chain import ZERO_HASH, ConsortiumClient, Role, TrainingTaskClient
 from fedledger.chain.events import AggregateProposed, RoundFinalized, UpdateCommitted, UpdateFlagged
+from fedledger.chain.registry import purpose_id
 from fedledger.chain.task import ZERO_ADDRESS
 from fedledger.cli import app
 from fedledger.demo import run_demo
@@ -331,6 +332,20 @@ def test_task_create_from_a_config_file(tmp_path: Path, monkeypatch) -> None:
     config.write_text(json.dumps({"model": {"n_features": 4}}))
     bad = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--name", "other"])
     assert bad.exit_code == 2 and "needs a 'kind'" in bad.output
+
+    # A task with a purpose checks commitments against the workspace's data registry.
+    model = {"kind": "sklearn-logreg", "n_features": 4, "n_classes": 3}
+    config.write_text(json.dumps({"model": model, "rounds": 2, "purpose": "model-training:iris"}))
+    no_registry = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--name", "iris"])
+    assert no_registry.exit_code == 2 and "registry" in no_registry.output
+    deployed = runner.invoke(app, ["data", "registry", "deploy", "-w", str(root), "--json"])
+    assert deployed.exit_code == 0, deployed.output
+    out = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--name", "iris"])
+    assert out.exit_code == 0, out.output
+    with Workspace.load(root) as ws:
+        params = ws.task("iris").params()
+        assert params.data_registry == ws.config.data_registry != ""
+        assert params.purpose == "0x" + purpose_id("model-training:iris").hex()
 
 
 def test_no_personal_value_of_the_demo_reaches_the_chain(demo: tuple[Path, dict]) -> None:
