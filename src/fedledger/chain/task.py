@@ -191,6 +191,7 @@ class TrainingTaskClient(ContractClient):
     """The TrainingTask contract at ``address``, acting as ``account`` for writes."""
 
     NAME = "TrainingTask"
+    _params: TaskParams | None = None
 
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams) -> TrainingTaskClient:
@@ -273,6 +274,12 @@ class TrainingTaskClient(ContractClient):
         return hex32(self.chain.call(self.contract.functions.latest_model()))
 
     def params(self) -> TaskParams:
+        """The task's constructor parameters (read once per client: the contract never changes them)."""
+        if self._params is None:
+            self._params = self._read_params()
+        return self._params
+
+    def _read_params(self) -> TaskParams:
         f = self.contract.functions
         call = self.chain.call
         return TaskParams(
