@@ -63,7 +63,7 @@ def _plaintext_fedavg(sim: SimulatedConsortium, round_id: int, members: list[str
     global_params, spec = first.global_model(info.global_model)
     updates, weights = [], []
     for m in sorted(members):
-        update, _, n = nodes[m]._local_update(info)
+        update, _, n, _ = nodes[m]._local_update(info)
         updates.append(update)
         weights.append(n)
     params = apply_update(global_params, fedavg(updates, weights), frac_bits=first.config.frac_bits)

@@ -8,6 +8,13 @@ Re-derives, without trusting any node's word:
 - each accepted set follows from the validators' scores by the contract's rule;
 - each finalized model equals the aggregate of its round's accepted updates,
   recomputed here bit for bit with the same rules the aggregators use;
+- lineage (tasks with a purpose): the task checks datasets in a DataRegistry of the trusted
+  consortium for the purpose its config names, and each committed update's dataset was
+  registered by its committer and allowed that purpose when the update was committed
+  (replayed from the registry's own events, to the log index);
+- privacy (tasks with a budget): each member's declared cumulative spends never decrease,
+  stay within the budget, and are not below what dp-accounting composes for the rounds it
+  committed under the task's mechanism.
 - for secure-aggregation rounds, every key advert, share bundle, masked input and
   share reveal matches its committed hash, and the finalized model is the one the
   published messages unmask to (``secagg.recompute_aggregate``: the sum of the
@@ -24,10 +31,13 @@ from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.events import (
     AggregateProposed,
+    DatasetRegistered,
+    DatasetRevoked,
     KeysAdvertised,
     LedgerEvent,
     MemberAdmitted,
     MemberRevoked,
+    PurposesChanged,
     RolesChanged,
     RoundFinalized,
     RoundOpened,
@@ -37,12 +47,14 @@ from fedledger.chain.events import (
     UpdateCommitted,
     ValidationClosed,
 )
-from fedledger.chain.task import TrainingTaskClient, UpdateInfo, contract_median, indices_of
+from fedledger.chain.registry import DataRegistryClient
+from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, indices_of
 from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round
 from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
 from fedledger.learning import decode_model
+from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
 from fedledger.privacy.secagg import verify_aggregate
 from fedledger.store import BlobStore
 
@@ -116,6 +128,35 @@ class _RoleHistory:
         return active and role in roles
 
 
+class _DatasetHistory:
+    """Datasets' owners and purposes over time, replayed from the registry's events."""
+
+    def __init__(self, events: list[LedgerEvent]) -> None:
+        self._owner: dict[int, str] = {}
+        self._changes: dict[int, list[tuple[tuple[int, int], frozenset[str]]]] = defaultdict(list)
+        for e in events:
+            at = (e.block_number, e.log_index)
+            if isinstance(e, DatasetRegistered):
+                self._owner[e.dataset_id] = e.owner
+                self._changes[e.dataset_id].append((at, frozenset(e.purposes)))
+            elif isinstance(e, PurposesChanged):
+                self._changes[e.dataset_id].append((at, frozenset(e.purposes)))
+            elif isinstance(e, DatasetRevoked):
+                self._changes[e.dataset_id].append((at, frozenset()))
+
+    def owner(self, dataset_id: int, at: tuple[int, int]) -> str | None:
+        changes = self._changes.get(dataset_id, [])
+        return self._owner.get(dataset_id) if changes and changes[0][0] < at else None
+
+    def allowed(self, dataset_id: int, purpose_id: str, at: tuple[int, int]) -> bool:
+        purposes: frozenset[str] = frozenset()
+        for when, now in self._changes.get(dataset_id, []):
+            if when > at:
+                break
+            purposes = now
+        return purpose_id in purposes
+
+
 def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
     """Check one task against the trusted consortium; never raises for a discrepancy."""
     task = TrainingTaskClient(chain, task_address)
@@ -135,6 +176,13 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     except (StoreError, ConfigError) as exc:
         fail(f"task config unavailable or invalid: {exc}", h=params.config_hash)
         return report
+
+    datasets = _lineage_source(chain, consortium, params.data_registry, params.purpose, config, fail)
+    privacy = config.privacy
+    if privacy is not None and params.privacy_budget != privacy.budget_micro:
+        fail(f"task contract budget {params.privacy_budget} micro-epsilon, its config says {privacy.budget_micro}")
+    accounts: dict[str, PrivacyAccount] = {}
+    declared: dict[str, int] = {}
 
     events = task.events()
     commits: dict[int, list[UpdateCommitted]] = defaultdict(list)
@@ -162,6 +210,13 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
                     member=e.member,
                     h=e.update_hash,
                 )
+            if datasets is not None and config.purpose_id is not None:
+                _check_lineage(datasets, config.purpose, config.purpose_id, e, fail)
+            if privacy is not None:
+                account = accounts.setdefault(e.member, privacy.account(e.member))
+                composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
+                _check_spend(e, composed, declared.get(e.member, 0), params.privacy_budget, fail)
+                declared[e.member] = max(declared.get(e.member, 0), e.epsilon_micro)
             try:
                 store.get(e.update_hash.removeprefix("0x"))
             except (BlobNotFound, IntegrityError) as exc:
@@ -205,6 +260,72 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     return report
 
 
+def _lineage_source(
+    chain: Chain,
+    consortium: ConsortiumClient,
+    registry_address: str,
+    contract_purpose: str,
+    config: TaskConfig,
+    fail: Any,
+) -> _DatasetHistory | None:
+    """The dataset history to check lineage against, or None (after a discrepancy) when there is none."""
+    if not config.purpose:
+        if registry_address != ZERO_ADDRESS:
+            fail(f"task checks datasets in {registry_address} but its config names no purpose")
+        return None
+    if config.purpose_id != contract_purpose:
+        fail(
+            f"task contract checks purpose id {contract_purpose}, its config names {config.purpose!r} "
+            f"({config.purpose_id})"
+        )
+    if registry_address == ZERO_ADDRESS:
+        fail(f"task config names purpose {config.purpose!r} but the task checks no data registry")
+        return None
+    registry = DataRegistryClient(chain, registry_address)
+    try:
+        governed_by = registry.consortium_address
+    except FedLedgerError as exc:
+        fail(f"data registry {registry_address} unreadable: {exc}")
+        return None
+    if governed_by != consortium.address:
+        fail(f"data registry {registry_address} is governed by {governed_by}, not the trusted consortium")
+    return _DatasetHistory(registry.events())
+
+
+def _check_lineage(datasets: _DatasetHistory, purpose: str, purpose_id: str, e: UpdateCommitted, fail: Any) -> None:
+    at = (e.block_number, e.log_index)
+    owner = datasets.owner(e.dataset_id, at)
+    if owner != e.member:
+        whose = "was not registered" if owner is None else f"was registered by {owner}"
+        fail(
+            f"update names dataset {e.dataset_id}, which {whose} by the committer when it committed",
+            round_id=e.round_id,
+            member=e.member,
+            h=e.update_hash,
+        )
+    elif not datasets.allowed(e.dataset_id, purpose_id, at):
+        fail(
+            f"dataset {e.dataset_id} did not allow the purpose {purpose!r} at block {e.block_number}",
+            round_id=e.round_id,
+            member=e.member,
+            h=e.update_hash,
+        )
+
+
+def _check_spend(e: UpdateCommitted, composed: float, previous: int, budget: int, fail: Any) -> None:
+    where = {"round_id": e.round_id, "member": e.member, "h": e.update_hash}
+    if e.epsilon_micro < previous:
+        fail(f"declared spend {e.epsilon_micro} micro-epsilon decreased from {previous}", **where)
+    if budget and e.epsilon_micro > budget:
+        fail(f"declared spend {e.epsilon_micro} micro-epsilon exceeds the budget {budget}", **where)
+    needed = epsilon_to_micro(composed) if composed != float("inf") else None
+    if needed is None or e.epsilon_micro < needed:
+        fail(
+            f"declared spend {e.epsilon_micro} micro-epsilon is below the {needed} its committed rounds compose to",
+            **where,
+        )
+
+
 def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
     mask = 0
     for i in range(len(commits)):
@@ -234,7 +355,10 @@ def _check_finalized(
         fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
         return
     info = task.round(r)
-    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    updates = [
+        UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number, c.dataset_id, c.epsilon_micro)
+        for c in commits
+    ]
     try:
         result = aggregate_round(
             store, config, global_blob.params, global_blob.spec, updates, info.accepted, round_id=r

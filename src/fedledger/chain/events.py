@@ -157,6 +157,8 @@ class UpdateCommitted(LedgerEvent):
     update_hash: str
     num_examples: int
     index: int
+    dataset_id: int  # DataRegistry dataset the update was trained on (0: none declared)
+    epsilon_micro: int  # the member's cumulative privacy spend after this update
     source: ClassVar[str] = "TrainingTask"
 
 

@@ -1,4 +1,9 @@
-"""Typed client for the TrainingTask contract: rounds, commitments, scores, proposals."""
+"""Typed client for the TrainingTask contract: rounds, commitments, scores, proposals.
+
+A commitment carries its provenance: the DataRegistry dataset the update was trained on and
+the member's cumulative privacy spend in micro-epsilon (see :mod:`fedledger.privacy.accounting`);
+the contract checks them when the task was created with a registry and a budget.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,12 @@ from web3.types import BlockIdentifier
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
-from fedledger.chain.encoding import as_address, as_bytes32, hex32
+from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
 from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
     "SCORE_SCALE",
+    "ZERO_ADDRESS",
     "MemberView",
     "Phase",
     "RoundInfo",
@@ -32,6 +38,7 @@ __all__ = [
 ]
 
 SCORE_SCALE = 10_000
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 class Phase(IntEnum):
@@ -82,6 +89,9 @@ class TaskParams:
     proposal_quorum: int = 1
     max_rounds: int = 0
     committee_size: int = 0  # validators per update; 0: every validator scores every update
+    data_registry: str = ZERO_ADDRESS  # DataRegistry checking each commitment's dataset; zero: no checks
+    purpose: str = ZERO_HASH  # keccak256 of the purpose name (fedledger.chain.registry.purpose_id), 0x-hex
+    privacy_budget: int = 0  # micro-epsilon a member may declare in total; 0: no DP
     secagg_threshold: int = 0  # > 0: secure-aggregation rounds with at least this threshold; 0: plain rounds
 
     def to_json(self) -> dict[str, Any]:
@@ -101,7 +111,10 @@ class TaskParams:
             self.proposal_quorum,
             self.max_rounds,
             self.committee_size,
-            self.secagg_threshold,
+            as_address(self.data_registry, what="data registry address"),
+            as_bytes32(self.purpose, what="purpose id"),
+            _uint(self.privacy_budget, "privacy budget"),
+            _uint(self.secagg_threshold, "secagg threshold"),
         )
 
 
@@ -217,12 +230,20 @@ class UpdateInfo:
     update_hash: str
     num_examples: int
     block_number: int
+    dataset_id: int = 0  # DataRegistry dataset the update was trained on (0: none declared)
+    epsilon_micro: int = 0  # the member's cumulative privacy spend declared with it
+
+    @classmethod
+    def from_raw(cls, round_id: int, index: int, raw: Sequence[Any]) -> UpdateInfo:
+        """From the contract's ``Update`` struct, as web3 returns it."""
+        return cls(int(round_id), int(index), raw[0], hex32(raw[1]), raw[2], raw[3], raw[4], raw[5])
 
 
 class TrainingTaskClient(ContractClient):
     """The TrainingTask contract at ``address``, acting as ``account`` for writes."""
 
     NAME = "TrainingTask"
+    _params: TaskParams | None = None
 
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams) -> TrainingTaskClient:
@@ -237,11 +258,24 @@ class TrainingTaskClient(ContractClient):
         self._send(self.contract.functions.open_round())
         return self.current_round
 
-    def commit_update(self, round_id: int, update_hash: str | bytes, num_examples: int) -> int:
-        """Commit this member's update hash; returns its index in the round."""
+    def commit_update(
+        self,
+        round_id: int,
+        update_hash: str | bytes,
+        num_examples: int,
+        *,
+        dataset_id: int = 0,
+        epsilon_micro: int = 0,
+    ) -> int:
+        """Commit this member's update hash, with the dataset it was trained on and its cumulative
+        privacy spend in micro-epsilon; returns its index in the round."""
         self._send(
             self.contract.functions.commit_update(
-                int(round_id), as_bytes32(update_hash, what="update hash"), int(num_examples)
+                int(round_id),
+                as_bytes32(update_hash, what="update hash"),
+                int(num_examples),
+                _uint(dataset_id, "dataset id"),
+                _uint(epsilon_micro, "declared micro-epsilon"),
             )
         )
         assert self.account is not None
@@ -350,6 +384,12 @@ class TrainingTaskClient(ContractClient):
         return hex32(self.chain.call(self.contract.functions.latest_model()))
 
     def params(self) -> TaskParams:
+        """The task's constructor parameters (read once per client: the contract never changes them)."""
+        if self._params is None:
+            self._params = self._read_params()
+        return self._params
+
+    def _read_params(self) -> TaskParams:
         f = self.contract.functions
         call = self.chain.call
         return TaskParams(
@@ -363,12 +403,19 @@ class TrainingTaskClient(ContractClient):
             proposal_quorum=call(f.proposal_quorum()),
             max_rounds=call(f.max_rounds()),
             committee_size=call(f.committee_size()),
+            data_registry=str(call(f.data_registry())),
+            purpose=hex32(call(f.purpose())),
+            privacy_budget=call(f.privacy_budget()),
             secagg_threshold=call(f.secagg_threshold()),
         )
 
     @property
     def consortium_address(self) -> str:
         return str(self.chain.call(self.contract.functions.consortium()))
+
+    def privacy_spent(self, member: str) -> int:
+        """``member``'s latest declared cumulative spend, in micro-epsilon (0 in tasks without a budget)."""
+        return int(self.chain.call(self.contract.functions.privacy_spent(as_address(member))))
 
     def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:
         return RoundInfo.from_raw(round_id, self.chain.call(self.contract.functions.rounds(int(round_id)), block=block))
@@ -402,12 +449,12 @@ class TrainingTaskClient(ContractClient):
         raw = self.chain.call(self.contract.functions.updates(int(round_id), int(index)))
         if int(raw[0], 16) == 0:
             raise BadInput(f"round {round_id} has no update {index}")
-        return UpdateInfo(int(round_id), int(index), raw[0], hex32(raw[1]), raw[2], raw[3])
+        return UpdateInfo.from_raw(round_id, index, raw)
 
     def updates(self, round_id: int) -> list[UpdateInfo]:
         """Every update of a round, in commit order, in one call."""
         raw = self.chain.call(self.contract.functions.updates_of(int(round_id)))
-        return [UpdateInfo(int(round_id), i, u[0], hex32(u[1]), u[2], u[3]) for i, u in enumerate(raw)]
+        return [UpdateInfo.from_raw(round_id, i, u) for i, u in enumerate(raw)]
 
     def commit_index(self, round_id: int, member: str) -> int:
         """Index of ``member``'s update in the round; :class:`InvalidState` when none."""
@@ -439,3 +486,10 @@ class TrainingTaskClient(ContractClient):
             if info.phase is Phase.FINALIZED:
                 history[r] = info.model_hash
         return history
+
+
+def _uint(value: int, what: str) -> int:
+    """A uint256 argument; :class:`BadInput` otherwise (nothing is sent)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**256:
+        raise BadInput(f"malformed {what}: expected a non-negative integer, got {value!r}")
+    return value

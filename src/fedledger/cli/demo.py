@@ -34,6 +34,14 @@ def demo(
         int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
+    dp_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            "--dp-epsilon",
+            help="Client-level differential privacy (DP-FedAvg) with this epsilon budget over the task "
+            "(delta 1e-5); the contract refuses any declared spend above it.",
+        ),
+    ] = None,
     secure_aggregation: Annotated[
         bool,
         typer.Option(
@@ -78,6 +86,7 @@ def demo(
             rule=rule,
             committee=committee,
             seed=seed,
+            dp_epsilon=dp_epsilon,
             secure_aggregation=secure_aggregation,
             on_round=on_round,
         )
@@ -85,10 +94,27 @@ def demo(
     if json_out:
         print_json(data)
     else:
-        table = Table("member", "examples", "behavior", title="Consortium")
-        for m in result.members:
-            table.add_row(m["name"], str(m["examples"]), m["behavior"])
+        privacy = result.privacy
+        spent = {m["member"]: f"{m['epsilon']:.4g}" for m in privacy["members"]}
+        table = Table("member", "examples", "behavior", "dataset", "identifiers dropped", "epsilon", title="Consortium")
+        for m, d in zip(result.members, result.datasets, strict=True):
+            table.add_row(
+                m["name"],
+                str(m["examples"]),
+                m["behavior"],
+                str(d["dataset_id"]),
+                ", ".join(d["dropped_identifiers"]) or "none",
+                spent.get(m["name"], "-"),
+            )
         console.print(table)
+        if privacy["dp"]:
+            console.print(
+                f"differential privacy       client-level, budget epsilon {privacy['budget_epsilon']:g} at delta "
+                f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']:.3f}); "
+                f"largest spend {max(spent.values(), key=float, default='0')}"
+            )
+        else:
+            console.print("differential privacy       off (try --dp-epsilon 8)")
         console.print(f"final federated accuracy   [bold cyan]{result.final_accuracy:.3f}[/]")
         console.print(f"centralized (pooled data)  [bold]{result.centralized_accuracy:.3f}[/]")
         rejected = data["rejected"]

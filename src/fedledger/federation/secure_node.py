@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from fedledger.chain.consortium import Role
 from fedledger.chain.task import Phase, RoundInfo, SecureView
-from fedledger.exceptions import AggregationError, BadInput
+from fedledger.exceptions import AggregationError, BadInput, PrivacyBudgetExceeded, PurposeNotAllowed
 from fedledger.federation.secure import (
     RoundSecretsStore,
     SecureRoundState,
@@ -132,11 +132,19 @@ class SecureRoundDriver:
 
     def _mask_and_commit(self, info: RoundInfo) -> bool:
         node, r = self.node, info.round_id
+        if r in node.refusals:
+            return False
         loaded = self._load(r)
         if loaded is None:
             return False
         config, registry, secrets, state = loaded
-        update, _, num_examples = node._local_update(info)
+        try:
+            update, _, num_examples, epsilon = node._local_update(info)
+        except (PurposeNotAllowed, PrivacyBudgetExceeded) as exc:
+            node.refusals[r] = exc
+            node._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
+            self._give_up(r, f"refuses to train: {exc}")
+            return False
         try:
             member = SecAggMember.resume(self.identity, config, registry, secrets, adverts=state.adverts.values())
             masked = member.mask(
@@ -145,9 +153,7 @@ class SecureRoundDriver:
         except (AggregationError, BadInput) as exc:
             self._give_up(r, f"cannot mask the update: {exc}")
             return False
-        update_hash = node.store.put(masked.to_bytes())
-        index = node.task.commit_update(r, update_hash, num_examples)
-        node._emit("commit", r, index=index, update_hash="0x" + update_hash, num_examples=num_examples, masked=True)
+        node._commit(r, node.store.put(masked.to_bytes()), num_examples, epsilon, masked=True)
         return True
 
     def _reveal(self, info: RoundInfo) -> bool:

@@ -15,6 +15,11 @@
      could know (prevrandao and the previous block hash), so scoring costs grow
      with updates x committee size instead of updates x validators; a minority
      of lying validators in a committee cannot move its median.
+     Provenance: with a `data_registry`, every commitment names the dataset it
+     was trained on, which must be the committer's own and allow the task's
+     `purpose` (GDPR Art. 5(1)(b)); with a `privacy_budget`, every commitment
+     declares the committer's cumulative privacy spend, which never decreases
+     and never exceeds the budget.
      With `secagg_threshold` > 0 every round is a secure-aggregation round
      (Bonawitz et al., CCS 2017): KEYS (trainers post the hash of their key
      advert) -> SHARES (hash of their encrypted share bundle) -> OPEN (hash of
@@ -42,6 +47,10 @@ interface Consortium:
     def count_with_role(role: uint256) -> uint256: view
     def member_count() -> uint256: view
     def member_at(index: uint256) -> address: view
+
+interface DataRegistry:
+    def owner_of(dataset_id: uint256) -> address: view
+    def allows(dataset_id: uint256, purpose: bytes32) -> bool: view
 
 ROLE_ADMIN: constant(uint256) = 1
 ROLE_TRAINER: constant(uint256) = 2
@@ -131,6 +140,8 @@ struct Update:
     update_hash: bytes32
     num_examples: uint256
     block_number: uint256
+    dataset_id: uint256
+    epsilon_micro: uint256
 
 
 consortium: public(Consortium)
@@ -145,6 +156,12 @@ acceptance_threshold: public(uint256)
 proposal_quorum: public(uint256)
 max_rounds: public(uint256)
 committee_size: public(uint256)
+# Provenance: dataset registry (zero: no dataset checks), keccak256 of the purpose name,
+# privacy budget in micro-epsilon (0: no DP) and each member's latest declared spend.
+data_registry: public(DataRegistry)
+purpose: public(bytes32)
+privacy_budget: public(uint256)
+privacy_spent: public(HashMap[address, uint256])
 secagg_threshold: public(uint256)
 
 current_round: public(uint256)
@@ -181,6 +198,8 @@ event UpdateCommitted:
     update_hash: bytes32
     num_examples: uint256
     index: uint256
+    dataset_id: uint256
+    epsilon_micro: uint256
 
 event CommitsClosed:
     round_id: indexed(uint256)
@@ -267,6 +286,9 @@ def __init__(
     proposal_quorum: uint256,
     max_rounds: uint256,
     committee_size: uint256,
+    data_registry: address,
+    purpose: bytes32,
+    privacy_budget: uint256,
     secagg_threshold: uint256,
 ):
     """
@@ -278,6 +300,9 @@ def __init__(
     @param proposal_quorum Identical aggregate proposals needed to finalize.
     @param max_rounds Rounds the task runs; 0 for no limit.
     @param committee_size Validators scoring each update; 0 for every validator.
+    @param data_registry DataRegistry checking each commitment's dataset; zero for no dataset checks.
+    @param purpose keccak256 of the task's canonical purpose name (as DataRegistry stores purposes).
+    @param privacy_budget Cumulative epsilon a member may declare, in micro-epsilon; 0 for a task without DP.
     @param secagg_threshold Fewest members whose messages unmask a secure round
            (raised to a strict majority of each round's trainers); 0 for plain rounds.
     """
@@ -290,6 +315,7 @@ def __init__(
     assert acceptance_threshold <= SCORE_SCALE, "task: threshold out of range"
     assert proposal_quorum >= 1, "task: zero proposal quorum"
     assert committee_size <= MAX_VALIDATORS, "task: committee size out of range"
+    assert data_registry == empty(address) or purpose != empty(bytes32), "task: zero purpose"
     assert secagg_threshold <= MAX_UPDATES, "task: secagg threshold out of range"
     assert secagg_threshold == 0 or committee_size == 0, "task: committees score plain updates only"
     self.creator = msg.sender
@@ -304,6 +330,9 @@ def __init__(
     self.proposal_quorum = proposal_quorum
     self.max_rounds = max_rounds
     self.committee_size = committee_size
+    self.data_registry = DataRegistry(data_registry)
+    self.purpose = purpose
+    self.privacy_budget = privacy_budget
     self.secagg_threshold = secagg_threshold
 
 
@@ -344,11 +373,16 @@ def open_round() -> uint256:
 
 
 @external
-def commit_update(round_id: uint256, update_hash: bytes32, num_examples: uint256) -> uint256:
+def commit_update(
+    round_id: uint256, update_hash: bytes32, num_examples: uint256, dataset_id: uint256, epsilon_micro: uint256
+) -> uint256:
     """
     @notice Commit the hash of this member's update for the round (once).
     @param update_hash sha256 of the update blob in the store.
     @param num_examples Local examples the update was trained on (FedAvg weight).
+    @param dataset_id The DataRegistry dataset the update was trained on (checked when the task has a registry).
+    @param epsilon_micro The member's cumulative privacy spend after this update, in micro-epsilon
+           (checked when the task has a privacy budget).
     @return The update's index in the round.
     """
     assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
@@ -360,13 +394,25 @@ def commit_update(round_id: uint256, update_hash: bytes32, num_examples: uint256
     self._check_secure_commit(round_id, msg.sender)
     index: uint256 = self.rounds[round_id].num_updates
     assert index < MAX_UPDATES, "task: round full"
+    self._check_provenance(dataset_id, epsilon_micro)
     self.updates[round_id][index] = Update(
-        member=msg.sender, update_hash=update_hash, num_examples=num_examples, block_number=block.number
+        member=msg.sender,
+        update_hash=update_hash,
+        num_examples=num_examples,
+        block_number=block.number,
+        dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     self.commit_slot[round_id][msg.sender] = index + 1
     self.rounds[round_id].num_updates = index + 1
     log UpdateCommitted(
-        round_id=round_id, member=msg.sender, update_hash=update_hash, num_examples=num_examples, index=index
+        round_id=round_id,
+        member=msg.sender,
+        update_hash=update_hash,
+        num_examples=num_examples,
+        index=index,
+        dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     return index
 
@@ -798,6 +844,20 @@ def _check_member(who: address):
 def _check_round(round_id: uint256, phase: uint8, message: String[64]):
     assert round_id == self.current_round and round_id != 0, "task: wrong round"
     assert self.rounds[round_id].phase == phase, message
+
+
+@internal
+def _check_provenance(dataset_id: uint256, epsilon_micro: uint256):
+    # Purpose limitation: the committer's own dataset, active and allowing the task's purpose
+    # (`allows` is false for unknown and revoked datasets). Privacy: declared spends are
+    # cumulative, so they never decrease, and never exceed the budget.
+    if self.data_registry.address != empty(address):
+        assert staticcall self.data_registry.owner_of(dataset_id) == msg.sender, "task: dataset not owned by sender"
+        assert staticcall self.data_registry.allows(dataset_id, self.purpose), "task: purpose not allowed for dataset"
+    if self.privacy_budget != 0:
+        assert epsilon_micro <= self.privacy_budget, "task: privacy budget exceeded"
+        assert epsilon_micro >= self.privacy_spent[msg.sender], "task: privacy spend decreased"
+        self.privacy_spent[msg.sender] = epsilon_micro
 
 
 @internal
