@@ -9,17 +9,19 @@ too many drop, resume after a node restart, and pass (or fail, when tampered)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from fedledger.audit import verify_task
 from fedledger.chain import Phase
-from fedledger.chain.events import RoundAborted, SharesRevealed, UpdateCommitted
+from fedledger.chain.events import RoundAborted, SharesRevealed, UpdateCommitted, UpdateFlagged
 from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
 from fedledger.learning import (
@@ -31,6 +33,7 @@ from fedledger.learning import (
     train_val_split,
 )
 from fedledger.learning.data import FeatureStats, Standardizer
+from fedledger.privacy.secagg import MaskedInput
 from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
 
@@ -89,6 +92,20 @@ class DropsAfter(MemberNode):
         if info is not None and info.round_id == self.round_id and info.phase is self.phase:
             return False
         return super().step()
+
+
+class WrongShapeMasked(MemberNode):
+    """Commits a masked input whose tensors have the wrong shape (after honestly sharing its keys)."""
+
+    def __init__(self, base: MemberNode) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+
+    def _commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
+        honest = MaskedInput.from_bytes(self.store.get(update_hash))
+        bad = dataclasses.replace(
+            honest, tensors={"coef": np.zeros((3, 3), np.uint64), "intercept": np.zeros(1, np.uint64)}
+        )
+        super()._commit(r, self.store.put(bad.to_bytes()), n, epsilon, **extra)
 
 
 # -- the happy path ------------------------------------------------------------------------
@@ -181,19 +198,22 @@ def test_audit_cannot_unmask_when_too_many_reveals_were_tampered(finished: Path,
 # -- dropouts and restarts --------------------------------------------------------------------
 
 
-def test_a_dropout_after_sharing_keys_is_recovered_and_a_restarted_node_finishes_its_round(tmp_path: Path) -> None:
-    ws, sim = _setup(tmp_path, rounds=1)
+def test_a_dropout_and_a_malformed_input_are_recovered_and_a_restarted_node_finishes_its_round(
+    tmp_path: Path,
+) -> None:
+    ws, sim = _setup(tmp_path, n=5, rounds=1)  # threshold 3 of 5
     with ws:
-        dropped = sim.nodes[3]
+        dropped, malformed = sim.nodes[3], sim.nodes[2]
         sim.nodes[3] = DropsAfter(dropped, 1, Phase.OPEN)  # advertised and shared, then died
+        sim.nodes[2] = WrongShapeMasked(malformed)  # shared, then committed a malformed masked input
         first = sim.nodes[0]
         while not (sim.task.current_round and sim.task.has_committed(1, first.account.address)):
             for node in sim.nodes:
                 node.step()
         # Node 0's process dies after committing its masked input; a new one starts from chain and workspace.
         secrets_dir = ws.root / "secagg" / "hospital-1"
-        assert list(secrets_dir.glob("*.secagg"))  # its round secrets, encrypted on disk
-        assert b"self_mask_seed" not in next(secrets_dir.glob("*.secagg")).read_bytes()
+        stored = list(secrets_dir.glob("*.secagg"))
+        assert len(stored) == 1 and b"self_mask_seed" not in stored[0].read_bytes()  # encrypted on disk
         sim.nodes[0] = MemberNode(
             name=first.name,
             account=first.account,
@@ -205,12 +225,30 @@ def test_a_dropout_after_sharing_keys_is_recovered_and_a_restarted_node_finishes
         Simulation(sim.task, sim.nodes).run()
         info = sim.task.round(1)
         assert info.phase is Phase.FINALIZED
-        members = _committers(sim, 1)
-        assert dropped.account.address not in members and len(members) == 3
-        assert info.model_hash == _plaintext_fedavg(sim, 1, members)
-        reveals = [e.member for e in sim.task.events() if isinstance(e, SharesRevealed)]
-        assert sorted(reveals) == sorted(members)  # the restarted node revealed, once
+        committers = _committers(sim, 1)
+        assert dropped.account.address not in committers and len(committers) == 4
+        survivors = [m for m in committers if m != malformed.account.address]
+        assert info.model_hash == _plaintext_fedavg(sim, 1, survivors)
+        events = sim.task.events()
+        bad_index = sim.task.commit_index(1, malformed.account.address)
+        flags = [e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == bad_index]
+        assert flags and all(f.startswith("dropped: masked input tensors") for f in flags), flags
+        reveals = [e.member for e in events if isinstance(e, SharesRevealed)]
+        assert sorted(reveals) == sorted(survivors)  # the restarted node revealed, once
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+
+
+def test_the_aggregate_norm_check_is_exact_and_catches_an_unclipped_member() -> None:
+    from fedledger.federation.secure import aggregate_norm_ok
+    from fedledger.learning import FixedPoint
+
+    codec = FixedPoint(24)
+    within = {"w": codec.encode(np.full(100, 0.5 - 1e-6))}  # norm 5 - 1e-5 <= clip 5
+    beyond = {"w": codec.encode(np.full(100, 0.5 + 1e-3))}  # norm 5.01: one member skipped clipping
+    assert aggregate_norm_ok(within, clip_norm=5.0, frac_bits=24)
+    assert not aggregate_norm_ok(beyond, clip_norm=5.0, frac_bits=24)
+    negative = {"w": codec.encode(np.full(100, -0.5 - 1e-3))}  # signs read as two's complement
+    assert not aggregate_norm_ok(negative, clip_norm=5.0, frac_bits=24)
 
 
 def test_dropouts_beyond_the_threshold_abort_the_round_and_the_next_one_runs(tmp_path: Path) -> None:
