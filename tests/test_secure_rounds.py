@@ -267,3 +267,15 @@ def test_dropouts_beyond_the_threshold_abort_the_round_and_the_next_one_runs(tmp
         assert info.phase is Phase.FINALIZED
         assert info.model_hash == _plaintext_fedavg(sim, 2, _committers(sim, 2))
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+
+
+def test_secure_rounds_with_client_level_dp_finalize_and_declare_the_spend(tmp_path: Path) -> None:
+    """DP noise is added before masking; the aggregate norm check allows for it, and spends are declared."""
+    ws, sim = _setup(tmp_path, rounds=1, dp_epsilon=8.0)
+    with ws:
+        Simulation(sim.task, sim.nodes).run()
+        assert sim.task.round(1).phase is Phase.FINALIZED
+        commits = [e for e in sim.task.events() if isinstance(e, UpdateCommitted)]
+        assert len(commits) == 4
+        assert all(sim.task.privacy_spent(c.member) > 0 for c in commits)
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok

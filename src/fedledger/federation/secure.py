@@ -264,9 +264,10 @@ def _check_masked(
 def aggregate_norm_ok(delta: Mapping[str, npt.NDArray[np.uint64]], *, clip_norm: float, frac_bits: int) -> bool:
     """Whether the averaged update is within the clip bound, in exact integer arithmetic (same answer everywhere).
 
-    Honest members clip their update to ``clip_norm`` before masking, so their
-    weighted mean is within it too (convexity of the ball); the slack allows one
-    unit of fixed-point rounding per coordinate (encoding and the floor division).
+    Honest members clip their update to ``clip_norm`` before masking (under client-level
+    DP the caller passes the clip bound plus the noise bound), so their weighted mean is
+    within it too (convexity of the ball); the slack allows one unit of fixed-point
+    rounding per coordinate (encoding and the floor division).
     """
     squares = 0
     size = 0
@@ -309,5 +310,8 @@ def secure_aggregate_round(
         model_hash="0x" + hashlib.sha256(blob).hexdigest(),
         result=result,
         dropped=dict(state.dropped),
-        norm_ok=aggregate_norm_ok(delta, clip_norm=config.clip_norm, frac_bits=config.frac_bits),
+        # The clip bound, plus the high-probability bound on client-level DP noise when the task has DP.
+        norm_ok=aggregate_norm_ok(
+            delta, clip_norm=config.update_norm_bound(sum(a.size for a in delta.values())), frac_bits=config.frac_bits
+        ),
     )

@@ -214,7 +214,7 @@ class SecureRoundDriver:
                 node.task.flag_update(r, by_member[what.removeprefix("masked input of ")], f"dropped: {reason}")
         if not result.norm_ok:
             # Some member skipped clipping: refuse to propose; the round aborts at its deadline.
-            self._give_up(r, f"aggregate update exceeds the clip norm {node.config.clip_norm}")
+            self._give_up(r, "aggregate update exceeds the update norm bound: some member did not clip")
             return False
         node.store.put(result.blob)
         finalized = node.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
