@@ -23,8 +23,9 @@ Two split models:
   own, the smaller children are pooled into one part (published as the ancestor), and a pool smaller than ``k``
   joins the smallest large child. The parts' value sets are disjoint; two parts may still *publish* the same label
   (a pool and a later pool both ``*``), which merges them into one equivalence class of ``>= 2k`` rows.
-* ``relaxed``: numeric QIs are cut at the exact median, rows holding the median value shared out so the halves are
-  equal, so one value can lie in two partitions (overlapping regions); categorical splits as in ``strict``.
+* ``relaxed``: a numeric QI may also be cut at the exact median, rows holding the median value shared out so the
+  halves are equal (taken when it loses less than every strict cut), so one value can lie in two partitions
+  (overlapping regions); categorical splits as in ``strict``.
 
 Extra constraints (l-diversity, t-closeness on sensitive attributes) are enforced the way LeFevre et al. describe:
 a split is allowed only if every part satisfies them, so a table that satisfies them as a whole yields a partitioning
@@ -328,17 +329,26 @@ class _Splitter:
 
     def split_numeric(self, column: int, idx: IntArray, sub: npt.NDArray[np.int32]) -> tuple[float, IntArray] | None:
         col = sub[:, column]
-        n = len(col)
-        k = self.constraints.k
         if col.min() < 0 <= col.max():
             return self._scored(idx, sub, (col >= 0).astype(np.int64))  # missing apart from present values
         order = np.argsort(col, kind="stable")
-        if self.mode == "relaxed":
-            if n // 2 < k:
-                return None
+        best = self._cut_between_values(idx, sub, col, order)
+        n = len(col)
+        if self.mode == "relaxed" and n // 2 >= self.constraints.k:
+            # The exact median, ties shared out; taken when it loses less than every cut between values.
             groups = np.zeros(n, dtype=np.int64)
             groups[order[n // 2 :]] = 1
-            return self._scored(idx, sub, groups)
+            median = self._scored(idx, sub, groups)
+            if median is not None and (best is None or median[0] < best[0] - 1e-9):
+                best = median
+        return best
+
+    def _cut_between_values(
+        self, idx: IntArray, sub: npt.NDArray[np.int32], col: npt.NDArray[np.int32], order: IntArray
+    ) -> tuple[float, IntArray] | None:
+        """The allowed cut between two distinct values of ``col`` that loses least (ties: nearest the median)."""
+        n = len(col)
+        k = self.constraints.k
         ordered = col[order]
         cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1  # left-part sizes at value boundaries
         cuts = cuts[(cuts >= k) & (cuts <= n - k)]
