@@ -359,9 +359,11 @@ class _Splitter:
         prefix_lo, prefix_hi = np.minimum.accumulate(rows, axis=0), np.maximum.accumulate(rows, axis=0)
         suffix_lo = np.minimum.accumulate(rows[::-1], axis=0)[::-1]
         suffix_hi = np.maximum.accumulate(rows[::-1], axis=0)[::-1]
-        left = self.total_penalty(prefix_lo[cuts - 1], prefix_hi[cuts - 1])
-        right = self.total_penalty(suffix_lo[cuts], suffix_hi[cuts])
-        costs = cuts * left + (n - cuts) * right
+        both = self.total_penalty(
+            np.concatenate([prefix_lo[cuts - 1], suffix_lo[cuts]]),
+            np.concatenate([prefix_hi[cuts - 1], suffix_hi[cuts]]),
+        )
+        costs = cuts * both[: len(cuts)] + (n - cuts) * both[len(cuts) :]
         for best in np.lexsort((np.abs(2 * cuts - n), costs))[:_MAX_CUTS_TRIED]:
             groups = (col > ordered[cuts[best] - 1]).astype(np.int64)
             if self._satisfied(idx, groups, 2):
@@ -427,7 +429,8 @@ class _Splitter:
             idx = perm[start:end]
             sub = self.wide[idx]
             low, high, penalty = (a[0] for a in self.extents(sub.min(axis=0)[None], sub.max(axis=0)[None]))
-            groups = self.best_split(idx, sub, penalty, low)
+            # Every part of a split keeps >= k rows, so fewer than 2k rows cannot split.
+            groups = self.best_split(idx, sub, penalty, low) if end - start >= 2 * self.constraints.k else None
             if groups is None:
                 labels[idx] = len(sizes)
                 sizes.append(end - start)
