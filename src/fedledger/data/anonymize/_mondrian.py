@@ -7,13 +7,23 @@ along a generalization hierarchy, by the children of the partition's lowest comm
 et al., "Workload-aware Anonymization", KDD 2006).
 
 Which split. Textbook Mondrian takes the dimension with the widest normalized span, cuts it at the median and falls
-back to the next dimension when that cut is not allowed. Here every dimension's allowed splits are candidates and
-the one whose parts have the smallest total information loss wins: the greedy choice over all candidate splits that
-Workload-aware Mondrian makes with its workload's score (information gain, variance), scored with the normalized
-certainty penalty this module reports. A numeric dimension offers every cut between two distinct values that leaves
-``>= k`` rows on each side, all scored in one vectorized pass over prefix and suffix extents (ties go to the cut
-nearest the median), so a heavily tied median (Adult's ages and years of education) never blocks a split. Refining
-a partition never raises its NCP, so splitting goes on until no candidate is allowed.
+back to the next dimension when that cut is not allowed. Here every dimension proposes its allowed split that loses
+least, and the proposals compete, as in Workload-aware Mondrian (which scores every candidate split by its workload's
+measure: information gain, variance), scored by the normalized certainty penalty this module reports:
+
+* a numeric dimension proposes, among every cut between two distinct values that leaves ``>= k`` rows on each side,
+  the one whose parts have the smallest total NCP (all cuts scored in one vectorized pass over prefix and suffix
+  extents; ties go to the cut nearest the median), so a heavily tied median (Adult's ages and years of education)
+  never blocks a split;
+* a categorical dimension proposes the split by the children of the partition's lowest common ancestor (below);
+* the proposal with the highest *gain ratio* wins: NCP removed divided by the split information (the entropy of the
+  parts' shares), Quinlan's C4.5 normalization (Quinlan, "C4.5: Programs for Machine Learning", 1993), which keeps
+  a balanced split from beating one that removes almost as much loss by peeling off a homogeneous group. On UCI
+  Adult it gives lower NCP than ranking by the loss removed alone (``benchmarks/anonymization.py``), and lower on
+  most of the other tables tried (Adult's test split, other Adult QIs, heart disease, NSL-KDD).
+
+Refining a partition never raises its NCP, so splitting goes on until no proposal is allowed. Dimensions are tried
+widest first, so ties go to the textbook choice; the result is deterministic.
 
 Two split models:
 
@@ -219,6 +229,7 @@ class _Splitter:
             dtype=np.int64,
         )
         self.n_numeric = len(numeric)
+        self.position = {int(j): p for p, j in enumerate(self.order)}  # QI index -> position in that order
         # Numeric QIs: one column of value codes each; their values laid end to end, ``value_offset`` apart.
         sizes = [len(qi.values) for qi in numeric]
         self.value_offset = np.cumsum([0, *sizes], dtype=np.int64)[:-1]
@@ -394,13 +405,14 @@ class _Splitter:
     def best_split(
         self, idx: IntArray, sub: npt.NDArray[np.int32], penalty: FloatArray, node: IntArray
     ) -> IntArray | None:
-        """The allowed split whose parts lose least, or None; dimensions tried widest first, so ties go to the
-        textbook Mondrian choice."""
+        """The allowed split with the highest gain ratio, or None; dimensions are tried widest first, so ties go
+        to the textbook Mondrian choice."""
+        parent_cost = float(penalty.sum()) * len(idx)
         best: tuple[float, IntArray] | None = None
         for j in np.argsort(-penalty, kind="stable"):
             if penalty[j] <= 0:
                 break  # a dimension whose values are all equal cannot be split
-            position = int(np.flatnonzero(self.order == j)[0])
+            position = self.position[j]
             if position < self.n_numeric:
                 candidate = self.split_numeric(position, idx, sub)
             else:
@@ -409,8 +421,13 @@ class _Splitter:
                 depth = int(qi.hierarchy.depth[node[j]])
                 column = self.n_numeric + (position - self.n_numeric) * self.levels + depth
                 candidate = self.split_categorical(column, idx, sub)
-            if candidate is not None and (best is None or candidate[0] < best[0] - 1e-9):
-                best = candidate
+            if candidate is None:
+                continue
+            cost, groups = candidate
+            shares = np.bincount(groups) / len(groups)
+            ratio = (parent_cost - cost) / float(-(shares * np.log(shares)).sum())
+            if best is None or ratio > best[0] * (1 + 1e-12):
+                best = ratio, groups
         return None if best is None else best[1]
 
     # -- the partitioning loop --------------------------------------------------------------------------
