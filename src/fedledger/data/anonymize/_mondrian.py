@@ -361,18 +361,22 @@ class _Splitter:
         n = len(col)
         k = self.constraints.k
         ordered = col[order]
-        cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1  # left-part sizes at value boundaries
-        cuts = cuts[(cuts >= k) & (cuts <= n - k)]
-        if not len(cuts):
+        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))  # first row of each value
+        cuts = starts[1:]  # left-part sizes at value boundaries; cut v leaves values < v on the left
+        allowed = np.flatnonzero((cuts >= k) & (cuts <= n - k))
+        if not len(allowed):
             return None
-        # The extents of every left part (a prefix of the sorted rows) and right part (a suffix) at once.
+        # The extent of each value's rows, then of every prefix and suffix of values: both parts of every cut at
+        # once, in memory proportional to the number of distinct values.
         rows = sub[order]
-        prefix_lo, prefix_hi = np.minimum.accumulate(rows, axis=0), np.maximum.accumulate(rows, axis=0)
-        suffix_lo = np.minimum.accumulate(rows[::-1], axis=0)[::-1]
-        suffix_hi = np.maximum.accumulate(rows[::-1], axis=0)[::-1]
+        value_lo, value_hi = np.minimum.reduceat(rows, starts, axis=0), np.maximum.reduceat(rows, starts, axis=0)
+        prefix_lo, prefix_hi = np.minimum.accumulate(value_lo, axis=0), np.maximum.accumulate(value_hi, axis=0)
+        suffix_lo = np.minimum.accumulate(value_lo[::-1], axis=0)[::-1]
+        suffix_hi = np.maximum.accumulate(value_hi[::-1], axis=0)[::-1]
+        cuts = cuts[allowed]
         both = self.total_penalty(
-            np.concatenate([prefix_lo[cuts - 1], suffix_lo[cuts]]),
-            np.concatenate([prefix_hi[cuts - 1], suffix_hi[cuts]]),
+            np.concatenate([prefix_lo[allowed], suffix_lo[allowed + 1]]),
+            np.concatenate([prefix_hi[allowed], suffix_hi[allowed + 1]]),
         )
         costs = cuts * both[: len(cuts)] + (n - cuts) * both[len(cuts) :]
         for best in np.lexsort((np.abs(2 * cuts - n), costs))[:_MAX_CUTS_TRIED]:
