@@ -42,16 +42,16 @@ Usage::
     python benchmarks/anonymization.py [--data ../shared/data/adult] [--k 5 10 20] [--json]
 
 Last measured (``nice -n 10 python benchmarks/anonymization.py``, 2-core machine shared with other jobs, load
-average ~5, so absolute times are inflated for both; the ratio is from the same run):
+average ~4.5, so absolute times are inflated for both; the ratio is from the same run):
 
 | k | fedledger s | anonypy s | speedup | fedledger NCP % | anonypy NCP % | published NCP % (2015 / now) | fedledger NCP % (sets) | anonypy NCP % (sets) | fedledger relaxed s | fedledger relaxed NCP % |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-| 5 | 3.910 | 102.83 | 26x | 5.36 | 17.06 | - | 3.68 | 4.77 | 3.710 | 5.31 |
-| 10 | 2.613 | 58.07 | 22x | 8.56 | 27.48 | 12.19 / 28.52 | 6.24 | 8.29 | 3.208 | 8.47 |
-| 20 | 1.673 | 26.07 | 16x | 12.16 | 38.95 | - | 9.36 | 12.71 | 2.047 | 12.04 |
+| 5 | 2.962 | 107.42 | 36x | 5.36 | 17.06 | - | 3.68 | 4.77 | 3.797 | 5.31 |
+| 10 | 1.275 | 41.52 | 33x | 8.56 | 27.48 | 12.19 / 28.52 | 6.24 | 8.29 | 1.766 | 8.47 |
+| 20 | 1.065 | 21.92 | 21x | 12.16 | 38.95 | - | 9.36 | 12.71 | 1.173 | 12.04 |
 
 Strict fedledger loses less than anonypy at every k, about a third of its NCP, and also under the set-valued reading;
-at k = 10 it is below both published figures. It is 16-26x faster.
+at k = 10 it is below both published figures. It is 21-36x faster.
 """
 
 from __future__ import annotations

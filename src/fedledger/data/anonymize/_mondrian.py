@@ -222,7 +222,7 @@ class _Splitter:
         self.sensitive = tuple(sensitive)
         numeric = [qi for qi in self.qis if isinstance(qi, NumericQI)]
         categorical = [qi for qi in self.qis if isinstance(qi, CategoricalQI)]
-        # Output columns (QI order) of the numeric QIs, then of the categorical ones.
+        # QI indices of the numeric QIs, then of the categorical ones: the order of the columns of ``wide``.
         self.order = np.array(
             [j for j, qi in enumerate(self.qis) if isinstance(qi, NumericQI)]
             + [j for j, qi in enumerate(self.qis) if isinstance(qi, CategoricalQI)],
