@@ -185,3 +185,32 @@ def test_audit_flags_a_spend_below_what_the_rounds_compose_to(tmp_path: Path) ->
         report = verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store)
         spends = [d for d in report.discrepancies if "compose to" in d.message]
         assert [d.member for d in spends] == [sim.nodes[1].account.address], report.discrepancies
+
+
+def test_sample_level_dp_sgd_round_end_to_end(tmp_path: Path) -> None:
+    """dp_mode "sample": members train a torch model with Opacus DP-SGD, declare what dp-accounting gives
+    for their Poisson-sampled steps, and the audit recomputes the same spends."""
+    model = {"kind": "torch-mlp", "n_features": 30, "n_classes": 2, "hidden": [8], "batch_size": 16, "seed": 1}
+    config = _config(
+        model=model,
+        rounds=2,
+        local_epochs=1,
+        dp_epsilon=8.0,
+        dp_mode="sample",
+        dp_max_grad_norm=1.0,
+        dp_noise_multiplier=1.0,
+    )
+    assert config.privacy is not None and config.privacy.mode == "sample"
+    ws, sim, events = _consortium(tmp_path, config)
+    with ws:
+        Simulation(sim.task, sim.nodes).run()
+        assert [sim.task.round(r).phase.name for r in (1, 2)] == ["FINALIZED", "FINALIZED"]
+        assert not any(node.refusals for node in sim.nodes)
+        for node in sim.nodes:
+            spent = sim.task.privacy_spent(node.account.address) / 1e6
+            assert 0 < spent <= 8.0
+            commits = [e for e in events if e.action == "commit" and e.node == node.name]
+            assert [e.round_id for e in commits] == [1, 2]
+            assert commits[0].details["epsilon"] < commits[1].details["epsilon"] == pytest.approx(spent, abs=1e-6)
+        report = verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store)
+        assert report.ok, report.discrepancies
