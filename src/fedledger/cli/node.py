@@ -46,6 +46,8 @@ def node(
             store=blobs,
             data=None,
             on_event=lambda e: console.print(_describe(e)),
+            # Secure rounds: the member's round secrets, encrypted, so a restarted node can still reveal.
+            state_dir=ws.root / "secagg" / (as_key or ws.config.key),
         )
         scaler = member.config.extra.get("standardizer")
         X = Standardizer.from_dict(scaler).transform(dataset.X) if scaler else dataset.X
