@@ -33,6 +33,7 @@ from fedledger.learning import (
     train_val_split,
 )
 from fedledger.learning.data import FeatureStats, Standardizer
+from fedledger.privacy.dp import SystemNoise
 from fedledger.privacy.secagg import MaskedInput
 from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
@@ -271,11 +272,36 @@ def test_dropouts_beyond_the_threshold_abort_the_round_and_the_next_one_runs(tmp
 
 def test_secure_rounds_with_client_level_dp_finalize_and_declare_the_spend(tmp_path: Path) -> None:
     """DP noise is added before masking; the aggregate norm check allows for it, and spends are declared."""
-    ws, sim = _setup(tmp_path, rounds=1, dp_epsilon=8.0)
+    ws, sim = _setup(tmp_path, rounds=1, dp_epsilon=8.0, min_commitments=3)
     with ws:
+        config = sim.nodes[0].config
+        assert config.privacy is not None and config.privacy.noise_multiplier is not None
+        # Nobody sees an update: each member adds one of min_commitments noise shares, which only
+        # the sum of at least that many (the contract's commitment quorum) brings to sigma * S.
+        assert config.dp_noise_shares == 3
+        stds: list[float] = []
+        for node in sim.nodes:
+            node.dp_noise = _RecordingNoise(stds)
         Simulation(sim.task, sim.nodes).run()
         assert sim.task.round(1).phase is Phase.FINALIZED
+        expected = config.privacy.noise_multiplier * config.clip_norm / 3**0.5
+        assert len(stds) == 4 * 2 and stds == pytest.approx([expected] * 8)  # 4 members x (coef, intercept)
         commits = [e for e in sim.task.events() if isinstance(e, UpdateCommitted)]
-        assert len(commits) == 4
+        assert len(commits) == 4 and len({c.num_examples for c in commits}) > 1
         assert all(sim.task.privacy_spent(c.member) > 0 for c in commits)
+        # Every member's noise must count equally: masked inputs carry weight 1, not the example count.
+        for c in commits:
+            masked = MaskedInput.from_bytes(sim.store.get(c.update_hash.removeprefix("0x")))
+            assert masked.num_examples == 1
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+
+
+class _RecordingNoise:
+    """Fresh Gaussian noise that records the std each draw asked for."""
+
+    def __init__(self, stds: list[float]) -> None:
+        self.stds = stds
+
+    def normal(self, scale: float, shape: tuple[int, ...]) -> np.ndarray:
+        self.stds.append(scale)
+        return SystemNoise().normal(scale, shape)

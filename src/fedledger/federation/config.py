@@ -122,6 +122,20 @@ class TaskConfig:
 
         return TaskPrivacy.from_config(self)
 
+    @property
+    def dp_noise_shares(self) -> int:
+        """Into how many shares client-level DP noise is split: ``min_commitments`` when secure aggregation
+        hides individual updates (the sum of at least that many shares carries the whole noise), else 1."""
+        privacy = self.privacy
+        if privacy is not None and privacy.mode == "client" and self.secure_aggregation:
+            return self.min_commitments
+        return 1
+
+    def masking_weight(self, num_examples: int) -> int:
+        """The weight a member's masked input carries in a secure round: its example count, or 1 when the
+        DP noise is split into shares (then every member's noise must count equally: see federation/privacy)."""
+        return 1 if self.dp_noise_shares > 1 else num_examples
+
     def update_norm_bound(self, num_params: int) -> float:
         """The L2 bound on an update of ``num_params`` parameters: ``clip_norm``, plus a high-probability
         bound on the noise under client-level DP (:meth:`TaskPrivacy.update_norm_bound`)."""

@@ -295,7 +295,7 @@ class MemberNode:
             local = self.behavior.local_params(local, global_params, r)
         first: Transform = ClipTransform(config.clip_norm)
         if privacy is not None and privacy.mode == "client":
-            first = privacy.client_transform(noise=self.dp_noise)
+            first = privacy.client_transform(noise=self.dp_noise, shares=config.dp_noise_shares)
         pipeline = UpdatePipeline([first, FixedPointEncode(FixedPoint(config.frac_bits))])
         update, meta = pipeline.transform(local, global_params, num_examples=n, seed=seed)
         # The noisy update is spent once it leaves this process: record the round before storing it.

@@ -8,10 +8,18 @@ Two modes (``TaskConfig.dp_mode``):
   (:class:`~fedledger.privacy.dp.ClientDPTransform` with one share), so every update blob, which
   every member can read from the store, is on its own the Gaussian mechanism with noise multiplier
   ``sigma``: the member's declared spend holds against anyone who sees its update, not only against
-  those who see the aggregate. (Splitting the noise into shares that only sum to ``sigma * S``
-  needs secure aggregation to hide the individual updates; until the round protocol masks updates,
-  a share would be all the protection an update has.) One round is one Gaussian mechanism
-  (sampling rate 1: every member trains every round).
+  those who see the aggregate. One round is one Gaussian mechanism (sampling rate 1: every member
+  trains every round).
+
+  **With secure aggregation** nobody sees an individual update, only the unmasked sum, so each member
+  adds one of ``n = min_commitments`` noise shares of std ``sigma * S / sqrt(n)``
+  (``TaskConfig.dp_noise_shares``): the contract aborts a round with fewer than ``n`` commitments, and
+  every committed masked input is in the sum (dropouts after committing are unmasked from their
+  shares), so the sum carries noise of std at least ``sigma * S`` and each member's declared spend
+  holds for the released aggregate, with ``n`` times less noise in the model. The masked inputs then
+  carry weight 1 instead of the example count (``TaskConfig.masking_weight``): with weights ``n_i``
+  the noise in the sum would be ``sigma S sqrt(sum n_j^2 / n)``, less than the ``n_i S`` a member with
+  many examples contributes, and that member's guarantee would be weaker than declared.
 - ``sample``: DP-SGD through Opacus inside local training (Abadi et al., CCS 2016), for torch models;
   one round is ``local_epochs`` epochs of the Poisson-sampled Gaussian mechanism over the member's
   examples. The update is then clipped to ``clip_norm`` as usual (post-processing).
@@ -168,11 +176,12 @@ class TaskPrivacy:
         """A fresh account for ``member`` under this task's delta."""
         return PrivacyAccount(member, self.delta)
 
-    def client_transform(self, *, noise: NoiseSource | None = None) -> ClientDPTransform:
-        """Clip and noise step for ``client`` mode: the member adds all of the noise (one share)."""
+    def client_transform(self, *, noise: NoiseSource | None = None, shares: int = 1) -> ClientDPTransform:
+        """Clip and noise step for ``client`` mode: the member adds one of ``shares`` noise shares (all of
+        the noise when ``shares`` is 1; see the module docstring for when it may be more)."""
         assert self.mode == "client" and self.noise_multiplier is not None
         return ClientDPTransform(
-            clip_norm=self.clip_norm, noise_multiplier=self.noise_multiplier, expected_members=1, noise=noise
+            clip_norm=self.clip_norm, noise_multiplier=self.noise_multiplier, expected_members=shares, noise=noise
         )
 
     def update_norm_bound(self, num_params: int) -> float:

@@ -250,8 +250,9 @@ def _check_masked(
         raise BadInput(f"masked input names {masked.member}, committed by {update.member}")
     if masked.context != ctx:
         raise BadInput("masked input is for another round")
-    if masked.num_examples != update.num_examples:
-        raise BadInput(f"masked input claims {masked.num_examples} examples, the commitment says {update.num_examples}")
+    weight = config.masking_weight(update.num_examples)
+    if masked.num_examples != weight:
+        raise BadInput(f"masked input has weight {masked.num_examples}, the commitment implies {weight}")
     if masked.num_examples > config.max_examples:
         raise BadInput(f"masked input claims {masked.num_examples} examples, the task allows {config.max_examples}")
     if masked.frac_bits != config.frac_bits:

@@ -148,7 +148,10 @@ class SecureRoundDriver:
         try:
             member = SecAggMember.resume(self.identity, config, registry, secrets, adverts=state.adverts.values())
             masked = member.mask(
-                state.bundles.values(), update, num_examples=num_examples, frac_bits=node.config.frac_bits
+                state.bundles.values(),
+                update,
+                num_examples=node.config.masking_weight(num_examples),
+                frac_bits=node.config.frac_bits,
             )
         except (AggregationError, BadInput) as exc:
             self._give_up(r, f"cannot mask the update: {exc}")
