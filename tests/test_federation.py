@@ -53,6 +53,21 @@ def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) 
     assert all("below the" in r["reason"] for r in data["rejected"])
 
 
+def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(tmp_path: Path) -> None:
+    """`fedledger demo` as the README runs it (small): masked updates, client-level DP, spends on chain."""
+    out = runner.invoke(app, ["demo", "-w", str(tmp_path / "ws"), "--members", "3", "--rounds", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["setup"]["secure_aggregation"] is True and data["setup"]["per_update_validation"] is False
+    privacy = data["privacy"]
+    assert privacy["dp"] and privacy["budget_epsilon"] == 8.0 and privacy["noise_shares"] == 2
+    assert [m["member"] for m in privacy["members"]] == ["Hospital 1", "Hospital 2", "Hospital 3"]
+    assert all(0 < m["epsilon"] <= 8.0 for m in privacy["members"])
+    assert data["verification"]["ok"], data["verification"]
+    off = runner.invoke(app, ["demo", "-w", str(tmp_path / "off"), "--dp-epsilon", "-1"])
+    assert off.exit_code == 2 and "--dp-epsilon" in off.output
+
+
 def test_aggregators_agree_bit_for_bit(demo: tuple[Path, dict]) -> None:
     root, _ = demo
     with Workspace.load(root) as ws:

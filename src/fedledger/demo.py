@@ -228,8 +228,10 @@ def _run(
         rounds=rounds,
         local_epochs=3,
         seed=seed,
-        clip_norm=5.0,
-        min_commitments=max(2, n_members // 2),
+        clip_norm=1.0 if setup.dp_epsilon else 5.0,  # DP noise scales with the clip bound: clip tight
+        # With DP under secure aggregation each member adds one of min_commitments noise shares: more
+        # shares, less noise per member, while one hospital may still drop out (or, malicious, add none).
+        min_commitments=max(2, n_members - 1 if setup.dp_epsilon and setup.secure_aggregation else n_members // 2),
         proposal_quorum=min(3, n_members - n_malicious),
         aggregation=setup.rule,
         committee_size=setup.committee,
@@ -355,6 +357,7 @@ def _privacy_summary(config: TaskConfig, task: TrainingTaskClient, nodes: Sequen
         "delta": privacy.delta,
         "noise_multiplier": privacy.noise_multiplier,
         "clip_norm": privacy.clip_norm,
+        "noise_shares": config.dp_noise_shares,
         "members": members,
     }
 

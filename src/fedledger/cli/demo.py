@@ -35,13 +35,14 @@ def demo(
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
     dp_epsilon: Annotated[
-        float | None,
+        float,
         typer.Option(
             "--dp-epsilon",
+            min=0.0,
             help="Client-level differential privacy (DP-FedAvg) with this epsilon budget over the task "
-            "(delta 1e-5); the contract refuses any declared spend above it.",
+            "(delta 1e-5); the contract refuses any declared spend above it. 0 turns DP off.",
         ),
-    ] = None,
+    ] = 8.0,
     secure_aggregation: Annotated[
         bool,
         typer.Option(
@@ -86,7 +87,7 @@ def demo(
             rule=rule,
             committee=committee,
             seed=seed,
-            dp_epsilon=dp_epsilon,
+            dp_epsilon=dp_epsilon or None,
             secure_aggregation=secure_aggregation,
             on_round=on_round,
         )
@@ -112,9 +113,14 @@ def demo(
                 f"differential privacy       client-level, budget epsilon {privacy['budget_epsilon']:g} at delta "
                 f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']:.3f}); "
                 f"largest spend {max(spent.values(), key=float, default='0')}"
+                + (
+                    f", noise split into {privacy['noise_shares']} shares (secure aggregation)"
+                    if privacy.get("noise_shares", 1) > 1
+                    else ""
+                )
             )
         else:
-            console.print("differential privacy       off (try --dp-epsilon 8)")
+            console.print("differential privacy       off (on by default: --dp-epsilon 8)")
         console.print(f"final federated accuracy   [bold cyan]{result.final_accuracy:.3f}[/]")
         console.print(f"centralized (pooled data)  [bold]{result.centralized_accuracy:.3f}[/]")
         rejected = data["rejected"]
