@@ -199,6 +199,7 @@ def test_sample_level_dp_sgd_round_end_to_end(tmp_path: Path) -> None:
         dp_mode="sample",
         dp_max_grad_norm=1.0,
         dp_noise_multiplier=1.0,
+        acceptance_threshold=0,  # DP-SGD's fresh noise may cost a round accuracy; validation is not under test here
     )
     assert config.privacy is not None and config.privacy.mode == "sample"
     ws, sim, events = _consortium(tmp_path, config)
