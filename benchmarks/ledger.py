@@ -209,7 +209,7 @@ def run_scenario(
                 rec.tx(
                     "commit_update",
                     member,
-                    task.functions.commit_update(r, as_bytes32(h(f"u{r}-{i}")), 100 + i),
+                    task.functions.commit_update(r, as_bytes32(h(f"u{r}-{i}")), 100 + i, 0, 0),  # no dataset, no DP
                 )
             rec.tx("close_commits", trainers[0], task.functions.close_commits(r))
             for i, member in enumerate(trainers):

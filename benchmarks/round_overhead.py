@@ -79,7 +79,8 @@ from fedledger.learning import (
     train_val_split,
 )
 from fedledger.store import BlobStore
-from fedledger.workspace import ChainSpec, Workspace
+from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
+from fedledger.workspace import FAUCET_KEY_ENV, ChainSpec, Workspace
 
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 HIDDEN = [320, 240]  # 64*320+320 + 320*240+240 + 240*10+10 = 100,250 parameters
@@ -428,8 +429,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         proposal_quorum=args.quorum,
     )
 
-    with tempfile.TemporaryDirectory(prefix="fedledger-overhead-") as tmp:
-        ws = Workspace.create(Path(tmp), chain=ChainSpec(), scrypt_n=2**10)
+    with tempfile.TemporaryDirectory(prefix="fedledger-overhead-") as tmp, chain_spec(args.chain) as spec_:
+        ws = Workspace.create(Path(tmp), chain=spec_, scrypt_n=2**10)
         try:
             setup_start = time.perf_counter()
             chain = ws.chain
@@ -506,6 +507,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+@contextmanager
+def chain_spec(kind: str) -> Iterator[ChainSpec]:
+    """The chain the fedledger arm runs on: the embedded py-evm chain, or a fresh anvil node (native EVM)."""
+    if kind == "embedded":
+        yield ChainSpec()
+        return
+    binary = anvil_binary(Path(__file__).resolve().parent)
+    if binary is None:
+        raise SystemExit("--chain anvil: no anvil binary (run `npm ci`, or set FEDLEDGER_ANVIL)")
+    previous = os.environ.get(FAUCET_KEY_ENV)
+    os.environ[FAUCET_KEY_ENV] = ANVIL_DEV_KEY  # anvil's funded dev account pays the members' gas
+    try:
+        with anvil_node(binary) as url:
+            yield ChainSpec(kind="rpc", url=url)
+    finally:
+        if previous is None:
+            os.environ.pop(FAUCET_KEY_ENV, None)
+        else:
+            os.environ[FAUCET_KEY_ENV] = previous
+
+
 def report(
     args: argparse.Namespace,
     spec: dict[str, Any],
@@ -554,13 +576,13 @@ def report(
             "rounds": R,
             "local_epochs": args.epochs,
             "proposal_quorum": args.quorum,
+            "chain": args.chain,
             "dataset": "sklearn load_digits (64 features, 10 classes)",
             "train_examples_per_member": [int(len(d.y_train)) for d in split.members],
             "val_examples_per_member": [int(len(d.y_val)) for d in split.members],
             "test_examples": int(len(split.y_test)),
             "model": spec,
             "parameters": int(num_params(model.get_params())),
-            "chain": "embedded",
             "setup_seconds": round(setup_s, 3),
         },
         "baseline": {
@@ -630,7 +652,7 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [
         f"{s['members']} members, {R} rounds, {s['local_epochs']} local epochs, "
         f"torch-mlp {s['model']['hidden']} ({s['parameters']:,} parameters) on {s['dataset']}, "
-        f"proposal quorum {s['proposal_quorum']}, embedded chain; {res['machine']['cpus']} CPUs, "
+        f"proposal quorum {s['proposal_quorum']}, {s['chain']} chain; {res['machine']['cpus']} CPUs, "
         f"torch threads {res['machine']['torch_threads']}, Python {res['machine']['python']}.",
         "",
         "| round | baseline (s) | fedledger (s) | ratio | transactions | gas "
@@ -710,6 +732,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="torch intra-op threads (both arms); 1 avoids oversubscription on a busy 2-core machine",
+    )
+    parser.add_argument(
+        "--chain",
+        choices=("embedded", "anvil"),
+        default="embedded",
+        help="the embedded py-evm chain (default), or a local anvil node (native EVM over JSON-RPC)",
     )
     parser.add_argument("--profile", metavar="FILE", help="also write a cProfile of the fedledger arm to FILE")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")

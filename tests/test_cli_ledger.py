@@ -371,3 +371,21 @@ def test_password_never_printed_nor_stored(ws: Path) -> None:
 
 def test_typer_app_is_the_entry_point() -> None:
     assert isinstance(app, typer.Typer)
+
+
+def test_key_kx_public_key_is_what_secure_aggregation_pairs_with(ws: Path) -> None:
+    from eth_account import Account
+
+    from fedledger.federation.secure import identity_key
+
+    created = fedledger("key", "new", "dana", "-w", ws, "--json").json()
+    shown = fedledger("key", "kx", "dana", "-w", ws, "--json").json()
+    assert shown["kx_public_key"] == created["kx_public_key"]
+    assert len(bytes.fromhex(shown["kx_public_key"].removeprefix("0x"))) == 32
+    other = identity_key(Account.create()).public_bytes.hex()
+    assert shown["kx_public_key"] != "0x" + other  # derived from this key, not a constant
+    added = fedledger(
+        "member", "add", created["address"], "--org", "Dana", "--kx-public-key", shown["kx_public_key"], "-w", ws
+    )
+    assert added.code == 0, added.stderr
+    assert members(ws)[created["address"]]["kx_public_key"] == shown["kx_public_key"]

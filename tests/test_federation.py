@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ from eth_account import Account
 from typer.testing import CliRunner
 
 from fedledger.audit import verify_task
-from fedledger.chain import ConsortiumClient, Role, TrainingTaskClient
+from fedledger.chain import ZERO_HASH, ConsortiumClient, Role, TrainingTaskClient
 from fedledger.chain.events import AggregateProposed, RoundFinalized, UpdateCommitted, UpdateFlagged
+from fedledger.chain.registry import purpose_id
+from fedledger.chain.task import ZERO_ADDRESS
 from fedledger.cli import app
 from fedledger.demo import run_demo
 from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
@@ -48,6 +51,21 @@ def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) 
     assert all(rejected[(r, attacker)] == 1 for r in (1, 2, 3)), data["rejected"]
     assert all(r["member"] == attacker for r in data["rejected"])  # no honest hospital lost
     assert all("below the" in r["reason"] for r in data["rejected"])
+
+
+def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(tmp_path: Path) -> None:
+    """`fedledger demo` as the README runs it (small): masked updates, client-level DP, spends on chain."""
+    out = runner.invoke(app, ["demo", "-w", str(tmp_path / "ws"), "--members", "3", "--rounds", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["setup"]["secure_aggregation"] is True and data["setup"]["per_update_validation"] is False
+    privacy = data["privacy"]
+    assert privacy["dp"] and privacy["budget_epsilon"] == 8.0 and privacy["noise_shares"] == 2
+    assert [m["member"] for m in privacy["members"]] == ["Hospital 1", "Hospital 2", "Hospital 3"]
+    assert all(0 < m["epsilon"] <= 8.0 for m in privacy["members"])
+    assert data["verification"]["ok"], data["verification"]
+    off = runner.invoke(app, ["demo", "-w", str(tmp_path / "off"), "--dp-epsilon", "-1"])
+    assert off.exit_code == 2 and "--dp-epsilon" in off.output
 
 
 def test_aggregators_agree_bit_for_bit(demo: tuple[Path, dict]) -> None:
@@ -143,13 +161,16 @@ def test_verify_catches_a_forged_commitment_from_a_non_member(demo: tuple[Path, 
         ws.fund(outsider.address)
         rogue = ConsortiumClient.deploy(ws.chain, outsider, org="Rogue", roles=Role.ADMIN | Role.TRAINER)
         real = ws.task()
-        forged = TrainingTaskClient.deploy(ws.chain, outsider, rogue.address, real.params())
+        # The rogue task checks no data registry (the real one would refuse the outsider's dataset).
+        unchecked = replace(real.params(), data_registry=ZERO_ADDRESS, purpose=ZERO_HASH)
+        forged = TrainingTaskClient.deploy(ws.chain, outsider, rogue.address, unchecked)
         forged.open_round()
         forged.commit_update(1, "0x" + "ab" * 32, 10)
         report = verify_task(ws.chain, ws.config.consortium, forged.address, BlobStore(root / "store"))
     messages = [str(d) for d in report.discrepancies]
     assert not report.ok
     assert "not the trusted consortium" in messages[0]
+    assert any("checks no data registry" in m for m in messages)
     assert any(outsider.address in m and "not an active trainer" in m for m in messages)
 
 
@@ -326,3 +347,37 @@ def test_task_create_from_a_config_file(tmp_path: Path, monkeypatch) -> None:
     config.write_text(json.dumps({"model": {"n_features": 4}}))
     bad = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--name", "other"])
     assert bad.exit_code == 2 and "needs a 'kind'" in bad.output
+
+    # A task with a purpose checks commitments against the workspace's data registry.
+    model = {"kind": "sklearn-logreg", "n_features": 4, "n_classes": 3}
+    config.write_text(json.dumps({"model": model, "rounds": 2, "purpose": "model-training:iris"}))
+    no_registry = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--name", "iris"])
+    assert no_registry.exit_code == 2 and "registry" in no_registry.output
+    deployed = runner.invoke(app, ["data", "registry", "deploy", "-w", str(root), "--json"])
+    assert deployed.exit_code == 0, deployed.output
+    out = runner.invoke(app, ["task", "create", str(config), "-w", str(root), "--name", "iris"])
+    assert out.exit_code == 0, out.output
+    with Workspace.load(root) as ws:
+        params = ws.task("iris").params()
+        assert params.data_registry == ws.config.data_registry != ""
+        assert params.purpose == "0x" + purpose_id("model-training:iris").hex()
+
+
+def test_no_personal_value_of_the_demo_reaches_the_chain(demo: tuple[Path, dict]) -> None:
+    """The hospitals' CSVs carry their patients' names, e-mails and SSNs; the local pipeline drops them
+    before training and registration, and none of them is anywhere on chain (calldata, events, storage)."""
+    import pandas as pd
+
+    from fedledger.data.ledger_privacy import scan_chain_for_values
+    from fedledger.demo import IDENTIFIER_COLUMNS
+
+    root, data = demo
+    raws = sorted(p for p in (root / "data").glob("hospital_*.csv") if not p.name.endswith(".protected.csv"))
+    assert len(raws) == len(data["members"])
+    values = sorted({str(v) for raw in raws for c in IDENTIFIER_COLUMNS for v in pd.read_csv(raw)[c]})
+    assert len(values) > 300
+    assert all(sorted(d["dropped_identifiers"]) == sorted(IDENTIFIER_COLUMNS) for d in data["datasets"])
+    control = "Hospital 1"  # an organization name the consortium does put on chain: the scan can see
+    with Workspace.load(root) as ws:
+        findings = scan_chain_for_values(ws.chain, [*values, control])
+    assert findings and {f.value for f in findings} == {control}, [f for f in findings if f.value != control][:5]

@@ -323,6 +323,8 @@ def test_commit_update(ledger: Ledger) -> None:
         update_hash=h("a"),
         num_examples=120,
         index=0,
+        dataset_id=0,
+        epsilon_micro=0,
     )
     assert isinstance(events[1], UpdateCommitted)
     assert (events[1].round_id, events[1].member, events[1].index) == (1, ledger.members[0].address, 1)

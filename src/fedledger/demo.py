@@ -6,8 +6,22 @@ loaded back from it, as a user loads theirs. Every hospital is a member with its
 own encrypted key; one of them turns malicious and sends sign-flipped, scaled
 updates. Rounds run on the embedded chain with validators scoring every update,
 the contract deriving the accepted set, and a quorum of aggregators agreeing on a
-bit-identical model. The summary compares the final model with centralized
-training on the pooled data and closes with an independent audit.
+bit-identical model. With ``secure_aggregation`` the rounds run Bonawitz et al.'s
+secure aggregation instead: nobody sees an individual update, so nobody can score
+one either, and the summary says that the malicious hospital was not screened.
+The summary compares the final model with centralized training on the pooled data
+and closes with an independent audit.
+
+Each hospital's CSV also carries its patients' direct identifiers (synthetic, from
+Faker with a fixed seed: name, e-mail, social security number), as an export from a
+records system would. Before training, each hospital runs the local privacy pipeline:
+the column classifier scans the file, the columns it classifies as identifiers are
+dropped, and the protected table is registered in the DataRegistry (salted Merkle
+root of its rows, schema, classification and policy hashes, purposes including the
+task's). Every commitment names that dataset, and the contract checks it is the
+committer's and allows the task's purpose. With ``dp_epsilon`` the task runs
+client-level DP (DP-FedAvg) under that budget and the summary reports each
+hospital's declared spend.
 """
 
 from __future__ import annotations
@@ -15,20 +29,27 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 
 from fedledger.attacks import Coalition, CoalitionMember, parse_attack
 from fedledger.audit import verify_task
-from fedledger.chain.events import UpdateFlagged
+from fedledger.chain.events import RoundAborted, UpdateFlagged
 from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, contract_median
+from fedledger.data.classify.model import ColumnClassifier
+from fedledger.data.classify.scan import scan_table
+from fedledger.data.registration import RegisteredDataset, Registrations, register_table
+from fedledger.exceptions import BadInput
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
 from fedledger.learning import (
+    Dataset,
     FeatureStats,
     Standardizer,
     breast_cancer_hospitals,
@@ -38,18 +59,27 @@ from fedledger.learning import (
     load_csv_dataset,
     train_val_split,
 )
+from fedledger.privacy.accounting import micro_to_epsilon
 from fedledger.store import BlobStore
 from fedledger.workspace import ChainSpec, Workspace
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DEMO_PURPOSE", "IDENTIFIER_COLUMNS", "DemoResult", "add_patient_identifiers", "run_demo"]
+
+DEMO_PURPOSE = "model-training:breast-cancer-diagnosis"
+# The purposes the hospitals' patients consented to; the task's is among them.
+DEMO_DATASET_PURPOSES = (DEMO_PURPOSE, "research:oncology")
+IDENTIFIER_COLUMNS = ("patient_name", "email", "ssn")
+"""Synthetic direct identifiers added to each hospital's CSV (what the pipeline must drop)."""
 
 
 @dataclass
 class DemoResult:
     workspace: str
     members: list[dict[str, Any]]
-    setup: dict[str, Any] = field(default_factory=dict)  # attack, malicious, aggregation rule, committee size
+    setup: dict[str, Any] = field(default_factory=dict)  # attack, malicious, rule, committee, secure aggregation
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    datasets: list[dict[str, Any]] = field(default_factory=list)  # per hospital: registration, dropped columns
+    privacy: dict[str, Any] = field(default_factory=dict)  # budget, delta, noise and each member's declared spend
     final_accuracy: float = 0.0
     centralized_accuracy: float = 0.0
     verification: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +90,8 @@ class DemoResult:
             "workspace": self.workspace,
             "members": self.members,
             "setup": self.setup,
+            "datasets": self.datasets,
+            "privacy": self.privacy,
             "final_accuracy": round(self.final_accuracy, 4),
             "centralized_accuracy": round(self.centralized_accuracy, 4),
             "per_round_accuracy": [r["accuracy"] for r in self.rounds],
@@ -80,10 +112,13 @@ def run_demo(
     rule: str = "fedavg",
     committee: int = 0,
     seed: int = 7,
+    dp_epsilon: float | None = None,
+    secure_aggregation: bool = False,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
 ) -> DemoResult:
-    """Run the demo consortium; returns what the summary shows."""
+    """Run the demo consortium; returns what the summary shows. ``fedledger demo`` turns
+    ``secure_aggregation`` on by default; this API keeps plain, validated rounds unless asked."""
     if members < 3:
         raise ValueError("the demo needs at least 3 hospitals")
     if not 0 <= malicious < members / 2:
@@ -92,7 +127,7 @@ def run_demo(
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
     ws = Workspace.create(root, chain=ChainSpec(), scrypt_n=2**14)
     try:
-        setup = _Setup(members, rounds, attack, malicious, rule, committee, seed)
+        setup = _Setup(members, rounds, attack, malicious, rule, committee, seed, dp_epsilon, secure_aggregation)
         return _run(ws, setup, on_round, on_event, started)
     finally:
         ws.close()
@@ -107,6 +142,52 @@ class _Setup:
     rule: str
     committee: int
     seed: int
+    dp_epsilon: float | None = None
+    secure_aggregation: bool = False
+
+
+def add_patient_identifiers(path: Path, *, seed: int) -> dict[str, list[str]]:
+    """Add synthetic patients' direct identifiers (Faker, seeded) to the CSV at ``path``, in place,
+    as the first columns; returns them by column."""
+    from faker import Faker
+
+    table = pd.read_csv(path)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    values = {
+        "patient_name": [fake.name() for _ in range(len(table))],
+        "email": [fake.email() for _ in range(len(table))],
+        "ssn": [fake.ssn() for _ in range(len(table))],
+    }
+    for position, column in enumerate(IDENTIFIER_COLUMNS):
+        table.insert(position, column, values[column])
+    table.to_csv(path, index=False)
+    return values
+
+
+@dataclass(frozen=True)
+class _Protected:
+    """A hospital's table after the local pipeline: what it trains on and registers."""
+
+    table: pd.DataFrame
+    path: Path
+    dropped: list[str]
+    classification: dict[str, Any]
+
+
+def _protect(raw: Path, classifier: ColumnClassifier, label_column: str) -> _Protected:
+    """Scan ``raw``, drop the columns classified as identifiers and write the protected CSV beside it."""
+    report = scan_table(raw, classifier=classifier)
+    dropped = [c.name for c in report.columns if c.label == "identifier"]
+    table = pd.read_csv(raw).drop(columns=dropped)
+    leftover = [c for c in table.columns if c != label_column and not pd.api.types.is_numeric_dtype(table[c])]
+    if leftover:
+        # A text column the classifier did not call an identifier: never train on it silently.
+        raise BadInput(f"{raw}: non-numeric columns {leftover} were not classified as identifiers; label them")
+    path = raw.with_name(raw.stem + ".protected.csv")
+    table.to_csv(path, index=False)
+    classification = {c.name: {"class": c.label, "confidence": round(c.confidence, 4)} for c in report.columns}
+    return _Protected(table, path, dropped, classification)
 
 
 def _run(
@@ -121,9 +202,15 @@ def _run(
     # Throwaway keys for a throwaway consortium: a random password that only this process knows.
     password = secrets.token_urlsafe(16)
 
-    # 1. Each hospital's data, written to its own CSV and loaded back from there.
+    # 1. Each hospital's data, written to its own CSV with its patients' identifiers; the local privacy
+    #    pipeline drops what the classifier calls identifiers, and the hospital trains on what is left.
     split = breast_cancer_hospitals(ws.root / "data", n_hospitals=n_members, alpha=0.8, seed=seed)
-    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
+    classifier = ColumnClassifier.load()
+    protected = []
+    for k, raw in enumerate(split.hospitals):
+        add_patient_identifiers(raw, seed=seed * 1000 + k)
+        protected.append(_protect(raw, classifier, split.label_column))
+    local: list[Dataset] = [load_csv_dataset(p.path, split.label_column) for p in protected]
     test = load_csv_dataset(split.test, split.label_column)
     # Feature scaling from per-hospital summary statistics (count, mean, M2), never rows.
     scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
@@ -141,11 +228,16 @@ def _run(
         rounds=rounds,
         local_epochs=3,
         seed=seed,
-        clip_norm=5.0,
-        min_commitments=max(2, n_members // 2),
+        clip_norm=1.0 if setup.dp_epsilon else 5.0,  # DP noise scales with the clip bound: clip tight
+        # With DP under secure aggregation each member adds one of min_commitments noise shares: more
+        # shares, less noise per member, while one hospital may still drop out (or, malicious, add none).
+        min_commitments=max(2, n_members - 1 if setup.dp_epsilon and setup.secure_aggregation else n_members // 2),
         proposal_quorum=min(3, n_members - n_malicious),
         aggregation=setup.rule,
         committee_size=setup.committee,
+        purpose=DEMO_PURPOSE,
+        dp_epsilon=setup.dp_epsilon,
+        secure_aggregation=setup.secure_aggregation,
         extra={"standardizer": scaler.to_dict()},
     )
     first_malicious = n_members - n_malicious
@@ -172,6 +264,21 @@ def _run(
         ws, config=config, datas=member_datas, password=password, behaviors=behaviors, on_event=on_event
     )
     task, store, nodes = sim.task, sim.store, sim.nodes
+    assert sim.registry is not None  # the config has a purpose
+    # 3. Each hospital registers its protected table; its node names that dataset in every commitment.
+    registered: list[RegisteredDataset] = []
+    for k, node in enumerate(nodes):
+        registered.append(
+            register_table(
+                sim.registry.as_(node.account),
+                protected[k].table,
+                purposes=list(DEMO_DATASET_PURPOSES),
+                classification=protected[k].classification,
+                policy={"identifier": "drop", "dropped": protected[k].dropped},
+                registrations=Registrations(ws.root / "data" / f"registrations-{k + 1}.json"),
+            )
+        )
+        node.dataset_id = registered[-1].dataset_id
     member_rows = [
         {
             "name": node.name,
@@ -182,13 +289,35 @@ def _run(
         }
         for k, node in enumerate(nodes)
     ]
-    setup_row = {"attack": attack, "malicious": n_malicious, "rule": setup.rule, "committee": setup.committee}
+    setup_row = {
+        "attack": attack,
+        "malicious": n_malicious,
+        "rule": setup.rule,
+        "committee": setup.committee,
+        "secure_aggregation": setup.secure_aggregation,
+        # Under secure aggregation updates are masked: no validator can score one, so none is screened.
+        "per_update_validation": not setup.secure_aggregation,
+    }
     result = DemoResult(workspace=str(ws.root), members=member_rows, setup=setup_row)
+    result.datasets = [
+        {
+            "member": node.name,
+            "dataset_id": registered[k].dataset_id,
+            "commitment": registered[k].commitment,
+            "rows": registered[k].rows,
+            "purposes": list(registered[k].purposes),
+            "dropped_identifiers": protected[k].dropped,
+        }
+        for k, node in enumerate(nodes)
+    ]
     names: dict[str, str] = {node.account.address: node.name for node in nodes}
     evaluator = build_model(model_spec)
 
     def round_closed(info: RoundInfo) -> None:
-        row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.acceptance_threshold)
+        if config.secure_aggregation:
+            row = _secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
+        else:
+            row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.acceptance_threshold)
         result.rounds.append(row)
         if on_round is not None:
             on_round(row)
@@ -205,10 +334,32 @@ def _run(
     )
     result.centralized_accuracy = float(pooled.evaluate(X_test, y_test))
     result.final_accuracy = result.rounds[-1]["accuracy"] if result.rounds else 0.0
+    result.privacy = _privacy_summary(config, task, nodes)
     report = verify_task(ws.chain, sim.consortium.address, task.address, store)
     result.verification = report.to_json()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _privacy_summary(config: TaskConfig, task: TrainingTaskClient, nodes: Sequence[Any]) -> dict[str, Any]:
+    """The budget and each member's declared cumulative spend, as the contract holds it."""
+    privacy = config.privacy
+    if privacy is None:
+        return {"dp": False, "budget_epsilon": None, "delta": None, "members": []}
+    members = []
+    for node in nodes:
+        micro = task.privacy_spent(node.account.address)
+        members.append({"member": node.name, "epsilon": micro_to_epsilon(micro), "micro_epsilon": micro})
+    return {
+        "dp": True,
+        "mode": privacy.mode,
+        "budget_epsilon": privacy.budget_epsilon,
+        "delta": privacy.delta,
+        "noise_multiplier": privacy.noise_multiplier,
+        "clip_norm": privacy.clip_norm,
+        "noise_shares": config.dp_noise_shares,
+        "members": members,
+    }
 
 
 def _round_summary(
@@ -217,8 +368,8 @@ def _round_summary(
     info: RoundInfo,
     names: dict[str, str],
     evaluator: Any,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
+    X_test: npt.NDArray[Any],
+    y_test: npt.NDArray[Any],
     threshold: int,
 ) -> dict[str, Any]:
     r = info.round_id
@@ -255,4 +406,48 @@ def _round_summary(
         "updates": len(updates),
         "accepted": sorted(names.get(updates[i].member, updates[i].member) for i in accepted),
         "rejected": rejected,
+    }
+
+
+def _secure_round_summary(
+    task: TrainingTaskClient,
+    store: BlobStore,
+    info: RoundInfo,
+    names: dict[str, str],
+    evaluator: Any,
+    X_test: npt.NDArray[np.float64],
+    y_test: npt.NDArray[np.int64],
+) -> dict[str, Any]:
+    """A secure round: every masked input that unmasked is in the model, unscreened; only malformed
+    blobs (flagged by the aggregators) and absent members stay out."""
+    r = info.round_id
+    finalized = info.phase is Phase.FINALIZED
+    model_hash = info.model_hash if finalized else info.global_model
+    params = decode_model(store.get(model_hash.removeprefix("0x"))).params
+    accuracy = float(evaluate(evaluator, params, X_test, y_test))
+    updates = task.updates(r)
+    first_block = min((u.block_number for u in updates), default=0)
+    dropped: dict[int, str] = {}
+    abort_reason = None
+    for event in task.events(from_block=first_block):
+        if isinstance(event, UpdateFlagged) and event.round_id == r:
+            dropped.setdefault(event.index, event.reason)
+        elif isinstance(event, RoundAborted) and event.round_id == r:
+            abort_reason = event.reason
+    included = [u for u in updates if u.index not in dropped] if finalized else []
+    rejected = [
+        {"member": names.get(u.member, u.member), "address": u.member, "index": u.index, "reason": dropped[u.index]}
+        for u in updates
+        if u.index in dropped
+    ]
+    return {
+        "round": r,
+        "phase": info.phase.name.lower(),
+        "model_hash": info.model_hash if finalized else None,
+        "accuracy": round(accuracy, 4),
+        "updates": len(updates),
+        "accepted": sorted(names.get(u.member, u.member) for u in included),
+        "rejected": rejected,
+        "screened": False,
+        "abort_reason": abort_reason,
     }

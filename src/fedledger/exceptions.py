@@ -15,22 +15,29 @@ own message in ``.reason``.
     │   ├── ChainBusy                the embedded chain is held by another process
     │   └── TransactionFailed        mined but failed without a reason, or not mined
     ├── ContractRevert               the contract refused a call (has .reason)
-    │   ├── NotAuthorized            caller lacks the role / membership / admin right
+    │   ├── NotAuthorized            caller lacks the role / membership / admin right, not its dataset
     │   ├── InvalidState             wrong round, wrong phase, already done
     │   ├── DeadlinePassed           a phase deadline is over
-    │   └── InvalidArgument          zero hash, out-of-range value, bad address
+    │   ├── InvalidArgument          zero hash, out-of-range value, bad address, decreasing spend
+    │   ├── PurposeRefused           (also a PurposeNotAllowed) the task refused the dataset's purpose
+    │   └── PrivacyBudgetRefused     (also a PrivacyBudgetExceeded) the task refused the declared spend
     ├── StoreError                   content-addressed store failure
     │   ├── BlobNotFound
     │   └── IntegrityError           bytes do not match their hash
     ├── UpdateRejected               an update blob failed validation (has .reason)
     ├── AggregationError             aggregate cannot be computed
+    │   └── SecAggError              a secure-aggregation step cannot proceed
+    │       └── NotEnoughShares      too many dropouts to unmask (has .missing)
     ├── VerificationFailed           audit found a discrepancy (has .discrepancy)
-    └── PurposeNotAllowed            a dataset's consent does not cover a task's purpose
+    ├── PurposeNotAllowed            a dataset's consent does not cover a task's purpose
+    └── PrivacyBudgetExceeded        training once more would overrun a member's privacy budget
 
 CLI exit codes come from the class (see :func:`exit_code_for`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 __all__ = [
     "AggregationError",
@@ -47,11 +54,16 @@ __all__ = [
     "InvalidState",
     "KeystoreError",
     "NotAuthorized",
+    "NotEnoughShares",
+    "SecAggError",
     "StoreError",
     "TransactionFailed",
     "UpdateRejected",
     "VerificationFailed",
+    "PrivacyBudgetExceeded",
+    "PrivacyBudgetRefused",
     "PurposeNotAllowed",
+    "PurposeRefused",
     "UnknownSubject",
     "ErasedSubject",
     "exit_code_for",
@@ -100,7 +112,8 @@ class ContractRevert(FedLedgerError):
         self.reason = reason
         self.function = function
         where = f" in {function}" if function else ""
-        super().__init__(f"{reason}{where}")
+        # Not super(): the revert variants of domain errors (PurposeRefused...) have other __init__s next in line.
+        Exception.__init__(self, f"{reason}{where}")
 
 
 class NotAuthorized(ContractRevert):
@@ -145,6 +158,28 @@ class AggregationError(FedLedgerError):
     exit_code = 12
 
 
+class SecAggError(AggregationError):
+    """A secure-aggregation step cannot proceed (protocol misuse or an inconsistent view)."""
+
+
+class NotEnoughShares(SecAggError):
+    """Fewer than ``threshold`` shares for some members: the sum cannot be unmasked yet.
+
+    ``missing`` maps each such member to (shares held, shares needed). Nothing is
+    consumed: add the missing reveals (late survivors) and call again, or rerun
+    the round with the members that are still there.
+    """
+
+    def __init__(self, missing: Mapping[str, tuple[int, int]], kind: str) -> None:
+        self.missing = dict(missing)
+        listed = ", ".join(f"{m} ({have} of {need})" for m, (have, need) in sorted(self.missing.items()))
+        super().__init__(
+            f"cannot unmask the aggregate: not enough {kind} shares revealed for {len(self.missing)} member(s): "
+            f"{listed}. Too many members dropped out for threshold {next(iter(self.missing.values()))[1]}; "
+            "nothing was lost: add reveals from more survivors and retry, or rerun the round"
+        )
+
+
 class VerificationFailed(FedLedgerError):
     exit_code = 13
 
@@ -159,6 +194,45 @@ class PurposeNotAllowed(FedLedgerError):
     exit_code = 14
 
 
+class PrivacyBudgetExceeded(FedLedgerError):
+    """Training once more would take a member past its privacy budget (nothing was trained or sent).
+
+    ``member``, ``epsilon_after`` and ``budget_epsilon`` are known when a node refuses on its own;
+    they are None on :class:`PrivacyBudgetRefused`, where the contract refused the declaration.
+    """
+
+    exit_code = 15  # 14 is PurposeNotAllowed
+
+    member: str | None
+    epsilon_after: float | None
+    budget_epsilon: float | None
+
+    def __init__(self, member: str, *, epsilon_after: float, budget_epsilon: float) -> None:
+        self.member = member
+        self.epsilon_after = epsilon_after
+        self.budget_epsilon = budget_epsilon
+        super().__init__(
+            f"privacy budget exceeded: {member} would reach epsilon {epsilon_after:.6g} "
+            f"after its next round, budget {budget_epsilon:.6g}"
+        )
+
+
+class PurposeRefused(ContractRevert, PurposeNotAllowed):
+    """The task contract refused a commitment whose dataset does not allow the task's purpose."""
+
+    exit_code = 14
+
+
+class PrivacyBudgetRefused(ContractRevert, PrivacyBudgetExceeded):
+    """The task contract refused a commitment whose declared spend exceeds the task's budget."""
+
+    exit_code = 15
+
+    def __init__(self, reason: str, *, function: str | None = None) -> None:
+        ContractRevert.__init__(self, reason, function=function)
+        self.member = self.epsilon_after = self.budget_epsilon = None
+
+
 class UnknownSubject(BadInput):
     """The vault holds nothing for this data subject."""
 
@@ -169,7 +243,12 @@ class ErasedSubject(BadInput):
 
 # Revert-string fragments -> error class. Checked in order; first match wins.
 _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
-    (("caller is not", "must be an admin", "not in the update's committee", "not drawn for"), NotAuthorized),
+    (("purpose not allowed",), PurposeRefused),
+    (("privacy budget exceeded",), PrivacyBudgetRefused),
+    (
+        ("caller is not", "must be an admin", "not in the update's committee", "not drawn for", "not owned by"),
+        NotAuthorized,
+    ),
     (("deadline passed",), DeadlinePassed),
     (
         (
@@ -186,6 +265,7 @@ _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
             "at least 1",
             "unknown update",
             "duplicate ",
+            "spend decreased",
         ),
         InvalidArgument,
     ),

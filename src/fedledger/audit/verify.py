@@ -7,7 +7,18 @@ Re-derives, without trusting any node's word:
 - each round started from the previous round's finalized model;
 - each accepted set follows from the validators' scores by the contract's rule;
 - each finalized model equals the aggregate of its round's accepted updates,
-  recomputed here bit for bit with the same rules the aggregators use.
+  recomputed here bit for bit with the same rules the aggregators use;
+- lineage (tasks with a purpose): the task checks datasets in a DataRegistry of the trusted
+  consortium for the purpose its config names, and each committed update's dataset was
+  registered by its committer and allowed that purpose when the update was committed
+  (replayed from the registry's own events, to the log index);
+- privacy (tasks with a budget): each member's declared cumulative spends never decrease,
+  stay within the budget, and are not below what dp-accounting composes for the rounds it
+  committed under the task's mechanism.
+- for secure-aggregation rounds, every key advert, share bundle, masked input and
+  share reveal matches its committed hash, and the finalized model is the one the
+  published messages unmask to (``secagg.recompute_aggregate``: the sum of the
+  committed masked inputs, masks removed with the revealed shares).
 """
 
 from __future__ import annotations
@@ -20,21 +31,31 @@ from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.events import (
     AggregateProposed,
+    DatasetRegistered,
+    DatasetRevoked,
+    KeysAdvertised,
     LedgerEvent,
     MemberAdmitted,
     MemberRevoked,
+    PurposesChanged,
     RolesChanged,
     RoundFinalized,
     RoundOpened,
     ScoresSubmitted,
+    SharesPosted,
+    SharesRevealed,
     UpdateCommitted,
     ValidationClosed,
 )
-from fedledger.chain.task import TrainingTaskClient, UpdateInfo, contract_median, indices_of
+from fedledger.chain.registry import DataRegistryClient
+from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, indices_of
 from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round
+from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
 from fedledger.learning import decode_model
+from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
+from fedledger.privacy.secagg import verify_aggregate
 from fedledger.store import BlobStore
 
 __all__ = ["Discrepancy", "VerificationReport", "verify_task"]
@@ -107,6 +128,35 @@ class _RoleHistory:
         return active and role in roles
 
 
+class _DatasetHistory:
+    """Datasets' owners and purposes over time, replayed from the registry's events."""
+
+    def __init__(self, events: list[LedgerEvent]) -> None:
+        self._owner: dict[int, str] = {}
+        self._changes: dict[int, list[tuple[tuple[int, int], frozenset[str]]]] = defaultdict(list)
+        for e in events:
+            at = (e.block_number, e.log_index)
+            if isinstance(e, DatasetRegistered):
+                self._owner[e.dataset_id] = e.owner
+                self._changes[e.dataset_id].append((at, frozenset(e.purposes)))
+            elif isinstance(e, PurposesChanged):
+                self._changes[e.dataset_id].append((at, frozenset(e.purposes)))
+            elif isinstance(e, DatasetRevoked):
+                self._changes[e.dataset_id].append((at, frozenset()))
+
+    def owner(self, dataset_id: int, at: tuple[int, int]) -> str | None:
+        changes = self._changes.get(dataset_id, [])
+        return self._owner.get(dataset_id) if changes and changes[0][0] < at else None
+
+    def allowed(self, dataset_id: int, purpose_id: str, at: tuple[int, int]) -> bool:
+        purposes: frozenset[str] = frozenset()
+        for when, now in self._changes.get(dataset_id, []):
+            if when > at:
+                break
+            purposes = now
+        return purpose_id in purposes
+
+
 def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
     """Check one task against the trusted consortium; never raises for a discrepancy."""
     task = TrainingTaskClient(chain, task_address)
@@ -126,6 +176,13 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     except (StoreError, ConfigError) as exc:
         fail(f"task config unavailable or invalid: {exc}", h=params.config_hash)
         return report
+
+    datasets = _lineage_source(chain, consortium, params.data_registry, params.purpose, config, fail)
+    privacy = config.privacy
+    if privacy is not None and params.privacy_budget != privacy.budget_micro:
+        fail(f"task contract budget {params.privacy_budget} micro-epsilon, its config says {privacy.budget_micro}")
+    accounts: dict[str, PrivacyAccount] = {}
+    declared: dict[str, int] = {}
 
     events = task.events()
     commits: dict[int, list[UpdateCommitted]] = defaultdict(list)
@@ -153,12 +210,21 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
                     member=e.member,
                     h=e.update_hash,
                 )
+            if datasets is not None and config.purpose_id is not None:
+                _check_lineage(datasets, config.purpose, config.purpose_id, e, fail)
+            if privacy is not None:
+                account = accounts.setdefault(e.member, privacy.account(e.member))
+                composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
+                _check_spend(e, composed, declared.get(e.member, 0), params.privacy_budget, fail)
+                declared[e.member] = max(declared.get(e.member, 0), e.epsilon_micro)
             try:
                 store.get(e.update_hash.removeprefix("0x"))
             except (BlobNotFound, IntegrityError) as exc:
                 missing = isinstance(exc, BlobNotFound)
                 problem = "missing from the store" if missing else "does not match its committed hash"
                 fail(f"update blob {problem}", round_id=e.round_id, member=e.member, h=e.update_hash)
+        elif isinstance(e, KeysAdvertised | SharesPosted | SharesRevealed):
+            _check_secure_message(store, roles, e, at, fail)
         elif isinstance(e, ScoresSubmitted):
             scores[e.round_id].append(e)
             if not roles.had_role(e.validator, Role.VALIDATOR, at):
@@ -186,9 +252,78 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
         elif isinstance(e, RoundFinalized):
             report.rounds_checked += 1
             expected_global = e.model_hash
-            _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
+            if params.secagg_threshold:
+                _check_secure_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
+            else:
+                _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
             report.models_checked += 1
     return report
+
+
+def _lineage_source(
+    chain: Chain,
+    consortium: ConsortiumClient,
+    registry_address: str,
+    contract_purpose: str,
+    config: TaskConfig,
+    fail: Any,
+) -> _DatasetHistory | None:
+    """The dataset history to check lineage against, or None (after a discrepancy) when there is none."""
+    if not config.purpose:
+        if registry_address != ZERO_ADDRESS:
+            fail(f"task checks datasets in {registry_address} but its config names no purpose")
+        return None
+    if config.purpose_id != contract_purpose:
+        fail(
+            f"task contract checks purpose id {contract_purpose}, its config names {config.purpose!r} "
+            f"({config.purpose_id})"
+        )
+    if registry_address == ZERO_ADDRESS:
+        fail(f"task config names purpose {config.purpose!r} but the task checks no data registry")
+        return None
+    registry = DataRegistryClient(chain, registry_address)
+    try:
+        governed_by = registry.consortium_address
+    except FedLedgerError as exc:
+        fail(f"data registry {registry_address} unreadable: {exc}")
+        return None
+    if governed_by != consortium.address:
+        fail(f"data registry {registry_address} is governed by {governed_by}, not the trusted consortium")
+    return _DatasetHistory(registry.events())
+
+
+def _check_lineage(datasets: _DatasetHistory, purpose: str, purpose_id: str, e: UpdateCommitted, fail: Any) -> None:
+    at = (e.block_number, e.log_index)
+    owner = datasets.owner(e.dataset_id, at)
+    if owner != e.member:
+        whose = "was not registered" if owner is None else f"was registered by {owner}"
+        fail(
+            f"update names dataset {e.dataset_id}, which {whose} by the committer when it committed",
+            round_id=e.round_id,
+            member=e.member,
+            h=e.update_hash,
+        )
+    elif not datasets.allowed(e.dataset_id, purpose_id, at):
+        fail(
+            f"dataset {e.dataset_id} did not allow the purpose {purpose!r} at block {e.block_number}",
+            round_id=e.round_id,
+            member=e.member,
+            h=e.update_hash,
+        )
+
+
+def _check_spend(e: UpdateCommitted, composed: float, previous: int, budget: int, fail: Any) -> None:
+    where = {"round_id": e.round_id, "member": e.member, "h": e.update_hash}
+    if e.epsilon_micro < previous:
+        fail(f"declared spend {e.epsilon_micro} micro-epsilon decreased from {previous}", **where)
+    if budget and e.epsilon_micro > budget:
+        fail(f"declared spend {e.epsilon_micro} micro-epsilon exceeds the budget {budget}", **where)
+    needed = epsilon_to_micro(composed) if composed != float("inf") else None
+    if needed is None or e.epsilon_micro < needed:
+        fail(
+            f"declared spend {e.epsilon_micro} micro-epsilon is below the {needed} its committed rounds compose to",
+            **where,
+        )
 
 
 def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
@@ -220,7 +355,10 @@ def _check_finalized(
         fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
         return
     info = task.round(r)
-    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    updates = [
+        UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number, c.dataset_id, c.epsilon_micro)
+        for c in commits
+    ]
     try:
         result = aggregate_round(
             store, config, global_blob.params, global_blob.spec, updates, info.accepted, round_id=r
@@ -231,6 +369,90 @@ def _check_finalized(
     if result.model_hash != event.model_hash:
         fail(
             f"finalized model is not the aggregate of the accepted updates (recomputed {result.model_hash})",
+            round_id=r,
+            h=event.model_hash,
+        )
+
+
+_MESSAGE_KINDS = {KeysAdvertised: "key advert", SharesPosted: "share bundle", SharesRevealed: "share reveal"}
+
+
+def _check_secure_message(
+    store: BlobStore,
+    roles: _RoleHistory,
+    event: KeysAdvertised | SharesPosted | SharesRevealed,
+    at: tuple[int, int],
+    fail: Any,
+) -> None:
+    kind = _MESSAGE_KINDS[type(event)]
+    blob_hash = (
+        event.advert_hash
+        if isinstance(event, KeysAdvertised)
+        else event.bundle_hash
+        if isinstance(event, SharesPosted)
+        else event.reveal_hash
+    )
+    if not roles.had_role(event.member, Role.TRAINER, at):
+        fail(f"{kind} poster was not an active trainer", round_id=event.round_id, member=event.member, h=blob_hash)
+    try:
+        store.get(blob_hash.removeprefix("0x"))
+    except (BlobNotFound, IntegrityError) as exc:
+        problem = "missing from the store" if isinstance(exc, BlobNotFound) else "does not match its committed hash"
+        fail(f"{kind} blob {problem}", round_id=event.round_id, member=event.member, h=blob_hash)
+
+
+def _check_secure_finalized(
+    store: BlobStore,
+    config: TaskConfig,
+    task: TrainingTaskClient,
+    event: RoundFinalized,
+    global_hash: str | None,
+    commits: list[UpdateCommitted],
+    fail: Any,
+) -> None:
+    """Re-derive a secure round's model from its published messages alone, as an aggregator does."""
+    r = event.round_id
+    if global_hash is None:
+        fail("finalized without a RoundOpened event", round_id=r)
+        return
+    try:
+        global_blob = decode_model(store.get(global_hash.removeprefix("0x")))
+    except (StoreError, FedLedgerError) as exc:
+        fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=global_hash)
+        return
+    for c in commits:
+        try:
+            store.get(c.update_hash.removeprefix("0x"))
+        except (BlobNotFound, IntegrityError):
+            # Named in the UpdateCommitted pass; the recomputation below would only echo it.
+            return
+    context = round_context(task, r)
+    if context is None:
+        fail("secure round has fewer than two members with key-agreement keys", round_id=r)
+        return
+    round_config, _ = context
+    messages = task.secure_messages(r)
+    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    spec = {name: tuple(arr.shape) for name, arr in global_blob.params.items()}
+    try:
+        state = load_round(store, config, round_config, messages, spec=spec, updates=updates, reveals=True)
+        result = secure_aggregate_round(store, config, global_blob.params, global_blob.spec, state, round_id=r)
+        # And independently of the aggregator object: the published messages alone give the same sum.
+        verify_aggregate(
+            round_config,
+            state.adverts.values(),
+            state.inputs,
+            state.aggregator.unmask_request(),
+            state.reveals,
+            result.result,
+        )
+    except FedLedgerError as exc:
+        fail(f"cannot unmask the aggregate from the published messages: {exc}", round_id=r, h=event.model_hash)
+        return
+    if result.model_hash != event.model_hash:
+        fail(
+            "finalized model is not what the published masked inputs and reveals unmask to "
+            f"(recomputed {result.model_hash}; dropped: {result.dropped or 'none'})",
             round_id=r,
             h=event.model_hash,
         )

@@ -25,13 +25,17 @@ from typing import Any
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
+from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.vm.forks import PragueVM
 from eth_keys import keys
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
     PyEVMBackend,
+    _get_transaction_by_hash,
     get_default_genesis_params,
 )
+from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+from eth_typing import Hash32
 from eth_utils import to_wei
 from filelock import FileLock, Timeout
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -143,6 +147,29 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
 
     def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
         raise ChainError("the embedded chain is persistent; delete its workspace to start over")
+
+    # eth-tester finds a transaction by scanning every block from the head back, so reading the
+    # receipts behind a contract's events costs O(blocks) each and an audit grows quadratically with
+    # the chain. py-evm keeps a hash -> (block, index) lookup for canonical transactions: use it.
+
+    def _locate(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+        try:
+            number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
+        except EvmTransactionNotFound:  # pending, or unknown: eth-tester's scan answers both
+            return _get_transaction_by_hash(self.chain, transaction_hash)  # type: ignore[no-any-return]
+        block = self.chain.get_canonical_block_by_number(number)
+        return block, block.transactions[index], index
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._locate(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        return serialize_transaction(block, transaction, index, is_pending)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._locate(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        receipts = block.get_receipts(self.chain.chaindb)
+        return serialize_transaction_receipt(block, receipts, transaction, index, is_pending, self.chain.get_vm())
 
     def _refresh_pending_timestamp(self) -> None:
         """Date the pending block now, so block time follows the wall clock.

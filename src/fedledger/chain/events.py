@@ -16,12 +16,14 @@ from web3._utils.events import get_event_data
 from fedledger.chain.compiler import compile_contract
 
 __all__ = [
-    "EVENT_TYPES",
     "AggregateProposed",
     "CommitsClosed",
     "DatasetRegistered",
     "DatasetRevoked",
     "DatasetUpdated",
+    "EVENT_TYPES",
+    "KeysAdvertised",
+    "KeysClosed",
     "LedgerEvent",
     "MemberAdmitted",
     "MemberRevoked",
@@ -35,8 +37,12 @@ __all__ = [
     "RoundFinalized",
     "RoundOpened",
     "ScoresSubmitted",
+    "SharesClosed",
+    "SharesPosted",
+    "SharesRevealed",
     "SubjectErased",
     "ThresholdChanged",
+    "UnmaskClosed",
     "UpdateCommitted",
     "UpdateFlagged",
     "ValidationClosed",
@@ -151,6 +157,8 @@ class UpdateCommitted(LedgerEvent):
     update_hash: str
     num_examples: int
     index: int
+    dataset_id: int  # DataRegistry dataset the update was trained on (0: none declared)
+    epsilon_micro: int  # the member's cumulative privacy spend after this update
     source: ClassVar[str] = "TrainingTask"
 
 
@@ -222,6 +230,55 @@ class RoundAborted(LedgerEvent):
     source: ClassVar[str] = "TrainingTask"
 
 
+@dataclass(frozen=True)
+class KeysAdvertised(LedgerEvent):
+    round_id: int
+    member: str
+    advert_hash: str
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class KeysClosed(LedgerEvent):
+    round_id: int
+    num_adverts: int
+    shares_deadline: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class SharesPosted(LedgerEvent):
+    round_id: int
+    member: str
+    bundle_hash: str
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class SharesClosed(LedgerEvent):
+    round_id: int
+    num_bundles: int
+    commit_deadline: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class SharesRevealed(LedgerEvent):
+    round_id: int
+    member: str
+    reveal_hash: str
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class UnmaskClosed(LedgerEvent):
+    round_id: int
+    num_reveals: int
+    accepted_mask: int
+    aggregate_deadline: int
+    source: ClassVar[str] = "TrainingTask"
+
+
 # -- DataRegistry -------------------------------------------------------------
 
 
@@ -290,6 +347,12 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         AggregateProposed,
         RoundFinalized,
         RoundAborted,
+        KeysAdvertised,
+        KeysClosed,
+        SharesPosted,
+        SharesClosed,
+        SharesRevealed,
+        UnmaskClosed,
         DatasetRegistered,
         DatasetUpdated,
         PurposesChanged,

@@ -1,4 +1,9 @@
-"""Typed client for the TrainingTask contract: rounds, commitments, scores, proposals."""
+"""Typed client for the TrainingTask contract: rounds, commitments, scores, proposals.
+
+A commitment carries its provenance: the DataRegistry dataset the update was trained on and
+the member's cumulative privacy spend in micro-epsilon (see :mod:`fedledger.privacy.accounting`);
+the contract checks them when the task was created with a registry and a budget.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,18 @@ from web3.types import BlockIdentifier
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
-from fedledger.chain.encoding import as_address, as_bytes32, hex32
+from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
 from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
     "SCORE_SCALE",
+    "ZERO_ADDRESS",
     "MemberView",
     "Phase",
     "RoundInfo",
+    "SecureMessages",
+    "SecureRoundInfo",
+    "SecureView",
     "TaskParams",
     "TrainingTaskClient",
     "UpdateInfo",
@@ -29,6 +38,7 @@ __all__ = [
 ]
 
 SCORE_SCALE = 10_000
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 class Phase(IntEnum):
@@ -38,6 +48,10 @@ class Phase(IntEnum):
     AGGREGATE = 3
     FINALIZED = 4
     ABORTED = 5
+    # Secure-aggregation rounds only: KEYS -> SHARES -> OPEN -> UNMASK -> AGGREGATE.
+    KEYS = 6
+    SHARES = 7
+    UNMASK = 8
 
 
 def mask_of(indices: Sequence[int]) -> int:
@@ -75,6 +89,10 @@ class TaskParams:
     proposal_quorum: int = 1
     max_rounds: int = 0
     committee_size: int = 0  # validators per update; 0: every validator scores every update
+    data_registry: str = ZERO_ADDRESS  # DataRegistry checking each commitment's dataset; zero: no checks
+    purpose: str = ZERO_HASH  # keccak256 of the purpose name (fedledger.chain.registry.purpose_id), 0x-hex
+    privacy_budget: int = 0  # micro-epsilon a member may declare in total; 0: no DP
+    secagg_threshold: int = 0  # > 0: secure-aggregation rounds with at least this threshold; 0: plain rounds
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +111,10 @@ class TaskParams:
             self.proposal_quorum,
             self.max_rounds,
             self.committee_size,
+            as_address(self.data_registry, what="data registry address"),
+            as_bytes32(self.purpose, what="purpose id"),
+            _uint(self.privacy_budget, "privacy budget"),
+            _uint(self.secagg_threshold, "secagg threshold"),
         )
 
 
@@ -158,6 +180,49 @@ class MemberView:
 
 
 @dataclass(frozen=True)
+class SecureRoundInfo:
+    """A secure round's threshold, listed trainers and how many did each step."""
+
+    threshold: int
+    num_members: int
+    opened_block: int
+    num_adverts: int
+    num_bundles: int
+    num_reveals: int
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[Any]) -> SecureRoundInfo:
+        return cls(*(int(v) for v in raw))
+
+
+@dataclass(frozen=True)
+class SecureView:
+    """A member's view of the current round plus its part in the secure-aggregation steps."""
+
+    view: MemberView
+    secure: SecureRoundInfo
+    listed: bool
+    advertised: bool
+    shared: bool
+    revealed: bool
+
+
+@dataclass(frozen=True)
+class SecureMessages:
+    """One listed trainer's message hashes in a secure round (None: not posted)."""
+
+    member: str
+    advert_hash: str | None
+    bundle_hash: str | None
+    reveal_hash: str | None
+
+
+def _hash_or_none(raw: bytes) -> str | None:
+    value = hex32(raw)
+    return None if int(value, 16) == 0 else value
+
+
+@dataclass(frozen=True)
 class UpdateInfo:
     round_id: int
     index: int
@@ -165,12 +230,20 @@ class UpdateInfo:
     update_hash: str
     num_examples: int
     block_number: int
+    dataset_id: int = 0  # DataRegistry dataset the update was trained on (0: none declared)
+    epsilon_micro: int = 0  # the member's cumulative privacy spend declared with it
+
+    @classmethod
+    def from_raw(cls, round_id: int, index: int, raw: Sequence[Any]) -> UpdateInfo:
+        """From the contract's ``Update`` struct, as web3 returns it."""
+        return cls(int(round_id), int(index), raw[0], hex32(raw[1]), raw[2], raw[3], raw[4], raw[5])
 
 
 class TrainingTaskClient(ContractClient):
     """The TrainingTask contract at ``address``, acting as ``account`` for writes."""
 
     NAME = "TrainingTask"
+    _params: TaskParams | None = None
 
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams) -> TrainingTaskClient:
@@ -185,11 +258,24 @@ class TrainingTaskClient(ContractClient):
         self._send(self.contract.functions.open_round())
         return self.current_round
 
-    def commit_update(self, round_id: int, update_hash: str | bytes, num_examples: int) -> int:
-        """Commit this member's update hash; returns its index in the round."""
+    def commit_update(
+        self,
+        round_id: int,
+        update_hash: str | bytes,
+        num_examples: int,
+        *,
+        dataset_id: int = 0,
+        epsilon_micro: int = 0,
+    ) -> int:
+        """Commit this member's update hash, with the dataset it was trained on and its cumulative
+        privacy spend in micro-epsilon; returns its index in the round."""
         self._send(
             self.contract.functions.commit_update(
-                int(round_id), as_bytes32(update_hash, what="update hash"), int(num_examples)
+                int(round_id),
+                as_bytes32(update_hash, what="update hash"),
+                int(num_examples),
+                _uint(dataset_id, "dataset id"),
+                _uint(epsilon_micro, "declared micro-epsilon"),
             )
         )
         assert self.account is not None
@@ -229,6 +315,64 @@ class TrainingTaskClient(ContractClient):
         self._send(self.contract.functions.close_aggregation(int(round_id)))
         return self.round(round_id).phase
 
+    # -- secure-aggregation rounds ----------------------------------------------------
+
+    def post_key_advert(self, round_id: int, advert_hash: str | bytes) -> TxResult:
+        """KEYS: commit the hash of this trainer's key advert blob."""
+        return self._send(
+            self.contract.functions.post_key_advert(int(round_id), as_bytes32(advert_hash, what="advert hash"))
+        )
+
+    def close_keys(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_keys(int(round_id)))
+        return self.round(round_id).phase
+
+    def post_share_bundle(self, round_id: int, bundle_hash: str | bytes) -> TxResult:
+        """SHARES: commit the hash of this trainer's encrypted share bundle blob."""
+        return self._send(
+            self.contract.functions.post_share_bundle(int(round_id), as_bytes32(bundle_hash, what="bundle hash"))
+        )
+
+    def close_shares(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_shares(int(round_id)))
+        return self.round(round_id).phase
+
+    def submit_reveal(self, round_id: int, reveal_hash: str | bytes) -> TxResult:
+        """UNMASK: commit the hash of this committer's share reveal blob."""
+        return self._send(
+            self.contract.functions.submit_reveal(int(round_id), as_bytes32(reveal_hash, what="reveal hash"))
+        )
+
+    def close_unmask(self, round_id: int) -> Phase:
+        self._send(self.contract.functions.close_unmask(int(round_id)))
+        return self.round(round_id).phase
+
+    def secure_round(self, round_id: int) -> SecureRoundInfo:
+        return SecureRoundInfo.from_raw(self.chain.call(self.contract.functions.secure_rounds(int(round_id))))
+
+    def secure_view(self, member: str) -> SecureView:
+        """:meth:`member_view` plus ``member``'s secure-aggregation steps in the current round, in one call."""
+        raw = self.chain.call(self.contract.functions.secure_view(as_address(member)))
+        return SecureView(
+            view=self._member_view_from(raw[0]),
+            secure=SecureRoundInfo.from_raw(raw[1]),
+            listed=bool(raw[2]),
+            advertised=bool(raw[3]),
+            shared=bool(raw[4]),
+            revealed=bool(raw[5]),
+        )
+
+    def secure_messages(self, round_id: int) -> list[SecureMessages]:
+        """The trainers listed for a secure round, in listing order, with their message hashes."""
+        raw = self.chain.call(self.contract.functions.secure_messages(int(round_id)))
+        return [SecureMessages(str(m[0]), _hash_or_none(m[1]), _hash_or_none(m[2]), _hash_or_none(m[3])) for m in raw]
+
+    def secure_keys(self, round_id: int, *, block: BlockIdentifier = "latest") -> dict[str, str]:
+        """The trainers listed for a secure round -> their registered key-agreement key at ``block``
+        (listing order; the round uses the keys at its ``opened_block``)."""
+        raw = self.chain.call(self.contract.functions.secure_keys(int(round_id)), block=block)
+        return {str(m[0]): hex32(m[1]) for m in raw}
+
     # -- reads ---------------------------------------------------------------------
 
     @property
@@ -240,6 +384,12 @@ class TrainingTaskClient(ContractClient):
         return hex32(self.chain.call(self.contract.functions.latest_model()))
 
     def params(self) -> TaskParams:
+        """The task's constructor parameters (read once per client: the contract never changes them)."""
+        if self._params is None:
+            self._params = self._read_params()
+        return self._params
+
+    def _read_params(self) -> TaskParams:
         f = self.contract.functions
         call = self.chain.call
         return TaskParams(
@@ -252,18 +402,30 @@ class TrainingTaskClient(ContractClient):
             acceptance_threshold=call(f.acceptance_threshold()),
             proposal_quorum=call(f.proposal_quorum()),
             max_rounds=call(f.max_rounds()),
+            committee_size=call(f.committee_size()),
+            data_registry=str(call(f.data_registry())),
+            purpose=hex32(call(f.purpose())),
+            privacy_budget=call(f.privacy_budget()),
+            secagg_threshold=call(f.secagg_threshold()),
         )
 
     @property
     def consortium_address(self) -> str:
         return str(self.chain.call(self.contract.functions.consortium()))
 
+    def privacy_spent(self, member: str) -> int:
+        """``member``'s latest declared cumulative spend, in micro-epsilon (0 in tasks without a budget)."""
+        return int(self.chain.call(self.contract.functions.privacy_spent(as_address(member))))
+
     def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:
         return RoundInfo.from_raw(round_id, self.chain.call(self.contract.functions.rounds(int(round_id)), block=block))
 
     def member_view(self, member: str) -> MemberView:
         """The current round and ``member``'s roles and duties in it, in one call."""
-        raw = self.chain.call(self.contract.functions.member_view(as_address(member)))
+        return self._member_view_from(self.chain.call(self.contract.functions.member_view(as_address(member))))
+
+    @staticmethod
+    def _member_view_from(raw: Sequence[Any]) -> MemberView:
         current = int(raw[0])
         return MemberView(
             current_round=current,
@@ -287,12 +449,12 @@ class TrainingTaskClient(ContractClient):
         raw = self.chain.call(self.contract.functions.updates(int(round_id), int(index)))
         if int(raw[0], 16) == 0:
             raise BadInput(f"round {round_id} has no update {index}")
-        return UpdateInfo(int(round_id), int(index), raw[0], hex32(raw[1]), raw[2], raw[3])
+        return UpdateInfo.from_raw(round_id, index, raw)
 
     def updates(self, round_id: int) -> list[UpdateInfo]:
         """Every update of a round, in commit order, in one call."""
         raw = self.chain.call(self.contract.functions.updates_of(int(round_id)))
-        return [UpdateInfo(int(round_id), i, u[0], hex32(u[1]), u[2], u[3]) for i, u in enumerate(raw)]
+        return [UpdateInfo.from_raw(round_id, i, u) for i, u in enumerate(raw)]
 
     def commit_index(self, round_id: int, member: str) -> int:
         """Index of ``member``'s update in the round; :class:`InvalidState` when none."""
@@ -324,3 +486,10 @@ class TrainingTaskClient(ContractClient):
             if info.phase is Phase.FINALIZED:
                 history[r] = info.model_hash
         return history
+
+
+def _uint(value: int, what: str) -> int:
+    """A uint256 argument; :class:`BadInput` otherwise (nothing is sent)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**256:
+        raise BadInput(f"malformed {what}: expected a non-negative integer, got {value!r}")
+    return value

@@ -34,6 +34,23 @@ def demo(
         int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
     ] = 0,
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
+    dp_epsilon: Annotated[
+        float,
+        typer.Option(
+            "--dp-epsilon",
+            min=0.0,
+            help="Client-level differential privacy (DP-FedAvg) with this epsilon budget over the task "
+            "(delta 1e-5); the contract refuses any declared spend above it. 0 turns DP off.",
+        ),
+    ] = 8.0,
+    secure_aggregation: Annotated[
+        bool,
+        typer.Option(
+            "--secure-aggregation/--no-secure-aggregation",
+            help="Mask every update (Bonawitz et al. secure aggregation): no one sees an individual update, "
+            "so per-update validation is off. On by default.",
+        ),
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
@@ -50,10 +67,13 @@ def demo(
 
     def on_round(row: dict[str, Any]) -> None:
         accepted = ", ".join(row["accepted"]) or "none"
+        verb = "accepted" if row.get("screened", True) else "aggregated unscreened"
         out.print(
             f"[bold]round {row['round']}[/] {row['phase']}: test accuracy [cyan]{row['accuracy']:.3f}[/], "
-            f"accepted {len(row['accepted'])}/{row['updates']} ({accepted})"
+            f"{verb} {len(row['accepted'])}/{row['updates']} ({accepted})"
         )
+        if row.get("abort_reason"):
+            out.print(f"    [red]aborted[/]: {row['abort_reason']}")
         for rej in row["rejected"]:
             out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}")
 
@@ -67,20 +87,57 @@ def demo(
             rule=rule,
             committee=committee,
             seed=seed,
+            dp_epsilon=dp_epsilon or None,
+            secure_aggregation=secure_aggregation,
             on_round=on_round,
         )
     data = result.to_json()
     if json_out:
         print_json(data)
     else:
-        table = Table("member", "examples", "behavior", title="Consortium")
-        for m in result.members:
-            table.add_row(m["name"], str(m["examples"]), m["behavior"])
+        privacy = result.privacy
+        spent = {m["member"]: f"{m['epsilon']:.4g}" for m in privacy["members"]}
+        table = Table("member", "examples", "behavior", "dataset", "identifiers dropped", "epsilon", title="Consortium")
+        for m, d in zip(result.members, result.datasets, strict=True):
+            table.add_row(
+                m["name"],
+                str(m["examples"]),
+                m["behavior"],
+                str(d["dataset_id"]),
+                ", ".join(d["dropped_identifiers"]) or "none",
+                spent.get(m["name"], "-"),
+            )
         console.print(table)
+        if privacy["dp"]:
+            console.print(
+                f"differential privacy       client-level, budget epsilon {privacy['budget_epsilon']:g} at delta "
+                f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']:.3f}); "
+                f"largest spend {max(spent.values(), key=float, default='0')}"
+                + (
+                    f", noise split into {privacy['noise_shares']} shares (secure aggregation)"
+                    if privacy.get("noise_shares", 1) > 1
+                    else ""
+                )
+            )
+        else:
+            console.print("differential privacy       off (on by default: --dp-epsilon 8)")
         console.print(f"final federated accuracy   [bold cyan]{result.final_accuracy:.3f}[/]")
         console.print(f"centralized (pooled data)  [bold]{result.centralized_accuracy:.3f}[/]")
         rejected = data["rejected"]
-        console.print(f"rejected updates           {len(rejected)}")
+        if secure_aggregation:
+            console.print("secure aggregation         [bold]on[/]: every update was masked; no one saw one in clear")
+            bad = [m["name"] for m in result.members if m["malicious"]]
+            unscreened = (
+                f"{', '.join(bad)} ({attack}) was NOT screened out: its updates are in every model"
+                if bad
+                else "no update was screened"
+            )
+            console.print(
+                f"per-update validation      [bold red]OFF[/] (masked updates cannot be scored): {unscreened}"
+            )
+            console.print(f"malformed masked updates   {len(rejected)} dropped")
+        else:
+            console.print(f"rejected updates           {len(rejected)}")
         v = result.verification
         verdict = "[green]verified[/]" if v["ok"] else f"[red]FAILED[/]: {v['first_discrepancy']}"
         console.print(

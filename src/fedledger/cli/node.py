@@ -46,6 +46,8 @@ def node(
             store=blobs,
             data=None,
             on_event=lambda e: console.print(_describe(e)),
+            # Secure rounds: the member's round secrets, encrypted, so a restarted node can still reveal.
+            state_dir=ws.root / "secagg" / (as_key or ws.config.key),
         )
         scaler = member.config.extra.get("standardizer")
         X = Standardizer.from_dict(scaler).transform(dataset.X) if scaler else dataset.X
@@ -70,6 +72,13 @@ def create(
     config_file: Annotated[Path, typer.Argument(help="Task config JSON (fields of TaskConfig; 'model' required).")],
     workspace: WorkspaceOpt = DEFAULT_WS,
     name: Annotated[str, typer.Option(help="Name of the task in this workspace.")] = "default",
+    data_registry: Annotated[
+        str | None,
+        typer.Option(
+            help="DataRegistry whose datasets commitments must reference (default: the workspace's, "
+            "used when the config names a purpose)."
+        ),
+    ] = None,
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -85,7 +94,10 @@ def create(
     with open_workspace(workspace) as ws:
         if name in ws.config.tasks:
             raise ConfigError(f"this workspace already has a task named {name!r}")
-        client = create_task(ws, ws.account(as_key), BlobStore(ws.root / ws.config.store), config, name)
+        registry = data_registry or (ws.config.data_registry if config.purpose else None) or None
+        client = create_task(
+            ws, ws.account(as_key), BlobStore(ws.root / ws.config.store), config, name, data_registry=registry
+        )
         result = {
             "name": name,
             "address": client.address,

@@ -357,9 +357,9 @@ def round_lineage(
 ) -> ModelLineage:
     """The lineage of round ``round_id``'s finalized model.
 
-    ``dataset_of`` maps a committer to the dataset ids its update references; until update
-    commitments carry a dataset id on chain, the default is every dataset the committer had
-    registered by its commit block (allowed or not, so a violation shows).
+    ``dataset_of`` maps a committer to the dataset ids its update references; by default, the
+    dataset its commitment names on chain, or (commitments naming none) every dataset the committer
+    had registered by its commit block (allowed or not, so a violation shows).
     """
     info = task.round(round_id)
     if info.phase is not Phase.FINALIZED:
@@ -370,6 +370,8 @@ def round_lineage(
     for update in accepted:
         if dataset_of is not None:
             ids = list(dataset_of.get(update.member, ()))
+        elif update.dataset_id:
+            ids = [update.dataset_id]
         else:
             ids = registry.datasets_of(update.member, block=update.block_number)
         for dataset_id in ids:

@@ -3,19 +3,34 @@
 The configuration is canonical JSON stored in the blob store; the TrainingTask
 contract holds its sha256 (``config_hash``), so a member that fetches it by hash
 knows it trains, validates and aggregates by the same rules as everyone else.
+
+Provenance and privacy are part of it: ``purpose`` is the canonical name of the
+purpose of processing (the contract checks each commitment's dataset allows it in
+the DataRegistry), and ``dp_*`` set differential privacy with a budget the
+contract enforces on every member's declared spend (:mod:`fedledger.federation.privacy`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fedledger.chain.task import TaskParams
-from fedledger.exceptions import ConfigError
+from fedledger.chain.encoding import ZERO_HASH
+from fedledger.chain.registry import purpose_id
+from fedledger.chain.task import ZERO_ADDRESS, TaskParams
+from fedledger.exceptions import BadInput, ConfigError
 
-__all__ = ["TaskConfig", "ledger_rules"]
+if TYPE_CHECKING:
+    from fedledger.federation.privacy import TaskPrivacy
+
+__all__ = ["DP_MODES", "TaskConfig", "ledger_rules"]
+
+DP_MODES = ("client", "sample")
+"""``client``: DP-FedAvg, each update clipped and noised by its member (any model);
+``sample``: DP-SGD with Opacus inside local training (torch models)."""
 
 
 def ledger_rules() -> list[str]:
@@ -56,6 +71,22 @@ class TaskConfig:
     proposal_quorum: int = 2
     # Validators scoring each update, drawn on chain per round; 0: every validator scores every update.
     committee_size: int = 0
+    # Purpose of processing (canonical name, e.g. "model-training:breast-cancer-diagnosis"); empty: the task
+    # has no data registry and commitments name no dataset.
+    purpose: str = ""
+    # Differential privacy: the budget over the whole task (None: no DP), at dp_delta. The noise multiplier
+    # defaults to the smallest that lets every member train all `rounds` rounds within the budget.
+    dp_epsilon: float | None = None
+    dp_delta: float = 1e-5
+    dp_mode: str = "client"
+    dp_noise_multiplier: float | None = None
+    dp_batch_size: int = 64  # DP-SGD (sample mode) expected batch
+    dp_max_grad_norm: float = 1.0  # DP-SGD (sample mode) per-example clip bound
+    # Secure aggregation (Bonawitz et al.): no one sees an individual update; per-update scoring is off.
+    secure_aggregation: bool = False
+    # Fewest surviving members that unmask a secure round; the contract raises it to a strict majority of the
+    # round's trainers, so 0 means exactly that majority (floor(n/2) + 1 of n).
+    secagg_threshold: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,6 +106,52 @@ class TaskConfig:
             raise ConfigError("task config: acceptance_threshold must be within 0..10000")
         if self.rounds < 1 or self.local_epochs < 1 or self.clip_norm <= 0:
             raise ConfigError("task config: rounds, local_epochs and clip_norm must be positive")
+        if self.purpose:
+            try:
+                purpose_id(self.purpose)
+            except BadInput as exc:
+                raise ConfigError(f"task config: purpose: {exc}") from exc
+        _ = self.privacy  # resolves (and validates) the DP settings once
+        if self.secure_aggregation:
+            self._check_secure()
+
+    @functools.cached_property
+    def privacy(self) -> TaskPrivacy | None:
+        """The task's differential privacy, None without a budget (:class:`ConfigError` if invalid)."""
+        from fedledger.federation.privacy import TaskPrivacy
+
+        return TaskPrivacy.from_config(self)
+
+    @property
+    def dp_noise_shares(self) -> int:
+        """Into how many shares client-level DP noise is split: ``min_commitments`` when secure aggregation
+        hides individual updates (the sum of at least that many shares carries the whole noise), else 1."""
+        privacy = self.privacy
+        if privacy is not None and privacy.mode == "client" and self.secure_aggregation:
+            return self.min_commitments
+        return 1
+
+    def masking_weight(self, num_examples: int) -> int:
+        """The weight a member's masked input carries in a secure round: its example count, or 1 when the
+        DP noise is split into shares (then every member's noise must count equally: see federation/privacy)."""
+        return 1 if self.dp_noise_shares > 1 else num_examples
+
+    def update_norm_bound(self, num_params: int) -> float:
+        """The L2 bound on an update of ``num_params`` parameters: ``clip_norm``, plus a high-probability
+        bound on the noise under client-level DP (:meth:`TaskPrivacy.update_norm_bound`)."""
+        return self.clip_norm if self.privacy is None else self.privacy.update_norm_bound(num_params)
+
+    def _check_secure(self) -> None:
+        # Masked updates are only summed: rules that look at individual updates cannot run on them.
+        if self.aggregation != "fedavg":
+            raise ConfigError(
+                f"task config: secure aggregation sums masked updates, so the aggregation rule must be fedavg, "
+                f"not {self.aggregation!r} (robust rules need to see individual updates)"
+            )
+        if self.committee_size:
+            raise ConfigError("task config: secure aggregation has no per-update scoring, so no validator committees")
+        if not 0 <= self.secagg_threshold <= 128:
+            raise ConfigError("task config: secagg_threshold must be within 0..128")
 
     def _check_aggregation_params(self) -> None:
         # Fail at config time, not in the first aggregation: run the rule once on a tiny input.
@@ -100,8 +177,21 @@ class TaskConfig:
     def hash(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()
 
-    def chain_params(self, initial_model: str) -> TaskParams:
-        """What the TrainingTask contract is created with for this config."""
+    @property
+    def purpose_id(self) -> str | None:
+        """The on-chain purpose id (keccak256 of the name, 0x-hex); None without a purpose."""
+        return "0x" + purpose_id(self.purpose).hex() if self.purpose else None
+
+    def chain_params(self, initial_model: str, *, data_registry: str | None = None) -> TaskParams:
+        """What the TrainingTask contract is created with for this config.
+
+        A task with a purpose needs the ``data_registry`` that checks its commitments' datasets.
+        """
+        if self.purpose and data_registry is None:
+            raise ConfigError(f"task config has purpose {self.purpose!r}: deploy it with a data registry")
+        if data_registry is not None and not self.purpose:
+            raise ConfigError("a task deployed with a data registry needs a purpose in its config")
+        privacy = self.privacy
         return TaskParams(
             config_hash=self.hash,
             initial_model=initial_model,
@@ -113,6 +203,10 @@ class TaskConfig:
             proposal_quorum=self.proposal_quorum,
             committee_size=self.committee_size,
             max_rounds=self.rounds,
+            data_registry=data_registry or ZERO_ADDRESS,
+            purpose=self.purpose_id or ZERO_HASH,
+            privacy_budget=privacy.budget_micro if privacy is not None else 0,
+            secagg_threshold=max(1, self.secagg_threshold) if self.secure_aggregation else 0,
         )
 
     @classmethod

@@ -4,7 +4,15 @@
 this member still owes in it (train and commit, score, aggregate and propose,
 close a phase that is due, open the next round). Everything it decides comes
 from the chain, so a node restarted mid-round resumes where the ledger says it
-is, and never commits twice (the contract refuses it anyway).
+is, and never commits twice (the contract refuses it anyway). Tasks with secure
+aggregation run their rounds through :class:`~fedledger.federation.secure_node.SecureRoundDriver`.
+
+Before training in a task with a purpose, a node checks in the DataRegistry that its dataset
+allows that purpose and refuses otherwise (:class:`PurposeNotAllowed`, a ``refuse`` event, no
+commitment). In a task with a privacy budget it runs the task's DP (client-level noise in the
+update pipeline, or DP-SGD), accounts its cumulative epsilon with dp-accounting, refuses a round
+that would take it past the budget (look-ahead, :class:`PrivacyBudgetExceeded`) and declares its
+spend with its commitment. A refusing node keeps validating and aggregating.
 """
 
 from __future__ import annotations
@@ -13,16 +21,27 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
+import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import Role
-from fedledger.chain.task import MemberView, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
-from fedledger.exceptions import ConfigError, InvalidState, UpdateRejected
+from fedledger.chain.events import UpdateCommitted
+from fedledger.chain.registry import DataRegistryClient
+from fedledger.chain.task import ZERO_ADDRESS, MemberView, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
+from fedledger.data.registration import check_purpose
+from fedledger.exceptions import (
+    ConfigError,
+    InvalidState,
+    PrivacyBudgetExceeded,
+    PurposeNotAllowed,
+    UpdateRejected,
+)
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, check_update
+from fedledger.federation.secure_node import SecureRoundDriver
 from fedledger.learning import (
     SCORING_RULES,
     ModelAdapter,
@@ -31,6 +50,10 @@ from fedledger.learning import (
     build_model,
     decode_model,
 )
+from fedledger.learning.fixedpoint import FixedPoint
+from fedledger.learning.update import ClipTransform, FixedPointEncode, Tensors, Transform, encode_update
+from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
+from fedledger.privacy.dp import DPSGDConfig, NoiseSource
 from fedledger.store import BlobStore
 
 __all__ = ["Behavior", "LocalData", "MemberNode", "NodeEvent"]
@@ -42,10 +65,10 @@ log = logging.getLogger("fedledger.node")
 class LocalData:
     """A member's own data: a training split and a validation split."""
 
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
+    X_train: npt.NDArray[Any]
+    y_train: npt.NDArray[Any]
+    X_val: npt.NDArray[Any]
+    y_val: npt.NDArray[Any]
 
 
 class Behavior(Protocol):
@@ -83,7 +106,17 @@ class MemberNode:
         data: LocalData | None,
         behavior: Behavior | None = None,
         on_event: Callable[[NodeEvent], None] | None = None,
+        dataset_id: int | None = None,
+        privacy_account: PrivacyAccount | None = None,
+        dp_noise: NoiseSource | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        """``dataset_id``: this member's DataRegistry dataset that ``data`` comes from (tasks with a
+        purpose). ``privacy_account``: this member's spend so far (default: replayed from its
+        commitments on chain). ``dp_noise``: client-level DP noise (default: fresh OS randomness;
+        a seeded source only for replayable simulations). ``state_dir``: where this member keeps its
+        secure-aggregation round secrets (encrypted) so a restarted node can finish a secure round;
+        without it they live in memory only."""
         self.name = name
         self.account = account
         self.task = task.as_(account)
@@ -97,6 +130,13 @@ class MemberNode:
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
         self._round_updates: tuple[int, list[UpdateInfo]] | None = None
+        self.dataset_id = dataset_id
+        self.dp_noise = dp_noise
+        self._account = privacy_account
+        self.refusals: dict[int, PurposeNotAllowed | PrivacyBudgetExceeded] = {}
+        """round -> why this node refused to train in it."""
+        self._state_dir = state_dir
+        self._secure: SecureRoundDriver | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -141,6 +181,10 @@ class MemberNode:
 
     def step(self) -> bool:
         """Do what this member owes in the current round; True if it acted."""
+        if self.config.secure_aggregation:
+            if self._secure is None:
+                self._secure = SecureRoundDriver(self, self._state_dir)
+            return self._secure.step()
         status = self.task.member_view(self.account.address)  # one read per step
         info = status.round
         if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
@@ -158,8 +202,13 @@ class MemberNode:
 
     def _commit_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
-        if status.roles & Role.TRAINER and self.data is not None and not status.committed:
-            self._train_and_commit(info)
+        if status.roles & Role.TRAINER and self.data is not None and not status.committed and r not in self.refusals:
+            try:
+                self._train_and_commit(info)
+            except (PurposeNotAllowed, PrivacyBudgetExceeded) as exc:
+                self.refusals[r] = exc
+                log.warning("%s refuses to train in round %d: %s", self.name, r, exc)
+                self._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
             return True
         if info.num_updates >= info.expected_trainers or status.timestamp > info.commit_deadline:
             return self._try("close_commits", r, lambda: self.task.close_commits(r))
@@ -185,28 +234,89 @@ class MemberNode:
 
     # -- actions --------------------------------------------------------------------------
 
-    def _train_and_commit(self, info: RoundInfo) -> None:
+    # -- provenance and privacy ----------------------------------------------------------
+
+    def registry(self) -> DataRegistryClient | None:
+        """The task's DataRegistry (read-only), None when the task has none."""
+        address = self.task.params().data_registry
+        return None if address == ZERO_ADDRESS else DataRegistryClient(self.task.chain, address)
+
+    def require_purpose(self) -> None:
+        """Refuse (:class:`PurposeNotAllowed`) a task whose purpose this member's dataset does not allow."""
+        purpose = self.config.purpose
+        if not purpose:
+            return
+        registry = self.registry()
+        if registry is None:
+            raise PurposeNotAllowed(f"task has purpose {purpose!r} but no data registry to check datasets in")
+        if self.dataset_id is None:
+            raise PurposeNotAllowed(f"{self.name} has no registered dataset for the purpose {purpose!r}")
+        check_purpose(registry, self.dataset_id, purpose)
+
+    def privacy_account(self) -> PrivacyAccount | None:
+        """This member's spend in the task (None without DP): given, or replayed from its commitments."""
+        privacy = self.config.privacy
+        if privacy is None:
+            return None
+        if self._account is None:
+            account = privacy.account(self.account.address)
+            mine = [
+                e for e in self.task.events() if isinstance(e, UpdateCommitted) and e.member == self.account.address
+            ]
+            for e in sorted(mine, key=lambda e: e.round_id):
+                account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
+            self._account = account
+        return self._account
+
+    def _local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]:
+        """This member's fixed-point update for the round, its blob metadata, its example count and its
+        cumulative epsilon (None without DP): purpose and budget checked first (refusals raise), trained
+        (DP-SGD in sample mode), deviated by its behaviour, clipped (or clipped and noised in client
+        mode), encoded. With DP the round is recorded as spent here: call it once per round."""
         assert self.data is not None
         config = self.config
+        r = info.round_id
+        n = len(self.data.y_train)
+        self.require_purpose()
+        privacy, account = config.privacy, self.privacy_account()
+        mechanism = None
+        if privacy is not None and account is not None:
+            mechanism = privacy.mechanism(num_examples=n)
+            account.require_budget(privacy.budget_epsilon, mechanism)  # look-ahead: refuse before training
         global_params, _ = self.global_model(info.global_model)
-        seed = _seed(config.seed, self.account.address, info.round_id)
-        if getattr(self.behavior, "needs_training", True):
-            local = self._local_train(global_params, info.round_id)
-        else:
+        seed = _seed(config.seed, self.account.address, r)
+        if not getattr(self.behavior, "needs_training", True):
             local = {k: v.copy() for k, v in global_params.items()}
+        elif privacy is not None and privacy.mode == "sample":
+            local = self._dp_sgd_train(global_params, r)
+        else:
+            local = self._local_train(global_params, r)
         if self.behavior is not None:
-            local = self.behavior.local_params(local, global_params, info.round_id)
-        pipeline = UpdatePipeline.default(max_norm=config.clip_norm, frac_bits=config.frac_bits)
-        blob = pipeline.run(local, global_params, num_examples=len(self.data.y_train), seed=seed)
-        update_hash = self.store.put(blob)
-        index = self.task.commit_update(info.round_id, update_hash, len(self.data.y_train))
-        self._emit(
-            "commit",
-            info.round_id,
-            index=index,
-            update_hash="0x" + update_hash,
-            num_examples=len(self.data.y_train),
-        )
+            local = self.behavior.local_params(local, global_params, r)
+        first: Transform = ClipTransform(config.clip_norm)
+        if privacy is not None and privacy.mode == "client":
+            first = privacy.client_transform(noise=self.dp_noise, shares=config.dp_noise_shares)
+        pipeline = UpdatePipeline([first, FixedPointEncode(FixedPoint(config.frac_bits))])
+        update, meta = pipeline.transform(local, global_params, num_examples=n, seed=seed)
+        # The noisy update is spent once it leaves this process: record the round before storing it.
+        epsilon = account.record(r, mechanism) if account is not None and mechanism is not None else None
+        return update, meta, n, epsilon
+
+    def _train_and_commit(self, info: RoundInfo) -> None:
+        update, meta, n, epsilon = self._local_update(info)
+        self._commit(info.round_id, self.store.put(encode_update(update, meta)), n, epsilon)
+
+    def _commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
+        """Commit an update blob's hash with this member's dataset and declared spend."""
+        declared = 0 if epsilon is None else epsilon_to_micro(epsilon)
+        index = self.task.commit_update(r, update_hash, n, dataset_id=self.dataset_id or 0, epsilon_micro=declared)
+        details: dict[str, Any] = {"index": index, "update_hash": "0x" + update_hash, "num_examples": n, **extra}
+        if self.dataset_id is not None:
+            details["dataset_id"] = self.dataset_id
+        if epsilon is not None:
+            details["epsilon"] = epsilon
+            details["epsilon_micro"] = declared
+        self._emit("commit", r, **details)
 
     def _score(self, info: RoundInfo) -> None:
         assert self.data is not None
@@ -257,6 +367,21 @@ class MemberNode:
         seed = _seed(config.seed, self.account.address, round_id)
         model.fit(self.data.X_train, self.data.y_train, epochs=config.local_epochs, seed=seed)
         return model.get_params()
+
+    def _dp_sgd_train(self, global_params: Params, round_id: int) -> Params:
+        """Local training with DP-SGD (Opacus) under the task's sample-level settings."""
+        assert self.data is not None
+        privacy = self.config.privacy
+        assert privacy is not None
+        dp = DPSGDConfig(
+            noise_multiplier=privacy.noise_multiplier_for(len(self.data.y_train)),
+            max_grad_norm=privacy.max_grad_norm,
+            batch_size=privacy.batch_size,
+            delta=privacy.delta,
+        )
+        seed = _seed(self.config.seed, self.account.address, round_id)
+        model = self.adapter(global_params)
+        return dp.train(model, self.data.X_train, self.data.y_train, epochs=self.config.local_epochs, seed=seed).params
 
     # -- helpers --------------------------------------------------------------------------
 

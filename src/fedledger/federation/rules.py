@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fedledger.chain.task import UpdateInfo
 from fedledger.exceptions import FedLedgerError, StoreError, UpdateRejected
 from fedledger.federation.config import TaskConfig
+from fedledger.federation.privacy import num_params
 from fedledger.learning import (
     DecodedUpdate,
     Params,
@@ -33,7 +34,8 @@ def check_update(store: BlobStore, config: TaskConfig, spec: ParamSpec, update: 
 
     Rejects a blob that is missing, does not match its committed hash, is not a
     well-formed update for this task (shape, dtype, size, norm bound), or claims
-    another example count than the one committed on chain.
+    another example count than the one committed on chain. The norm bound is the task's
+    :meth:`TaskConfig.update_norm_bound`: ``clip_norm``, widened by a noise bound under client-level DP.
     """
     try:
         blob = store.get(update.update_hash.removeprefix("0x"))
@@ -44,7 +46,7 @@ def check_update(store: BlobStore, config: TaskConfig, spec: ParamSpec, update: 
         spec,
         max_bytes=config.max_update_bytes,
         frac_bits=config.frac_bits,
-        max_norm=config.clip_norm,
+        max_norm=config.update_norm_bound(num_params(spec)),
         max_examples=config.max_examples,
     )
     if decoded.encoding != "fixed64":

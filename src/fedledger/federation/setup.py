@@ -2,6 +2,10 @@
 
 Real deployments do the same steps from several workspaces (``fedledger init``,
 ``member add``, ``task create``, ``node``); this does them all from one.
+
+A task whose config names a purpose gets a DataRegistry (deployed here when none is given); its
+contract then checks every commitment's dataset, and the members register their datasets in it
+before training (:func:`fedledger.data.registration.register_table`, or the demo's CSVs).
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import ConsortiumClient, Role
+from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.node import Behavior, LocalData, MemberNode, NodeEvent
+from fedledger.federation.secure import identity_key
 from fedledger.learning import build_model, encode_model
 from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
@@ -31,16 +37,26 @@ class SimulatedConsortium:
     task: TrainingTaskClient
     store: BlobStore
     nodes: list[MemberNode]
+    registry: DataRegistryClient | None = None  # the task's DataRegistry (tasks with a purpose)
 
 
 def create_task(
-    ws: Workspace, account: LocalAccount, store: BlobStore, config: TaskConfig, name: str = "default"
+    ws: Workspace,
+    account: LocalAccount,
+    store: BlobStore,
+    config: TaskConfig,
+    name: str = "default",
+    *,
+    data_registry: str | None = None,
 ) -> TrainingTaskClient:
-    """Put the config and the initial model in the store and deploy the task for them."""
+    """Put the config and the initial model in the store and deploy the task for them, checking
+    commitments against ``data_registry`` (needed when the config has a purpose) and the config's
+    privacy budget."""
     store.put(config.to_bytes())
     initial = build_model(config.model).get_params()
     initial_hash = store.put(encode_model(initial, config.model, metadata={"round": "0"}))
-    task = TrainingTaskClient.deploy(ws.chain, account, ws.config.consortium, config.chain_params(initial_hash))
+    params = config.chain_params(initial_hash, data_registry=data_registry)
+    task = TrainingTaskClient.deploy(ws.chain, account, ws.config.consortium, params)
     ws.config.tasks[name] = task.address
     ws.save()
     return task
@@ -67,10 +83,17 @@ def create_consortium(
     members = []
     for k in range(len(datas)):
         account = ws.keystore.create(f"hospital-{k + 1}", password)
-        consortium.propose_admit(account.address, org=f"Hospital {k + 1}", roles=MEMBER_ROLES, store_uri=store.url)
+        consortium.propose_admit(
+            account.address,
+            org=f"Hospital {k + 1}",
+            roles=MEMBER_ROLES,
+            store_uri=store.url,
+            kx_public_key=identity_key(account).public_bytes,  # for secure aggregation
+        )
         ws.fund(account.address)
         members.append(account)
-    task = create_task(ws, operator, store, config)
+    registry = DataRegistryClient.deploy(ws.chain, operator, consortium.address) if config.purpose else None
+    task = create_task(ws, operator, store, config, data_registry=registry.address if registry else None)
     behaviors = list(behaviors) if behaviors is not None else [None] * len(datas)
     nodes = [
         MemberNode(
@@ -81,7 +104,8 @@ def create_consortium(
             data=datas[k],
             behavior=behaviors[k],
             on_event=on_event,
+            state_dir=ws.root / "secagg" / f"hospital-{k + 1}",
         )
         for k, acct in enumerate(members)
     ]
-    return SimulatedConsortium(operator, consortium, task, store, nodes)
+    return SimulatedConsortium(operator, consortium, task, store, nodes, registry)

@@ -44,8 +44,10 @@ class Simulation:
                 return
             acted = False
             for node in self.nodes:
-                # Re-read the round: another node may have opened the next one in this pass.
-                if self._alive(node, max(self.task.current_round, 1)):
+                # Re-read the round (another node may have opened the next one in this pass), only
+                # when some node is due to crash: each read is a chain call.
+                round_now = self.task.current_round if self.crash_at_round else current
+                if self._alive(node, max(round_now, 1)):
                     acted = node.step() or acted
             if not acted:
                 info = self.task.round(current)
@@ -75,6 +77,9 @@ class Simulation:
 
 def _deadline(info: RoundInfo) -> int | None:
     return {
+        Phase.KEYS: info.commit_deadline,  # secure rounds: KEYS and SHARES run on the commit deadline too
+        Phase.SHARES: info.commit_deadline,
+        Phase.UNMASK: info.validate_deadline,  # and UNMASK on the validation deadline
         Phase.OPEN: info.commit_deadline,
         Phase.VALIDATE: info.validate_deadline,
         Phase.AGGREGATE: info.aggregate_deadline,

@@ -45,7 +45,7 @@ from typing import Any, Literal
 import dp_accounting
 from dp_accounting import pld, rdp
 
-from fedledger.exceptions import BadInput, ConfigError, FedLedgerError
+from fedledger.exceptions import BadInput, ConfigError, PrivacyBudgetExceeded
 
 __all__ = [
     "ACCOUNTANTS",
@@ -80,21 +80,6 @@ MICRO = 10**6
 LEDGER_FORMAT = "fedledger-privacy-ledger/1"
 SPENDS_FORMAT = "fedledger-privacy-spends/1"
 _UINT256_MAX = 2**256 - 1
-
-
-class PrivacyBudgetExceeded(FedLedgerError):
-    """Training once more would take a member past its privacy budget."""
-
-    exit_code = 15  # 14 is PurposeNotAllowed
-
-    def __init__(self, member: str, *, epsilon_after: float, budget_epsilon: float) -> None:
-        self.member = member
-        self.epsilon_after = epsilon_after
-        self.budget_epsilon = budget_epsilon
-        super().__init__(
-            f"privacy budget exceeded: {member} would reach epsilon {epsilon_after:.6g} "
-            f"after its next round, budget {budget_epsilon:.6g}"
-        )
 
 
 # -- mechanisms --------------------------------------------------------------------------------

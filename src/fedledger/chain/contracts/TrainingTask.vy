@@ -15,14 +15,42 @@
      could know (prevrandao and the previous block hash), so scoring costs grow
      with updates x committee size instead of updates x validators; a minority
      of lying validators in a committee cannot move its median.
+     Provenance: with a `data_registry`, every commitment names the dataset it
+     was trained on, which must be the committer's own and allow the task's
+     `purpose` (GDPR Art. 5(1)(b)); with a `privacy_budget`, every commitment
+     declares the committer's cumulative privacy spend, which never decreases
+     and never exceeds the budget.
+     With `secagg_threshold` > 0 every round is a secure-aggregation round
+     (Bonawitz et al., CCS 2017): KEYS (trainers post the hash of their key
+     advert) -> SHARES (hash of their encrypted share bundle) -> OPEN (hash of
+     their masked input) -> UNMASK (each committer posts the hash of its share
+     reveal) -> AGGREGATE. Every step needs the previous one, and a step with
+     fewer members than the round's threshold aborts the round.
 """
 
+# The consortium registry's member record (its public `members` getter).
+struct ConsortiumMember:
+    org: String[64]
+    roles: uint256
+    status: uint8
+    cert_fingerprint: bytes32
+    kx_public_key: bytes32
+    store_uri: String[256]
+    admitted_at: uint256
+    revoked_at: uint256
+
+
 interface Consortium:
+    def members(who: address) -> ConsortiumMember: view
     def has_role(who: address, role: uint256) -> bool: view
     def is_active(who: address) -> bool: view
     def count_with_role(role: uint256) -> uint256: view
     def member_count() -> uint256: view
     def member_at(index: uint256) -> address: view
+
+interface DataRegistry:
+    def owner_of(dataset_id: uint256) -> address: view
+    def allows(dataset_id: uint256, purpose: bytes32) -> bool: view
 
 ROLE_ADMIN: constant(uint256) = 1
 ROLE_TRAINER: constant(uint256) = 2
@@ -36,6 +64,9 @@ PHASE_VALIDATE: constant(uint8) = 2
 PHASE_AGGREGATE: constant(uint8) = 3
 PHASE_FINALIZED: constant(uint8) = 4
 PHASE_ABORTED: constant(uint8) = 5
+PHASE_KEYS: constant(uint8) = 6
+PHASE_SHARES: constant(uint8) = 7
+PHASE_UNMASK: constant(uint8) = 8
 
 MAX_UPDATES: constant(uint256) = 128
 MAX_VALIDATORS: constant(uint256) = 64
@@ -70,11 +101,47 @@ struct MemberView:
     timestamp: uint256
 
 
+# Secure-aggregation rounds: the round's threshold, listed trainers and how many did each step.
+struct SecureRound:
+    threshold: uint256
+    num_members: uint256
+    opened_block: uint256  # members' key-agreement keys are read from the registry at this block
+    num_adverts: uint256
+    num_bundles: uint256
+    num_reveals: uint256
+
+
+# A member's part in a secure round, with its MemberView: what a secure node polls.
+struct SecureView:
+    view: MemberView
+    secure: SecureRound
+    listed: bool
+    advertised: bool
+    shared: bool
+    revealed: bool
+
+
+# A listed member's key-agreement key in the consortium registry.
+struct SecureKey:
+    member: address
+    kx_public_key: bytes32
+
+
+# One listed member's secure-aggregation messages in a round (zero hash: not posted).
+struct SecureMessages:
+    member: address
+    advert_hash: bytes32
+    bundle_hash: bytes32
+    reveal_hash: bytes32
+
+
 struct Update:
     member: address
     update_hash: bytes32
     num_examples: uint256
     block_number: uint256
+    dataset_id: uint256
+    epsilon_micro: uint256
 
 
 consortium: public(Consortium)
@@ -89,6 +156,13 @@ acceptance_threshold: public(uint256)
 proposal_quorum: public(uint256)
 max_rounds: public(uint256)
 committee_size: public(uint256)
+# Provenance: dataset registry (zero: no dataset checks), keccak256 of the purpose name,
+# privacy budget in micro-epsilon (0: no DP) and each member's latest declared spend.
+data_registry: public(DataRegistry)
+purpose: public(bytes32)
+privacy_budget: public(uint256)
+privacy_spent: public(HashMap[address, uint256])
+secagg_threshold: public(uint256)
 
 current_round: public(uint256)
 latest_model: public(bytes32)
@@ -103,6 +177,13 @@ has_proposed: public(HashMap[uint256, HashMap[address, bool]])
 round_validators: HashMap[uint256, DynArray[address, MAX_VALIDATORS]]
 validator_slot: HashMap[uint256, HashMap[address, uint256]]
 proposal_votes: public(HashMap[uint256, HashMap[bytes32, uint256]])
+# Secure rounds: the trainers listed when the round opened (position + 1) and their message hashes.
+secure_rounds: public(HashMap[uint256, SecureRound])
+secure_members: HashMap[uint256, DynArray[address, MAX_UPDATES]]
+secure_slot: HashMap[uint256, HashMap[address, uint256]]
+advert_hashes: HashMap[uint256, HashMap[address, bytes32]]
+bundle_hashes: HashMap[uint256, HashMap[address, bytes32]]
+reveal_hashes: HashMap[uint256, HashMap[address, bytes32]]
 
 
 event RoundOpened:
@@ -117,6 +198,8 @@ event UpdateCommitted:
     update_hash: bytes32
     num_examples: uint256
     index: uint256
+    dataset_id: uint256
+    epsilon_micro: uint256
 
 event CommitsClosed:
     round_id: indexed(uint256)
@@ -158,6 +241,37 @@ event RoundAborted:
     round_id: indexed(uint256)
     reason: String[64]
 
+event KeysAdvertised:
+    round_id: indexed(uint256)
+    member: indexed(address)
+    advert_hash: bytes32
+
+event KeysClosed:
+    round_id: indexed(uint256)
+    num_adverts: uint256
+    shares_deadline: uint256
+
+event SharesPosted:
+    round_id: indexed(uint256)
+    member: indexed(address)
+    bundle_hash: bytes32
+
+event SharesClosed:
+    round_id: indexed(uint256)
+    num_bundles: uint256
+    commit_deadline: uint256
+
+event SharesRevealed:
+    round_id: indexed(uint256)
+    member: indexed(address)
+    reveal_hash: bytes32
+
+event UnmaskClosed:
+    round_id: indexed(uint256)
+    num_reveals: uint256
+    accepted_mask: uint256
+    aggregate_deadline: uint256
+
 
 @deploy
 def __init__(
@@ -172,6 +286,10 @@ def __init__(
     proposal_quorum: uint256,
     max_rounds: uint256,
     committee_size: uint256,
+    data_registry: address,
+    purpose: bytes32,
+    privacy_budget: uint256,
+    secagg_threshold: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may.
@@ -182,6 +300,11 @@ def __init__(
     @param proposal_quorum Identical aggregate proposals needed to finalize.
     @param max_rounds Rounds the task runs; 0 for no limit.
     @param committee_size Validators scoring each update; 0 for every validator.
+    @param data_registry DataRegistry checking each commitment's dataset; zero for no dataset checks.
+    @param purpose keccak256 of the task's canonical purpose name (as DataRegistry stores purposes).
+    @param privacy_budget Cumulative epsilon a member may declare, in micro-epsilon; 0 for a task without DP.
+    @param secagg_threshold Fewest members whose messages unmask a secure round
+           (raised to a strict majority of each round's trainers); 0 for plain rounds.
     """
     self.consortium = Consortium(consortium)
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
@@ -192,6 +315,9 @@ def __init__(
     assert acceptance_threshold <= SCORE_SCALE, "task: threshold out of range"
     assert proposal_quorum >= 1, "task: zero proposal quorum"
     assert committee_size <= MAX_VALIDATORS, "task: committee size out of range"
+    assert data_registry == empty(address) or purpose != empty(bytes32), "task: zero purpose"
+    assert secagg_threshold <= MAX_UPDATES, "task: secagg threshold out of range"
+    assert secagg_threshold == 0 or committee_size == 0, "task: committees score plain updates only"
     self.creator = msg.sender
     self.config_hash = config_hash
     self.initial_model = initial_model
@@ -204,6 +330,10 @@ def __init__(
     self.proposal_quorum = proposal_quorum
     self.max_rounds = max_rounds
     self.committee_size = committee_size
+    self.data_registry = DataRegistry(data_registry)
+    self.purpose = purpose
+    self.privacy_budget = privacy_budget
+    self.secagg_threshold = secagg_threshold
 
 
 @external
@@ -236,16 +366,23 @@ def open_round() -> uint256:
         model_hash=empty(bytes32),
         committee_seed=empty(bytes32),
     )
+    if self.secagg_threshold > 0:
+        self._open_secure(round_id)
     log RoundOpened(round_id=round_id, global_model=self.latest_model, commit_deadline=deadline, opener=msg.sender)
     return round_id
 
 
 @external
-def commit_update(round_id: uint256, update_hash: bytes32, num_examples: uint256) -> uint256:
+def commit_update(
+    round_id: uint256, update_hash: bytes32, num_examples: uint256, dataset_id: uint256, epsilon_micro: uint256
+) -> uint256:
     """
     @notice Commit the hash of this member's update for the round (once).
     @param update_hash sha256 of the update blob in the store.
     @param num_examples Local examples the update was trained on (FedAvg weight).
+    @param dataset_id The DataRegistry dataset the update was trained on (checked when the task has a registry).
+    @param epsilon_micro The member's cumulative privacy spend after this update, in micro-epsilon
+           (checked when the task has a privacy budget).
     @return The update's index in the round.
     """
     assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
@@ -254,15 +391,28 @@ def commit_update(round_id: uint256, update_hash: bytes32, num_examples: uint256
     assert update_hash != empty(bytes32), "task: zero hash"
     assert num_examples > 0, "task: zero examples"
     assert self.commit_slot[round_id][msg.sender] == 0, "task: already committed"
+    self._check_secure_commit(round_id, msg.sender)
     index: uint256 = self.rounds[round_id].num_updates
     assert index < MAX_UPDATES, "task: round full"
+    self._check_provenance(dataset_id, epsilon_micro)
     self.updates[round_id][index] = Update(
-        member=msg.sender, update_hash=update_hash, num_examples=num_examples, block_number=block.number
+        member=msg.sender,
+        update_hash=update_hash,
+        num_examples=num_examples,
+        block_number=block.number,
+        dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     self.commit_slot[round_id][msg.sender] = index + 1
     self.rounds[round_id].num_updates = index + 1
     log UpdateCommitted(
-        round_id=round_id, member=msg.sender, update_hash=update_hash, num_examples=num_examples, index=index
+        round_id=round_id,
+        member=msg.sender,
+        update_hash=update_hash,
+        num_examples=num_examples,
+        index=index,
+        dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     return index
 
@@ -280,6 +430,9 @@ def close_commits(round_id: uint256):
         "task: commit phase still running"
     if r.num_updates < self.min_commitments:
         self._abort(round_id, "commitment quorum not reached")
+        return
+    if self.secagg_threshold > 0:
+        self._close_secure_commits(round_id, r.num_updates)
         return
     deadline: uint256 = block.timestamp + self.validate_duration
     seed: bytes32 = empty(bytes32)
@@ -409,6 +562,127 @@ def close_aggregation(round_id: uint256):
     self._abort(round_id, "aggregate quorum not reached")
 
 
+# -- secure-aggregation rounds (secagg_threshold > 0) ----------------------------------
+
+
+@external
+def post_key_advert(round_id: uint256, advert_hash: bytes32):
+    """
+    @notice Secure rounds, KEYS: commit the hash of this trainer's key advert (round
+            public keys, authenticated by its registered identity key), once.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
+    self._check_round(round_id, PHASE_KEYS, "task: round not in key exchange")
+    assert block.timestamp <= self.rounds[round_id].commit_deadline, "task: key deadline passed"
+    assert advert_hash != empty(bytes32), "task: zero hash"
+    assert self.secure_slot[round_id][msg.sender] != 0, "task: trainer not listed for this round"
+    assert self.advert_hashes[round_id][msg.sender] == empty(bytes32), "task: keys already advertised"
+    self.advert_hashes[round_id][msg.sender] = advert_hash
+    self.secure_rounds[round_id].num_adverts += 1
+    log KeysAdvertised(round_id=round_id, member=msg.sender, advert_hash=advert_hash)
+
+
+@external
+def close_keys(round_id: uint256):
+    """
+    @notice End the key exchange (early once every listed trainer advertised,
+            otherwise after the deadline); fewer adverts than the threshold abort.
+    """
+    self._check_member(msg.sender)
+    self._check_round(round_id, PHASE_KEYS, "task: round not in key exchange")
+    s: SecureRound = self.secure_rounds[round_id]
+    assert block.timestamp > self.rounds[round_id].commit_deadline or s.num_adverts >= s.num_members, \
+        "task: key phase still running"
+    if s.num_adverts < s.threshold:
+        self._abort(round_id, "too few key adverts for the secagg threshold")
+        return
+    deadline: uint256 = block.timestamp + self.commit_duration
+    self.rounds[round_id].phase = PHASE_SHARES
+    self.rounds[round_id].commit_deadline = deadline
+    log KeysClosed(round_id=round_id, num_adverts=s.num_adverts, shares_deadline=deadline)
+
+
+@external
+def post_share_bundle(round_id: uint256, bundle_hash: bytes32):
+    """
+    @notice Secure rounds, SHARES: commit the hash of this trainer's bundle of
+            encrypted secret shares, once; only trainers that advertised keys.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
+    self._check_round(round_id, PHASE_SHARES, "task: round not in share distribution")
+    assert block.timestamp <= self.rounds[round_id].commit_deadline, "task: share deadline passed"
+    assert bundle_hash != empty(bytes32), "task: zero hash"
+    assert self.advert_hashes[round_id][msg.sender] != empty(bytes32), "task: keys not advertised"
+    assert self.bundle_hashes[round_id][msg.sender] == empty(bytes32), "task: shares already posted"
+    self.bundle_hashes[round_id][msg.sender] = bundle_hash
+    self.secure_rounds[round_id].num_bundles += 1
+    log SharesPosted(round_id=round_id, member=msg.sender, bundle_hash=bundle_hash)
+
+
+@external
+def close_shares(round_id: uint256):
+    """
+    @notice End share distribution (early once every advertiser posted shares,
+            otherwise after the deadline) and open commits of masked inputs;
+            fewer bundles than the threshold abort.
+    """
+    self._check_member(msg.sender)
+    self._check_round(round_id, PHASE_SHARES, "task: round not in share distribution")
+    s: SecureRound = self.secure_rounds[round_id]
+    assert block.timestamp > self.rounds[round_id].commit_deadline or s.num_bundles >= s.num_adverts, \
+        "task: share phase still running"
+    if s.num_bundles < s.threshold:
+        self._abort(round_id, "too few share bundles for the secagg threshold")
+        return
+    deadline: uint256 = block.timestamp + self.commit_duration
+    self.rounds[round_id].phase = PHASE_OPEN
+    self.rounds[round_id].commit_deadline = deadline
+    # Commits close early once every member that shared has committed.
+    self.rounds[round_id].expected_trainers = s.num_bundles
+    log SharesClosed(round_id=round_id, num_bundles=s.num_bundles, commit_deadline=deadline)
+
+
+@external
+def submit_reveal(round_id: uint256, reveal_hash: bytes32):
+    """
+    @notice Secure rounds, UNMASK: commit the hash of this committer's share reveal
+            for the round's unmask request (survivors = committers), once.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
+    self._check_round(round_id, PHASE_UNMASK, "task: round not in unmasking")
+    assert block.timestamp <= self.rounds[round_id].validate_deadline, "task: unmask deadline passed"
+    assert reveal_hash != empty(bytes32), "task: zero hash"
+    assert self.commit_slot[round_id][msg.sender] != 0, "task: no masked input committed"
+    assert self.reveal_hashes[round_id][msg.sender] == empty(bytes32), "task: shares already revealed"
+    self.reveal_hashes[round_id][msg.sender] = reveal_hash
+    self.secure_rounds[round_id].num_reveals += 1
+    log SharesRevealed(round_id=round_id, member=msg.sender, reveal_hash=reveal_hash)
+
+
+@external
+def close_unmask(round_id: uint256):
+    """
+    @notice End unmasking (early once every committer revealed, otherwise after the
+            deadline): every committed masked input goes to aggregation, which treats
+            malformed ones as dropouts. Fewer reveals than the threshold abort.
+    """
+    self._check_member(msg.sender)
+    self._check_round(round_id, PHASE_UNMASK, "task: round not in unmasking")
+    r: Round = self.rounds[round_id]
+    reveals: uint256 = self.secure_rounds[round_id].num_reveals
+    assert block.timestamp > r.validate_deadline or reveals >= r.num_updates, "task: unmask phase still running"
+    if reveals < self.secure_rounds[round_id].threshold:
+        self._abort(round_id, "too few reveals for the secagg threshold")
+        return
+    mask: uint256 = (1 << r.num_updates) - 1
+    deadline: uint256 = block.timestamp + self.aggregate_duration
+    self.rounds[round_id].phase = PHASE_AGGREGATE
+    self.rounds[round_id].accepted_mask = mask
+    self.rounds[round_id].num_accepted = r.num_updates
+    self.rounds[round_id].aggregate_deadline = deadline
+    log UnmaskClosed(round_id=round_id, num_reveals=reveals, accepted_mask=mask, aggregate_deadline=deadline)
+
+
 @view
 @external
 def phase_of(round_id: uint256) -> uint8:
@@ -496,20 +770,57 @@ def member_view(member: address) -> MemberView:
     """
     @notice The current round and `member`'s part in it, in one call: what a node polls.
     """
+    return self._member_view(member)
+
+
+@view
+@external
+def secure_view(member: address) -> SecureView:
+    """
+    @notice `member_view` plus `member`'s part in the current secure round, in one call.
+    """
     round_id: uint256 = self.current_round
-    roles: uint256 = 0
-    for role: uint256 in [ROLE_ADMIN, ROLE_TRAINER, ROLE_VALIDATOR, ROLE_AGGREGATOR, ROLE_AUDITOR]:
-        if staticcall self.consortium.has_role(member, role):
-            roles |= role
-    return MemberView(
-        current_round=round_id,
-        round=self.rounds[round_id],
-        roles=roles,
-        committed=self.commit_slot[round_id][member] != 0,
-        scored=self.has_scored[round_id][member],
-        proposed=self.has_proposed[round_id][member],
-        timestamp=block.timestamp,
+    return SecureView(
+        view=self._member_view(member),
+        secure=self.secure_rounds[round_id],
+        listed=self.secure_slot[round_id][member] != 0,
+        advertised=self.advert_hashes[round_id][member] != empty(bytes32),
+        shared=self.bundle_hashes[round_id][member] != empty(bytes32),
+        revealed=self.reveal_hashes[round_id][member] != empty(bytes32),
     )
+
+
+@view
+@external
+def secure_keys(round_id: uint256) -> DynArray[SecureKey, MAX_UPDATES]:
+    """
+    @notice The trainers listed for a secure round with their registered key-agreement
+            keys; read at the round's `opened_block` it gives the keys the round uses.
+    """
+    result: DynArray[SecureKey, MAX_UPDATES] = []
+    for who: address in self.secure_members[round_id]:
+        result.append(SecureKey(member=who, kx_public_key=(staticcall self.consortium.members(who)).kx_public_key))
+    return result
+
+
+@view
+@external
+def secure_messages(round_id: uint256) -> DynArray[SecureMessages, MAX_UPDATES]:
+    """
+    @notice The trainers listed for a secure round, in listing order, with the hashes
+            of the messages each posted (zero where it did not).
+    """
+    result: DynArray[SecureMessages, MAX_UPDATES] = []
+    for who: address in self.secure_members[round_id]:
+        result.append(
+            SecureMessages(
+                member=who,
+                advert_hash=self.advert_hashes[round_id][who],
+                bundle_hash=self.bundle_hashes[round_id][who],
+                reveal_hash=self.reveal_hashes[round_id][who],
+            )
+        )
+    return result
 
 
 @view
@@ -533,6 +844,20 @@ def _check_member(who: address):
 def _check_round(round_id: uint256, phase: uint8, message: String[64]):
     assert round_id == self.current_round and round_id != 0, "task: wrong round"
     assert self.rounds[round_id].phase == phase, message
+
+
+@internal
+def _check_provenance(dataset_id: uint256, epsilon_micro: uint256):
+    # Purpose limitation: the committer's own dataset, active and allowing the task's purpose
+    # (`allows` is false for unknown and revoked datasets). Privacy: declared spends are
+    # cumulative, so they never decrease, and never exceed the budget.
+    if self.data_registry.address != empty(address):
+        assert staticcall self.data_registry.owner_of(dataset_id) == msg.sender, "task: dataset not owned by sender"
+        assert staticcall self.data_registry.allows(dataset_id, self.purpose), "task: purpose not allowed for dataset"
+    if self.privacy_budget != 0:
+        assert epsilon_micro <= self.privacy_budget, "task: privacy budget exceeded"
+        assert epsilon_micro >= self.privacy_spent[msg.sender], "task: privacy spend decreased"
+        self.privacy_spent[msg.sender] = epsilon_micro
 
 
 @internal
@@ -567,6 +892,69 @@ def _in_committee(round_id: uint256, index: uint256, validator: address) -> bool
     if owner_slot != 0 and (owner_slot - 1 + n - start) % n < width:
         width += 1  # the owner's seat passes to the next validator
     return (slot - 1 + n - start) % n < width
+
+
+@view
+@internal
+def _member_view(member: address) -> MemberView:
+    round_id: uint256 = self.current_round
+    roles: uint256 = 0
+    for role: uint256 in [ROLE_ADMIN, ROLE_TRAINER, ROLE_VALIDATOR, ROLE_AGGREGATOR, ROLE_AUDITOR]:
+        if staticcall self.consortium.has_role(member, role):
+            roles |= role
+    return MemberView(
+        current_round=round_id,
+        round=self.rounds[round_id],
+        roles=roles,
+        committed=self.commit_slot[round_id][member] != 0,
+        scored=self.has_scored[round_id][member],
+        proposed=self.has_proposed[round_id][member],
+        timestamp=block.timestamp,
+    )
+
+
+@internal
+def _open_secure(round_id: uint256):
+    # A secure round starts with the key exchange among the trainers listed now;
+    # its threshold is at least a strict majority of them (secrecy needs it).
+    count: uint256 = 0
+    for i: uint256 in range(staticcall self.consortium.member_count(), bound=MAX_MEMBERS):
+        who: address = staticcall self.consortium.member_at(i)
+        if staticcall self.consortium.has_role(who, ROLE_TRAINER):
+            if count == MAX_UPDATES:
+                break
+            self.secure_members[round_id].append(who)
+            count += 1
+            self.secure_slot[round_id][who] = count
+    self.secure_rounds[round_id] = SecureRound(
+        threshold=max(self.secagg_threshold, count // 2 + 1),
+        num_members=count,
+        opened_block=block.number,
+        num_adverts=0,
+        num_bundles=0,
+        num_reveals=0,
+    )
+    self.rounds[round_id].phase = PHASE_KEYS
+    self.rounds[round_id].expected_trainers = count
+
+
+@view
+@internal
+def _check_secure_commit(round_id: uint256, who: address):
+    # In a secure round only members whose shares are out may commit a masked input.
+    if self.secagg_threshold > 0:
+        assert self.bundle_hashes[round_id][who] != empty(bytes32), "task: shares not posted"
+
+
+@internal
+def _close_secure_commits(round_id: uint256, num_updates: uint256):
+    if num_updates < self.secure_rounds[round_id].threshold:
+        self._abort(round_id, "too few masked inputs for the secagg threshold")
+        return
+    deadline: uint256 = block.timestamp + self.validate_duration
+    self.rounds[round_id].phase = PHASE_UNMASK
+    self.rounds[round_id].validate_deadline = deadline
+    log CommitsClosed(round_id=round_id, num_updates=num_updates, validate_deadline=deadline, committee_seed=empty(bytes32))
 
 
 @internal

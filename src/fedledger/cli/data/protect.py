@@ -4,26 +4,17 @@ k-anonymity, check l-diversity and t-closeness, and write the protected table wi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fedledger.cli.common import AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.cli.data import app
-from fedledger.data.keys import org_data_key
-from fedledger.data.policy import ProtectionPolicy, parse_classes
-from fedledger.data.protect import (
-    ColumnClassification,
-    ProtectionKeys,
-    ProtectionResult,
-    needed_keys,
-    protect_frame,
-    resolve_classes,
-    write_result,
-)
-from fedledger.data.tabular import read_table
 from fedledger.exceptions import BadInput
 from fedledger.workspace import DEFAULT_WORKSPACE
+
+if TYPE_CHECKING:
+    from fedledger.data.protect import ProtectionResult
 
 __all__ = ["protect"]
 
@@ -48,6 +39,20 @@ def protect(
     json_out: JsonOpt = False,
 ) -> None:
     """Protect FILE into OUT: one output row per input row, and a report of what was achieved."""
+    # Imported here, not at module level: pandas and the anonymizers would slow every fedledger command's start.
+    from fedledger.data.keys import org_data_key
+    from fedledger.data.policy import ProtectionPolicy, parse_classes
+    from fedledger.data.protect import (
+        ColumnClassification,
+        ProtectionKeys,
+        ProtectionResult,
+        needed_keys,
+        protect_frame,
+        resolve_classes,
+        write_result,
+    )
+    from fedledger.data.tabular import read_table
+
     if out.resolve() == file.resolve():
         raise BadInput(f"{out}: refusing to overwrite the input file")
     policy = (ProtectionPolicy.from_toml(policy_file) if policy_file else ProtectionPolicy()).with_k(k)

@@ -42,6 +42,7 @@ class Hierarchy:
     parent: IntArray
     leaf_count: IntArray  # leaves under each node; 1 for a leaf
     is_leaf: npt.NDArray[np.bool_]
+    depth: IntArray  # 0 for the root
     ancestors: IntArray  # (n_nodes, max_depth + 1); rows of inner nodes are unused
     _leaf_ids: dict[str, int] = field(repr=False)
 
@@ -83,7 +84,7 @@ class Hierarchy:
                 ancestors[node, depth[walk]] = walk
                 walk = int(parent[walk])
         leaf_ids = {labels[i]: i for i in np.flatnonzero(is_leaf)}
-        return cls(tuple(labels), parent, leaf_count, is_leaf, ancestors, leaf_ids)
+        return cls(tuple(labels), parent, leaf_count, is_leaf, depth, ancestors, leaf_ids)
 
     @classmethod
     def from_children(cls, children: Mapping[str, Sequence[str]], values: Iterable[str | None]) -> Hierarchy:

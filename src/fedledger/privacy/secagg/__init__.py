@@ -17,6 +17,7 @@ from ._prg import mask_from_seed
 from ._protocol import (
     AggregateResult,
     MemberIdentity,
+    MemberSecrets,
     NotEnoughShares,
     SecAggAggregator,
     SecAggError,
@@ -31,6 +32,7 @@ __all__ = [
     "KeyAdvert",
     "MaskedInput",
     "MemberIdentity",
+    "MemberSecrets",
     "NotEnoughShares",
     "RevealedShare",
     "RoundConfig",

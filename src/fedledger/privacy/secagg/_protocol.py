@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from fedledger.exceptions import AggregationError, BadInput, VerificationFailed
+from fedledger.exceptions import AggregationError, BadInput, NotEnoughShares, SecAggError, VerificationFailed
 
 from . import _keys
 from ._config import RoundConfig
@@ -46,6 +48,7 @@ from ._prg import U64Array, mask_from_seed
 __all__ = [
     "AggregateResult",
     "MemberIdentity",
+    "MemberSecrets",
     "NotEnoughShares",
     "SecAggAggregator",
     "SecAggError",
@@ -56,28 +59,6 @@ __all__ = [
 ]
 
 Layout = tuple[tuple[str, tuple[int, ...]], ...]
-
-
-class SecAggError(AggregationError):
-    """A secure-aggregation step cannot proceed (protocol misuse or an inconsistent view)."""
-
-
-class NotEnoughShares(SecAggError):
-    """Fewer than ``threshold`` shares for some members: the sum cannot be unmasked yet.
-
-    ``missing`` maps each such member to (shares held, shares needed). Nothing is
-    consumed: add the missing reveals (late survivors) and call again, or rerun
-    the round with the members that are still there.
-    """
-
-    def __init__(self, missing: Mapping[str, tuple[int, int]], kind: str) -> None:
-        self.missing = dict(missing)
-        listed = ", ".join(f"{m} ({have} of {need})" for m, (have, need) in sorted(self.missing.items()))
-        super().__init__(
-            f"cannot unmask the aggregate: not enough {kind} shares revealed for {len(self.missing)} member(s): "
-            f"{listed}. Too many members dropped out for threshold {next(iter(self.missing.values()))[1]}; "
-            "nothing was lost: add reveals from more survivors and retry, or rerun the round"
-        )
 
 
 def _layout_of(tensors: Mapping[str, U64Array]) -> Layout:
@@ -137,16 +118,74 @@ class MemberIdentity:
         return _keys.public_bytes(self.private_key)
 
 
+_SECRETS_FORMAT = "fedledger-secagg-member-secrets/1"
+
+
+@dataclass(frozen=True)
+class MemberSecrets:
+    """What a member must keep to resume a round after a restart (store it encrypted, delete it after the round).
+
+    The channel key and the two seeds are drawn once per round; ``own_share`` is
+    the member's own Shamir share of its seeds (x, self-mask share, mask-key
+    share), known once it has shared its keys. Everything else a resumed member
+    needs is in the round's published messages.
+    """
+
+    channel_key: bytes = field(repr=False)
+    mask_key_seed: bytes = field(repr=False)
+    self_mask_seed: bytes = field(repr=False)
+    own_share: tuple[int, bytes, bytes] | None = field(default=None, repr=False)
+
+    def to_bytes(self) -> bytes:
+        own = None if self.own_share is None else [self.own_share[0], self.own_share[1].hex(), self.own_share[2].hex()]
+        doc = {
+            "format": _SECRETS_FORMAT,
+            "channel_key": self.channel_key.hex(),
+            "mask_key_seed": self.mask_key_seed.hex(),
+            "self_mask_seed": self.self_mask_seed.hex(),
+            "own_share": own,
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MemberSecrets:
+        try:
+            doc = json.loads(data)
+            if doc.get("format") != _SECRETS_FORMAT:
+                raise BadInput(f"not secure-aggregation member secrets (format {doc.get('format')!r})")
+            own = doc["own_share"]
+            secrets = cls(
+                channel_key=bytes.fromhex(doc["channel_key"]),
+                mask_key_seed=bytes.fromhex(doc["mask_key_seed"]),
+                self_mask_seed=bytes.fromhex(doc["self_mask_seed"]),
+                own_share=None if own is None else (int(own[0]), bytes.fromhex(own[1]), bytes.fromhex(own[2])),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise BadInput(f"malformed secure-aggregation member secrets: {exc}") from exc
+        if len(secrets.channel_key) != 32 or len(secrets.mask_key_seed) != 16 or len(secrets.self_mask_seed) != 16:
+            raise BadInput("secure-aggregation member secrets have keys or seeds of the wrong length")
+        return secrets
+
+
 class SecAggMember:
     """One member's side of one round. Call :meth:`advertise`, :meth:`share_keys`, :meth:`mask`, :meth:`reveal`.
 
     ``registry`` maps member ids to their published identity public keys (32
     bytes, the consortium's ``kx_public_key``). Round secrets live only in this
-    object; drop it after the round (forward secrecy of stored share ciphertexts
-    rests on the channel keys being ephemeral).
+    object (and in :meth:`secrets`, for a caller that must survive a restart);
+    drop them after the round (forward secrecy of stored share ciphertexts
+    rests on the channel keys being ephemeral). ``secrets`` restores the ones
+    drawn before a restart; see :meth:`resume`.
     """
 
-    def __init__(self, identity: MemberIdentity, config: RoundConfig, registry: Mapping[str, bytes]) -> None:
+    def __init__(
+        self,
+        identity: MemberIdentity,
+        config: RoundConfig,
+        registry: Mapping[str, bytes],
+        *,
+        secrets: MemberSecrets | None = None,
+    ) -> None:
         config.check_member(identity.member)
         self.member = identity.member
         self.config = config
@@ -162,15 +201,55 @@ class SecAggMember:
                 raise BadInput(f"no identity key published for member {peer!r}")
             self._peer_identity[peer] = _keys.public_key(registry[peer], owner=peer)
         self._stage = "new"
-        self._channel_key = X25519PrivateKey.generate()
-        self._mask_key_seed = _keys.new_seed()
+        if secrets is None:
+            self._channel_key = X25519PrivateKey.generate()
+            self._mask_key_seed = _keys.new_seed()
+            self._self_mask_seed = _keys.new_seed()
+        else:
+            self._channel_key = X25519PrivateKey.from_private_bytes(secrets.channel_key)
+            self._mask_key_seed = secrets.mask_key_seed
+            self._self_mask_seed = secrets.self_mask_seed
         self._mask_key = _keys.mask_key_from_seed(self._mask_key_seed, context=config.context)
-        self._self_mask_seed = _keys.new_seed()
         self._peer_adverts: dict[str, KeyAdvert] = {}
         # Shares this member holds: owner -> (x, self-mask seed share, mask-key seed share).
         self._held: dict[str, tuple[int, bytes, bytes]] = {}
         self._share_senders: tuple[str, ...] = ()
         self._revealed: dict[str, str] = {}
+
+    def secrets(self) -> MemberSecrets:
+        """This member's round secrets, to persist (encrypted) so a restarted node can resume the round."""
+        channel = self._channel_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return MemberSecrets(channel, self._mask_key_seed, self._self_mask_seed, self._held.get(self.member))
+
+    @classmethod
+    def resume(
+        cls,
+        identity: MemberIdentity,
+        config: RoundConfig,
+        registry: Mapping[str, bytes],
+        secrets: MemberSecrets,
+        *,
+        adverts: Iterable[KeyAdvert] = (),
+        bundles: Iterable[ShareBundle] | None = None,
+    ) -> SecAggMember:
+        """A member rebuilt after a restart from its persisted ``secrets`` and the round's published messages.
+
+        Without an own share it resumes as having advertised (call :meth:`share_keys`);
+        with one, as having shared with the neighbours whose ``adverts`` it used (call
+        :meth:`mask`); given the ``bundles`` it masked with, as having masked (call
+        :meth:`reveal`). The adverts and bundles must be the ones it used before.
+        """
+        member = cls(identity, config, registry, secrets=secrets)
+        member._stage = "advertised"
+        if secrets.own_share is None:
+            return member
+        member._accept_adverts(adverts)
+        member._held[member.member] = secrets.own_share
+        member._stage = "shared"
+        if bundles is not None:
+            member._share_senders = member._accept_bundles(bundles)
+            member._stage = "masked"
+        return member
 
     def _advance(self, expected: str, new: str) -> None:
         if self._stage != expected:
@@ -223,13 +302,43 @@ class SecAggMember:
         if tag is None or not hmac.compare_digest(tag, expected):
             raise BadInput(f"advert of {advert.member!r} is not authenticated by its registered identity key")
 
-    def share_keys(self, adverts: Iterable[KeyAdvert]) -> ShareBundle:
-        """Round 1: check neighbours' adverts, then send each one its encrypted shares of our two seeds."""
-        self._advance("advertised", "shared")
+    def _accept_adverts(self, adverts: Iterable[KeyAdvert]) -> None:
         for advert in adverts:
             if advert.member in self._peer_identity:
                 self._check_advert(advert)
                 self._peer_adverts[advert.member] = advert
+
+    def _accept_bundles(self, bundles: Iterable[ShareBundle]) -> tuple[str, ...]:
+        """Decrypt and keep the shares addressed to us; the senders, sorted."""
+        ctx = self.config.context
+        senders = []
+        for bundle in bundles:
+            if bundle.sender not in self._peer_adverts:
+                continue  # not a neighbour, or it did not advertise: we hold nothing of it
+            if bundle.context != ctx:
+                raise BadInput(f"share bundle of {bundle.sender!r} is for another round")
+            ciphertext = bundle.ciphertext_for(self.member)
+            if ciphertext is None:
+                raise BadInput(f"share bundle of {bundle.sender!r} has no share for {self.member!r}")
+            peer_channel = _keys.public_key(self._peer_adverts[bundle.sender].channel_public, owner=bundle.sender)
+            x, self_share, key_share = _keys.decrypt_share(
+                self._channel_key,
+                peer_channel,
+                sender=bundle.sender,
+                recipient=self.member,
+                context=ctx,
+                ciphertext=ciphertext,
+            )
+            if x != self.config.group_of(bundle.sender).index(self.member) + 1:
+                raise BadInput(f"share from {bundle.sender!r} carries x={x}, not {self.member!r}'s coordinate")
+            self._held[bundle.sender] = (x, self_share, key_share)
+            senders.append(bundle.sender)
+        return tuple(sorted(senders))
+
+    def share_keys(self, adverts: Iterable[KeyAdvert]) -> ShareBundle:
+        """Round 1: check neighbours' adverts, then send each one its encrypted shares of our two seeds."""
+        self._advance("advertised", "shared")
+        self._accept_adverts(adverts)
         present = len(self._peer_adverts) + 1
         if present < self.config.threshold:
             self._stage = "advertised"
@@ -268,32 +377,15 @@ class SecAggMember:
             raise BadInput(f"num_examples must be a positive integer below 2^63, got {num_examples!r}")
         self._advance("shared", "masked")
         ctx = self.config.context
-        senders = []
-        for bundle in bundles:
-            if bundle.sender not in self._peer_adverts:
-                continue  # not a neighbour, or it did not advertise: we hold nothing of it
-            if bundle.context != ctx:
-                raise BadInput(f"share bundle of {bundle.sender!r} is for another round")
-            ciphertext = bundle.ciphertext_for(self.member)
-            if ciphertext is None:
-                raise BadInput(f"share bundle of {bundle.sender!r} has no share for {self.member!r}")
-            peer_channel = _keys.public_key(self._peer_adverts[bundle.sender].channel_public, owner=bundle.sender)
-            x, self_share, key_share = _keys.decrypt_share(
-                self._channel_key,
-                peer_channel,
-                sender=bundle.sender,
-                recipient=self.member,
-                context=ctx,
-                ciphertext=ciphertext,
-            )
-            if x != self.config.group_of(bundle.sender).index(self.member) + 1:
-                raise BadInput(f"share from {bundle.sender!r} carries x={x}, not {self.member!r}'s coordinate")
-            self._held[bundle.sender] = (x, self_share, key_share)
-            senders.append(bundle.sender)
+        try:
+            senders = self._accept_bundles(bundles)
+        except BadInput:
+            self._stage = "shared"
+            raise
         if len(senders) + 1 < self.config.threshold:
             self._stage = "shared"
             raise NotEnoughShares({self.member: (len(senders) + 1, self.config.threshold)}, "distributed")
-        self._share_senders = tuple(sorted(senders))
+        self._share_senders = senders
         layout = _layout_of(update)
         acc = _flatten(update, layout, what="update") * np.uint64(num_examples)
         acc += mask_from_seed(self._self_mask_seed, acc.size)

@@ -1,0 +1,285 @@
+"""A member node's part in secure-aggregation rounds (KEYS -> SHARES -> OPEN -> UNMASK -> AGGREGATE).
+
+Like :meth:`MemberNode.step`, each step reads the member's view of the round once
+(``secure_view``: the member view plus its secure-aggregation steps) and does the
+one thing it still owes, or closes a phase that is due. Messages go to the store
+as blobs and their hashes on chain; which messages count is derived by
+:func:`fedledger.federation.secure.load_round`, the same for every member, so all
+members answer the same unmask request and all aggregators get the same model.
+
+A member that cannot do a step (a peer's bad advert or bundle, its round secrets
+lost) stops taking part in that round: the protocol counts it as a dropout and
+recovers the sum without it as long as the threshold is met.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fedledger.chain.consortium import Role
+from fedledger.chain.task import Phase, RoundInfo, SecureView
+from fedledger.exceptions import AggregationError, BadInput, PrivacyBudgetExceeded, PurposeNotAllowed
+from fedledger.federation.secure import (
+    RoundSecretsStore,
+    SecureRoundState,
+    identity_key,
+    load_round,
+    round_context,
+    secure_aggregate_round,
+)
+from fedledger.privacy.secagg import MemberSecrets, RoundConfig, SecAggMember
+
+if TYPE_CHECKING:
+    from fedledger.federation.node import MemberNode
+
+__all__ = ["SecureRoundDriver"]
+
+log = logging.getLogger("fedledger.node")
+
+
+class SecureRoundDriver:
+    """Drives one member node through secure rounds; secrets in memory and, with ``state_dir``, on disk."""
+
+    def __init__(self, node: MemberNode, state_dir: Path | None) -> None:
+        self.node = node
+        self.identity = identity_key(node.account)
+        self.disk = RoundSecretsStore(state_dir, self.identity) if state_dir is not None else None
+        self._secrets: dict[int, MemberSecrets] = {}
+        self._contexts: dict[int, tuple[RoundConfig, dict[str, bytes]] | None] = {}
+        self._gave_up: set[int] = set()
+
+    # -- the loop body ------------------------------------------------------------------
+
+    def step(self) -> bool:
+        node = self.node
+        sv = node.task.secure_view(node.account.address)  # one read per step
+        status, info = sv.view, sv.view.round
+        if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
+            self._forget(before_round=status.current_round + 1)
+            return node._maybe_open(status)
+        r = info.round_id
+        trainer = bool(status.roles & Role.TRAINER) and node.data is not None and sv.listed and r not in self._gave_up
+        if info.phase is Phase.KEYS:
+            if trainer and not sv.advertised and self._advertise(info):
+                return True
+            if sv.secure.num_adverts >= sv.secure.num_members or status.timestamp > info.commit_deadline:
+                return node._try("close_keys", r, lambda: node.task.close_keys(r))
+            return False
+        if info.phase is Phase.SHARES:
+            if trainer and sv.advertised and not sv.shared and self._share(info):
+                return True
+            if sv.secure.num_bundles >= sv.secure.num_adverts or status.timestamp > info.commit_deadline:
+                return node._try("close_shares", r, lambda: node.task.close_shares(r))
+            return False
+        if info.phase is Phase.OPEN:
+            if trainer and sv.shared and not status.committed and self._mask_and_commit(info):
+                return True
+            if info.num_updates >= info.expected_trainers or status.timestamp > info.commit_deadline:
+                return node._try("close_commits", r, lambda: node.task.close_commits(r))
+            return False
+        if info.phase is Phase.UNMASK:
+            if trainer and status.committed and not sv.revealed and self._reveal(info):
+                return True
+            if sv.secure.num_reveals >= info.num_updates or status.timestamp > info.validate_deadline:
+                return node._try("close_unmask", r, lambda: node.task.close_unmask(r))
+            return False
+        return self._aggregate_phase(sv, info)
+
+    def _aggregate_phase(self, sv: SecureView, info: RoundInfo) -> bool:
+        node, status, r = self.node, sv.view, info.round_id
+        if status.roles & Role.AGGREGATOR and not status.proposed and r not in self._gave_up and self._aggregate(info):
+            return True
+        if status.timestamp > info.aggregate_deadline:
+            return node._try("close_aggregation", r, lambda: node.task.close_aggregation(r))
+        return False
+
+    # -- actions ------------------------------------------------------------------------
+
+    def _advertise(self, info: RoundInfo) -> bool:
+        context = self._context(info.round_id)
+        if context is None or self.node.account.address not in context[0].members:
+            self._give_up(info.round_id, "no secure-aggregation seat (no key-agreement key registered)")
+            return False
+        config, registry = context
+        member = SecAggMember(self.identity, config, registry)
+        advert = member.advertise()
+        self._keep(config, member.secrets())  # before posting: a restart must find the keys the advert names
+        advert_hash = "0x" + self.node.store.put(advert.to_bytes())
+        self.node.task.post_key_advert(info.round_id, advert_hash)
+        self.node._emit("advertise", info.round_id, advert_hash=advert_hash)
+        return True
+
+    def _share(self, info: RoundInfo) -> bool:
+        r = info.round_id
+        loaded = self._load(r)
+        if loaded is None:
+            return False
+        config, registry, secrets, state = loaded
+        try:
+            member = SecAggMember.resume(self.identity, config, registry, dataclasses.replace(secrets, own_share=None))
+            bundle = member.share_keys(state.adverts.values())
+        except (AggregationError, BadInput) as exc:
+            self._give_up(r, f"cannot share keys: {exc}")
+            return False
+        self._keep(config, member.secrets())  # the own share must survive a restart before the bundle is out
+        bundle_hash = "0x" + self.node.store.put(bundle.to_bytes())
+        self.node.task.post_share_bundle(r, bundle_hash)
+        self.node._emit("share", r, bundle_hash=bundle_hash, adverts=len(state.adverts))
+        return True
+
+    def _mask_and_commit(self, info: RoundInfo) -> bool:
+        node, r = self.node, info.round_id
+        if r in node.refusals:
+            return False
+        loaded = self._load(r)
+        if loaded is None:
+            return False
+        config, registry, secrets, state = loaded
+        try:
+            update, _, num_examples, epsilon = node._local_update(info)
+        except (PurposeNotAllowed, PrivacyBudgetExceeded) as exc:
+            node.refusals[r] = exc
+            node._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
+            self._give_up(r, f"refuses to train: {exc}")
+            return False
+        try:
+            member = SecAggMember.resume(self.identity, config, registry, secrets, adverts=state.adverts.values())
+            masked = member.mask(
+                state.bundles.values(),
+                update,
+                num_examples=node.config.masking_weight(num_examples),
+                frac_bits=node.config.frac_bits,
+            )
+        except (AggregationError, BadInput) as exc:
+            self._give_up(r, f"cannot mask the update: {exc}")
+            return False
+        node._commit(r, node.store.put(masked.to_bytes()), num_examples, epsilon, masked=True)
+        return True
+
+    def _reveal(self, info: RoundInfo) -> bool:
+        node, r = self.node, info.round_id
+        loaded = self._load(r, info=info)
+        if loaded is None:
+            return False
+        config, registry, secrets, state = loaded
+        request = state.aggregator.unmask_request()
+        if node.account.address not in request.survivors:
+            self._give_up(r, f"own masked input was dropped: {state.dropped}")
+            return False
+        try:
+            member = SecAggMember.resume(
+                self.identity,
+                config,
+                registry,
+                secrets,
+                adverts=state.adverts.values(),
+                bundles=state.bundles.values(),
+            )
+            reveal = member.reveal(request)
+        except (AggregationError, BadInput) as exc:
+            self._give_up(r, f"cannot reveal shares: {exc}")
+            return False
+        reveal_hash = "0x" + node.store.put(reveal.to_bytes())
+        node.task.submit_reveal(r, reveal_hash)
+        self._forget(before_round=r + 1)  # its part is done: the secrets must not outlive it
+        node._emit("reveal", r, reveal_hash=reveal_hash, survivors=len(request.survivors))
+        return True
+
+    def _aggregate(self, info: RoundInfo) -> bool:
+        node, r = self.node, info.round_id
+        context = self._context(r)
+        if context is None:
+            self._give_up(r, "round has no secure-aggregation config")
+            return False
+        global_params, model_spec = node.global_model(info.global_model)
+        updates = node.closed_updates(r)
+        spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
+        try:
+            state = load_round(
+                node.store,
+                node.config,
+                context[0],
+                node.task.secure_messages(r),
+                spec=spec,
+                updates=updates,
+                reveals=True,
+            )
+            result = secure_aggregate_round(node.store, node.config, global_params, model_spec, state, round_id=r)
+        except AggregationError as exc:
+            self._give_up(r, f"cannot unmask the aggregate: {exc}")
+            return False
+        by_member = {u.member: u.index for u in updates}
+        for what, reason in result.dropped.items():
+            if what.startswith("masked input of "):
+                node.task.flag_update(r, by_member[what.removeprefix("masked input of ")], f"dropped: {reason}")
+        if not result.norm_ok:
+            # Some member skipped clipping: refuse to propose; the round aborts at its deadline.
+            self._give_up(r, "aggregate update exceeds the update norm bound: some member did not clip")
+            return False
+        node.store.put(result.blob)
+        finalized = node.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
+        node._emit(
+            "propose",
+            r,
+            model_hash=result.model_hash,
+            included=sorted(by_member[m] for m in result.result.survivors),
+            dropouts=list(result.result.dropouts),
+            finalized=finalized,
+        )
+        return True
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _context(self, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
+        if round_id not in self._contexts:
+            self._contexts = {round_id: round_context(self.node.task, round_id)}  # keep only this round
+        return self._contexts[round_id]
+
+    def _load(
+        self, round_id: int, *, info: RoundInfo | None = None
+    ) -> tuple[RoundConfig, dict[str, bytes], MemberSecrets, SecureRoundState] | None:
+        """The round's config, registry, this member's secrets and the valid messages so far."""
+        context = self._context(round_id)
+        if context is None:
+            self._give_up(round_id, "round has no secure-aggregation config")
+            return None
+        config, registry = context
+        secrets = self._secrets.get(round_id)
+        if secrets is None and self.disk is not None:
+            secrets = self.disk.load(config)
+        if secrets is None:
+            self._give_up(round_id, "round secrets lost (no state folder)")
+            return None
+        self._secrets[round_id] = secrets
+        node = self.node
+        messages = node.task.secure_messages(round_id)
+        if info is None:
+            state = load_round(node.store, node.config, config, messages)
+        else:
+            global_params, _ = node.global_model(info.global_model)
+            spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
+            state = load_round(
+                node.store, node.config, config, messages, spec=spec, updates=node.closed_updates(round_id)
+            )
+        return config, registry, secrets, state
+
+    def _keep(self, config: RoundConfig, secrets: MemberSecrets) -> None:
+        self._secrets[config.round_id] = secrets
+        if self.disk is not None:
+            self.disk.save(config, secrets)
+
+    def _forget(self, *, before_round: int) -> None:
+        """Round over: its secrets go, from memory and disk (forward secrecy of the published messages)."""
+        for r in [r for r in self._secrets if r < before_round]:
+            del self._secrets[r]
+        if self.disk is not None:
+            self.disk.discard(self.node.task.address, before_round=before_round)
+
+    def _give_up(self, round_id: int, reason: str) -> None:
+        self._gave_up.add(round_id)
+        self._forget(before_round=round_id + 1)
+        log.warning("%s: drops out of secure round %d: %s", self.node.name, round_id, reason)
+        self.node._emit("secagg-dropout", round_id, reason=reason)

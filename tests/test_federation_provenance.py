@@ -1,0 +1,217 @@
+"""Provenance and privacy in federated rounds: a node refuses a purpose its dataset does not
+allow, stops at its privacy budget, declares its spend; the audit checks lineage and spends."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from fedledger.audit import verify_task
+from fedledger.chain import TrainingTaskClient
+from fedledger.chain.events import UpdateCommitted, UpdateFlagged
+from fedledger.chain.registry import purpose_id
+from fedledger.exceptions import ConfigError, PrivacyBudgetExceeded, PurposeNotAllowed
+from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
+from fedledger.federation.setup import SimulatedConsortium, create_consortium
+from fedledger.learning import breast_cancer_hospitals, build_model, encode_model, load_csv_dataset, train_val_split
+from fedledger.learning.data import FeatureStats, Standardizer
+from fedledger.privacy.accounting import SampledGaussian, compute_epsilon, epsilon_to_micro
+from fedledger.workspace import Workspace
+
+PURPOSE = "model-training:breast-cancer-diagnosis"
+MODEL = {"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1}
+
+
+def _datas(tmp_path: Path, n: int) -> list[LocalData]:
+    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=n, alpha=1.0, seed=5)
+    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
+    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
+    datas = []
+    for k, d in enumerate(local):
+        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
+        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
+    return datas
+
+
+def _consortium(
+    tmp_path: Path, config: TaskConfig, n: int = 3, purposes: list[list[str]] | None = None
+) -> tuple[Workspace, SimulatedConsortium, list[NodeEvent]]:
+    """``n`` members; member k registers a dataset allowing ``purposes[k]`` (default: the task's)."""
+    events: list[NodeEvent] = []
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    sim = create_consortium(ws, config=config, datas=_datas(tmp_path, n), password="pw", on_event=events.append)
+    assert sim.registry is not None
+    for k, node in enumerate(sim.nodes):
+        node.dataset_id = sim.registry.as_(node.account).register_dataset(
+            commitment=b"\x01" * 31 + bytes([k + 1]),
+            schema_hash=b"\x02" * 32,
+            classification_hash=b"\x03" * 32,
+            policy_hash=b"\x04" * 32,
+            purposes=(purposes or [[PURPOSE]] * n)[k],
+            rows=len(node.data.y_train) if node.data is not None else 1,
+        )
+    return ws, sim, events
+
+
+def _config(**overrides: object) -> TaskConfig:
+    settings: dict[str, object] = {
+        "model": MODEL,
+        "rounds": 1,
+        "local_epochs": 2,
+        "min_commitments": 2,
+        "proposal_quorum": 2,
+        "clip_norm": 5.0,
+        "purpose": PURPOSE,
+        **overrides,
+    }
+    return TaskConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_node_refuses_a_task_its_dataset_does_not_allow(tmp_path: Path) -> None:
+    ws, sim, events = _consortium(tmp_path, _config(), purposes=[[PURPOSE], [PURPOSE], ["marketing", "research"]])
+    with ws:
+        refusing = sim.nodes[2]
+        with pytest.raises(PurposeNotAllowed, match="does not allow the purpose 'model-training:breast-cancer"):
+            refusing.require_purpose()
+        Simulation(sim.task, sim.nodes).run()
+        assert isinstance(refusing.refusals[1], PurposeNotAllowed)
+        refusals = [e for e in events if e.action == "refuse"]
+        assert [(e.node, e.round_id, e.details["error"]) for e in refusals] == [(refusing.name, 1, "PurposeNotAllowed")]
+        committers = {e.member for e in sim.task.events() if isinstance(e, UpdateCommitted)}
+        assert committers == {sim.nodes[0].account.address, sim.nodes[1].account.address}
+        assert sim.task.round(1).phase.name == "FINALIZED"  # the others went on without it
+        updates = sim.task.updates(1)
+        assert sorted(u.dataset_id for u in updates) == [sim.nodes[0].dataset_id, sim.nodes[1].dataset_id]
+        assert verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store).ok
+
+
+def test_node_without_a_registered_dataset_refuses(tmp_path: Path) -> None:
+    ws, sim, _ = _consortium(tmp_path, _config())
+    with ws:
+        sim.nodes[0].dataset_id = None
+        with pytest.raises(PurposeNotAllowed, match="has no registered dataset"):
+            sim.nodes[0].require_purpose()
+
+
+def test_node_stops_at_its_budget_and_declares_its_spend(tmp_path: Path) -> None:
+    sigma, delta = 2.0, 1e-5
+    two = compute_epsilon([SampledGaussian(sigma, 1.0, 2)], delta=delta)
+    three = compute_epsilon([SampledGaussian(sigma, 1.0, 3)], delta=delta)
+    budget = (two + three) / 2  # room for two rounds, not three
+    config = _config(rounds=3, dp_epsilon=budget, dp_delta=delta, dp_noise_multiplier=sigma, min_commitments=2)
+    ws, sim, events = _consortium(tmp_path, config)
+    with ws:
+        Simulation(sim.task, sim.nodes).run()
+        for node in sim.nodes:
+            assert isinstance(node.refusals.get(3), PrivacyBudgetExceeded), node.refusals
+            assert 1 not in node.refusals and 2 not in node.refusals
+            assert sim.task.privacy_spent(node.account.address) == epsilon_to_micro(two)
+        assert sim.task.round(3).phase.name == "ABORTED" and sim.task.updates(3) == []
+        declared = [
+            (e.round_id, e.epsilon_micro)
+            for e in sim.task.events()
+            if isinstance(e, UpdateCommitted) and e.member == sim.nodes[0].account.address
+        ]
+        one = compute_epsilon([SampledGaussian(sigma, 1.0, 1)], delta=delta)
+        assert declared == [(1, epsilon_to_micro(one)), (2, epsilon_to_micro(two))]
+        commits = [e for e in events if e.action == "commit"]
+        assert all(e.details["epsilon"] <= budget for e in commits)
+        # Noisy updates exceed clip_norm but not the noise-widened bound: none was flagged for its norm.
+        flags = [e for e in sim.task.events() if isinstance(e, UpdateFlagged)]
+        assert not [f for f in flags if "L2 norm" in f.reason], flags
+        report = verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store)
+        assert report.ok, report.discrepancies
+
+
+def test_dp_config_is_validated() -> None:
+    with pytest.raises(ConfigError, match="dp_mode 'sample'.*needs a torch model"):
+        _config(dp_epsilon=4.0, dp_mode="sample")
+    with pytest.raises(ConfigError, match="spends epsilon .* in one round"):
+        _config(dp_epsilon=1.0, dp_noise_multiplier=0.2)
+    with pytest.raises(ConfigError, match="dp_epsilon must be a positive"):
+        _config(dp_epsilon=float("inf"))
+    with pytest.raises(ConfigError, match="purpose: malformed purpose name"):
+        _config(purpose="Breast Cancer")
+    config = _config(dp_epsilon=4.0, rounds=5)
+    assert config.privacy is not None and config.privacy.noise_multiplier is not None
+    # The calibrated multiplier lets all rounds fit the budget, and not by much.
+    spent = compute_epsilon([SampledGaussian(config.privacy.noise_multiplier, 1.0, 5)], delta=1e-5)
+    assert 3.9 < spent <= 4.0
+    assert config.update_norm_bound(31) > config.clip_norm
+    assert TaskConfig.from_bytes(config.to_bytes()) == config
+    with pytest.raises(ConfigError, match="deploy it with a data registry"):
+        config.chain_params("0x" + "11" * 32)
+
+
+def _rogue_task(sim: SimulatedConsortium, config: TaskConfig, contract_purpose: str) -> TrainingTaskClient:
+    """A task whose contract checks another purpose than the one its config (and members) agreed on."""
+    initial = sim.store.put(encode_model(build_model(config.model).get_params(), config.model))
+    sim.store.put(config.to_bytes())
+    assert sim.registry is not None
+    params = replace(
+        config.chain_params(initial, data_registry=sim.registry.address),
+        purpose="0x" + purpose_id(contract_purpose).hex(),
+    )
+    return TrainingTaskClient.deploy(sim.task.chain, sim.operator, sim.consortium.address, params)
+
+
+def test_audit_flags_updates_whose_datasets_did_not_allow_the_agreed_purpose(tmp_path: Path) -> None:
+    ws, sim, _ = _consortium(tmp_path, _config(), purposes=[[PURPOSE, "research"], ["research"], ["research"]])
+    with ws:
+        config = sim.nodes[0].config
+        rogue = _rogue_task(sim, config, "research")
+        r = rogue.as_(sim.nodes[0].account).open_round()
+        for k, node in enumerate(sim.nodes):
+            rogue.as_(node.account).commit_update(r, "ab" * 31 + f"{k:02x}", 10, dataset_id=node.dataset_id)
+        report = verify_task(ws.chain, sim.consortium.address, rogue.address, sim.store)
+        messages = [str(d) for d in report.discrepancies]
+        assert any("task contract checks purpose id" in m for m in messages), messages
+        lineage = [m for m in messages if "did not allow the purpose" in m]
+        assert len(lineage) == 2 and all(sim.nodes[0].account.address not in m for m in lineage), lineage
+
+
+def test_audit_flags_a_spend_below_what_the_rounds_compose_to(tmp_path: Path) -> None:
+    ws, sim, _ = _consortium(tmp_path, _config(dp_epsilon=4.0, rounds=2))
+    with ws:
+        task = sim.task.as_(sim.nodes[0].account)
+        r = task.open_round()
+        honest = epsilon_to_micro(compute_epsilon([sim.nodes[0].config.privacy.mechanism(num_examples=1)], delta=1e-5))  # type: ignore[union-attr]
+        task.commit_update(r, "ab" * 32, 10, dataset_id=sim.nodes[0].dataset_id, epsilon_micro=honest)
+        sim.task.as_(sim.nodes[1].account).commit_update(
+            r, "cd" * 32, 10, dataset_id=sim.nodes[1].dataset_id, epsilon_micro=1
+        )
+        report = verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store)
+        spends = [d for d in report.discrepancies if "compose to" in d.message]
+        assert [d.member for d in spends] == [sim.nodes[1].account.address], report.discrepancies
+
+
+def test_sample_level_dp_sgd_round_end_to_end(tmp_path: Path) -> None:
+    """dp_mode "sample": members train a torch model with Opacus DP-SGD, declare what dp-accounting gives
+    for their Poisson-sampled steps, and the audit recomputes the same spends."""
+    model = {"kind": "torch-mlp", "n_features": 30, "n_classes": 2, "hidden": [8], "batch_size": 16, "seed": 1}
+    config = _config(
+        model=model,
+        rounds=2,
+        local_epochs=1,
+        dp_epsilon=8.0,
+        dp_mode="sample",
+        dp_max_grad_norm=1.0,
+        dp_noise_multiplier=1.0,
+        acceptance_threshold=0,  # DP-SGD's fresh noise may cost a round accuracy; validation is not under test here
+    )
+    assert config.privacy is not None and config.privacy.mode == "sample"
+    ws, sim, events = _consortium(tmp_path, config)
+    with ws:
+        Simulation(sim.task, sim.nodes).run()
+        assert [sim.task.round(r).phase.name for r in (1, 2)] == ["FINALIZED", "FINALIZED"]
+        assert not any(node.refusals for node in sim.nodes)
+        for node in sim.nodes:
+            spent = sim.task.privacy_spent(node.account.address) / 1e6
+            assert 0 < spent <= 8.0
+            commits = [e for e in events if e.action == "commit" and e.node == node.name]
+            assert [e.round_id for e in commits] == [1, 2]
+            assert commits[0].details["epsilon"] < commits[1].details["epsilon"] == pytest.approx(spent, abs=1e-6)
+        report = verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store)
+        assert report.ok, report.discrepancies
