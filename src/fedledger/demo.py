@@ -109,7 +109,7 @@ def run_demo(
     rounds: int = 8,
     attack: str = "sign-flip",
     malicious: int = 1,
-    rule: str = "fedavg",
+    rule: str = "auto",
     committee: int = 0,
     seed: int = 7,
     dp_epsilon: float | None = None,
@@ -292,7 +292,7 @@ def _run(
     setup_row = {
         "attack": attack,
         "malicious": n_malicious,
-        "rule": setup.rule,
+        "rule": config.aggregation,
         "committee": setup.committee,
         "secure_aggregation": setup.secure_aggregation,
         # Under secure aggregation updates are masked: no validator can score one, so none is screened.

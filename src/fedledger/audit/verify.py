@@ -51,7 +51,7 @@ from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, indices_of
 from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
 from fedledger.federation.config import TaskConfig
-from fedledger.federation.rules import aggregate_round
+from fedledger.federation.rules import aggregate_round, previous_global_params
 from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
 from fedledger.learning import decode_model
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
@@ -360,8 +360,16 @@ def _check_finalized(
         for c in commits
     ]
     try:
+        previous = previous_global_params(task, store, r)
         result = aggregate_round(
-            store, config, global_blob.params, global_blob.spec, updates, info.accepted, round_id=r
+            store,
+            config,
+            global_blob.params,
+            global_blob.spec,
+            updates,
+            info.accepted,
+            round_id=r,
+            previous_params=previous,
         )
     except FedLedgerError as exc:
         fail(f"cannot recompute the aggregate: {exc}", round_id=r, h=event.model_hash)

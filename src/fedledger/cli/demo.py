@@ -28,8 +28,13 @@ def demo(
     ] = "sign-flip",
     malicious: Annotated[int, typer.Option(help="How many hospitals are malicious.")] = 1,
     rule: Annotated[
-        str, typer.Option(help="Aggregation rule: fedavg, median, trimmed-mean, krum, multi-krum, bulyan, ...")
-    ] = "fedavg",
+        str,
+        typer.Option(
+            help="Aggregation rule in validated rounds: auto (centered-clipping, the robustness benchmark's "
+            "choice), fedavg, median, trimmed-mean, krum, multi-krum, bulyan, fltrust-median, ...; secure "
+            "rounds only sum (fedavg)."
+        ),
+    ] = "auto",
     committee: Annotated[
         int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
     ] = 0,
@@ -59,7 +64,7 @@ def demo(
     from fedledger.federation.config import ledger_rules
 
     parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
-    if rule not in ledger_rules():
+    if rule != "auto" and rule not in ledger_rules():
         raise ConfigError(f"unknown aggregation rule {rule!r}; known: {', '.join(ledger_rules())}")
     if workspace is not None and (workspace / "config.json").exists():
         raise BadInput(f"{workspace} already holds a workspace; pick a new folder for the demo")

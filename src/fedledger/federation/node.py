@@ -40,7 +40,7 @@ from fedledger.exceptions import (
     UpdateRejected,
 )
 from fedledger.federation.config import TaskConfig
-from fedledger.federation.rules import aggregate_round, check_update
+from fedledger.federation.rules import aggregate_round, check_update, previous_global_params
 from fedledger.federation.secure_node import SecureRoundDriver
 from fedledger.learning import (
     SCORING_RULES,
@@ -352,7 +352,17 @@ class MemberNode:
         r = info.round_id
         global_params, model_spec = self.global_model(info.global_model)
         updates = self.closed_updates(r)
-        result = aggregate_round(self.store, self.config, global_params, model_spec, updates, info.accepted, round_id=r)
+        previous = previous_global_params(self.task, self.store, r)
+        result = aggregate_round(
+            self.store,
+            self.config,
+            global_params,
+            model_spec,
+            updates,
+            info.accepted,
+            round_id=r,
+            previous_params=previous,
+        )
         for index, reason in result.excluded.items():
             self.task.flag_update(r, index, f"excluded from aggregate: {reason}")
         self.store.put(result.blob)

@@ -11,22 +11,27 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fedledger.chain.task import UpdateInfo
+import numpy as np
+
+from fedledger.chain.task import TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import FedLedgerError, StoreError, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.privacy import num_params
 from fedledger.learning import (
     DecodedUpdate,
+    FixedPoint,
     Params,
     ParamSpec,
     apply_update,
+    decode_model,
     encode_model,
     validate_update,
 )
 from fedledger.learning.aggregation import aggregate
+from fedledger.learning.update import Tensors
 from fedledger.store import BlobStore
 
-__all__ = ["RoundAggregate", "aggregate_round", "check_update"]
+__all__ = ["RoundAggregate", "aggregate_round", "check_update", "previous_global_params"]
 
 
 def check_update(store: BlobStore, config: TaskConfig, spec: ParamSpec, update: UpdateInfo) -> DecodedUpdate:
@@ -74,12 +79,16 @@ def aggregate_round(
     accepted: Sequence[int],
     *,
     round_id: int,
+    previous_params: Params | None = None,
 ) -> RoundAggregate:
     """The next global model from the accepted updates of a round.
 
     An accepted update whose blob fails :func:`check_update` is left out (and
     reported in ``excluded``): every honest party sees the same blobs and applies the
-    same check, so they still agree bit for bit.
+    same check, so they still agree bit for bit. ``previous_params``: the global model
+    of the round before (:func:`previous_global_params`), whose step to this round's
+    global model is centered clipping's center (Karimireddy et al. clip around the
+    last aggregate; without it the center is zero).
     """
     spec: ParamSpec = {name: tuple(arr.shape) for name, arr in global_params.items()}
     decoded: list[DecodedUpdate] = []
@@ -93,13 +102,33 @@ def aggregate_round(
             excluded[index] = exc.reason
     if not decoded:
         raise FedLedgerError(f"round {round_id}: no usable accepted update to aggregate")
+    rule_params: dict[str, object] = dict(config.aggregation_params)
+    center: Tensors | None = None
+    if config.aggregation == "centered-clipping":
+        rule_params.setdefault("tau", config.clip_norm / 2)  # the radius the robustness benchmark measured
+        if previous_params is not None:
+            codec = FixedPoint(config.frac_bits)
+            center = {
+                name: codec.encode(global_params[name].astype(np.float64) - previous_params[name].astype(np.float64))
+                for name in global_params
+            }
     result = aggregate(
         config.aggregation,
         [d.tensors for d in decoded],
         [d.num_examples for d in decoded],
         frac_bits=config.frac_bits,
-        params=config.aggregation_params,
+        center=center,
+        params=rule_params,
     )
     params = apply_update(global_params, result.delta, frac_bits=config.frac_bits)
     blob = encode_model(params, model_spec, metadata={"round": str(round_id)})
     return RoundAggregate(params, blob, "0x" + hashlib.sha256(blob).hexdigest(), included, excluded)
+
+
+def previous_global_params(task: TrainingTaskClient, store: BlobStore, round_id: int) -> Params | None:
+    """The global model round ``round_id - 1`` started from (None for the first round), read by the hash
+    the chain holds: what :func:`aggregate_round` needs for centered clipping's center."""
+    if round_id <= 1:
+        return None
+    previous = task.round(round_id - 1).global_model
+    return decode_model(store.get(previous.removeprefix("0x"))).params
