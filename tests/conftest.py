@@ -136,3 +136,20 @@ def assert_bad_input(state: Any, call: Any, *args: Any, **kwargs: Any) -> Any:
         call(*args, **kwargs)
     assert state() == before
     return info.value
+
+
+def hospital_datas(tmp_path: Path, n: int) -> list[Any]:
+    """``n`` breast-cancer hospitals (Dirichlet split, seeded) as members' LocalData: each CSV loaded back,
+    standardized with the combined statistics, a quarter kept for validation."""
+    from fedledger.federation import LocalData
+    from fedledger.learning import breast_cancer_hospitals, load_csv_dataset, train_val_split
+    from fedledger.learning.data import FeatureStats, Standardizer
+
+    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=n, alpha=1.0, seed=5)
+    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
+    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
+    datas = []
+    for k, d in enumerate(local):
+        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
+        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
+    return datas

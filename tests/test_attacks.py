@@ -11,6 +11,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
+from conftest import hospital_datas
 from fedledger.attacks import (
     ALIE,
     ATTACKS,
@@ -41,17 +42,12 @@ from fedledger.attacks import (
     parse_attack,
 )
 from fedledger.exceptions import BadInput, ConfigError
-from fedledger.federation import LocalData, Simulation, TaskConfig
+from fedledger.federation import Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
 from fedledger.learning import (
-    FeatureStats,
     FixedPoint,
     Params,
-    Standardizer,
-    breast_cancer_hospitals,
     flatten,
-    load_csv_dataset,
-    train_val_split,
 )
 from fedledger.store import decode_tensors
 from fedledger.workspace import Workspace
@@ -535,13 +531,7 @@ def test_every_attack_is_an_attack_subclass() -> None:
 def test_coalition_members_drive_real_member_nodes_on_the_ledger(tmp_path: Path) -> None:
     """Two sybils sign-flipping one update through unmodified MemberNodes: both commit the same
     flipped delta just under the clip norm, and the validators' median keeps it out."""
-    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=4, alpha=1.0, seed=5)
-    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
-    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
-    datas = []
-    for k, d in enumerate(local):
-        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
-        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
+    datas = hospital_datas(tmp_path, 4)
     config = TaskConfig(
         model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
         rounds=1,

@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
+from conftest import hospital_datas
 from fedledger.audit import verify_task
 from fedledger.chain import ZERO_HASH, ConsortiumClient, Role, TrainingTaskClient
 from fedledger.chain.events import AggregateProposed, RoundFinalized, UpdateCommitted, UpdateFlagged
@@ -20,10 +21,9 @@ from fedledger.chain.registry import purpose_id
 from fedledger.chain.task import ZERO_ADDRESS
 from fedledger.cli import app
 from fedledger.demo import run_demo
-from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
+from fedledger.federation import MemberNode, Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
-from fedledger.learning import UpdatePipeline, breast_cancer_hospitals, load_csv_dataset, train_val_split
-from fedledger.learning.data import FeatureStats, Standardizer
+from fedledger.learning import UpdatePipeline
 from fedledger.store import BlobStore, encode_tensors
 from fedledger.workspace import Workspace
 
@@ -178,13 +178,7 @@ def test_verify_catches_a_forged_commitment_from_a_non_member(demo: tuple[Path, 
 
 
 def _small_setup(tmp_path: Path, n: int = 4, rounds: int = 1, **config_overrides: object):
-    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=n, alpha=1.0, seed=5)
-    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
-    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
-    datas = []
-    for k, d in enumerate(local):
-        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
-        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
+    datas = hospital_datas(tmp_path, n)
     settings = {"min_commitments": 2, "proposal_quorum": 2, "clip_norm": 5.0, **config_overrides}
     config = TaskConfig(
         model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},

@@ -8,31 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from conftest import hospital_datas
 from fedledger.audit import verify_task
 from fedledger.chain import TrainingTaskClient
 from fedledger.chain.events import UpdateCommitted, UpdateFlagged
 from fedledger.chain.registry import purpose_id
 from fedledger.exceptions import ConfigError, PrivacyBudgetExceeded, PurposeNotAllowed
-from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
+from fedledger.federation import NodeEvent, Simulation, TaskConfig
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
-from fedledger.learning import breast_cancer_hospitals, build_model, encode_model, load_csv_dataset, train_val_split
-from fedledger.learning.data import FeatureStats, Standardizer
+from fedledger.learning import build_model, encode_model
 from fedledger.privacy.accounting import SampledGaussian, compute_epsilon, epsilon_to_micro
 from fedledger.workspace import Workspace
 
 PURPOSE = "model-training:breast-cancer-diagnosis"
 MODEL = {"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1}
-
-
-def _datas(tmp_path: Path, n: int) -> list[LocalData]:
-    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=n, alpha=1.0, seed=5)
-    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
-    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
-    datas = []
-    for k, d in enumerate(local):
-        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
-        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
-    return datas
 
 
 def _consortium(
@@ -41,7 +30,7 @@ def _consortium(
     """``n`` members; member k registers a dataset allowing ``purposes[k]`` (default: the task's)."""
     events: list[NodeEvent] = []
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
-    sim = create_consortium(ws, config=config, datas=_datas(tmp_path, n), password="pw", on_event=events.append)
+    sim = create_consortium(ws, config=config, datas=hospital_datas(tmp_path, n), password="pw", on_event=events.append)
     assert sim.registry is not None
     for k, node in enumerate(sim.nodes):
         node.dataset_id = sim.registry.as_(node.account).register_dataset(

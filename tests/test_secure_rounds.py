@@ -19,20 +19,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import hospital_datas
 from fedledger.audit import verify_task
 from fedledger.chain import Phase
 from fedledger.chain.events import RoundAborted, SharesRevealed, UpdateCommitted, UpdateFlagged
-from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
+from fedledger.federation import MemberNode, Simulation, TaskConfig
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
 from fedledger.learning import (
     apply_update,
-    breast_cancer_hospitals,
     encode_model,
     fedavg,
-    load_csv_dataset,
-    train_val_split,
 )
-from fedledger.learning.data import FeatureStats, Standardizer
 from fedledger.privacy.dp import SystemNoise
 from fedledger.privacy.secagg import MaskedInput
 from fedledger.store import BlobStore
@@ -40,13 +37,7 @@ from fedledger.workspace import Workspace
 
 
 def _setup(tmp_path: Path, n: int = 4, rounds: int = 1, **overrides: Any) -> tuple[Workspace, SimulatedConsortium]:
-    split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=n, alpha=1.0, seed=5)
-    local = [load_csv_dataset(p, split.label_column) for p in split.hospitals]
-    scaler = Standardizer.from_stats(FeatureStats.combine(FeatureStats.of(d.X) for d in local))
-    datas = []
-    for k, d in enumerate(local):
-        X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
-        datas.append(LocalData(X_tr, y_tr, X_val, y_val))
+    datas = hospital_datas(tmp_path, n)
     settings: dict[str, Any] = {"min_commitments": 2, "proposal_quorum": 2, "clip_norm": 5.0, **overrides}
     config = TaskConfig(
         model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
