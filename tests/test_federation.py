@@ -64,6 +64,13 @@ def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(t
     assert [m["member"] for m in privacy["members"]] == ["Hospital 1", "Hospital 2", "Hospital 3"]
     assert all(0 < m["epsilon"] <= 8.0 for m in privacy["members"])
     assert data["verification"]["ok"], data["verification"]
+    # The same spends, read back from the chain's UpdateCommitted events.
+    report = runner.invoke(app, ["privacy", "report", "-w", str(tmp_path / "ws"), "--json"])
+    assert report.exit_code == 0, report.output
+    body = json.loads(report.stdout)
+    assert body["budget_epsilon"] == 8.0 and body["delta"] == 1e-5
+    on_chain = {m["member"]: m["epsilon"] for m in body["members"]}
+    assert sorted(on_chain.values()) == sorted(m["epsilon"] for m in privacy["members"])
     off = runner.invoke(app, ["demo", "-w", str(tmp_path / "off"), "--dp-epsilon", "-1"])
     assert off.exit_code == 2 and "--dp-epsilon" in off.output
 

@@ -1,22 +1,22 @@
 """``fedledger privacy``: differential-privacy spend per member and for the task.
 
 The spends shown are the cumulative epsilons members declared with their
-updates (:class:`fedledger.privacy.accounting.SpendRecord`). Today they are read
-from a file (``--from``): a spends file (``fedledger-privacy-spends/1``) or a
-saved privacy ledger (``fedledger-privacy-ledger/1``, e.g. a simulation's). Once
-the TrainingTask contract records the declared micro-epsilon with each
-commitment, the same report is built from those chain events.
+updates (:class:`fedledger.privacy.accounting.SpendRecord`): by default read from
+the task's ``UpdateCommitted`` events (the TrainingTask contract records each
+commitment's declared micro-epsilon and refuses one above the budget), or from a
+file (``--from``): a spends file (``fedledger-privacy-spends/1``) or a saved
+privacy ledger (``fedledger-privacy-ledger/1``, e.g. a simulation's).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, print_json
+from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import ConfigError
 
 __all__ = ["app", "report"]
@@ -41,11 +41,9 @@ def report(
     from fedledger.privacy.accounting import build_privacy_report, read_spends
 
     if from_file is None:
-        raise ConfigError(
-            f"task {task!r} in {workspace}: declared privacy spends are not on this chain yet (the TrainingTask "
-            "contract records no epsilon with commitments); pass --from FILE with a spends file or privacy ledger"
-        )
-    records, file_budget, delta = read_spends(from_file)
+        records, file_budget, delta = _spends_on_chain(workspace, task)
+    else:
+        records, file_budget, delta = read_spends(from_file)
     result = build_privacy_report(records, budget_epsilon=budget if budget is not None else file_budget, delta=delta)
     if json_out:
         print_json(result.to_json())
@@ -68,3 +66,25 @@ def report(
     console.print(table)
     budget_text = f" of budget {result.budget_epsilon:g}" if result.budget_epsilon is not None else ""
     console.print(f"task: epsilon {result.task_epsilon:.4f}{budget_text} over {len(result.members)} members")
+
+
+def _spends_on_chain(workspace: Path, task_name: str) -> tuple[list[Any], float | None, float | None]:
+    """Every member's declared cumulative spend, from the task's UpdateCommitted events; the budget the
+    contract enforces; delta from the task config the contract commits to (fetched from the store by hash)."""
+    from fedledger.chain.events import UpdateCommitted
+    from fedledger.federation import TaskConfig
+    from fedledger.privacy.accounting import SpendRecord, micro_to_epsilon
+    from fedledger.store import BlobStore
+
+    with open_workspace(workspace) as ws:
+        task = ws.task(task_name)
+        params = task.params()
+        if params.privacy_budget == 0:
+            raise ConfigError(f"task {task_name!r} has no privacy budget: it runs without differential privacy")
+        config = TaskConfig.from_bytes(BlobStore(ws.root / ws.config.store).get(params.config_hash.removeprefix("0x")))
+        records = [
+            SpendRecord(e.member, e.round_id, micro_to_epsilon(e.epsilon_micro))
+            for e in task.events()
+            if isinstance(e, UpdateCommitted)
+        ]
+    return records, micro_to_epsilon(params.privacy_budget), config.dp_delta
