@@ -425,6 +425,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         clip_norm=100.0,  # above any honest update's norm here: clipping never changes an update
         acceptance_threshold=1_000,  # 10 %: chance level on 10 classes; every honest update passes
+        aggregation="fedavg",  # the baseline's rule: both arms must compute the same model
         min_commitments=args.members,
         proposal_quorum=args.quorum,
     )
