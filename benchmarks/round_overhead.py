@@ -63,6 +63,7 @@ import fedledger.federation.node as node_mod
 import fedledger.federation.rules as rules_mod
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
+from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.task import Phase, TrainingTaskClient
 from fedledger.federation import LocalData, MemberNode, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.node import _seed as member_seed
@@ -79,7 +80,6 @@ from fedledger.learning import (
     train_val_split,
 )
 from fedledger.store import BlobStore
-from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.workspace import FAUCET_KEY_ENV, ChainSpec, Workspace
 
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
