@@ -53,7 +53,7 @@ from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, Inte
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, previous_global_params
 from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
-from fedledger.learning import decode_model
+from fedledger.learning import ModelBlob, decode_model
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
 from fedledger.privacy.secagg import verify_aggregate
 from fedledger.store import BlobStore
@@ -335,6 +335,18 @@ def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubm
     return mask
 
 
+def _round_start_model(store: BlobStore, event: RoundFinalized, global_hash: str | None, fail: Any) -> ModelBlob | None:
+    """The global model a finalized round started from, or None after reporting why it cannot be had."""
+    if global_hash is None:
+        fail("finalized without a RoundOpened event", round_id=event.round_id)
+        return None
+    try:
+        return decode_model(store.get(global_hash.removeprefix("0x")))
+    except (StoreError, FedLedgerError) as exc:
+        fail(f"model blob unavailable or invalid: {exc}", round_id=event.round_id, h=global_hash)
+        return None
+
+
 def _check_finalized(
     store: BlobStore,
     config: TaskConfig,
@@ -345,11 +357,10 @@ def _check_finalized(
     fail: Any,
 ) -> None:
     r = event.round_id
-    if global_hash is None:
-        fail("finalized without a RoundOpened event", round_id=r)
+    global_blob = _round_start_model(store, event, global_hash, fail)
+    if global_blob is None:
         return
     try:
-        global_blob = decode_model(store.get(global_hash.removeprefix("0x")))
         decode_model(store.get(event.model_hash.removeprefix("0x")))
     except (StoreError, FedLedgerError) as exc:
         fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
@@ -420,13 +431,8 @@ def _check_secure_finalized(
 ) -> None:
     """Re-derive a secure round's model from its published messages alone, as an aggregator does."""
     r = event.round_id
-    if global_hash is None:
-        fail("finalized without a RoundOpened event", round_id=r)
-        return
-    try:
-        global_blob = decode_model(store.get(global_hash.removeprefix("0x")))
-    except (StoreError, FedLedgerError) as exc:
-        fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=global_hash)
+    global_blob = _round_start_model(store, event, global_hash, fail)
+    if global_blob is None:
         return
     for c in commits:
         try:

@@ -158,26 +158,13 @@ def score_relative(
     return relative_score(before, after)
 
 
-def score_update_relative(
-    adapter: ModelAdapter,
-    global_params: Mapping[str, npt.NDArray[Any]],
-    update: DecodedUpdate,
-    X_val: npt.ArrayLike,
-    y_val: npt.ArrayLike,
-    *,
-    weight_divisor: int = 1,
-) -> int:
-    """The ``relative-accuracy`` rule: since the fix of issue 4, the same score as :func:`score_relative`.
-
-    It used to be ``min(after, 5000 + after - before)``. The absolute term ``after`` is the smaller
-    one exactly when ``before < 5000``, and then it is below any usable threshold: a task started from
-    random weights (about 10 % accuracy on ten classes) scored every update near 1000, accepted none
-    with the default threshold 4500, and its model never moved (measured in ``docs/robustness.md``).
-    Once ``before >= 5000`` the old formula already equalled the relative term, so dropping the
-    absolute term changes nothing for a trained model and fixes the random start. The name stays so
-    that existing task configs keep their meaning.
-    """
-    return score_relative(adapter, global_params, update, X_val, y_val, weight_divisor=weight_divisor)
+# The ``relative-accuracy`` rule: since issue 4, the same score as :func:`score_relative`. It used to be
+# ``min(after, 5000 + after - before)``; the absolute term ``after`` is the smaller one exactly when
+# ``before < 5000``, and then below any usable threshold: a task started from random weights (about 10 %
+# accuracy on ten classes) scored every update near 1000, accepted none at the default threshold 4500, and
+# its model never moved (measured in docs/robustness.md). Once ``before >= 5000`` the old formula already
+# equalled the relative term. The name stays so that existing task configs keep their meaning.
+score_update_relative = score_relative
 
 
 class ScoringRule(Protocol):
