@@ -561,3 +561,39 @@ def test_coalition_members_drive_real_member_nodes_on_the_ledger(tmp_path: Path)
         assert accepted and not accepted & bad
     finally:
         ws.close()
+
+
+@pytest.mark.slow
+def test_trust_scoring_keeps_a_lying_validator_minority_from_flipping_outcomes(tmp_path: Path) -> None:
+    """One member sign-flips its update and lies as a validator (scores its own update 10000, every other
+    0). Four honest validators score each update by ``trust`` (cosine against their own reference update):
+    the liar is a minority of every update's scorers, the flipped update is rejected and every honest one
+    accepted, round after round."""
+    datas = hospital_datas(tmp_path, 5)
+    config = TaskConfig(
+        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
+        rounds=2,
+        local_epochs=2,
+        min_commitments=3,
+        proposal_quorum=2,
+        clip_norm=5.0,
+        scoring="trust",
+        acceptance_threshold=5100,
+    )
+    coalition = Coalition(make_attack("sign-flip+lying-validators"), num_malicious=1, num_workers=5, clip_norm=5.0)
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws, config=config, datas=datas, password="pw", behaviors=[None, None, None, None, *coalition.members]
+        )
+        Simulation(sim.task, sim.nodes).run()
+        liar = sim.nodes[4].account.address
+        for r in (1, 2):
+            updates = sim.task.updates(r)
+            accepted = {updates[i].member for i in sim.task.round(r).accepted}
+            honest = {u.member for u in updates} - {liar}
+            assert accepted == honest, f"round {r}"
+            lied = [sim.task.scores_of(r, i) for i, u in enumerate(updates) if u.member != liar]
+            assert all(0 in scores for scores in lied)  # the liar did score them 0
+    finally:
+        ws.close()

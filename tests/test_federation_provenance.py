@@ -15,8 +15,9 @@ from fedledger.chain.events import UpdateCommitted, UpdateFlagged
 from fedledger.chain.registry import purpose_id
 from fedledger.exceptions import ConfigError, PrivacyBudgetExceeded, PurposeNotAllowed
 from fedledger.federation import NodeEvent, Simulation, TaskConfig
+from fedledger.federation.config import DEFAULT_THRESHOLDS
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
-from fedledger.learning import build_model, encode_model
+from fedledger.learning import SCORING_RULES, build_model, encode_model
 from fedledger.privacy.accounting import SampledGaussian, compute_epsilon, epsilon_to_micro
 from fedledger.workspace import Workspace
 
@@ -204,3 +205,22 @@ def test_sample_level_dp_sgd_round_end_to_end(tmp_path: Path) -> None:
             assert commits[0].details["epsilon"] < commits[1].details["epsilon"] == pytest.approx(spent, abs=1e-6)
         report = verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store)
         assert report.ok, report.discrepancies
+
+
+def test_scoring_and_threshold_defaults_resolve_from_the_benchmark() -> None:
+    """``scoring="auto"`` is trust (cosine) with its threshold; client-level DP without masking hides every
+    update's direction under noise, so there it is relative (accuracy change); explicit choices stay."""
+    config = _config()
+    assert (config.scoring, config.acceptance_threshold) == ("trust", DEFAULT_THRESHOLDS["trust"])
+    noisy = _config(dp_epsilon=4.0)
+    assert (noisy.scoring, noisy.acceptance_threshold) == ("relative", DEFAULT_THRESHOLDS["relative"])
+    torch_model = {"kind": "torch-mlp", "n_features": 30, "n_classes": 2, "hidden": [8], "seed": 1}
+    assert _config(dp_epsilon=4.0, dp_mode="sample", model=torch_model).scoring == "trust"
+    assert _config(scoring="relative", acceptance_threshold=4000).acceptance_threshold == 4000
+    assert set(DEFAULT_THRESHOLDS) == set(SCORING_RULES)
+    assert TaskConfig.from_bytes(config.to_bytes()) == config  # the committed config names the resolved rule
+    with pytest.raises(ConfigError, match="unknown scoring rule 'cosine'"):
+        _config(scoring="cosine")
+    for bad in (-1, 10_001, True, 5000.5):
+        with pytest.raises(ConfigError, match="acceptance_threshold must be"):
+            _config(acceptance_threshold=bad)

@@ -1,5 +1,6 @@
 """Validator scoring rules: ``relative`` (and the fixed ``relative-accuracy``), their clamping, a task that
-starts from random weights, and scoring an update at its weight in the aggregate (``weight_divisor``)."""
+starts from random weights, scoring an update at its weight in the aggregate (``weight_divisor``), and
+``trust`` (cosine against the validator's own reference update)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from fedledger.learning import FixedPoint, TorchAdapter, UpdatePipeline, apply_u
 from fedledger.learning.scoring import (
     SCORING_RULES,
     accuracy_bps,
+    cosine_score,
+    reference_update,
     relative_score,
     scaled_update,
     score_relative,
+    score_trust,
     score_update,
     score_update_relative,
 )
@@ -112,3 +116,34 @@ def test_scaled_update_divides_toward_zero_exactly() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(BadInput, match="weight_divisor must be an integer >= 1"):
             scaled_update({"w": values.view(np.uint64)}, bad)  # type: ignore[arg-type]
+
+
+def test_cosine_score_maps_direction_to_the_score_range() -> None:
+    v = np.array([3.0, -1.0, 2.0])
+    assert cosine_score(v, v) == 10_000
+    assert cosine_score(-v, v) == 0
+    assert cosine_score(np.array([1.0, 3.0, 0.0]), v) == 5000  # orthogonal
+    assert cosine_score(np.zeros(3), v) == 5000  # a free rider's empty update carries nothing
+    assert cosine_score(v, np.zeros(3)) == 5000
+    # Scale-free, and exact for fixed-point integers near the int64 range.
+    big = np.array([2**62, -(2**61), 2**61], dtype=np.int64)
+    assert cosine_score(big, big.astype(np.float64) / 2**62) == 10_000
+    with pytest.raises(BadInput, match="update has 2 values but the reference has 3"):
+        cosine_score(np.ones(2), v)
+
+
+def test_trust_scores_honest_updates_above_and_poisoned_ones_below_5000() -> None:
+    adapter, X, y, X_val, y_val = _task()
+    adapter.fit(X, y, epochs=1, seed=0)
+    global_params, honest = _honest_update(adapter, X, y)
+    _, flipped = _honest_update(adapter, X, y, sign=-1.0)
+    reference = reference_update(adapter, global_params, X_val, y_val, epochs=1, seed=3)
+    good = score_trust(adapter, global_params, honest, X_val, y_val, reference=reference)
+    bad = score_trust(adapter, global_params, flipped, X_val, y_val, reference=reference)
+    assert good > 7000 and bad < 3000 and good + bad == 10_000  # cos and -cos
+    # Without a reference the rule trains one (same seed: same score); the adapter keeps its params.
+    assert SCORING_RULES["trust"](adapter, global_params, honest, X_val, y_val, epochs=1, seed=3) == good
+    for k, v in adapter.get_params().items():
+        np.testing.assert_array_equal(v, global_params[k])
+    with pytest.raises(BadInput, match="differ in tensors"):
+        score_trust(adapter, global_params, honest, X_val, y_val, reference={"other": np.zeros(3)})

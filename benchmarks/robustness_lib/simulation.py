@@ -51,7 +51,7 @@ from fedledger.chain.task import contract_median
 from fedledger.exceptions import AggregationError, ConfigError
 from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate, apply_update
 from fedledger.learning.params import Params
-from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, relative_score, scaled_update
+from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, cosine_score, relative_score, scaled_update
 from fedledger.learning.update import UpdatePipeline, global_l2_norm
 
 from .data import Federation
@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 
-SCORINGS = ("accuracy", "relative-accuracy", "relative", "relative-accuracy-v0")
+SCORINGS = ("accuracy", "relative-accuracy", "relative", "relative-accuracy-v0", "trust")
 """``accuracy``, ``relative`` and ``relative-accuracy`` are fedledger's :data:`~fedledger.learning.SCORING_RULES`
 (``relative-accuracy`` now scores as ``relative``: ``5000 + after - before`` clamped to [0, 10000]).
 ``relative-accuracy-v0`` is relative-accuracy's formula before that fix, ``max(0, min(after, 5000 + after -
@@ -96,8 +96,8 @@ class FLSetup:
     clip_norm: float
     committee_size: int
     frac_bits: int = 24
-    acceptance_threshold: int = 4_000
-    scoring: str = "relative"
+    acceptance_threshold: int = 5_100
+    scoring: str = "trust"
     score_weight: str = "full"
     center_previous: bool = True
     """Centered clipping's center: the previous round's aggregate (Karimireddy et al.'s momentum form), or
@@ -269,6 +269,36 @@ def committee_scores(
     return out
 
 
+def trust_committee_scores(
+    trainer: LocalTrainer,
+    global_params: Params,
+    updates: Sequence[Params],
+    committees: Sequence[Sequence[int]],
+    val_data: Sequence[tuple[torch.Tensor, np.ndarray]],
+    setup: FLSetup,
+    rng_key: Sequence[int],
+) -> list[list[int]]:
+    """Honest ``trust`` scores (:func:`fedledger.learning.scoring.score_trust`): each validator trains its
+    reference update once on its validation data with the task's local schedule, then scores every update
+    of its committees by :func:`~fedledger.learning.scoring.cosine_score` against it."""
+    names = sorted(global_params)
+    references: dict[int, np.ndarray] = {}
+    for v in sorted({v for c in committees for v in c}):
+        X, y = val_data[v]
+        local = trainer.train(
+            global_params,
+            X,
+            torch.from_numpy(y),
+            steps=setup.local_steps,
+            batch_size=setup.batch_size,
+            lr=setup.lr,
+            rng=np.random.default_rng([*rng_key, v]),
+        )
+        references[v] = np.concatenate([(local[k].astype(np.float64) - global_params[k]).ravel() for k in names])
+    vectors = [np.concatenate([u[k].view(np.int64).ravel() for k in names]) for u in updates]
+    return [[cosine_score(vec, references[v]) for v in committee] for vec, committee in zip(vectors, committees, strict=True)]
+
+
 def _find_trigger(attack: Attack) -> tuple[PixelTrigger, int] | None:
     """The backdoor trigger and target of an attack (or of a part of a composed one)."""
     parts = list(getattr(attack, "parts", (attack,)))
@@ -387,9 +417,14 @@ def run_scenario(
         for c in owners:
             others = np.delete(np.arange(n_clients), int(c))
             committees.append(np.sort(rng.choice(others, setup.committee_size, replace=False)).tolist())
-        honest_scores = committee_scores(
-            trainer, global_params, candidates, committees, val_data, scoring=setup.scoring
-        )
+        if setup.scoring == "trust":
+            honest_scores = trust_committee_scores(
+                trainer, global_params, updates, committees, val_data, setup, [seed, 41, r]
+            )
+        else:
+            honest_scores = committee_scores(
+                trainer, global_params, candidates, committees, val_data, scoring=setup.scoring
+            )
         accepted = []
         owner_ids = [str(int(c)) for c in owners]
         colluders = [str(c) for c in malicious.tolist()]

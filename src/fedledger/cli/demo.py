@@ -38,6 +38,15 @@ def demo(
     committee: Annotated[
         int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
     ] = 0,
+    scoring: Annotated[
+        str,
+        typer.Option(
+            help="Validators' scoring rule in validated rounds: relative (accuracy change on the validator's "
+            "data; suits this data set, which converges in the first round) or trust (cosine with the "
+            "validator's own update; the task default, chosen by the robustness benchmark for non-IID "
+            "training from scratch)."
+        ),
+    ] = "relative",
     seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
     dp_epsilon: Annotated[
         float,
@@ -62,10 +71,13 @@ def demo(
     from fedledger.attacks import parse_attack
     from fedledger.demo import run_demo
     from fedledger.federation.config import ledger_rules
+    from fedledger.learning.scoring import SCORING_RULES
 
     parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
     if rule != "auto" and rule not in ledger_rules():
         raise ConfigError(f"unknown aggregation rule {rule!r}; known: {', '.join(ledger_rules())}")
+    if scoring not in SCORING_RULES:
+        raise ConfigError(f"unknown scoring rule {scoring!r}; known: {', '.join(SCORING_RULES)}")
     if workspace is not None and (workspace / "config.json").exists():
         raise BadInput(f"{workspace} already holds a workspace; pick a new folder for the demo")
     out = err_console if json_out else console
@@ -91,6 +103,7 @@ def demo(
             malicious=malicious,
             rule=rule,
             committee=committee,
+            scoring=scoring,
             seed=seed,
             dp_epsilon=dp_epsilon or None,
             secure_aggregation=secure_aggregation,

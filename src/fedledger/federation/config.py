@@ -26,9 +26,20 @@ from fedledger.exceptions import BadInput, ConfigError
 if TYPE_CHECKING:
     from fedledger.federation.privacy import TaskPrivacy
 
-__all__ = ["DEFAULT_RULE", "DP_MODES", "TaskConfig", "ledger_rules"]
+__all__ = ["DEFAULT_RULE", "DEFAULT_SCORING", "DEFAULT_THRESHOLDS", "DP_MODES", "TaskConfig", "ledger_rules"]
 
 DEFAULT_RULE = "centered-clipping"  # validated rounds; the robustness benchmark's choice
+DEFAULT_SCORING = "trust"  # the robustness benchmark's choice (docs/robustness.md)
+DEFAULT_THRESHOLDS = {
+    # trust: 5000 + 5000 cos; just above "orthogonal", so updates against or across the validators' own
+    # direction (sign flipping, label flipping, free riders, noise) fail and honest non-IID ones pass.
+    "trust": 5_100,
+    # relative / accuracy: an update may cost a validator at most 5 accuracy points (the demo's attacker
+    # needs 4500; the non-IID Fashion-MNIST runs of the benchmark used 4000).
+    "relative": 4_500,
+    "relative-accuracy": 4_500,
+    "accuracy": 4_500,
+}
 
 DP_MODES = ("client", "sample")
 """``client``: DP-FedAvg, each update clipped and noised by its member (any model);
@@ -61,13 +72,14 @@ class TaskConfig:
     frac_bits: int = 24
     max_update_bytes: int = 16 * 2**20
     max_examples: int = 10_000_000
-    # Acceptance (contract rule: median of validators' scores >= threshold) and aggregation
-    # Relative scoring (5000 + accuracy points x 100 gained) and centered clipping in validated rounds, as
-    # benchmarks/robustness.py chose (docs/robustness.md); "auto" is fedavg under secure aggregation. The
-    # threshold rejects an update that costs a validator more than 5 accuracy points (the benchmark's
-    # non-IID Fashion-MNIST runs used 4000 to accept more honest updates; the demo's attacker needs 4500).
-    acceptance_threshold: int = 4_500
-    scoring: str = "relative"
+    # Acceptance (contract rule: median of validators' scores >= threshold) and aggregation, as
+    # benchmarks/robustness.py chose (docs/robustness.md). "auto" scoring is ``trust`` (cosine of the update
+    # with the validator's own update on its validation data) except under client-level DP without secure
+    # aggregation, where the noise hides every update's direction and ``relative`` (accuracy change) is used.
+    # The threshold defaults to the scoring rule's (DEFAULT_THRESHOLDS). "auto" aggregation is centered
+    # clipping in validated rounds and fedavg under secure aggregation.
+    acceptance_threshold: int | None = None
+    scoring: str = "auto"
     aggregation: str = "auto"
     aggregation_params: dict[str, Any] = field(default_factory=dict)  # the rule's parameters (see its module)
     # Round timing and quorums (block-time seconds)
@@ -109,9 +121,18 @@ class TaskConfig:
         self._check_aggregation_params()
         from fedledger.learning import SCORING_RULES
 
+        if self.scoring == "auto":
+            client_dp = self.dp_epsilon is not None and self.dp_mode == "client" and not self.secure_aggregation
+            object.__setattr__(self, "scoring", "relative" if client_dp else DEFAULT_SCORING)
         if self.scoring not in SCORING_RULES:
             raise ConfigError(f"task config: unknown scoring rule {self.scoring!r}; known: {', '.join(SCORING_RULES)}")
-        if not 0 <= self.acceptance_threshold <= 10_000:
+        if self.acceptance_threshold is None:
+            object.__setattr__(self, "acceptance_threshold", DEFAULT_THRESHOLDS[self.scoring])
+        if (
+            isinstance(self.acceptance_threshold, bool)
+            or not isinstance(self.acceptance_threshold, int)
+            or not 0 <= self.acceptance_threshold <= 10_000
+        ):
             raise ConfigError("task config: acceptance_threshold must be within 0..10000")
         if self.rounds < 1 or self.local_epochs < 1 or self.clip_norm <= 0:
             raise ConfigError("task config: rounds, local_epochs and clip_norm must be positive")

@@ -17,6 +17,7 @@ spend with its commitment. A refusing node keeps validating and aggregating.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from fedledger.learning import (
     decode_model,
 )
 from fedledger.learning.fixedpoint import FixedPoint
+from fedledger.learning.scoring import ScoringRule, reference_update
 from fedledger.learning.update import ClipTransform, FixedPointEncode, Tensors, Transform, encode_update
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
 from fedledger.privacy.dp import DPSGDConfig, NoiseSource
@@ -328,6 +330,7 @@ class MemberNode:
         # Its committee seats (every other member's update when the task has no committees);
         # the contract refuses self-scores and scores outside the validator's committees.
         assigned = set(self.task.assignments_of(r, self.account.address))
+        rule = self._scoring_rule(global_params, r) if assigned else None
         for update in self.closed_updates(r):
             if update.index not in assigned:
                 scores.append(None)
@@ -339,14 +342,31 @@ class MemberNode:
                 self.task.flag_update(r, update.index, exc.reason)
                 self._emit("flag", r, index=update.index, member=update.member, reason=exc.reason)
                 continue
-            model = build_model(config.model)
-            rule = SCORING_RULES[config.scoring]
-            scores.append(rule(model, global_params, decoded, self.data.X_val, self.data.y_val))
+            assert rule is not None
+            scores.append(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
         lie = getattr(self.behavior, "scores", None)
         if callable(lie):
             scores = lie(scores, [u.member for u in self.closed_updates(r)])
         self.task.submit_scores(r, scores)
         self._emit("score", r, scores=scores)
+
+    def _scoring_rule(self, global_params: Params, round_id: int) -> ScoringRule:
+        """The task's scoring rule; ``trust`` gets this validator's reference update, trained once per round
+        on its validation data with the task's local schedule (seeded: replayable)."""
+        rule = SCORING_RULES[self.config.scoring]
+        if self.config.scoring != "trust":
+            return rule
+        assert self.data is not None
+        seed = _seed(self.config.seed, self.account.address, round_id) ^ 0x5CA1E
+        reference = reference_update(
+            build_model(self.config.model),
+            global_params,
+            self.data.X_val,
+            self.data.y_val,
+            epochs=self.config.local_epochs,
+            seed=seed,
+        )
+        return functools.partial(rule, reference=reference)  # type: ignore[return-value]
 
     def _aggregate(self, info: RoundInfo) -> None:
         r = info.round_id

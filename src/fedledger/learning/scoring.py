@@ -33,10 +33,13 @@ __all__ = [
     "MAX_SCORE",
     "SCORING_RULES",
     "accuracy_bps",
+    "cosine_score",
     "evaluate",
+    "reference_update",
     "relative_score",
     "scaled_update",
     "score_relative",
+    "score_trust",
     "score_update",
     "score_update_relative",
 ]
@@ -167,7 +170,88 @@ def score_relative(
 score_update_relative = score_relative
 
 
+def _as_vector(tensors: Mapping[str, npt.NDArray[Any]], *, fixed64: bool) -> npt.NDArray[np.float64]:
+    parts = []
+    for name in sorted(tensors):
+        arr = np.asarray(tensors[name])
+        if fixed64:
+            arr = arr.astype(np.uint64, copy=False).view(np.int64)
+        parts.append(arr.astype(np.float64).ravel())
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def cosine_score(update: npt.ArrayLike, reference: npt.ArrayLike) -> int:
+    """``5000 + 5000 cos(update, reference)``, rounded to the nearest integer, in ``[0, 10000]``.
+
+    5000 is "orthogonal to what my data asks for" (and the score of a zero update: it contributes
+    nothing), 10000 "the same direction", 0 "the opposite one". Cosine ignores magnitude, which the
+    norm bound already caps."""
+    u = np.asarray(update, dtype=np.float64).ravel()
+    v = np.asarray(reference, dtype=np.float64).ravel()
+    if u.shape != v.shape:
+        raise BadInput(f"update has {u.size} values but the reference has {v.size}")
+    # Scale each to unit max first: fixed-point integers up to 2**63 would overflow the dot product's range.
+    nu, nv = np.abs(u).max(initial=0.0), np.abs(v).max(initial=0.0)
+    if nu == 0 or nv == 0 or not (np.isfinite(nu) and np.isfinite(nv)):
+        return MAX_SCORE // 2
+    u, v = u / nu, v / nv
+    cos = float(u @ v) / (float(np.linalg.norm(u)) * float(np.linalg.norm(v)))
+    return max(0, min(MAX_SCORE, MAX_SCORE // 2 + int(round(MAX_SCORE / 2 * cos))))
+
+
+def reference_update(
+    adapter: ModelAdapter,
+    global_params: Mapping[str, npt.NDArray[Any]],
+    X_val: npt.ArrayLike,
+    y_val: npt.ArrayLike,
+    *,
+    epochs: int = 1,
+    seed: int | None = None,
+) -> Params:
+    """The validator's own update: local training from the global model on its validation data, minus the
+    global model (FLTrust's server update, with the validator's data as the root data set)."""
+    with _params_in(adapter, global_params):
+        adapter.fit(X_val, y_val, epochs=epochs, seed=seed)
+        trained = adapter.get_params()
+    return {k: np.asarray(trained[k], np.float64) - np.asarray(global_params[k], np.float64) for k in sorted(trained)}
+
+
+def score_trust(
+    adapter: ModelAdapter,
+    global_params: Mapping[str, npt.NDArray[Any]],
+    update: DecodedUpdate,
+    X_val: npt.ArrayLike,
+    y_val: npt.ArrayLike,
+    *,
+    weight_divisor: int = 1,
+    reference: Mapping[str, npt.NDArray[Any]] | None = None,
+    epochs: int = 1,
+    seed: int | None = None,
+) -> int:
+    """Trust score in [0, 10000]: :func:`cosine_score` of the update and the validator's own
+    :func:`reference_update` on its validation data.
+
+    FLTrust's trust bootstrapping (Cao et al., NDSS 2021) with each validator as its own root of trust:
+    an update pointing where the validator's data pulls the model scores above 5000, an update against it
+    (sign flipping, IPM, Fang's attacks, label flipping) below, one that carries nothing (a free rider
+    resubmitting the global model, or noise, which is orthogonal to everything in high dimension) near
+    5000. Unlike accuracy on a few dozen images it is a continuous measurement, so honest updates' scores
+    do not straddle the threshold by chance. Pass ``reference`` to reuse one per round; ``weight_divisor``
+    does not change a cosine and is accepted for the common signature.
+    """
+    _check_divisor(weight_divisor)
+    if reference is None:
+        reference = reference_update(adapter, global_params, X_val, y_val, epochs=epochs, seed=seed)
+    missing = sorted(set(reference) ^ set(update.tensors))
+    if missing:
+        raise BadInput(f"update and reference differ in tensors: {', '.join(missing)}")
+    vector = _as_vector(update.tensors, fixed64=update.encoding == "fixed64")
+    return cosine_score(vector, _as_vector(reference, fixed64=False))
+
+
 class ScoringRule(Protocol):
+    """What a task's ``scoring`` names: ``(adapter, global_params, update, X_val, y_val) -> score``."""
+
     def __call__(
         self,
         adapter: ModelAdapter,
@@ -184,5 +268,6 @@ SCORING_RULES: dict[str, ScoringRule] = {
     "accuracy": score_update,
     "relative": score_relative,
     "relative-accuracy": score_update_relative,
+    "trust": score_trust,
 }
 """Validator scoring rules a task config may name."""
