@@ -35,11 +35,19 @@ from robustness_lib.report import (  # noqa: E402
     recommend,
     results_table,
 )
-from robustness_lib.simulation import FLSetup, RunResult, Scenario, committee_scores, run_scenario  # noqa: E402
+from robustness_lib.simulation import (  # noqa: E402
+    FLSetup,
+    RunResult,
+    Scenario,
+    committee_scores,
+    run_scenario,
+    trust_committee_scores,
+)
 
 from fedledger.attacks import Backdoor, make_attack  # noqa: E402
 from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
-from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, score_update_relative, validate_update  # noqa: E402
+from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, validate_update  # noqa: E402
+from fedledger.learning.scoring import score_trust, score_update_relative  # noqa: E402
 
 HEART_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "heart-disease"
 
@@ -146,6 +154,46 @@ def test_batched_committee_scores_equal_fedledgers_scorer() -> None:
             for v in committee
         ]
         assert batched[i] == expected
+
+
+def test_simulated_trust_scores_equal_fedledgers_trust_scorer() -> None:
+    """The benchmark's ``trust`` path scores as :func:`fedledger.learning.scoring.score_trust` given the same
+    reference update (the validator's own training on its validation data)."""
+    federation = _tabular_federation()
+    trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+    global_params = trainer.get_params()
+    pipeline = UpdatePipeline.default(max_norm=1.0, frac_bits=24)
+    setup = _setup(local_steps=5, lr=0.5)
+    decoded = []
+    for c in range(2):
+        client = federation.clients[c]
+        X, y = torch.from_numpy(client.X_train), torch.from_numpy(client.y_train)
+        local = trainer.train(global_params, X, y, steps=5, batch_size=16, lr=0.5, rng=np.random.default_rng(c))
+        blob = pipeline.run(local, global_params, num_examples=len(client.y_train))
+        decoded.append(validate_update(blob, {k: v.shape for k, v in global_params.items()}, max_bytes=1 << 20))
+    committees = [[1, 2, 3], [0, 2, 3]]
+    val = [(torch.from_numpy(c.X_val), c.y_val) for c in federation.clients]
+    simulated = trust_committee_scores(
+        trainer, global_params, [d.tensors for d in decoded], committees, val, setup, [0, 41, 0]
+    )
+    adapter = TorchAdapter(build_model("logreg", num_features=6, seed=1), n_features=6, n_classes=2)
+    for i, committee in enumerate(committees):
+        expected = []
+        for v in committee:
+            X, y = val[v]
+            ref_local = trainer.train(
+                global_params,
+                X,
+                torch.from_numpy(y),
+                steps=5,
+                batch_size=16,
+                lr=0.5,
+                rng=np.random.default_rng([0, 41, 0, v]),
+            )
+            reference = {k: ref_local[k].astype(np.float64) - global_params[k] for k in global_params}
+            expected.append(score_trust(adapter, global_params, decoded[i], X.numpy(), y, reference=reference))
+        assert simulated[i] == expected
+    assert len({s for row in simulated for s in row}) > 1  # real, differing scores
 
 
 def _setup(**overrides: object) -> FLSetup:

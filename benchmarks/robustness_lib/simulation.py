@@ -296,7 +296,10 @@ def trust_committee_scores(
         )
         references[v] = np.concatenate([(local[k].astype(np.float64) - global_params[k]).ravel() for k in names])
     vectors = [np.concatenate([u[k].view(np.int64).ravel() for k in names]) for u in updates]
-    return [[cosine_score(vec, references[v]) for v in committee] for vec, committee in zip(vectors, committees, strict=True)]
+    return [
+        [cosine_score(vec, references[v]) for v in committee]
+        for vec, committee in zip(vectors, committees, strict=True)
+    ]
 
 
 def _find_trigger(attack: Attack) -> tuple[PixelTrigger, int] | None:

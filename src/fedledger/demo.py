@@ -327,7 +327,7 @@ def _run(
         if config.secure_aggregation:
             row = _secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
         else:
-            row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.acceptance_threshold)
+            row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.threshold)
         result.rounds.append(row)
         if on_round is not None:
             on_round(row)

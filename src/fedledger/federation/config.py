@@ -145,6 +145,12 @@ class TaskConfig:
         if self.secure_aggregation:
             self._check_secure()
 
+    @property
+    def threshold(self) -> int:
+        """The acceptance threshold, resolved (``acceptance_threshold`` is None only before construction)."""
+        assert self.acceptance_threshold is not None
+        return self.acceptance_threshold
+
     @functools.cached_property
     def privacy(self) -> TaskPrivacy | None:
         """The task's differential privacy, None without a budget (:class:`ConfigError` if invalid)."""
@@ -229,7 +235,7 @@ class TaskConfig:
             commit_duration=self.commit_duration,
             validate_duration=self.validate_duration,
             aggregate_duration=self.aggregate_duration,
-            acceptance_threshold=self.acceptance_threshold,
+            acceptance_threshold=self.threshold,
             proposal_quorum=self.proposal_quorum,
             committee_size=self.committee_size,
             max_rounds=self.rounds,

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
@@ -366,7 +366,8 @@ class MemberNode:
             epochs=self.config.local_epochs,
             seed=seed,
         )
-        return functools.partial(rule, reference=reference)  # type: ignore[return-value]
+        scorer: ScoringRule = functools.partial(cast(Any, rule), reference=reference)
+        return scorer
 
     def _aggregate(self, info: RoundInfo) -> None:
         r = info.round_id

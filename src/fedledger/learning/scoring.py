@@ -2,7 +2,19 @@
 
 A scoring rule maps ``(adapter, global_params, update, X_val, y_val)`` to an integer score in
 ``[0, 10000]``; the contract accepts an update when the median of its committee's scores reaches the
-task's threshold. Every rule takes a keyword-only ``weight_divisor`` ``k`` (default 1): the update is
+task's threshold. Two families:
+
+* ``trust`` (the task default): the cosine of the update with the validator's own update on its
+  validation data (:func:`score_trust`), FLTrust's trust score with every validator as a root of trust.
+  A continuous measurement, so honest updates score well clear of the threshold and a lying minority
+  of a committee cannot drag them under it; ``docs/robustness.md`` measures it against every attack.
+  Once the model has converged on the validators' data, honest updates are small steps at arbitrary
+  angles to the validator's own and trust rejects them: tasks that run many rounds past convergence
+  (the demo's breast-cancer set converges in its first round) should score by accuracy.
+* accuracy-based: ``accuracy``, ``relative`` and ``relative-accuracy`` (what the update does to the
+  validator's accuracy), the default under client-level DP, whose noise hides the update's direction.
+
+Every rule takes a keyword-only ``weight_divisor`` ``k`` (default 1): the update is
 scored at the weight it will have in the aggregate, ``global + update / k`` (``k`` = the number of
 updates expected in the aggregate), instead of alone at full weight. On non-IID data an honest
 member's full-weight update moves the model towards its own labels and costs validators holding
