@@ -568,11 +568,12 @@ def test_trust_scoring_keeps_a_lying_validator_minority_from_flipping_outcomes(t
     """One member sign-flips its update and lies as a validator (scores its own update 10000, every other
     0). Four honest validators score each update by ``trust`` (cosine against their own reference update):
     the liar is a minority of every update's scorers, the flipped update is rejected and every honest one
-    accepted, round after round."""
+    accepted. One round: this data set converges in it, and after convergence trust scoring rejects honest
+    updates too (docs/robustness.md), which is why the demo scores by accuracy."""
     datas = hospital_datas(tmp_path, 5)
     config = TaskConfig(
         model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=2,
+        rounds=1,
         local_epochs=2,
         min_commitments=3,
         proposal_quorum=2,
@@ -588,12 +589,10 @@ def test_trust_scoring_keeps_a_lying_validator_minority_from_flipping_outcomes(t
         )
         Simulation(sim.task, sim.nodes).run()
         liar = sim.nodes[4].account.address
-        for r in (1, 2):
-            updates = sim.task.updates(r)
-            accepted = {updates[i].member for i in sim.task.round(r).accepted}
-            honest = {u.member for u in updates} - {liar}
-            assert accepted == honest, f"round {r}"
-            lied = [sim.task.scores_of(r, i) for i, u in enumerate(updates) if u.member != liar]
-            assert all(0 in scores for scores in lied)  # the liar did score them 0
+        updates = sim.task.updates(1)
+        accepted = {updates[i].member for i in sim.task.round(1).accepted}
+        assert accepted == {u.member for u in updates} - {liar}
+        lied = [sim.task.scores_of(1, i) for i, u in enumerate(updates) if u.member != liar]
+        assert all(0 in scores for scores in lied)  # the liar did score them 0
     finally:
         ws.close()
