@@ -410,12 +410,6 @@ def run_scenario(
             tensors, _ = pipeline.transform(local, global_params, num_examples=len(train_data[c][1]))
             updates.append(tensors)
             counts.append(len(train_data[c][1]))
-        # What validators score: the update at full weight, or at its weight 1/k in the round's mean.
-        divisor = len(updates) if setup.score_weight == "round" else 1
-        candidates = [
-            apply_update(global_params, scaled_update(u, divisor), frac_bits=setup.frac_bits) for u in updates
-        ]
-
         committees = []
         for c in owners:
             others = np.delete(np.arange(n_clients), int(c))
@@ -425,6 +419,11 @@ def run_scenario(
                 trainer, global_params, updates, committees, val_data, setup, [seed, 41, r]
             )
         else:
+            # What validators score: the update at full weight, or at its weight 1/k in the round's mean.
+            divisor = len(updates) if setup.score_weight == "round" else 1
+            candidates = [
+                apply_update(global_params, scaled_update(u, divisor), frac_bits=setup.frac_bits) for u in updates
+            ]
             honest_scores = committee_scores(
                 trainer, global_params, candidates, committees, val_data, scoring=setup.scoring
             )
