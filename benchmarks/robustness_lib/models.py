@@ -3,7 +3,9 @@
 FLTrust's Fashion-MNIST classifier is a small CNN; ours is the two-conv LeNet shape, narrow
 (conv 1->8 5x5, max-pool, conv 8->16 5x5, max-pool, linear 256->10: 5,994 parameters). Twice as
 wide (16/32 channels) costs 2-2.5x the CPU time per step on this machine, which the one-hour grid
-cannot afford.
+cannot afford. It standardizes its input (Fashion-MNIST's training mean and sd) as its first step,
+so data, triggers and attacks stay in pixel units: at the same cost this lowered attack-free FedAvg's
+test error from 0.30-0.32 to 0.26 (20 rounds, seeds 0-2).
 Heart disease uses logistic regression as FLamby does (a linear layer; two logits and softmax
 cross-entropy, which is logistic regression on the logit difference).
 
@@ -27,6 +29,9 @@ __all__ = ["FashionCNN", "LocalTrainer", "build_model"]
 
 
 class FashionCNN(nn.Module):
+    PIXEL_MEAN, PIXEL_SD = 0.2860, 0.3530
+    """Fashion-MNIST's training-set pixel mean and sd (pixels in [0, 1])."""
+
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 8, 5)
@@ -34,6 +39,7 @@ class FashionCNN(nn.Module):
         self.fc = nn.Linear(16 * 4 * 4, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.PIXEL_MEAN) / self.PIXEL_SD
         x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
         x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
         return self.fc(x.flatten(1))  # type: ignore[no-any-return]
@@ -93,8 +99,9 @@ class LocalTrainer:
         return self.get_params()
 
     @torch.no_grad()
-    def predict(self, params: Mapping[str, np.ndarray], X: torch.Tensor, *, chunk: int = 4096) -> np.ndarray:
-        """Predicted labels of ``params`` on X."""
+    def predict(self, params: Mapping[str, np.ndarray], X: torch.Tensor, *, chunk: int = 256) -> np.ndarray:
+        """Predicted labels of ``params`` on X, ``chunk`` inputs at a time (256 measured 2.3x faster than
+        4096 on one core: the activations stay in cache)."""
         self.set_params(params)
         self.module.eval()
         out = [self.module(X[i : i + chunk]).argmax(dim=1) for i in range(0, len(X), chunk)]

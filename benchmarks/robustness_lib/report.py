@@ -143,6 +143,12 @@ def check_target(
     checks = []
     for rule in rules:
         cells = [r for r in results if r.scenario.rule == rule]
+        clean = next((r for r in cells if r.scenario.attack == "none"), None)
+        base_rate = (
+            f" (trigger base rate without attack {clean.backdoor_success:.3f})"
+            if clean and clean.backdoor_success is not None
+            else ""
+        )
         failures: list[str] = []
         excess = 0.0
         for cell in cells:
@@ -157,7 +163,9 @@ def check_target(
                 and cell.backdoor_success is not None
                 and cell.backdoor_success > target.max_backdoor
             ):
-                failures.append(f"{cell.scenario.attack}: backdoor {cell.backdoor_success:.3f} > {target.max_backdoor}")
+                failures.append(
+                    f"{cell.scenario.attack}: backdoor {cell.backdoor_success:.3f} > {target.max_backdoor}{base_rate}"
+                )
                 excess = max(excess, cell.backdoor_success - target.max_backdoor)
             if cell.rule_errors:
                 failures.append(f"{cell.scenario.attack}: rule failed in {len(cell.rule_errors)} rounds")
