@@ -89,7 +89,9 @@ SETTINGS = (
 )
 CELL_LEGEND = (
     "Cells: test error / backdoor success; in parentheses where the attack plants no backdoor: the rate at "
-    "which the backdoor's trigger alone turns a prediction into its target (the base rate).\n"
+    "which the backdoor's trigger alone turns a prediction into its target (the base rate); in brackets where "
+    "it plants one: the trigger's flips (non-target images classified right without the trigger and as the "
+    "target with it), what the backdoor limit is checked on.\n"
 )
 QUICK_RULES = ("fedavg", "trimmed-mean", "centered-clipping", "fltrust-median")
 QUICK_ATTACKS = ("none", "label-flip", "backdoor", "alie", "fang-trim")
@@ -428,8 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Attack parameters: {json.dumps(ATTACK_PARAMS)}; heart disease backdoor trigger {json.dumps(HEART_TRIGGER)}."
     )
     print(
-        f"Target: under every attack, error <= attack-free FedAvg + {target.error_margin} and backdoor success <= "
-        f"{target.max_backdoor}; attack-free error <= FedAvg's + {target.clean_tolerance}."
+        f"Target: under every attack, error <= attack-free FedAvg + {target.error_margin} and backdoor success "
+        f"(trigger flips) <= {target.max_backdoor}; attack-free error <= FedAvg's + {target.clean_tolerance}."
     )
 
     raw: dict[str, Any] = {"setup": asdict(setup), "rules": rules, "attacks": attacks, "settings": {}}

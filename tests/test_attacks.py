@@ -321,6 +321,23 @@ def test_backdoor_success_rate_counts_triggered_non_target_inputs() -> None:
         backdoor_success_rate(fooled, X, np.ones(6), trigger=trigger, target_label=1)
 
 
+def test_backdoor_flips_count_only_what_the_trigger_caused() -> None:
+    trigger = PixelTrigger(size=1, value=5.0, features=(0,))
+    X = np.zeros((6, 3))
+    y = np.array([0, 1, 2, 1, 2, 1])
+
+    def fooled(inputs: Array) -> Array:  # right on class 2 without the trigger, wrong on class 0
+        return np.where(inputs[:, 0] == 5.0, 1, 2)
+
+    assert backdoor_success_rate(fooled, X, y, trigger=trigger, target_label=1, flips_only=True) == 2 / 3
+
+    def confused(inputs: Array) -> Array:  # calls everything the target: natural confusion, no backdoor
+        return np.ones(len(inputs), dtype=int)
+
+    assert backdoor_success_rate(confused, X, y, trigger=trigger, target_label=1) == 1.0
+    assert backdoor_success_rate(confused, X, y, trigger=trigger, target_label=1, flips_only=True) == 0.0
+
+
 def test_backdoor_implants_on_real_digit_images() -> None:
     """On scikit-learn's 8x8 digits (real scans, pixels 0-16), a model trained on backdoored data
     obeys the trigger while a clean model does not, and clean accuracy barely moves."""

@@ -247,6 +247,7 @@ def test_backdoor_success_is_measured_for_backdoor_attacks_only() -> None:
     initial = trainer.get_params()
     result = run_scenario(federation, _setup(), Scenario("median", "backdoor", 0.25), attack, trainer, initial)
     assert result.plants_backdoor and result.backdoor_success is not None and 0.0 <= result.backdoor_success <= 1.0
+    assert result.backdoor_flips is not None and 0.0 <= result.backdoor_flips <= result.backdoor_success
     assert _run(Scenario("median", "none", 0.25)).backdoor_success is None
     assert isinstance(attack, Backdoor)
     probe = (attack.trigger, attack.target_label)
@@ -256,9 +257,13 @@ def test_backdoor_success_is_measured_for_backdoor_attacks_only() -> None:
     assert not clean.plants_backdoor and clean.backdoor_success is not None
 
 
-def _result(rule: str, attack: str, error: float, backdoor: float | None = None) -> RunResult:
+def _result(
+    rule: str, attack: str, error: float, backdoor: float | None = None, flips: float | None = None
+) -> RunResult:
     planted = attack == "backdoor"
-    return RunResult(Scenario(rule, attack, 0.2), error, backdoor, 1.0, None, 0.0, [], plants_backdoor=planted)
+    return RunResult(
+        Scenario(rule, attack, 0.2), error, backdoor, 1.0, None, 0.0, [], plants_backdoor=planted, backdoor_flips=flips
+    )
 
 
 def test_target_check_and_recommendation() -> None:
@@ -282,6 +287,19 @@ def test_target_check_and_recommendation() -> None:
     assert "| backdoor | 0.110 / 0.900 | 0.120 / 0.010 | 0.115 / 0.020 |" in table
     # A base rate (no backdoor planted) is shown in parentheses and never fails the target.
     assert "| none | 0.100 / (0.200) | 0.120 / – | 0.104 / – |" in table
+
+
+def test_backdoor_limit_is_checked_on_the_triggers_flips_where_measured() -> None:
+    confused = [_result("fedavg", "none", 0.25, 0.05, 0.0), _result("fedavg", "backdoor", 0.25, 0.06, 0.01)]
+    (check,) = check_target(confused, ["fedavg"], 0.25, Target())
+    assert check.meets and check.worst_backdoor == 0.01
+    planted = [_result("fedavg", "none", 0.25, 0.05, 0.0), _result("fedavg", "backdoor", 0.25, 0.90, 0.70)]
+    (check,) = check_target(planted, ["fedavg"], 0.25, Target())
+    assert check.failures == ("backdoor: trigger flips 0.700 > 0.03 (backdoor 0.900)",)
+    assert "| backdoor | 0.250 / 0.900 [0.700] |" in results_table(planted, ["fedavg"], ["backdoor"])
+    (mean,) = [r for r in mean_over_seeds([planted, confused]) if r.scenario.attack == "backdoor"]
+    assert mean.backdoor_flips == pytest.approx(0.355)
+    assert RunResult.from_json(planted[1].to_json()).backdoor_flips == 0.70
 
 
 def test_mean_over_seeds_reports_mean_and_sample_sd() -> None:

