@@ -273,12 +273,13 @@ def heart_section(
     }
 
 
-def report_from_json(paths: Sequence[Path], target: Target) -> int:
+def report_from_json(paths: Sequence[Path], target: Target, rules_wanted: Sequence[str] | None = None) -> int:
     """Tables and the cross-setting recommendation from earlier ``--json`` files, without training.
 
     Runs are merged per setting and keyed by (rule, attack, seed): the same cell in two files (FedAvg,
-    which every run includes) is the same deterministic run and is counted once. A rule enters the
-    recommendation only if it has results in every setting present."""
+    which every run includes) is the same deterministic run and is counted once. ``rules_wanted`` keeps
+    only those rules (and FedAvg, the reference), e.g. to average the rules run with extra seeds. A rule
+    enters the recommendation only if it has results in every setting present."""
     settings: dict[str, dict[tuple[str, str, int], RunResult]] = {}
     order: dict[str, tuple[list[str], list[str]]] = {}
     for path in paths:
@@ -290,6 +291,8 @@ def report_from_json(paths: Sequence[Path], target: Target) -> int:
                 for row in body["results"]:
                     result = RunResult.from_json(row)
                     s = result.scenario
+                    if rules_wanted and s.rule not in rules_wanted and s.rule != "fedavg":
+                        continue
                     cells.setdefault((s.rule, s.attack, s.seed), result)
                     rules.extend([s.rule] if s.rule not in rules else [])
                     attacks.extend([s.attack] if s.attack not in attacks else [])
@@ -371,11 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         nargs="+",
         metavar="JSON",
-        help="print tables and the cross-setting recommendation from earlier --json files (no training)",
+        help="print tables and the cross-setting recommendation from earlier --json files (no training; "
+        "--rules keeps only those rules)",
     )
     args = parser.parse_args(argv)
     if args.report:
-        return report_from_json(args.report, Target())
+        return report_from_json(args.report, Target(), args.rules.split(",") if args.rules else None)
 
     torch.set_num_threads(1)  # before any fork: worker processes run one thread each
     rules = args.rules.split(",") if args.rules else list(QUICK_RULES if args.quick else AGGREGATION_RULES)

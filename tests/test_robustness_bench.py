@@ -366,6 +366,9 @@ def test_report_from_json_merges_files_and_recommends(tmp_path: Path, capsys: py
     assert "| backdoor | 0.310 / 0.020 | 0.400 / 0.010 |" in out
     assert "- median: backdoor: error 0.400 > 0.320" in out
     assert "**fedavg** (meets the target in every setting)" in out
+    assert robustness.main(["--report", str(second), "--rules", "krum"]) == 0  # keeps FedAvg, drops median
+    out = capsys.readouterr().out
+    assert "| attack | fedavg |" in out and "median" not in out
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert robustness.main(["--report", str(bad)]) == 2
