@@ -55,6 +55,7 @@ from robustness_lib.data import Federation, fashion_mnist_federation, find_fashi
 from robustness_lib.models import LocalTrainer, build_model
 from robustness_lib.report import (
     Target,
+    TargetCheck,
     acceptance_table,
     check_target,
     lying_majority_probability,
@@ -67,6 +68,7 @@ from sklearn.linear_model import LogisticRegression
 
 from fedledger.attacks import ATTACKS, Attack, Backdoor, PixelTrigger, make_attack
 from fedledger.exceptions import FedLedgerError
+from fedledger.federation.config import ledger_rules
 from fedledger.learning.aggregation import AGGREGATION_RULES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -273,6 +275,17 @@ def heart_section(
     }
 
 
+LEDGER_NOTE = "among the rules a ledger task can use: fltrust's trusted root is an honest member the simulator picks"
+
+
+def ledger_checks(checks_per_setting: Sequence[Sequence[TargetCheck]]) -> list[list[TargetCheck]]:
+    """The checks of rules a ledger task can use (:func:`fedledger.federation.config.ledger_rules`): a default
+    must not rely on a trusted party. All checks when none of their rules qualifies (e.g. ``--rules fltrust``)."""
+    usable = set(ledger_rules())
+    kept = [[c for c in checks if c.rule in usable] for checks in checks_per_setting]
+    return kept if all(kept) else [list(checks) for checks in checks_per_setting]
+
+
 def report_from_json(paths: Sequence[Path], target: Target, rules_wanted: Sequence[str] | None = None) -> int:
     """Tables and the cross-setting recommendation from earlier ``--json`` files, without training.
 
@@ -313,10 +326,10 @@ def report_from_json(paths: Sequence[Path], target: Target, rules_wanted: Sequen
         _, checks = print_setting(title, results, rules, attacks, target)
         print(f"Seeds: {', '.join(map(str, seeds))}.")
         all_checks.append([c for c in checks if c.rule in common])
-    best, met = recommend(all_checks)
+    best, met = recommend(ledger_checks(all_checks))
     print(
-        f"\nRecommended default rule over these settings (rules present in all of them: {', '.join(common)}): "
-        f"**{best}**"
+        f"\nRecommended default rule over these settings (rules present in all of them: {', '.join(common)}; "
+        f"{LEDGER_NOTE}): **{best}**"
         + (" (meets the target in every setting)." if met else " (none meets the target everywhere; closest).")
     )
     return 0
@@ -463,9 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "reference_error": reference,
             "results": [r.to_json() for seed_results in per_seed for r in seed_results],
         }
-    best, met = recommend(all_checks)
+    best, met = recommend(ledger_checks(all_checks))
     print(
-        f"\nRecommended default rule: **{best}**"
+        f"\nRecommended default rule ({LEDGER_NOTE}): **{best}**"
         + (
             " (meets the target in every setting above)."
             if met

@@ -374,6 +374,23 @@ def test_report_from_json_merges_files_and_recommends(tmp_path: Path, capsys: py
     assert robustness.main(["--report", str(bad)]) == 2
 
 
+def test_the_recommended_default_is_a_rule_a_ledger_task_can_use() -> None:
+    import robustness  # noqa: PLC0415  (benchmarks/robustness.py, on sys.path above)
+
+    results = [
+        _result("fedavg", "none", 0.25),
+        _result("fedavg", "sign-flip", 0.32),
+        _result("fltrust", "none", 0.24),
+        _result("centered-clipping", "none", 0.25),
+        _result("centered-clipping", "sign-flip", 0.28),
+    ]
+    checks = [check_target(results, ["fedavg", "fltrust", "centered-clipping"], 0.25, Target())]
+    assert recommend(checks) == ("fltrust", True)  # needs a trusted root: no ledger task can run it
+    assert recommend(robustness.ledger_checks(checks)) == ("centered-clipping", True)
+    only_fltrust = [check_target(results, ["fltrust"], 0.25, Target())]
+    assert robustness.ledger_checks(only_fltrust) == only_fltrust
+
+
 def test_centered_clipping_center_follows_the_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     import robustness_lib.simulation as simulation
 
