@@ -28,9 +28,9 @@ Sizing. Every (attack, rule, setting) cell retrains from scratch, so the grid's 
 x members per round. On the 2-core development machine a 20-round cell of 10 members per round (5 local
 SGD steps of 32 images each, committee scoring, aggregation, a 10,000-image test) measured about 16 s of
 CPU (the 130 cells of the 20 % setting: 35.1 CPU-min, 18.7 min wall). The full grid is 13 attacks x 11
-rules x 3 settings = 429 such cells, about 58 min on two single-threaded worker processes, plus 120
-heart-disease cells of about 1 s each; every cell's CPU
-seconds are printed and written to ``--json``. FLTrust trains for thousands of iterations with all 100
+rules x 3 settings = 429 such cells plus 132 heart-disease cells of about 1 s each: measured 46.0 min wall on
+two single-threaded worker processes (84 CPU-min; docs/robustness.md run 14); every cell's CPU seconds are
+printed and written to ``--json``. FLTrust trains for thousands of iterations with all 100
 members per round: our models are therefore less accurate, and the target is relative (error within 0.02
 of attack-free FedAvg trained the same way).
 """
