@@ -26,8 +26,8 @@ B.json`` prints the tables and a cross-setting recommendation from earlier ``--j
 
 Sizing. Every (attack, rule, setting) cell retrains from scratch, so the grid's cost is cells x rounds
 x members per round. On the 2-core development machine a 20-round cell of 10 members per round (5 local
-SGD steps of 32 images each, committee scoring, aggregation, a 10,000-image test) measured about 16 s of
-CPU (the 130 cells of the 20 % setting: 35.1 CPU-min, 18.7 min wall). The full grid is 13 attacks x 11
+SGD steps of 32 images each, trust scoring by committees of three, aggregation, a 10,000-image test)
+measured about 12 s of CPU (run 14 of docs/robustness.md). The full grid is 13 attacks x 11
 rules x 3 settings = 429 such cells plus 132 heart-disease cells of about 1 s each: measured 46.0 min wall on
 two single-threaded worker processes (84 CPU-min; docs/robustness.md run 14); every cell's CPU seconds are
 printed and written to ``--json``. FLTrust trains for thousands of iterations with all 100
