@@ -194,6 +194,15 @@ def test_simulated_trust_scores_equal_fedledgers_trust_scorer() -> None:
             expected.append(score_trust(adapter, global_params, decoded[i], X.numpy(), y, reference=reference))
         assert simulated[i] == expected
     assert len({s for row in simulated for s in row}) > 1  # real, differing scores
+    # Liars' honest scores are never read: they train no reference, and the others' scores do not move.
+    skipped = trust_committee_scores(
+        trainer, global_params, [d.tensors for d in decoded], committees, val, setup, [0, 41, 0], skip={2}
+    )
+    expected_skipped = [
+        [score if v != 2 else None for score, v in zip(row, committee, strict=True)]
+        for row, committee in zip(simulated, committees, strict=True)
+    ]
+    assert skipped == expected_skipped
 
 
 def _setup(**overrides: object) -> FLSetup:
@@ -302,6 +311,20 @@ def test_backdoor_limit_is_checked_on_the_triggers_flips_where_measured() -> Non
     assert RunResult.from_json(planted[1].to_json()).backdoor_flips == 0.70
 
 
+def test_where_validators_lie_the_row_without_attack_is_held_to_the_error_margin() -> None:
+    # The row "none" of the lying setting still has the liars: an attack, checked like any other against
+    # FedAvg with nobody lying; without that reference it is the attack-free row and gets the tolerance.
+    results = [_result("fedavg", "none", 0.275), _result("centered-clipping", "none", 0.265)]
+    rules = ["fedavg", "centered-clipping"]
+    strict = {c.rule: c for c in check_target(results, rules, 0.260, Target())}
+    assert strict["fedavg"].failures == ("none: error 0.275 > 0.265",) and strict["centered-clipping"].meets
+    lying = {c.rule: c for c in check_target(results, rules, 0.260, Target(), attack_free_row=False)}
+    assert lying["fedavg"].meets and lying["centered-clipping"].meets
+    assert not check_target([_result("fedavg", "none", 0.285)], ["fedavg"], 0.26, Target(), attack_free_row=False)[
+        0
+    ].meets
+
+
 def test_mean_over_seeds_reports_mean_and_sample_sd() -> None:
     def seeded(seed: int, error: float, backdoor: float) -> RunResult:
         return RunResult(
@@ -347,7 +370,7 @@ def test_lying_majority_probability_is_hypergeometric() -> None:
 def test_report_from_json_merges_files_and_recommends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import robustness  # noqa: PLC0415  (benchmarks/robustness.py, on sys.path above)
 
-    title = robustness.SETTINGS[0][0]
+    title = robustness.SETTINGS[0].title
     rows = [
         _result(rule, attack, err, bd).to_json()
         for rule, attack, err, bd in [
@@ -372,6 +395,30 @@ def test_report_from_json_merges_files_and_recommends(tmp_path: Path, capsys: py
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert robustness.main(["--report", str(bad)]) == 2
+
+
+def test_report_checks_the_lying_setting_against_fedavg_with_nobody_lying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import robustness  # noqa: PLC0415  (benchmarks/robustness.py, on sys.path above)
+
+    title = robustness.SETTINGS[2].title
+    assert robustness.SETTINGS[2].committee_size == robustness.LYING_COMMITTEE > 3
+
+    def lying(rule: str, attack: str, error: float, seed: int, liars: float = 1 / 3) -> dict[str, object]:
+        return RunResult(Scenario(rule, attack, 0.2, liars, seed), error, None, 0.6, 0.2, 1.0, []).to_json()
+
+    rows = [lying("fedavg", "none", 0.29, s) for s in (0, 1)] + [lying("fedavg", "sign-flip", 0.30, s) for s in (0, 1)]
+    refs = [lying("fedavg", "none", 0.26, 0, 0.0), lying("fedavg", "none", 0.28, 1, 0.0)]
+    path = tmp_path / "lying.json"
+    path.write_text(json.dumps({"settings": {title: {"results": rows, "reference_results": refs}}}))
+    assert robustness.main(["--report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "no lying validator): 0.270±0.014; with the lying validators alone (row none): 0.290." in out
+    assert "- fedavg: sign-flip: error 0.300 > 0.290" in out  # none (0.290) is within the 0.02 margin
+    path.write_text(json.dumps({"settings": {title: {"results": rows, "reference_results": refs[:1]}}}))
+    assert robustness.main(["--report", str(path)]) == 2
+    assert "no reference run for seed(s) [1]" in capsys.readouterr().err
 
 
 def test_the_recommended_default_is_a_rule_a_ledger_task_can_use() -> None:

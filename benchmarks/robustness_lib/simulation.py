@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,13 +282,16 @@ def trust_committee_scores(
     val_data: Sequence[tuple[torch.Tensor, np.ndarray]],
     setup: FLSetup,
     rng_key: Sequence[int],
-) -> list[list[int]]:
+    *,
+    skip: Collection[int] = (),
+) -> list[list[int | None]]:
     """Honest ``trust`` scores (:func:`fedledger.learning.scoring.score_trust`): each validator trains its
     reference update once on its validation data with the task's local schedule, then scores every update
-    of its committees by :func:`~fedledger.learning.scoring.cosine_score` against it."""
+    of its committees by :func:`~fedledger.learning.scoring.cosine_score` against it. Validators in ``skip``
+    (liars, whose honest scores nobody reads) train nothing and get ``None``."""
     names = sorted(global_params)
     references: dict[int, np.ndarray] = {}
-    for v in sorted({v for c in committees for v in c}):
+    for v in sorted({v for c in committees for v in c} - set(skip)):
         X, y = val_data[v]
         local = trainer.train(
             global_params,
@@ -302,7 +305,7 @@ def trust_committee_scores(
         references[v] = np.concatenate([(local[k].astype(np.float64) - global_params[k]).ravel() for k in names])
     vectors = [np.concatenate([u[k].view(np.int64).ravel() for k in names]) for u in updates]
     return [
-        [cosine_score(vec, references[v]) for v in committee]
+        [cosine_score(vec, references[v]) if v in references else None for v in committee]
         for vec, committee in zip(vectors, committees, strict=True)
     ]
 
@@ -419,9 +422,12 @@ def run_scenario(
         for c in owners:
             others = np.delete(np.arange(n_clients), int(c))
             committees.append(np.sort(rng.choice(others, setup.committee_size, replace=False)).tolist())
+        liars = lying | (set(malicious.tolist()) if attack.lies_in_scores else set())
+        honest_scores: list[list[int | None]]
         if setup.scoring == "trust":
+            # Liars' own references would be a third of the setting's training; their honest scores are unread.
             honest_scores = trust_committee_scores(
-                trainer, global_params, updates, committees, val_data, setup, [seed, 41, r]
+                trainer, global_params, updates, committees, val_data, setup, [seed, 41, r], skip=liars
             )
         else:
             # What validators score: the update at full weight, or at its weight 1/k in the round's mean.
@@ -429,24 +435,26 @@ def run_scenario(
             candidates = [
                 apply_update(global_params, scaled_update(u, divisor), frac_bits=setup.frac_bits) for u in updates
             ]
-            honest_scores = committee_scores(
-                trainer, global_params, candidates, committees, val_data, scoring=setup.scoring
-            )
+            scored = committee_scores(trainer, global_params, candidates, committees, val_data, scoring=setup.scoring)
+            honest_scores = [list(row) for row in scored]
         accepted = []
         owner_ids = [str(int(c)) for c in owners]
         colluders = [str(c) for c in malicious.tolist()]
         for i, committee in enumerate(committees):
             scores = []
             for k, v in enumerate(committee):
-                if v in lying or (is_malicious[v] and attack.lies_in_scores):
-                    # The validator's whole score vector is what the hook sees; only update i is read here.
+                honest_score = honest_scores[i][k]
+                if v in liars:
+                    # The validator's whole score vector is what the hook sees; only update i is read here. The
+                    # lying hooks of fedledger.attacks read which updates a liar scores, not its honest values.
                     vector: list[int | None] = [None] * len(owners)
-                    vector[i] = honest_scores[i][k]
+                    vector[i] = MAX_SCORE // 2 if honest_score is None else honest_score
                     scorer = liar if v in lying else attack
                     lied = scorer.scores(vector, owner_ids, colluders)[i]
                     scores.append(int(lied if lied is not None else 0))
                 else:
-                    scores.append(honest_scores[i][k])
+                    assert honest_score is not None
+                    scores.append(honest_score)
             median = contract_median(scores)
             if median >= setup.acceptance_threshold:
                 accepted.append(i)
