@@ -235,6 +235,27 @@ def test_attack_free_run_learns_and_accepts_honest_updates() -> None:
     assert not result.rule_errors
 
 
+def test_on_round_sees_the_global_model_after_every_round_even_when_nothing_is_accepted() -> None:
+    federation = _tabular_federation()
+    trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+    initial = trainer.get_params()
+
+    def rounds_seen(setup: FLSetup) -> list[tuple[int, dict[str, np.ndarray]]]:
+        seen: list[tuple[int, dict[str, np.ndarray]]] = []
+        scenario = Scenario("fedavg", "none", 0.25)
+        run_scenario(
+            federation, setup, scenario, make_attack("none"), trainer, initial, on_round=lambda *a: seen.append(a)
+        )
+        return seen
+
+    trained = rounds_seen(_setup(rounds=3))
+    assert [r for r, _ in trained] == [0, 1, 2]
+    assert all(any(not np.array_equal(p[k], initial[k]) for k in initial) for _, p in trained)
+    rejected = rounds_seen(_setup(rounds=3, acceptance_threshold=10_001))  # no score reaches it
+    assert [r for r, _ in rejected] == [0, 1, 2]
+    assert all(np.array_equal(p[k], initial[k]) for _, p in rejected for k in initial)
+
+
 def test_validators_reject_sign_flipped_updates() -> None:
     result = _run(Scenario("fedavg", "sign-flip", 0.25), _setup(rounds=6))
     assert result.malicious_acceptance is not None and result.malicious_acceptance < 0.5

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -329,12 +329,14 @@ def run_scenario(
     initial_params: Params,
     *,
     probe: tuple[PixelTrigger, int] | None = None,
+    on_round: Callable[[int, Params], None] | None = None,
 ) -> RunResult:
     """Train ``setup.rounds`` rounds of ``scenario`` and report test error and backdoor success.
 
     Backdoor success uses the attack's own trigger and target when it plants one; otherwise the
     ``probe`` trigger and target, if given, measure the base rate (how often the trigger alone,
-    with no backdoor planted, turns a prediction into the target)."""
+    with no backdoor planted, turns a prediction into the target). ``on_round(r, global_params)`` sees
+    the global model after every round (``benchmarks/robustness_trajectory.py``)."""
     if scenario.rule not in AGGREGATION_RULES:
         raise ConfigError(f"unknown aggregation rule {scenario.rule!r}")
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -471,6 +473,8 @@ def run_scenario(
                 old = history.get(int(c))
                 history[int(c)] = {k: (old[k] + v if old else v.copy()) for k, v in updates[i].items()}
         if not accepted:
+            if on_round is not None:
+                on_round(r, global_params)
             continue
         kwargs: dict[str, Any] = {}
         if spec.needs_reference:
@@ -502,9 +506,11 @@ def run_scenario(
             )
         except AggregationError as exc:
             stats.rule_errors.append(f"round {r}: {exc}")
-            continue
-        previous_aggregate = result.delta
-        global_params = apply_update(global_params, result.delta, frac_bits=setup.frac_bits)
+        else:
+            previous_aggregate = result.delta
+            global_params = apply_update(global_params, result.delta, frac_bits=setup.frac_bits)
+        if on_round is not None:
+            on_round(r, global_params)
 
     X_test = torch.from_numpy(np.ascontiguousarray(federation.X_test, dtype=np.float32))
     predictions = trainer.predict(global_params, X_test)
