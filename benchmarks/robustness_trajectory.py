@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from robustness import FMNIST_FULL, _init_worker, backdoor_probe, build_attack, fmnist_context
+from robustness import FMNIST_FULL, backdoor_probe, build_attack, fmnist_context
 from robustness_lib import simulation
 from robustness_lib.data import find_fashion_mnist
+from robustness_lib.models import LocalTrainer, build_model
 
 from fedledger.exceptions import FedLedgerError
 from fedledger.learning.params import Params
@@ -35,10 +36,7 @@ def trajectory(args: argparse.Namespace, rule: str, attack: str) -> tuple[list[f
     """The test error after every round of one cell, and the cell's result."""
     setup = replace(FMNIST_FULL, rounds=args.rounds, committee_size=args.committee or FMNIST_FULL.committee_size)
     context, _ = fmnist_context(find_fashion_mnist(args.data_dir), setup, args.seed)
-    _init_worker(context)
-    from robustness import _TRAINER as trainer  # noqa: PLC0415  (set by _init_worker)
-
-    assert trainer is not None
+    trainer = LocalTrainer(build_model(setup.model, seed=0))  # as the benchmark's workers build theirs
     federation = context.federation
     X_test = torch.from_numpy(np.ascontiguousarray(federation.X_test, dtype=np.float32))
     errors: list[float] = []
