@@ -44,6 +44,7 @@ from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.embedded import FAUCET_KEY
 from fedledger.chain.encoding import ZERO_HASH, as_bytes32
+from fedledger.federation.config import DEFAULT_MAX_DISAGREEMENT, DEFAULT_REPUTATION_WARMUP
 
 REPO = Path(__file__).resolve().parent.parent
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
@@ -140,7 +141,7 @@ def consortium_args(org: str) -> tuple[Any, ...]:
     return (org, int(Role.ADMIN), as_bytes32(ZERO_HASH), as_bytes32(ZERO_HASH), "")
 
 
-def task_args(consortium: str, members: int) -> tuple[Any, ...]:
+def task_args(consortium: str, members: int, max_disagreement: int) -> tuple[Any, ...]:
     params = TaskParams(
         config_hash=h("config"),
         initial_model=h("model-0"),
@@ -151,6 +152,8 @@ def task_args(consortium: str, members: int) -> tuple[Any, ...]:
         acceptance_threshold=5_000,
         proposal_quorum=PROPOSAL_QUORUM,
         max_rounds=0,
+        max_disagreement=max_disagreement,
+        reputation_warmup=DEFAULT_REPUTATION_WARMUP,
     )
     return params.constructor_args(consortium)
 
@@ -160,9 +163,17 @@ def admit_fn(consortium: Any, who: str, org: str, roles: Role) -> Any:
 
 
 def run_scenario(
-    chain: Chain, faucet: LocalAccount, *, members: int, rounds: int, deploys: int = 3, approvals: int = 3
+    chain: Chain,
+    faucet: LocalAccount,
+    *,
+    members: int,
+    rounds: int,
+    deploys: int = 3,
+    approvals: int = 3,
+    max_disagreement: int = DEFAULT_MAX_DISAGREEMENT,
 ) -> Measurements:
-    """The benchmark scenario on one chain (fresh: nonces and addresses are then fixed)."""
+    """The benchmark scenario on one chain (fresh: nonces and addresses are then fixed); the task keeps
+    validator reputation as a task config does by default unless ``max_disagreement`` is 0."""
     if members < PROPOSAL_QUORUM:
         raise ValueError(f"--members must be at least {PROPOSAL_QUORUM} (the proposal quorum)")
     for name in ("Consortium", "TrainingTask"):
@@ -196,7 +207,7 @@ def run_scenario(
         rec.tx("approve (threshold 2)", admin2, gov.functions.approve(proposal_id))
 
     tasks = [
-        rec.deploy("deploy TrainingTask", admin, "TrainingTask", *task_args(main.address, members))
+        rec.deploy("deploy TrainingTask", admin, "TrainingTask", *task_args(main.address, members, max_disagreement))
         for _ in range(deploys)
     ]
     task = chain.contract("TrainingTask", tasks[0])
@@ -308,10 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--approvals", type=int, default=10, help="threshold-2 approvals to time")
     parser.add_argument("--no-anvil", action="store_true", help="measure the embedded chain only")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the markdown table")
+    parser.add_argument(
+        "--max-disagreement",
+        type=int,
+        default=DEFAULT_MAX_DISAGREEMENT,
+        help=f"the task's validator reputation bound, basis points (default {DEFAULT_MAX_DISAGREEMENT}; 0: off)",
+    )
     args = parser.parse_args(argv)
     if args.members < PROPOSAL_QUORUM or args.rounds < 1 or args.deploys < 1 or args.approvals < 1:
         parser.error(f"need --members >= {PROPOSAL_QUORUM} and --rounds, --deploys, --approvals >= 1")
-    kw = {"deploys": args.deploys, "approvals": args.approvals}
+    kw = {"deploys": args.deploys, "approvals": args.approvals, "max_disagreement": args.max_disagreement}
 
     log = sys.stderr
     started = time.perf_counter()

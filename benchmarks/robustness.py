@@ -388,6 +388,26 @@ def report_from_json(paths: Sequence[Path], target: Target, rules_wanted: Sequen
     return 0
 
 
+def reputation_summary(runs: Sequence[RunResult], setup: FLSetup) -> str:
+    """How the validators' scores sided with outcomes over ``runs`` (cells of one setting), and whom validator
+    reputation left out of committees by the end."""
+    liars = [r.liar_disagreement for r in runs if r.liar_disagreement is not None]
+    honest = [r.honest_disagreement for r in runs if r.honest_disagreement is not None]
+    text = (
+        f"\nValidator scores against the outcome (mean over cells): lying validators {np.mean(liars):.2f}, "
+        f"honest validators {np.mean(honest):.2f}."
+    )
+    if setup.max_disagreement:
+        text += (
+            f" Reputation (max disagreement {setup.max_disagreement} bps after {setup.reputation_warmup} scores) "
+            f"distrusted by the last round, mean over cells: "
+            f"{np.mean([r.distrusted_liars for r in runs]):.1f} of {np.mean([r.num_liars for r in runs]):.0f} "
+            f"lying validators, {np.mean([r.distrusted_honest for r in runs]):.1f} of "
+            f"{np.mean([100 - r.num_liars for r in runs]):.0f} honest ones."
+        )
+    return text
+
+
 def _seed_mean(runs: Sequence[RunResult]) -> RunResult:
     """One run, or the mean over seeds of runs of the same cell."""
     return runs[0] if len(runs) == 1 else mean_over_seeds([[r] for r in runs])[0]
@@ -442,6 +462,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("full", "round"),
         help="validators score the update at full weight (default) or at 1/k, k = updates in the round",
     )
+    parser.add_argument(
+        "--max-disagreement",
+        type=int,
+        help="validator reputation: basis points of a validator's scores against the outcome above which it sits "
+        f"on no later committee (default {FMNIST_FULL.max_disagreement}; 0: off)",
+    )
+    parser.add_argument(
+        "--reputation-warmup",
+        type=int,
+        help=f"fewest scores before a validator can be distrusted (default {FMNIST_FULL.reputation_warmup})",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default 2)")
     parser.add_argument("--json", type=Path, help="write raw results to this file")
     parser.add_argument(
@@ -471,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "acceptance_threshold": args.threshold,
         "score_weight": args.score_weight,
         "center_previous": False if args.zero_center else None,
+        "max_disagreement": args.max_disagreement,
+        "reputation_warmup": args.reputation_warmup,
     }
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     target = Target()
@@ -541,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({liars} of 100 members lying; committee size: probability, hypergeometric): {odds}. "
                 f"This run: committees of {committee}."
             )
+            print(reputation_summary([r for seed_results in per_seed for r in seed_results], setup))
         all_checks.append(checks)
         raw["settings"][setting.title] = {
             "committee_size": committee,

@@ -41,6 +41,7 @@ from fedledger.attacks import (
     make_attack,
     parse_attack,
 )
+from fedledger.chain import Phase
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
@@ -611,5 +612,43 @@ def test_trust_scoring_keeps_a_lying_validator_minority_from_flipping_outcomes(t
         assert accepted == {u.member for u in updates} - {liar}
         lied = [sim.task.scores_of(1, i) for i, u in enumerate(updates) if u.member != liar]
         assert all(0 in scores for scores in lied)  # the liar did score them 0
+    finally:
+        ws.close()
+
+
+@pytest.mark.slow
+def test_a_lying_validator_loses_its_seat_and_member_nodes_go_on_without_it(tmp_path: Path) -> None:
+    """Validator reputation end to end through unmodified MemberNodes: a member that lies when validating
+    (its own update 10000, every other 0) is outvoted in round 1, so all four of its scores went against the
+    outcome; with a warm-up of four scores it is distrusted, its node sits out round 2's validation instead of
+    failing, and round 2 finalizes on the four honest validators' scores alone."""
+    datas = hospital_datas(tmp_path, 5)
+    config = TaskConfig(
+        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
+        rounds=2,
+        local_epochs=2,
+        min_commitments=3,
+        proposal_quorum=2,
+        clip_norm=5.0,
+        scoring="relative",
+        reputation_warmup=4,
+    )
+    assert config.max_disagreement == 5_000  # on by default
+    coalition = Coalition(LyingValidators(), num_malicious=1, num_workers=5, clip_norm=5.0)
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws, config=config, datas=datas, password="pw", behaviors=[None, None, None, None, *coalition.members]
+        )
+        Simulation(sim.task, sim.nodes).run()
+        task, liar = sim.task, sim.nodes[4]
+        assert [task.round(r).phase for r in (1, 2)] == [Phase.FINALIZED, Phase.FINALIZED]
+        standing = task.reputation_of(liar.account.address)
+        assert (standing.scored, standing.disagreed, standing.distrusted) == (4, 4, True)
+        assert task.has_scored(1, liar.account.address) and not task.has_scored(2, liar.account.address)
+        assert liar.left_out == {2}
+        assert task.round(2).expected_validators == 4 == task.round(2).num_scored
+        for node in sim.nodes[:4]:
+            assert not task.reputation_of(node.account.address).distrusted
     finally:
         ws.close()

@@ -136,3 +136,25 @@ def test_a_lying_minority_in_every_committee_cannot_flip_acceptance(ledger: Ledg
 def test_committee_size_is_bounded(ledger: Ledger) -> None:
     with pytest.raises(InvalidArgument, match="task: committee size out of range"):
         committee_task(ledger, size=65)
+
+
+def test_committees_are_windows_of_a_shuffled_order_not_of_admission_order(
+    ledger: Ledger, seven: list[LocalAccount]
+) -> None:
+    """Colluders admitted one after another must not sit together: were committees windows of the admission
+    order, each committee (with its update's owner, whose seat passes on) would be a run of neighbours there."""
+    task = committee_task(ledger)
+    r = validation_round(ledger, task, seven)
+    position = {m.address: k for k, m in enumerate(seven)}
+
+    def is_run(addresses: set[str]) -> bool:
+        at = {position[a] for a in addresses}
+        return any(at == {(start + k) % len(seven) for k in range(len(at))} for start in range(len(seven)))
+
+    runs = [
+        is_run(set(task.committee_of(r, i))) or is_run(set(task.committee_of(r, i)) | {m.address})
+        for i, m in enumerate(seven)
+    ]
+    assert not all(runs)
+    # Still a committee of distinct validators per update, drawn among the round's validators.
+    assert all(len(set(task.committee_of(r, i))) == COMMITTEE for i in range(len(seven)))

@@ -19,7 +19,9 @@ depend on the chain, so it runs the same code that fedledger nodes and the contr
   :func:`fedledger.learning.accuracy_bps`), the update at full weight or at ``1/k`` of it
   (:func:`~fedledger.learning.scoring.scaled_update`, ``k`` the round's committed updates);
 * contract: an update is accepted when :func:`fedledger.chain.task.contract_median` of its
-  committee's scores reaches the acceptance threshold;
+  committee's scores reaches the acceptance threshold; with validator reputation on
+  (``max_disagreement`` > 0), :class:`fedledger.chain.reputation.ValidatorReputation` counts each
+  score against its update's outcome and committees are drawn among the validators it still trusts;
 * aggregator: :func:`fedledger.learning.aggregation.aggregate` with the rule under test over the
   accepted updates, then :func:`fedledger.learning.apply_update` (a round with no accepted
   update leaves the model unchanged, as an aborted round does).
@@ -47,8 +49,10 @@ import torch
 
 from fedledger.attacks import Attack, AttackContext, LyingValidators
 from fedledger.attacks.backdoor import PixelTrigger, backdoor_success_rate
+from fedledger.chain.reputation import ValidatorReputation
 from fedledger.chain.task import contract_median
 from fedledger.exceptions import AggregationError, ConfigError
+from fedledger.federation.config import DEFAULT_MAX_DISAGREEMENT, DEFAULT_REPUTATION_WARMUP
 from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate, apply_update
 from fedledger.learning.params import Params
 from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, cosine_score, relative_score, scaled_update
@@ -102,6 +106,11 @@ class FLSetup:
     center_previous: bool = True
     """Centered clipping's center: the previous round's aggregate (Karimireddy et al.'s momentum form), or
     zero (what a ledger aggregator computes when it passes no ``center``)."""
+    max_disagreement: int = DEFAULT_MAX_DISAGREEMENT
+    """Validator reputation (the contract's ``max_disagreement``, basis points; default: a task config's):
+    validators with more than this share of scores against the outcome sit on no later committee; 0: off."""
+    reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
+    """Fewest scores before a validator can be distrusted (the contract's ``reputation_warmup``)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -161,6 +170,14 @@ class RunResult:
     honest_medians: list[int] = field(default_factory=list)
     """Committee median score of every honest update (to choose a threshold); likewise malicious ones."""
     malicious_medians: list[int] = field(default_factory=list)
+    liar_disagreement: float | None = None
+    """Share of the lying validators' scores that fell on the other side of the threshold from the update's
+    outcome (None without liars); likewise the honest validators'. Counted with reputation off too."""
+    honest_disagreement: float | None = None
+    distrusted_liars: int = 0
+    """Lying validators distrusted by the end of the run (reputation on), of ``num_liars``; likewise honest."""
+    distrusted_honest: int = 0
+    num_liars: int = 0
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> RunResult:
@@ -182,6 +199,11 @@ class RunResult:
             honest_medians=list(row.get("honest_medians", [])),
             malicious_medians=list(row.get("malicious_medians", [])),
             backdoor_flips=row.get("backdoor_flips"),
+            liar_disagreement=row.get("liar_disagreement"),
+            honest_disagreement=row.get("honest_disagreement"),
+            distrusted_liars=row.get("distrusted_liars", 0),
+            distrusted_honest=row.get("distrusted_honest", 0),
+            num_liars=row.get("num_liars", 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -203,6 +225,11 @@ class RunResult:
             "mean_test_error_per_group": self.mean_test_error_per_group,
             "honest_medians": self.honest_medians,
             "malicious_medians": self.malicious_medians,
+            "liar_disagreement": self.liar_disagreement,
+            "honest_disagreement": self.honest_disagreement,
+            "distrusted_liars": self.distrusted_liars,
+            "distrusted_honest": self.distrusted_honest,
+            "num_liars": self.num_liars,
         }
 
 
@@ -351,6 +378,8 @@ def run_scenario(
     extra = np.random.default_rng([seed, 11]).permutation(honest)[: max(0, n_lying - len(malicious))]
     lying = set(malicious.tolist()) | set(extra.tolist()) if n_lying else set()
     liar = LyingValidators()
+    liars = lying | (set(malicious.tolist()) if attack.lies_in_scores else set())
+    reputation: ValidatorReputation[int] = ValidatorReputation(setup.max_disagreement, setup.reputation_warmup)
 
     # Data as tensors once; malicious members poison theirs once (fixed poisoned share, as in BadNets).
     train_data: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -421,10 +450,11 @@ def run_scenario(
             updates.append(tensors)
             counts.append(len(train_data[c][1]))
         committees = []
+        # The contract snapshots the trusted validators when commits close: distrust counts from the next round.
+        pool = np.array(reputation.trusted(range(n_clients)))
         for c in owners:
-            others = np.delete(np.arange(n_clients), int(c))
+            others = pool[pool != c]
             committees.append(np.sort(rng.choice(others, setup.committee_size, replace=False)).tolist())
-        liars = lying | (set(malicious.tolist()) if attack.lies_in_scores else set())
         honest_scores: list[list[int | None]]
         if setup.scoring == "trust":
             # Liars' own references would be a third of the setting's training; their honest scores are unread.
@@ -460,6 +490,9 @@ def run_scenario(
             median = contract_median(scores)
             if median >= setup.acceptance_threshold:
                 accepted.append(i)
+            reputation.record(
+                committee, scores, accepted=median >= setup.acceptance_threshold, threshold=setup.acceptance_threshold
+            )
             (stats.malicious_medians if is_malicious[owners[i]] else stats.honest_medians).append(median)
             if is_malicious[owners[i]]:
                 stats.malicious_submitted += 1
@@ -545,7 +578,18 @@ def run_scenario(
         honest_medians=stats.honest_medians,
         malicious_medians=stats.malicious_medians,
         backdoor_flips=flips,
+        liar_disagreement=_disagreement(reputation, sorted(liars)),
+        honest_disagreement=_disagreement(reputation, sorted(set(range(n_clients)) - liars)),
+        distrusted_liars=sum(reputation.distrusted(v) for v in liars),
+        distrusted_honest=sum(reputation.distrusted(v) for v in range(n_clients) if v not in liars),
+        num_liars=len(liars),
     )
+
+
+def _disagreement(reputation: ValidatorReputation[int], validators: Sequence[int]) -> float | None:
+    # Pooled over the validators' scores: the share that fell against the outcome.
+    scored = sum(reputation.scored.get(v, 0) for v in validators)
+    return sum(reputation.disagreed.get(v, 0) for v in validators) / scored if scored else None
 
 
 def honest_update_norms(

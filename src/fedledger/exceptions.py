@@ -246,7 +246,14 @@ _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
     (("purpose not allowed",), PurposeRefused),
     (("privacy budget exceeded",), PrivacyBudgetRefused),
     (
-        ("caller is not", "must be an admin", "not in the update's committee", "not drawn for", "not owned by"),
+        (
+            "caller is not",
+            "must be an admin",
+            "not in the update's committee",
+            "not drawn for",
+            "not owned by",
+            "distrusted",
+        ),
         NotAuthorized,
     ),
     (("deadline passed",), DeadlinePassed),

@@ -35,6 +35,7 @@ __all__ = [
     "RolesChanged",
     "RoundAborted",
     "RoundFinalized",
+    "ReputationCleared",
     "RoundOpened",
     "ScoresSubmitted",
     "SharesClosed",
@@ -43,6 +44,7 @@ __all__ = [
     "SubjectErased",
     "ThresholdChanged",
     "UnmaskClosed",
+    "ValidatorDistrusted",
     "UpdateCommitted",
     "UpdateFlagged",
     "ValidationClosed",
@@ -231,6 +233,26 @@ class RoundAborted(LedgerEvent):
 
 
 @dataclass(frozen=True)
+class ValidatorDistrusted(LedgerEvent):
+    """A validator left out of round ``round_id``'s validators by its reputation record."""
+
+    round_id: int
+    validator: str
+    scored: int
+    disagreed: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
+class ReputationCleared(LedgerEvent):
+    validator: str
+    admin: str
+    scored: int
+    disagreed: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
 class KeysAdvertised(LedgerEvent):
     round_id: int
     member: str
@@ -347,6 +369,8 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         AggregateProposed,
         RoundFinalized,
         RoundAborted,
+        ValidatorDistrusted,
+        ReputationCleared,
         KeysAdvertised,
         KeysClosed,
         SharesPosted,

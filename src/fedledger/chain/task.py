@@ -32,6 +32,7 @@ __all__ = [
     "TaskParams",
     "TrainingTaskClient",
     "UpdateInfo",
+    "ValidatorStanding",
     "contract_median",
     "mask_of",
     "indices_of",
@@ -93,6 +94,10 @@ class TaskParams:
     purpose: str = ZERO_HASH  # keccak256 of the purpose name (fedledger.chain.registry.purpose_id), 0x-hex
     privacy_budget: int = 0  # micro-epsilon a member may declare in total; 0: no DP
     secagg_threshold: int = 0  # > 0: secure-aggregation rounds with at least this threshold; 0: plain rounds
+    # Validator reputation (fedledger.chain.reputation): basis points of scores against the outcome above which a
+    # validator is left out of later rounds, after at least reputation_warmup scores; 0: no reputation.
+    max_disagreement: int = 0
+    reputation_warmup: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,7 +120,19 @@ class TaskParams:
             as_bytes32(self.purpose, what="purpose id"),
             _uint(self.privacy_budget, "privacy budget"),
             _uint(self.secagg_threshold, "secagg threshold"),
+            _uint(self.max_disagreement, "max disagreement"),
+            _uint(self.reputation_warmup, "reputation warmup"),
         )
+
+
+@dataclass(frozen=True)
+class ValidatorStanding:
+    """A validator's reputation record in a task: scores counted, how many went against the outcome, and
+    whether the task now leaves it out of its rounds (:mod:`fedledger.chain.reputation`)."""
+
+    scored: int
+    disagreed: int
+    distrusted: bool
 
 
 @dataclass(frozen=True)
@@ -407,6 +424,8 @@ class TrainingTaskClient(ContractClient):
             purpose=hex32(call(f.purpose())),
             privacy_budget=call(f.privacy_budget()),
             secagg_threshold=call(f.secagg_threshold()),
+            max_disagreement=call(f.max_disagreement()),
+            reputation_warmup=call(f.reputation_warmup()),
         )
 
     @property
@@ -416,6 +435,19 @@ class TrainingTaskClient(ContractClient):
     def privacy_spent(self, member: str) -> int:
         """``member``'s latest declared cumulative spend, in micro-epsilon (0 in tasks without a budget)."""
         return int(self.chain.call(self.contract.functions.privacy_spent(as_address(member))))
+
+    def reputation_of(self, validator: str) -> ValidatorStanding:
+        """``validator``'s reputation record (all zero in tasks without reputation)."""
+        f, address = self.contract.functions, as_address(validator)
+        return ValidatorStanding(
+            scored=int(self.chain.call(f.validator_scored(address))),
+            disagreed=int(self.chain.call(f.validator_disagreed(address))),
+            distrusted=bool(self.chain.call(f.is_distrusted(address))),
+        )
+
+    def clear_reputation(self, validator: str) -> TxResult:
+        """Reset ``validator``'s record (admins only); it takes part again from the next round."""
+        return self._send(self.contract.functions.clear_reputation(as_address(validator)))
 
     def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:
         return RoundInfo.from_raw(round_id, self.chain.call(self.contract.functions.rounds(int(round_id)), block=block))
@@ -440,6 +472,11 @@ class TrainingTaskClient(ContractClient):
     def assignments_of(self, round_id: int, validator: str) -> list[int]:
         """The updates ``validator`` may score in a round (its committee seats, or all but its own)."""
         return list(self.chain.call(self.contract.functions.assignments_of(int(round_id), as_address(validator))))
+
+    def is_round_validator(self, round_id: int, validator: str) -> bool:
+        """Whether ``validator`` may score in the round (false once commits closed without it: not drawn, or
+        left out by its reputation)."""
+        return bool(self.chain.call(self.contract.functions.is_round_validator(int(round_id), as_address(validator))))
 
     def committee_of(self, round_id: int, index: int) -> list[str]:
         """The validators drawn to score update ``index`` (committee rounds, once commits closed)."""

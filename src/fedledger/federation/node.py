@@ -137,6 +137,8 @@ class MemberNode:
         self._account = privacy_account
         self.refusals: dict[int, PurposeNotAllowed | PrivacyBudgetExceeded] = {}
         """round -> why this node refused to train in it."""
+        self.left_out: set[int] = set()
+        """Rounds whose validators the contract fixed without this member (not drawn, or distrusted)."""
         self._state_dir = state_dir
         self._secure: SecureRoundDriver | None = None
 
@@ -218,11 +220,24 @@ class MemberNode:
 
     def _validate_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
-        if status.roles & Role.VALIDATOR and self.data is not None and not status.scored:
+        if status.roles & Role.VALIDATOR and self.data is not None and not status.scored and self._seated(r):
             self._score(info)
             return True
         if info.num_scored >= info.expected_validators or status.timestamp > info.validate_deadline:
             return self._try("close_validation", r, lambda: self.task.close_validation(r))
+        return False
+
+    def _seated(self, r: int) -> bool:
+        # Committee draws and validator reputation fix a round's validators when commits close; a validator left
+        # out (not drawn, or distrusted by its reputation) has nothing to score in that round.
+        if r in self.left_out:
+            return False
+        if self.task.is_round_validator(r, self.account.address):
+            return True
+        self.left_out.add(r)
+        distrusted = self.task.reputation_of(self.account.address).distrusted
+        log.warning("%s is not among round %d's validators%s", self.name, r, " (distrusted)" if distrusted else "")
+        self._emit("left-out", r, distrusted=distrusted)
         return False
 
     def _aggregate_phase(self, status: MemberView, info: RoundInfo) -> bool:

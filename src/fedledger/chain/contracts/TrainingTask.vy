@@ -15,6 +15,13 @@
      could know (prevrandao and the previous block hash), so scoring costs grow
      with updates x committee size instead of updates x validators; a minority
      of lying validators in a committee cannot move its median.
+    With `max_disagreement` > 0 the contract keeps each validator's reputation:
+    when validation closes, every score counts for its validator and counts as
+    a disagreement when it falls on the other side of the threshold from the
+    update's outcome. A validator with at least `reputation_warmup` scores of
+    which more than `max_disagreement` (basis points) disagreed is distrusted:
+    later rounds leave it out of their validators (no committee seat, scores
+    refused) until an admin clears its record.
      Provenance: with a `data_registry`, every commitment names the dataset it
      was trained on, which must be the committer's own and allow the task's
      `purpose` (GDPR Art. 5(1)(b)); with a `privacy_budget`, every commitment
@@ -163,6 +170,11 @@ purpose: public(bytes32)
 privacy_budget: public(uint256)
 privacy_spent: public(HashMap[address, uint256])
 secagg_threshold: public(uint256)
+# Validator reputation (max_disagreement 0: off): scores counted and scores against the outcome.
+max_disagreement: public(uint256)
+reputation_warmup: public(uint256)
+validator_scored: public(HashMap[address, uint256])
+validator_disagreed: public(HashMap[address, uint256])
 
 current_round: public(uint256)
 latest_model: public(bytes32)
@@ -172,8 +184,10 @@ updates: public(HashMap[uint256, HashMap[uint256, Update]])
 commit_slot: HashMap[uint256, HashMap[address, uint256]]
 has_scored: public(HashMap[uint256, HashMap[address, bool]])
 update_scores: HashMap[uint256, HashMap[uint256, DynArray[uint256, MAX_VALIDATORS]]]
+# Reputation rounds: round -> update -> k -> who gave update_scores' k-th entry (a map: no length slot to pay).
+update_scorers: HashMap[uint256, HashMap[uint256, HashMap[uint256, address]]]
 has_proposed: public(HashMap[uint256, HashMap[address, bool]])
-# Committee rounds: the validators when commits closed, and their position + 1 in that list.
+# Committee and reputation rounds: the (trusted) validators when commits closed, and their position + 1.
 round_validators: HashMap[uint256, DynArray[address, MAX_VALIDATORS]]
 validator_slot: HashMap[uint256, HashMap[address, uint256]]
 proposal_votes: public(HashMap[uint256, HashMap[bytes32, uint256]])
@@ -241,6 +255,19 @@ event RoundAborted:
     round_id: indexed(uint256)
     reason: String[64]
 
+# A validator left out of a round's validators by its reputation (logged when the round's commits close).
+event ValidatorDistrusted:
+    round_id: indexed(uint256)
+    validator: indexed(address)
+    scored: uint256
+    disagreed: uint256
+
+event ReputationCleared:
+    validator: indexed(address)
+    admin: indexed(address)
+    scored: uint256
+    disagreed: uint256
+
 event KeysAdvertised:
     round_id: indexed(uint256)
     member: indexed(address)
@@ -290,6 +317,8 @@ def __init__(
     purpose: bytes32,
     privacy_budget: uint256,
     secagg_threshold: uint256,
+    max_disagreement: uint256,
+    reputation_warmup: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may.
@@ -305,6 +334,9 @@ def __init__(
     @param privacy_budget Cumulative epsilon a member may declare, in micro-epsilon; 0 for a task without DP.
     @param secagg_threshold Fewest members whose messages unmask a secure round
            (raised to a strict majority of each round's trainers); 0 for plain rounds.
+    @param max_disagreement Basis points of a validator's scores against the outcome above
+           which it is distrusted; 0 for no reputation.
+    @param reputation_warmup Fewest scores a validator gives before it can be distrusted.
     """
     self.consortium = Consortium(consortium)
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
@@ -318,6 +350,8 @@ def __init__(
     assert data_registry == empty(address) or purpose != empty(bytes32), "task: zero purpose"
     assert secagg_threshold <= MAX_UPDATES, "task: secagg threshold out of range"
     assert secagg_threshold == 0 or committee_size == 0, "task: committees score plain updates only"
+    assert max_disagreement <= SCORE_SCALE, "task: max disagreement out of range"
+    assert secagg_threshold == 0 or max_disagreement == 0, "task: reputation needs scored rounds"
     self.creator = msg.sender
     self.config_hash = config_hash
     self.initial_model = initial_model
@@ -334,6 +368,8 @@ def __init__(
     self.purpose = purpose
     self.privacy_budget = privacy_budget
     self.secagg_threshold = secagg_threshold
+    self.max_disagreement = max_disagreement
+    self.reputation_warmup = reputation_warmup
 
 
 @external
@@ -439,7 +475,8 @@ def close_commits(round_id: uint256):
     if self.committee_size > 0:
         # Unknown to every committer: drawn after the last commitment was mined.
         seed = keccak256(concat(block.prevrandao, blockhash(block.number - 1), convert(round_id, bytes32)))
-        self.rounds[round_id].expected_validators = self._snapshot_validators(round_id)
+    if self.committee_size > 0 or self.max_disagreement > 0:
+        self.rounds[round_id].expected_validators = self._snapshot_validators(round_id, seed)
     self.rounds[round_id].phase = PHASE_VALIDATE
     self.rounds[round_id].validate_deadline = deadline
     self.rounds[round_id].committee_seed = seed
@@ -462,8 +499,10 @@ def submit_scores(
     assert not self.has_scored[round_id][msg.sender], "task: already scored"
     assert len(indices) == len(scores), "task: indices and scores differ in length"
     assert self.rounds[round_id].num_scored < MAX_VALIDATORS, "task: too many validators"
+    assert not self._distrusted(msg.sender), "task: validator distrusted"
     if self.committee_size > 0:
         assert self.validator_slot[round_id][msg.sender] != 0, "task: validator not drawn for this round"
+    keep_scorers: bool = self.max_disagreement > 0
     num_updates: uint256 = self.rounds[round_id].num_updates
     own: uint256 = self.commit_slot[round_id][msg.sender]
     for k: uint256 in range(len(indices), bound=MAX_UPDATES):
@@ -473,6 +512,8 @@ def submit_scores(
         assert scores[k] <= SCORE_SCALE, "task: score out of range"
         assert own != i + 1, "task: validator cannot score its own update"
         assert self._in_committee(round_id, i, msg.sender), "task: validator not in the update's committee"
+        if keep_scorers:
+            self.update_scorers[round_id][i][len(self.update_scores[round_id][i])] = msg.sender
         self.update_scores[round_id][i].append(scores[k])
     self.has_scored[round_id][msg.sender] = True
     self.rounds[round_id].num_scored += 1
@@ -509,9 +550,14 @@ def close_validation(round_id: uint256):
     accepted: uint256 = 0
     for i: uint256 in range(r.num_updates, bound=MAX_UPDATES):
         scores: DynArray[uint256, MAX_VALIDATORS] = self.update_scores[round_id][i]
-        if len(scores) > 0 and self._median(scores) >= self.acceptance_threshold:
+        if len(scores) == 0:
+            continue
+        ok: bool = self._median(scores) >= self.acceptance_threshold
+        if ok:
             mask |= 1 << i
             accepted += 1
+        if self.max_disagreement > 0:
+            self._count_reputation(round_id, i, scores, ok)
     if accepted == 0:
         self._abort(round_id, "no update accepted")
         return
@@ -733,6 +779,44 @@ def scores_of(round_id: uint256, index: uint256) -> DynArray[uint256, MAX_VALIDA
 
 @view
 @external
+def is_round_validator(round_id: uint256, validator: address) -> bool:
+    """
+    @notice Whether `validator` may score in the round: in committee rounds, whether it is among the
+            validators drawn from when commits closed; otherwise whether it holds the role and is not distrusted.
+    """
+    if self.committee_size > 0:
+        return self.validator_slot[round_id][validator] != 0
+    return staticcall self.consortium.has_role(validator, ROLE_VALIDATOR) and not self._distrusted(validator)
+
+
+@view
+@external
+def is_distrusted(validator: address) -> bool:
+    """
+    @notice Whether the task's reputation rule leaves `validator` out of its rounds' validators.
+    """
+    return self._distrusted(validator)
+
+
+@external
+def clear_reputation(validator: address):
+    """
+    @notice Reset a validator's reputation record (an admin's decision, e.g. after a dispute);
+            it takes part again from the next round whose commits close.
+    """
+    assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
+    log ReputationCleared(
+        validator=validator,
+        admin=msg.sender,
+        scored=self.validator_scored[validator],
+        disagreed=self.validator_disagreed[validator],
+    )
+    self.validator_scored[validator] = 0
+    self.validator_disagreed[validator] = 0
+
+
+@view
+@external
 def committee_of(round_id: uint256, index: uint256) -> DynArray[address, MAX_VALIDATORS]:
     """
     @notice The validators drawn to score update `index` (committee rounds, once commits closed).
@@ -757,6 +841,8 @@ def assignments_of(round_id: uint256, validator: address) -> DynArray[uint256, M
     result: DynArray[uint256, MAX_UPDATES] = []
     own: uint256 = self.commit_slot[round_id][validator]
     if self.committee_size > 0 and self.validator_slot[round_id][validator] == 0:
+        return result
+    if self._distrusted(validator):
         return result
     for i: uint256 in range(self.rounds[round_id].num_updates, bound=MAX_UPDATES):
         if own != i + 1 and self._in_committee(round_id, i, validator):
@@ -860,18 +946,59 @@ def _check_provenance(dataset_id: uint256, epsilon_micro: uint256):
         self.privacy_spent[msg.sender] = epsilon_micro
 
 
+@view
 @internal
-def _snapshot_validators(round_id: uint256) -> uint256:
-    # The round's validator list, fixed when commits close: committees index into it.
+def _distrusted(validator: address) -> bool:
+    scored: uint256 = self.validator_scored[validator]
+    return self.max_disagreement > 0 and scored >= self.reputation_warmup and \
+        self.validator_disagreed[validator] * SCORE_SCALE > self.max_disagreement * scored
+
+
+@internal
+def _count_reputation(round_id: uint256, index: uint256, scores: DynArray[uint256, MAX_VALIDATORS], accepted: bool):
+    # Each score counts for its validator; against the outcome, it counts as a disagreement too.
+    for k: uint256 in range(len(scores), bound=MAX_VALIDATORS):
+        v: address = self.update_scorers[round_id][index][k]
+        self.validator_scored[v] += 1
+        if (scores[k] >= self.acceptance_threshold) != accepted:
+            self.validator_disagreed[v] += 1
+
+
+@internal
+def _snapshot_validators(round_id: uint256, seed: bytes32) -> uint256:
+    # The round's validators, fixed when commits close; distrusted validators stay out (and are logged). Committee
+    # rounds store them as a list whose windows are the committees, shuffled with the seed (inside-out
+    # Fisher-Yates) so each window is a uniformly random set: members admitted one after another do not sit on
+    # committees together. Rounds without committees only count them (the number of scores to wait for).
     count: uint256 = 0
     for i: uint256 in range(staticcall self.consortium.member_count(), bound=MAX_MEMBERS):
         who: address = staticcall self.consortium.member_at(i)
         if staticcall self.consortium.has_role(who, ROLE_VALIDATOR):
+            if self._distrusted(who):
+                log ValidatorDistrusted(
+                    round_id=round_id,
+                    validator=who,
+                    scored=self.validator_scored[who],
+                    disagreed=self.validator_disagreed[who],
+                )
+                continue
             if count == MAX_VALIDATORS:
                 break
-            self.round_validators[round_id].append(who)
+            if self.committee_size == 0:
+                count += 1
+                continue
+            j: uint256 = count
+            if seed != empty(bytes32):
+                j = convert(keccak256(concat(seed, b"shuffle", convert(count, bytes32))), uint256) % (count + 1)
+            if j == count:
+                self.round_validators[round_id].append(who)
+            else:
+                moved: address = self.round_validators[round_id][j]
+                self.round_validators[round_id].append(moved)
+                self.validator_slot[round_id][moved] = count + 1
+                self.round_validators[round_id][j] = who
+            self.validator_slot[round_id][who] = j + 1
             count += 1
-            self.validator_slot[round_id][who] = count
     return count
 
 
@@ -879,7 +1006,7 @@ def _snapshot_validators(round_id: uint256) -> uint256:
 @internal
 def _in_committee(round_id: uint256, index: uint256, validator: address) -> bool:
     # Update `index`'s committee: the `committee_size` validators that follow a seeded
-    # start position in the round's validator list, skipping the update's owner.
+    # start position in the round's (shuffled) validator list, skipping the update's owner.
     if self.committee_size == 0:
         return True
     n: uint256 = len(self.round_validators[round_id])

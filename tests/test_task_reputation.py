@@ -1,0 +1,254 @@
+"""Validator reputation in the TrainingTask contract, and its off-chain mirror.
+
+A task with ``max_disagreement`` > 0 counts, when validation closes, every score for its
+validator and whether it fell on the other side of the threshold from the update's outcome. A
+validator past ``reputation_warmup`` scores with more than ``max_disagreement`` basis points of
+them against the outcome is left out of later rounds' validators until an admin clears it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
+from fedledger.chain import Phase, TrainingTaskClient
+from fedledger.chain.events import ReputationCleared, ValidatorDistrusted
+from fedledger.chain.reputation import ValidatorReputation, disagrees, is_distrusted
+from fedledger.exceptions import ConfigError, InvalidArgument, InvalidState, NotAuthorized
+from fedledger.federation import TaskConfig
+from test_task_committee import admit
+
+THRESHOLD = DEFAULT_PARAMS.acceptance_threshold
+
+
+def reputation_task(ledger: Ledger, *, warmup: int = 3, committee: int = 0) -> TrainingTaskClient:
+    params = replace(DEFAULT_PARAMS, max_disagreement=5_000, reputation_warmup=warmup, committee_size=committee)
+    return TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
+
+
+def commit_all(task: TrainingTaskClient, members: list[LocalAccount]) -> int:
+    r = task.as_(members[0]).open_round()
+    for i, member in enumerate(members):
+        task.as_(member).commit_update(r, h(f"reputation-update-{r}-{i}"), 100)
+    assert task.as_(members[0]).close_commits(r) is Phase.VALIDATE
+    return r
+
+
+def finish(task: TrainingTaskClient, members: list[LocalAccount], r: int) -> None:
+    assert task.as_(members[0]).close_validation(r) is Phase.AGGREGATE
+    mask = task.round(r).accepted_mask
+    for member in members[:2]:
+        task.as_(member).propose_aggregate(r, h(f"reputation-model-{r}"), mask)
+    assert task.round(r).phase is Phase.FINALIZED
+
+
+def honest_and_liar_round(task: TrainingTaskClient, members: list[LocalAccount], liar: LocalAccount) -> int:
+    """Every member commits; the honest validators score every other update 9000, the liar 0."""
+    r = commit_all(task, members)
+    for member in members:
+        if not task.is_round_validator(r, member.address):
+            continue
+        seats = set(task.assignments_of(r, member.address))
+        value = 0 if member is liar else 9_000
+        task.as_(member).submit_scores(r, [value if i in seats else None for i in range(len(members))])
+    return r
+
+
+def test_a_liar_is_distrusted_and_left_out_of_later_rounds(ledger: Ledger) -> None:
+    task, members = reputation_task(ledger), ledger.members
+    liar = members[3]
+    r1 = honest_and_liar_round(task, members, liar)
+    finish(task, members, r1)
+    # Each update had three scorers; the liar's 0 was outvoted on all three, so all three disagreed.
+    assert task.round(r1).accepted == [0, 1, 2, 3]
+    standing = task.reputation_of(liar.address)
+    assert (standing.scored, standing.disagreed, standing.distrusted) == (3, 3, True)
+    for honest in members[:3]:
+        standing = task.reputation_of(honest.address)
+        assert (standing.scored, standing.disagreed, standing.distrusted) == (3, 0, False)
+
+    block = ledger.chain.block_number
+    r2 = commit_all(task, members)
+    left_out = [e for e in task.events(from_block=block + 1) if isinstance(e, ValidatorDistrusted)]
+    assert [(e.round_id, e.validator, e.scored, e.disagreed) for e in left_out] == [(r2, liar.address, 3, 3)]
+    assert task.round(r2).expected_validators == 3
+    assert not task.is_round_validator(r2, liar.address)
+    assert task.assignments_of(r2, liar.address) == []
+
+    def state() -> tuple[int, list[list[int]], int]:
+        return ledger.chain.block_number, [task.scores_of(r2, i) for i in range(4)], task.round(r2).num_scored
+
+    lies = [0, 0, 0, None]
+    assert_refused(state, NotAuthorized, "task: validator distrusted", task.as_(liar).submit_scores, r2, lies)
+    for honest in members[:3]:
+        task.as_(honest).submit_scores(r2, [None if i == members.index(honest) else 9_000 for i in range(4)])
+    finish(task, members, r2)  # early close: the three trusted validators were every validator of the round
+    # The liar still trains: its update is scored (and accepted) like anyone's.
+    assert task.round(r2).accepted == [0, 1, 2, 3]
+
+
+def test_warmup_protects_a_new_validator_and_an_admin_clears_a_record(ledger: Ledger) -> None:
+    task, members = reputation_task(ledger, warmup=6), ledger.members
+    liar = members[3]
+    finish(task, members, honest_and_liar_round(task, members, liar))
+    assert task.reputation_of(liar.address).distrusted is False  # 3 of 3 disagreed, but fewer than 6 scores
+    finish(task, members, honest_and_liar_round(task, members, liar))
+    assert task.reputation_of(liar.address).distrusted is True  # 6 of 6
+
+    def state() -> tuple[int, int]:
+        return ledger.chain.block_number, task.reputation_of(liar.address).scored
+
+    assert_refused(
+        state, NotAuthorized, "task: caller is not an admin", task.as_(members[0]).clear_reputation, liar.address
+    )
+    block = ledger.chain.block_number
+    task.as_(ledger.admin).clear_reputation(liar.address)
+    cleared = [e for e in task.events(from_block=block + 1) if isinstance(e, ReputationCleared)]
+    assert [(e.validator, e.admin, e.scored, e.disagreed) for e in cleared] == [
+        (liar.address, ledger.admin.address, 6, 6)
+    ]
+    standing = task.reputation_of(liar.address)
+    assert (standing.scored, standing.disagreed, standing.distrusted) == (0, 0, False)
+    r = commit_all(task, members)
+    assert task.is_round_validator(r, liar.address)
+    assert task.round(r).expected_validators == 4
+
+
+def test_without_reputation_nothing_is_counted_and_nobody_is_left_out(ledger: Ledger) -> None:
+    task, members = ledger.task, ledger.members
+    assert task.params().max_disagreement == 0
+    for _ in range(2):
+        finish(task, members, honest_and_liar_round(task, members, members[3]))
+    standing = task.reputation_of(members[3].address)
+    assert (standing.scored, standing.disagreed, standing.distrusted) == (0, 0, False)
+    r = commit_all(task, members)
+    assert task.is_round_validator(r, members[3].address)
+
+
+def test_contract_and_offchain_rule_agree_over_random_rounds(ledger: Ledger) -> None:
+    """Committees of three among seven validators, random scores (accepted and rejected updates), two
+    validators that always lie: after every round, the contract's counts and verdicts equal
+    :class:`ValidatorReputation`'s, and each round's validators are the ones it trusted before the round."""
+    members = ledger.members + admit(ledger, 3, "reputation")
+    task = reputation_task(ledger, warmup=4, committee=3)
+    mirror: ValidatorReputation[str] = ValidatorReputation(max_disagreement=5_000, warmup=4)
+    rng = random.Random(7)
+    liars = {members[5].address, members[6].address}
+    addresses = [m.address for m in members]
+    for _ in range(4):
+        trusted = mirror.trusted(addresses)
+        r = commit_all(task, members)
+        assert [a for a in addresses if task.is_round_validator(r, a)] == trusted
+        truth = [rng.choice([1_000, 9_000]) for _ in members]  # what an honest validator thinks of each update
+        given: dict[int, list[tuple[str, int]]] = {i: [] for i in range(len(members))}
+        for member in members:
+            if member.address not in trusted:
+                continue
+            scores: list[int | None] = [None] * len(members)
+            for i in task.assignments_of(r, member.address):
+                honest = truth[i] + rng.randint(-3_000, 3_000)
+                scores[i] = 10_000 - truth[i] if member.address in liars else max(0, min(10_000, honest))
+                given[i].append((member.address, scores[i]))
+            task.as_(member).submit_scores(r, scores)
+        closed = task.as_(members[0]).close_validation(r)
+        accepted = set(task.round(r).accepted) if closed is Phase.AGGREGATE else set()
+        for i, pairs in given.items():
+            if pairs:
+                mirror.record([v for v, _ in pairs], [s for _, s in pairs], accepted=i in accepted, threshold=THRESHOLD)
+        for a in addresses:
+            standing = task.reputation_of(a)
+            assert (standing.scored, standing.disagreed, standing.distrusted) == (
+                mirror.scored.get(a, 0),
+                mirror.disagreed.get(a, 0),
+                mirror.distrusted(a),
+            )
+        if closed is Phase.AGGREGATE:
+            finish_mask = task.round(r).accepted_mask
+            for member in members[:2]:
+                task.as_(member).propose_aggregate(r, h(f"reputation-random-{r}"), finish_mask)
+    assert any(mirror.distrusted(a) for a in liars)
+    assert not any(mirror.distrusted(a) for a in addresses if a not in liars)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "reason"),
+    [
+        ({"max_disagreement": 10_001}, InvalidArgument, "task: max disagreement out of range"),
+        ({"max_disagreement": 5_000, "secagg_threshold": 2}, InvalidState, "task: reputation needs scored rounds"),
+    ],
+)
+def test_bad_reputation_parameters_are_refused(
+    ledger: Ledger, change: dict[str, int], error: type[Exception], reason: str
+) -> None:
+    with pytest.raises(error) as info:
+        TrainingTaskClient.deploy(
+            ledger.chain, ledger.admin, ledger.consortium.address, replace(DEFAULT_PARAMS, **change)
+        )
+    assert getattr(info.value, "reason", None) == reason
+
+
+# -- the off-chain rule --------------------------------------------------------------------------------------
+
+
+def test_a_score_at_the_threshold_votes_to_accept() -> None:
+    assert not disagrees(THRESHOLD, accepted=True, threshold=THRESHOLD)
+    assert disagrees(THRESHOLD, accepted=False, threshold=THRESHOLD)
+    assert disagrees(THRESHOLD - 1, accepted=True, threshold=THRESHOLD)
+    assert not disagrees(0, accepted=False, threshold=THRESHOLD)
+
+
+def test_distrust_needs_the_warmup_and_strictly_more_than_the_bound() -> None:
+    assert not is_distrusted(9, 9, max_disagreement=5_000, warmup=10)  # warm-up not reached
+    assert not is_distrusted(10, 5, max_disagreement=5_000, warmup=10)  # exactly half: not more than the bound
+    assert is_distrusted(10, 6, max_disagreement=5_000, warmup=10)
+    assert not is_distrusted(10, 10, max_disagreement=0, warmup=0)  # reputation off
+    assert not is_distrusted(10, 10, max_disagreement=10_000, warmup=0)  # the bound can never be exceeded
+
+
+@pytest.mark.parametrize(
+    ("max_disagreement", "warmup"), [(-1, 10), (10_001, 10), (5_000, -1), (True, 10), (5_000, 2.5)]
+)
+def test_bad_mirror_parameters_are_refused(max_disagreement: object, warmup: object) -> None:
+    with pytest.raises(ConfigError):
+        ValidatorReputation(max_disagreement, warmup)  # type: ignore[arg-type]
+
+
+def test_mirror_refuses_mismatched_scores() -> None:
+    with pytest.raises(ValueError, match="2 validators but 1 scores"):
+        ValidatorReputation(5_000, 1).record(["a", "b"], [1], accepted=True, threshold=THRESHOLD)
+
+
+# -- the task config ---------------------------------------------------------------------------------------
+
+MODEL = {"kind": "sklearn-sgd", "n_features": 4, "n_classes": 2}
+
+
+def test_task_config_keeps_reputation_by_default_in_scored_rounds_only() -> None:
+    plain = TaskConfig(model=MODEL)
+    assert (plain.max_disagreement, plain.reputation_warmup) == (5_000, 10)
+    params = plain.chain_params(h("model-0"))
+    assert (params.max_disagreement, params.reputation_warmup) == (5_000, 10)
+    secure = TaskConfig(model=MODEL, secure_aggregation=True)
+    assert secure.max_disagreement == 0 and secure.chain_params(h("model-0")).max_disagreement == 0
+    assert TaskConfig(model=MODEL, max_disagreement=0).chain_params(h("model-0")).max_disagreement == 0
+    # The resolved value is what the config commits to: a round trip keeps it.
+    assert TaskConfig.from_bytes(plain.to_bytes()) == plain
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_disagreement": 10_001}, "max_disagreement must be within 0..10000"),
+        ({"max_disagreement": -1}, "max_disagreement must be within 0..10000"),
+        ({"reputation_warmup": -1}, "reputation_warmup must be a non-negative integer"),
+        ({"reputation_warmup": 2.5}, "reputation_warmup must be a non-negative integer"),
+        ({"secure_aggregation": True, "max_disagreement": 5_000}, "secure aggregation has no per-update scores"),
+    ],
+)
+def test_task_config_refuses_bad_reputation_settings(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TaskConfig(model=MODEL, **change)  # type: ignore[arg-type]
