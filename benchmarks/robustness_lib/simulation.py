@@ -488,18 +488,17 @@ def run_scenario(
                     assert honest_score is not None
                     scores.append(honest_score)
             median = contract_median(scores)
-            if median >= setup.acceptance_threshold:
+            ok = median >= setup.acceptance_threshold
+            if ok:
                 accepted.append(i)
-            reputation.record(
-                committee, scores, accepted=median >= setup.acceptance_threshold, threshold=setup.acceptance_threshold
-            )
+            reputation.record(committee, scores, accepted=ok, threshold=setup.acceptance_threshold)
             (stats.malicious_medians if is_malicious[owners[i]] else stats.honest_medians).append(median)
             if is_malicious[owners[i]]:
                 stats.malicious_submitted += 1
-                stats.malicious_accepted += int(accepted[-1:] == [i])
+                stats.malicious_accepted += int(ok)
             else:
                 stats.honest_submitted += 1
-                stats.honest_accepted += int(accepted[-1:] == [i])
+                stats.honest_accepted += int(ok)
 
         for i, c in enumerate(owners):
             if spec.accepts_history:
