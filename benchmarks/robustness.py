@@ -393,7 +393,10 @@ def reputation_summary(runs: Sequence[RunResult], setup: FLSetup) -> str:
     reputation left out of committees by the end."""
     liars = [r.liar_disagreement for r in runs if r.liar_disagreement is not None]
     honest = [r.honest_disagreement for r in runs if r.honest_disagreement is not None]
+    majorities = [r.lying_majority for r in runs if r.lying_majority is not None]
+    kind = "adaptive (lie only where they hold a committee's majority)" if setup.adaptive_liars else "always lying"
     text = (
+        f"\nLying validators: {kind}; committees with a lying majority: {np.mean(majorities):.3f} (mean over cells)."
         f"\nValidator scores against the outcome (mean over cells): lying validators {np.mean(liars):.2f}, "
         f"honest validators {np.mean(honest):.2f}."
     )
@@ -473,6 +476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         help=f"fewest scores before a validator can be distrusted (default {FMNIST_FULL.reputation_warmup})",
     )
+    parser.add_argument(
+        "--adaptive-liars",
+        action="store_true",
+        help="lying validators lie only where they hold a strict majority of an update's committee and score "
+        "honestly elsewhere (the liar validator reputation cannot see)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default 2)")
     parser.add_argument("--json", type=Path, help="write raw results to this file")
     parser.add_argument(
@@ -504,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "center_previous": False if args.zero_center else None,
         "max_disagreement": args.max_disagreement,
         "reputation_warmup": args.reputation_warmup,
+        "adaptive_liars": args.adaptive_liars or None,
     }
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     target = Target()

@@ -373,6 +373,31 @@ def test_lying_validators_reward_colluders_and_sink_the_rest() -> None:
         LyingValidators().scores(honest, owners[:2], [])
 
 
+def test_adaptive_liars_lie_only_where_they_hold_a_committee_majority() -> None:
+    """An adaptive liar scores honestly wherever its coalition is not more than half of an update's scorers,
+    so its scores never go against an outcome it does not decide."""
+    honest = [9000, 8000, None, 7000, 6000]
+    owners = ["0xA", "0xB", "0xMe", "0xC", "0xD"]
+    coalition = ["0xMe", "0xb", "0xE"]
+    committees = [
+        ["0xMe", "0xE", "0xF"],  # 2 of 3 colluders: lie (sink 0xA)
+        ["0xme", "0xF", "0xG"],  # 1 of 3: honest, even for a colluder's update
+        ["0xA", "0xE"],  # its own update: abstention kept
+        ["0xMe", "0xE", "0xF", "0xG"],  # 2 of 4 is no majority: honest
+        ["0xMe", "0xB", "0xE", "0xF"],  # 3 of 4: lie
+    ]
+    out = LyingValidators(adaptive=True).scores(honest, owners, coalition, committees=committees)
+    assert out == [0, 8000, None, 7000, 0]
+    assert LyingValidators().scores(honest, owners, coalition, committees=committees) == [0, 10_000, None, 0, 0]
+    with pytest.raises(BadInput, match="adaptive lying needs each update's committee: 5 updates, none given"):
+        LyingValidators(adaptive=True).scores(honest, owners, coalition)
+    with pytest.raises(BadInput, match="5 updates, 2 given"):
+        LyingValidators(adaptive=True).scores(honest, owners, coalition, committees=committees[:2])
+    with pytest.raises(ConfigError, match="adaptive must be true or false"):
+        LyingValidators(adaptive="yes")  # type: ignore[arg-type]
+    assert make_attack("lying-validators", adaptive=True) == LyingValidators(adaptive=True)
+
+
 # -- composition, determinism, registry errors ---------------------------------------------------
 
 
@@ -528,6 +553,15 @@ def test_coalition_lying_validators_know_their_colluders_by_address() -> None:
     coalition.member(0).join(address="0xA")
     coalition.member(1).join(address="0xB")
     assert coalition.member(0).scores([9000, None, 9500], ["0xC", "0xA", "0xB"]) == [0, None, 10_000]
+    adaptive = Coalition(LyingValidators(adaptive=True), num_malicious=2)
+    adaptive.member(0).join(address="0xA")
+    adaptive.member(1).join(address="0xB")
+    committees = [["0xA", "0xB", "0xD"], ["0xA", "0xD", "0xE"], ["0xB", "0xD"]]
+    assert adaptive.member(0).scores([9000, 9500, None], ["0xC", "0xB", "0xA"], committees=committees) == [
+        0,
+        9500,
+        None,
+    ]
 
 
 def test_free_riding_coalition_members_need_no_training() -> None:
@@ -612,6 +646,45 @@ def test_trust_scoring_keeps_a_lying_validator_minority_from_flipping_outcomes(t
         assert accepted == {u.member for u in updates} - {liar}
         lied = [sim.task.scores_of(1, i) for i, u in enumerate(updates) if u.member != liar]
         assert all(0 in scores for scores in lied)  # the liar did score them 0
+    finally:
+        ws.close()
+
+
+@pytest.mark.slow
+def test_adaptive_liars_read_the_scorers_from_the_chain_and_keep_their_reputation(tmp_path: Path) -> None:
+    """Three adaptive liars of five members, no committees, through unmodified MemberNodes: each honest
+    update's four scorers hold three liars, so they sink it; each liar's update has two liars of four
+    scorers, no majority, so they score it honestly. No liar's score goes against an outcome, and only the
+    honest validators, outvoted on each other's updates, disagree: what validator reputation cannot see."""
+    datas = hospital_datas(tmp_path, 5)
+    config = TaskConfig(
+        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
+        rounds=1,
+        local_epochs=2,
+        min_commitments=5,
+        proposal_quorum=2,
+        clip_norm=5.0,
+        scoring="relative",
+        reputation_warmup=4,
+    )
+    coalition = Coalition(LyingValidators(adaptive=True), num_malicious=3, num_workers=5, clip_norm=5.0)
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws, config=config, datas=datas, password="pw", behaviors=[None, None, *coalition.members]
+        )
+        Simulation(sim.task, sim.nodes).run()
+        task = sim.task
+        assert task.round(1).phase is Phase.FINALIZED
+        honest = {n.account.address for n in sim.nodes[:2]}
+        owners = [u.member for u in task.updates(1)]
+        assert {owners[i] for i in task.round(1).accepted} == {n.account.address for n in sim.nodes[2:]}
+        standings = {n.account.address: task.reputation_of(n.account.address) for n in sim.nodes}
+        assert all(s.scored == 4 for s in standings.values())
+        assert [standings[a].disagreed for a in sorted(honest)] == [1, 1]  # passed the other honest update
+        assert all(s.disagreed == 0 for a, s in standings.items() if a not in honest)
+        for i, owner in enumerate(owners):  # three zeros where the liars held the majority, none elsewhere
+            assert task.scores_of(1, i).count(0) == (3 if owner in honest else 0)
     finally:
         ws.close()
 

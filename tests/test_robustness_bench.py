@@ -270,6 +270,32 @@ def test_a_lying_majority_of_validators_flips_acceptance() -> None:
     assert result.honest_acceptance == 0.0
 
 
+def test_reputation_distrusts_always_lying_validators_but_not_adaptive_ones() -> None:
+    """Four of twelve members lie in committees of three. Liars that always lie are outvoted and all
+    distrusted; adaptive liars score honestly where they are a minority, so none of their scores goes
+    against the outcome, reputation leaves them in, and they win the committees they hold."""
+    federation = _tabular_federation(12)
+    scenario = Scenario("fedavg", "sign-flip", 0.25, lying_validator_fraction=1 / 3)
+
+    def run(adaptive: bool) -> RunResult:
+        trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+        setup = _setup(rounds=6, clients_per_round=12, reputation_warmup=3, adaptive_liars=adaptive)
+        return run_scenario(federation, setup, scenario, make_attack("sign-flip"), trainer, trainer.get_params())
+
+    always, adaptive = run(False), run(True)
+    assert always.num_liars == adaptive.num_liars == 4
+    assert (always.distrusted_liars, always.distrusted_honest) == (4, 0)
+    assert always.liar_disagreement is not None and always.liar_disagreement > 0.5
+    assert (adaptive.distrusted_liars, adaptive.distrusted_honest) == (0, 0)
+    # Their scores go against the outcome only where an honest score of theirs was outvoted.
+    assert adaptive.liar_disagreement is not None and adaptive.honest_disagreement is not None
+    assert adaptive.liar_disagreement < 0.05 < adaptive.honest_disagreement
+    assert adaptive.lying_majority is not None and adaptive.lying_majority > 0
+    assert always.lying_majority is not None and always.lying_majority < adaptive.lying_majority  # liars gone
+    assert adaptive.malicious_acceptance is not None and always.malicious_acceptance is not None
+    assert adaptive.malicious_acceptance > always.malicious_acceptance
+
+
 def test_backdoor_success_is_measured_for_backdoor_attacks_only() -> None:
     federation = _tabular_federation()
     trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))

@@ -91,6 +91,26 @@ def test_a_liar_is_distrusted_and_left_out_of_later_rounds(ledger: Ledger) -> No
     assert task.round(r2).accepted == [0, 1, 2, 3]
 
 
+def test_scorers_of_names_who_may_score_each_update(ledger: Ledger) -> None:
+    """What an adaptive liar reads before scoring: without committees every round validator but the
+    owner, so a distrusted validator drops out; with committees each update's committee."""
+    task, members = reputation_task(ledger), ledger.members
+    liar = members[3]
+    addresses = [m.address for m in members]
+    r1 = honest_and_liar_round(task, members, liar)
+    assert task.scorers_of(r1) == [[a for a in addresses if a != owner] for owner in addresses]
+    finish(task, members, r1)
+    r2 = commit_all(task, members)
+    assert task.scorers_of(r2) == [[a for a in addresses[:3] if a != owner] for owner in addresses]
+
+    seven = members + admit(ledger, 3, "scorers")
+    committees = reputation_task(ledger, committee=3)
+    r = commit_all(committees, seven)
+    scorers = committees.scorers_of(r)
+    assert scorers == [committees.committee_of(r, i) for i in range(len(seven))]
+    assert all(len(s) == 3 and seven[i].address not in s for i, s in enumerate(scorers))
+
+
 def test_warmup_protects_a_new_validator_and_an_admin_clears_a_record(ledger: Ledger) -> None:
     task, members = reputation_task(ledger, warmup=6), ledger.members
     liar = members[3]

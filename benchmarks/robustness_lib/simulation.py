@@ -111,6 +111,9 @@ class FLSetup:
     validators with more than this share of scores against the outcome sit on no later committee; 0: off."""
     reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
     """Fewest scores before a validator can be distrusted (the contract's ``reputation_warmup``)."""
+    adaptive_liars: bool = False
+    """Lying validators lie only where they hold a strict majority of an update's committee and score
+    honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -143,6 +146,8 @@ class RoundStats:
     rule_errors: list[str] = field(default_factory=list)
     honest_medians: list[int] = field(default_factory=list)
     malicious_medians: list[int] = field(default_factory=list)
+    committees: int = 0
+    lying_majorities: int = 0
 
 
 @dataclass
@@ -178,6 +183,8 @@ class RunResult:
     """Lying validators distrusted by the end of the run (reputation on), of ``num_liars``; likewise honest."""
     distrusted_honest: int = 0
     num_liars: int = 0
+    lying_majority: float | None = None
+    """Share of the committees drawn in which lying validators held a strict majority (None without liars)."""
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> RunResult:
@@ -204,6 +211,7 @@ class RunResult:
             distrusted_liars=row.get("distrusted_liars", 0),
             distrusted_honest=row.get("distrusted_honest", 0),
             num_liars=row.get("num_liars", 0),
+            lying_majority=row.get("lying_majority"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -230,6 +238,7 @@ class RunResult:
             "distrusted_liars": self.distrusted_liars,
             "distrusted_honest": self.distrusted_honest,
             "num_liars": self.num_liars,
+            "lying_majority": self.lying_majority,
         }
 
 
@@ -377,7 +386,7 @@ def run_scenario(
     # The lying validators are the malicious trainers plus as many colluding members as needed.
     extra = np.random.default_rng([seed, 11]).permutation(honest)[: max(0, n_lying - len(malicious))]
     lying = set(malicious.tolist()) | set(extra.tolist()) if n_lying else set()
-    liar = LyingValidators()
+    liar = LyingValidators(adaptive=setup.adaptive_liars)
     liars = lying | (set(malicious.tolist()) if attack.lies_in_scores else set())
     reputation: ValidatorReputation[int] = ValidatorReputation(setup.max_disagreement, setup.reputation_warmup)
 
@@ -457,9 +466,11 @@ def run_scenario(
             committees.append(np.sort(rng.choice(others, setup.committee_size, replace=False)).tolist())
         honest_scores: list[list[int | None]]
         if setup.scoring == "trust":
-            # Liars' own references would be a third of the setting's training; their honest scores are unread.
+            # Liars' own references would be a third of the setting's training; their honest scores are unread
+            # (but for adaptive liars, which submit them wherever they are a minority).
+            unread = liars - lying if setup.adaptive_liars else liars
             honest_scores = trust_committee_scores(
-                trainer, global_params, updates, committees, val_data, setup, [seed, 41, r], skip=liars
+                trainer, global_params, updates, committees, val_data, setup, [seed, 41, r], skip=unread
             )
         else:
             # What validators score: the update at full weight, or at its weight 1/k in the round's mean.
@@ -471,8 +482,13 @@ def run_scenario(
             honest_scores = [list(row) for row in scored]
         accepted = []
         owner_ids = [str(int(c)) for c in owners]
-        colluders = [str(c) for c in malicious.tolist()]
+        # Whom the liars vouch for: the malicious trainers. Adaptive liars need the whole lying coalition to count
+        # their seats on a committee, so they vouch for all of it (the extra colluders' updates are honest).
+        colluders = [str(c) for c in (sorted(liars) if setup.adaptive_liars else malicious.tolist())]
+        committee_ids = [[str(v) for v in committee] for committee in committees]
         for i, committee in enumerate(committees):
+            stats.committees += 1
+            stats.lying_majorities += 2 * len(liars.intersection(committee)) > len(committee)
             scores = []
             for k, v in enumerate(committee):
                 honest_score = honest_scores[i][k]
@@ -482,7 +498,7 @@ def run_scenario(
                     vector: list[int | None] = [None] * len(owners)
                     vector[i] = MAX_SCORE // 2 if honest_score is None else honest_score
                     scorer = liar if v in lying else attack
-                    lied = scorer.scores(vector, owner_ids, colluders)[i]
+                    lied = scorer.scores(vector, owner_ids, colluders, committees=committee_ids)[i]
                     scores.append(int(lied if lied is not None else 0))
                 else:
                     assert honest_score is not None
@@ -582,6 +598,7 @@ def run_scenario(
         distrusted_liars=sum(reputation.distrusted(v) for v in liars),
         distrusted_honest=sum(reputation.distrusted(v) for v in range(n_clients) if v not in liars),
         num_liars=len(liars),
+        lying_majority=stats.lying_majorities / stats.committees if liars and stats.committees else None,
     )
 
 

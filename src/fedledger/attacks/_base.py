@@ -9,8 +9,9 @@ its inputs and of the random generator it is handed (so a seeded run replays):
     after local training, on float deltas ``local - global``: ``benign`` are the
     colluders' honest deltas (what the coalition knows), the result is one crafted
     delta per malicious member (sign flipping, scaling, ALIE, IPM, Fang et al.);
-``scores(honest_scores, update_owners, malicious_members)``
-    when a malicious member validates: the scores it submits instead of its honest ones.
+``scores(honest_scores, update_owners, malicious_members, *, committees)``
+    when a malicious member validates: the scores it submits instead of its honest ones
+    (``committees[i]``, where the caller knows it, names the validators scoring update ``i``).
 
 Every hook defaults to honest behaviour, so an attack overrides only what it
 changes and attacks compose (:class:`Compose`). Deltas are framework-agnostic
@@ -171,9 +172,15 @@ class Attack:
         return ctx.unstack(own_or_mean(ctx.stack(benign), ctx.num_malicious))
 
     def scores(
-        self, honest_scores: Sequence[int | None], update_owners: Sequence[str], malicious_members: Collection[str]
+        self,
+        honest_scores: Sequence[int | None],
+        update_owners: Sequence[str],
+        malicious_members: Collection[str],
+        *,
+        committees: Sequence[Collection[str]] | None = None,
     ) -> Scores:
-        """The scores a malicious validator submits; ``update_owners[i]`` committed update ``i``."""
+        """The scores a malicious validator submits; ``update_owners[i]`` committed update ``i`` and
+        ``committees[i]`` (None: not known) are the validators scoring it, this one included."""
         return list(honest_scores)
 
     def describe(self) -> str:
@@ -244,11 +251,16 @@ class Compose(Attack):
         return deltas
 
     def scores(
-        self, honest_scores: Sequence[int | None], update_owners: Sequence[str], malicious_members: Collection[str]
+        self,
+        honest_scores: Sequence[int | None],
+        update_owners: Sequence[str],
+        malicious_members: Collection[str],
+        *,
+        committees: Sequence[Collection[str]] | None = None,
     ) -> Scores:
         out = list(honest_scores)
         for part in self.parts:
-            out = part.scores(out, update_owners, malicious_members)
+            out = part.scores(out, update_owners, malicious_members, committees=committees)
         return out
 
     def describe(self) -> str:

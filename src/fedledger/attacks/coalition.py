@@ -14,8 +14,8 @@ member ``i`` the behaviour ``coalition.member(i)``. Each
     never joined contributes only once it commits itself (partial knowledge).
 ``poison_data(X, y, num_classes=...)``
     the member's training data after data poisoning (apply once, before training).
-``scores(honest_scores, update_owners)``
-    what the member submits when it validates.
+``scores(honest_scores, update_owners, committees=...)``
+    what the member submits when it validates (``committees[i]``: the validators scoring update ``i``).
 
 Randomness comes from ``seed`` and the round (and member) only, so a simulation
 replays bit for bit.
@@ -23,7 +23,7 @@ replays bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,10 +137,16 @@ class Coalition:
             state.crafted = attack.craft(known, self.context(global_params, round_id, self.num_malicious))
         return state.crafted[index]
 
-    def scores(self, honest_scores: Sequence[int | None], update_owners: Sequence[str]) -> Scores:
+    def scores(
+        self,
+        honest_scores: Sequence[int | None],
+        update_owners: Sequence[str],
+        *,
+        committees: Sequence[Collection[str]] | None = None,
+    ) -> Scores:
         if self.attack.lies_in_scores and not self._addresses:
             raise ConfigError(f"{self.attack.name}: no coalition member joined with its address")
-        return self.attack.scores(honest_scores, update_owners, self.addresses)
+        return self.attack.scores(honest_scores, update_owners, self.addresses, committees=committees)
 
 
 class CoalitionMember:
@@ -171,5 +177,11 @@ class CoalitionMember:
             for k in sorted(global_params)
         }
 
-    def scores(self, honest_scores: Sequence[int | None], update_owners: Sequence[str]) -> Scores:
-        return self.coalition.scores(honest_scores, update_owners)
+    def scores(
+        self,
+        honest_scores: Sequence[int | None],
+        update_owners: Sequence[str],
+        *,
+        committees: Sequence[Collection[str]] | None = None,
+    ) -> Scores:
+        return self.coalition.scores(honest_scores, update_owners, committees=committees)

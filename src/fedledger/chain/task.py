@@ -17,6 +17,7 @@ from web3.types import BlockIdentifier
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
+from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
 from fedledger.exceptions import BadInput, InvalidState
 
@@ -481,6 +482,17 @@ class TrainingTaskClient(ContractClient):
     def committee_of(self, round_id: int, index: int) -> list[str]:
         """The validators drawn to score update ``index`` (committee rounds, once commits closed)."""
         return [str(a) for a in self.chain.call(self.contract.functions.committee_of(int(round_id), int(index)))]
+
+    def scorers_of(self, round_id: int) -> list[list[str]]:
+        """For each of the round's updates, the validators that may score it (once commits closed): its
+        committee, or without committees every round validator but the update's owner. Public to all, which
+        is what an adaptive liar (``fedledger.attacks.LyingValidators(adaptive=True)``) exploits."""
+        updates = self.updates(round_id)
+        if self.params().committee_size:
+            return [self.committee_of(round_id, u.index) for u in updates]
+        members = ConsortiumClient(self.chain, self.consortium_address).members()
+        validators = [m.address for m in members if self.is_round_validator(round_id, m.address)]
+        return [[v for v in validators if v.lower() != u.member.lower()] for u in updates]
 
     def update(self, round_id: int, index: int) -> UpdateInfo:
         raw = self.chain.call(self.contract.functions.updates(int(round_id), int(index)))

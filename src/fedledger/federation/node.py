@@ -79,7 +79,8 @@ class Behavior(Protocol):
     Optional hooks, used when the behaviour has them (``fedledger.attacks.CoalitionMember`` does):
     ``join(address=..., train=...)`` is called once with this member's address and its replayable
     training function; ``needs_training`` False skips local training (free-riders);
-    ``scores(honest_scores, update_owners)`` replaces the scores this member submits as a validator.
+    ``scores(honest_scores, update_owners, committees=...)`` replaces the scores this member submits as a
+    validator (``committees[i]``: the validators scoring update ``i``, from :meth:`TrainingTaskClient.scorers_of`).
     """
 
     name: str
@@ -361,7 +362,8 @@ class MemberNode:
             scores.append(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
         lie = getattr(self.behavior, "scores", None)
         if callable(lie):
-            scores = lie(scores, [u.member for u in self.closed_updates(r)])
+            owners = [u.member for u in self.closed_updates(r)]
+            scores = lie(scores, owners, committees=self.task.scorers_of(r))
         self.task.submit_scores(r, scores)
         self._emit("score", r, scores=scores)
 
