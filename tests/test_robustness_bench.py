@@ -296,6 +296,16 @@ def test_reputation_distrusts_always_lying_validators_but_not_adaptive_ones() ->
     assert adaptive.malicious_acceptance > always.malicious_acceptance
 
 
+def test_committees_shrink_to_the_validators_reputation_leaves() -> None:
+    """Four members, committees of three, one liar: once it is distrusted an honest update has two other
+    trusted validators, and (as the contract seats everyone left) its committee is those two."""
+    result = _run(
+        Scenario("fedavg", "sign-flip", 0.25, lying_validator_fraction=0.25), _setup(rounds=6, reputation_warmup=3)
+    )
+    assert (result.num_liars, result.distrusted_liars, result.distrusted_honest) == (1, 1, 0)
+    assert result.honest_acceptance > 0.5 and not result.rule_errors
+
+
 def test_backdoor_success_is_measured_for_backdoor_attacks_only() -> None:
     federation = _tabular_federation()
     trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))

@@ -180,9 +180,12 @@ class RunResult:
     outcome (None without liars); likewise the honest validators'. Counted with reputation off too."""
     honest_disagreement: float | None = None
     distrusted_liars: int = 0
-    """Lying validators distrusted by the end of the run (reputation on), of ``num_liars``; likewise honest."""
+    """Lying validators distrusted by the end of the run (reputation on), of ``num_liars``; likewise honest
+    members, and malicious trainers that score honestly (not liars: their attack is on their updates)."""
     distrusted_honest: int = 0
+    distrusted_attackers: int = 0
     num_liars: int = 0
+    num_attackers: int = 0
     lying_majority: float | None = None
     """Share of the committees drawn in which lying validators held a strict majority (None without liars)."""
 
@@ -210,7 +213,9 @@ class RunResult:
             honest_disagreement=row.get("honest_disagreement"),
             distrusted_liars=row.get("distrusted_liars", 0),
             distrusted_honest=row.get("distrusted_honest", 0),
+            distrusted_attackers=row.get("distrusted_attackers", 0),
             num_liars=row.get("num_liars", 0),
+            num_attackers=row.get("num_attackers", 0),
             lying_majority=row.get("lying_majority"),
         )
 
@@ -237,7 +242,9 @@ class RunResult:
             "honest_disagreement": self.honest_disagreement,
             "distrusted_liars": self.distrusted_liars,
             "distrusted_honest": self.distrusted_honest,
+            "distrusted_attackers": self.distrusted_attackers,
             "num_liars": self.num_liars,
+            "num_attackers": self.num_attackers,
             "lying_majority": self.lying_majority,
         }
 
@@ -463,7 +470,8 @@ def run_scenario(
         pool = np.array(reputation.trusted(range(n_clients)))
         for c in owners:
             others = pool[pool != c]
-            committees.append(np.sort(rng.choice(others, setup.committee_size, replace=False)).tolist())
+            seats = min(setup.committee_size, len(others))  # the contract seats every validator when fewer remain
+            committees.append(np.sort(rng.choice(others, seats, replace=False)).tolist())
         honest_scores: list[list[int | None]]
         if setup.scoring == "trust":
             # Liars' own references would be a third of the setting's training; their honest scores are unread
@@ -503,12 +511,14 @@ def run_scenario(
                 else:
                     assert honest_score is not None
                     scores.append(honest_score)
-            median = contract_median(scores)
-            ok = median >= setup.acceptance_threshold
+            ok = False  # the contract leaves an update nobody could score out
+            if scores:
+                median = contract_median(scores)
+                ok = median >= setup.acceptance_threshold
+                reputation.record(committee, scores, accepted=ok, threshold=setup.acceptance_threshold)
+                (stats.malicious_medians if is_malicious[owners[i]] else stats.honest_medians).append(median)
             if ok:
                 accepted.append(i)
-            reputation.record(committee, scores, accepted=ok, threshold=setup.acceptance_threshold)
-            (stats.malicious_medians if is_malicious[owners[i]] else stats.honest_medians).append(median)
             if is_malicious[owners[i]]:
                 stats.malicious_submitted += 1
                 stats.malicious_accepted += int(ok)
@@ -579,6 +589,8 @@ def run_scenario(
         test = (predict, federation.X_test, federation.y_test)
         backdoor = backdoor_success_rate(*test, trigger=trigger[0], target_label=trigger[1])
         flips = backdoor_success_rate(*test, trigger=trigger[0], target_label=trigger[1], flips_only=True)
+    honest_validators = [int(c) for c in honest if int(c) not in liars]
+    attackers = set(malicious.tolist()) - liars  # malicious trainers whose scores are honest
     return RunResult(
         scenario,
         float(1 - correct.mean()),
@@ -594,10 +606,12 @@ def run_scenario(
         malicious_medians=stats.malicious_medians,
         backdoor_flips=flips,
         liar_disagreement=_disagreement(reputation, sorted(liars)),
-        honest_disagreement=_disagreement(reputation, sorted(set(range(n_clients)) - liars)),
+        honest_disagreement=_disagreement(reputation, honest_validators),
         distrusted_liars=sum(reputation.distrusted(v) for v in liars),
-        distrusted_honest=sum(reputation.distrusted(v) for v in range(n_clients) if v not in liars),
+        distrusted_honest=sum(reputation.distrusted(v) for v in honest_validators),
+        distrusted_attackers=sum(reputation.distrusted(v) for v in attackers),
         num_liars=len(liars),
+        num_attackers=len(attackers),
         lying_majority=stats.lying_majorities / stats.committees if liars and stats.committees else None,
     )
 
