@@ -75,6 +75,19 @@ def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(t
     assert off.exit_code == 2 and "--dp-epsilon" in off.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--members", "2"], "at least 3 hospitals, got --members 2"),
+        (["--members", "5", "--malicious", "3"], "fewer than half the consortium: --malicious 3 of 5"),
+    ],
+)
+def test_cli_demo_refuses_bad_member_counts_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    out = runner.invoke(app, ["demo", "-w", str(tmp_path / "ws"), *args])
+    assert out.exit_code == 2 and message in " ".join(out.output.split()) and "Traceback" not in out.output
+    assert not (tmp_path / "ws").exists()  # refused before anything was created
+
+
 def test_aggregators_agree_bit_for_bit(demo: tuple[Path, dict]) -> None:
     root, _ = demo
     with Workspace.load(root) as ws:

@@ -45,7 +45,7 @@ from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, contract_
 from fedledger.data.classify.model import ColumnClassifier
 from fedledger.data.classify.scan import scan_table
 from fedledger.data.registration import RegisteredDataset, Registrations, register_table
-from fedledger.exceptions import BadInput
+from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
 from fedledger.learning import (
@@ -121,9 +121,11 @@ def run_demo(
     """Run the demo consortium; returns what the summary shows. ``fedledger demo`` turns
     ``secure_aggregation`` on by default; this API keeps plain, validated rounds unless asked."""
     if members < 3:
-        raise ValueError("the demo needs at least 3 hospitals")
+        raise ConfigError(f"the demo needs at least 3 hospitals, got --members {members}")
     if not 0 <= malicious < members / 2:
-        raise ValueError("malicious members must be fewer than half the consortium")
+        raise ConfigError(
+            f"malicious hospitals must be fewer than half the consortium: --malicious {malicious} of {members}"
+        )
     started = time.perf_counter()
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
     ws = Workspace.create(root, chain=ChainSpec(), scrypt_n=2**14)
