@@ -579,19 +579,19 @@ def test_every_attack_is_an_attack_subclass() -> None:
     assert all(issubclass(cls, Attack) for cls in ATTACKS.values())
 
 
+def hospital_task(**settings: Any) -> TaskConfig:
+    """The slow node tests' task: a linear model on the hospitals' 30 features, two local epochs, updates
+    clipped to norm 5, two aggregators agreeing; ``settings`` sets the rest (rounds, commitments, scoring...)."""
+    model = {"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1}
+    return TaskConfig(model=model, local_epochs=2, proposal_quorum=2, clip_norm=5.0, **settings)
+
+
 @pytest.mark.slow
 def test_coalition_members_drive_real_member_nodes_on_the_ledger(tmp_path: Path) -> None:
     """Two sybils sign-flipping one update through unmodified MemberNodes: both commit the same
     flipped delta just under the clip norm, and the validators' median keeps it out."""
     datas = hospital_datas(tmp_path, 4)
-    config = TaskConfig(
-        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=1,
-        local_epochs=2,
-        min_commitments=2,
-        proposal_quorum=2,
-        clip_norm=5.0,
-    )
+    config = hospital_task(rounds=1, min_commitments=2)
     coalition = Coalition(make_attack("sybil", inner="sign-flip"), num_malicious=2, num_workers=4, clip_norm=5.0)
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     try:
@@ -623,16 +623,7 @@ def test_trust_scoring_keeps_a_lying_validator_minority_from_flipping_outcomes(t
     accepted. One round: this data set converges in it, and after convergence trust scoring rejects honest
     updates too (docs/robustness.md), which is why the demo scores by accuracy."""
     datas = hospital_datas(tmp_path, 5)
-    config = TaskConfig(
-        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=1,
-        local_epochs=2,
-        min_commitments=3,
-        proposal_quorum=2,
-        clip_norm=5.0,
-        scoring="trust",
-        acceptance_threshold=5100,
-    )
+    config = hospital_task(rounds=1, min_commitments=3, scoring="trust", acceptance_threshold=5100)
     coalition = Coalition(make_attack("sign-flip+lying-validators"), num_malicious=1, num_workers=5, clip_norm=5.0)
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     try:
@@ -657,16 +648,7 @@ def test_adaptive_liars_read_the_scorers_from_the_chain_and_keep_their_reputatio
     scorers, no majority, so they score it honestly. No liar's score goes against an outcome, and only the
     honest validators, outvoted on each other's updates, disagree: what validator reputation cannot see."""
     datas = hospital_datas(tmp_path, 5)
-    config = TaskConfig(
-        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=1,
-        local_epochs=2,
-        min_commitments=5,
-        proposal_quorum=2,
-        clip_norm=5.0,
-        scoring="relative",
-        reputation_warmup=4,
-    )
+    config = hospital_task(rounds=1, min_commitments=5, scoring="relative", reputation_warmup=4)
     coalition = Coalition(LyingValidators(adaptive=True), num_malicious=3, num_workers=5, clip_norm=5.0)
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     try:
@@ -696,16 +678,7 @@ def test_a_lying_validator_loses_its_seat_and_member_nodes_go_on_without_it(tmp_
     outcome; with a warm-up of four scores it is distrusted, its node sits out round 2's validation instead of
     failing, and round 2 finalizes on the four honest validators' scores alone."""
     datas = hospital_datas(tmp_path, 5)
-    config = TaskConfig(
-        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=2,
-        local_epochs=2,
-        min_commitments=3,
-        proposal_quorum=2,
-        clip_norm=5.0,
-        scoring="relative",
-        reputation_warmup=4,
-    )
+    config = hospital_task(rounds=2, min_commitments=3, scoring="relative", reputation_warmup=4)
     assert config.max_disagreement == 5_000  # on by default
     coalition = Coalition(LyingValidators(), num_malicious=1, num_workers=5, clip_norm=5.0)
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
