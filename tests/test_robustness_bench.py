@@ -368,6 +368,31 @@ def test_backdoor_limit_is_checked_on_the_triggers_flips_where_measured() -> Non
     assert RunResult.from_json(planted[1].to_json()).backdoor_flips == 0.70
 
 
+def test_run_records_round_trip_and_older_records_still_load() -> None:
+    run = RunResult(
+        Scenario("centered-clipping", "sign-flip", 0.2, 1 / 3, seed=4),
+        0.27,
+        None,
+        0.85,
+        0.1,
+        12.0,
+        ["fell back"],
+        honest_medians=[5200, 6100],
+        distrusted_liars=3,
+        num_liars=34,
+        lying_majority=0.04,
+        test_error_sd=0.01,
+    )
+    assert RunResult.from_json(json.loads(json.dumps(run.to_json()))) == run
+    # A record written before the reputation fields existed: they take their defaults.
+    old = {k: v for k, v in run.to_json().items() if k not in {"distrusted_liars", "num_liars", "lying_majority"}}
+    loaded = RunResult.from_json(old)
+    assert (loaded.distrusted_liars, loaded.num_liars, loaded.lying_majority) == (0, 0, None)
+    assert loaded.honest_medians == [5200, 6100] and loaded.scenario == run.scenario
+    with pytest.raises(ConfigError, match="centered-clipping/sign-flip lacks 'test_error'"):
+        RunResult.from_json({k: v for k, v in run.to_json().items() if k != "test_error"})
+
+
 def test_where_validators_lie_the_row_without_attack_is_held_to_the_error_margin() -> None:
     # The row "none" of the lying setting still has the liars: an attack, checked like any other against
     # FedAvg with nobody lying; without that reference it is the attack-free row and gets the tolerance.

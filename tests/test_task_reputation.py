@@ -102,6 +102,8 @@ def test_scorers_of_names_who_may_score_each_update(ledger: Ledger) -> None:
     finish(task, members, r1)
     r2 = commit_all(task, members)
     assert task.scorers_of(r2) == [[a for a in addresses[:3] if a != owner] for owner in addresses]
+    # Updates the caller already read give the same answer (a node's own copy, no second read).
+    assert task.scorers_of(r2, task.updates(r2)) == task.scorers_of(r2)
 
     seven = members + admit(ledger, 3, "scorers")
     committees = reputation_task(ledger, committee=3)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -191,62 +191,25 @@ class RunResult:
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> RunResult:
-        """A run as :meth:`to_json` wrote it (for ``robustness.py --report``)."""
-        scenario = Scenario(
-            row["rule"], row["attack"], row["malicious_fraction"], row["lying_validator_fraction"], row["seed"]
-        )
-        return cls(
-            scenario,
-            row["test_error"],
-            row["backdoor_success"],
-            row["honest_acceptance"],
-            row["malicious_acceptance"],
-            row["seconds"],
-            list(row["rule_errors"]),
-            row.get("mean_test_error_per_group"),
-            row.get("cpu_seconds", 0.0),
-            row.get("plants_backdoor", False),
-            honest_medians=list(row.get("honest_medians", [])),
-            malicious_medians=list(row.get("malicious_medians", [])),
-            backdoor_flips=row.get("backdoor_flips"),
-            liar_disagreement=row.get("liar_disagreement"),
-            honest_disagreement=row.get("honest_disagreement"),
-            distrusted_liars=row.get("distrusted_liars", 0),
-            distrusted_honest=row.get("distrusted_honest", 0),
-            distrusted_attackers=row.get("distrusted_attackers", 0),
-            num_liars=row.get("num_liars", 0),
-            num_attackers=row.get("num_attackers", 0),
-            lying_majority=row.get("lying_majority"),
-        )
+        """A run as :meth:`to_json` wrote it (for ``robustness.py --report``). Fields added after a file was
+        written take their defaults, so older runs' files still load."""
+        scenario = Scenario(**{f.name: row[f.name] for f in fields(Scenario) if f.name in row})
+        given: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "scenario":
+                continue
+            if f.name in row:
+                value = row[f.name]
+                given[f.name] = list(value) if isinstance(value, list) else value
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"run record of {scenario.rule}/{scenario.attack} lacks {f.name!r}")
+        return cls(scenario, **given)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": self.scenario.rule,
-            "attack": self.scenario.attack,
-            "malicious_fraction": self.scenario.malicious_fraction,
-            "lying_validator_fraction": self.scenario.lying_validator_fraction,
-            "seed": self.scenario.seed,
-            "test_error": self.test_error,
-            "backdoor_success": self.backdoor_success,
-            "backdoor_flips": self.backdoor_flips,
-            "honest_acceptance": self.honest_acceptance,
-            "malicious_acceptance": self.malicious_acceptance,
-            "seconds": self.seconds,
-            "cpu_seconds": self.cpu_seconds,
-            "plants_backdoor": self.plants_backdoor,
-            "rule_errors": self.rule_errors,
-            "mean_test_error_per_group": self.mean_test_error_per_group,
-            "honest_medians": self.honest_medians,
-            "malicious_medians": self.malicious_medians,
-            "liar_disagreement": self.liar_disagreement,
-            "honest_disagreement": self.honest_disagreement,
-            "distrusted_liars": self.distrusted_liars,
-            "distrusted_honest": self.distrusted_honest,
-            "distrusted_attackers": self.distrusted_attackers,
-            "num_liars": self.num_liars,
-            "num_attackers": self.num_attackers,
-            "lying_majority": self.lying_majority,
-        }
+        """The scenario's fields and every result field, flat (one row of ``--json``)."""
+        row = asdict(self.scenario)
+        row.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "scenario")
+        return row
 
 
 def malicious_members(num_clients: int, fraction: float, seed: int) -> np.ndarray:

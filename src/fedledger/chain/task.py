@@ -483,11 +483,13 @@ class TrainingTaskClient(ContractClient):
         """The validators drawn to score update ``index`` (committee rounds, once commits closed)."""
         return [str(a) for a in self.chain.call(self.contract.functions.committee_of(int(round_id), int(index)))]
 
-    def scorers_of(self, round_id: int) -> list[list[str]]:
+    def scorers_of(self, round_id: int, updates: Sequence[UpdateInfo] | None = None) -> list[list[str]]:
         """For each of the round's updates, the validators that may score it (once commits closed): its
         committee, or without committees every round validator but the update's owner. Public to all, which
-        is what an adaptive liar (``fedledger.attacks.LyingValidators(adaptive=True)``) exploits."""
-        updates = self.updates(round_id)
+        is what an adaptive liar (``fedledger.attacks.LyingValidators(adaptive=True)``) exploits. ``updates``:
+        the round's updates where the caller already read them (:meth:`updates`)."""
+        if updates is None:
+            updates = self.updates(round_id)
         if self.params().committee_size:
             return [self.committee_of(round_id, u.index) for u in updates]
         members = ConsortiumClient(self.chain, self.consortium_address).members()

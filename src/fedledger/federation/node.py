@@ -347,7 +347,8 @@ class MemberNode:
         # the contract refuses self-scores and scores outside the validator's committees.
         assigned = set(self.task.assignments_of(r, self.account.address))
         rule = self._scoring_rule(global_params, r) if assigned else None
-        for update in self.closed_updates(r):
+        updates = self.closed_updates(r)
+        for update in updates:
             if update.index not in assigned:
                 scores.append(None)
                 continue
@@ -362,8 +363,8 @@ class MemberNode:
             scores.append(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
         lie = getattr(self.behavior, "scores", None)
         if callable(lie):
-            owners = [u.member for u in self.closed_updates(r)]
-            scores = lie(scores, owners, committees=self.task.scorers_of(r))
+            owners = [u.member for u in updates]
+            scores = lie(scores, owners, committees=self.task.scorers_of(r, updates))
         self.task.submit_scores(r, scores)
         self._emit("score", r, scores=scores)
 
