@@ -470,6 +470,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="centered clipping around zero instead of the previous aggregate (a ledger aggregator passing no center)",
     )
     parser.add_argument(
+        "--tau",
+        type=float,
+        help="centered clipping's radius as a share of the clip norm (default 0.5, the task default)",
+    )
+    parser.add_argument(
         "--committee",
         type=int,
         help=f"validators per update in every setting (default 3; {LYING_COMMITTEE} where a third of validators lie)",
@@ -526,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "acceptance_threshold": args.threshold,
         "score_weight": args.score_weight,
         "center_previous": False if args.zero_center else None,
+        "tau_fraction": args.tau,
         "max_disagreement": args.max_disagreement,
         "reputation_warmup": args.reputation_warmup,
         "adaptive_liars": args.adaptive_liars or None,

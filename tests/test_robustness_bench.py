@@ -256,6 +256,15 @@ def test_on_round_sees_the_global_model_after_every_round_even_when_nothing_is_a
     assert all(np.array_equal(p[k], initial[k]) for _, p in rejected for k in initial)
 
 
+def test_centered_clipping_radius_is_a_setting_of_the_run() -> None:
+    # The radius reaches the rule: a tiny one holds the model near its start, the default lets it learn.
+    scenario = Scenario("centered-clipping", "none", 0.25)
+    default, tight = _run(scenario), _run(scenario, _setup(tau_fraction=0.001))
+    assert default.test_error < 0.3 < tight.test_error
+    with pytest.raises(ConfigError, match="tau_fraction must be positive"):
+        _setup(tau_fraction=0.0)
+
+
 def test_validators_reject_sign_flipped_updates() -> None:
     result = _run(Scenario("fedavg", "sign-flip", 0.25), _setup(rounds=6))
     assert result.malicious_acceptance is not None and result.malicious_acceptance < 0.5

@@ -114,6 +114,8 @@ class FLSetup:
     adaptive_liars: bool = False
     """Lying validators lie only where they hold a strict majority of an update's committee and score
     honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""
+    tau_fraction: float = 0.5
+    """Centered clipping's radius ``tau`` as a share of the clip norm (the task default: half)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -122,8 +124,8 @@ class FLSetup:
             raise ConfigError(f"unknown score weight {self.score_weight!r} (known: {', '.join(SCORE_WEIGHTS)})")
         if min(self.rounds, self.clients_per_round, self.local_steps, self.batch_size, self.committee_size) < 1:
             raise ConfigError("rounds, clients per round, local steps, batch size and committee size must be >= 1")
-        if not (self.lr > 0 and self.clip_norm > 0):
-            raise ConfigError("lr and clip_norm must be positive")
+        if not (self.lr > 0 and self.clip_norm > 0 and self.tau_fraction > 0):
+            raise ConfigError("lr, clip_norm and tau_fraction must be positive")
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,9 @@ def score_of(scoring: str, before_bps: int, after_bps: int) -> int:
     return relative_score(before_bps, after_bps)
 
 
-def rule_params(rule: str, num_updates: int, malicious_fraction: float, clip_norm: float) -> dict[str, object]:
+def rule_params(
+    rule: str, num_updates: int, malicious_fraction: float, clip_norm: float, *, tau_fraction: float = 0.5
+) -> dict[str, object]:
     """Each rule's parameters for this benchmark: the registry defaults, except that rules with a
     Byzantine count are told the malicious share (as in FLTrust's experiments: f = expected
     attackers among the updates, capped to what ``n`` allows), and norm-based rules get bounds in
@@ -244,7 +248,7 @@ def rule_params(rule: str, num_updates: int, malicious_fraction: float, clip_nor
     if rule == "norm-bounding":
         return {"max_norm": clip_norm / 2}
     if rule == "centered-clipping":
-        return {"tau": clip_norm / 2}
+        return {"tau": clip_norm * tau_fraction}
     return {}
 
 
@@ -522,7 +526,13 @@ def run_scenario(
                 [updates[i] for i in accepted],
                 [counts[i] for i in accepted],
                 frac_bits=setup.frac_bits,
-                params=rule_params(scenario.rule, len(accepted), scenario.malicious_fraction, setup.clip_norm),
+                params=rule_params(
+                    scenario.rule,
+                    len(accepted),
+                    scenario.malicious_fraction,
+                    setup.clip_norm,
+                    tau_fraction=setup.tau_fraction,
+                ),
                 **kwargs,
             )
         except AggregationError as exc:
