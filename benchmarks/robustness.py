@@ -476,6 +476,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="centered clipping's radius as a share of the clip norm (default 0.5, the task default)",
     )
     parser.add_argument(
+        "--median-norm-bound",
+        action="store_true",
+        help="experiment: scale accepted updates above the round's median norm down to it before the rule (FLAME)",
+    )
+    parser.add_argument(
         "--committee",
         type=int,
         help=f"validators per update in every setting (default 3; {LYING_COMMITTEE} where a third of validators lie)",
@@ -533,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "score_weight": args.score_weight,
         "center_previous": False if args.zero_center else None,
         "tau_fraction": args.tau,
+        "median_norm_bound": args.median_norm_bound or None,
         "max_disagreement": args.max_disagreement,
         "reputation_warmup": args.reputation_warmup,
         "adaptive_liars": args.adaptive_liars or None,

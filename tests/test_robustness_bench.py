@@ -39,6 +39,7 @@ from robustness_lib.simulation import (  # noqa: E402
     FLSetup,
     RunResult,
     Scenario,
+    bound_to_median_norm,
     committee_scores,
     run_scenario,
     trust_committee_scores,
@@ -263,6 +264,17 @@ def test_centered_clipping_radius_is_a_setting_of_the_run() -> None:
     assert default.test_error < 0.3 < tight.test_error
     with pytest.raises(ConfigError, match="tau_fraction must be positive"):
         _setup(tau_fraction=0.0)
+
+
+def test_median_norm_bound_shortens_only_updates_above_the_median() -> None:
+    def update(*values: int) -> dict[str, np.ndarray]:
+        return {"w": np.array(values, dtype=np.int64).view(np.uint64)}
+
+    short, median, long = update(3, -4), update(0, 10), update(-60, 80)  # norms 5, 10, 100
+    bounded = bound_to_median_norm([short, median, long])
+    assert bounded[0] is short and bounded[1] is median
+    assert bounded[2]["w"].dtype == np.uint64
+    assert bounded[2]["w"].view(np.int64).tolist() == [-6, 8]  # scaled to norm 10, direction kept
 
 
 def test_validators_reject_sign_flipped_updates() -> None:

@@ -66,6 +66,7 @@ __all__ = [
     "RoundStats",
     "RunResult",
     "Scenario",
+    "bound_to_median_norm",
     "committee_scores",
     "honest_update_norms",
     "malicious_members",
@@ -116,6 +117,9 @@ class FLSetup:
     honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""
     tau_fraction: float = 0.5
     """Centered clipping's radius ``tau`` as a share of the clip norm (the task default: half)."""
+    median_norm_bound: bool = False
+    """An experiment, not something a task does (docs/robustness.md, run 20c): before the rule, scale every
+    accepted update longer than the round's median accepted norm down to it (:func:`bound_to_median_norm`)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -212,6 +216,22 @@ class RunResult:
         row = asdict(self.scenario)
         row.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "scenario")
         return row
+
+
+def bound_to_median_norm(updates: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """FLAME's adaptive clipping (Nguyen et al., "FLAME: Taming Backdoors in Federated Learning", USENIX
+    Security 2022) on fixed-point updates: each update whose L2 norm exceeds the median norm of ``updates`` is
+    scaled down to it (elementwise, toward zero); the others are returned as they are."""
+    norms = [
+        math.sqrt(sum(float(np.sum(v.view(np.int64).astype(np.float64) ** 2)) for v in u.values())) for u in updates
+    ]
+    bound = float(np.median(norms))
+    return [
+        u
+        if n <= bound
+        else {k: np.trunc(v.view(np.int64) * (bound / n)).astype(np.int64).view(v.dtype) for k, v in u.items()}
+        for u, n in zip(updates, norms, strict=True)
+    ]
 
 
 def malicious_members(num_clients: int, fraction: float, seed: int) -> np.ndarray:
@@ -520,10 +540,13 @@ def run_scenario(
             kwargs["center"] = previous_aggregate
         if spec.accepts_history:
             kwargs["history"] = [history[int(owners[i])] for i in accepted]
+        accepted_updates = [updates[i] for i in accepted]
+        if setup.median_norm_bound:
+            accepted_updates = bound_to_median_norm(accepted_updates)
         try:
             result = aggregate(
                 scenario.rule,
-                [updates[i] for i in accepted],
+                accepted_updates,
                 [counts[i] for i in accepted],
                 frac_bits=setup.frac_bits,
                 params=rule_params(
