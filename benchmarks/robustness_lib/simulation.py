@@ -222,9 +222,7 @@ def bound_to_median_norm(updates: Sequence[dict[str, np.ndarray]]) -> list[dict[
     """FLAME's adaptive clipping (Nguyen et al., "FLAME: Taming Backdoors in Federated Learning", USENIX
     Security 2022) on fixed-point updates: each update whose L2 norm exceeds the median norm of ``updates`` is
     scaled down to it (elementwise, toward zero); the others are returned as they are."""
-    norms = [
-        math.sqrt(sum(float(np.sum(v.view(np.int64).astype(np.float64) ** 2)) for v in u.values())) for u in updates
-    ]
+    norms = [global_l2_norm({k: v.view(np.int64) for k, v in u.items()}) for u in updates]
     bound = float(np.median(norms))
     return [
         u
