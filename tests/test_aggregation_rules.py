@@ -19,6 +19,7 @@ from fedledger.learning.aggregation import (
     aggregate,
     bulyan,
     median,
+    median_norm,
     trimmed_mean,
 )
 
@@ -314,6 +315,72 @@ def test_foolsgold_uses_the_history_when_given() -> None:
     result = run("foolsgold", encode_rows(rows), history=encode_rows(history))
     assert result.weights is not None and result.weights[4] == result.weights[5] == 0
     assert all(w > 0 for w in result.weights[:4])
+
+
+# --- clipping to the median norm before a rule (FLAME) ------------------------------------------------------------
+
+
+def test_median_norm_clipping_shortens_only_updates_above_the_median() -> None:
+    short, median_row, long = np.array([3, -4]), np.array([0, 10]), np.array([-60, 80])  # norms 5, 10, 100
+    clip = median_norm.clip_to_median_norm(np.stack([short, median_row, long]).astype(np.int64))
+    assert clip.median_sq_norm == 100
+    assert clip.factors[:2] == [1, 1] and 0.1 - 2**-40 <= clip.factors[2] < 0.1
+    assert clip.matrix[:2].tolist() == [[3, -4], [0, 10]]
+    # 0.1 rounded down, then each value toward zero: the direction stays, the norm ends at most 10.
+    assert clip.matrix[2].tolist() == [-5, 7]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), honest=st.integers(3, 9), data=st.data())
+def test_median_norm_clipping_bounds_every_update_by_an_honest_norm(
+    seed: int, honest: int, data: st.DataObject
+) -> None:
+    """A minority of hostile rows (extreme and wrapped int64 values) cannot raise the bound above the honest
+    norms; every clipped row is at most the median norm long and keeps each coordinate's sign."""
+    hostile = data.draw(st.integers(0, honest - 1), label="hostile")  # a strict minority
+    rows = honest_and_hostile(np.random.default_rng(seed), honest, hostile, 13)
+    clip = median_norm.clip_to_median_norm(rows)
+    sq = [exact_sq_norm(r) for r in rows]
+    honest_sq = sq[:honest]
+    assert min(honest_sq) <= clip.median_sq_norm <= max(honest_sq)
+    assert all(exact_sq_norm(r) <= clip.median_sq_norm for r in clip.matrix)
+    assert sum(f == 1 for f in clip.factors) >= (len(rows) + 1) // 2
+    assert np.all(np.abs(clip.matrix.astype(object)) <= np.abs(rows.astype(object)))
+    assert np.all((np.sign(clip.matrix) == np.sign(rows)) | (clip.matrix == 0))
+
+
+@pytest.mark.parametrize("rule", ["fedavg", "centered-clipping", "median", "multi-krum"])
+def test_median_norm_clipping_runs_before_any_rule(rule: str) -> None:
+    rng = np.random.default_rng(15)
+    rows = 0.1 * rng.standard_normal((7, 32))
+    rows[0] *= 500.0  # a boosted update
+    updates = encode_rows(rows)
+    plain = run(rule, updates)
+    clipped = run(rule, updates, clip_to_median_norm=True)
+    # The rule saw the clipped updates: the same as handing it clipped updates itself.
+    pre = median_norm.clip_to_median_norm(np.stack([flat_row(u) for u in updates]))
+    by_hand = run(rule, raw_rows(pre.matrix))
+    assert flat(clipped).tolist() == flat(by_hand).tolist()
+    assert clipped.details["median_sq_norm_before_rule"] == pre.median_sq_norm
+    assert clipped.details["median_norm_clip_factors"][0] < 0.01  # type: ignore[index]
+    if rule == "fedavg":  # the boosted update dragged the mean; clipped, it weighs what an honest one does
+        assert exact_sq_norm(flat(clipped)) <= pre.median_sq_norm < exact_sq_norm(flat(plain))
+
+
+def test_fltrust_median_clips_as_before_the_shared_clip_factors() -> None:
+    # fltrust-median's own clip to the median norm now uses norm_bounding.clip_factors: same bits as the
+    # formula it had, min(1, isqrt_ratio(M^2, |g|^2) / 2^40), on a case with clipped and unclipped updates.
+    rng = np.random.default_rng(16)
+    rows = rng.standard_normal((6, 20)) * np.array([[1.0], [2.0], [0.5], [3.0], [1.5], [0.8]])
+    result = run("fltrust-median", encode_rows(rows))
+    matrix = np.stack([flat_row(u) for u in encode_rows(rows)])
+    sq = [exact_sq_norm(r) for r in matrix]
+    m2 = result.details["median_sq_norm"]
+    assert m2 == sorted(sq)[2]
+    assert result.weights is not None
+    factors = [min(Fraction(1), Fraction(_exact.isqrt_ratio(m2, q), 1 << 40)) for q in sq]
+    expected = _exact.mix(matrix, [w * f for w, f in zip(result.weights, factors, strict=True)])
+    assert flat(result).tolist() == expected.tolist()
 
 
 # --- float reference implementations ------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ from robustness_lib.simulation import (  # noqa: E402
     FLSetup,
     RunResult,
     Scenario,
-    bound_to_median_norm,
     committee_scores,
     run_scenario,
     trust_committee_scores,
@@ -266,15 +265,14 @@ def test_centered_clipping_radius_is_a_setting_of_the_run() -> None:
         _setup(tau_fraction=0.0)
 
 
-def test_median_norm_bound_shortens_only_updates_above_the_median() -> None:
-    def update(*values: int) -> dict[str, np.ndarray]:
-        return {"w": np.array(values, dtype=np.int64).view(np.uint64)}
-
-    short, median, long = update(3, -4), update(0, 10), update(-60, 80)  # norms 5, 10, 100
-    bounded = bound_to_median_norm([short, median, long])
-    assert bounded[0] is short and bounded[1] is median
-    assert bounded[2]["w"].dtype == np.uint64
-    assert bounded[2]["w"].view(np.int64).tolist() == [-6, 8]  # scaled to norm 10, direction kept
+def test_clipping_to_the_median_norm_is_a_setting_of_the_run() -> None:
+    # The setting reaches the aggregation: the validators let the scaled (boosted) updates through here, and
+    # FedAvg learns better once each accepted update is clipped to the round's median accepted norm.
+    scenario = Scenario("fedavg", "scaling", 0.25)
+    plain, clipped = _run(scenario), _run(scenario, _setup(clip_to_median_norm=True))
+    assert plain.malicious_acceptance == 1.0
+    assert clipped.test_error < plain.test_error
+    assert not clipped.rule_errors
 
 
 def test_validators_reject_sign_flipped_updates() -> None:
@@ -531,6 +529,7 @@ def test_the_recommended_default_is_a_rule_a_ledger_task_can_use() -> None:
         _result("fedavg", "none", 0.25),
         _result("fedavg", "sign-flip", 0.32),
         _result("fltrust", "none", 0.24),
+        _result("fltrust", "sign-flip", 0.25),
         _result("centered-clipping", "none", 0.25),
         _result("centered-clipping", "sign-flip", 0.26),
     ]
@@ -539,6 +538,27 @@ def test_the_recommended_default_is_a_rule_a_ledger_task_can_use() -> None:
     assert recommend(robustness.ledger_checks(checks)) == ("centered-clipping", True)
     only_fltrust = [check_target(results, ["fltrust"], 0.25, Target())]
     assert robustness.ledger_checks(only_fltrust) == only_fltrust
+
+
+def test_fedavg_added_only_as_the_reference_runs_attack_free_and_is_never_recommended() -> None:
+    import robustness  # noqa: PLC0415
+
+    scenarios = robustness.scenarios_of(
+        ["fedavg", "centered-clipping"], ["none", "sign-flip"], 0.2, 0.0, 5, reference_only=("fedavg",)
+    )
+    assert [(s.rule, s.attack) for s in scenarios] == [
+        ("fedavg", "none"),
+        ("centered-clipping", "none"),
+        ("centered-clipping", "sign-flip"),
+    ]
+    results = [
+        _result("fedavg", "none", 0.25),
+        _result("centered-clipping", "none", 0.25),
+        _result("centered-clipping", "sign-flip", 0.30),  # misses the target: no rule meets it
+    ]
+    checks = check_target(results, ["fedavg", "centered-clipping"], 0.25, Target())
+    assert not checks[0].meets and checks[0].failures == ("not run under 1 of the 2 attacks",)
+    assert recommend([checks]) == ("centered-clipping", False)  # the closest, not the rule that ran less
 
 
 def test_centered_clipping_center_follows_the_setup(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,6 +163,7 @@ def check_target(
     """Per rule, whether every attack's cell meets the target against ``reference_error``. The row ``none``
     is held to ``clean_tolerance`` if ``attack_free_row``, else (lying validators in it) to ``error_margin``."""
     checks = []
+    attacks_run = {r.scenario.attack for r in results}
     for rule in rules:
         cells = [r for r in results if r.scenario.rule == rule]
         clean = next((r for r in cells if r.scenario.attack == "none"), None)
@@ -192,6 +193,10 @@ def check_target(
                 excess = max(excess, backdoor - target.max_backdoor)
             if cell.rule_errors:
                 failures.append(f"{cell.scenario.attack}: rule failed in {len(cell.rule_errors)} rounds")
+        unrun = attacks_run - {c.scenario.attack for c in cells}
+        if unrun:  # e.g. FedAvg run only as the attack-free reference: never a candidate default
+            failures.append(f"not run under {len(unrun)} of the {len(attacks_run)} attacks")
+            excess = math.inf
         checks.append(
             TargetCheck(
                 rule,

@@ -66,7 +66,6 @@ __all__ = [
     "RoundStats",
     "RunResult",
     "Scenario",
-    "bound_to_median_norm",
     "committee_scores",
     "honest_update_norms",
     "malicious_members",
@@ -117,9 +116,10 @@ class FLSetup:
     honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""
     tau_fraction: float = 0.5
     """Centered clipping's radius ``tau`` as a share of the clip norm (the task default: half)."""
-    median_norm_bound: bool = False
-    """An experiment, not something a task does (docs/robustness.md, run 20c): before the rule, scale every
-    accepted update longer than the round's median accepted norm down to it (:func:`bound_to_median_norm`)."""
+    clip_to_median_norm: bool = False
+    """Before the rule, scale every accepted update longer than the round's median accepted norm down to it
+    (FLAME's adaptive clipping: ``aggregate(..., clip_to_median_norm=True)``, a task's
+    ``TaskConfig.clip_to_median_norm``)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -216,20 +216,6 @@ class RunResult:
         row = asdict(self.scenario)
         row.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "scenario")
         return row
-
-
-def bound_to_median_norm(updates: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """FLAME's adaptive clipping (Nguyen et al., "FLAME: Taming Backdoors in Federated Learning", USENIX
-    Security 2022) on fixed-point updates: each update whose L2 norm exceeds the median norm of ``updates`` is
-    scaled down to it (elementwise, toward zero); the others are returned as they are."""
-    norms = [global_l2_norm({k: v.view(np.int64) for k, v in u.items()}) for u in updates]
-    bound = float(np.median(norms))
-    return [
-        u
-        if n <= bound
-        else {k: np.trunc(v.view(np.int64) * (bound / n)).astype(np.int64).view(v.dtype) for k, v in u.items()}
-        for u, n in zip(updates, norms, strict=True)
-    ]
 
 
 def malicious_members(num_clients: int, fraction: float, seed: int) -> np.ndarray:
@@ -538,13 +524,10 @@ def run_scenario(
             kwargs["center"] = previous_aggregate
         if spec.accepts_history:
             kwargs["history"] = [history[int(owners[i])] for i in accepted]
-        accepted_updates = [updates[i] for i in accepted]
-        if setup.median_norm_bound:
-            accepted_updates = bound_to_median_norm(accepted_updates)
         try:
             result = aggregate(
                 scenario.rule,
-                accepted_updates,
+                [updates[i] for i in accepted],
                 [counts[i] for i in accepted],
                 frac_bits=setup.frac_bits,
                 params=rule_params(
@@ -554,6 +537,7 @@ def run_scenario(
                     setup.clip_norm,
                     tau_fraction=setup.tau_fraction,
                 ),
+                clip_to_median_norm=setup.clip_to_median_norm,
                 **kwargs,
             )
         except AggregationError as exc:

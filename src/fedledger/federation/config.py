@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_RULE", "DEFAULT_SCORING", "DEFAULT_THRESHOLDS", "DP_MODES", "TaskConfig", "ledger_rules"]
 
 DEFAULT_RULE = "centered-clipping"  # validated rounds; the robustness benchmark's choice
+DEFAULT_CLIP_TO_MEDIAN_NORM = False  # see TaskConfig.clip_to_median_norm
 DEFAULT_SCORING = "trust"  # the robustness benchmark's choice (docs/robustness.md)
 DEFAULT_THRESHOLDS = {
     # trust: 5000 + 5000 cos; just above "orthogonal", so updates against or across the validators' own
@@ -90,6 +91,11 @@ class TaskConfig:
     scoring: str = "auto"
     aggregation: str = "auto"
     aggregation_params: dict[str, Any] = field(default_factory=dict)  # the rule's parameters (see its module)
+    # FLAME's adaptive clipping before the rule (fedledger.learning.aggregation.median_norm): each accepted update
+    # longer than the round's median accepted norm is scaled down to it. None: DEFAULT_CLIP_TO_MEDIAN_NORM in
+    # validated rounds, off under secure aggregation (which sees no individual update). A config committed before
+    # this setting existed loads as False, which is what its aggregators did.
+    clip_to_median_norm: bool | None = None
     # Round timing and quorums (block-time seconds)
     min_commitments: int = 2
     commit_duration: int = 3600
@@ -130,6 +136,12 @@ class TaskConfig:
             raise ConfigError(
                 f"task config: aggregation rule {self.aggregation!r} is not available to ledger tasks; "
                 f"known: {', '.join(ledger_rules())}"
+            )
+        if self.clip_to_median_norm is None:
+            object.__setattr__(self, "clip_to_median_norm", DEFAULT_CLIP_TO_MEDIAN_NORM and not self.secure_aggregation)
+        if not isinstance(self.clip_to_median_norm, bool):
+            raise ConfigError(
+                f"task config: clip_to_median_norm must be true or false, got {self.clip_to_median_norm!r}"
             )
         self._check_aggregation_params()
         from fedledger.learning import SCORING_RULES
@@ -200,6 +212,10 @@ class TaskConfig:
             )
         if self.committee_size:
             raise ConfigError("task config: secure aggregation has no per-update scoring, so no validator committees")
+        if self.clip_to_median_norm:
+            raise ConfigError(
+                "task config: secure aggregation sees no individual update norm, so clip_to_median_norm must be false"
+            )
         if not 0 <= self.secagg_threshold <= 128:
             raise ConfigError("task config: secagg_threshold must be within 0..128")
 
@@ -229,7 +245,12 @@ class TaskConfig:
         probe = [{"w": np.full(2, k, dtype=np.uint64)} for k in range(1, 8)]
         try:
             aggregate(
-                self.aggregation, probe, [1] * len(probe), frac_bits=self.frac_bits, params=self.aggregation_params
+                self.aggregation,
+                probe,
+                [1] * len(probe),
+                frac_bits=self.frac_bits,
+                params=self.aggregation_params,
+                clip_to_median_norm=bool(self.clip_to_median_norm),
             )
         except AggregationError as exc:
             raise ConfigError(f"task config: {exc}") from exc
@@ -285,6 +306,7 @@ class TaskConfig:
             raise ConfigError(f"task config is not valid JSON: {exc}") from exc
         if not isinstance(body, dict) or body.pop("format", None) != CONFIG_FORMAT:
             raise ConfigError(f"task config is not in format {CONFIG_FORMAT}")
+        body.setdefault("clip_to_median_norm", False)  # committed before the setting existed: no such clipping
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(body) - known)
         if unknown:

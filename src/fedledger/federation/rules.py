@@ -119,6 +119,7 @@ def aggregate_round(
         frac_bits=config.frac_bits,
         center=center,
         params=rule_params,
+        clip_to_median_norm=bool(config.clip_to_median_norm),
     )
     params = apply_update(global_params, result.delta, frac_bits=config.frac_bits)
     blob = encode_model(params, model_spec, metadata={"round": str(round_id)})

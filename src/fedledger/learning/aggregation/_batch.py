@@ -67,6 +67,16 @@ class UpdateBatch:
             parts.append(np.ascontiguousarray(arr).reshape(-1).view(np.int64))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
+    def with_rows(self, matrix: IntArray) -> UpdateBatch:
+        """The same batch (names, shapes, example counts) holding ``matrix``'s rows as its updates."""
+        if matrix.shape != self.matrix.shape:
+            raise AggregationError(f"rows of shape {matrix.shape} for a batch of shape {self.matrix.shape}")
+        batch = UpdateBatch(
+            self.names, self.shapes, [self.unflatten(row) for row in matrix], self.num_examples, self.frac_bits
+        )
+        batch.__dict__["matrix"] = matrix  # prime the cached property: the rows are already stacked
+        return batch
+
     def unflatten(self, row: IntArray) -> dict[str, npt.NDArray[np.uint64]]:
         """An int64 row back into named uint64 tensors."""
         out: dict[str, npt.NDArray[np.uint64]] = {}

@@ -41,7 +41,7 @@ def centered_clip(
         inner = exact_gram(matrix, center[None, :])[:, 0]
         center_sq = exact_sq_norms(center[None, :])[0]
         distances = [sq - 2 * int(ip) + center_sq for sq, ip in zip(sq_norms, inner, strict=True)]
-        factors = clip_factors(distances, tau)
+        factors = clip_factors(distances, tau * tau)
         coeffs, denom = quantize([c / n for c in factors])
         center = combine(matrix, coeffs, denom, extra=(center, denom - sum(coeffs)))
     return center, factors

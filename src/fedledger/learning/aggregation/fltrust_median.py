@@ -43,13 +43,13 @@ import numpy as np
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import FRACTION_BITS, exact_gram, exact_sq_norms, isqrt_ratio, mix
+from fedledger.learning.aggregation._exact import exact_gram, exact_sq_norms, mix
 from fedledger.learning.aggregation.fltrust import trust_scores
 from fedledger.learning.aggregation.median import coordinate_median
+from fedledger.learning.aggregation.median_norm import lower_median
+from fedledger.learning.aggregation.norm_bounding import clip_factors
 
 __all__ = ["fltrust_median_rule"]
-
-_ONE = 1 << FRACTION_BITS
 
 
 def fltrust_median_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
@@ -58,7 +58,7 @@ def fltrust_median_rule(inputs: RuleInputs, params: Mapping[str, object]) -> Rul
     inner = [int(v) for v in exact_gram(batch.matrix, reference)[:, 0]]
     sq_norms = exact_sq_norms(batch.matrix)
     scores = trust_scores(inner, sq_norms, exact_sq_norms(reference)[0])
-    median_sq_norm = sorted(sq_norms)[(len(sq_norms) - 1) // 2]
+    median_sq_norm = lower_median(sq_norms)
     total = sum(scores, Fraction(0))
     details: dict[str, object] = {"trust_scores": [float(s) for s in scores], "median_sq_norm": median_sq_norm}
     if total == 0:
@@ -67,10 +67,8 @@ def fltrust_median_rule(inputs: RuleInputs, params: Mapping[str, object]) -> Rul
         return RuleOutcome(np.zeros(batch.matrix.shape[1], dtype=np.int64), (), zero, details)
     weights = tuple(s / total for s in scores)
     # min(1, M / |g_i|), rounded down: each clipped update has norm <= M.
-    coeffs = [
-        w * min(Fraction(1), Fraction(isqrt_ratio(median_sq_norm, sq), _ONE)) if w else Fraction(0)
-        for w, sq in zip(weights, sq_norms, strict=True)
-    ]
+    clips = clip_factors(sq_norms, Fraction(median_sq_norm))
+    coeffs = [w * c for w, c in zip(weights, clips, strict=True)]
     try:
         row = mix(batch.matrix, coeffs)
     except ValueError as exc:

@@ -23,9 +23,9 @@ from fedledger.learning.aggregation._params import positive_real
 __all__ = ["clip_factors", "norm_bounding_rule"]
 
 
-def clip_factors(sq_norms: list[int], bound: Fraction) -> list[Fraction]:
-    """``min(1, bound / sqrt(sq))`` for each squared norm, rounded down to ``2^-40``; ``bound`` in fixed-point units."""
-    squared = bound * bound
+def clip_factors(sq_norms: list[int], squared: Fraction) -> list[Fraction]:
+    """``min(1, sqrt(squared / sq))`` for each squared norm ``sq``, rounded down to ``2^-40``: the factors that
+    clip rows of those squared norms to the norm ``sqrt(squared)`` (fixed-point units)."""
     factors = []
     for sq in sq_norms:
         if sq <= squared:
@@ -39,7 +39,7 @@ def clip_factors(sq_norms: list[int], bound: Fraction) -> list[Fraction]:
 def norm_bounding_rule(inputs: RuleInputs, params: Mapping[str, object]) -> RuleOutcome:
     batch = inputs.batch
     bound = positive_real("norm-bounding", "max_norm", params["max_norm"]) * (1 << batch.frac_bits)
-    factors = clip_factors(exact_sq_norms(batch.matrix), bound)
+    factors = clip_factors(exact_sq_norms(batch.matrix), bound * bound)
     total = sum(batch.num_examples)
     weights = tuple(Fraction(count, total) for count in batch.num_examples)
     row = mix(batch.matrix, [w * c for w, c in zip(weights, factors, strict=True)])

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.exceptions import AggregationError
+from fedledger.learning.aggregation import median_norm
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome, Tensors, UpdateBatch, stack_updates
 from fedledger.learning.aggregation._exact import IntArray
 from fedledger.learning.aggregation._params import resolve_params
@@ -199,14 +200,17 @@ def aggregate(
     center: Tensors | None = None,
     history: Sequence[Tensors] | None = None,
     params: Mapping[str, object] | None = None,
+    clip_to_median_norm: bool = False,
 ) -> RuleResult:
     """Aggregate fixed-point updates with the named rule.
 
     ``updates`` are uint64 fixed-point deltas with ``frac_bits`` fractional bits,
     all with the same tensor names and shapes; ``num_examples`` their example
     counts. ``reference``, ``center`` and ``history`` (one entry per update) are
-    update-shaped side inputs for the rules that take them. Raises
-    :class:`AggregationError` naming what is wrong with the input.
+    update-shaped side inputs for the rules that take them. ``clip_to_median_norm``:
+    first scale every update longer than the updates' median norm down to it
+    (FLAME's adaptive clipping, :mod:`.median_norm`), then apply the rule to the
+    clipped updates. Raises :class:`AggregationError` naming what is wrong with the input.
     """
     spec = AGGREGATION_RULES.get(rule)
     if spec is None:
@@ -221,6 +225,14 @@ def aggregate(
     if history is not None and not spec.accepts_history:
         raise AggregationError(f"rule {rule!r} does not take an update history")
     batch = stack_updates(updates, num_examples, frac_bits=frac_bits)
+    clip_details: dict[str, object] = {}
+    if clip_to_median_norm:
+        clip = median_norm.clip_to_median_norm(batch.matrix)
+        batch = batch.with_rows(clip.matrix)
+        clip_details = {
+            "median_sq_norm_before_rule": clip.median_sq_norm,
+            "median_norm_clip_factors": [float(f) for f in clip.factors],
+        }
     history_rows = None
     if history is not None:
         if len(history) != batch.size:
@@ -239,5 +251,5 @@ def aggregate(
         outcome.selected,
         outcome.weights,
         MappingProxyType(resolved),
-        MappingProxyType(outcome.details),
+        MappingProxyType({**clip_details, **outcome.details}),
     )
