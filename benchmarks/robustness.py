@@ -343,13 +343,19 @@ def ledger_checks(checks_per_setting: Sequence[Sequence[TargetCheck]]) -> list[l
     return kept if all(kept) else [list(checks) for checks in checks_per_setting]
 
 
-def report_from_json(paths: Sequence[Path], target: Target, rules_wanted: Sequence[str] | None = None) -> int:
+def report_from_json(
+    paths: Sequence[Path],
+    target: Target,
+    rules_wanted: Sequence[str] | None = None,
+    settings_wanted: Sequence[str] | None = None,
+) -> int:
     """Tables and the cross-setting recommendation from earlier ``--json`` files, without training.
 
     Runs are merged per setting and keyed by (rule, attack, seed): the same cell in two files (FedAvg,
     which every run includes) is the same deterministic run and is counted once. ``rules_wanted`` keeps
     only those rules (and FedAvg, the reference), e.g. to average the rules run with extra seeds. A rule
-    enters the recommendation only if it has results in every setting present."""
+    enters the recommendation only if it has results in every setting present. ``settings_wanted`` (titles)
+    keeps only those settings, leaving out e.g. an older file's table with other committees."""
     settings: dict[str, dict[tuple[str, str, int], RunResult]] = {}
     references: dict[str, dict[int, RunResult]] = {}
     order: dict[str, tuple[list[str], list[str]]] = {}
@@ -357,6 +363,8 @@ def report_from_json(paths: Sequence[Path], target: Target, rules_wanted: Sequen
         try:
             raw = json.loads(path.read_text())
             for title, body in raw["settings"].items():
+                if settings_wanted is not None and title not in settings_wanted:
+                    continue
                 for row in body.get("reference_results", []):
                     result = RunResult.from_json(row)
                     references.setdefault(title, {}).setdefault(result.scenario.seed, result)
@@ -373,6 +381,9 @@ def report_from_json(paths: Sequence[Path], target: Target, rules_wanted: Sequen
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"error: {path}: not a robustness.py --json file ({exc})", file=sys.stderr)
             return 2
+    if not settings:
+        print("error: none of the settings asked for is in these files", file=sys.stderr)
+        return 2
     print(f"# Robustness benchmark: report from {', '.join(p.name for p in paths)}\n")
     all_checks = []
     common = [r for r in next(iter(order.values()))[0] if all(r in rules for rules, _ in order.values())]
@@ -533,11 +544,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         metavar="JSON",
         help="print tables and the cross-setting recommendation from earlier --json files (no training; "
-        "--rules keeps only those rules)",
+        "--rules and --settings keep only those rules and settings)",
     )
     args = parser.parse_args(argv)
     if args.report:
-        return report_from_json(args.report, Target(), args.rules.split(",") if args.rules else None)
+        titles = [SETTINGS[int(n) - 1].title for n in args.settings.split(",")] if args.settings else None
+        return report_from_json(args.report, Target(), args.rules.split(",") if args.rules else None, titles)
 
     torch.set_num_threads(1)  # before any fork: worker processes run one thread each
     rules, attacks = chosen_rules_and_attacks(args)

@@ -21,9 +21,12 @@ from fedledger.chain.registry import purpose_id
 from fedledger.chain.task import ZERO_ADDRESS
 from fedledger.cli import app
 from fedledger.demo import run_demo
+from fedledger.exceptions import ConfigError
 from fedledger.federation import MemberNode, Simulation, TaskConfig
+from fedledger.federation.config import DEFAULT_CLIP_TO_MEDIAN_NORM
+from fedledger.federation.rules import aggregate_round, previous_global_params
 from fedledger.federation.setup import create_consortium
-from fedledger.learning import UpdatePipeline
+from fedledger.learning import UpdatePipeline, decode_model
 from fedledger.store import BlobStore, encode_tensors
 from fedledger.workspace import Workspace
 
@@ -344,6 +347,47 @@ def test_fedledger_node_acts_for_one_member_from_the_chain_state(tmp_path: Path,
         assert task.current_round == 1
         assert task.has_committed(1, reopened.keystore.address("hospital-1"))
         assert not task.has_committed(1, reopened.keystore.address("hospital-2"))
+
+
+def test_clipping_to_the_median_norm_is_what_aggregators_and_the_audit_apply(tmp_path: Path) -> None:
+    ws, sim = _small_setup(tmp_path, rounds=2, clip_to_median_norm=True)
+    with ws:
+        Simulation(sim.task, sim.nodes).run()
+        assert sorted(sim.task.model_history()) == [1, 2]
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+        # Round 2's finalized model is the clipped aggregate, not the plain one: the setting took effect.
+        info = sim.task.round(2)
+        start = decode_model(sim.store.get(info.global_model.removeprefix("0x")))
+        recompute = {
+            clip: aggregate_round(
+                sim.store,
+                replace(sim.nodes[0].config, clip_to_median_norm=clip),
+                start.params,
+                start.spec,
+                sim.task.updates(2),
+                info.accepted,
+                round_id=2,
+                previous_params=previous_global_params(sim.task, sim.store, 2),
+            ).model_hash
+            for clip in (True, False)
+        }
+        assert recompute[True] == info.model_hash != recompute[False]
+
+
+def test_clip_to_median_norm_defaults_and_older_configs() -> None:
+    model = {"kind": "sklearn-logreg", "n_features": 4, "n_classes": 3}
+    assert TaskConfig(model=model).clip_to_median_norm is DEFAULT_CLIP_TO_MEDIAN_NORM
+    assert TaskConfig(model=model, secure_aggregation=True).clip_to_median_norm is False
+    with pytest.raises(ConfigError, match="secure aggregation sees no individual update norm"):
+        TaskConfig(model=model, secure_aggregation=True, clip_to_median_norm=True)
+    with pytest.raises(ConfigError, match="clip_to_median_norm must be true or false, got 'yes'"):
+        TaskConfig(model=model, clip_to_median_norm="yes")  # type: ignore[arg-type]
+    # A config committed before the setting existed (no such key) is read as what its aggregators did.
+    body = json.loads(TaskConfig(model=model, clip_to_median_norm=True).to_bytes())
+    del body["clip_to_median_norm"]
+    assert TaskConfig.from_bytes(json.dumps(body).encode()).clip_to_median_norm is False
+    on = TaskConfig(model=model, clip_to_median_norm=True)
+    assert TaskConfig.from_bytes(on.to_bytes()) == on
 
 
 def test_task_create_from_a_config_file(tmp_path: Path, monkeypatch) -> None:

@@ -517,6 +517,15 @@ def test_report_checks_the_lying_setting_against_fedavg_with_nobody_lying(
     out = capsys.readouterr().out
     assert "no lying validator): 0.270±0.014; with the lying validators alone (row none): 0.290." in out
     assert "- fedavg: sign-flip: error 0.300 > 0.290" in out  # none (0.290) is within the 0.02 margin
+    # --settings keeps only those tables: an older file's lying table with committees of 3 is another title.
+    older = tmp_path / "older.json"
+    older_title = "20 % malicious, one third of validators lying"
+    older.write_text(json.dumps({"settings": {older_title: {"results": rows, "reference_results": refs}}}))
+    assert robustness.main(["--report", str(path), str(older), "--settings", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"### {title}\n" in out and f"### {older_title}\n" not in out
+    assert robustness.main(["--report", str(older), "--settings", "3"]) == 2
+    assert "none of the settings asked for is in these files" in capsys.readouterr().err
     path.write_text(json.dumps({"settings": {title: {"results": rows, "reference_results": refs[:1]}}}))
     assert robustness.main(["--report", str(path)]) == 2
     assert "no reference run for seed(s) [1]" in capsys.readouterr().err
