@@ -294,7 +294,7 @@ def heart_section(
 ) -> dict[str, Any]:
     federation, pooled = heart_disease_federation(args.shared_dir / "heart-disease", val_fraction=0.2, seed=args.seed)
     initial = LocalTrainer(build_model("logreg", num_features=_num_features(federation), seed=args.seed)).get_params()
-    overrides = {k: getattr(args, k) for k in ("max_disagreement", "reputation_warmup")}
+    overrides = {k: getattr(args, k) for k in ("max_disagreement", "reputation_warmup", "clip_to_median_norm")}
     setup = replace(HEART, **{k: v for k, v in overrides.items() if v is not None})
     print("\n## Fed-Heart-Disease (4 hospitals, logistic regression)\n")
     print(f"Configuration: {json.dumps(asdict(setup))}; one hospital of four malicious (25 %).")

@@ -586,3 +586,27 @@ def test_centered_clipping_center_follows_the_setup(monkeypatch: pytest.MonkeyPa
     centers.clear()
     _run(Scenario("centered-clipping", "none", 0.25), _setup(rounds=3, center_previous=False))
     assert centers and not any(centers)
+
+
+def test_paired_comparison_of_two_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import robustness_compare  # noqa: PLC0415  (benchmarks/robustness_compare.py)
+
+    def run(errors: dict[tuple[str, int], float]) -> dict[str, object]:
+        rows = [
+            RunResult(Scenario("centered-clipping", attack, 0.2, 0.0, seed), e, None, 1.0, None, 0.0, []).to_json()
+            for (attack, seed), e in errors.items()
+        ]
+        return {"settings": {"20 % malicious": {"results": rows}}}
+
+    first = run({("none", 5): 0.26, ("none", 6): 0.28, ("sign-flip", 5): 0.30, ("sign-flip", 6): 0.27})
+    second = run({("none", 5): 0.27, ("none", 6): 0.27, ("sign-flip", 5): 0.28, ("sign-flip", 7): 0.20})
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, body in zip(paths, (first, second), strict=True):
+        path.write_text(json.dumps(body))
+    assert robustness_compare.main([str(p) for p in paths]) == 0
+    out = capsys.readouterr().out
+    assert "| none | 2 | 0.2700 | 0.2700 | +0.0000 ± 0.0100 |" in out  # differences +0.01 and -0.01
+    assert "| sign-flip | 1 | 0.3000 | 0.2800 | -0.0200 ± 0.0000 |" in out  # seed 7 has no pair, seed 6 neither
+    assert "| all | 3 cells | | | -0.0067 ± 0.0088 |" in out
+    assert robustness_compare.main([str(paths[0]), str(paths[1]), "--rule", "krum"]) == 2
+    assert "no cell of rule 'krum'" in capsys.readouterr().err

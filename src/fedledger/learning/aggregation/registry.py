@@ -12,6 +12,10 @@ fixed-point values, weights are exact fractions (or rounded down onto a fixed
 power-of-two grid), ties go to the lowest index, and results are rounded toward
 zero. Parameters given in model units (``tau``, ``max_norm``) are scaled by
 ``2**frac_bits``; the float given is used at its exact binary value.
+
+``aggregate(..., clip_to_median_norm=True)`` first clips every update to the
+batch's median norm (FLAME's adaptive clipping, :mod:`.median_norm`), whatever
+the rule: a task's ``TaskConfig.clip_to_median_norm``.
 """
 
 from __future__ import annotations
