@@ -552,9 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_from_json(args.report, Target(), args.rules.split(",") if args.rules else None, titles)
 
     torch.set_num_threads(1)  # before any fork: worker processes run one thread each
-    rules, attacks = chosen_rules_and_attacks(args)
-    # FedAvg added to --rules only for the attack-free reference that every target is measured against.
-    reference_only = ("fedavg",) if args.rules and "fedavg" not in args.rules.split(",") else ()
+    rules, attacks, reference_only = chosen_rules_and_attacks(args)
     if args.heart_only:
         return heart_only(args, rules, attacks)
     settings = [int(s) for s in (args.settings or ("1" if args.quick else "1,2,3")).split(",")]
@@ -674,16 +672,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def chosen_rules_and_attacks(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+def chosen_rules_and_attacks(args: argparse.Namespace) -> tuple[list[str], list[str], tuple[str, ...]]:
     """``--rules`` and ``--attacks`` (or the grid's defaults), with FedAvg and the attack-free row, which every
-    table is checked against, added in front when missing (FedAvg then runs attack-free only)."""
+    table is checked against, added in front when missing, and the rules added only as that reference (FedAvg
+    then runs attack-free only)."""
     rules = args.rules.split(",") if args.rules else list(QUICK_RULES if args.quick else AGGREGATION_RULES)
     attacks = args.attacks.split(",") if args.attacks else list(QUICK_ATTACKS if args.quick else all_attacks())
     if "none" not in attacks:
         attacks.insert(0, "none")
+    reference_only: tuple[str, ...] = ()
     if "fedavg" not in rules:
         rules.insert(0, "fedavg")
-    return rules, attacks
+        reference_only = ("fedavg",)
+    return rules, attacks, reference_only
 
 
 def heart_only(args: argparse.Namespace, rules: list[str], attacks: list[str]) -> int:
