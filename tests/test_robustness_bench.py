@@ -275,6 +275,52 @@ def test_clipping_to_the_median_norm_is_a_setting_of_the_run() -> None:
     assert not clipped.rule_errors
 
 
+def test_trainer_reputation_leaves_a_mostly_rejected_trainer_out_as_the_contract_does() -> None:
+    # Sign-flipped updates are rejected; with trainer reputation (warm-up 2) the attacker is left out after its
+    # second rejection, and its later updates count as not accepted whatever their scores.
+    scenario = Scenario("fedavg", "sign-flip", 0.25)
+    plain = _run(scenario, _setup(rounds=8, reputation_warmup=2))
+    on = _run(scenario, _setup(rounds=8, reputation_warmup=2, max_rejection=5_000))
+    assert (plain.distrusted_malicious_trainers, plain.distrusted_honest_trainers) == (0, 0)  # off: no record
+    assert (on.distrusted_malicious_trainers, on.distrusted_honest_trainers) == (1, 0)
+    assert on.malicious_acceptance is not None and plain.malicious_acceptance is not None
+    assert on.malicious_acceptance <= plain.malicious_acceptance
+    assert on.honest_acceptance == plain.honest_acceptance
+
+
+@pytest.mark.skipif(not HEART_DIR.is_dir(), reason="shared heart-disease data not present")
+def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import robustness  # noqa: PLC0415  (benchmarks/robustness.py, on sys.path above)
+
+    out = tmp_path / "heart.json"
+    argv = ["--heart-only", "--rules", "fedavg", "--attacks", "none,backdoor", "--heart-seeds", "0,1"]
+    argv += ["--workers", "1", "--shared-dir", str(HEART_DIR.parent), "--json", str(out)]
+    assert robustness.main(argv) == 0
+    raw = json.loads(out.read_text())["heart_disease"]
+    assert raw["seeds"] == [0, 1]
+    assert (raw["setup"]["scoring"], raw["setup"]["max_rejection"], raw["setup"]["clip_to_median_norm"]) == (
+        "relative",
+        5_000,
+        True,
+    )
+    assert sorted((r["attack"], r["seed"]) for r in raw["results"]) == [
+        ("backdoor", 0),
+        ("backdoor", 1),
+        ("none", 0),
+        ("none", 1),
+    ]
+    printed = capsys.readouterr().out
+    assert "seed(s) 0, 1" in printed and "Trainer reputation (max rejection 5000 bps" in printed
+    # The task options override the section's configuration.
+    argv = ["--heart-only", "--rules", "fedavg", "--attacks", "none", "--heart-seeds", "0"]
+    argv += ["--workers", "1", "--shared-dir", str(HEART_DIR.parent), "--json", str(out)]
+    assert robustness.main([*argv, "--scoring", "trust", "--threshold", "5100", "--max-rejection", "0"]) == 0
+    setup = json.loads(out.read_text())["heart_disease"]["setup"]
+    assert (setup["scoring"], setup["acceptance_threshold"], setup["max_rejection"]) == ("trust", 5_100, 0)
+
+
 def test_validators_reject_sign_flipped_updates() -> None:
     result = _run(Scenario("fedavg", "sign-flip", 0.25), _setup(rounds=6))
     assert result.malicious_acceptance is not None and result.malicious_acceptance < 0.5

@@ -1,9 +1,13 @@
-"""Validator reputation in the TrainingTask contract, and its off-chain mirror.
+"""Validator and trainer reputation in the TrainingTask contract, and their off-chain mirrors.
 
 A task with ``max_disagreement`` > 0 counts, when validation closes, every score for its
 validator and whether it fell on the other side of the threshold from the update's outcome. A
 validator past ``reputation_warmup`` scores with more than ``max_disagreement`` basis points of
 them against the outcome is left out of later rounds' validators until an admin clears it.
+
+A task with ``max_rejection`` > 0 counts every scored update for its trainer and whether it was
+rejected; a trainer past ``reputation_warmup`` scored updates with more than ``max_rejection``
+basis points of them rejected has its later updates left out of the accepted set.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
 from fedledger.chain import Phase, TrainingTaskClient
 from fedledger.chain.events import ReputationCleared, ValidatorDistrusted
-from fedledger.chain.reputation import ValidatorReputation, disagrees, is_distrusted
+from fedledger.chain.reputation import TrainerReputation, ValidatorReputation, disagrees, is_distrusted
 from fedledger.exceptions import ConfigError, InvalidArgument, InvalidState, NotAuthorized
 from fedledger.federation import TaskConfig
 from test_task_committee import admit
@@ -211,11 +215,97 @@ def test_contract_and_offchain_rule_agree_over_random_rounds(ledger: Ledger) -> 
     assert mirror.disagreed[inverter] * 2 > mirror.scored[inverter]
 
 
+# -- trainer reputation -------------------------------------------------------------------------------------
+
+
+def trainer_task(ledger: Ledger, *, warmup: int = 3, max_disagreement: int = 0) -> TrainingTaskClient:
+    params = replace(DEFAULT_PARAMS, max_rejection=5_000, reputation_warmup=warmup, max_disagreement=max_disagreement)
+    return TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
+
+
+def scored_round(task: TrainingTaskClient, members: list[LocalAccount], rejected: set[int]) -> tuple[int, Phase]:
+    """Every member commits and scores every other update: 1000 for the updates in ``rejected``, else 9000."""
+    r = commit_all(task, members)
+    for k, member in enumerate(members):
+        scores = [None if i == k else (1_000 if i in rejected else 9_000) for i in range(len(members))]
+        task.as_(member).submit_scores(r, scores)
+    return r, task.as_(members[0]).close_validation(r)
+
+
+def propose(task: TrainingTaskClient, members: list[LocalAccount], r: int) -> None:
+    mask = task.round(r).accepted_mask
+    for member in members[:2]:
+        task.as_(member).propose_aggregate(r, h(f"trainer-model-{r}"), mask)
+    assert task.round(r).phase is Phase.FINALIZED
+
+
+def test_a_trainer_mostly_rejected_has_its_updates_left_out_until_cleared(ledger: Ledger) -> None:
+    task, members = trainer_task(ledger, max_disagreement=5_000), ledger.members
+    poisoner = 3
+    mirror: TrainerReputation[int] = TrainerReputation(5_000, 3)
+    # Rounds 1-3: the poisoner's update is rejected twice of three; everyone else's is accepted.
+    for rejected in ({poisoner}, set(), {poisoner}):
+        r, phase = scored_round(task, members, rejected)
+        assert phase is Phase.AGGREGATE
+        for i in range(len(members)):
+            mirror.record(i, accepted=i not in rejected)
+        propose(task, members, r)
+    standing = task.trainer_standing(members[poisoner].address)
+    assert (standing.scored, standing.rejected, standing.distrusted) == (3, 2, True)
+    assert mirror.distrusted(poisoner) and not any(mirror.distrusted(i) for i in range(3))
+    for honest in members[:3]:
+        standing = task.trainer_standing(honest.address)
+        assert (standing.scored, standing.rejected, standing.distrusted) == (3, 0, False)
+    validators_before = [task.reputation_of(m.address) for m in members]
+
+    # Round 4: the poisoner may still commit, and everyone scores its update 9000, yet it is left out; those
+    # scores count for no validator's record and the poisoner's own record stays as it was.
+    r, phase = scored_round(task, members, set())
+    assert phase is Phase.AGGREGATE
+    assert task.round(r).accepted == [0, 1, 2]
+    # Three scores each, less the one of the poisoner's update (which the poisoner does not score itself).
+    gained = [task.reputation_of(m.address).scored - v.scored for m, v in zip(members, validators_before, strict=True)]
+    assert gained == [2, 2, 2, 3]
+    standing = task.trainer_standing(members[poisoner].address)
+    assert (standing.scored, standing.rejected, standing.distrusted) == (3, 2, True)
+    propose(task, members, r)
+
+    # An admin clears the record: from the next round its updates count again.
+    task.as_(ledger.admin).clear_reputation(members[poisoner].address)
+    assert task.trainer_standing(members[poisoner].address).distrusted is False
+    r, phase = scored_round(task, members, set())
+    assert task.round(r).accepted == [0, 1, 2, 3]
+
+
+def test_a_round_whose_only_scored_update_is_a_distrusted_trainers_aborts_and_the_next_runs(ledger: Ledger) -> None:
+    task, members = trainer_task(ledger, warmup=1), ledger.members
+    r, phase = scored_round(task, members, {0, 1, 2, 3})  # every update rejected: the round aborts
+    assert phase is Phase.ABORTED
+    assert all(task.trainer_standing(m.address).distrusted for m in members)
+    # Every trainer is distrusted now: nothing can be accepted until an admin clears someone.
+    r, phase = scored_round(task, members, set())
+    assert phase is Phase.ABORTED
+    task.as_(ledger.admin).clear_reputation(members[0].address)
+    r, phase = scored_round(task, members, set())
+    assert phase is Phase.AGGREGATE and task.round(r).accepted == [0]
+
+
+def test_without_trainer_reputation_no_trainer_record_is_kept(ledger: Ledger) -> None:
+    task, members = reputation_task(ledger), ledger.members
+    for _ in range(3):
+        r, phase = scored_round(task, members, {3})
+        propose(task, members, r)
+    standing = task.trainer_standing(members[3].address)
+    assert (standing.scored, standing.rejected, standing.distrusted) == (0, 0, False)
+
+
 @pytest.mark.parametrize(
     ("change", "error", "reason"),
     [
         ({"max_disagreement": 10_001}, InvalidArgument, "task: max disagreement out of range"),
         ({"max_disagreement": 5_000, "secagg_threshold": 2}, InvalidState, "task: reputation needs scored rounds"),
+        ({"max_rejection": 10_001}, InvalidArgument, "task: max rejection out of range"),
+        ({"max_rejection": 5_000, "secagg_threshold": 2}, InvalidState, "task: reputation needs scored rounds"),
     ],
 )
 def test_bad_reputation_parameters_are_refused(
@@ -239,11 +329,11 @@ def test_a_score_at_the_threshold_votes_to_accept() -> None:
 
 
 def test_distrust_needs_the_warmup_and_strictly_more_than_the_bound() -> None:
-    assert not is_distrusted(9, 9, max_disagreement=5_000, warmup=10)  # warm-up not reached
-    assert not is_distrusted(10, 5, max_disagreement=5_000, warmup=10)  # exactly half: not more than the bound
-    assert is_distrusted(10, 6, max_disagreement=5_000, warmup=10)
-    assert not is_distrusted(10, 10, max_disagreement=0, warmup=0)  # reputation off
-    assert not is_distrusted(10, 10, max_disagreement=10_000, warmup=0)  # the bound can never be exceeded
+    assert not is_distrusted(9, 9, bound=5_000, warmup=10)  # warm-up not reached
+    assert not is_distrusted(10, 5, bound=5_000, warmup=10)  # exactly half: not more than the bound
+    assert is_distrusted(10, 6, bound=5_000, warmup=10)
+    assert not is_distrusted(10, 10, bound=0, warmup=0)  # reputation off
+    assert not is_distrusted(10, 10, bound=10_000, warmup=0)  # the bound can never be exceeded
 
 
 @pytest.mark.parametrize(
@@ -284,8 +374,32 @@ def test_task_config_keeps_reputation_by_default_in_scored_rounds_only() -> None
         ({"reputation_warmup": -1}, "reputation_warmup must be a non-negative integer"),
         ({"reputation_warmup": 2.5}, "reputation_warmup must be a non-negative integer"),
         ({"secure_aggregation": True, "max_disagreement": 5_000}, "secure aggregation has no per-update scores"),
+        ({"max_rejection": 10_001}, "max_rejection must be within 0..10000"),
+        ({"max_rejection": True}, "max_rejection must be within 0..10000"),
+        ({"secure_aggregation": True, "max_rejection": 5_000}, "keep trainer reputation on; set max_rejection to 0"),
     ],
 )
 def test_task_config_refuses_bad_reputation_settings(change: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TaskConfig(model=MODEL, **change)  # type: ignore[arg-type]
+
+
+def test_trainer_mirror_counts_and_refuses_bad_parameters() -> None:
+    mirror: TrainerReputation[str] = TrainerReputation(5_000, 2)
+    mirror.record("a", accepted=False)
+    assert not mirror.distrusted("a")  # one scored update: under the warm-up
+    mirror.record("a", accepted=True)
+    assert not mirror.distrusted("a")  # half rejected: not more than the bound
+    mirror.record("a", accepted=False)
+    assert mirror.distrusted("a") and (mirror.scored["a"], mirror.rejected["a"]) == (3, 2)
+    assert not TrainerReputation(0, 0).enabled
+    for bound, warmup in ((-1, 1), (10_001, 1), (5_000, -1), (True, 1)):
+        with pytest.raises(ConfigError):
+            TrainerReputation(bound, warmup)  # type: ignore[arg-type]
+
+
+def test_task_config_trainer_reputation_is_off_by_default_and_reaches_the_chain() -> None:
+    assert TaskConfig(model=MODEL).chain_params(h("model-0")).max_rejection == 0
+    on = TaskConfig(model=MODEL, max_rejection=5_000)
+    assert on.chain_params(h("model-0")).max_rejection == 5_000
+    assert TaskConfig.from_bytes(on.to_bytes()) == on

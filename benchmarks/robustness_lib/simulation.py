@@ -49,10 +49,10 @@ import torch
 
 from fedledger.attacks import Attack, AttackContext, LyingValidators
 from fedledger.attacks.backdoor import PixelTrigger, backdoor_success_rate
-from fedledger.chain.reputation import ValidatorReputation
+from fedledger.chain.reputation import TrainerReputation, ValidatorReputation
 from fedledger.chain.task import contract_median
 from fedledger.exceptions import AggregationError, ConfigError
-from fedledger.federation.config import DEFAULT_MAX_DISAGREEMENT, DEFAULT_REPUTATION_WARMUP
+from fedledger.federation.config import DEFAULT_MAX_DISAGREEMENT, DEFAULT_MAX_REJECTION, DEFAULT_REPUTATION_WARMUP
 from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate, apply_update
 from fedledger.learning.params import Params
 from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, cosine_score, relative_score, scaled_update
@@ -110,7 +110,11 @@ class FLSetup:
     """Validator reputation (the contract's ``max_disagreement``, basis points; default: a task config's):
     validators with more than this share of scores against the outcome sit on no later committee; 0: off."""
     reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
-    """Fewest scores before a validator can be distrusted (the contract's ``reputation_warmup``)."""
+    """Fewest scores before a validator can be distrusted (the contract's ``reputation_warmup``); for trainer
+    reputation, fewest scored updates."""
+    max_rejection: int = DEFAULT_MAX_REJECTION
+    """Trainer reputation (the contract's ``max_rejection``, basis points): a trainer with more than this share of
+    its scored updates rejected has its later updates left out of the accepted set; 0: off."""
     adaptive_liars: bool = False
     """Lying validators lie only where they hold a strict majority of an update's committee and score
     honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""
@@ -190,6 +194,9 @@ class RunResult:
     members, and malicious trainers that score honestly (not liars: their attack is on their updates)."""
     distrusted_honest: int = 0
     distrusted_attackers: int = 0
+    distrusted_honest_trainers: int = 0
+    """Trainer reputation: honest members whose updates are left out by the end of the run; likewise malicious."""
+    distrusted_malicious_trainers: int = 0
     num_liars: int = 0
     num_attackers: int = 0
     lying_majority: float | None = None
@@ -367,6 +374,7 @@ def run_scenario(
     liar = LyingValidators(adaptive=setup.adaptive_liars)
     liars = lying | (set(malicious.tolist()) if attack.lies_in_scores else set())
     reputation: ValidatorReputation[int] = ValidatorReputation(setup.max_disagreement, setup.reputation_warmup)
+    trainer_record: TrainerReputation[int] = TrainerReputation(setup.max_rejection, setup.reputation_warmup)
 
     # Data as tensors once; malicious members poison theirs once (fixed poisoned share, as in BadNets).
     train_data: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -483,10 +491,14 @@ def run_scenario(
                     assert honest_score is not None
                     scores.append(honest_score)
             ok = False  # the contract leaves an update nobody could score out
-            if scores:
+            if scores and trainer_record.distrusted(int(owners[i])):
+                pass  # left out whatever its scores, which count for no one's record (as the contract does)
+            elif scores:
                 median = contract_median(scores)
                 ok = median >= setup.acceptance_threshold
                 reputation.record(committee, scores, accepted=ok, threshold=setup.acceptance_threshold)
+                if trainer_record.enabled:
+                    trainer_record.record(int(owners[i]), accepted=ok)
                 (stats.malicious_medians if is_malicious[owners[i]] else stats.honest_medians).append(median)
             if ok:
                 accepted.append(i)
@@ -588,6 +600,8 @@ def run_scenario(
         distrusted_liars=sum(reputation.distrusted(v) for v in liars),
         distrusted_honest=sum(reputation.distrusted(v) for v in honest_validators),
         distrusted_attackers=sum(reputation.distrusted(v) for v in attackers),
+        distrusted_honest_trainers=sum(trainer_record.distrusted(int(c)) for c in honest),
+        distrusted_malicious_trainers=sum(trainer_record.distrusted(int(c)) for c in malicious),
         num_liars=len(liars),
         num_attackers=len(attackers),
         lying_majority=stats.lying_majorities / stats.committees if liars and stats.committees else None,

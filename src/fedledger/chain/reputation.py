@@ -32,7 +32,7 @@ from typing import Generic, TypeVar
 
 from fedledger.exceptions import ConfigError
 
-__all__ = ["BPS", "ValidatorReputation", "disagrees", "is_distrusted"]
+__all__ = ["BPS", "TrainerReputation", "ValidatorReputation", "disagrees", "is_distrusted"]
 
 BPS = 10_000
 V = TypeVar("V", bound=Hashable)
@@ -44,10 +44,19 @@ def disagrees(score: int, accepted: bool, threshold: int) -> bool:
     return (score >= threshold) != accepted
 
 
-def is_distrusted(scored: int, disagreed: int, *, max_disagreement: int, warmup: int) -> bool:
-    """The contract's test: reputation on (``max_disagreement`` > 0), at least ``warmup`` scores, and more
-    than ``max_disagreement`` / 10,000 of them disagreed."""
-    return max_disagreement > 0 and scored >= warmup and disagreed * BPS > max_disagreement * scored
+def is_distrusted(counted: int, against: int, *, bound: int, warmup: int) -> bool:
+    """The contract's test, for validators and trainers alike: reputation on (``bound`` > 0), at least ``warmup``
+    counted (scores given, or scored updates committed), and more than ``bound`` / 10,000 of them against
+    (scores against the outcome, or rejected updates)."""
+    return bound > 0 and counted >= warmup and against * BPS > bound * counted
+
+
+def _check_reputation_params(bound_name: str, bound: object, warmup: object) -> None:
+    for name, value in ((bound_name, bound), ("warmup", warmup)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"reputation: {name} must be a non-negative integer, got {value!r}")
+    if isinstance(bound, int) and bound > BPS:
+        raise ConfigError(f"reputation: {bound_name} must be within 0..{BPS} basis points")
 
 
 @dataclass
@@ -62,11 +71,7 @@ class ValidatorReputation(Generic[V]):
     disagreed: dict[V, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, value in (("max_disagreement", self.max_disagreement), ("warmup", self.warmup)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"reputation: {name} must be a non-negative integer, got {value!r}")
-        if self.max_disagreement > BPS:
-            raise ConfigError(f"reputation: max_disagreement must be within 0..{BPS} basis points")
+        _check_reputation_params("max_disagreement", self.max_disagreement, self.warmup)
 
     @property
     def enabled(self) -> bool:
@@ -86,10 +91,51 @@ class ValidatorReputation(Generic[V]):
         return is_distrusted(
             self.scored.get(validator, 0),
             self.disagreed.get(validator, 0),
-            max_disagreement=self.max_disagreement,
+            bound=self.max_disagreement,
             warmup=self.warmup,
         )
 
     def trusted(self, validators: Sequence[V]) -> list[V]:
         """``validators`` without the distrusted ones, in order."""
         return [v for v in validators if not self.distrusted(v)]
+
+
+@dataclass
+class TrainerReputation(Generic[V]):
+    """Per-trainer counts of scored updates and rejected ones, as the contract keeps with ``max_rejection`` > 0.
+
+    When a round's validation closes, every update that was scored counts once for its trainer, and once more
+    as a rejection when its median missed the threshold. A trainer with at least ``warmup`` scored updates of
+    which more than ``max_rejection`` (basis points) were rejected is distrusted: from then on the contract
+    leaves its updates out of the accepted set, whatever their scores (which then count for no one's record).
+
+    Why: an attacker whose updates the validators reject most of the time still gets the rest through, and in a
+    small consortium one accepted boosted update can plant a backdoor that honest training does not undo (four
+    hospitals, ``docs/robustness.md`` run 23). Its record of rejections ends that after the warm-up, while honest
+    trainers, rejected only where a noisy score straddles the threshold, stay far below a 50 % bound. Under a
+    scoring rule that rejects honest updates often (trust scoring on a few heterogeneous silos) it would strike
+    honest trainers too: turn it on with scoring that accepts them (run 23).
+    """
+
+    max_rejection: int
+    warmup: int
+    scored: dict[V, int] = field(default_factory=dict)
+    rejected: dict[V, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_reputation_params("max_rejection", self.max_rejection, self.warmup)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_rejection > 0
+
+    def record(self, trainer: V, *, accepted: bool) -> None:
+        """Count one scored update of ``trainer`` and its outcome (callers skip distrusted trainers' updates,
+        as the contract does)."""
+        self.scored[trainer] = self.scored.get(trainer, 0) + 1
+        self.rejected[trainer] = self.rejected.get(trainer, 0) + int(not accepted)
+
+    def distrusted(self, trainer: V) -> bool:
+        return is_distrusted(
+            self.scored.get(trainer, 0), self.rejected.get(trainer, 0), bound=self.max_rejection, warmup=self.warmup
+        )

@@ -19,6 +19,7 @@ from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
+from fedledger.chain.reputation import is_distrusted
 from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "TaskParams",
     "TrainingTaskClient",
     "UpdateInfo",
+    "TrainerStanding",
     "ValidatorStanding",
     "contract_median",
     "mask_of",
@@ -99,6 +101,9 @@ class TaskParams:
     # validator is left out of later rounds, after at least reputation_warmup scores; 0: no reputation.
     max_disagreement: int = 0
     reputation_warmup: int = 0
+    # Trainer reputation: basis points of a trainer's scored updates rejected above which later rounds leave its
+    # updates out of the accepted set, after at least reputation_warmup scored updates; 0: no trainer reputation.
+    max_rejection: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +128,7 @@ class TaskParams:
             _uint(self.secagg_threshold, "secagg threshold"),
             _uint(self.max_disagreement, "max disagreement"),
             _uint(self.reputation_warmup, "reputation warmup"),
+            _uint(self.max_rejection, "max rejection"),
         )
 
 
@@ -133,6 +139,16 @@ class ValidatorStanding:
 
     scored: int
     disagreed: int
+    distrusted: bool
+
+
+@dataclass(frozen=True)
+class TrainerStanding:
+    """A trainer's record in a task: its updates that were scored, how many were rejected, and whether the task
+    now leaves its updates out of the accepted set (:mod:`fedledger.chain.reputation`)."""
+
+    scored: int
+    rejected: int
     distrusted: bool
 
 
@@ -427,6 +443,7 @@ class TrainingTaskClient(ContractClient):
             secagg_threshold=call(f.secagg_threshold()),
             max_disagreement=call(f.max_disagreement()),
             reputation_warmup=call(f.reputation_warmup()),
+            max_rejection=call(f.max_rejection()),
         )
 
     @property
@@ -446,8 +463,18 @@ class TrainingTaskClient(ContractClient):
             distrusted=bool(self.chain.call(f.is_distrusted(address))),
         )
 
+    def trainer_standing(self, trainer: str) -> TrainerStanding:
+        """``trainer``'s record (all zero in tasks without trainer reputation)."""
+        f, address, params = self.contract.functions, as_address(trainer), self.params()
+        scored = int(self.chain.call(f.trainer_scored(address)))
+        rejected = int(self.chain.call(f.trainer_rejected(address)))
+        # The contract's own test on its counts (it has no view for it: it is at the EIP-170 size limit).
+        distrusted = is_distrusted(scored, rejected, bound=params.max_rejection, warmup=params.reputation_warmup)
+        return TrainerStanding(scored=scored, rejected=rejected, distrusted=distrusted)
+
     def clear_reputation(self, validator: str) -> TxResult:
-        """Reset ``validator``'s record (admins only); it takes part again from the next round."""
+        """Reset a member's records as validator and as trainer (admins only); it takes part again from the next
+        round."""
         return self._send(self.contract.functions.clear_reputation(as_address(validator)))
 
     def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CLIP_TO_MEDIAN_NORM",
+    "DEFAULT_MAX_REJECTION",
     "DEFAULT_RULE",
     "DEFAULT_SCORING",
     "DEFAULT_THRESHOLDS",
@@ -70,6 +71,11 @@ CONFIG_FORMAT = "fedledger-task/1"
 DEFAULT_MAX_DISAGREEMENT = 5_000
 """Half: in benchmarks/robustness.py (docs/robustness.md, run 18) lying validators voted against the outcome
 0.62-0.88 of the time, honest ones 0.17-0.20."""
+
+DEFAULT_MAX_REJECTION = 0
+"""Trainer reputation off by default: it needs a scoring rule that accepts honest updates (in the four-hospital
+benchmark, trust scoring rejected 70 % of them and trainer reputation would strike every hospital). In small
+consortia scored by ``relative`` it is what stops a backdoor (docs/robustness.md, run 23): use 5000 there."""
 
 DEFAULT_REPUTATION_WARMUP = 10
 """Scores before a validator can be distrusted: about five rounds of the benchmark's committees of 21 among 100
@@ -117,6 +123,10 @@ class TaskConfig:
     # (DEFAULT_MAX_DISAGREEMENT) in scored rounds, 0 (off) under secure aggregation, which has no scores.
     max_disagreement: int | None = None
     reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
+    # Trainer reputation (fedledger.chain.reputation.TrainerReputation): a trainer with more than max_rejection basis
+    # points of its scored updates rejected, after reputation_warmup of them, has its later updates left out of the
+    # accepted set. 0: off (DEFAULT_MAX_REJECTION).
+    max_rejection: int = DEFAULT_MAX_REJECTION
     # Purpose of processing (canonical name, e.g. "model-training:breast-cancer-diagnosis"); empty: the task
     # has no data registry and commitments name no dataset.
     purpose: str = ""
@@ -232,6 +242,7 @@ class TaskConfig:
             object.__setattr__(self, "max_disagreement", 0 if self.secure_aggregation else DEFAULT_MAX_DISAGREEMENT)
         for name, value, top in (
             ("max_disagreement", self.max_disagreement, 10_000),
+            ("max_rejection", self.max_rejection, 10_000),
             ("reputation_warmup", self.reputation_warmup, None),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (top is not None and value > top):
@@ -241,6 +252,11 @@ class TaskConfig:
             raise ConfigError(
                 "task config: secure aggregation has no per-update scores to keep validator reputation on; "
                 "set max_disagreement to 0"
+            )
+        if self.secure_aggregation and self.max_rejection:
+            raise ConfigError(
+                "task config: secure aggregation has no per-update scores to keep trainer reputation on; "
+                "set max_rejection to 0"
             )
 
     def _check_aggregation_params(self) -> None:
@@ -304,6 +320,7 @@ class TaskConfig:
             secagg_threshold=max(1, self.secagg_threshold) if self.secure_aggregation else 0,
             max_disagreement=self.max_disagreement or 0,
             reputation_warmup=self.reputation_warmup,
+            max_rejection=self.max_rejection,
         )
 
     @classmethod

@@ -22,6 +22,12 @@
     which more than `max_disagreement` (basis points) disagreed is distrusted:
     later rounds leave it out of their validators (no committee seat, scores
     refused) until an admin clears its record.
+    With `max_rejection` > 0 it keeps each trainer's record too: every scored
+    update counts for its trainer, and a rejected one counts as a rejection. A
+    trainer with at least `reputation_warmup` scored updates of which more than
+    `max_rejection` (basis points) were rejected is distrusted: later rounds
+    leave its updates out of the accepted set, whatever their scores, until an
+    admin clears its record.
      Provenance: with a `data_registry`, every commitment names the dataset it
      was trained on, which must be the committer's own and allow the task's
      `purpose` (GDPR Art. 5(1)(b)); with a `privacy_budget`, every commitment
@@ -175,6 +181,11 @@ max_disagreement: public(uint256)
 reputation_warmup: public(uint256)
 validator_scored: public(HashMap[address, uint256])
 validator_disagreed: public(HashMap[address, uint256])
+# Trainer reputation (max_rejection 0: off): scored updates and rejected ones, per trainer. (No view says whether
+# a trainer is distrusted: the contract is at the EIP-170 size limit; clients apply the rule to these counts.)
+max_rejection: public(uint256)
+trainer_scored: public(HashMap[address, uint256])
+trainer_rejected: public(HashMap[address, uint256])
 
 current_round: public(uint256)
 latest_model: public(bytes32)
@@ -319,6 +330,7 @@ def __init__(
     secagg_threshold: uint256,
     max_disagreement: uint256,
     reputation_warmup: uint256,
+    max_rejection: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may.
@@ -336,7 +348,10 @@ def __init__(
            (raised to a strict majority of each round's trainers); 0 for plain rounds.
     @param max_disagreement Basis points of a validator's scores against the outcome above
            which it is distrusted; 0 for no reputation.
-    @param reputation_warmup Fewest scores a validator gives before it can be distrusted.
+    @param reputation_warmup Fewest scores a validator gives (scored updates a trainer commits) before it
+           can be distrusted.
+    @param max_rejection Basis points of a trainer's scored updates rejected above which it is
+           distrusted; 0 for no trainer reputation.
     """
     self.consortium = Consortium(consortium)
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
@@ -351,7 +366,8 @@ def __init__(
     assert secagg_threshold <= MAX_UPDATES, "task: secagg threshold out of range"
     assert secagg_threshold == 0 or committee_size == 0, "task: committees score plain updates only"
     assert max_disagreement <= SCORE_SCALE, "task: max disagreement out of range"
-    assert secagg_threshold == 0 or max_disagreement == 0, "task: reputation needs scored rounds"
+    assert max_rejection <= SCORE_SCALE, "task: max rejection out of range"
+    assert secagg_threshold == 0 or max_disagreement + max_rejection == 0, "task: reputation needs scored rounds"
     self.creator = msg.sender
     self.config_hash = config_hash
     self.initial_model = initial_model
@@ -370,6 +386,7 @@ def __init__(
     self.secagg_threshold = secagg_threshold
     self.max_disagreement = max_disagreement
     self.reputation_warmup = reputation_warmup
+    self.max_rejection = max_rejection
 
 
 @external
@@ -552,12 +569,21 @@ def close_validation(round_id: uint256):
         scores: DynArray[uint256, MAX_VALIDATORS] = self.update_scores[round_id][i]
         if len(scores) == 0:
             continue
+        owner: address = empty(address)
+        if self.max_rejection > 0:
+            owner = self.updates[round_id][i].member
+            if self._trainer_distrusted(owner):
+                continue  # left out whatever its scores, which count for no one's record
         ok: bool = self._median(scores) >= self.acceptance_threshold
         if ok:
             mask |= 1 << i
             accepted += 1
         if self.max_disagreement > 0:
             self._count_reputation(round_id, i, scores, ok)
+        if owner != empty(address):
+            self.trainer_scored[owner] += 1
+            if not ok:
+                self.trainer_rejected[owner] += 1
     if accepted == 0:
         self._abort(round_id, "no update accepted")
         return
@@ -731,24 +757,6 @@ def close_unmask(round_id: uint256):
 
 @view
 @external
-def phase_of(round_id: uint256) -> uint8:
-    """
-    @notice The phase of a round (0 when it does not exist).
-    """
-    return self.rounds[round_id].phase
-
-
-@view
-@external
-def update_count(round_id: uint256) -> uint256:
-    """
-    @notice Number of updates committed in a round.
-    """
-    return self.rounds[round_id].num_updates
-
-
-@view
-@external
 def updates_of(round_id: uint256) -> DynArray[Update, MAX_UPDATES]:
     """
     @notice Every update committed in a round, in commit order (one call instead of one per update).
@@ -801,8 +809,8 @@ def is_distrusted(validator: address) -> bool:
 @external
 def clear_reputation(validator: address):
     """
-    @notice Reset a validator's reputation record (an admin's decision, e.g. after a dispute);
-            it takes part again from the next round whose commits close.
+    @notice Reset a member's reputation records, as validator and as trainer (an admin's decision,
+            e.g. after a dispute); it takes part again from the next round whose commits close.
     """
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
     log ReputationCleared(
@@ -813,6 +821,8 @@ def clear_reputation(validator: address):
     )
     self.validator_scored[validator] = 0
     self.validator_disagreed[validator] = 0
+    self.trainer_scored[validator] = 0
+    self.trainer_rejected[validator] = 0
 
 
 @view
@@ -952,6 +962,14 @@ def _distrusted(validator: address) -> bool:
     scored: uint256 = self.validator_scored[validator]
     return self.max_disagreement > 0 and scored >= self.reputation_warmup and \
         self.validator_disagreed[validator] * SCORE_SCALE > self.max_disagreement * scored
+
+
+@view
+@internal
+def _trainer_distrusted(trainer: address) -> bool:
+    # The validators' test on the trainer's record (callers check max_rejection > 0 first).
+    scored: uint256 = self.trainer_scored[trainer]
+    return scored >= self.reputation_warmup and self.trainer_rejected[trainer] * SCORE_SCALE > self.max_rejection * scored
 
 
 @internal
