@@ -298,22 +298,40 @@ def _sd(result: RunResult) -> str:
     return "" if result.test_error_sd is None else f"±{result.test_error_sd:.3f}"
 
 
-HEART_OVERRIDES = {  # heart-disease setup field: the command-line option that overrides it
-    "max_disagreement": "max_disagreement",
-    "reputation_warmup": "reputation_warmup",
-    "clip_to_median_norm": "clip_to_median_norm",
-    "max_rejection": "max_rejection",
-    "scoring": "scoring",
-    "acceptance_threshold": "threshold",
-}
+def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The setup fields the command line sets (None: the setup's own value)."""
+    return {
+        "rounds": args.rounds,
+        "scoring": args.scoring,
+        "acceptance_threshold": args.threshold,
+        "score_weight": args.score_weight,
+        "center_previous": False if args.zero_center else None,
+        "tau_fraction": args.tau,
+        "clip_to_median_norm": args.clip_to_median_norm,
+        "max_disagreement": args.max_disagreement,
+        "reputation_warmup": args.reputation_warmup,
+        "max_rejection": args.max_rejection,
+        "adaptive_liars": args.adaptive_liars or None,
+    }
+
+
+HEART_OVERRIDES = (
+    "scoring",
+    "acceptance_threshold",
+    "clip_to_median_norm",
+    "max_disagreement",
+    "reputation_warmup",
+    "max_rejection",
+)
+"""The fields of :func:`setup_overrides` that apply to the heart-disease section too (the task settings)."""
 
 
 def heart_section(
     args: argparse.Namespace, rules: Sequence[str], attacks: Sequence[str], target: Target
 ) -> dict[str, Any]:
     seeds = [int(x) for x in args.heart_seeds.split(",")]
-    overrides = {field: getattr(args, option) for field, option in HEART_OVERRIDES.items()}
-    setup = replace(HEART, **{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in setup_overrides(args).items() if k in HEART_OVERRIDES and v is not None}
+    setup = replace(HEART, **overrides)
     heart_attacks = [a for a in attacks if a != "sybil"]
     print("\n## Fed-Heart-Disease (4 hospitals, logistic regression)\n")
     print(
@@ -607,19 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return heart_only(args, rules, attacks)
     settings = [int(s) for s in (args.settings or ("1" if args.quick else "1,2,3")).split(",")]
     setup = FMNIST_QUICK if args.quick else FMNIST_FULL
-    overrides = {
-        "rounds": args.rounds,
-        "scoring": args.scoring,
-        "acceptance_threshold": args.threshold,
-        "score_weight": args.score_weight,
-        "center_previous": False if args.zero_center else None,
-        "tau_fraction": args.tau,
-        "clip_to_median_norm": args.clip_to_median_norm,
-        "max_disagreement": args.max_disagreement,
-        "reputation_warmup": args.reputation_warmup,
-        "max_rejection": args.max_rejection,
-        "adaptive_liars": args.adaptive_liars or None,
-    }
+    overrides = setup_overrides(args)
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     target = Target()
     started = time.perf_counter()
