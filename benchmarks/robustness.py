@@ -65,12 +65,19 @@ from robustness_lib.report import (
     recommend,
     results_table,
 )
-from robustness_lib.simulation import FLSetup, RunResult, Scenario, honest_update_norms, run_scenario
+from robustness_lib.simulation import (
+    FLSetup,
+    RunResult,
+    Scenario,
+    honest_update_norms,
+    malicious_members,
+    run_scenario,
+)
 from sklearn.linear_model import LogisticRegression
 
 from fedledger.attacks import ATTACKS, Attack, Backdoor, PixelTrigger, make_attack
 from fedledger.exceptions import FedLedgerError
-from fedledger.federation.config import ledger_rules
+from fedledger.federation.config import TaskConfig, ledger_rules
 from fedledger.learning.aggregation import AGGREGATION_RULES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,8 +130,34 @@ CELL_LEGEND = (
 QUICK_RULES = ("fedavg", "trimmed-mean", "centered-clipping", "fltrust-median")
 QUICK_ATTACKS = ("none", "label-flip", "backdoor", "alie", "fang-trim")
 
+
+def profile_setup(profile: str) -> dict[str, Any]:
+    """The task settings a ledger task of ``profile`` resolves by default (:class:`TaskConfig`), as setup fields."""
+    config = TaskConfig(model={"kind": "benchmark"}, profile=profile)
+    return {
+        "scoring": config.scoring,
+        "acceptance_threshold": config.threshold,
+        "clip_to_median_norm": config.clip_to_median_norm,
+        "max_disagreement": config.max_disagreement,
+        "max_rejection": config.max_rejection,
+    }
+
+
+def profile_rule(profile: str) -> str:
+    """The aggregation rule a ledger task of ``profile`` uses by default."""
+    return TaskConfig(model={"kind": "benchmark"}, profile=profile).aggregation
+
+
 FMNIST_FULL = FLSetup(
-    model="cnn", rounds=20, clients_per_round=10, local_steps=5, batch_size=32, lr=0.1, clip_norm=1.0, committee_size=3
+    model="cnn",
+    rounds=20,
+    clients_per_round=10,
+    local_steps=5,
+    batch_size=32,
+    lr=0.1,
+    clip_norm=1.0,
+    committee_size=3,
+    **profile_setup("consortium"),
 )
 FMNIST_QUICK = replace(FMNIST_FULL, rounds=15)
 HEART = FLSetup(
@@ -136,13 +169,9 @@ HEART = FLSetup(
     lr=0.1,
     clip_norm=1.0,
     committee_size=3,
-    # The task configuration docs/robustness.md recommends for a few silos that all train every round (run 23):
-    # accuracy scoring (trust scoring's references, trained on 6-40 validation rows of one hospital, rejected 70 %
-    # of the other hospitals' honest updates), clipping to the median norm, and trainer reputation.
-    scoring="relative",
-    acceptance_threshold=4_500,
-    clip_to_median_norm=True,
-    max_rejection=5_000,
+    # Four hospitals that all train every round: the few-silos profile (accuracy scoring, clipping to the median
+    # norm, trainer reputation; docs/robustness.md, run 23).
+    **profile_setup("few-silos"),
 )
 HEART_SEEDS = "0,1,2,3,4"
 """Heart-disease cells are cheap (about 0.5 CPU-s) and one seed's backdoor cell ranges over 0-0.8 (run 23)."""
@@ -338,7 +367,7 @@ def heart_section(
         f"Configuration: {json.dumps(asdict(setup))}; one hospital of four malicious (25 %); "
         f"seed(s) {', '.join(map(str, seeds))} (each its own validation split, initial model and malicious hospital)."
     )
-    per_seed, pooled_accuracy, pooled_means = [], [], []
+    per_seed, pooled_accuracy, pooled_means, left_out = [], [], [], []
     for seed in seeds:
         federation, pooled = heart_disease_federation(args.shared_dir / "heart-disease", val_fraction=0.2, seed=seed)
         initial = LocalTrainer(build_model("logreg", num_features=_num_features(federation), seed=seed)).get_params()
@@ -352,6 +381,7 @@ def heart_section(
         pooled_means.append(float(np.mean([pooled_correct[federation.test_groups == g].mean() for g in range(4)])))
         context = GridContext(federation, setup, initial)
         per_seed.append(run_grid(context, scenarios_of(rules, heart_attacks, 0.25, 0.0, seed), args.workers))
+        left_out.append(run_without_malicious(federation, setup, HEART_RULE, 0.25, seed, initial))
     results = per_seed[0] if len(seeds) == 1 else mean_over_seeds(per_seed)
     pooled_mean = float(np.mean(pooled_means))
     print("\nTest error on the four hospitals' test splits pooled. " + CELL_LEGEND)
@@ -370,14 +400,74 @@ def heart_section(
     checks = check_target(results, rules, clean.test_error, target)
     meeting = [c.rule for c in checks if c.meets]
     print(f"Rules meeting the target here: {', '.join(meeting) if meeting else 'none'}.")
+    print(profile_rule_summary(checks, [r for runs in per_seed for r in runs], left_out, clean))
     print(reputation_summary([r for runs in per_seed for r in runs], setup, len(federation.clients)))
     return {
         "setup": asdict(setup),
+        "profile": "few-silos",
+        "left_out_reference": [r.to_json() for r in left_out],
         "seeds": seeds,
         "pooled_accuracy": float(np.mean(pooled_accuracy)),
         "pooled_accuracy_mean_over_hospitals": pooled_mean,
         "results": [r.to_json() for runs in per_seed for r in runs],
     }
+
+
+HEART_RULE = profile_rule("few-silos")
+
+
+def run_without_malicious(
+    federation: Federation, setup: FLSetup, rule: str, malicious_fraction: float, seed: int, initial: dict[str, Any]
+) -> RunResult:
+    """Attack-free training of ``rule`` without the members the seed makes malicious, tested on every member's test
+    split: what a defence that left the attacker out of every round would reach (it loses the attacker's data)."""
+    malicious = set(malicious_members(len(federation.clients), malicious_fraction, seed).tolist())
+    kept = replace(federation, clients=[c for i, c in enumerate(federation.clients) if i not in malicious])
+    trainer = LocalTrainer(build_model(setup.model, num_features=_num_features(federation), seed=seed))
+    return run_scenario(
+        kept,
+        replace(setup, clients_per_round=min(setup.clients_per_round, len(kept.clients))),
+        Scenario(rule, "none", 0.0, 0.0, seed),
+        build_attack("none", federation.num_classes, tabular=True),
+        trainer,
+        initial,
+    )
+
+
+def profile_rule_summary(
+    checks: Sequence[TargetCheck], runs: Sequence[RunResult], left_out: Sequence[RunResult], clean: RunResult
+) -> str:
+    """Where the few-silos profile's rule misses the target, against what leaving the attacker out would reach, how
+    alike honest updates are, and how validators scored the attackers' updates against the honest ones."""
+    check = next((c for c in checks if c.rule == HEART_RULE), None)
+    if check is None:
+        return ""
+    misses = "; ".join(check.failures) if check.failures else "none"
+    errors = [r.test_error for r in left_out]
+    alignment = [r.honest_alignment for r in runs if r.scenario.rule == HEART_RULE and r.honest_alignment is not None]
+    text = (
+        f"\nThe few-silos profile's rule ({HEART_RULE}): misses {misses}. Left-out reference ({HEART_RULE} trained "
+        f"without the malicious hospital, so without its data, tested on all four test splits: what a defence that "
+        f"left the attacker out of every round would reach): test error {np.mean(errors):.3f}"
+        f"{f'±{np.std(errors, ddof=1):.3f}' if len(errors) > 1 else ''} against {clean.test_error:.3f} with every "
+        "hospital honest."
+    )
+    if alignment:
+        text += (
+            f" Honest hospitals' updates, second half of the rounds: mean cosine {np.mean(alignment):+.2f} with the "
+            "mean of the other honest hospitals' updates (near or below 0: each pulls its own way)."
+        )
+    medians = []
+    for attack in dict.fromkeys(r.scenario.attack for r in runs if r.scenario.rule == HEART_RULE):
+        cells = [r for r in runs if r.scenario.rule == HEART_RULE and r.scenario.attack == attack]
+        bad = [m for r in cells for m in r.malicious_medians]
+        good = [m for r in cells for m in r.honest_medians]
+        if bad and good:
+            low = np.percentile(good, 10)
+            medians.append(f"{attack} {np.mean(bad):.0f} vs {np.mean(good):.0f} (honest 10th percentile {low:.0f})")
+    if medians:
+        text += " Committee medians of the attacker's updates vs the honest ones, mean: " + "; ".join(medians) + "."
+    return text
 
 
 LEDGER_NOTE = "among the rules a ledger task can use: fltrust's trusted root is an honest member the simulator picks"

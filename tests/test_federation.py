@@ -54,6 +54,14 @@ def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) 
     assert all(rejected[(r, attacker)] == 1 for r in (1, 2, 3)), data["rejected"]
     assert all(r["member"] == attacker for r in data["rejected"])  # no honest hospital lost
     assert all("below the" in r["reason"] for r in data["rejected"])
+    # A handful of hospitals that all train every round: the few-silos profile's robustness settings.
+    setup = data["setup"]
+    assert (setup["profile"], setup["rule"], setup["clip_to_median_norm"], setup["max_rejection"]) == (
+        "few-silos",
+        "fedavg",
+        True,
+        5_000,
+    )
 
 
 def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(tmp_path: Path) -> None:
@@ -83,9 +91,10 @@ def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(t
     [
         (["--members", "2"], "at least 3 hospitals, got --members 2"),
         (["--members", "5", "--malicious", "3"], "fewer than half the consortium: --malicious 3 of 5"),
+        (["--profile", "silos"], "unknown profile 'silos'; known: consortium, few-silos"),
     ],
 )
-def test_cli_demo_refuses_bad_member_counts_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+def test_cli_demo_refuses_bad_settings_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     out = runner.invoke(app, ["demo", "-w", str(tmp_path / "ws"), *args])
     assert out.exit_code == 2 and message in " ".join(out.output.split()) and "Traceback" not in out.output
     assert not (tmp_path / "ws").exists()  # refused before anything was created

@@ -39,6 +39,7 @@ from robustness_lib.simulation import (  # noqa: E402
     FLSetup,
     RunResult,
     Scenario,
+    alignment_with_others,
     committee_scores,
     run_scenario,
     trust_committee_scores,
@@ -313,12 +314,65 @@ def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
     ]
     printed = capsys.readouterr().out
     assert "seed(s) 0, 1" in printed and "Trainer reputation (max rejection 5000 bps" in printed
+    # The few-silos profile's rule against the left-out reference: one attack-free run per seed without the
+    # malicious hospital (seeds 0 and 1 make hospital 3 malicious), on all four hospitals' test rows.
+    assert raw["profile"] == "few-silos"
+    reference = raw["left_out_reference"]
+    assert [(r["rule"], r["attack"], r["seed"], r["malicious_fraction"]) for r in reference] == [
+        ("fedavg", "none", 0, 0.0),
+        ("fedavg", "none", 1, 0.0),
+    ]
+    assert all(0 < r["test_error"] < 0.5 and r["mean_test_error_per_group"] is not None for r in reference)
+    assert "The few-silos profile's rule (fedavg)" in printed and "Left-out reference" in printed
+    assert "Committee medians of the attacker's updates vs the honest ones" in printed
     # The task options override the section's configuration.
     argv = ["--heart-only", "--rules", "fedavg", "--attacks", "none", "--heart-seeds", "0"]
     argv += ["--workers", "1", "--shared-dir", str(HEART_DIR.parent), "--json", str(out)]
     assert robustness.main([*argv, "--scoring", "trust", "--threshold", "5100", "--max-rejection", "0"]) == 0
     setup = json.loads(out.read_text())["heart_disease"]["setup"]
     assert (setup["scoring"], setup["acceptance_threshold"], setup["max_rejection"]) == ("trust", 5_100, 0)
+
+
+def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
+    import robustness  # noqa: PLC0415
+
+    assert robustness.profile_setup("few-silos") == {
+        "scoring": "relative",
+        "acceptance_threshold": 4_500,
+        "clip_to_median_norm": True,
+        "max_disagreement": 5_000,
+        "max_rejection": 5_000,
+    }
+    heart, fmnist = robustness.HEART, robustness.FMNIST_FULL
+    assert (heart.scoring, heart.clip_to_median_norm, heart.max_rejection) == ("relative", True, 5_000)
+    assert (fmnist.scoring, fmnist.acceptance_threshold, fmnist.clip_to_median_norm) == ("trust", 5_100, False)
+    assert robustness.HEART_RULE == "fedavg" and robustness.profile_rule("consortium") == "centered-clipping"
+
+
+def test_honest_alignment_is_the_cosine_with_the_others_mean() -> None:
+    aligned = [{"w": np.array([1.0, 0.0])}, {"w": np.array([2.0, 0.0])}, {"w": np.array([1.0, 0.1])}]
+    assert all(c > 0.99 for c in alignment_with_others(aligned))
+    opposed = [{"w": np.array([1.0, 0.0])}, {"w": np.array([-1.0, 0.0])}]
+    assert alignment_with_others(opposed) == [-1.0, -1.0]
+    assert alignment_with_others(opposed[:1]) == []  # one update has no others
+    assert alignment_with_others([{"w": np.zeros(2)}, {"w": np.ones(2)}]) == []  # a zero update has no direction
+    result = _run(Scenario("fedavg", "none", 0.25), _setup(rounds=4))
+    assert result.honest_alignment is not None and -1 <= result.honest_alignment <= 1
+
+
+def test_run_without_malicious_leaves_the_seeds_attacker_out() -> None:
+    import robustness  # noqa: PLC0415
+
+    federation = _tabular_federation()
+    trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+    result = robustness.run_without_malicious(federation, _setup(), "fedavg", 0.25, 0, trainer.get_params())
+    assert (result.scenario.attack, result.scenario.malicious_fraction, result.malicious_acceptance) == (
+        "none",
+        0.0,
+        None,
+    )
+    # Three members left, all honest: every update came from them and was accepted.
+    assert result.honest_acceptance == 1.0 and result.test_error < 0.3
 
 
 def test_validators_reject_sign_flipped_updates() -> None:

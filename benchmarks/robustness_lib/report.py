@@ -62,6 +62,7 @@ def mean_over_seeds(per_seed: Sequence[Sequence[RunResult]]) -> list[RunResult]:
         flips = [r.backdoor_flips for r in runs if r.backdoor_flips is not None]
         malicious = [r.malicious_acceptance for r in runs if r.malicious_acceptance is not None]
         groups = [r.mean_test_error_per_group for r in runs if r.mean_test_error_per_group is not None]
+        alignments = [r.honest_alignment for r in runs if r.honest_alignment is not None]
         out.append(
             replace(
                 runs[0],
@@ -73,6 +74,7 @@ def mean_over_seeds(per_seed: Sequence[Sequence[RunResult]]) -> list[RunResult]:
                 honest_acceptance=statistics.fmean(r.honest_acceptance for r in runs),
                 malicious_acceptance=statistics.fmean(malicious) if malicious else None,
                 mean_test_error_per_group=statistics.fmean(groups) if groups else None,
+                honest_alignment=statistics.fmean(alignments) if alignments else None,
                 seconds=sum(r.seconds for r in runs),
                 cpu_seconds=sum(r.cpu_seconds for r in runs),
                 rule_errors=[f"seed {r.scenario.seed} {e}" for r in runs for e in r.rule_errors],

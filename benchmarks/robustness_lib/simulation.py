@@ -66,6 +66,7 @@ __all__ = [
     "RoundStats",
     "RunResult",
     "Scenario",
+    "alignment_with_others",
     "committee_scores",
     "honest_update_norms",
     "malicious_members",
@@ -158,6 +159,7 @@ class RoundStats:
     malicious_medians: list[int] = field(default_factory=list)
     committees: int = 0
     lying_majorities: int = 0
+    honest_alignment: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -201,6 +203,10 @@ class RunResult:
     num_attackers: int = 0
     lying_majority: float | None = None
     """Share of the committees drawn in which lying validators held a strict majority (None without liars)."""
+    honest_alignment: float | None = None
+    """Mean cosine of each honest update with the mean of the round's other honest updates, over the second half of
+    the rounds: whether honest members pull the same way. Near or below 0 the data are heterogeneous enough that a
+    crafted update cannot be told from an honest outlier (Karimireddy, He, Jaggi, ICLR 2022)."""
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> RunResult:
@@ -436,6 +442,10 @@ def run_scenario(
             crafted = attack.craft([deltas[c] for c in round_malicious if c in deltas], ctx)
             deltas.update(zip(round_malicious, crafted, strict=True))
 
+        if 2 * r >= setup.rounds:
+            honest_deltas = [deltas[int(c)] for c in owners if not is_malicious[c]]
+            stats.honest_alignment.extend(alignment_with_others(honest_deltas))
+
         # The node path: local = global + delta -> pipeline (clip, fixed point), then decode for scoring.
         updates: list[dict[str, np.ndarray]] = []
         counts: list[int] = []
@@ -605,7 +615,22 @@ def run_scenario(
         num_liars=len(liars),
         num_attackers=len(attackers),
         lying_majority=stats.lying_majorities / stats.committees if liars and stats.committees else None,
+        honest_alignment=float(np.mean(stats.honest_alignment)) if stats.honest_alignment else None,
     )
+
+
+def alignment_with_others(deltas: Sequence[Params]) -> list[float]:
+    """Each delta's cosine with the mean of the others (none for fewer than two)."""
+    if len(deltas) < 2:
+        return []
+    vectors = np.stack([np.concatenate([np.ravel(d[k]) for k in sorted(d)]).astype(np.float64) for d in deltas])
+    out = []
+    for i, v in enumerate(vectors):
+        others = np.delete(vectors, i, axis=0).mean(axis=0)
+        norm = float(np.linalg.norm(v) * np.linalg.norm(others))
+        if norm > 0:
+            out.append(float(v @ others) / norm)
+    return out
 
 
 def _disagreement(reputation: ValidatorReputation[int], validators: Sequence[int]) -> float | None:

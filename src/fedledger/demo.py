@@ -115,6 +115,7 @@ def run_demo(
     seed: int = 7,
     dp_epsilon: float | None = None,
     secure_aggregation: bool = False,
+    profile: str = "few-silos",
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
 ) -> DemoResult:
@@ -131,7 +132,7 @@ def run_demo(
     ws = Workspace.create(root, chain=ChainSpec(), scrypt_n=2**14)
     try:
         setup = _Setup(
-            members, rounds, attack, malicious, rule, committee, seed, dp_epsilon, secure_aggregation, scoring
+            members, rounds, attack, malicious, rule, committee, seed, dp_epsilon, secure_aggregation, scoring, profile
         )
         return _run(ws, setup, on_round, on_event, started)
     finally:
@@ -150,6 +151,7 @@ class _Setup:
     dp_epsilon: float | None = None
     secure_aggregation: bool = False
     scoring: str = "relative"
+    profile: str = "few-silos"  # a handful of hospitals that all train every round
 
 
 def add_patient_identifiers(path: Path, *, seed: int) -> dict[str, list[str]]:
@@ -239,6 +241,7 @@ def _run(
         # shares, less noise per member, while one hospital may still drop out (or, malicious, add none).
         min_commitments=max(2, n_members - 1 if setup.dp_epsilon and setup.secure_aggregation else n_members // 2),
         proposal_quorum=min(3, n_members - n_malicious),
+        profile=setup.profile,
         aggregation=setup.rule,
         # Not the task default ("trust"): breast cancer converges in the first round, and from then on honest
         # hospitals' updates are small steps towards their own data, at arbitrary angles to a validator's
@@ -303,8 +306,11 @@ def _run(
     setup_row = {
         "attack": attack,
         "malicious": n_malicious,
+        "profile": config.profile,
         "rule": config.aggregation,
         "scoring": config.scoring,
+        "clip_to_median_norm": config.clip_to_median_norm,
+        "max_rejection": config.max_rejection,
         "committee": setup.committee,
         "secure_aggregation": setup.secure_aggregation,
         # Under secure aggregation updates are masked: no validator can score one, so none is screened.

@@ -30,11 +30,19 @@ def demo(
     rule: Annotated[
         str,
         typer.Option(
-            help="Aggregation rule in validated rounds: auto (centered-clipping, the robustness benchmark's "
-            "choice), fedavg, median, trimmed-mean, krum, multi-krum, bulyan, fltrust-median, ...; secure "
-            "rounds only sum (fedavg)."
+            help="Aggregation rule in validated rounds: auto (the profile's: fedavg for few silos, centered-clipping "
+            "for a consortium; the robustness benchmark's choices), fedavg, median, trimmed-mean, krum, multi-krum, "
+            "bulyan, fltrust-median, ...; secure rounds only sum (fedavg)."
         ),
     ] = "auto",
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Defaults for the robustness settings (fedledger.federation.config.PROFILES): few-silos (a "
+            "handful of members that all train every round, as here: FedAvg, clipping to the median norm, "
+            "trainer reputation) or consortium (many members sampled each round: centered clipping)."
+        ),
+    ] = "few-silos",
     committee: Annotated[
         int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
     ] = 0,
@@ -70,7 +78,7 @@ def demo(
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
     from fedledger.attacks import parse_attack
     from fedledger.demo import run_demo
-    from fedledger.federation.config import ledger_rules
+    from fedledger.federation.config import PROFILES, ledger_rules
     from fedledger.learning.scoring import SCORING_RULES
 
     parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
@@ -78,6 +86,8 @@ def demo(
         raise ConfigError(f"unknown aggregation rule {rule!r}; known: {', '.join(ledger_rules())}")
     if scoring not in SCORING_RULES:
         raise ConfigError(f"unknown scoring rule {scoring!r}; known: {', '.join(SCORING_RULES)}")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     if workspace is not None and (workspace / "config.json").exists():
         raise BadInput(f"{workspace} already holds a workspace; pick a new folder for the demo")
     out = err_console if json_out else console
@@ -107,6 +117,7 @@ def demo(
             seed=seed,
             dp_epsilon=dp_epsilon or None,
             secure_aggregation=secure_aggregation,
+            profile=profile,
             on_round=on_round,
         )
     data = result.to_json()
@@ -156,6 +167,12 @@ def demo(
             console.print(f"malformed masked updates   {len(rejected)} dropped")
         else:
             console.print(f"rejected updates           {len(rejected)}")
+            row = result.setup
+            console.print(
+                f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring, {row['rule']}"
+                + (", clipping to the median norm" if row["clip_to_median_norm"] else "")
+                + (f", trainer reputation {row['max_rejection']} bps" if row["max_rejection"] else "")
+            )
         v = result.verification
         verdict = "[green]verified[/]" if v["ok"] else f"[red]FAILED[/]: {v['first_discrepancy']}"
         console.print(

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_SCORING",
     "DEFAULT_THRESHOLDS",
     "DP_MODES",
+    "PROFILES",
     "TaskConfig",
     "ledger_rules",
 ]
@@ -75,11 +76,38 @@ DEFAULT_MAX_DISAGREEMENT = 5_000
 DEFAULT_MAX_REJECTION = 0
 """Trainer reputation off by default: it needs a scoring rule that accepts honest updates (in the four-hospital
 benchmark, trust scoring rejected 70 % of them and trainer reputation would strike every hospital). In small
-consortia scored by ``relative`` it is what stops a backdoor (docs/robustness.md, run 23): use 5000 there."""
+consortia scored by ``relative`` it is what stops a backdoor (docs/robustness.md, run 23): the ``few-silos``
+profile sets 5000."""
 
 DEFAULT_REPUTATION_WARMUP = 10
 """Scores before a validator can be distrusted: about five rounds of the benchmark's committees of 21 among 100
 members (10 updates x 21 seats / 100 validators per round), so one unlucky round cannot exclude anyone."""
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # Dozens of members or more, a sample of them training each round, validator committees: the benchmark's
+    # 100-member Fashion-MNIST federation (docs/robustness.md, runs 14-22).
+    "consortium": {
+        "scoring": DEFAULT_SCORING,
+        "aggregation": DEFAULT_RULE,
+        "clip_to_median_norm": DEFAULT_CLIP_TO_MEDIAN_NORM,
+        "max_rejection": DEFAULT_MAX_REJECTION,
+    },
+    # A handful of members that all train every round: the four-hospital heart-disease federation (run 23).
+    # Trust scoring's references, trained on one silo's few validation rows, rejected 70 % of the other silos'
+    # honest updates; accuracy scoring accepts them, so trainer reputation can strike the one that keeps failing,
+    # and clipping to the median norm keeps a boosted update from outweighing the rest. Unweighted rules let a
+    # 24-row hospital pull as hard as a 159-row one: FedAvg.
+    "few-silos": {
+        "scoring": "relative",
+        "aggregation": "fedavg",
+        "clip_to_median_norm": True,
+        "max_rejection": 5_000,
+    },
+}
+"""The defaults of the settings a task leaves unset, per kind of federation (``TaskConfig.profile``), as
+benchmarks/robustness.py chose them. Secure aggregation overrides them all: it sums masked updates with FedAvg and
+has no per-update scores or norms."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +115,11 @@ class TaskConfig:
     """Model, training, update and round rules of one task."""
 
     model: dict[str, Any]
+    # Which defaults fill the robustness settings left unset (scoring, aggregation, clip_to_median_norm,
+    # max_rejection): "consortium" (many members, a sample training each round) or "few-silos" (a handful that
+    # all train every round). See PROFILES. A config committed before profiles existed loads as "consortium",
+    # whose defaults it was resolved with.
+    profile: str = "consortium"
     rounds: int = 10
     local_epochs: int = 5
     seed: int = 0
@@ -96,19 +129,21 @@ class TaskConfig:
     max_update_bytes: int = 16 * 2**20
     max_examples: int = 10_000_000
     # Acceptance (contract rule: median of validators' scores >= threshold) and aggregation, as
-    # benchmarks/robustness.py chose (docs/robustness.md). "auto" scoring is ``trust`` (cosine of the update
-    # with the validator's own update on its validation data) except under client-level DP without secure
-    # aggregation, where the noise hides every update's direction and ``relative`` (accuracy change) is used.
-    # The threshold defaults to the scoring rule's (DEFAULT_THRESHOLDS). "auto" aggregation is centered
-    # clipping in validated rounds and fedavg under secure aggregation.
+    # benchmarks/robustness.py chose (docs/robustness.md). "auto" scoring is the profile's (consortium: ``trust``,
+    # the cosine of the update with the validator's own update on its validation data; few-silos: ``relative``)
+    # except under client-level DP without secure aggregation, where the noise hides every update's direction and
+    # ``relative`` (accuracy change) is used. The threshold defaults to the scoring rule's (DEFAULT_THRESHOLDS).
+    # "auto" aggregation is the profile's rule in validated rounds (centered clipping, or fedavg for few silos) and
+    # fedavg under secure aggregation.
     acceptance_threshold: int | None = None
     scoring: str = "auto"
     aggregation: str = "auto"
     aggregation_params: dict[str, Any] = field(default_factory=dict)  # the rule's parameters (see its module)
     # FLAME's adaptive clipping before the rule (fedledger.learning.aggregation.median_norm): each accepted update
-    # longer than the round's median accepted norm is scaled down to it. None: DEFAULT_CLIP_TO_MEDIAN_NORM in
-    # validated rounds, off under secure aggregation (which sees no individual update). A config committed before
-    # this setting existed loads as False, which is what its aggregators did.
+    # longer than the round's median accepted norm is scaled down to it. None: the profile's in validated rounds
+    # (consortium: off, DEFAULT_CLIP_TO_MEDIAN_NORM; few-silos: on), off under secure aggregation (which sees no
+    # individual update). A config committed before this setting existed loads as False, which is what its
+    # aggregators did.
     clip_to_median_norm: bool | None = None
     # Round timing and quorums (block-time seconds)
     min_commitments: int = 2
@@ -125,8 +160,9 @@ class TaskConfig:
     reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
     # Trainer reputation (fedledger.chain.reputation.TrainerReputation): a trainer with more than max_rejection basis
     # points of its scored updates rejected, after reputation_warmup of them, has its later updates left out of the
-    # accepted set. 0: off (DEFAULT_MAX_REJECTION).
-    max_rejection: int = DEFAULT_MAX_REJECTION
+    # accepted set. 0: off. None: the profile's (consortium: 0, DEFAULT_MAX_REJECTION; few-silos: 5000), 0 under
+    # secure aggregation.
+    max_rejection: int | None = None
     # Purpose of processing (canonical name, e.g. "model-training:breast-cancer-diagnosis"); empty: the task
     # has no data registry and commitments name no dataset.
     purpose: str = ""
@@ -148,15 +184,19 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if "kind" not in self.model:
             raise ConfigError("task config: model spec needs a 'kind'")
+        if not isinstance(self.profile, str) or self.profile not in PROFILES:
+            raise ConfigError(f"task config: unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        defaults = PROFILES[self.profile]
         if self.aggregation == "auto":  # frozen: resolve once, so the committed config names the rule
-            object.__setattr__(self, "aggregation", "fedavg" if self.secure_aggregation else DEFAULT_RULE)
+            object.__setattr__(self, "aggregation", "fedavg" if self.secure_aggregation else defaults["aggregation"])
         if self.aggregation not in ledger_rules():
             raise ConfigError(
                 f"task config: aggregation rule {self.aggregation!r} is not available to ledger tasks; "
                 f"known: {', '.join(ledger_rules())}"
             )
         if self.clip_to_median_norm is None:
-            object.__setattr__(self, "clip_to_median_norm", DEFAULT_CLIP_TO_MEDIAN_NORM and not self.secure_aggregation)
+            clip = defaults["clip_to_median_norm"] and not self.secure_aggregation
+            object.__setattr__(self, "clip_to_median_norm", clip)
         if not isinstance(self.clip_to_median_norm, bool):
             raise ConfigError(
                 f"task config: clip_to_median_norm must be true or false, got {self.clip_to_median_norm!r}"
@@ -166,7 +206,7 @@ class TaskConfig:
 
         if self.scoring == "auto":
             client_dp = self.dp_epsilon is not None and self.dp_mode == "client" and not self.secure_aggregation
-            object.__setattr__(self, "scoring", "relative" if client_dp else DEFAULT_SCORING)
+            object.__setattr__(self, "scoring", "relative" if client_dp else defaults["scoring"])
         if self.scoring not in SCORING_RULES:
             raise ConfigError(f"task config: unknown scoring rule {self.scoring!r}; known: {', '.join(SCORING_RULES)}")
         if self.acceptance_threshold is None:
@@ -240,6 +280,9 @@ class TaskConfig:
     def _check_reputation(self) -> None:
         if self.max_disagreement is None:
             object.__setattr__(self, "max_disagreement", 0 if self.secure_aggregation else DEFAULT_MAX_DISAGREEMENT)
+        if self.max_rejection is None:
+            max_rejection = 0 if self.secure_aggregation else PROFILES[self.profile]["max_rejection"]
+            object.__setattr__(self, "max_rejection", max_rejection)
         for name, value, top in (
             ("max_disagreement", self.max_disagreement, 10_000),
             ("max_rejection", self.max_rejection, 10_000),
@@ -320,7 +363,7 @@ class TaskConfig:
             secagg_threshold=max(1, self.secagg_threshold) if self.secure_aggregation else 0,
             max_disagreement=self.max_disagreement or 0,
             reputation_warmup=self.reputation_warmup,
-            max_rejection=self.max_rejection,
+            max_rejection=self.max_rejection or 0,
         )
 
     @classmethod
@@ -332,6 +375,7 @@ class TaskConfig:
         if not isinstance(body, dict) or body.pop("format", None) != CONFIG_FORMAT:
             raise ConfigError(f"task config is not in format {CONFIG_FORMAT}")
         body.setdefault("clip_to_median_norm", False)  # committed before the setting existed: no such clipping
+        body.setdefault("max_rejection", 0)  # likewise: no trainer reputation
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(body) - known)
         if unknown:
