@@ -444,7 +444,11 @@ def profile_rule_summary(
         return ""
     misses = "; ".join(check.failures) if check.failures else "none"
     errors = [r.test_error for r in left_out]
-    alignment = [r.honest_alignment for r in runs if r.scenario.rule == HEART_RULE and r.honest_alignment is not None]
+    by_attack: dict[str, list[RunResult]] = {}
+    for r in runs:
+        if r.scenario.rule == HEART_RULE:
+            by_attack.setdefault(r.scenario.attack, []).append(r)
+    alignment = [r.honest_alignment for cells in by_attack.values() for r in cells if r.honest_alignment is not None]
     text = (
         f"\nThe few-silos profile's rule ({HEART_RULE}): misses {misses}. Left-out reference ({HEART_RULE} trained "
         f"without the malicious hospital, so without its data, tested on all four test splits: what a defence that "
@@ -458,8 +462,7 @@ def profile_rule_summary(
             "mean of the other honest hospitals' updates (near or below 0: each pulls its own way)."
         )
     medians = []
-    for attack in dict.fromkeys(r.scenario.attack for r in runs if r.scenario.rule == HEART_RULE):
-        cells = [r for r in runs if r.scenario.rule == HEART_RULE and r.scenario.attack == attack]
+    for attack, cells in by_attack.items():
         bad = [m for r in cells for m in r.malicious_medians]
         good = [m for r in cells for m in r.honest_medians]
         if bad and good:
