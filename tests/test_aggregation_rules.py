@@ -18,6 +18,7 @@ from fedledger.learning.aggregation import (
     _exact,
     aggregate,
     bulyan,
+    example_cap,
     median,
     median_norm,
     trimmed_mean,
@@ -655,3 +656,56 @@ def small_updates(n: int = 5) -> Updates:
 def test_bad_input_is_an_aggregation_error_naming_the_problem(call, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(AggregationError, match=message):
         call(small_updates())
+
+
+# --- capping declared example counts at the round's median ---------------------------------------------------------
+
+
+def test_example_cap_is_the_upper_median_of_the_committed_counts() -> None:
+    assert example_cap.median_example_cap([159, 24, 10_000_000, 68]) == 159  # one inflater of four: an honest count
+    assert example_cap.median_example_cap([5, 1, 3]) == 3
+    assert example_cap.cap_example_counts([159, 24, 10_000_000, 68], 159) == [159, 24, 159, 68]
+    with pytest.raises(ValueError, match="no committed example counts"):
+        example_cap.median_example_cap([])
+
+
+@settings(max_examples=50, deadline=None)
+@given(honest=st.lists(st.integers(1, 10_000), min_size=1, max_size=12), data=st.data())
+def test_a_minority_of_inflated_counts_cannot_raise_the_cap_above_an_honest_count(
+    honest: list[int], data: st.DataObject
+) -> None:
+    # Any counts from fewer members than the honest ones (a strict minority of the round).
+    inflated = data.draw(st.lists(st.integers(1, 10**7), max_size=len(honest) - 1), label="inflated")
+    cap = example_cap.median_example_cap(honest + inflated)
+    assert min(honest) <= cap <= max(honest)
+    capped = example_cap.cap_example_counts(honest + inflated, cap)
+    assert max(capped) <= max(honest)
+    assert all(c == n for n, c in zip(honest + inflated, capped, strict=True) if n <= cap)
+
+
+def test_fedavg_under_the_cap_weights_an_inflated_claim_as_the_median_member() -> None:
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [-4.0, -4.0]])
+    updates = encode_rows(rows, split=1)
+    counts = [100, 60, 10_000_000]  # the third member claims the task's maximum
+    plain, capped = run("fedavg", updates, counts), run("fedavg", updates, counts, example_cap=100)
+    assert flat_float(plain) == pytest.approx([-4.0, -4.0], abs=1e-3)  # the claim outweighs everyone
+    assert flat(capped).tolist() == flat(run("fedavg", updates, [100, 60, 100])).tolist()
+    assert capped.details["example_cap"] == 100
+    # Counts at or below the cap keep their weights exactly: the same bits as no cap at all.
+    assert (
+        flat(run("fedavg", updates, [100, 60, 80], example_cap=100)).tolist()
+        == flat(run("fedavg", updates, [100, 60, 80])).tolist()
+    )
+
+
+def test_rules_that_ignore_counts_are_unchanged_by_the_cap() -> None:
+    updates = encode_rows(np.random.default_rng(3).standard_normal((5, 6)))
+    counts = [10, 20, 30, 40, 10_000_000]
+    for rule in ("median", "centered-clipping", "trimmed-mean"):
+        assert flat(run(rule, updates, counts, example_cap=30)).tolist() == flat(run(rule, updates, counts)).tolist()
+
+
+@pytest.mark.parametrize("cap", [0, -3, True, 2.5])
+def test_a_bad_example_cap_is_refused_by_name(cap: object) -> None:
+    with pytest.raises(AggregationError, match="example_cap must be a positive integer"):
+        run("fedavg", encode_rows(np.ones((2, 2))), example_cap=cap)

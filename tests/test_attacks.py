@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -22,6 +23,7 @@ from fedledger.attacks import (
     Backdoor,
     Coalition,
     Compose,
+    CountInflation,
     FangKrum,
     FangTrim,
     FreeRider,
@@ -41,13 +43,16 @@ from fedledger.attacks import (
     make_attack,
     parse_attack,
 )
+from fedledger.audit import verify_task
 from fedledger.chain import Phase
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import Simulation, TaskConfig
+from fedledger.federation.rules import aggregate_round
 from fedledger.federation.setup import create_consortium
 from fedledger.learning import (
     FixedPoint,
     Params,
+    decode_model,
     flatten,
 )
 from fedledger.store import decode_tensors
@@ -96,6 +101,7 @@ def test_registry_covers_every_named_attack() -> None:
         "fang-trim",
         "free-rider",
         "free-rider-noise",
+        "count-inflation",
         "sybil",
         "lying-validators",
         "none",
@@ -573,6 +579,64 @@ def test_free_riding_coalition_members_need_no_training() -> None:
     assert honest.needs_training
     b = benign_deltas(1)[0]
     np.testing.assert_allclose(vec(honest.local_params(trained_params(b), GLOBAL, 1)), vec(trained_params(b)))
+
+
+def test_count_inflation_claims_the_task_maximum_and_composes() -> None:
+    assert CountInflation().claimed_examples(50, max_examples=10_000) == 10_000
+    assert CountInflation(claim=300).claimed_examples(50, max_examples=10_000) == 300
+    assert CountInflation(claim=10**9).claimed_examples(50, max_examples=10_000) == 10_000  # what the check admits
+    free_riding = make_attack("free-rider+count-inflation")
+    assert free_riding.claimed_examples(50, max_examples=10_000) == 10_000 and not free_riding.needs_training
+    for name in ("none", "sign-flip", "backdoor", "free-rider"):  # every other attack declares what it trained on
+        assert make_attack(name).claimed_examples(50, max_examples=10_000) == 50
+    assert Coalition(CountInflation(), num_malicious=1).member(0).claimed_examples(50, max_examples=99) == 99
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="claim must be a non-negative integer"):
+            CountInflation(claim=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_an_inflated_count_weighs_as_the_median_member_on_the_ledger(tmp_path: Path) -> None:
+    """A free-rider declaring the task's maximum example count through an unmodified MemberNode: validators
+    accept its zero update (it costs them no accuracy), and FedAvg with the claim taken as declared would return
+    almost the start model. The aggregators cap every count at the round's upper median declared count, so the
+    finalized model moves as the three honest hospitals' updates say, and the audit recomputes the same."""
+    datas = hospital_datas(tmp_path, 4)
+    config = hospital_task(rounds=1, min_commitments=4, profile="few-silos")
+    coalition = Coalition(make_attack("free-rider+count-inflation"), num_malicious=1, num_workers=4)
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws, config=config, datas=datas, password="pw", behaviors=[None, None, None, *coalition.members]
+        )
+        Simulation(sim.task, sim.nodes).run()
+        info, updates = sim.task.round(1), sim.task.updates(1)
+        inflater = sim.nodes[3].account.address
+        claims = {u.member: u.num_examples for u in updates}
+        assert claims[inflater] == config.max_examples
+        assert sorted(claims.values())[:3] == sorted(len(d.y_train) for d in datas[:3])
+        assert {updates[i].member for i in info.accepted} == set(claims)  # the free ride passed the validators
+        start = decode_model(sim.store.get(info.global_model.removeprefix("0x")))
+
+        def recompute(cap: bool) -> tuple[str, float]:
+            result = aggregate_round(
+                sim.store,
+                replace(config, cap_examples_to_median=cap),
+                start.params,
+                start.spec,
+                updates,
+                info.accepted,
+                round_id=1,
+            )
+            step = np.sqrt(sum(float(np.sum((result.params[k] - start.params[k]) ** 2)) for k in start.params))
+            return result.model_hash, step
+
+        (capped_hash, capped_step), (plain_hash, plain_step) = recompute(True), recompute(False)
+        assert sim.task.model_history()[1] == capped_hash != plain_hash
+        assert plain_step < 0.01 * capped_step  # uncapped, the claim of ten million examples froze the model
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+    finally:
+        ws.close()
 
 
 def test_every_attack_is_an_attack_subclass() -> None:

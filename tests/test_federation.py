@@ -60,8 +60,9 @@ def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) 
         "few-silos",
         "fedavg",
         True,
-        5_000,
+        4_000,
     )
+    assert setup["cap_examples_to_median"] is True
 
 
 def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(tmp_path: Path) -> None:

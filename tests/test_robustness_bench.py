@@ -289,6 +289,17 @@ def test_trainer_reputation_leaves_a_mostly_rejected_trainer_out_as_the_contract
     assert on.honest_acceptance == plain.honest_acceptance
 
 
+def test_an_inflated_count_is_capped_at_the_median_members_in_the_simulation() -> None:
+    # A free-rider claiming the task's maximum example count: its zero update passes the validators, and with the
+    # claim taken as declared FedAvg barely moves; with the cap (the default) the honest members train the model.
+    scenario = Scenario("fedavg", "free-rider+count-inflation", 0.25)
+    scored = {"scoring": "relative", "acceptance_threshold": 4_500}  # a zero update costs no accuracy
+    capped, plain = _run(scenario, _setup(**scored)), _run(scenario, _setup(**scored, cap_examples_to_median=False))
+    assert capped.malicious_acceptance == plain.malicious_acceptance == 1.0
+    assert capped.test_error + 0.1 < plain.test_error
+    assert not capped.rule_errors
+
+
 @pytest.mark.skipif(not HEART_DIR.is_dir(), reason="shared heart-disease data not present")
 def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -303,9 +314,10 @@ def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
     assert raw["seeds"] == [0, 1]
     assert (raw["setup"]["scoring"], raw["setup"]["max_rejection"], raw["setup"]["clip_to_median_norm"]) == (
         "relative",
-        5_000,
+        4_000,
         True,
     )
+    assert raw["setup"]["cap_examples_to_median"] is True
     assert sorted((r["attack"], r["seed"]) for r in raw["results"]) == [
         ("backdoor", 0),
         ("backdoor", 1),
@@ -313,7 +325,7 @@ def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
         ("none", 1),
     ]
     printed = capsys.readouterr().out
-    assert "seed(s) 0, 1" in printed and "Trainer reputation (max rejection 5000 bps" in printed
+    assert "seed(s) 0, 1" in printed and "Trainer reputation (max rejection 4000 bps" in printed
     # The few-silos profile's rule against the left-out reference: one attack-free run per seed without the
     # malicious hospital (seeds 0 and 1 make hospital 3 malicious), on all four hospitals' test rows.
     assert raw["profile"] == "few-silos"
@@ -340,11 +352,13 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
         "scoring": "relative",
         "acceptance_threshold": 4_500,
         "clip_to_median_norm": True,
+        "cap_examples_to_median": True,
         "max_disagreement": 5_000,
-        "max_rejection": 5_000,
+        "max_rejection": 4_000,
     }
     heart, fmnist = robustness.HEART, robustness.FMNIST_FULL
-    assert (heart.scoring, heart.clip_to_median_norm, heart.max_rejection) == ("relative", True, 5_000)
+    assert (heart.scoring, heart.clip_to_median_norm, heart.max_rejection) == ("relative", True, 4_000)
+    assert heart.cap_examples_to_median and fmnist.cap_examples_to_median
     assert (fmnist.scoring, fmnist.acceptance_threshold, fmnist.clip_to_median_norm) == ("trust", 5_100, False)
     assert robustness.HEART_RULE == "fedavg" and robustness.profile_rule("consortium") == "centered-clipping"
 

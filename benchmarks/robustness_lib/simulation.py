@@ -52,8 +52,14 @@ from fedledger.attacks.backdoor import PixelTrigger, backdoor_success_rate
 from fedledger.chain.reputation import TrainerReputation, ValidatorReputation
 from fedledger.chain.task import contract_median
 from fedledger.exceptions import AggregationError, ConfigError
-from fedledger.federation.config import DEFAULT_MAX_DISAGREEMENT, DEFAULT_MAX_REJECTION, DEFAULT_REPUTATION_WARMUP
+from fedledger.federation.config import (
+    DEFAULT_MAX_DISAGREEMENT,
+    DEFAULT_MAX_EXAMPLES,
+    DEFAULT_MAX_REJECTION,
+    DEFAULT_REPUTATION_WARMUP,
+)
 from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate, apply_update
+from fedledger.learning.aggregation.example_cap import median_example_cap
 from fedledger.learning.params import Params
 from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, cosine_score, relative_score, scaled_update
 from fedledger.learning.update import UpdatePipeline, global_l2_norm
@@ -125,6 +131,11 @@ class FLSetup:
     """Before the rule, scale every accepted update longer than the round's median accepted norm down to it
     (FLAME's adaptive clipping: ``aggregate(..., clip_to_median_norm=True)``, a task's
     ``TaskConfig.clip_to_median_norm``)."""
+    cap_examples_to_median: bool = True
+    """Read every declared example count as at most the upper median of the round's declared counts
+    (``aggregate(..., example_cap=...)``, a task's ``TaskConfig.cap_examples_to_median``)."""
+    max_examples: int = DEFAULT_MAX_EXAMPLES
+    """The most examples an update may declare (the task's ``max_examples``: what ``count-inflation`` claims)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -451,9 +462,12 @@ def run_scenario(
         counts: list[int] = []
         for c in owners:
             local = {k: (global_params[k] + deltas[int(c)][k]).astype(np.float32) for k in global_params}
-            tensors, _ = pipeline.transform(local, global_params, num_examples=len(train_data[c][1]))
+            count = len(train_data[c][1])
+            if is_malicious[c]:
+                count = attack.claimed_examples(count, max_examples=setup.max_examples)
+            tensors, _ = pipeline.transform(local, global_params, num_examples=count)
             updates.append(tensors)
-            counts.append(len(train_data[c][1]))
+            counts.append(count)
         committees = []
         # The contract snapshots the trusted validators when commits close: distrust counts from the next round.
         pool = np.array(reputation.trusted(range(n_clients)))
@@ -560,6 +574,8 @@ def run_scenario(
                     tau_fraction=setup.tau_fraction,
                 ),
                 clip_to_median_norm=setup.clip_to_median_norm,
+                # The cap comes from every update of the round, accepted or not (as the ledger's aggregators do).
+                example_cap=median_example_cap(counts) if setup.cap_examples_to_median else None,
                 **kwargs,
             )
         except AggregationError as exc:

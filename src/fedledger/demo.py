@@ -310,6 +310,7 @@ def _run(
         "rule": config.aggregation,
         "scoring": config.scoring,
         "clip_to_median_norm": config.clip_to_median_norm,
+        "cap_examples_to_median": config.cap_examples_to_median,
         "max_rejection": config.max_rejection,
         "committee": setup.committee,
         "secure_aggregation": setup.secure_aggregation,

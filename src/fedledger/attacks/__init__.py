@@ -25,7 +25,7 @@ from fedledger.attacks.fang import FangKrum, FangTrim, krum_choice
 from fedledger.attacks.ipm import IPM
 from fedledger.attacks.label_flip import LabelFlip
 from fedledger.attacks.registry import ATTACKS, attack_params, make_attack, parse_attack
-from fedledger.attacks.simple import FreeRider, FreeRiderNoise, GaussianNoise, Scaling, SignFlip, Sybil
+from fedledger.attacks.simple import CountInflation, FreeRider, FreeRiderNoise, GaussianNoise, Scaling, SignFlip, Sybil
 from fedledger.attacks.validators import LyingValidators
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Coalition",
     "CoalitionMember",
     "Compose",
+    "CountInflation",
     "FangKrum",
     "FangTrim",
     "FreeRider",

@@ -139,6 +139,8 @@ class Attack:
 
     Class attributes describe the attack to the code running it:
 
+    (A fourth hook, :meth:`claimed_examples`, sets the example count a member declares.)
+
     ``name``            registry name (see :data:`fedledger.attacks.ATTACKS`)
     ``poisons_data``    overrides :meth:`poison_data`
     ``crafts_updates``  overrides :meth:`craft`
@@ -182,6 +184,11 @@ class Attack:
         """The scores a malicious validator submits; ``update_owners[i]`` committed update ``i`` and
         ``committees[i]`` (None: not known) are the validators scoring it, this one included."""
         return list(honest_scores)
+
+    def claimed_examples(self, num_examples: int, *, max_examples: int) -> int:
+        """The example count a malicious member declares for its update, having trained on ``num_examples``
+        (``max_examples``: the most the task admits)."""
+        return num_examples
 
     def describe(self) -> str:
         """``name(param=value, ...)`` for logs and reports."""
@@ -262,6 +269,11 @@ class Compose(Attack):
         for part in self.parts:
             out = part.scores(out, update_owners, malicious_members, committees=committees)
         return out
+
+    def claimed_examples(self, num_examples: int, *, max_examples: int) -> int:
+        for part in self.parts:
+            num_examples = part.claimed_examples(num_examples, max_examples=max_examples)
+        return num_examples
 
     def describe(self) -> str:
         return " + ".join(p.describe() for p in self.parts)

@@ -185,3 +185,7 @@ class CoalitionMember:
         committees: Sequence[Collection[str]] | None = None,
     ) -> Scores:
         return self.coalition.scores(honest_scores, update_owners, committees=committees)
+
+    def claimed_examples(self, num_examples: int, *, max_examples: int) -> int:
+        """The example count this member declares for its update."""
+        return self.coalition.attack.claimed_examples(num_examples, max_examples=max_examples)

@@ -20,7 +20,7 @@ from fedledger.attacks.backdoor import Backdoor
 from fedledger.attacks.fang import FangKrum, FangTrim
 from fedledger.attacks.ipm import IPM
 from fedledger.attacks.label_flip import LabelFlip
-from fedledger.attacks.simple import FreeRider, FreeRiderNoise, GaussianNoise, Scaling, SignFlip, Sybil
+from fedledger.attacks.simple import CountInflation, FreeRider, FreeRiderNoise, GaussianNoise, Scaling, SignFlip, Sybil
 from fedledger.attacks.validators import LyingValidators
 from fedledger.exceptions import ConfigError
 
@@ -41,6 +41,7 @@ ATTACKS: dict[str, type[Attack]] = {
         FangTrim,
         FreeRider,
         FreeRiderNoise,
+        CountInflation,
         Sybil,
         LyingValidators,
     )

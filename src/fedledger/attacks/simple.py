@@ -11,6 +11,8 @@ These are the baselines of the Byzantine-robust FL literature:
 * free-riders: Lin, Du, Liu, "Free-riders in Federated Learning: Attacks and Defenses", arXiv:1911.12560
   (2019); Fraboni, Vidal, Lorenzi, "Free-rider Attacks on Model Aggregation in Federated Learning",
   AISTATS 2021 (disguised free-riders send noise shaped like a real update);
+* count inflation: FedAvg weights each update by the example count its member declares (McMahan et al.,
+  AISTATS 2017), which no one else can check; declaring the task's maximum makes one member outweigh all;
 * sybils: Fung, Yoon, Beschastnikh, "The Limitations of Federated Learning in Sybil Settings"
   (FoolsGold), RAID 2020: one adversary, many identities, one update cloned.
 
@@ -110,6 +112,24 @@ class FreeRider(Attack):
 
     def craft(self, benign: Sequence[Params], ctx: AttackContext) -> list[Params]:
         return ctx.unstack(np.zeros((ctx.num_malicious, ctx.dim)))
+
+
+@dataclass(frozen=True)
+class CountInflation(Attack):
+    """Declares ``claim`` examples, however many it trained on (0, the default: the task's ``max_examples``, the
+    most its update check admits; a larger claim is lowered to that). The update itself is left as it is: compose
+    it, ``free-rider+count-inflation`` submits nothing with the weight of everyone."""
+
+    name: ClassVar[str] = "count-inflation"
+
+    claim: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.claim, bool) or not isinstance(self.claim, int) or self.claim < 0:
+            raise ConfigError(f"claim must be a non-negative integer (0: the task's maximum), got {self.claim!r}")
+
+    def claimed_examples(self, num_examples: int, *, max_examples: int) -> int:
+        return min(self.claim, max_examples) if self.claim else max_examples
 
 
 @dataclass(frozen=True)

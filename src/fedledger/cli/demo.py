@@ -171,6 +171,7 @@ def demo(
             console.print(
                 f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring, {row['rule']}"
                 + (", clipping to the median norm" if row["clip_to_median_norm"] else "")
+                + (", example counts capped at the median" if row["cap_examples_to_median"] else "")
                 + (f", trainer reputation {row['max_rejection']} bps" if row["max_rejection"] else "")
             )
         v = result.verification

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CLIP_TO_MEDIAN_NORM",
+    "DEFAULT_MAX_EXAMPLES",
     "DEFAULT_MAX_REJECTION",
     "DEFAULT_RULE",
     "DEFAULT_SCORING",
@@ -69,6 +70,9 @@ def ledger_rules() -> list[str]:
 
 CONFIG_FORMAT = "fedledger-task/1"
 
+DEFAULT_MAX_EXAMPLES = 10_000_000
+"""The most examples one update may declare (its check refuses more)."""
+
 DEFAULT_MAX_DISAGREEMENT = 5_000
 """Half: in benchmarks/robustness.py (docs/robustness.md, run 18) lying validators voted against the outcome
 0.62-0.88 of the time, honest ones 0.17-0.20."""
@@ -77,7 +81,12 @@ DEFAULT_MAX_REJECTION = 0
 """Trainer reputation off by default: it needs a scoring rule that accepts honest updates (in the four-hospital
 benchmark, trust scoring rejected 70 % of them and trainer reputation would strike every hospital). In small
 consortia scored by ``relative`` it is what stops a backdoor (docs/robustness.md, run 23): the ``few-silos``
-profile sets 5000."""
+profile sets FEW_SILOS_MAX_REJECTION."""
+
+FEW_SILOS_MAX_REJECTION = 4_000
+"""Trainer reputation for a few silos: distrusted past 40 % of scored updates rejected. A backdoor from the largest
+of four hospitals passes the validators 42-57 % of the time (docs/robustness.md, run 25), so a bound at half
+decides by chance whether it is ever struck; honest hospitals' updates are rejected about 5 % of the time."""
 
 DEFAULT_REPUTATION_WARMUP = 10
 """Scores before a validator can be distrusted: about five rounds of the benchmark's committees of 21 among 100
@@ -102,7 +111,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scoring": "relative",
         "aggregation": "fedavg",
         "clip_to_median_norm": True,
-        "max_rejection": 5_000,
+        "max_rejection": FEW_SILOS_MAX_REJECTION,
     },
 }
 """The defaults of the settings a task leaves unset, per kind of federation (``TaskConfig.profile``), as
@@ -127,7 +136,7 @@ class TaskConfig:
     clip_norm: float = 10.0
     frac_bits: int = 24
     max_update_bytes: int = 16 * 2**20
-    max_examples: int = 10_000_000
+    max_examples: int = DEFAULT_MAX_EXAMPLES
     # Acceptance (contract rule: median of validators' scores >= threshold) and aggregation, as
     # benchmarks/robustness.py chose (docs/robustness.md). "auto" scoring is the profile's (consortium: ``trust``,
     # the cosine of the update with the validator's own update on its validation data; few-silos: ``relative``)
@@ -145,6 +154,12 @@ class TaskConfig:
     # individual update). A config committed before this setting existed loads as False, which is what its
     # aggregators did.
     clip_to_median_norm: bool | None = None
+    # Example counts are declared by their members and nobody can check them: each is read as at most the upper
+    # median of the counts committed in the round (fedledger.learning.aggregation.example_cap), so no member
+    # outweighs the median member in FedAvg whatever it declares. None: on, except under secure aggregation, where
+    # members weight their masked inputs themselves before anyone sees the counts. A config committed before this
+    # setting existed loads as False, which is what its aggregators did.
+    cap_examples_to_median: bool | None = None
     # Round timing and quorums (block-time seconds)
     min_commitments: int = 2
     commit_duration: int = 3600
@@ -160,7 +175,7 @@ class TaskConfig:
     reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
     # Trainer reputation (fedledger.chain.reputation.TrainerReputation): a trainer with more than max_rejection basis
     # points of its scored updates rejected, after reputation_warmup of them, has its later updates left out of the
-    # accepted set. 0: off. None: the profile's (consortium: 0, DEFAULT_MAX_REJECTION; few-silos: 5000), 0 under
+    # accepted set. 0: off. None: the profile's (consortium: 0, DEFAULT_MAX_REJECTION; few-silos: 4000), 0 under
     # secure aggregation.
     max_rejection: int | None = None
     # Purpose of processing (canonical name, e.g. "model-training:breast-cancer-diagnosis"); empty: the task
@@ -200,6 +215,12 @@ class TaskConfig:
         if not isinstance(self.clip_to_median_norm, bool):
             raise ConfigError(
                 f"task config: clip_to_median_norm must be true or false, got {self.clip_to_median_norm!r}"
+            )
+        if self.cap_examples_to_median is None:
+            object.__setattr__(self, "cap_examples_to_median", not self.secure_aggregation)
+        if not isinstance(self.cap_examples_to_median, bool):
+            raise ConfigError(
+                f"task config: cap_examples_to_median must be true or false, got {self.cap_examples_to_median!r}"
             )
         self._check_aggregation_params()
         from fedledger.learning import SCORING_RULES
@@ -273,6 +294,11 @@ class TaskConfig:
         if self.clip_to_median_norm:
             raise ConfigError(
                 "task config: secure aggregation sees no individual update norm, so clip_to_median_norm must be false"
+            )
+        if self.cap_examples_to_median:
+            raise ConfigError(
+                "task config: under secure aggregation members weight their masked inputs before the counts are "
+                "known, so cap_examples_to_median must be false"
             )
         if not 0 <= self.secagg_threshold <= 128:
             raise ConfigError("task config: secagg_threshold must be within 0..128")
@@ -376,6 +402,7 @@ class TaskConfig:
             raise ConfigError(f"task config is not in format {CONFIG_FORMAT}")
         body.setdefault("clip_to_median_norm", False)  # committed before the setting existed: no such clipping
         body.setdefault("max_rejection", 0)  # likewise: no trainer reputation
+        body.setdefault("cap_examples_to_median", False)  # likewise: declared counts taken as they were
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(body) - known)
         if unknown:

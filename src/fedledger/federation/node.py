@@ -80,7 +80,8 @@ class Behavior(Protocol):
     ``join(address=..., train=...)`` is called once with this member's address and its replayable
     training function; ``needs_training`` False skips local training (free-riders);
     ``scores(honest_scores, update_owners, committees=...)`` replaces the scores this member submits as a
-    validator (``committees[i]``: the validators scoring update ``i``, from :meth:`TrainingTaskClient.scorers_of`).
+    validator (``committees[i]``: the validators scoring update ``i``, from :meth:`TrainingTaskClient.scorers_of`);
+    ``claimed_examples(n, max_examples=...)`` the example count it declares for an update trained on ``n``.
     """
 
     name: str
@@ -287,7 +288,7 @@ class MemberNode:
         return self._account
 
     def _local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]:
-        """This member's fixed-point update for the round, its blob metadata, its example count and its
+        """This member's fixed-point update for the round, its blob metadata, its declared example count and its
         cumulative epsilon (None without DP): purpose and budget checked first (refusals raise), trained
         (DP-SGD in sample mode), deviated by its behaviour, clipped (or clipped and noised in client
         mode), encoded. With DP the round is recorded as spent here: call it once per round."""
@@ -315,10 +316,12 @@ class MemberNode:
         if privacy is not None and privacy.mode == "client":
             first = privacy.client_transform(noise=self.dp_noise, shares=config.dp_noise_shares)
         pipeline = UpdatePipeline([first, FixedPointEncode(FixedPoint(config.frac_bits))])
-        update, meta = pipeline.transform(local, global_params, num_examples=n, seed=seed)
+        claim = getattr(self.behavior, "claimed_examples", None)
+        declared = claim(n, max_examples=config.max_examples) if callable(claim) else n
+        update, meta = pipeline.transform(local, global_params, num_examples=declared, seed=seed)
         # The noisy update is spent once it leaves this process: record the round before storing it.
         epsilon = account.record(r, mechanism) if account is not None and mechanism is not None else None
-        return update, meta, n, epsilon
+        return update, meta, declared, epsilon
 
     def _train_and_commit(self, info: RoundInfo) -> None:
         update, meta, n, epsilon = self._local_update(info)

@@ -28,6 +28,7 @@ from fedledger.learning import (
     validate_update,
 )
 from fedledger.learning.aggregation import aggregate
+from fedledger.learning.aggregation.example_cap import median_example_cap
 from fedledger.learning.update import Tensors
 from fedledger.store import BlobStore
 
@@ -88,7 +89,9 @@ def aggregate_round(
     same check, so they still agree bit for bit. ``previous_params``: the global model
     of the round before (:func:`previous_global_params`), whose step to this round's
     global model is centered clipping's center (Karimireddy et al. clip around the
-    last aggregate; without it the center is zero).
+    last aggregate; without it the center is zero). ``updates`` are all the round's
+    commitments: with ``config.cap_examples_to_median`` their declared example counts set
+    the cap on every accepted update's weight.
     """
     spec: ParamSpec = {name: tuple(arr.shape) for name, arr in global_params.items()}
     decoded: list[DecodedUpdate] = []
@@ -120,6 +123,8 @@ def aggregate_round(
         center=center,
         params=rule_params,
         clip_to_median_norm=bool(config.clip_to_median_norm),
+        # Over every commitment of the round, accepted or not: the cap must not move with the verdicts.
+        example_cap=median_example_cap([u.num_examples for u in updates]) if config.cap_examples_to_median else None,
     )
     params = apply_update(global_params, result.delta, frac_bits=config.frac_bits)
     blob = encode_model(params, model_spec, metadata={"round": str(round_id)})

@@ -15,13 +15,14 @@ zero. Parameters given in model units (``tau``, ``max_norm``) are scaled by
 
 ``aggregate(..., clip_to_median_norm=True)`` first clips every update to the
 batch's median norm (FLAME's adaptive clipping, :mod:`.median_norm`), whatever
-the rule: a task's ``TaskConfig.clip_to_median_norm``.
+the rule: a task's ``TaskConfig.clip_to_median_norm``. ``example_cap=C`` reads every
+example count as at most ``C`` (:mod:`.example_cap`): a task's ``TaskConfig.cap_examples_to_median``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
 
@@ -35,6 +36,7 @@ from fedledger.learning.aggregation._exact import IntArray
 from fedledger.learning.aggregation._params import resolve_params
 from fedledger.learning.aggregation.bulyan import bulyan_rule
 from fedledger.learning.aggregation.centered_clipping import centered_clipping_rule
+from fedledger.learning.aggregation.example_cap import cap_example_counts
 from fedledger.learning.aggregation.fedavg import fedavg
 from fedledger.learning.aggregation.fltrust import fltrust_rule
 from fedledger.learning.aggregation.fltrust_median import fltrust_median_rule
@@ -205,6 +207,7 @@ def aggregate(
     history: Sequence[Tensors] | None = None,
     params: Mapping[str, object] | None = None,
     clip_to_median_norm: bool = False,
+    example_cap: int | None = None,
 ) -> RuleResult:
     """Aggregate fixed-point updates with the named rule.
 
@@ -214,7 +217,9 @@ def aggregate(
     update-shaped side inputs for the rules that take them. ``clip_to_median_norm``:
     first scale every update longer than the updates' median norm down to it
     (FLAME's adaptive clipping, :mod:`.median_norm`), then apply the rule to the
-    clipped updates. Raises :class:`AggregationError` naming what is wrong with the input.
+    clipped updates. ``example_cap``: read every example count as at most this (the round's median
+    declared count, :mod:`.example_cap`), so no member outweighs the median member whatever it declares.
+    Raises :class:`AggregationError` naming what is wrong with the input.
     """
     spec = AGGREGATION_RULES.get(rule)
     if spec is None:
@@ -230,6 +235,11 @@ def aggregate(
         raise AggregationError(f"rule {rule!r} does not take an update history")
     batch = stack_updates(updates, num_examples, frac_bits=frac_bits)
     clip_details: dict[str, object] = {}
+    if example_cap is not None:
+        if isinstance(example_cap, bool) or not isinstance(example_cap, int) or example_cap < 1:
+            raise AggregationError(f"example_cap must be a positive integer, got {example_cap!r}")
+        batch = replace(batch, num_examples=tuple(cap_example_counts(batch.num_examples, example_cap)))
+        clip_details["example_cap"] = example_cap
     if clip_to_median_norm:
         clip = median_norm.clip_to_median_norm(batch.matrix)
         batch = batch.with_rows(clip.matrix)
