@@ -30,9 +30,10 @@ x members per round. On the 2-core development machine a 20-round cell of 10 mem
 SGD steps of 32 images each, trust scoring by committees of three, aggregation, a 10,000-image test)
 measured about 12 s of CPU (run 14 of docs/robustness.md); with committees of 21 and a third lying, about
 twice that (each honest validator of a round trains its trust reference once). The full grid is 13
-attacks x 11 rules x 3 settings = 429 such cells plus 132 heart-disease cells of about 1 s each (wall times
-in docs/robustness.md, runs 14 and 17; run 21: the complete default grid in 54.9 min on two cores); every cell's CPU
-seconds are printed and written to ``--json``.
+attacks x 11 rules x 3 settings = 429 such cells plus 13 x 11 x 5 seeds = 715 heart-disease cells of about 0.5 s
+each (``count-inflation`` runs on heart disease only by default: :data:`HEART_ONLY_ATTACKS`; wall times in
+docs/robustness.md, runs 14 and 17; run 21: the complete default grid, then with one heart seed, in 54.9 min on two
+cores); every cell's CPU seconds are printed and written to ``--json``.
 FLTrust trains for thousands of iterations with all 100 members per round: our models are therefore less
 accurate, and the target is relative (error within 0.02 of attack-free FedAvg trained the same way).
 """
