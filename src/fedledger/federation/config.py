@@ -209,19 +209,9 @@ class TaskConfig:
                 f"task config: aggregation rule {self.aggregation!r} is not available to ledger tasks; "
                 f"known: {', '.join(ledger_rules())}"
             )
-        if self.clip_to_median_norm is None:
-            clip = defaults["clip_to_median_norm"] and not self.secure_aggregation
-            object.__setattr__(self, "clip_to_median_norm", clip)
-        if not isinstance(self.clip_to_median_norm, bool):
-            raise ConfigError(
-                f"task config: clip_to_median_norm must be true or false, got {self.clip_to_median_norm!r}"
-            )
-        if self.cap_examples_to_median is None:
-            object.__setattr__(self, "cap_examples_to_median", not self.secure_aggregation)
-        if not isinstance(self.cap_examples_to_median, bool):
-            raise ConfigError(
-                f"task config: cap_examples_to_median must be true or false, got {self.cap_examples_to_median!r}"
-            )
+        # Neither applies under secure aggregation, which sees no individual update norm or weight.
+        self._resolve_switch("clip_to_median_norm", defaults["clip_to_median_norm"] and not self.secure_aggregation)
+        self._resolve_switch("cap_examples_to_median", not self.secure_aggregation)
         self._check_aggregation_params()
         from fedledger.learning import SCORING_RULES
 
@@ -249,6 +239,14 @@ class TaskConfig:
         _ = self.privacy  # resolves (and validates) the DP settings once
         if self.secure_aggregation:
             self._check_secure()
+
+    def _resolve_switch(self, name: str, default: bool) -> None:
+        """An on/off setting: None becomes ``default`` (frozen: resolved once, so the committed config says it)."""
+        if getattr(self, name) is None:
+            object.__setattr__(self, name, default)
+        value = getattr(self, name)
+        if not isinstance(value, bool):
+            raise ConfigError(f"task config: {name} must be true or false, got {value!r}")
 
     @property
     def threshold(self) -> int:
