@@ -639,6 +639,50 @@ def test_an_inflated_count_weighs_as_the_median_member_on_the_ledger(tmp_path: P
         ws.close()
 
 
+@pytest.mark.slow
+def test_a_distrusted_trainer_stops_training_and_the_rounds_do_not_wait_for_it(tmp_path: Path) -> None:
+    """Trainer reputation through unmodified MemberNodes: a sign-flipper rejected in round 1 (warm-up 1) is
+    distrusted, so rounds 2 and 3 open without it. Its node does not train for them (no compute, no privacy
+    budget spent on an update the contract would refuse) and says so; the others' commitments close each round
+    before its commit deadline; the audit verifies."""
+    datas = hospital_datas(tmp_path, 4)
+    config = hospital_task(rounds=3, min_commitments=2, profile="few-silos", reputation_warmup=1, max_disagreement=0)
+    coalition = Coalition(make_attack("sign-flip"), num_malicious=1, num_workers=4, clip_norm=5.0)
+    events: list[Any] = []
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws,
+            config=config,
+            datas=datas,
+            password="pw",
+            behaviors=[None, None, None, *coalition.members],
+            on_event=events.append,
+        )
+        Simulation(sim.task, sim.nodes).run()
+        flipper, honest = sim.nodes[3], sim.nodes[:3]
+        updates = sim.task.updates(1)
+        assert {updates[i].member for i in sim.task.round(1).accepted} == {n.account.address for n in honest}
+        assert sim.task.trainer_standing(flipper.account.address).distrusted
+        validate_duration = sim.task.params().validate_duration
+        for r in (2, 3):
+            info = sim.task.round(r)
+            assert info.phase is Phase.FINALIZED and info.expected_trainers == 3
+            assert sim.task.left_out_as_trainer(r, flipper.account.address)
+            assert {u.member for u in sim.task.updates(r)} == {n.account.address for n in honest}
+            assert info.validate_deadline - validate_duration <= info.commit_deadline  # closed early
+        mine = [(e.action, e.round_id, e.details.get("role")) for e in events if e.node == flipper.name]
+        assert ("commit", 1, None) in mine
+        assert [m for m in mine if m[1] > 1 and m[0] in ("commit", "left-out")] == [
+            ("left-out", 2, "trainer"),
+            ("left-out", 3, "trainer"),
+        ]
+        assert flipper.left_out_as_trainer == {2, 3}
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+    finally:
+        ws.close()
+
+
 def test_every_attack_is_an_attack_subclass() -> None:
     assert all(issubclass(cls, Attack) for cls in ATTACKS.values())
 

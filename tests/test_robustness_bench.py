@@ -278,12 +278,13 @@ def test_clipping_to_the_median_norm_is_a_setting_of_the_run() -> None:
 
 def test_trainer_reputation_leaves_a_mostly_rejected_trainer_out_as_the_contract_does() -> None:
     # Sign-flipped updates are rejected; with trainer reputation (warm-up 2) the attacker is left out after its
-    # second rejection, and its later updates count as not accepted whatever their scores.
+    # second rejection: the contract refuses its later commitments, so it submits two updates of eight.
     scenario = Scenario("fedavg", "sign-flip", 0.25)
     plain = _run(scenario, _setup(rounds=8, reputation_warmup=2))
     on = _run(scenario, _setup(rounds=8, reputation_warmup=2, max_rejection=5_000))
     assert (plain.distrusted_malicious_trainers, plain.distrusted_honest_trainers) == (0, 0)  # off: no record
     assert (on.distrusted_malicious_trainers, on.distrusted_honest_trainers) == (1, 0)
+    assert (plain.malicious_submitted, on.malicious_submitted) == (8, 2)
     assert on.malicious_acceptance is not None and plain.malicious_acceptance is not None
     assert on.malicious_acceptance <= plain.malicious_acceptance
     assert on.honest_acceptance == plain.honest_acceptance

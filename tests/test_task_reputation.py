@@ -7,7 +7,8 @@ them against the outcome is left out of later rounds' validators until an admin 
 
 A task with ``max_rejection`` > 0 counts every scored update for its trainer and whether it was
 rejected; a trainer past ``reputation_warmup`` scored updates with more than ``max_rejection``
-basis points of them rejected has its later updates left out of the accepted set.
+basis points of them rejected is left out of the rounds that open while it is distrusted: its
+commitments are refused and the round does not wait for it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 
 from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
 from fedledger.chain import Phase, TrainingTaskClient
-from fedledger.chain.events import ReputationCleared, ValidatorDistrusted
+from fedledger.chain.events import ReputationCleared, TrainerDistrusted, ValidatorDistrusted
 from fedledger.chain.reputation import TrainerReputation, ValidatorReputation, disagrees, is_distrusted
 from fedledger.exceptions import ConfigError, InvalidArgument, InvalidState, NotAuthorized
 from fedledger.federation import TaskConfig
@@ -34,10 +35,12 @@ def reputation_task(ledger: Ledger, *, warmup: int = 3, committee: int = 0) -> T
     return TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
 
 
-def commit_all(task: TrainingTaskClient, members: list[LocalAccount]) -> int:
+def commit_all(task: TrainingTaskClient, members: list[LocalAccount], *, skip: frozenset[int] = frozenset()) -> int:
+    """Open a round, commit every member's update but those in ``skip``, close commits."""
     r = task.as_(members[0]).open_round()
     for i, member in enumerate(members):
-        task.as_(member).commit_update(r, h(f"reputation-update-{r}-{i}"), 100)
+        if i not in skip:
+            task.as_(member).commit_update(r, h(f"reputation-update-{r}-{i}"), 100)
     assert task.as_(members[0]).close_commits(r) is Phase.VALIDATE
     return r
 
@@ -223,13 +226,25 @@ def trainer_task(ledger: Ledger, *, warmup: int = 3, max_disagreement: int = 0) 
     return TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
 
 
-def scored_round(task: TrainingTaskClient, members: list[LocalAccount], rejected: set[int]) -> tuple[int, Phase]:
-    """Every member commits and scores every other update: 1000 for the updates in ``rejected``, else 9000."""
-    r = commit_all(task, members)
+def scored_round(
+    task: TrainingTaskClient, members: list[LocalAccount], rejected: set[int], *, skip: frozenset[int] = frozenset()
+) -> tuple[int, Phase]:
+    """Every member but those in ``skip`` commits; every member scores every other committed update: 1000 for
+    the updates of the members in ``rejected``, else 9000."""
+    r = commit_all(task, members, skip=skip)
+    return r, score_and_close(task, members, r, rejected, skip=skip)
+
+
+def score_and_close(
+    task: TrainingTaskClient, members: list[LocalAccount], r: int, rejected: set[int], *, skip: frozenset[int]
+) -> Phase:
+    """Every member scores every other committed update of round ``r`` (the members not in ``skip``, in order):
+    1000 for those of the members in ``rejected``, else 9000; then validation closes."""
+    owners = [i for i in range(len(members)) if i not in skip]  # update index -> member
     for k, member in enumerate(members):
-        scores = [None if i == k else (1_000 if i in rejected else 9_000) for i in range(len(members))]
+        scores = [None if i == k else (1_000 if i in rejected else 9_000) for i in owners]
         task.as_(member).submit_scores(r, scores)
-    return r, task.as_(members[0]).close_validation(r)
+    return task.as_(members[0]).close_validation(r)
 
 
 def propose(task: TrainingTaskClient, members: list[LocalAccount], r: int) -> None:
@@ -258,35 +273,69 @@ def test_a_trainer_mostly_rejected_has_its_updates_left_out_until_cleared(ledger
         assert (standing.scored, standing.rejected, standing.distrusted) == (3, 0, False)
     validators_before = [task.reputation_of(m.address) for m in members]
 
-    # Round 4: the poisoner may still commit, and everyone scores its update 9000, yet it is left out; those
-    # scores count for no validator's record and the poisoner's own record stays as it was.
-    r, phase = scored_round(task, members, set())
-    assert phase is Phase.AGGREGATE
+    # Round 4 opens with the poisoner left out (logged): its commitment is refused, state unchanged, and the
+    # round waits for the three others only, so commits close before the deadline.
+    block = ledger.chain.block_number
+    r = task.as_(members[0]).open_round()
+    left_out = [e for e in task.events(from_block=block + 1) if isinstance(e, TrainerDistrusted)]
+    assert [(e.round_id, e.trainer, e.scored, e.rejected) for e in left_out] == [(r, members[poisoner].address, 3, 2)]
+    assert task.left_out_as_trainer(r, members[poisoner].address)
+    assert not any(task.left_out_as_trainer(r, m.address) for m in members[:3])
+    assert task.round(r).expected_trainers == 3
+    assert_refused(
+        lambda: task.round(r),
+        NotAuthorized,
+        "task: trainer distrusted",
+        task.as_(members[poisoner]).commit_update,
+        r,
+        h("poisoned"),
+        100,
+    )
+    for i in range(3):
+        task.as_(members[i]).commit_update(r, h(f"trainer-update-{r}-{i}"), 100)
+    assert task.round(r).commit_deadline > ledger.chain.timestamp()
+    assert task.as_(members[0]).close_commits(r) is Phase.VALIDATE
+    # The poisoner still validates: its scores, and the others', count for the validators' records as usual.
+    assert score_and_close(task, members, r, set(), skip=frozenset({poisoner})) is Phase.AGGREGATE
     assert task.round(r).accepted == [0, 1, 2]
-    # Three scores each, less the one of the poisoner's update (which the poisoner does not score itself).
     gained = [task.reputation_of(m.address).scored - v.scored for m, v in zip(members, validators_before, strict=True)]
     assert gained == [2, 2, 2, 3]
     standing = task.trainer_standing(members[poisoner].address)
     assert (standing.scored, standing.rejected, standing.distrusted) == (3, 2, True)
     propose(task, members, r)
 
-    # An admin clears the record: from the next round its updates count again.
+    # An admin clears the record while round 5 is open: the round that opened with the poisoner left out keeps
+    # it out (its count of trainers stays right); from round 6 its updates count again.
+    r = task.as_(members[0]).open_round()
     task.as_(ledger.admin).clear_reputation(members[poisoner].address)
     assert task.trainer_standing(members[poisoner].address).distrusted is False
+    assert task.left_out_as_trainer(r, members[poisoner].address)
+    with pytest.raises(NotAuthorized, match="trainer distrusted"):
+        task.as_(members[poisoner]).commit_update(r, h("cleared too late"), 100)
+    for i in range(3):
+        task.as_(members[i]).commit_update(r, h(f"trainer-update-{r}-{i}"), 100)
+    assert task.as_(members[0]).close_commits(r) is Phase.VALIDATE
+    assert score_and_close(task, members, r, set(), skip=frozenset({poisoner})) is Phase.AGGREGATE
+    propose(task, members, r)
     r, phase = scored_round(task, members, set())
+    assert not task.left_out_as_trainer(r, members[poisoner].address)
     assert task.round(r).accepted == [0, 1, 2, 3]
 
 
-def test_a_round_whose_only_scored_update_is_a_distrusted_trainers_aborts_and_the_next_runs(ledger: Ledger) -> None:
+def test_with_every_trainer_distrusted_rounds_abort_until_an_admin_clears_some(ledger: Ledger) -> None:
     task, members = trainer_task(ledger, warmup=1), ledger.members
     r, phase = scored_round(task, members, {0, 1, 2, 3})  # every update rejected: the round aborts
     assert phase is Phase.ABORTED
     assert all(task.trainer_standing(m.address).distrusted for m in members)
-    # Every trainer is distrusted now: nothing can be accepted until an admin clears someone.
-    r, phase = scored_round(task, members, set())
-    assert phase is Phase.ABORTED
+    # Every trainer is distrusted now: the next round waits for nobody and aborts at once, short of
+    # commitments; nothing can be accepted until an admin clears someone.
+    r = task.as_(members[0]).open_round()
+    assert task.round(r).expected_trainers == 0
+    assert all(task.left_out_as_trainer(r, m.address) for m in members)
+    assert task.as_(members[0]).close_commits(r) is Phase.ABORTED
     task.as_(ledger.admin).clear_reputation(members[0].address)
-    r, phase = scored_round(task, members, set())
+    task.as_(ledger.admin).clear_reputation(members[1].address)
+    r, phase = scored_round(task, members, {1}, skip=frozenset({2, 3}))
     assert phase is Phase.AGGREGATE and task.round(r).accepted == [0]
 
 

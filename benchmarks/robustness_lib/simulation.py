@@ -121,7 +121,7 @@ class FLSetup:
     reputation, fewest scored updates."""
     max_rejection: int = DEFAULT_MAX_REJECTION
     """Trainer reputation (the contract's ``max_rejection``, basis points): a trainer with more than this share of
-    its scored updates rejected has its later updates left out of the accepted set; 0: off."""
+    its scored updates rejected is left out of later rounds (it commits nothing); 0: off."""
     adaptive_liars: bool = False
     """Lying validators lie only where they hold a strict majority of an update's committee and score
     honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""
@@ -218,6 +218,8 @@ class RunResult:
     """Mean cosine of each honest update with the mean of the round's other honest updates, over the second half of
     the rounds: whether honest members pull the same way. Near or below 0 the data are heterogeneous enough that a
     crafted update cannot be told from an honest outlier (Karimireddy, He, Jaggi, ICLR 2022)."""
+    malicious_submitted: int = 0
+    """Updates the malicious members committed over the run (none while trainer reputation distrusts them)."""
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> RunResult:
@@ -424,7 +426,12 @@ def run_scenario(
                 rng.choice(honest, per_round - mal_per_round, replace=False),
             ]
         )
-        owners = np.sort(chosen)
+        # The contract refuses commitments from the trainers its trainer reputation distrusts when the round opens.
+        owners = np.array([c for c in np.sort(chosen) if not trainer_record.distrusted(int(c))], dtype=chosen.dtype)
+        if owners.size == 0:
+            if on_round is not None:
+                on_round(r, global_params)
+            continue
         deltas: dict[int, Params] = {}
         for c in owners:
             if is_malicious[c] and not attack.needs_training:
@@ -515,9 +522,7 @@ def run_scenario(
                     assert honest_score is not None
                     scores.append(honest_score)
             ok = False  # the contract leaves an update nobody could score out
-            if scores and trainer_record.distrusted(int(owners[i])):
-                pass  # left out whatever its scores, which count for no one's record (as the contract does)
-            elif scores:
+            if scores:
                 median = contract_median(scores)
                 ok = median >= setup.acceptance_threshold
                 reputation.record(committee, scores, accepted=ok, threshold=setup.acceptance_threshold)
@@ -632,6 +637,7 @@ def run_scenario(
         num_attackers=len(attackers),
         lying_majority=stats.lying_majorities / stats.committees if liars and stats.committees else None,
         honest_alignment=float(np.mean(stats.honest_alignment)) if stats.honest_alignment else None,
+        malicious_submitted=stats.malicious_submitted,
     )
 
 

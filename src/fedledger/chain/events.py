@@ -43,6 +43,7 @@ __all__ = [
     "SharesRevealed",
     "SubjectErased",
     "ThresholdChanged",
+    "TrainerDistrusted",
     "UnmaskClosed",
     "ValidatorDistrusted",
     "UpdateCommitted",
@@ -244,6 +245,18 @@ class ValidatorDistrusted(LedgerEvent):
 
 
 @dataclass(frozen=True)
+class TrainerDistrusted(LedgerEvent):
+    """A trainer left out of round ``round_id`` by its reputation record (logged when the round opens; its
+    commitments are refused in that round)."""
+
+    round_id: int
+    trainer: str
+    scored: int
+    rejected: int
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
 class ReputationCleared(LedgerEvent):
     validator: str
     admin: str
@@ -370,6 +383,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         RoundFinalized,
         RoundAborted,
         ValidatorDistrusted,
+        TrainerDistrusted,
         ReputationCleared,
         KeysAdvertised,
         KeysClosed,

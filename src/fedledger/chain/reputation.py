@@ -106,8 +106,9 @@ class TrainerReputation(Generic[V]):
 
     When a round's validation closes, every update that was scored counts once for its trainer, and once more
     as a rejection when its median missed the threshold. A trainer with at least ``warmup`` scored updates of
-    which more than ``max_rejection`` (basis points) were rejected is distrusted: from then on the contract
-    leaves its updates out of the accepted set, whatever their scores (which then count for no one's record).
+    which more than ``max_rejection`` (basis points) were rejected is distrusted: every round that opens while
+    it is distrusted leaves it out (``TrainerDistrusted`` logged, its commitment refused, the round not waiting
+    for it), so its node does not train for nothing.
 
     Why: an attacker whose updates the validators reject most of the time still gets the rest through, and in a
     small consortium one accepted boosted update can plant a backdoor that honest training does not undo (four
@@ -130,8 +131,8 @@ class TrainerReputation(Generic[V]):
         return self.max_rejection > 0
 
     def record(self, trainer: V, *, accepted: bool) -> None:
-        """Count one scored update of ``trainer`` and its outcome (callers skip distrusted trainers' updates,
-        as the contract does)."""
+        """Count one scored update of ``trainer`` and its outcome (a distrusted trainer has none: the contract
+        refuses its commitments)."""
         self.scored[trainer] = self.scored.get(trainer, 0) + 1
         self.rejected[trainer] = self.rejected.get(trainer, 0) + int(not accepted)
 

@@ -472,6 +472,11 @@ class TrainingTaskClient(ContractClient):
         distrusted = is_distrusted(scored, rejected, bound=params.max_rejection, warmup=params.reputation_warmup)
         return TrainerStanding(scored=scored, rejected=rejected, distrusted=distrusted)
 
+    def left_out_as_trainer(self, round_id: int, trainer: str) -> bool:
+        """Whether trainer reputation left ``trainer`` out of round ``round_id`` when it opened: its commitments are
+        refused in that round (``task: trainer distrusted``) and the round does not wait for it."""
+        return bool(self.chain.call(self.contract.functions.trainer_left_out(int(round_id), as_address(trainer))))
+
     def clear_reputation(self, validator: str) -> TxResult:
         """Reset a member's records as validator and as trainer (admins only); it takes part again from the next
         round."""

@@ -174,9 +174,9 @@ class TaskConfig:
     max_disagreement: int | None = None
     reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
     # Trainer reputation (fedledger.chain.reputation.TrainerReputation): a trainer with more than max_rejection basis
-    # points of its scored updates rejected, after reputation_warmup of them, has its later updates left out of the
-    # accepted set. 0: off. None: the profile's (consortium: 0, DEFAULT_MAX_REJECTION; few-silos: 4000), 0 under
-    # secure aggregation.
+    # points of its scored updates rejected, after reputation_warmup of them, is left out of the rounds that open
+    # while it is distrusted (its commitments refused; its node does not train). 0: off. None: the profile's
+    # (consortium: 0, DEFAULT_MAX_REJECTION; few-silos: 4000), 0 under secure aggregation.
     max_rejection: int | None = None
     # Purpose of processing (canonical name, e.g. "model-training:breast-cancer-diagnosis"); empty: the task
     # has no data registry and commitments name no dataset.

@@ -141,6 +141,8 @@ class MemberNode:
         """round -> why this node refused to train in it."""
         self.left_out: set[int] = set()
         """Rounds whose validators the contract fixed without this member (not drawn, or distrusted)."""
+        self.left_out_as_trainer: set[int] = set()
+        """Rounds that opened with this member distrusted as a trainer: it does not train in them."""
         self._state_dir = state_dir
         self._secure: SecureRoundDriver | None = None
 
@@ -208,7 +210,13 @@ class MemberNode:
 
     def _commit_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
-        if status.roles & Role.TRAINER and self.data is not None and not status.committed and r not in self.refusals:
+        if (
+            status.roles & Role.TRAINER
+            and self.data is not None
+            and not status.committed
+            and r not in self.refusals
+            and self._trains_in(r)
+        ):
             try:
                 self._train_and_commit(info)
             except (PurposeNotAllowed, PrivacyBudgetExceeded) as exc:
@@ -218,6 +226,25 @@ class MemberNode:
             return True
         if info.num_updates >= info.expected_trainers or status.timestamp > info.commit_deadline:
             return self._try("close_commits", r, lambda: self.task.close_commits(r))
+        return False
+
+    def _trains_in(self, r: int) -> bool:
+        # A round that opened with this member distrusted as a trainer refuses its commitment: training for it
+        # would spend compute and privacy budget on an update nobody will use.
+        if r in self.left_out_as_trainer:
+            return False
+        if not self.config.max_rejection or not self.task.left_out_as_trainer(r, self.account.address):
+            return True
+        self.left_out_as_trainer.add(r)
+        standing = self.task.trainer_standing(self.account.address)
+        log.warning(
+            "%s is distrusted as a trainer (%d of %d scored updates rejected): it does not train in round %d",
+            self.name,
+            standing.rejected,
+            standing.scored,
+            r,
+        )
+        self._emit("left-out", r, role="trainer", scored=standing.scored, rejected=standing.rejected)
         return False
 
     def _validate_phase(self, status: MemberView, info: RoundInfo) -> bool:

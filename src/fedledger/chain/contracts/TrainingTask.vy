@@ -1,4 +1,6 @@
 # pragma version ~=0.4.3
+# The contract is near the EIP-170 limit (24576 bytes) with the gas optimizer; codesize keeps it under.
+# pragma optimize codesize
 """
 @title fedledger training task
 @notice One federated learning task: its configuration commitment and its
@@ -25,9 +27,9 @@
     With `max_rejection` > 0 it keeps each trainer's record too: every scored
     update counts for its trainer, and a rejected one counts as a rejection. A
     trainer with at least `reputation_warmup` scored updates of which more than
-    `max_rejection` (basis points) were rejected is distrusted: later rounds
-    leave its updates out of the accepted set, whatever their scores, until an
-    admin clears its record.
+    `max_rejection` (basis points) were rejected is distrusted: rounds opened
+    while it is distrusted leave it out (its commitments are refused and the
+    round does not wait for it) until an admin clears its record.
      Provenance: with a `data_registry`, every commitment names the dataset it
      was trained on, which must be the committer's own and allow the task's
      `purpose` (GDPR Art. 5(1)(b)); with a `privacy_budget`, every commitment
@@ -181,11 +183,13 @@ max_disagreement: public(uint256)
 reputation_warmup: public(uint256)
 validator_scored: public(HashMap[address, uint256])
 validator_disagreed: public(HashMap[address, uint256])
-# Trainer reputation (max_rejection 0: off): scored updates and rejected ones, per trainer. (No view says whether
-# a trainer is distrusted: the contract is at the EIP-170 size limit; clients apply the rule to these counts.)
+# Trainer reputation (max_rejection 0: off): scored updates and rejected ones, per trainer, and per round the
+# trainers it left out when the round opened. (No view says whether a trainer is distrusted now: the contract is
+# near the EIP-170 size limit; clients apply the rule to these counts.)
 max_rejection: public(uint256)
 trainer_scored: public(HashMap[address, uint256])
 trainer_rejected: public(HashMap[address, uint256])
+trainer_left_out: public(HashMap[uint256, HashMap[address, bool]])
 
 current_round: public(uint256)
 latest_model: public(bytes32)
@@ -272,6 +276,13 @@ event ValidatorDistrusted:
     validator: indexed(address)
     scored: uint256
     disagreed: uint256
+
+# A trainer left out of a round by its reputation (logged when the round opens).
+event TrainerDistrusted:
+    round_id: indexed(uint256)
+    trainer: indexed(address)
+    scored: uint256
+    rejected: uint256
 
 event ReputationCleared:
     validator: indexed(address)
@@ -404,13 +415,14 @@ def open_round() -> uint256:
     round_id: uint256 = self.current_round + 1
     self.current_round = round_id
     deadline: uint256 = block.timestamp + self.commit_duration
+    trainers: uint256 = self._count_trainers(round_id)
     self.rounds[round_id] = Round(
         phase=PHASE_OPEN,
         global_model=self.latest_model,
         commit_deadline=deadline,
         validate_deadline=0,
         aggregate_deadline=0,
-        expected_trainers=staticcall self.consortium.count_with_role(ROLE_TRAINER),
+        expected_trainers=trainers,
         expected_validators=staticcall self.consortium.count_with_role(ROLE_VALIDATOR),
         num_updates=0,
         num_scored=0,
@@ -440,6 +452,7 @@ def commit_update(
     """
     assert staticcall self.consortium.has_role(msg.sender, ROLE_TRAINER), "task: caller is not a trainer"
     self._check_round(round_id, PHASE_OPEN, "task: round not open")
+    assert not self.trainer_left_out[round_id][msg.sender], "task: trainer distrusted"
     assert block.timestamp <= self.rounds[round_id].commit_deadline, "task: commit deadline passed"
     assert update_hash != empty(bytes32), "task: zero hash"
     assert num_examples > 0, "task: zero examples"
@@ -569,11 +582,11 @@ def close_validation(round_id: uint256):
         scores: DynArray[uint256, MAX_VALIDATORS] = self.update_scores[round_id][i]
         if len(scores) == 0:
             continue
+        # (No update here is a distrusted trainer's: records change only here and when cleared, and the round
+        # refused commitments from the trainers distrusted when it opened.)
         owner: address = empty(address)
         if self.max_rejection > 0:
             owner = self.updates[round_id][i].member
-            if self._trainer_distrusted(owner):
-                continue  # left out whatever its scores, which count for no one's record
         ok: bool = self._median(scores) >= self.acceptance_threshold
         if ok:
             mask |= 1 << i
@@ -810,7 +823,8 @@ def is_distrusted(validator: address) -> bool:
 def clear_reputation(validator: address):
     """
     @notice Reset a member's reputation records, as validator and as trainer (an admin's decision,
-            e.g. after a dispute); it takes part again from the next round whose commits close.
+            e.g. after a dispute); it validates again from the next round whose commits close and trains
+            again from the next round that opens.
     """
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
     log ReputationCleared(
@@ -980,6 +994,24 @@ def _count_reputation(round_id: uint256, index: uint256, scores: DynArray[uint25
         self.validator_scored[v] += 1
         if (scores[k] >= self.acceptance_threshold) != accepted:
             self.validator_disagreed[v] += 1
+
+
+@internal
+def _count_trainers(round_id: uint256) -> uint256:
+    # The trainers a round waits for: every member with the role, less those trainer reputation distrusts now,
+    # which are marked (their commitments refused this round) and logged.
+    count: uint256 = staticcall self.consortium.count_with_role(ROLE_TRAINER)
+    if self.max_rejection == 0:
+        return count
+    for i: uint256 in range(staticcall self.consortium.member_count(), bound=MAX_MEMBERS):
+        who: address = staticcall self.consortium.member_at(i)
+        if staticcall self.consortium.has_role(who, ROLE_TRAINER) and self._trainer_distrusted(who):
+            self.trainer_left_out[round_id][who] = True
+            log TrainerDistrusted(
+                round_id=round_id, trainer=who, scored=self.trainer_scored[who], rejected=self.trainer_rejected[who]
+            )
+            count -= 1
+    return count
 
 
 @internal
