@@ -210,6 +210,16 @@ def test_alie_stays_within_mean_plus_minus_z_std() -> None:
         ALIE().craft(benign, ctx(5, workers=None))
 
 
+def test_alie_alone_in_a_round_submits_its_benign_delta() -> None:
+    # Trainer reputation can leave a few-silos round with the attacker alone: z_max is undefined there
+    # (alie_z_max(1, 1) refuses), and with one benign delta there is no spread to hide in anyway.
+    benign = benign_deltas(1)
+    out = mat(ALIE().craft(benign, ctx(1, workers=1)))
+    assert np.array_equal(out, mat(benign))
+    with pytest.raises(ConfigError, match="at least 2 workers"):
+        alie_z_max(1, 1)
+
+
 def test_ipm_is_minus_epsilon_times_the_benign_mean() -> None:
     benign = benign_deltas(4)
     for eps in (0.1, 100.0):

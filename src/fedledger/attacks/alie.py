@@ -67,6 +67,10 @@ class ALIE(Attack):
             return self.z
         if ctx.num_workers is None:
             raise ConfigError("alie needs num_workers in the attack context (or an explicit z=)")
+        if ctx.num_workers == ctx.num_malicious == 1:
+            # Alone in the round (the others left out, say by trainer reputation): nobody to hide among, so the
+            # attacker submits its benign delta (the mean of one delta; its std is zero anyway).
+            return 0.0
         return alie_z_max(ctx.num_workers, ctx.num_malicious)
 
     def craft(self, benign: Sequence[Params], ctx: AttackContext) -> list[Params]:
