@@ -33,7 +33,8 @@ twice that (each honest validator of a round trains its trust reference once). T
 attacks x 11 rules x 3 settings = 429 such cells plus 13 x 11 x 5 seeds = 715 heart-disease cells of about 0.5 s
 each (``count-inflation`` runs on heart disease only by default: :data:`HEART_ONLY_ATTACKS`; wall times in
 docs/robustness.md, runs 14 and 17; run 21: the complete default grid, then with one heart seed, in 54.9 min on two
-cores; run 26a, with five heart seeds, in 59.7 min); every cell's CPU seconds are printed and written to ``--json``.
+cores; run 26a, with five heart seeds, in 59.7 min; run 27a's faster CNN step cut the cells' CPU time by about
+11 %, an estimated 53.5 min); every cell's CPU seconds are printed and written to ``--json``.
 FLTrust trains for thousands of iterations with all 100 members per round: our models are therefore less
 accurate, and the target is relative (error within 0.02 of attack-free FedAvg trained the same way).
 """

@@ -13,8 +13,8 @@ Speed: on two CPU cores, training the members one after the other on a single mo
 plain batched convolutions measured faster than ``torch.func.vmap`` over stacked parameters
 (vmap turns the convolutions into grouped ones, which are slow on CPU), so members are trained
 sequentially on one module whose parameters are overwritten in place. Pooling in channels-last layout
-and ReLU after pooling cut a Fashion-MNIST cell's CPU time by about 6 % with bit-identical results
-(docs/robustness.md, run 27).
+and ReLU after pooling cut the Fashion-MNIST cells' CPU time by 6-15 % (11 % over the grid) with
+bit-identical results (docs/robustness.md, run 27a).
 """
 
 from __future__ import annotations
