@@ -143,6 +143,8 @@ def profile_setup(profile: str) -> dict[str, Any]:
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_disagreement": config.max_disagreement,
         "max_rejection": config.max_rejection,
+        "min_mean_score": config.min_mean_score,
+        "reputation_warmup": config.reputation_warmup,
     }
 
 
@@ -351,6 +353,7 @@ def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_disagreement": args.max_disagreement,
         "reputation_warmup": args.reputation_warmup,
         "max_rejection": args.max_rejection,
+        "min_mean_score": args.min_mean_score,
         "adaptive_liars": args.adaptive_liars or None,
     }
 
@@ -363,6 +366,7 @@ HEART_OVERRIDES = (
     "max_disagreement",
     "reputation_warmup",
     "max_rejection",
+    "min_mean_score",
 )
 """The fields of :func:`setup_overrides` that apply to the heart-disease section too (the task settings)."""
 
@@ -602,9 +606,11 @@ def reputation_summary(runs: Sequence[RunResult], setup: FLSetup, members: int) 
                 else "."
             )
         )
-    if setup.max_rejection:
+    if setup.max_rejection or setup.min_mean_score:
+        bounds = [f"max rejection {setup.max_rejection} bps"] if setup.max_rejection else []
+        bounds += [f"min mean score {setup.min_mean_score}"] if setup.min_mean_score else []
         text += (
-            f" Trainer reputation (max rejection {setup.max_rejection} bps after {setup.reputation_warmup} scored "
+            f" Trainer reputation ({', '.join(bounds)} after {setup.reputation_warmup} scored "
             f"updates) left out by the last round, mean over cells: "
             f"{np.mean([r.distrusted_malicious_trainers for r in runs]):.2f} malicious trainers, "
             f"{np.mean([r.distrusted_honest_trainers for r in runs]):.2f} honest ones (most in one cell: "
@@ -705,9 +711,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "disease; 0: off)",
     )
     parser.add_argument(
+        "--min-mean-score",
+        type=int,
+        help="trainer reputation by scores: mean committee median of a trainer's scored updates below which its "
+        f"later updates are left out (default: {FMNIST_FULL.min_mean_score} for Fashion-MNIST, "
+        f"{HEART.min_mean_score} for heart disease; 0: off)",
+    )
+    parser.add_argument(
         "--reputation-warmup",
         type=int,
-        help=f"fewest scores before a validator can be distrusted (default {FMNIST_FULL.reputation_warmup})",
+        help="fewest scores before a validator (scored updates before a trainer) can be distrusted (default: "
+        f"{FMNIST_FULL.reputation_warmup} for Fashion-MNIST, {HEART.reputation_warmup} for heart disease)",
     )
     parser.add_argument(
         "--adaptive-liars",

@@ -313,11 +313,9 @@ def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
     assert robustness.main(argv) == 0
     raw = json.loads(out.read_text())["heart_disease"]
     assert raw["seeds"] == [0, 1]
-    assert (raw["setup"]["scoring"], raw["setup"]["max_rejection"], raw["setup"]["clip_to_median_norm"]) == (
-        "relative",
-        4_000,
-        True,
-    )
+    setup = raw["setup"]
+    reputation = (setup["max_rejection"], setup["min_mean_score"], setup["reputation_warmup"])
+    assert (setup["scoring"], *reputation, setup["clip_to_median_norm"]) == ("relative", 0, 4_700, 5, True)
     assert raw["setup"]["cap_examples_to_median"] is True
     assert sorted((r["attack"], r["seed"]) for r in raw["results"]) == [
         ("backdoor", 0),
@@ -326,7 +324,7 @@ def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
         ("none", 1),
     ]
     printed = capsys.readouterr().out
-    assert "seed(s) 0, 1" in printed and "Trainer reputation (max rejection 4000 bps" in printed
+    assert "seed(s) 0, 1" in printed and "Trainer reputation (min mean score 4700 after 5 scored updates)" in printed
     # The few-silos profile's rule against the left-out reference: one attack-free run per seed without the
     # malicious hospital (seeds 0 and 1 make hospital 3 malicious), on all four hospitals' test rows.
     assert raw["profile"] == "few-silos"
@@ -341,9 +339,11 @@ def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
     # The task options override the section's configuration.
     argv = ["--heart-only", "--rules", "fedavg", "--attacks", "none", "--heart-seeds", "0"]
     argv += ["--workers", "1", "--shared-dir", str(HEART_DIR.parent), "--json", str(out)]
-    assert robustness.main([*argv, "--scoring", "trust", "--threshold", "5100", "--max-rejection", "0"]) == 0
+    options = ["--scoring", "trust", "--threshold", "5100", "--max-rejection", "3000", "--min-mean-score", "0"]
+    assert robustness.main([*argv, *options, "--reputation-warmup", "8"]) == 0
     setup = json.loads(out.read_text())["heart_disease"]["setup"]
-    assert (setup["scoring"], setup["acceptance_threshold"], setup["max_rejection"]) == ("trust", 5_100, 0)
+    overridden = (setup["max_rejection"], setup["min_mean_score"], setup["reputation_warmup"])
+    assert (setup["scoring"], setup["acceptance_threshold"], *overridden) == ("trust", 5_100, 3_000, 0, 8)
 
 
 def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
@@ -355,10 +355,13 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
         "clip_to_median_norm": True,
         "cap_examples_to_median": True,
         "max_disagreement": 5_000,
-        "max_rejection": 4_000,
+        "max_rejection": 0,
+        "min_mean_score": 4_700,
+        "reputation_warmup": 5,
     }
     heart, fmnist = robustness.HEART, robustness.FMNIST_FULL
-    assert (heart.scoring, heart.clip_to_median_norm, heart.max_rejection) == ("relative", True, 4_000)
+    assert (heart.scoring, heart.clip_to_median_norm, heart.min_mean_score) == ("relative", True, 4_700)
+    assert (fmnist.max_rejection, fmnist.min_mean_score, fmnist.reputation_warmup) == (0, 0, 10)
     assert heart.cap_examples_to_median and fmnist.cap_examples_to_median
     assert (fmnist.scoring, fmnist.acceptance_threshold, fmnist.clip_to_median_norm) == ("trust", 5_100, False)
     assert robustness.HEART_RULE == "fedavg" and robustness.profile_rule("consortium") == "centered-clipping"

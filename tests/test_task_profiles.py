@@ -27,6 +27,8 @@ def _robustness(config: TaskConfig) -> tuple[object, ...]:
         config.max_rejection,
         config.max_disagreement,
         config.cap_examples_to_median,
+        config.min_mean_score,
+        config.reputation_warmup,
     )
 
 
@@ -40,14 +42,18 @@ def test_consortium_is_the_default_profile() -> None:
         0,
         5_000,
         True,
+        0,
+        10,
     )
 
 
 def test_few_silos_profile_resolves_the_cross_silo_configuration_and_reaches_the_chain() -> None:
     config = TaskConfig(model=MODEL, profile="few-silos")
-    assert _robustness(config) == ("few-silos", "relative", 4_500, "fedavg", True, 4_000, 5_000, True)
+    # Trainer reputation by mean score after five scored updates, not by rejections (docs/robustness.md, run 28).
+    assert _robustness(config) == ("few-silos", "relative", 4_500, "fedavg", True, 0, 5_000, True, 4_700, 5)
     params = config.chain_params(ZERO_MODEL)
-    assert (params.acceptance_threshold, params.max_rejection, params.max_disagreement) == (4_500, 4_000, 5_000)
+    reputation = (params.max_rejection, params.min_mean_score, params.reputation_warmup, params.max_disagreement)
+    assert (params.acceptance_threshold, *reputation) == (4_500, 0, 4_700, 5, 5_000)
 
 
 def test_settings_given_explicitly_win_over_the_profile() -> None:
@@ -57,18 +63,26 @@ def test_settings_given_explicitly_win_over_the_profile() -> None:
         scoring="trust",
         aggregation="median",
         clip_to_median_norm=False,
-        max_rejection=0,
+        max_rejection=2_000,
+        min_mean_score=0,
+        reputation_warmup=20,
         cap_examples_to_median=False,
     )
-    assert _robustness(config) == ("few-silos", "trust", 5_100, "median", False, 0, 5_000, False)
+    assert _robustness(config) == ("few-silos", "trust", 5_100, "median", False, 2_000, 5_000, False, 0, 20)
     assert TaskConfig(model=MODEL, profile="few-silos", acceptance_threshold=4_800).threshold == 4_800
 
 
 def test_secure_aggregation_overrides_either_profile() -> None:
     for profile in PROFILES:
         config = TaskConfig(model=MODEL, profile=profile, secure_aggregation=True)
-        resolved = (config.aggregation, config.clip_to_median_norm, config.max_rejection, config.max_disagreement)
-        assert resolved == ("fedavg", False, 0, 0)
+        resolved = (
+            config.aggregation,
+            config.clip_to_median_norm,
+            config.max_rejection,
+            config.min_mean_score,
+            config.max_disagreement,
+        )
+        assert resolved == ("fedavg", False, 0, 0, 0)
         # Members weight their masked inputs before anyone sees the counts: there is nothing to cap.
         assert config.cap_examples_to_median is False
 
@@ -102,6 +116,21 @@ def test_profile_is_committed_and_old_configs_load_as_consortium() -> None:
     # A config committed before profiles, trainer reputation and the example cap existed: its settings were
     # resolved then, and its aggregators took declared counts as they were.
     body = json.loads(TaskConfig(model=MODEL).to_bytes())
-    del body["profile"], body["max_rejection"], body["cap_examples_to_median"]
+    del body["profile"], body["max_rejection"], body["cap_examples_to_median"], body["min_mean_score"]
     old = TaskConfig.from_bytes(json.dumps(body).encode())
-    assert _robustness(old) == ("consortium", "trust", 5_100, "centered-clipping", False, 0, 5_000, False)
+    assert _robustness(old) == ("consortium", "trust", 5_100, "centered-clipping", False, 0, 5_000, False, 0, 10)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"min_mean_score": 10_001}, r"min_mean_score must be within 0\.\.10000, got 10001"),
+        ({"min_mean_score": -1}, r"min_mean_score must be within 0\.\.10000, got -1"),
+        ({"min_mean_score": True}, r"min_mean_score must be within 0\.\.10000, got True"),
+        ({"reputation_warmup": -5}, r"reputation_warmup must be a non-negative integer, got -5"),
+        ({"secure_aggregation": True, "min_mean_score": 4_700}, r"set min_mean_score to 0"),
+    ],
+)
+def test_bad_trainer_reputation_settings_are_refused_by_name(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TaskConfig(model=MODEL, profile="few-silos", **settings)  # type: ignore[arg-type]

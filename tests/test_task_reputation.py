@@ -8,7 +8,9 @@ them against the outcome is left out of later rounds' validators until an admin 
 A task with ``max_rejection`` > 0 counts every scored update for its trainer and whether it was
 rejected; a trainer past ``reputation_warmup`` scored updates with more than ``max_rejection``
 basis points of them rejected is left out of the rounds that open while it is distrusted: its
-commitments are refused and the round does not wait for it.
+commitments are refused and the round does not wait for it. With ``min_mean_score`` > 0 it also sums
+every scored update's committee median for its trainer, and a trainer past the warm-up whose medians
+average below ``min_mean_score`` is left out the same way, rejected or not.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from eth_account.signers.local import LocalAccount
 from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
 from fedledger.chain import Phase, TrainingTaskClient
 from fedledger.chain.events import ReputationCleared, TrainerDistrusted, ValidatorDistrusted
-from fedledger.chain.reputation import TrainerReputation, ValidatorReputation, disagrees, is_distrusted
+from fedledger.chain.reputation import (
+    TrainerReputation,
+    ValidatorReputation,
+    disagrees,
+    is_distrusted,
+    trainer_distrusted,
+)
 from fedledger.exceptions import ConfigError, InvalidArgument, InvalidState, NotAuthorized
 from fedledger.federation import TaskConfig
 from test_task_committee import admit
@@ -221,8 +229,16 @@ def test_contract_and_offchain_rule_agree_over_random_rounds(ledger: Ledger) -> 
 # -- trainer reputation -------------------------------------------------------------------------------------
 
 
-def trainer_task(ledger: Ledger, *, warmup: int = 3, max_disagreement: int = 0) -> TrainingTaskClient:
-    params = replace(DEFAULT_PARAMS, max_rejection=5_000, reputation_warmup=warmup, max_disagreement=max_disagreement)
+def trainer_task(
+    ledger: Ledger, *, warmup: int = 3, max_disagreement: int = 0, max_rejection: int = 5_000, min_mean_score: int = 0
+) -> TrainingTaskClient:
+    params = replace(
+        DEFAULT_PARAMS,
+        max_rejection=max_rejection,
+        min_mean_score=min_mean_score,
+        reputation_warmup=warmup,
+        max_disagreement=max_disagreement,
+    )
     return TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
 
 
@@ -236,13 +252,21 @@ def scored_round(
 
 
 def score_and_close(
-    task: TrainingTaskClient, members: list[LocalAccount], r: int, rejected: set[int], *, skip: frozenset[int]
+    task: TrainingTaskClient,
+    members: list[LocalAccount],
+    r: int,
+    rejected: set[int],
+    *,
+    skip: frozenset[int],
+    given: dict[int, int] | None = None,
 ) -> Phase:
     """Every member scores every other committed update of round ``r`` (the members not in ``skip``, in order):
-    1000 for those of the members in ``rejected``, else 9000; then validation closes."""
+    ``given[i]`` for member i's if given, else 1000 for those of the members in ``rejected`` and 9000 for the
+    rest; then validation closes."""
     owners = [i for i in range(len(members)) if i not in skip]  # update index -> member
+    value = {i: (given or {}).get(i, 1_000 if i in rejected else 9_000) for i in owners}
     for k, member in enumerate(members):
-        scores = [None if i == k else (1_000 if i in rejected else 9_000) for i in owners]
+        scores = [None if i == k else value[i] for i in owners]
         task.as_(member).submit_scores(r, scores)
     return task.as_(members[0]).close_validation(r)
 
@@ -263,7 +287,7 @@ def test_a_trainer_mostly_rejected_has_its_updates_left_out_until_cleared(ledger
         r, phase = scored_round(task, members, rejected)
         assert phase is Phase.AGGREGATE
         for i in range(len(members)):
-            mirror.record(i, accepted=i not in rejected)
+            mirror.record(i, accepted=i not in rejected, median=1_000 if i in rejected else 9_000)
         propose(task, members, r)
     standing = task.trainer_standing(members[poisoner].address)
     assert (standing.scored, standing.rejected, standing.distrusted) == (3, 2, True)
@@ -322,6 +346,38 @@ def test_a_trainer_mostly_rejected_has_its_updates_left_out_until_cleared(ledger
     assert task.round(r).accepted == [0, 1, 2, 3]
 
 
+def test_a_trainer_accepted_but_scoring_low_on_average_is_left_out_by_its_mean(ledger: Ledger) -> None:
+    # Fang et al.'s Krum attack among a few silos: its updates pass the threshold but cost validators a little
+    # every round. With trainer reputation by mean score only, the record of medians strikes it (run 28).
+    task, members = trainer_task(ledger, max_rejection=0, min_mean_score=6_000), ledger.members
+    crafted = 3
+    mirror: TrainerReputation[int] = TrainerReputation(0, 3, 6_000)
+    for medians in ({crafted: 5_000}, {crafted: 7_000}, {crafted: 5_000}):  # accepted each time; mean 5667 < 6000
+        r = commit_all(task, members)
+        assert score_and_close(task, members, r, set(), skip=frozenset(), given=medians) is Phase.AGGREGATE
+        assert task.round(r).accepted == [0, 1, 2, 3]
+        for i in range(len(members)):
+            mirror.record(i, accepted=True, median=medians.get(i, 9_000))
+        propose(task, members, r)
+    standing = task.trainer_standing(members[crafted].address)
+    assert (standing.scored, standing.rejected, standing.score_sum, standing.distrusted) == (3, 0, 17_000, True)
+    assert standing.mean_score == pytest.approx(17_000 / 3)
+    assert mirror.distrusted(crafted) and not any(mirror.distrusted(i) for i in range(3))
+    assert not any(task.trainer_standing(m.address).distrusted for m in members[:3])
+
+    block = ledger.chain.block_number
+    r = task.as_(members[0]).open_round()
+    left_out = [e for e in task.events(from_block=block + 1) if isinstance(e, TrainerDistrusted)]
+    assert [(e.trainer, e.scored, e.rejected) for e in left_out] == [(members[crafted].address, 3, 0)]
+    assert task.round(r).expected_trainers == 3
+    with pytest.raises(NotAuthorized, match="trainer distrusted"):
+        task.as_(members[crafted]).commit_update(r, h("crafted"), 100)
+    # Clearing the record resets the sum of medians with the counts.
+    task.as_(ledger.admin).clear_reputation(members[crafted].address)
+    standing = task.trainer_standing(members[crafted].address)
+    assert (standing.scored, standing.score_sum, standing.distrusted, standing.mean_score) == (0, 0, False, None)
+
+
 def test_with_every_trainer_distrusted_rounds_abort_until_an_admin_clears_some(ledger: Ledger) -> None:
     task, members = trainer_task(ledger, warmup=1), ledger.members
     r, phase = scored_round(task, members, {0, 1, 2, 3})  # every update rejected: the round aborts
@@ -355,6 +411,8 @@ def test_without_trainer_reputation_no_trainer_record_is_kept(ledger: Ledger) ->
         ({"max_disagreement": 5_000, "secagg_threshold": 2}, InvalidState, "task: reputation needs scored rounds"),
         ({"max_rejection": 10_001}, InvalidArgument, "task: max rejection out of range"),
         ({"max_rejection": 5_000, "secagg_threshold": 2}, InvalidState, "task: reputation needs scored rounds"),
+        ({"min_mean_score": 10_001}, InvalidArgument, "task: min mean score out of range"),
+        ({"min_mean_score": 4_700, "secagg_threshold": 2}, InvalidState, "task: reputation needs scored rounds"),
     ],
 )
 def test_bad_reputation_parameters_are_refused(
@@ -426,6 +484,8 @@ def test_task_config_keeps_reputation_by_default_in_scored_rounds_only() -> None
         ({"max_rejection": 10_001}, "max_rejection must be within 0..10000"),
         ({"max_rejection": True}, "max_rejection must be within 0..10000"),
         ({"secure_aggregation": True, "max_rejection": 5_000}, "keep trainer reputation on; set max_rejection to 0"),
+        ({"min_mean_score": 10_001}, "min_mean_score must be within 0..10000"),
+        ({"secure_aggregation": True, "min_mean_score": 4_700}, "keep trainer reputation on; set min_mean_score to 0"),
     ],
 )
 def test_task_config_refuses_bad_reputation_settings(change: dict[str, object], message: str) -> None:
@@ -435,20 +495,39 @@ def test_task_config_refuses_bad_reputation_settings(change: dict[str, object], 
 
 def test_trainer_mirror_counts_and_refuses_bad_parameters() -> None:
     mirror: TrainerReputation[str] = TrainerReputation(5_000, 2)
-    mirror.record("a", accepted=False)
+    mirror.record("a", accepted=False, median=1_000)
     assert not mirror.distrusted("a")  # one scored update: under the warm-up
-    mirror.record("a", accepted=True)
+    mirror.record("a", accepted=True, median=9_000)
     assert not mirror.distrusted("a")  # half rejected: not more than the bound
-    mirror.record("a", accepted=False)
-    assert mirror.distrusted("a") and (mirror.scored["a"], mirror.rejected["a"]) == (3, 2)
-    assert not TrainerReputation(0, 0).enabled
-    for bound, warmup in ((-1, 1), (10_001, 1), (5_000, -1), (True, 1)):
+    mirror.record("a", accepted=False, median=1_000)
+    assert mirror.distrusted("a") and (mirror.scored["a"], mirror.rejected["a"], mirror.score_sum["a"]) == (
+        3,
+        2,
+        11_000,
+    )
+    assert not TrainerReputation(0, 0).enabled and TrainerReputation(0, 0, 4_700).enabled
+    for bound, warmup, mean in ((-1, 1, 0), (10_001, 1, 0), (5_000, -1, 0), (True, 1, 0), (0, 1, 10_001), (0, 1, -1)):
         with pytest.raises(ConfigError):
-            TrainerReputation(bound, warmup)  # type: ignore[arg-type]
+            TrainerReputation(bound, warmup, mean)  # type: ignore[arg-type]
+
+
+def test_trainer_distrust_by_mean_needs_the_warmup_and_a_mean_strictly_below_the_bound() -> None:
+    def by_mean(scored: int, score_sum: int, *, warmup: int = 5) -> bool:
+        return trainer_distrusted(scored, 0, score_sum, max_rejection=0, min_mean_score=4_700, warmup=warmup)
+
+    assert not by_mean(4, 4 * 4_000)  # warm-up not reached
+    assert not by_mean(5, 5 * 4_700)  # exactly at the bound
+    assert by_mean(5, 5 * 4_700 - 1)
+    assert not trainer_distrusted(5, 5, 0, max_rejection=0, min_mean_score=0, warmup=0)  # both bounds off
+    # Either bound strikes: rejections with a high mean, or a low mean with nothing rejected.
+    assert trainer_distrusted(5, 3, 5 * 6_000, max_rejection=5_000, min_mean_score=4_700, warmup=5)
+    assert trainer_distrusted(5, 0, 5 * 4_000, max_rejection=5_000, min_mean_score=4_700, warmup=5)
 
 
 def test_task_config_trainer_reputation_is_off_by_default_and_reaches_the_chain() -> None:
-    assert TaskConfig(model=MODEL).chain_params(h("model-0")).max_rejection == 0
-    on = TaskConfig(model=MODEL, max_rejection=5_000)
-    assert on.chain_params(h("model-0")).max_rejection == 5_000
+    off = TaskConfig(model=MODEL).chain_params(h("model-0"))
+    assert (off.max_rejection, off.min_mean_score) == (0, 0)
+    on = TaskConfig(model=MODEL, max_rejection=5_000, min_mean_score=4_800)
+    params = on.chain_params(h("model-0"))
+    assert (params.max_rejection, params.min_mean_score) == (5_000, 4_800)
     assert TaskConfig.from_bytes(on.to_bytes()) == on

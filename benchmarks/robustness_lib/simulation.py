@@ -122,6 +122,9 @@ class FLSetup:
     max_rejection: int = DEFAULT_MAX_REJECTION
     """Trainer reputation (the contract's ``max_rejection``, basis points): a trainer with more than this share of
     its scored updates rejected is left out of later rounds (it commits nothing); 0: off."""
+    min_mean_score: int = 0
+    """Trainer reputation by scores (the contract's ``min_mean_score``): a trainer whose scored updates' committee
+    medians average below this is left out of later rounds; 0: off."""
     adaptive_liars: bool = False
     """Lying validators lie only where they hold a strict majority of an update's committee and score
     honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""
@@ -393,7 +396,9 @@ def run_scenario(
     liar = LyingValidators(adaptive=setup.adaptive_liars)
     liars = lying | (set(malicious.tolist()) if attack.lies_in_scores else set())
     reputation: ValidatorReputation[int] = ValidatorReputation(setup.max_disagreement, setup.reputation_warmup)
-    trainer_record: TrainerReputation[int] = TrainerReputation(setup.max_rejection, setup.reputation_warmup)
+    trainer_record: TrainerReputation[int] = TrainerReputation(
+        setup.max_rejection, setup.reputation_warmup, setup.min_mean_score
+    )
 
     # Data as tensors once; malicious members poison theirs once (fixed poisoned share, as in BadNets).
     train_data: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -527,7 +532,7 @@ def run_scenario(
                 ok = median >= setup.acceptance_threshold
                 reputation.record(committee, scores, accepted=ok, threshold=setup.acceptance_threshold)
                 if trainer_record.enabled:
-                    trainer_record.record(int(owners[i]), accepted=ok)
+                    trainer_record.record(int(owners[i]), accepted=ok, median=median)
                 (stats.malicious_medians if is_malicious[owners[i]] else stats.honest_medians).append(median)
             if ok:
                 accepted.append(i)

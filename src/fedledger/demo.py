@@ -312,6 +312,7 @@ def _run(
         "clip_to_median_norm": config.clip_to_median_norm,
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_rejection": config.max_rejection,
+        "min_mean_score": config.min_mean_score,
         "committee": setup.committee,
         "secure_aggregation": setup.secure_aggregation,
         # Under secure aggregation updates are masked: no validator can score one, so none is screened.

@@ -32,7 +32,7 @@ from typing import Generic, TypeVar
 
 from fedledger.exceptions import ConfigError
 
-__all__ = ["BPS", "TrainerReputation", "ValidatorReputation", "disagrees", "is_distrusted"]
+__all__ = ["BPS", "TrainerReputation", "ValidatorReputation", "disagrees", "is_distrusted", "trainer_distrusted"]
 
 BPS = 10_000
 V = TypeVar("V", bound=Hashable)
@@ -49,6 +49,17 @@ def is_distrusted(counted: int, against: int, *, bound: int, warmup: int) -> boo
     counted (scores given, or scored updates committed), and more than ``bound`` / 10,000 of them against
     (scores against the outcome, or rejected updates)."""
     return bound > 0 and counted >= warmup and against * BPS > bound * counted
+
+
+def trainer_distrusted(
+    scored: int, rejected: int, score_sum: int, *, max_rejection: int, min_mean_score: int, warmup: int
+) -> bool:
+    """The contract's test on a trainer's record: at least ``warmup`` scored updates, and either more than
+    ``max_rejection`` / 10,000 of them rejected or their committee medians (summing to ``score_sum``) averaging
+    below ``min_mean_score``. A bound of 0 is off."""
+    if scored < warmup:
+        return False
+    return is_distrusted(scored, rejected, bound=max_rejection, warmup=warmup) or score_sum < min_mean_score * scored
 
 
 def _check_reputation_params(bound_name: str, bound: object, warmup: object) -> None:
@@ -102,13 +113,15 @@ class ValidatorReputation(Generic[V]):
 
 @dataclass
 class TrainerReputation(Generic[V]):
-    """Per-trainer counts of scored updates and rejected ones, as the contract keeps with ``max_rejection`` > 0.
+    """Per-trainer counts of scored updates, rejected ones and the sum of their committee medians, as the contract
+    keeps with ``max_rejection`` or ``min_mean_score`` > 0.
 
-    When a round's validation closes, every update that was scored counts once for its trainer, and once more
-    as a rejection when its median missed the threshold. A trainer with at least ``warmup`` scored updates of
-    which more than ``max_rejection`` (basis points) were rejected is distrusted: every round that opens while
-    it is distrusted leaves it out (``TrainerDistrusted`` logged, its commitment refused, the round not waiting
-    for it), so its node does not train for nothing.
+    When a round's validation closes, every update that was scored counts once for its trainer, adds its
+    committee median to the trainer's sum, and counts once more as a rejection when its median missed the
+    threshold. A trainer with at least ``warmup`` scored updates of which more than ``max_rejection`` (basis
+    points) were rejected, or whose medians average below ``min_mean_score``, is distrusted: every round that
+    opens while it is distrusted leaves it out (``TrainerDistrusted`` logged, its commitment refused, the round
+    not waiting for it), so its node does not train for nothing.
 
     Why: an attacker whose updates the validators reject most of the time still gets the rest through, and in a
     small consortium one accepted boosted update can plant a backdoor that honest training does not undo (four
@@ -116,27 +129,41 @@ class TrainerReputation(Generic[V]):
     trainers, rejected only where a noisy score straddles the threshold, stay far below a 50 % bound. Under a
     scoring rule that rejects honest updates often (trust scoring on a few heterogeneous silos) it would strike
     honest trainers too: turn it on with scoring that accepts them (run 23).
+
+    Why a bound on the mean as well: an update crafted to stay just acceptable (Fang et al.'s Krum attack among
+    four hospitals) is rejected too rarely for any rejection bound, but its committee medians fall below 5000
+    (no change) round after round, while an honest hospital's average about 5000: the mean over a few rounds
+    tells them apart where no single round can (``docs/robustness.md``, run 28).
     """
 
     max_rejection: int
     warmup: int
+    min_mean_score: int = 0
     scored: dict[V, int] = field(default_factory=dict)
     rejected: dict[V, int] = field(default_factory=dict)
+    score_sum: dict[V, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_reputation_params("max_rejection", self.max_rejection, self.warmup)
+        _check_reputation_params("min_mean_score", self.min_mean_score, self.warmup)
 
     @property
     def enabled(self) -> bool:
-        return self.max_rejection > 0
+        return self.max_rejection > 0 or self.min_mean_score > 0
 
-    def record(self, trainer: V, *, accepted: bool) -> None:
-        """Count one scored update of ``trainer`` and its outcome (a distrusted trainer has none: the contract
-        refuses its commitments)."""
+    def record(self, trainer: V, *, accepted: bool, median: int) -> None:
+        """Count one scored update of ``trainer``: its committee ``median`` and its outcome (a distrusted trainer
+        has none: the contract refuses its commitments)."""
         self.scored[trainer] = self.scored.get(trainer, 0) + 1
         self.rejected[trainer] = self.rejected.get(trainer, 0) + int(not accepted)
+        self.score_sum[trainer] = self.score_sum.get(trainer, 0) + median
 
     def distrusted(self, trainer: V) -> bool:
-        return is_distrusted(
-            self.scored.get(trainer, 0), self.rejected.get(trainer, 0), bound=self.max_rejection, warmup=self.warmup
+        return trainer_distrusted(
+            self.scored.get(trainer, 0),
+            self.rejected.get(trainer, 0),
+            self.score_sum.get(trainer, 0),
+            max_rejection=self.max_rejection,
+            min_mean_score=self.min_mean_score,
+            warmup=self.warmup,
         )

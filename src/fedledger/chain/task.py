@@ -19,7 +19,7 @@ from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
-from fedledger.chain.reputation import is_distrusted
+from fedledger.chain.reputation import trainer_distrusted
 from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
@@ -101,9 +101,11 @@ class TaskParams:
     # validator is left out of later rounds, after at least reputation_warmup scores; 0: no reputation.
     max_disagreement: int = 0
     reputation_warmup: int = 0
-    # Trainer reputation: basis points of a trainer's scored updates rejected above which later rounds leave its
-    # updates out of the accepted set, after at least reputation_warmup scored updates; 0: no trainer reputation.
+    # Trainer reputation: basis points of a trainer's scored updates rejected above which later rounds leave it
+    # out, after at least reputation_warmup scored updates (0: off); likewise below a mean committee median of
+    # min_mean_score (0: off).
     max_rejection: int = 0
+    min_mean_score: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +131,7 @@ class TaskParams:
             _uint(self.max_disagreement, "max disagreement"),
             _uint(self.reputation_warmup, "reputation warmup"),
             _uint(self.max_rejection, "max rejection"),
+            _uint(self.min_mean_score, "min mean score"),
         )
 
 
@@ -144,12 +147,18 @@ class ValidatorStanding:
 
 @dataclass(frozen=True)
 class TrainerStanding:
-    """A trainer's record in a task: its updates that were scored, how many were rejected, and whether the task
-    now leaves its updates out of the accepted set (:mod:`fedledger.chain.reputation`)."""
+    """A trainer's record in a task: its updates that were scored, how many were rejected, the sum of their
+    committee medians, and whether the task now leaves it out of its rounds (:mod:`fedledger.chain.reputation`)."""
 
     scored: int
     rejected: int
     distrusted: bool
+    score_sum: int = 0
+
+    @property
+    def mean_score(self) -> float | None:
+        """The mean committee median of its scored updates (None before the first)."""
+        return self.score_sum / self.scored if self.scored else None
 
 
 @dataclass(frozen=True)
@@ -444,6 +453,7 @@ class TrainingTaskClient(ContractClient):
             max_disagreement=call(f.max_disagreement()),
             reputation_warmup=call(f.reputation_warmup()),
             max_rejection=call(f.max_rejection()),
+            min_mean_score=call(f.min_mean_score()),
         )
 
     @property
@@ -468,9 +478,17 @@ class TrainingTaskClient(ContractClient):
         f, address, params = self.contract.functions, as_address(trainer), self.params()
         scored = int(self.chain.call(f.trainer_scored(address)))
         rejected = int(self.chain.call(f.trainer_rejected(address)))
+        score_sum = int(self.chain.call(f.trainer_score_sum(address)))
         # The contract's own test on its counts (it has no view for it: it is at the EIP-170 size limit).
-        distrusted = is_distrusted(scored, rejected, bound=params.max_rejection, warmup=params.reputation_warmup)
-        return TrainerStanding(scored=scored, rejected=rejected, distrusted=distrusted)
+        distrusted = trainer_distrusted(
+            scored,
+            rejected,
+            score_sum,
+            max_rejection=params.max_rejection,
+            min_mean_score=params.min_mean_score,
+            warmup=params.reputation_warmup,
+        )
+        return TrainerStanding(scored=scored, rejected=rejected, distrusted=distrusted, score_sum=score_sum)
 
     def left_out_as_trainer(self, round_id: int, trainer: str) -> bool:
         """Whether trainer reputation left ``trainer`` out of round ``round_id`` when it opened: its commitments are

@@ -168,11 +168,13 @@ def demo(
         else:
             console.print(f"rejected updates           {len(rejected)}")
             row = result.setup
+            mean_bound = row["min_mean_score"]
             console.print(
                 f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring, {row['rule']}"
                 + (", clipping to the median norm" if row["clip_to_median_norm"] else "")
                 + (", example counts capped at the median" if row["cap_examples_to_median"] else "")
                 + (f", trainer reputation {row['max_rejection']} bps" if row["max_rejection"] else "")
+                + (f", trainers left out below a mean score of {mean_bound}" if mean_bound else "")
             )
         v = result.verification
         verdict = "[green]verified[/]" if v["ok"] else f"[red]FAILED[/]: {v['first_discrepancy']}"

@@ -78,19 +78,25 @@ DEFAULT_MAX_DISAGREEMENT = 5_000
 0.62-0.88 of the time, honest ones 0.17-0.20."""
 
 DEFAULT_MAX_REJECTION = 0
-"""Trainer reputation off by default: it needs a scoring rule that accepts honest updates (in the four-hospital
-benchmark, trust scoring rejected 70 % of them and trainer reputation would strike every hospital). In small
-consortia scored by ``relative`` it is what stops a backdoor (docs/robustness.md, run 23): the ``few-silos``
-profile sets FEW_SILOS_MAX_REJECTION."""
+"""Trainer reputation by rejections, off in both profiles: it needs a scoring rule that accepts honest updates (in
+the four-hospital benchmark, trust scoring rejected 70 % of them and trainer reputation would strike every
+hospital). The ``few-silos`` profile used 4000 (runs 23-27) until the bound on mean scores replaced it (run 28)."""
 
-FEW_SILOS_MAX_REJECTION = 4_000
-"""Trainer reputation for a few silos: distrusted past 40 % of scored updates rejected. A backdoor from the largest
-of four hospitals passes the validators 42-57 % of the time (docs/robustness.md, run 25), so a bound at half
-decides by chance whether it is ever struck; honest hospitals' updates are rejected about 5 % of the time."""
+FEW_SILOS_MIN_MEAN_SCORE = 4_700
+"""Trainer reputation by scores for a few silos: distrusted when its updates' committee medians average below 4700
+(5000 is no change in the validators' accuracy). Fang et al.'s Krum attack among four hospitals is rejected too
+rarely for any rejection bound but averages 4400-4850 over its first rounds, honest hospitals about 5000. With it
+and a warm-up of five, in place of the rejection bound of 4000, the attack's error fell from 0.269 to 0.228, the
+backdoor is still struck (flips 0.000), and honest hospitals were struck in 25 cells of 130 instead of 32
+(docs/robustness.md, run 28)."""
 
 DEFAULT_REPUTATION_WARMUP = 10
 """Scores before a validator can be distrusted: about five rounds of the benchmark's committees of 21 among 100
 members (10 updates x 21 seats / 100 validators per round), so one unlucky round cannot exclude anyone."""
+
+FEW_SILOS_REPUTATION_WARMUP = 5
+"""A few silos that all train and score every round reach five scored updates in five rounds: the Krum attack's
+damage before it is struck is what the warm-up decides (docs/robustness.md, run 28)."""
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -101,17 +107,22 @@ PROFILES: dict[str, dict[str, Any]] = {
         "aggregation": DEFAULT_RULE,
         "clip_to_median_norm": DEFAULT_CLIP_TO_MEDIAN_NORM,
         "max_rejection": DEFAULT_MAX_REJECTION,
+        "min_mean_score": 0,
+        "reputation_warmup": DEFAULT_REPUTATION_WARMUP,
     },
     # A handful of members that all train every round: the four-hospital heart-disease federation (run 23).
     # Trust scoring's references, trained on one silo's few validation rows, rejected 70 % of the other silos'
     # honest updates; accuracy scoring accepts them, so trainer reputation can strike the one that keeps failing,
     # and clipping to the median norm keeps a boosted update from outweighing the rest. Unweighted rules let a
-    # 24-row hospital pull as hard as a 159-row one: FedAvg.
+    # 24-row hospital pull as hard as a 159-row one: FedAvg. Trainer reputation by mean score (run 28) strikes the
+    # backdoors the rejection bound struck and also the update crafted to stay just acceptable.
     "few-silos": {
         "scoring": "relative",
         "aggregation": "fedavg",
         "clip_to_median_norm": True,
-        "max_rejection": FEW_SILOS_MAX_REJECTION,
+        "max_rejection": DEFAULT_MAX_REJECTION,
+        "min_mean_score": FEW_SILOS_MIN_MEAN_SCORE,
+        "reputation_warmup": FEW_SILOS_REPUTATION_WARMUP,
     },
 }
 """The defaults of the settings a task leaves unset, per kind of federation (``TaskConfig.profile``), as
@@ -172,12 +183,16 @@ class TaskConfig:
     # of its scores against the outcome, after reputation_warmup scores, is left out of later rounds. None: 5000
     # (DEFAULT_MAX_DISAGREEMENT) in scored rounds, 0 (off) under secure aggregation, which has no scores.
     max_disagreement: int | None = None
-    reputation_warmup: int = DEFAULT_REPUTATION_WARMUP
+    # None: the profile's (consortium: 10, DEFAULT_REPUTATION_WARMUP; few-silos: 5).
+    reputation_warmup: int | None = None
     # Trainer reputation (fedledger.chain.reputation.TrainerReputation): a trainer with more than max_rejection basis
     # points of its scored updates rejected, after reputation_warmup of them, is left out of the rounds that open
     # while it is distrusted (its commitments refused; its node does not train). 0: off. None: the profile's
-    # (consortium: 0, DEFAULT_MAX_REJECTION; few-silos: 4000), 0 under secure aggregation.
+    # (0 in both, DEFAULT_MAX_REJECTION), 0 under secure aggregation.
     max_rejection: int | None = None
+    # Likewise a trainer whose scored updates' committee medians average below min_mean_score (0..10000; 0: off).
+    # None: the profile's (consortium: 0; few-silos: 4700, FEW_SILOS_MIN_MEAN_SCORE), 0 under secure aggregation.
+    min_mean_score: int | None = None
     # Purpose of processing (canonical name, e.g. "model-training:breast-cancer-diagnosis"); empty: the task
     # has no data registry and commitments name no dataset.
     purpose: str = ""
@@ -304,12 +319,15 @@ class TaskConfig:
     def _check_reputation(self) -> None:
         if self.max_disagreement is None:
             object.__setattr__(self, "max_disagreement", 0 if self.secure_aggregation else DEFAULT_MAX_DISAGREEMENT)
-        if self.max_rejection is None:
-            max_rejection = 0 if self.secure_aggregation else PROFILES[self.profile]["max_rejection"]
-            object.__setattr__(self, "max_rejection", max_rejection)
+        for name in ("max_rejection", "min_mean_score"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, 0 if self.secure_aggregation else PROFILES[self.profile][name])
+        if self.reputation_warmup is None:
+            object.__setattr__(self, "reputation_warmup", PROFILES[self.profile]["reputation_warmup"])
         for name, value, top in (
             ("max_disagreement", self.max_disagreement, 10_000),
             ("max_rejection", self.max_rejection, 10_000),
+            ("min_mean_score", self.min_mean_score, 10_000),
             ("reputation_warmup", self.reputation_warmup, None),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (top is not None and value > top):
@@ -320,11 +338,12 @@ class TaskConfig:
                 "task config: secure aggregation has no per-update scores to keep validator reputation on; "
                 "set max_disagreement to 0"
             )
-        if self.secure_aggregation and self.max_rejection:
-            raise ConfigError(
-                "task config: secure aggregation has no per-update scores to keep trainer reputation on; "
-                "set max_rejection to 0"
-            )
+        for name in ("max_rejection", "min_mean_score"):
+            if self.secure_aggregation and getattr(self, name):
+                raise ConfigError(
+                    "task config: secure aggregation has no per-update scores to keep trainer reputation on; "
+                    f"set {name} to 0"
+                )
 
     def _check_aggregation_params(self) -> None:
         # Fail at config time, not in the first aggregation: run the rule once on a tiny input.
@@ -386,8 +405,9 @@ class TaskConfig:
             privacy_budget=privacy.budget_micro if privacy is not None else 0,
             secagg_threshold=max(1, self.secagg_threshold) if self.secure_aggregation else 0,
             max_disagreement=self.max_disagreement or 0,
-            reputation_warmup=self.reputation_warmup,
+            reputation_warmup=self.reputation_warmup or 0,
             max_rejection=self.max_rejection or 0,
+            min_mean_score=self.min_mean_score or 0,
         )
 
     @classmethod
@@ -400,6 +420,7 @@ class TaskConfig:
             raise ConfigError(f"task config is not in format {CONFIG_FORMAT}")
         body.setdefault("clip_to_median_norm", False)  # committed before the setting existed: no such clipping
         body.setdefault("max_rejection", 0)  # likewise: no trainer reputation
+        body.setdefault("min_mean_score", 0)  # likewise: no trainer reputation by scores
         body.setdefault("cap_examples_to_median", False)  # likewise: declared counts taken as they were
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(body) - known)

@@ -233,18 +233,28 @@ class MemberNode:
         # would spend compute and privacy budget on an update nobody will use.
         if r in self.left_out_as_trainer:
             return False
-        if not self.config.max_rejection or not self.task.left_out_as_trainer(r, self.account.address):
+        trainer_reputation = self.config.max_rejection or self.config.min_mean_score
+        if not trainer_reputation or not self.task.left_out_as_trainer(r, self.account.address):
             return True
         self.left_out_as_trainer.add(r)
         standing = self.task.trainer_standing(self.account.address)
         log.warning(
-            "%s is distrusted as a trainer (%d of %d scored updates rejected): it does not train in round %d",
+            "%s is distrusted as a trainer (%d of %d scored updates rejected, mean score %.0f): it does not train "
+            "in round %d",
             self.name,
             standing.rejected,
             standing.scored,
+            standing.mean_score or 0,
             r,
         )
-        self._emit("left-out", r, role="trainer", scored=standing.scored, rejected=standing.rejected)
+        self._emit(
+            "left-out",
+            r,
+            role="trainer",
+            scored=standing.scored,
+            rejected=standing.rejected,
+            mean_score=standing.mean_score,
+        )
         return False
 
     def _validate_phase(self, status: MemberView, info: RoundInfo) -> bool:

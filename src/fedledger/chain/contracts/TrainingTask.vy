@@ -30,6 +30,9 @@
     `max_rejection` (basis points) were rejected is distrusted: rounds opened
     while it is distrusted leave it out (its commitments are refused and the
     round does not wait for it) until an admin clears its record.
+    With `min_mean_score` > 0 the record keeps the sum of the trainer's
+    committee medians as well, and a trainer whose medians average below
+    `min_mean_score` after the warm-up is distrusted in the same way.
      Provenance: with a `data_registry`, every commitment names the dataset it
      was trained on, which must be the committer's own and allow the task's
      `purpose` (GDPR Art. 5(1)(b)); with a `privacy_budget`, every commitment
@@ -183,12 +186,14 @@ max_disagreement: public(uint256)
 reputation_warmup: public(uint256)
 validator_scored: public(HashMap[address, uint256])
 validator_disagreed: public(HashMap[address, uint256])
-# Trainer reputation (max_rejection 0: off): scored updates and rejected ones, per trainer, and per round the
-# trainers it left out when the round opened. (No view says whether a trainer is distrusted now: the contract is
-# near the EIP-170 size limit; clients apply the rule to these counts.)
+# Trainer reputation (max_rejection and min_mean_score 0: off): scored updates, rejected ones and the sum of their
+# committee medians, per trainer, and per round the trainers it left out when the round opened. (No view says whether
+# a trainer is distrusted now: the contract is near the EIP-170 size limit; clients apply the rule to these counts.)
 max_rejection: public(uint256)
+min_mean_score: public(uint256)
 trainer_scored: public(HashMap[address, uint256])
 trainer_rejected: public(HashMap[address, uint256])
+trainer_score_sum: public(HashMap[address, uint256])
 trainer_left_out: public(HashMap[uint256, HashMap[address, bool]])
 
 current_round: public(uint256)
@@ -342,6 +347,7 @@ def __init__(
     max_disagreement: uint256,
     reputation_warmup: uint256,
     max_rejection: uint256,
+    min_mean_score: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may.
@@ -362,7 +368,9 @@ def __init__(
     @param reputation_warmup Fewest scores a validator gives (scored updates a trainer commits) before it
            can be distrusted.
     @param max_rejection Basis points of a trainer's scored updates rejected above which it is
-           distrusted; 0 for no trainer reputation.
+           distrusted; 0 for no trainer reputation by rejections.
+    @param min_mean_score Mean committee median (0..10000) below which a trainer is distrusted;
+           0 for no trainer reputation by scores.
     """
     self.consortium = Consortium(consortium)
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "task: caller is not an admin"
@@ -378,7 +386,9 @@ def __init__(
     assert secagg_threshold == 0 or committee_size == 0, "task: committees score plain updates only"
     assert max_disagreement <= SCORE_SCALE, "task: max disagreement out of range"
     assert max_rejection <= SCORE_SCALE, "task: max rejection out of range"
-    assert secagg_threshold == 0 or max_disagreement + max_rejection == 0, "task: reputation needs scored rounds"
+    assert min_mean_score <= SCORE_SCALE, "task: min mean score out of range"
+    assert secagg_threshold == 0 or max_disagreement + max_rejection + min_mean_score == 0, \
+        "task: reputation needs scored rounds"
     self.creator = msg.sender
     self.config_hash = config_hash
     self.initial_model = initial_model
@@ -398,6 +408,7 @@ def __init__(
     self.max_disagreement = max_disagreement
     self.reputation_warmup = reputation_warmup
     self.max_rejection = max_rejection
+    self.min_mean_score = min_mean_score
 
 
 @external
@@ -585,9 +596,10 @@ def close_validation(round_id: uint256):
         # (No update here is a distrusted trainer's: records change only here and when cleared, and the round
         # refused commitments from the trainers distrusted when it opened.)
         owner: address = empty(address)
-        if self.max_rejection > 0:
+        if self.max_rejection + self.min_mean_score > 0:
             owner = self.updates[round_id][i].member
-        ok: bool = self._median(scores) >= self.acceptance_threshold
+        median: uint256 = self._median(scores)
+        ok: bool = median >= self.acceptance_threshold
         if ok:
             mask |= 1 << i
             accepted += 1
@@ -595,6 +607,7 @@ def close_validation(round_id: uint256):
             self._count_reputation(round_id, i, scores, ok)
         if owner != empty(address):
             self.trainer_scored[owner] += 1
+            self.trainer_score_sum[owner] += median
             if not ok:
                 self.trainer_rejected[owner] += 1
     if accepted == 0:
@@ -837,6 +850,7 @@ def clear_reputation(validator: address):
     self.validator_disagreed[validator] = 0
     self.trainer_scored[validator] = 0
     self.trainer_rejected[validator] = 0
+    self.trainer_score_sum[validator] = 0
 
 
 @view
@@ -981,9 +995,12 @@ def _distrusted(validator: address) -> bool:
 @view
 @internal
 def _trainer_distrusted(trainer: address) -> bool:
-    # The validators' test on the trainer's record (callers check max_rejection > 0 first).
+    # The trainer's record against either bound (callers check that one is on first; a bound of 0 is off).
     scored: uint256 = self.trainer_scored[trainer]
-    return scored >= self.reputation_warmup and self.trainer_rejected[trainer] * SCORE_SCALE > self.max_rejection * scored
+    return scored >= self.reputation_warmup and (
+        (self.max_rejection > 0 and self.trainer_rejected[trainer] * SCORE_SCALE > self.max_rejection * scored)
+        or self.trainer_score_sum[trainer] < self.min_mean_score * scored
+    )
 
 
 @internal
@@ -1001,7 +1018,7 @@ def _count_trainers(round_id: uint256) -> uint256:
     # The trainers a round waits for: every member with the role, less those trainer reputation distrusts now,
     # which are marked (their commitments refused this round) and logged.
     count: uint256 = staticcall self.consortium.count_with_role(ROLE_TRAINER)
-    if self.max_rejection == 0:
+    if self.max_rejection + self.min_mean_score == 0:
         return count
     for i: uint256 in range(staticcall self.consortium.member_count(), bound=MAX_MEMBERS):
         who: address = staticcall self.consortium.member_at(i)
