@@ -33,8 +33,8 @@ twice that (each honest validator of a round trains its trust reference once). T
 attacks x 11 rules x 3 settings = 429 such cells plus 13 x 11 x 5 seeds = 715 heart-disease cells of about 0.5 s
 each (``count-inflation`` runs on heart disease only by default: :data:`HEART_ONLY_ATTACKS`; wall times in
 docs/robustness.md, runs 14 and 17; run 21: the complete default grid, then with one heart seed, in 54.9 min on two
-cores; run 26a, with five heart seeds, in 59.7 min; run 27a's faster CNN step cut the cells' CPU time by about
-11 %, an estimated 53.5 min); every cell's CPU seconds are printed and written to ``--json``.
+cores; run 26a, with five heart seeds, in 59.7 min; run 28a, after run 27a's faster CNN step, in 52.9 min); every
+cell's CPU seconds are printed and written to ``--json``.
 FLTrust trains for thousands of iterations with all 100 members per round: our models are therefore less
 accurate, and the target is relative (error within 0.02 of attack-free FedAvg trained the same way).
 """
@@ -175,7 +175,7 @@ HEART = FLSetup(
     clip_norm=1.0,
     committee_size=3,
     # Four hospitals that all train every round: the few-silos profile (accuracy scoring, clipping to the median
-    # norm, trainer reputation; docs/robustness.md, run 23).
+    # norm, trainer reputation by mean score; docs/robustness.md, runs 23 and 28).
     **profile_setup("few-silos"),
 )
 HEART_SEEDS = "0,1,2,3,4"
