@@ -57,9 +57,8 @@ def trainer_distrusted(
     """The contract's test on a trainer's record: at least ``warmup`` scored updates, and either more than
     ``max_rejection`` / 10,000 of them rejected or their committee medians (summing to ``score_sum``) averaging
     below ``min_mean_score``. A bound of 0 is off."""
-    if scored < warmup:
-        return False
-    return is_distrusted(scored, rejected, bound=max_rejection, warmup=warmup) or score_sum < min_mean_score * scored
+    by_mean = scored >= warmup and score_sum < min_mean_score * scored
+    return by_mean or is_distrusted(scored, rejected, bound=max_rejection, warmup=warmup)
 
 
 def _check_reputation_params(bound_name: str, bound: object, warmup: object) -> None:
