@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 
 from conftest import hospital_datas
+from fedledger.attacks import Coalition, CountInflation
 from fedledger.audit import verify_task
 from fedledger.chain import TrainingTaskClient
 from fedledger.chain.events import UpdateCommitted, UpdateFlagged
 from fedledger.chain.registry import purpose_id
-from fedledger.exceptions import ConfigError, PrivacyBudgetExceeded, PurposeNotAllowed
+from fedledger.exceptions import ConfigError, PrivacyBudgetExceeded, PurposeNotAllowed, RegisteredRowsExceeded
 from fedledger.federation import NodeEvent, Simulation, TaskConfig
 from fedledger.federation.config import DEFAULT_THRESHOLDS
+from fedledger.federation.rules import aggregate_round, registered_rows
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
-from fedledger.learning import SCORING_RULES, build_model, encode_model
+from fedledger.learning import SCORING_RULES, Params, build_model, encode_model
 from fedledger.privacy.accounting import SampledGaussian, compute_epsilon, epsilon_to_micro
 from fedledger.workspace import Workspace
 
@@ -113,6 +115,112 @@ def test_node_stops_at_its_budget_and_declares_its_spend(tmp_path: Path) -> None
         assert not [f for f in flags if "L2 norm" in f.reason], flags
         report = verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store)
         assert report.ok, report.discrepancies
+
+
+class _Overclaims:
+    """A member that declares ``claim`` examples, whatever the checks admit (hand-rolled count inflation)."""
+
+    name = "overclaims"
+
+    def __init__(self, claim: int) -> None:
+        self.claim = claim
+
+    def local_params(self, trained: Params, global_params: Params, round_id: int) -> Params:
+        return trained
+
+    def claimed_examples(self, num_examples: int, *, max_examples: int) -> int:
+        return self.claim
+
+
+def _register_rows(sim: SimulatedConsortium, k: int, rows: int) -> None:
+    """Member ``k`` commits to a new version of its dataset with ``rows`` rows."""
+    node = sim.nodes[k]
+    assert sim.registry is not None and node.dataset_id is not None
+    sim.registry.as_(node.account).update_commitment(node.dataset_id, commitment=b"\x09" * 32, rows=rows)
+
+
+def test_an_update_declaring_more_examples_than_its_dataset_registered_is_left_out(tmp_path: Path) -> None:
+    ws, sim, events = _consortium(tmp_path, _config())
+    with ws:
+        liar = sim.nodes[2]
+        assert liar.data is not None
+        rows = len(liar.data.y_train)
+        liar.behavior = _Overclaims(10**6)
+        Simulation(sim.task, sim.nodes).run()
+        assert sim.task.round(1).phase.name == "FINALIZED"  # the others went on without it
+        updates = sim.task.updates(1)
+        lie = next(u for u in updates if u.member == liar.account.address)
+        assert lie.num_examples == 10**6
+        reason = f"commitment declares 1000000 examples, its dataset {liar.dataset_id} registered {rows} rows"
+        flags = [e for e in sim.task.events() if isinstance(e, UpdateFlagged) and e.index == lie.index]
+        assert flags and all(f.reason == reason for f in flags), flags  # every validator scored it 0 and said why
+        assert lie.index not in sim.task.round(1).accepted
+        # Aggregators and auditors apply the same bound, read from the chain: had the validators let the
+        # update through, it would still be left out, and the others' weights kept.
+        by_rows = registered_rows(sim.task, updates)
+        assert by_rows[lie.index] == rows and len(by_rows) == 3
+        first = sim.nodes[0]
+        global_params, spec = first.global_model(sim.task.round(1).global_model)
+        result = aggregate_round(
+            sim.store, first.config, global_params, spec, updates, [0, 1, 2], round_id=1, rows=by_rows
+        )
+        assert result.excluded == {lie.index: reason} and sorted(result.included) == sorted({0, 1, 2} - {lie.index})
+        assert verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store).ok
+
+
+def test_count_inflation_is_held_to_the_rows_its_dataset_registered(tmp_path: Path) -> None:
+    """The attack claims the most the checks admit: with a data registry, its dataset's rows, not ``max_examples``;
+    the bound is read at each commitment's block, so a later registration does not reach back."""
+    ws, sim, _ = _consortium(tmp_path, _config())
+    with ws:
+        inflating = sim.nodes[1]
+        assert inflating.data is not None
+        n = len(inflating.data.y_train)
+        _register_rows(sim, 1, n + 40)  # e.g. rows it keeps out of training
+        inflating.behavior = Coalition(CountInflation(), num_malicious=1).member(0)
+        Simulation(sim.task, sim.nodes).run()
+        updates = sim.task.updates(1)
+        claimed = {u.member: u.num_examples for u in updates}
+        assert claimed[inflating.account.address] == n + 40 < sim.nodes[0].config.max_examples
+        _register_rows(sim, 1, 10**6)
+        index = next(u.index for u in updates if u.member == inflating.account.address)
+        assert registered_rows(sim.task, updates)[index] == n + 40
+        assert sim.task.round(1).phase.name == "FINALIZED"
+        assert verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store).ok
+
+
+def test_node_refuses_to_train_on_more_rows_than_its_dataset_registered(tmp_path: Path) -> None:
+    ws, sim, events = _consortium(tmp_path, _config())
+    with ws:
+        grown = sim.nodes[0]
+        assert grown.data is not None
+        _register_rows(sim, 0, len(grown.data.y_train) - 1)
+        Simulation(sim.task, sim.nodes).run()
+        refusal = grown.refusals[1]
+        assert isinstance(refusal, RegisteredRowsExceeded)
+        assert f"registered {len(grown.data.y_train) - 1} rows" in str(refusal)
+        refusals = [(e.node, e.details["error"]) for e in events if e.action == "refuse"]
+        assert refusals == [(grown.name, "RegisteredRowsExceeded")]
+        assert grown.account.address not in {u.member for u in sim.task.updates(1)}
+        assert sim.task.round(1).phase.name == "FINALIZED"
+
+
+def test_secure_aggregation_drops_a_masked_input_declaring_more_than_its_registered_rows(tmp_path: Path) -> None:
+    """Nobody sees a masked update, but its commitment's count is public: held to the registered rows, an
+    inflated weight is dropped like a dropout, and the others' sum is unmasked and verified."""
+    ws, sim, _ = _consortium(tmp_path, _config(secure_aggregation=True))
+    with ws:
+        liar = sim.nodes[2]
+        liar.behavior = _Overclaims(10**6)
+        Simulation(sim.task, sim.nodes).run()
+        assert sim.task.round(1).phase.name == "FINALIZED"
+        lie = next(u for u in sim.task.updates(1) if u.member == liar.account.address)
+        flags = [e.reason for e in sim.task.events() if isinstance(e, UpdateFlagged) and e.index == lie.index]
+        assert any(
+            r.startswith("dropped: commitment declares 1000000 examples") and f"dataset {liar.dataset_id}" in r
+            for r in flags
+        ), flags
+        assert verify_task(ws.chain, sim.consortium.address, sim.task.address, sim.store).ok
 
 
 def test_dp_config_is_validated() -> None:

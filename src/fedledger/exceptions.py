@@ -29,8 +29,10 @@ own message in ``.reason``.
     │   └── SecAggError              a secure-aggregation step cannot proceed
     │       └── NotEnoughShares      too many dropouts to unmask (has .missing)
     ├── VerificationFailed           audit found a discrepancy (has .discrepancy)
-    ├── PurposeNotAllowed            a dataset's consent does not cover a task's purpose
-    └── PrivacyBudgetExceeded        training once more would overrun a member's privacy budget
+    └── TrainingRefused              a member node refuses to train in a round (nothing trained or sent)
+        ├── PurposeNotAllowed        a dataset's consent does not cover a task's purpose
+        ├── PrivacyBudgetExceeded    training once more would overrun a member's privacy budget
+        └── RegisteredRowsExceeded   a member trains on more rows than its dataset registered
 
 CLI exit codes come from the class (see :func:`exit_code_for`).
 """
@@ -64,6 +66,8 @@ __all__ = [
     "PrivacyBudgetRefused",
     "PurposeNotAllowed",
     "PurposeRefused",
+    "RegisteredRowsExceeded",
+    "TrainingRefused",
     "UnknownSubject",
     "ErasedSubject",
     "exit_code_for",
@@ -188,13 +192,17 @@ class VerificationFailed(FedLedgerError):
         super().__init__(discrepancy)
 
 
-class PurposeNotAllowed(FedLedgerError):
+class TrainingRefused(FedLedgerError):
+    """A member node refuses to train in a round; it keeps validating and aggregating."""
+
+
+class PurposeNotAllowed(TrainingRefused):
     """A dataset does not allow the purpose a task would process it for (nothing was trained)."""
 
     exit_code = 14
 
 
-class PrivacyBudgetExceeded(FedLedgerError):
+class PrivacyBudgetExceeded(TrainingRefused):
     """Training once more would take a member past its privacy budget (nothing was trained or sent).
 
     ``member``, ``epsilon_after`` and ``budget_epsilon`` are known when a node refuses on its own;
@@ -215,6 +223,13 @@ class PrivacyBudgetExceeded(FedLedgerError):
             f"privacy budget exceeded: {member} would reach epsilon {epsilon_after:.6g} "
             f"after its next round, budget {budget_epsilon:.6g}"
         )
+
+
+class RegisteredRowsExceeded(TrainingRefused):
+    """A member would declare more examples than its dataset registered (nothing was trained or sent):
+    aggregators and auditors leave such an update out, so the member must register the new rows first."""
+
+    exit_code = 16
 
 
 class PurposeRefused(ContractRevert, PurposeNotAllowed):

@@ -116,9 +116,10 @@ class FreeRider(Attack):
 
 @dataclass(frozen=True)
 class CountInflation(Attack):
-    """Declares ``claim`` examples, however many it trained on (0, the default: the task's ``max_examples``, the
-    most its update check admits; a larger claim is lowered to that). The update itself is left as it is: compose
-    it, ``free-rider+count-inflation`` submits nothing with the weight of everyone."""
+    """Declares ``claim`` examples, however many it trained on (0, the default: the most the checks admit, which
+    is the task's ``max_examples``, or the rows its dataset registered when the task has a data registry; a larger
+    claim is lowered to that). The update itself is left as it is: compose it, ``free-rider+count-inflation``
+    submits nothing with the weight of everyone."""
 
     name: ClassVar[str] = "count-inflation"
 

@@ -51,7 +51,7 @@ from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, indices_of
 from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
 from fedledger.federation.config import TaskConfig
-from fedledger.federation.rules import aggregate_round, previous_global_params
+from fedledger.federation.rules import aggregate_round, previous_global_params, registered_rows
 from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
 from fedledger.learning import ModelBlob, decode_model
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
@@ -347,6 +347,12 @@ def _round_start_model(store: BlobStore, event: RoundFinalized, global_hash: str
         return None
 
 
+def _update_info(round_id: int, c: UpdateCommitted) -> UpdateInfo:
+    return UpdateInfo(
+        round_id, c.index, c.member, c.update_hash, c.num_examples, c.block_number, c.dataset_id, c.epsilon_micro
+    )
+
+
 def _check_finalized(
     store: BlobStore,
     config: TaskConfig,
@@ -366,10 +372,7 @@ def _check_finalized(
         fail(f"model blob unavailable or invalid: {exc}", round_id=r, h=event.model_hash)
         return
     info = task.round(r)
-    updates = [
-        UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number, c.dataset_id, c.epsilon_micro)
-        for c in commits
-    ]
+    updates = [_update_info(r, c) for c in commits]
     try:
         previous = previous_global_params(task, store, r)
         result = aggregate_round(
@@ -381,6 +384,7 @@ def _check_finalized(
             info.accepted,
             round_id=r,
             previous_params=previous,
+            rows=registered_rows(task, updates),
         )
     except FedLedgerError as exc:
         fail(f"cannot recompute the aggregate: {exc}", round_id=r, h=event.model_hash)
@@ -446,10 +450,11 @@ def _check_secure_finalized(
         return
     round_config, _ = context
     messages = task.secure_messages(r)
-    updates = [UpdateInfo(r, c.index, c.member, c.update_hash, c.num_examples, c.block_number) for c in commits]
+    updates = [_update_info(r, c) for c in commits]
     spec = {name: tuple(arr.shape) for name, arr in global_blob.params.items()}
     try:
-        state = load_round(store, config, round_config, messages, spec=spec, updates=updates, reveals=True)
+        rows = registered_rows(task, updates)
+        state = load_round(store, config, round_config, messages, spec=spec, updates=updates, reveals=True, rows=rows)
         result = secure_aggregate_round(store, config, global_blob.params, global_blob.spec, state, round_id=r)
         # And independently of the aggregator object: the published messages alone give the same sum.
         verify_aggregate(

@@ -199,6 +199,10 @@ class DataRegistryClient(ContractClient):
             purposes=tuple(hex32(p) for p in purposes),
         )
 
+    def rows_of(self, dataset_id: int, *, block: BlockIdentifier = "latest") -> int:
+        """The number of rows the dataset's current commitment covers; :class:`InvalidArgument` for an unknown id."""
+        return int(self.chain.call(self.contract.functions.dataset(_count(dataset_id, "dataset id")), block=block)[6])
+
     def datasets_of(self, owner: str, *, block: BlockIdentifier = "latest") -> list[int]:
         """Ids of every dataset ``owner`` registered, in registration order."""
         fn = self.contract.functions.datasets_of(as_address(owner, what="owner address"))

@@ -12,7 +12,9 @@ allows that purpose and refuses otherwise (:class:`PurposeNotAllowed`, a ``refus
 commitment). In a task with a privacy budget it runs the task's DP (client-level noise in the
 update pipeline, or DP-SGD), accounts its cumulative epsilon with dp-accounting, refuses a round
 that would take it past the budget (look-ahead, :class:`PrivacyBudgetExceeded`) and declares its
-spend with its commitment. A refusing node keeps validating and aggregating.
+spend with its commitment. With a data registry it also refuses to train on more rows than its dataset
+registered (:class:`RegisteredRowsExceeded`): aggregators leave out any update declaring more examples
+than its dataset's registered rows. A refusing node keeps validating and aggregating.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from fedledger.data.registration import check_purpose
 from fedledger.exceptions import (
     ConfigError,
     InvalidState,
-    PrivacyBudgetExceeded,
     PurposeNotAllowed,
+    RegisteredRowsExceeded,
+    TrainingRefused,
     UpdateRejected,
 )
 from fedledger.federation.config import TaskConfig
-from fedledger.federation.rules import aggregate_round, check_update, previous_global_params
+from fedledger.federation.rules import aggregate_round, check_update, previous_global_params, registered_rows
 from fedledger.federation.secure_node import SecureRoundDriver
 from fedledger.learning import (
     SCORING_RULES,
@@ -81,7 +84,8 @@ class Behavior(Protocol):
     training function; ``needs_training`` False skips local training (free-riders);
     ``scores(honest_scores, update_owners, committees=...)`` replaces the scores this member submits as a
     validator (``committees[i]``: the validators scoring update ``i``, from :meth:`TrainingTaskClient.scorers_of`);
-    ``claimed_examples(n, max_examples=...)`` the example count it declares for an update trained on ``n``.
+    ``claimed_examples(n, max_examples=...)`` the example count it declares for an update trained on ``n``
+    (``max_examples``: the most the checks admit, the task's maximum or fewer when its dataset registered fewer rows).
     """
 
     name: str
@@ -134,10 +138,11 @@ class MemberNode:
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
         self._round_updates: tuple[int, list[UpdateInfo]] | None = None
+        self._round_rows: tuple[int, dict[int, int]] | None = None
         self.dataset_id = dataset_id
         self.dp_noise = dp_noise
         self._account = privacy_account
-        self.refusals: dict[int, PurposeNotAllowed | PrivacyBudgetExceeded] = {}
+        self.refusals: dict[int, TrainingRefused] = {}
         """round -> why this node refused to train in it."""
         self.left_out: set[int] = set()
         """Rounds whose validators the contract fixed without this member (not drawn, or distrusted)."""
@@ -171,6 +176,13 @@ class MemberNode:
         if self._round_updates is None or self._round_updates[0] != round_id:
             self._round_updates = (round_id, self.task.updates(round_id))
         return self._round_updates[1]
+
+    def closed_rows(self, round_id: int) -> dict[int, int]:
+        """The rows registered for the datasets of a closed round's commitments (update index -> rows; empty
+        without a data registry): the most examples each may declare (:func:`registered_rows`)."""
+        if self._round_rows is None or self._round_rows[0] != round_id:
+            self._round_rows = (round_id, registered_rows(self.task, self.closed_updates(round_id)))
+        return self._round_rows[1]
 
     def adapter(self, params: Params) -> ModelAdapter:
         model = build_model(self.config.model)
@@ -219,7 +231,7 @@ class MemberNode:
         ):
             try:
                 self._train_and_commit(info)
-            except (PurposeNotAllowed, PrivacyBudgetExceeded) as exc:
+            except TrainingRefused as exc:
                 self.refusals[r] = exc
                 log.warning("%s refuses to train in round %d: %s", self.name, r, exc)
                 self._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
@@ -309,6 +321,14 @@ class MemberNode:
             raise PurposeNotAllowed(f"{self.name} has no registered dataset for the purpose {purpose!r}")
         check_purpose(registry, self.dataset_id, purpose)
 
+    def own_registered_rows(self) -> int | None:
+        """The rows this member's dataset registered, None when the task has no data registry or the node
+        names no dataset: the most examples it may declare."""
+        registry = self.registry()
+        if registry is None or self.dataset_id is None:
+            return None
+        return registry.rows_of(self.dataset_id)
+
     def privacy_account(self) -> PrivacyAccount | None:
         """This member's spend in the task (None without DP): given, or replayed from its commitments."""
         privacy = self.config.privacy
@@ -334,6 +354,12 @@ class MemberNode:
         r = info.round_id
         n = len(self.data.y_train)
         self.require_purpose()
+        rows = self.own_registered_rows()
+        if rows is not None and n > rows:
+            raise RegisteredRowsExceeded(
+                f"{self.name} would train on {n} examples, its dataset {self.dataset_id} registered {rows} rows: "
+                "commit to the new rows in the data registry first"
+            )
         privacy, account = config.privacy, self.privacy_account()
         mechanism = None
         if privacy is not None and account is not None:
@@ -354,7 +380,9 @@ class MemberNode:
             first = privacy.client_transform(noise=self.dp_noise, shares=config.dp_noise_shares)
         pipeline = UpdatePipeline([first, FixedPointEncode(FixedPoint(config.frac_bits))])
         claim = getattr(self.behavior, "claimed_examples", None)
-        declared = claim(n, max_examples=config.max_examples) if callable(claim) else n
+        # The most any check admits: the task's max_examples, or fewer when the dataset registered fewer rows.
+        limit = config.max_examples if rows is None else min(config.max_examples, rows)
+        declared = claim(n, max_examples=limit) if callable(claim) else n
         update, meta = pipeline.transform(local, global_params, num_examples=declared, seed=seed)
         # The noisy update is spent once it leaves this process: record the round before storing it.
         epsilon = account.record(r, mechanism) if account is not None and mechanism is not None else None
@@ -388,12 +416,13 @@ class MemberNode:
         assigned = set(self.task.assignments_of(r, self.account.address))
         rule = self._scoring_rule(global_params, r) if assigned else None
         updates = self.closed_updates(r)
+        rows = self.closed_rows(r) if assigned else {}
         for update in updates:
             if update.index not in assigned:
                 scores.append(None)
                 continue
             try:
-                decoded = check_update(self.store, config, spec, update)
+                decoded = check_update(self.store, config, spec, update, rows=rows.get(update.index))
             except UpdateRejected as exc:
                 scores.append(0)
                 self.task.flag_update(r, update.index, exc.reason)
@@ -441,6 +470,7 @@ class MemberNode:
             info.accepted,
             round_id=r,
             previous_params=previous,
+            rows=self.closed_rows(r),
         )
         for index, reason in result.excluded.items():
             self.task.flag_update(r, index, f"excluded from aggregate: {reason}")

@@ -8,12 +8,13 @@ functions to check what was finalized, so the two can never disagree by drift.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from fedledger.chain.task import TrainingTaskClient, UpdateInfo
+from fedledger.chain.registry import DataRegistryClient
+from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import FedLedgerError, StoreError, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.privacy import num_params
@@ -32,17 +33,54 @@ from fedledger.learning.aggregation.example_cap import median_example_cap
 from fedledger.learning.update import Tensors
 from fedledger.store import BlobStore
 
-__all__ = ["RoundAggregate", "aggregate_round", "check_update", "previous_global_params"]
+__all__ = [
+    "RoundAggregate",
+    "aggregate_round",
+    "check_registered_rows",
+    "check_update",
+    "previous_global_params",
+    "registered_rows",
+]
 
 
-def check_update(store: BlobStore, config: TaskConfig, spec: ParamSpec, update: UpdateInfo) -> DecodedUpdate:
+def registered_rows(task: TrainingTaskClient, updates: Sequence[UpdateInfo]) -> dict[int, int]:
+    """The rows each update's dataset had registered when the update was committed (update index -> rows).
+
+    Empty for a task without a data registry. With one, the contract already checked that every
+    commitment names an active dataset of its committer that allows the task's purpose; its
+    registered row count, read at the commitment's block (a later ``update_commitment`` cannot
+    change it), is the most examples the update may declare: an honest member trains on at most
+    the rows it registered, so a larger count is a lie the chain itself shows. Every party reads
+    the same blocks, so every aggregator and auditor applies the same bound.
+    """
+    address = task.params().data_registry
+    if address == ZERO_ADDRESS:
+        return {}
+    registry = DataRegistryClient(task.chain, address)
+    return {u.index: registry.rows_of(u.dataset_id, block=u.block_number) for u in updates}
+
+
+def check_registered_rows(update: UpdateInfo, rows: int | None) -> None:
+    """Raise :class:`UpdateRejected` when ``update`` declares more examples than its dataset registered."""
+    if rows is not None and update.num_examples > rows:
+        raise UpdateRejected(
+            f"commitment declares {update.num_examples} examples, "
+            f"its dataset {update.dataset_id} registered {rows} rows"
+        )
+
+
+def check_update(
+    store: BlobStore, config: TaskConfig, spec: ParamSpec, update: UpdateInfo, *, rows: int | None = None
+) -> DecodedUpdate:
     """Fetch the blob committed for ``update`` and check it, or raise :class:`UpdateRejected`.
 
-    Rejects a blob that is missing, does not match its committed hash, is not a
-    well-formed update for this task (shape, dtype, size, norm bound), or claims
-    another example count than the one committed on chain. The norm bound is the task's
+    Rejects an update that declares more examples than ``rows`` (its dataset's registered rows,
+    :func:`registered_rows`; None: no registry), and a blob that is missing, does not match its
+    committed hash, is not a well-formed update for this task (shape, dtype, size, norm bound), or
+    claims another example count than the one committed on chain. The norm bound is the task's
     :meth:`TaskConfig.update_norm_bound`: ``clip_norm``, widened by a noise bound under client-level DP.
     """
+    check_registered_rows(update, rows)
     try:
         blob = store.get(update.update_hash.removeprefix("0x"))
     except StoreError as exc:
@@ -81,6 +119,7 @@ def aggregate_round(
     *,
     round_id: int,
     previous_params: Params | None = None,
+    rows: Mapping[int, int] | None = None,
 ) -> RoundAggregate:
     """The next global model from the accepted updates of a round.
 
@@ -90,16 +129,19 @@ def aggregate_round(
     of the round before (:func:`previous_global_params`), whose step to this round's
     global model is centered clipping's center (Karimireddy et al. clip around the
     last aggregate; without it the center is zero). ``updates`` are all the round's
-    commitments: with ``config.cap_examples_to_median`` their declared example counts set
-    the cap on every accepted update's weight.
+    commitments: with ``config.cap_examples_to_median`` their declared example counts (each at
+    most its dataset's registered rows) set the cap on every accepted update's weight. ``rows``:
+    :func:`registered_rows` of the round (None or empty: the task has no data registry); an
+    update declaring more examples than its dataset registered is left out.
     """
+    rows = rows or {}
     spec: ParamSpec = {name: tuple(arr.shape) for name, arr in global_params.items()}
     decoded: list[DecodedUpdate] = []
     included: list[int] = []
     excluded: dict[int, str] = {}
     for index in sorted(accepted):
         try:
-            decoded.append(check_update(store, config, spec, updates[index]))
+            decoded.append(check_update(store, config, spec, updates[index], rows=rows.get(index)))
             included.append(index)
         except UpdateRejected as exc:
             excluded[index] = exc.reason
@@ -124,7 +166,9 @@ def aggregate_round(
         params=rule_params,
         clip_to_median_norm=bool(config.clip_to_median_norm),
         # Over every commitment of the round, accepted or not: the cap must not move with the verdicts.
-        example_cap=median_example_cap([u.num_examples for u in updates]) if config.cap_examples_to_median else None,
+        example_cap=median_example_cap([min(u.num_examples, rows.get(u.index, u.num_examples)) for u in updates])
+        if config.cap_examples_to_median
+        else None,
     )
     params = apply_update(global_params, result.delta, frac_bits=config.frac_bits)
     blob = encode_model(params, model_spec, metadata={"round": str(round_id)})

@@ -51,6 +51,7 @@ from eth_account.signers.local import LocalAccount
 from fedledger.chain.task import SecureMessages, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, FedLedgerError
 from fedledger.federation.config import TaskConfig
+from fedledger.federation.rules import check_registered_rows
 from fedledger.learning import Params, apply_update, encode_model
 from fedledger.privacy.secagg import (
     AggregateResult,
@@ -182,10 +183,15 @@ def load_round(
     spec: Mapping[str, tuple[int, ...]] | None = None,
     updates: Sequence[UpdateInfo] | None = None,
     reveals: bool = False,
+    rows: Mapping[int, int] | None = None,
 ) -> SecureRoundState:
     """Load the round's posted messages, each checked, into an aggregator: adverts and bundles, then, when
     ``updates`` (the round's commitments) and the model ``spec`` are given, the masked inputs, and with
-    ``reveals`` the share reveals. A message that fails a check is dropped (its sender counts as a dropout)."""
+    ``reveals`` the share reveals. A message that fails a check is dropped (its sender counts as a dropout).
+    ``rows``: :func:`fedledger.federation.rules.registered_rows` of the round; a masked input whose commitment
+    declares more examples than its dataset registered is dropped, which caps example counts even though
+    nobody sees the update itself."""
+    rows = rows or {}
     aggregator = SecAggAggregator(round_config)
     state = SecureRoundState(round_config, aggregator, {}, {})
     members = set(round_config.members)
@@ -218,7 +224,7 @@ def load_round(
     for u in sorted(updates, key=lambda u: u.member):
         try:
             masked = _fetch(store, u.update_hash, MaskedInput.from_bytes, max_bytes=limit)
-            _check_masked(masked, u, config, spec, ctx)
+            _check_masked(masked, u, config, spec, ctx, rows=rows.get(u.index))
             aggregator.add_masked_input(masked)
             state.inputs.append(masked)
         except (FedLedgerError, ValueError) as exc:
@@ -243,9 +249,16 @@ def load_round(
 
 
 def _check_masked(
-    masked: MaskedInput, update: UpdateInfo, config: TaskConfig, spec: Mapping[str, tuple[int, ...]], ctx: bytes
+    masked: MaskedInput,
+    update: UpdateInfo,
+    config: TaskConfig,
+    spec: Mapping[str, tuple[int, ...]],
+    ctx: bytes,
+    *,
+    rows: int | None = None,
 ) -> None:
     """What can still be checked on a masked update: who, which round, how many examples, shape, encoding."""
+    check_registered_rows(update, rows)
     if masked.member != update.member:
         raise BadInput(f"masked input names {masked.member}, committed by {update.member}")
     if masked.context != ctx:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from fedledger.chain.consortium import Role
 from fedledger.chain.task import Phase, RoundInfo, SecureView
-from fedledger.exceptions import AggregationError, BadInput, PrivacyBudgetExceeded, PurposeNotAllowed
+from fedledger.exceptions import AggregationError, BadInput, TrainingRefused
 from fedledger.federation.secure import (
     RoundSecretsStore,
     SecureRoundState,
@@ -140,7 +140,7 @@ class SecureRoundDriver:
         config, registry, secrets, state = loaded
         try:
             update, _, num_examples, epsilon = node._local_update(info)
-        except (PurposeNotAllowed, PrivacyBudgetExceeded) as exc:
+        except TrainingRefused as exc:
             node.refusals[r] = exc
             node._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
             self._give_up(r, f"refuses to train: {exc}")
@@ -206,6 +206,7 @@ class SecureRoundDriver:
                 spec=spec,
                 updates=updates,
                 reveals=True,
+                rows=node.closed_rows(r),
             )
             result = secure_aggregate_round(node.store, node.config, global_params, model_spec, state, round_id=r)
         except AggregationError as exc:
@@ -262,7 +263,13 @@ class SecureRoundDriver:
             global_params, _ = node.global_model(info.global_model)
             spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
             state = load_round(
-                node.store, node.config, config, messages, spec=spec, updates=node.closed_updates(round_id)
+                node.store,
+                node.config,
+                config,
+                messages,
+                spec=spec,
+                updates=node.closed_updates(round_id),
+                rows=node.closed_rows(round_id),
             )
         return config, registry, secrets, state
 
