@@ -77,7 +77,7 @@ from robustness_lib.simulation import (
 )
 from sklearn.linear_model import LogisticRegression
 
-from fedledger.attacks import ATTACKS, Attack, Backdoor, PixelTrigger, make_attack
+from fedledger.attacks import ATTACKS, Attack, Backdoor, Compose, PixelTrigger, make_attack
 from fedledger.exceptions import FedLedgerError
 from fedledger.federation.config import TaskConfig, ledger_rules
 from fedledger.learning.aggregation import AGGREGATION_RULES
@@ -194,6 +194,10 @@ Fashion-MNIST cells would take the full grid past the hour."""
 
 
 def build_attack(name: str, num_classes: int, *, tabular: bool = False) -> Attack:
+    """The attack ``name`` with this task's parameters; each part of a composed ``a+b`` gets its own (the
+    ``backdoor`` in ``backdoor+count-inflation`` is the table's ``backdoor``, trigger and boost included)."""
+    if "+" in name:
+        return Compose(tuple(build_attack(part.strip(), num_classes, tabular=tabular) for part in name.split("+")))
     params = dict(ATTACK_PARAMS.get(name, {}))
     if name == "label-flip":
         params["num_classes"] = num_classes
@@ -350,6 +354,7 @@ def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "tau_fraction": args.tau,
         "clip_to_median_norm": args.clip_to_median_norm,
         "cap_examples_to_median": args.cap_examples_to_median,
+        "registered_rows": args.registered_rows,
         "max_disagreement": args.max_disagreement,
         "reputation_warmup": args.reputation_warmup,
         "max_rejection": args.max_rejection,
@@ -363,6 +368,7 @@ HEART_OVERRIDES = (
     "acceptance_threshold",
     "clip_to_median_norm",
     "cap_examples_to_median",
+    "registered_rows",
     "max_disagreement",
     "reputation_warmup",
     "max_rejection",
@@ -682,6 +688,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         help="read every declared example count as at most the round's upper median declared count (a task's "
         f"cap_examples_to_median; default {'on' if FMNIST_FULL.cap_examples_to_median else 'off'})",
+    )
+    parser.add_argument(
+        "--registered-rows",
+        action=argparse.BooleanOptionalAction,
+        help="members registered their training rows and no update may declare more (a task with a data registry; "
+        f"default {'on' if FMNIST_FULL.registered_rows else 'off'}); off: only max_examples bounds a declared count",
     )
     parser.add_argument(
         "--committee",

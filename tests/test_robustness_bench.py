@@ -45,7 +45,7 @@ from robustness_lib.simulation import (  # noqa: E402
     trust_committee_scores,
 )
 
-from fedledger.attacks import Backdoor, make_attack  # noqa: E402
+from fedledger.attacks import Backdoor, Compose, make_attack  # noqa: E402
 from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
 from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, validate_update  # noqa: E402
 from fedledger.learning.scoring import score_trust, score_update_relative  # noqa: E402
@@ -295,10 +295,21 @@ def test_an_inflated_count_is_capped_at_the_median_members_in_the_simulation() -
     # claim taken as declared FedAvg barely moves; with the cap (the default) the honest members train the model.
     scenario = Scenario("fedavg", "free-rider+count-inflation", 0.25)
     scored = {"scoring": "relative", "acceptance_threshold": 4_500}  # a zero update costs no accuracy
+    scored["registered_rows"] = False  # members could register any count: only max_examples bounds the claim
     capped, plain = _run(scenario, _setup(**scored)), _run(scenario, _setup(**scored, cap_examples_to_median=False))
     assert capped.malicious_acceptance == plain.malicious_acceptance == 1.0
     assert capped.test_error + 0.1 < plain.test_error
     assert not capped.rule_errors
+
+
+def test_registered_rows_leave_count_inflation_nothing_to_inflate_in_the_simulation() -> None:
+    # Held to the rows it registered (the default), the inflating member declares its true count: the run is the
+    # attack-free one, bit for bit. Without registration the same attacker outweighs the others.
+    inflated, honest = Scenario("fedavg", "count-inflation", 0.25), Scenario("fedavg", "none", 0.25)
+    held, none = _run(inflated, _setup()), _run(honest, _setup())
+    assert (held.test_error, held.honest_acceptance) == (none.test_error, none.honest_acceptance)
+    loose = _run(inflated, _setup(registered_rows=False, cap_examples_to_median=False))
+    assert loose.test_error != none.test_error
 
 
 @pytest.mark.skipif(not HEART_DIR.is_dir(), reason="shared heart-disease data not present")
@@ -344,6 +355,18 @@ def test_heart_section_runs_every_seed_with_the_cross_silo_configuration(
     setup = json.loads(out.read_text())["heart_disease"]["setup"]
     overridden = (setup["max_rejection"], setup["min_mean_score"], setup["reputation_warmup"])
     assert (setup["scoring"], setup["acceptance_threshold"], *overridden) == ("trust", 5_100, 3_000, 0, 8)
+
+
+def test_composed_attacks_take_each_parts_task_parameters() -> None:
+    import robustness  # noqa: PLC0415
+
+    composed = robustness.build_attack("backdoor+count-inflation", 2, tabular=True)
+    assert isinstance(composed, Compose)
+    backdoor = robustness.build_attack("backdoor", 2, tabular=True)
+    assert composed.parts == (backdoor, robustness.build_attack("count-inflation", 2, tabular=True))
+    assert isinstance(backdoor, Backdoor) and backdoor.trigger.features == (3,) and backdoor.norm_fraction == 0.99
+    flips = robustness.build_attack("label-flip+lying-validators", 10)
+    assert isinstance(flips, Compose) and flips.parts[0] == robustness.build_attack("label-flip", 10)
 
 
 def test_benchmark_setups_are_the_task_profiles_defaults() -> None:

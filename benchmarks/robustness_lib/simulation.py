@@ -139,6 +139,10 @@ class FLSetup:
     (``aggregate(..., example_cap=...)``, a task's ``TaskConfig.cap_examples_to_median``)."""
     max_examples: int = DEFAULT_MAX_EXAMPLES
     """The most examples an update may declare (the task's ``max_examples``: what ``count-inflation`` claims)."""
+    registered_rows: bool = True
+    """Each member registered its training rows in the task's data registry (a task with a purpose, as the demo
+    deploys), and no update may declare more (``fedledger.federation.rules.registered_rows``): ``count-inflation``
+    then claims its own rows. False: members could register any count (only ``max_examples`` bounds a claim)."""
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -476,7 +480,8 @@ def run_scenario(
             local = {k: (global_params[k] + deltas[int(c)][k]).astype(np.float32) for k in global_params}
             count = len(train_data[c][1])
             if is_malicious[c]:
-                count = attack.claimed_examples(count, max_examples=setup.max_examples)
+                limit = min(setup.max_examples, count) if setup.registered_rows else setup.max_examples
+                count = attack.claimed_examples(count, max_examples=limit)
             tensors, _ = pipeline.transform(local, global_params, num_examples=count)
             updates.append(tensors)
             counts.append(count)
