@@ -186,7 +186,7 @@ def all_attacks() -> list[str]:
     return [name for name in ATTACKS if name != "lying-validators"]
 
 
-HEART_ONLY_ATTACKS = ("count-inflation",)
+HEART_ONLY_ATTACKS = ("count-inflation", "score-aware")
 """Attacks the default grid runs on heart disease only (``--attacks`` runs them anywhere). Count inflation changes
 nothing but the example counts that FedAvg, norm bounding and Multi-Krum's average read: it matters where the
 profile's rule is FedAvg (few silos); the consortium's rule, centered clipping, ignores counts, and its 33

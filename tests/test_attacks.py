@@ -34,6 +34,7 @@ from fedledger.attacks import (
     NoAttack,
     PixelTrigger,
     Scaling,
+    ScoreAware,
     SignFlip,
     Sybil,
     alie_z_max,
@@ -77,7 +78,17 @@ def benign_deltas(k: int, seed: int = 0, shift: float = 0.3) -> list[Params]:
 
 
 def ctx(k: int, *, seed: int = 1, workers: int | None = 10, clip: float | None = None) -> AttackContext:
-    return AttackContext(GLOBAL, 3, k, np.random.default_rng(seed), num_workers=workers, clip_norm=clip)
+    # Validators that score every delta 5000 (score-aware attacks read it; no other attack does).
+    return AttackContext(
+        GLOBAL,
+        3,
+        k,
+        np.random.default_rng(seed),
+        num_workers=workers,
+        clip_norm=clip,
+        score=lambda _: 5000,
+        score_floor=4500,
+    )
 
 
 def vec(delta: Params) -> Array:
@@ -103,6 +114,7 @@ def test_registry_covers_every_named_attack() -> None:
         "free-rider-noise",
         "count-inflation",
         "sybil",
+        "score-aware",
         "lying-validators",
         "none",
     }
@@ -181,6 +193,84 @@ def test_sybils_submit_one_identical_update() -> None:
     assert np.array_equal(honest_clones, np.tile(mat(benign)[0], (4, 1)))
     flipped = mat(make_attack("sybil", inner="sign-flip", norm_fraction=None).craft(benign, ctx(4)))
     assert np.array_equal(flipped, np.tile(-mat(benign)[0], (4, 1)).astype(np.float32))
+
+
+# -- adaptive: aiming just above what the validators tolerate -------------------------------------
+
+
+def _first_coordinate_score(delta: Params) -> int:
+    """Validators whose score grows with the update's first coordinate: 5000 + 5000 * bias[0], in [0, 10000]."""
+    return int(np.clip(round(5000 + 5000 * float(delta["bias"][0])), 0, 10_000))
+
+
+def _one_step_context(**overrides: object) -> tuple[list[Params], AttackContext]:
+    honest = {"bias": np.array([1.0, 0.0, 0.0], np.float32), "weight": np.zeros((4, 3), np.float32)}
+    settings: dict[str, object] = {"score": _first_coordinate_score, "score_floor": 4900, **overrides}
+    return [honest], AttackContext(GLOBAL, 3, 1, np.random.default_rng(0), **settings)  # type: ignore[arg-type]
+
+
+def test_score_aware_goes_as_far_towards_the_crafted_update_as_the_expected_score_allows() -> None:
+    benign, context = _one_step_context()
+    # Sign flipping (no stretch) crafts -honest: at g the first coordinate is 1 - 2g, the score 10000 - 10000g,
+    # which reaches floor + margin = 5000 up to g = 0.5: the update the attacker sends is zero there.
+    attack = ScoreAware(inner=SignFlip(norm_fraction=None), margin=100)
+    (out,) = attack.craft(benign, context)
+    assert vec(out) == pytest.approx(np.zeros(DIM), abs=1e-6)
+    assert _first_coordinate_score(out) == 5000
+    # A lower floor lets it go further: 4000 + 100 admits g up to 0.59, found to within 2**-8.
+    (further,) = ScoreAware(inner=SignFlip(norm_fraction=None), floor=4000).craft(benign, context)
+    assert 1 - 2 * 0.59 - 1e-6 <= float(further["bias"][0]) <= 1 - 2 * 0.59 + 2 / 2**8
+    # When the crafted update itself scores well enough, it is sent whole; when even the honest one falls
+    # short, the honest one is sent.
+    (whole,) = ScoreAware(inner=SignFlip(norm_fraction=None), floor=1, margin=0).craft(
+        benign, _one_step_context(score=lambda _: 9000)[1]
+    )
+    assert vec(whole) == pytest.approx(-vec(benign[0]))
+    (meek,) = attack.craft(benign, _one_step_context(score=lambda _: 0)[1])
+    assert vec(meek) == pytest.approx(vec(benign[0]))
+
+
+def test_score_aware_refuses_what_it_cannot_run() -> None:
+    benign, context = _one_step_context()
+    with pytest.raises(ConfigError, match="needs the validators' scoring"):
+        ScoreAware().craft(benign, _one_step_context(score=None)[1])
+    with pytest.raises(ConfigError, match="needs floor= or a score_floor"):
+        ScoreAware().craft(benign, _one_step_context(score_floor=None)[1])
+    with pytest.raises(ConfigError, match="crafts none"):
+        ScoreAware(inner=LabelFlip())
+    with pytest.raises(ConfigError, match="cannot itself be score-aware"):
+        ScoreAware(inner=ScoreAware())
+    for field_name, bad in (("margin", -1), ("floor", 10_001), ("steps", 0), ("steps", True)):
+        with pytest.raises(ConfigError, match=f"score-aware {field_name} must be an integer"):
+            ScoreAware(**{field_name: bad})  # type: ignore[arg-type]
+    assert ScoreAware().craft(benign, context)  # with both, it runs
+
+
+def test_score_aware_is_built_by_name_with_an_inner_attack() -> None:
+    assert make_attack("score-aware") == ScoreAware(inner=SignFlip())
+    built = parse_attack("score-aware:inner=ipm,epsilon=0.5,margin=50")
+    assert built == ScoreAware(inner=IPM(epsilon=0.5), margin=50)
+    assert built.collusive  # IPM needs every colluder's delta, so the wrapper does too
+    with pytest.raises(ConfigError, match="only when inner is a name"):
+        make_attack("score-aware", epsilon=0.5)
+
+
+def test_a_coalition_scores_with_its_members_own_scoring() -> None:
+    # The node hands each member's own scoring to the coalition when it joins; the context's expected score is
+    # the median over the members, and the coalition's floor is the task's.
+    coalition = Coalition(ScoreAware(inner=SignFlip(norm_fraction=None)), num_malicious=1, score_floor=4900)
+    calls: list[int] = []
+
+    def own_score(global_params: Params, delta: Params, round_id: int) -> int:
+        calls.append(round_id)
+        return _first_coordinate_score(delta)
+
+    member = coalition.member(0)
+    member.join(address="0x" + "11" * 20, score=own_score)
+    trained = {k: GLOBAL[k] + _one_step_context()[0][0][k] for k in GLOBAL}
+    submitted = member.local_params(trained, GLOBAL, 7)
+    assert vec({k: submitted[k] - GLOBAL[k] for k in GLOBAL}) == pytest.approx(np.zeros(DIM), abs=1e-6)
+    assert calls and set(calls) == {7}
 
 
 # -- omniscient / partial-knowledge collusion ----------------------------------------------------

@@ -66,6 +66,17 @@ def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) 
     assert setup["cap_examples_to_median"] is True
 
 
+def test_a_score_aware_attacker_tunes_its_update_to_pass_where_sign_flipping_is_rejected(tmp_path: Path) -> None:
+    # The same hospital and the same sign flip as the demo's attacker, toned down by its own scoring until it
+    # expects to pass: its node scores candidate updates as it would validate them, and the validators accept.
+    data = run_demo(workspace=tmp_path / "ws", members=4, rounds=3, seed=3, attack="score-aware").to_json()
+    assert data["verification"]["ok"], data["verification"]
+    attacker = next(m["name"] for m in data["members"] if m["malicious"])
+    assert data["setup"]["attack"] == "score-aware"
+    rejected_rounds = {r["round"] for r in data["rejected"] if r["member"] == attacker}
+    assert len(rejected_rounds) < 3, data["rejected"]  # sign flipping alone is rejected in all three rounds
+
+
 def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(tmp_path: Path) -> None:
     """`fedledger demo` as the README runs it (small): masked updates, client-level DP, spends on chain."""
     out = runner.invoke(app, ["demo", "-w", str(tmp_path / "ws"), "--members", "3", "--rounds", "2", "--json"])

@@ -302,6 +302,20 @@ def test_an_inflated_count_is_capped_at_the_median_members_in_the_simulation() -
     assert not capped.rule_errors
 
 
+def test_a_score_aware_attacker_passes_validation_that_rejects_its_sign_flips_in_the_simulation() -> None:
+    # Its own validation data stands in for the committees': it sends the strongest blend of its honest and its
+    # sign-flipped delta it expects to score above the floor, and the validators accept what they rejected.
+    scored = {"scoring": "relative", "acceptance_threshold": 4_500, "rounds": 6}
+    flips = _run(Scenario("fedavg", "sign-flip", 0.25), _setup(**scored))
+    tuned = _run(Scenario("fedavg", "score-aware", 0.25), _setup(**scored))
+    assert flips.malicious_acceptance is not None and tuned.malicious_acceptance is not None
+    assert flips.malicious_acceptance < tuned.malicious_acceptance, (
+        flips.malicious_acceptance,
+        tuned.malicious_acceptance,
+    )
+    assert not tuned.rule_errors
+
+
 def test_registered_rows_leave_count_inflation_nothing_to_inflate_in_the_simulation() -> None:
     # Held to the rows it registered (the default), the inflating member declares its true count: the run is the
     # attack-free one, bit for bit. Without registration the same attacker outweighs the others.

@@ -321,6 +321,34 @@ def committee_scores(
     return out
 
 
+def expected_score(
+    trainer: LocalTrainer,
+    global_params: Params,
+    pipeline: UpdatePipeline,
+    setup: FLSetup,
+    val_data: Sequence[tuple[torch.Tensor, np.ndarray]],
+    colluders: Sequence[int],
+    num_updates: int,
+    rng_key: Sequence[int],
+) -> Callable[[Params], int]:
+    """The committee median the colluders expect for a delta (``AttackContext.score``): the setup's scoring on
+    their own validation data, each scoring as a validator would, the median over them."""
+
+    def score(delta: Params) -> int:
+        local = {k: (global_params[k] + delta[k]).astype(np.float32) for k in global_params}
+        tensors, _ = pipeline.transform(local, global_params, num_examples=1)
+        committee = [list(colluders)]
+        if setup.scoring == "trust":
+            row = trust_committee_scores(trainer, global_params, [tensors], committee, val_data, setup, rng_key)[0]
+        else:
+            divisor = num_updates if setup.score_weight == "round" else 1
+            candidate = apply_update(global_params, scaled_update(tensors, divisor), frac_bits=setup.frac_bits)
+            row = committee_scores(trainer, global_params, [candidate], committee, val_data, scoring=setup.scoring)[0]
+        return contract_median([int(s) for s in row if s is not None])
+
+    return score
+
+
 def trust_committee_scores(
     trainer: LocalTrainer,
     global_params: Params,
@@ -465,6 +493,10 @@ def run_scenario(
                 np.random.default_rng([seed, 23, r]),
                 num_workers=len(owners),
                 clip_norm=setup.clip_norm,
+                score=expected_score(
+                    trainer, global_params, pipeline, setup, val_data, round_malicious, len(owners), [seed, 43, r]
+                ),
+                score_floor=max(setup.acceptance_threshold, setup.min_mean_score),
             )
             crafted = attack.craft([deltas[c] for c in round_malicious if c in deltas], ctx)
             deltas.update(zip(round_malicious, crafted, strict=True))

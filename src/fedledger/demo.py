@@ -261,6 +261,7 @@ def _run(
             num_malicious=n_malicious,
             num_workers=n_members,
             clip_norm=config.clip_norm,
+            score_floor=max(config.threshold, config.min_mean_score or 0),
             seed=seed,
         )
         if n_malicious

@@ -25,6 +25,7 @@ from fedledger.attacks.fang import FangKrum, FangTrim, krum_choice
 from fedledger.attacks.ipm import IPM
 from fedledger.attacks.label_flip import LabelFlip
 from fedledger.attacks.registry import ATTACKS, attack_params, make_attack, parse_attack
+from fedledger.attacks.score_aware import ScoreAware
 from fedledger.attacks.simple import CountInflation, FreeRider, FreeRiderNoise, GaussianNoise, Scaling, SignFlip, Sybil
 from fedledger.attacks.validators import LyingValidators
 
@@ -52,6 +53,7 @@ __all__ = [
     "Scaling",
     "Scores",
     "SignFlip",
+    "ScoreAware",
     "Sybil",
     "Trainer",
     "alie_z_max",

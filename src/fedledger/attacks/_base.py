@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -60,6 +60,12 @@ class AttackContext:
     """Members submitting updates this round, malicious included (ALIE and Fang et al. need it)."""
     clip_norm: float | None = None
     """The task's L2 clip bound, when attacks should stay just under it."""
+    score: Callable[[Params], int] | None = None
+    """The committee median the coalition expects for a delta: the task's scoring rule run on its own members'
+    validation data, as validators run it on theirs (score-aware attacks tune their updates against it)."""
+    score_floor: int | None = None
+    """The lowest committee median the coalition can draw without consequence: the task's acceptance threshold,
+    or its trainer-reputation bound (``min_mean_score``) where that is higher."""
 
     def __post_init__(self) -> None:
         if self.num_malicious < 1:

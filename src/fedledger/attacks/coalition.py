@@ -5,10 +5,12 @@ member ``i`` the behaviour ``coalition.member(i)``. Each
 :class:`CoalitionMember` implements the node's ``Behavior`` protocol
 (``local_params(trained, global_params, round_id)``) plus three optional hooks:
 
-``join(address=..., train=...)``
+``join(address=..., train=..., score=...)``
     called once by the node: the member's on-chain address (lying validators need
-    it) and a function ``train(global_params, round_id) -> params`` that reproduces
-    its honest local training. Collusive attacks (ALIE, IPM, Fang, sybils) call the
+    it), a function ``train(global_params, round_id) -> params`` that reproduces
+    its honest local training, and ``score(global_params, delta, round_id) -> int``,
+    the score it would give a delta as a validator (score-aware attacks need it).
+    Collusive attacks (ALIE, IPM, Fang, sybils) call the
     other colluders' ``train`` so that the first of them to commit already knows
     every colluder's benign delta (the coalition's full knowledge); a member that
     never joined contributes only once it commits itself (partial knowledge).
@@ -37,6 +39,9 @@ __all__ = ["Coalition", "CoalitionMember", "Trainer"]
 Trainer = Callable[[Params, int], Params]
 """``train(global_params, round_id) -> locally trained params``: a member's honest training, replayable."""
 
+SelfScorer = Callable[[Params, Params, int], int]
+"""``score(global_params, delta, round_id) -> score``: what a member would score a delta as a validator."""
+
 # Separate random streams per use, so adding data poisoning never shifts the crafting draws.
 _CRAFT, _DATA = 0, 1
 
@@ -58,8 +63,11 @@ class Coalition:
         num_malicious: int,
         num_workers: int | None = None,
         clip_norm: float | None = None,
+        score_floor: int | None = None,
         seed: int = 0,
     ) -> None:
+        """``score_floor``: the lowest committee median members can draw without consequence (the task's
+        acceptance threshold, or its ``min_mean_score`` where higher), what score-aware attacks aim above."""
         if num_malicious < 1:
             raise ConfigError(f"a coalition needs at least 1 member, got {num_malicious}")
         if num_workers is not None and num_workers < num_malicious:
@@ -68,10 +76,12 @@ class Coalition:
         self.num_malicious = num_malicious
         self.num_workers = num_workers
         self.clip_norm = clip_norm
+        self.score_floor = score_floor
         self.seed = seed
         self._members = [CoalitionMember(self, i) for i in range(num_malicious)]
         self._addresses: dict[int, str] = {}
         self._trainers: dict[int, Trainer] = {}
+        self._scorers: dict[int, SelfScorer] = {}
         self._round: _RoundState | None = None
 
     def member(self, index: int) -> CoalitionMember:
@@ -89,11 +99,13 @@ class Coalition:
         """Addresses of the members that joined, in member order."""
         return [self._addresses[i] for i in sorted(self._addresses)]
 
-    def join(self, index: int, *, address: str, train: Trainer | None = None) -> None:
+    def join(self, index: int, *, address: str, train: Trainer | None = None, score: SelfScorer | None = None) -> None:
         self.member(index)  # range check
         self._addresses[index] = address
         if train is not None:
             self._trainers[index] = train
+        if score is not None:
+            self._scorers[index] = score
 
     def rng(self, purpose: int, *keys: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, purpose, *keys])
@@ -106,7 +118,18 @@ class Coalition:
             rng=self.rng(_CRAFT, round_id, *keys),
             num_workers=self.num_workers,
             clip_norm=self.clip_norm,
+            score=self._expected_score(global_params, round_id) if self._scorers else None,
+            score_floor=self.score_floor,
         )
+
+    def _expected_score(self, global_params: Params, round_id: int) -> Callable[[Params], int]:
+        """The median of the joined members' own scores of a delta: a committee of colluders."""
+        scorers = [self._scorers[i] for i in sorted(self._scorers)]
+
+        def score(delta: Params) -> int:
+            return int(np.median([s(global_params, delta, round_id) for s in scorers]))
+
+        return score
 
     def poison_data(self, index: int, X: Array, y: Array, *, num_classes: int | None = None) -> tuple[Array, Array]:
         self.member(index)
@@ -162,8 +185,8 @@ class CoalitionMember:
         """False when the attack ignores the trained model (free-riders): the node may skip training."""
         return self.coalition.attack.needs_training or not self.coalition.attack.crafts_updates
 
-    def join(self, *, address: str, train: Trainer | None = None) -> None:
-        self.coalition.join(self.index, address=address, train=train)
+    def join(self, *, address: str, train: Trainer | None = None, score: SelfScorer | None = None) -> None:
+        self.coalition.join(self.index, address=address, train=train, score=score)
 
     def poison_data(self, X: Array, y: Array, *, num_classes: int | None = None) -> tuple[Array, Array]:
         return self.coalition.poison_data(self.index, X, y, num_classes=num_classes)

@@ -2,8 +2,8 @@
 
 ``make_attack("alie")``, ``make_attack("backdoor", target_label=1, boost=5.0)``;
 ``"sign-flip+lying-validators"`` composes attacks (each parameter goes to every part
-that takes it); ``sybil`` takes ``inner=`` (a name or an attack) and passes the
-parameters it does not know to it. :func:`parse_attack` reads the same from one
+that takes it); ``sybil`` and ``score-aware`` take ``inner=`` (a name or an attack) and
+pass the parameters they do not know to it. :func:`parse_attack` reads the same from one
 string, ``"backdoor:target_label=1,image_shape=(28,28)"``, for command lines.
 """
 
@@ -20,6 +20,7 @@ from fedledger.attacks.backdoor import Backdoor
 from fedledger.attacks.fang import FangKrum, FangTrim
 from fedledger.attacks.ipm import IPM
 from fedledger.attacks.label_flip import LabelFlip
+from fedledger.attacks.score_aware import ScoreAware
 from fedledger.attacks.simple import CountInflation, FreeRider, FreeRiderNoise, GaussianNoise, Scaling, SignFlip, Sybil
 from fedledger.attacks.validators import LyingValidators
 from fedledger.exceptions import ConfigError
@@ -43,10 +44,14 @@ ATTACKS: dict[str, type[Attack]] = {
         FreeRiderNoise,
         CountInflation,
         Sybil,
+        ScoreAware,
         LyingValidators,
     )
 }
 """Every attack class by registry name."""
+
+WRAPPERS: tuple[type[Attack], ...] = (Sybil, ScoreAware)
+"""Attacks around an ``inner`` one: parameters they do not take go to it."""
 
 
 def attack_params(name: str) -> dict[str, Any]:
@@ -91,13 +96,14 @@ def make_attack(name: str, **params: Any) -> Attack:
         return Compose(tuple(built))
     cls = _lookup(name)
     own = attack_params(name)
-    if cls is Sybil:
-        inner = params.pop("inner", NoAttack())
+    if cls in WRAPPERS:
+        mine = {k: params.pop(k) for k in list(params) if k in own and k != "inner"}
+        inner = params.pop("inner", None)
         if isinstance(inner, str):
             inner = make_attack(inner, **params)
         elif params:
-            raise ConfigError(f"sybil passes {sorted(params)} to its inner attack only when inner is a name")
-        return _build(cls, {"inner": inner})
+            raise ConfigError(f"{name} passes {sorted(params)} to its inner attack only when inner is a name")
+        return _build(cls, mine if inner is None else {**mine, "inner": inner})
     unknown = sorted(set(params) - set(own))
     if unknown:
         takes = ", ".join(sorted(own)) or "no parameters"
@@ -107,8 +113,8 @@ def make_attack(name: str, **params: Any) -> Attack:
 
 def _accepted(name: str) -> set[str]:
     """Parameter names ``name`` takes (a sybil also takes any registered attack's, for its inner one)."""
-    if _lookup(name) is Sybil:
-        return {"inner"} | {p for other in ATTACKS if other != name for p in attack_params(other)}
+    if _lookup(name) in WRAPPERS:
+        return set(attack_params(name)) | {p for other in ATTACKS if other != name for p in attack_params(other)}
     return set(attack_params(name))
 
 

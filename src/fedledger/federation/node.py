@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import numpy as np
 import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
 
@@ -48,6 +49,7 @@ from fedledger.federation.rules import aggregate_round, check_update, previous_g
 from fedledger.federation.secure_node import SecureRoundDriver
 from fedledger.learning import (
     SCORING_RULES,
+    DecodedUpdate,
     ModelAdapter,
     Params,
     UpdatePipeline,
@@ -80,8 +82,9 @@ class Behavior(Protocol):
     """How a simulated member deviates from the protocol (attack simulations).
 
     Optional hooks, used when the behaviour has them (``fedledger.attacks.CoalitionMember`` does):
-    ``join(address=..., train=...)`` is called once with this member's address and its replayable
-    training function; ``needs_training`` False skips local training (free-riders);
+    ``join(address=..., train=..., score=...)`` is called once with this member's address, its replayable
+    training function and its own scoring of a delta (``score(global_params, delta, round_id)``);
+    ``needs_training`` False skips local training (free-riders);
     ``scores(honest_scores, update_owners, committees=...)`` replaces the scores this member submits as a
     validator (``committees[i]``: the validators scoring update ``i``, from :meth:`TrainingTaskClient.scorers_of`);
     ``claimed_examples(n, max_examples=...)`` the example count it declares for an update trained on ``n``
@@ -134,11 +137,12 @@ class MemberNode:
         self.on_event = on_event
         join = getattr(behavior, "join", None)
         if callable(join) and data is not None:
-            join(address=account.address, train=self._local_train)
+            join(address=account.address, train=self._local_train, score=self._expected_score)
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
         self._round_updates: tuple[int, list[UpdateInfo]] | None = None
         self._round_rows: tuple[int, dict[int, int]] | None = None
+        self._own_rule: tuple[int, ScoringRule] | None = None
         self.dataset_id = dataset_id
         self.dp_noise = dp_noise
         self._account = privacy_account
@@ -455,6 +459,20 @@ class MemberNode:
         )
         scorer: ScoringRule = functools.partial(cast(Any, rule), reference=reference)
         return scorer
+
+    def _expected_score(self, global_params: Params, delta: Params, round_id: int) -> int:
+        """The score this member would give ``global_params + delta`` as a validator of ``round_id``, on its own
+        validation data (attack simulations: what a score-aware attacker expects from the committees)."""
+        assert self.data is not None
+        config = self.config
+        local = {k: (global_params[k].astype(np.float64) + delta[k]).astype(np.float32) for k in global_params}
+        pipeline = UpdatePipeline([ClipTransform(config.clip_norm), FixedPointEncode(FixedPoint(config.frac_bits))])
+        tensors, meta = pipeline.transform(local, global_params, num_examples=1)
+        decoded = DecodedUpdate(tensors, 1, "fixed64", config.frac_bits, meta)
+        if self._own_rule is None or self._own_rule[0] != round_id:
+            self._own_rule = (round_id, self._scoring_rule(global_params, round_id))  # trust trains a reference
+        rule = self._own_rule[1]
+        return int(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
 
     def _aggregate(self, info: RoundInfo) -> None:
         r = info.round_id
