@@ -172,7 +172,9 @@ def demo(
             console.print(
                 f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring, {row['rule']}"
                 + (", clipping to the median norm" if row["clip_to_median_norm"] else "")
-                + (", example counts capped at the median" if row["cap_examples_to_median"] else "")
+                # The demo's hospitals register their datasets: no update may declare more rows than registered.
+                + ", example counts held to the registered rows"
+                + (" and capped at the median" if row["cap_examples_to_median"] else "")
                 + (f", trainer reputation {row['max_rejection']} bps" if row["max_rejection"] else "")
                 + (f", trainers left out below a mean score of {mean_bound}" if mean_bound else "")
             )
