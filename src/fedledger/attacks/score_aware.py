@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fedledger.attacks._base import Attack, AttackContext, own_or_mean
+from fedledger.attacks._base import Array, Attack, AttackContext, own_or_mean
 from fedledger.attacks.simple import SignFlip
 from fedledger.exceptions import ConfigError
 from fedledger.learning.params import Params
@@ -73,7 +73,7 @@ class ScoreAware(Attack):
         honest = own_or_mean(ctx.require_benign(benign, self.name), ctx.num_malicious)
         crafted = ctx.stack(self.inner.craft(benign, ctx), what="crafted deltas")
 
-        def passes(vector: np.ndarray) -> bool:
+        def passes(vector: Array) -> bool:
             return score(ctx.unstack(vector[None])[0]) >= target
 
         out = []
