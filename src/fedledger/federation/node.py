@@ -466,7 +466,7 @@ class MemberNode:
         assert self.data is not None
         config = self.config
         local = {k: (global_params[k].astype(np.float64) + delta[k]).astype(np.float32) for k in global_params}
-        pipeline = UpdatePipeline([ClipTransform(config.clip_norm), FixedPointEncode(FixedPoint(config.frac_bits))])
+        pipeline = UpdatePipeline.default(max_norm=config.clip_norm, frac_bits=config.frac_bits)
         tensors, meta = pipeline.transform(local, global_params, num_examples=1)
         decoded = DecodedUpdate(tensors, 1, "fixed64", config.frac_bits, meta)
         if self._own_rule is None or self._own_rule[0] != round_id:
