@@ -140,6 +140,7 @@ def profile_setup(profile: str) -> dict[str, Any]:
         "scoring": config.scoring,
         "acceptance_threshold": config.threshold,
         "clip_to_median_norm": config.clip_to_median_norm,
+        "score_at_median_norm": config.score_at_median_norm,
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_disagreement": config.max_disagreement,
         "max_rejection": config.max_rejection,
@@ -353,6 +354,7 @@ def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "center_previous": False if args.zero_center else None,
         "tau_fraction": args.tau,
         "clip_to_median_norm": args.clip_to_median_norm,
+        "score_at_median_norm": args.score_at_median_norm,
         "cap_examples_to_median": args.cap_examples_to_median,
         "registered_rows": args.registered_rows,
         "max_disagreement": args.max_disagreement,
@@ -367,6 +369,7 @@ HEART_OVERRIDES = (
     "scoring",
     "acceptance_threshold",
     "clip_to_median_norm",
+    "score_at_median_norm",
     "cap_examples_to_median",
     "registered_rows",
     "max_disagreement",
@@ -682,6 +685,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         help="scale accepted updates above the round's median norm down to it before the rule (FLAME's adaptive "
         f"clipping, a task's clip_to_median_norm; default {'on' if FMNIST_FULL.clip_to_median_norm else 'off'})",
+    )
+    parser.add_argument(
+        "--score-at-median-norm",
+        action=argparse.BooleanOptionalAction,
+        help="validators score an update shorter than the round's median norm as if scaled up to it (a task's "
+        "score_at_median_norm; default: the profile's, off for Fashion-MNIST, on for heart disease)",
     )
     parser.add_argument(
         "--cap-examples-to-median",

@@ -230,6 +230,17 @@ def test_score_aware_goes_as_far_towards_the_crafted_update_as_the_expected_scor
     assert vec(meek) == pytest.approx(vec(benign[0]))
 
 
+def test_score_aware_scores_a_short_candidate_at_its_honest_norm_where_validators_do() -> None:
+    # Under a floor of 4000 the attacker alone goes to g = 0.59, a flipped residual of norm 0.18 that scores
+    # 4100 at its own length. Validators that score a short update at the round's median norm see that residual
+    # at the honest delta's norm 1 (score 0): the attacker, modelling them, stops where its update vanishes.
+    benign, context = _one_step_context(scores_at_median_norm=True)
+    (out,) = ScoreAware(inner=SignFlip(norm_fraction=None), floor=4000).craft(benign, context)
+    assert vec(out) == pytest.approx(np.zeros(DIM), abs=1e-6)
+    (unmodelled,) = ScoreAware(inner=SignFlip(norm_fraction=None), floor=4000).craft(benign, _one_step_context()[1])
+    assert float(unmodelled["bias"][0]) < -0.15
+
+
 def test_score_aware_refuses_what_it_cannot_run() -> None:
     benign, context = _one_step_context()
     with pytest.raises(ConfigError, match="needs the validators' scoring"):

@@ -8,11 +8,20 @@ import numpy as np
 import pytest
 
 from fedledger.exceptions import BadInput
-from fedledger.learning import FixedPoint, TorchAdapter, UpdatePipeline, apply_update, validate_update
+from fedledger.learning import (
+    DecodedUpdate,
+    FixedPoint,
+    TorchAdapter,
+    UpdatePipeline,
+    apply_update,
+    validate_update,
+)
 from fedledger.learning.scoring import (
     SCORING_RULES,
     accuracy_bps,
+    at_least_norm,
     cosine_score,
+    median_sq_norm,
     reference_update,
     relative_score,
     scaled_update,
@@ -104,6 +113,45 @@ def test_weight_divisor_scores_the_update_at_its_share_of_the_aggregate() -> Non
     assert score_relative(adapter, global_params, update, X_val, y_val, weight_divisor=k) == relative_score(
         before, want_after
     )
+
+
+def _fixed(values: list[float]) -> DecodedUpdate:
+    return DecodedUpdate({"w": FixedPoint(FRAC).encode(np.array(values))}, 1, "fixed64", FRAC, {})
+
+
+def test_a_short_update_is_scored_at_the_rounds_median_norm_in_its_own_direction() -> None:
+    fp = FixedPoint(FRAC)
+    round_updates = [_fixed([0.03, -0.04]), _fixed([3.0, 4.0]), _fixed([0.0, 1.0]), _fixed([0.0, 0.0])]
+    # The lower median of the squared norms 0.0025, 25, 1 and 0 is the second smallest, exactly as encoded.
+    encoded = round_updates[0].tensors["w"].view(np.int64)
+    assert median_sq_norm(round_updates) == sum(int(v) ** 2 for v in encoded)
+    floor = median_sq_norm(round_updates[1:3])  # 25 and 1: the lower median is 1 (norm 1)
+    short = at_least_norm(round_updates[0], floor)
+    np.testing.assert_allclose(fp.decode(short.tensors["w"]), [0.6, -0.8], atol=1e-6)  # norm 1, same direction
+    assert short.num_examples == 1 and short.encoding == "fixed64"
+    assert at_least_norm(round_updates[1], floor) is round_updates[1]  # longer: scored as it is
+    assert at_least_norm(round_updates[3], floor) is round_updates[3]  # a zero update has no direction to scale
+    with pytest.raises(BadInput, match="fixed64 updates, got 'float32'"):
+        at_least_norm(DecodedUpdate({"w": np.zeros(2, np.float32)}, 1, "float32", None, {}), floor)
+    with pytest.raises(BadInput, match="median norm of no updates"):
+        median_sq_norm([])
+
+
+def test_scaling_a_short_harmful_update_to_the_median_norm_exposes_it() -> None:
+    # Gradient ascent small enough to change no validation prediction passes at its own length; at the norm of an
+    # honest update it costs the validator accuracy.
+    adapter, X, y, X_val, y_val = _task()
+    adapter.fit(X, y, epochs=5, seed=0)
+    global_params = adapter.get_params()
+    _, honest = _honest_update(adapter, X, y)
+    _, harmful = _honest_update(adapter, X, y, sign=-40.0)
+    fp = FixedPoint(FRAC)
+    tiny = DecodedUpdate(
+        {k: fp.encode(fp.decode(v) * 1e-4) for k, v in harmful.tensors.items()}, 1, "fixed64", FRAC, {}
+    )
+    assert score_relative(adapter, global_params, tiny, X_val, y_val) == 5000
+    floor = median_sq_norm([harmful, honest, tiny])
+    assert score_relative(adapter, global_params, at_least_norm(tiny, floor), X_val, y_val) < 5000
 
 
 def test_scaled_update_divides_toward_zero_exactly() -> None:

@@ -29,6 +29,7 @@ def _robustness(config: TaskConfig) -> tuple[object, ...]:
         config.cap_examples_to_median,
         config.min_mean_score,
         config.reputation_warmup,
+        config.score_at_median_norm,
     )
 
 
@@ -44,13 +45,15 @@ def test_consortium_is_the_default_profile() -> None:
         True,
         0,
         10,
+        False,
     )
 
 
 def test_few_silos_profile_resolves_the_cross_silo_configuration_and_reaches_the_chain() -> None:
     config = TaskConfig(model=MODEL, profile="few-silos")
     # Trainer reputation by mean score after five scored updates, not by rejections (docs/robustness.md, run 28).
-    assert _robustness(config) == ("few-silos", "relative", 4_500, "fedavg", True, 0, 5_000, True, 4_700, 5)
+    # Validators score a short update at the round's median norm (run 30).
+    assert _robustness(config) == ("few-silos", "relative", 4_500, "fedavg", True, 0, 5_000, True, 4_700, 5, True)
     params = config.chain_params(ZERO_MODEL)
     reputation = (params.max_rejection, params.min_mean_score, params.reputation_warmup, params.max_disagreement)
     assert (params.acceptance_threshold, *reputation) == (4_500, 0, 4_700, 5, 5_000)
@@ -67,8 +70,9 @@ def test_settings_given_explicitly_win_over_the_profile() -> None:
         min_mean_score=0,
         reputation_warmup=20,
         cap_examples_to_median=False,
+        score_at_median_norm=False,
     )
-    assert _robustness(config) == ("few-silos", "trust", 5_100, "median", False, 2_000, 5_000, False, 0, 20)
+    assert _robustness(config) == ("few-silos", "trust", 5_100, "median", False, 2_000, 5_000, False, 0, 20, False)
     assert TaskConfig(model=MODEL, profile="few-silos", acceptance_threshold=4_800).threshold == 4_800
 
 
@@ -85,6 +89,12 @@ def test_secure_aggregation_overrides_either_profile() -> None:
         assert resolved == ("fedavg", False, 0, 0, 0)
         # Members weight their masked inputs before anyone sees the counts: there is nothing to cap.
         assert config.cap_examples_to_median is False
+        assert config.score_at_median_norm is False  # no per-update scores
+
+
+def test_secure_aggregation_refuses_scoring_at_the_median_norm() -> None:
+    with pytest.raises(ConfigError, match="no per-update scores, so score_at_median_norm must be false"):
+        TaskConfig(model=MODEL, profile="few-silos", secure_aggregation=True, score_at_median_norm=True)
 
 
 def test_secure_aggregation_refuses_an_explicit_example_cap() -> None:
@@ -118,7 +128,11 @@ def test_profile_is_committed_and_old_configs_load_as_consortium() -> None:
     body = json.loads(TaskConfig(model=MODEL).to_bytes())
     del body["profile"], body["max_rejection"], body["cap_examples_to_median"], body["min_mean_score"]
     old = TaskConfig.from_bytes(json.dumps(body).encode())
-    assert _robustness(old) == ("consortium", "trust", 5_100, "centered-clipping", False, 0, 5_000, False, 0, 10)
+    assert _robustness(old) == ("consortium", "trust", 5_100, "centered-clipping", False, 0, 5_000, False, 0, 10, False)
+    # A few-silos config committed before validators scored at the median norm: its validators did not.
+    body = json.loads(silos.to_bytes())
+    del body["score_at_median_norm"]
+    assert TaskConfig.from_bytes(json.dumps(body).encode()).score_at_median_norm is False
 
 
 @pytest.mark.parametrize(

@@ -61,8 +61,16 @@ from fedledger.federation.config import (
 from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate, apply_update
 from fedledger.learning.aggregation.example_cap import median_example_cap
 from fedledger.learning.params import Params
-from fedledger.learning.scoring import MAX_SCORE, accuracy_bps, cosine_score, relative_score, scaled_update
-from fedledger.learning.update import UpdatePipeline, global_l2_norm
+from fedledger.learning.scoring import (
+    MAX_SCORE,
+    accuracy_bps,
+    at_least_norm,
+    cosine_score,
+    median_sq_norm,
+    relative_score,
+    scaled_update,
+)
+from fedledger.learning.update import DecodedUpdate, UpdatePipeline, global_l2_norm
 
 from .data import Federation
 from .models import LocalTrainer
@@ -134,6 +142,10 @@ class FLSetup:
     """Before the rule, scale every accepted update longer than the round's median accepted norm down to it
     (FLAME's adaptive clipping: ``aggregate(..., clip_to_median_norm=True)``, a task's
     ``TaskConfig.clip_to_median_norm``)."""
+    score_at_median_norm: bool = False
+    """Validators score an update shorter than the round's median committed norm as if scaled up to it (a task's
+    ``TaskConfig.score_at_median_norm``, :func:`fedledger.learning.scoring.at_least_norm`); no effect on
+    ``trust`` scoring, a cosine."""
     cap_examples_to_median: bool = True
     """Read every declared example count as at most the upper median of the round's declared counts
     (``aggregate(..., example_cap=...)``, a task's ``TaskConfig.cap_examples_to_median``)."""
@@ -497,6 +509,7 @@ def run_scenario(
                     trainer, global_params, pipeline, setup, val_data, round_malicious, len(owners), [seed, 43, r]
                 ),
                 score_floor=max(setup.acceptance_threshold, setup.min_mean_score),
+                scores_at_median_norm=setup.score_at_median_norm,
             )
             crafted = attack.craft([deltas[c] for c in round_malicious if c in deltas], ctx)
             deltas.update(zip(round_malicious, crafted, strict=True))
@@ -535,8 +548,14 @@ def run_scenario(
         else:
             # What validators score: the update at full weight, or at its weight 1/k in the round's mean.
             divisor = len(updates) if setup.score_weight == "round" else 1
+            scored_updates = updates
+            if setup.score_at_median_norm:
+                decoded = [DecodedUpdate(u, 1, "fixed64", setup.frac_bits, {}) for u in updates]
+                floor = median_sq_norm(decoded)
+                scored_updates = [at_least_norm(d, floor).tensors for d in decoded]
             candidates = [
-                apply_update(global_params, scaled_update(u, divisor), frac_bits=setup.frac_bits) for u in updates
+                apply_update(global_params, scaled_update(u, divisor), frac_bits=setup.frac_bits)
+                for u in scored_updates
             ]
             scored = committee_scores(trainer, global_params, candidates, committees, val_data, scoring=setup.scoring)
             honest_scores = [list(row) for row in scored]

@@ -262,6 +262,7 @@ def _run(
             num_workers=n_members,
             clip_norm=config.clip_norm,
             score_floor=max(config.threshold, config.min_mean_score or 0),
+            scores_at_median_norm=bool(config.score_at_median_norm),
             seed=seed,
         )
         if n_malicious
@@ -311,6 +312,7 @@ def _run(
         "rule": config.aggregation,
         "scoring": config.scoring,
         "clip_to_median_norm": config.clip_to_median_norm,
+        "score_at_median_norm": config.score_at_median_norm,
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_rejection": config.max_rejection,
         "min_mean_score": config.min_mean_score,

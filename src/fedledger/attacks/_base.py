@@ -66,6 +66,9 @@ class AttackContext:
     score_floor: int | None = None
     """The lowest committee median the coalition can draw without consequence: the task's acceptance threshold,
     or its trainer-reputation bound (``min_mean_score``) where that is higher."""
+    scores_at_median_norm: bool = False
+    """Validators score an update shorter than the round's median norm as if scaled up to it (the task's
+    ``score_at_median_norm``); ``score`` does not, so a score-aware attack models it (see ScoreAware)."""
 
     def __post_init__(self) -> None:
         if self.num_malicious < 1:

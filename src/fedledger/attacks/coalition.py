@@ -64,10 +64,12 @@ class Coalition:
         num_workers: int | None = None,
         clip_norm: float | None = None,
         score_floor: int | None = None,
+        scores_at_median_norm: bool = False,
         seed: int = 0,
     ) -> None:
         """``score_floor``: the lowest committee median members can draw without consequence (the task's
-        acceptance threshold, or its ``min_mean_score`` where higher), what score-aware attacks aim above."""
+        acceptance threshold, or its ``min_mean_score`` where higher), what score-aware attacks aim above;
+        ``scores_at_median_norm``: the task's validators score short updates at the round's median norm."""
         if num_malicious < 1:
             raise ConfigError(f"a coalition needs at least 1 member, got {num_malicious}")
         if num_workers is not None and num_workers < num_malicious:
@@ -77,6 +79,7 @@ class Coalition:
         self.num_workers = num_workers
         self.clip_norm = clip_norm
         self.score_floor = score_floor
+        self.scores_at_median_norm = scores_at_median_norm
         self.seed = seed
         self._members = [CoalitionMember(self, i) for i in range(num_malicious)]
         self._addresses: dict[int, str] = {}
@@ -120,6 +123,7 @@ class Coalition:
             clip_norm=self.clip_norm,
             score=self._expected_score(global_params, round_id) if self._scorers else None,
             score_floor=self.score_floor,
+            scores_at_median_norm=self.scores_at_median_norm,
         )
 
     def _expected_score(self, global_params: Params, round_id: int) -> Callable[[Params], int]:

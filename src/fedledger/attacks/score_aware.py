@@ -12,6 +12,8 @@ on its own validation data (:attr:`AttackContext.score`) and pick, between its h
 attack's crafted one (sign flipping stretched to the clip bound by default, the most harmful direction the
 norm check admits), the update furthest towards the crafted one whose expected score still reaches the floor
 plus a margin. Its own data is not the validators', so the margin buys safety against their disagreement.
+Where validators score a short update at the round's median norm (``AttackContext.scores_at_median_norm``),
+it scores each candidate the same way, its own honest deltas' median norm standing in for the round's.
 """
 
 from __future__ import annotations
@@ -72,8 +74,15 @@ class ScoreAware(Attack):
         target = self.target(ctx)
         honest = own_or_mean(ctx.require_benign(benign, self.name), ctx.num_malicious)
         crafted = ctx.stack(self.inner.craft(benign, ctx), what="crafted deltas")
+        # Validators that score a short update at the round's median norm score its direction at that norm;
+        # the coalition's best guess of that median is the lower median of its own honest deltas' norms.
+        norms = sorted(float(np.linalg.norm(row)) for row in ctx.stack(benign))
+        floor_norm = norms[(len(norms) - 1) // 2] if ctx.scores_at_median_norm else 0.0
 
         def passes(vector: Array) -> bool:
+            norm = float(np.linalg.norm(vector))
+            if 0 < norm < floor_norm:
+                vector = vector * (floor_norm / norm)
             return score(ctx.unstack(vector[None])[0]) >= target
 
         out = []

@@ -170,7 +170,9 @@ def demo(
             row = result.setup
             mean_bound = row["min_mean_score"]
             console.print(
-                f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring, {row['rule']}"
+                f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring"
+                + (" (short updates at the median norm)" if row["score_at_median_norm"] else "")
+                + f", {row['rule']}"
                 + (", clipping to the median norm" if row["clip_to_median_norm"] else "")
                 # The demo's hospitals register their datasets: no update may declare more rows than registered.
                 + ", example counts held to the registered rows"

@@ -106,6 +106,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scoring": DEFAULT_SCORING,
         "aggregation": DEFAULT_RULE,
         "clip_to_median_norm": DEFAULT_CLIP_TO_MEDIAN_NORM,
+        "score_at_median_norm": False,
         "max_rejection": DEFAULT_MAX_REJECTION,
         "min_mean_score": 0,
         "reputation_warmup": DEFAULT_REPUTATION_WARMUP,
@@ -115,11 +116,14 @@ PROFILES: dict[str, dict[str, Any]] = {
     # honest updates; accuracy scoring accepts them, so trainer reputation can strike the one that keeps failing,
     # and clipping to the median norm keeps a boosted update from outweighing the rest. Unweighted rules let a
     # 24-row hospital pull as hard as a 159-row one: FedAvg. Trainer reputation by mean score (run 28) strikes the
-    # backdoors the rejection bound struck and also the update crafted to stay just acceptable.
+    # backdoors the rejection bound struck and also the update crafted to stay just acceptable. Validators score a
+    # short update at the round's median norm (run 30): the score-aware attack's updates hid a harmful direction in
+    # a short step.
     "few-silos": {
         "scoring": "relative",
         "aggregation": "fedavg",
         "clip_to_median_norm": True,
+        "score_at_median_norm": True,
         "max_rejection": DEFAULT_MAX_REJECTION,
         "min_mean_score": FEW_SILOS_MIN_MEAN_SCORE,
         "reputation_warmup": FEW_SILOS_REPUTATION_WARMUP,
@@ -165,6 +169,12 @@ class TaskConfig:
     # individual update). A config committed before this setting existed loads as False, which is what its
     # aggregators did.
     clip_to_median_norm: bool | None = None
+    # Validators score an update shorter than the round's median norm as if scaled up to it
+    # (fedledger.learning.scoring.at_least_norm), so a harmful direction cannot pass by being a short step; they
+    # read every update of the round to find that median. None: the profile's in validated rounds (consortium:
+    # off; few-silos: on), off under secure aggregation (no per-update scores). Trust scoring, a cosine, is
+    # unaffected. A config committed before this setting existed loads as False, which is what its validators did.
+    score_at_median_norm: bool | None = None
     # Example counts are declared by their members and nobody can check them: each is read as at most the upper
     # median of the counts committed in the round (fedledger.learning.aggregation.example_cap), so no member
     # outweighs the median member in FedAvg whatever it declares. None: on, except under secure aggregation, where
@@ -227,6 +237,7 @@ class TaskConfig:
         # Neither applies under secure aggregation, which sees no individual update norm or weight.
         self._resolve_switch("clip_to_median_norm", defaults["clip_to_median_norm"] and not self.secure_aggregation)
         self._resolve_switch("cap_examples_to_median", not self.secure_aggregation)
+        self._resolve_switch("score_at_median_norm", defaults["score_at_median_norm"] and not self.secure_aggregation)
         self._check_aggregation_params()
         from fedledger.learning import SCORING_RULES
 
@@ -307,6 +318,10 @@ class TaskConfig:
         if self.clip_to_median_norm:
             raise ConfigError(
                 "task config: secure aggregation sees no individual update norm, so clip_to_median_norm must be false"
+            )
+        if self.score_at_median_norm:
+            raise ConfigError(
+                "task config: secure aggregation has no per-update scores, so score_at_median_norm must be false"
             )
         if self.cap_examples_to_median:
             raise ConfigError(
@@ -422,6 +437,7 @@ class TaskConfig:
         body.setdefault("max_rejection", 0)  # likewise: no trainer reputation
         body.setdefault("min_mean_score", 0)  # likewise: no trainer reputation by scores
         body.setdefault("cap_examples_to_median", False)  # likewise: declared counts taken as they were
+        body.setdefault("score_at_median_norm", False)  # likewise: updates scored at their own norm
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(body) - known)
         if unknown:

@@ -28,7 +28,7 @@ computes the same candidate.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -38,6 +38,8 @@ import numpy.typing as npt
 from fedledger.exceptions import BadInput
 from fedledger.learning.adapters._base import ModelAdapter
 from fedledger.learning.aggregation._apply import apply_update
+from fedledger.learning.aggregation._exact import exact_sq_norms, isqrt_ratio
+from fedledger.learning.aggregation.median_norm import lower_median
 from fedledger.learning.params import Params
 from fedledger.learning.update import DecodedUpdate
 
@@ -45,8 +47,10 @@ __all__ = [
     "MAX_SCORE",
     "SCORING_RULES",
     "accuracy_bps",
+    "at_least_norm",
     "cosine_score",
     "evaluate",
+    "median_sq_norm",
     "reference_update",
     "relative_score",
     "scaled_update",
@@ -122,6 +126,47 @@ def _candidate(global_params: Mapping[str, npt.NDArray[Any]], update: DecodedUpd
         )
         for k in sorted(global_params)
     }
+
+
+def _fixed64_row(update: DecodedUpdate) -> npt.NDArray[np.int64]:
+    if update.encoding != "fixed64":
+        raise BadInput(f"norms are compared on fixed64 updates, got {update.encoding!r}")
+    tensors = update.tensors
+    parts = [np.asarray(tensors[name], dtype=np.uint64).view(np.int64).ravel() for name in sorted(tensors)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def median_sq_norm(updates: Sequence[DecodedUpdate]) -> int:
+    """The lower median of the updates' squared L2 norms, in squared fixed-point units (exact integers): the
+    norm the round's aggregate clips every update to (:mod:`fedledger.learning.aggregation.median_norm`)."""
+    if not updates:
+        raise BadInput("the median norm of no updates")
+    return lower_median([exact_sq_norms(_fixed64_row(u)[None, :])[0] for u in updates])
+
+
+def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
+    """``update`` scaled up to L2 norm ``sqrt(sq_norm)`` (squared fixed-point units) when it is shorter, else
+    unchanged; a zero update stays zero.
+
+    What a validator scores under ``TaskConfig.score_at_median_norm``: a step shorter than the round's median
+    changes few of a small validation set's predictions whatever its direction, so an update that pulls the
+    model the wrong way could pass by being short (the score-aware attack's updates were, docs/robustness.md,
+    run 30). Scaled to a typical honest step, its direction is what gets scored. The factor is
+    ``floor(sqrt(sq_norm / |u|^2) * 2^40) / 2^40``, from exact integers; each value is multiplied in float64 and
+    rounded (element-wise, so identical on every IEEE-754 machine).
+    """
+    row = _fixed64_row(update)
+    own = exact_sq_norms(row[None, :])[0]
+    if own == 0 or own >= sq_norm:
+        return update
+    factor = isqrt_ratio(sq_norm, own) / 2.0**40
+    tensors = {
+        name: np.rint(np.asarray(arr, dtype=np.uint64).view(np.int64).astype(np.float64) * factor)
+        .astype(np.int64)
+        .view(np.uint64)
+        for name, arr in update.tensors.items()
+    }
+    return DecodedUpdate(tensors, update.num_examples, update.encoding, update.frac_bits, update.metadata)
 
 
 def score_update(
