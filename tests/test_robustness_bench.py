@@ -390,6 +390,7 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
         "scoring": "relative",
         "acceptance_threshold": 4_500,
         "clip_to_median_norm": True,
+        "score_at_median_norm": True,
         "cap_examples_to_median": True,
         "max_disagreement": 5_000,
         "max_rejection": 0,
@@ -400,6 +401,7 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
     assert (heart.scoring, heart.clip_to_median_norm, heart.min_mean_score) == ("relative", True, 4_700)
     assert (fmnist.max_rejection, fmnist.min_mean_score, fmnist.reputation_warmup) == (0, 0, 10)
     assert heart.cap_examples_to_median and fmnist.cap_examples_to_median
+    assert heart.score_at_median_norm and not fmnist.score_at_median_norm
     assert (fmnist.scoring, fmnist.acceptance_threshold, fmnist.clip_to_median_norm) == ("trust", 5_100, False)
     assert robustness.HEART_RULE == "fedavg" and robustness.profile_rule("consortium") == "centered-clipping"
 
