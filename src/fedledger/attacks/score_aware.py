@@ -72,12 +72,15 @@ class ScoreAware(Attack):
         if score is None:
             raise ConfigError("score-aware needs the validators' scoring of its own data (score in the context)")
         target = self.target(ctx)
-        honest = own_or_mean(ctx.require_benign(benign, self.name), ctx.num_malicious)
+        stacked = ctx.require_benign(benign, self.name)
+        honest = own_or_mean(stacked, ctx.num_malicious)
         crafted = ctx.stack(self.inner.craft(benign, ctx), what="crafted deltas")
         # Validators that score a short update at the round's median norm score its direction at that norm;
         # the coalition's best guess of that median is the lower median of its own honest deltas' norms.
-        norms = sorted(float(np.linalg.norm(row)) for row in ctx.stack(benign))
-        floor_norm = norms[(len(norms) - 1) // 2] if ctx.scores_at_median_norm else 0.0
+        floor_norm = 0.0
+        if ctx.scores_at_median_norm:
+            norms = np.sort(np.linalg.norm(stacked, axis=1))
+            floor_norm = float(norms[(len(norms) - 1) // 2])
 
         def passes(vector: Array) -> bool:
             norm = float(np.linalg.norm(vector))

@@ -38,7 +38,8 @@ import numpy.typing as npt
 from fedledger.exceptions import BadInput
 from fedledger.learning.adapters._base import ModelAdapter
 from fedledger.learning.aggregation._apply import apply_update
-from fedledger.learning.aggregation._exact import exact_sq_norms, isqrt_ratio
+from fedledger.learning.aggregation._batch import stack_updates
+from fedledger.learning.aggregation._exact import FRACTION_BITS, exact_sq_norms, isqrt_ratio
 from fedledger.learning.aggregation.median_norm import lower_median
 from fedledger.learning.params import Params
 from fedledger.learning.update import DecodedUpdate
@@ -128,12 +129,14 @@ def _candidate(global_params: Mapping[str, npt.NDArray[Any]], update: DecodedUpd
     }
 
 
-def _fixed64_row(update: DecodedUpdate) -> npt.NDArray[np.int64]:
-    if update.encoding != "fixed64":
-        raise BadInput(f"norms are compared on fixed64 updates, got {update.encoding!r}")
-    tensors = update.tensors
-    parts = [np.asarray(tensors[name], dtype=np.uint64).view(np.int64).ravel() for name in sorted(tensors)]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+def _sq_norms(updates: Sequence[DecodedUpdate]) -> list[int]:
+    """Exact squared L2 norms of fixed64 updates, in squared fixed-point units."""
+    for update in updates:
+        if update.encoding != "fixed64":
+            raise BadInput(f"norms are compared on fixed64 updates, got {update.encoding!r}")
+    frac_bits = updates[0].frac_bits or 0
+    batch = stack_updates([u.tensors for u in updates], [1] * len(updates), frac_bits=frac_bits)
+    return exact_sq_norms(batch.matrix)
 
 
 def median_sq_norm(updates: Sequence[DecodedUpdate]) -> int:
@@ -141,7 +144,7 @@ def median_sq_norm(updates: Sequence[DecodedUpdate]) -> int:
     norm the round's aggregate clips every update to (:mod:`fedledger.learning.aggregation.median_norm`)."""
     if not updates:
         raise BadInput("the median norm of no updates")
-    return lower_median([exact_sq_norms(_fixed64_row(u)[None, :])[0] for u in updates])
+    return lower_median(_sq_norms(updates))
 
 
 def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
@@ -152,14 +155,13 @@ def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
     changes few of a small validation set's predictions whatever its direction, so an update that pulls the
     model the wrong way could pass by being short (the score-aware attack's updates were, docs/robustness.md,
     run 30). Scaled to a typical honest step, its direction is what gets scored. The factor is
-    ``floor(sqrt(sq_norm / |u|^2) * 2^40) / 2^40``, from exact integers; each value is multiplied in float64 and
-    rounded (element-wise, so identical on every IEEE-754 machine).
+    ``floor(sqrt(sq_norm / |u|^2) * 2^40) / 2^40`` (``FRACTION_BITS``), from exact integers; each value is
+    multiplied in float64 and rounded (element-wise, so identical on every IEEE-754 machine).
     """
-    row = _fixed64_row(update)
-    own = exact_sq_norms(row[None, :])[0]
+    (own,) = _sq_norms([update])
     if own == 0 or own >= sq_norm:
         return update
-    factor = isqrt_ratio(sq_norm, own) / 2.0**40
+    factor = isqrt_ratio(sq_norm, own) / 2.0**FRACTION_BITS
     tensors = {
         name: np.rint(np.asarray(arr, dtype=np.uint64).view(np.int64).astype(np.float64) * factor)
         .astype(np.int64)
