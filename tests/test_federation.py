@@ -58,7 +58,7 @@ def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) 
     setup = data["setup"]
     assert (setup["profile"], setup["rule"], setup["clip_to_median_norm"], setup["min_mean_score"]) == (
         "few-silos",
-        "fedavg",
+        "median",
         True,
         4_700,
     )

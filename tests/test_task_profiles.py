@@ -52,8 +52,8 @@ def test_consortium_is_the_default_profile() -> None:
 def test_few_silos_profile_resolves_the_cross_silo_configuration_and_reaches_the_chain() -> None:
     config = TaskConfig(model=MODEL, profile="few-silos")
     # Trainer reputation by mean score after five scored updates, not by rejections (docs/robustness.md, run 28).
-    # Validators score a short update at the round's median norm (run 30).
-    assert _robustness(config) == ("few-silos", "relative", 4_500, "fedavg", True, 0, 5_000, True, 4_700, 5, True)
+    # Validators score a short update at the round's median norm (run 30); coordinate-wise median aggregates (run 31).
+    assert _robustness(config) == ("few-silos", "relative", 4_500, "median", True, 0, 5_000, True, 4_700, 5, True)
     params = config.chain_params(ZERO_MODEL)
     reputation = (params.max_rejection, params.min_mean_score, params.reputation_warmup, params.max_disagreement)
     assert (params.acceptance_threshold, *reputation) == (4_500, 0, 4_700, 5, 5_000)
@@ -64,7 +64,7 @@ def test_settings_given_explicitly_win_over_the_profile() -> None:
         model=MODEL,
         profile="few-silos",
         scoring="trust",
-        aggregation="median",
+        aggregation="trimmed-mean",
         clip_to_median_norm=False,
         max_rejection=2_000,
         min_mean_score=0,
@@ -72,7 +72,8 @@ def test_settings_given_explicitly_win_over_the_profile() -> None:
         cap_examples_to_median=False,
         score_at_median_norm=False,
     )
-    assert _robustness(config) == ("few-silos", "trust", 5_100, "median", False, 2_000, 5_000, False, 0, 20, False)
+    explicit = ("few-silos", "trust", 5_100, "trimmed-mean", False, 2_000, 5_000, False, 0, 20, False)
+    assert _robustness(config) == explicit
     assert TaskConfig(model=MODEL, profile="few-silos", acceptance_threshold=4_800).threshold == 4_800
 
 
@@ -133,6 +134,13 @@ def test_profile_is_committed_and_old_configs_load_as_consortium() -> None:
     body = json.loads(silos.to_bytes())
     del body["score_at_median_norm"]
     assert TaskConfig.from_bytes(json.dumps(body).encode()).score_at_median_norm is False
+    # Committed configs carry their resolved rule: one committed while few-silos aggregated with FedAvg (before
+    # run 31) keeps FedAvg and its hash, whatever the profile's rule is now.
+    body = json.loads(silos.to_bytes())
+    body["aggregation"] = "fedavg"
+    committed = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    loaded = TaskConfig.from_bytes(committed)
+    assert (loaded.aggregation, loaded.to_bytes()) == ("fedavg", committed)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def demo(
     rule: Annotated[
         str,
         typer.Option(
-            help="Aggregation rule in validated rounds: auto (the profile's: fedavg for few silos, centered-clipping "
+            help="Aggregation rule in validated rounds: auto (the profile's: median for few silos, centered-clipping "
             "for a consortium; the robustness benchmark's choices), fedavg, median, trimmed-mean, krum, multi-krum, "
             "bulyan, fltrust-median, ...; secure rounds only sum (fedavg)."
         ),
@@ -39,8 +39,8 @@ def demo(
         str,
         typer.Option(
             help="Defaults for the robustness settings (fedledger.federation.config.PROFILES): few-silos (a "
-            "handful of members that all train every round, as here: FedAvg, clipping to the median norm, "
-            "trainer reputation) or consortium (many members sampled each round: centered clipping)."
+            "handful of members that all train every round, as here: coordinate-wise median, clipping to the "
+            "median norm, trainer reputation) or consortium (many members sampled each round: centered clipping)."
         ),
     ] = "few-silos",
     committee: Annotated[

@@ -114,14 +114,16 @@ PROFILES: dict[str, dict[str, Any]] = {
     # A handful of members that all train every round: the four-hospital heart-disease federation (run 23).
     # Trust scoring's references, trained on one silo's few validation rows, rejected 70 % of the other silos'
     # honest updates; accuracy scoring accepts them, so trainer reputation can strike the one that keeps failing,
-    # and clipping to the median norm keeps a boosted update from outweighing the rest. Unweighted rules let a
-    # 24-row hospital pull as hard as a 159-row one: FedAvg. Trainer reputation by mean score (run 28) strikes the
-    # backdoors the rejection bound struck and also the update crafted to stay just acceptable. Validators score a
-    # short update at the round's median norm (run 30): the score-aware attack's updates hid a harmful direction in
-    # a short step.
+    # and clipping to the median norm keeps a boosted update from outweighing the rest. Trainer reputation by mean
+    # score (run 28) strikes the backdoors the rejection bound struck and also the update crafted to stay just
+    # acceptable. Validators score a short update at the round's median norm (run 30): the score-aware attack's
+    # updates hid a harmful direction in a short step. Coordinate-wise median (run 31; FedAvg until then): of the
+    # rules meeting the target under every attack over five seeds and over ten, the lowest worst-case error, and
+    # attack-free error within 0.001 of FedAvg's; it ignores declared example counts, so a 24-row hospital pulls
+    # as hard as a 159-row one.
     "few-silos": {
         "scoring": "relative",
-        "aggregation": "fedavg",
+        "aggregation": "median",
         "clip_to_median_norm": True,
         "score_at_median_norm": True,
         "max_rejection": DEFAULT_MAX_REJECTION,
@@ -157,7 +159,7 @@ class TaskConfig:
     # the cosine of the update with the validator's own update on its validation data; few-silos: ``relative``)
     # except under client-level DP without secure aggregation, where the noise hides every update's direction and
     # ``relative`` (accuracy change) is used. The threshold defaults to the scoring rule's (DEFAULT_THRESHOLDS).
-    # "auto" aggregation is the profile's rule in validated rounds (centered clipping, or fedavg for few silos) and
+    # "auto" aggregation is the profile's rule in validated rounds (centered clipping, or median for few silos) and
     # fedavg under secure aggregation.
     acceptance_threshold: int | None = None
     scoring: str = "auto"
