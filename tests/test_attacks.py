@@ -711,9 +711,10 @@ def test_an_inflated_count_weighs_as_the_median_member_on_the_ledger(tmp_path: P
     """A free-rider declaring the task's maximum example count through an unmodified MemberNode: validators
     accept its zero update (it costs them no accuracy), and FedAvg with the claim taken as declared would return
     almost the start model. The aggregators cap every count at the round's upper median declared count, so the
-    finalized model moves as the three honest hospitals' updates say, and the audit recomputes the same."""
+    finalized model moves as the three honest hospitals' updates say, and the audit recomputes the same. (FedAvg by
+    name: the few-silos profile's own rule, median, ignores counts.)"""
     datas = hospital_datas(tmp_path, 4)
-    config = hospital_task(rounds=1, min_commitments=4, profile="few-silos")
+    config = hospital_task(rounds=1, min_commitments=4, profile="few-silos", aggregation="fedavg")
     coalition = Coalition(make_attack("free-rider+count-inflation"), num_malicious=1, num_workers=4)
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     try:
