@@ -20,6 +20,7 @@ from fedledger.learning.scoring import (
     SCORING_RULES,
     accuracy_bps,
     at_least_norm,
+    at_median_norm,
     cosine_score,
     median_sq_norm,
     reference_update,
@@ -135,6 +136,17 @@ def test_a_short_update_is_scored_at_the_rounds_median_norm_in_its_own_direction
         at_least_norm(DecodedUpdate({"w": np.zeros(2, np.float32)}, 1, "float32", None, {}), floor)
     with pytest.raises(BadInput, match="median norm of no updates"):
         median_sq_norm([])
+
+
+def test_a_round_is_scaled_to_its_own_median_norm_as_each_update_alone_would_be() -> None:
+    round_updates = [_fixed([0.03, -0.04]), _fixed([3.0, 4.0]), _fixed([0.0, 1.0]), _fixed([0.0, 0.0])]
+    floor = median_sq_norm(round_updates)
+    scaled = at_median_norm(round_updates)
+    for one, alone in zip(scaled, (at_least_norm(u, floor) for u in round_updates), strict=True):
+        np.testing.assert_array_equal(one.tensors["w"], alone.tensors["w"])
+    assert scaled[1] is round_updates[1] and scaled[3] is round_updates[3]
+    with pytest.raises(BadInput, match="median norm of no updates"):
+        at_median_norm([])
 
 
 def test_scaling_a_short_harmful_update_to_the_median_norm_exposes_it() -> None:

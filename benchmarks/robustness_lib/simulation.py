@@ -64,9 +64,8 @@ from fedledger.learning.params import Params
 from fedledger.learning.scoring import (
     MAX_SCORE,
     accuracy_bps,
-    at_least_norm,
+    at_median_norm,
     cosine_score,
-    median_sq_norm,
     relative_score,
     scaled_update,
 )
@@ -551,8 +550,7 @@ def run_scenario(
             scored_updates = updates
             if setup.score_at_median_norm:
                 decoded = [DecodedUpdate(u, 1, "fixed64", setup.frac_bits, {}) for u in updates]
-                floor = median_sq_norm(decoded)
-                scored_updates = [at_least_norm(d, floor).tensors for d in decoded]
+                scored_updates = [d.tensors for d in at_median_norm(decoded)]
             candidates = [
                 apply_update(global_params, scaled_update(u, divisor), frac_bits=setup.frac_bits)
                 for u in scored_updates

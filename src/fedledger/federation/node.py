@@ -57,7 +57,7 @@ from fedledger.learning import (
     decode_model,
 )
 from fedledger.learning.fixedpoint import FixedPoint
-from fedledger.learning.scoring import ScoringRule, at_least_norm, median_sq_norm, reference_update
+from fedledger.learning.scoring import ScoringRule, at_median_norm, reference_update
 from fedledger.learning.update import ClipTransform, FixedPointEncode, Tensors, Transform, encode_update
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
 from fedledger.privacy.dp import DPSGDConfig, NoiseSource
@@ -422,16 +422,17 @@ class MemberNode:
         updates = self.closed_updates(r)
         rows = self.closed_rows(r) if assigned else {}
         # Scoring at the round's median norm needs every update's norm, not only the seats' (a cosine needs none).
-        at_median_norm = bool(assigned) and bool(config.score_at_median_norm) and config.scoring != "trust"
+        scale_to_median = bool(assigned) and bool(config.score_at_median_norm) and config.scoring != "trust"
         checked: dict[int, DecodedUpdate | str] = {}
         for update in updates:
-            if update.index in assigned or at_median_norm:
+            if update.index in assigned or scale_to_median:
                 try:
                     checked[update.index] = check_update(self.store, config, spec, update, rows=rows.get(update.index))
                 except UpdateRejected as exc:
                     checked[update.index] = exc.reason
-        valid = [d for d in checked.values() if isinstance(d, DecodedUpdate)]
-        sq_norm = median_sq_norm(valid) if at_median_norm and valid else None
+        valid = {i: d for i, d in checked.items() if isinstance(d, DecodedUpdate)}
+        if scale_to_median and valid:
+            checked.update(zip(valid, at_median_norm(list(valid.values())), strict=True))
         for update in updates:
             if update.index not in assigned:
                 scores.append(None)
@@ -442,8 +443,6 @@ class MemberNode:
                 self.task.flag_update(r, update.index, decoded)
                 self._emit("flag", r, index=update.index, member=update.member, reason=decoded)
                 continue
-            if sq_norm is not None:
-                decoded = at_least_norm(decoded, sq_norm)
             assert rule is not None
             scores.append(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
         lie = getattr(self.behavior, "scores", None)

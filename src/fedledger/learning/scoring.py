@@ -49,6 +49,7 @@ __all__ = [
     "SCORING_RULES",
     "accuracy_bps",
     "at_least_norm",
+    "at_median_norm",
     "cosine_score",
     "evaluate",
     "median_sq_norm",
@@ -159,6 +160,20 @@ def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
     multiplied in float64 and rounded (element-wise, so identical on every IEEE-754 machine).
     """
     (own,) = _sq_norms([update])
+    return _scaled_up(update, own, sq_norm)
+
+
+def at_median_norm(updates: Sequence[DecodedUpdate]) -> list[DecodedUpdate]:
+    """Each of a round's updates as :func:`at_least_norm` scales it to :func:`median_sq_norm` of them all, every
+    norm taken once."""
+    if not updates:
+        raise BadInput("the median norm of no updates")
+    norms = _sq_norms(updates)
+    floor = lower_median(norms)
+    return [_scaled_up(u, own, floor) for u, own in zip(updates, norms, strict=True)]
+
+
+def _scaled_up(update: DecodedUpdate, own: int, sq_norm: int) -> DecodedUpdate:
     if own == 0 or own >= sq_norm:
         return update
     factor = isqrt_ratio(sq_norm, own) / 2.0**FRACTION_BITS
