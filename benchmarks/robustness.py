@@ -140,6 +140,7 @@ def profile_setup(profile: str) -> dict[str, Any]:
         "scoring": config.scoring,
         "acceptance_threshold": config.threshold,
         "clip_to_median_norm": config.clip_to_median_norm,
+        "lift_to_median_norm": config.lift_to_median_norm,
         "score_at_median_norm": config.score_at_median_norm,
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_disagreement": config.max_disagreement,
@@ -355,6 +356,7 @@ def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "center_previous": False if args.zero_center else None,
         "tau_fraction": args.tau,
         "clip_to_median_norm": args.clip_to_median_norm,
+        "lift_to_median_norm": args.lift_to_median_norm,
         "score_at_median_norm": args.score_at_median_norm,
         "cap_examples_to_median": args.cap_examples_to_median,
         "registered_rows": args.registered_rows,
@@ -370,6 +372,7 @@ HEART_OVERRIDES = (
     "scoring",
     "acceptance_threshold",
     "clip_to_median_norm",
+    "lift_to_median_norm",
     "score_at_median_norm",
     "cap_examples_to_median",
     "registered_rows",
@@ -686,6 +689,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         help="scale accepted updates above the round's median norm down to it before the rule (FLAME's adaptive "
         f"clipping, a task's clip_to_median_norm; default {'on' if FMNIST_FULL.clip_to_median_norm else 'off'})",
+    )
+    parser.add_argument(
+        "--lift-to-median-norm",
+        action=argparse.BooleanOptionalAction,
+        help="scale accepted non-zero updates below the round's median norm up to it before the rule (a task's "
+        "lift_to_median_norm; default: the profile's, on for Fashion-MNIST, off for heart disease)",
     )
     parser.add_argument(
         "--score-at-median-norm",

@@ -350,6 +350,61 @@ def test_median_norm_clipping_bounds_every_update_by_an_honest_norm(
     assert np.all((np.sign(clip.matrix) == np.sign(rows)) | (clip.matrix == 0))
 
 
+def test_median_norm_lifting_lengthens_only_nonzero_updates_below_the_median() -> None:
+    tiny, zero, median_row, long = np.array([3, -4]), np.array([0, 0]), np.array([0, 10]), np.array([-60, 80])
+    rows = np.stack([tiny, zero, median_row, long, [30, 40]]).astype(np.int64)  # norms 5, 0, 10, 100, 50
+    lift = median_norm.scale_to_median_norm(rows, clip=False, lift=True)
+    assert lift.median_sq_norm == 100  # the lower median: the zero row counts like any other
+    assert lift.factors == [2, 1, 1, 1, 1]  # sqrt(100 / 25), exact
+    # Zero stays zero (it has no direction to lift); rows at or above the median are untouched.
+    assert lift.matrix[1:].tolist() == [[0, 0], [0, 10], [-60, 80], [30, 40]]
+    assert lift.matrix[0].tolist() == [6, -8]
+    both = median_norm.scale_to_median_norm(rows, clip=True, lift=True)
+    assert both.matrix.tolist() == [[6, -8], [0, 0], [0, 10], [-5, 7], [5, 7]]  # clip factors round down
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), shrink=st.integers(1, 60))
+def test_median_norm_lifting_is_exact_and_never_overshoots(seed: int, shrink: int) -> None:
+    """A lifted row is ``trunc(row * factor)`` in exact integers, at most the median norm long and within a
+    rounding step of it, with every coordinate's sign kept, however short the row was (up to 2^-60 of it)."""
+    rng = np.random.default_rng(seed)
+    rows = (rng.standard_normal((5, 17)) * 2.0**30).astype(np.int64)
+    rows[0] = (rows[0].astype(np.float64) * 2.0**-shrink).astype(np.int64)
+    lift = median_norm.scale_to_median_norm(rows, clip=False, lift=True)
+    for row, out, factor in zip(rows, lift.matrix, lift.factors, strict=True):
+        exact = [int(np.sign(v)) * (abs(int(v)) * factor.numerator // factor.denominator) for v in row]
+        assert out.tolist() == exact
+        if exact_sq_norm(row) and factor > 1:
+            assert exact_sq_norm(out) <= lift.median_sq_norm
+            # Rounded down twice (the factor to 2^-40, each value toward zero): short by at most one unit a value.
+            assert math.isqrt(lift.median_sq_norm) - math.isqrt(exact_sq_norm(out)) <= len(row) + 1
+    assert np.all((np.sign(lift.matrix) == np.sign(rows)) | (rows == 0))
+
+
+def test_median_norm_lifting_refuses_a_median_norm_beyond_int64() -> None:
+    # Wrapped extreme values in a majority of rows: a lifted row could not be held in int64, so a clear error.
+    rows = np.full((3, 4), np.iinfo(np.int64).min, dtype=np.int64)
+    rows[0] = [1, 0, 0, 0]
+    with pytest.raises(AggregationError, match="cannot lift updates to a median norm of 2\\^63"):
+        median_norm.scale_to_median_norm(rows, clip=False, lift=True)
+    assert median_norm.scale_to_median_norm(rows, clip=True, lift=False).matrix[0].tolist() == [1, 0, 0, 0]
+
+
+def test_median_norm_lifting_gives_a_short_copy_of_a_step_the_weight_of_a_step() -> None:
+    # A near-zero copy of an honest step passes any scoring that reads only its direction; in the mean it would
+    # drag the step toward zero. Lifted, it counts as the step it copies.
+    rng = np.random.default_rng(17)
+    rows = 0.1 * rng.standard_normal((6, 32))
+    rows[0] = 0.01 * rows[1]
+    updates = encode_rows(rows)
+    plain, lifted = run("fedavg", updates), run("fedavg", updates, lift_to_median_norm=True)
+    pre = median_norm.scale_to_median_norm(np.stack([flat_row(u) for u in updates]), clip=False, lift=True)
+    assert flat(lifted).tolist() == flat(run("fedavg", raw_rows(pre.matrix))).tolist()
+    assert lifted.details["median_norm_clip_factors"][0] > 10  # type: ignore[index]
+    assert exact_sq_norm(flat(lifted)) > exact_sq_norm(flat(plain))
+
+
 @pytest.mark.parametrize("rule", ["fedavg", "centered-clipping", "median", "multi-krum"])
 def test_median_norm_clipping_runs_before_any_rule(rule: str) -> None:
     rng = np.random.default_rng(15)

@@ -56,6 +56,7 @@ from fedledger.learning import (
     decode_model,
     flatten,
 )
+from fedledger.learning.scoring import cosine_score
 from fedledger.store import decode_tensors
 from fedledger.workspace import Workspace
 
@@ -239,6 +240,24 @@ def test_score_aware_scores_a_short_candidate_at_its_honest_norm_where_validator
     assert vec(out) == pytest.approx(np.zeros(DIM), abs=1e-6)
     (unmodelled,) = ScoreAware(inner=SignFlip(norm_fraction=None), floor=4000).craft(benign, _one_step_context()[1])
     assert float(unmodelled["bias"][0]) < -0.15
+
+
+def test_score_aware_against_a_cosine_sends_a_tiny_copy_of_its_honest_step() -> None:
+    # Trust scoring reads only the direction: the blend (1 - g(1 + s)) * honest keeps the honest direction, and so
+    # the score, until it changes sign, and the bisection stops just short of that: a copy of the honest step a
+    # hundredth as long, which passes as an honest update would and adds almost nothing (docs/robustness.md, run 32:
+    # aggregators lift such updates to the round's median norm).
+    benign, _ = _one_step_context()
+    honest = vec(benign[0])
+
+    def cosine(delta: Params) -> int:
+        return cosine_score(vec(delta), honest)
+
+    context = _one_step_context(score=cosine, score_floor=5100, clip_norm=2.0)[1]
+    (out,) = ScoreAware().craft(benign, context)
+    assert cosine(out) == 10_000
+    ratio = float(vec(out) @ honest) / float(honest @ honest)
+    assert 0 < ratio < 0.02 and vec(out) == pytest.approx(ratio * honest, abs=1e-6)
 
 
 def test_score_aware_refuses_what_it_cannot_run() -> None:

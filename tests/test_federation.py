@@ -372,19 +372,22 @@ def test_fedledger_node_acts_for_one_member_from_the_chain_state(tmp_path: Path,
         assert not task.has_committed(1, reopened.keystore.address("hospital-2"))
 
 
-def test_clipping_to_the_median_norm_is_what_aggregators_and_the_audit_apply(tmp_path: Path) -> None:
-    ws, sim = _small_setup(tmp_path, rounds=2, clip_to_median_norm=True)
+@pytest.mark.parametrize("name", ["clip_to_median_norm", "lift_to_median_norm"])
+def test_scaling_to_the_median_norm_is_what_aggregators_and_the_audit_apply(tmp_path: Path, name: str) -> None:
+    # Each setting alone: scaling long updates down (FLAME's clip), or short ones up (the lift).
+    other = "lift_to_median_norm" if name == "clip_to_median_norm" else "clip_to_median_norm"
+    ws, sim = _small_setup(tmp_path, rounds=2, **{name: True, other: False})
     with ws:
         Simulation(sim.task, sim.nodes).run()
         assert sorted(sim.task.model_history()) == [1, 2]
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
-        # Round 2's finalized model is the clipped aggregate, not the plain one: the setting took effect.
+        # Round 2's finalized model is the scaled aggregate, not the plain one: the setting took effect.
         info = sim.task.round(2)
         start = decode_model(sim.store.get(info.global_model.removeprefix("0x")))
         recompute = {
             clip: aggregate_round(
                 sim.store,
-                replace(sim.nodes[0].config, clip_to_median_norm=clip),
+                replace(sim.nodes[0].config, **{name: clip}),
                 start.params,
                 start.spec,
                 sim.task.updates(2),
@@ -397,19 +400,22 @@ def test_clipping_to_the_median_norm_is_what_aggregators_and_the_audit_apply(tmp
         assert recompute[True] == info.model_hash != recompute[False]
 
 
-def test_clip_to_median_norm_defaults_and_older_configs() -> None:
+@pytest.mark.parametrize(
+    ("name", "default"), [("clip_to_median_norm", DEFAULT_CLIP_TO_MEDIAN_NORM), ("lift_to_median_norm", True)]
+)
+def test_median_norm_scaling_defaults_and_older_configs(name: str, default: bool) -> None:
     model = {"kind": "sklearn-logreg", "n_features": 4, "n_classes": 3}
-    assert TaskConfig(model=model).clip_to_median_norm is DEFAULT_CLIP_TO_MEDIAN_NORM
-    assert TaskConfig(model=model, secure_aggregation=True).clip_to_median_norm is False
-    with pytest.raises(ConfigError, match="secure aggregation sees no individual update norm"):
-        TaskConfig(model=model, secure_aggregation=True, clip_to_median_norm=True)
-    with pytest.raises(ConfigError, match="clip_to_median_norm must be true or false, got 'yes'"):
-        TaskConfig(model=model, clip_to_median_norm="yes")  # type: ignore[arg-type]
+    assert getattr(TaskConfig(model=model), name) is default
+    assert getattr(TaskConfig(model=model, secure_aggregation=True), name) is False
+    with pytest.raises(ConfigError, match=f"secure aggregation sees no individual update norm, so {name} must"):
+        TaskConfig(model=model, secure_aggregation=True, **{name: True})
+    with pytest.raises(ConfigError, match=f"{name} must be true or false, got 'yes'"):
+        TaskConfig(model=model, **{name: "yes"})
     # A config committed before the setting existed (no such key) is read as what its aggregators did.
-    body = json.loads(TaskConfig(model=model, clip_to_median_norm=True).to_bytes())
-    del body["clip_to_median_norm"]
-    assert TaskConfig.from_bytes(json.dumps(body).encode()).clip_to_median_norm is False
-    on = TaskConfig(model=model, clip_to_median_norm=True)
+    body = json.loads(TaskConfig(model=model, **{name: True}).to_bytes())
+    del body[name]
+    assert getattr(TaskConfig.from_bytes(json.dumps(body).encode()), name) is False
+    on = TaskConfig(model=model, **{name: True})
     assert TaskConfig.from_bytes(on.to_bytes()) == on
 
 

@@ -276,6 +276,18 @@ def test_clipping_to_the_median_norm_is_a_setting_of_the_run() -> None:
     assert not clipped.rule_errors
 
 
+def test_lifting_to_the_median_norm_is_a_setting_of_the_run() -> None:
+    # Under trust scoring the score-aware attacker's tiny copies of honest steps all pass and slow FedAvg down;
+    # lifted to the round's median norm they count as the steps they copy: the attack-free run's error.
+    trust = {"scoring": "trust", "acceptance_threshold": 5_100}
+    scenario = Scenario("fedavg", "score-aware", 0.25)
+    plain, lifted = _run(scenario, _setup(**trust)), _run(scenario, _setup(lift_to_median_norm=True, **trust))
+    attack_free = _run(Scenario("fedavg", "none", 0.25), _setup(lift_to_median_norm=True, **trust))
+    assert plain.malicious_acceptance == lifted.malicious_acceptance == 1.0
+    assert lifted.test_error == attack_free.test_error < plain.test_error
+    assert not lifted.rule_errors
+
+
 def test_trainer_reputation_leaves_a_mostly_rejected_trainer_out_as_the_contract_does() -> None:
     # Sign-flipped updates are rejected; with trainer reputation (warm-up 2) the attacker is left out after its
     # second rejection: the contract refuses its later commitments, so it submits two updates of eight.
@@ -395,6 +407,7 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
         "scoring": "relative",
         "acceptance_threshold": 4_500,
         "clip_to_median_norm": True,
+        "lift_to_median_norm": False,
         "score_at_median_norm": True,
         "cap_examples_to_median": True,
         "max_disagreement": 5_000,
@@ -407,6 +420,7 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
     assert (fmnist.max_rejection, fmnist.min_mean_score, fmnist.reputation_warmup) == (0, 0, 10)
     assert heart.cap_examples_to_median and fmnist.cap_examples_to_median
     assert heart.score_at_median_norm and not fmnist.score_at_median_norm
+    assert fmnist.lift_to_median_norm and not heart.lift_to_median_norm
     assert (fmnist.scoring, fmnist.acceptance_threshold, fmnist.clip_to_median_norm) == ("trust", 5_100, False)
     assert robustness.HEART_RULE == "median" and robustness.profile_rule("consortium") == "centered-clipping"
 

@@ -30,6 +30,7 @@ def _robustness(config: TaskConfig) -> tuple[object, ...]:
         config.min_mean_score,
         config.reputation_warmup,
         config.score_at_median_norm,
+        config.lift_to_median_norm,
     )
 
 
@@ -46,6 +47,7 @@ def test_consortium_is_the_default_profile() -> None:
         0,
         10,
         False,
+        True,  # short accepted updates lifted to the median norm (docs/robustness.md, run 32)
     )
 
 
@@ -53,7 +55,8 @@ def test_few_silos_profile_resolves_the_cross_silo_configuration_and_reaches_the
     config = TaskConfig(model=MODEL, profile="few-silos")
     # Trainer reputation by mean score after five scored updates, not by rejections (docs/robustness.md, run 28).
     # Validators score a short update at the round's median norm (run 30); coordinate-wise median aggregates (run 31).
-    assert _robustness(config) == ("few-silos", "relative", 4_500, "median", True, 0, 5_000, True, 4_700, 5, True)
+    expected = ("few-silos", "relative", 4_500, "median", True, 0, 5_000, True, 4_700, 5, True, False)
+    assert _robustness(config) == expected
     params = config.chain_params(ZERO_MODEL)
     reputation = (params.max_rejection, params.min_mean_score, params.reputation_warmup, params.max_disagreement)
     assert (params.acceptance_threshold, *reputation) == (4_500, 0, 4_700, 5, 5_000)
@@ -71,8 +74,9 @@ def test_settings_given_explicitly_win_over_the_profile() -> None:
         reputation_warmup=20,
         cap_examples_to_median=False,
         score_at_median_norm=False,
+        lift_to_median_norm=True,
     )
-    explicit = ("few-silos", "trust", 5_100, "trimmed-mean", False, 2_000, 5_000, False, 0, 20, False)
+    explicit = ("few-silos", "trust", 5_100, "trimmed-mean", False, 2_000, 5_000, False, 0, 20, False, True)
     assert _robustness(config) == explicit
     assert TaskConfig(model=MODEL, profile="few-silos", acceptance_threshold=4_800).threshold == 4_800
 
@@ -91,6 +95,7 @@ def test_secure_aggregation_overrides_either_profile() -> None:
         # Members weight their masked inputs before anyone sees the counts: there is nothing to cap.
         assert config.cap_examples_to_median is False
         assert config.score_at_median_norm is False  # no per-update scores
+        assert config.lift_to_median_norm is False  # no individual norms
 
 
 def test_secure_aggregation_refuses_scoring_at_the_median_norm() -> None:
@@ -124,12 +129,15 @@ def test_profile_is_committed_and_old_configs_load_as_consortium() -> None:
     silos = TaskConfig(model=MODEL, profile="few-silos")
     assert json.loads(silos.to_bytes())["profile"] == "few-silos"
     assert TaskConfig.from_bytes(silos.to_bytes()) == silos
-    # A config committed before profiles, trainer reputation and the example cap existed: its settings were
-    # resolved then, and its aggregators took declared counts as they were.
+    # A config committed before profiles, trainer reputation, the example cap and the lift existed: its settings
+    # were resolved then, and its aggregators took declared counts and short updates as they were.
     body = json.loads(TaskConfig(model=MODEL).to_bytes())
     del body["profile"], body["max_rejection"], body["cap_examples_to_median"], body["min_mean_score"]
-    old = TaskConfig.from_bytes(json.dumps(body).encode())
-    assert _robustness(old) == ("consortium", "trust", 5_100, "centered-clipping", False, 0, 5_000, False, 0, 10, False)
+    del body["lift_to_median_norm"]
+    committed = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    old = TaskConfig.from_bytes(committed)
+    expected = ("consortium", "trust", 5_100, "centered-clipping", False, 0, 5_000, False, 0, 10, False, False)
+    assert _robustness(old) == expected
     # A few-silos config committed before validators scored at the median norm: its validators did not.
     body = json.loads(silos.to_bytes())
     del body["score_at_median_norm"]

@@ -141,6 +141,9 @@ class FLSetup:
     """Before the rule, scale every accepted update longer than the round's median accepted norm down to it
     (FLAME's adaptive clipping: ``aggregate(..., clip_to_median_norm=True)``, a task's
     ``TaskConfig.clip_to_median_norm``)."""
+    lift_to_median_norm: bool = False
+    """Likewise scale every accepted non-zero update shorter than that median up to it (a task's
+    ``TaskConfig.lift_to_median_norm``)."""
     score_at_median_norm: bool = False
     """Validators score an update shorter than the round's median committed norm as if scaled up to it (a task's
     ``TaskConfig.score_at_median_norm``, :func:`fedledger.learning.scoring.at_least_norm`); no effect on
@@ -638,6 +641,7 @@ def run_scenario(
                     tau_fraction=setup.tau_fraction,
                 ),
                 clip_to_median_norm=setup.clip_to_median_norm,
+                lift_to_median_norm=setup.lift_to_median_norm,
                 # The cap comes from every update of the round, accepted or not (as the ledger's aggregators do).
                 example_cap=median_example_cap(counts) if setup.cap_examples_to_median else None,
                 **kwargs,

@@ -312,6 +312,7 @@ def _run(
         "rule": config.aggregation,
         "scoring": config.scoring,
         "clip_to_median_norm": config.clip_to_median_norm,
+        "lift_to_median_norm": config.lift_to_median_norm,
         "score_at_median_norm": config.score_at_median_norm,
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_rejection": config.max_rejection,

@@ -173,7 +173,7 @@ def demo(
                 f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring"
                 + (" (short updates at the median norm)" if row["score_at_median_norm"] else "")
                 + f", {row['rule']}"
-                + (", clipping to the median norm" if row["clip_to_median_norm"] else "")
+                + _median_norm_scaling(bool(row["clip_to_median_norm"]), bool(row["lift_to_median_norm"]))
                 # The demo's hospitals register their datasets: no update may declare more rows than registered.
                 + ", example counts held to the registered rows"
                 + (" and capped at the median" if row["cap_examples_to_median"] else "")
@@ -192,3 +192,12 @@ def demo(
         console.print(f"time                       {result.seconds:.1f} s")
     if not result.verification["ok"]:
         raise VerificationFailed(result.verification["first_discrepancy"])
+
+
+def _median_norm_scaling(clip: bool, lift: bool) -> str:
+    """How accepted updates are scaled to the round's median norm before the rule, as a clause of the summary."""
+    if clip and lift:
+        return ", every update scaled to the median norm"
+    if clip:
+        return ", clipping to the median norm"
+    return ", short updates lifted to the median norm" if lift else ""

@@ -106,6 +106,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scoring": DEFAULT_SCORING,
         "aggregation": DEFAULT_RULE,
         "clip_to_median_norm": DEFAULT_CLIP_TO_MEDIAN_NORM,
+        # Trust scoring is a cosine, blind to length: the score-aware attack passed it with 1 % copies of honest
+        # steps that diluted the aggregate (run 32); lifted to the median norm they are honest steps.
+        "lift_to_median_norm": True,
         "score_at_median_norm": False,
         "max_rejection": DEFAULT_MAX_REJECTION,
         "min_mean_score": 0,
@@ -125,6 +128,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scoring": "relative",
         "aggregation": "median",
         "clip_to_median_norm": True,
+        "lift_to_median_norm": False,
         "score_at_median_norm": True,
         "max_rejection": DEFAULT_MAX_REJECTION,
         "min_mean_score": FEW_SILOS_MIN_MEAN_SCORE,
@@ -171,6 +175,12 @@ class TaskConfig:
     # individual update). A config committed before this setting existed loads as False, which is what its
     # aggregators did.
     clip_to_median_norm: bool | None = None
+    # The other half: each accepted non-zero update shorter than the round's median accepted norm is scaled up to it
+    # before the rule (fedledger.learning.aggregation.median_norm), so a short copy of a step weighs what a typical
+    # step weighs: scoring that reads only an update's direction cannot see a short update dilute the aggregate.
+    # None: the profile's in validated rounds (consortium: on; few-silos: off), off under secure aggregation. A
+    # config committed before this setting existed loads as False, which is what its aggregators did.
+    lift_to_median_norm: bool | None = None
     # Validators score an update shorter than the round's median norm as if scaled up to it
     # (fedledger.learning.scoring.at_least_norm), so a harmful direction cannot pass by being a short step; they
     # read every update of the round to find that median. None: the profile's in validated rounds (consortium:
@@ -238,6 +248,7 @@ class TaskConfig:
             )
         # Neither applies under secure aggregation, which sees no individual update norm or weight.
         self._resolve_switch("clip_to_median_norm", defaults["clip_to_median_norm"] and not self.secure_aggregation)
+        self._resolve_switch("lift_to_median_norm", defaults["lift_to_median_norm"] and not self.secure_aggregation)
         self._resolve_switch("cap_examples_to_median", not self.secure_aggregation)
         self._resolve_switch("score_at_median_norm", defaults["score_at_median_norm"] and not self.secure_aggregation)
         self._check_aggregation_params()
@@ -317,10 +328,11 @@ class TaskConfig:
             )
         if self.committee_size:
             raise ConfigError("task config: secure aggregation has no per-update scoring, so no validator committees")
-        if self.clip_to_median_norm:
-            raise ConfigError(
-                "task config: secure aggregation sees no individual update norm, so clip_to_median_norm must be false"
-            )
+        for name in ("clip_to_median_norm", "lift_to_median_norm"):
+            if getattr(self, name):
+                raise ConfigError(
+                    f"task config: secure aggregation sees no individual update norm, so {name} must be false"
+                )
         if self.score_at_median_norm:
             raise ConfigError(
                 "task config: secure aggregation has no per-update scores, so score_at_median_norm must be false"
@@ -436,6 +448,7 @@ class TaskConfig:
         if not isinstance(body, dict) or body.pop("format", None) != CONFIG_FORMAT:
             raise ConfigError(f"task config is not in format {CONFIG_FORMAT}")
         body.setdefault("clip_to_median_norm", False)  # committed before the setting existed: no such clipping
+        body.setdefault("lift_to_median_norm", False)  # likewise: short updates aggregated at their own norm
         body.setdefault("max_rejection", 0)  # likewise: no trainer reputation
         body.setdefault("min_mean_score", 0)  # likewise: no trainer reputation by scores
         body.setdefault("cap_examples_to_median", False)  # likewise: declared counts taken as they were

@@ -165,6 +165,7 @@ def aggregate_round(
         center=center,
         params=rule_params,
         clip_to_median_norm=bool(config.clip_to_median_norm),
+        lift_to_median_norm=bool(config.lift_to_median_norm),
         # Over every commitment of the round, accepted or not: the cap must not move with the verdicts.
         example_cap=median_example_cap([min(u.num_examples, rows.get(u.index, u.num_examples)) for u in updates])
         if config.cap_examples_to_median

@@ -12,9 +12,23 @@ clipping's radius only bounds its distance from the center).
 
 ``M`` is the lower median (the ``(n - 1) // 2``-th smallest norm, an update's
 own norm, so nothing is averaged); squared norms are exact integers, clip
-factors are rounded down to ``2^-40`` (:func:`.norm_bounding.clip_factors`) and
+factors are rounded down to ``2^-40`` (as :func:`.norm_bounding.clip_factors` rounds) and
 the clipped values toward zero, so every clipped update has norm at most ``M``
 and every machine gets the same bits.
+
+Lifting (:func:`scale_to_median_norm` with ``lift=True``) is the other half: each
+non-zero update *shorter* than ``M`` is scaled up to it. Rules that look at
+directions alone let a short update through unharmed: a validator's cosine
+(trust scoring) cannot tell ``0.01 x`` from ``x``, so an attacker can submit a
+tiny copy of its honest step and dilute the aggregate with a near-zero update
+that scores as well as an honest one (the score-aware attack does exactly this
+against trust scoring, docs/robustness.md, run 32). Lifted to the typical honest
+norm, such an update weighs what its direction is worth. Clip and lift together
+normalize every update to ``M``, as FLTrust normalizes to its reference's norm.
+The lift factor ``floor(sqrt(M^2 / |x|^2) * 2^40) / 2^40`` is applied as an
+integer part (exact int64 products, which cannot overflow: each is at most ``M``,
+and ``M`` below 2^63 is checked) plus a fraction through :func:`.combine`, so the
+lifted update is exact, rounded toward zero, and at most ``M`` long.
 """
 
 from __future__ import annotations
@@ -24,10 +38,17 @@ from fractions import Fraction
 
 import numpy as np
 
-from fedledger.learning.aggregation._exact import IntArray, combine, exact_sq_norms, quantize
-from fedledger.learning.aggregation.norm_bounding import clip_factors
+from fedledger.exceptions import AggregationError
+from fedledger.learning.aggregation._exact import (
+    FRACTION_BITS,
+    IntArray,
+    combine,
+    exact_sq_norms,
+    isqrt_ratio,
+    quantize,
+)
 
-__all__ = ["MedianNormClip", "clip_to_median_norm", "lower_median"]
+__all__ = ["MedianNormClip", "clip_to_median_norm", "lower_median", "scale_to_median_norm"]
 
 
 def lower_median(values: list[int]) -> int:
@@ -39,7 +60,7 @@ def lower_median(values: list[int]) -> int:
 
 @dataclass(frozen=True)
 class MedianNormClip:
-    """The clipped rows and what clipped them."""
+    """The scaled rows and what scaled them (factors below 1 clipped a row, above 1 lifted it)."""
 
     matrix: IntArray
     median_sq_norm: int
@@ -48,12 +69,38 @@ class MedianNormClip:
 
 def clip_to_median_norm(matrix: IntArray) -> MedianNormClip:
     """Each row longer than the rows' lower-median norm scaled down to it (rows at most that long unchanged)."""
+    return scale_to_median_norm(matrix, clip=True, lift=False)
+
+
+def scale_to_median_norm(matrix: IntArray, *, clip: bool, lift: bool) -> MedianNormClip:
+    """Rows longer than the rows' lower-median norm scaled down to it (``clip``), non-zero rows shorter than it
+    scaled up to it (``lift``); every other row unchanged. One median, taken before any row moves."""
     sq_norms = exact_sq_norms(matrix)
     median_sq = lower_median(sq_norms)
-    factors = clip_factors(sq_norms, Fraction(median_sq))
-    clipped = matrix.copy()
+    if lift and median_sq >= 1 << 126:
+        # Only hostile values get here (a task's norm bound is far below): lifted values might not fit in int64.
+        raise AggregationError("cannot lift updates to a median norm of 2^63 fixed-point units or more")
+    factors = [_factor(sq, median_sq, clip=clip, lift=lift) for sq in sq_norms]
+    scaled = matrix.copy()
     for k, factor in enumerate(factors):
         if factor != 1:
-            coeffs, denom = quantize([factor])
-            clipped[k] = combine(matrix[k : k + 1], coeffs, denom)
-    return MedianNormClip(np.ascontiguousarray(clipped), median_sq, factors)
+            scaled[k] = _scaled_row(matrix[k], factor)
+    return MedianNormClip(np.ascontiguousarray(scaled), median_sq, factors)
+
+
+def _factor(sq_norm: int, median_sq: int, *, clip: bool, lift: bool) -> Fraction:
+    """``sqrt(median_sq / sq_norm)`` rounded down to ``2^-40`` where the row is to move, else 1."""
+    moves = (clip and sq_norm > median_sq) or (lift and 0 < sq_norm < median_sq)
+    if not moves:
+        return Fraction(1)
+    return Fraction(isqrt_ratio(median_sq, sq_norm), 1 << FRACTION_BITS)
+
+
+def _scaled_row(row: IntArray, factor: Fraction) -> IntArray:
+    """``trunc(row * factor)``, exactly: the integer part as int64 products (row and products share a sign, so
+    truncating the sum is the integer part plus the truncated fraction), the fraction through :func:`combine`."""
+    whole = factor.numerator // factor.denominator
+    coeffs, denom = quantize([factor - whole])
+    part = combine(row[None, :], coeffs, denom)
+    out: IntArray = row * np.int64(whole) + part if whole else part
+    return out

@@ -15,7 +15,8 @@ zero. Parameters given in model units (``tau``, ``max_norm``) are scaled by
 
 ``aggregate(..., clip_to_median_norm=True)`` first clips every update to the
 batch's median norm (FLAME's adaptive clipping, :mod:`.median_norm`), whatever
-the rule: a task's ``TaskConfig.clip_to_median_norm``. ``example_cap=C`` reads every
+the rule: a task's ``TaskConfig.clip_to_median_norm``; ``lift_to_median_norm=True`` scales shorter
+updates up to that norm (a task's ``TaskConfig.lift_to_median_norm``). ``example_cap=C`` reads every
 example count as at most ``C`` (:mod:`.example_cap`): a task's ``TaskConfig.cap_examples_to_median``.
 """
 
@@ -207,6 +208,7 @@ def aggregate(
     history: Sequence[Tensors] | None = None,
     params: Mapping[str, object] | None = None,
     clip_to_median_norm: bool = False,
+    lift_to_median_norm: bool = False,
     example_cap: int | None = None,
 ) -> RuleResult:
     """Aggregate fixed-point updates with the named rule.
@@ -217,8 +219,10 @@ def aggregate(
     update-shaped side inputs for the rules that take them. ``clip_to_median_norm``:
     first scale every update longer than the updates' median norm down to it
     (FLAME's adaptive clipping, :mod:`.median_norm`), then apply the rule to the
-    clipped updates. ``example_cap``: read every example count as at most this (the round's median
-    declared count, :mod:`.example_cap`), so no member outweighs the median member whatever it declares.
+    clipped updates. ``lift_to_median_norm``: likewise scale every non-zero update shorter than that median norm
+    up to it (one median for both; with both on, every non-zero update has the median norm). ``example_cap``:
+    read every example count as at most this (the round's median declared count, :mod:`.example_cap`), so no
+    member outweighs the median member whatever it declares.
     Raises :class:`AggregationError` naming what is wrong with the input.
     """
     spec = AGGREGATION_RULES.get(rule)
@@ -240,12 +244,12 @@ def aggregate(
             raise AggregationError(f"example_cap must be a positive integer, got {example_cap!r}")
         batch = replace(batch, num_examples=tuple(cap_example_counts(batch.num_examples, example_cap)))
         clip_details["example_cap"] = example_cap
-    if clip_to_median_norm:
-        clip = median_norm.clip_to_median_norm(batch.matrix)
-        batch = batch.with_rows(clip.matrix)
+    if clip_to_median_norm or lift_to_median_norm:
+        scaled = median_norm.scale_to_median_norm(batch.matrix, clip=clip_to_median_norm, lift=lift_to_median_norm)
+        batch = batch.with_rows(scaled.matrix)
         clip_details = {
-            "median_sq_norm_before_rule": clip.median_sq_norm,
-            "median_norm_clip_factors": [float(f) for f in clip.factors],
+            "median_sq_norm_before_rule": scaled.median_sq_norm,
+            "median_norm_clip_factors": [float(f) for f in scaled.factors],
         }
     history_rows = None
     if history is not None:
