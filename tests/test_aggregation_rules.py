@@ -323,7 +323,7 @@ def test_foolsgold_uses_the_history_when_given() -> None:
 
 def test_median_norm_clipping_shortens_only_updates_above_the_median() -> None:
     short, median_row, long = np.array([3, -4]), np.array([0, 10]), np.array([-60, 80])  # norms 5, 10, 100
-    clip = median_norm.clip_to_median_norm(np.stack([short, median_row, long]).astype(np.int64))
+    clip = median_norm.scale_to_median_norm(np.stack([short, median_row, long]).astype(np.int64), clip=True, lift=False)
     assert clip.median_sq_norm == 100
     assert clip.factors[:2] == [1, 1] and 0.1 - 2**-40 <= clip.factors[2] < 0.1
     assert clip.matrix[:2].tolist() == [[3, -4], [0, 10]]
@@ -340,7 +340,7 @@ def test_median_norm_clipping_bounds_every_update_by_an_honest_norm(
     norms; every clipped row is at most the median norm long and keeps each coordinate's sign."""
     hostile = data.draw(st.integers(0, honest - 1), label="hostile")  # a strict minority
     rows = honest_and_hostile(np.random.default_rng(seed), honest, hostile, 13)
-    clip = median_norm.clip_to_median_norm(rows)
+    clip = median_norm.scale_to_median_norm(rows, clip=True, lift=False)
     sq = [exact_sq_norm(r) for r in rows]
     honest_sq = sq[:honest]
     assert min(honest_sq) <= clip.median_sq_norm <= max(honest_sq)
@@ -414,7 +414,7 @@ def test_median_norm_clipping_runs_before_any_rule(rule: str) -> None:
     plain = run(rule, updates)
     clipped = run(rule, updates, clip_to_median_norm=True)
     # The rule saw the clipped updates: the same as handing it clipped updates itself.
-    pre = median_norm.clip_to_median_norm(np.stack([flat_row(u) for u in updates]))
+    pre = median_norm.scale_to_median_norm(np.stack([flat_row(u) for u in updates]), clip=True, lift=False)
     by_hand = run(rule, raw_rows(pre.matrix))
     assert flat(clipped).tolist() == flat(by_hand).tolist()
     assert clipped.details["median_sq_norm_before_rule"] == pre.median_sq_norm

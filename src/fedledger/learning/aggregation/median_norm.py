@@ -48,7 +48,7 @@ from fedledger.learning.aggregation._exact import (
     quantize,
 )
 
-__all__ = ["MedianNormClip", "clip_to_median_norm", "lower_median", "scale_to_median_norm"]
+__all__ = ["MedianNormScaling", "lower_median", "scale_to_median_norm"]
 
 
 def lower_median(values: list[int]) -> int:
@@ -59,7 +59,7 @@ def lower_median(values: list[int]) -> int:
 
 
 @dataclass(frozen=True)
-class MedianNormClip:
+class MedianNormScaling:
     """The scaled rows and what scaled them (factors below 1 clipped a row, above 1 lifted it)."""
 
     matrix: IntArray
@@ -67,12 +67,7 @@ class MedianNormClip:
     factors: list[Fraction]
 
 
-def clip_to_median_norm(matrix: IntArray) -> MedianNormClip:
-    """Each row longer than the rows' lower-median norm scaled down to it (rows at most that long unchanged)."""
-    return scale_to_median_norm(matrix, clip=True, lift=False)
-
-
-def scale_to_median_norm(matrix: IntArray, *, clip: bool, lift: bool) -> MedianNormClip:
+def scale_to_median_norm(matrix: IntArray, *, clip: bool, lift: bool) -> MedianNormScaling:
     """Rows longer than the rows' lower-median norm scaled down to it (``clip``), non-zero rows shorter than it
     scaled up to it (``lift``); every other row unchanged. One median, taken before any row moves."""
     sq_norms = exact_sq_norms(matrix)
@@ -85,7 +80,7 @@ def scale_to_median_norm(matrix: IntArray, *, clip: bool, lift: bool) -> MedianN
     for k, factor in enumerate(factors):
         if factor != 1:
             scaled[k] = _scaled_row(matrix[k], factor)
-    return MedianNormClip(np.ascontiguousarray(scaled), median_sq, factors)
+    return MedianNormScaling(np.ascontiguousarray(scaled), median_sq, factors)
 
 
 def _factor(sq_norm: int, median_sq: int, *, clip: bool, lift: bool) -> Fraction:
