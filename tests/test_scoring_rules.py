@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedledger.exceptions import BadInput
+from fedledger.exceptions import AggregationError, BadInput
 from fedledger.learning import (
     DecodedUpdate,
     FixedPoint,
@@ -16,6 +16,8 @@ from fedledger.learning import (
     apply_update,
     validate_update,
 )
+from fedledger.learning.aggregation._batch import stack_updates
+from fedledger.learning.aggregation.median_norm import scale_to_median_norm
 from fedledger.learning.scoring import (
     SCORING_RULES,
     accuracy_bps,
@@ -147,6 +149,34 @@ def test_a_round_is_scaled_to_its_own_median_norm_as_each_update_alone_would_be(
     assert scaled[1] is round_updates[1] and scaled[3] is round_updates[3]
     with pytest.raises(BadInput, match="median norm of no updates"):
         at_median_norm([])
+
+
+def test_validators_score_a_short_update_with_the_bits_the_aggregates_lift_gives_it() -> None:
+    # Two tensors; a float multiply would round two of the short update's values up (the aggregate truncates).
+    round_updates = [
+        DecodedUpdate(
+            {"b": FixedPoint(FRAC).encode(np.array(b)), "w": FixedPoint(FRAC).encode(np.array(w))},
+            1,
+            "fixed64",
+            FRAC,
+            {},
+        )
+        for b, w in [
+            ([0.0301], [-0.0407, 0.011]),
+            ([3.0], [4.0, 0.5]),
+            ([0.0], [1.0, 0.3]),
+            ([0.2], [0.7, -0.9]),
+            ([0.0], [0.0, 0.0]),
+        ]
+    ]
+    batch = stack_updates([u.tensors for u in round_updates], [1] * 5, frac_bits=FRAC)
+    lift = scale_to_median_norm(batch.matrix, clip=False, lift=True)
+    assert lift.factors[0] > 1 and lift.factors[1:] == [1] * 4  # only the short update moves
+    for scored, row in zip(at_median_norm(round_updates), lift.matrix, strict=True):
+        for name, arr in batch.unflatten(row).items():
+            np.testing.assert_array_equal(scored.tensors[name], arr)
+    with pytest.raises(AggregationError, match="cannot lift updates to a median norm of 2\\^63"):
+        at_least_norm(round_updates[0], 1 << 126)
 
 
 def test_scaling_a_short_harmful_update_to_the_median_norm_exposes_it() -> None:

@@ -39,8 +39,8 @@ from fedledger.exceptions import BadInput
 from fedledger.learning.adapters._base import ModelAdapter
 from fedledger.learning.aggregation._apply import apply_update
 from fedledger.learning.aggregation._batch import stack_updates
-from fedledger.learning.aggregation._exact import FRACTION_BITS, exact_sq_norms, isqrt_ratio
-from fedledger.learning.aggregation.median_norm import lower_median
+from fedledger.learning.aggregation._exact import exact_sq_norms
+from fedledger.learning.aggregation.median_norm import lower_median, scale_factor, scaled_row
 from fedledger.learning.params import Params
 from fedledger.learning.update import DecodedUpdate
 
@@ -156,8 +156,9 @@ def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
     changes few of a small validation set's predictions whatever its direction, so an update that pulls the
     model the wrong way could pass by being short (the score-aware attack's updates were, docs/robustness.md,
     run 30). Scaled to a typical honest step, its direction is what gets scored. The factor is
-    ``floor(sqrt(sq_norm / |u|^2) * 2^40) / 2^40`` (``FRACTION_BITS``), from exact integers; each value is
-    multiplied in float64 and rounded (element-wise, so identical on every IEEE-754 machine).
+    ``floor(sqrt(sq_norm / |u|^2) * 2^40) / 2^40``, from exact integers, and the values are scaled exactly and
+    rounded toward zero: the same kernel (:func:`.median_norm.scaled_row`) as the aggregate's
+    ``lift_to_median_norm``, so where both are on, validators score the very values the aggregate lifts.
     """
     (own,) = _sq_norms([update])
     return _scaled_up(update, own, sq_norm)
@@ -174,15 +175,11 @@ def at_median_norm(updates: Sequence[DecodedUpdate]) -> list[DecodedUpdate]:
 
 
 def _scaled_up(update: DecodedUpdate, own: int, sq_norm: int) -> DecodedUpdate:
-    if own == 0 or own >= sq_norm:
+    factor = scale_factor(own, sq_norm, clip=False, lift=True)
+    if factor == 1:
         return update
-    factor = isqrt_ratio(sq_norm, own) / 2.0**FRACTION_BITS
-    tensors = {
-        name: np.rint(np.asarray(arr, dtype=np.uint64).view(np.int64).astype(np.float64) * factor)
-        .astype(np.int64)
-        .view(np.uint64)
-        for name, arr in update.tensors.items()
-    }
+    batch = stack_updates([update.tensors], [1], frac_bits=update.frac_bits or 0)
+    tensors = batch.unflatten(scaled_row(batch.matrix[0], factor))
     return DecodedUpdate(tensors, update.num_examples, update.encoding, update.frac_bits, update.metadata)
 
 

@@ -48,7 +48,7 @@ from fedledger.learning.aggregation._exact import (
     quantize,
 )
 
-__all__ = ["MedianNormScaling", "lower_median", "scale_to_median_norm"]
+__all__ = ["MedianNormScaling", "lower_median", "scale_factor", "scale_to_median_norm", "scaled_row"]
 
 
 def lower_median(values: list[int]) -> int:
@@ -72,26 +72,27 @@ def scale_to_median_norm(matrix: IntArray, *, clip: bool, lift: bool) -> MedianN
     scaled up to it (``lift``); every other row unchanged. One median, taken before any row moves."""
     sq_norms = exact_sq_norms(matrix)
     median_sq = lower_median(sq_norms)
-    if lift and median_sq >= 1 << 126:
-        # Only hostile values get here (a task's norm bound is far below): lifted values might not fit in int64.
-        raise AggregationError("cannot lift updates to a median norm of 2^63 fixed-point units or more")
-    factors = [_factor(sq, median_sq, clip=clip, lift=lift) for sq in sq_norms]
+    factors = [scale_factor(sq, median_sq, clip=clip, lift=lift) for sq in sq_norms]
     scaled = matrix.copy()
     for k, factor in enumerate(factors):
         if factor != 1:
-            scaled[k] = _scaled_row(matrix[k], factor)
+            scaled[k] = scaled_row(matrix[k], factor)
     return MedianNormScaling(np.ascontiguousarray(scaled), median_sq, factors)
 
 
-def _factor(sq_norm: int, median_sq: int, *, clip: bool, lift: bool) -> Fraction:
-    """``sqrt(median_sq / sq_norm)`` rounded down to ``2^-40`` where the row is to move, else 1."""
-    moves = (clip and sq_norm > median_sq) or (lift and 0 < sq_norm < median_sq)
+def scale_factor(sq_norm: int, target_sq: int, *, clip: bool, lift: bool) -> Fraction:
+    """``sqrt(target_sq / sq_norm)`` rounded down to ``2^-40`` where a row of squared norm ``sq_norm`` is to move
+    (longer than the target and ``clip``, or non-zero, shorter and ``lift``), else 1."""
+    moves = (clip and sq_norm > target_sq) or (lift and 0 < sq_norm < target_sq)
     if not moves:
         return Fraction(1)
-    return Fraction(isqrt_ratio(median_sq, sq_norm), 1 << FRACTION_BITS)
+    if sq_norm < target_sq and target_sq >= 1 << 126:
+        # Only hostile values get here (a task's norm bound is far below): lifted values might not fit in int64.
+        raise AggregationError("cannot lift updates to a median norm of 2^63 fixed-point units or more")
+    return Fraction(isqrt_ratio(target_sq, sq_norm), 1 << FRACTION_BITS)
 
 
-def _scaled_row(row: IntArray, factor: Fraction) -> IntArray:
+def scaled_row(row: IntArray, factor: Fraction) -> IntArray:
     """``trunc(row * factor)``, exactly: the integer part as int64 products (row and products share a sign, so
     truncating the sum is the integer part plus the truncated fraction), the fraction through :func:`combine`."""
     whole = factor.numerator // factor.denominator
