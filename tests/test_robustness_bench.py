@@ -8,6 +8,7 @@ import gzip
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,13 +42,16 @@ from robustness_lib.simulation import (  # noqa: E402
     Scenario,
     alignment_with_others,
     committee_scores,
+    expected_score,
     run_scenario,
     trust_committee_scores,
 )
 
 from fedledger.attacks import Backdoor, Compose, make_attack  # noqa: E402
+from fedledger.chain.task import contract_median  # noqa: E402
 from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
 from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, validate_update  # noqa: E402
+from fedledger.learning.params import Params  # noqa: E402
 from fedledger.learning.scoring import score_trust, score_update_relative  # noqa: E402
 
 HEART_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "heart-disease"
@@ -204,6 +208,39 @@ def test_simulated_trust_scores_equal_fedledgers_trust_scorer() -> None:
         for row, committee in zip(simulated, committees, strict=True)
     ]
     assert skipped == expected_skipped
+
+
+def test_a_score_aware_attackers_expected_trust_score_trains_its_references_once() -> None:
+    """The coalition's expected score (what the score-aware attack bisects on) is the median of its members'
+    honest trust scores, and however often the attack calls it, each member trains its reference once."""
+    federation = _tabular_federation()
+    trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
+    global_params = trainer.get_params()
+    pipeline = UpdatePipeline.default(max_norm=1.0, frac_bits=24)
+    setup = _setup(local_steps=5, lr=0.5, scoring="trust")
+    val = [(torch.from_numpy(c.X_val), c.y_val) for c in federation.clients]
+    colluders = [1, 2, 3]
+    calls = []
+    train = trainer.train
+
+    def counting_train(*args: Any, **kwargs: Any) -> Params:
+        calls.append(1)
+        return train(*args, **kwargs)
+
+    trainer.train = counting_train  # type: ignore[method-assign]
+    score = expected_score(trainer, global_params, pipeline, setup, val, colluders, 4, [0, 43, 0])
+    client = federation.clients[0]
+    X, y = torch.from_numpy(client.X_train), torch.from_numpy(client.y_train)
+    honest = train(global_params, X, y, steps=5, batch_size=16, lr=0.5, rng=np.random.default_rng(0))
+    deltas = [{k: sign * (honest[k] - global_params[k]) for k in global_params} for sign in (1.0, -1.0, 0.5)]
+    got = [score(delta) for delta in deltas]
+    assert len(calls) == len(colluders)  # three calls, one reference per colluder
+    for delta, value in zip(deltas, got, strict=True):
+        local = {k: (global_params[k] + delta[k]).astype(np.float32) for k in global_params}
+        tensors, _ = pipeline.transform(local, global_params, num_examples=1)
+        (row,) = trust_committee_scores(trainer, global_params, [tensors], [colluders], val, setup, [0, 43, 0])
+        assert value == contract_median([int(s) for s in row if s is not None])
+    assert got[0] > 5000 >= got[1]  # an honest step and its sign flip
 
 
 def _setup(**overrides: object) -> FLSetup:

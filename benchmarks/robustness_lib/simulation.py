@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -348,12 +348,16 @@ def expected_score(
     """The committee median the colluders expect for a delta (``AttackContext.score``): the setup's scoring on
     their own validation data, each scoring as a validator would, the median over them."""
 
+    references: dict[int, np.ndarray] = {}  # trust references, trained on the first call (an attack calls often)
+
     def score(delta: Params) -> int:
         local = {k: (global_params[k] + delta[k]).astype(np.float32) for k in global_params}
         tensors, _ = pipeline.transform(local, global_params, num_examples=1)
         committee = [list(colluders)]
         if setup.scoring == "trust":
-            row = trust_committee_scores(trainer, global_params, [tensors], committee, val_data, setup, rng_key)[0]
+            if not references:
+                references.update(trust_references(trainer, global_params, colluders, val_data, setup, rng_key))
+            row = _cosine_scores([tensors], committee, references)[0]
         else:
             divisor = num_updates if setup.score_weight == "round" else 1
             candidate = apply_update(global_params, scaled_update(tensors, divisor), frac_bits=setup.frac_bits)
@@ -375,12 +379,27 @@ def trust_committee_scores(
     skip: Collection[int] = (),
 ) -> list[list[int | None]]:
     """Honest ``trust`` scores (:func:`fedledger.learning.scoring.score_trust`): each validator trains its
-    reference update once on its validation data with the task's local schedule, then scores every update
-    of its committees by :func:`~fedledger.learning.scoring.cosine_score` against it. Validators in ``skip``
-    (liars, whose honest scores nobody reads) train nothing and get ``None``."""
+    reference update once (:func:`trust_references`), then scores every update of its committees by
+    :func:`~fedledger.learning.scoring.cosine_score` against it. Validators in ``skip`` (liars, whose honest
+    scores nobody reads) train nothing and get ``None``."""
+    validators = sorted({v for c in committees for v in c} - set(skip))
+    references = trust_references(trainer, global_params, validators, val_data, setup, rng_key)
+    return _cosine_scores(updates, committees, references)
+
+
+def trust_references(
+    trainer: LocalTrainer,
+    global_params: Params,
+    validators: Iterable[int],
+    val_data: Sequence[tuple[torch.Tensor, np.ndarray]],
+    setup: FLSetup,
+    rng_key: Sequence[int],
+) -> dict[int, np.ndarray]:
+    """Each validator's trust reference: its update on its own validation data with the task's local schedule,
+    flattened in sorted-name order (seeded by ``rng_key`` and the validator, so the same on every call)."""
     names = sorted(global_params)
     references: dict[int, np.ndarray] = {}
-    for v in sorted({v for c in committees for v in c} - set(skip)):
+    for v in validators:
         X, y = val_data[v]
         local = trainer.train(
             global_params,
@@ -392,6 +411,14 @@ def trust_committee_scores(
             rng=np.random.default_rng([*rng_key, v]),
         )
         references[v] = np.concatenate([(local[k].astype(np.float64) - global_params[k]).ravel() for k in names])
+    return references
+
+
+def _cosine_scores(
+    updates: Sequence[Params], committees: Sequence[Sequence[int]], references: Mapping[int, np.ndarray]
+) -> list[list[int | None]]:
+    """Each committee member's cosine score of its update, ``None`` for a member without a reference."""
+    names = sorted(updates[0]) if updates else []
     vectors = [np.concatenate([u[k].view(np.int64).ravel() for k in names]) for u in updates]
     return [
         [cosine_score(vec, references[v]) if v in references else None for v in committee]
