@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -398,6 +399,20 @@ def test_scaling_to_the_median_norm_is_what_aggregators_and_the_audit_apply(tmp_
             for clip in (True, False)
         }
         assert recompute[True] == info.model_hash != recompute[False]
+
+
+def test_a_clip_norm_beyond_fixed_point_or_bad_fractional_bits_is_a_config_error() -> None:
+    model = {"kind": "sklearn-logreg", "n_features": 4, "n_classes": 3}
+    assert TaskConfig(model=model, clip_norm=2.0**37, frac_bits=24).clip_norm == 2.0**37
+    with pytest.raises(ConfigError, match="clip_norm 274877906944.0 does not fit int64 fixed point with 24 "):
+        TaskConfig(model=model, clip_norm=2.0**38, frac_bits=24)
+    with pytest.raises(ConfigError, match="clip_norm inf does not fit"):
+        TaskConfig(model=model, clip_norm=math.inf)
+    with pytest.raises(ConfigError, match="clip_norm nan does not fit"):
+        TaskConfig(model=model, clip_norm=math.nan)
+    for bad in (53, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=f"frac_bits must be an integer in \\[0, 52\\], got {bad!r}"):
+            TaskConfig(model=model, frac_bits=bad)
 
 
 @pytest.mark.parametrize(

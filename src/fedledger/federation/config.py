@@ -269,6 +269,15 @@ class TaskConfig:
             raise ConfigError("task config: acceptance_threshold must be within 0..10000")
         if self.rounds < 1 or self.local_epochs < 1 or self.clip_norm <= 0:
             raise ConfigError("task config: rounds, local_epochs and clip_norm must be positive")
+        if isinstance(self.frac_bits, bool) or not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits <= 52:
+            raise ConfigError(f"task config: frac_bits must be an integer in [0, 52], got {self.frac_bits!r}")
+        if not self.clip_norm < 2.0 ** (62 - self.frac_bits):
+            # Clipped updates must fit int64 fixed point with room: norms below 2^62 units keep every exact
+            # norm computation, and lifting to the median norm, inside int64.
+            raise ConfigError(
+                f"task config: clip_norm {self.clip_norm} does not fit int64 fixed point with {self.frac_bits} "
+                f"fractional bits (it must be below 2^{62 - self.frac_bits})"
+            )
         if self.purpose:
             try:
                 purpose_id(self.purpose)
