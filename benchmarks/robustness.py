@@ -34,8 +34,9 @@ rows (13 attacks and none) x 11 rules x 3 settings = 462 such cells plus 14 x 11
 cells of about 0.5 s each (``count-inflation`` runs on heart disease only by default, ``sybil`` on Fashion-MNIST
 only: :data:`HEART_ONLY_ATTACKS`; wall times in
 docs/robustness.md, runs 14 and 17; run 21: the complete default grid, then with one heart seed, in 54.9 min on two
-cores; run 26a, with five heart seeds, in 59.7 min; run 28a, after run 27a's faster CNN step, in 52.9 min); every
-cell's CPU seconds are printed and written to ``--json``.
+cores; run 26a, with five heart seeds, in 59.7 min; run 28a, after run 27a's faster CNN step, in 52.9 min; run 33e,
+with the score-aware attack in every section, in 55.9 min); every cell's CPU seconds are printed and written to
+``--json``.
 FLTrust trains for thousands of iterations with all 100 members per round: our models are therefore less
 accurate, and the target is relative (error within 0.02 of attack-free FedAvg trained the same way).
 """
