@@ -38,9 +38,14 @@ import numpy.typing as npt
 from fedledger.exceptions import BadInput
 from fedledger.learning.adapters._base import ModelAdapter
 from fedledger.learning.aggregation._apply import apply_update
-from fedledger.learning.aggregation._batch import stack_updates
-from fedledger.learning.aggregation._exact import exact_sq_norms
-from fedledger.learning.aggregation.median_norm import lower_median, scale_factor, scaled_row
+from fedledger.learning.aggregation._batch import UpdateBatch, stack_updates
+from fedledger.learning.aggregation._exact import IntArray, exact_sq_norms
+from fedledger.learning.aggregation.median_norm import (
+    lower_median,
+    scale_factor,
+    scale_to_median_norm,
+    scaled_row,
+)
 from fedledger.learning.params import Params
 from fedledger.learning.update import DecodedUpdate
 
@@ -130,14 +135,13 @@ def _candidate(global_params: Mapping[str, npt.NDArray[Any]], update: DecodedUpd
     }
 
 
-def _sq_norms(updates: Sequence[DecodedUpdate]) -> list[int]:
-    """Exact squared L2 norms of fixed64 updates, in squared fixed-point units."""
+def _stacked(updates: Sequence[DecodedUpdate]) -> UpdateBatch:
+    """fixed64 updates as one validated int64 matrix, a row each (what norms are computed and scaled on)."""
     for update in updates:
         if update.encoding != "fixed64":
             raise BadInput(f"norms are compared on fixed64 updates, got {update.encoding!r}")
     frac_bits = updates[0].frac_bits or 0
-    batch = stack_updates([u.tensors for u in updates], [1] * len(updates), frac_bits=frac_bits)
-    return exact_sq_norms(batch.matrix)
+    return stack_updates([u.tensors for u in updates], [1] * len(updates), frac_bits=frac_bits)
 
 
 def median_sq_norm(updates: Sequence[DecodedUpdate]) -> int:
@@ -145,7 +149,7 @@ def median_sq_norm(updates: Sequence[DecodedUpdate]) -> int:
     norm the round's aggregate clips every update to (:mod:`fedledger.learning.aggregation.median_norm`)."""
     if not updates:
         raise BadInput("the median norm of no updates")
-    return lower_median(_sq_norms(updates))
+    return lower_median(exact_sq_norms(_stacked(updates).matrix))
 
 
 def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
@@ -160,27 +164,28 @@ def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
     rounded toward zero: the same kernel (:func:`.median_norm.scaled_row`) as the aggregate's
     ``lift_to_median_norm``, so where both are on, validators score the very values the aggregate lifts.
     """
-    (own,) = _sq_norms([update])
-    return _scaled_up(update, own, sq_norm)
+    batch = _stacked([update])
+    (own,) = exact_sq_norms(batch.matrix)
+    factor = scale_factor(own, sq_norm, clip=False, lift=True)
+    return update if factor == 1 else _with_row(update, batch, scaled_row(batch.matrix[0], factor))
 
 
 def at_median_norm(updates: Sequence[DecodedUpdate]) -> list[DecodedUpdate]:
-    """Each of a round's updates as :func:`at_least_norm` scales it to :func:`median_sq_norm` of them all, every
-    norm taken once."""
+    """Each of a round's updates as :func:`at_least_norm` scales it to :func:`median_sq_norm` of them all: the
+    aggregate's own lift (:func:`.median_norm.scale_to_median_norm`), on the updates stacked once."""
     if not updates:
         raise BadInput("the median norm of no updates")
-    norms = _sq_norms(updates)
-    floor = lower_median(norms)
-    return [_scaled_up(u, own, floor) for u, own in zip(updates, norms, strict=True)]
+    batch = _stacked(updates)
+    lifted = scale_to_median_norm(batch.matrix, clip=False, lift=True)
+    return [
+        update if factor == 1 else _with_row(update, batch, row)
+        for update, factor, row in zip(updates, lifted.factors, lifted.matrix, strict=True)
+    ]
 
 
-def _scaled_up(update: DecodedUpdate, own: int, sq_norm: int) -> DecodedUpdate:
-    factor = scale_factor(own, sq_norm, clip=False, lift=True)
-    if factor == 1:
-        return update
-    batch = stack_updates([update.tensors], [1], frac_bits=update.frac_bits or 0)
-    tensors = batch.unflatten(scaled_row(batch.matrix[0], factor))
-    return DecodedUpdate(tensors, update.num_examples, update.encoding, update.frac_bits, update.metadata)
+def _with_row(update: DecodedUpdate, batch: UpdateBatch, row: IntArray) -> DecodedUpdate:
+    """``update`` holding ``row`` (a row of ``batch``'s layout) as its tensors."""
+    return DecodedUpdate(batch.unflatten(row), update.num_examples, update.encoding, update.frac_bits, update.metadata)
 
 
 def score_update(
