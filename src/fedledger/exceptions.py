@@ -29,6 +29,7 @@ own message in ``.reason``.
     │   └── SecAggError              a secure-aggregation step cannot proceed
     │       └── NotEnoughShares      too many dropouts to unmask (has .missing)
     ├── VerificationFailed           audit found a discrepancy (has .discrepancy)
+    ├── RoundsAborted                a task ended with aborted rounds (has .rounds)
     └── TrainingRefused              a member node refuses to train in a round (nothing trained or sent)
         ├── PurposeNotAllowed        a dataset's consent does not cover a task's purpose
         ├── PrivacyBudgetExceeded    training once more would overrun a member's privacy budget
@@ -62,6 +63,7 @@ __all__ = [
     "TransactionFailed",
     "UpdateRejected",
     "VerificationFailed",
+    "RoundsAborted",
     "PrivacyBudgetExceeded",
     "PrivacyBudgetRefused",
     "PurposeNotAllowed",
@@ -190,6 +192,16 @@ class VerificationFailed(FedLedgerError):
     def __init__(self, discrepancy: str) -> None:
         self.discrepancy = discrepancy
         super().__init__(discrepancy)
+
+
+class RoundsAborted(FedLedgerError):
+    """A task's rounds ended, some of them aborted: its model moved on fewer times than configured."""
+
+    exit_code = 17
+
+    def __init__(self, message: str, *, rounds: list[int]) -> None:
+        self.rounds = rounds
+        super().__init__(message)
 
 
 class TrainingRefused(FedLedgerError):

@@ -5,7 +5,7 @@ Layout (default ``./.fedledger``)::
     config.json     chain backend, contract addresses, this member's key name
     chain/          the embedded chain's database (embedded backend only)
     keys/           encrypted keystore v3 files
-    store/          content-addressed blobs
+    store/          content-addressed blobs (or ``store`` in config.json names a shared URL: s3://...)
     vault/          encrypted private values and wrapped per-subject keys (fedledger.data.vault)
 
 Nothing here is secret but the keystores and the vault, which are encrypted.
@@ -28,6 +28,7 @@ from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.exceptions import ConfigError, KeystoreError
 from fedledger.identity.keystore import STANDARD_SCRYPT_N, Keystore
+from fedledger.store import BlobStore
 
 __all__ = ["DEFAULT_WORKSPACE", "FAUCET_KEY_ENV", "ChainSpec", "Workspace", "WorkspaceConfig"]
 
@@ -36,6 +37,9 @@ CONFIG_VERSION = 1
 # A funded key (hex) used to pay new members' gas on development networks.
 FAUCET_KEY_ENV = "FEDLEDGER_FAUCET_KEY"
 MEMBER_FUNDING_WEI = 10**20  # 100 ETH on dev chains: ample for thousands of rounds
+# Chain ids whose faucet key is public knowledge, so a workspace on them may pay gas without being told a key:
+# the embedded chain (also when served over JSON-RPC by `fedledger chain serve`) and anvil's default dev chain.
+ANVIL_CHAIN_ID = 31337
 # Seconds to wait for an embedded chain held by another process before ChainBusy.
 LOCK_TIMEOUT_ENV = "FEDLEDGER_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -183,6 +187,12 @@ class Workspace:
             raise ConfigError(f"no task named {name!r} in this workspace (known: {known})") from None
         return TrainingTaskClient(self.chain, address, account)
 
+    def store(self) -> BlobStore:
+        """The blob store this workspace publishes to and reads from: a URL (shared across members and clouds)
+        or a folder relative to the workspace."""
+        target = self.config.store
+        return BlobStore(target if "://" in target else self.root / target)
+
     def data_registry(self, account: LocalAccount | None = None) -> DataRegistryClient:
         if not self.config.data_registry:
             raise ConfigError(
@@ -201,15 +211,17 @@ class Workspace:
         return self._accounts[name]
 
     def faucet(self) -> LocalAccount | None:
-        """The account that pays new members' gas on dev chains, if any."""
-        if self.config.chain.kind == "embedded":
-            from fedledger.chain.embedded import FAUCET_KEY
+        """The account that pays new members' gas on dev chains, if any: ``FEDLEDGER_FAUCET_KEY``, else the
+        well-known dev key of the embedded chain (in process or served) or of anvil; None on other chains."""
+        from fedledger.chain.devnode import ANVIL_DEV_KEY
+        from fedledger.chain.embedded import EMBEDDED_CHAIN_ID, FAUCET_KEY
 
-            acct: LocalAccount = Account.from_key(FAUCET_KEY.to_bytes())
-            return acct
-        key = os.environ.get(FAUCET_KEY_ENV)
+        embedded_key = "0x" + FAUCET_KEY.to_bytes().hex()
+        key = embedded_key if self.config.chain.kind == "embedded" else os.environ.get(FAUCET_KEY_ENV)
         if not key:
-            return None
+            key = {EMBEDDED_CHAIN_ID: embedded_key, ANVIL_CHAIN_ID: ANVIL_DEV_KEY}.get(self.chain.chain_id)
+            if key is None:
+                return None
         try:
             acct = Account.from_key(key)
         except (ValueError, TypeError) as exc:

@@ -460,6 +460,11 @@ class TrainingTaskClient(ContractClient):
     def consortium_address(self) -> str:
         return str(self.chain.call(self.contract.functions.consortium()))
 
+    @property
+    def creator(self) -> str:
+        """The member that deployed the task: its published store holds the task's config and models."""
+        return str(self.chain.call(self.contract.functions.creator()))
+
     def privacy_spent(self, member: str) -> int:
         """``member``'s latest declared cumulative spend, in micro-epsilon (0 in tasks without a budget)."""
         return int(self.chain.call(self.contract.functions.privacy_spent(as_address(member))))

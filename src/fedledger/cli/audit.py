@@ -20,11 +20,10 @@ def verify(
 ) -> None:
     """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy."""
     from fedledger.audit import verify_task
-    from fedledger.store import BlobStore
 
     with open_workspace(workspace) as ws:
         report = verify_task(
-            ws.chain, ws.config.consortium, ws.task(task).address, BlobStore(ws.root / ws.config.store)
+            ws.chain, ws.config.consortium, ws.task(task).address, ws.store()
         )
     if json_out:
         print_json(report.to_json())

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
+from fedledger.exceptions import InvalidArgument
 
 app = typer.Typer(help="Consortium members: add, revoke, change roles, approve, list.", no_args_is_help=True)
 
@@ -102,6 +103,13 @@ def set_threshold(
     """Propose a new M in M-of-N admin approval."""
     with open_workspace(workspace) as ws:
         client = ws.consortium(ws.account(as_key))
+        admins = client.admin_count
+        if threshold > admins:
+            raise InvalidArgument(
+                f"threshold above admin count: M-of-N approval needs at least {threshold} admins, the consortium "
+                f"has {admins}; admit more members with the admin role first (member add ... --roles admin,...)",
+                function="propose_threshold",
+            )
         _report(client, client.propose_threshold(threshold), f"set threshold to {threshold}", json_out)
 
 

@@ -41,7 +41,6 @@ def export(
 ) -> None:
     """Export a model version as safetensors or in its framework's own format."""
     from fedledger.learning import build_model, decode_model
-    from fedledger.store import BlobStore
 
     if fmt not in ("safetensors", "native"):
         raise BadInput(f"unknown format {fmt!r}: expected safetensors or native")
@@ -53,7 +52,7 @@ def export(
             model_hash = client.params().initial_model
         else:
             model_hash = client.model_at(round_id)
-        blob = BlobStore(ws.root / ws.config.store).get(model_hash.removeprefix("0x"))
+        blob = ws.store().get(model_hash.removeprefix("0x"))
     if fmt == "safetensors":
         out.write_bytes(blob)
         written = out

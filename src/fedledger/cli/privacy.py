@@ -74,14 +74,13 @@ def _spends_on_chain(workspace: Path, task_name: str) -> tuple[list[Any], float 
     from fedledger.chain.events import UpdateCommitted
     from fedledger.federation import TaskConfig
     from fedledger.privacy.accounting import SpendRecord, micro_to_epsilon
-    from fedledger.store import BlobStore
 
     with open_workspace(workspace) as ws:
         task = ws.task(task_name)
         params = task.params()
         if params.privacy_budget == 0:
             raise ConfigError(f"task {task_name!r} has no privacy budget: it runs without differential privacy")
-        config = TaskConfig.from_bytes(BlobStore(ws.root / ws.config.store).get(params.config_hash.removeprefix("0x")))
+        config = TaskConfig.from_bytes(ws.store().get(params.config_hash.removeprefix("0x")))
         records = [
             SpendRecord(e.member, e.round_id, micro_to_epsilon(e.epsilon_micro))
             for e in task.events()
