@@ -7,7 +7,9 @@ Re-derives, without trusting any node's word:
 - each round started from the previous round's finalized model;
 - each accepted set follows from the validators' scores by the contract's rule;
 - each finalized model equals the aggregate of its round's accepted updates,
-  recomputed here bit for bit with the same rules the aggregators use;
+  recomputed here bit for bit with the same rules the aggregators use (with a server
+  optimizer, its step from the state stored in the round's starting model blob; the
+  recomputed blob holds the new state, so the hash comparison checks the state too);
 - lineage (tasks with a purpose): the task checks datasets in a DataRegistry of the trusted
   consortium for the purpose its config names, and each committed update's dataset was
   registered by its committer and allowed that purpose when the update was committed
@@ -385,6 +387,7 @@ def _check_finalized(
             round_id=r,
             previous_params=previous,
             rows=registered_rows(task, updates),
+            optimizer_state=global_blob.optimizer_state,
         )
     except FedLedgerError as exc:
         fail(f"cannot recompute the aggregate: {exc}", round_id=r, h=event.model_hash)
@@ -455,7 +458,15 @@ def _check_secure_finalized(
     try:
         rows = registered_rows(task, updates)
         state = load_round(store, config, round_config, messages, spec=spec, updates=updates, reveals=True, rows=rows)
-        result = secure_aggregate_round(store, config, global_blob.params, global_blob.spec, state, round_id=r)
+        result = secure_aggregate_round(
+            store,
+            config,
+            global_blob.params,
+            global_blob.spec,
+            state,
+            round_id=r,
+            optimizer_state=global_blob.optimizer_state,
+        )
         # And independently of the aggregator object: the published messages alone give the same sum.
         verify_aggregate(
             round_config,

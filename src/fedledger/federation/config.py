@@ -70,6 +70,9 @@ def ledger_rules() -> list[str]:
 
 CONFIG_FORMAT = "fedledger-task/1"
 
+# Settings added after configs were first committed, left out of the canonical bytes while unset.
+_OMITTED_WHEN_UNSET: dict[str, Any] = {"server_optimizer": "none", "server_optimizer_params": {}}
+
 DEFAULT_MAX_EXAMPLES = 10_000_000
 """The most examples one update may declare (its check refuses more)."""
 
@@ -193,6 +196,14 @@ class TaskConfig:
     # members weight their masked inputs themselves before anyone sees the counts. A config committed before this
     # setting existed loads as False, which is what its aggregators did.
     cap_examples_to_median: bool | None = None
+    # Server-side adaptive optimizer (Reddi et al., ICLR 2021; fedledger.learning.aggregation.server_optimizer):
+    # "none" applies the rule's aggregate as the step; "fedadam", "fedyogi" or "fedadagrad" treat it (the robust
+    # rule's delta, or the unmasked FedAvg of a secure round) as a pseudo-gradient and take an adaptive step, with
+    # the optimizer's state stored in each model blob. server_optimizer_params: server_lr, beta1, beta2 (not for
+    # fedadagrad), tau; unset ones take the optimizer's defaults (OPTIMIZER_DEFAULTS), written into the committed
+    # config. Both are left out of the canonical bytes while unset, so older configs keep their hash.
+    server_optimizer: str = "none"
+    server_optimizer_params: dict[str, Any] = field(default_factory=dict)
     # Round timing and quorums (block-time seconds)
     min_commitments: int = 2
     commit_duration: int = 3600
@@ -252,6 +263,7 @@ class TaskConfig:
         self._resolve_switch("cap_examples_to_median", not self.secure_aggregation)
         self._resolve_switch("score_at_median_norm", defaults["score_at_median_norm"] and not self.secure_aggregation)
         self._check_aggregation_params()
+        self._check_server_optimizer()
         from fedledger.learning import SCORING_RULES
 
         if self.scoring == "auto":
@@ -383,6 +395,29 @@ class TaskConfig:
                     f"set {name} to 0"
                 )
 
+    def _check_server_optimizer(self) -> None:
+        from fedledger.exceptions import AggregationError
+        from fedledger.learning.aggregation import SERVER_OPTIMIZERS, resolve_optimizer_params
+
+        if not isinstance(self.server_optimizer, str) or self.server_optimizer not in ("none", *SERVER_OPTIMIZERS):
+            raise ConfigError(
+                f"task config: server_optimizer {self.server_optimizer!r} is unknown; "
+                f"known: none, {', '.join(SERVER_OPTIMIZERS)}"
+            )
+        if not isinstance(self.server_optimizer_params, dict):
+            raise ConfigError(
+                f"task config: server_optimizer_params must be an object, got {self.server_optimizer_params!r}"
+            )
+        if self.server_optimizer == "none":
+            if self.server_optimizer_params:
+                raise ConfigError("task config: server_optimizer_params given, but server_optimizer is 'none'")
+            return
+        try:
+            resolved = resolve_optimizer_params(self.server_optimizer, self.server_optimizer_params)
+        except AggregationError as exc:
+            raise ConfigError(f"task config: server_optimizer_params: {exc}") from exc
+        object.__setattr__(self, "server_optimizer_params", resolved)  # frozen: the committed config names them
+
     def _check_aggregation_params(self) -> None:
         # Fail at config time, not in the first aggregation: run the rule once on a tiny input.
         import numpy as np
@@ -406,6 +441,9 @@ class TaskConfig:
     def to_bytes(self) -> bytes:
         """Canonical JSON: identical configs give identical bytes and hash."""
         body = {"format": CONFIG_FORMAT, **asdict(self)}
+        for name, absent in _OMITTED_WHEN_UNSET.items():
+            if body[name] == absent:
+                del body[name]  # a config that does not use the setting keeps the bytes, and hash, it had before it
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     @property

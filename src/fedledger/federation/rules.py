@@ -3,6 +3,12 @@ against its commitment, and recomputing a round's model from its accepted update
 
 Aggregators use these to propose; ``fedledger audit verify`` uses the very same
 functions to check what was finalized, so the two can never disagree by drift.
+
+A task with a server optimizer (``TaskConfig.server_optimizer``) takes the rule's
+aggregate as the pseudo-gradient of Reddi et al.'s adaptive step
+(:mod:`fedledger.learning.aggregation.server_optimizer`); :func:`next_model` is that
+last step for validated and secure rounds alike, reading the optimizer's state from
+the global model the round starts from and storing the new state in the next model blob.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo
-from fedledger.exceptions import FedLedgerError, StoreError, UpdateRejected
+from fedledger.exceptions import AggregationError, FedLedgerError, StoreError, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.privacy import num_params
 from fedledger.learning import (
@@ -28,8 +36,9 @@ from fedledger.learning import (
     encode_model,
     validate_update,
 )
-from fedledger.learning.aggregation import aggregate
+from fedledger.learning.aggregation import OptimizerState, aggregate, apply_server_optimizer
 from fedledger.learning.aggregation.example_cap import median_example_cap
+from fedledger.learning.model_blob import ModelParams
 from fedledger.learning.update import Tensors
 from fedledger.store import BlobStore
 
@@ -38,6 +47,8 @@ __all__ = [
     "aggregate_round",
     "check_registered_rows",
     "check_update",
+    "next_model",
+    "optimizer_state_of",
     "previous_global_params",
     "registered_rows",
 ]
@@ -109,6 +120,65 @@ class RoundAggregate:
     excluded: dict[int, str]  # accepted but unusable: index -> reason
 
 
+def optimizer_state_of(
+    config: TaskConfig, global_params: Params, given: Mapping[str, npt.NDArray[Any]] | None = None
+) -> OptimizerState | None:
+    """The server optimizer's state ``(m, v)`` that the round's global model carries (None without one).
+
+    ``given``: the state tensors read from the global model blob (``ModelBlob.optimizer_state``); None:
+    those that ``global_params`` carries, when it is the :class:`ModelParams` decoded from that blob. A
+    model without state (the task's initial model) starts the optimizer at zeros.
+    """
+    if config.server_optimizer == "none":
+        return None
+    if given is None:
+        if not isinstance(global_params, ModelParams):
+            raise FedLedgerError(
+                f"task uses server optimizer {config.server_optimizer!r}: aggregate from the params decoded from the "
+                "global model blob, or pass its optimizer_state"
+            )
+        given = global_params.optimizer_state
+    if not given:
+        return None
+    try:
+        return OptimizerState.from_tensors(given, global_params)
+    except AggregationError as exc:
+        raise FedLedgerError(f"global model's optimizer state is unusable: {exc}") from exc
+
+
+def next_model(
+    config: TaskConfig,
+    global_params: Params,
+    model_spec: dict[str, object],
+    delta: Mapping[str, npt.NDArray[Any]],
+    *,
+    round_id: int,
+    optimizer_state: Mapping[str, npt.NDArray[Any]] | None = None,
+) -> tuple[Params, bytes]:
+    """The next global model (params and blob) from the round's fixed-point aggregate ``delta``.
+
+    Without a server optimizer: ``global + delta`` (:func:`apply_update`). With one: ``delta`` is the
+    pseudo-gradient ``Δ_t``, the optimizer's step is applied instead and its new state is stored in the
+    blob (so the model hash commits to it). ``optimizer_state``: see :func:`optimizer_state_of`.
+    """
+    metadata = {"round": str(round_id)}
+    if config.server_optimizer == "none":
+        params = apply_update(global_params, delta, frac_bits=config.frac_bits)
+        return params, encode_model(params, model_spec, metadata=metadata)
+    state = optimizer_state_of(config, global_params, optimizer_state)
+    params, new_state = apply_server_optimizer(
+        config.server_optimizer,
+        global_params,
+        delta,
+        state,
+        config.server_optimizer_params,
+        frac_bits=config.frac_bits,
+    )
+    metadata["server_optimizer"] = config.server_optimizer
+    blob = encode_model(params, model_spec, metadata=metadata, optimizer_state=new_state.to_tensors())
+    return ModelParams(params, new_state.to_tensors()), blob
+
+
 def aggregate_round(
     store: BlobStore,
     config: TaskConfig,
@@ -120,6 +190,7 @@ def aggregate_round(
     round_id: int,
     previous_params: Params | None = None,
     rows: Mapping[int, int] | None = None,
+    optimizer_state: Mapping[str, npt.NDArray[Any]] | None = None,
 ) -> RoundAggregate:
     """The next global model from the accepted updates of a round.
 
@@ -132,7 +203,10 @@ def aggregate_round(
     commitments: with ``config.cap_examples_to_median`` their declared example counts (each at
     most its dataset's registered rows) set the cap on every accepted update's weight. ``rows``:
     :func:`registered_rows` of the round (None or empty: the task has no data registry); an
-    update declaring more examples than its dataset registered is left out.
+    update declaring more examples than its dataset registered is left out. With a server optimizer
+    (``config.server_optimizer``) the rule's aggregate is its pseudo-gradient (:func:`next_model`);
+    ``optimizer_state``: the state tensors of the global model blob, by default those ``global_params``
+    carries when decoded from it (:func:`optimizer_state_of`).
     """
     rows = rows or {}
     spec: ParamSpec = {name: tuple(arr.shape) for name, arr in global_params.items()}
@@ -171,8 +245,9 @@ def aggregate_round(
         if config.cap_examples_to_median
         else None,
     )
-    params = apply_update(global_params, result.delta, frac_bits=config.frac_bits)
-    blob = encode_model(params, model_spec, metadata={"round": str(round_id)})
+    params, blob = next_model(
+        config, global_params, model_spec, result.delta, round_id=round_id, optimizer_state=optimizer_state
+    )
     return RoundAggregate(params, blob, "0x" + hashlib.sha256(blob).hexdigest(), included, excluded)
 
 

@@ -51,8 +51,8 @@ from eth_account.signers.local import LocalAccount
 from fedledger.chain.task import SecureMessages, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, FedLedgerError
 from fedledger.federation.config import TaskConfig
-from fedledger.federation.rules import check_registered_rows
-from fedledger.learning import Params, apply_update, encode_model
+from fedledger.federation.rules import check_registered_rows, next_model
+from fedledger.learning import Params
 from fedledger.privacy.secagg import (
     AggregateResult,
     KeyAdvert,
@@ -311,13 +311,17 @@ def secure_aggregate_round(
     state: SecureRoundState,
     *,
     round_id: int,
+    optimizer_state: Mapping[str, npt.NDArray[np.float64]] | None = None,
 ) -> SecureAggregate:
     """Unmask the sum of the round's masked inputs, divide by the total example count and apply it:
-    the FedAvg of the surviving updates, bit for bit (``NotEnoughShares`` when too few reveals)."""
+    the FedAvg of the surviving updates, bit for bit (``NotEnoughShares`` when too few reveals). With a
+    server optimizer that FedAvg is its pseudo-gradient (:func:`~fedledger.federation.rules.next_model`;
+    ``optimizer_state`` as there: by default what ``global_params`` decoded from the global model carries)."""
     result = state.aggregator.finish()
     delta = result.average()
-    params = apply_update(global_params, delta, frac_bits=config.frac_bits)
-    blob = encode_model(params, model_spec, metadata={"round": str(round_id)})
+    params, blob = next_model(
+        config, global_params, model_spec, delta, round_id=round_id, optimizer_state=optimizer_state
+    )
     return SecureAggregate(
         params=params,
         blob=blob,
