@@ -3,7 +3,8 @@
 anvil comes from the pinned npm package ``@foundry-rs/anvil-linux-amd64``
 (``npm ci`` puts it in ``node_modules/.bin``); ``FEDLEDGER_ANVIL`` or ``PATH``
 may point elsewhere. The node listens on 127.0.0.1 only and automines (one block
-per transaction).
+per transaction); with ``block_time`` it also mines a block every ``block_time``
+seconds (anvil's interval mining), so deadlines pass while nobody transacts.
 """
 
 from __future__ import annotations
@@ -42,11 +43,23 @@ def _free_port() -> int:
 
 
 @contextmanager
-def anvil_node(binary: str, *, chain_id: int = 31337, startup_timeout: float = 20.0) -> Iterator[str]:
-    """Start anvil on a free loopback port; yields its URL and stops it on exit."""
+def anvil_node(
+    binary: str, *, chain_id: int = 31337, startup_timeout: float = 20.0, block_time: float | None = None
+) -> Iterator[str]:
+    """Start anvil on a free loopback port; yields its URL and stops it on exit.
+
+    ``block_time`` (seconds) turns on interval mining as well: anvil mines a block
+    that often even when idle. None keeps automining alone.
+    """
     port = _free_port()
+    args = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", str(chain_id)]
+    if block_time is not None:
+        if not block_time > 0:
+            raise ChainError(f"block time must be a positive number of seconds, not {block_time!r}")
+        # Mixed mining: a block every block_time seconds, and still one per transaction at once.
+        args += ["--block-time", f"{block_time:g}", "--mixed-mining"]
     proc = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", str(chain_id)],
+        args,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.encoding import as_address
 from fedledger.cli import audit as audit_cmd
+from fedledger.cli import chain as chain_cmd
 from fedledger.cli import data as data_cmd
 from fedledger.cli import key as key_cmd
 from fedledger.cli import ledger as ledger_cmd
@@ -48,6 +49,7 @@ app.add_typer(member_cmd.app, name="member")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(key_cmd.app, name="key")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(chain_cmd.app, name="chain")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(privacy_cmd.app, name="privacy")
