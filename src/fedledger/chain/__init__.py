@@ -1,6 +1,7 @@
 """Chain layer: Vyper contracts, their compilation, and typed clients over the
 embedded chain or any Ethereum JSON-RPC node."""
 
+from fedledger.chain.bulletin import METRICS_TOPIC, BulletinClient, topic_id
 from fedledger.chain.compiler import CONTRACT_NAMES, CompiledContract, compile_contract, contract_source
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.consortium import ConsortiumClient, Member, MemberStatus, Proposal, ProposalKind, Role
@@ -21,8 +22,10 @@ from fedledger.chain.task import (
 __all__ = [
     "CONTRACT_NAMES",
     "EVENT_TYPES",
+    "METRICS_TOPIC",
     "SCORE_SCALE",
     "ZERO_HASH",
+    "BulletinClient",
     "Chain",
     "CompiledContract",
     "ConsortiumClient",
@@ -48,4 +51,5 @@ __all__ = [
     "indices_of",
     "mask_of",
     "purpose_id",
+    "topic_id",
 ]

@@ -22,7 +22,7 @@ from fedledger.exceptions import ConfigError
 
 __all__ = ["CONTRACT_NAMES", "CompiledContract", "compile_contract", "contract_source"]
 
-CONTRACT_NAMES = ("Consortium", "TrainingTask", "DataRegistry")
+CONTRACT_NAMES = ("Consortium", "TrainingTask", "DataRegistry", "Bulletin")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ __all__ = [
     "MemberAdmitted",
     "MemberRevoked",
     "MetadataUpdated",
+    "Posted",
     "ProposalApproved",
     "ProposalCancelled",
     "ProposalCreated",
@@ -362,6 +363,19 @@ class DatasetRevoked(LedgerEvent):
     source: ClassVar[str] = "DataRegistry"
 
 
+# -- Bulletin -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Posted(LedgerEvent):
+    poster: str
+    task: str
+    round_id: int
+    topic: str
+    blob_hash: str
+    source: ClassVar[str] = "Bulletin"
+
+
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -396,6 +410,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         PurposesChanged,
         SubjectErased,
         DatasetRevoked,
+        Posted,
     )
 }
 

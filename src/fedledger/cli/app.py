@@ -20,6 +20,7 @@ from fedledger.cli import models as models_cmd
 from fedledger.cli import privacy as privacy_cmd
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
 from fedledger.cli.demo import demo as demo_command
+from fedledger.cli.evaluate import evaluate_command
 from fedledger.cli.node import node as node_command
 from fedledger.cli.node import task_app
 from fedledger.exceptions import ConfigError, FedLedgerError, exit_code_for
@@ -54,6 +55,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(privacy_cmd.app, name="privacy")
 app.command("demo")(demo_command)
+app.command("evaluate")(evaluate_command)
 app.command("node")(node_command)
 app.add_typer(task_app, name="task")
 

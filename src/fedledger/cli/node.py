@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
+from fedledger.cli.evaluate import task_metrics
 from fedledger.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -101,10 +102,13 @@ def create(
         result = {
             "name": name,
             "address": client.address,
-            "config_hash": "0x" + config.hash,
+            "config_hash": client.params().config_hash,  # the committed config (with its evaluation board)
             "initial_model": client.latest_model,
         }
     if json_out:
         print_json(result)
     else:
         console.print(f"task {name} created at {client.address}")
+
+
+task_app.command("metrics")(task_metrics)

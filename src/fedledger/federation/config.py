@@ -58,6 +58,12 @@ DP_MODES = ("client", "sample")
 ``sample``: DP-SGD with Opacus inside local training (torch models)."""
 
 
+def _is_0x_address(value: str) -> bool:
+    from eth_utils import is_address
+
+    return value.startswith("0x") and is_address(value)
+
+
 def ledger_rules() -> list[str]:
     """The aggregation rules a ledger task can use: every registered rule that needs no trusted
     reference update (FLTrust's server update has no trusted source among mutually distrusting
@@ -72,6 +78,7 @@ CONFIG_FORMAT = "fedledger-task/1"
 
 # Settings added after configs were first committed, left out of the canonical bytes while unset.
 _OMITTED_WHEN_UNSET: dict[str, Any] = {"server_optimizer": "none", "server_optimizer_params": {}}
+_OMITTED_WHEN_UNSET["evaluation_board"] = ""
 
 DEFAULT_MAX_EXAMPLES = 10_000_000
 """The most examples one update may declare (its check refuses more)."""
@@ -242,6 +249,9 @@ class TaskConfig:
     # Fewest surviving members that unmask a secure round; the contract raises it to a strict majority of the
     # round's trainers, so 0 means exactly that majority (floor(n/2) + 1 of n).
     secagg_threshold: int = 0
+    # The Bulletin contract (0x address) where members post the hash of their metrics blob for each round
+    # (fedledger.federation.evaluation); empty: none. create_task deploys one when the config names none.
+    evaluation_board: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -296,6 +306,12 @@ class TaskConfig:
             except BadInput as exc:
                 raise ConfigError(f"task config: purpose: {exc}") from exc
         self._check_reputation()
+        if not isinstance(self.evaluation_board, str) or (
+            self.evaluation_board and not _is_0x_address(self.evaluation_board)
+        ):
+            raise ConfigError(
+                f"task config: evaluation_board must be empty or a 0x address, got {self.evaluation_board!r}"
+            )
         _ = self.privacy  # resolves (and validates) the DP settings once
         if self.secure_aggregation:
             self._check_secure()

@@ -10,11 +10,13 @@ before training (:func:`fedledger.data.registration.register_table`, or the demo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
+from fedledger.chain.bulletin import BulletinClient
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
@@ -51,7 +53,11 @@ def create_task(
 ) -> TrainingTaskClient:
     """Put the config and the initial model in the store and deploy the task for them, checking
     commitments against ``data_registry`` (needed when the config has a purpose) and the config's
-    privacy budget."""
+    privacy budget. A config without an ``evaluation_board`` gets a Bulletin deployed for it, whose address goes
+    into the config before it is stored (members post their metrics there: :mod:`fedledger.federation.evaluation`)."""
+    if not config.evaluation_board:
+        board = BulletinClient.deploy(ws.chain, account, ws.config.consortium)
+        config = dataclasses.replace(config, evaluation_board=board.address)
     store.put(config.to_bytes())
     initial = build_model(config.model).get_params()
     initial_hash = store.put(encode_model(initial, config.model, metadata={"round": "0"}))
