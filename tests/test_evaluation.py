@@ -24,7 +24,7 @@ from conftest import REPO, Ledger, assert_bad_input, assert_refused, h, hospital
 from fedledger.chain import METRICS_TOPIC, BulletinClient, topic_id
 from fedledger.chain.events import Posted
 from fedledger.cli import app
-from fedledger.exceptions import BadInput, InvalidArgument, InvalidState
+from fedledger.exceptions import BadInput, InvalidArgument, InvalidState, NotAuthorized
 from fedledger.federation import Simulation, TaskConfig
 from fedledger.federation.evaluation import (
     MetricsReport,
@@ -98,13 +98,13 @@ def test_a_second_post_is_refused(ledger: Ledger, board: BulletinClient) -> None
 def test_a_non_member_or_revoked_member_cannot_post(ledger: Ledger, board: BulletinClient) -> None:
     outsider = board.as_(ledger.outsider)
     assert_refused(
-        _state(board, ledger), InvalidState, "bulletin: not a member", outsider.post, TASK, 0, "metrics", h("x")
+        _state(board, ledger), NotAuthorized, "bulletin: not a member", outsider.post, TASK, 0, "metrics", h("x")
     )
     revoked = ledger.members[3]
     ledger.consortium.propose_revoke(revoked.address)
     assert_refused(
         _state(board, ledger),
-        InvalidState,
+        NotAuthorized,
         "bulletin: not a member",
         board.as_(revoked).post,
         TASK,
@@ -403,9 +403,9 @@ def test_cli_evaluate_and_task_metrics(federation: dict[str, Any], monkeypatch: 
     assert shown["round"] == 2 and shown["posted"] is None and shown["member"] == members[0]
     ws, task, bulletin = _open(federation)
     with ws:
-        from fedledger.cli.evaluate import load_member_table
+        from fedledger.federation.local_data import load_member_table
 
-        X, y = load_member_table(task_config(task, federation["sim"].store), csv, "diagnosis")
+        X, y, _ = load_member_table(task_config(task, federation["sim"].store), csv, label="diagnosis", recipe=None)
         params, spec = federation["sim"].nodes[0].global_model(task.model_at(2))
         assert shown["metrics"] == evaluate_model(params, X, y, spec=spec).to_json()
         assert bulletin.posted(task.address, 2, METRICS_TOPIC, members[0]) is None

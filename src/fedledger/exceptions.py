@@ -280,6 +280,7 @@ _REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
             "not drawn for",
             "not owned by",
             "distrusted",
+            "not a member",
         ),
         NotAuthorized,
     ),

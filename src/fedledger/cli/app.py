@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -74,30 +75,54 @@ def init(
     consortium: Annotated[
         str | None, typer.Option(help="Join an existing consortium at this address instead of founding one.")
     ] = None,
-    store_uri: Annotated[str, typer.Option(help="Where you publish blobs (recorded on the ledger).")] = "",
+    store_uri: Annotated[
+        str,
+        typer.Option(
+            help="The shared blob store (URL, e.g. s3://bucket/prefix, or a folder every member can reach): "
+            "used by this workspace and recorded on the ledger, so members joining your tasks find it. "
+            "Default: a folder inside the workspace."
+        ),
+    ] = "",
     light_kdf: Annotated[
         bool, typer.Option(help="Cheaper scrypt for the keystore (simulations only; still keystore v3).")
     ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a workspace: a key, a chain connection, and a consortium (founded or joined)."""
+    from fedledger.federation.secure import identity_key
+    from fedledger.federation.setup import register_kx_key
+
     spec = ChainSpec(kind="rpc", url=rpc) if rpc else ChainSpec()
     ws = Workspace.create(workspace, chain=spec, scrypt_n=2**14 if light_kdf else STANDARD_SCRYPT_N)
     try:
         ws.config.key = key
         password = password_from_env_or_prompt(key, confirm=True)
         account = ws.keystore.create(key, password)
+        if store_uri:
+            ws.config.store = store_uri if "://" in store_uri else str(Path(store_uri).resolve())
+            store_uri = ws.config.store
         ws.save()
+        funded = ws.fund(account.address)
         if consortium:
             ws.config.consortium = as_address(consortium, what="consortium address")
-            ws.consortium()  # the address must at least hold our contract's ABI shape
+            members = ws.consortium()
+            if members.is_active(account.address):  # admitted before it had a workspace: publish its kx key now
+                register_kx_key(members, account)
         else:
-            if not ws.fund(account.address) and ws.chain.balance(account.address) == 0:
+            if not funded and ws.chain.balance(account.address) == 0:
                 raise ConfigError(
                     f"key {account.address} has no funds on {spec.url} to deploy the consortium: "
                     "fund it, or set FEDLEDGER_FAUCET_KEY to a funded key on a dev network"
                 )
-            client = ConsortiumClient.deploy(ws.chain, account, org=org, roles=Role.parse(roles), store_uri=store_uri)
+            client = ConsortiumClient.deploy(
+                ws.chain,
+                account,
+                org=org,
+                roles=Role.parse(roles),
+                store_uri=store_uri or ws.store().url,
+                # The founder takes part in secure aggregation like any member.
+                kx_public_key=identity_key(account).public_bytes,
+            )
             ws.config.consortium = client.address
         ws.save()
         result = {

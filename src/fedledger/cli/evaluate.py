@@ -12,32 +12,14 @@ from rich.table import Table
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
-
     from fedledger.chain.task import TrainingTaskClient
-    from fedledger.federation import TaskConfig
     from fedledger.federation.evaluation import RoundMetrics
     from fedledger.learning.metrics import Metrics
 
-__all__ = ["evaluate_command", "load_member_table", "task_metrics"]
+__all__ = ["evaluate_command", "task_metrics"]
 
 TaskOpt = Annotated[str, typer.Option(help="Task name in the workspace.")]
 RoundOpt = Annotated[int | None, typer.Option("--round", help="Round (0: the initial model; default: the latest).")]
-
-
-def load_member_table(config: TaskConfig, path: Path, label: str) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
-    """This member's table at ``path`` as model inputs and labels, prepared as the task prepares training data.
-
-    Today: the CSV read by :func:`fedledger.learning.load_csv_dataset`, standardized with the task config's
-    ``extra["standardizer"]`` when it has one (as ``fedledger node`` does). The one place to change when the
-    task's preparation recipe takes over.
-    """
-    from fedledger.learning import Standardizer, load_csv_dataset
-
-    dataset = load_csv_dataset(path, label)
-    scaler = config.extra.get("standardizer")
-    X = Standardizer.from_dict(scaler).transform(dataset.X) if scaler else dataset.X
-    return X, dataset.y
 
 
 def _latest_round(client: TrainingTaskClient) -> int:
@@ -57,8 +39,12 @@ _COLUMNS = ("n", "accuracy", "F1", "ROC-AUC", "PR-AUC", "log loss")
 
 
 def evaluate_command(
-    data: Annotated[Path, typer.Option(help="This member's holdout data (CSV with a header).")],
-    label: Annotated[str, typer.Option(help="Name of the label column.")],
+    data: Annotated[
+        Path, typer.Option(help="This member's holdout table, prepared as the task prepares training data.")
+    ],
+    label: Annotated[
+        str | None, typer.Option(help="Label column (default: the one the task's preparation recipe names).")
+    ] = None,
     round_id: RoundOpt = None,
     task: TaskOpt = "default",
     workspace: WorkspaceOpt = DEFAULT_WS,
@@ -70,12 +56,14 @@ def evaluate_command(
 ) -> None:
     """Score the global model of a round on this member's holdout CSV (and post it with --post)."""
     from fedledger.federation.evaluation import evaluate_round, post_metrics_report, task_bulletin, task_config
+    from fedledger.federation.local_data import agreed_recipe, load_member_table
 
     with open_workspace(workspace) as ws:
         client = ws.task(task)
         store = ws.store()  # as `fedledger models export` reads it
         config = task_config(client, store)
-        X, y = load_member_table(config, data, label)
+        recipe = agreed_recipe(config, client, store)
+        X, y, _ = load_member_table(config, data, label=label, recipe=recipe)
         r = _latest_round(client) if round_id is None else round_id
         account = ws.account(as_key) if post else None
         member = account.address if account is not None else ws.keystore.address(as_key or ws.config.key)

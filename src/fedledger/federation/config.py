@@ -77,7 +77,7 @@ def ledger_rules() -> list[str]:
 CONFIG_FORMAT = "fedledger-task/1"
 
 # Settings added after configs were first committed, left out of the canonical bytes while unset.
-_OMITTED_WHEN_UNSET: dict[str, Any] = {"server_optimizer": "none", "server_optimizer_params": {}}
+_OMITTED_WHEN_UNSET: dict[str, Any] = {"preparation": {}, "server_optimizer": "none", "server_optimizer_params": {}}
 _OMITTED_WHEN_UNSET["evaluation_board"] = ""
 
 DEFAULT_MAX_EXAMPLES = 10_000_000
@@ -249,6 +249,10 @@ class TaskConfig:
     # Fewest surviving members that unmask a secure round; the contract raises it to a strict majority of the
     # round's trainers, so 0 means exactly that majority (floor(n/2) + 1 of n).
     secagg_threshold: int = 0
+    # How every member turns its raw table into training data (fedledger.data.prepare.Recipe as a dict): reading,
+    # label rule, imputation, encoding, scaling. Empty: members' files are already numeric, headered and complete.
+    # Committed with the config, so every member prepares in exactly the same way.
+    preparation: dict[str, Any] = field(default_factory=dict)
     # The Bulletin contract (0x address) where members post the hash of their metrics blob for each round
     # (fedledger.federation.evaluation); empty: none. create_task deploys one when the config names none.
     evaluation_board: str = ""

@@ -1,10 +1,11 @@
 """Task configs as files: TOML (or JSON) to :class:`TaskConfig`, with every error naming its field.
 
 A task file holds :class:`TaskConfig`'s fields at the top level, with ``[model]``,
-``[preparation]`` (:mod:`fedledger.data.prepare`), ``[aggregation_params]`` and
-``[extra]`` as tables. ``docs/guide.md`` lists the fields; ``examples/*/task.toml`` are
-worked examples. Unknown keys are errors (a typo must not silently fall back to a
-default), and so is a value of the wrong type.
+``[preparation]`` (:mod:`fedledger.data.prepare`; or ``preparation = "recipe.toml"``, a recipe
+file beside it, inlined into the committed config), ``[aggregation_params]`` and ``[extra]`` as
+tables. With a recipe, the model's ``n_features`` and ``n_classes`` default to what it produces.
+``docs/guide.md`` lists the fields; ``examples/*/task.toml`` are worked examples. Unknown keys
+are errors (a typo must not silently fall back to a default), and so is a value of the wrong type.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedledger.exceptions import ConfigError
 from fedledger.federation.config import TaskConfig
+
+if TYPE_CHECKING:
+    from fedledger.data.prepare import Recipe
 
 __all__ = ["load_task_config", "task_config_from_mapping"]
 
@@ -36,9 +40,21 @@ def load_task_config(path: Path) -> TaskConfig:
     except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'TOML'}: {exc}") from exc
     try:
+        if isinstance(data, dict) and isinstance(data.get("preparation"), str):
+            data = {**data, "preparation": _read_recipe_file(Path(path).parent / data["preparation"])}
         return task_config_from_mapping(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _read_recipe_file(path: Path) -> Any:
+    """``preparation = "recipe.toml"``: the recipe file, beside the task file, inlined into the committed config."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"field 'preparation': cannot read recipe {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"field 'preparation': recipe {path} is not valid TOML: {exc}") from exc
 
 
 def task_config_from_mapping(data: Any) -> TaskConfig:
@@ -55,8 +71,16 @@ def task_config_from_mapping(data: Any) -> TaskConfig:
         _check_type(key, value, hints[key])
     if "model" not in data:
         raise ConfigError("field 'model' is required: a table with the model's 'kind' and its settings")
-    if "preparation" in data and data["preparation"]:
-        _check_preparation(data["preparation"])
+    if data.get("preparation"):
+        recipe = _recipe(data["preparation"])
+        # The model's input and output sizes follow from the recipe: one-hot columns are easy to miscount by hand.
+        model = dict(data["model"])
+        model.setdefault("n_features", len(recipe.feature_names))
+        model.setdefault("n_classes", len(recipe.label.class_names))
+        for key, derived in (("n_features", len(recipe.feature_names)), ("n_classes", len(recipe.label.class_names))):
+            if model[key] != derived:
+                raise ConfigError(f"field 'model.{key}' is {model[key]}, the preparation recipe produces {derived}")
+        data = {**data, "model": model}
     try:
         return TaskConfig(**data)
     except ConfigError as exc:
@@ -65,11 +89,11 @@ def task_config_from_mapping(data: Any) -> TaskConfig:
         raise ConfigError(str(exc)) from exc
 
 
-def _check_preparation(section: Any) -> None:
+def _recipe(section: Any) -> Recipe:
     from fedledger.data.prepare import Recipe
 
     try:
-        Recipe.from_dict(section)
+        return Recipe.from_dict(section)
     except ConfigError as exc:
         message = str(exc)
         raise ConfigError(message if message.startswith("preparation") else f"preparation: {message}") from exc

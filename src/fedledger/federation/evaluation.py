@@ -220,7 +220,7 @@ def post_round_metrics(
 
     Idempotent: when ``account`` already posted for the round, returns at once without evaluating or sending.
     Returns the posted blob hash (0x-hex). X must be prepared as for training (the task's standardizer:
-    :func:`fedledger.cli.evaluate.load_member_table`). Raises ``InvalidState`` ("task: round not finalized")
+    :func:`fedledger.federation.local_data.load_member_table`). Raises ``InvalidState`` ("task: round not finalized")
     for a round that did not finalize, ``InvalidState`` ("bulletin: not a member") for an inactive member.
     """
     board = bulletin.as_(account)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ class MemberNode:
         """Rounds that opened with this member distrusted as a trainer: it does not train in them."""
         self._state_dir = state_dir
         self._secure: SecureRoundDriver | None = None
+        self._last_refusal: tuple[int, str, str] | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -204,7 +206,31 @@ class MemberNode:
         )
 
     def step(self) -> bool:
-        """Do what this member owes in the current round; True if it acted."""
+        """Do what this member owes in the current round; True if it acted.
+
+        Members race to move a round on: another member may close a phase, or a quorum may finalize the round,
+        between this node's read and its transaction. The contract then refuses the late action
+        (:class:`InvalidState`); that is a normal outcome, logged as a ``refused`` event, and the next step
+        re-reads the round and goes on from where the ledger says it is.
+        """
+        try:
+            return self._step()
+        except InvalidState as exc:
+            round_id = self.task.current_round
+            key = (round_id, exc.function or "", exc.reason)
+            if key != self._last_refusal:  # the same refusal on every poll is one event, not a flood
+                self._last_refusal = key
+                log.info("%s: %s refused in round %d, the round moved on: %s", self.name, exc.function, round_id, exc)
+                self._emit("refused", round_id, function=exc.function, reason=exc.reason)
+            return False
+
+    def past(self, status: MemberView, deadline: int) -> bool:
+        """Whether ``deadline`` has passed: by the block time read, or by the wall clock, since a chain that mines
+        only when sent a transaction (anvil's automine) keeps its last block time while idle; the contract checks
+        the real rule, and refuses a close that comes too early at no cost."""
+        return max(status.timestamp, int(time.time())) > deadline
+
+    def _step(self) -> bool:
         if self.config.secure_aggregation:
             if self._secure is None:
                 self._secure = SecureRoundDriver(self, self._state_dir)
@@ -240,7 +266,7 @@ class MemberNode:
                 log.warning("%s refuses to train in round %d: %s", self.name, r, exc)
                 self._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
             return True
-        if info.num_updates >= info.expected_trainers or status.timestamp > info.commit_deadline:
+        if info.num_updates >= info.expected_trainers or self.past(status, info.commit_deadline):
             return self._try("close_commits", r, lambda: self.task.close_commits(r))
         return False
 
@@ -278,7 +304,7 @@ class MemberNode:
         if status.roles & Role.VALIDATOR and self.data is not None and not status.scored and self._seated(r):
             self._score(info)
             return True
-        if info.num_scored >= info.expected_validators or status.timestamp > info.validate_deadline:
+        if info.num_scored >= info.expected_validators or self.past(status, info.validate_deadline):
             return self._try("close_validation", r, lambda: self.task.close_validation(r))
         return False
 
@@ -300,7 +326,7 @@ class MemberNode:
         if status.roles & Role.AGGREGATOR and not status.proposed:
             self._aggregate(info)
             return True
-        if status.timestamp > info.aggregate_deadline:
+        if self.past(status, info.aggregate_deadline):
             return self._try("close_aggregation", r, lambda: self.task.close_aggregation(r))
         return False
 

@@ -65,25 +65,25 @@ class SecureRoundDriver:
         if info.phase is Phase.KEYS:
             if trainer and not sv.advertised and self._advertise(info):
                 return True
-            if sv.secure.num_adverts >= sv.secure.num_members or status.timestamp > info.commit_deadline:
+            if sv.secure.num_adverts >= sv.secure.num_members or node.past(status, info.commit_deadline):
                 return node._try("close_keys", r, lambda: node.task.close_keys(r))
             return False
         if info.phase is Phase.SHARES:
             if trainer and sv.advertised and not sv.shared and self._share(info):
                 return True
-            if sv.secure.num_bundles >= sv.secure.num_adverts or status.timestamp > info.commit_deadline:
+            if sv.secure.num_bundles >= sv.secure.num_adverts or node.past(status, info.commit_deadline):
                 return node._try("close_shares", r, lambda: node.task.close_shares(r))
             return False
         if info.phase is Phase.OPEN:
             if trainer and sv.shared and not status.committed and self._mask_and_commit(info):
                 return True
-            if info.num_updates >= info.expected_trainers or status.timestamp > info.commit_deadline:
+            if info.num_updates >= info.expected_trainers or node.past(status, info.commit_deadline):
                 return node._try("close_commits", r, lambda: node.task.close_commits(r))
             return False
         if info.phase is Phase.UNMASK:
             if trainer and status.committed and not sv.revealed and self._reveal(info):
                 return True
-            if sv.secure.num_reveals >= info.num_updates or status.timestamp > info.validate_deadline:
+            if sv.secure.num_reveals >= info.num_updates or node.past(status, info.validate_deadline):
                 return node._try("close_unmask", r, lambda: node.task.close_unmask(r))
             return False
         return self._aggregate_phase(sv, info)
@@ -92,7 +92,7 @@ class SecureRoundDriver:
         node, status, r = self.node, sv.view, info.round_id
         if status.roles & Role.AGGREGATOR and not status.proposed and r not in self._gave_up and self._aggregate(info):
             return True
-        if status.timestamp > info.aggregate_deadline:
+        if node.past(status, info.aggregate_deadline):
             return node._try("close_aggregation", r, lambda: node.task.close_aggregation(r))
         return False
 

@@ -13,21 +13,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.bulletin import BulletinClient
-from fedledger.chain.consortium import ConsortiumClient, Role
+from fedledger.chain.consortium import ConsortiumClient, MemberStatus, Role
+from fedledger.chain.encoding import as_address
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
+from fedledger.data.prepare import Recipe
+from fedledger.exceptions import ConfigError, NotAuthorized, StoreError
 from fedledger.federation.config import TaskConfig
+from fedledger.federation.consortium_stats import STATS_MEMBERS_KEY, stats_members
 from fedledger.federation.node import Behavior, LocalData, MemberNode, NodeEvent
 from fedledger.federation.secure import identity_key
 from fedledger.learning import build_model, encode_model
 from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
 
-__all__ = ["MEMBER_ROLES", "SimulatedConsortium", "create_consortium", "create_task"]
+__all__ = ["MEMBER_ROLES", "SimulatedConsortium", "create_consortium", "create_task", "join_task", "register_kx_key"]
 
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 
@@ -58,6 +63,14 @@ def create_task(
     if not config.evaluation_board:
         board = BulletinClient.deploy(ws.chain, account, ws.config.consortium)
         config = dataclasses.replace(config, evaluation_board=board.address)
+    if (
+        config.preparation
+        and STATS_MEMBERS_KEY not in config.extra
+        and Recipe.from_dict(config.preparation).missing_stats()
+    ):
+        # The recipe's statistics come from the members' masked sums: the trainers admitted now take part.
+        members = stats_members(ConsortiumClient(ws.chain, ws.config.consortium))
+        config = dataclasses.replace(config, extra={**config.extra, STATS_MEMBERS_KEY: members})
     store.put(config.to_bytes())
     initial = build_model(config.model).get_params()
     initial_hash = store.put(encode_model(initial, config.model, metadata={"round": "0"}))
@@ -79,7 +92,7 @@ def create_consortium(
 ) -> SimulatedConsortium:
     """An operator (admin only), one member per data share (trainer, validator, aggregator)
     with its own encrypted key, a task for ``config``, and a node per member."""
-    store = BlobStore(ws.root / ws.config.store)
+    store = ws.store()
     operator = ws.keystore.create("operator", password)
     ws.config.key = "operator"
     ws.fund(operator.address)
@@ -115,3 +128,63 @@ def create_consortium(
         for k, acct in enumerate(members)
     ]
     return SimulatedConsortium(operator, consortium, task, store, nodes, registry)
+
+
+def register_kx_key(consortium: ConsortiumClient, account: LocalAccount) -> bool:
+    """Publish this member's key-agreement key (secure aggregation) when the ledger does not hold it yet, keeping
+    its certificate fingerprint and store URL; True if it sent the update. Members admitted by address alone (the
+    admin never sees their keys) register it themselves when they join a task."""
+    member = consortium.as_(account).member(account.address)
+    kx = "0x" + identity_key(account).public_bytes.hex()
+    if member.kx_public_key == kx:
+        return False
+    consortium.as_(account).update_metadata(
+        cert_fingerprint=member.cert_fingerprint, kx_public_key=kx, store_uri=member.store_uri
+    )
+    return True
+
+
+def join_task(
+    ws: Workspace, address: str, *, name: str = "default", store: str | None = None, account: LocalAccount
+) -> dict[str, Any]:
+    """Record the task at ``address`` in ``ws`` under ``name``: checks this member is active in the task's
+    consortium, takes the store its creator published on the ledger (or ``store``), checks the task config is
+    there under the hash the chain holds, and registers this member's key-agreement key."""
+    task_address = as_address(address, what="task address")
+    task = TrainingTaskClient(ws.chain, task_address)
+    consortium_address = task.consortium_address
+    if ws.config.consortium and ws.config.consortium.lower() != consortium_address.lower():
+        raise ConfigError(
+            f"task {task_address} belongs to consortium {consortium_address}, this workspace to {ws.config.consortium}"
+        )
+    consortium = ConsortiumClient(ws.chain, consortium_address)
+    me = consortium.member(account.address)
+    if me.status is not MemberStatus.ACTIVE:
+        raise NotAuthorized(
+            f"{account.address} is not an active member of consortium {consortium_address}: "
+            "an admin admits it first (fedledger member add ADDRESS --org ... --roles ...)"
+        )
+    url = store or consortium.member(task.creator).store_uri
+    if not url:
+        raise ConfigError(f"the creator of task {task_address} published no store URL: give one with --store")
+    ws.config.consortium = consortium_address
+    ws.config.store = url
+    params = task.params()
+    try:
+        config = TaskConfig.from_bytes(ws.store().get(params.config_hash.removeprefix("0x")))
+    except StoreError as exc:
+        raise ConfigError(f"the task config {params.config_hash} is not in the store {url}: {exc}") from exc
+    ws.fund(account.address)
+    register_kx_key(consortium, account)
+    ws.config.tasks[name] = task_address
+    ws.save()
+    return {
+        "name": name,
+        "address": task_address,
+        "consortium": consortium_address,
+        "member": account.address,
+        "roles": me.roles.names(),
+        "store": url,
+        "config_hash": params.config_hash,
+        "rounds": config.rounds,
+    }

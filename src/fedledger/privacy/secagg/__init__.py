@@ -12,6 +12,7 @@ checks still apply to masked updates.
 from __future__ import annotations
 
 from ._config import RoundConfig, threshold_for
+from ._keys import pairwise_seed, public_key
 from ._messages import KeyAdvert, MaskedInput, RevealedShare, ShareBundle, ShareReveal, UnmaskRequest
 from ._prg import mask_from_seed
 from ._protocol import (
@@ -28,6 +29,8 @@ from ._protocol import (
 )
 
 __all__ = [
+    "pairwise_seed",
+    "public_key",
     "AggregateResult",
     "KeyAdvert",
     "MaskedInput",

@@ -1,0 +1,332 @@
+"""A local multi-process consortium driven through the ``fedledger`` command, as organizations run it.
+
+Each organization is its own workspace and its own OS processes: ``fedledger init``, ``task join``,
+``node``, ``evaluate``, ``audit verify``; they share one chain endpoint (``fedledger chain serve``, or
+anvil with interval mining) and one store URL. The worked examples (``examples/*/run``), the
+end-to-end tests and ``benchmarks/consortium.py`` use it; nothing here runs a member in process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from fedledger.exceptions import ChainError, ConfigError, FedLedgerError
+
+__all__ = [
+    "CommandFailed",
+    "LocalConsortium",
+    "Org",
+    "Split",
+    "evaluate_members",
+    "fedledger_command",
+    "local_consortium",
+    "pooled_baseline",
+    "served_chain",
+    "split_rows",
+    "summary_line",
+]
+
+PASSWORD_ENV = "FEDLEDGER_PASSWORD"
+MEMBER_ROLES = "trainer,validator,aggregator"
+
+
+class CommandFailed(FedLedgerError):
+    """A ``fedledger`` command of the local consortium exited non-zero (has .returncode and .stderr)."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(f"`fedledger {' '.join(args)}` exited {returncode}: {stderr.strip()[-2000:]}")
+
+
+def fedledger_command() -> list[str]:
+    """How to run the ``fedledger`` command of this Python: its console script, else ``python -m``."""
+    script = Path(sys.executable).with_name("fedledger")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "fedledger.cli"]
+
+
+@contextmanager
+def served_chain(directory: Path, *, block_time: float = 1.0, log: Path | None = None) -> Iterator[str]:
+    """``fedledger chain serve`` on a free loopback port in its own process; yields its URL, stops it on exit."""
+    out: IO[str] | int = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [*fedledger_command(), "chain", "serve", "--dir", str(directory), "--port", "0"]
+        + ["--block-time", str(block_time), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=out,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise ChainError(f"`fedledger chain serve` exited {proc.wait()} before serving {directory}")
+        yield str(json.loads(line)["url"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if not isinstance(out, int):
+            out.close()
+
+
+@dataclass
+class Org:
+    """One organization: its workspace folder, its address once it has a key, its node process if running."""
+
+    name: str
+    workspace: Path
+    address: str = ""
+    node: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+
+class LocalConsortium:
+    """Organizations as separate workspaces on one chain URL and one store, every step a CLI process."""
+
+    def __init__(self, root: Path, *, chain_url: str, store: str, password: str = "local-consortium") -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.chain_url = chain_url
+        self.store = store
+        self.env = {**os.environ, PASSWORD_ENV: password}
+        self.orgs: list[Org] = []
+        self.consortium = ""
+        self.task = ""
+
+    # -- commands ----------------------------------------------------------------------
+
+    def run(self, org: Org, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``fedledger ARGS -w <org's workspace>``, waited for; :class:`CommandFailed` when ``check`` and it fails."""
+        full = [*args, "-w", str(org.workspace)]
+        done = subprocess.run([*fedledger_command(), *full], env=self.env, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            raise CommandFailed(full, done.returncode, done.stderr)
+        return done
+
+    def json(self, org: Org, *args: str) -> Any:
+        return json.loads(self.run(org, *args, "--json").stdout)
+
+    # -- setting up ----------------------------------------------------------------------
+
+    def found(self, name: str) -> Org:
+        """The founding organization: a key, the consortium contract, the shared store recorded on the ledger."""
+        org = Org(name, self.root / _slug(name))
+        out = self.json(org, "init", "--org", name, "--rpc", self.chain_url, "--store-uri", self.store, "--light-kdf")
+        org.address, self.consortium = out["address"], out["consortium"]
+        self.orgs.append(org)
+        return org
+
+    def admit(self, name: str, *, roles: str = MEMBER_ROLES, by: Org | None = None) -> Org:
+        """A new organization makes its own workspace and key; an admin (the founder by default) admits it."""
+        org = Org(name, self.root / _slug(name))
+        out = self.json(
+            org, "init", "--org", name, "--rpc", self.chain_url, "--consortium", self.consortium, "--light-kdf"
+        )
+        org.address = out["address"]
+        self.run(by or self.orgs[0], "member", "add", org.address, "--org", name, "--roles", roles)
+        self.orgs.append(org)
+        return org
+
+    def create_task(self, config: Path, *, by: Org | None = None) -> str:
+        out = self.json(by or self.orgs[0], "task", "create", str(config))
+        self.task = str(out["address"])
+        return self.task
+
+    def join(self, org: Org) -> Any:
+        return self.json(org, "task", "join", self.task)
+
+    # -- running -------------------------------------------------------------------------
+
+    def start_node(self, org: Org, data: Path, *extra: str, log: Path | None = None) -> subprocess.Popen[str]:
+        """``fedledger node`` for ``org`` in its own process (output appended to ``log``)."""
+        out: IO[str] | int = open(log or self.root / f"{_slug(org.name)}.node.log", "a")  # noqa: SIM115
+        org.node = subprocess.Popen(
+            [*fedledger_command(), "node", "--data", str(data), "-w", str(org.workspace), *extra],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        return org.node
+
+    def wait_nodes(self, timeout: float) -> dict[str, int]:
+        """Wait until every running node exits; their exit codes by organization (killed at ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        codes: dict[str, int] = {}
+        for org in self.orgs:
+            if org.node is None:
+                continue
+            try:
+                codes[org.name] = org.node.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                org.node.kill()
+                codes[org.name] = org.node.wait()
+        return codes
+
+    def stop(self) -> None:
+        for org in self.orgs:
+            if org.node is not None and org.node.poll() is None:
+                org.node.kill()
+                org.node.wait()
+
+    def __enter__(self) -> LocalConsortium:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "org"
+
+
+def anvil_path() -> str | None:
+    """The pinned anvil binary (``npm ci``), if installed."""
+    from fedledger.chain.devnode import anvil_binary
+
+    return anvil_binary(Path(__file__).resolve().parents[2])
+
+
+def clean(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+@contextmanager
+def local_consortium(
+    members: Sequence[str],
+    task_config: Path,
+    workdir: Path,
+    *,
+    chain: str = "served",
+    store: str | None = None,
+    block_time: float = 0.5,
+) -> Iterator[LocalConsortium]:
+    """A chain (``served``: ``fedledger chain serve``; ``anvil``: the pinned anvil with interval mining), the first
+    of ``members`` founding the consortium and admitting the others, the task created from ``task_config`` and
+    joined by every member: ready for :meth:`LocalConsortium.start_node`. Everything stops on exit."""
+    from fedledger.chain.devnode import anvil_node
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        if chain == "served":
+            url = stack.enter_context(served_chain(workdir / "chain", block_time=block_time, log=workdir / "chain.log"))
+        elif chain == "anvil":
+            binary = anvil_path()
+            if binary is None:
+                raise ChainError("anvil is not installed: run `npm ci` (the pinned @foundry-rs/anvil-linux-amd64)")
+            url = stack.enter_context(anvil_node(binary, block_time=max(1.0, block_time)))
+        else:
+            raise ConfigError(f"unknown chain {chain!r}: expected served or anvil")
+        net = stack.enter_context(LocalConsortium(workdir, chain_url=url, store=store or str(workdir / "store")))
+        net.found(members[0])
+        for name in members[1:]:
+            net.admit(name)
+        net.create_task(task_config)
+        for org in net.orgs[1:]:
+            net.join(org)
+        yield net
+
+
+# -- worked examples: holdouts, evaluation, the pooled baseline -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Path
+    test: Path
+
+
+def split_rows(
+    path: Path, out: Path, *, test_fraction: float, seed: int, label: Callable[[list[str]], object]
+) -> Split:
+    """Split a raw CSV's rows into a training file and a test file, stratified by ``label(row)``, keeping the rows
+    as they are (missing markers and all): the test rows stay with their organization as its holdout."""
+    from fedledger.data.prepare import decode_bytes
+
+    text, _ = decode_bytes(Path(path).read_bytes())
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = list(csv.reader(lines))
+    rng = np.random.default_rng(seed)
+    test: set[int] = set()
+    for value in sorted({str(label(r)) for r in rows}):
+        members = rng.permutation([i for i, r in enumerate(rows) if str(label(r)) == value])
+        test.update(int(i) for i in members[: round(len(members) * test_fraction)])
+    out.mkdir(parents=True, exist_ok=True)
+    split = Split(out / f"{Path(path).stem}.train.csv", out / f"{Path(path).stem}.test.csv")
+    split.train.write_text("".join(line + "\n" for i, line in enumerate(lines) if i not in test))
+    split.test.write_text("".join(line + "\n" for i, line in enumerate(lines) if i in test))
+    return split
+
+
+def evaluate_members(net: LocalConsortium, tests: Mapping[str, Path]) -> dict[str, Any]:
+    """Each organization scores the final model on its own test file (``fedledger evaluate``); the pooled accuracy
+    weighs each by its rows. Then the task's outcome (``task status``) and ``audit verify`` from two workspaces."""
+    per_member: dict[str, Any] = {}
+    correct = total = 0.0
+    for org in net.orgs:
+        report = net.json(org, "evaluate", "--data", str(tests[org.name]))
+        metrics = report["metrics"]
+        per_member[org.name] = metrics
+        correct += metrics["accuracy"] * metrics["n"]
+        total += metrics["n"]
+    status = net.json(net.orgs[0], "task", "status")
+    audits = {org.name: net.run(org, "audit", "verify", check=False) for org in net.orgs[:2]}
+    return {
+        "final_accuracy": round(correct / total, 4) if total else None,
+        "per_member": per_member,
+        "rounds_finalized": status["rounds_finalized"],
+        "rounds_aborted": status["rounds_aborted"],
+        "audit_verified": all(done.returncode == 0 for done in audits.values()),
+        "audit": {name: (done.stdout or done.stderr).strip() for name, done in audits.items()},
+    }
+
+
+def pooled_baseline(task_config: Path, trains: Sequence[Path], tests: Sequence[Path]) -> dict[str, Any]:
+    """The centralized baseline: the task's model, recipe and number of epochs, trained on every training file
+    pooled (what a consortium avoids doing) and scored on every test file pooled."""
+    from fedledger.data.prepare import Recipe, prepare
+    from fedledger.federation.config_file import load_task_config
+    from fedledger.learning import build_model
+
+    config = load_task_config(task_config)
+    recipe = Recipe.from_dict(config.preparation)
+    if recipe.missing_stats():
+        summed = sum(np.asarray(recipe.local_stats(t), dtype=np.float64) for t in trains)
+        recipe = recipe.with_stats(summed)
+    train = [prepare(recipe, t) for t in trains]
+    test = [prepare(recipe, t) for t in tests]
+    model = build_model(config.model)
+    model.fit(
+        np.concatenate([p.X for p in train]),
+        np.concatenate([p.y for p in train]),
+        epochs=config.rounds * config.local_epochs,
+        seed=config.seed,
+    )
+    accuracy = model.evaluate(np.concatenate([p.X for p in test]), np.concatenate([p.y for p in test]))
+    return {"centralized_accuracy": round(float(accuracy), 4)}
+
+
+def summary_line(summary: Mapping[str, Any]) -> str:
+    return (
+        f"final accuracy {summary['final_accuracy']} (centralized {summary.get('centralized_accuracy')}), "
+        f"{summary['rounds_finalized']} rounds finalized, {summary['rounds_aborted']} aborted, "
+        f"audit {'verified' if summary['audit_verified'] else 'FAILED'}, {summary.get('wall_seconds')} s"
+    )
