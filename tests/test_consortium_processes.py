@@ -2,7 +2,8 @@
 on their own raw UCI heart-disease files, sharing one chain endpoint and one store.
 
 One hospital's node is killed with SIGKILL right after it commits and is restarted; aggregators race to propose
-(two identical proposals finalize a round, so later ones are refused). The task must still finish every round,
+(two identical proposals finalize a round, so later ones are refused; the lost race itself is pinned in process by
+tests/test_federation.py). The task must still finish every round,
 nobody commits twice, and ``audit verify`` passes from two hospitals' workspaces.
 """
 
@@ -92,8 +93,10 @@ def test_four_hospitals_in_separate_processes_survive_a_killed_node_and_lost_rac
             assert max(commits.values()) == 1  # nobody commits twice, the restarted hospital included
             assert (1, victim.address) in commits
 
+        # Aggregators race to propose: whoever comes after the quorum is refused, logs it and goes on (whether a race
+        # is lost depends on timing; tests/test_federation.py loses one deterministically). No node crashed above.
         logs = "".join(log_of(net, name) for name in HOSPITALS)
-        assert "refused function=propose_aggregate" in logs  # a lost proposal race, logged, and the node went on
+        assert "Traceback" not in logs
         for org in net.orgs[:2]:
             done = net.run(org, "audit", "verify", check=False)
             assert done.returncode == 0, done.stderr

@@ -19,11 +19,11 @@ from fedledger.audit import verify_task
 from fedledger.chain import ZERO_HASH, ConsortiumClient, Role, TrainingTaskClient
 from fedledger.chain.events import AggregateProposed, RoundFinalized, UpdateCommitted, UpdateFlagged
 from fedledger.chain.registry import purpose_id
-from fedledger.chain.task import ZERO_ADDRESS
+from fedledger.chain.task import ZERO_ADDRESS, Phase
 from fedledger.cli import app
 from fedledger.demo import run_demo
 from fedledger.exceptions import ConfigError
-from fedledger.federation import MemberNode, Simulation, TaskConfig
+from fedledger.federation import MemberNode, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.config import DEFAULT_CLIP_TO_MEDIAN_NORM
 from fedledger.federation.rules import aggregate_round, previous_global_params
 from fedledger.federation.setup import create_consortium
@@ -351,6 +351,31 @@ def test_a_restarted_node_resumes_without_committing_twice(tmp_path: Path) -> No
         Simulation(sim.task, sim.nodes).run()
         commits = [e for e in sim.task.events() if isinstance(e, UpdateCommitted)]
         assert Counter((c.round_id, c.member) for c in commits)[(1, first.account.address)] == 1
+        assert sorted(sim.task.model_history()) == [1, 2]
+
+
+def test_a_node_that_loses_the_proposal_race_logs_the_refusal_and_goes_on(tmp_path: Path) -> None:
+    ws, sim = _small_setup(tmp_path, rounds=2)
+    events: list[NodeEvent] = []
+    late = sim.nodes[3]
+    late.on_event = events.append
+    with ws:
+        k = 0  # open, commit, close commits, score, close validation: up to aggregation
+        while sim.task.current_round == 0 or sim.task.round(1).phase is not Phase.AGGREGATE:
+            sim.nodes[k % len(sim.nodes)].step()
+            k += 1
+        stale = late.task.member_view(late.account.address)  # the late aggregator reads AGGREGATE ...
+        assert stale.round is not None and stale.round.phase is Phase.AGGREGATE
+        for node in sim.nodes[:2]:  # ... then a quorum of two finalizes the round
+            assert node.step()
+        assert sim.task.round(1).phase is Phase.FINALIZED
+        late.task.member_view = lambda _address: stale  # type: ignore[method-assign]
+        assert late.step() is False  # its proposal is refused: no crash, nothing done
+        refused = [e for e in events if e.action == "refused"]
+        assert refused and refused[0].details["function"] == "propose_aggregate"
+        assert "round not in aggregation" in refused[0].details["reason"]
+        del late.task.member_view  # reads the chain again
+        Simulation(sim.task, sim.nodes).run()
         assert sorted(sim.task.model_history()) == [1, 2]
 
 
