@@ -10,22 +10,17 @@ canonical strings (``metrics``) and stored on chain as the keccak256 of the name
 
 from __future__ import annotations
 
-import re
-
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
-from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
+from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32, name_id
 from fedledger.chain.events import Posted
 from fedledger.exceptions import BadInput
 
 __all__ = ["METRICS_TOPIC", "BulletinClient", "Topic", "topic_id"]
 
 METRICS_TOPIC = "metrics"
-# Lower-case ASCII so that one topic has one spelling, hence one id.
-_TOPIC_NAME = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")
 
 # A topic given by its canonical name, or by its 32-byte id.
 Topic = str | bytes
@@ -33,16 +28,7 @@ Topic = str | bytes
 
 def topic_id(topic: Topic) -> bytes:
     """The on-chain id of a topic: keccak256 of its canonical name (or the 32-byte id itself)."""
-    if isinstance(topic, bytes):
-        if len(topic) != 32 or topic == bytes(32):
-            raise BadInput(f"malformed topic id: expected 32 non-zero bytes, got {topic!r}")
-        return topic
-    if not isinstance(topic, str) or _TOPIC_NAME.fullmatch(topic) is None:
-        raise BadInput(
-            f"malformed topic name {topic!r}: expected 1-128 characters of a-z 0-9 . _ : / - "
-            "starting with a letter or digit (e.g. 'metrics')"
-        )
-    return keccak(text=topic)
+    return name_id(topic, what="topic", example="metrics")
 
 
 class BulletinClient(ContractClient):

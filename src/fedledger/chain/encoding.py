@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from eth_utils import is_address, to_checksum_address
+import re
+
+from eth_utils import is_address, keccak, to_checksum_address
 
 from fedledger.exceptions import BadInput
 
-__all__ = ["ZERO_HASH", "as_address", "as_bytes32", "hex32"]
+__all__ = ["ZERO_HASH", "as_address", "as_bytes32", "hex32", "name_id"]
+
+# Canonical names of on-chain ids (purposes, bulletin topics): lower-case ASCII, so one name has one spelling.
+_CANONICAL_NAME = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")
 
 ZERO_HASH = "0x" + "00" * 32
 
@@ -38,3 +43,17 @@ def as_bytes32(value: str | bytes, *, what: str = "hash") -> bytes:
 def hex32(value: bytes) -> str:
     """0x-prefixed hex of a bytes32 value."""
     return "0x" + bytes(value).hex()
+
+
+def name_id(value: str | bytes, *, what: str, example: str) -> bytes:
+    """The on-chain id of a canonical name: keccak256 of the name, or the 32-byte id itself when given one."""
+    if isinstance(value, bytes):
+        if len(value) != 32 or value == bytes(32):
+            raise BadInput(f"malformed {what} id: expected 32 non-zero bytes, got {value!r}")
+        return value
+    if not isinstance(value, str) or _CANONICAL_NAME.fullmatch(value) is None:
+        raise BadInput(
+            f"malformed {what} name {value!r}: expected 1-128 characters of a-z 0-9 . _ : / - "
+            f"starting with a letter or digit (e.g. {example!r})"
+        )
+    return keccak(text=value)

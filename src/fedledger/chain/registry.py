@@ -7,19 +7,17 @@ any member recomputes from the name, so the contract compares ids without holdin
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from web3.types import BlockIdentifier
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
-from fedledger.chain.encoding import as_address, as_bytes32, hex32
+from fedledger.chain.encoding import as_address, as_bytes32, hex32, name_id
 from fedledger.chain.events import DatasetRegistered, decode_logs
 from fedledger.exceptions import BadInput
 
@@ -34,8 +32,6 @@ __all__ = [
 ]
 
 MAX_PURPOSES = 16
-# Lower-case ASCII so that one purpose has one spelling, hence one id.
-_PURPOSE_NAME = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,127}")
 
 # A purpose given by its canonical name, or by its 32-byte id.
 Purpose = str | bytes
@@ -43,16 +39,7 @@ Purpose = str | bytes
 
 def purpose_id(purpose: Purpose) -> bytes:
     """The on-chain id of a purpose: keccak256 of its canonical name (or the 32-byte id itself)."""
-    if isinstance(purpose, bytes):
-        if len(purpose) != 32 or purpose == bytes(32):
-            raise BadInput(f"malformed purpose id: expected 32 non-zero bytes, got {purpose!r}")
-        return purpose
-    if not isinstance(purpose, str) or _PURPOSE_NAME.fullmatch(purpose) is None:
-        raise BadInput(
-            f"malformed purpose name {purpose!r}: expected 1-128 characters of a-z 0-9 . _ : / - "
-            "starting with a letter or digit (e.g. 'model-training:heart-disease')"
-        )
-    return keccak(text=purpose)
+    return name_id(purpose, what="purpose", example="model-training:heart-disease")
 
 
 def purpose_ids(purposes: Sequence[Purpose]) -> list[bytes]:
