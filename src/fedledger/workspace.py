@@ -223,7 +223,7 @@ class Workspace:
             if key is None:
                 return None
         try:
-            acct = Account.from_key(key)
+            acct: LocalAccount = Account.from_key(key)
         except (ValueError, TypeError) as exc:
             raise KeystoreError(f"{FAUCET_KEY_ENV} does not hold a valid private key") from exc
         return acct

@@ -46,9 +46,9 @@ def serve(
 ) -> None:
     """Serve the embedded chain over JSON-RPC until SIGINT or SIGTERM, for members in other processes.
 
-    Members connect with `fedledger init --rpc URL`; the embedded chain's dev faucet pays their gas when
-    FEDLEDGER_FAUCET_KEY is 0x0101...01 (32 bytes of 0x01). Transactions are mined at once; an empty
-    block follows every --block-time idle seconds.
+    Members connect with `fedledger init --rpc URL`; the embedded chain's development faucet pays their gas
+    (it is recognised by its chain id). Transactions are mined at once; an empty block follows every
+    --block-time idle seconds.
     """
     from fedledger.chain.server import serve_chain
 
