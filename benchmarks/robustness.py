@@ -28,12 +28,13 @@ B.json`` prints the tables and a cross-setting recommendation from earlier ``--j
 Sizing. Every (attack, rule, setting) cell retrains from scratch, so the grid's cost is cells x rounds
 x members per round. On the 2-core development machine a 20-round cell of 10 members per round (5 local
 SGD steps of 32 images each, trust scoring by committees of three, aggregation, a 10,000-image test)
-measured about 12 s of CPU (run 14 of docs/robustness.md); with committees of 21 and a third lying, about
+measured about 12 s of CPU (run 14 of benchmarks/results/robustness.md); with committees of 21 and a third lying, about
 twice that (each honest validator of a round trains its trust reference once). The full grid is 14
 rows (13 attacks and none) x 11 rules x 3 settings = 462 such cells plus 14 x 11 x 5 seeds = 770 heart-disease
 cells of about 0.5 s each (``count-inflation`` runs on heart disease only by default, ``sybil`` on Fashion-MNIST
 only: :data:`HEART_ONLY_ATTACKS`; wall times in
-docs/robustness.md, runs 14 and 17; run 21: the complete default grid, then with one heart seed, in 54.9 min on two
+benchmarks/results/robustness.md, runs 14 and 17; run 21: the complete default grid, then with one heart seed, in 54.9
+min on two
 cores; run 26a, with five heart seeds, in 59.7 min; run 28a, after run 27a's faster CNN step, in 52.9 min; run 33e,
 with the score-aware attack in every section, in 55.9 min); every cell's CPU seconds are printed and written to
 ``--json``.
@@ -111,7 +112,8 @@ class Setting:
 
 
 LYING_COMMITTEE = 21
-"""Validators per update where a third of them lie: the size docs/robustness.md recommends for consortia this
+"""Validators per update where a third of them lie: the size benchmarks/results/robustness.md recommends for consortia
+this
 large. With three, 27 % of committees drawn from 100 members of whom 34 lie have a lying majority (4.6 % with 21),
 and those updates are lost whatever the honest validators see (runs 14-15). Trust scoring trains one reference
 per validator and round, so the setting costs about twice the others (liars train none)."""
@@ -179,7 +181,7 @@ HEART = FLSetup(
     clip_norm=1.0,
     committee_size=3,
     # Four hospitals that all train every round: the few-silos profile (accuracy scoring, clipping to the median
-    # norm, trainer reputation by mean score; docs/robustness.md, runs 23 and 28).
+    # norm, trainer reputation by mean score; benchmarks/results/robustness.md, runs 23 and 28).
     **profile_setup("few-silos"),
 )
 HEART_SEEDS = "0,1,2,3,4"
@@ -686,7 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--clip-to-median-norm",
-        "--median-norm-bound",  # its name in docs/robustness.md run 20c
+        "--median-norm-bound",  # its name in benchmarks/results/robustness.md run 20c
         action=argparse.BooleanOptionalAction,
         help="scale accepted updates above the round's median norm down to it before the rule (FLAME's adaptive "
         f"clipping, a task's clip_to_median_norm; default {'on' if FMNIST_FULL.clip_to_median_norm else 'off'})",

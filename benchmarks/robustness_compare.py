@@ -5,7 +5,7 @@ mean test error in each, the mean of the per-seed differences (B - A) and its st
 
 The seeds fix the data split, the malicious members and the training, so the difference of two cells with the
 same seed is the effect of what changed between the runs (e.g. ``--clip-to-median-norm``), without the
-seed-to-seed noise that dominates either mean (docs/robustness.md, run 22).
+seed-to-seed noise that dominates either mean (benchmarks/results/robustness.md, run 22).
 """
 
 from __future__ import annotations

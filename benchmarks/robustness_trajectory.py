@@ -9,7 +9,7 @@ round only over many seeds. This prints each cell's whole trajectory, the same r
     python benchmarks/robustness_trajectory.py --seed 2 --rounds 40 fedavg:none centered-clipping:free-rider
 
 Each argument is ``rule:attack``; ``--malicious`` and ``--lying`` set the shares as in the benchmark's settings,
-``--committee`` the validators per update. docs/robustness.md quotes the output (run 16).
+``--committee`` the validators per update. benchmarks/results/robustness.md quotes the output (run 16).
 """
 
 from __future__ import annotations

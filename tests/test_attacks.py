@@ -245,7 +245,8 @@ def test_score_aware_scores_a_short_candidate_at_its_honest_norm_where_validator
 def test_score_aware_against_a_cosine_sends_a_tiny_copy_of_its_honest_step() -> None:
     # Trust scoring reads only the direction: the blend (1 - g(1 + s)) * honest keeps the honest direction, and so
     # the score, until it changes sign, and the bisection stops just short of that: a copy of the honest step a
-    # hundredth as long, which passes as an honest update would and adds almost nothing (docs/robustness.md, run 32:
+    # hundredth as long, which passes as an honest update would and adds almost nothing
+    # (benchmarks/results/robustness.md, run 32:
     # aggregators lift such updates to the round's median norm).
     benign, _ = _one_step_context()
     honest = vec(benign[0])
@@ -860,7 +861,7 @@ def test_trust_scoring_keeps_a_lying_validator_minority_from_flipping_outcomes(t
     0). Four honest validators score each update by ``trust`` (cosine against their own reference update):
     the liar is a minority of every update's scorers, the flipped update is rejected and every honest one
     accepted. One round: this data set converges in it, and after convergence trust scoring rejects honest
-    updates too (docs/robustness.md), which is why the demo scores by accuracy."""
+    updates too (benchmarks/results/robustness.md), which is why the demo scores by accuracy."""
     datas = hospital_datas(tmp_path, 5)
     config = hospital_task(rounds=1, min_commitments=3, scoring="trust", acceptance_threshold=5100)
     coalition = Coalition(make_attack("sign-flip+lying-validators"), num_malicious=1, num_workers=5, clip_norm=5.0)

@@ -1,7 +1,7 @@
 """Task profiles: the defaults a task's unset robustness settings get, per kind of federation.
 
 ``consortium`` (many members, a sample training each round) and ``few-silos`` (a handful that all train every
-round) are what benchmarks/robustness.py chose for its two federations (docs/robustness.md, runs 14-23).
+round) are what benchmarks/robustness.py chose for its two federations (benchmarks/results/robustness.md, runs 14-23).
 """
 
 from __future__ import annotations
@@ -47,13 +47,14 @@ def test_consortium_is_the_default_profile() -> None:
         0,
         10,
         False,
-        True,  # short accepted updates lifted to the median norm (docs/robustness.md, run 32)
+        True,  # short accepted updates lifted to the median norm (benchmarks/results/robustness.md, run 32)
     )
 
 
 def test_few_silos_profile_resolves_the_cross_silo_configuration_and_reaches_the_chain() -> None:
     config = TaskConfig(model=MODEL, profile="few-silos")
-    # Trainer reputation by mean score after five scored updates, not by rejections (docs/robustness.md, run 28).
+    # Trainer reputation by mean score after five scored updates, not by rejections (benchmarks/results/robustness.md,
+    # run 28).
     # Validators score a short update at the round's median norm (run 30); coordinate-wise median aggregates (run 31).
     expected = ("few-silos", "relative", 4_500, "median", True, 0, 5_000, True, 4_700, 5, True, False)
     assert _robustness(config) == expected

@@ -14,7 +14,7 @@ plain batched convolutions measured faster than ``torch.func.vmap`` over stacked
 (vmap turns the convolutions into grouped ones, which are slow on CPU), so members are trained
 sequentially on one module whose parameters are overwritten in place. Pooling in channels-last layout
 and ReLU after pooling cut the Fashion-MNIST cells' CPU time by 6-15 % (11 % over the grid) with
-bit-identical results (docs/robustness.md, run 27a).
+bit-identical results (benchmarks/results/robustness.md, run 27a).
 """
 
 from __future__ import annotations

@@ -124,7 +124,8 @@ class TrainerReputation(Generic[V]):
 
     Why: an attacker whose updates the validators reject most of the time still gets the rest through, and in a
     small consortium one accepted boosted update can plant a backdoor that honest training does not undo (four
-    hospitals, ``docs/robustness.md`` run 23). Its record of rejections ends that after the warm-up, while honest
+    hospitals, ``benchmarks/results/robustness.md`` run 23). Its record of rejections ends that after the warm-up,
+    while honest
     trainers, rejected only where a noisy score straddles the threshold, stay far below a 50 % bound. Under a
     scoring rule that rejects honest updates often (trust scoring on a few heterogeneous silos) it would strike
     honest trainers too: turn it on with scoring that accepts them (run 23).
@@ -132,7 +133,7 @@ class TrainerReputation(Generic[V]):
     Why a bound on the mean as well: an update crafted to stay just acceptable (Fang et al.'s Krum attack among
     four hospitals) is rejected too rarely for any rejection bound, but its committee medians fall below 5000
     (no change) round after round, while an honest hospital's average about 5000: the mean over a few rounds
-    tells them apart where no single round can (``docs/robustness.md``, run 28).
+    tells them apart where no single round can (``benchmarks/results/robustness.md``, run 28).
     """
 
     max_rejection: int

@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 DEFAULT_RULE = "centered-clipping"  # validated rounds; the robustness benchmark's choice
-DEFAULT_CLIP_TO_MEDIAN_NORM = False  # no gain on fresh seeds (docs/robustness.md, run 22)
-DEFAULT_SCORING = "trust"  # the robustness benchmark's choice (docs/robustness.md)
+DEFAULT_CLIP_TO_MEDIAN_NORM = False  # no gain on fresh seeds (benchmarks/results/robustness.md, run 22)
+DEFAULT_SCORING = "trust"  # the robustness benchmark's choice (benchmarks/results/robustness.md)
 DEFAULT_THRESHOLDS = {
     # trust: 5000 + 5000 cos; just above "orthogonal", so updates against or across the validators' own
     # direction (sign flipping, label flipping, free riders, noise) fail and honest non-IID ones pass.
@@ -84,7 +84,8 @@ DEFAULT_MAX_EXAMPLES = 10_000_000
 """The most examples one update may declare (its check refuses more)."""
 
 DEFAULT_MAX_DISAGREEMENT = 5_000
-"""Half: in benchmarks/robustness.py (docs/robustness.md, run 18) lying validators voted against the outcome
+"""Half: in benchmarks/robustness.py (benchmarks/results/robustness.md, run 18) lying validators voted against the
+outcome
 0.62-0.88 of the time, honest ones 0.17-0.20."""
 
 DEFAULT_MAX_REJECTION = 0
@@ -98,7 +99,7 @@ FEW_SILOS_MIN_MEAN_SCORE = 4_700
 rarely for any rejection bound but averages 4400-4850 over its first rounds, honest hospitals about 5000. With it
 and a warm-up of five, in place of the rejection bound of 4000, the attack's error fell from 0.269 to 0.228, the
 backdoor is still struck (flips 0.000), and honest hospitals were struck in 25 cells of 130 instead of 32
-(docs/robustness.md, run 28)."""
+(benchmarks/results/robustness.md, run 28)."""
 
 DEFAULT_REPUTATION_WARMUP = 10
 """Scores before a validator can be distrusted: about five rounds of the benchmark's committees of 21 among 100
@@ -106,12 +107,12 @@ members (10 updates x 21 seats / 100 validators per round), so one unlucky round
 
 FEW_SILOS_REPUTATION_WARMUP = 5
 """A few silos that all train and score every round reach five scored updates in five rounds: the Krum attack's
-damage before it is struck is what the warm-up decides (docs/robustness.md, run 28)."""
+damage before it is struck is what the warm-up decides (benchmarks/results/robustness.md, run 28)."""
 
 
 PROFILES: dict[str, dict[str, Any]] = {
     # Dozens of members or more, a sample of them training each round, validator committees: the benchmark's
-    # 100-member Fashion-MNIST federation (docs/robustness.md, runs 14-22).
+    # 100-member Fashion-MNIST federation (benchmarks/results/robustness.md, runs 14-22).
     "consortium": {
         "scoring": DEFAULT_SCORING,
         "aggregation": DEFAULT_RULE,
@@ -169,7 +170,8 @@ class TaskConfig:
     max_update_bytes: int = 16 * 2**20
     max_examples: int = DEFAULT_MAX_EXAMPLES
     # Acceptance (contract rule: median of validators' scores >= threshold) and aggregation, as
-    # benchmarks/robustness.py chose (docs/robustness.md). "auto" scoring is the profile's (consortium: ``trust``,
+    # benchmarks/robustness.py chose (benchmarks/results/robustness.md). "auto" scoring is the profile's (consortium:
+    # ``trust``,
     # the cosine of the update with the validator's own update on its validation data; few-silos: ``relative``)
     # except under client-level DP without secure aggregation, where the noise hides every update's direction and
     # ``relative`` (accuracy change) is used. The threshold defaults to the scoring rule's (DEFAULT_THRESHOLDS).

@@ -7,7 +7,7 @@ task's threshold. Two families:
 * ``trust`` (the task default): the cosine of the update with the validator's own update on its
   validation data (:func:`score_trust`), FLTrust's trust score with every validator as a root of trust.
   A continuous measurement, so honest updates score well clear of the threshold and a lying minority
-  of a committee cannot drag them under it; ``docs/robustness.md`` measures it against every attack.
+  of a committee cannot drag them under it; ``benchmarks/results/robustness.md`` measures it against every attack.
   Once the model has converged on the validators' data, honest updates are small steps at arbitrary
   angles to the validator's own and trust rejects them: tasks that run many rounds past convergence
   (the demo's breast-cancer set converges in its first round) should score by accuracy.
@@ -19,7 +19,7 @@ scored at the weight it will have in the aggregate, ``global + update / k`` (``k
 updates expected in the aggregate), instead of alone at full weight. On non-IID data an honest
 member's full-weight update moves the model towards its own labels and costs validators holding
 other labels accuracy that the averaged model never loses, so full-weight scoring rejects honest
-updates; but a ``1/k`` step changes few predictions, and ``docs/robustness.md`` measures that with
+updates; but a ``1/k`` step changes few predictions, and ``benchmarks/results/robustness.md`` measures that with
 validation sets of 30-120 images it no longer separates poisoned updates from honest ones (nearly
 all of both are accepted). Tasks therefore keep ``k = 1`` unless their validators hold far more data.
 The division is exact integer arithmetic on the fixed-point values (toward zero), so every validator
@@ -158,7 +158,8 @@ def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
 
     What a validator scores under ``TaskConfig.score_at_median_norm``: a step shorter than the round's median
     changes few of a small validation set's predictions whatever its direction, so an update that pulls the
-    model the wrong way could pass by being short (the score-aware attack's updates were, docs/robustness.md,
+    model the wrong way could pass by being short (the score-aware attack's updates were,
+    benchmarks/results/robustness.md,
     run 30). Scaled to a typical honest step, its direction is what gets scored. The factor is
     ``floor(sqrt(sq_norm / |u|^2) * 2^40) / 2^40``, from exact integers, and the values are scaled exactly and
     rounded toward zero: the same kernel (:func:`.median_norm.scaled_row`) as the aggregate's
@@ -241,7 +242,7 @@ def score_relative(
 # ``min(after, 5000 + after - before)``; the absolute term ``after`` is the smaller one exactly when
 # ``before < 5000``, and then below any usable threshold: a task started from random weights (about 10 %
 # accuracy on ten classes) scored every update near 1000, accepted none at the default threshold 4500, and
-# its model never moved (measured in docs/robustness.md). Once ``before >= 5000`` the old formula already
+# its model never moved (measured in benchmarks/results/robustness.md). Once ``before >= 5000`` the old formula already
 # equalled the relative term. The name stays so that existing task configs keep their meaning.
 score_update_relative = score_relative
 

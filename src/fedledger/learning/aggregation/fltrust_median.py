@@ -20,7 +20,7 @@ Bartlett, "Byzantine-Robust Distributed Learning", ICML 2018). Why this referenc
   itself an attack surface (a lying validator commits a poisoned reference).
 
 The median alone is a weak aggregate on non-IID data (it discards most of the honest information,
-measured in ``docs/robustness.md``); used as a *direction* it keeps the weighted mean's information:
+measured in ``benchmarks/results/robustness.md``); used as a *direction* it keeps the weighted mean's information:
 every update that agrees with the majority's direction contributes, in proportion to its agreement.
 
 Magnitude. FLTrust rescales every update to ``|g0|``; the median of non-IID updates is much shorter

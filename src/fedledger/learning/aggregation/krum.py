@@ -12,7 +12,7 @@ limbs small enough to be exact), so scores are exact integers and the selection
 is the same on every machine; ties go to the lowest index.
 
 Fallback. Krum needs ``n > 2f + 2`` updates, Bulyan ``n >= 4f + 3``. On the ledger the accepted set
-is decided by validators, so a round can leave fewer (measured in ``docs/robustness.md``: with 10
+is decided by validators, so a round can leave fewer (measured in ``benchmarks/results/robustness.md``: with 10
 members per round and a third of honest updates rejected, Multi-Krum and Bulyan failed up to 6 rounds
 in 20). With ``fallback="median"`` (the default) such a round aggregates with the coordinate-wise
 median (:mod:`.median`; Yin et al., ICML 2018) instead of failing: it is deterministic, needs no
