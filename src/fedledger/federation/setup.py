@@ -23,9 +23,10 @@ from fedledger.chain.encoding import as_address
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.data.prepare import Recipe
-from fedledger.exceptions import ConfigError, NotAuthorized, StoreError
+from fedledger.exceptions import ConfigError, NotAuthorized
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.consortium_stats import STATS_MEMBERS_KEY, stats_members
+from fedledger.federation.evaluation import task_config
 from fedledger.federation.node import Behavior, LocalData, MemberNode, NodeEvent
 from fedledger.federation.secure import identity_key
 from fedledger.learning import build_model, encode_model
@@ -169,11 +170,7 @@ def join_task(
         raise ConfigError(f"the creator of task {task_address} published no store URL: give one with --store")
     ws.config.consortium = consortium_address
     ws.config.store = url
-    params = task.params()
-    try:
-        config = TaskConfig.from_bytes(ws.store().get(params.config_hash.removeprefix("0x")))
-    except StoreError as exc:
-        raise ConfigError(f"the task config {params.config_hash} is not in the store {url}: {exc}") from exc
+    config = task_config(task, ws.store())  # the config must be in the store under the hash the chain holds
     ws.fund(account.address)
     register_kx_key(consortium, account)
     ws.config.tasks[name] = task_address
@@ -185,6 +182,6 @@ def join_task(
         "member": account.address,
         "roles": me.roles.names(),
         "store": url,
-        "config_hash": params.config_hash,
+        "config_hash": task.params().config_hash,
         "rounds": config.rounds,
     }

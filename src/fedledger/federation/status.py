@@ -10,7 +10,7 @@ from typing import Any
 
 from fedledger.chain.consortium import ConsortiumClient, MemberStatus, Role
 from fedledger.chain.task import Phase, TrainingTaskClient
-from fedledger.federation.config import TaskConfig
+from fedledger.federation.evaluation import task_config
 from fedledger.store import BlobStore
 
 __all__ = ["round_outcomes", "task_status"]
@@ -28,8 +28,7 @@ def round_outcomes(task: TrainingTaskClient) -> dict[str, list[int]]:
 
 def task_status(task: TrainingTaskClient, consortium: ConsortiumClient, store: BlobStore) -> dict[str, Any]:
     """The task's state now, as plain JSON-able data (``fedledger task status --json``)."""
-    params = task.params()
-    config = TaskConfig.from_bytes(store.get(params.config_hash.removeprefix("0x")))
+    config = task_config(task, store)
     outcomes = round_outcomes(task)
     chain_time = task.chain.timestamp()
     report: dict[str, Any] = {
