@@ -278,6 +278,8 @@ class ChainServer:
             return to_hex(seconds)
         if method == "net_version":
             return str(EMBEDDED_CHAIN_ID)
+        if method == "eth_chainId":
+            return to_hex(self.chain_id)
         if method == "web3_clientVersion":
             return f"fedledger-chain/{__version__}/{self._call(RPCEndpoint(method), [])}"
         return _wire(self._call(RPCEndpoint(method), params), method)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 
-from fedledger.cli.common import DEFAULT_WS, AsOpt, WorkspaceOpt, console, open_workspace
+from fedledger.cli.common import DEFAULT_WS, AsOpt, WorkspaceOpt, console, err_console, open_workspace
 from fedledger.cli.evaluate import task_metrics
 from fedledger.cli.task import task_app
 from fedledger.exceptions import ChainError, ContractRevert, RoundsAborted, StoreError
 
 if TYPE_CHECKING:
+    from fedledger.chain import Chain
     from fedledger.federation import MemberNode, NodeEvent
 
 __all__ = ["node", "task_app"]
@@ -24,6 +28,7 @@ log = logging.getLogger("fedledger.node")
 
 MAX_BACKOFF = 30.0
 STATS_WAIT = 3600.0  # how long a node waits for the other participants' preparation statistics
+REREAD_SECONDS = 1.0  # the longest a node goes without reading its view of the task
 
 
 def node(
@@ -38,10 +43,15 @@ def node(
     val_fraction: Annotated[
         float, typer.Option(help="Share of local rows kept for validating others' updates and evaluating models.")
     ] = 0.2,
-    poll: Annotated[float, typer.Option(help="Seconds between chain reads while nothing is due.")] = 0.2,
+    poll: Annotated[
+        float, typer.Option(help="Seconds between checks for a new block while nothing is due (a cheap read).")
+    ] = 0.05,
     once: Annotated[bool, typer.Option(help="Do at most one action (or nothing, when nothing is due), then exit.")] = (
         False
     ),
+    json_events: Annotated[
+        bool, typer.Option("--json", help="Print each action as one JSON object per line (with its Unix time).")
+    ] = False,
 ) -> None:
     """Run this member's node until the task's last round closes (resumes from chain state after a restart).
 
@@ -51,6 +61,8 @@ def node(
     from fedledger.federation.setup import register_kx_key
     from fedledger.store import BlobStore
 
+    # With --json, stdout carries only the event lines; everything else goes to stderr.
+    say = err_console if json_events else console
     with open_workspace(workspace) as ws:
         client = ws.task(task)
         blobs = BlobStore(store) if store else ws.store()
@@ -62,12 +74,12 @@ def node(
             task=client,
             store=blobs,
             data=None,
-            on_event=lambda e: console.print(_describe(e), highlight=False),
+            on_event=_print_json if json_events else _print_line,
             # Secure rounds: the member's round secrets, encrypted, so a restarted node can still reveal.
             state_dir=ws.root / "secagg" / name,
         )
         if register_kx_key(ws.consortium(), account):
-            console.print(f"registered the key-agreement key of {account.address} (secure aggregation, statistics)")
+            say.print(f"registered the key-agreement key of {account.address} (secure aggregation, statistics)")
         recipe = agreed_recipe(
             member.config,
             client,
@@ -75,25 +87,26 @@ def node(
             account=account,
             table=data,
             wait=STATS_WAIT,
-            on_wait=lambda missing: console.print(f"waiting for preparation statistics from {', '.join(missing)}"),
+            on_wait=lambda missing: say.print(f"waiting for preparation statistics from {', '.join(missing)}"),
         )
         member.data = load_member_data(member.config, data, label=label, recipe=recipe, val_fraction=val_fraction)
         if once:
             if not member.step():
-                console.print("nothing due")
+                say.print("nothing due")
             return
-        _run(member, poll, _MetricsPoster(member))
-        _finish(member)
+        _run(member, poll, _MetricsPoster(member, say), say)
+        _finish(member, say)
 
 
 class _MetricsPoster:
     """Federated evaluation: after each finalized round the member scores its model on its validation split and
     posts the metrics (a blob, its hash on the task's bulletin); nobody sees the rows."""
 
-    def __init__(self, member: MemberNode) -> None:
+    def __init__(self, member: MemberNode, say: Console) -> None:
         from fedledger.federation.evaluation import task_bulletin
 
         self.member = member
+        self.say = say
         self.bulletin = (
             task_bulletin(member.task, member.store, member.account) if member.config.evaluation_board else None
         )
@@ -103,51 +116,67 @@ class _MetricsPoster:
         from fedledger.chain.task import Phase
         from fedledger.federation.evaluation import post_round_metrics
 
-        member, data = self.member, self.member.data
-        if self.bulletin is None or data is None or len(data.y_val) == 0:
+        member, data, view = self.member, self.member.data, self.member.view
+        if self.bulletin is None or data is None or len(data.y_val) == 0 or view is None or view.round is None:
             return
-        current = member.task.current_round
+        current = view.current_round
         for r in range(self.through + 1, current + 1):
-            phase = member.task.round(r).phase
+            # The current round's phase is in the last step's view; an earlier one is read once, when it is past.
+            phase = view.round.phase if r == current else member.task.round(r).phase
             if phase is Phase.FINALIZED:
                 try:
                     post_round_metrics(
                         member.task, self.bulletin, member.store, member.account, r, data.X_val, data.y_val
                     )
                 except ContractRevert as exc:  # evaluation is a report: its failure must not stop training
-                    console.print(f"[yellow]round {r}: metrics not posted:[/] {exc}", highlight=False)
+                    self.say.print(f"[yellow]round {r}: metrics not posted:[/] {exc}", highlight=False)
             elif phase is not Phase.ABORTED:
                 return  # still running: later
             self.through = r
 
 
-def _run(member: MemberNode, poll: float, after_step: Callable[[], None]) -> None:
-    """Step until the task is done; an unreachable chain or store is retried with backoff."""
+def _run(member: MemberNode, poll: float, after_step: Callable[[], None], say: Console) -> None:
+    """Step until the task is done; an unreachable chain or store is retried with backoff.
+
+    Between steps the node watches the chain head (one cheap ``eth_blockNumber`` every ``poll`` seconds) and
+    reads its view again when a block arrives: every other member's action is a transaction, so a member reacts
+    within ``poll`` of it without loading the node with full reads. It also reads at least every
+    ``REREAD_SECONDS``, for deadlines on a chain that mines no block while idle."""
     backoff = poll
+    chain = member.task.chain
     while True:
         try:
-            if member.done():
-                after_step()
-                return
+            head = chain.block_number
             acted = member.step()
             if not acted:
                 after_step()
+                if member.done_at_last_step():
+                    return
             backoff = poll
         except (ChainError, StoreError) as exc:
             backoff = min(MAX_BACKOFF, max(2 * backoff, 0.5))
-            console.print(f"[yellow]retrying in {backoff:.1f} s:[/] {exc}", highlight=False)
+            say.print(f"[yellow]retrying in {backoff:.1f} s:[/] {exc}", highlight=False)
             time.sleep(backoff)
             continue
         if not acted:
-            time.sleep(poll)
+            _wait_for_block(chain, head, poll)
 
 
-def _finish(member: MemberNode) -> None:
+def _wait_for_block(chain: Chain, head: int, poll: float) -> None:
+    """Return once the chain has a block after ``head``, or after ``REREAD_SECONDS``."""
+    give_up = time.monotonic() + REREAD_SECONDS
+    while time.monotonic() < give_up:
+        time.sleep(poll)
+        if chain.block_number != head:
+            return
+
+
+def _finish(member: MemberNode, say: Console) -> None:
     from fedledger.federation.status import round_outcomes
 
     outcomes = round_outcomes(member.task)
     finalized, aborted = outcomes["finalized"], outcomes["aborted"]
-    console.print(
+    say.print(
         f"task done: {len(finalized)} rounds finalized, {len(aborted)} aborted; latest model {member.task.latest_model}"
     )
     if aborted:
@@ -158,9 +187,15 @@ def _finish(member: MemberNode) -> None:
         )
 
 
-def _describe(event: NodeEvent) -> str:
+def _print_line(event: NodeEvent) -> None:
     details = ", ".join(f"{k}={v}" for k, v in event.details.items())
-    return f"round {event.round_id}: {event.action} {details}"
+    stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
+    console.print(f"{stamp} round {event.round_id}: {event.action} {details}", highlight=False, soft_wrap=True)
+
+
+def _print_json(event: NodeEvent) -> None:
+    record = {"time": round(time.time(), 3), "round": event.round_id, "action": event.action, **event.details}
+    print(json.dumps(record, default=str), flush=True)
 
 
 task_app.command("metrics")(task_metrics)

@@ -155,6 +155,8 @@ class MemberNode:
         """Rounds that opened with this member distrusted as a trainer: it does not train in them."""
         self._state_dir = state_dir
         self._secure: SecureRoundDriver | None = None
+        self.view: MemberView | None = None
+        """This member's view of the task read by the last step (None before the first)."""
         self._last_refusal: tuple[int, str, str] | None = None
 
     # -- configuration -------------------------------------------------------------
@@ -205,6 +207,18 @@ class MemberNode:
             Phase.ABORTED,
         )
 
+    def done_at_last_step(self) -> bool:
+        """Whether the task's last round was closed when the last step read the chain (no read of its own: call
+        it after a step that did not act, whose view is then current)."""
+        view = self.view
+        if view is None:
+            return self.done()
+        return (
+            view.current_round >= self.config.rounds
+            and view.round is not None
+            and view.round.phase in (Phase.FINALIZED, Phase.ABORTED)
+        )
+
     def step(self) -> bool:
         """Do what this member owes in the current round; True if it acted.
 
@@ -235,7 +249,7 @@ class MemberNode:
             if self._secure is None:
                 self._secure = SecureRoundDriver(self, self._state_dir)
             return self._secure.step()
-        status = self.task.member_view(self.account.address)  # one read per step
+        status = self.view = self.task.member_view(self.account.address)  # one read per step
         info = status.round
         if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
             return self._maybe_open(status)
@@ -419,8 +433,13 @@ class MemberNode:
         return update, meta, declared, epsilon
 
     def _train_and_commit(self, info: RoundInfo) -> None:
+        started = time.perf_counter()
         update, meta, n, epsilon = self._local_update(info)
-        self._commit(info.round_id, self.store.put(encode_update(update, meta)), n, epsilon)
+        # Local work (training, clipping, encoding), reported so round overhead can be told apart from training.
+        train_seconds = round(time.perf_counter() - started, 4)
+        self._commit(
+            info.round_id, self.store.put(encode_update(update, meta)), n, epsilon, train_seconds=train_seconds
+        )
 
     def _commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
         """Commit an update blob's hash with this member's dataset and declared spend."""

@@ -57,6 +57,7 @@ class SecureRoundDriver:
         node = self.node
         sv = node.task.secure_view(node.account.address)  # one read per step
         status, info = sv.view, sv.view.round
+        node.view = status
         if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
             self._forget(before_round=status.current_round + 1)
             return node._maybe_open(status)
