@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,27 @@ def test_prepare_nsl_kdd_test_set() -> None:
     assert (data.X[:, proto].sum(axis=1) == 1).all()
     numeric = [i for i, n in enumerate(data.feature_names) if "=" not in n]
     assert np.allclose(data.X[:, numeric].mean(axis=0), 0.0, atol=1e-9)
+
+
+@needs_kdd
+def test_nsl_kdd_byte_counts_fit_the_fixed_point_secure_sum_only_after_log1p() -> None:
+    recipe = Recipe.load(KDD_RECIPE)
+    raw = recipe.to_dict()
+    for column in raw["columns"]:
+        if isinstance(column, dict):
+            column.pop("transform", None)
+    # src_bytes reaches 1.4e9 in KDDTrain+: at the default 1/256 units its sum of squares needs 78 bits, not 62.
+    with pytest.raises(
+        BadInput, match=r"KDDTrain\+\.txt, column src_bytes: the sum of squares needs 78 bits at frac_bits=8.*log1p"
+    ):
+        Recipe.from_dict(raw).local_stats(KDD / "KDDTrain+.txt", frac_bits=8)
+    fixed = recipe.local_stats(KDD / "KDDTrain+.txt", frac_bits=8)
+    assert int(np.abs(fixed).max()) < 2**50  # room for thousands of members' vectors in the 2**63 sum
+    agreed = stats_from_sum(recipe, fixed, frac_bits=8)
+    frame = pd.read_csv(KDD / "KDDTrain+.txt", header=None, names=list(recipe.columns))
+    logs = np.log1p(frame["src_bytes"].to_numpy(dtype=float))
+    assert agreed["src_bytes"].mean == pytest.approx(logs.mean(), abs=2**-9)  # within the fixed point's rounding
+    assert agreed["src_bytes"].std == pytest.approx(logs.std(), abs=2**-8)
 
 
 @needs_heart
@@ -340,6 +362,49 @@ def test_local_statistics_median_imputation_and_clipping(tmp_path: Path) -> None
     assert data.X[:, 0].tolist() == [10.0, 20.0, 70.0, 20.0]
 
 
+def test_log1p_transforms_after_clipping_and_before_statistics_imputation_and_scaling(tmp_path: Path) -> None:
+    d = small_recipe(statistics="consortium")
+    d["columns"][0] = {"name": "age", "kind": "numeric", "impute": "mean", "scale": "standard", "transform": "log1p"}
+    d["columns"][1] = {
+        "name": "chol",
+        "kind": "numeric",
+        "impute": "constant:9",  # in the file's units: imputed as log1p(9)
+        "scale": "minmax",
+        "clip": [0, 999],  # minmax over the transformed bounds, log1p(0) and log1p(999)
+        "transform": "log1p",
+    }
+    path = write(tmp_path / "t.csv", ["0,0,6,0", "9,2000,6,1", "99,?,6,0", "?,99,6,1"])
+    recipe = Recipe.from_dict(d)
+    logs = np.log1p([0.0, 9.0, 99.0])
+    fixed = recipe.local_stats(path, frac_bits=8)
+    assert fixed[:3].tolist() == [3, int(np.rint(logs * 256).sum()), int((np.rint(logs * 256) ** 2).sum())]
+    agreed = recipe.with_stats(recipe.local_stats(path))
+    assert agreed.stats_map["age"].mean == pytest.approx(logs.mean(), rel=1e-12)
+    assert agreed.stats_map["age"].std == pytest.approx(logs.std(), rel=1e-12)
+    X = prepare(agreed, path).X
+    assert X[:, 0] == pytest.approx(np.append(logs - logs.mean(), 0.0) / logs.std())  # the mean imputed is a log
+    assert X[:, 1] == pytest.approx(np.log1p([0.0, 999.0, 9.0, 99.0]) / np.log1p(999.0))  # 2000 clipped to 999
+    # Recipes without a transform keep the canonical form, hence the hash, they had before transforms existed.
+    assert "transform" not in Recipe.load(HEART_RECIPE).to_dict()["columns"][0]
+    assert agreed.to_dict()["columns"][0]["transform"] == "log1p"
+    assert Recipe.from_dict(agreed.to_dict()) == agreed
+    plain = copy.deepcopy(d)
+    del plain["columns"][0]["transform"]
+    assert Recipe.from_dict(plain).hash() != recipe.hash()
+
+
+def test_values_outside_the_transforms_domain_name_file_line_and_column(tmp_path: Path) -> None:
+    d = small_recipe()
+    d["columns"][1] = {"name": "chol", "kind": "numeric", "transform": "log1p"}
+    path = write(tmp_path / "n.csv", ["63,233,6,0", "50,-1,6,1"])
+    assert (
+        bad_input(Recipe.from_dict(d), path)
+        == "n.csv line 2, column chol: '-1' is outside log1p's domain (values above -1)"
+    )
+    d["columns"][1]["clip"] = [0, 500]  # clipping comes first, so the same file prepares
+    assert prepare(Recipe.from_dict(d), path).X[:, 1].tolist() == [math.log1p(233), 0.0]
+
+
 # ------------------------------------------------------------------------------------------ recipe validation
 
 
@@ -394,6 +459,27 @@ def test_unknown_keys_and_bad_strategies_name_the_field() -> None:
     d = copy.deepcopy(heart)
     d["columns"][2]["categories"] = [1, 2, "3"]
     assert config_error(d).startswith("preparation.columns.cp.categories: mixes numbers and strings")
+
+
+def test_bad_transforms_name_the_field() -> None:
+    heart = tomllib.loads(HEART_RECIPE.read_text())
+    d = copy.deepcopy(heart)
+    d["columns"][4]["transform"] = "log"
+    assert config_error(d) == "preparation.columns.chol.transform: unknown transform 'log'; known: none, log1p"
+    d = copy.deepcopy(heart)
+    d["columns"][2]["transform"] = "log1p"
+    assert config_error(d) == "preparation.columns.cp.transform: not allowed for a categorical column"
+    d = copy.deepcopy(heart)
+    d["defaults"]["numeric"]["transform"] = "log1p"
+    d["columns"][9]["clip"] = [-2, 10]
+    assert config_error(d) == (
+        "preparation.columns.oldpeak.clip: low -2 lets values at or below -1 through, outside log1p's domain"
+    )
+    d["columns"][9]["clip"] = [-0.5, 10]
+    d["columns"][0]["impute"] = "constant:-1"
+    assert config_error(d) == "preparation.columns.age.impute: constant -1 is outside log1p's domain (> -1)"
+    d["columns"][0]["impute"] = "constant:0"
+    assert all(f.transform == "log1p" for f in Recipe.from_dict(d).features if f.kind == "numeric")
 
 
 def test_statistics_that_sums_cannot_give_are_refused_under_consortium() -> None:

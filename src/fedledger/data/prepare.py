@@ -2,9 +2,9 @@
 
 A :class:`Recipe` is a typed, validated description of how to read a raw table (column names, delimiter, missing
 markers, skipped columns), how the label becomes the target (a binary rule or an ordered class list) and how each
-feature column is prepared (numeric: imputation, clipping, standard / min-max scaling; categorical: imputation and
-one-hot encoding over an explicit, ordered category list). Its canonical JSON is hashed into the task
-configuration, so every member that prepares with the same hash produces the same feature columns.
+feature column is prepared (numeric: clipping, a log1p transform, imputation, standard / min-max scaling;
+categorical: imputation and one-hot encoding over an explicit, ordered category list). Its canonical JSON is hashed
+into the task configuration, so every member that prepares with the same hash produces the same feature columns.
 
 The statistics that imputation and scaling need (means, standard deviations, most frequent categories) are agreed
 without pooling: every member computes :meth:`Recipe.local_stats` (count, sum and sum of squares per numeric column,
@@ -60,6 +60,10 @@ NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 KINDS = (NUMERIC, CATEGORICAL)
 SCALES = ("standard", "minmax", "none")
+# Per-value transforms of a numeric column, applied after clipping and before statistics, imputation and scaling.
+# log1p turns heavy-tailed counts (NSL-KDD's byte counts reach 1.4e9) into a range whose sums of squares fit the
+# consortium's fixed-point secure sum and whose standard scaling is not dominated by a handful of rows.
+TRANSFORMS = ("none", "log1p")
 UNKNOWN_POLICIES = ("error", "ignore")
 STATISTICS = ("consortium", "given", "local")
 KNOWN_STRATEGIES = "mean, median, most_frequent, constant:<value>"
@@ -83,9 +87,9 @@ _TOP_KEYS = (
     "statistics",
     "stats",
 )
-_NUMERIC_KEYS = ("impute", "scale", "clip", "missing")
+_NUMERIC_KEYS = ("impute", "scale", "clip", "transform", "missing")
 _CATEGORICAL_KEYS = ("impute", "unknown", "missing")
-_COLUMN_KEYS = ("name", "kind", "impute", "scale", "clip", "categories", "unknown", "missing")
+_COLUMN_KEYS = ("name", "kind", "impute", "scale", "clip", "transform", "categories", "unknown", "missing")
 _LABEL_KEYS = ("column", "positive", "negative", "classes")
 _RULE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -183,7 +187,9 @@ class ColumnSpec:
     """How one feature column is prepared.
 
     ``impute`` is ``None`` (a missing value is an error), ``"mean"``, ``"median"``, ``"most_frequent"`` or
-    ``"constant"`` (with ``constant``). ``categories`` (categorical only) is the explicit, ordered one-hot list;
+    ``"constant"`` (with ``constant``, in the file's units: it is transformed like a value read). ``transform``
+    (numeric only) maps every value after clipping, so statistics, imputation and scaling see transformed values.
+    ``categories`` (categorical only) is the explicit, ordered one-hot list;
     ``unknown`` says whether a value outside it is an error or encodes as an all-zero row. ``missing`` adds
     column-specific missing markers to the recipe's; a marker that is a number also matches numerically equal
     values in a numeric column (``"0"`` matches ``0.0``).
@@ -195,6 +201,7 @@ class ColumnSpec:
     constant: Value | None = None
     scale: str = "none"
     clip: tuple[float, float] | None = None
+    transform: str = "none"
     categories: tuple[Value, ...] = ()
     unknown: str = "error"
     missing: tuple[str, ...] = ()
@@ -221,6 +228,8 @@ class ColumnSpec:
         if self.kind == NUMERIC:
             d["scale"] = self.scale
             d["clip"] = [_out(self.clip[0]), _out(self.clip[1])] if self.clip else None
+            if self.transform != "none":  # omitted when "none", so recipes written before transforms keep their hash
+                d["transform"] = self.transform
         else:
             d["categories"] = [_out(c) for c in self.categories]
             d["unknown"] = self.unknown
@@ -238,7 +247,7 @@ class ColumnSpec:
         if kind not in KINDS:
             raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
         merged = {**defaults.get(kind, {}), **d}
-        for key in ("categories", "unknown") if kind == NUMERIC else ("scale", "clip"):
+        for key in ("categories", "unknown") if kind == NUMERIC else ("scale", "clip", "transform"):
             if key in d:
                 raise ConfigError(f"{where}.{key}: not allowed for a {kind} column")
         missing = _strings(merged.get("missing", []), f"{where}.missing")
@@ -254,8 +263,19 @@ class ColumnSpec:
                 bounds = (_number(clip[0], f"{where}.clip[0]"), _number(clip[1], f"{where}.clip[1]"))
                 if not bounds[0] < bounds[1]:
                     raise ConfigError(f"{where}.clip: low {clip[0]!r} must be below high {clip[1]!r}")
+            transform = merged.get("transform", "none")
+            if transform not in TRANSFORMS:
+                raise ConfigError(f"{where}.transform: unknown transform {transform!r}; known: {', '.join(TRANSFORMS)}")
             impute, constant = _impute(merged.get("impute"), f"{where}.impute", kind, ())
-            return cls(name, kind, impute, constant, scale, bounds, (), "error", missing)
+            if transform == "log1p":
+                if bounds is not None and bounds[0] <= -1:
+                    raise ConfigError(
+                        f"{where}.clip: low {_fmt(bounds[0])} lets values at or below -1 through, outside log1p's "
+                        "domain"
+                    )
+                if isinstance(constant, float) and constant <= -1:
+                    raise ConfigError(f"{where}.impute: constant {_fmt(constant)} is outside log1p's domain (> -1)")
+            return cls(name, kind, impute, constant, scale, bounds, transform, (), "error", missing)
         if "categories" not in d:
             raise ConfigError(
                 f"{where}.categories: required for a categorical column (an explicit, ordered list, so every "
@@ -266,7 +286,7 @@ class ColumnSpec:
         if unknown not in UNKNOWN_POLICIES:
             raise ConfigError(f"{where}.unknown: expected one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
         impute, constant = _impute(merged.get("impute"), f"{where}.impute", kind, categories)
-        return cls(name, kind, impute, constant, "none", None, categories, unknown, missing)
+        return cls(name, kind, impute, constant, "none", None, "none", categories, unknown, missing)
 
 
 def _impute(spec: Any, where: str, kind: str, categories: tuple[Value, ...]) -> tuple[str | None, Value | None]:
@@ -861,7 +881,7 @@ class _Parsed:
     rows_read: int
     keep: npt.NDArray[np.bool_]
     y: npt.NDArray[np.int64]
-    numeric: dict[str, npt.NDArray[np.float64]]  # NaN where missing, clipped
+    numeric: dict[str, npt.NDArray[np.float64]]  # NaN where missing, clipped and transformed
     codes: dict[str, npt.NDArray[np.int64]]  # category index; -1 missing, -2 unknown
     unknown: dict[str, dict[str, int]]
 
@@ -933,7 +953,19 @@ def _parse_numeric(spec: ColumnSpec, col: _Column, problems: _Problems, order: i
         problems.add(bad, order, spec.name, f"{value!r} {what}")
     if spec.clip is not None:
         np.clip(out, spec.clip[0], spec.clip[1], out=out)
+    if spec.transform == "log1p":
+        clipped = np.clip(parsed, *spec.clip) if spec.clip is not None else parsed
+        bad = col.first(clipped <= -1)
+        if bad is not None:
+            problems.add(bad, order, spec.name, f"{col.value(bad)!r} is outside log1p's domain (values above -1)")
+        with np.errstate(divide="ignore", invalid="ignore"):  # reported above; the rows are never returned
+            out = np.log1p(out)
     return out
+
+
+def _transformed(spec: ColumnSpec, x: float) -> float:
+    """A value in the file's units (a constant, a clip bound) as the column's transform maps the values read."""
+    return math.log1p(x) if spec.transform == "log1p" else x
 
 
 def _is_nonfinite(s: str) -> bool:
@@ -1046,7 +1078,8 @@ def _parse(recipe: Recipe, source: str | Path | pd.DataFrame, encoding: str | No
 def stats_layout(recipe: Recipe) -> tuple[tuple[str, str], ...]:
     """The meaning of each entry of a stats vector: (column, field), features in recipe order.
 
-    A numeric column contributes ``count``, ``sum``, ``sum_sq`` (over its non-missing values, after clipping); a
+    A numeric column contributes ``count``, ``sum``, ``sum_sq`` (over its non-missing values, after clipping and
+    the transform); a
     categorical column contributes ``count:<category>`` for each listed category in order (missing and unknown
     values are not counted). Minimum and maximum are not in the vector: a sum of minima means nothing.
     """
@@ -1094,14 +1127,18 @@ def _vector(recipe: Recipe, parsed: _Parsed, frac_bits: int | None) -> npt.NDArr
             v = v[~np.isnan(v)]
             scaled = np.rint(v * scale)
             if scaled.size and float(np.max(np.abs(scaled))) >= 2.0**62:
-                raise BadInput(f"{parsed.table.name}, column {f.name}: values too large for frac_bits={frac_bits}")
+                raise BadInput(
+                    f"{parsed.table.name}, column {f.name}: values too large for frac_bits={frac_bits}; lower "
+                    'frac_bits, give clip bounds or transform = "log1p"'
+                )
             q = scaled.astype(np.int64)
             entries = [int(q.size), _exact_sum(q, False), _exact_sum(q, True)]
             for what, e in zip(("sum", "sum of squares"), entries[1:], strict=True):
                 if abs(e) >= _FIXED_LIMIT:
                     raise BadInput(
                         f"{parsed.table.name}, column {f.name}: the {what} needs {abs(e).bit_length()} bits at "
-                        f"frac_bits={frac_bits}, above the 62 a member may send; lower frac_bits or give clip bounds"
+                        f"frac_bits={frac_bits}, above the 62 a member may send; lower frac_bits, give clip bounds "
+                        'or transform = "log1p"'
                     )
             ivals += entries
         else:
@@ -1249,8 +1286,8 @@ def prepare(recipe: Recipe, source: str | Path | pd.DataFrame, *, encoding: str 
 
     Deterministic: the same file and recipe give the same bytes. Rows whose label is missing are dropped (and
     counted in the report); every other problem raises :class:`BadInput` naming the file, line and column before
-    anything is returned. Per numeric column: parse, clip, impute, scale; per categorical column: impute, one-hot
-    over the recipe's categories (an unknown value, with ``unknown = "ignore"``, is an all-zero row).
+    anything is returned. Per numeric column: parse, clip, transform, impute, scale; per categorical column: impute,
+    one-hot over the recipe's categories (an unknown value, with ``unknown = "ignore"``, is an all-zero row).
     """
     parsed = _parse(recipe, source, encoding)
     stats = recipe.stats_map
@@ -1280,7 +1317,11 @@ def prepare(recipe: Recipe, source: str | Path | pd.DataFrame, *, encoding: str 
             v = parsed.numeric[f.name].copy()
             miss = np.isnan(v)
             if miss.any():
-                fill = f.constant if f.impute == "constant" else getattr(s, str(f.impute))
+                if f.impute == "constant":
+                    assert isinstance(f.constant, float)
+                    fill: float | None = _transformed(f, f.constant)
+                else:
+                    fill = getattr(s, str(f.impute))
                 if fill is None:  # statistics = "local" and the column has no value at all
                     raise BadInput(
                         f"{parsed.table.name}, column {f.name}: every value is missing, so there is no "
@@ -1292,7 +1333,12 @@ def prepare(recipe: Recipe, source: str | Path | pd.DataFrame, *, encoding: str 
                 assert s.mean is not None and s.std is not None
                 v = (v - s.mean) / (s.std if s.std > 0 else 1.0)
             elif f.scale == "minmax":
-                lo, hi = (s.min, s.max) if s.min is not None and s.max is not None else (f.clip or (0.0, 1.0))
+                if s.min is not None and s.max is not None:
+                    lo, hi = s.min, s.max
+                elif f.clip is not None:
+                    lo, hi = _transformed(f, f.clip[0]), _transformed(f, f.clip[1])
+                else:
+                    lo, hi = 0.0, 1.0
                 v = (v - lo) / (hi - lo if hi > lo else 1.0)
             blocks.append(v.reshape(n, 1))
         else:
