@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import requests
 from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
 from eth_utils import to_checksum_address
 from eth_utils.exceptions import ValidationError as EvmValidationError
 from hexbytes import HexBytes
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
-from web3.types import BlockIdentifier, RPCEndpoint, TxParams, TxReceipt
+from web3.types import BlockIdentifier, RPCEndpoint, RPCResponse, TxParams, TxReceipt
 
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.events import LedgerEvent, decode_logs
@@ -91,7 +92,7 @@ class Chain:
             raise ChainError(f"unsupported RPC URL {url!r}: expected http:// or https://")
         # A node's chain id and version never change while connected: web3 asks for the chain id before every
         # call and transaction, which doubled the requests a node sends.
-        provider = Web3.HTTPProvider(
+        provider = _NodeProvider(
             url,
             request_kwargs={"timeout": timeout},
             cache_allowed_requests=True,
@@ -104,6 +105,8 @@ class Chain:
         w3 = Web3(provider)
         try:
             w3.eth.chain_id  # noqa: B018 - fail now, with a clear error, if unreachable
+        except ChainError:
+            raise
         except Exception as exc:
             raise ChainError(f"cannot reach Ethereum node at {url}: {exc}") from exc
         return cls(w3, kind="rpc", location=url)
@@ -312,3 +315,15 @@ class Chain:
             self._provider.revert_to_snapshot(snapshot_id)
             return
         self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
+
+
+class _NodeProvider(HTTPProvider):
+    """web3's HTTP provider, whose connection failures are :class:`ChainError`: a node that restarts or drops off
+    the network is then one error every caller already handles (a member's node retries with backoff), instead of
+    a ``requests`` exception that would end the process."""
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return super().make_request(method, params)
+        except requests.RequestException as exc:
+            raise ChainError(f"cannot reach Ethereum node at {self.endpoint_uri} ({method}): {exc}") from exc

@@ -147,19 +147,18 @@ def _run(member: MemberNode, poll: float, after_step: Callable[[], None], say: C
     while True:
         try:
             head = chain.block_number
-            acted = member.step()
-            if not acted:
-                after_step()
-                if member.done_at_last_step():
-                    return
+            if member.step():
+                backoff = poll
+                continue
+            after_step()
+            if member.done_at_last_step():
+                return
             backoff = poll
+            _wait_for_block(chain, head, poll)
         except (ChainError, StoreError) as exc:
             backoff = min(MAX_BACKOFF, max(2 * backoff, 0.5))
             say.print(f"[yellow]retrying in {backoff:.1f} s:[/] {exc}", highlight=False)
             time.sleep(backoff)
-            continue
-        if not acted:
-            _wait_for_block(chain, head, poll)
 
 
 def _wait_for_block(chain: Chain, head: int, poll: float) -> None:
