@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from fedledger.cli.app import app
 from fedledger.data.classify import CLASSES, ColumnClassifier, LabelStore, profile_table, scan_table
-from fedledger.data.classify.validators import is_card_number, is_iban, is_national_id, luhn_valid
+from fedledger.data.classify.validators import (
+    VALIDATED_SHARE,
+    is_card_number,
+    is_iban,
+    is_national_id,
+    luhn_valid,
+    validated_identifier,
+)
 from fedledger.data.tabular import write_table
 from fedledger.exceptions import BadInput
 
@@ -187,3 +194,43 @@ def test_validators() -> None:
     assert is_card_number("4111 1111 1111 1111") and not is_card_number("4111 1111 1111 1112")
     assert is_iban("GB82 WEST 1234 5698 7654 32") and not is_iban("GB82 WEST 1234 5698 7654 33")
     assert is_national_id("123-45-6789") and is_national_id("111.444.777-35") and not is_national_id("111.444.777-36")
+    # stdnum's scheme checks: SSN areas 666 and 9xx are never issued; check letters and digits must match.
+    assert not is_national_id("666-12-3456") and not is_national_id("900-12-3456")
+    assert is_national_id("12345678Z") and not is_national_id("12345678A")  # Spanish DNI
+    assert is_national_id("36574261809") and not is_national_id("36574261808")  # German IdNr
+    assert is_national_id("295109912611193") and not is_national_id("295109912611192")  # French NIR
+    assert is_national_id("RCCMNL83S18D969H") and not is_national_id("RCCMNL83S18D969A")  # codice fiscale
+    assert is_national_id("131052-308T") and not is_national_id("131052-308U")  # Finnish HETU
+    assert not is_national_id("123.456.789")  # nine digits written as a number are not a BSN
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["+1 617 555 1234"], "phone"),  # the phone number, alone in its column
+        (["+1 617 555 1234", "(617) 555-0199", "+44 20 7946 0958", ""], "phone"),
+        (["jane@example.org", "x@y.de", "not an email"], "email"),
+        (["DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32"], "iban"),
+        (["4111 1111 1111 1111", "5500-0000-0000-0004"], "card"),
+        (["078-05-1121", "219-09-9999", "536-90-4399"], "national_id"),
+    ],
+)
+def test_validated_identifier_columns(values: list[str], kind: str) -> None:
+    found = validated_identifier(values)
+    assert found is not None and found.kind == kind and found.share >= VALIDATED_SHARE
+    assert "checked values are" in found.describe()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [str(n) for n in range(1_000_000, 1_000_500)],  # counts and ids: digits with no phone formatting
+        [f"{n * 1.37:.2f}" for n in range(500)],  # amounts
+        ["2023-01-15", "2024-12-31", "1999-07-04"],  # dates look like dashed digits
+        ["1.234.567", "2.345.678"],  # thousands separators
+        [str(10**10 + 7919 * n) for n in range(400)],  # 11-digit numbers: check digits pass about 1 in 10
+        ["4111 1111 1111 1112", "12345", "hello"],
+    ],
+)
+def test_ordinary_columns_are_not_identifiers(values: list[str]) -> None:
+    assert validated_identifier(values) is None
