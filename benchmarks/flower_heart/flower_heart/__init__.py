@@ -1,0 +1,1 @@
+"""Heart-disease FedAvg on Flower's deployment runtime: the baseline of benchmarks/consortium.py."""
