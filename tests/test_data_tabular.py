@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from fedledger.data.tabular import detect_source, iter_batches, read_table, write_table
+from fedledger.data.tabular import (
+    cell_location,
+    decode_bytes,
+    detect_source,
+    iter_batches,
+    read_table,
+    table_columns,
+    write_table,
+)
 from fedledger.exceptions import BadInput
 
 
@@ -128,3 +137,82 @@ def test_space_after_comma_export(tmp_path: Path) -> None:
     path = tmp_path / "adult.csv"
     path.write_text("age, sex\n39, Male\n50, Female\n")
     assert read_table(path, as_text=True)["sex"].tolist() == ["Male", "Female"]
+
+
+# -- encodings: what spreadsheets and legacy systems actually export --------------------------------------
+
+
+def _excel_unicode_text(rows: list[list[str]]) -> bytes:
+    """Excel's "Unicode text" export: UTF-16 little-endian with a byte-order mark, tab-separated, CRLF lines."""
+    return codecs.BOM_UTF16_LE + "".join("\t".join(r) + "\r\n" for r in rows).encode("utf-16-le")
+
+
+def test_excel_unicode_text_is_read_as_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "export.txt"
+    rows = [["name", "city", "phone"], ["Zoë", "Köln", "+49 221 1234567"], ["李", "", "x"]]
+    path.write_bytes(_excel_unicode_text(rows))
+    source = detect_source(path)
+    assert (source.encoding, source.delimiter, source.note) == ("utf-16", "\t", "")
+    frame = read_table(path, as_text=True)
+    assert list(frame.columns) == ["name", "city", "phone"]
+    assert frame["name"].tolist() == ["Zoë", "李"]
+    assert frame["city"].tolist() == ["Köln", None]  # the empty cell is missing, not ""
+    assert frame.attrs["source"]["encoding"] == "utf-16"
+    assert table_columns(path) == ["name", "city", "phone"]
+
+
+def test_utf16_without_bom_is_recognised_and_binary_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "be.csv"
+    path.write_bytes("name,city\nZoë,Köln\nAnna,Bonn\n".encode("utf-16-be") * 1)
+    frame = read_table(path, as_text=True)
+    assert frame["city"].tolist() == ["Köln", "Bonn"]
+    assert frame.attrs["source"]["encoding"] == "utf-16-be" and "no byte-order mark" in frame.attrs["source"]["note"]
+    binary = tmp_path / "blob.csv"
+    binary.write_bytes(b"a,b\n\x00\x01\x02\x03\xff\xfe\x00\x00" * 40)
+    with pytest.raises(BadInput, match="binary content"):
+        read_table(binary)
+
+
+def test_broken_utf16_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "broken.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "a\tb\r\n1\t2\r\n".encode("utf-16-le") + b"\x00\xd8A\x00")  # lone surrogate
+    with pytest.raises(BadInput, match=r"broken\.txt: not valid utf-16 at byte \d+"):
+        read_table(path)
+
+
+def test_latin1_file_with_bytes_cp1252_leaves_undefined(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("name,code\nGenève,\x81\nZürich,B\n".encode("latin-1"))
+    frame = read_table(path, as_text=True)
+    assert frame.attrs["source"]["encoding"] == "latin-1"
+    assert frame["name"].tolist() == ["Genève", "Zürich"]
+
+
+def test_non_latin_legacy_encodings_are_detected(tmp_path: Path) -> None:
+    path = tmp_path / "ru.csv"
+    text = "Имя,Город\n" + "Иван,Москва\nПётр,Санкт-Петербург\n" * 5
+    path.write_bytes(text.encode("cp1251"))
+    frame = read_table(path, as_text=True)
+    assert frame.attrs["source"]["encoding"] == "cp1251"
+    assert frame["Город"].tolist()[:2] == ["Москва", "Санкт-Петербург"]
+
+
+def test_decode_bytes_is_shared_with_prepare() -> None:
+    from fedledger.data.prepare import decode_bytes as prepare_decode
+
+    assert prepare_decode is decode_bytes
+    assert decode_bytes("José".encode("cp1252")) == ("José", "cp1252")  # too short for statistics: Western default
+    assert decode_bytes(codecs.BOM_UTF16_LE + "a,b".encode("utf-16-le")) == ("a,b", "utf-16")
+    with pytest.raises(BadInput, match="cannot decode as ascii"):
+        decode_bytes("é".encode(), "ascii")
+
+
+def test_cell_location_names_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('a,b\n1,"two\nlines"\n\n3,x\n')
+    frame = read_table(path, as_text=True)
+    assert frame["b"].tolist() == ["two\nlines", "x"]
+    assert cell_location(frame.attrs["source"], 1, "b") == f"{path} line 5, column 'b'"
+    parquet = write_table(frame, tmp_path / "t.parquet")
+    assert cell_location(read_table(parquet).attrs["source"], 1, "b") == f"{parquet} row 2, column 'b'"
+    assert cell_location(None, 0, "b") == "row 1, column 'b'"

@@ -21,7 +21,6 @@ in ``docs/preparation.md``.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.data.tabular import decode_bytes
 from fedledger.exceptions import BadInput, ConfigError
 
 if TYPE_CHECKING:
@@ -699,67 +699,6 @@ def _parse_stats(d: Any, where: str, features: Mapping[str, ColumnSpec]) -> dict
 
 
 # --------------------------------------------------------------------------------------------------- reading
-
-
-def decode_bytes(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """(text, encoding) for a raw file's bytes.
-
-    Byte-order marks first (UTF-8, UTF-16 and UTF-32, BOM removed); then strict UTF-8 (which covers ASCII); then
-    ``charset-normalizer``. Statistical detection cannot tell the Western 8-bit code pages apart on short tables
-    (it calls a Latin-1 file with a few accents cp775 or cp1250), so text it finds in Latin script is read as
-    cp1252, the usual spreadsheet export (and a superset of Latin-1's printable characters), or as Latin-1 when
-    the bytes hold one that cp1252 leaves undefined. Pass ``encoding`` to skip detection.
-    """
-    if encoding:
-        try:
-            return data.decode(encoding), codecs.lookup(encoding).name
-        except (LookupError, UnicodeDecodeError) as exc:
-            raise BadInput(f"cannot decode as {encoding}: {exc}") from exc
-    for bom, enc in (
-        (codecs.BOM_UTF32_LE, "utf-32"),
-        (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            try:
-                return data.decode(enc), enc
-            except UnicodeDecodeError as exc:
-                raise BadInput(f"starts with a {enc} byte-order mark but is not {enc}: {exc}") from exc
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-    from charset_normalizer.utils import is_multi_byte_encoding
-
-    best = from_bytes(data).best()
-    if best is not None and (
-        is_multi_byte_encoding(best.encoding) or any(s in a for a in best.alphabets for s in _NON_LATIN_SCRIPTS)
-    ):
-        return str(best), codecs.lookup(best.encoding).name
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
-
-
-# Scripts (Unicode block names, as charset-normalizer reports them) that rule out a Western code page.
-_NON_LATIN_SCRIPTS = (
-    "Cyrillic",
-    "Greek",
-    "Arabic",
-    "Hebrew",
-    "CJK",
-    "Hangul",
-    "Hiragana",
-    "Katakana",
-    "Thai",
-    "Devanagari",
-    "Armenian",
-    "Georgian",
-)
 
 
 @dataclass
