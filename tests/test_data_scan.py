@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from fedledger.cli.app import app
 from fedledger.data.classify import CLASSES, ColumnClassifier, LabelStore, profile_table, scan_table
+from fedledger.data.classify.scan import UNSURE_BELOW, decide, profile_frame, protective_class
 from fedledger.data.classify.validators import (
     VALIDATED_SHARE,
     is_card_number,
@@ -21,8 +22,8 @@ from fedledger.data.classify.validators import (
     luhn_valid,
     validated_identifier,
 )
-from fedledger.data.tabular import write_table
-from fedledger.exceptions import BadInput
+from fedledger.data.tabular import read_table, write_table
+from fedledger.exceptions import BadInput, ConfigError
 
 runner = CliRunner()
 
@@ -170,9 +171,22 @@ def test_cli_scan_json_shape(tmp_path: Path) -> None:
     assert out["complete"] is True and out["rows"] == 60 and out["sampled_rows"] == 60 and out["format"] == "csv"
     assert [c["name"] for c in out["columns"]] == list(_people(1).columns)
     for column in out["columns"]:
-        assert set(column) == {"name", "class", "confidence", "probabilities", "evidence", "nulls", "null_ratio"}
+        assert set(column) >= {
+            "name",
+            "class",
+            "class_source",
+            "unsure",
+            "classifier_class",
+            "confidence",
+            "probabilities",
+            "evidence",
+            "nulls",
+            "null_ratio",
+        }
         assert column["class"] in CLASSES and set(column["probabilities"]) == set(CLASSES)
+        assert column["classifier_class"] in CLASSES and column["class_source"] in ("classifier", "validated")
         assert column["evidence"] and 0 < column["confidence"] <= 1
+    assert out["unsure_below"] == UNSURE_BELOW and isinstance(out["flags"], list)
 
 
 def test_cli_bad_input_exit_codes(tmp_path: Path) -> None:
@@ -234,3 +248,109 @@ def test_validated_identifier_columns(values: list[str], kind: str) -> None:
 )
 def test_ordinary_columns_are_not_identifiers(values: list[str]) -> None:
     assert validated_identifier(values) is None
+
+
+# -- deciding a column's class: labels, validated identifiers, unsure verdicts ---------------------------------
+
+
+def test_protective_class_takes_the_most_protective_likely_class() -> None:
+    assert protective_class({"identifier": 0.02, "quasi_identifier": 0.03, "sensitive": 0.05, "other": 0.9}) == (
+        "other",
+        False,
+    )
+    # The phone number: `other` at 58 %, identifier second -> identifier, flagged.
+    assert protective_class({"identifier": 0.3, "quasi_identifier": 0.07, "sensitive": 0.05, "other": 0.58}) == (
+        "identifier",
+        True,
+    )
+    assert protective_class({"identifier": 0.01, "quasi_identifier": 0.3, "sensitive": 0.06, "other": 0.63}) == (
+        "quasi_identifier",
+        True,
+    )
+    # Unsure but already the most protective candidate: same class, still flagged.
+    assert protective_class({"identifier": 0.01, "quasi_identifier": 0.7, "sensitive": 0.2, "other": 0.09}) == (
+        "quasi_identifier",
+        True,
+    )
+
+
+def test_decide_precedence() -> None:
+    phones = validated_identifier(["+1 617 555 1234"])
+    unsure = {"identifier": 0.3, "quasi_identifier": 0.07, "sensitive": 0.05, "other": 0.58}
+    assert decide(declared=("sensitive", "label"), probabilities=unsure).column_class == "sensitive"
+    by_classifier = decide(probabilities=unsure)
+    assert (by_classifier.column_class, by_classifier.unsure, by_classifier.classifier_class) == (
+        "identifier",
+        True,
+        "other",
+    )
+    assert "unsure" in (by_classifier.flag("phone") or "")
+    overridden = decide(declared=("other", "label"), validated=phones)
+    assert (overridden.column_class, overridden.source) == ("identifier", "validated")
+    assert overridden.overrides == "label 'other'" and "overriding label 'other'" in (overridden.flag("p") or "")
+    with pytest.raises(ConfigError, match="unknown class 'secret' from label"):
+        decide(declared=("secret", "label"))
+
+
+def test_phone_numbers_are_identifiers_whatever_the_model_says(tmp_path: Path, classifier: ColumnClassifier) -> None:
+    rng = random.Random(1)
+    frame = pd.DataFrame(
+        {"phone": [f"+1 617 555 {rng.randint(1000, 9999)}" for _ in range(200)], "visits": ["1"] * 200}
+    )
+    report = scan_table(write_table(frame, tmp_path / "p.csv"), classifier=classifier)
+    phone = report.columns[0]
+    assert phone.decision is not None and phone.decision.column_class == "identifier"
+    assert phone.decision.validated is not None and phone.decision.validated.kind == "phone"
+    document = report.to_json()
+    assert document["columns"][0]["class"] == "identifier"
+    assert document["columns"][0]["validated"]["kind"] == "phone"
+
+
+def test_profile_frame_samples_what_profile_table_samples(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("i,maybe\n" + "".join(f"{i},{'' if i % 4 == 0 else 'x'}\n" for i in range(5_000)))
+    from_file = profile_table(path, batch_rows=700, sample_rows=300).columns
+    from_frame = profile_frame(read_table(path, as_text=True), batch_rows=700, sample_rows=300)
+    assert [(p.name, p.rows, p.nulls, p.sample) for p in from_file] == [
+        (p.name, p.rows, p.nulls, p.sample) for p in from_frame
+    ]
+
+
+def test_cli_scan_honours_labels_writes_scan_json_and_reports_utf16(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    rows = [["badge", "phone", "qty"]] + [
+        [f"{rng.choice('KLMN')}{rng.randint(10, 99)}/{rng.randint(1000, 9999)}", f"+44 20 7946 0{i:03d}", str(i % 3)]
+        for i in range(120)
+    ]
+    path = tmp_path / "export.txt"  # Excel's "Unicode text": UTF-16 with a BOM, tab-separated
+    path.write_bytes(b"\xff\xfe" + "".join("\t".join(r) + "\r\n" for r in rows).encode("utf-16-le"))
+    labels = tmp_path / "labels.jsonl"
+    result = runner.invoke(app, ["data", "label", str(path), "badge", "identifier", "--labels", str(labels)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "scan.json"
+    result = runner.invoke(app, ["data", "scan", str(path), "--labels", str(labels), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "utf-16" in result.output
+    document = json.loads(out.read_text())
+    assert document["encoding"] == "utf-16" and document["delimiter"] == "\t"
+    columns = {c["name"]: c for c in document["columns"]}
+    assert (columns["badge"]["class"], columns["badge"]["class_source"]) == ("identifier", "label")
+    assert (columns["phone"]["class"], columns["phone"]["validated"]["kind"]) == ("identifier", "phone")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_labels_file_with_an_unknown_class_is_an_error_naming_line_and_column(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    store = LabelStore(labels)
+    table = write_table(pd.DataFrame({"a": ["1", "2"]}), tmp_path / "t.csv")
+    result = runner.invoke(app, ["data", "label", str(table), "a", "other", "--labels", str(labels)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(labels.read_text().splitlines()[0])
+    labels.write_text(labels.read_text() + json.dumps({**record, "label": "secret"}) + "\n")
+    with pytest.raises(ConfigError, match=r"labels\.jsonl line 2, column 'a': unknown class 'secret'"):
+        store.labels_for(table)
+    result = runner.invoke(app, ["data", "scan", str(table), "--labels", str(labels)])
+    assert result.exit_code == ConfigError.exit_code and "unknown class 'secret'" in _said(result.output)
+    labels.write_text(json.dumps({**record, "colour": "blue"}) + "\n")
+    with pytest.raises(ConfigError, match="line 1: not a label record"):
+        store.entries()

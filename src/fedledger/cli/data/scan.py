@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -54,14 +56,32 @@ def scan(
         DEFAULT_SAMPLE_ROWS
     ),
     batch_rows: Annotated[int, typer.Option(help="Rows read per batch while streaming.")] = DEFAULT_BATCH_ROWS,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also write the report (scan.json format) to this file.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Classify each column as identifier, quasi_identifier, sensitive or other, with confidence and evidence."""
+    """Classify each column as identifier, quasi_identifier, sensitive or other, with confidence and evidence.
+
+    The class shown is the one `data protect` acts on: your label for the column if you gave one, else the
+    classifier's (the more protective class when it is unsure), and identifier for values that validate as
+    e-mails, phones, IBANs, card numbers or national ids."""
     store = _label_store(workspace, labels, required=False)
     classifier, stale = _classifier(store)
-    report = scan_table(file, classifier=classifier, sample_rows=sample_rows, batch_rows=batch_rows, stale_labels=stale)
+    given = store.labels_for(file) if store is not None else {}
+    report = scan_table(
+        file,
+        classifier=classifier,
+        sample_rows=sample_rows,
+        batch_rows=batch_rows,
+        stale_labels=stale,
+        labels=given,
+    )
+    document = report.to_json()
+    if out is not None:
+        _write_json(out, document)
     if json_out:
-        print_json(report.to_json())
+        print_json(document)
         return
     source = report.source
     console.print(
@@ -75,10 +95,37 @@ def scan(
         console.print(f"[yellow]note:[/] {escape(source.note)}")
     if stale:
         console.print(f"[yellow]note:[/] {stale} label(s) were recorded with another feature layout and are ignored")
-    table = Table("column", "class", "confidence", "evidence")
+    table = Table("column", "class", "decided by", "classifier", "evidence")
     for column in report.columns:
-        table.add_row(escape(column.name), column.label, f"{column.confidence:.0%}", escape("; ".join(column.evidence)))
+        decision = column.decision
+        assert decision is not None  # scan_table always decides
+        by = decision.source + (" (unsure)" if decision.unsure else "")
+        if decision.validated is not None and decision.source == "validated":
+            by += f": {decision.validated.describe()}"
+        table.add_row(
+            escape(column.name),
+            decision.column_class,
+            escape(by),
+            f"{column.label} {column.confidence:.0%}",
+            escape("; ".join(column.evidence)),
+        )
     console.print(table)
+    for flag in document["flags"]:
+        console.print(f"[yellow]flag:[/] {escape(flag)}")
+    if out is not None:
+        console.print(f"wrote {escape(str(out))}")
+
+
+def _write_json(path: Path, document: object) -> None:
+    """Write ``document`` to ``path`` atomically (a temporary file renamed into place)."""
+    staged = path.with_name(f".{path.name}.tmp")
+    try:
+        staged.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(staged, path)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write: {exc}") from exc
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 @app.command("label")
