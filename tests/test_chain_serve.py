@@ -45,6 +45,8 @@ account = Account.from_key(sys.argv[2])
 print("ready", flush=True)
 sys.stdin.readline()  # start with the parent, so both send at once
 client = ConsortiumClient.deploy(chain, account, org="child", roles=Role.ADMIN)
+print("deployed", flush=True)
+sys.stdin.readline()  # both deployed (compiling took either a different time): now send together
 for i in range(8):
     client.update_metadata(cert_fingerprint=b"\\x01" * 32, kx_public_key=b"\\x02" * 32, store_uri=f"child-{i}")
 print(client.address)
@@ -91,6 +93,9 @@ def test_clients_in_two_processes_deploy_and_transact_at_once(server: ChainServe
         child.stdin.write("go\n")
         child.stdin.flush()
         mine = ConsortiumClient.deploy(chain, here, org="parent", roles=Role.ADMIN)
+        assert child.stdout.readline().strip() == "deployed"
+        child.stdin.write("go\n")
+        child.stdin.flush()
         for i in range(8):
             mine.update_metadata(cert_fingerprint=b"\x03" * 32, kx_public_key=b"\x04" * 32, store_uri=f"parent-{i}")
         out, err = child.communicate(timeout=60)

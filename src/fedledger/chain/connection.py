@@ -8,6 +8,7 @@ the embedded chain, anvil, geth or Besu.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ __all__ = ["Chain", "TxResult", "clean_revert_reason"]
 # with a JSON-RPC error that web3 turns into ContractLogicError.
 _REVERTS = (ContractLogicError, TesterTransactionFailed)
 _NONCE_ERRORS = ("nonce too low", "already known", "replacement transaction underpriced", "nonce too high")
+_FEE_ERRORS = ("less than block base fee", "max fee per gas less than", "fee cap less than")
+FEE_TTL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Chain:
         self._nonce_locks: dict[str, threading.Lock] = {}
         self._next_nonce: dict[str, int] = {}
         self._guard = threading.Lock()
+        self._fee_cache: tuple[float, dict[str, int]] | None = None
         # py-evm's gas estimation re-runs a call ~14 times (binary search); on the
         # embedded chain one dry run plus a generous fixed limit is enough, since
         # only the gas actually used is charged.
@@ -235,6 +239,9 @@ class Chain:
                         # Another sender used this key's nonce: re-read it from the node and retry.
                         self._next_nonce.pop(sender, None)
                         continue
+                    if any(marker in str(exc).lower() for marker in _FEE_ERRORS) and attempt + 1 < attempts:
+                        self._fee_cache = None  # the base fee rose past the cached cap: read it again
+                        continue
                     raise self._node_error(exc, label) from exc
                 self._next_nonce[sender] = nonce + 1
                 return self._wait(HexBytes(tx_hash), tx, label)
@@ -249,18 +256,24 @@ class Chain:
         return tx
 
     def _fees(self) -> dict[str, int]:
-        # EIP-1559 fees with room for the base fee to double before inclusion.
+        # EIP-1559 fees with room for the base fee to double before inclusion. The base fee moves at most 12.5 % a
+        # block, so fees read a moment ago still have that room: reading them for every transaction was one of
+        # its five requests. A transaction the node refuses for its fee is retried with fresh ones.
+        now = time.monotonic()
+        if self._fee_cache is not None and now - self._fee_cache[0] < FEE_TTL_SECONDS:
+            return self._fee_cache[1]
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
         priority = 10**9
-        return {
-            "chainId": self.chain_id,
-            "maxPriorityFeePerGas": priority,
-            "maxFeePerGas": 2 * base_fee + priority,
-        }
+        fees = {"chainId": self.chain_id, "maxPriorityFeePerGas": priority, "maxFeePerGas": 2 * base_fee + priority}
+        self._fee_cache = (now, fees)
+        return fees
 
     def _nonce_for(self, sender: str) -> int:
-        on_chain = int(self.w3.eth.get_transaction_count(to_checksum_address(sender), "pending"))
-        return max(on_chain, self._next_nonce.get(sender, 0))
+        # This process's own count once it has sent from the key; a conflict with another sender of the same key
+        # (a nonce error) drops it and the next attempt reads the node's.
+        if sender in self._next_nonce:
+            return self._next_nonce[sender]
+        return int(self.w3.eth.get_transaction_count(to_checksum_address(sender), "pending"))
 
     def _wait(self, tx_hash: HexBytes, tx: dict[str, Any], label: str) -> TxResult:
         try:
@@ -311,6 +324,7 @@ class Chain:
     def revert(self, snapshot_id: Any) -> None:
         """Return to a snapshot taken with :meth:`snapshot`."""
         self._next_nonce.clear()
+        self._fee_cache = None
         if self._provider is not None:
             self._provider.revert_to_snapshot(snapshot_id)
             return
