@@ -1,7 +1,13 @@
 """Protect a table before it is used for training: ``fedledger data protect``.
 
-Each column gets one action, from its class (identifier, quasi-identifier, sensitive, other: the classifier's
-verdict with its confidence, overridden by the policy or the command line) and the policy
+First, data minimization: when the data has a declared goal (:mod:`fedledger.data.goal`), every column its purpose
+does not need is dropped before anything else, and the report lists them.
+
+Each remaining column's class (identifier, quasi-identifier, sensitive, other) is decided in one place,
+:func:`fedledger.data.classify.scan.decide`: the class the policy, the command line or a ``data label`` label
+declares, else the classifier's verdict, raised to the most protective likely class and flagged when the classifier
+is unsure; and whatever either says, a column whose values validate as direct identifiers (e-mails, phones, IBANs,
+card numbers, national ids) is an identifier. Then each column gets one action from its class and the policy
 (:mod:`fedledger.data.policy`):
 
 * **identifiers** are dropped, pseudonymized (keyed HMAC-SHA256: stable across runs and files, so tables still join)
@@ -12,10 +18,14 @@ verdict with its confidence, overridden by the policy or the command line) and t
   constrained) for l-diversity and t-closeness;
 * everything else is kept.
 
+No default publishes an identifier in clear: only an explicit per-column ``action = "keep"`` does, and the report
+flags it.
+
 The achieved k, l and t are measured on the *output* table, not taken from the algorithm's intentions. A target the
 table cannot reach (fewer rows than k, fewer distinct sensitive values than l) is a :class:`ConfigError` and nothing
-is written. Output and report are written to temporary files and renamed into place, so an interrupted run never
-leaves a partial file that looks complete.
+is written. A value that cannot be processed is a :class:`BadInput` naming the file, the line and the column.
+Output and report are written to temporary files and renamed into place, so an interrupted run never leaves a
+partial file that looks complete. The report's format is documented in ``docs/data-pipeline.md``.
 """
 
 from __future__ import annotations
@@ -25,10 +35,10 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -49,17 +59,25 @@ from fedledger.data.anonymize import (
     sensitive_histogram,
     t_closeness,
 )
+from fedledger.data.classify.scan import UNSURE_BELOW, Decision, decide, profile_frame
+from fedledger.data.classify.validators import ValidatedIdentifier, validated_identifier
+from fedledger.data.goal import Goal
 from fedledger.data.policy import ColumnClass, ColumnPolicy, ProtectionPolicy
-from fedledger.data.tabular import read_table, write_table
+from fedledger.data.tabular import cell_location, read_table, write_table
 from fedledger.exceptions import BadInput, ConfigError
+
+if TYPE_CHECKING:
+    from fedledger.data.classify.model import ColumnClassifier
 
 __all__ = [
     "ColumnClassification",
     "ProtectionKeys",
     "ProtectionResult",
+    "decide_classes",
+    "minimize",
+    "needed_keys",
     "protect_file",
     "protect_frame",
-    "needed_keys",
     "report_path_for",
     "resolve_classes",
     "write_result",
@@ -71,11 +89,17 @@ _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 
 @dataclass(frozen=True)
 class ColumnClassification:
-    """A column's class, how sure we are (0..1) and who said so (classifier, policy, command line)."""
+    """A column's class, how sure we are (0..1) and who said so (policy, command line, label, classifier,
+    validated). A classifier verdict carries its ``probabilities``; :func:`decide_classes` fills in the rest."""
 
     column_class: ColumnClass
     confidence: float
     source: str
+    probabilities: Mapping[str, float] | None = field(default=None, compare=False)
+    unsure: bool = False
+    classifier_class: str | None = None
+    overrides: str = ""
+    validated: ValidatedIdentifier | None = None
 
 
 @dataclass(frozen=True)
@@ -93,11 +117,20 @@ class ProtectionResult:
 
 
 def resolve_classes(
-    columns: Iterable[str], policy: ProtectionPolicy, given: Mapping[str, ColumnClassification] | None = None
+    columns: Iterable[str],
+    policy: ProtectionPolicy,
+    given: Mapping[str, ColumnClassification] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    predictions: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, ColumnClassification]:
-    """Every column's class: the policy's ``class`` wins, then ``given`` (command line or classifier). A column
-    left without a class is a :class:`ConfigError`: nothing is classified silently."""
+    """Every column's declared class or classifier verdict, in this order: the policy's ``class``, ``given``
+    (the command line), the user's ``labels`` (column -> class), the classifier's ``predictions`` (column ->
+    class probabilities). A column left without any is a :class:`ConfigError`: nothing is classified silently.
+    :func:`decide_classes` then applies the unsure and validated-identifier rules."""
     given = given or {}
+    labels = labels or {}
+    predictions = predictions or {}
     out: dict[str, ColumnClassification] = {}
     unclassified = []
     for column in columns:
@@ -106,14 +139,68 @@ def resolve_classes(
             out[column] = ColumnClassification(declared, 1.0, "policy")
         elif column in given:
             out[column] = given[column]
+        elif column in labels:
+            out[column] = ColumnClassification(cast(ColumnClass, labels[column]), 1.0, "label")
+        elif column in predictions:
+            probabilities = predictions[column]
+            top = max(probabilities, key=lambda name: probabilities[name])
+            out[column] = ColumnClassification(
+                cast(ColumnClass, top), probabilities[top], "classifier", probabilities=dict(probabilities)
+            )
         else:
             unclassified.append(column)
     if unclassified:
         raise ConfigError(
             f"no class for column(s) {', '.join(map(repr, unclassified))}: give them in the policy "
-            "([columns.NAME] class = ...) or with --classes NAME=CLASS"
+            "([columns.NAME] class = ...), with --classes NAME=CLASS, or with `fedledger data label`"
         )
     return out
+
+
+def decide_classes(frame: pd.DataFrame, classes: Mapping[str, ColumnClassification]) -> dict[str, ColumnClassification]:
+    """The final class of every column of ``frame`` (:func:`fedledger.data.classify.scan.decide` over its values):
+    a classifier verdict below the confidence threshold becomes the more protective class, and a column whose values
+    validate as direct identifiers becomes an identifier whoever classified it."""
+    missing = [c for c in frame.columns if c not in classes]
+    if missing:
+        raise ConfigError(f"no class for column(s) {', '.join(map(repr, missing))}")
+    out = {}
+    for column in frame.columns:
+        given = classes[column]
+        from_classifier = given.source == "classifier" and given.probabilities is not None
+        decision = decide(
+            declared=None if from_classifier else (given.column_class, given.source),
+            probabilities=given.probabilities if from_classifier else None,
+            validated=validated_identifier(_text_values(frame[column])),
+            confidence=given.confidence,
+        )
+        out[column] = ColumnClassification(
+            cast(ColumnClass, decision.column_class),
+            decision.confidence,
+            decision.source,
+            probabilities=given.probabilities,
+            unsure=decision.unsure,
+            classifier_class=decision.classifier_class,
+            overrides=decision.overrides,
+            validated=decision.validated,
+        )
+    return out
+
+
+def minimize(frame: pd.DataFrame, goal: Goal | None) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` without the columns ``goal``'s purpose does not need, and their names (data minimization)."""
+    if goal is None:
+        return frame, []
+    goal.check_columns(frame.columns, table=_table_name(frame))
+    dropped = [c for c in frame.columns if c not in goal.columns]
+    kept = frame[[c for c in frame.columns if c in goal.columns]]
+    kept.attrs = dict(frame.attrs)
+    return kept, dropped
+
+
+def _table_name(frame: pd.DataFrame) -> str:
+    source = frame.attrs.get("source")
+    return str(source["path"]) if isinstance(source, dict) and "path" in source else "the table"
 
 
 # -- reading and writing -----------------------------------------------------------------------------------
@@ -138,14 +225,20 @@ def _is_numeric(values: Sequence[str | None]) -> bool:
 
 
 def _quasi_identifier(
-    column: str, values: Sequence[str | None], spec: ColumnPolicy
+    column: str, values: Sequence[str | None], spec: ColumnPolicy, where: Callable[[int], str]
 ) -> tuple[NumericQI | CategoricalQI, dict[str, Any]]:
     kind = spec.kind or ("numeric" if _is_numeric(values) else "categorical")
     if kind == "numeric":
-        try:
-            numbers = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-        except ValueError as exc:
-            raise BadInput(f"column {column!r} is declared numeric but holds a non-number: {exc}") from exc
+        numbers = np.full(len(values), np.nan)
+        for row, value in enumerate(values):
+            if value is None:
+                continue
+            try:
+                numbers[row] = float(value)
+            except ValueError:
+                raise BadInput(
+                    f"{where(row)}: the policy declares this quasi-identifier numeric, but the value is not a number"
+                ) from None
         return NumericQI.from_array(column, numbers), {"kind": "numeric"}
     try:
         if isinstance(spec.hierarchy, Mapping):
@@ -157,7 +250,7 @@ def _quasi_identifier(
         else:
             hierarchy, name = auto_hierarchy(values)
     except ConfigError as exc:
-        raise ConfigError(f"column {column!r}: {exc}") from None
+        raise ConfigError(f"{where(-1)}: {exc}") from None
     return CategoricalQI.from_values(column, values, hierarchy), {"kind": "categorical", "hierarchy": name}
 
 
@@ -181,44 +274,76 @@ def _target(target: float | None, achieved: Mapping[str, float], *, higher_is_be
     return {"target": target, "achieved": dict(achieved), "met": met}
 
 
+def _tokenize(tokenizer: Tokenizer, values: list[str | None], column: str, where: Callable[[int], str]) -> Any:
+    try:
+        return tokenizer.tokenize(values, column=column)
+    except BadInput as exc:
+        # Name the first row that cannot be tokenized (this error path tokenizes value by value).
+        for row, value in enumerate(values):
+            if value is None:
+                continue
+            try:
+                tokenizer.tokenize([value], column=column)
+            except BadInput:
+                raise BadInput(f"{where(row)}: {exc}") from None
+        raise
+
+
 def protect_frame(
     frame: pd.DataFrame,
     policy: ProtectionPolicy,
     *,
     classes: Mapping[str, ColumnClassification],
     keys: ProtectionKeys = ProtectionKeys(),
+    goal: Goal | None = None,
 ) -> ProtectionResult:
-    """Apply ``policy`` to ``frame`` (values as text, ``None`` missing) and measure what was achieved.
+    """Apply ``goal`` (drop the columns its purpose does not need) and ``policy`` to ``frame`` (values as text,
+    ``None`` missing) and measure what was achieved.
 
-    ``classes`` must cover every column (see :func:`resolve_classes`). Raises :class:`BadInput` for an unusable
-    table and :class:`ConfigError` for a policy that does not fit it or targets the table cannot reach.
+    ``classes`` must cover every column the goal keeps (see :func:`resolve_classes`); they are finalized by
+    :func:`decide_classes`. Raises :class:`BadInput` for an unusable table and :class:`ConfigError` for a policy
+    that does not fit it or targets the table cannot reach.
     """
+    table = _table_name(frame)
+    source = frame.attrs.get("source")
     n = len(frame)
     if frame.shape[1] == 0:
-        raise BadInput("the table has no columns")
+        raise BadInput(f"{table}: the table has no columns")
     if n == 0:
-        raise BadInput("the table has no rows")
-    policy.check_columns(frame.columns)
-    missing = [c for c in frame.columns if c not in classes]
-    if missing:
-        raise ConfigError(f"no class for column(s) {', '.join(map(repr, missing))}")
+        raise BadInput(f"{table}: the table has no rows")
+    policy.check_columns(frame.columns, table=table)
+    columns_in = int(frame.shape[1])
+    frame, dropped = minimize(frame, goal)
+    final = decide_classes(frame, classes)
 
     out = pd.DataFrame(index=frame.index)
     columns_report: dict[str, dict[str, Any]] = {}
+    flags: list[str] = []
     qis: list[NumericQI | CategoricalQI] = []
     sensitive: list[SensitiveAttribute] = []
     for column in frame.columns:
-        cls = classes[column]
+        cls = final[column]
         action = policy.action_for(column, cls.column_class)
         spec = policy.columns.get(column, ColumnPolicy())
         values = _text_values(frame[column])
+
+        def where(row: int, column: str = column) -> str:
+            return f"{table}, column {column!r}" if row < 0 else cell_location(source, row, column)
+
         entry: dict[str, Any] = {
             "class": cls.column_class,
             "confidence": round(float(cls.confidence), 4),
             "class_source": cls.source,
+            "unsure": cls.unsure,
             "action": action,
             "missing_values": sum(v is None for v in values),
         }
+        if cls.classifier_class is not None:
+            entry["classifier_class"] = cls.classifier_class
+        if cls.overrides:
+            entry["overrides"] = cls.overrides
+        if cls.validated is not None:
+            entry["validated"] = cls.validated.to_json()
         if action == "drop":
             entry["suppressed_rows"] = n
         elif action == "pseudonymize":
@@ -227,10 +352,10 @@ def protect_frame(
             entry["pseudonymized_rows"] = n - entry["missing_values"]
         elif action == "tokenize":
             tokenizer = Tokenizer(_require(keys.tokenize, "tokenize", column), spec.domain)
-            out[column], entry["alphabet"] = tokenizer.tokenize(values, column=column)
+            out[column], entry["alphabet"] = _tokenize(tokenizer, values, column, where)
             entry["tokenized_rows"] = n - entry["missing_values"]
         elif action == "generalize":
-            qi, described = _quasi_identifier(column, values, spec)
+            qi, described = _quasi_identifier(column, values, spec, where)
             qis.append(qi)
             entry.update(described)
             out[column] = values  # replaced once Mondrian has run
@@ -238,9 +363,17 @@ def protect_frame(
             out[column] = values
             if cls.column_class == "sensitive":
                 sensitive.append(SensitiveAttribute.from_values(column, values, numeric=_is_numeric(values)))
-        if cls.column_class == "quasi_identifier" and action != "generalize":
+        if flag := _flag(column, cls):
+            flags.append(flag)
+        if cls.column_class == "identifier" and action in ("keep", "generalize"):
+            entry["warning"] = f"identifier published with action {action!r} (set in the policy): not protected"
+            flags.append(f"column {column!r}: {entry['warning']}")
+        elif cls.column_class == "quasi_identifier" and action != "generalize":
             entry["warning"] = f"quasi-identifier published with action {action!r}: not part of k-anonymity"
+            flags.append(f"column {column!r}: {entry['warning']}")
         columns_report[column] = entry
+    for column in dropped:
+        columns_report[column] = {"action": "drop", "reason": "minimization", "suppressed_rows": n}
 
     partitioning = mondrian(
         qis, k=policy.k, mode=policy.mode, sensitive=sensitive, l=policy.l, l_kind=policy.l_kind, t=policy.t
@@ -256,15 +389,28 @@ def protect_frame(
     report = _measure(out, policy, qis, sensitive, n)
     report.update(
         rows=n,
-        columns_in=int(frame.shape[1]),
+        columns_in=columns_in,
         columns_out=int(out.shape[1]),
         mode=policy.mode,
         ncp_percent=round(partitioning.ncp_percent, 4),
         columns=columns_report,
+        source=source if isinstance(source, dict) else None,
+        goal=goal.summary() if goal is not None else None,
+        minimization={"dropped": dropped, "kept": [str(c) for c in frame.columns]} if goal is not None else None,
+        unsure_below=UNSURE_BELOW,
+        flags=flags,
     )
     _raise_unmet(report)
     report["complete"] = True
     return ProtectionResult(out, report)
+
+
+def _flag(column: str, cls: ColumnClassification) -> str | None:
+    """The report's sentence for an unsure or overridden class (the same words ``data scan`` uses)."""
+    decision = Decision(
+        cls.column_class, cls.confidence, cls.source, cls.unsure, cls.classifier_class, cls.overrides, cls.validated
+    )
+    return decision.flag(column)
 
 
 def _measure(
@@ -330,21 +476,71 @@ def write_result(result: ProtectionResult, out: str | Path, *, report_path: str 
     return report_file
 
 
+KeySource = ProtectionKeys | Callable[[set[str]], ProtectionKeys]
+
+
 def protect_file(
     path: str | Path,
     out: str | Path,
     policy: ProtectionPolicy,
     *,
     classes: Mapping[str, ColumnClassification] | None = None,
-    keys: ProtectionKeys = ProtectionKeys(),
+    labels: Mapping[str, str] | None = None,
+    classifier: ColumnClassifier | Callable[[], ColumnClassifier] | None = None,
+    goal: Goal | None = None,
+    keys: KeySource = ProtectionKeys(),
     report_path: str | Path | None = None,
 ) -> ProtectionResult:
-    """Read ``path`` (CSV or Parquet), protect it, and write ``out`` and its JSON report (see :func:`write_result`)."""
+    """Read ``path`` (CSV or Parquet), protect it, and write ``out`` and its JSON report (see :func:`write_result`).
+
+    Columns neither the policy, ``classes`` nor ``labels`` classify are classified by ``classifier`` (or the one a
+    function returns, called only then; default: the shipped model) from the same sample ``data scan`` draws.
+    ``keys`` is the organization's keys, or a function from the key purposes the columns need (``pseudonymize``,
+    ``tokenize``) to them, called only when one is needed.
+    """
     path, out = Path(path), Path(out)
     if out.resolve() == path.resolve():
         raise BadInput(f"{out}: refusing to overwrite the input file")
     frame = read_table(path, as_text=True)
-    result = protect_frame(frame, policy, classes=resolve_classes(frame.columns, policy, classes), keys=keys)
+    policy.check_columns(frame.columns, table=str(path))
+    kept, _ = minimize(frame, goal)
+    classes = dict(classes or {})
+    unknown = [name for name in classes if name not in frame.columns]
+    if unknown:
+        raise BadInput(f"{path}: no column(s) {', '.join(map(repr, unknown))} to classify")
+    resolved = _classify(kept, policy, classes, labels or {}, classifier)
+    final = decide_classes(kept, resolved)
+    purposes = needed_keys(policy, final)
+    if not callable(keys):
+        chosen = keys
+    elif purposes:
+        chosen = keys(purposes)
+    else:
+        chosen = ProtectionKeys()  # no column needs a key: the workspace is never opened
+    result = protect_frame(frame, policy, classes=resolved, keys=chosen, goal=goal)
     result = ProtectionResult(result.frame, dict(result.report, input=str(path), output=str(out)))
     write_result(result, out, report_path=report_path)
     return result
+
+
+def _classify(
+    frame: pd.DataFrame,
+    policy: ProtectionPolicy,
+    classes: Mapping[str, ColumnClassification],
+    labels: Mapping[str, str],
+    classifier: ColumnClassifier | Callable[[], ColumnClassifier] | None,
+) -> dict[str, ColumnClassification]:
+    """Declared classes, and the classifier's verdicts for the columns nobody declared."""
+    undeclared = [
+        c
+        for c in frame.columns
+        if c not in classes and c not in labels and policy.columns.get(c, ColumnPolicy()).column_class is None
+    ]
+    predictions: dict[str, Mapping[str, float]] = {}
+    if undeclared:
+        from fedledger.data.classify.model import ColumnClassifier
+
+        model = classifier() if callable(classifier) else classifier or ColumnClassifier.load()
+        profiles = [p for p in profile_frame(frame) if p.name in undeclared]
+        predictions = {p.name: q.probabilities for p, q in zip(profiles, model.classify(profiles), strict=True)}
+    return resolve_classes(frame.columns, policy, classes, labels=labels, predictions=predictions)

@@ -6,7 +6,9 @@ The pieces between the vault (:mod:`fedledger.data.vault`) and the DataRegistry 
 * :func:`register_table` commits to a protected table (private values already replaced by vault
   references) with a salted RFC 9162 Merkle root, and registers it with its schema, classification,
   policy and purposes of processing; the salt and the subjects' vault pseudonyms stay in a local
-  manifest (:class:`Registrations`), never on chain.
+  manifest (:class:`Registrations`), never on chain. With the data's declared goal
+  (:class:`~fedledger.data.goal.Goal`) it also checks purpose and minimization (the goal's purpose is
+  registered, and the table holds no column the purpose does not need) and records the goal's SHA-256.
 * :func:`check_purpose` is the purpose-limitation gate (GDPR Art. 5(1)(b)) a member node runs before
   training for a task: it refuses a dataset that does not allow the task's purpose.
 * :func:`erase_subject` destroys a subject's data key in the vault and records the erasure, under a
@@ -32,6 +34,7 @@ from fedledger.chain.encoding import as_address, hex32
 from fedledger.chain.registry import DataRegistryClient, DatasetInfo, Purpose, purpose_id, purpose_ids
 from fedledger.chain.task import Phase, TrainingTaskClient, UpdateInfo
 from fedledger.data.commitment import MerkleTree, document_hash, schema_hash
+from fedledger.data.goal import Goal
 from fedledger.data.vault import REFERENCE_PREFIX, ErasedSubject, ErasureReceipt, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, ConfigError, InvalidState, PurposeNotAllowed
 
@@ -65,6 +68,7 @@ class RegisteredDataset:
     purposes: tuple[str, ...]
     salt: str
     subjects: tuple[str, ...] = field(default=(), repr=False)  # vault pseudonyms, not subject ids
+    goal_hash: str = ""  # SHA-256 of the declared goal (fedledger.data.goal), when registered with one
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -144,15 +148,31 @@ def register_table(
     policy: Any,
     registrations: Registrations | None = None,
     salt: bytes | None = None,
+    goal: Goal | None = None,
 ) -> RegisteredDataset:
     """Register ``protected`` (a table whose private values are vault references) as a dataset
     owned by ``registry``'s account; returns what the owner keeps (also added to ``registrations``).
 
-    ``classification`` and ``policy`` are JSON documents (or raw bytes) committed to by hash.
+    ``classification`` and ``policy`` are JSON documents (or raw bytes) committed to by hash. With the
+    data's ``goal``, its purpose must be among ``purposes`` and the table must hold only the columns the
+    purpose needs (``data protect`` with the goal drops the others); its hash is recorded.
     """
     if not isinstance(protected, pd.DataFrame) or protected.empty:
         raise BadInput("register_table needs a non-empty table")
     ids = purpose_ids(list(purposes))  # refuse bad purposes before any hashing or sending
+    if goal is not None:
+        origin = f" (goal {goal.source})" if goal.source else ""
+        if goal.purpose not in purposes:
+            raise BadInput(
+                f"the goal's purpose {goal.purpose!r}{origin} is not among the purposes registered: "
+                f"{', '.join(map(repr, purposes))}"
+            )
+        extra = [str(c) for c in protected.columns if c not in goal.columns]
+        if extra:
+            raise BadInput(
+                f"column(s) {', '.join(map(repr, extra))} are not needed for {goal.purpose!r}{origin}: protect "
+                "the table with its goal first (data minimization), then register the protected table"
+            )
     salt = secrets.token_bytes(32) if salt is None else salt
     tree = MerkleTree.from_table(protected, salt=salt)
     fields = {
@@ -170,6 +190,7 @@ def register_table(
         purposes=tuple(purposes),
         salt=salt.hex(),
         subjects=_subjects_of(protected),
+        goal_hash=goal.digest if goal is not None else "",
     )
     if registrations is not None:
         registrations.add(registered)

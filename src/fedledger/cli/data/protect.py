@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from fedledger.cli.common import AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.cli.data import app
@@ -31,6 +32,14 @@ def protect(
         str | None,
         typer.Option("--classes", help="Column classes, e.g. 'ssn=identifier,age=quasi_identifier,income=sensitive'."),
     ] = None,
+    goal_file: Annotated[
+        Path | None,
+        typer.Option("--goal", help="The data's goal (from `fedledger data goal`); default: FILE.goal.json if any."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="Labels file (JSON lines); default: <workspace>/data/labels.jsonl."),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Where to write the JSON report (default: OUT.report.json).")
     ] = None,
@@ -38,58 +47,55 @@ def protect(
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Protect FILE into OUT: one output row per input row, and a report of what was achieved."""
+    """Protect FILE into OUT: one output row per input row, and a report of what was achieved.
+
+    Each column's class is your label or --classes/policy class if given, else the classifier's (the more protective
+    class when it is unsure), and identifier whenever the values validate as e-mails, phones, IBANs, card numbers
+    or national ids. Columns the goal's purpose does not need are dropped."""
     # Imported here, not at module level: pandas and the anonymizers would slow every fedledger command's start.
+    from fedledger.cli.data.scan import _classifier, _label_store
+    from fedledger.data.goal import Goal, goal_path_for
     from fedledger.data.keys import org_data_key
     from fedledger.data.policy import ProtectionPolicy, parse_classes
-    from fedledger.data.protect import (
-        ColumnClassification,
-        ProtectionKeys,
-        ProtectionResult,
-        needed_keys,
-        protect_frame,
-        resolve_classes,
-        write_result,
-    )
-    from fedledger.data.tabular import read_table
+    from fedledger.data.protect import ColumnClassification, ProtectionKeys, protect_file, report_path_for
+    from fedledger.data.tabular import table_columns
 
     if out.resolve() == file.resolve():
         raise BadInput(f"{out}: refusing to overwrite the input file")
     policy = (ProtectionPolicy.from_toml(policy_file) if policy_file else ProtectionPolicy()).with_k(k)
-    frame = read_table(file, as_text=True)
     given = {
         name: ColumnClassification(column_class, 1.0, "command line")
         for name, column_class in parse_classes(classes or "").items()
     }
-    policy.check_columns(frame.columns)
-    unknown = [name for name in given if name not in frame.columns]
+    unknown = [name for name in given if name not in table_columns(file)]
     if unknown:
         raise BadInput(f"--classes names column(s) not in {file}: {', '.join(map(repr, unknown))}")
-    undeclared = [
-        c for c in frame.columns if c not in given and (c not in policy.columns or not policy.columns[c].column_class)
-    ]
-    if undeclared:
-        # Columns nobody classified: the column classifier decides, and the report names it as the source
-        # with its confidence (nothing is classified silently).
-        from fedledger.data.classify.scan import scan_table
+    if goal_file is None and goal_path_for(file).exists():
+        goal_file = goal_path_for(file)
+    goal = Goal.load(goal_file) if goal_file is not None else None
+    store = _label_store(workspace, labels, required=False)
 
-        for column in scan_table(file).columns:
-            if column.name in undeclared:
-                given[column.name] = ColumnClassification(column.label, column.confidence, "classifier")  # type: ignore[arg-type]
-    resolved = resolve_classes(frame.columns, policy, given)
-    purposes = needed_keys(policy, resolved)
-    keys = ProtectionKeys()
-    if purposes:
-        # The organization's keys come from the workspace keystore; open it only when a column needs one.
+    def keys(purposes: set[str]) -> ProtectionKeys:
+        # The organization's keys come from the workspace keystore; opened only when a column needs one.
         with open_workspace(workspace) as ws:
             account = ws.account(as_key)
-            keys = ProtectionKeys(
+            return ProtectionKeys(
                 pseudonymize=org_data_key(account, "pseudonymize") if "pseudonymize" in purposes else None,
                 tokenize=org_data_key(account, "tokenize") if "tokenize" in purposes else None,
             )
-    result = protect_frame(frame, policy, classes=resolved, keys=keys)
-    result = ProtectionResult(result.frame, dict(result.report, input=str(file), output=str(out)))
-    report_file = write_result(result, out, report_path=report)
+
+    result = protect_file(
+        file,
+        out,
+        policy,
+        classes=given,
+        labels=store.labels_for(file) if store is not None else {},
+        classifier=lambda: _classifier(store)[0],  # fitted only if some column needs it
+        goal=goal,
+        keys=keys,
+        report_path=report,
+    )
+    report_file = Path(report) if report is not None else report_path_for(out)
     if json_out:
         print_json(result.report | {"report": str(report_file)})
         return
@@ -99,6 +105,22 @@ def protect(
 def _print_summary(result: ProtectionResult, out: Path, report_file: Path) -> None:
     r = result.report
     console.print(f"wrote {out} ({r['rows']} rows, {r['columns_out']} of {r['columns_in']} columns) and {report_file}")
+    source = r.get("source") or {}
+    if source.get("format") == "csv":
+        console.print(f"read {source['path']} as {source['encoding']}, delimiter {source['delimiter']!r}")
+    if source.get("note"):
+        console.print(f"[yellow]note:[/] {escape(source['note'])}")
+    if r.get("goal"):
+        goal, dropped = r["goal"], r["minimization"]["dropped"]
+        console.print(
+            f"goal {goal['purpose']} ({goal['lawful_basis']}, keep {goal['retention']}): "
+            + (
+                f"dropped {len(dropped)} column(s) it does not need: {', '.join(dropped)}"
+                if dropped
+                else "every column needed"
+            ),
+            highlight=False,
+        )
     console.print(
         f"k = {r['k']['achieved']} (target {r['k']['target']}), {r['equivalence_classes']} equivalence classes, "
         f"NCP {r['ncp_percent']:.2f} % ({r['mode']} Mondrian)"
@@ -109,9 +131,13 @@ def _print_summary(result: ProtectionResult, out: Path, report_file: Path) -> No
             target = "no target" if entry["target"] is None else f"target {entry['target']}, met: {entry['met']}"
             console.print(f"{name}: {entry['achieved']} ({target})")
     for column, entry in r["columns"].items():
-        note = f"  [yellow]{entry['warning']}[/]" if "warning" in entry else ""
+        if entry.get("reason") == "minimization":
+            continue
+        unsure = ", unsure" if entry.get("unsure") else ""
         console.print(
-            f"  {column}: {entry['class']} ({entry['class_source']}, confidence {entry['confidence']:.2f}) "
-            f"-> {entry['action']}{note}",
+            f"  {escape(column)}: {entry['class']} ({entry['class_source']}{unsure}, confidence "
+            f"{entry['confidence']:.2f}) -> {entry['action']}",
             highlight=False,
         )
+    for flag in r.get("flags", []):
+        console.print(f"[yellow]flag:[/] {escape(flag)}")
