@@ -127,7 +127,7 @@ def to_aggregation(ledger: Ledger) -> tuple[int, int]:
 
 def finalize(ledger: Ledger, model: str) -> int:
     r, mask = to_aggregation(ledger)
-    t(ledger, 0).propose_aggregate(r, model, mask)
+    assert t(ledger, 0).propose_aggregate(r, model, mask) is False  # one of two: the quorum is not reached yet
     assert t(ledger, 1).propose_aggregate(r, model, mask)
     return r
 

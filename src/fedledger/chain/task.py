@@ -19,6 +19,7 @@ from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
+from fedledger.chain.events import RoundFinalized, decode_logs
 from fedledger.chain.reputation import trainer_distrusted
 from fedledger.exceptions import BadInput, InvalidState
 
@@ -346,13 +347,16 @@ class TrainingTaskClient(ContractClient):
         return self.round(round_id).phase
 
     def propose_aggregate(self, round_id: int, model_hash: str | bytes, accepted_mask: int) -> bool:
-        """Propose the next model; True when this proposal finalized the round."""
-        self._send(
+        """Propose the next model; True when this proposal finalized the round (its own transaction emitted the
+        round's RoundFinalized: a read of the phase afterwards would also see a later proposal's finalization)."""
+        result = self._send(
             self.contract.functions.propose_aggregate(
                 int(round_id), as_bytes32(model_hash, what="model hash"), int(accepted_mask)
             )
         )
-        return self.round(round_id).phase is Phase.FINALIZED
+        logs = [log for log in result.receipt["logs"] if log["address"].lower() == self.address.lower()]
+        events = decode_logs("TrainingTask", logs, self.chain.w3.codec)
+        return any(isinstance(e, RoundFinalized) and e.round_id == round_id for e in events)
 
     def close_aggregation(self, round_id: int) -> Phase:
         self._send(self.contract.functions.close_aggregation(int(round_id)))
