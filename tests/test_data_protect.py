@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import random
+import re
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stdnum import iban as stdnum_iban
+from stdnum import luhn as stdnum_luhn
 from typer.testing import CliRunner
 
 from fedledger.cli.app import app
 from fedledger.data.anonymize import Tokenizer, pseudonymize
+from fedledger.data.classify.model import ColumnClassifier
 from fedledger.data.keys import org_data_key
+from fedledger.data.policy import CLASSES as POLICY_CLASSES
 from fedledger.data.policy import ProtectionPolicy, parse_classes
 from fedledger.data.protect import (
     ColumnClassification,
@@ -245,3 +254,220 @@ def test_cli_classifies_the_columns_nobody_classified(table: Path, tmp_path: Pat
         assert 0 < columns[name]["confidence"] <= 1
         assert columns[name]["class"] in ("identifier", "quasi_identifier", "sensitive", "other")
     assert len(pd.read_csv(out, dtype=str)) == len(_rows())
+
+
+# -- protection that cannot leak ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def classifier() -> ColumnClassifier:
+    return ColumnClassifier.load()
+
+
+def test_cli_protect_honours_a_label_the_classifier_would_overrule(tmp_path: Path, workspace: Path) -> None:
+    """The issue's case: a column labelled identifier with `data label` was classified `other` by protect's own
+    classifier run and published in clear."""
+    rng = random.Random(3)
+    badges = [f"{rng.choice('KLMN')}{rng.randint(10, 99)}/{rng.randint(1000, 9999)}" for _ in range(40)]
+    table = tmp_path / "staff.csv"
+    pd.DataFrame({"badge": badges, "visits": [str(i % 4) for i in range(40)]}).to_csv(table, index=False)
+    labels = tmp_path / "labels.jsonl"
+    runner = CliRunner()
+    out = tmp_path / "out.csv"
+    base = ["data", "protect", str(table), "--out", str(out), "--k", "2", "--json", "-w", str(workspace)]
+    before = runner.invoke(app, base)
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout)["columns"]["badge"]["class"] != "identifier"  # the premise
+    labelled = runner.invoke(app, ["data", "label", str(table), "badge", "identifier", "--labels", str(labels)])
+    assert labelled.exit_code == 0, labelled.output
+    result = runner.invoke(app, [*base, "--labels", str(labels)])
+    assert result.exit_code == 0, result.output
+    badge = json.loads(result.stdout)["columns"]["badge"]
+    assert (badge["class"], badge["class_source"], badge["action"]) == ("identifier", "label", "pseudonymize")
+    written = out.read_text() + report_path_for(out).read_text()
+    assert not [b for b in badges if b in written]
+
+
+def test_cli_protect_never_publishes_the_issues_phone_number(tmp_path: Path, workspace: Path) -> None:
+    table = tmp_path / "contacts.csv"
+    pd.DataFrame({"contact": ["+1 617 555 1234"] * 6, "visits": ["1", "2", "3", "1", "2", "3"]}).to_csv(
+        table, index=False
+    )
+    out = tmp_path / "out.csv"
+    args = ["data", "protect", str(table), "--out", str(out), "--k", "2", "--json", "-w", str(workspace)]
+    result = CliRunner().invoke(app, [*args, "--classes", "contact=other"])  # even when told it is `other`
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    contact = report["columns"]["contact"]
+    assert (contact["class"], contact["class_source"], contact["action"]) == ("identifier", "validated", "pseudonymize")
+    assert contact["validated"] == {"kind": "phone", "share": 1.0, "checked": 6}
+    assert contact["overrides"] == "command line 'other'"
+    assert any("overriding command line 'other'" in f for f in report["flags"])
+    assert "617" not in out.read_text() and "617" not in report_path_for(out).read_text()
+
+
+def test_an_explicit_keep_is_the_only_way_to_publish_an_identifier_and_it_is_flagged() -> None:
+    frame = pd.DataFrame({"email": [f"u{i}@example.org" for i in range(6)], "n": ["1", "2"] * 3})
+    policy = ProtectionPolicy.from_mapping({"k": 2, "columns": {"email": {"action": "keep"}}})
+    result = protect_frame(frame, policy, classes=_classes("email=other,n=other"), keys=KEYS)
+    assert result.frame["email"].tolist() == frame["email"].tolist()
+    entry = result.report["columns"]["email"]
+    assert entry["class"] == "identifier" and "not protected" in entry["warning"]
+    assert any("identifier published with action 'keep'" in f for f in result.report["flags"])
+
+
+def test_unsure_classifier_verdicts_take_the_protective_class_and_are_flagged() -> None:
+    frame = pd.DataFrame({"state": ["MA", "NY", "CA", "TX"] * 3, "n": [str(i) for i in range(12)]})
+    predictions = {
+        "state": {"identifier": 0.02, "quasi_identifier": 0.30, "sensitive": 0.05, "other": 0.63},
+        "n": {"identifier": 0.01, "quasi_identifier": 0.01, "sensitive": 0.01, "other": 0.97},
+    }
+    classes = resolve_classes(frame.columns, ProtectionPolicy(), predictions=predictions)
+    result = protect_frame(frame, ProtectionPolicy(k=3), classes=classes, keys=KEYS)
+    state, n = result.report["columns"]["state"], result.report["columns"]["n"]
+    assert (state["class"], state["unsure"], state["classifier_class"], state["action"]) == (
+        "quasi_identifier",
+        True,
+        "other",
+        "generalize",
+    )
+    assert state["confidence"] == 0.63 and (n["class"], n["unsure"]) == ("other", False)
+    assert result.report["flags"] == [
+        "column 'state': the classifier is unsure (other at 63%, below 80%): treated as quasi_identifier; "
+        "label it to decide"
+    ]
+    assert result.report["unsure_below"] == 0.8
+
+
+def test_encodings_are_read_and_reported(tmp_path: Path) -> None:
+    rows = [["name", "city", "age"]] + [[f"Zoë {i}", ["Köln", "Genève"][i % 2], str(30 + i)] for i in range(8)]
+    utf16 = tmp_path / "export.txt"  # Excel's "Unicode text"
+    utf16.write_bytes(b"\xff\xfe" + "".join("\t".join(r) + "\r\n" for r in rows).encode("utf-16-le"))
+    cp1252 = tmp_path / "win.csv"
+    cp1252.write_bytes("".join(",".join(r) + "\n" for r in rows).encode("cp1252"))
+    classes = _classes("name=identifier,city=quasi_identifier,age=quasi_identifier")
+    for path, encoding in ((utf16, "utf-16"), (cp1252, "cp1252")):
+        out = tmp_path / f"{path.stem}.out.csv"
+        result = protect_file(path, out, ProtectionPolicy(k=2), classes=classes, keys=KEYS)
+        assert result.report["source"]["encoding"] == encoding
+        assert set(result.frame["city"]) <= {"Köln", "Genève", "*"}
+        assert "Zoë" not in out.read_text(encoding="utf-8")
+    assert "not valid UTF-8" in result.report["source"]["note"]  # cp1252: decoded, and the report says how
+    result = CliRunner().invoke(
+        app, ["data", "protect", str(cp1252), "--out", str(tmp_path / "o.csv"), "--classes", "name=other", "--k", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "read" in result.output and "cp1252" in result.output and "not valid UTF-8" in " ".join(result.output.split())
+    )
+
+
+def test_value_errors_name_the_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('name,age,code\na,30,"12\n34"\nb,thirty,5\nc,41,77\n')
+    numeric = ProtectionPolicy.from_mapping({"k": 1, "columns": {"age": {"kind": "numeric"}}})
+    classes = _classes("name=other,age=quasi_identifier,code=other")
+    with pytest.raises(BadInput, match=rf"{re.escape(str(path))} line 4, column 'age': .* not a number"):
+        protect_file(path, tmp_path / "o.csv", numeric, classes=classes, keys=KEYS)
+    tokenize = ProtectionPolicy.from_mapping({"k": 1, "columns": {"code": {"action": "tokenize"}}})
+    classes = _classes("name=other,age=other,code=identifier")
+    with pytest.raises(BadInput, match=rf"{re.escape(str(path))} line 2, column 'code': .*cannot be tokenized"):
+        protect_file(path, tmp_path / "o.csv", tokenize, classes=classes, keys=KEYS)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_policy_errors_name_the_file_and_line(table: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('k = 3\n\n[columns.zip]\nhierarchy = "prefix"\nclas = "quasi_identifier"\n')
+    result = CliRunner().invoke(
+        app, ["data", "protect", str(table), "--out", str(tmp_path / "o.csv"), "--policy", str(policy)]
+    )
+    said = " ".join(result.output.split())
+    assert (
+        result.exit_code == ConfigError.exit_code and "policy.toml line 5: [columns.zip]: unknown key(s) clas" in said
+    )
+    policy.write_text('k = 3\n[columns.ssn]\naction = "drop"\n')
+    result = CliRunner().invoke(
+        app, ["data", "protect", str(table), "--out", str(tmp_path / "o.csv"), "--policy", str(policy)]
+    )
+    assert "policy.toml line 2: policy names column(s) not in" in " ".join(result.output.split())
+    assert not (tmp_path / "o.csv").exists()
+
+
+# -- the property: no identifier value reaches the output or the report ---------------------------------------
+
+_WORDS = ("flu", "cold", "asthma", "fever")
+
+
+def _value(kind: str, j: int, n: int) -> str:
+    if kind == "email":
+        return f"user{j:02d}x{n}@example.org"
+    if kind == "phone":
+        return f"+1 617 555 {1000 + n % 9000:04d}"
+    if kind == "iban":
+        bban = f"WEST{n:014d}"
+        return f"GB{stdnum_iban.calc_check_digits('GB00' + bban)}{bban}"
+    if kind == "card":
+        body = f"4{n:014d}"
+        digits = body + stdnum_luhn.calc_check_digit(body)
+        return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
+    if kind == "ssn":
+        return f"{100 + n % 565:03d}-{10 + n % 89:02d}-{1000 + n % 8999:04d}"
+    if kind == "badge":
+        return f"K{j:02d}/{n % 100000:05d}"
+    if kind == "category":
+        return f"c{j:02d}x{_WORDS[n % len(_WORDS)]}"
+    return str((j + 1) * 10**7 + n % 10**6)  # "number"
+
+
+VALIDATED_KINDS = ("email", "phone", "iban", "card", "ssn")
+KINDS = (*VALIDATED_KINDS, "badge", "category", "number")
+
+
+@st.composite
+def _tables(draw: st.DrawFn) -> tuple[pd.DataFrame, dict[str, str], dict[str, str], str]:
+    rows = draw(st.integers(6, 16))
+    kinds = draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=5))
+    data: dict[str, list[str | None]] = {}
+    labels: dict[str, str] = {}
+    kind_of: dict[str, str] = {}
+    for j, kind in enumerate(kinds):
+        header = draw(st.sampled_from([f"col_{j}", f"{kind}_{j}", f"field {j}"]))
+        numbers = draw(st.lists(st.integers(0, 10**9), min_size=rows, max_size=rows))
+        missing = draw(st.lists(st.booleans(), min_size=rows, max_size=rows))
+        values: list[str | None] = [_value(kind, j, n) for n in numbers]
+        # Missing values, but never a whole column: a column with no values has nothing to leak.
+        data[header] = [None if gone and i else v for i, (v, gone) in enumerate(zip(values, missing, strict=True))]
+        kind_of[header] = kind
+        label = "identifier" if kind == "badge" else draw(st.sampled_from([None, *POLICY_CLASSES]))
+        if label is not None:
+            labels[header] = label
+    action = draw(st.sampled_from(["pseudonymize", "tokenize", "drop"]))
+    return pd.DataFrame(data), labels, kind_of, action
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_tables())
+def test_no_identifier_value_appears_in_the_output_or_the_report(
+    case: tuple[pd.DataFrame, dict[str, str], dict[str, str], str], classifier: ColumnClassifier
+) -> None:
+    frame, labels, kind_of, action = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path, out = Path(tmp) / "in.csv", Path(tmp) / "out.csv"
+        frame.to_csv(path, index=False)
+        policy = ProtectionPolicy.from_mapping({"k": 2, "identifier_action": action})
+        result = protect_file(path, out, policy, labels=labels, classifier=classifier, keys=KEYS)
+        published = out.read_text(encoding="utf-8") + report_path_for(out).read_text(encoding="utf-8")
+    columns = result.report["columns"]
+    identifiers = {
+        name
+        for name, kind in kind_of.items()
+        if kind in VALIDATED_KINDS or labels.get(name) == "identifier" or columns[name]["class"] == "identifier"
+    }
+    for name in identifiers:
+        assert columns[name]["class"] == "identifier", (name, columns[name])
+        assert columns[name]["action"] == action
+        leaked = [v for v in frame[name].dropna() if v in published]
+        assert not leaked, (name, kind_of[name], leaked[:3])
+    for name, label in labels.items():  # a label is never overruled, except to make a column an identifier
+        assert columns[name]["class"] == label or columns[name]["class_source"] == "validated"

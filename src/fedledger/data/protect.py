@@ -215,7 +215,11 @@ def report_path_for(out: str | Path) -> Path:
 
 
 def _text_values(series: pd.Series) -> list[str | None]:
-    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in series.tolist()]
+    """Cells as text; missing, and blank cells (a quoted ``""`` is read as an empty string), as None."""
+    return [
+        None if v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip() else str(v)
+        for v in series.tolist()
+    ]
 
 
 def _is_numeric(values: Sequence[str | None]) -> bool:
@@ -285,7 +289,7 @@ def _tokenize(tokenizer: Tokenizer, values: list[str | None], column: str, where
             try:
                 tokenizer.tokenize([value], column=column)
             except BadInput:
-                raise BadInput(f"{where(row)}: {exc}") from None
+                raise BadInput(f"{where(row)}: {str(exc).removeprefix(f'column {column!r}: ')}") from None
         raise
 
 

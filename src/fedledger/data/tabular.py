@@ -391,12 +391,12 @@ def cell_location(source: Any, row: int, column: str) -> str:
         with path.open(encoding=source.get("encoding") or "utf-8", newline="") as fh:
             reader = csv.reader(fh, delimiter=source.get("delimiter") or ",")
             records = -1  # the header is record -1
+            start = 1
             for fields in reader:
-                if not fields:
-                    continue
-                if records == row:
-                    return f"{path} line {reader.line_num}, column {column!r}"
-                records += 1
+                if fields and records == row:
+                    return f"{path} line {start}, column {column!r}"  # where the record starts
+                records += bool(fields)
+                start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error):
         pass
     return f"{path} data row {row + 1}, column {column!r}"
