@@ -167,10 +167,12 @@ def _legacy_encoding(sample: bytes, *, cp1252_undefined: bool) -> str:
     if sum(byte >= 0x80 for byte in sample) < _MIN_DETECT_BYTES:
         return western
     best = from_bytes(sample).best()
-    found = None if best is None else codecs.lookup(best.encoding).name
+    if best is None:
+        return western
+    found = codecs.lookup(best.encoding).name
     # A delimited file in UTF-16/32 is full of NUL bytes (handled before this); without them such a verdict is
     # charset-normalizer over-fitting a few accented bytes.
-    if found is None or found.startswith(("utf-16", "utf-32")):
+    if found.startswith(("utf-16", "utf-32")):
         return western
     if is_multi_byte_encoding(best.encoding) or any(s in a for a in best.alphabets for s in _NON_LATIN_SCRIPTS):
         return found
