@@ -148,7 +148,8 @@ def decide(
         return Decision(**{**decision.__dict__, "validated": validated})
     said = f"{decision.source} {decision.column_class!r}"
     if decision.source == "classifier":
-        said += f" ({decision.confidence:.0%})"
+        said = f"classifier {decision.classifier_class!r} ({decision.confidence:.0%}"
+        said += f", unsure: {decision.column_class!r})" if decision.unsure else ")"
     return Decision(
         "identifier",
         validated.share,
