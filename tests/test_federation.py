@@ -272,6 +272,8 @@ BAD_UPDATES = {
     "truncated": (lambda node, r: _honest_blob(node, r)[:-7], "not a safetensors blob"),
     "not safetensors": (lambda node, r: b"\x00garbage" * 10, "not a safetensors blob"),
     "oversized": (lambda node, r: b"\x00" * (node.config.max_update_bytes + 1), "oversized"),
+    # Once a SIGSEGV in json.loads for every validator (the C stack overflowed): now a named rejection.
+    "deep header": (lambda node, r: (100_000).to_bytes(8, "little") + b"[" * 100_000, "nested 100000 levels deep"),
 }
 
 

@@ -22,6 +22,7 @@ from fedledger.chain.encoding import ZERO_HASH
 from fedledger.chain.registry import purpose_id
 from fedledger.chain.task import ZERO_ADDRESS, TaskParams
 from fedledger.exceptions import BadInput, ConfigError
+from fedledger.store.safejson import loads_bounded
 
 if TYPE_CHECKING:
     from fedledger.federation.privacy import TaskPrivacy
@@ -511,7 +512,7 @@ class TaskConfig:
     @classmethod
     def from_bytes(cls, data: bytes) -> TaskConfig:
         try:
-            body = json.loads(data)
+            body = loads_bounded(data, what="task config")
         except ValueError as exc:
             raise ConfigError(f"task config is not valid JSON: {exc}") from exc
         if not isinstance(body, dict) or body.pop("format", None) != CONFIG_FORMAT:

@@ -35,6 +35,7 @@ from fedledger.exceptions import BadInput, ConfigError, StoreError
 from fedledger.federation.secure import identity_key
 from fedledger.privacy.secagg import mask_from_seed, pairwise_seed, public_key
 from fedledger.store import BlobStore
+from fedledger.store.safejson import loads_bounded
 
 __all__ = [
     "STATS_FORMAT",
@@ -158,7 +159,7 @@ class ConsortiumStats:
 
     def _read(self, member: str, blob_hash: str) -> npt.NDArray[np.uint64]:
         try:
-            body = json.loads(self.store.get(blob_hash.removeprefix("0x")))
+            body = loads_bounded(self.store.get(blob_hash.removeprefix("0x")), what="preparation statistics")
             if (
                 body.get("format") != STATS_FORMAT
                 or body.get("task") != self.task.address

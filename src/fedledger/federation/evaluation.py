@@ -20,7 +20,6 @@ topic ``metrics`` (:data:`fedledger.chain.bulletin.METRICS_TOPIC`) of the Bullet
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ from fedledger.federation.config import TaskConfig
 from fedledger.learning.metrics import Metrics, evaluate_model, pool_metrics
 from fedledger.learning.model_blob import canonical_json, decode_model
 from fedledger.store import BlobStore
+from fedledger.store.safejson import loads_bounded
 
 __all__ = [
     "METRICS_FORMAT",
@@ -84,7 +84,7 @@ class MetricsReport:
     def from_bytes(cls, data: bytes) -> MetricsReport:
         """Parse and check a report blob; :class:`BadInput` naming what is wrong."""
         try:
-            body = json.loads(data)
+            body = loads_bounded(data, what="metrics report")
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadInput(f"metrics report is not JSON: {exc}") from exc
         if not isinstance(body, dict) or body.get("format") != METRICS_FORMAT:

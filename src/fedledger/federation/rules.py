@@ -40,7 +40,7 @@ from fedledger.learning.aggregation import OptimizerState, aggregate, apply_serv
 from fedledger.learning.aggregation.example_cap import median_example_cap
 from fedledger.learning.model_blob import ModelParams
 from fedledger.learning.update import Tensors
-from fedledger.store import BlobStore
+from fedledger.store import BlobStore, BlobTooLarge
 
 __all__ = [
     "RoundAggregate",
@@ -93,17 +93,26 @@ def check_update(
     """
     check_registered_rows(update, rows)
     try:
-        blob = store.get(update.update_hash.removeprefix("0x"))
+        # The task's size limit is applied from the blob's size, before its bytes are read.
+        blob = store.get(update.update_hash.removeprefix("0x"), max_bytes=config.max_update_bytes)
+    except BlobTooLarge as exc:
+        raise UpdateRejected(f"oversized: {exc.size} bytes, limit {exc.limit}") from exc
     except StoreError as exc:
         raise UpdateRejected(f"blob unavailable: {exc}") from exc
-    decoded = validate_update(
-        blob,
-        spec,
-        max_bytes=config.max_update_bytes,
-        frac_bits=config.frac_bits,
-        max_norm=config.update_norm_bound(num_params(spec)),
-        max_examples=config.max_examples,
-    )
+    try:
+        decoded = validate_update(
+            blob,
+            spec,
+            max_bytes=config.max_update_bytes,
+            frac_bits=config.frac_bits,
+            max_norm=config.update_norm_bound(num_params(spec)),
+            max_examples=config.max_examples,
+        )
+    except UpdateRejected:
+        raise
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, RecursionError, MemoryError) as exc:
+        # A blob must never stop a validator: whatever the checks above missed is still a named rejection.
+        raise UpdateRejected(f"malformed update: {type(exc).__name__}: {exc}") from exc
     if decoded.encoding != "fixed64":
         raise UpdateRejected(f"encoding {decoded.encoding!r}, the task aggregates fixed64 updates")
     if decoded.num_examples != update.num_examples:

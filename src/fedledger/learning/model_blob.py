@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from fedledger.exceptions import UpdateRejected
 from fedledger.learning.params import Params, ParamSpec, as_params, shape_spec
+from fedledger.store.safejson import loads_bounded
 from fedledger.store.tensors import decode_tensors, encode_tensors
 
 __all__ = [
@@ -128,8 +129,8 @@ def decode_model(blob: bytes, *, expected_spec: ParamSpec | None = None) -> Mode
     if "model_spec" not in meta:
         raise UpdateRejected("metadata missing: model_spec")
     try:
-        spec = json.loads(meta["model_spec"])
-    except json.JSONDecodeError as exc:
+        spec = loads_bounded(meta["model_spec"], what="model_spec")
+    except ValueError as exc:
         raise UpdateRejected(f"model_spec is not JSON: {exc}") from exc
     if not isinstance(spec, dict):
         raise UpdateRejected("model_spec is not a JSON object")

@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.exceptions import AggregationError, BadInput, ConfigError
+from fedledger.store.safejson import loads_bounded
 
 __all__ = ["CKKSKeyHolder", "CKKSParams", "EncryptedUpdate", "encrypt_update", "sum_encrypted"]
 
@@ -109,7 +110,7 @@ class EncryptedUpdate:
     def from_bytes(cls, data: bytes) -> EncryptedUpdate:
         try:
             (hlen,) = struct.unpack_from("<I", data, 0)
-            doc = json.loads(data[4 : 4 + hlen])
+            doc = loads_bounded(data[4 : 4 + hlen], what="encrypted update header")
             if doc.get("format") != _FORMAT:
                 raise BadInput(f"not an encrypted update: format {doc.get('format')!r}")
             offset, chunks = 4 + hlen, []

@@ -8,6 +8,7 @@ from fedledger.store._blobstore import (
     DEFAULT_BACKOFF_S,
     DEFAULT_MAX_BLOB_BYTES,
     BlobStore,
+    BlobTooLarge,
     blob_id_of,
     check_blob_id,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_BLOB_BYTES",
     "SAFETENSORS_DTYPES",
     "BlobStore",
+    "BlobTooLarge",
     "blob_id_of",
     "check_blob_id",
     "decode_tensors",

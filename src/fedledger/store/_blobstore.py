@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_BACKOFF_S",
     "DEFAULT_MAX_BLOB_BYTES",
     "BlobStore",
+    "BlobTooLarge",
     "blob_id_of",
     "check_blob_id",
 ]
@@ -105,6 +106,15 @@ def _describe(exc: BaseException) -> str:
 _ID_RE = re.compile(r"[0-9a-f]{64}")
 # Object stores replace an object in one PUT, so a partial blob is never visible there.
 _ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
+
+
+class BlobTooLarge(StoreError):
+    """A blob is over the size limit: refused before it is read (or written)."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 def blob_id_of(data: bytes) -> str:
@@ -235,10 +245,14 @@ class BlobStore:
 
     # -- operations ------------------------------------------------------------
 
-    def _check_size(self, size: int, blob_id: str | None) -> None:
-        if size > self.max_blob_bytes:
+    def _check_size(self, size: int, blob_id: str | None, limit: int | None = None) -> None:
+        limit = self.max_blob_bytes if limit is None else limit
+        if size > limit:
             what = f"blob {blob_id}" if blob_id else "blob"
-            raise StoreError(f"{what} is {size} bytes, over the store limit of {self.max_blob_bytes} bytes")
+            whose = "store" if limit == self.max_blob_bytes else "reader's"
+            raise BlobTooLarge(
+                f"{what} is {size} bytes, over the {whose} limit of {limit} bytes", size=size, limit=limit
+            )
 
     def put(self, data: bytes) -> str:
         """Store ``data`` and return its sha256 hex id; storing the same bytes twice is a no-op."""
@@ -282,34 +296,40 @@ class BlobStore:
         self._fs.pipe_file(tmp, data)
         self._fs.mv(tmp, key)
 
-    def get(self, blob_id: str) -> bytes:
-        """The blob's bytes, verified against its id (:class:`IntegrityError` if they differ)."""
+    def get(self, blob_id: str, *, max_bytes: int | None = None) -> bytes:
+        """The blob's bytes, verified against its id (:class:`IntegrityError` if they differ).
+
+        A blob over the store's ``max_blob_bytes``, or over ``max_bytes`` when that is smaller, is refused
+        with :class:`BlobTooLarge` from its size alone, before its bytes are read.
+        """
         check_blob_id(blob_id)
+        limit = self.max_blob_bytes if max_bytes is None else min(self.max_blob_bytes, max_bytes)
         read = self._read_local if self._local_root is not None else self._read_fs
-        data = self._run(f"read blob {blob_id} from", lambda: read(blob_id))
-        self._check_size(len(data), blob_id)
+        data = self._run(f"read blob {blob_id} from", lambda: read(blob_id, limit))
+        self._check_size(len(data), blob_id, limit)
         actual = blob_id_of(data)
         if actual != blob_id:
             raise IntegrityError(f"blob {blob_id} in {self.url} is corrupt: its bytes hash to {actual}")
         return data
 
-    def _read_local(self, blob_id: str) -> bytes:
+    def _read_local(self, blob_id: str, limit: int) -> bytes:
         path = self.path_of(blob_id)
         try:
             size = path.stat().st_size
-            self._check_size(size, blob_id)
+            self._check_size(size, blob_id, limit)
             with path.open("rb") as fh:
                 # Read one byte past the limit so a file that grew after stat() is still caught.
-                return fh.read(self.max_blob_bytes + 1)
+                return fh.read(limit + 1)
         except FileNotFoundError:
             raise BlobNotFound(f"blob {blob_id} not found in {self.url}") from None
 
-    def _read_fs(self, blob_id: str) -> bytes:
+    def _read_fs(self, blob_id: str, limit: int) -> bytes:
         key = self._key(blob_id)
         try:
             size = self._fs.size(key)
-            self._check_size(int(size), blob_id)
-            return bytes(self._fs.cat_file(key))
+            self._check_size(int(size), blob_id, limit)
+            # Ask for one byte past the limit: a server that under-reported the size cannot make us read more.
+            return bytes(self._fs.cat_file(key, start=0, end=limit + 1))
         except FileNotFoundError:
             raise BlobNotFound(f"blob {blob_id} not found in {self.url}") from None
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from fedledger.exceptions import BadInput, ConfigError
+from fedledger.store.safejson import loads_bounded
 
 __all__ = ["RoundConfig", "threshold_for"]
 
@@ -129,7 +130,7 @@ class RoundConfig:
     @classmethod
     def from_bytes(cls, data: bytes) -> RoundConfig:
         try:
-            doc = json.loads(data)
+            doc = loads_bounded(data, what="secure-aggregation round config")
             if doc.get("format") != _CONFIG_FORMAT:
                 raise BadInput(f"not a secure-aggregation round config (format {doc.get('format')!r})")
             return cls(

@@ -25,6 +25,7 @@ import numpy as np
 
 from fedledger.exceptions import BadInput, FedLedgerError, UpdateRejected
 from fedledger.learning.update import UPDATE_FORMAT
+from fedledger.store.safejson import loads_bounded
 from fedledger.store.tensors import decode_tensors, encode_tensors
 
 from ._prg import U64Array
@@ -41,7 +42,7 @@ def _dump(kind: str, doc: Mapping[str, Any]) -> bytes:
 
 def _load(kind: str, data: bytes, build: Callable[[dict[str, Any]], _T]) -> _T:
     try:
-        doc = json.loads(data)
+        doc = loads_bounded(data, what=f"secure-aggregation {kind}")
         if not isinstance(doc, dict):
             raise BadInput(f"secure-aggregation {kind} must be a JSON object")
         want = f"fedledger-secagg-{kind}/1"

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from fedledger.exceptions import AggregationError, BadInput, NotEnoughShares, SecAggError, VerificationFailed
+from fedledger.store.safejson import loads_bounded
 
 from . import _keys
 from ._config import RoundConfig
@@ -150,7 +151,7 @@ class MemberSecrets:
     @classmethod
     def from_bytes(cls, data: bytes) -> MemberSecrets:
         try:
-            doc = json.loads(data)
+            doc = loads_bounded(data, what="secure-aggregation member secrets")
             if doc.get("format") != _SECRETS_FORMAT:
                 raise BadInput(f"not secure-aggregation member secrets (format {doc.get('format')!r})")
             own = doc["own_share"]
