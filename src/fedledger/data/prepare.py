@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.data.cleanse import CleanseRules
 from fedledger.data.tabular import decode_bytes
 from fedledger.exceptions import BadInput, ConfigError
 
@@ -86,6 +87,9 @@ _TOP_KEYS = (
     "defaults",
     "statistics",
     "stats",
+    "select",
+    "drop",
+    "cleanse",
 )
 _NUMERIC_KEYS = ("impute", "scale", "clip", "transform", "missing")
 _CATEGORICAL_KEYS = ("impute", "unknown", "missing")
@@ -436,6 +440,7 @@ class Recipe:
     statistics: str = "consortium"
     stats: tuple[tuple[str, ColumnStats], ...] = ()
     version: int = RECIPE_VERSION
+    cleanse: CleanseRules | None = None  # the [cleanse] table, for `fedledger data cleanse`; None: defaults
 
     # ------------------------------------------------------------------ parsing
 
@@ -487,6 +492,9 @@ class Recipe:
             raise ConfigError(f"{where}.columns.{dup[0]}: listed twice")
         if not features:
             raise ConfigError(f"{where}.columns: no feature column (give at least one {{name = ..., kind = ...}})")
+        kinds = {f.name: f.kind for f in features}
+        dropped = _selection(d, where, [f.name for f in features])
+        features = [f for f in features if f.name not in dropped]
         feature_names = {f.name for f in features}
 
         label = LabelRule.from_dict(d.get("label"), f"{where}.label")
@@ -495,6 +503,8 @@ class Recipe:
         if not header and label.column not in names:
             raise ConfigError(f"{where}.label.column: {label.column!r} is not in {where}.columns")
         skip = _strings(d.get("skip_columns", []), f"{where}.skip_columns")
+        # A dropped feature is read past like a skipped column, so equivalent recipes have one canonical form.
+        skip += tuple(n for n in dropped if n not in skip)
         for s in skip:
             if s not in names and not header:
                 raise ConfigError(f"{where}.skip_columns: {s!r} is not in {where}.columns")
@@ -508,6 +518,13 @@ class Recipe:
                 )
 
         stats = _parse_stats(d.get("stats", {}), f"{where}.stats", {f.name: f for f in features})
+        cleanse = (
+            CleanseRules.from_dict(
+                d["cleanse"], where=f"{where}.cleanse", kinds=kinds, names=None if header else tuple(names)
+            )
+            if "cleanse" in d
+            else None
+        )
         recipe = cls(
             tuple(names),
             tuple(features),
@@ -519,6 +536,7 @@ class Recipe:
             statistics,
             tuple(sorted(stats.items())),
             version,
+            cleanse,
         )
         recipe._validate_stats(where)
         return recipe
@@ -608,6 +626,8 @@ class Recipe:
             "label": self.label.to_dict(),
             "statistics": self.statistics,
             "stats": {name: s.to_dict() for name, s in self.stats},
+            # Only when given, so recipes written before cleansing rules existed keep their hash.
+            **({"cleanse": self.cleanse.to_dict()} if self.cleanse is not None else {}),
         }
 
     def canonical_json(self) -> bytes:
@@ -663,6 +683,26 @@ class Recipe:
             if updates:
                 stats[f.name] = replace(stats.get(f.name, ColumnStats()), **updates)
         return replace(self, stats=tuple(sorted(stats.items())))
+
+
+def _selection(d: Mapping[str, Any], where: str, features: Sequence[str]) -> tuple[str, ...]:
+    """The feature columns that ``select`` (keep only these) or ``drop`` (leave these out) remove from ``X``."""
+    if "select" in d and "drop" in d:
+        raise ConfigError(f"{where}.select: give select or drop, not both")
+    for key in ("select", "drop"):
+        if key not in d:
+            continue
+        named = _strings(d[key], f"{where}.{key}", allow_empty=key == "drop")
+        for n in named:
+            if n not in features:
+                raise ConfigError(f"{where}.{key}: {n!r} is not a feature column (features: {', '.join(features)})")
+            if named.count(n) > 1:
+                raise ConfigError(f"{where}.{key}: {n!r} is listed twice")
+        dropped = tuple(f for f in features if (f not in named) == (key == "select"))
+        if len(dropped) == len(features):
+            raise ConfigError(f"{where}.{key}: leaves no feature column")
+        return dropped
+    return ()
 
 
 def _summable(f: ColumnSpec, stat: str) -> bool:

@@ -13,4 +13,4 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-from fedledger.cli.data import goal, protect, scan, vault  # noqa: E402,F401  (register the commands)
+from fedledger.cli.data import goal, lifecycle, protect, scan, vault  # noqa: E402,F401  (register the commands)

@@ -3,13 +3,14 @@
 fedledger data registry deploy | use ADDRESS     the consortium's DataRegistry
 fedledger data vault import FILE --subject-column C --columns a,b [--out OUT]
 fedledger data vault get SUBJECT --column C --record R
-fedledger data register FILE --purpose P [--purpose P2] --classification F --policy F
+fedledger data register FILE --purpose P [--purpose P2] --classification F --policy F [--recipe R]
 fedledger data datasets [--owner ADDRESS]
 fedledger data erase SUBJECT [--dataset ID]
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -143,15 +144,29 @@ def register(
     purpose: Annotated[list[str], typer.Option(help="A purpose of processing, e.g. model-training:heart-disease.")],
     classification: Annotated[Path, typer.Option(help="The column classification (JSON), committed by hash.")],
     policy: Annotated[Path, typer.Option(help="The privacy policy applied (any file), committed by hash.")],
+    recipe: Annotated[
+        Path | None,
+        typer.Option(help="The preparation recipe the data is prepared with; its hash is committed with the policy."),
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Register a protected table on the ledger: its salted Merkle root, schema, classification,
     policy and purposes. It commits to the file as given: register the protected table, never the
-    raw one (the root is salted and stays off chain with the salt either way)."""
+    raw one (the root is salted and stays off chain with the salt either way). With --recipe, the
+    policy committed is {"policy": <the policy>, "preparation_recipe": <the recipe's hash>}."""
     table = _read_table(file)
     documents = _read_document(classification), _read_document(policy)
+    recipe_hash = None
+    if recipe is not None:
+        from fedledger.data.prepare import Recipe
+
+        recipe_hash = Recipe.load(recipe).hash()  # the hash a task config's preparation commits to
+        raw = documents[1]
+        # A policy that is not JSON is committed by the hash of its bytes, as without a recipe.
+        inner = {"sha256": hashlib.sha256(raw).hexdigest()} if isinstance(raw, bytes) else raw
+        documents = documents[0], {"policy": inner, "preparation_recipe": recipe_hash}
     with open_workspace(workspace) as ws:
         registry = ws.data_registry(ws.account(as_key))
         registered = register_table(
@@ -163,12 +178,16 @@ def register(
             registrations=_registrations(ws),
         )
     public = {k: v for k, v in registered.to_json().items() if k not in ("salt", "subjects")}
+    if recipe_hash is not None:
+        public["recipe_hash"] = recipe_hash
     if json_out:
         print_json(public)
     else:
         console.print(f"[green]Registered[/] dataset {registered.dataset_id}: {registered.rows} rows")
         console.print(f"  commitment: {registered.commitment}")
         console.print(f"  purposes:   {', '.join(registered.purposes)}")
+        if recipe_hash is not None:
+            console.print(f"  recipe:     {recipe_hash}")
 
 
 @app.command("datasets")
