@@ -32,8 +32,10 @@ __all__ = [
     "Org",
     "Split",
     "evaluate_members",
+    "evaluate_shared",
     "fedledger_command",
     "local_consortium",
+    "partition_rows",
     "pooled_baseline",
     "served_chain",
     "split_rows",
@@ -276,6 +278,36 @@ def split_rows(
     return split
 
 
+def partition_rows(
+    path: Path,
+    out: Path,
+    key: Callable[[list[str]], str],
+    *,
+    max_rows: int | None = None,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Deal a raw CSV's rows out to organizations: row by row in file order, ``key(row)`` names the organization
+    that gets it (a non-IID split is a ``key`` that looks at the label). Rows stay as they are. With ``max_rows``,
+    an organization holding more keeps a uniformly random ``max_rows`` of them (seeded), in file order. Returns
+    each organization's file, ``out/<stem>.<organization>.csv``, in the order organizations first appear."""
+    from fedledger.data.prepare import decode_bytes
+
+    text, _ = decode_bytes(Path(path).read_bytes())
+    lines = [line for line in text.splitlines() if line.strip()]
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(csv.reader(lines)):
+        groups.setdefault(key(row), []).append(i)
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for name, rows in groups.items():
+        if max_rows is not None and len(rows) > max_rows:
+            rows = sorted(int(i) for i in rng.choice(rows, size=max_rows, replace=False))
+        files[name] = out / f"{Path(path).stem}.{_slug(name)}.csv"
+        files[name].write_text("".join(lines[i] + "\n" for i in rows))
+    return files
+
+
 def evaluate_members(net: LocalConsortium, tests: Mapping[str, Path]) -> dict[str, Any]:
     """Each organization scores the final model on its own test file (``fedledger evaluate``); the pooled accuracy
     weighs each by its rows. Then the task's outcome (``task status``) and ``audit verify`` from two workspaces."""
@@ -287,11 +319,32 @@ def evaluate_members(net: LocalConsortium, tests: Mapping[str, Path]) -> dict[st
         per_member[org.name] = metrics
         correct += metrics["accuracy"] * metrics["n"]
         total += metrics["n"]
-    status = net.json(net.orgs[0], "task", "status")
-    audits = {org.name: net.run(org, "audit", "verify", check=False) for org in net.orgs[:2]}
     return {
         "final_accuracy": round(correct / total, 4) if total else None,
         "per_member": per_member,
+        **_outcome(net),
+    }
+
+
+def evaluate_shared(net: LocalConsortium, test: Path, *, by: Org | None = None) -> dict[str, Any]:
+    """One organization (the founder by default) scores the final model on a test file every member could hold,
+    such as a benchmark's published test set (``fedledger evaluate``): every member's copy of the model is the same
+    bytes, so one score stands for all. Then the task's outcome (``task status``) and ``audit verify`` from two
+    workspaces."""
+    org = by or net.orgs[0]
+    metrics = net.json(org, "evaluate", "--data", str(test))["metrics"]
+    return {
+        "final_accuracy": round(float(metrics["accuracy"]), 4),
+        "final_metrics": metrics,
+        "evaluated_by": org.name,
+        **_outcome(net),
+    }
+
+
+def _outcome(net: LocalConsortium) -> dict[str, Any]:
+    status = net.json(net.orgs[0], "task", "status")
+    audits = {org.name: net.run(org, "audit", "verify", check=False) for org in net.orgs[:2]}
+    return {
         "rounds_finalized": status["rounds_finalized"],
         "rounds_aborted": status["rounds_aborted"],
         "audit_verified": all(done.returncode == 0 for done in audits.values()),
