@@ -28,7 +28,7 @@ from fedledger.federation.config import DEFAULT_CLIP_TO_MEDIAN_NORM
 from fedledger.federation.rules import aggregate_round, previous_global_params
 from fedledger.federation.setup import create_consortium
 from fedledger.learning import UpdatePipeline, decode_model
-from fedledger.store import BlobStore, encode_tensors
+from fedledger.store import DEFAULT_MAX_BLOB_BYTES, BlobStore, encode_tensors
 from fedledger.workspace import Workspace
 
 runner = CliRunner()
@@ -328,6 +328,36 @@ def test_hostile_update_is_rejected_with_its_reason_and_the_round_finalizes(tmp_
     out = runner.invoke(app, ["ledger", "events", "-w", str(ws.root), "--json", "--name", "UpdateFlagged"])
     assert out.exit_code == 0, out.output
     assert any(expected in row["reason"] for row in json.loads(out.stdout))
+
+
+def test_the_audit_names_oversized_and_malformed_blobs_and_still_gives_its_verdict(tmp_path: Path) -> None:
+    """A blob over the store's 64 MB limit once stopped `audit verify` (StoreError, exit 10, no verdict)."""
+    ws, sim = _small_setup(tmp_path, n=5)
+    oversized = b"\x00" * (DEFAULT_MAX_BLOB_BYTES + 1)
+    deep = (100_000).to_bytes(8, "little") + b"[" * 100_000
+    with ws:
+        sim.nodes[-1] = HostileNode(sim.nodes[-1], lambda node, r: oversized)
+        sim.nodes[-2] = HostileNode(sim.nodes[-2], lambda node, r: deep)
+        Simulation(sim.task, sim.nodes).run()
+        assert sim.task.round(1).phase.name == "FINALIZED"
+        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, ws.store())
+        hostile = {sim.nodes[-1].account.address: "oversized", sim.nodes[-2].account.address: "malformed"}
+    assert report.ok, report.discrepancies
+    assert (report.rounds_checked, report.updates_checked, report.models_checked) == (1, 5, 1)
+    named = {d.member: d.message for d in report.refused}
+    assert set(named) == set(hostile)
+    assert f"update blob is oversized: {len(oversized)} bytes" in named[sim.nodes[-1].account.address]
+    assert (
+        "update blob is malformed: not a safetensors blob: header is nested 100000 levels deep"
+        in named[sim.nodes[-2].account.address]
+    )
+    out = runner.invoke(app, ["audit", "verify", "-w", str(ws.root)])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("refused blob") == 2 and "verified" in out.output
+    out = runner.invoke(app, ["audit", "verify", "-w", str(ws.root), "--json"])
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    assert body["ok"] and {r["member"] for r in body["refused"]} == set(hostile)
 
 
 def test_a_member_that_dies_mid_task_does_not_stop_the_rounds(tmp_path: Path) -> None:

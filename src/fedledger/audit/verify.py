@@ -21,6 +21,10 @@ Re-derives, without trusting any node's word:
   share reveal matches its committed hash, and the finalized model is the one the
   published messages unmask to (``secagg.recompute_aggregate``: the sum of the
   committed masked inputs, masks removed with the revealed shares).
+
+A committed blob that is over the store's size limit or malformed is named in the report's ``refused``
+list (the rules leave such an update out, so it is no discrepancy by itself) and the audit goes on: it
+never stops at one blob, and gives its verdict on everything else.
 """
 
 from __future__ import annotations
@@ -51,14 +55,22 @@ from fedledger.chain.events import (
 )
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, indices_of
-from fedledger.exceptions import BlobNotFound, ConfigError, FedLedgerError, IntegrityError, StoreError
+from fedledger.exceptions import (
+    BadInput,
+    BlobNotFound,
+    ConfigError,
+    FedLedgerError,
+    IntegrityError,
+    StoreError,
+    UpdateRejected,
+)
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, previous_global_params, registered_rows
 from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
 from fedledger.learning import ModelBlob, decode_model
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
-from fedledger.privacy.secagg import verify_aggregate
-from fedledger.store import BlobStore
+from fedledger.privacy.secagg import KeyAdvert, ShareBundle, ShareReveal, verify_aggregate
+from fedledger.store import BlobStore, BlobTooLarge, decode_tensors
 
 __all__ = ["Discrepancy", "VerificationReport", "verify_task"]
 
@@ -89,6 +101,8 @@ class VerificationReport:
     updates_checked: int = 0
     models_checked: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
+    refused: list[Discrepancy] = field(default_factory=list)
+    """Committed blobs that are oversized or malformed: named, and left out as the rules leave them out."""
 
     @property
     def ok(self) -> bool:
@@ -104,6 +118,7 @@ class VerificationReport:
             "models_checked": self.models_checked,
             "first_discrepancy": str(self.discrepancies[0]) if self.discrepancies else None,
             "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
+            "refused": [asdict(d) | {"text": str(d)} for d in self.refused],
         }
 
 
@@ -168,6 +183,9 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     def fail(message: str, *, round_id: int | None = None, member: str | None = None, h: str | None = None) -> None:
         report.discrepancies.append(Discrepancy(round_id, member, h, message))
 
+    def refuse(message: str, *, round_id: int | None = None, member: str | None = None, h: str | None = None) -> None:
+        report.refused.append(Discrepancy(round_id, member, h, message))
+
     if task.consortium_address != consortium.address:
         fail(f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}")
     roles = _RoleHistory(consortium.events())
@@ -219,14 +237,9 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
                 composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
                 _check_spend(e, composed, declared.get(e.member, 0), params.privacy_budget, fail)
                 declared[e.member] = max(declared.get(e.member, 0), e.epsilon_micro)
-            try:
-                store.get(e.update_hash.removeprefix("0x"))
-            except (BlobNotFound, IntegrityError) as exc:
-                missing = isinstance(exc, BlobNotFound)
-                problem = "missing from the store" if missing else "does not match its committed hash"
-                fail(f"update blob {problem}", round_id=e.round_id, member=e.member, h=e.update_hash)
+            _check_update_blob(store, e, fail, refuse)
         elif isinstance(e, KeysAdvertised | SharesPosted | SharesRevealed):
-            _check_secure_message(store, roles, e, at, fail)
+            _check_secure_message(store, roles, e, at, fail, refuse)
         elif isinstance(e, ScoresSubmitted):
             scores[e.round_id].append(e)
             if not roles.had_role(e.validator, Role.VALIDATOR, at):
@@ -257,9 +270,40 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
             if params.secagg_threshold:
                 _check_secure_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
             else:
-                _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
+                _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail, refuse)
             report.models_checked += 1
     return report
+
+
+def _read_committed(
+    store: BlobStore, kind: str, blob_hash: str, where: dict[str, Any], fail: Any, refuse: Any
+) -> bytes | None:
+    """A committed blob's bytes, or None after naming why not: missing or not matching its hash is a
+    discrepancy (the ledger points at data nobody can check); over the store's size limit is a refusal,
+    known from its size alone, without reading it."""
+    try:
+        return store.get(blob_hash.removeprefix("0x"))
+    except BlobTooLarge as exc:
+        refuse(f"{kind} blob is oversized: {exc.size} bytes, over the limit of {exc.limit}", h=blob_hash, **where)
+    except BlobNotFound:
+        fail(f"{kind} blob missing from the store", h=blob_hash, **where)
+    except IntegrityError:
+        fail(f"{kind} blob does not match its committed hash", h=blob_hash, **where)
+    except StoreError as exc:
+        fail(f"{kind} blob unreadable: {exc}", h=blob_hash, **where)
+    return None
+
+
+def _check_update_blob(store: BlobStore, e: UpdateCommitted, fail: Any, refuse: Any) -> None:
+    """An update blob (or a masked input: the same safetensors layout) must be readable and well-formed."""
+    where = {"round_id": e.round_id, "member": e.member}
+    data = _read_committed(store, "update", e.update_hash, where, fail, refuse)
+    if data is None:
+        return
+    try:
+        decode_tensors(data)
+    except UpdateRejected as exc:
+        refuse(f"update blob is malformed: {exc.reason}", h=e.update_hash, **where)
 
 
 def _lineage_source(
@@ -363,6 +407,7 @@ def _check_finalized(
     global_hash: str | None,
     commits: list[UpdateCommitted],
     fail: Any,
+    refuse: Any,
 ) -> None:
     r = event.round_id
     global_blob = _round_start_model(store, event, global_hash, fail)
@@ -392,6 +437,9 @@ def _check_finalized(
     except FedLedgerError as exc:
         fail(f"cannot recompute the aggregate: {exc}", round_id=r, h=event.model_hash)
         return
+    for index, reason in sorted(result.excluded.items()):
+        u = updates[index]
+        refuse(f"accepted update left out of the aggregate: {reason}", round_id=r, member=u.member, h=u.update_hash)
     if result.model_hash != event.model_hash:
         fail(
             f"finalized model is not the aggregate of the accepted updates (recomputed {result.model_hash})",
@@ -401,6 +449,7 @@ def _check_finalized(
 
 
 _MESSAGE_KINDS = {KeysAdvertised: "key advert", SharesPosted: "share bundle", SharesRevealed: "share reveal"}
+_MESSAGE_PARSERS = {KeysAdvertised: KeyAdvert, SharesPosted: ShareBundle, SharesRevealed: ShareReveal}
 
 
 def _check_secure_message(
@@ -409,6 +458,7 @@ def _check_secure_message(
     event: KeysAdvertised | SharesPosted | SharesRevealed,
     at: tuple[int, int],
     fail: Any,
+    refuse: Any,
 ) -> None:
     kind = _MESSAGE_KINDS[type(event)]
     blob_hash = (
@@ -420,11 +470,14 @@ def _check_secure_message(
     )
     if not roles.had_role(event.member, Role.TRAINER, at):
         fail(f"{kind} poster was not an active trainer", round_id=event.round_id, member=event.member, h=blob_hash)
+    where = {"round_id": event.round_id, "member": event.member}
+    data = _read_committed(store, kind, blob_hash, where, fail, refuse)
+    if data is None:
+        return
     try:
-        store.get(blob_hash.removeprefix("0x"))
-    except (BlobNotFound, IntegrityError) as exc:
-        problem = "missing from the store" if isinstance(exc, BlobNotFound) else "does not match its committed hash"
-        fail(f"{kind} blob {problem}", round_id=event.round_id, member=event.member, h=blob_hash)
+        _MESSAGE_PARSERS[type(event)].from_bytes(data)
+    except BadInput as exc:
+        refuse(f"{kind} blob is malformed: {exc}", h=blob_hash, **where)
 
 
 def _check_secure_finalized(
@@ -444,7 +497,9 @@ def _check_secure_finalized(
     for c in commits:
         try:
             store.get(c.update_hash.removeprefix("0x"))
-        except (BlobNotFound, IntegrityError):
+        except BlobTooLarge:
+            continue  # named in the UpdateCommitted pass; the aggregators dropped it too, and so does load_round
+        except StoreError:
             # Named in the UpdateCommitted pass; the recomputation below would only echo it.
             return
     context = round_context(task, r)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import VerificationFailed
@@ -18,19 +19,24 @@ def verify(
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy."""
+    """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy.
+
+    Oversized or malformed committed blobs are listed as refused, and everything else is still checked.
+    """
     from fedledger.audit import verify_task
 
     with open_workspace(workspace) as ws:
-        report = verify_task(
-            ws.chain, ws.config.consortium, ws.task(task).address, ws.store()
-        )
+        report = verify_task(ws.chain, ws.config.consortium, ws.task(task).address, ws.store())
     if json_out:
         print_json(report.to_json())
-    elif report.ok:
-        console.print(
-            f"[green]verified[/]: {report.rounds_checked} finalized rounds, {report.updates_checked} updates, "
-            f"{report.models_checked} models match the ledger"
-        )
+    else:
+        for refused in report.refused:
+            console.print(f"[yellow]refused blob[/]: {escape(str(refused))}")
+        if report.ok:
+            left_out = f" ({len(report.refused)} refused blobs left out, as the rules do)" if report.refused else ""
+            console.print(
+                f"[green]verified[/]: {report.rounds_checked} finalized rounds, {report.updates_checked} updates, "
+                f"{report.models_checked} models match the ledger{left_out}"
+            )
     if not report.ok:
         raise VerificationFailed(str(report.discrepancies[0]))
