@@ -249,6 +249,11 @@ def test_a_failed_run_keeps_an_earlier_output(tmp_path: Path) -> None:
     assert "line 3, column b: missing" in refused("data", "cleanse", raw, "--out", out)
     assert (out.read_bytes(), (tmp_path / "out.csv.report.json").read_bytes()) == before
     assert "would overwrite the input" in refused("data", "cleanse", raw, "--out", raw)
+    raw.write_text("a,b\n1,2\n")
+    assert f"{tmp_path / 'no' / 'out.csv'}: cannot write" in refused(
+        "data", "cleanse", raw, "--out", tmp_path / "no" / "out.csv"
+    )
+    assert leftovers(tmp_path) == []
 
 
 # ------------------------------------------------------------------------------------------------ prepare
@@ -294,6 +299,12 @@ def test_prepare_writes_the_training_table_with_the_committed_hash(tmp_path: Pat
     rows = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
     assert rows.shape == (3, 4) and rows[:, 3].tolist() == [0, 1, 1]
     assert rows[:, 0].tolist() == [-1.0, 1.0, 0.0]  # ages 30 and 50 (the dropped row's 40 does not count)
+
+    # The same table as UTF-16 with CRLF line ends prepares to the same bytes.
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(codecs.BOM_UTF16_LE + table.read_text().replace("\n", "\r\n").encode("utf-16-le"))
+    ok("data", "prepare", wide, "--recipe", recipe, "--out", tmp_path / "wide.train.csv", "--stats", "local")
+    assert (tmp_path / "wide.train.csv").read_bytes() == out.read_bytes()
 
     # Agreed statistics from elsewhere: a per-column table, or the consortium's summed vector.
     stats = tmp_path / "stats.json"
@@ -363,7 +374,7 @@ def people(n: int) -> tuple[str, list[str]]:
 def test_insights_report_is_self_contained_and_never_shows_an_identifier(tmp_path: Path) -> None:
     text, secrets = people(240)
     table = tmp_path / "people.csv"
-    table.write_text(text)
+    table.write_bytes(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))  # as Excel's "Unicode text" export
     # The protected table as data protect would write it: identifiers gone, ages in decades, zips cut.
     protected = tmp_path / "people.protected.csv"
     lines = ["age,zip,sex,diagnosis"]
@@ -396,6 +407,7 @@ def test_insights_report_is_self_contained_and_never_shows_an_identifier(tmp_pat
     assert set(before) >= {"l_distinct", "l_entropy", "t_closeness"}
     assert "diagnosis" in before["t_closeness"]
     assert json.loads((tmp_path / "insights.html.report.json").read_text())["rows"] == 240
+    assert summary["encoding"] == "utf-16"
     # Every column, its class badge and the measures are on the page.
     for name in ("name", "email", "age", "zip", "sex", "diagnosis", "k-anonymity", "l-diversity", "t-closeness"):
         assert name in page

@@ -407,6 +407,8 @@ def _read(path: Path, recipe: Recipe | None, encoding: str | None, header: bool 
         raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if not data.strip():
         raise BadInput(f"{path} line 1: the file is empty")
+    if data.startswith(b"PAR1"):
+        raise BadInput(f"{path}: a Parquet file; cleanse reads CSV (Parquet columns are typed already)")
     try:
         text, enc = decode_bytes(data, encoding)
     except BadInput as exc:

@@ -47,18 +47,19 @@ EncodingOpt = Annotated[
 def write_atomically(files: Mapping[Path, bytes]) -> None:
     """Write every file or none: all are staged beside their targets first, then renamed into place."""
     staged: list[tuple[Path, Path]] = []
+    current = Path()
     try:
-        for path, data in files.items():
-            tmp = path.with_name(f".{path.name}.tmp")
-            staged.append((tmp, path))
+        for current, data in files.items():
+            tmp = current.with_name(f".{current.name}.tmp")
+            staged.append((tmp, current))
             with tmp.open("wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        for tmp, path in staged:
-            os.replace(tmp, path)
+        for tmp, current in staged:
+            os.replace(tmp, current)
     except OSError as exc:
-        raise BadInput(f"{exc.filename or 'output'}: cannot write: {exc.strerror or exc}") from exc
+        raise BadInput(f"{current}: cannot write: {exc.strerror or exc}") from exc
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
