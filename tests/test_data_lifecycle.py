@@ -482,3 +482,32 @@ def test_register_records_the_recipe_hash(tmp_path: Path) -> None:
     assert registered["recipe_hash"] == recipe_hash
     committed = document_hash({"policy": policy, "preparation_recipe": recipe_hash})
     assert registered["policy_hash"] == "0x" + committed.hex()
+    # The owner's manifest keeps the recipe's hash beside the registration.
+    manifest = json.loads(next(ws.rglob("registrations.json")).read_text())
+    assert [entry["recipe_hash"] for entry in manifest.values()] == [recipe_hash]
+
+
+def test_register_checks_and_records_the_goal(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    table = tmp_path / "protected.csv"
+    table.write_text("age,cp,num\n40-49,1,0\n50-59,4,1\n")
+    (tmp_path / "policy.json").write_text(json.dumps({"k": 5}))
+    (tmp_path / "classification.json").write_text(json.dumps({"age": "quasi_identifier"}))
+    ok("init", "--light-kdf", "--org", "Clinic", "-w", ws)
+    ok("data", "registry", "deploy", "-w", ws)
+    register = (
+        "data", "register", table, "--purpose", "model-training:heart-disease",
+        "--classification", tmp_path / "classification.json", "--policy", tmp_path / "policy.json", "-w", ws,
+    )  # fmt: skip
+
+    def goal(columns: str, out: Path) -> Path:
+        ok("data", "goal", table, "--purpose", "model-training:heart-disease", "--basis", "consent",
+           "--retention", "1y", "--columns", columns, "--out", out)  # fmt: skip
+        return out
+
+    # The purpose needs no cp: the table must be protected with its goal (cp dropped) before it is registered.
+    assert "'cp'" in refused(*register, "--goal", goal("age,num", tmp_path / "narrow.goal.json"))
+    registered = ok(*register, "--goal", goal("age,cp,num", tmp_path / "full.goal.json"))
+    assert registered["goal_hash"]
+    manifest = json.loads(next(ws.rglob("registrations.json")).read_text())
+    assert [entry["goal_hash"] for entry in manifest.values()] == [registered["goal_hash"]]

@@ -69,6 +69,7 @@ class RegisteredDataset:
     salt: str
     subjects: tuple[str, ...] = field(default=(), repr=False)  # vault pseudonyms, not subject ids
     goal_hash: str = ""  # SHA-256 of the declared goal (fedledger.data.goal), when registered with one
+    recipe_hash: str = ""  # the preparation recipe's hash (Recipe.hash), when registered with one
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -149,13 +150,15 @@ def register_table(
     registrations: Registrations | None = None,
     salt: bytes | None = None,
     goal: Goal | None = None,
+    recipe_hash: str = "",
 ) -> RegisteredDataset:
     """Register ``protected`` (a table whose private values are vault references) as a dataset
     owned by ``registry``'s account; returns what the owner keeps (also added to ``registrations``).
 
     ``classification`` and ``policy`` are JSON documents (or raw bytes) committed to by hash. With the
     data's ``goal``, its purpose must be among ``purposes`` and the table must hold only the columns the
-    purpose needs (``data protect`` with the goal drops the others); its hash is recorded.
+    purpose needs (``data protect`` with the goal drops the others); its hash is recorded. ``recipe_hash``: the
+    preparation recipe the data is prepared with (committed inside ``policy`` by the caller), kept in the manifest.
     """
     if not isinstance(protected, pd.DataFrame) or protected.empty:
         raise BadInput("register_table needs a non-empty table")
@@ -191,6 +194,7 @@ def register_table(
         salt=salt.hex(),
         subjects=_subjects_of(protected),
         goal_hash=goal.digest if goal is not None else "",
+        recipe_hash=recipe_hash,
     )
     if registrations is not None:
         registrations.add(registered)

@@ -148,6 +148,13 @@ def register(
         Path | None,
         typer.Option(help="The preparation recipe the data is prepared with; its hash is committed with the policy."),
     ] = None,
+    goal: Annotated[
+        Path | None,
+        typer.Option(
+            help="The data's goal (`fedledger data goal`; default: FILE.goal.json if any): its purpose must be "
+            "registered and the table hold only the columns it needs; its hash is recorded."
+        ),
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
@@ -156,8 +163,13 @@ def register(
     policy and purposes. It commits to the file as given: register the protected table, never the
     raw one (the root is salted and stays off chain with the salt either way). With --recipe, the
     policy committed is {"policy": <the policy>, "preparation_recipe": <the recipe's hash>}."""
+    from fedledger.data.goal import Goal, goal_path_for
+
     table = _read_table(file)
     documents = _read_document(classification), _read_document(policy)
+    if goal is None and goal_path_for(file).exists():
+        goal = goal_path_for(file)
+    declared = Goal.load(goal) if goal is not None else None
     recipe_hash = None
     if recipe is not None:
         from fedledger.data.prepare import Recipe
@@ -176,10 +188,10 @@ def register(
             classification=documents[0],
             policy=documents[1],
             registrations=_registrations(ws),
+            goal=declared,
+            recipe_hash=recipe_hash or "",
         )
     public = {k: v for k, v in registered.to_json().items() if k not in ("salt", "subjects")}
-    if recipe_hash is not None:
-        public["recipe_hash"] = recipe_hash
     if json_out:
         print_json(public)
     else:
@@ -188,6 +200,8 @@ def register(
         console.print(f"  purposes:   {', '.join(registered.purposes)}")
         if recipe_hash is not None:
             console.print(f"  recipe:     {recipe_hash}")
+        if declared is not None:
+            console.print(f"  goal:       {declared.purpose} ({registered.goal_hash})")
 
 
 @app.command("datasets")
