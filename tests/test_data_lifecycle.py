@@ -511,3 +511,25 @@ def test_register_checks_and_records_the_goal(tmp_path: Path) -> None:
     assert registered["goal_hash"]
     manifest = json.loads(next(ws.rglob("registrations.json")).read_text())
     assert [entry["goal_hash"] for entry in manifest.values()] == [registered["goal_hash"]]
+
+
+def test_a_node_trains_on_the_raw_file_through_the_recipes_cleanse_rules(tmp_path: Path) -> None:
+    """What `fedledger node` reads (load_member_table): the raw file cleansed by the recipe's [cleanse] rules, then
+    prepared: the same features `data cleanse` then `data prepare` give, with no file written in between."""
+    from fedledger.federation.local_data import load_member_table
+
+    raw = tmp_path / "t.csv"
+    raw.write_text(RULES_TABLE)
+    recipe_file = tmp_path / "recipe.toml"
+    recipe_file.write_text(RULES_RECIPE % "missing")
+    recipe = Recipe.load(recipe_file)
+    dataset = load_member_table(None, raw, recipe=recipe)  # type: ignore[arg-type]  # a recipe needs no config
+    ok("data", "cleanse", raw, "--recipe", recipe_file, "--out", tmp_path / "clean.csv")
+    by_steps = ok("data", "prepare", tmp_path / "clean.csv", "--recipe", recipe_file, "--out", tmp_path / "p.csv")
+    stepped = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)
+    assert by_steps["recipe_hash"] == recipe.hash() and len(stepped) == len(dataset.y) == 4
+    np.testing.assert_allclose(dataset.X, stepped[:, :-1], rtol=1e-6)
+    # Without the rules the raw file does not prepare: "MALE" and "robot" are not categories of sex.
+    bare = Recipe.from_dict({k: v for k, v in recipe.to_dict().items() if k != "cleanse"})
+    with pytest.raises(BadInput, match=r"t.csv line 2, column sex"):
+        load_member_table(None, raw, recipe=bare)  # type: ignore[arg-type]

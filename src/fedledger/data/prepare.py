@@ -846,7 +846,8 @@ def _read_frame(recipe: Recipe, frame: pd.DataFrame, name: str) -> _Table:
 def _read(recipe: Recipe, source: str | Path | pd.DataFrame, encoding: str | None) -> _Table:
     if isinstance(source, str | Path):
         return _read_file(recipe, Path(source), encoding)
-    return _read_frame(recipe, source, "table")
+    # A frame may say where its rows come from (attrs["name"]), so errors name that instead of "table".
+    return _read_frame(recipe, source, str(source.attrs.get("name", "table")))
 
 
 # --------------------------------------------------------------------------------------------------- parsing columns

@@ -22,6 +22,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,9 @@ from fedledger.chain.task import TrainingTaskClient
 from fedledger.data.prepare import Recipe, stats_layout
 from fedledger.exceptions import BadInput, ConfigError, StoreError
 from fedledger.federation.secure import identity_key
+
+if TYPE_CHECKING:
+    import pandas as pd
 from fedledger.privacy.secagg import mask_from_seed, pairwise_seed, public_key
 from fedledger.store import BlobStore
 from fedledger.store.safejson import loads_bounded
@@ -103,7 +107,7 @@ class ConsortiumStats:
             [a for a in self.participants if a in posted], [a for a in self.participants if a not in posted]
         )
 
-    def contribute(self, table: Path) -> bool:
+    def contribute(self, table: Path | pd.DataFrame) -> bool:
         """Post this member's masked statistics once; False when already posted or not a participant."""
         account = self.account
         if account is None or account.address not in self.participants:

@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.task import TrainingTaskClient
+from fedledger.data.cleanse import cleanse
 from fedledger.data.prepare import Recipe, prepare
 from fedledger.exceptions import ConfigError
 from fedledger.federation.config import TaskConfig
@@ -66,7 +68,7 @@ def agreed_recipe(
         frac_bits=int(config.extra.get(STATS_FRAC_BITS_KEY, DEFAULT_FRAC_BITS)),
     )
     if table is not None:
-        agreement.contribute(table)
+        agreement.contribute(cleansed(recipe, table))
     deadline = time.monotonic() + wait
     told: list[str] | None = None
     while (agreed := agreement.agreed()) is None:
@@ -88,13 +90,26 @@ def load_member_table(config: TaskConfig, path: Path, *, label: str | None = Non
     if recipe is not None:
         if label is not None and label != recipe.label.column:
             raise ConfigError(f"--label {label!r}: the task's recipe takes its label from {recipe.label.column!r}")
-        prepared = prepare(recipe, path)
+        prepared = prepare(recipe, cleansed(recipe, path))
         return Dataset(prepared.X, prepared.y, list(prepared.feature_names))
     if label is None:
         raise ConfigError("the task has no preparation recipe: name the label column with --label")
     dataset = load_csv_dataset(path, label)
     scaler = config.extra.get("standardizer")
     return dataset._replace(X=Standardizer.from_dict(scaler).transform(dataset.X)) if scaler else dataset
+
+
+def cleansed(recipe: Recipe, path: Path) -> Path | pd.DataFrame:
+    """The member's file as training reads it: through the recipe's ``[cleanse]`` rules first when it has them
+    (duplicates, repaired numbers, out-of-range values; ``fedledger data cleanse`` applies the same rules to a file),
+    so a raw file trains with no manual step. Statistics and preparation both read this."""
+    if recipe.cleanse is None:
+        return path
+    result = cleanse(path, recipe)
+    names = list(result.header) if result.header is not None else list(recipe.columns)
+    frame = pd.DataFrame(result.rows, columns=names, dtype=str)
+    frame.attrs["name"] = f"{path.name} (cleansed)"
+    return frame
 
 
 def load_member_data(
