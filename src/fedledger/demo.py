@@ -48,6 +48,7 @@ from fedledger.data.registration import RegisteredDataset, Registrations, regist
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
+from fedledger.identity.private import open_private, restrict
 from fedledger.learning import (
     Dataset,
     FeatureStats,
@@ -169,7 +170,8 @@ def add_patient_identifiers(path: Path, *, seed: int) -> dict[str, list[str]]:
     }
     for position, column in enumerate(IDENTIFIER_COLUMNS):
         table.insert(position, column, values[column])
-    table.to_csv(path, index=False)
+    with open_private(path, "w", newline="", encoding="utf-8") as fh:  # personal data: owner-only
+        table.to_csv(fh, index=False)
     return values
 
 
@@ -193,7 +195,8 @@ def _protect(raw: Path, classifier: ColumnClassifier, label_column: str) -> _Pro
         # A text column the classifier did not call an identifier: never train on it silently.
         raise BadInput(f"{raw}: non-numeric columns {leftover} were not classified as identifiers; label them")
     path = raw.with_name(raw.stem + ".protected.csv")
-    table.to_csv(path, index=False)
+    with open_private(path, "w", newline="", encoding="utf-8") as fh:  # still rows about patients: owner-only
+        table.to_csv(fh, index=False)
     classification = {c.name: {"class": c.label, "confidence": round(c.confidence, 4)} for c in report.columns}
     return _Protected(table, path, dropped, classification)
 
@@ -294,6 +297,7 @@ def _run(
                 registrations=Registrations(ws.root / "data" / f"registrations-{k + 1}.json"),
             )
         )
+        restrict(ws.root / "data" / f"registrations-{k + 1}.json")  # its Merkle salts open the commitment
         node.dataset_id = registered[-1].dataset_id
     member_rows = [
         {

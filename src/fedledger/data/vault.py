@@ -53,6 +53,7 @@ from eth_account.signers.local import LocalAccount
 
 from fedledger.data.keys import org_data_key
 from fedledger.exceptions import BadInput, ConfigError, ErasedSubject, IntegrityError, UnknownSubject
+from fedledger.identity.private import private_dir, write_private
 
 __all__ = [
     "REFERENCE_PREFIX",
@@ -111,12 +112,7 @@ def _text(value: Any, what: str) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_private(path, data)  # owner-only from the first byte, renamed into place when complete
 
 
 def _sync_dir(path: Path) -> None:
@@ -142,7 +138,7 @@ class Vault:
         self._erasure_key = _derive(kek, "erasure-record")
         self._deks: dict[str, AESGCM] = {}
         for folder in (self.root, self._keys, self._values, self._erased):
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)
 
     @classmethod
     def for_account(cls, root: Path, account: LocalAccount) -> Vault:

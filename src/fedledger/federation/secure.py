@@ -52,6 +52,7 @@ from fedledger.chain.task import SecureMessages, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, FedLedgerError
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import check_registered_rows, next_model
+from fedledger.identity.private import write_private
 from fedledger.learning import Params
 from fedledger.privacy.secagg import (
     AggregateResult,
@@ -106,14 +107,10 @@ class RoundSecretsStore:
         return AESGCM(key)
 
     def save(self, config: RoundConfig, secrets: MemberSecrets) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         nonce = os.urandom(12)
         data = nonce + self._aead(config).encrypt(nonce, secrets.to_bytes(), config.context)
-        path = self._path(config)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)  # atomic: a crash leaves the old or the new secrets, never half of them
+        # 0600 in a 0700 folder, renamed into place: a crash leaves the old or the new secrets, never half of them.
+        write_private(self._path(config), data)
 
     def load(self, config: RoundConfig) -> MemberSecrets | None:
         path = self._path(config)

@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from fedledger.exceptions import KeystoreError
+from fedledger.identity.private import write_private
 
 __all__ = ["Keystore", "password_from_env_or_prompt"]
 
@@ -78,11 +79,10 @@ class Keystore:
             raise KeystoreError(f"key {name!r} already exists in {self.directory}")
         account: LocalAccount = Account.from_key(private_key) if private_key else Account.create()
         encrypted = Account.encrypt(account.key, password, kdf="scrypt", iterations=self.scrypt_n)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # Owner-only permissions from the first byte written.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(encrypted, fh)
+        try:
+            write_private(path, json.dumps(encrypted), exclusive=True)
+        except FileExistsError:
+            raise KeystoreError(f"key {name!r} already exists in {self.directory}") from None
         return account
 
     def address(self, name: str) -> str:

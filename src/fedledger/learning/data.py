@@ -108,10 +108,12 @@ def write_csv_dataset(
     path: str | Path, X: npt.ArrayLike, y: npt.ArrayLike, feature_names: Sequence[str], label_column: str
 ) -> Path:
     """Write (X, y) as CSV with a header; floats in ``repr`` so they read back exactly."""
+    from fedledger.identity.private import open_private
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     Xa, ya = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
-    with p.open("w", newline="", encoding="utf-8") as fh:
+    # Rows of (possibly personal) data: owner-only, in an owner-only folder.
+    with open_private(p, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow([*feature_names, label_column])
         for row, label in zip(Xa, ya, strict=True):
