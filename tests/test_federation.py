@@ -411,6 +411,24 @@ def test_a_node_that_loses_the_proposal_race_logs_the_refusal_and_goes_on(tmp_pa
         assert sorted(sim.task.model_history()) == [1, 2]
 
 
+def test_a_node_that_wakes_after_a_deadline_closes_the_phase_instead_of_acting(tmp_path: Path) -> None:
+    """A commitment after the commit deadline is refused by the contract; a node that kept training and retrying it
+    held the round open for good. Past the deadline it closes the phase instead, and a round with too few
+    commitments is aborted, so the task goes on."""
+    ws, sim = _small_setup(tmp_path, rounds=2)
+    events: list[NodeEvent] = []
+    late = sim.nodes[0]
+    late.on_event = events.append
+    with ws:
+        assert sim.nodes[1].step()  # opens round 1
+        ws.chain.advance_time(late.config.commit_duration + 1)  # every member slept through the commit phase
+        assert late.step()
+        assert [e.action for e in events] == ["close_commits"]  # no training, no refused commitment
+        assert sim.task.round(1).phase is Phase.ABORTED and sim.task.round(1).num_updates == 0
+        Simulation(sim.task, sim.nodes).run()  # the next round runs as usual
+        assert sorted(sim.task.model_history()) == [2]
+
+
 def test_fedledger_node_acts_for_one_member_from_the_chain_state(tmp_path: Path, monkeypatch) -> None:
     ws, sim = _small_setup(tmp_path)
     root, data_csv = ws.root, tmp_path / "data" / "hospital_1.csv"

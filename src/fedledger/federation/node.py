@@ -266,11 +266,14 @@ class MemberNode:
 
     def _commit_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
+        # Past the deadline the contract refuses a commitment: training for it would spend time (and privacy
+        # budget) on a refusal, and a node that kept retrying would never close the round it holds up.
         if (
             status.roles & Role.TRAINER
             and self.data is not None
             and not status.committed
             and r not in self.refusals
+            and not self.past(status, info.commit_deadline)
             and self._trains_in(r)
         ):
             try:
@@ -315,7 +318,13 @@ class MemberNode:
 
     def _validate_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
-        if status.roles & Role.VALIDATOR and self.data is not None and not status.scored and self._seated(r):
+        if (
+            status.roles & Role.VALIDATOR
+            and self.data is not None
+            and not status.scored
+            and not self.past(status, info.validate_deadline)
+            and self._seated(r)
+        ):
             self._score(info)
             return True
         if info.num_scored >= info.expected_validators or self.past(status, info.validate_deadline):
@@ -337,7 +346,7 @@ class MemberNode:
 
     def _aggregate_phase(self, status: MemberView, info: RoundInfo) -> bool:
         r = info.round_id
-        if status.roles & Role.AGGREGATOR and not status.proposed:
+        if status.roles & Role.AGGREGATOR and not status.proposed and not self.past(status, info.aggregate_deadline):
             self._aggregate(info)
             return True
         if self.past(status, info.aggregate_deadline):

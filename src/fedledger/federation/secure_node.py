@@ -64,25 +64,43 @@ class SecureRoundDriver:
         r = info.round_id
         trainer = bool(status.roles & Role.TRAINER) and node.data is not None and sv.listed and r not in self._gave_up
         if info.phase is Phase.KEYS:
-            if trainer and not sv.advertised and self._advertise(info):
+            if trainer and not sv.advertised and not node.past(status, info.commit_deadline) and self._advertise(info):
                 return True
             if sv.secure.num_adverts >= sv.secure.num_members or node.past(status, info.commit_deadline):
                 return node._try("close_keys", r, lambda: node.task.close_keys(r))
             return False
         if info.phase is Phase.SHARES:
-            if trainer and sv.advertised and not sv.shared and self._share(info):
+            if (
+                trainer
+                and sv.advertised
+                and not sv.shared
+                and not node.past(status, info.commit_deadline)
+                and self._share(info)
+            ):
                 return True
             if sv.secure.num_bundles >= sv.secure.num_adverts or node.past(status, info.commit_deadline):
                 return node._try("close_shares", r, lambda: node.task.close_shares(r))
             return False
         if info.phase is Phase.OPEN:
-            if trainer and sv.shared and not status.committed and self._mask_and_commit(info):
+            if (
+                trainer
+                and sv.shared
+                and not status.committed
+                and not node.past(status, info.commit_deadline)
+                and self._mask_and_commit(info)
+            ):
                 return True
             if info.num_updates >= info.expected_trainers or node.past(status, info.commit_deadline):
                 return node._try("close_commits", r, lambda: node.task.close_commits(r))
             return False
         if info.phase is Phase.UNMASK:
-            if trainer and status.committed and not sv.revealed and self._reveal(info):
+            if (
+                trainer
+                and status.committed
+                and not sv.revealed
+                and not node.past(status, info.validate_deadline)
+                and self._reveal(info)
+            ):
                 return True
             if sv.secure.num_reveals >= info.num_updates or node.past(status, info.validate_deadline):
                 return node._try("close_unmask", r, lambda: node.task.close_unmask(r))
@@ -91,7 +109,13 @@ class SecureRoundDriver:
 
     def _aggregate_phase(self, sv: SecureView, info: RoundInfo) -> bool:
         node, status, r = self.node, sv.view, info.round_id
-        if status.roles & Role.AGGREGATOR and not status.proposed and r not in self._gave_up and self._aggregate(info):
+        if (
+            status.roles & Role.AGGREGATOR
+            and not status.proposed
+            and r not in self._gave_up
+            and not node.past(status, info.aggregate_deadline)
+            and self._aggregate(info)
+        ):
             return True
         if node.past(status, info.aggregate_deadline):
             return node._try("close_aggregation", r, lambda: node.task.close_aggregation(r))
