@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
-from fedledger.chain.embedded import EMBEDDED_CHAIN_ID, FAUCET_KEY
+from fedledger.chain.embedded import EMBEDDED_CHAIN_ID, FAUCET_KEY, MAX_SAFE_CHAIN_ID, MIN_RANDOM_CHAIN_ID
 from fedledger.chain.server import ESTIMATE_GAS, ChainServer, serve_chain
 from fedledger.cli.chain import chain_directory
 from fedledger.exceptions import ChainBusy, ConfigError, InvalidArgument, NotAuthorized
@@ -78,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainServer]:
 
 def test_clients_in_two_processes_deploy_and_transact_at_once(server: ChainServer) -> None:
     chain = Chain.rpc(server.url)
-    assert chain.chain_id == EMBEDDED_CHAIN_ID
+    assert chain.chain_id == server.chain_id != EMBEDDED_CHAIN_ID  # its own, drawn at genesis
     here, there = funded(chain), funded(chain)
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, server.url, there.key.hex()],
@@ -193,10 +193,10 @@ def test_bad_requests_get_json_rpc_errors_and_the_server_keeps_serving(server: C
             ]
         ),
     )
-    assert batch[0] == {"jsonrpc": "2.0", "id": 1, "result": hex(EMBEDDED_CHAIN_ID)}
+    assert batch[0] == {"jsonrpc": "2.0", "id": 1, "result": hex(server.chain_id)}
     assert batch[1]["error"]["code"] == -32601
     assert batch[2]["error"]["code"] == -32600
-    assert batch[3]["result"] == str(EMBEDDED_CHAIN_ID)
+    assert batch[3]["result"] == str(server.chain_id)
     assert Chain.rpc(url).block_number >= 0
 
 
@@ -223,7 +223,8 @@ def test_cli_serves_a_chain_that_persists_and_holds_its_lock(tmp_path: Path) -> 
     directory = tmp_path / "chain"  # created by the command
     proc, info = _start_cli(directory)
     try:
-        assert info["chain_id"] == EMBEDDED_CHAIN_ID
+        assert MIN_RANDOM_CHAIN_ID <= info["chain_id"] <= MAX_SAFE_CHAIN_ID
+        chain_id = info["chain_id"]
         assert info["url"].startswith("http://127.0.0.1:")
         chain = Chain.rpc(info["url"])
         founder = funded(chain)
@@ -241,6 +242,7 @@ def test_cli_serves_a_chain_that_persists_and_holds_its_lock(tmp_path: Path) -> 
     # Served again (in process this time): the contract and its state are still there.
     with serve_chain(directory, port=0) as again:
         chain = Chain.rpc(again.url)
+        assert chain.chain_id == again.chain_id == chain_id  # stored with the chain, not drawn again
         assert chain.block_number >= block
         restored = ConsortiumClient(chain, client.address)
         assert restored.member(founder.address).org == "Persisted"

@@ -21,6 +21,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from web3.exceptions import Web3Exception
 
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient
@@ -40,6 +41,7 @@ MEMBER_FUNDING_WEI = 10**20  # 100 ETH on dev chains: ample for thousands of rou
 # Chain ids whose faucet key is public knowledge, so a workspace on them may pay gas without being told a key:
 # the embedded chain (also when served over JSON-RPC by `fedledger chain serve`) and anvil's default dev chain.
 ANVIL_CHAIN_ID = 31337
+SERVED_CHAIN_CLIENT_PREFIX = "fedledger-chain/"  # web3_clientVersion of `fedledger chain serve`
 # Seconds to wait for an embedded chain held by another process before ChainBusy.
 LOCK_TIMEOUT_ENV = "FEDLEDGER_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -213,13 +215,12 @@ class Workspace:
     def faucet(self) -> LocalAccount | None:
         """The account that pays new members' gas on dev chains, if any: ``FEDLEDGER_FAUCET_KEY``, else the
         well-known dev key of the embedded chain (in process or served) or of anvil; None on other chains."""
-        from fedledger.chain.devnode import ANVIL_DEV_KEY
-        from fedledger.chain.embedded import EMBEDDED_CHAIN_ID, FAUCET_KEY
+        from fedledger.chain.embedded import FAUCET_KEY
 
         embedded_key = "0x" + FAUCET_KEY.to_bytes().hex()
         key = embedded_key if self.config.chain.kind == "embedded" else os.environ.get(FAUCET_KEY_ENV)
         if not key:
-            key = {EMBEDDED_CHAIN_ID: embedded_key, ANVIL_CHAIN_ID: ANVIL_DEV_KEY}.get(self.chain.chain_id)
+            key = self._dev_chain_key(embedded_key)
             if key is None:
                 return None
         try:
@@ -227,6 +228,24 @@ class Workspace:
         except (ValueError, TypeError) as exc:
             raise KeystoreError(f"{FAUCET_KEY_ENV} does not hold a valid private key") from exc
         return acct
+
+    def _dev_chain_key(self, embedded_key: str) -> str | None:
+        """The faucet key of a dev chain reached over JSON-RPC, or None for any other chain.
+
+        Every embedded chain has its own id, so a served one is known by the node's own name for itself
+        (``web3_clientVersion`` starting ``fedledger-chain/``), not by an id; anvil by its fixed dev id.
+        """
+        from fedledger.chain.devnode import ANVIL_DEV_KEY
+
+        try:
+            client = str(self.chain.w3.client_version)
+        except (Web3Exception, ValueError, OSError):
+            client = ""  # a node that does not say what it is: not one of ours
+        if client.startswith(SERVED_CHAIN_CLIENT_PREFIX):
+            return embedded_key
+        if self.chain.chain_id == ANVIL_CHAIN_ID:
+            return ANVIL_DEV_KEY
+        return None
 
     def fund(self, address: str, minimum: int = MEMBER_FUNDING_WEI // 10) -> bool:
         """Top up ``address`` from the faucet when below ``minimum``; False when no faucet."""

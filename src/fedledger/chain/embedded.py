@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -38,15 +39,31 @@ from eth_tester.backends.pyevm.serializers import serialize_transaction, seriali
 from eth_typing import Hash32
 from eth_utils import to_wei
 from filelock import FileLock, Timeout
+from hexbytes import HexBytes
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 from web3.types import RPCEndpoint, RPCResponse
 
 from fedledger.exceptions import ChainBusy, ChainError
 
-__all__ = ["EMBEDDED_CHAIN_ID", "EmbeddedChainProvider", "PersistentPyEVMBackend", "SqliteKV"]
+__all__ = [
+    "EMBEDDED_CHAIN_ID",
+    "MAX_SAFE_CHAIN_ID",
+    "MIN_RANDOM_CHAIN_ID",
+    "EmbeddedChainProvider",
+    "PersistentPyEVMBackend",
+    "SqliteKV",
+    "new_chain_id",
+]
 
-# eth-tester answers eth_chainId with this fixed value, so the chain uses it too.
+# The id of every embedded chain created before each got its own (eth-tester's fixed value); such a
+# chain has no id stored and keeps this one, so its past transactions stay valid.
 EMBEDDED_CHAIN_ID = 131277322940537
+# A new chain draws its id at random: transactions signed for one chain (EIP-155 binds the signature to
+# the id) are then refused by every other. Ids below 2**32 are left to public networks; above
+# MAX_SAFE_CHAIN_ID (MetaMask's limit) a signature's v value, 2 * id + 36, overflows JavaScript integers.
+MIN_RANDOM_CHAIN_ID = 2**32
+MAX_SAFE_CHAIN_ID = 4_503_599_627_370_476
 # The embedded chain's faucet: a throwaway dev key whose only job is to pay
 # members' gas on a private in-process chain. It has no value anywhere else.
 FAUCET_KEY = keys.PrivateKey(b"\x01" * 32)
@@ -100,8 +117,16 @@ class SqliteKV(BaseDB):
         self._conn.close()
 
 
+def new_chain_id() -> int:
+    """A random chain id for a new chain, in [MIN_RANDOM_CHAIN_ID, MAX_SAFE_CHAIN_ID]."""
+    while True:
+        chain_id = MIN_RANDOM_CHAIN_ID + secrets.randbelow(MAX_SAFE_CHAIN_ID - MIN_RANDOM_CHAIN_ID + 1)
+        if chain_id != EMBEDDED_CHAIN_ID:
+            return chain_id
+
+
 class _TesterChain(MiningChain):
-    """Post-merge chain, as eth-tester's own, with our chain id and a fixed gas limit."""
+    """Post-merge chain, as eth-tester's own, with a fixed gas limit; :func:`_chain_class` gives it its id."""
 
     chain_id = EMBEDDED_CHAIN_ID
     vm_configuration = ((0, PragueVM),)  # type: ignore[assignment]
@@ -115,13 +140,20 @@ class _TesterChain(MiningChain):
 
 
 _HEAD_KEY = b"fedledger:genesis-done"
+_CHAIN_ID_KEY = b"fedledger:chain-id"
+
+
+def _chain_class(chain_id: int) -> type[_TesterChain]:
+    # py-evm reads the id from the chain class (from_genesis is a classmethod): one subclass per id.
+    return type("_TesterChain", (_TesterChain,), {"chain_id": chain_id})
 
 
 class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
     """eth-tester's py-evm backend over a :class:`SqliteKV` file.
 
-    On first open the genesis block is written (the faucet funded); afterwards the
-    chain is opened at its stored canonical head.
+    On first open the genesis block is written (the faucet funded) and the chain's id drawn
+    (:func:`new_chain_id`) and stored with it; afterwards the chain is opened at its stored
+    canonical head, with its stored id (:data:`EMBEDDED_CHAIN_ID` for a chain older than stored ids).
     """
 
     def __init__(self, db: SqliteKV) -> None:
@@ -129,8 +161,10 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
         base_db = AtomicDB(db)
         self.account_keys = [FAUCET_KEY]
         if _HEAD_KEY in db:
-            self.chain = _TesterChain(base_db)
+            self.chain_id = int(db[_CHAIN_ID_KEY].decode("ascii")) if _CHAIN_ID_KEY in db else EMBEDDED_CHAIN_ID
+            self.chain = _chain_class(self.chain_id)(base_db)
         else:
+            self.chain_id = new_chain_id()
             params = get_default_genesis_params({"gas_limit": GAS_LIMIT, "timestamp": int(time.time())})
             state = {
                 FAUCET_KEY.public_key.to_canonical_address(): {
@@ -140,7 +174,9 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
                     "storage": {},
                 }
             }
-            self.chain = _TesterChain.from_genesis(base_db, params, state)  # type: ignore[arg-type, assignment]
+            chain_class = _chain_class(self.chain_id)
+            self.chain = chain_class.from_genesis(base_db, params, state)  # type: ignore[arg-type, assignment]
+            db[_CHAIN_ID_KEY] = str(self.chain_id).encode("ascii")
             db[_HEAD_KEY] = b"1"
             db.commit()
         self._refresh_pending_timestamp()
@@ -225,9 +261,22 @@ class EmbeddedChainProvider(EthereumTesterProvider):
         self._lock = threading.RLock()
         self._call_cache: dict[str, RPCResponse] = {}
         self.tester = EthereumTester(self.backend)
-        super().__init__(self.tester)
+        # web3's tester endpoints answer eth-tester's fixed id; this chain answers its own.
+        endpoints = {name: dict(methods) for name, methods in API_ENDPOINTS.items()}
+        endpoints["eth"]["chainId"] = static_return(self.chain_id)
+        endpoints["net"]["version"] = static_return(str(self.chain_id))
+        super().__init__(self.tester, api_endpoints=endpoints)
+
+    @property
+    def chain_id(self) -> int:
+        """This chain's EIP-155 id, drawn at genesis and stored in its database."""
+        return int(self.backend.chain_id)
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method == "eth_sendRawTransaction":
+            refusal = self._foreign_transaction(params)
+            if refusal is not None:
+                return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32000, "message": refusal}}
         with self._lock:
             # A view call's answer only changes when the chain does: nodes polling the same
             # round state between two blocks are served from memory, not the EVM.
@@ -247,6 +296,24 @@ class EmbeddedChainProvider(EthereumTesterProvider):
             elif key is not None and "error" not in response:
                 self._call_cache[key] = response
             return response
+
+    def _foreign_transaction(self, params: Any) -> str | None:
+        """Why a raw transaction is refused for its chain id, or None when it is signed for this chain.
+
+        py-evm executes a signed transaction whatever chain id it names, so the check is here: one signed
+        for another chain (or for none, replayable anywhere) is refused as geth refuses it.
+        """
+        try:
+            raw = bytes(HexBytes(params[0]))
+            transaction = self.backend.chain.get_vm().get_transaction_builder().decode(raw)
+        except Exception as exc:  # noqa: BLE001 - any undecodable input is refused, with its cause
+            return f"invalid transaction: cannot decode it ({type(exc).__name__}: {exc})"
+        signed_for = getattr(transaction, "chain_id", None)
+        if signed_for is None:
+            return "only replay-protected (EIP-155) transactions are accepted: this one names no chain id"
+        if signed_for != self.chain_id:
+            return f"invalid chain id for signer: the transaction is signed for chain {signed_for}, not {self.chain_id}"
+        return None
 
     def advance_time(self, seconds: int) -> None:
         """Move block time forward (mines one block), for tests and simulations."""

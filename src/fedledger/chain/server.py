@@ -51,7 +51,7 @@ from web3.providers.eth_tester.middleware import (
 from web3.types import RPCEndpoint
 
 from fedledger import __version__
-from fedledger.chain.embedded import EMBEDDED_CHAIN_ID, FAUCET_KEY, EmbeddedChainProvider
+from fedledger.chain.embedded import FAUCET_KEY, EmbeddedChainProvider
 from fedledger.exceptions import ChainError
 
 __all__ = ["ESTIMATE_GAS", "ChainServer", "serve_chain"]
@@ -139,7 +139,8 @@ class ChainServer:
 
     @property
     def chain_id(self) -> int:
-        return EMBEDDED_CHAIN_ID
+        """The served chain's own id (drawn at its genesis)."""
+        return self.provider.chain_id
 
     @property
     def closed(self) -> bool:
@@ -277,7 +278,7 @@ class ChainServer:
             self.provider.advance_time(seconds)
             return to_hex(seconds)
         if method == "net_version":
-            return str(EMBEDDED_CHAIN_ID)
+            return str(self.chain_id)
         if method == "eth_chainId":
             return to_hex(self.chain_id)
         if method == "web3_clientVersion":
