@@ -176,6 +176,8 @@ def test_bad_requests_get_json_rpc_errors_and_the_server_keeps_serving(server: C
     url = server.url
     assert rpc(url, b"{not json")["error"]["code"] == -32700
     assert rpc(url, b"\xff\xfe")["error"]["code"] == -32700
+    deep = rpc(url, b"[" * 100_000)  # once a SIGSEGV in json.loads that stopped the chain for everyone
+    assert deep["error"]["code"] == -32700 and "nested" in deep["error"]["message"]
     unknown = rpc(url, '{"jsonrpc":"2.0","id":"x","method":"eth_noSuchThing","params":[]}')
     assert (unknown["id"], unknown["error"]["code"]) == ("x", -32601)
     assert rpc(url, '{"jsonrpc":"2.0","id":2,"params":[]}')["error"]["code"] == -32600

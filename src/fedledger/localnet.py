@@ -25,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from fedledger.exceptions import ChainError, ConfigError, FedLedgerError
+from fedledger.identity.private import write_private
 
 __all__ = [
     "CommandFailed",
@@ -273,8 +274,9 @@ def split_rows(
         test.update(int(i) for i in members[: round(len(members) * test_fraction)])
     out.mkdir(parents=True, exist_ok=True)
     split = Split(out / f"{Path(path).stem}.train.csv", out / f"{Path(path).stem}.test.csv")
-    split.train.write_text("".join(line + "\n" for i, line in enumerate(lines) if i not in test))
-    split.test.write_text("".join(line + "\n" for i, line in enumerate(lines) if i in test))
+    # Copies of raw rows: owner-only, as the organizations' own files would be.
+    write_private(split.train, "".join(line + "\n" for i, line in enumerate(lines) if i not in test))
+    write_private(split.test, "".join(line + "\n" for i, line in enumerate(lines) if i in test))
     return split
 
 
@@ -304,7 +306,7 @@ def partition_rows(
         if max_rows is not None and len(rows) > max_rows:
             rows = sorted(int(i) for i in rng.choice(rows, size=max_rows, replace=False))
         files[name] = out / f"{Path(path).stem}.{_slug(name)}.csv"
-        files[name].write_text("".join(lines[i] + "\n" for i in rows))
+        write_private(files[name], "".join(lines[i] + "\n" for i in rows))  # raw rows: owner-only
     return files
 
 

@@ -53,6 +53,7 @@ from web3.types import RPCEndpoint
 from fedledger import __version__
 from fedledger.chain.embedded import FAUCET_KEY, EmbeddedChainProvider
 from fedledger.exceptions import ChainError
+from fedledger.store.safejson import loads_bounded
 
 __all__ = ["ESTIMATE_GAS", "ChainServer", "serve_chain"]
 
@@ -78,6 +79,7 @@ REVERT = 3
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _REVERTED = "execution reverted"
 _MAX_BODY = 64 * 1024 * 1024
+MAX_REQUEST_DEPTH = 32  # a batch of calls with nested parameters needs a handful of levels
 _FAUCET_ADDRESS = FAUCET_KEY.public_key.to_checksum_address()
 
 
@@ -232,7 +234,9 @@ class ChainServer:
     def handle_body(self, body: bytes) -> Any:
         """The JSON-RPC answer to one HTTP body (None: nothing to send back)."""
         try:
-            request = json.loads(body)
+            # Bounded: a body nested 100,000 levels deep overflowed the C stack in json.loads and killed the
+            # server (anyone who reaches the port could stop the chain).
+            request = loads_bounded(body, what="JSON-RPC request", max_bytes=_MAX_BODY, max_depth=MAX_REQUEST_DEPTH)
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(None, PARSE_ERROR, f"parse error: {exc}")
         if isinstance(request, list):

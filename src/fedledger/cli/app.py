@@ -36,7 +36,7 @@ class _FedLedgerGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except FedLedgerError as exc:
-            err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             ctx.exit(exit_code_for(exc))
 
 

@@ -20,7 +20,6 @@ The pieces between the vault (:mod:`fedledger.data.vault`) and the DataRegistry 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from fedledger.data.commitment import MerkleTree, document_hash, schema_hash
 from fedledger.data.goal import Goal
 from fedledger.data.vault import REFERENCE_PREFIX, ErasedSubject, ErasureReceipt, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, ConfigError, InvalidState, PurposeNotAllowed
+from fedledger.identity.private import write_private
 
 __all__ = [
     "DatasetLineage",
@@ -102,10 +102,8 @@ class Registrations:
     def add(self, registered: RegisteredDataset) -> None:
         data = self._load()
         data[self._key(registered.registry, registered.dataset_id)] = registered.to_json()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        # It holds each registration's Merkle salt, which guards the committed root: owner-only, written atomically.
+        write_private(self.path, json.dumps(data, indent=1, sort_keys=True))
 
     def get(self, registry: str, dataset_id: int) -> RegisteredDataset | None:
         entry = self._load().get(self._key(registry, dataset_id))
