@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.data.tabular import decode_bytes
+from fedledger.data.tabular import check_widths, decode_bytes, read_records, require_columns
 from fedledger.exceptions import BadInput, ConfigError
 
 if TYPE_CHECKING:
@@ -413,7 +413,6 @@ def _read(path: Path, recipe: Recipe | None, encoding: str | None, header: bool 
         text, enc = decode_bytes(data, encoding)
     except BadInput as exc:
         raise BadInput(f"{path}: {exc}") from exc
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if recipe is not None:
         delimiter, has_header = recipe.delimiter, recipe.header
     else:
@@ -421,59 +420,18 @@ def _read(path: Path, recipe: Recipe | None, encoding: str | None, header: bool 
 
         delimiter = detect_source(path).delimiter or ","
         has_header = True if header is None else header
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    blank = 0
-    names: list[str] | None = None
-    header_line = 0
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                blank += 1
-                continue
-            if has_header and names is None:
-                names = [c.strip() for c in row]
-                header_line = reader.line_num
-                continue
-            rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise BadInput(f"{path} line {reader.line_num}: {exc}") from exc
-    if has_header:
-        if names is None:
-            raise BadInput(f"{path} line 1: expected a header line, and the file has none")
-        for i, name in enumerate(names):
-            if not name:
-                raise BadInput(f"{path} line {header_line}, column {i + 1}: empty column name in the header")
-        dups = sorted({n for n in names if names.count(n) > 1})
-        if dups:
-            raise BadInput(f"{path} line {header_line}, column {dups[0]}: appears twice in the header")
+    records = read_records(text, delimiter, header=has_header, name=str(path))
+    rows, lines, blank = records.rows, records.lines, records.blank_lines
+    if records.header is not None:
+        names = records.header
         if recipe is not None:
-            for col in recipe.columns:
-                if col not in names:
-                    raise BadInput(
-                        f"{path} line {header_line}, column {col}: missing from the header "
-                        f"(the header has {', '.join(names)})"
-                    )
+            require_columns(records, recipe.columns, name=str(path))
     elif recipe is not None:
         names = list(recipe.columns)
     else:
         width = max((len(r) for r in rows), default=0)
         names = [str(i + 1) for i in range(width)]
-    assert names is not None
-    width = len(names)
-    for row, line in zip(rows, lines, strict=True):
-        if len(row) < width:
-            raise BadInput(
-                f"{path} line {line}, column {names[len(row)]}: missing (the line has {len(row)} columns, "
-                f"expected {width})"
-            )
-        if len(row) > width:
-            raise BadInput(
-                f"{path} line {line}, column {width + 1}: unexpected (the line has {len(row)} columns, "
-                f"expected {width}: {', '.join(names)})"
-            )
+    check_widths(records, names, name=str(path))
     return _Source(path, enc, delimiter, tuple(names) if has_header else None, tuple(names), rows, lines, blank)
 
 

@@ -21,9 +21,7 @@ in ``docs/preparation.md``.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import re
@@ -36,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.data.cleanse import CleanseRules
-from fedledger.data.tabular import decode_bytes
+from fedledger.data.tabular import check_widths, decode_bytes, read_records, require_columns
 from fedledger.exceptions import BadInput, ConfigError
 
 if TYPE_CHECKING:
@@ -770,55 +768,17 @@ def _read_file(recipe: Recipe, path: Path, encoding: str | None) -> _Table:
         text, enc = decode_bytes(data, encoding)
     except BadInput as exc:
         raise BadInput(f"{name}: {exc}") from exc
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=recipe.delimiter, strict=True)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    blank = 0
-    header: list[str] | None = None
-    header_line = 0
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                blank += 1
-                continue
-            if recipe.header and header is None:
-                header = [c.strip() for c in row]
-                header_line = reader.line_num
-                continue
-            rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise BadInput(f"{name} line {reader.line_num}: {exc}") from exc
-    if recipe.header:
-        if header is None:
-            raise BadInput(f"{name} line 1: the recipe expects a header line, and the file is empty")
-        expected = header
-        for col in _needed_columns(recipe) + [c for c in recipe.columns if c not in _needed_columns(recipe)]:
-            if col not in header:
-                raise BadInput(
-                    f"{name} line {header_line}, column {col}: missing from the header "
-                    f"(the header has {', '.join(header)})"
-                )
-        dups = sorted({h for h in header if header.count(h) > 1})
-        if dups:
-            raise BadInput(f"{name} line {header_line}, column {dups[0]}: appears twice in the header")
-        ignored = tuple(h for h in header if h not in recipe.columns and h != recipe.label.column)
+    records = read_records(text, recipe.delimiter, header=recipe.header, name=name)
+    rows, lines, blank = records.rows, records.lines, records.blank_lines
+    if records.header is not None:
+        expected = records.header
+        needed = _needed_columns(recipe)
+        require_columns(records, needed + [c for c in recipe.columns if c not in needed], name=name)
+        ignored = tuple(h for h in expected if h not in recipe.columns and h != recipe.label.column)
     else:
         expected = list(recipe.columns)
         ignored = ()
-    width = len(expected)
-    for row, line in zip(rows, lines, strict=True):
-        if len(row) != width:
-            if len(row) < width:
-                raise BadInput(
-                    f"{name} line {line}, column {expected[len(row)]}: missing (the line has {len(row)} "
-                    f"columns, expected {width})"
-                )
-            raise BadInput(
-                f"{name} line {line}, column {width + 1}: unexpected (the line has {len(row)} columns, "
-                f"expected {width}: {', '.join(expected)})"
-            )
+    check_widths(records, expected, name=name)
     index = {c: i for i, c in enumerate(expected)}
     by_position = list(zip(*rows, strict=True)) if rows else [() for _ in expected]
     cols = {c: by_position[index[c]] for c in _needed_columns(recipe)}
