@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.data.tabular import check_widths, decode_bytes, read_records, require_columns
+from fedledger.data.tabular import check_widths, decode_bytes, parse_number, read_records, require_columns
 from fedledger.exceptions import BadInput, ConfigError
 
 if TYPE_CHECKING:
@@ -219,16 +219,6 @@ class CleanseRules:
 # --------------------------------------------------------------------------------------------------- values
 
 
-def _parse_float(s: str) -> float | None:
-    if "_" in s:  # Python's float() reads "1_000"; a data file does not mean that
-        return None
-    try:
-        x = float(s)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _shape(s: str) -> str:
     """A value with its digits as 9 and its letters as a: enough to show a repair, never the value."""
     return "".join("9" if ch.isdigit() else "a" if ch.isalpha() else ch for ch in s)
@@ -274,7 +264,7 @@ def _repair_number(s: str, mark: str) -> tuple[str, float, str | None] | None:
         # The group separator cannot be the decimal mark ("1.234" under "." is one point two three four).
         if sep != mark and dec in (None, mark):
             text = sign + head + groups.replace(sep, "") + (f".{frac}" if frac is not None else "")
-            x = _parse_float(text)
+            x = parse_number(text)
             if x is not None:
                 return text, x, "thousands_separator"
     m = _DECIMAL_COMMA.match(s)
@@ -282,10 +272,10 @@ def _repair_number(s: str, mark: str) -> tuple[str, float, str | None] | None:
     if m and (mark == "," or len(m.group(3)) != 3):
         sign, whole, frac = m.groups()
         text = f"{sign}{whole or '0'}.{frac}"
-        x = _parse_float(text)
+        x = parse_number(text)
         if x is not None:
             return text, x, "decimal_comma"
-    x = _parse_float(s)
+    x = parse_number(s)
     if x is not None:
         return s, x, None
     return None
@@ -349,7 +339,7 @@ def _recipe_specs(recipe: Recipe) -> dict[str, _Spec]:
         specs[rule.column] = _Spec("text", "recipe", exact_missing=label_markers)
     for spec in specs.values():
         if spec.kind == "numeric" or spec.numeric_categories:
-            spec.numeric_missing = frozenset(x for m in spec.exact_missing if (x := _parse_float(m)) is not None)
+            spec.numeric_missing = frozenset(x for m in spec.exact_missing if (x := parse_number(m)) is not None)
     return specs
 
 
@@ -494,7 +484,7 @@ def _cleanse_column(
     if spec.source == "inferred":
         spec.kind = _infer(present_values, [int(counts[k]) for k in present], decimal_mark())
     if spec.kind == "numeric" and spec.source != "recipe":
-        spec.numeric_missing = frozenset(x for m in spec.exact_missing if (x := _parse_float(m)) is not None)
+        spec.numeric_missing = frozenset(x for m in spec.exact_missing if (x := parse_number(m)) is not None)
     mark = decimal_mark() if spec.kind == "numeric" or spec.numeric_categories else None
     by_fold = (
         {" ".join(str(c).split()).casefold(): c for c in spec.categories}

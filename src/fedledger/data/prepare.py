@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.data.cleanse import CleanseRules
-from fedledger.data.tabular import check_widths, decode_bytes, read_records, require_columns
+from fedledger.data.tabular import check_widths, decode_bytes, parse_number, read_records, require_columns
 from fedledger.exceptions import BadInput, ConfigError
 
 if TYPE_CHECKING:
@@ -171,16 +171,6 @@ def _check_keys(d: Any, known: Sequence[str], where: str) -> Mapping[str, Any]:
     return d
 
 
-def _parse_float(s: str) -> float | None:
-    if "_" in s:  # Python's float() reads "1_000"; a data file does not mean that
-        return None
-    try:
-        x = float(s)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
-
-
 # --------------------------------------------------------------------------------------------------- the recipe
 
 
@@ -301,13 +291,13 @@ def _impute(spec: Any, where: str, kind: str, categories: tuple[Value, ...]) -> 
         if not raw:
             raise ConfigError(f"{where}: 'constant:' needs a value, e.g. 'constant:0'")
         if kind == NUMERIC:
-            x = _parse_float(raw)
+            x = parse_number(raw)
             if x is None:
                 raise ConfigError(f"{where}: constant {raw!r} is not a number")
             return "constant", x
         value: Value = raw
         if categories and isinstance(categories[0], float):
-            x = _parse_float(raw)
+            x = parse_number(raw)
             if x is None:
                 raise ConfigError(f"{where}: constant {raw!r} is not a number, and the categories are numbers")
             value = x
@@ -386,7 +376,7 @@ class LabelRule:
             if "negative" in d:
                 raise ConfigError(f"{where}.negative: not allowed with a positive rule ({positive!r})")
             m = _RULE.match(positive)
-            x = _parse_float(m.group(2)) if m else None
+            x = parse_number(m.group(2)) if m else None
             if m is None or x is None:
                 raise ConfigError(
                     f"{where}.positive: expected a rule like '> 0' (operators {', '.join(_OPS)} and a "
@@ -720,7 +710,7 @@ def _parse_stats(d: Any, where: str, features: Mapping[str, ColumnSpec]) -> dict
                 continue
             value = _value(mode, f"{here}.most_frequent")
             if f.numeric_categories and isinstance(value, str):
-                parsed = _parse_float(value)
+                parsed = parse_number(value)
                 value = parsed if parsed is not None else value
             if value not in f.categories:
                 raise ConfigError(f"{here}.most_frequent: {mode!r} is not one of the categories")
@@ -866,8 +856,8 @@ class _Column:
         pos = {v: i for i, v in enumerate(values)}
         remap = np.array([pos[v] for v in stripped], dtype=np.intp)
         inverse = remap[inverse] if remap.size else inverse.astype(np.intp)
-        numbers = [x for m in markers if (x := _parse_float(m)) is not None] if numeric else []
-        marked = np.array([v in markers or (bool(numbers) and _parse_float(v) in numbers) for v in values], dtype=bool)
+        numbers = [x for m in markers if (x := parse_number(m)) is not None] if numeric else []
+        marked = np.array([v in markers or (bool(numbers) and parse_number(v) in numbers) for v in values], dtype=bool)
         missing = marked[inverse] if values else np.zeros(0, dtype=bool)
         if name in table.absent:
             missing = missing | table.absent[name]
@@ -883,7 +873,7 @@ class _Column:
 
 
 def _parse_numeric(spec: ColumnSpec, col: _Column, problems: _Problems, order: int) -> npt.NDArray[np.float64]:
-    parsed = np.array([x if (x := _parse_float(v)) is not None else np.nan for v in col.values], dtype=np.float64)
+    parsed = np.array([x if (x := parse_number(v)) is not None else np.nan for v in col.values], dtype=np.float64)
     out = parsed[col.inverse] if col.values else np.zeros(0, dtype=np.float64)
     out[col.missing] = np.nan
     bad = col.first(np.isnan(parsed))
@@ -921,7 +911,7 @@ def _lookup(listed: tuple[Value, ...], values: list[str]) -> npt.NDArray[np.int6
     numeric = bool(listed) and isinstance(listed[0], float)
     out = np.empty(len(values), dtype=np.int64)
     for k, v in enumerate(values):
-        key: Value | None = _parse_float(v) if numeric else v
+        key: Value | None = parse_number(v) if numeric else v
         out[k] = pos.get(key, -2) if key is not None else -2
     return out
 
@@ -948,7 +938,7 @@ def _parse_label(rule: LabelRule, col: _Column, problems: _Problems, order: int)
     why = ""
     if rule.threshold is not None:
         op, bound = rule.threshold
-        nums = np.array([x if (x := _parse_float(v)) is not None else np.nan for v in col.values], dtype=np.float64)
+        nums = np.array([x if (x := parse_number(v)) is not None else np.nan for v in col.values], dtype=np.float64)
         mapped[:] = _OPS[op](nums, bound).astype(np.int64)
         mapped[np.isnan(nums)] = -2
         why = f"is not a number, and the label rule ({rule.describe()}) needs one"
@@ -969,7 +959,7 @@ def _parse_label(rule: LabelRule, col: _Column, problems: _Problems, order: int)
         listed = rule.positive or rule.negative or ()
         if listed and isinstance(listed[0], float):
             # Numeric lists: a value that is not a number cannot be compared with them.
-            mapped[np.array([_parse_float(v) is None for v in col.values], dtype=bool)] = -2
+            mapped[np.array([parse_number(v) is None for v in col.values], dtype=bool)] = -2
             why = why or f"is not a number, and the label rule ({rule.describe()}) lists numbers"
     y = mapped[col.inverse] if col.values else np.zeros(0, dtype=np.int64)
     y[col.missing] = -1

@@ -28,6 +28,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import math
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -619,3 +620,15 @@ def check_widths(records: CsvRecords, names: Sequence[str], *, name: str) -> Non
                 f"{name} line {line}, column {width + 1}: unexpected (the line has {len(row)} columns, "
                 f"expected {width}: {', '.join(names)})"
             )
+
+
+def parse_number(text: str) -> float | None:
+    """A cell's finite number, or None: ``float`` syntax without ``_`` (Python reads "1_000"; a data file does
+    not mean that), and neither NaN nor infinity."""
+    if "_" in text:
+        return None
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
