@@ -41,18 +41,21 @@ import time
 import tomllib
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pii_corpus import SHARED_DATA  # noqa: E402
 
 from fedledger.data.classify import CLASSES, ColumnClassifier, ColumnProfile, scan_table  # noqa: E402
+from fedledger.data.classify.model import CORPUS_PATH  # noqa: E402
 
 EVAL_DIR = Path(__file__).resolve().parent / "pii_eval"
 PRESIDIO_CLASS = {"DATE_TIME": "quasi_identifier", "URL": "other"}  # anything else: identifier
@@ -81,13 +84,13 @@ class EvalTable:
 
 @dataclass
 class Row:
-    fake: object
+    fake: Any
     rng: random.Random
     lang: str  # language of the row's locale: en de es fr it pt nl
     locale: str
 
 
-def _pick(options: dict[str, tuple[str, ...]]) -> Callable[[Row], str]:
+def _pick(options: Mapping[str, Sequence[str]]) -> Callable[[Row], str]:
     return lambda r: r.rng.choice(options.get(r.lang) or options["en"])
 
 
@@ -195,14 +198,14 @@ def _birth(r: Row) -> str:
 def _national_id(r: Row) -> str:
     fake = r.fake
     if r.locale == "es_ES":
-        return str(fake.nif())  # type: ignore[attr-defined]
+        return str(fake.nif())
     if r.locale == "pt_BR":
-        return str(fake.cpf())  # type: ignore[attr-defined]
+        return str(fake.cpf())
     if r.locale in ("de_DE", "pt_PT", "en_IE", "it_CH"):
         # Faker has no national number for these locales: the German pension insurance number's layout.
         born = date(1950, 1, 1) + timedelta(days=r.rng.randint(0, 365 * 50))
         return f"{r.rng.randint(10, 89)} {born:%d%m%y} {r.rng.choice('ABCDEFGHKLMNOPRSTW')} {r.rng.randint(0, 999):03d}"
-    return str(fake.ssn())  # type: ignore[attr-defined]
+    return str(fake.ssn())
 
 
 def _timestamp(r: Row) -> str:
@@ -216,12 +219,30 @@ def _order_ref(r: Row) -> str:
 
 def _region(r: Row) -> str:
     if r.locale == "pt_BR":
-        return str(r.fake.estado_sigla())  # type: ignore[attr-defined]
-    return str(r.fake.administrative_unit())  # type: ignore[attr-defined]
+        return str(r.fake.estado_sigla())
+    return str(r.fake.administrative_unit())
 
 
 def _f(method: str) -> Callable[[Row], str]:
     return lambda r: str(getattr(r.fake, method)())
+
+
+_FAKERS: dict[str, Any] = {}
+
+
+def _faker(locale: str, seed: int) -> Any:
+    from faker import Faker
+
+    fake = Faker(locale)
+    fake.seed_instance(seed)
+    return fake
+
+
+def _us_state(r: Row) -> str:
+    # US states come from en_US whatever the table's locales (Faker has them there only).
+    if "en_US" not in _FAKERS:
+        _FAKERS["en_US"] = _faker("en_US", SEED)
+    return str(_FAKERS["en_US"].state())
 
 
 GENERATORS: dict[str, Callable[[Row], str]] = {
@@ -241,11 +262,11 @@ GENERATORS: dict[str, Callable[[Row], str]] = {
     "ipv4": _f("ipv4_public"),
     "ipv6": _f("ipv6"),
     "username": _f("user_name"),
-    "street_address": lambda r: str(r.fake.street_address()).replace("\n", " "),  # type: ignore[attr-defined]
+    "street_address": lambda r: str(r.fake.street_address()).replace("\n", " "),
     "postcode": _f("postcode"),
     "city": _f("city"),
     "region": _region,
-    "us_state": lambda r: str(Faker_en_us().state()),
+    "us_state": _us_state,
     "country": _f("country"),
     "birth_date": _birth,
     "birth_year": lambda r: str(r.rng.randint(1940, 2005)),
@@ -285,22 +306,6 @@ GENERATORS: dict[str, Callable[[Row], str]] = {
     "measurement": lambda r: f"{r.rng.gauss(21.5, 3.0):.2f}",
     "url": _f("url"),
 }
-
-_FAKERS: dict[str, object] = {}
-
-
-def _faker(locale: str, seed: int) -> object:
-    from faker import Faker
-
-    fake = Faker(locale)
-    fake.seed_instance(seed)
-    return fake
-
-
-def Faker_en_us() -> object:  # noqa: N802 - US states come from en_US in every table that asks for them
-    if "en_US" not in _FAKERS:
-        _FAKERS["en_US"] = _faker("en_US", SEED)
-    return _FAKERS["en_US"]
 
 
 def _read_truth(path: Path) -> list[dict[str, str]]:
@@ -413,7 +418,9 @@ def confusion(truth: list[str], predicted: list[str]) -> list[str]:
     return lines
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+def expected_calibration_error(
+    confidence: npt.NDArray[np.float64], correct: npt.NDArray[np.float64], bins: int = 10
+) -> float:
     edges = np.linspace(0, 1, bins + 1)
     error = 0.0
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
@@ -426,7 +433,7 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
 # --- Presidio --------------------------------------------------------------------------------------------------------
 
 
-def presidio_analyzer() -> object | None:
+def presidio_analyzer() -> Any | None:
     try:
         import tldextract
         from presidio_analyzer import AnalyzerEngine
@@ -442,7 +449,7 @@ def presidio_analyzer() -> object | None:
     return AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
 
 
-def presidio_predictions(analyzer: object, table: EvalTable, values_per_column: int) -> list[str]:
+def presidio_predictions(analyzer: Any, table: EvalTable, values_per_column: int) -> list[str]:
     from fedledger.data.classify.lexicon import tokens
 
     out = []
@@ -450,9 +457,7 @@ def presidio_predictions(analyzer: object, table: EvalTable, values_per_column: 
         values = [v for v in column.values if v][:values_per_column]
         found: Counter[str] = Counter()
         for value in values:
-            results = analyzer.analyze(  # type: ignore[attr-defined]
-                value, language="en", context=tokens(column.header), score_threshold=0.5
-            )
+            results = analyzer.analyze(value, language="en", context=tokens(column.header), score_threshold=0.5)
             found.update({r.entity_type for r in results})
         if values and found and found.most_common(1)[0][1] >= 0.5 * len(values):
             out.append(PRESIDIO_CLASS.get(found.most_common(1)[0][0], "identifier"))
@@ -493,7 +498,7 @@ def throughput(rows: int) -> tuple[float, float]:
     return pandas_s, scan_s
 
 
-def _header_overlap(table: EvalTable) -> str:
+def _header_overlap(table: EvalTable, corpus: Path) -> str:
     """How many of the table's headers occur verbatim (after normalization) among the training corpus's headers."""
     try:
         from pii_corpus import training_header_keys
@@ -501,7 +506,7 @@ def _header_overlap(table: EvalTable) -> str:
         return "n/a"
     from fedledger.data.classify.lexicon import tokens
 
-    known = training_header_keys()
+    known = training_header_keys(corpus)
     hits = sum(" ".join(tokens(c.header)) in known for c in table.columns)
     return f"{hits}/{len(table.columns)}"
 
@@ -517,10 +522,11 @@ def main() -> None:
     parser.add_argument("--no-presidio", action="store_true", help="skip the Presidio baseline")
     parser.add_argument("--rows", type=int, default=0, help="rows of the throughput CSV (0: skip throughput)")
     parser.add_argument("--verbose", action="store_true", help="list every column, not only the misclassified")
+    parser.add_argument("--corpus", type=Path, default=CORPUS_PATH, help="classifier corpus (default: the shipped one)")
     args = parser.parse_args()
 
     start = time.perf_counter()
-    model = ColumnClassifier.load()
+    model = ColumnClassifier.load(corpus=args.corpus)
     print(f"classifier fitted in {time.perf_counter() - start:.1f} s ({model.corpus_columns} corpus columns)")
     analyzer = None if args.no_presidio else presidio_analyzer()
     tables = load_tables(sealed=args.sealed)
@@ -539,7 +545,7 @@ def main() -> None:
         fl = f1_scores(truth, ours)
         pr = f1_scores(truth, theirs) if theirs else None
         title = f"{table.name} ({table.kind}{', sealed' if table.sealed else ''}, {len(truth)} columns"
-        print(f"\n== {title}, headers also in training: {_header_overlap(table)})")
+        print(f"\n== {title}, headers also in training: {_header_overlap(table, args.corpus)})")
         print(f"  {'':<18}" + "".join(f"{c[:10]:>11}" for c in (*CLASSES, "macro-F1", "accuracy")))
         print(f"  {'fedledger F1':<18}" + "".join(f"{_fmt(fl[k]):>11}" for k in (*CLASSES, "macro-F1", "accuracy")))
         if pr:

@@ -1,7 +1,8 @@
 """The column classifier: a scikit-learn model over column features, retrained locally with the organization's labels.
 
 What ships is not a fitted model but the labeled corpus's feature matrix (``corpus.npz``, built reproducibly by
-``benchmarks/pii_corpus.py``): loading fits the model deterministically (fixed seed, no subsampling), so nothing
+``benchmarks/pii_corpus.py`` from generated tables; ``benchmarks/pii_classification.py`` measures it on tables it
+was not built from): loading fits the model deterministically (fixed seed, no subsampling), so nothing
 executable is deserialized (no pickle) and the organization's own labels join the same fit, weighted
 :data:`ORG_LABEL_WEIGHT` times a corpus column so a handful of them outweigh the generic corpus where they apply.
 Fitted models are cached per process, keyed by the corpus and label contents.
@@ -11,6 +12,10 @@ The estimator is an ensemble of extremely randomized trees (``ExtraTreesClassifi
 confidence is a calibrated probability rather than a raw tree vote. Evidence is chosen by occlusion: each feature in
 turn is set to its corpus median and the drop in the predicted class's probability measures how much that feature
 drove the decision (Zeiler & Fergus 2014's occlusion idea applied to tabular features).
+
+:meth:`ColumnClassifier.classify` takes the columns of one table together: each column's features include what the
+table's other columns are about (:func:`.features.table_features`), which decides columns whose header is a code
+only the table's author knows.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.data.classify.features import FEATURE_NAMES, FEATURE_VERSION, ColumnProfile, column_features
+from fedledger.data.classify.features import FEATURE_NAMES, FEATURE_VERSION, ColumnProfile, table_features
 from fedledger.data.classify.features import describe_feature as _describe
 from fedledger.exceptions import ConfigError
 
@@ -135,10 +140,10 @@ class ColumnClassifier:
         return proba
 
     def classify(self, profiles: Sequence[ColumnProfile]) -> list[Prediction]:
-        """Class, calibrated confidence and evidence for each column profile."""
+        """Class, calibrated confidence and evidence for each column of one table (all its columns, for context)."""
         if not profiles:
             return []
-        matrix = np.stack([column_features(p) for p in profiles])
+        matrix = table_features(profiles)
         # Row 0 of each block: the column as it is; row i + 1: its feature i replaced by the corpus median
         # (occlusion). All columns' blocks go through the forest in one call: per-call overhead dominates.
         changed = [np.flatnonzero(vector != self._baseline) for vector in matrix]
