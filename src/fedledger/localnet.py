@@ -38,6 +38,7 @@ __all__ = [
     "local_consortium",
     "partition_rows",
     "pooled_baseline",
+    "ServedChain",
     "served_chain",
     "split_rows",
     "summary_line",
@@ -62,32 +63,70 @@ def fedledger_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "fedledger.cli"]
 
 
-@contextmanager
-def served_chain(directory: Path, *, block_time: float = 1.0, log: Path | None = None) -> Iterator[str]:
-    """``fedledger chain serve`` on a free loopback port in its own process; yields its URL, stops it on exit."""
-    out: IO[str] | int = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [*fedledger_command(), "chain", "serve", "--dir", str(directory), "--port", "0"]
-        + ["--block-time", str(block_time), "--json"],
-        stdout=subprocess.PIPE,
-        stderr=out,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+class ServedChain:
+    """``fedledger chain serve`` for one chain folder in its own process, on loopback; :meth:`restart` stops it and
+    serves the same folder again at the same address (a chain node that restarts, as members see it)."""
+
+    def __init__(self, directory: Path, *, block_time: float = 1.0, log: Path | None = None) -> None:
+        self.directory, self.block_time, self.log = Path(directory), block_time, log
+        self.url = ""
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self, port: int = 0) -> str:
+        """Serve the chain (on ``port``, or a free one); its URL once it answers."""
+        out: IO[str] | int = open(self.log, "a") if self.log else subprocess.DEVNULL  # noqa: SIM115 - the child's
+        try:
+            self._proc = subprocess.Popen(
+                [*fedledger_command(), "chain", "serve", "--dir", str(self.directory), "--port", str(port)]
+                + ["--block-time", str(self.block_time), "--json"],
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own descriptor
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
         if not line:
-            raise ChainError(f"`fedledger chain serve` exited {proc.wait()} before serving {directory}")
-        yield str(json.loads(line)["url"])
-    finally:
+            raise ChainError(f"`fedledger chain serve` exited {self._proc.wait()} before serving {self.directory}")
+        self.url = str(json.loads(line)["url"])
+        return self.url
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if not isinstance(out, int):
-            out.close()
+
+    def restart(self, down_seconds: float = 0.0) -> str:
+        """Stop, stay down ``down_seconds``, and serve the same chain at the same URL again."""
+        port = int(self.url.rsplit(":", 1)[1])
+        self.stop()
+        time.sleep(down_seconds)
+        return self.start(port)
+
+
+@contextmanager
+def served_chain(directory: Path, *, block_time: float = 1.0, log: Path | None = None) -> Iterator[str]:
+    """``fedledger chain serve`` on a free loopback port in its own process; yields its URL, stops it on exit."""
+    with _served(directory, block_time=block_time, log=log) as served:
+        yield served.url
+
+
+@contextmanager
+def _served(directory: Path, *, block_time: float, log: Path | None) -> Iterator[ServedChain]:
+    served = ServedChain(directory, block_time=block_time, log=log)
+    try:
+        served.start()
+        yield served
+    finally:
+        served.stop()
 
 
 @dataclass
@@ -110,6 +149,8 @@ class LocalConsortium:
         self.store = store
         self.env = {**os.environ, PASSWORD_ENV: password}
         self.orgs: list[Org] = []
+        self.served: ServedChain | None = None
+        """The served chain this consortium runs on (None on anvil or a chain started elsewhere)."""
         self.consortium = ""
         self.task = ""
 
@@ -229,8 +270,10 @@ def local_consortium(
 
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
+        served: ServedChain | None = None
         if chain == "served":
-            url = stack.enter_context(served_chain(workdir / "chain", block_time=block_time, log=workdir / "chain.log"))
+            served = stack.enter_context(_served(workdir / "chain", block_time=block_time, log=workdir / "chain.log"))
+            url = served.url
         elif chain == "anvil":
             binary = anvil_path()
             if binary is None:
@@ -239,6 +282,7 @@ def local_consortium(
         else:
             raise ConfigError(f"unknown chain {chain!r}: expected served or anvil")
         net = stack.enter_context(LocalConsortium(workdir, chain_url=url, store=store or str(workdir / "store")))
+        net.served = served
         net.found(members[0])
         for name in members[1:]:
             net.admit(name)
