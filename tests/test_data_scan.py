@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from faker import Faker
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from fedledger.cli.app import app
 from fedledger.data.classify import CLASSES, ColumnClassifier, LabelStore, profile_table, scan_table
+from fedledger.data.classify.features import table_features
 from fedledger.data.classify.scan import UNSURE_BELOW, decide, profile_frame, protective_class
 from fedledger.data.classify.validators import (
     VALIDATED_SHARE,
@@ -156,6 +158,9 @@ def test_label_then_retrain_fixes_a_similar_column(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     pairs, stale = store.training_pairs()
     assert len(pairs) == 1 and stale == 0 and pairs[0][1] == "identifier"
+    # The label keeps the column's features in its table's context, as a scan computes them.
+    profiles = profile_table(first).columns
+    np.testing.assert_allclose(pairs[0][0], table_features(profiles)[0])
     result = runner.invoke(app, ["data", "scan", str(second), "--labels", str(store.path), "--json"])
     assert result.exit_code == 0, result.output
     after = json.loads(result.stdout)

@@ -14,7 +14,7 @@ from rich.table import Table
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, print_json
 from fedledger.cli.data import app
 from fedledger.data.classify import CLASSES, ColumnClassifier, LabeledColumn, LabelStore, profile_table, scan_table
-from fedledger.data.classify.features import column_features
+from fedledger.data.classify.features import table_features
 from fedledger.data.classify.labels import LABELS_FILE
 from fedledger.data.classify.scan import DEFAULT_SAMPLE_ROWS
 from fedledger.data.tabular import DEFAULT_BATCH_ROWS
@@ -145,13 +145,18 @@ def label(
         raise BadInput(f"unknown class {cls!r}: expected one of {', '.join(CLASSES)}")
     store = _label_store(workspace, labels, required=True)
     assert store is not None  # required=True raises instead
-    profile = profile_table(file, sample_rows=sample_rows, columns=[column]).columns[0]
+    # The whole table: a column's features include what the table's other columns are about (a coded column is
+    # sensitive in a clinical table, other in a network log), so a label must carry that context too.
+    profiles = profile_table(file, sample_rows=sample_rows).columns
+    names = [p.name for p in profiles]
+    if column not in names:
+        raise BadInput(f"{file} line 1, column {column}: not in the file (it has {', '.join(names)})")
+    at = names.index(column)
     classifier, _ = _classifier(store)
-    before = classifier.classify([profile])[0]
+    before = classifier.classify(profiles)[at]
+    features = table_features(profiles)[at]
     entry = store.add(
-        LabeledColumn(
-            file=str(Path(file).resolve()), column=column, label=cls, features=column_features(profile).tolist()
-        )
+        LabeledColumn(file=str(Path(file).resolve()), column=column, label=cls, features=features.tolist())
     )
     result = {
         "file": entry.file,
