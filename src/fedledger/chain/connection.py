@@ -78,6 +78,10 @@ class Chain:
         # embedded chain one dry run plus a generous fixed limit is enough, since
         # only the gas actually used is charged.
         self.fixed_gas = 30_000_000 if kind == "embedded" else 0
+        # Whether to dry-run a transaction before sending it, so a revert costs nothing and changes nothing. A
+        # served fedledger chain refuses a reverting transaction itself (it never mines it), so its clients skip
+        # the dry run: it was half of the node's work for every transaction.
+        self.dry_run = True
 
     # -- opening -------------------------------------------------------------
 
@@ -113,7 +117,10 @@ class Chain:
             raise
         except Exception as exc:
             raise ChainError(f"cannot reach Ethereum node at {url}: {exc}") from exc
-        return cls(w3, kind="rpc", location=url)
+        chain = cls(w3, kind="rpc", location=url)
+        if _served_fedledger_chain(w3):
+            chain.fixed_gas, chain.dry_run = SERVED_GAS_LIMIT, False
+        return chain
 
     def close(self) -> None:
         if self._provider is not None:
@@ -173,7 +180,8 @@ class Chain:
 
         def build(tx: dict[str, Any]) -> dict[str, Any]:
             if self.fixed_gas:
-                fn.call(cast(TxParams, {"from": tx["from"], "value": value}))
+                if self.dry_run:
+                    fn.call(cast(TxParams, {"from": tx["from"], "value": value}))
                 tx["gas"] = self.fixed_gas
             return self._with_gas_margin(dict(fn.build_transaction(cast(TxParams, tx))))
 
@@ -188,7 +196,7 @@ class Chain:
             if self.fixed_gas:
                 tx["gas"] = self.fixed_gas
             built = dict(factory.constructor(*args).build_transaction(tx))
-            if self.fixed_gas:
+            if self.fixed_gas and self.dry_run:
                 # Dry-run the constructor, as transact does, so a refused deploy is never mined.
                 self.w3.eth.call({"from": tx["from"], "data": built["data"], "value": tx["value"]})
             return self._with_gas_margin(built)
@@ -297,7 +305,10 @@ class Chain:
 
     @staticmethod
     def _node_error(exc: Exception, label: str) -> Exception:
-        message = str(exc)
+        # web3 keeps the node's JSON-RPC answer on the exception: its error message is what the node said.
+        response = getattr(exc, "rpc_response", None)
+        error = response.get("error") if isinstance(response, dict) else None
+        message = str(error["message"]) if isinstance(error, dict) and "message" in error else str(exc)
         if "revert" in message.lower():
             return revert_error(clean_revert_reason(message), function=label)
         return ChainError(f"{label}: the node refused the transaction: {message}")
@@ -341,3 +352,14 @@ class _NodeProvider(HTTPProvider):
             return super().make_request(method, params)
         except requests.RequestException as exc:
             raise ChainError(f"cannot reach Ethereum node at {self.endpoint_uri} ({method}): {exc}") from exc
+
+
+SERVED_GAS_LIMIT = 30_000_000  # only the gas used is charged; the served chain's blocks hold 60 M
+
+
+def _served_fedledger_chain(w3: Web3) -> bool:
+    """Whether the node is ``fedledger chain serve``, which refuses reverting transactions instead of mining them."""
+    try:
+        return str(w3.client_version).startswith("fedledger-chain/")
+    except Exception:  # noqa: BLE001 - a node without web3_clientVersion is simply not ours
+        return False

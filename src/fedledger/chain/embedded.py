@@ -272,11 +272,19 @@ class EmbeddedChainProvider(EthereumTesterProvider):
         """This chain's EIP-155 id, drawn at genesis and stored in its database."""
         return int(self.backend.chain_id)
 
+    refuse_reverts = False
+    """Whether a raw transaction that reverts is refused instead of mined (``fedledger chain serve``): the node runs
+    it once, keeps it when it succeeds, and otherwise undoes it and answers with the revert, so a client need not
+    dry-run every transaction first (half of a served chain's work)."""
+
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         if method == "eth_sendRawTransaction":
             refusal = self._foreign_transaction(params)
             if refusal is not None:
                 return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32000, "message": refusal}}
+            if self.refuse_reverts:
+                with self._lock:
+                    return self._send_unless_reverted(method, params)
         with self._lock:
             # A view call's answer only changes when the chain does: nodes polling the same
             # round state between two blocks are served from memory, not the EVM.
@@ -324,6 +332,30 @@ class EmbeddedChainProvider(EthereumTesterProvider):
             self._call_cache.clear()
             self.tester.time_travel(target)
             self.kv.commit()
+
+    def _send_unless_reverted(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        snapshot = self.take_snapshot()
+        self._call_cache.clear()
+        try:
+            sent = super().make_request(method, params)
+        except BaseException:
+            self.kv.rollback()
+            raise
+        self.kv.commit()
+        if "error" in sent:
+            return sent
+        tx_hash = sent["result"]
+        receipt = self.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])["result"]
+        status = receipt["status"]
+        if (int(status, 16) if isinstance(status, str) else int(status)) == 1:
+            return sent
+        tx = self.make_request(RPCEndpoint("eth_getTransactionByHash"), [tx_hash])["result"]
+        self.revert_to_snapshot(snapshot)
+        # Replayed as a call on the state it ran on: its revert (raised here) carries the contract's reason.
+        data = tx.get("input", tx.get("data"))
+        call = {"from": tx["from"], "to": tx["to"], "data": data, "value": tx["value"], "gas": tx["gas"]}
+        self.make_request(RPCEndpoint("eth_call"), [call, "latest"])
+        return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32000, "message": "execution reverted (no reason)"}}
 
     def take_snapshot(self) -> int:
         with self._lock:

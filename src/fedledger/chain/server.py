@@ -116,6 +116,7 @@ class ChainServer:
         self.directory = Path(directory)
         self.block_time = float(block_time)
         self.provider = EmbeddedChainProvider(self.directory, lock_timeout=lock_timeout)
+        self.provider.refuse_reverts = True  # clients then send without a dry run: see Chain.rpc
         try:
             self._httpd = _Server((host, port), _Handler, self)
         except OSError as exc:
