@@ -150,7 +150,7 @@ def label(
     profiles = profile_table(file, sample_rows=sample_rows).columns
     names = [p.name for p in profiles]
     if column not in names:
-        raise BadInput(f"{file} line 1, column {column}: not in the file (it has {', '.join(names)})")
+        raise BadInput(f"{file} line 1, column {column}: no column of that name (the file has {', '.join(names)})")
     at = names.index(column)
     classifier, _ = _classifier(store)
     before = classifier.classify(profiles)[at]
