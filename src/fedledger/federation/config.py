@@ -42,7 +42,7 @@ __all__ = [
 
 DEFAULT_RULE = "centered-clipping"  # validated rounds; the robustness benchmark's choice
 # Off: on seeds it was not chosen on, clipping to the median norm did not lower the attacks' success, and it caps
-# the honest members that hold the most rows (benchmarks/results/robustness.md).
+# honest updates longer than the median (benchmarks/results/robustness.md).
 DEFAULT_CLIP_TO_MEDIAN_NORM = False
 DEFAULT_SCORING = "trust"  # the robustness benchmark's choice (benchmarks/results/robustness.md)
 DEFAULT_THRESHOLDS = {
