@@ -30,6 +30,7 @@ from fedledger.chain.task import TrainingTaskClient
 from fedledger.exceptions import ConfigError, KeystoreError
 from fedledger.identity.keystore import STANDARD_SCRYPT_N, Keystore
 from fedledger.store import BlobStore
+from fedledger.store.safejson import loads_shallow
 
 __all__ = ["DEFAULT_WORKSPACE", "FAUCET_KEY_ENV", "ChainSpec", "Workspace", "WorkspaceConfig"]
 
@@ -141,7 +142,7 @@ class Workspace:
     def load(cls, root: Path) -> Workspace:
         path = Path(root) / "config.json"
         try:
-            data = json.loads(path.read_text())
+            data = loads_shallow(path.read_text(), what=str(path))
         except FileNotFoundError:
             raise ConfigError(f"no fedledger workspace in {root} (run `fedledger init` first)") from None
         except ValueError as exc:

@@ -203,10 +203,14 @@ class Goal:
             raise ConfigError(f"goal file {path} not found (declare one with `fedledger data goal`)") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"goal file {path}: cannot read: {exc}") from exc
+        from fedledger.store.safejson import UnsafeJSON, loads_shallow
+
         try:
-            data = json.loads(text)
+            data = loads_shallow(text, what=f"goal file {path}")
         except json.JSONDecodeError as exc:
             raise ConfigError(f"goal file {path} line {exc.lineno}: not valid JSON: {exc.msg}") from None
+        except UnsafeJSON as exc:
+            raise ConfigError(str(exc)) from None
         return cls.from_mapping(data, source=str(path), text=text)
 
     @classmethod

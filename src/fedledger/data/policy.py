@@ -123,6 +123,8 @@ class ProtectionPolicy:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"policy file {path} is not valid TOML: {exc}") from exc
+        except RecursionError:  # tomllib recurses once per nested array or inline table
+            raise ConfigError(f"policy file {path} is not valid TOML: nested too deeply") from None
         return cls.from_mapping(data, source=str(path), text=text)
 
     @classmethod

@@ -532,17 +532,21 @@ class Recipe:
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
         """Read a recipe from a TOML or JSON file: the whole file, or its ``preparation`` table when it has one."""
+        from fedledger.store.safejson import loads_shallow
+
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
             if p.suffix.lower() == ".json":
-                doc = json.loads(text)
+                doc = loads_shallow(text, what="the recipe")
             else:
                 import tomllib
 
                 doc = tomllib.loads(text)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{p}: cannot read the recipe: {exc}") from exc
+        except RecursionError:  # tomllib recurses once per nested array or inline table
+            raise ConfigError(f"{p}: cannot read the recipe: nested too deeply") from None
         if isinstance(doc, Mapping) and isinstance(doc.get("preparation"), Mapping):
             doc = doc["preparation"]
         return cls.from_dict(doc)

@@ -37,6 +37,7 @@ from fedledger.data.goal import Goal
 from fedledger.data.vault import REFERENCE_PREFIX, ErasedSubject, ErasureReceipt, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, ConfigError, InvalidState, PurposeNotAllowed
 from fedledger.identity.private import write_private
+from fedledger.store.safejson import loads_shallow
 
 __all__ = [
     "DatasetLineage",
@@ -86,7 +87,7 @@ class Registrations:
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
-            data = json.loads(self.path.read_text())
+            data = loads_shallow(self.path.read_text(), what=str(self.path))
         except FileNotFoundError:
             return {}
         except ValueError as exc:

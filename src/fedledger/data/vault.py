@@ -54,6 +54,7 @@ from eth_account.signers.local import LocalAccount
 from fedledger.data.keys import org_data_key
 from fedledger.exceptions import BadInput, ConfigError, ErasedSubject, IntegrityError, UnknownSubject
 from fedledger.identity.private import private_dir, write_private
+from fedledger.store.safejson import loads_shallow
 
 __all__ = [
     "REFERENCE_PREFIX",
@@ -197,9 +198,11 @@ class Vault:
         """The receipt of ``subject``'s erasure; :class:`UnknownSubject` when it was never erased."""
         path = self._erased / f"{self.subject_ref(subject)}.json"
         try:
-            return ErasureReceipt(**json.loads(path.read_text()))
+            return ErasureReceipt(**loads_shallow(path.read_text(), what=str(path)))
         except FileNotFoundError:
             raise UnknownSubject("this subject was never erased from the vault") from None
+        except (ValueError, TypeError) as exc:  # not JSON, not an object, or not a receipt's fields
+            raise IntegrityError(f"{path}: not an erasure receipt: {exc}") from exc
 
     def subject_count(self) -> int:
         """Subjects with live values."""
@@ -322,7 +325,7 @@ class Vault:
             raise ErasedSubject("this subject was erased: its values can no longer be decrypted")
         if path.exists():
             try:
-                blob = json.loads(path.read_text())
+                blob = loads_shallow(path.read_text(), what=str(path))
                 nonce, wrapped = bytes.fromhex(blob["nonce"]), bytes.fromhex(blob["wrapped"])
                 dek = self._wrap.decrypt(nonce, wrapped, _aad("dek", ref))
             except InvalidTag:
@@ -346,7 +349,7 @@ class Vault:
     def _load_values(self, ref: str) -> dict[str, dict[str, str]]:
         path = self._values / f"{ref}.json"
         try:
-            data = json.loads(path.read_text())
+            data = loads_shallow(path.read_text(), what=str(path))
         except FileNotFoundError:
             return {}
         except ValueError as exc:

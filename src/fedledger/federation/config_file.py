@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import tomllib
 import types
 import typing
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fedledger.exceptions import ConfigError
 from fedledger.federation.config import TaskConfig
+from fedledger.store.safejson import loads_shallow
 
 if TYPE_CHECKING:
     from fedledger.data.prepare import Recipe
@@ -34,11 +34,15 @@ def load_task_config(path: Path) -> TaskConfig:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read task config {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
     is_json = Path(path).suffix.lower() == ".json"
     try:
-        data = json.loads(text) if is_json else tomllib.loads(text)
-    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        data = loads_shallow(text, what="task config") if is_json else tomllib.loads(text)
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError, and so is a JSON file nested too deep
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'TOML'}: {exc}") from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     try:
         if isinstance(data, dict) and isinstance(data.get("preparation"), str):
             data = {**data, "preparation": _read_recipe_file(Path(path).parent / data["preparation"])}
@@ -53,8 +57,10 @@ def _read_recipe_file(path: Path) -> Any:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"field 'preparation': cannot read recipe {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
+    except ValueError as exc:  # not UTF-8 either
         raise ConfigError(f"field 'preparation': recipe {path} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"field 'preparation': recipe {path} is not valid TOML: nested too deeply") from None
 
 
 def task_config_from_mapping(data: Any) -> TaskConfig:

@@ -20,6 +20,7 @@ from eth_utils import to_checksum_address
 
 from fedledger.exceptions import KeystoreError
 from fedledger.identity.private import write_private
+from fedledger.store.safejson import loads_shallow
 
 __all__ = ["Keystore", "password_from_env_or_prompt"]
 
@@ -99,7 +100,7 @@ class Keystore:
         secret = password if password is not None else password_from_env_or_prompt(name)
         try:
             key = Account.decrypt(data, secret)
-        except ValueError as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # eth_account reads a missing or mistyped field raw
             raise KeystoreError(f"cannot decrypt key {name!r}: wrong password or corrupt keystore") from exc
         account: LocalAccount = Account.from_key(key)
         return account
@@ -107,7 +108,7 @@ class Keystore:
     def _read(self, name: str) -> dict[str, object]:
         path = self.path(name)
         try:
-            data = json.loads(path.read_text())
+            data = loads_shallow(path.read_text(), what=f"keystore file {path}")
         except FileNotFoundError as exc:
             raise KeystoreError(f"no key named {name!r} in {self.directory}") from exc
         except (OSError, ValueError) as exc:

@@ -46,6 +46,7 @@ import dp_accounting
 from dp_accounting import pld, rdp
 
 from fedledger.exceptions import BadInput, ConfigError, PrivacyBudgetExceeded
+from fedledger.store.safejson import loads_shallow
 
 __all__ = [
     "ACCOUNTANTS",
@@ -561,7 +562,7 @@ def _decimal(value: float) -> Decimal:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return loads_shallow(path.read_text(), what=str(path))
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_JSON_BYTES", "UnsafeJSON", "json_depth", "loads_bounded"]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_JSON_BYTES", "UnsafeJSON", "json_depth", "loads_bounded", "loads_shallow"]
 
 DEFAULT_MAX_DEPTH = 32
 DEFAULT_MAX_JSON_BYTES = 64 * 1024 * 1024  # the blob store's default limit
@@ -106,3 +106,17 @@ def loads_bounded(
         raise UnsafeJSON(f"{what} is nested too deeply") from exc
     except ValueError as exc:
         raise UnsafeJSON(f"{what} is not valid JSON: {exc}") from exc
+
+
+def loads_shallow(data: bytes | str, *, what: str = "JSON", max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """``json.loads`` for a local file a command reads, after the depth scan of :func:`loads_bounded`.
+
+    The file's JSON is read exactly as ``json.loads`` reads it (NaN, repeated keys), so files that parsed before
+    parse the same; only one nested deeper than ``max_depth`` is refused, as :class:`UnsafeJSON` (a
+    ``ValueError``, as a parse error is), instead of overflowing the C stack. Bytes are decoded as ``json`` does.
+    """
+    text = data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise UnsafeJSON(f"{what} is nested {depth} levels deep, more than the {max_depth} allowed")
+    return json.loads(text)

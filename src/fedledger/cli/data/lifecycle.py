@@ -89,14 +89,19 @@ def _read_document(path: Path) -> Any:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    from fedledger.store.safejson import loads_shallow
+
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
+        if kind == "JSON":
+            return loads_shallow(text, what="the document")
         import tomllib
 
         return tomllib.loads(text)
     except ValueError as exc:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}") from exc
+        raise ConfigError(f"{path}: not valid {kind}: {exc}") from exc
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{path}: not valid {kind}: nested too deeply") from None
 
 
 def _recipe_or_rules(path: Path) -> tuple[Recipe | None, CleanseRules | None]:

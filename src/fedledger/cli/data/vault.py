@@ -11,7 +11,6 @@ fedledger data erase SUBJECT [--dataset ID]
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from fedledger.cli.data import app
 from fedledger.data.registration import Registrations, erase_subject, register_table
 from fedledger.data.vault import Vault, vault_root
 from fedledger.exceptions import BadInput
+from fedledger.store.safejson import loads_shallow
 from fedledger.workspace import Workspace
 
 __all__ = ["registry_app", "vault_app"]
@@ -58,7 +58,9 @@ def _read_document(path: Path) -> Any:
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc}") from exc
     try:
-        return json.loads(raw)
+        # Any document may be given, so the depth bound is far above a real classification's; it only keeps a
+        # hostile file from overflowing the C stack in json (a file refused here is committed by its bytes).
+        return loads_shallow(raw, max_depth=1000)
     except ValueError:
         return raw  # not JSON: committed to by the hash of its bytes
 

@@ -80,12 +80,14 @@ class LabelStore:
             text = self.path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{self.path}: not a labels file (not UTF-8): {exc}") from exc
+        from fedledger.store.safejson import loads_shallow
+
         out = []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                entry = LabeledColumn(**json.loads(line))
+                entry = LabeledColumn(**loads_shallow(line, what="the record"))
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"{self.path} line {number}: not a label record: {exc}") from exc
             if entry.label not in CLASSES:
