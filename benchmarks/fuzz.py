@@ -6,7 +6,7 @@ every file a CLI command reads. Targets and the seeded mutator: ``benchmarks/fuz
 
 Cases run in child processes (one per batch), so a segfault or a case past ``--timeout`` is one counted crash,
 not the end of the run. Prints one row per target: cases, accepted, named rejections, crashes, the largest
-Python heap peak of one case (tracemalloc), the child's largest RSS and the longest case. The first crashing
+growth of the child's peak RSS in one case, the child's largest RSS and the longest case. The first crashing
 inputs of each target are written to ``--crashes`` with their error; replay one with ``--replay FILE``.
 Exits 1 on any crash.
 """
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", action="append", help="run only this group: blob, round, csv, config, cli-file")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds a case may take before it is a hang")
     parser.add_argument("--batch", type=int, default=2000, help="cases per child process")
-    parser.add_argument("--no-trace", action="store_true", help="skip tracemalloc (faster, no per-case peak)")
+    parser.add_argument("--no-trace", action="store_true", help="skip the per-case peak memory (Linux /proc)")
     parser.add_argument("--crashes", type=Path, default=Path("fuzz-crashes"), help="where crashing inputs go")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--replay", type=Path, help="run this input file against --target in this process")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     per_target = [args.cases // len(chosen) + (i < args.cases % len(chosen)) for i in range(len(chosen))]
     print(f"fuzz: {args.cases} cases over {len(chosen)} targets, seed {args.seed}, timeout {args.timeout:.0f} s/case")
     header = f"{'target':20} {'group':9} {'cases':>7} {'accepted':>8} {'named':>7} {'crashes':>7} "
-    header += f"{'peak MiB':>8} {'RSS MiB':>8} {'max ms':>8} {'wall s':>7}"
+    header += f"{'case MiB':>8} {'RSS MiB':>8} {'max ms':>8} {'wall s':>7}"
     print(header)
     reports = []
     began = time.perf_counter()

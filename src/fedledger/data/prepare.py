@@ -1264,7 +1264,11 @@ def prepare(recipe: Recipe, source: str | Path | pd.DataFrame, *, encoding: str 
                 v[miss] = float(fill)
                 imputed[f.name] = int(miss.sum())
             if f.scale == "standard":
-                assert s.mean is not None and s.std is not None
+                if s.mean is None or s.std is None:  # statistics = "local" and the column has no value at all
+                    raise BadInput(
+                        f"{parsed.table.name}, column {f.name}: no value at all, so no mean and standard deviation "
+                        "to scale by"
+                    )
                 v = (v - s.mean) / (s.std if s.std > 0 else 1.0)
             elif f.scale == "minmax":
                 if s.min is not None and s.max is not None:

@@ -100,7 +100,7 @@ class Keystore:
         secret = password if password is not None else password_from_env_or_prompt(name)
         try:
             key = Account.decrypt(data, secret)
-        except (ValueError, KeyError, TypeError) as exc:  # eth_account reads a missing or mistyped field raw
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # eth_account reads fields unchecked
             raise KeystoreError(f"cannot decrypt key {name!r}: wrong password or corrupt keystore") from exc
         account: LocalAccount = Account.from_key(key)
         return account
