@@ -857,7 +857,7 @@ def _status_kib(field: str) -> int:
 
 def _reset_peak_rss() -> int:
     """Reset this process's peak RSS (Linux ``clear_refs``) and return its RSS now. Page-level, so memory that
-    numpy, pyarrow or a C parser takes counts too, and cheap: tracemalloc slows deep recursion by orders of magnitude."""
+    numpy, pyarrow or a C parser takes counts too; and cheap, where tracemalloc slows deep recursion a hundredfold."""
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
