@@ -37,7 +37,15 @@ from fedledger.chain import Chain, TrainingTaskClient
 from fedledger.chain.events import AggregateProposed, RoundAborted, UpdateCommitted, ValidationClosed
 from fedledger.chain.task import Phase
 from fedledger.exceptions import ChainError, RoundsAborted
-from fedledger.localnet import LocalConsortium, Org, ServedChain, anvil_path, partition_rows
+from fedledger.localnet import (
+    PASSWORD_ENV,
+    CommandFailed,
+    LocalConsortium,
+    Org,
+    ServedChain,
+    anvil_path,
+    partition_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "heart-disease"
@@ -70,6 +78,8 @@ class Settings:
     data: Path = DEFAULT_DATA
     timeout: float = 1800.0
     block_time: float = 0.5
+    setup_in_process: bool = True
+    """Set the consortium up through the CLI in this process (each node still runs as its own process)."""
 
 
 # -- the plan ---------------------------------------------------------------------------------------------------------
@@ -255,6 +265,23 @@ def chain_node(settings: Settings) -> Iterator[ChainNode]:
         node.stop()
 
 
+class InProcessSetup(LocalConsortium):
+    """A :class:`LocalConsortium` whose setting-up commands (``init``, ``member add``, ``task create``, ``task join``)
+    run in this process through the CLI's own entry point: the same commands, without a Python start-up each (the
+    nodes, which the chaos is about, still run as their own processes)."""
+
+    def run(self, org: Org, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        from typer.testing import CliRunner
+
+        from fedledger.cli import app
+
+        full = [*args, "-w", str(org.workspace)]
+        done = CliRunner().invoke(app, full, env={PASSWORD_ENV: self.env[PASSWORD_ENV]})
+        if check and done.exit_code != 0:
+            raise CommandFailed(full, done.exit_code, done.stderr or repr(done.exception))
+        return subprocess.CompletedProcess(full, done.exit_code, done.stdout, done.stderr)
+
+
 def setup(net: LocalConsortium, members: list[str], aggregators: list[str], task: Path) -> None:
     """The first member founds the consortium and admits the others (aggregators with the aggregator role); the task
     is created and joined by everyone."""
@@ -385,7 +412,7 @@ class Monkey:
         for kill in self.plan.kills:
             if kill.done_at is not None or not self.nodes.alive(kill.member) or current < kill.round_id:
                 continue
-            late = current > kill.round_id + 1  # its action never came in that round (left out, or it was down)
+            late = current > kill.round_id  # its action never came in that round (refused, or it was down)
             if kill.trigger == "in-round":
                 due = wall >= opened[kill.round_id] + kill.after
             else:
@@ -579,7 +606,7 @@ def verdict(
     rows, crashes = processes(nodes)
     audits = {}
     for org in {net.orgs[0].name: net.orgs[0], the_plan.victims[0]: nodes.orgs[the_plan.victims[0]]}.values():
-        done = net.run(org, "audit", "verify", check=False)
+        done = LocalConsortium.run(net, org, "audit", "verify", check=False)  # its own process, as members run it
         audits[org.name] = {"returncode": done.returncode, "output": (done.stdout + done.stderr).strip()[-2000:]}
     return Result(
         settings={k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
@@ -612,8 +639,9 @@ def run_chaos(settings: Settings, say: Any = print) -> Result:
     task = task_config(settings.workdir, settings, len(members))
     with ExitStack() as stack:
         chain = stack.enter_context(chain_node(settings))
+        kind = InProcessSetup if settings.setup_in_process else LocalConsortium
         net = stack.enter_context(
-            LocalConsortium(settings.workdir / "net", chain_url=chain.url, store=str(settings.workdir / "store"))
+            kind(settings.workdir / "net", chain_url=chain.url, store=str(settings.workdir / "store"))
         )
         setup(net, members, the_plan.aggregators, task)
         setup_seconds = time.monotonic() - started

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,10 +21,12 @@ from fedledger.exceptions import ChainError, ContractRevert, RoundsAborted, Stor
 if TYPE_CHECKING:
     from fedledger.chain import Chain
     from fedledger.federation import MemberNode, NodeEvent
+    from fedledger.workspace import Workspace
 
 __all__ = ["node", "task_app"]
 
 log = logging.getLogger("fedledger.node")
+T = TypeVar("T")
 
 MAX_BACKOFF = 30.0
 STATS_WAIT = 3600.0  # how long a node waits for the other participants' preparation statistics
@@ -56,46 +58,65 @@ def node(
     """Run this member's node until the task's last round closes (resumes from chain state after a restart).
 
     Exits 0 when every round finalized, and non-zero with a summary when rounds were aborted."""
-    from fedledger.federation import MemberNode
-    from fedledger.federation.local_data import agreed_recipe, load_member_data
-    from fedledger.federation.setup import register_kx_key
-    from fedledger.store import BlobStore
-
     # With --json, stdout carries only the event lines; everything else goes to stderr.
     say = err_console if json_events else console
     with open_workspace(workspace) as ws:
-        client = ws.task(task)
-        blobs = BlobStore(store) if store else ws.store()
-        account = ws.account(as_key)
-        name = as_key or ws.config.key
-        member = MemberNode(
-            name=name,
-            account=account,
-            task=client,
-            store=blobs,
-            data=None,
-            on_event=_print_json if json_events else _print_line,
-            # Secure rounds: the member's round secrets, encrypted, so a restarted node can still reveal.
-            state_dir=ws.root / "secagg" / name,
+        # A node started (or restarted) while its chain node or store is down waits for them, as a running one does.
+        member = _retrying(
+            lambda: _start(ws, data, label, task, as_key, store, val_fraction, json_events, say), poll, say
         )
-        if register_kx_key(ws.consortium(), account):
-            say.print(f"registered the key-agreement key of {account.address} (secure aggregation, statistics)")
-        recipe = agreed_recipe(
-            member.config,
-            client,
-            blobs,
-            account=account,
-            table=data,
-            wait=STATS_WAIT,
-            on_wait=lambda missing: say.print(f"waiting for preparation statistics from {', '.join(missing)}"),
-        )
-        member.data = load_member_data(member.config, data, label=label, recipe=recipe, val_fraction=val_fraction)
         if once:
             if not member.step():
                 say.print("nothing due")
             return
         _run(member, poll, _MetricsPoster(member, say), say)
-        _finish(member, say)
+        _retrying(lambda: _finish(member, say), poll, say)
+
+
+def _start(
+    ws: Workspace,
+    data: Path,
+    label: str | None,
+    task: str,
+    as_key: str | None,
+    store: str | None,
+    val_fraction: float,
+    json_events: bool,
+    say: Console,
+) -> MemberNode:
+    """This member's node, ready to step: its key-agreement key registered, its data prepared by the agreed recipe."""
+    from fedledger.federation import MemberNode
+    from fedledger.federation.local_data import agreed_recipe, load_member_data
+    from fedledger.federation.setup import register_kx_key
+    from fedledger.store import BlobStore
+
+    client = ws.task(task)
+    blobs = BlobStore(store) if store else ws.store()
+    account = ws.account(as_key)
+    name = as_key or ws.config.key
+    member = MemberNode(
+        name=name,
+        account=account,
+        task=client,
+        store=blobs,
+        data=None,
+        on_event=_print_json if json_events else _print_line,
+        # Secure rounds: the member's round secrets, encrypted, so a restarted node can still reveal.
+        state_dir=ws.root / "secagg" / name,
+    )
+    if register_kx_key(ws.consortium(), account):
+        say.print(f"registered the key-agreement key of {account.address} (secure aggregation, statistics)")
+    recipe = agreed_recipe(
+        member.config,
+        client,
+        blobs,
+        account=account,
+        table=data,
+        wait=STATS_WAIT,
+        on_wait=lambda missing: say.print(f"waiting for preparation statistics from {', '.join(missing)}"),
+    )
+    member.data = load_member_data(member.config, data, label=label, recipe=recipe, val_fraction=val_fraction)
+    return member
 
 
 class _MetricsPoster:
@@ -135,6 +156,24 @@ class _MetricsPoster:
             self.through = r
 
 
+def _retrying(fn: Callable[[], T], poll: float, say: Console) -> T:
+    """``fn()``, retried with the run loop's backoff while the chain or the store cannot be reached."""
+    backoff = poll
+    while True:
+        try:
+            return fn()
+        except (ChainError, StoreError) as exc:
+            backoff = _back_off(backoff, exc, say)
+
+
+def _back_off(backoff: float, exc: Exception, say: Console) -> float:
+    """Say why, sleep the next, doubled backoff (half a second at least, ``MAX_BACKOFF`` at most) and return it."""
+    backoff = min(MAX_BACKOFF, max(2 * backoff, 0.5))
+    say.print(f"[yellow]retrying in {backoff:.1f} s:[/] {exc}", highlight=False)
+    time.sleep(backoff)
+    return backoff
+
+
 def _run(member: MemberNode, poll: float, after_step: Callable[[], None], say: Console) -> None:
     """Step until the task is done; an unreachable chain or store is retried with backoff.
 
@@ -156,9 +195,7 @@ def _run(member: MemberNode, poll: float, after_step: Callable[[], None], say: C
             backoff = poll
             _wait_for_block(chain, head, poll)
         except (ChainError, StoreError) as exc:
-            backoff = min(MAX_BACKOFF, max(2 * backoff, 0.5))
-            say.print(f"[yellow]retrying in {backoff:.1f} s:[/] {exc}", highlight=False)
-            time.sleep(backoff)
+            backoff = _back_off(backoff, exc, say)
 
 
 def _wait_for_block(chain: Chain, head: int, poll: float) -> None:
