@@ -506,7 +506,8 @@ def test_registry_machine_invariants(ledger: Ledger) -> None:
             max_examples=20,
             stateful_step_count=20,
             deadline=None,
-            derandomize=False,
+            # The same examples every run: the coverage checks below must not fail by chance in CI.
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
