@@ -6,7 +6,8 @@ on its own share of the raw UCI heart-disease files (the four hospitals; the lar
 sites until there are enough members). A seeded chaos monkey SIGKILLs up to a third of the members (always
 including one aggregator) at random points of random rounds (a random time into the round, or right after the
 member commits, scores or proposes), restarts each after a random delay, and stops and restarts the chain node
-once. The counts that matter:
+once, killing one of those members with it and starting it again while the chain node is still down. The counts
+that matter:
 
 * rounds lost: rounds that neither finalized nor aborted by a contract rule (or were never run);
 * double commitments: a member committing twice in one round;
@@ -104,6 +105,8 @@ class ChainRestart:
     round_id: int
     after: float
     down: float
+    member: str
+    """A victim killed as the chain node stops and started again while it is still down (an outage of both)."""
     done_at: float | None = None
 
 
@@ -141,8 +144,15 @@ def plan(members: list[str], settings: Settings) -> Plan:
                     down=round(rng.uniform(0.5, 1.5 * settings.phase_seconds), 2),
                 )
             )
+    member = rng.choice(victims)
+    # Away from that member's own kills, so that it is up to be killed with the chain node.
+    busy = {k.round_id + d for k in kills if k.member == member for d in (0, 1)}
+    rounds = [r for r in range(2, last + 1) if r not in busy] or list(range(2, last + 1))
     restart = ChainRestart(
-        round_id=rng.randint(2, last), after=round(rng.uniform(0, 2.0), 2), down=round(rng.uniform(1.0, 5.0), 2)
+        round_id=rng.choice(rounds),
+        after=round(rng.uniform(0, 2.0), 2),
+        down=round(rng.uniform(2.0, 6.0), 2),
+        member=member,
     )
     return Plan(aggregators, victims, sorted(kills, key=lambda k: k.round_id), restart)
 
@@ -431,10 +441,22 @@ class Monkey:
             if now >= when:
                 self.restarts.remove((when, member))
                 run = self.nodes.start(member)
-                self.note(f"restarted {member} (process {run.number})")
+                down = " while the chain node is down" if self.chain_back_at is not None else ""
+                self.note(f"restarted {member} (process {run.number}){down}")
 
         restart = self.plan.chain_restart
-        if restart.done_at is None and current >= restart.round_id and wall >= opened[restart.round_id] + restart.after:
+        # Held while the member to kill with it is down from an earlier kill and about to come back.
+        waiting = any(member == restart.member for _, member in self.restarts)
+        if (
+            restart.done_at is None
+            and current >= restart.round_id
+            and wall >= opened[restart.round_id] + restart.after
+            and not waiting
+        ):
+            if self.nodes.alive(restart.member):
+                self.nodes.kill(restart.member)
+                self.restarts.append((now + restart.down / 2, restart.member))  # back before the chain is
+                self.note(f"killed {restart.member} in round {current}, with the chain node")
             self.chain_port = int(self.chain.url.rsplit(":", 1)[1])
             self.chain.stop()
             restart.done_at = now
@@ -520,7 +542,7 @@ class Result:
         return out
 
     def summary(self) -> str:
-        kills = sum(1 for k in self.kills if k["done_at"] is not None)
+        kills = sum(1 for p in self.processes if p["killed"])
         return "\n".join(
             [
                 f"members {len(self.members)} (aggregators: {', '.join(self.aggregators)}; victims: "

@@ -3,7 +3,8 @@ task; no round may be lost beyond those the rules abort, nobody commits twice, n
 
 The short variant of ``benchmarks/chaos.py`` (its core is ``benchmarks/chaos_lib.py``): four hospitals, each its
 own ``fedledger node`` process on its raw heart-disease file; the seeded monkey SIGKILLs one of them (an
-aggregator) twice at random points and restarts it, and stops and restarts the served chain node once.
+aggregator) twice at random points and restarts it, and stops and restarts the served chain node once, killing
+that hospital's node with it and starting it again before the chain node is back.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def test_a_consortium_survives_killed_nodes_and_a_chain_restart(tmp_path: Path) 
     report = "\n".join([result.summary(), *result.monkey_log, *(c["log_tail"] for c in result.crashes)])
     assert sum(1 for k in result.kills if k["done_at"] is not None) == 2, report
     assert result.chain_restart["done_at"] is not None, report
+    # A node started while the chain node was down (and waited for it).
+    assert any("while the chain node is down" in line for line in result.monkey_log), report
     assert result.finished_in_time, report
     assert result.task_done and not result.rounds_lost, report
     assert all(a["by_rule"] for a in result.aborts), report
