@@ -146,6 +146,7 @@ def profile_setup(profile: str) -> dict[str, Any]:
         "clip_to_median_norm": config.clip_to_median_norm,
         "lift_to_median_norm": config.lift_to_median_norm,
         "score_at_median_norm": config.score_at_median_norm,
+        "center_scores": config.center_scores,
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_disagreement": config.max_disagreement,
         "max_rejection": config.max_rejection,
@@ -361,6 +362,7 @@ def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "clip_to_median_norm": args.clip_to_median_norm,
         "lift_to_median_norm": args.lift_to_median_norm,
         "score_at_median_norm": args.score_at_median_norm,
+        "center_scores": args.center_scores,
         "cap_examples_to_median": args.cap_examples_to_median,
         "registered_rows": args.registered_rows,
         "max_disagreement": args.max_disagreement,
@@ -374,9 +376,11 @@ def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
 HEART_OVERRIDES = (
     "scoring",
     "acceptance_threshold",
+    "score_weight",
     "clip_to_median_norm",
     "lift_to_median_norm",
     "score_at_median_norm",
+    "center_scores",
     "cap_examples_to_median",
     "registered_rows",
     "max_disagreement",
@@ -704,6 +708,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         help="validators score an update shorter than the round's median norm as if scaled up to it (a task's "
         "score_at_median_norm; default: the profile's, off for Fashion-MNIST, on for heart disease)",
+    )
+    parser.add_argument(
+        "--center-scores",
+        action=argparse.BooleanOptionalAction,
+        help="validators re-centre their scores of a round on their median score of the round (a task's "
+        "center_scores; default: the profile's, off for Fashion-MNIST, on for heart disease)",
     )
     parser.add_argument(
         "--cap-examples-to-median",

@@ -732,9 +732,11 @@ def test_an_inflated_count_weighs_as_the_median_member_on_the_ledger(tmp_path: P
     accept its zero update (it costs them no accuracy), and FedAvg with the claim taken as declared would return
     almost the start model. The aggregators cap every count at the round's upper median declared count, so the
     finalized model moves as the three honest hospitals' updates say, and the audit recomputes the same. (FedAvg by
-    name: the few-silos profile's own rule, median, ignores counts.)"""
+    name: the few-silos profile's own rule, median, ignores counts. Scores not centred: centred on a round where
+    every honest update gains the validators accuracy, the zero update falls below the threshold and is rejected,
+    and the cap is what this test is about.)"""
     datas = hospital_datas(tmp_path, 4)
-    config = hospital_task(rounds=1, min_commitments=4, profile="few-silos", aggregation="fedavg")
+    config = hospital_task(rounds=1, min_commitments=4, profile="few-silos", aggregation="fedavg", center_scores=False)
     coalition = Coalition(make_attack("free-rider+count-inflation"), num_malicious=1, num_workers=4)
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     try:
@@ -767,6 +769,28 @@ def test_an_inflated_count_weighs_as_the_median_member_on_the_ledger(tmp_path: P
         assert sim.task.model_history()[1] == capped_hash != plain_hash
         assert plain_step < 0.01 * capped_step  # uncapped, the claim of ten million examples froze the model
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+    finally:
+        ws.close()
+
+
+@pytest.mark.slow
+def test_centred_scores_reject_a_free_rider_that_costs_nobody_accuracy(tmp_path: Path) -> None:
+    """A zero update costs a validator nothing, so absolute scores accept it; centred on the round's median score,
+    it is judged against the honest updates, which gain every validator accuracy in the first round, and falls
+    below the threshold. The honest hospitals' updates are all accepted."""
+    datas = hospital_datas(tmp_path, 4)
+    config = hospital_task(rounds=1, min_commitments=4, profile="few-silos")
+    assert config.center_scores
+    coalition = Coalition(make_attack("free-rider"), num_malicious=1, num_workers=4)
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws, config=config, datas=datas, password="pw", behaviors=[None, None, None, *coalition.members]
+        )
+        Simulation(sim.task, sim.nodes).run()
+        info, updates = sim.task.round(1), sim.task.updates(1)
+        honest = {n.account.address for n in sim.nodes[:3]}
+        assert {updates[i].member for i in info.accepted} == honest
     finally:
         ws.close()
 

@@ -66,6 +66,7 @@ def test_demo_trains_rejects_the_attacker_and_verifies(demo: tuple[Path, dict]) 
     assert setup["max_rejection"] == 0
     assert setup["cap_examples_to_median"] is True
     assert setup["score_at_median_norm"] is True  # validators scored short updates at the round's median norm
+    assert setup["center_scores"] is True  # and centred their scores on their round median
 
 
 def test_a_score_aware_attacker_tunes_its_update_to_pass_where_sign_flipping_is_rejected(tmp_path: Path) -> None:

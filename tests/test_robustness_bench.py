@@ -446,6 +446,7 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
         "clip_to_median_norm": True,
         "lift_to_median_norm": False,
         "score_at_median_norm": True,
+        "center_scores": True,
         "cap_examples_to_median": True,
         "max_disagreement": 5_000,
         "max_rejection": 0,
@@ -457,6 +458,7 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
     assert (fmnist.max_rejection, fmnist.min_mean_score, fmnist.reputation_warmup) == (0, 0, 10)
     assert heart.cap_examples_to_median and fmnist.cap_examples_to_median
     assert heart.score_at_median_norm and not fmnist.score_at_median_norm
+    assert heart.center_scores and not fmnist.center_scores
     assert fmnist.lift_to_median_norm and not heart.lift_to_median_norm
     assert (fmnist.scoring, fmnist.acceptance_threshold, fmnist.clip_to_median_norm) == ("trust", 5_100, False)
     assert robustness.HEART_RULE == "median" and robustness.profile_rule("consortium") == "centered-clipping"

@@ -19,10 +19,12 @@ from fedledger.learning import (
 from fedledger.learning.aggregation._batch import stack_updates
 from fedledger.learning.aggregation.median_norm import scale_to_median_norm
 from fedledger.learning.scoring import (
+    MIN_SCORES_TO_CENTER,
     SCORING_RULES,
     accuracy_bps,
     at_least_norm,
     at_median_norm,
+    centered_on_round,
     cosine_score,
     median_sq_norm,
     reference_update,
@@ -237,3 +239,30 @@ def test_trust_scores_honest_updates_above_and_poisoned_ones_below_5000() -> Non
         np.testing.assert_array_equal(v, global_params[k])
     with pytest.raises(BadInput, match="differ in tensors"):
         score_trust(adapter, global_params, honest, X_val, y_val, reference={"other": np.zeros(3)})
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        # The median update becomes 5000; the others keep their distance from it, in basis points.
+        ([1666, 5000, 5416], [1666, 5000, 5416 - 5000 + 5000]),
+        ([4574, 4474, 4375], [5100, 5000, 4901]),
+        # An even count centres on the contract's median, the floor of the two middle values' mean.
+        ([1000, 2000, 3001, 9000], [3500, 4500, 5501, 10000]),
+        # A validator that every update costs 30 points (a harsh, one-sided validation set) judges none harmful.
+        ([2000, 2000, 2000], [5000, 5000, 5000]),
+        # Clamped to the score range.
+        ([0, 10_000, 10_000], [0, 5000, 5000]),
+        ([0, 0, 10_000], [5000, 5000, 10_000]),
+    ],
+)
+def test_scores_are_centred_on_the_validators_round_median(raw: list[int], want: list[int]) -> None:
+    assert centered_on_round(raw) == want
+
+
+def test_too_few_scores_to_centre_are_left_as_measured() -> None:
+    # The median of two updates may be the attacker's: a validator with fewer than three has no yardstick.
+    assert MIN_SCORES_TO_CENTER == 3
+    assert centered_on_round([1200, 6000]) == [1200, 6000]
+    assert centered_on_round([3000]) == [3000]
+    assert centered_on_round([]) == []

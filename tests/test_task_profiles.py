@@ -97,6 +97,18 @@ def test_secure_aggregation_overrides_either_profile() -> None:
         assert config.cap_examples_to_median is False
         assert config.score_at_median_norm is False  # no per-update scores
         assert config.lift_to_median_norm is False  # no individual norms
+        assert config.center_scores is False  # no scores to centre
+
+
+def test_validators_centre_their_scores_in_the_few_silos_profile_only() -> None:
+    # Centred on the round's median, trust scores sit around 5000, under trust's own threshold of 5100.
+    assert TaskConfig(model=MODEL, profile="few-silos").center_scores is True
+    assert TaskConfig(model=MODEL).center_scores is False
+    assert TaskConfig(model=MODEL, profile="few-silos", center_scores=False).center_scores is False
+    with pytest.raises(ConfigError, match="no per-update scores, so center_scores must be false"):
+        TaskConfig(model=MODEL, profile="few-silos", secure_aggregation=True, center_scores=True)
+    with pytest.raises(ConfigError, match="center_scores must be true or false, got 'yes'"):
+        TaskConfig(model=MODEL, center_scores="yes")  # type: ignore[arg-type]
 
 
 def test_secure_aggregation_refuses_scoring_at_the_median_norm() -> None:
@@ -143,6 +155,10 @@ def test_profile_is_committed_and_old_configs_load_as_consortium() -> None:
     body = json.loads(silos.to_bytes())
     del body["score_at_median_norm"]
     assert TaskConfig.from_bytes(json.dumps(body).encode()).score_at_median_norm is False
+    # Nor, committed before validators centred their scores, did they centre them.
+    body = json.loads(silos.to_bytes())
+    del body["center_scores"]
+    assert TaskConfig.from_bytes(json.dumps(body).encode()).center_scores is False
     # Committed configs carry their resolved rule: one committed while few-silos aggregated with FedAvg (before
     # run 31) keeps FedAvg and its hash, whatever the profile's rule is now.
     body = json.loads(silos.to_bytes())

@@ -65,6 +65,7 @@ from fedledger.learning.scoring import (
     MAX_SCORE,
     accuracy_bps,
     at_median_norm,
+    centered_on_round,
     cosine_score,
     relative_score,
     scaled_update,
@@ -148,6 +149,11 @@ class FLSetup:
     """Validators score an update shorter than the round's median committed norm as if scaled up to it (a task's
     ``TaskConfig.score_at_median_norm``, :func:`fedledger.learning.scoring.at_least_norm`); no effect on
     ``trust`` scoring, a cosine."""
+    center_scores: bool = False
+    """Each validator re-centres its scores of a round on its median score of the round (a task's
+    ``TaskConfig.center_scores``, :func:`fedledger.learning.scoring.centered_on_round`). A node centres over every
+    other member's update of the round; here over its committee seats, the same set when committees seat every
+    validator (the heart-disease setup)."""
     cap_examples_to_median: bool = True
     """Read every declared example count as at most the upper median of the round's declared counts
     (``aggregate(..., example_cap=...)``, a task's ``TaskConfig.cap_examples_to_median``)."""
@@ -367,6 +373,24 @@ def expected_score(
     return score
 
 
+def centered_per_validator(
+    scores: Sequence[Sequence[int | None]], committees: Sequence[Sequence[int]]
+) -> list[list[int | None]]:
+    """``scores[i][k]`` (validator ``committees[i][k]``'s score of update ``i``) with each validator's scores of the
+    round re-centred by :func:`fedledger.learning.scoring.centered_on_round`, as its node would submit them."""
+    seats: dict[int, list[tuple[int, int]]] = {}
+    for i, committee in enumerate(committees):
+        for k, v in enumerate(committee):
+            if scores[i][k] is not None:
+                seats.setdefault(int(v), []).append((i, k))
+    out = [list(row) for row in scores]
+    for places in seats.values():
+        centered = centered_on_round([int(scores[i][k]) for i, k in places])  # type: ignore[arg-type]
+        for (i, k), value in zip(places, centered, strict=True):
+            out[i][k] = value
+    return out
+
+
 def trust_committee_scores(
     trainer: LocalTrainer,
     global_params: Params,
@@ -377,14 +401,25 @@ def trust_committee_scores(
     rng_key: Sequence[int],
     *,
     skip: Collection[int] = (),
+    center_over: Sequence[int] | None = None,
 ) -> list[list[int | None]]:
     """Honest ``trust`` scores (:func:`fedledger.learning.scoring.score_trust`): each validator trains its
     reference update once (:func:`trust_references`), then scores every update of its committees by
     :func:`~fedledger.learning.scoring.cosine_score` against it. Validators in ``skip`` (liars, whose honest
-    scores nobody reads) train nothing and get ``None``."""
+    scores nobody reads) train nothing and get ``None``.
+
+    With ``center_over`` (the owner of each update), each validator scores every other member's update of the
+    round and centres those scores on their median (:func:`~fedledger.learning.scoring.centered_on_round`), as
+    its node does, whatever seats it holds; its seats then read the centred scores."""
     validators = sorted({v for c in committees for v in c} - set(skip))
     references = trust_references(trainer, global_params, validators, val_data, setup, rng_key)
-    return _cosine_scores(updates, committees, references)
+    if center_over is None:
+        return _cosine_scores(updates, committees, references)
+    everyone = [[v for v in validators if v != owner] for owner in center_over]
+    full = _cosine_scores(updates, everyone, references)
+    centered = centered_per_validator(full, everyone)
+    by_seat = {(i, v): score for i, row in enumerate(everyone) for v, score in zip(row, centered[i], strict=True)}
+    return [[by_seat.get((i, v)) for v in committee] for i, committee in enumerate(committees)]
 
 
 def trust_references(
@@ -572,7 +607,15 @@ def run_scenario(
             # (but for adaptive liars, which submit them wherever they are a minority).
             unread = liars - lying if setup.adaptive_liars else liars
             honest_scores = trust_committee_scores(
-                trainer, global_params, updates, committees, val_data, setup, [seed, 41, r], skip=unread
+                trainer,
+                global_params,
+                updates,
+                committees,
+                val_data,
+                setup,
+                [seed, 41, r],
+                skip=unread,
+                center_over=[int(c) for c in owners] if setup.center_scores else None,
             )
         else:
             # What validators score: the update at full weight, or at its weight 1/k in the round's mean.
@@ -587,6 +630,8 @@ def run_scenario(
             ]
             scored = committee_scores(trainer, global_params, candidates, committees, val_data, scoring=setup.scoring)
             honest_scores = [list(row) for row in scored]
+        if setup.center_scores and setup.scoring != "trust":  # trust centres over every update (above)
+            honest_scores = centered_per_validator(honest_scores, committees)
         accepted = []
         owner_ids = [str(int(c)) for c in owners]
         # Whom the liars vouch for: the malicious trainers. Adaptive liars need the whole lying coalition to count

@@ -318,6 +318,7 @@ def _run(
         "clip_to_median_norm": config.clip_to_median_norm,
         "lift_to_median_norm": config.lift_to_median_norm,
         "score_at_median_norm": config.score_at_median_norm,
+        "center_scores": config.center_scores,
         "cap_examples_to_median": config.cap_examples_to_median,
         "max_rejection": config.max_rejection,
         "min_mean_score": config.min_mean_score,

@@ -172,6 +172,7 @@ def demo(
             console.print(
                 f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring"
                 + (" (short updates at the median norm)" if row["score_at_median_norm"] else "")
+                + (", centred on each validator's round median" if row.get("center_scores") else "")
                 + f", {row['rule']}"
                 + _median_norm_scaling(bool(row["clip_to_median_norm"]), bool(row["lift_to_median_norm"]))
                 # The demo's hospitals register their datasets: no update may declare more rows than registered.

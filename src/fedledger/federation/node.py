@@ -58,7 +58,7 @@ from fedledger.learning import (
     decode_model,
 )
 from fedledger.learning.fixedpoint import FixedPoint
-from fedledger.learning.scoring import ScoringRule, at_median_norm, reference_update
+from fedledger.learning.scoring import ScoringRule, at_median_norm, centered_on_round, reference_update
 from fedledger.learning.update import ClipTransform, FixedPointEncode, Tensors, Transform, encode_update
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
 from fedledger.privacy.dp import DPSGDConfig, NoiseSource
@@ -475,11 +475,16 @@ class MemberNode:
         rule = self._scoring_rule(global_params, r) if assigned else None
         updates = self.closed_updates(r)
         rows = self.closed_rows(r) if assigned else {}
-        # Scoring at the round's median norm needs every update's norm, not only the seats' (a cosine needs none).
+        # Scoring at the round's median norm needs every update's norm, and centring on the round's median score
+        # needs every update's score, not only the seats' (a cosine needs no norm).
         scale_to_median = bool(assigned) and bool(config.score_at_median_norm) and config.scoring != "trust"
+        center = bool(assigned) and bool(config.center_scores)
+        # The yardstick is the others' updates: a validator's own update, trained on data like its own, would
+        # raise its median and sink everyone else's.
+        others = {u.index for u in updates if u.member.lower() != self.account.address.lower()}
         checked: dict[int, DecodedUpdate | str] = {}
         for update in updates:
-            if update.index in assigned or scale_to_median:
+            if update.index in assigned or scale_to_median or (center and update.index in others):
                 try:
                     checked[update.index] = check_update(self.store, config, spec, update, rows=rows.get(update.index))
                 except UpdateRejected as exc:
@@ -487,6 +492,17 @@ class MemberNode:
         valid = {i: d for i, d in checked.items() if isinstance(d, DecodedUpdate)}
         if scale_to_median and valid:
             checked.update(zip(valid, at_median_norm(list(valid.values())), strict=True))
+            valid = {i: checked[i] for i in valid}
+        measured: dict[int, int] = {}
+        if valid:
+            assert rule is not None
+            measured = {
+                i: int(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
+                for i, decoded in valid.items()
+                if i in assigned or (center and i in others)
+            }
+            if center:
+                measured = dict(zip(measured, centered_on_round(list(measured.values())), strict=True))
         for update in updates:
             if update.index not in assigned:
                 scores.append(None)
@@ -497,8 +513,7 @@ class MemberNode:
                 self.task.flag_update(r, update.index, decoded)
                 self._emit("flag", r, index=update.index, member=update.member, reason=decoded)
                 continue
-            assert rule is not None
-            scores.append(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
+            scores.append(measured[update.index])
         lie = getattr(self.behavior, "scores", None)
         if callable(lie):
             owners = [u.member for u in updates]
