@@ -28,6 +28,7 @@ from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.vm.forks import PragueVM
+from eth_abi import abi
 from eth_keys import keys
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
@@ -36,6 +37,7 @@ from eth_tester.backends.pyevm.main import (
     get_default_genesis_params,
 )
 from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
 from eth_typing import Hash32
 from eth_utils import to_wei
 from filelock import FileLock, Timeout
@@ -70,10 +72,22 @@ FAUCET_KEY = keys.PrivateKey(b"\x01" * 32)
 FAUCET_BALANCE = to_wei(10**9, "ether")
 GAS_LIMIT = 60_000_000
 
+# How far past the wall clock a served chain may date a block. Block timestamps must rise by at least a second
+# per block (py-evm, like every Ethereum client, refuses a block not later than its parent), so a chain that mined
+# each transaction in its own block ran a second ahead per transaction under load, and deadlines in block time
+# passed early. A served chain instead lets transactions that arrive faster than that share the pending block.
+MAX_LEAD_SECONDS = 1.0
+# The longest a transaction waits in the pending block for the wall clock: when the chain is ahead for another
+# reason (time moved forward before the clock was tracked, or the wall clock stepped back), blocks still come at
+# one a second, the chain's clock moving at wall speed, instead of stalling until the wall clock catches up.
+MAX_HOLD_SECONDS = 1.0
+
 # JSON-RPC methods after which the chain may have changed and must be committed.
 _WRITING_METHODS = frozenset(
     {"eth_sendRawTransaction", "eth_sendTransaction", "evm_mine", "evm_increaseTime", "evm_revert"}
 )
+# Methods that act on the pending block as a whole: a served chain first mines the transactions it holds there.
+_FLUSHING_METHODS = frozenset({"evm_snapshot", "evm_revert", "evm_increaseTime", "eth_sendTransaction"})
 
 
 class SqliteKV(BaseDB):
@@ -207,18 +221,22 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
         receipts = block.get_receipts(self.chain.chaindb)
         return serialize_transaction_receipt(block, receipts, transaction, index, is_pending, self.chain.get_vm())
 
+    time_offset = 0.0
+    """Seconds the chain's clock is ahead of the wall clock on purpose (``evm_increaseTime`` on a served chain)."""
+
     def _refresh_pending_timestamp(self) -> None:
         """Date the pending block now, so block time follows the wall clock.
 
         py-evm dates a pending block when the previous one is mined; a transaction
-        sent minutes later would otherwise carry a stale timestamp.
+        sent minutes later would otherwise carry a stale timestamp. A block that
+        already holds transactions keeps its date: they ran with it.
         """
         chain = self.chain
-        if chain.get_block().transactions:
+        if chain.header.gas_used:  # every transaction uses gas: the block holds some
             return
         parent = chain.get_canonical_head()
         # Never move back: time_travel may already have dated the block ahead.
-        timestamp = max(int(time.time()), parent.timestamp + 1, chain.header.timestamp)
+        timestamp = max(int(time.time() + self.time_offset), parent.timestamp + 1, chain.header.timestamp)
         chain.header = chain.header.copy(timestamp=timestamp)
 
     def send_raw_transaction(self, raw_transaction: bytes) -> Any:
@@ -259,6 +277,10 @@ class EmbeddedChainProvider(EthereumTesterProvider):
             self._file_lock.release()
             raise
         self._lock = threading.RLock()
+        self._mined = threading.Condition(self._lock)  # notified whenever a block is mined
+        self._held_since: float | None = None  # when the pending block got its first held transaction
+        self._blocks = 0  # counts the changes of head (blocks mined, reverts): a held transaction waits for one
+        self._closed = False
         self._call_cache: dict[str, RPCResponse] = {}
         self.tester = EthereumTester(self.backend)
         # web3's tester endpoints answer eth-tester's fixed id; this chain answers its own.
@@ -274,8 +296,25 @@ class EmbeddedChainProvider(EthereumTesterProvider):
 
     refuse_reverts = False
     """Whether a raw transaction that reverts is refused instead of mined (``fedledger chain serve``): the node runs
-    it once, keeps it when it succeeds, and otherwise undoes it and answers with the revert, so a client need not
-    dry-run every transaction first (half of a served chain's work)."""
+    it once in the pending block, keeps it when it succeeds, and otherwise drops it and answers with the revert, so
+    a client need not dry-run every transaction first (half of a served chain's work)."""
+
+    max_lead: float | None = None
+    """With :attr:`refuse_reverts`, how many seconds past the wall clock a block may be dated
+    (:data:`MAX_LEAD_SECONDS` on a served chain). A transaction that would need a later block waits in the pending
+    block, with any others that arrive meanwhile, until the wall clock catches up (at most
+    :data:`MAX_HOLD_SECONDS`); its sender's ``eth_sendRawTransaction`` answers once it is mined. None: each
+    transaction is mined at once in its own block, dated a second after its parent when need be (the in-process
+    chain, whose simulations move time themselves)."""
+
+    def keep_to_wall_clock(self, max_lead: float = MAX_LEAD_SECONDS) -> None:
+        """Refuse reverting transactions and date no block more than ``max_lead`` s past the wall clock (see
+        :attr:`max_lead`). A chain already ahead (time moved forward before) keeps that lead: it cannot go back."""
+        with self._lock:
+            self.refuse_reverts = True
+            self.max_lead = float(max_lead)
+            head = self.backend.chain.get_canonical_head()
+            self.backend.time_offset = max(0.0, head.timestamp - time.time())
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         if method == "eth_sendRawTransaction":
@@ -284,8 +323,10 @@ class EmbeddedChainProvider(EthereumTesterProvider):
                 return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32000, "message": refusal}}
             if self.refuse_reverts:
                 with self._lock:
-                    return self._send_unless_reverted(method, params)
+                    return self._send_unless_reverted(params)
         with self._lock:
+            if method in _FLUSHING_METHODS:
+                self._mine_held()
             # A view call's answer only changes when the chain does: nodes polling the same
             # round state between two blocks are served from memory, not the EVM.
             key = _cacheable(method, params)
@@ -301,6 +342,7 @@ class EmbeddedChainProvider(EthereumTesterProvider):
             if method in _WRITING_METHODS:
                 self._call_cache.clear()
                 self.kv.commit()
+                self._head_moved()
             elif key is not None and "error" not in response:
                 self._call_cache[key] = response
             return response
@@ -326,52 +368,129 @@ class EmbeddedChainProvider(EthereumTesterProvider):
     def advance_time(self, seconds: int) -> None:
         """Move block time forward (mines one block), for tests and simulations."""
         with self._lock:
+            self._mine_held()
             backend = self.backend
             backend._refresh_pending_timestamp()
             target = backend.chain.header.timestamp + int(seconds)
             self._call_cache.clear()
             self.tester.time_travel(target)
             self.kv.commit()
+            if self.max_lead is not None:
+                # The skip is deliberate: later blocks follow the wall clock from the new time on.
+                head = backend.chain.get_canonical_head()
+                backend.time_offset = max(backend.time_offset, head.timestamp - time.time())
+            self._head_moved()
 
-    def _send_unless_reverted(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        snapshot = self.take_snapshot()
+    def _send_unless_reverted(self, params: Any) -> RPCResponse:
+        """Run a raw transaction in the pending block; refuse it with its revert, or answer its hash once mined.
+
+        It runs with the timestamp and state its block is mined with, so a revert is the one a mined transaction
+        would meet (a deadline check among them) and its reason comes from that same run.
+        """
+        chain_vm = self.backend.chain.get_vm()
+        transaction = chain_vm.get_transaction_builder().decode(bytes(HexBytes(params[0])))
+        while True:
+            header = self.backend.chain.header
+            if not header.gas_used or header.gas_used + transaction.gas <= header.gas_limit:
+                break
+            self._wait_for_block()  # the held block is full: take the next
+        backend = self.backend
+        backend._refresh_pending_timestamp()
+        chain = backend.chain
+        before = chain.header
+        try:
+            _, _, computation = chain.apply_transaction(transaction)
+        except BaseException:
+            chain.header = before
+            self.kv.rollback()
+            raise
+        if computation.is_error:
+            chain.header = before  # the pending block as it was: other held transactions stay in it
+            self.kv.rollback()
+            raise TesterTransactionFailed(_failure_message(computation.error))
+        self.kv.commit()
+        if self._held_since is None:
+            self._held_since = time.monotonic()
+        self._wait_for_block()
+        return {"jsonrpc": "2.0", "id": 0, "result": "0x" + bytes(transaction.hash).hex()}
+
+    def _head_moved(self) -> None:
+        self._blocks += 1
+        self._mined.notify_all()
+
+    def _wait_for_block(self) -> None:
+        """Hold the lock's caller until the pending block is mined, mining it once it is due."""
+        blocks = self._blocks
+        while not self._closed and self._blocks == blocks and self.backend.chain.header.gas_used:
+            due_in = self._held_due_in()
+            if due_in <= 0:
+                self._mine_held()
+            else:
+                self._mined.wait(due_in)  # releases the lock: others add to the block meanwhile
+
+    def _held_due_in(self) -> float:
+        if self.max_lead is None:
+            return 0.0
+        backend = self.backend
+        ahead = backend.chain.header.timestamp - (time.time() + backend.time_offset)
+        held = time.monotonic() - (self._held_since if self._held_since is not None else time.monotonic())
+        return min(ahead - self.max_lead, MAX_HOLD_SECONDS - held)
+
+    def _mine_held(self) -> None:
+        """Mine the pending block if it holds transactions (lock held)."""
+        if not self.backend.chain.header.gas_used:
+            self._held_since = None
+            return
         self._call_cache.clear()
         try:
-            sent = super().make_request(method, params)
+            self.tester.mine_blocks()
         except BaseException:
             self.kv.rollback()
             raise
         self.kv.commit()
-        if "error" in sent:
-            return sent
-        tx_hash = sent["result"]
-        receipt = self.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])["result"]
-        status = receipt["status"]
-        if (int(status, 16) if isinstance(status, str) else int(status)) == 1:
-            return sent
-        tx = self.make_request(RPCEndpoint("eth_getTransactionByHash"), [tx_hash])["result"]
-        self.revert_to_snapshot(snapshot)
-        # Replayed as a call on the state it ran on: its revert (raised here) carries the contract's reason.
-        data = tx.get("input", tx.get("data"))
-        call = {"from": tx["from"], "to": tx["to"], "data": data, "value": tx["value"], "gas": tx["gas"]}
-        self.make_request(RPCEndpoint("eth_call"), [call, "latest"])
-        return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32000, "message": "execution reverted (no reason)"}}
+        self._held_since = None
+        self._head_moved()
 
     def take_snapshot(self) -> int:
         with self._lock:
+            self._mine_held()
             return int(self.tester.take_snapshot())
 
     def revert_to_snapshot(self, snapshot_id: int) -> None:
         """Return the chain to a snapshot (tests); history after it is abandoned."""
         with self._lock:
+            self._mine_held()
             self._call_cache.clear()
             self.tester.revert_to_snapshot(snapshot_id)
             self.kv.commit()
+            self._head_moved()
 
     def close(self) -> None:
         with self._lock:
-            self.kv.close()
-            self._file_lock.release()
+            if self._closed:
+                return
+            try:
+                self._mine_held()  # their senders were promised a block
+            finally:
+                self._closed = True
+                self._head_moved()
+                self.kv.close()
+                self._file_lock.release()
+
+
+def _failure_message(error: BaseException) -> str:
+    """A failed transaction's error as eth-tester words a failed call's: the reason of an ``Error(string)`` revert,
+    else py-evm's own text (the raw revert data as a bytes literal)."""
+    data = error.args[0] if error.args else b""
+    if isinstance(data, bytes) and data[:4] == _ERROR_SELECTOR:
+        try:
+            return str(abi.decode(["string"], data[4:])[0])
+        except Exception:  # noqa: BLE001 - not a well-formed Error(string): keep the bytes
+            pass
+    return str(error)
+
+
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 
 
 def _cacheable(method: str, params: Any) -> str | None:

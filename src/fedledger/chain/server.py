@@ -20,7 +20,15 @@ No request stops the server.
 
 Time. A background thread mines an empty block whenever ``block_time`` seconds
 pass without one, so deadlines compared with ``block.timestamp`` pass even when
-nobody transacts; transactions are still mined as soon as they arrive.
+nobody transacts. A transaction is mined as soon as it arrives while its block
+can be dated at most a second past the wall clock; faster than that (block
+timestamps must rise by a second a block), transactions share the pending block
+until the clock catches up, so block time keeps to the wall clock under load and
+deadlines pass in seconds, not in transactions. ``eth_sendRawTransaction``
+answers once the transaction is mined; one that would revert is refused with its
+reason, as it would have reverted in that block.
+
+Clients that hang up before their answer (a killed node) cost one log line.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +60,7 @@ from web3.providers.eth_tester.middleware import (
 from web3.types import RPCEndpoint
 
 from fedledger import __version__
-from fedledger.chain.embedded import FAUCET_KEY, EmbeddedChainProvider
+from fedledger.chain.embedded import FAUCET_KEY, MAX_LEAD_SECONDS, EmbeddedChainProvider
 from fedledger.exceptions import ChainError
 from fedledger.store.safejson import loads_bounded
 
@@ -116,7 +125,9 @@ class ChainServer:
         self.directory = Path(directory)
         self.block_time = float(block_time)
         self.provider = EmbeddedChainProvider(self.directory, lock_timeout=lock_timeout)
-        self.provider.refuse_reverts = True  # clients then send without a dry run: see Chain.rpc
+        # Clients then send without a dry run (see Chain.rpc), and block time keeps to the wall clock however busy
+        # the chain is.
+        self.provider.keep_to_wall_clock(MAX_LEAD_SECONDS)
         try:
             self._httpd = _Server((host, port), _Handler, self)
         except OSError as exc:
@@ -205,7 +216,7 @@ class ChainServer:
         A new block is dated max(now, parent + 1 s). With a block time under a
         second the timer waits until the wall clock has passed the head's
         timestamp, so idle blocks never run the chain's clock ahead; when the
-        chain is already ahead (``evm_increaseTime``, bursts of transactions) it
+        chain is already ahead (``evm_increaseTime``) it
         still mines one block a second, so chain time keeps moving at wall speed.
         """
         tick = min(self.block_time, 0.25) / 2
@@ -439,6 +450,8 @@ def _bytes_literal(text: str) -> bytes | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 reset connections when a score of nodes connected at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], chain: ChainServer) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -454,6 +467,15 @@ class _Server(ThreadingHTTPServer):
             else:
                 self._connections.discard(connection)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request (a node killed while it waits) is routine: the answer has nowhere
+        # to go, and a traceback would bury the log's real failures.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.info("client %s hung up before its answer (%s)", _peer(client_address), type(error).__name__)
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         """End kept-alive client connections, so their handler threads finish."""
         with self._connections_lock:
@@ -461,6 +483,12 @@ class _Server(ThreadingHTTPServer):
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+
+
+def _peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
 
 
 class _Handler(BaseHTTPRequestHandler):
