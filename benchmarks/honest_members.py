@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from fedledger.attacks import Coalition, parse_attack
 from fedledger.chain.events import (
     RoundAborted,
     RoundFinalized,
@@ -51,7 +50,7 @@ from fedledger.chain.events import (
 )
 from fedledger.data.prepare import PreparedData, Recipe, prepare
 from fedledger.federation import LocalData, Simulation, TaskConfig
-from fedledger.federation.setup import create_consortium
+from fedledger.federation.setup import attacking_members, create_consortium
 from fedledger.learning import build_model
 from fedledger.learning.data import dirichlet_partition, train_val_split
 from fedledger.workspace import ChainSpec, Workspace
@@ -271,7 +270,9 @@ def run_cell(
     with tempfile.TemporaryDirectory(prefix="fedledger-honest-") as tmp:
         ws = Workspace.create(Path(tmp), chain=ChainSpec(), scrypt_n=2**10)
         try:
-            datas, behaviors = _attackers(members, config, attack, malicious, seed)
+            datas, behaviors = attacking_members(
+                members.datas, config, attack, malicious if attack != "none" else 0, seed=seed
+            )
             sim = create_consortium(ws, config=config, datas=datas, behaviors=behaviors, password="honest-members")
             Simulation(sim.task, sim.nodes).run()
             names = {node.account.address.lower(): name for node, name in zip(sim.nodes, members.names, strict=True)}
@@ -297,33 +298,6 @@ def run_cell(
     cell.pooled_accuracy = round(float(pooled.evaluate(members.X_test, members.y_test)), 4)
     cell.seconds = round(time.perf_counter() - started, 1)
     return cell
-
-
-def _attackers(
-    members: Members, config: TaskConfig, attack: str, malicious: int, seed: int
-) -> tuple[list[LocalData], list[Any]]:
-    """The members' data and behaviours: the last ``malicious`` members run ``attack`` as a coalition (the demo's
-    attack simulation), the others are honest."""
-    n = len(members.datas)
-    if not malicious or attack == "none":
-        return list(members.datas), [None] * n
-    coalition = Coalition(
-        parse_attack(attack),
-        num_malicious=malicious,
-        num_workers=n,
-        clip_norm=config.clip_norm,
-        score_floor=max(config.threshold, config.min_mean_score or 0),
-        scores_at_median_norm=bool(config.score_at_median_norm),
-        seed=seed,
-    )
-    datas: list[LocalData] = list(members.datas)
-    behaviors: list[Any] = [None] * n
-    for j, member in enumerate(coalition.members):
-        k = n - malicious + j
-        X_bad, y_bad = member.poison_data(datas[k].X_train, datas[k].y_train, num_classes=2)
-        datas[k] = LocalData(X_bad, y_bad, datas[k].X_val, datas[k].y_val)
-        behaviors[k] = member
-    return datas, behaviors
 
 
 def _split_malicious(cell: Cell) -> None:

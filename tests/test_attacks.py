@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
@@ -49,7 +51,7 @@ from fedledger.chain import Phase
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import Simulation, TaskConfig
 from fedledger.federation.rules import aggregate_round
-from fedledger.federation.setup import create_consortium
+from fedledger.federation.setup import SimulatedConsortium, create_consortium
 from fedledger.learning import (
     FixedPoint,
     Params,
@@ -735,20 +737,13 @@ def test_an_inflated_count_weighs_as_the_median_member_on_the_ledger(tmp_path: P
     name: the few-silos profile's own rule, median, ignores counts. Scores not centred: centred on a round where
     every honest update gains the validators accuracy, the zero update falls below the threshold and is rejected,
     and the cap is what this test is about.)"""
-    datas = hospital_datas(tmp_path, 4)
     config = hospital_task(rounds=1, min_commitments=4, profile="few-silos", aggregation="fedavg", center_scores=False)
-    coalition = Coalition(make_attack("free-rider+count-inflation"), num_malicious=1, num_workers=4)
-    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
-    try:
-        sim = create_consortium(
-            ws, config=config, datas=datas, password="pw", behaviors=[None, None, None, *coalition.members]
-        )
-        Simulation(sim.task, sim.nodes).run()
+    with last_hospital_attacking(tmp_path, config, "free-rider+count-inflation") as (ws, sim):
         info, updates = sim.task.round(1), sim.task.updates(1)
         inflater = sim.nodes[3].account.address
         claims = {u.member: u.num_examples for u in updates}
         assert claims[inflater] == config.max_examples
-        assert sorted(claims.values())[:3] == sorted(len(d.y_train) for d in datas[:3])
+        assert sorted(claims.values())[:3] == sorted(len(n.data.y_train) for n in sim.nodes[:3] if n.data)
         assert {updates[i].member for i in info.accepted} == set(claims)  # the free ride passed the validators
         start = decode_model(sim.store.get(info.global_model.removeprefix("0x")))
 
@@ -769,8 +764,6 @@ def test_an_inflated_count_weighs_as_the_median_member_on_the_ledger(tmp_path: P
         assert sim.task.model_history()[1] == capped_hash != plain_hash
         assert plain_step < 0.01 * capped_step  # uncapped, the claim of ten million examples froze the model
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
-    finally:
-        ws.close()
 
 
 @pytest.mark.slow
@@ -778,21 +771,12 @@ def test_centred_scores_reject_a_free_rider_that_costs_nobody_accuracy(tmp_path:
     """A zero update costs a validator nothing, so absolute scores accept it; centred on the round's median score,
     it is judged against the honest updates, which gain every validator accuracy in the first round, and falls
     below the threshold. The honest hospitals' updates are all accepted."""
-    datas = hospital_datas(tmp_path, 4)
     config = hospital_task(rounds=1, min_commitments=4, profile="few-silos")
     assert config.center_scores
-    coalition = Coalition(make_attack("free-rider"), num_malicious=1, num_workers=4)
-    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
-    try:
-        sim = create_consortium(
-            ws, config=config, datas=datas, password="pw", behaviors=[None, None, None, *coalition.members]
-        )
-        Simulation(sim.task, sim.nodes).run()
+    with last_hospital_attacking(tmp_path, config, "free-rider") as (_, sim):
         info, updates = sim.task.round(1), sim.task.updates(1)
         honest = {n.account.address for n in sim.nodes[:3]}
         assert {updates[i].member for i in info.accepted} == honest
-    finally:
-        ws.close()
 
 
 @pytest.mark.slow
@@ -841,6 +825,28 @@ def test_a_distrusted_trainer_stops_training_and_the_rounds_do_not_wait_for_it(t
 
 def test_every_attack_is_an_attack_subclass() -> None:
     assert all(issubclass(cls, Attack) for cls in ATTACKS.values())
+
+
+@contextmanager
+def last_hospital_attacking(
+    tmp_path: Path, config: TaskConfig, attack: str
+) -> Iterator[tuple[Workspace, SimulatedConsortium]]:
+    """Four hospitals' consortium whose last hospital runs ``attack`` through an unmodified MemberNode, with the
+    task run to its end; the workspace closes after the block."""
+    coalition = Coalition(make_attack(attack), num_malicious=1, num_workers=4)
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    try:
+        sim = create_consortium(
+            ws,
+            config=config,
+            datas=hospital_datas(tmp_path, 4),
+            password="pw",
+            behaviors=[None, None, None, *coalition.members],
+        )
+        Simulation(sim.task, sim.nodes).run()
+        yield ws, sim
+    finally:
+        ws.close()
 
 
 def hospital_task(**settings: Any) -> TaskConfig:

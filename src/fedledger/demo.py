@@ -38,7 +38,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from fedledger.attacks import Coalition, CoalitionMember, parse_attack
 from fedledger.audit import verify_task
 from fedledger.chain.events import RoundAborted, UpdateFlagged
 from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, contract_median
@@ -47,7 +46,7 @@ from fedledger.data.classify.scan import scan_table
 from fedledger.data.registration import RegisteredDataset, Registrations, register_table
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
-from fedledger.federation.setup import create_consortium
+from fedledger.federation.setup import attacking_members, create_consortium
 from fedledger.identity.private import open_private, restrict
 from fedledger.learning import (
     Dataset,
@@ -257,28 +256,8 @@ def _run(
         secure_aggregation=setup.secure_aggregation,
         extra={"standardizer": scaler.to_dict()},
     )
-    first_malicious = n_members - n_malicious
-    coalition = (
-        Coalition(
-            parse_attack(attack),
-            num_malicious=n_malicious,
-            num_workers=n_members,
-            clip_norm=config.clip_norm,
-            score_floor=max(config.threshold, config.min_mean_score or 0),
-            scores_at_median_norm=bool(config.score_at_median_norm),
-            seed=seed,
-        )
-        if n_malicious
-        else None
-    )
-    behaviors: list[CoalitionMember | None] = [None] * n_members
-    member_datas = list(datas)  # what the members train on; the pooled baseline keeps the clean data
-    if coalition is not None:
-        for j, member in enumerate(coalition.members):
-            k = first_malicious + j
-            X_bad, y_bad = member.poison_data(datas[k].X_train, datas[k].y_train, num_classes=2)
-            member_datas[k] = LocalData(X_bad, y_bad, datas[k].X_val, datas[k].y_val)
-            behaviors[k] = member
+    # What the members train on; the pooled baseline keeps the clean data.
+    member_datas, behaviors = attacking_members(datas, config, attack, n_malicious, seed=seed)
     sim = create_consortium(
         ws, config=config, datas=member_datas, password=password, behaviors=behaviors, on_event=on_event
     )

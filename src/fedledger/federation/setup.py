@@ -17,6 +17,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from fedledger.attacks import Coalition, CoalitionMember, parse_attack
 from fedledger.chain.bulletin import BulletinClient
 from fedledger.chain.consortium import ConsortiumClient, MemberStatus, Role
 from fedledger.chain.encoding import as_address
@@ -33,7 +34,15 @@ from fedledger.learning import build_model, encode_model
 from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
 
-__all__ = ["MEMBER_ROLES", "SimulatedConsortium", "create_consortium", "create_task", "join_task", "register_kx_key"]
+__all__ = [
+    "MEMBER_ROLES",
+    "SimulatedConsortium",
+    "attacking_members",
+    "create_consortium",
+    "create_task",
+    "join_task",
+    "register_kx_key",
+]
 
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 
@@ -129,6 +138,35 @@ def create_consortium(
         for k, acct in enumerate(members)
     ]
     return SimulatedConsortium(operator, consortium, task, store, nodes, registry)
+
+
+def attacking_members(
+    datas: Sequence[LocalData], config: TaskConfig, attack: str, num_malicious: int, *, seed: int
+) -> tuple[list[LocalData], list[CoalitionMember | None]]:
+    """What each member trains on and how it behaves when the last ``num_malicious`` members run ``attack`` (the
+    ``fedledger.attacks`` syntax) as one coalition against ``config``: their data poisoned where the attack poisons
+    data, and a :class:`CoalitionMember` behaviour each; the others keep their data and behave honestly. The
+    coalition knows the task's rules (its norm bound, the score it must reach), as any member does."""
+    members: list[LocalData] = list(datas)
+    behaviors: list[CoalitionMember | None] = [None] * len(datas)
+    if not num_malicious:
+        return members, behaviors
+    coalition = Coalition(
+        parse_attack(attack),
+        num_malicious=num_malicious,
+        num_workers=len(datas),
+        clip_norm=config.clip_norm,
+        score_floor=max(config.threshold, config.min_mean_score or 0),
+        scores_at_median_norm=bool(config.score_at_median_norm),
+        seed=seed,
+    )
+    first = len(datas) - num_malicious
+    for j, member in enumerate(coalition.members):
+        k = first + j
+        X_bad, y_bad = member.poison_data(datas[k].X_train, datas[k].y_train, num_classes=2)
+        members[k] = LocalData(X_bad, y_bad, datas[k].X_val, datas[k].y_val)
+        behaviors[k] = member
+    return members, behaviors
 
 
 def register_kx_key(consortium: ConsortiumClient, account: LocalAccount) -> bool:
