@@ -101,7 +101,7 @@ def test_secure_aggregation_overrides_either_profile() -> None:
 
 
 def test_validators_centre_their_scores_in_the_few_silos_profile_only() -> None:
-    # Centred on the round's median, trust scores sit around 5000, under trust's own threshold of 5100.
+    # Centred trust scores let free riders and noise through where honest directions barely agree.
     assert TaskConfig(model=MODEL, profile="few-silos").center_scores is True
     assert TaskConfig(model=MODEL).center_scores is False
     assert TaskConfig(model=MODEL, profile="few-silos", center_scores=False).center_scores is False

@@ -124,8 +124,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         # steps that diluted the aggregate (run 32); lifted to the median norm they are honest steps.
         "lift_to_median_norm": True,
         "score_at_median_norm": False,
-        # Centred trust scores have their median at 5000, under trust's threshold of 5100: centring needs a
-        # threshold of its own on this scale, which no benchmark has measured for trust scoring yet.
+        # Off: when honest directions barely agree, a free rider's or a noise update's cosine is as good as the
+        # round's median, and centred trust scores let them through (benchmarks/results/honest_members.md).
         "center_scores": False,
         "max_rejection": DEFAULT_MAX_REJECTION,
         "min_mean_score": 0,

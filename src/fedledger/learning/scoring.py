@@ -338,13 +338,17 @@ def centered_on_round(scores: Sequence[int]) -> list[int]:
     :data:`MIN_SCORES_TO_CENTER`).
 
     Why: honest members whose data differ from the validator's cost it accuracy too, and how much depends on the
-    validator as much as on the update. Among four heart-disease hospitals, Switzerland's 20 validation rows (93 %
-    with disease) cost every other hospital's update 30 points or more, and Switzerland's honest update cost
-    Cleveland and Hungary as much; absolute scores rejected honest updates in most rounds and trainer reputation
-    struck honest hospitals. With a majority of honest updates in the round, the validator's median score is an
-    honest update's: measured against it, a score says how much more an update costs this validator than the
-    round's typical honest update does, which is the harm that tells an attack from a different population. Free
-    riders and noise, which gain nothing while honest updates gain, fall below it as well.
+    validator as much as on the update. A validator holding one population (an IoT gateway that has seen almost
+    only normal traffic; Switzerland's hospital, 93 % with disease) loses accuracy to nearly every other member's
+    honest update, and with absolute scores it votes against all of them. With a majority of honest updates in
+    the round, the validator's median score is an honest update's: measured against it, a score says how much more
+    an update costs this validator than the round's typical update does. Free riders and noise, which gain nothing
+    while honest updates gain, fall below it as well.
+
+    What it cannot do: an honest update that is itself the round's outlier (Switzerland's, at full weight, costs
+    Cleveland and Hungary 30 points more than the others' updates do) still scores like an attack, and an attack
+    that pulls where one honest population would (a sign flip of a skewed member's update) can look like honest
+    variation. ``benchmarks/results/honest_members.md`` measures both.
 
     The median is the contract's (:func:`fedledger.chain.task.contract_median`), in integers: every auditor
     re-derives the same scores."""
