@@ -244,3 +244,27 @@ def test_an_empty_table_under_local_statistics_is_bad_input(tmp_path: Path) -> N
 def test_update_rejection_is_still_the_blob_error() -> None:
     with pytest.raises(UpdateRejected):
         fuzz_lib._decode_tensors(b"\0" * 7, Path("."))
+
+
+@pytest.mark.parametrize("value", ["Infinity", "3", "1", "2.0", "true", "1099511627776"])
+def test_a_workspace_config_with_an_impossible_scrypt_factor_is_a_config_error(tmp_path: Path, value: str) -> None:
+    from fedledger.workspace import Workspace
+
+    ws = Workspace.create(tmp_path, scrypt_n=2**10)
+    ws.close()
+    path = tmp_path / "config.json"
+    path.write_text(path.read_text().replace('"scrypt_n": 1024', f'"scrypt_n": {value}'))
+    with pytest.raises(ConfigError, match="scrypt_n must be a power of two from 2 to"):
+        Workspace.load(tmp_path)
+
+
+@pytest.mark.parametrize("noise", [1e308, 18446744073709551616, -1.0])
+def test_a_privacy_ledger_with_an_absurd_noise_multiplier_is_bad_input(tmp_path: Path, noise: float) -> None:
+    from fedledger.privacy.accounting import read_spends
+
+    path = tmp_path / "spends.json"
+    mechanism = {"round": 1, "noise_multiplier": noise, "sample_rate": 0.01, "steps": 100}
+    document = {"format": "fedledger-privacy-ledger/1", "delta": 1e-05, "accountant": "rdp"}
+    path.write_text(json.dumps({**document, "members": {"0xab": [mechanism]}}))
+    with pytest.raises(BadInput, match=r"noise_multiplier must be within 0\.\.1e\+06"):
+        read_spends(path)

@@ -103,10 +103,22 @@ class WorkspaceConfig:
                 data_registry=str(data.get("data_registry", "")),
                 key=str(data.get("key", "admin")),
                 store=str(data.get("store", "store")),
-                scrypt_n=int(data.get("scrypt_n", STANDARD_SCRYPT_N)),
+                scrypt_n=_scrypt_n(data.get("scrypt_n", STANDARD_SCRYPT_N), source),
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"{source}: invalid config: {exc}") from exc
+
+
+MAX_SCRYPT_N = 2**22
+"""The largest scrypt work factor a workspace may ask new keys for: 4 GiB of memory per key at r = 8 already."""
+
+
+def _scrypt_n(value: Any, source: Path) -> int:
+    """The workspace's scrypt work factor: an integer power of two from 2 to :data:`MAX_SCRYPT_N` (scrypt needs a
+    power of two, and a larger one would make every key take minutes and gigabytes to open)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= MAX_SCRYPT_N or value & (value - 1):
+        raise ConfigError(f"{source}: scrypt_n must be a power of two from 2 to {MAX_SCRYPT_N}, got {value!r}")
+    return value
 
 
 class Workspace:

@@ -86,6 +86,11 @@ _UINT256_MAX = 2**256 - 1
 # -- mechanisms --------------------------------------------------------------------------------
 
 
+MAX_NOISE_MULTIPLIER = 1e6
+"""The largest noise multiplier an accountant takes: the privacy loss of one step is already zero in double
+precision, and dp-accounting's arithmetic overflows or stalls on larger ones."""
+
+
 @dataclass(frozen=True)
 class SampledGaussian:
     """``steps`` compositions of the Gaussian mechanism on a Poisson sample of rate ``sample_rate``.
@@ -100,8 +105,10 @@ class SampledGaussian:
     steps: int
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.noise_multiplier) and self.noise_multiplier >= 0):
-            raise BadInput(f"noise_multiplier must be finite and >= 0, got {self.noise_multiplier!r}")
+        if not (math.isfinite(self.noise_multiplier) and 0 <= self.noise_multiplier <= MAX_NOISE_MULTIPLIER):
+            raise BadInput(
+                f"noise_multiplier must be within 0..{MAX_NOISE_MULTIPLIER:g}, got {self.noise_multiplier!r}"
+            )
         if not (math.isfinite(self.sample_rate) and 0 < self.sample_rate <= 1):
             raise BadInput(f"sample_rate must be in (0, 1], got {self.sample_rate!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
