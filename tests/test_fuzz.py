@@ -210,13 +210,18 @@ def test_a_keystore_with_missing_or_mistyped_fields_is_a_keystore_error(tmp_path
     good = json.loads(fuzz_lib._keystore_seed())
     del good["crypto"]["kdfparams"]
     store.path("a").write_text(json.dumps(good))
-    with pytest.raises(KeystoreError, match="corrupt keystore"):
+    with pytest.raises(KeystoreError, match="has no key derivation parameters"):
         store.load("a", password="pw")
     good = json.loads(fuzz_lib._keystore_seed())
     good["crypto"]["kdfparams"]["n"] = 2.0
     store.path("b").write_text(json.dumps(good))
-    with pytest.raises(KeystoreError, match="corrupt keystore"):
+    with pytest.raises(KeystoreError, match="scrypt n must be a power of two"):
         store.load("b", password="pw")
+    good = json.loads(fuzz_lib._keystore_seed())
+    del good["crypto"]["cipherparams"]
+    store.path("c").write_text(json.dumps(good))
+    with pytest.raises(KeystoreError, match="corrupt keystore"):
+        store.load("c", password="pw")
 
 
 def test_a_malformed_erasure_receipt_is_an_integrity_error(tmp_path: Path) -> None:
@@ -268,3 +273,28 @@ def test_a_privacy_ledger_with_an_absurd_noise_multiplier_is_bad_input(tmp_path:
     path.write_text(json.dumps({**document, "members": {"0xab": [mechanism]}}))
     with pytest.raises(BadInput, match=r"noise_multiplier must be within 0\.\.1e\+06"):
         read_spends(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("dklen", 1e308, "dklen must be 32 to 64"),
+        ("n", float("inf"), "scrypt n must be a power of two up to 2"),
+        ("n", 2**40, "scrypt n must be a power of two up to 2"),
+        ("n", 3, "scrypt n must be a power of two up to 2"),
+        ("r", 0, "scrypt r must be 1 to 32"),
+        ("p", 10**9, "scrypt p must be 1 to 16"),
+    ],
+)
+def test_a_key_file_whose_derivation_would_not_finish_is_refused_before_it_runs(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    from fedledger.identity.keystore import Keystore
+
+    store = Keystore(tmp_path, scrypt_n=2)
+    key = json.loads(fuzz_lib._keystore_seed())
+    key["crypto"]["kdfparams"][field] = value
+    store.path("k").write_text(json.dumps(key))
+    assert store.address("k")  # listing keys still reads the address
+    with pytest.raises(KeystoreError, match=message):
+        store.load("k", password="pw")

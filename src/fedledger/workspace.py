@@ -28,7 +28,7 @@ from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.exceptions import ConfigError, KeystoreError
-from fedledger.identity.keystore import STANDARD_SCRYPT_N, Keystore
+from fedledger.identity.keystore import MAX_SCRYPT_N, STANDARD_SCRYPT_N, Keystore
 from fedledger.store import BlobStore
 from fedledger.store.safejson import loads_shallow
 
@@ -107,10 +107,6 @@ class WorkspaceConfig:
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"{source}: invalid config: {exc}") from exc
-
-
-MAX_SCRYPT_N = 2**22
-"""The largest scrypt work factor a workspace may ask new keys for: 4 GiB of memory per key at r = 8 already."""
 
 
 def _scrypt_n(value: Any, source: Path) -> int:

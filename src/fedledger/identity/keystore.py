@@ -52,6 +52,41 @@ def password_from_env_or_prompt(name: str, *, confirm: bool = False) -> str:
 
 
 STANDARD_SCRYPT_N = 2**18
+MAX_SCRYPT_N = 2**22
+"""The largest scrypt work factor a key may ask for: 4 GiB of memory to open it at r = 8 already."""
+MAX_SCRYPT_R, MAX_SCRYPT_P = 32, 16
+MAX_PBKDF2_ROUNDS = 10_000_000
+"""Ten times the most any Ethereum client writes: a key file asking more is corrupt or an attempt to stall us."""
+KEY_LENGTHS = range(32, 65)
+"""Derived key lengths: 32 bytes is what every v3 keystore uses (16 for AES-128, 16 for the MAC)."""
+
+
+def _is_int_in(value: object, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def check_kdf(crypto: object, path: Path) -> None:
+    """Refuse a key file whose key derivation would not finish, or would take gigabytes, before running it: its
+    function is scrypt or PBKDF2-HMAC-SHA256 with work factors and a key length no real keystore exceeds."""
+    if not isinstance(crypto, dict) or not isinstance(crypto.get("kdfparams"), dict):
+        raise KeystoreError(f"keystore file {path} has no key derivation parameters")
+    kdf, params = crypto.get("kdf"), crypto["kdfparams"]
+    if not _is_int_in(params.get("dklen"), KEY_LENGTHS.start, KEY_LENGTHS.stop - 1):
+        raise KeystoreError(f"keystore file {path}: dklen must be 32 to 64, got {params.get('dklen')!r}")
+    if kdf == "scrypt":
+        n = params.get("n")
+        if not _is_int_in(n, 2, MAX_SCRYPT_N) or n & (n - 1):  # type: ignore[operator]
+            raise KeystoreError(f"keystore file {path}: scrypt n must be a power of two up to 2^22, got {n!r}")
+        for name, top in (("r", MAX_SCRYPT_R), ("p", MAX_SCRYPT_P)):
+            if not _is_int_in(params.get(name), 1, top):
+                raise KeystoreError(f"keystore file {path}: scrypt {name} must be 1 to {top}, got {params.get(name)!r}")
+    elif kdf == "pbkdf2":
+        if not _is_int_in(params.get("c"), 1, MAX_PBKDF2_ROUNDS):
+            raise KeystoreError(
+                f"keystore file {path}: pbkdf2 rounds must be 1 to {MAX_PBKDF2_ROUNDS}, got {params.get('c')!r}"
+            )
+    else:
+        raise KeystoreError(f"keystore file {path}: unknown key derivation {kdf!r} (scrypt or pbkdf2)")
 
 
 class Keystore:
@@ -97,6 +132,7 @@ class Keystore:
     def load(self, name: str, password: str | None = None) -> LocalAccount:
         """Decrypt key ``name`` (password from the environment or a prompt if not given)."""
         data = self._read(name)
+        check_kdf(data.get("crypto"), self.path(name))  # before asking for a password it could not use
         secret = password if password is not None else password_from_env_or_prompt(name)
         try:
             key = Account.decrypt(data, secret)
