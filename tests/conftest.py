@@ -7,7 +7,8 @@ marked ``anvil`` and skipped with its reason when no anvil binary is found
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
 
 from fedledger.chain import Chain, ConsortiumClient, Role, TaskParams, TrainingTaskClient
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
@@ -153,3 +156,33 @@ def hospital_datas(tmp_path: Path, n: int) -> list[Any]:
         X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=k)
         datas.append(LocalData(X_tr, y_tr, X_val, y_val))
     return datas
+
+
+def run_machine(make: Callable[[], Any], *, max_examples: int, reached: Sequence[str]) -> Counter[str]:
+    """Run the state machine that ``make`` builds, whose instances count what they did in ``machine.actions``, and
+    check that every action in ``reached`` happened at least once: a machine that only ever meets refusals proves
+    little. The same examples every run, wherever it runs (derandomized, no saved examples replayed), so those
+    checks cannot fail by chance in CI."""
+    totals: Counter[str] = Counter()
+
+    def factory() -> Any:
+        machine = make()
+        machine.actions = totals
+        return machine
+
+    run_state_machine_as_test(
+        factory,
+        settings=settings(
+            max_examples=max_examples,
+            stateful_step_count=20,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+    summary = " ".join(f"{k}={v}" for k, v in sorted(totals.items()))
+    print("stateful actions:", summary)
+    for action in reached:
+        assert totals[action] > 0, f"never {action}: {summary}"
+    return totals
