@@ -39,6 +39,7 @@ from fedledger.chain.events import AggregateProposed, RoundAborted, UpdateCommit
 from fedledger.chain.task import Phase
 from fedledger.exceptions import ChainError, RoundsAborted
 from fedledger.localnet import (
+    HEART_DISEASE_FILES,
     PASSWORD_ENV,
     CommandFailed,
     LocalConsortium,
@@ -51,12 +52,7 @@ from fedledger.localnet import (
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "heart-disease"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "heart-disease"
-HOSPITALS = {
-    "Cleveland": "processed.cleveland.data",
-    "Hungary": "processed.hungarian.data",
-    "Switzerland": "processed.switzerland.data",
-    "VA Long Beach": "processed.va.data",
-}
+HOSPITALS = HEART_DISEASE_FILES
 AGGREGATOR_ROLES = "trainer,validator,aggregator"
 PLAIN_ROLES = "trainer,validator"
 PROPOSAL_QUORUM = 2

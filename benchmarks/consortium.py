@@ -65,18 +65,13 @@ from typing import Any
 import numpy as np
 
 from fedledger.exceptions import FedLedgerError
-from fedledger.localnet import Split, anvil_path, local_consortium, split_rows
+from fedledger.localnet import HEART_DISEASE_FILES, Split, anvil_path, local_consortium, split_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "heart-disease"
 FLOWER_APP = Path(__file__).resolve().parent / "flower_heart"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "heart-disease"
-HOSPITALS = {
-    "Cleveland": "processed.cleveland.data",
-    "Hungary": "processed.hungarian.data",
-    "Switzerland": "processed.switzerland.data",
-    "VA Long Beach": "processed.va.data",
-}
+HOSPITALS = HEART_DISEASE_FILES
 ARMS = ("served", "anvil", "flower")
 GOAL_RATIO = 10.0
 VAL_FRACTION = 0.2  # `fedledger node --val-fraction`'s default: the Flower arm splits each hospital's rows the same

@@ -53,16 +53,12 @@ from fedledger.federation import LocalData, Simulation, TaskConfig
 from fedledger.federation.setup import attacking_members, create_consortium
 from fedledger.learning import build_model
 from fedledger.learning.data import dirichlet_partition, train_val_split
+from fedledger.localnet import HEART_DISEASE_FILES
 from fedledger.workspace import ChainSpec, Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-HEART_FILES = {
-    "Cleveland": "processed.cleveland.data",
-    "Hungary": "processed.hungarian.data",
-    "Switzerland": "processed.switzerland.data",
-    "VA Long Beach": "processed.va.data",
-}
+HEART_FILES = HEART_DISEASE_FILES
 NSL_FAMILIES = {"dos": "DoS", "probe": "Probe", "r2l": "R2L", "u2r": "U2R"}
 SETTINGS = ("heart", "nsl-kdd-gateways", "dirichlet-0.1", "dirichlet-0.5")
 MODELS = ("sklearn-logreg", "torch-mlp")

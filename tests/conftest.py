@@ -158,6 +158,36 @@ def hospital_datas(tmp_path: Path, n: int) -> list[Any]:
     return datas
 
 
+Refusal = tuple[type[Exception], str]
+"""What a state machine's model expects of a refused call: its exact error class and reason."""
+
+
+def attempt_call(
+    chain: Chain, actions: Counter[str], name: str, expected: Refusal | None, call: Callable[[], Any]
+) -> bool:
+    """Run ``call``; it must succeed when ``expected`` is None, else be refused with exactly that error (the revert
+    reason too, for a contract's refusal) and leave no block. Counts ``"{name} ok"`` or ``"{name} refused"`` (and
+    the reason) in ``actions``; True if it succeeded."""
+    from fedledger.exceptions import BadInput, ContractRevert
+
+    block = chain.block_number
+    try:
+        call()
+    except (ContractRevert, BadInput) as exc:
+        assert expected is not None, f"{name}: unexpectedly refused: {exc!r}"
+        cls, reason = expected
+        assert type(exc) is cls, f"{name}: refused with {exc!r}, model expected {cls.__name__}({reason!r})"
+        if isinstance(exc, ContractRevert):
+            assert exc.reason == reason, f"{name}: refused with {exc.reason!r}, model expected {reason!r}"
+        assert chain.block_number == block, f"{name}: a refused call changed the chain"
+        actions[f"{name} refused"] += 1
+        actions[f"{name} refused: {exc.reason if isinstance(exc, ContractRevert) else exc}"] += 1
+        return False
+    assert expected is None, f"{name}: succeeded, model expected refusal {expected!r}"
+    actions[f"{name} ok"] += 1
+    return True
+
+
 def run_machine(make: Callable[[], Any], *, max_examples: int, reached: Sequence[str]) -> Counter[str]:
     """Run the state machine that ``make`` builds, whose instances count what they did in ``machine.actions``, and
     check that every action in ``reached`` happened at least once: a machine that only ever meets refusals proves

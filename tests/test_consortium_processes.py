@@ -20,16 +20,11 @@ import pytest
 from fedledger.chain import Chain, TrainingTaskClient
 from fedledger.chain.events import UpdateCommitted
 from fedledger.chain.task import Phase
-from fedledger.localnet import LocalConsortium, local_consortium, split_rows
+from fedledger.localnet import HEART_DISEASE_FILES, LocalConsortium, local_consortium, split_rows
 
 REPO = Path(__file__).resolve().parents[1]
 HEART = REPO.parent / "shared" / "data" / "heart-disease"
-HOSPITALS = {
-    "Cleveland": "processed.cleveland.data",
-    "Hungary": "processed.hungarian.data",
-    "Switzerland": "processed.switzerland.data",
-    "VA Long Beach": "processed.va.data",
-}
+HOSPITALS = HEART_DISEASE_FILES
 ROUNDS = 4  # the chain node restarts during round 2: later rounds show the nodes resume
 
 pytestmark = [

@@ -35,7 +35,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from conftest import DEFAULT_PARAMS, Ledger, h, run_machine
+from conftest import DEFAULT_PARAMS, Ledger, Refusal, attempt_call, h, run_machine
 from fedledger.chain import TrainingTaskClient
 from fedledger.chain.encoding import ZERO_HASH, hex32
 from fedledger.chain.events import (
@@ -49,7 +49,6 @@ from fedledger.chain.events import (
 from fedledger.chain.registry import DataRegistryClient, DatasetStatus, purpose_id
 from fedledger.exceptions import (
     BadInput,
-    ContractRevert,
     InvalidArgument,
     InvalidState,
     NotAuthorized,
@@ -64,7 +63,6 @@ MAX_REVOKED = 2  # keep owners able to act
 ADMIN, OUTSIDER = 4, 5
 
 # Every refusal the model predicts, as (error class, the contract's revert string).
-Refusal = tuple[type[Exception], str]
 NOT_MEMBER: Refusal = (NotAuthorized, "registry: caller is not an active member")
 UNKNOWN: Refusal = (InvalidArgument, "registry: dataset id out of range")
 NOT_OWNER: Refusal = (NotAuthorized, "registry: caller is not the dataset owner")
@@ -193,23 +191,7 @@ class RegistryMachine(RuleBasedStateMachine):
         return REVOKED if self.datasets[dataset_id].status is not DatasetStatus.ACTIVE else None
 
     def attempt(self, name: str, expected: Refusal | None, fn: Callable[..., Any], *args: Any, **kw: Any) -> bool:
-        """Call ``fn``; it must succeed when ``expected`` is None, else be refused with exactly that error."""
-        block = self.chain.block_number
-        try:
-            fn(*args, **kw)
-        except (ContractRevert, BadInput) as exc:
-            assert expected is not None, f"{name}: unexpectedly refused: {exc!r}"
-            cls, reason = expected
-            assert type(exc) is cls, f"{name}: refused with {exc!r}, model expected {cls.__name__}({reason!r})"
-            if isinstance(exc, ContractRevert):
-                assert exc.reason == reason, f"{name}: refused with {exc.reason!r}, model expected {reason!r}"
-            assert self.chain.block_number == block, f"{name}: a refused call changed the chain"
-            self.actions[f"{name} refused"] += 1
-            self.actions[f"{name} refused: {exc}"] += 1
-            return False
-        assert expected is None, f"{name}: succeeded, model expected refusal {expected!r}"
-        self.actions[f"{name} ok"] += 1
-        return True
+        return attempt_call(self.chain, self.actions, name, expected, lambda: fn(*args, **kw))
 
     def raw(self, actor: int, function: str, *args: Any) -> Any:
         """Send straight to the contract, past the client's own checks."""

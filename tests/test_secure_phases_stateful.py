@@ -35,7 +35,7 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from conftest import DEFAULT_PARAMS, Ledger, h, run_machine
+from conftest import DEFAULT_PARAMS, Ledger, Refusal, attempt_call, h, run_machine
 from fedledger.chain import Phase, Role, TrainingTaskClient
 from fedledger.chain.events import (
     KeysAdvertised,
@@ -46,7 +46,7 @@ from fedledger.chain.events import (
     SharesRevealed,
     UpdateCommitted,
 )
-from fedledger.exceptions import ContractRevert, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
+from fedledger.exceptions import DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
 
 MIN_COMMITMENTS = DEFAULT_PARAMS.min_commitments
 QUORUM = DEFAULT_PARAMS.proposal_quorum
@@ -75,7 +75,6 @@ ABORT_REASONS = {
 }
 ZERO = "0x" + "00" * 32
 
-Refusal = tuple[type[Exception], str]
 WRONG_ROUND: Refusal = (InvalidState, "task: wrong round")
 NOT_TRAINER: Refusal = (NotAuthorized, "task: caller is not a trainer")
 NOT_MEMBER: Refusal = (NotAuthorized, "task: caller is not a member")
@@ -164,22 +163,7 @@ class SecureMachine(RuleBasedStateMachine):
         return self.round_check(self.current, phase, message)
 
     def attempt(self, name: str, expected: Refusal | None, fn: Callable[..., Any], *args: Any) -> bool:
-        """Call ``fn``; it must succeed when ``expected`` is None, else be refused with exactly that error."""
-        block = self.chain.block_number
-        try:
-            fn(*args)
-        except ContractRevert as exc:
-            assert expected is not None, f"{name}: unexpectedly refused: {exc.reason!r}"
-            cls, reason = expected
-            assert type(exc) is cls, f"{name}: refused with {exc!r}, model expected {cls.__name__}({reason!r})"
-            assert exc.reason == reason, f"{name}: refused with {exc.reason!r}, model expected {reason!r}"
-            assert self.chain.block_number == block, f"{name}: a refused call changed the chain"
-            self.actions[f"{name} refused"] += 1
-            self.actions[f"{name} refused: {exc.reason}"] += 1
-            return False
-        assert expected is None, f"{name}: succeeded, model expected refusal {expected!r}"
-        self.actions[f"{name} ok"] += 1
-        return True
+        return attempt_call(self.chain, self.actions, name, expected, lambda: fn(*args))
 
     def as_(self, actor: int) -> TrainingTaskClient:
         return self.task.as_(self.accounts[actor])

@@ -28,6 +28,7 @@ from fedledger.exceptions import ChainError, ConfigError, FedLedgerError
 from fedledger.identity.private import write_private
 
 __all__ = [
+    "HEART_DISEASE_FILES",
     "CommandFailed",
     "LocalConsortium",
     "Org",
@@ -46,6 +47,16 @@ __all__ = [
 
 PASSWORD_ENV = "FEDLEDGER_PASSWORD"
 MEMBER_ROLES = "trainer,validator,aggregator"
+
+
+HEART_DISEASE_FILES = {
+    "Cleveland": "processed.cleveland.data",
+    "Hungary": "processed.hungarian.data",
+    "Switzerland": "processed.switzerland.data",
+    "VA Long Beach": "processed.va.data",
+}
+"""The four hospitals of the UCI heart-disease set and their raw files, as the worked example, the tests and the
+benchmarks deal them out."""
 
 
 class CommandFailed(FedLedgerError):
