@@ -7,6 +7,7 @@ marked ``anvil`` and skipped with its reason when no anvil binary is found
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,13 @@ from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.embedded import FAUCET_KEY
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests draw the same examples on every run, so CI passes or fails on the code, not on the draw; nothing
+# saved from an earlier run is replayed. `HYPOTHESIS_PROFILE=explore` searches with fresh random examples instead,
+# to hunt for new counterexamples locally.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 N_ACCOUNTS = 8
 

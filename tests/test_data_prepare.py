@@ -529,11 +529,13 @@ def test_the_hash_changes_with_the_category_list_and_not_with_spelling() -> None
     assert Recipe.from_dict(d).hash() == base
 
 
+# Values within +-1e4 keep 40 rows' sum of squares inside the 62 bits a member may send at frac_bits=10; larger
+# ones are refused by name (see the KDD src_bytes test above).
 @settings(max_examples=25, deadline=None)
 @given(
     rows=st.lists(
         st.tuples(
-            st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
+            st.one_of(st.none(), st.floats(-1e4, 1e4, allow_nan=False)),
             st.sampled_from(["a", "b", "c", None]),
             st.integers(0, 1),
         ),
