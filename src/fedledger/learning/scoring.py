@@ -20,7 +20,7 @@ updates expected in the aggregate), instead of alone at full weight. On non-IID 
 member's full-weight update moves the model towards its own labels and costs validators holding
 other labels accuracy that the averaged model never loses, so full-weight scoring rejects honest
 updates; but a ``1/k`` step changes few predictions, and ``benchmarks/results/robustness.md`` measures that with
-validation sets of 30-120 images it no longer separates poisoned updates from honest ones (nearly
+validation sets of 30-120 images it does not separate poisoned updates from honest ones (nearly
 all of both are accepted). Tasks therefore keep ``k = 1`` unless their validators hold far more data.
 The division is exact integer arithmetic on the fixed-point values (toward zero), so every validator
 computes the same candidate.
@@ -159,9 +159,9 @@ def at_least_norm(update: DecodedUpdate, sq_norm: int) -> DecodedUpdate:
 
     What a validator scores under ``TaskConfig.score_at_median_norm``: a step shorter than the round's median
     changes few of a small validation set's predictions whatever its direction, so an update that pulls the
-    model the wrong way could pass by being short (the score-aware attack's updates were,
-    benchmarks/results/robustness.md,
-    run 30). Scaled to a typical honest step, its direction is what gets scored. The factor is
+    model the wrong way could pass by being short (the score-aware attack, which tunes its update until its own
+    scoring expects it to pass, finds such short steps). Scaled to a typical honest step, its direction is what
+    gets scored. The factor is
     ``floor(sqrt(sq_norm / |u|^2) * 2^40) / 2^40``, from exact integers, and the values are scaled exactly and
     rounded toward zero: the same kernel (:func:`.median_norm.scaled_row`) as the aggregate's
     ``lift_to_median_norm``, so where both are on, validators score the very values the aggregate lifts.
@@ -239,12 +239,12 @@ def score_relative(
     return relative_score(before, after)
 
 
-# The ``relative-accuracy`` rule: since issue 4, the same score as :func:`score_relative`. It used to be
-# ``min(after, 5000 + after - before)``; the absolute term ``after`` is the smaller one exactly when
-# ``before < 5000``, and then below any usable threshold: a task started from random weights (about 10 %
-# accuracy on ten classes) scored every update near 1000, accepted none at the default threshold 4500, and
-# its model never moved (measured in benchmarks/results/robustness.md). Once ``before >= 5000`` the old formula already
-# equalled the relative term. The name stays so that existing task configs keep their meaning.
+# The ``relative-accuracy`` rule is the same score as :func:`score_relative`, without an absolute term such as
+# ``min(after, 5000 + after - before)``: that term is the smaller one exactly when ``before < 5000``, and then below
+# any usable threshold, so a task started from random weights (about 10 % accuracy on ten classes) would score every
+# update near 1000, accept none at the default threshold 4500, and never move its model (measured in
+# benchmarks/results/robustness.md). Once ``before >= 5000`` that formula equals the relative term anyway. The name
+# stays so that committed task configs keep their meaning.
 score_update_relative = score_relative
 
 

@@ -3,9 +3,8 @@
 FedAvg (McMahan et al., AISTATS 2017) weights each update by the number of examples its member trained on, and
 that number is whatever the member declares: nobody can count another organization's rows. A member that declares
 the task's ``max_examples`` outweighs everyone else together; with its update accepted, the aggregate is its update
-(a free-rider that claims ten million examples freezes the model, benchmarks/results/robustness.md run 25). Validators
-cannot
-see this: they score an update's effect on their data, not the weight it will get.
+(an accepted free rider that claims ten million examples freezes the model: the aggregate is its zero update).
+Validators cannot see this: they score an update's effect on their data, not the weight it will get.
 
 So every declared count is capped at the **upper median** of the counts committed in the round (all commitments,
 accepted or not, so the cap does not move with the validators' verdicts): ``min(n_i, C)`` with ``C`` the

@@ -22,7 +22,8 @@ directions alone let a short update through unharmed: a validator's cosine
 (trust scoring) cannot tell ``0.01 x`` from ``x``, so an attacker can submit a
 tiny copy of its honest step and dilute the aggregate with a near-zero update
 that scores as well as an honest one (the score-aware attack does exactly this
-against trust scoring, benchmarks/results/robustness.md, run 32). Lifted to the typical honest
+against trust scoring: its best blend is a copy of its honest step about a hundredth as long;
+docs/robustness.md has the numbers). Lifted to the typical honest
 norm, such an update weighs what its direction is worth. Clip and lift together
 normalize every update to ``M``, as FLTrust normalizes to its reference's norm.
 The lift factor ``floor(sqrt(M^2 / |x|^2) * 2^40) / 2^40`` is applied as an
