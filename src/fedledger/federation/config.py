@@ -16,7 +16,7 @@ import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from eth_utils import is_address
@@ -315,27 +315,28 @@ class TaskConfig:
     @functools.cached_property
     def robustness(self) -> RobustnessSettings:
         """Scoring, acceptance, aggregation, the per-update adjustments, the server optimizer and reputation."""
+        # The settings left None are resolved before the views are built; the sections check the values' types.
         optimizer = parse_choice(ServerOptimizer, self.server_optimizer, field="server_optimizer", what="optimizer")
         return RobustnessSettings(
             profile=parse_choice(ProfileName, self.profile, field="profile", what="profile"),
             scoring=parse_choice(Scoring, self.scoring, field="scoring", what="scoring rule"),
-            acceptance_threshold=self.acceptance_threshold,  # type: ignore[arg-type]  # checked by the section
+            acceptance_threshold=cast(int, self.acceptance_threshold),
             aggregation=parse_choice(
                 AggregationRule, self.aggregation, field="aggregation", what="ledger aggregation rule"
             ),
             aggregation_params=self.aggregation_params,
-            clip_to_median_norm=self.clip_to_median_norm,  # type: ignore[arg-type]  # resolved, checked by the section
-            lift_to_median_norm=self.lift_to_median_norm,  # type: ignore[arg-type]
-            score_at_median_norm=self.score_at_median_norm,  # type: ignore[arg-type]
-            center_scores=self.center_scores,  # type: ignore[arg-type]
-            cap_examples_to_median=self.cap_examples_to_median,  # type: ignore[arg-type]
+            clip_to_median_norm=cast(bool, self.clip_to_median_norm),
+            lift_to_median_norm=cast(bool, self.lift_to_median_norm),
+            score_at_median_norm=cast(bool, self.score_at_median_norm),
+            center_scores=cast(bool, self.center_scores),
+            cap_examples_to_median=cast(bool, self.cap_examples_to_median),
             server_optimizer=optimizer,
             server_optimizer_params=_optimizer_params(optimizer, self.server_optimizer_params),
             reputation=ReputationSettings(
-                self.max_disagreement,  # type: ignore[arg-type]
-                self.reputation_warmup,  # type: ignore[arg-type]
-                self.max_rejection,  # type: ignore[arg-type]
-                self.min_mean_score,  # type: ignore[arg-type]
+                max_disagreement=cast(int, self.max_disagreement),
+                reputation_warmup=cast(int, self.reputation_warmup),
+                max_rejection=cast(int, self.max_rejection),
+                min_mean_score=cast(int, self.min_mean_score),
             ),
         )
 
