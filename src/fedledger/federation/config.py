@@ -292,8 +292,8 @@ class TaskConfig:
         for name, why in _SECURE_REFUSES.items():
             if robustness.per_update_rules[name]:
                 raise ConfigError(f"task config: {why}, so {name} must be false")
-        for name, value in vars(robustness.reputation).items():
-            if name != "reputation_warmup" and value:
+        for name in ("max_disagreement", "max_rejection", "min_mean_score"):
+            if getattr(robustness.reputation, name):
                 whose = "validator" if name == "max_disagreement" else "trainer"
                 raise ConfigError(
                     f"task config: secure aggregation has no per-update scores to keep {whose} reputation on; "
