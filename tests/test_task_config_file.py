@@ -45,7 +45,7 @@ def test_json_config_still_loads(tmp_path: Path) -> None:
         ('local_epochs = "five"', "field 'local_epochs': expected int, got str 'five'"),
         ("secure_aggregation = 1", "field 'secure_aggregation': expected true/false, got int 1"),
         ("clip_norm = true", "field 'clip_norm': expected float, got bool True"),
-        ('aggregation = "avg"', "aggregation rule 'avg' is not available to ledger tasks"),
+        ('aggregation = "avg"', "unknown ledger aggregation rule 'avg' (field 'aggregation'); known: bulyan, "),
         ("frac_bits = 60", "frac_bits must be an integer in [0, 52]"),
     ],
 )

@@ -1,7 +1,7 @@
 """Task profiles: the defaults a task's unset robustness settings get, per kind of federation.
 
 ``consortium`` (many members, a sample training each round) and ``few-silos`` (a handful that all train every
-round) are what benchmarks/robustness.py chose for its two federations (benchmarks/results/robustness.md, runs 14-23).
+round) are what benchmarks/robustness.py chose for its two federations (benchmarks/results/robustness.md).
 """
 
 from __future__ import annotations
@@ -47,15 +47,14 @@ def test_consortium_is_the_default_profile() -> None:
         0,
         10,
         False,
-        True,  # short accepted updates lifted to the median norm (benchmarks/results/robustness.md, run 32)
+        True,  # short accepted updates lifted to the median norm: trust scoring cannot see their length
     )
 
 
 def test_few_silos_profile_resolves_the_cross_silo_configuration_and_reaches_the_chain() -> None:
     config = TaskConfig(model=MODEL, profile="few-silos")
-    # Trainer reputation by mean score after five scored updates, not by rejections (benchmarks/results/robustness.md,
-    # run 28).
-    # Validators score a short update at the round's median norm (run 30); coordinate-wise median aggregates (run 31).
+    # Trainer reputation by mean score after five scored updates, not by rejections; validators score a short update
+    # at the round's median norm; the coordinate-wise median aggregates (fedledger.federation.profiles says why).
     expected = ("few-silos", "relative", 4_500, "median", True, 0, 5_000, True, 4_700, 5, True, False)
     assert _robustness(config) == expected
     params = config.chain_params(ZERO_MODEL)
@@ -142,8 +141,8 @@ def test_profile_is_committed_and_old_configs_load_as_consortium() -> None:
     silos = TaskConfig(model=MODEL, profile="few-silos")
     assert json.loads(silos.to_bytes())["profile"] == "few-silos"
     assert TaskConfig.from_bytes(silos.to_bytes()) == silos
-    # A config committed before profiles, trainer reputation, the example cap and the lift existed: its settings
-    # were resolved then, and its aggregators took declared counts and short updates as they were.
+    # A committed config without the profile, trainer reputation, the example cap and the lift: the code that wrote
+    # it resolved its settings without them, and its aggregators took declared counts and short updates as they were.
     body = json.loads(TaskConfig(model=MODEL).to_bytes())
     del body["profile"], body["max_rejection"], body["cap_examples_to_median"], body["min_mean_score"]
     del body["lift_to_median_norm"]
@@ -151,16 +150,16 @@ def test_profile_is_committed_and_old_configs_load_as_consortium() -> None:
     old = TaskConfig.from_bytes(committed)
     expected = ("consortium", "trust", 5_100, "centered-clipping", False, 0, 5_000, False, 0, 10, False, False)
     assert _robustness(old) == expected
-    # A few-silos config committed before validators scored at the median norm: its validators did not.
+    # A few-silos config without score_at_median_norm: its validators scored updates at their own norm.
     body = json.loads(silos.to_bytes())
     del body["score_at_median_norm"]
     assert TaskConfig.from_bytes(json.dumps(body).encode()).score_at_median_norm is False
-    # Nor, committed before validators centred their scores, did they centre them.
+    # Nor, without center_scores, did they centre their scores.
     body = json.loads(silos.to_bytes())
     del body["center_scores"]
     assert TaskConfig.from_bytes(json.dumps(body).encode()).center_scores is False
-    # Committed configs carry their resolved rule: one committed while few-silos aggregated with FedAvg (before
-    # run 31) keeps FedAvg and its hash, whatever the profile's rule is now.
+    # Committed configs carry their resolved rule: a few-silos config that names FedAvg keeps FedAvg and its hash,
+    # whatever the profile's rule is.
     body = json.loads(silos.to_bytes())
     body["aggregation"] = "fedavg"
     committed = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()

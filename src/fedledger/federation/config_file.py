@@ -67,6 +67,21 @@ def task_config_from_mapping(data: Any) -> TaskConfig:
     """A :class:`TaskConfig` from a parsed file: unknown keys and mistyped values are refused by name."""
     if not isinstance(data, dict):
         raise ConfigError("a task config is a table of fields")
+    _check_fields(data)
+    if "model" not in data:
+        raise ConfigError("field 'model' is required: a table with the model's 'kind' and its settings")
+    if data.get("preparation"):
+        data = {**data, "model": _model_sized_by_recipe(data["model"], _recipe(data["preparation"]))}
+    try:
+        return TaskConfig(**data)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).removeprefix("task config: ")) from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _check_fields(data: dict[str, Any]) -> None:
+    """Every key is a field of :class:`TaskConfig` and every value has its type; a near miss is suggested."""
     hints = typing.get_type_hints(TaskConfig)
     known = {f.name for f in dataclasses.fields(TaskConfig)}
     for key, value in data.items():
@@ -75,24 +90,16 @@ def task_config_from_mapping(data: Any) -> TaskConfig:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown field {key!r}{hint}")
         _check_type(key, value, hints[key])
-    if "model" not in data:
-        raise ConfigError("field 'model' is required: a table with the model's 'kind' and its settings")
-    if data.get("preparation"):
-        recipe = _recipe(data["preparation"])
-        # The model's input and output sizes follow from the recipe: one-hot columns are easy to miscount by hand.
-        model = dict(data["model"])
-        model.setdefault("n_features", len(recipe.feature_names))
-        model.setdefault("n_classes", len(recipe.label.class_names))
-        for key, derived in (("n_features", len(recipe.feature_names)), ("n_classes", len(recipe.label.class_names))):
-            if model[key] != derived:
-                raise ConfigError(f"field 'model.{key}' is {model[key]}, the preparation recipe produces {derived}")
-        data = {**data, "model": model}
-    try:
-        return TaskConfig(**data)
-    except ConfigError as exc:
-        raise ConfigError(str(exc).removeprefix("task config: ")) from exc
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from exc
+
+
+def _model_sized_by_recipe(model: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """The model's input and output sizes follow from the recipe: one-hot columns are easy to miscount by hand."""
+    derived = {"n_features": len(recipe.feature_names), "n_classes": len(recipe.label.class_names)}
+    sized = dict(model)
+    for key, size in derived.items():
+        if sized.setdefault(key, size) != size:
+            raise ConfigError(f"field 'model.{key}' is {sized[key]}, the preparation recipe produces {size}")
+    return sized
 
 
 def _recipe(section: Any) -> Recipe:

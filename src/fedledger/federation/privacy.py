@@ -47,9 +47,10 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from fedledger.exceptions import BadInput, ConfigError
+from fedledger.exceptions import ConfigError
+from fedledger.federation.modes import DpMode
+from fedledger.federation.sections import PipelineSettings, PrivacySettings, TrainingSettings
 from fedledger.privacy.accounting import (
     PrivacyAccount,
     SampledGaussian,
@@ -61,13 +62,13 @@ from fedledger.privacy.accounting import (
 )
 from fedledger.privacy.dp import ClientDPTransform, NoiseSource, noisy_update_norm_bound
 
-if TYPE_CHECKING:
-    from fedledger.federation.config import TaskConfig
-
 __all__ = ["NORM_BOUND_FAILURE_PROBABILITY", "TaskPrivacy", "num_params"]
 
 NORM_BOUND_FAILURE_PROBABILITY = 1e-9
-_TORCH_KINDS = ("torch-mlp", "torch")
+"""How often an honest noisy update may exceed its norm bound: once in a billion updates, so no honest member is
+ever rejected in practice, while a dishonest one gains only noise-sized room (see the module docstring)."""
+
+_TORCH_KINDS = ("torch-mlp", "torch")  # the model kinds Opacus can train
 
 
 def num_params(spec: dict[str, tuple[int, ...]]) -> int:
@@ -83,9 +84,9 @@ def _calibrated(budget_epsilon: float, delta: float, sample_rate: float, steps: 
 
 @dataclass(frozen=True)
 class TaskPrivacy:
-    """The DP settings of a task with a privacy budget (``TaskConfig.dp_epsilon`` set)."""
+    """The DP mechanism of a task with a privacy budget (``TaskConfig.dp_epsilon`` set)."""
 
-    mode: str
+    mode: DpMode
     budget_epsilon: float
     delta: float
     rounds: int
@@ -96,58 +97,46 @@ class TaskPrivacy:
     max_grad_norm: float
 
     @classmethod
-    def from_config(cls, config: TaskConfig) -> TaskPrivacy | None:
-        """The task's DP, None for a task without; :class:`ConfigError` naming the bad ``dp_*`` field."""
-        if config.dp_epsilon is None:
-            if config.dp_noise_multiplier is not None:
-                raise ConfigError("task config: dp_noise_multiplier is set but dp_epsilon (the budget) is not")
+    def resolve(
+        cls, settings: PrivacySettings, training: TrainingSettings, pipeline: PipelineSettings
+    ) -> TaskPrivacy | None:
+        """The task's DP from its (validated) sections, None for a task without; :class:`ConfigError` if the
+        mechanism does not fit the model or the budget."""
+        if settings.epsilon is None:
             return None
-        from fedledger.federation.config import DP_MODES
-
-        if config.dp_mode not in DP_MODES:
-            raise ConfigError(f"task config: dp_mode {config.dp_mode!r} is not one of {', '.join(DP_MODES)}")
-        eps = config.dp_epsilon
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or not (math.isfinite(eps) and eps > 0):
-            raise ConfigError(f"task config: dp_epsilon must be a positive finite number, got {eps!r}")
-        try:
-            if budget_to_micro(eps) < 1:
-                raise ConfigError(f"task config: dp_epsilon {eps!r} is below one micro-epsilon")
-        except BadInput as exc:
-            raise ConfigError(f"task config: dp_epsilon: {exc}") from exc
-        if not (isinstance(config.dp_delta, int | float) and 0 < config.dp_delta < 1):
-            raise ConfigError(f"task config: dp_delta must be in (0, 1), got {config.dp_delta!r}")
-        sigma = config.dp_noise_multiplier
-        if sigma is not None and not (isinstance(sigma, int | float) and math.isfinite(sigma) and sigma > 0):
-            raise ConfigError(f"task config: dp_noise_multiplier must be positive and finite, got {sigma!r}")
-        if config.dp_mode == "sample":
-            if config.model.get("kind") not in _TORCH_KINDS:
+        sigma = settings.noise_multiplier
+        if settings.mode is DpMode.SAMPLE:
+            if training.model.get("kind") not in _TORCH_KINDS:
                 raise ConfigError(
                     f"task config: dp_mode 'sample' (DP-SGD with Opacus) needs a torch model "
-                    f"({', '.join(_TORCH_KINDS)}), got {config.model.get('kind')!r}; use dp_mode 'client'"
+                    f"({', '.join(_TORCH_KINDS)}), got {training.model.get('kind')!r}; use dp_mode 'client'"
                 )
-            if config.dp_batch_size < 1 or not (math.isfinite(config.dp_max_grad_norm) and config.dp_max_grad_norm > 0):
-                raise ConfigError("task config: dp_batch_size and dp_max_grad_norm must be positive")
         elif sigma is None:
-            sigma = _calibrated(float(eps), float(config.dp_delta), 1.0, config.rounds)
+            sigma = _calibrated(float(settings.epsilon), float(settings.delta), 1.0, training.rounds)
         privacy = cls(
-            mode=config.dp_mode,
-            budget_epsilon=float(eps),
-            delta=float(config.dp_delta),
-            rounds=config.rounds,
-            local_epochs=config.local_epochs,
-            clip_norm=config.clip_norm,
+            mode=settings.mode,
+            budget_epsilon=float(settings.epsilon),
+            delta=float(settings.delta),
+            rounds=training.rounds,
+            local_epochs=training.local_epochs,
+            clip_norm=pipeline.clip_norm,
             noise_multiplier=None if sigma is None else float(sigma),
-            batch_size=config.dp_batch_size,
-            max_grad_norm=config.dp_max_grad_norm,
+            batch_size=settings.batch_size,
+            max_grad_norm=settings.max_grad_norm,
         )
-        if privacy.mode == "client":
-            one_round = compute_epsilon([privacy.mechanism(num_examples=1)], delta=privacy.delta)
-            if not within_budget(one_round, privacy.budget_epsilon):
-                raise ConfigError(
-                    f"task config: dp_noise_multiplier {sigma} spends epsilon {one_round:.4g} in one round, "
-                    f"more than the budget dp_epsilon {eps}"
-                )
+        privacy._check_one_round_within_budget()
         return privacy
+
+    def _check_one_round_within_budget(self) -> None:
+        """A client-level noise multiplier fixed by the config must leave room for at least one round."""
+        if self.mode is not DpMode.CLIENT:
+            return
+        one_round = compute_epsilon([self.mechanism(num_examples=1)], delta=self.delta)
+        if not within_budget(one_round, self.budget_epsilon):
+            raise ConfigError(
+                f"task config: dp_noise_multiplier {self.noise_multiplier} spends epsilon {one_round:.4g} in one "
+                f"round, more than the budget dp_epsilon {self.budget_epsilon}"
+            )
 
     @property
     def budget_micro(self) -> int:
@@ -166,7 +155,7 @@ class TaskPrivacy:
     def mechanism(self, *, num_examples: int) -> SampledGaussian:
         """What one round of a member with ``num_examples`` examples composes (for its accountant)."""
         sigma = self.noise_multiplier_for(num_examples)
-        if self.mode == "client":
+        if self.mode is DpMode.CLIENT:
             return SampledGaussian(sigma, 1.0, 1)
         return dp_sgd_mechanism(
             noise_multiplier=sigma, num_examples=num_examples, batch_size=self.batch_size, epochs=self.local_epochs
@@ -179,19 +168,23 @@ class TaskPrivacy:
     def client_transform(self, *, noise: NoiseSource | None = None, shares: int = 1) -> ClientDPTransform:
         """Clip and noise step for ``client`` mode: the member adds one of ``shares`` noise shares (all of
         the noise when ``shares`` is 1; see the module docstring for when it may be more)."""
-        assert self.mode == "client" and self.noise_multiplier is not None
         return ClientDPTransform(
-            clip_norm=self.clip_norm, noise_multiplier=self.noise_multiplier, expected_members=shares, noise=noise
+            clip_norm=self.clip_norm, noise_multiplier=self._client_sigma(), expected_members=shares, noise=noise
         )
 
     def update_norm_bound(self, num_params: int) -> float:
         """The L2 bound validators apply to an update of ``num_params`` parameters (see the module doc)."""
-        if self.mode != "client":
+        if self.mode is not DpMode.CLIENT:
             return self.clip_norm
-        assert self.noise_multiplier is not None
         return noisy_update_norm_bound(
             clip_norm=self.clip_norm,
-            noise_std=self.noise_multiplier * self.clip_norm,
+            noise_std=self._client_sigma() * self.clip_norm,
             num_params=num_params,
             failure_probability=NORM_BOUND_FAILURE_PROBABILITY,
         )
+
+    def _client_sigma(self) -> float:
+        """The noise multiplier of client-level DP (always resolved in ``client`` mode)."""
+        if self.mode is not DpMode.CLIENT or self.noise_multiplier is None:
+            raise ConfigError(f"task privacy: client-level noise needs dp_mode 'client', this task's is {self.mode}")
+        return self.noise_multiplier
