@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,11 +134,13 @@ def _imports_in(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         yield from _imports(node)
 
 
-def _targets(module: Module, node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, int]]:
+def _targets(
+    module: Module, node: ast.Import | ast.ImportFrom, modules: Mapping[str, Module]
+) -> Iterator[tuple[str, int]]:
     """The fedledger modules an import statement loads, with its line."""
     if isinstance(node, ast.Import):
         for alias in node.names:
-            if alias.name in MODULES:
+            if alias.name in modules:
                 yield alias.name, node.lineno
         return
     if node.level:
@@ -153,19 +155,19 @@ def _targets(module: Module, node: ast.Import | ast.ImportFrom) -> Iterator[tupl
         return
     for alias in node.names:
         sub = f"{source}.{alias.name}"
-        if sub in MODULES:  # `from x import y` where y is a submodule: the edge goes to y itself
+        if sub in modules:  # `from x import y` where y is a submodule: the edge goes to y itself
             yield sub, node.lineno
-        elif source in MODULES:
+        elif source in modules:
             yield source, node.lineno
 
 
-def _import_graph() -> dict[str, dict[str, int]]:
+def _import_graph(modules: Mapping[str, Module]) -> dict[str, dict[str, int]]:
     """module -> {imported fedledger module: line of the first import of it}."""
     graph: dict[str, dict[str, int]] = {}
-    for m in MODULES.values():
+    for m in modules.values():
         edges: dict[str, int] = {}
         for node in _imports(m.tree):
-            for target, line in _targets(m, node):
+            for target, line in _targets(m, node, modules):
                 if target != m.name:
                     edges.setdefault(target, line)
         graph[m.name] = edges
@@ -260,7 +262,7 @@ def _describe(graph: dict[str, dict[str, int]], cycle: list[str]) -> str:
 
 
 def test_no_import_cycles() -> None:
-    graph = _import_graph()
+    graph = _import_graph(MODULES)
     cycles = _cycles(graph)
     assert not cycles, "import cycles among fedledger modules:\n" + "\n".join(_describe(graph, c) for c in cycles)
 
@@ -269,19 +271,13 @@ def test_no_import_cycles() -> None:
 
 
 def _graph_of(sources: dict[str, str]) -> dict[str, dict[str, int]]:
-    """The import graph of a made-up package, read the way the real one is."""
-    fake = {
-        name: Module(name, SRC / (name.replace(".", "/") + ".py"), is_pkg, ast.parse(text), len(text.splitlines()))
-        for name, (is_pkg, text) in ((n.removesuffix("/"), (n.endswith("/"), t)) for n, t in sources.items())
-    }
-    saved = dict(MODULES)
-    MODULES.clear()
-    MODULES.update(fake)
-    try:
-        return _import_graph()
-    finally:
-        MODULES.clear()
-        MODULES.update(saved)
+    """The import graph of a made-up package (a name ending in "/" is a package's ``__init__``)."""
+    fake = {}
+    for key, text in sources.items():
+        name = key.removesuffix("/")
+        path = SRC / (name.replace(".", "/") + ("/__init__.py" if key.endswith("/") else ".py"))
+        fake[name] = Module(name, path, key.endswith("/"), ast.parse(text), len(text.splitlines()))
+    return _import_graph(fake)
 
 
 def test_cycle_checker_finds_cycles_through_functions_and_submodules() -> None:
