@@ -356,7 +356,7 @@ def test_property_masking_is_a_one_time_pad_in_the_ring(values: list[int], seeds
     data=st.data(),
 )
 def test_property_pairwise_masks_cancel_over_any_members(n: int, length: int, data: st.DataObject) -> None:
-    from fedledger.privacy.secagg._protocol import _apply_pair_mask
+    from fedledger.privacy.secagg._masking import apply_pair_mask
 
     names = [f"m{i}" for i in range(n)]
     seeds = {(a, b): data.draw(st.binary(min_size=16, max_size=16)) for a in names for b in names if a < b}
@@ -369,7 +369,7 @@ def test_property_pairwise_masks_cancel_over_any_members(n: int, length: int, da
         y = xs[m].copy()
         for p in names:
             if p != m:
-                _apply_pair_mask(y, seeds[tuple(sorted((m, p)))], member=m, peer=p, sign=+1)
+                apply_pair_mask(y, seeds[tuple(sorted((m, p)))], member=m, peer=p, sign=+1)
         total += y
     assert np.array_equal(total, sum((xs[m] for m in names), np.zeros(length, dtype=np.uint64)))
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,9 @@ from fedledger.learning import (
 from fedledger.privacy.accounting import micro_to_epsilon
 from fedledger.store import BlobStore
 from fedledger.workspace import ChainSpec, Workspace
+
+if TYPE_CHECKING:
+    from fedledger.chain.registry import DataRegistryClient
 
 __all__ = ["DEMO_PURPOSE", "IDENTIFIER_COLUMNS", "DemoResult", "add_patient_identifiers", "run_demo"]
 
@@ -207,14 +210,90 @@ def _run(
     on_event: Callable[[NodeEvent], None] | None,
     started: float,
 ) -> DemoResult:
-    n_members, rounds, attack, seed = setup.members, setup.rounds, setup.attack, setup.seed
-    n_malicious = setup.malicious
     # Throwaway keys for a throwaway consortium: a random password that only this process knows.
     password = secrets.token_urlsafe(16)
+    hospitals = _hospital_data(ws, setup)
+    config, model_spec = _task_config(setup, hospitals)
+    # What the members train on; the pooled baseline keeps the clean data.
+    member_datas, behaviors = attacking_members(hospitals.datas, config, setup.attack, setup.malicious, seed=setup.seed)
+    sim = create_consortium(
+        ws, config=config, datas=member_datas, password=password, behaviors=behaviors, on_event=on_event
+    )
+    task, store, nodes = sim.task, sim.store, sim.nodes
+    if sim.registry is None:
+        raise ConfigError("the demo task has a purpose, so its consortium must have a data registry")
+    registered = _register_datasets(ws, sim.registry, nodes, hospitals.protected)
+    member_rows = [
+        {
+            "name": node.name,
+            "address": node.account.address,
+            "examples": int(len(hospitals.datas[k].y_train)),
+            "malicious": behaviors[k] is not None,
+            "behavior": getattr(behaviors[k], "name", "honest"),
+        }
+        for k, node in enumerate(nodes)
+    ]
+    result = DemoResult(workspace=str(ws.root), members=member_rows, setup=_setup_row(setup, config))
+    result.datasets = [
+        {
+            "member": node.name,
+            "dataset_id": registered[k].dataset_id,
+            "commitment": registered[k].commitment,
+            "rows": registered[k].rows,
+            "purposes": list(registered[k].purposes),
+            "dropped_identifiers": hospitals.protected[k].dropped,
+        }
+        for k, node in enumerate(nodes)
+    ]
+    names: dict[str, str] = {node.account.address: node.name for node in nodes}
+    evaluator = build_model(model_spec)
+    X_test, y_test = hospitals.X_test, hospitals.y_test
 
-    # 1. Each hospital's data, written to its own CSV with its patients' identifiers; the local privacy
-    #    pipeline drops what the classifier calls identifiers, and the hospital trains on what is left.
-    split = breast_cancer_hospitals(ws.root / "data", n_hospitals=n_members, alpha=0.8, seed=seed)
+    def round_closed(info: RoundInfo) -> None:
+        if config.secure_aggregation:
+            row = _secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
+        else:
+            row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.threshold)
+        result.rounds.append(row)
+        if on_round is not None:
+            on_round(row)
+
+    # 4. The rounds, each summarized as it closes.
+    Simulation(task, nodes, on_round_closed=round_closed).run()
+
+    # 5. Centralized training on the pooled data, same model and total epochs, for comparison.
+    pooled = build_model(model_spec)
+    pooled.fit(
+        np.concatenate([d.X_train for d in hospitals.datas]),
+        np.concatenate([d.y_train for d in hospitals.datas]),
+        epochs=config.local_epochs * setup.rounds,
+        seed=setup.seed,
+    )
+    result.centralized_accuracy = float(pooled.evaluate(X_test, y_test))
+    result.final_accuracy = result.rounds[-1]["accuracy"] if result.rounds else 0.0
+    result.privacy = _privacy_summary(config, task, nodes)
+    report = verify_task(ws.chain, sim.consortium.address, task.address, store)
+    result.verification = report.to_json()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass(frozen=True)
+class _Hospitals:
+    """Every hospital's protected table and the scaled data it trains and validates on, and the test set."""
+
+    protected: list[_Protected]
+    datas: list[LocalData]
+    scaler: Standardizer
+    X_test: npt.NDArray[np.float64]
+    y_test: npt.NDArray[np.int64]
+
+
+def _hospital_data(ws: Workspace, setup: _Setup) -> _Hospitals:
+    """1. Each hospital's data, written to its own CSV with its patients' identifiers; the local privacy
+    pipeline drops what the classifier calls identifiers, and the hospital trains on what is left."""
+    seed = setup.seed
+    split = breast_cancer_hospitals(ws.root / "data", n_hospitals=setup.members, alpha=0.8, seed=seed)
     classifier = ColumnClassifier.load()
     protected = []
     for k, raw in enumerate(split.hospitals):
@@ -228,21 +307,24 @@ def _run(
     for k, d in enumerate(local):
         X_tr, y_tr, X_val, y_val = train_val_split(scaler.transform(d.X), d.y, val_fraction=0.25, seed=seed + k)
         datas.append(LocalData(X_tr, y_tr, X_val, y_val))
-    X_test, y_test = scaler.transform(test.X), test.y
+    return _Hospitals(protected, datas, scaler, scaler.transform(test.X), test.y)
 
-    # 2. The consortium and its task; the last ``n_malicious`` hospitals poison their updates.
-    n_features = X_test.shape[1]
+
+def _task_config(setup: _Setup, hospitals: _Hospitals) -> tuple[TaskConfig, dict[str, Any]]:
+    """2. The consortium's task and its model; the last ``setup.malicious`` hospitals poison their updates."""
+    n_members, seed = setup.members, setup.seed
+    n_features = hospitals.X_test.shape[1]
     model_spec = {"kind": "sklearn-sgd", "n_features": n_features, "n_classes": 2, "eta0": 0.05, "seed": seed}
     config = TaskConfig(
         model=model_spec,
-        rounds=rounds,
+        rounds=setup.rounds,
         local_epochs=3,
         seed=seed,
         clip_norm=1.0 if setup.dp_epsilon else 5.0,  # DP noise scales with the clip bound: clip tight
         # With DP under secure aggregation each member adds one of min_commitments noise shares: more
         # shares, less noise per member, while one hospital may still drop out (or, malicious, add none).
         min_commitments=max(2, n_members - 1 if setup.dp_epsilon and setup.secure_aggregation else n_members // 2),
-        proposal_quorum=min(3, n_members - n_malicious),
+        proposal_quorum=min(3, n_members - setup.malicious),
         profile=setup.profile,
         aggregation=setup.rule,
         # Not the task default ("trust"): breast cancer converges in the first round, and from then on honest
@@ -254,21 +336,20 @@ def _run(
         purpose=DEMO_PURPOSE,
         dp_epsilon=setup.dp_epsilon,
         secure_aggregation=setup.secure_aggregation,
-        extra={"standardizer": scaler.to_dict()},
+        extra={"standardizer": hospitals.scaler.to_dict()},
     )
-    # What the members train on; the pooled baseline keeps the clean data.
-    member_datas, behaviors = attacking_members(datas, config, attack, n_malicious, seed=seed)
-    sim = create_consortium(
-        ws, config=config, datas=member_datas, password=password, behaviors=behaviors, on_event=on_event
-    )
-    task, store, nodes = sim.task, sim.store, sim.nodes
-    assert sim.registry is not None  # the config has a purpose
-    # 3. Each hospital registers its protected table; its node names that dataset in every commitment.
+    return config, model_spec
+
+
+def _register_datasets(
+    ws: Workspace, registry: DataRegistryClient, nodes: Sequence[Any], protected: Sequence[_Protected]
+) -> list[RegisteredDataset]:
+    """3. Each hospital registers its protected table; its node names that dataset in every commitment."""
     registered: list[RegisteredDataset] = []
     for k, node in enumerate(nodes):
         registered.append(
             register_table(
-                sim.registry.as_(node.account),
+                registry.as_(node.account),
                 protected[k].table,
                 purposes=list(DEMO_DATASET_PURPOSES),
                 classification=protected[k].classification,
@@ -278,19 +359,13 @@ def _run(
         )
         restrict(ws.root / "data" / f"registrations-{k + 1}.json")  # its Merkle salts open the commitment
         node.dataset_id = registered[-1].dataset_id
-    member_rows = [
-        {
-            "name": node.name,
-            "address": node.account.address,
-            "examples": int(len(datas[k].y_train)),
-            "malicious": behaviors[k] is not None,
-            "behavior": getattr(behaviors[k], "name", "honest"),
-        }
-        for k, node in enumerate(nodes)
-    ]
-    setup_row = {
-        "attack": attack,
-        "malicious": n_malicious,
+    return registered
+
+
+def _setup_row(setup: _Setup, config: TaskConfig) -> dict[str, Any]:
+    return {
+        "attack": setup.attack,
+        "malicious": setup.malicious,
         "profile": config.profile,
         "rule": config.aggregation,
         "scoring": config.scoring,
@@ -306,47 +381,6 @@ def _run(
         # Under secure aggregation updates are masked: no validator can score one, so none is screened.
         "per_update_validation": not setup.secure_aggregation,
     }
-    result = DemoResult(workspace=str(ws.root), members=member_rows, setup=setup_row)
-    result.datasets = [
-        {
-            "member": node.name,
-            "dataset_id": registered[k].dataset_id,
-            "commitment": registered[k].commitment,
-            "rows": registered[k].rows,
-            "purposes": list(registered[k].purposes),
-            "dropped_identifiers": protected[k].dropped,
-        }
-        for k, node in enumerate(nodes)
-    ]
-    names: dict[str, str] = {node.account.address: node.name for node in nodes}
-    evaluator = build_model(model_spec)
-
-    def round_closed(info: RoundInfo) -> None:
-        if config.secure_aggregation:
-            row = _secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
-        else:
-            row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.threshold)
-        result.rounds.append(row)
-        if on_round is not None:
-            on_round(row)
-
-    Simulation(task, nodes, on_round_closed=round_closed).run()
-
-    # 5. Centralized training on the pooled data, same model and total epochs, for comparison.
-    pooled = build_model(model_spec)
-    pooled.fit(
-        np.concatenate([d.X_train for d in datas]),
-        np.concatenate([d.y_train for d in datas]),
-        epochs=config.local_epochs * rounds,
-        seed=seed,
-    )
-    result.centralized_accuracy = float(pooled.evaluate(X_test, y_test))
-    result.final_accuracy = result.rounds[-1]["accuracy"] if result.rounds else 0.0
-    result.privacy = _privacy_summary(config, task, nodes)
-    report = verify_task(ws.chain, sim.consortium.address, task.address, store)
-    result.verification = report.to_json()
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def _privacy_summary(config: TaskConfig, task: TrainingTaskClient, nodes: Sequence[Any]) -> dict[str, Any]:

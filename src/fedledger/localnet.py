@@ -97,7 +97,8 @@ class ServedChain:
         finally:
             if not isinstance(out, int):
                 out.close()  # the child holds its own descriptor
-        assert self._proc.stdout is not None
+        if self._proc.stdout is None:  # stdout=PIPE always gives one
+            raise ChainError("`fedledger chain serve` was started without a pipe to read its address from")
         line = self._proc.stdout.readline()
         if not line:
             raise ChainError(f"`fedledger chain serve` exited {self._proc.wait()} before serving {self.directory}")

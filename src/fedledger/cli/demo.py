@@ -2,108 +2,103 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from fedledger.cli.common import JsonOpt, console, err_console, print_json
 from fedledger.exceptions import BadInput, ConfigError, VerificationFailed
 
+if TYPE_CHECKING:
+    from fedledger.demo import DemoResult
+
+
+WorkspaceDirOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Folder for the demo workspace (default: a new temp dir)."),
+]
+MembersOpt = Annotated[int, typer.Option(help="Number of hospitals.")]
+RoundsOpt = Annotated[int, typer.Option(help="Training rounds.")]
+AttackOpt = Annotated[
+    str,
+    typer.Option(
+        help="Attack of the malicious hospitals: NAME or NAME:key=value,... (a+b composes), "
+        "e.g. sign-flip, alie, fang-trim:mode=std, backdoor:target_label=1,boost=5, sign-flip+lying-validators."
+    ),
+]
+MaliciousOpt = Annotated[int, typer.Option(help="How many hospitals are malicious.")]
+RuleOpt = Annotated[
+    str,
+    typer.Option(
+        help="Aggregation rule in validated rounds: auto (the profile's: median for few silos, centered-clipping "
+        "for a consortium; the robustness benchmark's choices), fedavg, median, trimmed-mean, krum, multi-krum, "
+        "bulyan, fltrust-median, ...; secure rounds only sum (fedavg)."
+    ),
+]
+ProfileOpt = Annotated[
+    str,
+    typer.Option(
+        help="Defaults for the robustness settings (fedledger.federation.config.PROFILES): few-silos (a "
+        "handful of members that all train every round, as here: coordinate-wise median, clipping to the "
+        "median norm, trainer reputation) or consortium (many members sampled each round: centered clipping)."
+    ),
+]
+CommitteeOpt = Annotated[
+    int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
+]
+ScoringOpt = Annotated[
+    str,
+    typer.Option(
+        help="Validators' scoring rule in validated rounds: relative (accuracy change on the validator's "
+        "data; suits this data set, which converges in the first round) or trust (cosine with the "
+        "validator's own update; the task default, chosen by the robustness benchmark for non-IID "
+        "training from scratch)."
+    ),
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed for the data split and training.")]
+DpEpsilonOpt = Annotated[
+    float,
+    typer.Option(
+        "--dp-epsilon",
+        min=0.0,
+        help="Client-level differential privacy (DP-FedAvg) with this epsilon budget over the task "
+        "(delta 1e-5); the contract refuses any declared spend above it. 0 turns DP off.",
+    ),
+]
+SecureAggregationOpt = Annotated[
+    bool,
+    typer.Option(
+        "--secure-aggregation/--no-secure-aggregation",
+        help="Mask every update (Bonawitz et al. secure aggregation): no one sees an individual update, "
+        "so per-update validation is off. On by default.",
+    ),
+]
+
 
 def demo(
-    workspace: Annotated[
-        Path | None,
-        typer.Option("--workspace", "-w", help="Folder for the demo workspace (default: a new temp dir)."),
-    ] = None,
-    members: Annotated[int, typer.Option(help="Number of hospitals.")] = 5,
-    rounds: Annotated[int, typer.Option(help="Training rounds.")] = 8,
-    attack: Annotated[
-        str,
-        typer.Option(
-            help="Attack of the malicious hospitals: NAME or NAME:key=value,... (a+b composes), "
-            "e.g. sign-flip, alie, fang-trim:mode=std, backdoor:target_label=1,boost=5, sign-flip+lying-validators."
-        ),
-    ] = "sign-flip",
-    malicious: Annotated[int, typer.Option(help="How many hospitals are malicious.")] = 1,
-    rule: Annotated[
-        str,
-        typer.Option(
-            help="Aggregation rule in validated rounds: auto (the profile's: median for few silos, centered-clipping "
-            "for a consortium; the robustness benchmark's choices), fedavg, median, trimmed-mean, krum, multi-krum, "
-            "bulyan, fltrust-median, ...; secure rounds only sum (fedavg)."
-        ),
-    ] = "auto",
-    profile: Annotated[
-        str,
-        typer.Option(
-            help="Defaults for the robustness settings (fedledger.federation.config.PROFILES): few-silos (a "
-            "handful of members that all train every round, as here: coordinate-wise median, clipping to the "
-            "median norm, trainer reputation) or consortium (many members sampled each round: centered clipping)."
-        ),
-    ] = "few-silos",
-    committee: Annotated[
-        int, typer.Option(help="Validators drawn on chain to score each update (0: every validator scores all).")
-    ] = 0,
-    scoring: Annotated[
-        str,
-        typer.Option(
-            help="Validators' scoring rule in validated rounds: relative (accuracy change on the validator's "
-            "data; suits this data set, which converges in the first round) or trust (cosine with the "
-            "validator's own update; the task default, chosen by the robustness benchmark for non-IID "
-            "training from scratch)."
-        ),
-    ] = "relative",
-    seed: Annotated[int, typer.Option(help="Seed for the data split and training.")] = 7,
-    dp_epsilon: Annotated[
-        float,
-        typer.Option(
-            "--dp-epsilon",
-            min=0.0,
-            help="Client-level differential privacy (DP-FedAvg) with this epsilon budget over the task "
-            "(delta 1e-5); the contract refuses any declared spend above it. 0 turns DP off.",
-        ),
-    ] = 8.0,
-    secure_aggregation: Annotated[
-        bool,
-        typer.Option(
-            "--secure-aggregation/--no-secure-aggregation",
-            help="Mask every update (Bonawitz et al. secure aggregation): no one sees an individual update, "
-            "so per-update validation is off. On by default.",
-        ),
-    ] = True,
+    workspace: WorkspaceDirOpt = None,
+    members: MembersOpt = 5,
+    rounds: RoundsOpt = 8,
+    attack: AttackOpt = "sign-flip",
+    malicious: MaliciousOpt = 1,
+    rule: RuleOpt = "auto",
+    profile: ProfileOpt = "few-silos",
+    committee: CommitteeOpt = 0,
+    scoring: ScoringOpt = "relative",
+    seed: SeedOpt = 7,
+    dp_epsilon: DpEpsilonOpt = 8.0,
+    secure_aggregation: SecureAggregationOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
-    from fedledger.attacks import parse_attack
     from fedledger.demo import run_demo
-    from fedledger.federation.config import PROFILES, ledger_rules
-    from fedledger.learning.scoring import SCORING_RULES
 
-    parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
-    if rule != "auto" and rule not in ledger_rules():
-        raise ConfigError(f"unknown aggregation rule {rule!r}; known: {', '.join(ledger_rules())}")
-    if scoring not in SCORING_RULES:
-        raise ConfigError(f"unknown scoring rule {scoring!r}; known: {', '.join(SCORING_RULES)}")
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    if workspace is not None and (workspace / "config.json").exists():
-        raise BadInput(f"{workspace} already holds a workspace; pick a new folder for the demo")
+    _check_choices(attack=attack, rule=rule, scoring=scoring, profile=profile, workspace=workspace)
     out = err_console if json_out else console
-
-    def on_round(row: dict[str, Any]) -> None:
-        accepted = ", ".join(row["accepted"]) or "none"
-        verb = "accepted" if row.get("screened", True) else "aggregated unscreened"
-        out.print(
-            f"[bold]round {row['round']}[/] {row['phase']}: test accuracy [cyan]{row['accuracy']:.3f}[/], "
-            f"{verb} {len(row['accepted'])}/{row['updates']} ({accepted})"
-        )
-        if row.get("abort_reason"):
-            out.print(f"    [red]aborted[/]: {row['abort_reason']}")
-        for rej in row["rejected"]:
-            out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}")
-
     with out.status("running the consortium...", spinner="dots"):
         result = run_demo(
             workspace=workspace,
@@ -118,81 +113,126 @@ def demo(
             dp_epsilon=dp_epsilon or None,
             secure_aggregation=secure_aggregation,
             profile=profile,
-            on_round=on_round,
+            on_round=_round_printer(out),
         )
     data = result.to_json()
     if json_out:
         print_json(data)
     else:
-        privacy = result.privacy
-        spent = {m["member"]: f"{m['epsilon']:.4g}" for m in privacy["members"]}
-        table = Table("member", "examples", "behavior", "dataset", "identifiers dropped", "epsilon", title="Consortium")
-        for m, d in zip(result.members, result.datasets, strict=True):
-            table.add_row(
-                m["name"],
-                str(m["examples"]),
-                m["behavior"],
-                str(d["dataset_id"]),
-                ", ".join(d["dropped_identifiers"]) or "none",
-                spent.get(m["name"], "-"),
-            )
-        console.print(table)
-        if privacy["dp"]:
-            console.print(
-                f"differential privacy       client-level, budget epsilon {privacy['budget_epsilon']:g} at delta "
-                f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']:.3f}); "
-                f"largest spend {max(spent.values(), key=float, default='0')}"
-                + (
-                    f", noise split into {privacy['noise_shares']} shares (secure aggregation)"
-                    if privacy.get("noise_shares", 1) > 1
-                    else ""
-                )
-            )
-        else:
-            console.print("differential privacy       off (on by default: --dp-epsilon 8)")
-        console.print(f"final federated accuracy   [bold cyan]{result.final_accuracy:.3f}[/]")
-        console.print(f"centralized (pooled data)  [bold]{result.centralized_accuracy:.3f}[/]")
-        rejected = data["rejected"]
-        if secure_aggregation:
-            console.print("secure aggregation         [bold]on[/]: every update was masked; no one saw one in clear")
-            bad = [m["name"] for m in result.members if m["malicious"]]
-            unscreened = (
-                f"{', '.join(bad)} ({attack}) was NOT screened out: its updates are in every model"
-                if bad
-                else "no update was screened"
-            )
-            console.print(
-                f"per-update validation      [bold red]OFF[/] (masked updates cannot be scored): {unscreened}"
-            )
-            console.print(f"malformed masked updates   {len(rejected)} dropped")
-        else:
-            console.print(f"rejected updates           {len(rejected)}")
-            row = result.setup
-            mean_bound = row["min_mean_score"]
-            console.print(
-                f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring"
-                + (" (short updates at the median norm)" if row["score_at_median_norm"] else "")
-                + (", centred on each validator's round median" if row.get("center_scores") else "")
-                + f", {row['rule']}"
-                + _median_norm_scaling(bool(row["clip_to_median_norm"]), bool(row["lift_to_median_norm"]))
-                # The demo's hospitals register their datasets: no update may declare more rows than registered.
-                + ", example counts held to the registered rows"
-                + (" and capped at the median" if row["cap_examples_to_median"] else "")
-                + (f", trainer reputation {row['max_rejection']} bps" if row["max_rejection"] else "")
-                + (f", trainers left out below a mean score of {mean_bound}" if mean_bound else "")
-            )
-        v = result.verification
-        verdict = "[green]verified[/]" if v["ok"] else f"[red]FAILED[/]: {v['first_discrepancy']}"
-        console.print(
-            f"audit verify               {verdict} ({v['rounds_checked']} rounds, {v['updates_checked']} updates, "
-            f"{v['models_checked']} models)"
-        )
-        console.print(
-            f"workspace                  {result.workspace}  (try `fedledger audit verify -w {result.workspace}`)"
-        )
-        console.print(f"time                       {result.seconds:.1f} s")
+        _print_summary(result, data, attack=attack, secure_aggregation=secure_aggregation)
     if not result.verification["ok"]:
         raise VerificationFailed(result.verification["first_discrepancy"])
+
+
+def _check_choices(*, attack: str, rule: str, scoring: str, profile: str, workspace: Path | None) -> None:
+    """Refuse an unknown attack, rule, scoring rule or profile (ConfigError) before anything is created."""
+    from fedledger.attacks import parse_attack
+    from fedledger.federation.config import PROFILES, ledger_rules
+    from fedledger.learning.scoring import SCORING_RULES
+
+    parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
+    if rule != "auto" and rule not in ledger_rules():
+        raise ConfigError(f"unknown aggregation rule {rule!r}; known: {', '.join(ledger_rules())}")
+    if scoring not in SCORING_RULES:
+        raise ConfigError(f"unknown scoring rule {scoring!r}; known: {', '.join(SCORING_RULES)}")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if workspace is not None and (workspace / "config.json").exists():
+        raise BadInput(f"{workspace} already holds a workspace; pick a new folder for the demo")
+
+
+def _round_printer(out: Console) -> Callable[[dict[str, Any]], None]:
+    """The callback that prints each round as it ends."""
+
+    def on_round(row: dict[str, Any]) -> None:
+        accepted = ", ".join(row["accepted"]) or "none"
+        verb = "accepted" if row.get("screened", True) else "aggregated unscreened"
+        out.print(
+            f"[bold]round {row['round']}[/] {row['phase']}: test accuracy [cyan]{row['accuracy']:.3f}[/], "
+            f"{verb} {len(row['accepted'])}/{row['updates']} ({accepted})"
+        )
+        if row.get("abort_reason"):
+            out.print(f"    [red]aborted[/]: {row['abort_reason']}")
+        for rej in row["rejected"]:
+            out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}")
+
+    return on_round
+
+
+def _print_summary(result: DemoResult, data: Mapping[str, Any], *, attack: str, secure_aggregation: bool) -> None:
+    privacy = result.privacy
+    spent = {m["member"]: f"{m['epsilon']:.4g}" for m in privacy["members"]}
+    table = Table("member", "examples", "behavior", "dataset", "identifiers dropped", "epsilon", title="Consortium")
+    for m, d in zip(result.members, result.datasets, strict=True):
+        table.add_row(
+            m["name"],
+            str(m["examples"]),
+            m["behavior"],
+            str(d["dataset_id"]),
+            ", ".join(d["dropped_identifiers"]) or "none",
+            spent.get(m["name"], "-"),
+        )
+    console.print(table)
+    _print_privacy(privacy, spent)
+    console.print(f"final federated accuracy   [bold cyan]{result.final_accuracy:.3f}[/]")
+    console.print(f"centralized (pooled data)  [bold]{result.centralized_accuracy:.3f}[/]")
+    rejected = data["rejected"]
+    if secure_aggregation:
+        console.print("secure aggregation         [bold]on[/]: every update was masked; no one saw one in clear")
+        bad = [m["name"] for m in result.members if m["malicious"]]
+        unscreened = (
+            f"{', '.join(bad)} ({attack}) was NOT screened out: its updates are in every model"
+            if bad
+            else "no update was screened"
+        )
+        console.print(f"per-update validation      [bold red]OFF[/] (masked updates cannot be scored): {unscreened}")
+        console.print(f"malformed masked updates   {len(rejected)} dropped")
+    else:
+        console.print(f"rejected updates           {len(rejected)}")
+        console.print(_robustness_line(result.setup))
+    v = result.verification
+    verdict = "[green]verified[/]" if v["ok"] else f"[red]FAILED[/]: {v['first_discrepancy']}"
+    console.print(
+        f"audit verify               {verdict} ({v['rounds_checked']} rounds, {v['updates_checked']} updates, "
+        f"{v['models_checked']} models)"
+    )
+    console.print(
+        f"workspace                  {result.workspace}  (try `fedledger audit verify -w {result.workspace}`)"
+    )
+    console.print(f"time                       {result.seconds:.1f} s")
+
+
+def _print_privacy(privacy: Mapping[str, Any], spent: Mapping[str, str]) -> None:
+    if not privacy["dp"]:
+        console.print("differential privacy       off (on by default: --dp-epsilon 8)")
+        return
+    console.print(
+        f"differential privacy       client-level, budget epsilon {privacy['budget_epsilon']:g} at delta "
+        f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']:.3f}); "
+        f"largest spend {max(spent.values(), key=float, default='0')}"
+        + (
+            f", noise split into {privacy['noise_shares']} shares (secure aggregation)"
+            if privacy.get("noise_shares", 1) > 1
+            else ""
+        )
+    )
+
+
+def _robustness_line(row: Mapping[str, Any]) -> str:
+    """The validated rounds' robustness settings, in one line."""
+    mean_bound = row["min_mean_score"]
+    return (
+        f"{'robustness (' + row['profile'] + ')':<27}{row['scoring']} scoring"
+        + (" (short updates at the median norm)" if row["score_at_median_norm"] else "")
+        + (", centred on each validator's round median" if row.get("center_scores") else "")
+        + f", {row['rule']}"
+        + _median_norm_scaling(bool(row["clip_to_median_norm"]), bool(row["lift_to_median_norm"]))
+        # The demo's hospitals register their datasets: no update may declare more rows than registered.
+        + ", example counts held to the registered rows"
+        + (" and capped at the median" if row["cap_examples_to_median"] else "")
+        + (f", trainer reputation {row['max_rejection']} bps" if row["max_rejection"] else "")
+        + (f", trainers left out below a mean score of {mean_bound}" if mean_bound else "")
+    )
 
 
 def _median_norm_scaling(clip: bool, lift: bool) -> str:

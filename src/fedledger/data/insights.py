@@ -47,7 +47,7 @@ from fedledger.data.tabular import read_table
 
 if TYPE_CHECKING:
     from fedledger.data.classify import ColumnClassifier
-    from fedledger.data.classify.scan import ScanReport
+    from fedledger.data.classify.scan import ColumnReport, ScanReport
 
 __all__ = ["INSIGHTS_REPORT_FORMAT", "MIN_CELL", "Insights", "build_insights", "uniqueness"]
 
@@ -274,94 +274,17 @@ def build_insights(
     frame = _text_frame(path)
     n = len(frame)
     decisions = {c.name: c for c in report.columns}
-    esc = html.escape
-
     column_rows: list[str] = []
     cards: list[str] = []
     columns_summary: list[dict[str, Any]] = []
     for name in frame.columns:
-        col = decisions.get(name)
-        decision = col.decision if col is not None else None
-        cls = decision.column_class if decision is not None else "other"
-        values = frame[name]
-        missing = int(values.isna().sum())
-        present = values.dropna()
-        distinct = int(present.nunique())
-        numbers = _numeric(values)
-        kind = "numeric" if numbers is not None else "text"
-        entry: dict[str, Any] = {
-            "name": name,
-            "class": cls,
-            "class_source": decision.source if decision is not None else None,
-            "confidence": round(float(decision.confidence), 4) if decision is not None else None,
-            "unsure": bool(decision.unsure) if decision is not None else False,
-            "kind": kind,
-            "missing": missing,
-            "missing_ratio": round(missing / n, 6) if n else 0.0,
-            "distinct": distinct,
-        }
-        by = esc(decision.source) if decision is not None else "-"
-        if decision is not None and decision.unsure:
-            by += ' <span class="unsure">(unsure: treated as the more protective class)</span>'
-        confidence = f"{decision.confidence:.0%}" if decision is not None else "-"
-        evidence = "".join(f"<li>{esc(e)}</li>" for e in (col.evidence if col is not None else []))
-        column_rows.append(
-            f"<tr><td>{esc(name)}</td><td>{_badge(cls)}</td><td>{by}</td><td class='num'>{confidence}</td>"
-            f"<td><ul class='evidence'>{evidence}</ul></td>"
-            f"<td class='num'>{missing:,} ({_pct(missing / n if n else 0)})</td><td class='num'>{distinct:,}</td></tr>"
-        )
-        # The distribution card: never a value of an identifier, never a value fewer than MIN_CELL records hold.
-        if cls == "identifier":
-            body = (
-                f"<p class='note'>Values not shown: an identifier column. {distinct:,} distinct values, "
-                f"{missing:,} missing.</p>"
-            )
-            entry["distribution"] = {"chart": "none", "reason": "identifier"}
-        elif present.empty:
-            body = "<p class='note'>Every value is missing.</p>"
-            entry["distribution"] = {"chart": "none", "reason": "no values"}
-        elif numbers is not None and distinct > HISTOGRAM_BINS:
-            chart, info = _histogram(numbers)
-            q1, median, q3 = (float(v) for v in np.percentile(numbers, [25, 50, 75]))
-            body = chart + (
-                f"<p class='note'>mean {_num(float(numbers.mean()))}, standard deviation "
-                f"{_num(float(numbers.std()))}, quartiles {_num(q1)} / {_num(median)} / {_num(q3)}; "
-                "the outer bins hold the tails (below the 1st and above the 99th percentile)" + ".</p>"
-            )
-            entry["distribution"] = info
-        else:
-            counts = present.value_counts()
-            shown = counts[counts >= MIN_CELL].head(TOP_VALUES)
-            if numbers is not None:  # a few numeric codes: in their numeric order, as written
-                shown = shown.iloc[np.argsort([float(v) for v in shown.index], kind="stable")]
-            rest = int(counts.sum() - shown.sum())
-            labels_shown = [str(v) for v in shown.index]
-            chart = (
-                _bar_chart(
-                    labels_shown, [int(c) for c in shown.tolist()], horizontal=True, title="most frequent values"
-                )
-                if len(shown)
-                else ""
-            )
-            body = chart + (
-                f"<p class='note'>{distinct:,} distinct values; {rest:,} records hold values not shown (beyond the "
-                f"top {TOP_VALUES}, or shared by fewer than {MIN_CELL} records).</p>"
-            )
-            entry["distribution"] = {"chart": "top values", "shown": len(shown), "records_not_shown": rest}
-        cards.append(f"<div class='card'><h3>{esc(name)} {_badge(cls)}</h3>{body}</div>")
+        entry, row, card = _column_section(name, decisions.get(name), frame[name], n)
+        column_rows.append(row)
+        cards.append(card)
         columns_summary.append(entry)
 
     qis = [c["name"] for c in columns_summary if c["class"] == "quasi_identifier"]
     sensitive = [c["name"] for c in columns_summary if c["class"] == "sensitive"]
-    before = _anonymity(frame, qis, sensitive)
-    after: dict[str, Any] | None = None
-    if protected is not None:
-        out = _text_frame(Path(protected))
-        kept_qis = [q for q in qis if q in out.columns]
-        after = _anonymity(out, kept_qis, [s for s in sensitive if s in out.columns])
-        after["source"] = str(protected)
-        after["dropped_quasi_identifiers"] = [q for q in qis if q not in out.columns]
-
     summary: dict[str, Any] = {
         "format": INSIGHTS_REPORT_FORMAT,
         "source": str(path),
@@ -371,11 +294,95 @@ def build_insights(
         "quasi_identifiers": qis,
         "sensitive": sensitive,
         "flags": [f for c in report.columns if c.decision is not None and (f := c.decision.flag(c.name))],
-        "anonymity": before,
-        "protected": after,
+        "anonymity": _anonymity(frame, qis, sensitive),
+        "protected": _protected_anonymity(protected, qis, sensitive) if protected is not None else None,
         "min_cell": MIN_CELL,
     }
     return Insights(_page(path, report, summary, column_rows, cards), summary)
+
+
+def _protected_anonymity(protected: str | Path, qis: list[str], sensitive: list[str]) -> dict[str, Any]:
+    """The anonymity measures of the protected table, over the quasi-identifiers it still holds."""
+    out = _text_frame(Path(protected))
+    kept_qis = [q for q in qis if q in out.columns]
+    after = _anonymity(out, kept_qis, [s for s in sensitive if s in out.columns])
+    after["source"] = str(protected)
+    after["dropped_quasi_identifiers"] = [q for q in qis if q not in out.columns]
+    return after
+
+
+def _column_section(name: str, col: ColumnReport | None, values: pd.Series, n: int) -> tuple[dict[str, Any], str, str]:
+    """One column's summary entry, its row of the columns table and its distribution card."""
+    esc = html.escape
+    decision = col.decision if col is not None else None
+    cls = decision.column_class if decision is not None else "other"
+    missing = int(values.isna().sum())
+    present = values.dropna()
+    distinct = int(present.nunique())
+    numbers = _numeric(values)
+    entry: dict[str, Any] = {
+        "name": name,
+        "class": cls,
+        "class_source": decision.source if decision is not None else None,
+        "confidence": round(float(decision.confidence), 4) if decision is not None else None,
+        "unsure": bool(decision.unsure) if decision is not None else False,
+        "kind": "numeric" if numbers is not None else "text",
+        "missing": missing,
+        "missing_ratio": round(missing / n, 6) if n else 0.0,
+        "distinct": distinct,
+    }
+    by = esc(decision.source) if decision is not None else "-"
+    if decision is not None and decision.unsure:
+        by += ' <span class="unsure">(unsure: treated as the more protective class)</span>'
+    confidence = f"{decision.confidence:.0%}" if decision is not None else "-"
+    evidence = "".join(f"<li>{esc(e)}</li>" for e in (col.evidence if col is not None else []))
+    row = (
+        f"<tr><td>{esc(name)}</td><td>{_badge(cls)}</td><td>{by}</td><td class='num'>{confidence}</td>"
+        f"<td><ul class='evidence'>{evidence}</ul></td>"
+        f"<td class='num'>{missing:,} ({_pct(missing / n if n else 0)})</td><td class='num'>{distinct:,}</td></tr>"
+    )
+    body, entry["distribution"] = _distribution(cls, present, numbers, distinct, missing)
+    return entry, row, f"<div class='card'><h3>{esc(name)} {_badge(cls)}</h3>{body}</div>"
+
+
+def _distribution(
+    cls: str, present: pd.Series, numbers: npt.NDArray[np.float64] | None, distinct: int, missing: int
+) -> tuple[str, dict[str, Any]]:
+    """The distribution card's body and its summary: never a value of an identifier, never a value fewer than
+    MIN_CELL records hold."""
+    if cls == "identifier":
+        body = (
+            f"<p class='note'>Values not shown: an identifier column. {distinct:,} distinct values, "
+            f"{missing:,} missing.</p>"
+        )
+        return body, {"chart": "none", "reason": "identifier"}
+    if present.empty:
+        return "<p class='note'>Every value is missing.</p>", {"chart": "none", "reason": "no values"}
+    if numbers is not None and distinct > HISTOGRAM_BINS:
+        chart, info = _histogram(numbers)
+        q1, median, q3 = (float(v) for v in np.percentile(numbers, [25, 50, 75]))
+        body = chart + (
+            f"<p class='note'>mean {_num(float(numbers.mean()))}, standard deviation "
+            f"{_num(float(numbers.std()))}, quartiles {_num(q1)} / {_num(median)} / {_num(q3)}; "
+            "the outer bins hold the tails (below the 1st and above the 99th percentile)" + ".</p>"
+        )
+        return body, info
+    counts = present.value_counts()
+    shown = counts[counts >= MIN_CELL].head(TOP_VALUES)
+    if numbers is not None:  # a few numeric codes: in their numeric order, as written
+        shown = shown.iloc[np.argsort([float(v) for v in shown.index], kind="stable")]
+    rest = int(counts.sum() - shown.sum())
+    labels_shown = [str(v) for v in shown.index]
+    chart = (
+        _bar_chart(labels_shown, [int(c) for c in shown.tolist()], horizontal=True, title="most frequent values")
+        if len(shown)
+        else ""
+    )
+    body = chart + (
+        f"<p class='note'>{distinct:,} distinct values; {rest:,} records hold values not shown (beyond the "
+        f"top {TOP_VALUES}, or shared by fewer than {MIN_CELL} records).</p>"
+    )
+    return body, {"chart": "top values", "shown": len(shown), "records_not_shown": rest}
 
 
 def _measure_rows(m: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -404,14 +411,13 @@ def _page(path: Path, report: ScanReport, summary: Mapping[str, Any], column_row
             "<tr><td colspan='2' class='note'>No column is a quasi-identifier: every record falls into one group."
             "</td></tr>"
         )
-    after_share = after["unique_share"] if after is not None else None
     risk = (
         "<table class='risk'><tr><th></th><th>records unique on their quasi-identifiers</th><th></th><th>k</th></tr>"
         f"<tr><th>before protection</th><td class='num'>{_pct(before['unique_share'])}</td>"
         f"<td>{_risk_bar(before['unique_share'])}</td><td class='num'>{before['k']:,}</td></tr>"
     )
     if after is not None:
-        assert after_share is not None
+        after_share = after["unique_share"]
         risk += (
             f"<tr><th>after protection<br><span class='note'>{esc(Path(after['source']).name)}</span></th>"
             f"<td class='num'>{_pct(after_share)}</td><td>{_risk_bar(after_share)}</td>"

@@ -96,7 +96,8 @@ def scan_chain_for_values(
     for number in range(int(from_block), last + 1):
         block = w3.eth.get_block(number, full_transactions=True)
         for tx in block["transactions"]:
-            assert not isinstance(tx, (bytes, HexBytes))
+            if isinstance(tx, bytes | HexBytes):
+                raise ChainError(f"block {number}: the node returned transaction hashes, not the transactions")
             tx_hash = HexBytes(tx["hash"]).to_0x_hex()
             to = to_checksum_address(tx["to"]) if tx.get("to") else ""
             findings += _search(

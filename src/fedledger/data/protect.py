@@ -47,6 +47,7 @@ from fedledger.data.anonymize import (
     CategoricalQI,
     Hierarchy,
     NumericQI,
+    Partitioning,
     SensitiveAttribute,
     Tokenizer,
     auto_hierarchy,
@@ -320,93 +321,133 @@ def protect_frame(
     frame, dropped = minimize(frame, goal)
     final = decide_classes(frame, classes)
 
-    out = pd.DataFrame(index=frame.index)
-    columns_report: dict[str, dict[str, Any]] = {}
-    flags: list[str] = []
-    qis: list[NumericQI | CategoricalQI] = []
-    sensitive: list[SensitiveAttribute] = []
+    published = _Published(pd.DataFrame(index=frame.index))
     for column in frame.columns:
-        cls = final[column]
-        action = policy.action_for(column, cls.column_class)
-        spec = policy.columns.get(column, ColumnPolicy())
-        values = _text_values(frame[column])
-
-        def where(row: int, column: str = column) -> str:
-            return f"{table}, column {column!r}" if row < 0 else cell_location(source, row, column)
-
-        entry: dict[str, Any] = {
-            "class": cls.column_class,
-            "confidence": round(float(cls.confidence), 4),
-            "class_source": cls.source,
-            "unsure": cls.unsure,
-            "action": action,
-            "missing_values": sum(v is None for v in values),
-        }
-        if cls.classifier_class is not None:
-            entry["classifier_class"] = cls.classifier_class
-        if cls.overrides:
-            entry["overrides"] = cls.overrides
-        if cls.validated is not None:
-            entry["validated"] = cls.validated.to_json()
-        if action == "drop":
-            entry["suppressed_rows"] = n
-        elif action == "pseudonymize":
-            key = _domain_key(_require(keys.pseudonymize, "pseudonymize", column), spec.domain)
-            out[column] = pseudonymize(values, key, length=policy.pseudonym_length)
-            entry["pseudonymized_rows"] = n - entry["missing_values"]
-        elif action == "tokenize":
-            tokenizer = Tokenizer(_require(keys.tokenize, "tokenize", column), spec.domain)
-            out[column], entry["alphabet"] = _tokenize(tokenizer, values, column, where)
-            entry["tokenized_rows"] = n - entry["missing_values"]
-        elif action == "generalize":
-            qi, described = _quasi_identifier(column, values, spec, where)
-            qis.append(qi)
-            entry.update(described)
-            out[column] = values  # replaced once Mondrian has run
-        else:
-            out[column] = values
-            if cls.column_class == "sensitive":
-                sensitive.append(SensitiveAttribute.from_values(column, values, numeric=_is_numeric(values)))
-        if flag := _flag(column, cls):
-            flags.append(flag)
-        if cls.column_class == "identifier" and action in ("keep", "generalize"):
-            entry["warning"] = f"identifier published with action {action!r} (set in the policy): not protected"
-            flags.append(f"column {column!r}: {entry['warning']}")
-        elif cls.column_class == "quasi_identifier" and action != "generalize":
-            entry["warning"] = f"quasi-identifier published with action {action!r}: not part of k-anonymity"
-            flags.append(f"column {column!r}: {entry['warning']}")
-        columns_report[column] = entry
+        _protect_column(published, column, final[column], policy, keys, _text_values(frame[column]), n, table, source)
     for column in dropped:
-        columns_report[column] = {"action": "drop", "reason": "minimization", "suppressed_rows": n}
+        published.columns[column] = {"action": "drop", "reason": "minimization", "suppressed_rows": n}
+    partitioning = _generalize(published, policy)
 
-    partitioning = mondrian(
-        qis, k=policy.k, mode=policy.mode, sensitive=sensitive, l=policy.l, l_kind=policy.l_kind, t=policy.t
-    )
-    for index, qi in enumerate(qis):
-        published = partitioning.generalized(index)
-        original = out[qi.name].tolist()
-        out[qi.name] = published
-        columns_report[qi.name]["generalized_rows"] = sum(a != b for a, b in zip(original, published, strict=True))
-    for name, value in partitioning.ncp_percent_by_qi().items():
-        columns_report[name]["ncp_percent"] = round(value, 4)
-
-    report = _measure(out, policy, qis, sensitive, n)
+    report = _measure(published.out, policy, published.qis, published.sensitive, n)
     report.update(
         rows=n,
         columns_in=columns_in,
-        columns_out=int(out.shape[1]),
+        columns_out=int(published.out.shape[1]),
         mode=policy.mode,
         ncp_percent=round(partitioning.ncp_percent, 4),
-        columns=columns_report,
+        columns=published.columns,
         source=source if isinstance(source, dict) else None,
         goal=goal.summary() if goal is not None else None,
         minimization={"dropped": dropped, "kept": [str(c) for c in frame.columns]} if goal is not None else None,
         unsure_below=UNSURE_BELOW,
-        flags=flags,
+        flags=published.flags,
     )
     _raise_unmet(report)
     report["complete"] = True
-    return ProtectionResult(out, report)
+    return ProtectionResult(published.out, report)
+
+
+@dataclass
+class _Published:
+    """What protection builds column by column: the published frame, the per-column report and flags, and the
+    quasi-identifiers and sensitive attributes that Mondrian then partitions over."""
+
+    out: pd.DataFrame
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    qis: list[NumericQI | CategoricalQI] = field(default_factory=list)
+    sensitive: list[SensitiveAttribute] = field(default_factory=list)
+
+
+def _protect_column(
+    published: _Published,
+    column: str,
+    cls: ColumnClassification,
+    policy: ProtectionPolicy,
+    keys: ProtectionKeys,
+    values: list[str | None],
+    n: int,
+    table: str,
+    source: Any,
+) -> None:
+    """Apply the policy's action for ``column`` (its class decides the default) and report it."""
+    action = policy.action_for(column, cls.column_class)
+    spec = policy.columns.get(column, ColumnPolicy())
+    out = published.out
+
+    def where(row: int) -> str:
+        return f"{table}, column {column!r}" if row < 0 else cell_location(source, row, column)
+
+    entry = _class_entry(cls, action, values)
+    if action == "drop":
+        entry["suppressed_rows"] = n
+    elif action == "pseudonymize":
+        key = _domain_key(_require(keys.pseudonymize, "pseudonymize", column), spec.domain)
+        out[column] = pseudonymize(values, key, length=policy.pseudonym_length)
+        entry["pseudonymized_rows"] = n - entry["missing_values"]
+    elif action == "tokenize":
+        tokenizer = Tokenizer(_require(keys.tokenize, "tokenize", column), spec.domain)
+        out[column], entry["alphabet"] = _tokenize(tokenizer, values, column, where)
+        entry["tokenized_rows"] = n - entry["missing_values"]
+    elif action == "generalize":
+        qi, described = _quasi_identifier(column, values, spec, where)
+        published.qis.append(qi)
+        entry.update(described)
+        out[column] = values  # replaced once Mondrian has run
+    else:
+        out[column] = values
+        if cls.column_class == "sensitive":
+            published.sensitive.append(SensitiveAttribute.from_values(column, values, numeric=_is_numeric(values)))
+    if flag := _flag(column, cls):
+        published.flags.append(flag)
+    if cls.column_class == "identifier" and action in ("keep", "generalize"):
+        entry["warning"] = f"identifier published with action {action!r} (set in the policy): not protected"
+        published.flags.append(f"column {column!r}: {entry['warning']}")
+    elif cls.column_class == "quasi_identifier" and action != "generalize":
+        entry["warning"] = f"quasi-identifier published with action {action!r}: not part of k-anonymity"
+        published.flags.append(f"column {column!r}: {entry['warning']}")
+    published.columns[column] = entry
+
+
+def _class_entry(cls: ColumnClassification, action: str, values: list[str | None]) -> dict[str, Any]:
+    """A column's report entry: its class, where the class came from, and the action taken."""
+    entry: dict[str, Any] = {
+        "class": cls.column_class,
+        "confidence": round(float(cls.confidence), 4),
+        "class_source": cls.source,
+        "unsure": cls.unsure,
+        "action": action,
+        "missing_values": sum(v is None for v in values),
+    }
+    if cls.classifier_class is not None:
+        entry["classifier_class"] = cls.classifier_class
+    if cls.overrides:
+        entry["overrides"] = cls.overrides
+    if cls.validated is not None:
+        entry["validated"] = cls.validated.to_json()
+    return entry
+
+
+def _generalize(published: _Published, policy: ProtectionPolicy) -> Partitioning:
+    """Partition the rows with Mondrian over the quasi-identifiers and publish their generalized values."""
+    partitioning = mondrian(
+        published.qis,
+        k=policy.k,
+        mode=policy.mode,
+        sensitive=published.sensitive,
+        l=policy.l,
+        l_kind=policy.l_kind,
+        t=policy.t,
+    )
+    out, columns = published.out, published.columns
+    for index, qi in enumerate(published.qis):
+        generalized = partitioning.generalized(index)
+        original = out[qi.name].tolist()
+        out[qi.name] = generalized
+        columns[qi.name]["generalized_rows"] = sum(a != b for a, b in zip(original, generalized, strict=True))
+    for name, value in partitioning.ncp_percent_by_qi().items():
+        columns[name]["ncp_percent"] = round(value, 4)
+    return partitioning
 
 
 def _flag(column: str, cls: ColumnClassification) -> str | None:

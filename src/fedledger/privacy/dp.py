@@ -134,26 +134,12 @@ def train_dp_sgd(
     """
     if (noise_multiplier is None) == (target_epsilon is None):
         raise BadInput("give exactly one of noise_multiplier or target_epsilon")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise BadInput(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise BadInput(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
-        raise BadInput(f"max_grad_norm must be positive and finite, got {max_grad_norm!r}")
+    _check_schedule(epochs, batch_size, max_grad_norm)
     torch = import_torch()
-    if isinstance(model, TorchAdapter):
-        module, n_features, n_classes = model.module, model.n_features, model.n_classes
-        lr = model.lr if lr is None else lr
-        optimizer_kind, momentum = model.optimizer, model.momentum
-    elif isinstance(model, torch.nn.Module):
-        module, n_features, n_classes = model, None, None
-        lr = 0.05 if lr is None else lr
-        optimizer_kind, momentum = "sgd", 0.0
-    else:
-        raise BadInput(f"DP-SGD trains a TorchAdapter or a torch.nn.Module, got {type(model).__name__}")
-    Xa, ya = _check_data(X, y, n_features=n_features, n_classes=n_classes)
-    if not (math.isfinite(lr) and lr > 0):
-        raise BadInput(f"lr must be positive and finite, got {lr!r}")
+    trainee = _Trainee.of(torch, model, lr)
+    Xa, ya = _check_data(X, y, n_features=trainee.n_features, n_classes=trainee.n_classes)
+    if not (math.isfinite(trainee.lr) and trainee.lr > 0):
+        raise BadInput(f"lr must be positive and finite, got {trainee.lr!r}")
 
     probe = dp_sgd_mechanism(noise_multiplier=1.0, num_examples=len(ya), batch_size=batch_size, epochs=epochs)
     if target_epsilon is not None:
@@ -164,12 +150,12 @@ def train_dp_sgd(
             steps=probe.steps,
             accountant=accountant,
         )
-    assert noise_multiplier is not None
-    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
+    if noise_multiplier is None or not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
         raise BadInput(f"noise_multiplier must be positive and finite, got {noise_multiplier!r}")
     mechanism = SampledGaussian(float(noise_multiplier), probe.sample_rate, probe.steps)
     epsilon = compute_epsilon([mechanism], delta=delta, accountant=accountant)
 
+    module = trainee.module
     private_copy = copy.deepcopy(module)
     _run_opacus(
         torch,
@@ -181,9 +167,9 @@ def train_dp_sgd(
         batch_size=batch_size,
         max_grad_norm=max_grad_norm,
         seed=seed,
-        lr=lr,
-        optimizer_kind=optimizer_kind,
-        momentum=momentum,
+        lr=trainee.lr,
+        optimizer_kind=trainee.optimizer_kind,
+        momentum=trainee.momentum,
         secure_mode=secure_mode,
     )
     module.load_state_dict(private_copy.state_dict())
@@ -196,6 +182,42 @@ def train_dp_sgd(
         )
     )
     return DPTrainingResult(params=params, mechanism=mechanism, epsilon=epsilon, delta=delta)
+
+
+def _check_schedule(epochs: int, batch_size: int, max_grad_norm: float) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise BadInput(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BadInput(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
+        raise BadInput(f"max_grad_norm must be positive and finite, got {max_grad_norm!r}")
+
+
+@dataclass(frozen=True)
+class _Trainee:
+    """The module DP-SGD trains and how: an adapter's own optimizer settings, or SGD for a bare module."""
+
+    module: Any
+    n_features: int | None
+    n_classes: int | None
+    lr: float
+    optimizer_kind: str
+    momentum: float
+
+    @classmethod
+    def of(cls, torch: Any, model: Any, lr: float | None) -> _Trainee:
+        if isinstance(model, TorchAdapter):
+            return cls(
+                model.module,
+                model.n_features,
+                model.n_classes,
+                model.lr if lr is None else lr,
+                model.optimizer,
+                model.momentum,
+            )
+        if isinstance(model, torch.nn.Module):
+            return cls(model, None, None, 0.05 if lr is None else lr, "sgd", 0.0)
+        raise BadInput(f"DP-SGD trains a TorchAdapter or a torch.nn.Module, got {type(model).__name__}")
 
 
 def _check_data(
@@ -214,8 +236,7 @@ def _check_data(
         )
     except (ValueError, TypeError) as exc:
         raise BadInput(f"DP-SGD training data: {exc}") from exc
-    assert checked_y is not None
-    if checked_y.size == 0:
+    if checked_y is None or checked_y.size == 0:
         raise BadInput("DP-SGD training data is empty")
     return checked_X, checked_y
 

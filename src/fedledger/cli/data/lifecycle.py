@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, print_json
-from fedledger.cli.data import app
+from fedledger.cli.data._app import app
 from fedledger.exceptions import BadInput, ConfigError
 
 if TYPE_CHECKING:
@@ -287,53 +287,71 @@ def prepare_command(
 
     Imputation, one-hot encoding, scaling and feature selection as the recipe says; the table has a header (the
     feature names, then the label). The report gives the recipe hash a task config commits to."""
-    from fedledger.data.prepare import prepare, stats_layout
-
     if out is None and stats_out is None:
         raise BadInput("give --out (the training table), --stats-out (the statistics vector), or both")
     parsed = _load_recipe(recipe)
     committed = parsed.hash()
     files: dict[Path, bytes] = {}
-    stats_document: dict[str, Any] | None = None
     if stats_out is not None:
-        if parsed.statistics != "consortium":
-            raise ConfigError(f'--stats-out: the recipe says statistics = "{parsed.statistics}", not "consortium"')
-        vector = parsed.local_stats(file, encoding=encoding)
-        stats_document = {
-            "format": STATS_FORMAT,
-            "recipe": committed,
-            "layout": [list(entry) for entry in stats_layout(parsed)],
-            "sum": vector.tolist(),
-            "frac_bits": None,
-        }
-        files[stats_out] = _json_bytes(stats_document)
+        files[stats_out] = _json_bytes(_stats_vector_document(parsed, file, encoding))
     document: dict[str, Any] = {"format": PREPARE_REPORT_FORMAT, "recipe": str(recipe), "recipe_hash": committed}
     if out is not None:
         target = _report_path(out, report)
         _check_distinct(file, out, target, *([stats_out] if stats_out is not None else []))
-        agreed, source = _with_stats(parsed, stats, file, encoding)
-        data = prepare(agreed, file, encoding=encoding)
-        document |= {
-            "source": str(file),
-            "output": str(out),
-            "statistics": parsed.statistics,
-            "stats_from": source,
-            "prepared_with_hash": agreed.hash(),
-            "feature_names": list(data.feature_names),
-            "label_column": parsed.label.column,
-            "classes": list(data.classes),
-            "class_counts": {c: int((data.y == i).sum()) for i, c in enumerate(data.classes)},
-            "preparation": data.report.to_dict(),
-        }
+        files[out] = _prepare_into(document, parsed, file, out, stats, encoding)
         if stats_out is not None:
             document["stats_out"] = str(stats_out)
-        files[out] = _prepared_csv(data.feature_names, parsed.label.column, data.X, data.y)
         files[target] = _json_bytes(document)
         document["report"] = str(target)
     write_atomically(files)
     if json_out:
         print_json(document if out is not None else {**document, "stats_out": str(stats_out)})
         return
+    _print_prepared(document, parsed, file, out, stats_out)
+
+
+def _stats_vector_document(parsed: Recipe, file: Path, encoding: str | None) -> dict[str, Any]:
+    """This file's statistics vector, the document ``--stats-out`` writes for the consortium's secure sum."""
+    from fedledger.data.prepare import stats_layout
+
+    if parsed.statistics != "consortium":
+        raise ConfigError(f'--stats-out: the recipe says statistics = "{parsed.statistics}", not "consortium"')
+    vector = parsed.local_stats(file, encoding=encoding)
+    return {
+        "format": STATS_FORMAT,
+        "recipe": parsed.hash(),
+        "layout": [list(entry) for entry in stats_layout(parsed)],
+        "sum": vector.tolist(),
+        "frac_bits": None,
+    }
+
+
+def _prepare_into(
+    document: dict[str, Any], parsed: Recipe, file: Path, out: Path, stats: str | None, encoding: str | None
+) -> bytes:
+    """Prepare ``file`` with the agreed statistics, add what was done to ``document``; the training table's CSV."""
+    from fedledger.data.prepare import prepare
+
+    agreed, source = _with_stats(parsed, stats, file, encoding)
+    data = prepare(agreed, file, encoding=encoding)
+    document |= {
+        "source": str(file),
+        "output": str(out),
+        "statistics": parsed.statistics,
+        "stats_from": source,
+        "prepared_with_hash": agreed.hash(),
+        "feature_names": list(data.feature_names),
+        "label_column": parsed.label.column,
+        "classes": list(data.classes),
+        "class_counts": {c: int((data.y == i).sum()) for i, c in enumerate(data.classes)},
+        "preparation": data.report.to_dict(),
+    }
+    return _prepared_csv(data.feature_names, parsed.label.column, data.X, data.y)
+
+
+def _print_prepared(
+    document: Mapping[str, Any], parsed: Recipe, file: Path, out: Path | None, stats_out: Path | None
+) -> None:
     if out is not None:
         rep = document["preparation"]
         console.print(
@@ -348,7 +366,7 @@ def prepare_command(
         if rep["imputed"]:
             imputed = ", ".join(f"{escape(k)} {v:,}" for k, v in rep["imputed"].items())
             console.print(f"  imputed: {imputed}", highlight=False)
-    console.print(f"  recipe hash: {committed}", highlight=False)
+    console.print(f"  recipe hash: {document['recipe_hash']}", highlight=False)
     if stats_out is not None:
         console.print(f"  statistics vector: {escape(str(stats_out))}", highlight=False)
     if out is not None:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from fedledger.cli.common import AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
-from fedledger.cli.data import app
+from fedledger.cli.data._app import app
 from fedledger.exceptions import BadInput
 from fedledger.workspace import DEFAULT_WORKSPACE
 

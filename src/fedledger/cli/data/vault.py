@@ -20,7 +20,7 @@ import typer
 from fedledger.chain.encoding import as_address
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
-from fedledger.cli.data import app
+from fedledger.cli.data._app import app
 from fedledger.data.registration import Registrations, erase_subject, register_table
 from fedledger.data.vault import Vault, vault_root
 from fedledger.exceptions import BadInput

@@ -229,6 +229,7 @@ class _Splitter:
             dtype=np.int64,
         )
         self.n_numeric = len(numeric)
+        self.categorical = tuple(categorical)  # at positions n_numeric, n_numeric + 1, ...
         self.position = {int(j): p for p, j in enumerate(self.order)}  # QI index -> position in that order
         # Numeric QIs: one column of value codes each; their values laid end to end, ``value_offset`` apart.
         sizes = [len(qi.values) for qi in numeric]
@@ -420,8 +421,7 @@ class _Splitter:
             if position < self.n_numeric:
                 candidate = self.split_numeric(position, idx, sub)
             else:
-                qi = self.qis[j]
-                assert isinstance(qi, CategoricalQI)
+                qi = self.categorical[position - self.n_numeric]
                 depth = int(qi.hierarchy.depth[node[j]])
                 column = self.n_numeric + (position - self.n_numeric) * self.levels + depth
                 candidate = self.split_categorical(column, idx, sub)

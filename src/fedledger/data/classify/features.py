@@ -232,13 +232,7 @@ def _weighted_share(counts: Counter[str], n: int, predicate: Callable[[str], boo
 def column_features(profile: ColumnProfile) -> npt.NDArray[np.float64]:
     """The feature vector (layout :data:`FEATURE_NAMES`) of one column on its own (context features: none)."""
     vec = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
-    groups = match_header(profile.name)
-    for group in groups:
-        vec[_INDEX[f"header:{group}"]] = 1.0
-    meaningless = is_meaningless(profile.name)
-    vec[_INDEX["header_meaningless"]] = float(meaningless)
-    vec[_INDEX["header_opaque"]] = float(not meaningless and not groups)
-    vec[_INDEX["header_tokens"]] = len(tokens(profile.name))
+    _header_features(vec, profile.name)
     vec[_INDEX["null_ratio"]] = profile.null_ratio
     values = [v.strip() for v in profile.sample if v is not None and v.strip()]
     if not values:
@@ -248,9 +242,26 @@ def column_features(profile: ColumnProfile) -> npt.NDArray[np.float64]:
     for name, predicate in _CHECKS:
         if predicate is not None:
             vec[_INDEX[name]] = _weighted_share(checked_counts, len(checked), predicate)
-
     counts = Counter(values)
-    n = len(values)
+    _distribution_features(vec, counts, len(values))
+    _numeric_features(vec, values, counts)
+    _text_features(vec, values, counts, checked)
+    return vec
+
+
+def _header_features(vec: npt.NDArray[np.float64], header: str) -> None:
+    """The lexicon groups the header matches, and whether it says anything at all."""
+    groups = match_header(header)
+    for group in groups:
+        vec[_INDEX[f"header:{group}"]] = 1.0
+    meaningless = is_meaningless(header)
+    vec[_INDEX["header_meaningless"]] = float(meaningless)
+    vec[_INDEX["header_opaque"]] = float(not meaningless and not groups)
+    vec[_INDEX["header_tokens"]] = len(tokens(header))
+
+
+def _distribution_features(vec: npt.NDArray[np.float64], counts: Counter[str], n: int) -> None:
+    """Vocabulary hits and how the ``n`` sampled values are spread over their distinct values."""
     distinct = len(counts)
     term_hits: Counter[str] = Counter()
     for value, count in counts.items():
@@ -267,6 +278,11 @@ def column_features(profile: ColumnProfile) -> npt.NDArray[np.float64]:
     vec[_INDEX["top_value_share"]] = counts.most_common(1)[0][1] / n
     vec[_INDEX["log_rows_sampled"]] = math.log1p(n)
 
+
+def _numeric_features(vec: npt.NDArray[np.float64], values: Sequence[str], counts: Counter[str]) -> None:
+    """What the values that parse as numbers look like: integers, codes, ages, years, shares, spread, tails."""
+    n = len(values)
+    distinct = len(counts)
     numbers = _numbers(values)
     numeric_share = len(numbers) / n
     integers = [x for x in numbers if x == int(x) and "." not in str(x).rstrip("0").rstrip(".")]
@@ -276,32 +292,39 @@ def column_features(profile: ColumnProfile) -> npt.NDArray[np.float64]:
     vec[_INDEX["boolean_share"]] = _weighted_share(counts, n, lambda v: v.lower() in _BOOLEAN_WORDS) * float(
         distinct <= 3
     )
-    if numbers:
-        arr = np.array(numbers)
-        vec[_INDEX["age_like_share"]] = _share([x == int(x) and 0 <= x <= 110 for x in numbers]) * numeric_share
-        vec[_INDEX["year_like_share"]] = _share([x == int(x) and 1900 <= x <= 2030 for x in numbers]) * numeric_share
-        vec[_INDEX["unit_interval_share"]] = float(((arr >= 0) & (arr <= 1)).mean()) * numeric_share
-        distinct_numbers = np.unique(arr)
-        vec[_INDEX["small_int_codes"]] = float(
-            len(integers) == len(numbers) and len(distinct_numbers) <= 12 and numeric_share > 0.95
-        )
-        vec[_INDEX["zero_share"]] = float((arr == 0).mean()) * numeric_share
-        vec[_INDEX["sequential"]] = float(
-            len(integers) == n
-            and len(distinct_numbers) == n
-            and n >= 20
-            and (distinct_numbers.max() - distinct_numbers.min()) <= 1.2 * n
-        )
-        vec[_INDEX["log_abs_mean"]] = _signed_log(float(arr.mean()))
-        vec[_INDEX["log_std"]] = math.log1p(float(arr.std()))
-        magnitudes = np.abs(arr)
-        vec[_INDEX["log_max"]] = math.log1p(float(magnitudes.max()))
-        # Heavy right tails (gains, balances, byte counts) against bell-shaped measurements (ages, pressures).
-        vec[_INDEX["tail_ratio"]] = math.log1p(float(np.percentile(magnitudes, 99))) - math.log1p(
-            float(np.median(magnitudes))
-        )
-        vec[_INDEX["negative_share"]] = float((arr < 0).mean()) * numeric_share
+    if not numbers:
+        return
+    arr = np.array(numbers)
+    vec[_INDEX["age_like_share"]] = _share([x == int(x) and 0 <= x <= 110 for x in numbers]) * numeric_share
+    vec[_INDEX["year_like_share"]] = _share([x == int(x) and 1900 <= x <= 2030 for x in numbers]) * numeric_share
+    vec[_INDEX["unit_interval_share"]] = float(((arr >= 0) & (arr <= 1)).mean()) * numeric_share
+    distinct_numbers = np.unique(arr)
+    vec[_INDEX["small_int_codes"]] = float(
+        len(integers) == len(numbers) and len(distinct_numbers) <= 12 and numeric_share > 0.95
+    )
+    vec[_INDEX["zero_share"]] = float((arr == 0).mean()) * numeric_share
+    vec[_INDEX["sequential"]] = float(
+        len(integers) == n
+        and len(distinct_numbers) == n
+        and n >= 20
+        and (distinct_numbers.max() - distinct_numbers.min()) <= 1.2 * n
+    )
+    vec[_INDEX["log_abs_mean"]] = _signed_log(float(arr.mean()))
+    vec[_INDEX["log_std"]] = math.log1p(float(arr.std()))
+    magnitudes = np.abs(arr)
+    vec[_INDEX["log_max"]] = math.log1p(float(magnitudes.max()))
+    # Heavy right tails (gains, balances, byte counts) against bell-shaped measurements (ages, pressures).
+    vec[_INDEX["tail_ratio"]] = math.log1p(float(np.percentile(magnitudes, 99))) - math.log1p(
+        float(np.median(magnitudes))
+    )
+    vec[_INDEX["negative_share"]] = float((arr < 0).mean()) * numeric_share
 
+
+def _text_features(
+    vec: npt.NDArray[np.float64], values: Sequence[str], counts: Counter[str], checked: Sequence[str]
+) -> None:
+    """The values' shape as text: length, words, letters and digits, case, script, and telling patterns."""
+    n = len(values)
     lengths = np.array([len(v) for v in values], dtype=np.float64)
     vec[_INDEX["mean_length"]] = math.log1p(float(lengths.mean()))
     vec[_INDEX["length_std"]] = math.log1p(float(lengths.std()))
@@ -325,7 +348,6 @@ def column_features(profile: ColumnProfile) -> npt.NDArray[np.float64]:
     vec[_INDEX["expiry_share"]] = _weighted_share(counts, n, lambda v: bool(_EXPIRY.match(v)))
     vec[_INDEX["ratio_pair_share"]] = _weighted_share(counts, n, lambda v: bool(_RATIO_PAIR.match(v)))
     vec[_INDEX["sentence_share"]] = _weighted_share(counts, n, lambda v: len(v.split()) >= 4 and v[-1] in ".!?")
-    return vec
 
 
 _DOMAIN_COLUMNS = {

@@ -1,34 +1,10 @@
-"""Reading and writing the organization's tables (CSV and Parquet), robustly and in bounded memory.
-
-Every data command (scan, protect, ...) reads through here so that bad input fails the same way everywhere:
-a :class:`~fedledger.exceptions.BadInput` naming the file (and, for CSV, the line) instead of a pandas traceback
-or a silently half-read table.
-
-CSV is messy in practice, so :func:`detect_source` works out, before any row is parsed:
-
-* the **encoding**: a byte-order mark first (UTF-8, UTF-16 and UTF-32: Excel's "Unicode text" export is
-  tab-separated UTF-16 with a BOM), then strict UTF-8 over the whole file (incrementally, ~1 GB/s: a stray byte at
-  row 900 000 must not be discovered after 899 999 rows were already consumed), then ``charset-normalizer`` on a
-  sample around the first invalid byte, the same rule :func:`decode_bytes` applies to whole files: a multi-byte or
-  non-Latin-script encoding it finds is used, and Latin-script text is read as Windows-1252 (the usual spreadsheet
-  export) or as Latin-1 when the file holds bytes cp1252 leaves undefined. UTF-16 or UTF-32 without a BOM is
-  recognised the same way from its NUL bytes; anything else holding NUL bytes is binary. The encoding is reported
-  (:meth:`TableSource.describe`), and :attr:`TableSource.note` says why when it is not plain UTF-8, including
-  "mixed encodings" when valid multi-byte UTF-8 and invalid bytes occur in the same file.
-* the **delimiter**: the candidate (``,`` ``;`` tab ``|``) that splits the first lines into the most consistent
-  number of fields (the same idea as :class:`csv.Sniffer`, but deterministic over a fixed candidate set).
-
-Parquet is recognised by its ``PAR1`` magic bytes as well as its extension, and streamed by row groups through
-pyarrow. :func:`iter_batches` yields DataFrames of at most ``batch_rows`` rows; a malformed line met mid-stream raises
-``BadInput`` from the iterator, so a consumer never mistakes a partial read for the whole file.
-"""
+"""Table files: detecting their format, delimiter and encoding, reading them whole or in batches, writing them
+atomically."""
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
-import math
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -36,25 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from fedledger.data.tabular._encoding import detect_encoding
 from fedledger.exceptions import BadInput
 
 if TYPE_CHECKING:
-    # pandas is imported where it is used: fedledger.data.prepare imports decode_bytes from here and stays light.
+    # pandas is imported where it is used: fedledger.data.prepare imports this package and stays light.
     import pandas as pd
-
-__all__ = [
-    "CSV_SUFFIXES",
-    "DEFAULT_BATCH_ROWS",
-    "PARQUET_SUFFIXES",
-    "TableSource",
-    "cell_location",
-    "decode_bytes",
-    "detect_source",
-    "iter_batches",
-    "read_table",
-    "table_columns",
-    "write_table",
-]
 
 CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".data"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -64,34 +27,6 @@ _PARQUET_MAGIC = b"PAR1"
 _DELIMITERS = (",", "\t", ";", "|")  # preference order on ties
 _SNIFF_BYTES = 64 * 1024
 _SNIFF_LINES = 50
-_CHUNK_BYTES = 1 << 20
-# Bytes around the first invalid UTF-8 byte that charset-normalizer looks at (with the file's first bytes).
-_DETECT_BYTES = 256 * 1024
-_MIN_DETECT_BYTES = 16
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-# Scripts (Unicode block names, as charset-normalizer reports them) that rule out a Western code page.
-_NON_LATIN_SCRIPTS = (
-    "Cyrillic",
-    "Greek",
-    "Arabic",
-    "Hebrew",
-    "CJK",
-    "Hangul",
-    "Hiragana",
-    "Katakana",
-    "Thai",
-    "Devanagari",
-    "Armenian",
-    "Georgian",
-)
-# Bytes that Windows-1252 leaves undefined: a file holding them is not cp1252, so read it as Latin-1.
-_CP1252_UNDEFINED_BYTES = tuple(bytes([b]) for b in b"\x81\x8d\x8f\x90\x9d")
 
 
 @dataclass(frozen=True)
@@ -140,141 +75,11 @@ def detect_source(path: str | Path) -> TableSource:
     if suffix not in CSV_SUFFIXES and suffix not in ("",):
         known = ", ".join(sorted(CSV_SUFFIXES | PARQUET_SUFFIXES))
         raise BadInput(f"{p}: unknown format {suffix!r}: expected one of {known}")
-    encoding, note = _detect_encoding(p, head)
+    encoding, note = detect_encoding(p, head)
     text = head.decode(encoding, errors="replace")
     if not text.strip():
         raise BadInput(f"{p}: file is empty (only whitespace)")
     return TableSource(p, "csv", encoding=encoding, delimiter=_sniff_delimiter(text), note=note)
-
-
-def _bom_encoding(head: bytes) -> str | None:
-    return next((encoding for bom, encoding in _BOMS if head.startswith(bom)), None)
-
-
-def _legacy_encoding(sample: bytes, *, cp1252_undefined: bool) -> str:
-    """The encoding of bytes that are neither UTF-8 nor marked by a BOM.
-
-    Statistical detection cannot tell the Western 8-bit code pages apart on short tables (it calls a Latin-1 file
-    with a few accents cp775 or cp1250), so only a multi-byte or non-Latin-script verdict of charset-normalizer is
-    taken as is; Latin-script text is cp1252, the usual spreadsheet export and a superset of Latin-1's printable
-    characters, or Latin-1 when the bytes hold one that cp1252 leaves undefined. Below
-    :data:`_MIN_DETECT_BYTES` non-ASCII bytes there is too little text to tell scripts apart (charset-normalizer
-    calls "José" Farsi in cp1006), so such a sample gets the Western default too.
-    """
-    from charset_normalizer import from_bytes
-    from charset_normalizer.utils import is_multi_byte_encoding
-
-    western = "latin-1" if cp1252_undefined else "cp1252"
-    if sum(byte >= 0x80 for byte in sample) < _MIN_DETECT_BYTES:
-        return western
-    best = from_bytes(sample).best()
-    if best is None:
-        return western
-    found = codecs.lookup(best.encoding).name
-    # A delimited file in UTF-16/32 is full of NUL bytes (handled before this); without them such a verdict is
-    # charset-normalizer over-fitting a few accented bytes.
-    if found.startswith(("utf-16", "utf-32")):
-        return western
-    if is_multi_byte_encoding(best.encoding) or any(s in a for a in best.alphabets for s in _NON_LATIN_SCRIPTS):
-        return found
-    return western
-
-
-def decode_bytes(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """(text, encoding) for a whole raw file's bytes.
-
-    Byte-order marks first (UTF-8, UTF-16 and UTF-32, BOM removed); then strict UTF-8 (which covers ASCII); then
-    ``charset-normalizer`` with the Western code-page rule of :func:`_legacy_encoding`. Pass ``encoding`` to skip
-    detection. Files too large to hold in memory go through :func:`detect_source`, which applies the same rules
-    while streaming.
-    """
-    if encoding:
-        try:
-            return data.decode(encoding), codecs.lookup(encoding).name
-        except (LookupError, UnicodeDecodeError) as exc:
-            raise BadInput(f"cannot decode as {encoding}: {exc}") from exc
-    bom = _bom_encoding(data)
-    if bom is not None:
-        try:
-            return data.decode(bom), bom
-        except UnicodeDecodeError as exc:
-            raise BadInput(f"starts with a {bom} byte-order mark but is not {bom}: {exc}") from exc
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    found = _legacy_encoding(data, cp1252_undefined=_has_cp1252_undefined(data))
-    try:
-        return data.decode(found), found
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"detected as {found} but not decodable as it: {exc}") from exc
-
-
-def _detect_encoding(path: Path, head: bytes) -> tuple[str, str]:
-    """(encoding, note) of a CSV file whose first bytes are ``head`` (see the module docstring)."""
-    bom = _bom_encoding(head)
-    if bom in ("utf-16", "utf-32"):
-        _check_decodes(path, bom)
-        return bom, ""
-    if bom is None and b"\x00" in head:
-        # UTF-16/32 text without a BOM is full of NUL bytes; so is every binary format.
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(head).best()
-        wide = None if best is None else codecs.lookup(best.encoding).name
-        if wide is None or not wide.startswith(("utf-16", "utf-32")):
-            raise BadInput(f"{path}: unknown format: binary content that is neither CSV nor Parquet")
-        _check_decodes(path, wide)
-        return wide, f"no byte-order mark; detected as {wide} by charset-normalizer"
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    offset = 0
-    newlines = 0
-    saw_multibyte = False
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK_BYTES):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                bad_at = offset + exc.start
-                line = newlines + chunk.count(b"\n", 0, exc.start) + 1
-                saw_multibyte = saw_multibyte or any(b >= 0xC2 for b in chunk[: exc.start])
-                around = chunk[max(0, exc.start - _DETECT_BYTES // 2) : exc.start + _DETECT_BYTES // 2]
-                sample = around if offset == 0 and exc.start < _DETECT_BYTES // 2 else head + around
-                undefined_in_cp1252 = _has_cp1252_undefined(chunk)
-                while not undefined_in_cp1252 and (more := fh.read(_CHUNK_BYTES)):
-                    undefined_in_cp1252 = _has_cp1252_undefined(more)
-                found = _legacy_encoding(sample, cp1252_undefined=undefined_in_cp1252)
-                mixed = " (mixed encodings: valid UTF-8 text appears before it)" if saw_multibyte else ""
-                return found, (
-                    f"not valid UTF-8 (byte {bad_at}, line {line}){mixed}; decoded as {found}, "
-                    "so some characters may be wrong"
-                )
-            saw_multibyte = saw_multibyte or max(chunk, default=0) >= 0x80
-            newlines += chunk.count(b"\n")
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "cp1252", "the file ends inside a UTF-8 character (truncated?); decoded as cp1252"
-    return bom or "utf-8", ""
-
-
-def _check_decodes(path: Path, encoding: str) -> None:
-    """Decode the whole file (streaming) so that a broken UTF-16/32 file fails before any row is read."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    offset = 0
-    with path.open("rb") as fh:
-        try:
-            while chunk := fh.read(_CHUNK_BYTES):
-                decoder.decode(chunk)
-                offset += len(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise BadInput(f"{path}: not valid {encoding} at byte {offset + exc.start}: {exc.reason}") from exc
-
-
-def _has_cp1252_undefined(chunk: bytes) -> bool:
-    return any(chunk.find(byte) >= 0 for byte in _CP1252_UNDEFINED_BYTES)
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -545,90 +350,3 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return p
-
-
-@dataclass(frozen=True)
-class CsvRecords:
-    """A delimited text's records as written, with the line each starts on (blank lines skipped and counted)."""
-
-    header: list[str] | None  # stripped names, when the text has a header line
-    header_line: int
-    rows: list[list[str]]
-    lines: list[int]
-    blank_lines: int
-
-
-def read_records(text: str, delimiter: str, *, header: bool, name: str) -> CsvRecords:
-    """Split decoded text into records (any line ending; a quoted field may span lines, so a record's line is
-    where it starts). A malformed record is :class:`BadInput` naming ``name`` and its line; with ``header``, a
-    text with no header line, an empty column name or a name given twice is too."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    blank = 0
-    names: list[str] | None = None
-    header_line = 0
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                blank += 1
-                continue
-            if header and names is None:
-                names = [c.strip() for c in row]
-                header_line = reader.line_num
-                continue
-            rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise BadInput(f"{name} line {reader.line_num}: {exc}") from exc
-    if header:
-        if names is None:
-            raise BadInput(f"{name} line 1: expected a header line, and the file has none")
-        for i, column in enumerate(names):
-            if not column:
-                raise BadInput(f"{name} line {header_line}, column {i + 1}: empty column name in the header")
-        dups = sorted({n for n in names if names.count(n) > 1})
-        if dups:
-            raise BadInput(f"{name} line {header_line}, column {dups[0]}: appears twice in the header")
-    return CsvRecords(names, header_line, rows, lines, blank)
-
-
-def require_columns(records: CsvRecords, columns: Sequence[str], *, name: str) -> None:
-    """Every one of ``columns`` is in the header, or :class:`BadInput` names the first missing one."""
-    assert records.header is not None
-    for column in columns:
-        if column not in records.header:
-            raise BadInput(
-                f"{name} line {records.header_line}, column {column}: missing from the header "
-                f"(the header has {', '.join(records.header)})"
-            )
-
-
-def check_widths(records: CsvRecords, names: Sequence[str], *, name: str) -> None:
-    """Every record has one value per column of ``names``, or :class:`BadInput` names the line and the first
-    missing or unexpected column."""
-    width = len(names)
-    for row, line in zip(records.rows, records.lines, strict=True):
-        if len(row) < width:
-            raise BadInput(
-                f"{name} line {line}, column {names[len(row)]}: missing (the line has {len(row)} columns, "
-                f"expected {width})"
-            )
-        if len(row) > width:
-            raise BadInput(
-                f"{name} line {line}, column {width + 1}: unexpected (the line has {len(row)} columns, "
-                f"expected {width}: {', '.join(names)})"
-            )
-
-
-def parse_number(text: str) -> float | None:
-    """A cell's finite number, or None: ``float`` syntax without ``_`` (Python reads "1_000"; a data file does
-    not mean that), and neither NaN nor infinity."""
-    if "_" in text:
-        return None
-    try:
-        x = float(text)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
