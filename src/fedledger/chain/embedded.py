@@ -28,7 +28,6 @@ from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.vm.forks import PragueVM
-from eth_abi import abi
 from eth_keys import keys
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
@@ -46,6 +45,7 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 from web3.types import RPCEndpoint, RPCResponse
 
+from fedledger.chain.reverts import decode_error_string
 from fedledger.exceptions import ChainBusy, ChainError
 
 __all__ = [
@@ -481,16 +481,8 @@ class EmbeddedChainProvider(EthereumTesterProvider):
 def _failure_message(error: BaseException) -> str:
     """A failed transaction's error as eth-tester words a failed call's: the reason of an ``Error(string)`` revert,
     else py-evm's own text (the raw revert data as a bytes literal)."""
-    data = error.args[0] if error.args else b""
-    if isinstance(data, bytes) and data[:4] == _ERROR_SELECTOR:
-        try:
-            return str(abi.decode(["string"], data[4:])[0])
-        except Exception:  # noqa: BLE001 - not a well-formed Error(string): keep the bytes
-            pass
-    return str(error)
-
-
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+    decoded = decode_error_string(error.args[0] if error.args else b"")
+    return decoded if decoded is not None else str(error)
 
 
 def _cacheable(method: str, params: Any) -> str | None:
