@@ -173,7 +173,7 @@ class ChainServer:
             for thread in self._threads:
                 thread.join(timeout=10)
             # Takes the provider's lock: a request in flight finishes (and commits) first.
-            with self.provider._lock:
+            with self.provider.lock:
                 self._closed = True
                 self.provider.close()
 
@@ -226,7 +226,7 @@ class ChainServer:
                 log.exception("idle block failed")
 
     def _maybe_mine(self) -> None:
-        with self.provider._lock:  # the same lock every request takes: nothing interleaves
+        with self.provider.lock:  # the same lock every request takes: nothing interleaves
             if self._closed:
                 return
             head = self.provider.backend.chain.get_canonical_head()
