@@ -97,8 +97,7 @@ class ServedChain:
         finally:
             if not isinstance(out, int):
                 out.close()  # the child holds its own descriptor
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
+        line = self._proc.stdout.readline() if self._proc.stdout is not None else ""
         if not line:
             raise ChainError(f"`fedledger chain serve` exited {self._proc.wait()} before serving {self.directory}")
         self.url = str(json.loads(line)["url"])

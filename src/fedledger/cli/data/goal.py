@@ -4,7 +4,7 @@ the columns the purpose needs), or show the goal declared for it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,9 @@ from rich.markup import escape
 from fedledger.cli.common import JsonOpt, console, print_json
 from fedledger.cli.data import app
 from fedledger.exceptions import BadInput
+
+if TYPE_CHECKING:
+    from fedledger.data.goal import Goal
 
 __all__ = ["goal"]
 
@@ -56,10 +59,9 @@ def goal(
         shown = Goal.load(target)
         _show(shown, target, json_out)
         return
-    missing = [name for name, value in options.items() if value is None]
-    if missing:
+    if purpose is None or basis is None or retention is None or columns is None:
+        missing = [name for name, value in options.items() if value is None]
         raise BadInput(f"declaring a goal needs {', '.join(missing)} as well (or none of them, to show the goal)")
-    assert purpose is not None and basis is not None and retention is not None and columns is not None
     needed = [c.strip() for c in columns.split(",") if c.strip()]
     if not needed:
         raise BadInput("--columns: name at least one column the purpose needs")
@@ -81,10 +83,7 @@ def goal(
     _show(Goal.load(target), target, False)
 
 
-def _show(shown: object, path: Path, json_out: bool) -> None:
-    from fedledger.data.goal import Goal
-
-    assert isinstance(shown, Goal)
+def _show(shown: Goal, path: Path, json_out: bool) -> None:
     if json_out:
         print_json(shown.to_json() | {"file": str(path), "sha256": shown.digest})
         return

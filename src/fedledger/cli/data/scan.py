@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, overload
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from fedledger.cli.data import app
 from fedledger.data.classify import CLASSES, ColumnClassifier, LabeledColumn, LabelStore, profile_table, scan_table
 from fedledger.data.classify.features import table_features
 from fedledger.data.classify.labels import LABELS_FILE
-from fedledger.data.classify.scan import DEFAULT_SAMPLE_ROWS
+from fedledger.data.classify.scan import DEFAULT_SAMPLE_ROWS, decide
 from fedledger.data.tabular import DEFAULT_BATCH_ROWS
 from fedledger.exceptions import BadInput, ConfigError
 
@@ -27,6 +27,14 @@ LabelsOpt = Annotated[
     Path | None,
     typer.Option("--labels", help="Labels file (JSON lines); default: <workspace>/data/labels.jsonl."),
 ]
+
+
+@overload
+def _label_store(workspace: Path, labels: Path | None, *, required: Literal[True]) -> LabelStore: ...
+
+
+@overload
+def _label_store(workspace: Path, labels: Path | None, *, required: bool) -> LabelStore | None: ...
 
 
 def _label_store(workspace: Path, labels: Path | None, *, required: bool) -> LabelStore | None:
@@ -97,8 +105,8 @@ def scan(
         console.print(f"[yellow]note:[/] {stale} label(s) were recorded with another feature layout and are ignored")
     table = Table("column", "class", "decided by", "classifier", "evidence")
     for column in report.columns:
-        decision = column.decision
-        assert decision is not None  # scan_table always decides
+        # scan_table decides every column; the fallback is the one the column's JSON uses.
+        decision = column.decision or decide(probabilities=column.probabilities)
         by = decision.source + (" (unsure)" if decision.unsure else "")
         if decision.validated is not None and decision.source == "validated":
             by += f": {decision.validated.describe()}"
@@ -144,7 +152,6 @@ def label(
     if cls not in CLASSES:
         raise BadInput(f"unknown class {cls!r}: expected one of {', '.join(CLASSES)}")
     store = _label_store(workspace, labels, required=True)
-    assert store is not None  # required=True raises instead
     # The whole table: a column's features include what the table's other columns are about (a coded column is
     # sensitive in a clinical table, other in a network log), so a label must carry that context too.
     profiles = profile_table(file, sample_rows=sample_rows).columns
