@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from fedledger.learning.params import Params, ParamSpec
 
-__all__ = ["ModelAdapter", "check_xy"]
+__all__ = ["FeatureArray", "LabelArray", "ModelAdapter", "check_xy"]
 
 
 @runtime_checkable

@@ -31,21 +31,7 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "COEFF_BITS",
-    "COLUMN_CHUNK",
-    "FRACTION_BITS",
-    "IntArray",
-    "ObjectArray",
-    "combine",
-    "exact_gram",
-    "exact_sq_norms",
-    "isqrt_ratio",
-    "magnitude_bits",
-    "midpoint",
-    "mix",
-    "quantize",
-]
+# The rule modules' shared toolkit, not the package's API: no __all__, and nothing here is re-exported.
 
 IntArray = npt.NDArray[np.int64]
 """Signed view of fixed-point values (and anything else the kernels compute on)."""
