@@ -168,7 +168,7 @@ REVERT_CLASSES: Mapping[str, type[ContractRevert]] = MappingProxyType(
 ERROR_SELECTOR = bytes.fromhex("08c379a0")
 """The 4-byte selector of ``Error(string)``, the ABI encoding of a revert reason."""
 # How nodes and web3 prefix a reason: geth, anvil and web3 send "execution reverted: <reason>", some anvil versions
-# add "revert: " inside it, ganache-style nodes send "revert <reason>". Stripped repeatedly, longest first.
+# add "revert: " inside it, ganache-style nodes send "revert <reason>". Stripped as often as they nest.
 _PREFIXES = ("execution reverted:", "revert:", "revert ")
 _BARE = "execution reverted"  # a revert without a reason
 
