@@ -128,11 +128,11 @@ def test_a_late_commitment_is_refused_with_the_deadline_as_its_reason(served: tu
     round_id = task.open_round()
     deadline = task.round(round_id).commit_deadline
     provider = server.provider
-    with provider._lock:
+    with provider.lock:
         # The head dated exactly at the deadline (time travel mines a second short of its pending block's date
         # plus the seconds): the next block, the commitment's, is a second past it, while a call on the latest
         # block would still be within it.
-        provider.backend._refresh_pending_timestamp()
+        provider.backend.refresh_pending_timestamp()
         provider.advance_time(deadline + 1 - provider.backend.chain.header.timestamp)
     assert chain.timestamp() == deadline
     nonce = chain.w3.eth.get_transaction_count(member.address)
@@ -155,7 +155,7 @@ def test_a_client_that_hangs_up_mid_request_leaves_no_traceback(
         for _ in range(3):
             # The chain is busy (its lock held) while the client sends, then hangs up with a reset: the answer
             # has nowhere to go.
-            with server.provider._lock:
+            with server.provider.lock:
                 client = socket.create_connection((server.host, server.port))
                 client.sendall(request)
                 time.sleep(0.3)  # the server has read the request and waits for the chain

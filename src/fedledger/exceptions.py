@@ -1,9 +1,9 @@
 """Every error fedledger raises on purpose, in one tree.
 
 Library errors are mapped at the boundary (``raise X(...) from exc``) so callers
-catch ours, never web3's or py-evm's. Contract reverts become a subclass of
-:class:`ContractRevert` chosen from the revert string, and keep the contract's
-own message in ``.reason``.
+catch ours, never web3's or py-evm's. Contract reverts become the subclass of
+:class:`ContractRevert` that :data:`fedledger.chain.reverts.REVERT_CLASSES` gives
+the contract's revert string, and keep that string in ``.reason``.
 
     FedLedgerError
     ├── ConfigError                  workspace / config file missing or invalid
@@ -13,8 +13,9 @@ own message in ``.reason``.
     ├── KeystoreError                keystore unreadable, wrong password
     ├── ChainError                   chain unreachable, node or backend failure
     │   ├── ChainBusy                the embedded chain is held by another process
+    │   ├── EventDecodeError         a log does not match the contract event its topic names
     │   └── TransactionFailed        mined but failed without a reason, or not mined
-    ├── ContractRevert               the contract refused a call (has .reason)
+    ├── ContractRevert               the contract refused a call (has .reason); also any reason not in the table
     │   ├── NotAuthorized            caller lacks the role / membership / admin right, not its dataset
     │   ├── InvalidState             wrong round, wrong phase, already done
     │   ├── DeadlinePassed           a phase deadline is over
@@ -72,8 +73,8 @@ __all__ = [
     "TrainingRefused",
     "UnknownSubject",
     "ErasedSubject",
+    "EventDecodeError",
     "exit_code_for",
-    "revert_error",
 ]
 
 
@@ -109,6 +110,10 @@ class TransactionFailed(ChainError):
     pass
 
 
+class EventDecodeError(ChainError):
+    """A log does not match the contract event its topic names (wrong topics, or fields this client does not know)."""
+
+
 class ContractRevert(FedLedgerError):
     """The contract refused the call; ``reason`` is its revert string."""
 
@@ -118,8 +123,9 @@ class ContractRevert(FedLedgerError):
         self.reason = reason
         self.function = function
         where = f" in {function}" if function else ""
+        said = reason or "the contract reverted without a reason"
         # Not super(): the revert variants of domain errors (PurposeRefused...) have other __init__s next in line.
-        Exception.__init__(self, f"{reason}{where}")
+        Exception.__init__(self, f"{said}{where}")
 
 
 class NotAuthorized(ContractRevert):
@@ -266,53 +272,6 @@ class UnknownSubject(BadInput):
 
 class ErasedSubject(BadInput):
     """The data subject was erased: its values are gone for good and no new ones are accepted."""
-
-
-# Revert-string fragments -> error class. Checked in order; first match wins.
-_REVERT_CLASSES: tuple[tuple[tuple[str, ...], type[ContractRevert]], ...] = (
-    (("purpose not allowed",), PurposeRefused),
-    (("privacy budget exceeded",), PrivacyBudgetRefused),
-    (
-        (
-            "caller is not",
-            "must be an admin",
-            "not in the update's committee",
-            "not drawn for",
-            "not owned by",
-            "distrusted",
-            "not a member",
-        ),
-        NotAuthorized,
-    ),
-    (("deadline passed",), DeadlinePassed),
-    (
-        (
-            "zero ",
-            "out of range",
-            "unknown role",
-            "no roles",
-            "empty ",
-            "differ in length",
-            "not increasing",
-            "cannot score its own",
-            "does not match",
-            "threshold above",
-            "at least 1",
-            "unknown update",
-            "duplicate ",
-            "spend decreased",
-        ),
-        InvalidArgument,
-    ),
-)
-
-
-def revert_error(reason: str, *, function: str | None = None) -> ContractRevert:
-    """The typed error for a contract revert string (``InvalidState`` by default)."""
-    for fragments, cls in _REVERT_CLASSES:
-        if any(fragment in reason for fragment in fragments):
-            return cls(reason, function=function)
-    return InvalidState(reason, function=function)
 
 
 def exit_code_for(exc: BaseException) -> int:

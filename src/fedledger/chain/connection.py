@@ -28,9 +28,10 @@ from web3.types import BlockIdentifier, RPCEndpoint, RPCResponse, TxParams, TxRe
 
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.events import LedgerEvent, decode_logs
-from fedledger.exceptions import ChainError, TransactionFailed, revert_error
+from fedledger.chain.reverts import clean_revert_reason, revert_error
+from fedledger.exceptions import ChainError, TransactionFailed
 
-__all__ = ["Chain", "TxResult", "clean_revert_reason"]
+__all__ = ["Chain", "TxResult"]
 
 # The embedded chain's provider raises eth-tester's error where a node answers
 # with a JSON-RPC error that web3 turns into ContractLogicError.
@@ -48,15 +49,6 @@ class TxResult:
     block_number: int
     gas_used: int
     receipt: TxReceipt
-
-
-def clean_revert_reason(exc: BaseException | str) -> str:
-    """The contract's own revert string from a node's error (or its message)."""
-    message = exc if isinstance(exc, str) else str(getattr(exc, "message", None) or exc)
-    for prefix in ("execution reverted: ", "execution reverted:", "revert: ", "revert "):
-        if message.startswith(prefix):
-            return message[len(prefix) :].strip()
-    return message.strip()
 
 
 class Chain:

@@ -28,16 +28,12 @@ from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth.vm.forks import PragueVM
-from eth_abi import abi
 from eth_keys import keys
 from eth_tester import EthereumTester
-from eth_tester.backends.pyevm.main import (
-    PyEVMBackend,
-    _get_transaction_by_hash,
-    get_default_genesis_params,
-)
+from eth_tester.backends.pyevm.main import PyEVMBackend, get_default_genesis_params
 from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
 from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
+from eth_tester.exceptions import TransactionNotFound
 from eth_typing import Hash32
 from eth_utils import to_wei
 from filelock import FileLock, Timeout
@@ -46,6 +42,7 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 from web3.types import RPCEndpoint, RPCResponse
 
+from fedledger.chain.reverts import decode_error_string
 from fedledger.exceptions import ChainBusy, ChainError
 
 __all__ = [
@@ -193,7 +190,7 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
             db[_CHAIN_ID_KEY] = str(self.chain_id).encode("ascii")
             db[_HEAD_KEY] = b"1"
             db.commit()
-        self._refresh_pending_timestamp()
+        self.refresh_pending_timestamp()
 
     def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
         raise ChainError("the embedded chain is persistent; delete its workspace to start over")
@@ -205,8 +202,14 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
     def _locate(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
         try:
             number, index = self.chain.chaindb.get_transaction_index(Hash32(transaction_hash))
-        except EvmTransactionNotFound:  # pending, or unknown: eth-tester's scan answers both
-            return _get_transaction_by_hash(self.chain, transaction_hash)  # type: ignore[no-any-return]
+        except EvmTransactionNotFound:  # pending, or unknown
+            pending = self.chain.get_block()
+            for index, transaction in enumerate(pending.transactions):
+                if transaction.hash == transaction_hash:
+                    return pending, transaction, index
+            raise TransactionNotFound(
+                f"No transaction found for transaction hash: 0x{transaction_hash.hex()}"
+            ) from None
         block = self.chain.get_canonical_block_by_number(number)
         return block, block.transactions[index], index
 
@@ -224,7 +227,7 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
     time_offset = 0.0
     """Seconds the chain's clock is ahead of the wall clock on purpose (``evm_increaseTime`` on a served chain)."""
 
-    def _refresh_pending_timestamp(self) -> None:
+    def refresh_pending_timestamp(self) -> None:
         """Date the pending block now, so block time follows the wall clock.
 
         py-evm dates a pending block when the previous one is mined; a transaction
@@ -240,11 +243,11 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
         chain.header = chain.header.copy(timestamp=timestamp)
 
     def send_raw_transaction(self, raw_transaction: bytes) -> Any:
-        self._refresh_pending_timestamp()
+        self.refresh_pending_timestamp()
         return super().send_raw_transaction(raw_transaction)
 
     def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> Any:
-        self._refresh_pending_timestamp()
+        self.refresh_pending_timestamp()
         if coinbase is None:
             return super().mine_blocks(num_blocks)
         return super().mine_blocks(num_blocks, coinbase)
@@ -276,8 +279,9 @@ class EmbeddedChainProvider(EthereumTesterProvider):
         except Exception:
             self._file_lock.release()
             raise
-        self._lock = threading.RLock()
-        self._mined = threading.Condition(self._lock)  # notified whenever a block is mined
+        # Every request holds it; a server holds it too to run several steps (mine, close) with nothing between.
+        self.lock = threading.RLock()
+        self._mined = threading.Condition(self.lock)  # notified whenever a block is mined
         self._held_since: float | None = None  # when the pending block got its first held transaction
         self._blocks = 0  # counts the changes of head (blocks mined, reverts): a held transaction waits for one
         self._closed = False
@@ -310,7 +314,7 @@ class EmbeddedChainProvider(EthereumTesterProvider):
     def keep_to_wall_clock(self, max_lead: float = MAX_LEAD_SECONDS) -> None:
         """Refuse reverting transactions and date no block more than ``max_lead`` s past the wall clock (see
         :attr:`max_lead`). A chain already ahead (time moved forward before) keeps that lead: it cannot go back."""
-        with self._lock:
+        with self.lock:
             self.refuse_reverts = True
             self.max_lead = float(max_lead)
             head = self.backend.chain.get_canonical_head()
@@ -322,9 +326,9 @@ class EmbeddedChainProvider(EthereumTesterProvider):
             if refusal is not None:
                 return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32000, "message": refusal}}
             if self.refuse_reverts:
-                with self._lock:
+                with self.lock:
                     return self._send_unless_reverted(params)
-        with self._lock:
+        with self.lock:
             if method in _FLUSHING_METHODS:
                 self._mine_held()
             # A view call's answer only changes when the chain does: nodes polling the same
@@ -367,10 +371,10 @@ class EmbeddedChainProvider(EthereumTesterProvider):
 
     def advance_time(self, seconds: int) -> None:
         """Move block time forward (mines one block), for tests and simulations."""
-        with self._lock:
+        with self.lock:
             self._mine_held()
             backend = self.backend
-            backend._refresh_pending_timestamp()
+            backend.refresh_pending_timestamp()
             target = backend.chain.header.timestamp + int(seconds)
             self._call_cache.clear()
             self.tester.time_travel(target)
@@ -395,7 +399,7 @@ class EmbeddedChainProvider(EthereumTesterProvider):
                 break
             self._wait_for_block()  # the held block is full: take the next
         backend = self.backend
-        backend._refresh_pending_timestamp()
+        backend.refresh_pending_timestamp()
         chain = backend.chain
         before = chain.header
         try:
@@ -452,13 +456,13 @@ class EmbeddedChainProvider(EthereumTesterProvider):
         self._head_moved()
 
     def take_snapshot(self) -> int:
-        with self._lock:
+        with self.lock:
             self._mine_held()
             return int(self.tester.take_snapshot())
 
     def revert_to_snapshot(self, snapshot_id: int) -> None:
         """Return the chain to a snapshot (tests); history after it is abandoned."""
-        with self._lock:
+        with self.lock:
             self._mine_held()
             self._call_cache.clear()
             self.tester.revert_to_snapshot(snapshot_id)
@@ -466,7 +470,7 @@ class EmbeddedChainProvider(EthereumTesterProvider):
             self._head_moved()
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             if self._closed:
                 return
             try:
@@ -481,16 +485,8 @@ class EmbeddedChainProvider(EthereumTesterProvider):
 def _failure_message(error: BaseException) -> str:
     """A failed transaction's error as eth-tester words a failed call's: the reason of an ``Error(string)`` revert,
     else py-evm's own text (the raw revert data as a bytes literal)."""
-    data = error.args[0] if error.args else b""
-    if isinstance(data, bytes) and data[:4] == _ERROR_SELECTOR:
-        try:
-            return str(abi.decode(["string"], data[4:])[0])
-        except Exception:  # noqa: BLE001 - not a well-formed Error(string): keep the bytes
-            pass
-    return str(error)
-
-
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+    decoded = decode_error_string(error.args[0] if error.args else b"")
+    return decoded if decoded is not None else str(error)
 
 
 def _cacheable(method: str, params: Any) -> str | None:

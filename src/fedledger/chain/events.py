@@ -8,12 +8,16 @@ addresses are checksummed, so a record is JSON-ready through :meth:`to_json`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from eth_utils import event_abi_to_log_topic, to_checksum_address
-from web3._utils.events import get_event_data
+from eth_abi.codec import ABICodec
+from eth_abi.grammar import parse as parse_abi_type
+from eth_typing import ABIEvent
+from eth_utils import event_abi_to_log_topic, to_bytes, to_checksum_address
+from eth_utils.abi import collapse_if_tuple
 
 from fedledger.chain.compiler import compile_contract
+from fedledger.exceptions import EventDecodeError
 
 __all__ = [
     "AggregateProposed",
@@ -426,35 +430,68 @@ def _normalize(value: Any, abi_type: str) -> Any:
     return value
 
 
-def _topic_table(contract_name: str) -> dict[bytes, dict[str, Any]]:
+def _topic_table(contract_name: str) -> dict[bytes, ABIEvent]:
     return {
-        event_abi_to_log_topic(entry): entry  # type: ignore[arg-type]
-        for entry in compile_contract(contract_name).abi
+        event_abi_to_log_topic(entry): entry
+        for entry in cast("list[ABIEvent]", compile_contract(contract_name).abi)
         if entry["type"] == "event"
     }
 
 
-def decode_logs(contract_name: str, logs: list[Any], codec: Any) -> list[LedgerEvent]:
-    """Typed records for the raw ``logs`` of one contract (unknown topics skipped)."""
+def _as_bytes(value: Any) -> bytes:
+    """Log data or a topic as bytes: web3 gives HexBytes, a raw JSON-RPC answer 0x-hex."""
+    return to_bytes(hexstr=value) if isinstance(value, str) else bytes(value)
+
+
+def _decode_args(codec: ABICodec, abi: ABIEvent, log: Any) -> dict[str, Any]:
+    """An event's arguments by name: indexed ones from the log's topics, the rest from its data.
+
+    Topic 0 is the event's signature (the contracts declare no anonymous events). An indexed argument of a dynamic
+    type would hold only its hash; the contracts index only value types, and an event that did not is refused.
+    """
+    inputs = abi.get("inputs", [])
+    indexed = [item for item in inputs if item.get("indexed")]
+    plain = [item for item in inputs if not item.get("indexed")]
+    topics = [_as_bytes(topic) for topic in log["topics"][1:]]
+    if len(topics) != len(indexed):
+        raise EventDecodeError(f"event {abi['name']}: {len(topics)} indexed topics, its ABI has {len(indexed)}")
+    args: dict[str, Any] = {}
+    for item, topic in zip(indexed, topics, strict=True):
+        if parse_abi_type(collapse_if_tuple(item)).is_dynamic:
+            raise EventDecodeError(f"event {abi['name']}: indexed {item['type']} {item['name']} holds only a hash")
+        args[item["name"]] = codec.decode([item["type"]], topic)[0]
+    values = codec.decode([collapse_if_tuple(item) for item in plain], _as_bytes(log["data"]))
+    args.update({item["name"]: value for item, value in zip(plain, values, strict=True)})
+    if len(args) != len(inputs):
+        raise EventDecodeError(f"event {abi['name']}: its ABI repeats an argument name")
+    return args
+
+
+def decode_logs(contract_name: str, logs: list[Any], codec: ABICodec) -> list[LedgerEvent]:
+    """Typed records for the raw ``logs`` of one contract (unknown topics skipped).
+
+    ``codec`` is web3's ABI codec (``w3.codec``). A log whose topic names an event of the contract but whose fields
+    do not match it raises :class:`~fedledger.exceptions.EventDecodeError`.
+    """
     table = _topic_table(contract_name)
     records: list[LedgerEvent] = []
     for log in logs:
         if not log["topics"]:
             continue
-        abi = table.get(bytes(log["topics"][0]))
+        abi = table.get(_as_bytes(log["topics"][0]))
         if abi is None:
             continue
-        data = get_event_data(codec, abi, log)
         cls = EVENT_TYPES[abi["name"]]
-        types = {item["name"]: item["type"] for item in abi["inputs"]}
-        args = {name: _normalize(value, types[name]) for name, value in data["args"].items()}
+        types = {item["name"]: item["type"] for item in abi.get("inputs", [])}
+        args = {name: _normalize(value, types[name]) for name, value in _decode_args(codec, abi, log).items()}
         expected = {f.name for f in fields(cls)} - {"contract", "block_number", "tx_hash", "log_index"}
-        assert expected == set(args), f"event {abi['name']} fields drifted from the ABI"
+        if expected != set(args):
+            raise EventDecodeError(f"event {abi['name']}: the record's fields differ from the contract's ABI")
         records.append(
             cls(
                 contract=to_checksum_address(log["address"]),
                 block_number=int(log["blockNumber"]),
-                tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+                tx_hash="0x" + _as_bytes(log["transactionHash"]).hex(),
                 log_index=int(log["logIndex"]),
                 **args,
             )

@@ -13,7 +13,7 @@ bytes ``0x`` data, as a node sends them.
 
 Errors. A revert comes back as geth and anvil send it: code 3, message
 ``execution reverted: <reason>`` and the revert data in ``data``, so web3 raises
-``ContractLogicError`` and :func:`~fedledger.chain.connection.clean_revert_reason`
+``ContractLogicError`` and :func:`~fedledger.chain.reverts.clean_revert_reason`
 yields the contract's string. Any other failure is code -32000 with its message;
 unknown methods are -32601, malformed JSON -32700, malformed requests -32600.
 No request stops the server.
@@ -33,7 +33,6 @@ Clients that hang up before their answer (a killed node) cost one log line.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import logging
@@ -61,6 +60,7 @@ from web3.types import RPCEndpoint
 
 from fedledger import __version__
 from fedledger.chain.embedded import FAUCET_KEY, MAX_LEAD_SECONDS, EmbeddedChainProvider
+from fedledger.chain.reverts import ERROR_SELECTOR, bytes_literal, decode_error_string
 from fedledger.exceptions import ChainError
 from fedledger.store.safejson import loads_bounded
 
@@ -85,7 +85,6 @@ INVALID_PARAMS = -32602
 SERVER_ERROR = -32000
 REVERT = 3
 
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _REVERTED = "execution reverted"
 _MAX_BODY = 64 * 1024 * 1024
 MAX_REQUEST_DEPTH = 32  # a batch of calls with nested parameters needs a handful of levels
@@ -174,7 +173,7 @@ class ChainServer:
             for thread in self._threads:
                 thread.join(timeout=10)
             # Takes the provider's lock: a request in flight finishes (and commits) first.
-            with self.provider._lock:
+            with self.provider.lock:
                 self._closed = True
                 self.provider.close()
 
@@ -227,7 +226,7 @@ class ChainServer:
                 log.exception("idle block failed")
 
     def _maybe_mine(self) -> None:
-        with self.provider._lock:  # the same lock every request takes: nothing interleaves
+        with self.provider.lock:  # the same lock every request takes: nothing interleaves
             if self._closed:
                 return
             head = self.provider.backend.chain.get_canonical_head()
@@ -418,30 +417,16 @@ def _revert(exc: BaseException) -> tuple[str, str]:
     """
     text = str(exc.args[0]) if exc.args else ""
     reason = text[len(_REVERTED) :].lstrip(":").strip() if text.startswith(_REVERTED) else text.strip()
-    raw = _bytes_literal(reason)
+    raw = bytes_literal(reason)
     if raw is not None:
-        if raw[:4] == _ERROR_SELECTOR:
-            try:
-                reason = abi.decode(["string"], raw[4:])[0]
-            except Exception:  # noqa: BLE001 - not a well-formed Error(string): keep the bytes
-                return _REVERTED, "0x" + raw.hex()
-            return f"{_REVERTED}: {reason}", "0x" + raw.hex()
-        return _REVERTED, "0x" + raw.hex()
+        decoded = decode_error_string(raw)
+        if decoded is None:  # not a well-formed Error(string): keep the bytes
+            return _REVERTED, "0x" + raw.hex()
+        return f"{_REVERTED}: {decoded}", "0x" + raw.hex()
     if not reason:
         return _REVERTED, "0x"
-    data = _ERROR_SELECTOR + abi.encode(["string"], [reason])
+    data = ERROR_SELECTOR + abi.encode(["string"], [reason])
     return f"{_REVERTED}: {reason}", "0x" + data.hex()
-
-
-def _bytes_literal(text: str) -> bytes | None:
-    """``b'...'`` as py-evm prints raw revert data, else None."""
-    if not (text.startswith(("b'", 'b"')) and text.endswith(("'", '"'))):
-        return None
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return None
-    return value if isinstance(value, bytes) else None
 
 
 # -- HTTP --------------------------------------------------------------------------

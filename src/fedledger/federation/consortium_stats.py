@@ -154,11 +154,11 @@ class ConsortiumStats:
         posts = {p.poster: p for p in self.bulletin.posts(self.task.address, 0, STATS_TOPIC)}
         if any(a not in posts for a in self.participants):
             return None
-        total: npt.NDArray[np.uint64] | None = None
-        for address in self.participants:
-            vector = self._read(address, posts[address].blob_hash)
-            total = vector if total is None else total + vector
-        assert total is not None
+        # The constructor refuses an empty participant list, so there is a first vector.
+        first, *others = [self._read(address, posts[address].blob_hash) for address in self.participants]
+        total = first
+        for vector in others:
+            total = total + vector
         return self.recipe.with_stats(total.view(np.int64), frac_bits=self.frac_bits)
 
     def _read(self, member: str, blob_hash: str) -> npt.NDArray[np.uint64]:

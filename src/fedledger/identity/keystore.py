@@ -75,7 +75,7 @@ def check_kdf(crypto: object, path: Path) -> None:
         raise KeystoreError(f"keystore file {path}: dklen must be 32 to 64, got {params.get('dklen')!r}")
     if kdf == "scrypt":
         n = params.get("n")
-        if not _is_int_in(n, 2, MAX_SCRYPT_N) or n & (n - 1):  # type: ignore[operator]
+        if not _is_int_in(n, 2, MAX_SCRYPT_N) or n & (n - 1):
             raise KeystoreError(f"keystore file {path}: scrypt n must be a power of two up to 2^22, got {n!r}")
         for name, top in (("r", MAX_SCRYPT_R), ("p", MAX_SCRYPT_P)):
             if not _is_int_in(params.get(name), 1, top):

@@ -38,8 +38,8 @@ __all__ = [
 
 
 class Dataset(NamedTuple):
-    X: np.ndarray  # float64 (n, n_features)
-    y: np.ndarray  # int64 (n,)
+    X: npt.NDArray[Any]  # float64 (n, n_features)
+    y: npt.NDArray[Any]  # int64 (n,)
     feature_names: list[str]
 
 
@@ -123,7 +123,7 @@ def write_csv_dataset(
 
 def dirichlet_partition(
     y: npt.ArrayLike, n_parts: int, alpha: float, seed: int, *, min_per_class: int = 2
-) -> list[np.ndarray]:
+) -> list[npt.NDArray[np.int64]]:
     """Indices of a non-IID split: per class, shares drawn from Dirichlet(alpha, ..., alpha).
 
     Guarantee: every part gets at least ``min_per_class`` examples of every class
@@ -135,7 +135,7 @@ def dirichlet_partition(
     if n_parts < 1 or alpha <= 0:
         raise ValueError("need n_parts >= 1 and alpha > 0")
     rng = np.random.default_rng(seed)
-    parts: list[list[np.ndarray]] = [[] for _ in range(n_parts)]
+    parts: list[list[npt.NDArray[np.int64]]] = [[] for _ in range(n_parts)]
     for c in np.unique(ya):
         idx = rng.permutation(np.flatnonzero(ya == c))
         reserved = n_parts * min_per_class
@@ -155,7 +155,7 @@ def dirichlet_partition(
 
 def dirichlet_split(
     X: npt.ArrayLike, y: npt.ArrayLike, n_parts: int, alpha: float, seed: int, *, min_per_class: int = 2
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> list[tuple[npt.NDArray[Any], npt.NDArray[Any]]]:
     """(X, y) per part, from :func:`dirichlet_partition`."""
     Xa, ya = np.asarray(X), np.asarray(y)
     return [(Xa[i], ya[i]) for i in dirichlet_partition(ya, n_parts, alpha, seed, min_per_class=min_per_class)]
@@ -163,11 +163,11 @@ def dirichlet_split(
 
 def train_val_split(
     X: npt.ArrayLike, y: npt.ArrayLike, *, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
     """Stratified split into (X_train, y_train, X_val, y_val); each class keeps >= 1 training row."""
     Xa, ya = np.asarray(X), np.asarray(y)
     rng = np.random.default_rng(seed)
-    val: list[np.ndarray] = []
+    val: list[npt.NDArray[np.int64]] = []
     for c in np.unique(ya):
         idx = rng.permutation(np.flatnonzero(ya == c))
         n_val = min(int(round(len(idx) * val_fraction)), len(idx) - 1)
@@ -220,8 +220,8 @@ class FeatureStats:
     """Per-feature count, mean and M2 (sum of squared deviations): mergeable without the rows."""
 
     count: int
-    mean: np.ndarray
-    m2: np.ndarray
+    mean: npt.NDArray[np.float64]
+    m2: npt.NDArray[np.float64]
 
     @classmethod
     def of(cls, X: npt.ArrayLike) -> FeatureStats:
@@ -249,7 +249,7 @@ class FeatureStats:
         return total
 
     @property
-    def std(self) -> np.ndarray:
+    def std(self) -> npt.NDArray[np.float64]:
         return np.asarray(np.sqrt(self.m2 / self.count), dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,8 +264,8 @@ class FeatureStats:
 class Standardizer:
     """``(x - mean) / std`` per feature; constant features (std 0) are only centred."""
 
-    mean: np.ndarray
-    std: np.ndarray
+    mean: npt.NDArray[np.float64]
+    std: npt.NDArray[np.float64]
 
     @classmethod
     def from_stats(cls, stats: FeatureStats) -> Standardizer:
@@ -276,10 +276,10 @@ class Standardizer:
         """From this member's rows alone."""
         return cls.from_stats(FeatureStats.of(X))
 
-    def transform(self, X: npt.ArrayLike) -> np.ndarray:
+    def transform(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         Xa = np.asarray(X, dtype=np.float64)
         scale = np.where(self.std > 0, self.std, 1.0)
-        out: np.ndarray = (Xa - self.mean) / scale
+        out: npt.NDArray[np.float64] = (Xa - self.mean) / scale
         return out
 
     def to_dict(self) -> dict[str, list[float]]:

@@ -44,7 +44,7 @@ class FixedPoint:
         """The smallest representable step, ``2**-frac_bits``."""
         return 1.0 / self.scale
 
-    def encode(self, x: npt.ArrayLike) -> np.ndarray:
+    def encode(self, x: npt.ArrayLike) -> npt.NDArray[np.uint64]:
         """Float array -> uint64 array (round half to even, two's complement for negatives)."""
         arr = np.asarray(x, dtype=np.float64)
         if not np.all(np.isfinite(arr)):
@@ -53,9 +53,10 @@ class FixedPoint:
         q = np.rint(arr * self.scale)
         if q.size and float(np.max(np.abs(q))) >= 2.0**62:
             raise ValueError(f"value too large for fixed point with {self.frac_bits} fractional bits")
-        return q.astype(np.int64).view(np.uint64)
+        encoded: npt.NDArray[np.uint64] = q.astype(np.int64).view(np.uint64)  # numpy types view() as Any
+        return encoded
 
-    def decode(self, u: npt.ArrayLike) -> np.ndarray:
+    def decode(self, u: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """uint64 array -> float64 array (reinterpreting as signed)."""
         arr = np.asarray(u)
         if arr.dtype != np.uint64:

@@ -335,7 +335,6 @@ def evaluate_model(
         adapter = model
     k = int(adapter.spec["n_classes"])
     Xa, ya = check_xy(X, y, n_features=int(adapter.spec["n_features"]), n_classes=k)
-    assert ya is not None
     if len(ya) == 0:
         raise BadInput("evaluate_model: no rows to evaluate on")
     proba = predict_proba(adapter, Xa)

@@ -81,7 +81,7 @@ class ModelBlob:
 
 
 def encode_model(
-    params: Mapping[str, np.ndarray],
+    params: Mapping[str, npt.NDArray[Any]],
     spec: Mapping[str, Any],
     *,
     metadata: Mapping[str, str] | None = None,

@@ -7,6 +7,7 @@ flattening and serialization never depend on dict insertion order.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +26,7 @@ __all__ = [
     "unflatten",
 ]
 
-Params = dict[str, np.ndarray]
+Params = dict[str, npt.NDArray[Any]]
 """Model parameters: name -> float32 array."""
 
 ParamSpec = dict[str, tuple[int, ...]]
@@ -37,12 +38,12 @@ def as_params(tensors: Mapping[str, npt.ArrayLike]) -> Params:
     return {name: np.array(tensors[name], dtype=np.float32, order="C") for name in sorted(tensors)}
 
 
-def shape_spec(params: Mapping[str, np.ndarray]) -> ParamSpec:
+def shape_spec(params: Mapping[str, npt.NDArray[Any]]) -> ParamSpec:
     """Names and shapes of ``params``."""
     return {name: tuple(int(d) for d in np.shape(params[name])) for name in sorted(params)}
 
 
-def num_params(params: Mapping[str, np.ndarray] | ParamSpec) -> int:
+def num_params(params: Mapping[str, npt.NDArray[Any]] | ParamSpec) -> int:
     """Total number of scalar parameters (from params or from a spec)."""
     total = 0
     for value in params.values():
@@ -51,19 +52,19 @@ def num_params(params: Mapping[str, np.ndarray] | ParamSpec) -> int:
     return total
 
 
-def flatten(params: Mapping[str, np.ndarray]) -> np.ndarray:
+def flatten(params: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
     """All parameters as one 1-D array, concatenated in sorted-name order (dtype preserved)."""
     if not params:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate([np.ravel(params[name]) for name in sorted(params)])
 
 
-def unflatten(vector: np.ndarray, spec: ParamSpec) -> dict[str, np.ndarray]:
+def unflatten(vector: npt.NDArray[Any], spec: ParamSpec) -> dict[str, npt.NDArray[Any]]:
     """Inverse of :func:`flatten` for a given spec (dtype of ``vector`` preserved)."""
     vector = np.asarray(vector)
     if vector.ndim != 1 or vector.size != num_params(spec):
         raise ValueError(f"vector of shape {vector.shape} does not fit a spec of {num_params(spec)} parameters")
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, npt.NDArray[Any]] = {}
     start = 0
     for name in sorted(spec):
         size = int(np.prod(spec[name], dtype=np.int64))
@@ -72,7 +73,7 @@ def unflatten(vector: np.ndarray, spec: ParamSpec) -> dict[str, np.ndarray]:
     return out
 
 
-def check_params(params: Mapping[str, np.ndarray], spec: ParamSpec, *, what: str = "params") -> None:
+def check_params(params: Mapping[str, npt.NDArray[Any]], spec: ParamSpec, *, what: str = "params") -> None:
     """Raise ``ValueError`` naming the first mismatch between ``params`` and ``spec``."""
     missing = sorted(set(spec) - set(params))
     extra = sorted(set(params) - set(spec))
@@ -86,7 +87,7 @@ def check_params(params: Mapping[str, np.ndarray], spec: ParamSpec, *, what: str
             raise ValueError(f"{what}: tensor {name!r} has shape {shape}, expected {tuple(spec[name])}")
 
 
-def params_delta(local: Mapping[str, np.ndarray], global_: Mapping[str, np.ndarray]) -> Params:
+def params_delta(local: Mapping[str, npt.NDArray[Any]], global_: Mapping[str, npt.NDArray[Any]]) -> Params:
     """``local - global`` per tensor, computed in float64 and rounded once to float32."""
     check_params(local, shape_spec(global_), what="local params")
     return {

@@ -124,9 +124,9 @@ def scaled_update(tensors: Mapping[str, npt.NDArray[Any]], weight_divisor: int) 
 
 def _candidate(global_params: Mapping[str, npt.NDArray[Any]], update: DecodedUpdate, weight_divisor: int) -> Params:
     """``global + update / weight_divisor``, exactly as aggregation would apply it."""
-    if update.encoding == "fixed64":
-        assert update.frac_bits is not None
-        return apply_update(global_params, scaled_update(update.tensors, weight_divisor), frac_bits=update.frac_bits)
+    frac_bits = update.fixed_frac_bits
+    if frac_bits is not None:
+        return apply_update(global_params, scaled_update(update.tensors, weight_divisor), frac_bits=frac_bits)
     divisor = _check_divisor(weight_divisor)
     return {
         k: (np.asarray(global_params[k], np.float64) + update.tensors[k].astype(np.float64) / divisor).astype(

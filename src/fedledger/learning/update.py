@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.exceptions import UpdateRejected
 from fedledger.learning.fixedpoint import FixedPoint
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 UPDATE_FORMAT = "fedledger-update/1"
-Tensors = dict[str, np.ndarray]
+Tensors = dict[str, npt.NDArray[Any]]
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Transform(Protocol):
     def __call__(self, update: Tensors, ctx: UpdateContext) -> Tensors: ...
 
 
-def global_l2_norm(tensors: Mapping[str, np.ndarray]) -> float:
+def global_l2_norm(tensors: Mapping[str, npt.NDArray[Any]]) -> float:
     """L2 norm over all tensors together, in float64, summed in sorted-name order."""
     total = 0.0
     for name in sorted(tensors):
@@ -110,7 +111,7 @@ class FixedPointEncode:
         return {k: self.codec.encode(v) for k, v in update.items()}
 
 
-def encode_update(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
+def encode_update(tensors: Mapping[str, npt.NDArray[Any]], metadata: Mapping[str, str]) -> bytes:
     """Serialize an update's tensors with its metadata (``format`` and ``encoding`` are filled in)."""
     dtypes = {np.asarray(t).dtype for t in tensors.values()}
     if dtypes <= {np.dtype(np.uint64)}:
@@ -165,17 +166,26 @@ class UpdatePipeline:
 class DecodedUpdate:
     """A validated update: tensors (uint64 for ``fixed64``, float32 for ``float32``) and its metadata."""
 
-    tensors: dict[str, np.ndarray]
+    tensors: dict[str, npt.NDArray[Any]]
     num_examples: int
     encoding: str
     frac_bits: int | None
     metadata: dict[str, str]
 
-    def to_float(self) -> dict[str, np.ndarray]:
+    def __post_init__(self) -> None:
+        if self.encoding == "fixed64" and self.frac_bits is None:
+            raise UpdateRejected("a fixed64 update needs its frac_bits")
+
+    @property
+    def fixed_frac_bits(self) -> int | None:
+        """The fractional bits of a ``fixed64`` update; None for a ``float32`` one."""
+        return self.frac_bits if self.encoding == "fixed64" else None
+
+    def to_float(self) -> dict[str, npt.NDArray[np.float64]]:
         """The update as float64 arrays (decoding fixed point if needed)."""
-        if self.encoding == "fixed64":
-            assert self.frac_bits is not None
-            codec = FixedPoint(self.frac_bits)
+        frac_bits = self.fixed_frac_bits
+        if frac_bits is not None:
+            codec = FixedPoint(frac_bits)
             return {k: codec.decode(v) for k, v in self.tensors.items()}
         return {k: v.astype(np.float64) for k, v in self.tensors.items()}
 

@@ -204,7 +204,7 @@ def read_metadata(data: bytes) -> dict[str, str]:
     return metadata
 
 
-def decode_tensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def decode_tensors(data: bytes) -> tuple[dict[str, npt.NDArray[Any]], dict[str, str]]:
     """Parse safetensors bytes into (named arrays, metadata).
 
     Every kind of malformed input raises ``UpdateRejected("not a safetensors blob: ...")``; the work is
@@ -214,7 +214,7 @@ def decode_tensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         raise UpdateRejected(f"not a safetensors blob: expected bytes, got {type(data).__name__}")
     data = bytes(data)
     entries, metadata, start = _parse_header(data)
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, npt.NDArray[Any]] = {}
     for e in entries:
         count = e.end - e.begin
         raw = np.frombuffer(data, dtype=e.dtype, count=count // e.dtype.itemsize, offset=start + e.begin)

@@ -16,7 +16,7 @@ from fedledger.cli.data._app import app
 from fedledger.data.classify import CLASSES, ColumnClassifier, LabeledColumn, LabelStore, profile_table, scan_table
 from fedledger.data.classify.features import table_features
 from fedledger.data.classify.labels import LABELS_FILE
-from fedledger.data.classify.scan import DEFAULT_SAMPLE_ROWS
+from fedledger.data.classify.scan import DEFAULT_SAMPLE_ROWS, decide
 from fedledger.data.tabular import DEFAULT_BATCH_ROWS
 from fedledger.exceptions import BadInput, ConfigError
 
@@ -105,9 +105,8 @@ def scan(
         console.print(f"[yellow]note:[/] {stale} label(s) were recorded with another feature layout and are ignored")
     table = Table("column", "class", "decided by", "classifier", "evidence")
     for column in report.columns:
-        decision = column.decision
-        if decision is None:  # scan_table decides every column; only profile_table leaves them undecided
-            continue
+        # scan_table decides every column; the fallback is the one the column's JSON uses.
+        decision = column.decision or decide(probabilities=column.probabilities)
         by = decision.source + (" (unsure)" if decision.unsure else "")
         if decision.validated is not None and decision.source == "validated":
             by += f": {decision.validated.describe()}"

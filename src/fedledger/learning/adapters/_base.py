@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from fedledger.learning.params import Params, ParamSpec
 
-__all__ = ["ModelAdapter", "check_xy"]
+__all__ = ["FeatureArray", "LabelArray", "ModelAdapter", "check_xy"]
 
 
 @runtime_checkable
@@ -29,7 +29,7 @@ class ModelAdapter(Protocol):
         """A copy of the current parameters."""
         ...
 
-    def set_params(self, params: Mapping[str, np.ndarray]) -> None:
+    def set_params(self, params: Mapping[str, npt.NDArray[Any]]) -> None:
         """Replace all parameters (``ValueError`` if names or shapes differ)."""
         ...
 
@@ -37,7 +37,7 @@ class ModelAdapter(Protocol):
         """Train locally, continuing from the current params; same inputs and seed give the same params."""
         ...
 
-    def predict(self, X: npt.ArrayLike) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike) -> LabelArray:
         """Class labels in ``range(n_classes)``."""
         ...
 
@@ -50,10 +50,26 @@ class ModelAdapter(Protocol):
         ...
 
 
+FeatureArray = npt.NDArray[np.float64]
+"""Examples as rows of float64 features."""
+LabelArray = npt.NDArray[np.int64]
+"""Class labels in ``range(n_classes)``."""
+
+
+@overload
+def check_xy(
+    X: npt.ArrayLike, y: npt.ArrayLike, *, n_features: int, n_classes: int
+) -> tuple[FeatureArray, LabelArray]: ...
+
+
+@overload
+def check_xy(X: npt.ArrayLike, y: None, *, n_features: int, n_classes: int) -> tuple[FeatureArray, None]: ...
+
+
 def check_xy(
     X: npt.ArrayLike, y: npt.ArrayLike | None, *, n_features: int, n_classes: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """X as float64 (n, n_features); y as int64 labels in ``range(n_classes)``."""
+) -> tuple[FeatureArray, LabelArray | None]:
+    """X as float64 (n, n_features); y as int64 labels in ``range(n_classes)`` (None for None)."""
     Xa = np.asarray(X, dtype=np.float64)
     if Xa.ndim != 2 or Xa.shape[1] != n_features:
         raise ValueError(f"X must have shape (n, {n_features}), got {Xa.shape}")
@@ -72,5 +88,5 @@ def check_xy(
     return Xa, yi
 
 
-def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+def accuracy(pred: LabelArray, y: LabelArray) -> float:
     return float(np.mean(pred == y)) if y.size else 0.0

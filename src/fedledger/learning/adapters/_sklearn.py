@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 
-from fedledger.learning.adapters._base import accuracy, check_xy
+from fedledger.learning.adapters._base import FeatureArray, LabelArray, accuracy, check_xy
 from fedledger.learning.params import Params, ParamSpec, as_params, check_params, shape_spec
 
 __all__ = ["EXPORT_FORMAT", "SklearnLinearAdapter", "SklearnMLPAdapter", "load_sklearn_export"]
@@ -35,7 +35,9 @@ _ESTIMATORS: dict[str, type[Any]] = {
 }
 
 
-def _with_all_classes(X: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _with_all_classes(
+    X: FeatureArray, y: LabelArray, n_classes: int
+) -> tuple[FeatureArray, LabelArray, npt.NDArray[Any]]:
     """Append one zero-weight row per class absent from ``y``.
 
     Non-IID members often lack a class; scikit-learn sizes ``coef_`` from the
@@ -109,13 +111,12 @@ class _SklearnPrediction:
     def to_native(self) -> Any:
         raise NotImplementedError
 
-    def predict(self, X: npt.ArrayLike) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike) -> LabelArray:
         Xa, _ = check_xy(X, None, n_features=self.n_features, n_classes=self.n_classes)
         return np.asarray(self.to_native().predict(Xa), dtype=np.int64)
 
     def evaluate(self, X: npt.ArrayLike, y: npt.ArrayLike) -> float:
         Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
-        assert ya is not None
         return accuracy(self.predict(Xa), ya)
 
 
@@ -175,7 +176,7 @@ class SklearnLinearAdapter(_SklearnPrediction):
     def get_params(self) -> Params:
         return {"coef": self._coef.copy(), "intercept": self._intercept.copy()}
 
-    def set_params(self, params: Mapping[str, np.ndarray]) -> None:
+    def set_params(self, params: Mapping[str, npt.NDArray[Any]]) -> None:
         check_params(params, self.param_spec(), what="params")
         p = as_params(params)
         self._coef, self._intercept = p["coef"], p["intercept"]
@@ -207,7 +208,6 @@ class SklearnLinearAdapter(_SklearnPrediction):
 
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 1, seed: int | None = None) -> None:
         Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
-        assert ya is not None
         if epochs < 1 or len(ya) == 0:
             return
         Xf, yf, w = _with_all_classes(Xa, ya, self.n_classes)
@@ -231,7 +231,10 @@ class SklearnLinearAdapter(_SklearnPrediction):
 
 
 def _mlp_restore(
-    est: MLPClassifier, coefs: Sequence[np.ndarray], intercepts: Sequence[np.ndarray], classes: np.ndarray
+    est: MLPClassifier,
+    coefs: Sequence[npt.NDArray[Any]],
+    intercepts: Sequence[npt.NDArray[Any]],
+    classes: npt.NDArray[Any],
 ) -> None:
     """Give a fresh MLPClassifier the fitted state for ``coefs``/``intercepts``.
 
@@ -318,7 +321,7 @@ class SklearnMLPAdapter(_SklearnPrediction):
     def get_params(self) -> Params:
         return {k: v.copy() for k, v in self._params.items()}
 
-    def set_params(self, params: Mapping[str, np.ndarray]) -> None:
+    def set_params(self, params: Mapping[str, npt.NDArray[Any]]) -> None:
         check_params(params, self.param_spec(), what="params")
         self._params = as_params(params)
 
@@ -344,7 +347,6 @@ class SklearnMLPAdapter(_SklearnPrediction):
 
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 1, seed: int | None = None) -> None:
         Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
-        assert ya is not None
         if epochs < 1 or len(ya) == 0:
             return
         base = self.seed if seed is None else seed

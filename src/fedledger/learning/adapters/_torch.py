@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.learning.adapters._base import accuracy, check_xy
+from fedledger.learning.adapters._base import FeatureArray, LabelArray, accuracy, check_xy
 from fedledger.learning.params import Params, ParamSpec, as_params, check_params, shape_spec
 
 __all__ = ["TorchAdapter", "import_torch", "torch_mlp"]
@@ -95,13 +95,13 @@ class TorchAdapter:
         state = self.module.state_dict()
         return as_params({k: state[k].detach().cpu().to(self._torch.float32).numpy() for k in self._names})
 
-    def set_params(self, params: Mapping[str, np.ndarray]) -> None:
+    def set_params(self, params: Mapping[str, npt.NDArray[Any]]) -> None:
         check_params(params, self.param_spec(), what="params")
         state = self.module.state_dict()
         new = {k: self._torch.from_numpy(np.array(params[k], dtype=np.float32)).to(state[k].dtype) for k in self._names}
         self.module.load_state_dict(new, strict=False)
 
-    def _logits(self, X: np.ndarray) -> Any:
+    def _logits(self, X: FeatureArray) -> Any:
         torch = self._torch
         self.module.eval()
         with torch.no_grad():
@@ -110,7 +110,6 @@ class TorchAdapter:
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike, *, epochs: int = 1, seed: int | None = None) -> None:
         torch = self._torch
         Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
-        assert ya is not None
         if epochs < 1 or len(ya) == 0:
             return
         Xt = torch.from_numpy(Xa.astype(np.float32))
@@ -136,13 +135,12 @@ class TorchAdapter:
                     opt.step()
         self.module.eval()
 
-    def predict(self, X: npt.ArrayLike) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike) -> LabelArray:
         Xa, _ = check_xy(X, None, n_features=self.n_features, n_classes=self.n_classes)
         return np.asarray(self._logits(Xa).argmax(dim=1).numpy(), dtype=np.int64)
 
     def evaluate(self, X: npt.ArrayLike, y: npt.ArrayLike) -> float:
         Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
-        assert ya is not None
         return accuracy(self.predict(Xa), ya)
 
     def export(self, path: str | Path) -> Path:

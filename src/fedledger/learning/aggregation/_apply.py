@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning.fixedpoint import FixedPoint
@@ -14,7 +16,7 @@ __all__ = ["apply_update"]
 
 
 def apply_update(
-    global_params: Mapping[str, np.ndarray], update_fixed: Mapping[str, np.ndarray], *, frac_bits: int
+    global_params: Mapping[str, npt.NDArray[Any]], update_fixed: Mapping[str, npt.NDArray[Any]], *, frac_bits: int
 ) -> Params:
     """``global + decode(update)`` as float32.
 

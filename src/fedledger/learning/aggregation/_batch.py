@@ -20,7 +20,7 @@ import numpy.typing as npt
 from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._exact import IntArray
 
-__all__ = ["RuleInputs", "RuleOutcome", "Tensors", "UpdateBatch", "stack_updates"]
+# The rule modules' shared toolkit, not the package's API: no __all__, and nothing here is re-exported.
 
 Tensors = Mapping[str, npt.NDArray[Any]]
 """Named arrays as given by the caller (validated before use)."""

@@ -31,21 +31,7 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "COEFF_BITS",
-    "COLUMN_CHUNK",
-    "FRACTION_BITS",
-    "IntArray",
-    "ObjectArray",
-    "combine",
-    "exact_gram",
-    "exact_sq_norms",
-    "isqrt_ratio",
-    "magnitude_bits",
-    "midpoint",
-    "mix",
-    "quantize",
-]
+# The rule modules' shared toolkit, not the package's API: no __all__, and nothing here is re-exported.
 
 IntArray = npt.NDArray[np.int64]
 """Signed view of fixed-point values (and anything else the kernels compute on)."""
@@ -115,17 +101,17 @@ class _ChunkAccumulator:
         if self._pending == self._FLUSH_EVERY:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self) -> ObjectArray:
         as_int = self._fast.astype(object)
-        self._slow = as_int if self._slow is None else self._slow + as_int
+        slow = as_int if self._slow is None else self._slow + as_int
+        self._slow = slow
         self._fast[...] = 0
         self._pending = 0
+        return slow
 
     def total(self) -> ObjectArray:
         """Object array of Python ints."""
-        self._flush()
-        assert self._slow is not None
-        return self._slow
+        return self._flush()
 
 
 def exact_gram(x: IntArray, y: IntArray | None = None) -> ObjectArray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from fedledger.exceptions import AggregationError
 
-__all__ = ["bounded_fraction", "count_param", "positive_real", "resolve_params"]
+# The rule modules' shared toolkit, not the package's API: no __all__, and nothing here is re-exported.
 
 
 def resolve_params(rule: str, defaults: Mapping[str, object], given: Mapping[str, object] | None) -> dict[str, object]:

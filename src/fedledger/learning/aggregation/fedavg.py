@@ -20,15 +20,19 @@ published total: same ring, same division, same result.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.exceptions import AggregationError
 
 __all__ = ["fedavg", "weighted_sum"]
 
 
-def weighted_sum(updates: Sequence[Mapping[str, np.ndarray]], weights: Sequence[int]) -> dict[str, np.ndarray]:
+def weighted_sum(
+    updates: Sequence[Mapping[str, npt.NDArray[Any]]], weights: Sequence[int]
+) -> dict[str, npt.NDArray[Any]]:
     """``sum_k weights[k] * updates[k]`` per tensor, mod 2^64 (uint64)."""
     if not updates:
         raise AggregationError("no updates to aggregate")
@@ -48,7 +52,7 @@ def weighted_sum(updates: Sequence[Mapping[str, np.ndarray]], weights: Sequence[
                 raise AggregationError(f"update {k} tensor {n!r} has dtype {arr.dtype}, expected uint64")
             if arr.shape != shapes[n]:
                 raise AggregationError(f"update {k} tensor {n!r} has shape {arr.shape}, expected {shapes[n]}")
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, npt.NDArray[Any]] = {}
     for n in names:
         acc = np.zeros(shapes[n], dtype=np.uint64)
         for upd, w in zip(updates, weights, strict=True):
@@ -58,7 +62,9 @@ def weighted_sum(updates: Sequence[Mapping[str, np.ndarray]], weights: Sequence[
     return out
 
 
-def fedavg(updates: Sequence[Mapping[str, np.ndarray]], num_examples: Sequence[int]) -> dict[str, np.ndarray]:
+def fedavg(
+    updates: Sequence[Mapping[str, npt.NDArray[Any]]], num_examples: Sequence[int]
+) -> dict[str, npt.NDArray[Any]]:
     """Example-weighted average of fixed-point updates, as fixed point (uint64).
 
     ``floor(sum_k n_k * u_k / sum_k n_k)`` with ``u_k`` read as signed; the
