@@ -39,12 +39,6 @@ def _is_package(module: types.ModuleType) -> bool:
 WITH_ALL = sorted(name for name, module in MODULES.items() if hasattr(module, "__all__"))
 PUBLIC_PACKAGES = sorted(name for name in WITH_ALL if _is_package(MODULES[name]) and not _is_private(name))
 
-# Packages owned elsewhere that do not yet re-export their private modules' API. strict: once fixed, the xfail
-# fails, so the entry must go.
-KNOWN_GAPS = {
-    "fedledger.privacy.secagg": "secagg._keys and secagg._prg list helpers in __all__ that the package does not export",
-}
-
 
 def all_problems(module: types.ModuleType) -> list[str]:
     """What is wrong with ``module.__all__``: not strings, repeated names, names the module lacks."""
@@ -103,12 +97,7 @@ def test_all_lists_existing_names_once(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_GAPS[name], strict=True))
-        if name in KNOWN_GAPS
-        else name
-        for name in PUBLIC_PACKAGES
-    ],
+    PUBLIC_PACKAGES,
 )
 def test_public_packages_export_exactly_what_they_promise(name: str) -> None:
     assert package_problems(MODULES[name], _submodules(name)) == []

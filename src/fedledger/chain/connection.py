@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -30,6 +30,9 @@ from fedledger.chain.compiler import compile_contract
 from fedledger.chain.events import LedgerEvent, decode_logs
 from fedledger.chain.reverts import clean_revert_reason, revert_error
 from fedledger.exceptions import ChainError, TransactionFailed
+
+if TYPE_CHECKING:
+    from fedledger.chain.embedded import EmbeddedChainProvider
 
 __all__ = ["Chain", "TxResult"]
 
@@ -74,6 +77,14 @@ class Chain:
         # served fedledger chain refuses a reverting transaction itself (it never mines it), so its clients skip
         # the dry run: it was half of the node's work for every transaction.
         self.dry_run = True
+
+    @property
+    def embedded_provider(self) -> EmbeddedChainProvider | None:
+        """The in-process chain behind an embedded connection (its state database, for scans no RPC can do);
+        ``None`` for a JSON-RPC node."""
+        from fedledger.chain.embedded import EmbeddedChainProvider  # py-evm loads only for embedded chains
+
+        return self._provider if isinstance(self._provider, EmbeddedChainProvider) else None
 
     # -- opening -------------------------------------------------------------
 

@@ -165,10 +165,8 @@ def _scan_embedded_storage(
     from trie.hexary import HexaryTrie
     from trie.iter import NodeIterator
 
-    from fedledger.chain.embedded import EmbeddedChainProvider
-
-    provider = chain._provider  # the embedded chain's own state database: no RPC reaches storage tries
-    if not isinstance(provider, EmbeddedChainProvider):  # pragma: no cover - kind says embedded
+    provider = chain.embedded_provider  # the embedded chain's own state database: no RPC reaches storage tries
+    if provider is None:  # pragma: no cover - kind says embedded
         raise ChainError("the embedded chain's state is not reachable")
     evm = provider.backend.chain
     db = evm.chaindb.db

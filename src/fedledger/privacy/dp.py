@@ -58,8 +58,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.exceptions import BadInput, ConfigError
-from fedledger.learning.adapters._base import check_xy
-from fedledger.learning.adapters._torch import TorchAdapter, import_torch
+from fedledger.learning.adapters import TorchAdapter, check_xy, import_torch
 from fedledger.learning.params import Params, as_params
 from fedledger.learning.update import ClipTransform, UpdateContext
 from fedledger.privacy.accounting import (

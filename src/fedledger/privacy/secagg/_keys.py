@@ -31,20 +31,6 @@ from fedledger.exceptions import BadInput
 
 from ._prg import SEED_BYTES
 
-__all__ = [
-    "auth_tag",
-    "combine_secret",
-    "decrypt_share",
-    "encrypt_share",
-    "mask_key_from_seed",
-    "new_seed",
-    "pairwise_seed",
-    "public_bytes",
-    "public_key",
-    "self_mask_commitment",
-    "split_secret",
-]
-
 _NONCE_BYTES = 12
 _SHARE_PLAINTEXT = struct.Struct(">H16s16s")  # x coordinate, self-mask seed share, mask-key seed share
 

@@ -15,8 +15,6 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-__all__ = ["SEED_BYTES", "U64Array", "mask_from_seed"]
-
 U64Array = npt.NDArray[np.uint64]
 
 SEED_BYTES = 16
