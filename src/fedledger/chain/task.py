@@ -91,7 +91,7 @@ class TrainingTaskClient(ContractClient):
         return client
 
     def as_(self, account: LocalAccount) -> TrainingTaskClient:
-        """The same task, acting as another member (its kind already known)."""
+        """The same task, acting as another member (sharing what this client already read of it)."""
         client = type(self)(self.chain, self.address, account)
         client._kind, client._contract, client._params = self._kind, self._contract, self._params
         return client
