@@ -34,7 +34,7 @@ def test_runtime_bytecode_within_bound(name: str) -> None:
 
 def test_task_contracts_are_built_from_the_shared_modules() -> None:
     validated, secure = contract_sources("TrainingTask"), contract_sources("SecureTrainingTask")
-    shared = {"modules/round_core.vy", "modules/membership.vy", "modules/provenance.vy", "interfaces/IConsortium.vyi"}
+    shared = {"modules/round_core.vy", "modules/membership.vy", "modules/provenance.vy", "interfaces/ITrainingTask.vyi"}
     assert shared <= set(validated) & set(secure)
     assert {"modules/committees.vy", "modules/reputation.vy", "modules/validation.vy"} <= set(validated)
     assert "modules/secure_phases.vy" in secure and "modules/secure_phases.vy" not in validated

@@ -10,6 +10,10 @@
      organization joins again with a new key.
 """
 
+from interfaces import IConsortium
+
+implements: IConsortium
+
 # Roles (bit flags).
 ROLE_ADMIN: constant(uint256) = 1
 ROLE_TRAINER: constant(uint256) = 2
@@ -33,17 +37,6 @@ MAX_MEMBERS: constant(uint256) = 1024
 MAX_APPROVERS: constant(uint256) = 64
 
 
-struct Member:
-    org: String[64]
-    roles: uint256
-    status: uint8
-    cert_fingerprint: bytes32
-    kx_public_key: bytes32
-    store_uri: String[256]
-    admitted_at: uint256
-    revoked_at: uint256
-
-
 struct Proposal:
     kind: uint8
     target: address
@@ -59,7 +52,8 @@ struct Proposal:
     cancelled: bool
 
 
-members: public(HashMap[address, Member])
+# The member record is the interface's, so `implements` checks the `members` getter other contracts read.
+members: public(HashMap[address, IConsortium.Member])
 member_list: DynArray[address, MAX_MEMBERS]
 admin_count: public(uint256)
 threshold: public(uint256)
@@ -474,7 +468,7 @@ def _admit(
     @param store_uri Where its published blobs are.
     @param proposal_id The proposal that admitted it.
     """
-    self.members[member] = Member(
+    self.members[member] = IConsortium.Member(
         org=org,
         roles=roles,
         status=STATUS_ACTIVE,

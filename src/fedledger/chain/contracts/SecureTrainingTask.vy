@@ -13,6 +13,7 @@
      Validated rounds are `TrainingTask`'s; a task runs one kind.
 """
 
+from interfaces import ITrainingTask
 from modules import membership
 from modules import round_core
 from modules import provenance
@@ -22,6 +23,8 @@ initializes: membership
 initializes: round_core[membership := membership]
 initializes: provenance
 initializes: secure_phases[membership := membership, round_core := round_core]
+
+implements: ITrainingTask
 
 exports: (
     membership.consortium,

@@ -13,6 +13,7 @@
      Secure-aggregation rounds are `SecureTrainingTask`'s; a task runs one kind.
 """
 
+from interfaces import ITrainingTask
 from modules import membership
 from modules import round_core
 from modules import provenance
@@ -26,6 +27,8 @@ initializes: provenance
 initializes: reputation[membership := membership]
 initializes: committees[membership := membership, round_core := round_core, reputation := reputation]
 initializes: validation[membership := membership, round_core := round_core, committees := committees, reputation := reputation]
+
+implements: ITrainingTask
 
 exports: (
     membership.consortium,
