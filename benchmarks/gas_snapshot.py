@@ -5,6 +5,11 @@ Runs the benchmark scenario of ``ledger.py`` (small and fixed: 3 members,
 the same contracts always give the same numbers; a contract or compiler change
 that moves gas shows up as a diff.
 
+The file has two sections: "before", the figures of the single TrainingTask
+contract measured before the task was split into modules (frozen: regenerating
+keeps it as committed), and "after", the contracts as they stand now, with the
+runtime code size of each.
+
     python benchmarks/gas_snapshot.py           # regenerate benchmarks/gas-snapshot.json
     python benchmarks/gas_snapshot.py --check   # exit 1, with a diff, when gas moved
 
@@ -30,8 +35,11 @@ SCENARIO = {"members": 3, "rounds": 2, "deploys": 2, "approvals": 2}
 
 
 def current() -> dict[str, Any]:
-    """The snapshot as the contracts stand now (one list of gas per operation, in call order)."""
+    """The "after" section as the contracts stand now: runtime code sizes and one list of gas per operation,
+    in call order."""
     import vyper
+
+    from fedledger.chain.compiler import CONTRACT_NAMES, compile_contract
 
     measured = run_embedded(
         SCENARIO["members"], SCENARIO["rounds"], deploys=SCENARIO["deploys"], approvals=SCENARIO["approvals"]
@@ -40,22 +48,40 @@ def current() -> dict[str, Any]:
         "chain": "embedded (py-evm, Prague rules)",
         "compiler": f"vyper {vyper.__version__}",
         "scenario": SCENARIO,
+        "contracts": "TrainingTask (validated rounds) and SecureTrainingTask, composed of the contracts/modules",
+        "runtime_bytes": {name: compile_contract(name).runtime_size for name in CONTRACT_NAMES},
         "gas": {op: measured.gas[op] for op in (*OPERATIONS, WHOLE_ROUND)},
     }
 
 
-def render(data: dict[str, Any]) -> str:
-    """Stable text: one operation per line, so a diff names the operation that moved."""
+def render(after: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """Stable text: the frozen "before" section (when given), then "after"; one operation per line, so a diff
+    names the operation that moved."""
+    sections = ([("before", before)] if before is not None else []) + [("after", after)]
     lines = ["{"]
-    for key in ("chain", "compiler", "scenario"):
-        lines.append(f"  {json.dumps(key)}: {json.dumps(data[key], sort_keys=True)},")
-    lines.append('  "gas": {')
-    items = list(data["gas"].items())
-    for i, (op, values) in enumerate(items):
-        lines.append(f"    {json.dumps(op)}: {json.dumps(values)}{',' if i + 1 < len(items) else ''}")
-    lines.append("  }")
+    for s, (label, data) in enumerate(sections):
+        lines.append(f"  {json.dumps(label)}: {{")
+        for key in (k for k in data if k != "gas"):
+            lines.append(f"    {json.dumps(key)}: {json.dumps(data[key], sort_keys=True)},")
+        lines.append('    "gas": {')
+        items = list(data["gas"].items())
+        for i, (op, values) in enumerate(items):
+            lines.append(f"      {json.dumps(op)}: {json.dumps(values)}{',' if i + 1 < len(items) else ''}")
+        lines.append("    }")
+        lines.append("  }" + ("," if s + 1 < len(sections) else ""))
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def frozen_before(path: Path) -> dict[str, Any] | None:
+    """The committed snapshot's "before" section: the figures the contracts were measured at before the
+    split into modules, kept as they are for comparison (None when there is no snapshot yet)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    before = data.get("before")
+    return before if isinstance(before, dict) else None
 
 
 def diff(expected: str, actual: str, path: Path) -> str:
@@ -74,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with the snapshot instead of writing it")
     parser.add_argument("--snapshot", type=Path, default=SNAPSHOT, help="snapshot file (default: %(default)s)")
     args = parser.parse_args(argv)
-    actual = render(current())
+    actual = render(current(), frozen_before(args.snapshot))
     if not args.check:
         args.snapshot.write_text(actual)
         print(f"wrote {args.snapshot}")

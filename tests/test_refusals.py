@@ -1,6 +1,6 @@
 """Unauthorized callers: every external state-changing function of every contract refuses them.
 
-One table row per function (Consortium, DataRegistry, Bulletin, TrainingTask plain and secure). Each row
+One table row per function (Consortium, DataRegistry, Bulletin, TrainingTask, SecureTrainingTask). Each row
 puts the chain in a state where the function *would* succeed (a positive control runs it for a legitimate
 caller at the end), then sends it raw, bypassing the clients' own checks, from:
 
@@ -33,7 +33,8 @@ from fedledger.chain.embedded import FAUCET_KEY
 from fedledger.chain.registry import DataRegistryClient, purpose_id
 from fedledger.exceptions import NotAuthorized
 
-CONTRACTS = ("Consortium", "DataRegistry", "Bulletin", "TrainingTask")
+CONTRACTS = ("Consortium", "DataRegistry", "Bulletin", "TrainingTask", "SecureTrainingTask")
+TASK_CONTRACTS = {"task": "TrainingTask", "secure": "SecureTrainingTask"}  # instance key -> contract
 SECURE_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=2)
 ALL_ROLES = Role.ADMIN | MEMBER_ROLES
 TRAINERS = ("m0", "m1", "m2", "m3", "trainer_only")  # the active trainers, i.e. every secure round's listed members
@@ -69,7 +70,7 @@ class World:
     snaps: dict[str, Any] = field(default_factory=dict)  # stage -> snapshot
 
     def send(self, caller: str, key: str, fn: str, *args: Any) -> Any:
-        name = "TrainingTask" if key in ("task", "secure") else key
+        name = TASK_CONTRACTS.get(key, key)
         contract = self.chain.contract(name, self.addr[key])
         return self.chain.transact(self.who[caller], getattr(contract.functions, fn)(*args))
 
@@ -185,17 +186,33 @@ def _secure_shared(w: World) -> None:
         w.send(n, "secure", "post_share_bundle", w.ctx["r_secure"], b32(f"bundle-{n}"))
 
 
-def _secure_unmask(w: World) -> None:
+def _secure_open(w: World) -> None:
+    w.send("m0", "secure", "close_shares", w.ctx["r_secure"])
+
+
+def _secure_committed(w: World) -> None:
     r = w.ctx["r_secure"]
-    w.send("m0", "secure", "close_shares", r)
     for i, n in enumerate(TRAINERS):
         w.send(n, "secure", "commit_update", r, b32(f"masked-{n}"), 10 + i, 0, 0)
-    w.send("m0", "secure", "close_commits", r)
+
+
+def _secure_unmask(w: World) -> None:
+    w.send("m0", "secure", "close_commits", w.ctx["r_secure"])
 
 
 def _secure_revealed(w: World) -> None:
     for n in TRAINERS:
         w.send(n, "secure", "submit_reveal", w.ctx["r_secure"], b32(f"reveal-{n}"))
+
+
+def _secure_aggregate(w: World) -> None:
+    r = w.ctx["r_secure"]
+    w.send("m0", "secure", "close_unmask", r)
+    w.ctx["mask_secure"] = w.task("secure").round(r).accepted_mask
+
+
+def _secure_aggregate_late(w: World) -> None:
+    w.chain.advance_time(DEFAULT_PARAMS.aggregate_duration + 1)
 
 
 STAGES: dict[str, tuple[str, Callable[[World], None]]] = {
@@ -209,8 +226,12 @@ STAGES: dict[str, tuple[str, Callable[[World], None]]] = {
     "secure_advertised": ("secure_keys", _secure_advertised),
     "secure_shares": ("secure_advertised", _secure_shares),
     "secure_shared": ("secure_shares", _secure_shared),
-    "secure_unmask": ("secure_shared", _secure_unmask),
+    "secure_open": ("secure_shared", _secure_open),
+    "secure_committed": ("secure_open", _secure_committed),
+    "secure_unmask": ("secure_committed", _secure_unmask),
     "secure_revealed": ("secure_unmask", _secure_revealed),
+    "secure_aggregate": ("secure_revealed", _secure_aggregate),
+    "secure_aggregate_late": ("secure_aggregate", _secure_aggregate_late),
 }
 
 
@@ -231,7 +252,7 @@ def reach(w: World, stage: str) -> None:
 class Case:
     contract: str  # ABI name
     fn: str
-    key: str  # which deployed instance (task / secure for TrainingTask)
+    key: str  # which deployed instance (task: TrainingTask, secure: SecureTrainingTask)
     stage: str
     args: Callable[[World], tuple[Any, ...]]
     legit: str  # a caller for whom the call succeeds in this stage (positive control)
@@ -273,7 +294,7 @@ def _owner_only(fn: str, args: Callable[[World], tuple[Any, ...]]) -> Case:
 
 def _member_only(key: str, fn: str, stage: str, round_key: str) -> Case:
     return Case(
-        "TrainingTask",
+        TASK_CONTRACTS[key],
         fn,
         key,
         stage,
@@ -288,7 +309,7 @@ def _task(
 ) -> Case:
     """A role-gated task function: outsider, revoked member and each member in ``lacking`` refused."""
     return Case(
-        "TrainingTask",
+        TASK_CONTRACTS[key],
         fn,
         key,
         stage,
@@ -399,7 +420,7 @@ CASES: tuple[Case, ...] = (
         "trainer_only",
         "validator_only",
     ),
-    # TrainingTask, secure-aggregation rounds.
+    # SecureTrainingTask: secure-aggregation rounds.
     _task(
         "secure",
         "post_key_advert",
@@ -433,17 +454,41 @@ CASES: tuple[Case, ...] = (
         "admin",
     ),
     _member_only("secure", "close_unmask", "secure_revealed", "r_secure"),
-    # The same guards on the secure task's plain-round functions.
+    # The same guards on the secure task's round-core functions.
     _task("secure", "open_round", "base", lambda w: (), "m0", NOT_AGG_OR_ADMIN, "trainer_only", "validator_only"),
     _task(
         "secure",
-        "clear_reputation",
-        "base",
-        lambda w: (w.who["m1"].address,),
-        "admin",
-        TASK_NOT_ADMIN,
+        "commit_update",
+        "secure_open",
+        lambda w: (w.ctx["r_secure"], b32("u"), 10, 0, 0),
         "m0",
+        NOT_TRAINER,
+        "validator_only",
+        "admin",
     ),
+    _member_only("secure", "close_commits", "secure_committed", "r_secure"),
+    _task(
+        "secure",
+        "flag_update",
+        "secure_committed",
+        lambda w: (w.ctx["r_secure"], 0, "bad shape"),
+        "validator_only",
+        NOT_VAL_OR_AGG,
+        "trainer_only",
+        "admin",
+    ),
+    _task(
+        "secure",
+        "propose_aggregate",
+        "secure_aggregate",
+        lambda w: (w.ctx["r_secure"], b32("model-1"), w.ctx["mask_secure"]),
+        "m0",
+        NOT_AGGREGATOR,
+        "trainer_only",
+        "validator_only",
+        "admin",
+    ),
+    _member_only("secure", "close_aggregation", "secure_aggregate_late", "r_secure"),
 )
 
 

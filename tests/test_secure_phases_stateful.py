@@ -55,16 +55,8 @@ MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 ADMIN, OUTSIDER, LATE = 4, 5, 6
 CLOSED = (Phase.NONE, Phase.FINALIZED, Phase.ABORTED)
 # The order phases pass in; FINALIZED and ABORTED are both final.
-RANK = {
-    Phase.NONE: 0,
-    Phase.KEYS: 1,
-    Phase.SHARES: 2,
-    Phase.OPEN: 3,
-    Phase.UNMASK: 4,
-    Phase.AGGREGATE: 5,
-    Phase.FINALIZED: 6,
-    Phase.ABORTED: 6,
-}
+ORDER = (Phase.NONE, Phase.KEYS, Phase.SHARES, Phase.OPEN, Phase.UNMASK, Phase.AGGREGATE, Phase.FINALIZED)
+RANK = {phase: rank for rank, phase in enumerate(ORDER)} | {Phase.ABORTED: len(ORDER) - 1}
 ABORT_REASONS = {
     "too few key adverts for the secagg threshold",
     "too few share bundles for the secagg threshold",
@@ -386,21 +378,6 @@ class SecureMachine(RuleBasedStateMachine):
             expected = (InvalidState, "task: aggregation phase still running")
         if self.attempt("close_aggregation", expected, self.as_(actor).close_aggregation, self.current):
             self.abort(self.rounds[self.current], "aggregate quorum not reached")
-
-    @rule(actor=actors)
-    def plain_validation(self, actor: int) -> None:
-        """A secure round has no validation phase: scoring and closing validation are always refused."""
-        who = self.addresses[actor]
-        expected: Refusal | None
-        if not self.has_role(who, Role.VALIDATOR):
-            expected = (NotAuthorized, "task: caller is not a validator")
-        else:
-            expected = self.round_check(self.current, Phase.VALIDATE, "task: round not in validation")
-        assert expected is not None
-        self.attempt("submit_scores", expected, self.as_(actor).submit_scores, self.current, [])
-        expected = self.closer_refusal(actor, Phase.VALIDATE, "task: round not in validation")
-        assert expected is not None
-        self.attempt("close_validation", expected, self.as_(actor).close_validation, self.current)
 
     # -- rules: membership and time ------------------------------------------------------
 

@@ -26,8 +26,8 @@ from fedledger.chain.events import (
     SharesRevealed,
     UnmaskClosed,
 )
-from fedledger.chain.task import RoundInfo, SecureMessages, SecureRoundInfo
-from fedledger.exceptions import DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
+from fedledger.chain.task import RoundInfo, SecureMessages, SecureRoundInfo, TaskKind
+from fedledger.exceptions import BadInput, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
 
 SECURE_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=2)
 
@@ -196,7 +196,11 @@ def test_commit_and_unmask_refusals(secure: Ledger) -> None:
         t(ledger, i).commit_update(r, h(f"m{i}"), 5)
     assert t(ledger, 0).close_commits(r) is Phase.UNMASK  # early: every member that shared committed
     refused(ledger, InvalidState, "task: no masked input committed", t(ledger, 3).submit_reveal, r, h("x3"))
-    refused(ledger, InvalidState, "task: round not in validation", t(ledger, 0).submit_scores, r, [None, 5000, 5000])
+    # Nothing is scored in a secure round: its contract has no submit_scores, and the client says so, sending nothing.
+    block = ledger.chain.block_number
+    with pytest.raises(BadInput, match="submit_scores needs a validated-round task; .* runs secure rounds"):
+        t(ledger, 0).submit_scores(r, [None, 5000, 5000])
+    assert ledger.chain.block_number == block
     t(ledger, 0).submit_reveal(r, h("x0"))
     refused(ledger, InvalidState, "task: shares already revealed", t(ledger, 0).submit_reveal, r, h("x0b"))
     refused(ledger, InvalidState, "task: unmask phase still running", t(ledger, 0).close_unmask, r)
@@ -262,3 +266,21 @@ def test_secure_task_constructor_refusals(ledger: Ledger) -> None:
         )
     plain = TaskParams(**{**DEFAULT_PARAMS.to_json()})
     assert TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, plain).params() == plain
+
+
+def test_a_secure_task_is_its_own_contract(ledger: Ledger) -> None:
+    """Deployment picks SecureTrainingTask from the parameters; a fresh client finds the kind from the chain, reads
+    the parameters back as given, and names the task's kind when asked for a method it does not have."""
+    params = replace(SECURE_PARAMS, reputation_warmup=5)
+    deployed = TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
+    assert deployed.kind is TaskKind.SECURE
+    fresh = TrainingTaskClient(ledger.chain, deployed.address)
+    assert fresh.kind is TaskKind.SECURE and fresh.params() == params
+    assert ledger.chain.call(fresh.contract.functions.secagg_threshold()) == params.secagg_threshold
+    block = ledger.chain.block_number
+    for method, args in (("submit_scores", (1, [5000])), ("close_validation", (1,)), ("scorers_of", (1,))):
+        with pytest.raises(BadInput, match=f"{method} needs a validated-round task; .* runs secure rounds"):
+            getattr(fresh.as_(ledger.members[0]), method)(*args)
+    with pytest.raises(BadInput, match="reputation_of needs a validated-round task"):
+        fresh.reputation_of(ledger.members[0].address)
+    assert ledger.chain.block_number == block  # nothing was sent

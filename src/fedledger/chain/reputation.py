@@ -20,7 +20,9 @@ Limits: a validator that lies only where its vote cannot be outvoted keeps its r
 only for colluders' updates (a fifth of updates) stays under a 50 % bound; the median still holds those.
 Distrust is permanent until an admin clears it (``clear_reputation``), e.g. after a dispute.
 
-:class:`ValidatorReputation` is the contract's rule off chain, for auditors and the robustness benchmark;
+Clients read the verdicts from the contract's own views (``is_distrusted``, ``is_trainer_distrusted``, through
+:meth:`fedledger.chain.task.TrainingTaskClient.reputation_of` and ``trainer_standing``). The classes here are the
+same rules for ledgers that run without a contract (the robustness benchmark's simulation);
 ``tests/test_task_reputation.py`` checks both give the same verdicts.
 """
 

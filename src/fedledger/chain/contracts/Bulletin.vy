@@ -15,11 +15,10 @@
      on record. A zero blob hash means "not posted" and is refused.
 """
 
-interface Consortium:
-    def is_active(who: address) -> bool: view
+from interfaces import IConsortium
 
 
-consortium: public(Consortium)
+consortium: public(IConsortium)
 # task -> round -> topic -> poster -> blob hash (zero: not posted)
 posts: HashMap[address, HashMap[uint256, HashMap[bytes32, HashMap[address, bytes32]]]]
 
@@ -39,7 +38,7 @@ def __init__(consortium: address):
     @param consortium The Consortium contract whose active members may post.
     """
     assert consortium != empty(address), "bulletin: zero consortium address"
-    self.consortium = Consortium(consortium)
+    self.consortium = IConsortium(consortium)
 
 
 @external

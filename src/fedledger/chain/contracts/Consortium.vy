@@ -10,6 +10,10 @@
      organization joins again with a new key.
 """
 
+from interfaces import IConsortium
+
+implements: IConsortium
+
 # Roles (bit flags).
 ROLE_ADMIN: constant(uint256) = 1
 ROLE_TRAINER: constant(uint256) = 2
@@ -33,17 +37,6 @@ MAX_MEMBERS: constant(uint256) = 1024
 MAX_APPROVERS: constant(uint256) = 64
 
 
-struct Member:
-    org: String[64]
-    roles: uint256
-    status: uint8
-    cert_fingerprint: bytes32
-    kx_public_key: bytes32
-    store_uri: String[256]
-    admitted_at: uint256
-    revoked_at: uint256
-
-
 struct Proposal:
     kind: uint8
     target: address
@@ -59,7 +52,8 @@ struct Proposal:
     cancelled: bool
 
 
-members: public(HashMap[address, Member])
+# The member record is the interface's, so `implements` checks the `members` getter other contracts read.
+members: public(HashMap[address, IConsortium.Member])
 member_list: DynArray[address, MAX_MEMBERS]
 admin_count: public(uint256)
 threshold: public(uint256)
@@ -148,6 +142,12 @@ def propose_admit(
 ) -> uint256:
     """
     @notice Propose admitting `member`; the proposer's approval counts.
+    @param member The address to admit (never known before).
+    @param org Its organization's name.
+    @param roles Its role bits (at least one).
+    @param cert_fingerprint Hash of its organization certificate.
+    @param kx_public_key Its key-agreement public key (secure aggregation).
+    @param store_uri Where its published blobs are.
     @return The proposal id.
     """
     self._check_admin(msg.sender)
@@ -178,6 +178,8 @@ def propose_admit(
 def propose_roles(member: address, roles: uint256) -> uint256:
     """
     @notice Propose replacing an active member's roles.
+    @param member The member.
+    @param roles Its new role bits.
     @return The proposal id.
     """
     self._check_admin(msg.sender)
@@ -191,6 +193,7 @@ def propose_roles(member: address, roles: uint256) -> uint256:
 def propose_revoke(member: address) -> uint256:
     """
     @notice Propose revoking an active member for good.
+    @param member The member.
     @return The proposal id.
     """
     self._check_admin(msg.sender)
@@ -202,6 +205,7 @@ def propose_revoke(member: address) -> uint256:
 def propose_threshold(new_threshold: uint256) -> uint256:
     """
     @notice Propose a new number of admin approvals needed to execute.
+    @param new_threshold The approvals needed (1..admin count).
     @return The proposal id.
     """
     self._check_admin(msg.sender)
@@ -214,6 +218,7 @@ def propose_threshold(new_threshold: uint256) -> uint256:
 def approve(proposal_id: uint256):
     """
     @notice Approve a pending proposal; executes it once approvals reach the threshold.
+    @param proposal_id The proposal.
     """
     self._check_admin(msg.sender)
     self._check_pending(proposal_id)
@@ -225,6 +230,7 @@ def approve(proposal_id: uint256):
 def cancel(proposal_id: uint256):
     """
     @notice Withdraw a pending proposal (any admin may, e.g. when it can no longer execute).
+    @param proposal_id The proposal.
     """
     self._check_admin(msg.sender)
     self._check_pending(proposal_id)
@@ -236,6 +242,9 @@ def cancel(proposal_id: uint256):
 def update_metadata(cert_fingerprint: bytes32, kx_public_key: bytes32, store_uri: String[256]):
     """
     @notice An active member rotates its own public metadata.
+    @param cert_fingerprint Hash of its organization certificate.
+    @param kx_public_key Its key-agreement public key.
+    @param store_uri Where its published blobs are.
     """
     assert self.members[msg.sender].status == STATUS_ACTIVE, "consortium: caller is not an active member"
     self.members[msg.sender].cert_fingerprint = cert_fingerprint
@@ -254,6 +263,8 @@ def update_metadata(cert_fingerprint: bytes32, kx_public_key: bytes32, store_uri
 def is_active(who: address) -> bool:
     """
     @notice Whether `who` is an admitted, unrevoked member.
+    @param who The address.
+    @return True when active.
     """
     return self.members[who].status == STATUS_ACTIVE
 
@@ -263,6 +274,9 @@ def is_active(who: address) -> bool:
 def has_role(who: address, role: uint256) -> bool:
     """
     @notice Whether `who` is active and holds every role bit in `role`.
+    @param who The address.
+    @param role Role bits.
+    @return True when it holds them all.
     """
     return self.members[who].status == STATUS_ACTIVE and self.members[who].roles & role == role
 
@@ -272,6 +286,8 @@ def has_role(who: address, role: uint256) -> bool:
 def count_with_role(role: uint256) -> uint256:
     """
     @notice Number of active members holding every bit in `role`.
+    @param role Role bits.
+    @return The count.
     """
     n: uint256 = 0
     for who: address in self.member_list:
@@ -285,6 +301,7 @@ def count_with_role(role: uint256) -> uint256:
 def member_count() -> uint256:
     """
     @notice Number of addresses ever admitted (active or revoked).
+    @return The count.
     """
     return len(self.member_list)
 
@@ -294,6 +311,8 @@ def member_count() -> uint256:
 def member_at(index: uint256) -> address:
     """
     @notice The `index`-th admitted address, in admission order.
+    @param index Position from 0.
+    @return The address.
     """
     assert index < len(self.member_list), "consortium: index out of range"
     return self.member_list[index]
@@ -301,6 +320,10 @@ def member_at(index: uint256) -> address:
 
 @internal
 def _check_admin(who: address):
+    """
+    @notice Refuse `who` unless it is an active admin.
+    @param who The caller.
+    """
     assert self.members[who].status == STATUS_ACTIVE and self.members[who].roles & ROLE_ADMIN != 0, \
         "consortium: caller is not an admin"
 
@@ -308,6 +331,10 @@ def _check_admin(who: address):
 @view
 @internal
 def _check_pending(proposal_id: uint256):
+    """
+    @notice Refuse a proposal that does not exist, was executed or was cancelled.
+    @param proposal_id The proposal.
+    """
     assert proposal_id < self.proposal_count, "consortium: unknown proposal"
     assert not self.proposals[proposal_id].executed, "consortium: proposal already executed"
     assert not self.proposals[proposal_id].cancelled, "consortium: proposal cancelled"
@@ -316,6 +343,14 @@ def _check_pending(proposal_id: uint256):
 @view
 @internal
 def _simple_proposal(kind: uint8, target: address, roles: uint256, threshold: uint256) -> Proposal:
+    """
+    @notice A proposal by the caller without admission metadata (role change, revocation, threshold).
+    @param kind What it proposes.
+    @param target The member it is about (zero for a threshold change).
+    @param roles The new roles (role changes).
+    @param threshold The new threshold (threshold changes).
+    @return The proposal, not yet stored.
+    """
     return Proposal(
         kind=kind,
         target=target,
@@ -334,6 +369,11 @@ def _simple_proposal(kind: uint8, target: address, roles: uint256, threshold: ui
 
 @internal
 def _propose(proposal: Proposal) -> uint256:
+    """
+    @notice Store a proposal, log it, and count the proposer's approval (which executes it at threshold 1).
+    @param proposal The proposal.
+    @return Its id.
+    """
     proposal_id: uint256 = self.proposal_count
     self.proposal_count = proposal_id + 1
     self.proposals[proposal_id] = proposal
@@ -344,6 +384,11 @@ def _propose(proposal: Proposal) -> uint256:
 
 @internal
 def _approve(proposal_id: uint256):
+    """
+    @notice Record the caller's approval and execute the proposal once the active admins among its
+            approvers reach the threshold.
+    @param proposal_id The proposal.
+    """
     assert len(self.approvers[proposal_id]) < MAX_APPROVERS, "consortium: too many approvals"
     self.has_approved[proposal_id][msg.sender] = True
     self.approvers[proposal_id].append(msg.sender)
@@ -360,6 +405,10 @@ def _approve(proposal_id: uint256):
 
 @internal
 def _execute(proposal_id: uint256):
+    """
+    @notice Apply an approved proposal, checking again the state it depends on.
+    @param proposal_id The proposal.
+    """
     p: Proposal = self.proposals[proposal_id]
     self.proposals[proposal_id].executed = True
     if p.kind == KIND_ADMIT:
@@ -391,6 +440,9 @@ def _execute(proposal_id: uint256):
 
 @internal
 def _drop_admin():
+    """
+    @notice Count one admin less; refused when fewer admins than the threshold would remain.
+    """
     # Never leave fewer admins than approvals needed: governance would be stuck.
     assert self.admin_count > self.threshold, "consortium: would leave fewer admins than the threshold"
     self.admin_count -= 1
@@ -406,7 +458,17 @@ def _admit(
     store_uri: String[256],
     proposal_id: uint256,
 ):
-    self.members[member] = Member(
+    """
+    @notice Admit `member` with its roles and public metadata, and log it.
+    @param member The new member's address.
+    @param org Its organization's name.
+    @param roles Its role bits.
+    @param cert_fingerprint Hash of its organization certificate.
+    @param kx_public_key Its key-agreement public key (secure aggregation).
+    @param store_uri Where its published blobs are.
+    @param proposal_id The proposal that admitted it.
+    """
+    self.members[member] = IConsortium.Member(
         org=org,
         roles=roles,
         status=STATUS_ACTIVE,

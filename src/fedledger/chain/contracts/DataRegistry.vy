@@ -19,9 +19,10 @@
      linked by anyone but the owner. Dataset ids count from 1; 0 means none.
 """
 
-interface Consortium:
-    def is_active(who: address) -> bool: view
-    def has_role(who: address, role: uint256) -> bool: view
+from interfaces import IConsortium
+from interfaces import IDataRegistry
+
+implements: IDataRegistry
 
 ROLE_ADMIN: constant(uint256) = 1
 
@@ -45,7 +46,7 @@ struct Dataset:
     registered_at: uint256
 
 
-consortium: public(Consortium)
+consortium: public(IConsortium)
 dataset_count: public(uint256)
 datasets: HashMap[uint256, Dataset]
 purposes: HashMap[uint256, DynArray[bytes32, MAX_PURPOSES]]
@@ -92,7 +93,7 @@ def __init__(consortium: address):
     @param consortium The Consortium contract whose active members register datasets.
     """
     assert consortium != empty(address), "registry: zero consortium address"
-    self.consortium = Consortium(consortium)
+    self.consortium = IConsortium(consortium)
     assert staticcall self.consortium.has_role(msg.sender, ROLE_ADMIN), "registry: caller is not an admin"
 
 
@@ -155,6 +156,9 @@ def register_dataset(
 def update_commitment(dataset_id: uint256, commitment: bytes32, rows: uint256):
     """
     @notice The owner commits to a new version of an active dataset's rows (same schema and purposes).
+    @param dataset_id The dataset id.
+    @param commitment Merkle root of the new version's (protected) rows.
+    @param rows Number of rows committed to.
     """
     self._check_owner(dataset_id)
     self._check_active(dataset_id)
@@ -171,6 +175,8 @@ def update_commitment(dataset_id: uint256, commitment: bytes32, rows: uint256):
 def set_purposes(dataset_id: uint256, purposes: DynArray[bytes32, MAX_PURPOSES]):
     """
     @notice The owner replaces an active dataset's purposes (consent given or withdrawn).
+    @param dataset_id The dataset id.
+    @param purposes The purposes it now allows (keccak256 of their names).
     """
     self._check_owner(dataset_id)
     self._check_active(dataset_id)
@@ -189,6 +195,7 @@ def record_erasure(dataset_id: uint256, subject_hash: bytes32):
     @notice The owner records that a data subject's values in the dataset were
             erased (their key destroyed). Allowed on revoked datasets too:
             erasure requests outlive a dataset's use.
+    @param dataset_id The dataset id.
     @param subject_hash HMAC of the subject id under the owner's key, bound to the dataset id.
     """
     self._check_owner(dataset_id)
@@ -204,6 +211,7 @@ def record_erasure(dataset_id: uint256, subject_hash: bytes32):
 def revoke_dataset(dataset_id: uint256):
     """
     @notice The owner withdraws a dataset for good: it allows no purpose any more.
+    @param dataset_id The dataset id.
     """
     self._check_owner(dataset_id)
     self._check_active(dataset_id)
@@ -216,6 +224,8 @@ def revoke_dataset(dataset_id: uint256):
 def dataset(dataset_id: uint256) -> Dataset:
     """
     @notice A registered dataset's record.
+    @param dataset_id The dataset id (from 1).
+    @return Its record.
     """
     self._check_known(dataset_id)
     return self.datasets[dataset_id]
@@ -226,6 +236,8 @@ def dataset(dataset_id: uint256) -> Dataset:
 def purposes_of(dataset_id: uint256) -> DynArray[bytes32, MAX_PURPOSES]:
     """
     @notice The purposes a registered dataset currently allows (empty once revoked).
+    @param dataset_id The dataset id.
+    @return keccak256 of the purposes' names.
     """
     self._check_known(dataset_id)
     if self.datasets[dataset_id].status != STATUS_ACTIVE:
@@ -238,6 +250,8 @@ def purposes_of(dataset_id: uint256) -> DynArray[bytes32, MAX_PURPOSES]:
 def datasets_of(owner: address) -> DynArray[uint256, MAX_DATASETS_PER_OWNER]:
     """
     @notice Ids of every dataset `owner` registered, active or revoked, in registration order.
+    @param owner The member.
+    @return The dataset ids.
     """
     return self.owned[owner]
 
@@ -247,6 +261,9 @@ def datasets_of(owner: address) -> DynArray[uint256, MAX_DATASETS_PER_OWNER]:
 def allows(dataset_id: uint256, purpose: bytes32) -> bool:
     """
     @notice Whether the dataset exists, is active and allows `purpose`.
+    @param dataset_id The dataset id.
+    @param purpose keccak256 of the purpose's name.
+    @return True when allowed.
     """
     return self.datasets[dataset_id].status == STATUS_ACTIVE and self.allowed[dataset_id][purpose]
 
@@ -257,6 +274,8 @@ def owner_of(dataset_id: uint256) -> address:
     """
     @notice The owner of a dataset (the zero address when it does not exist), for other contracts'
             checks, e.g. that a training commitment references the committer's own dataset.
+    @param dataset_id The dataset id.
+    @return Its owner.
     """
     return self.datasets[dataset_id].owner
 
@@ -266,6 +285,9 @@ def owner_of(dataset_id: uint256) -> address:
 def is_erased(dataset_id: uint256, subject_hash: bytes32) -> bool:
     """
     @notice Whether an erasure of `subject_hash` was recorded for the dataset.
+    @param dataset_id The dataset id.
+    @param subject_hash The subject's keyed hash, bound to the dataset.
+    @return True when recorded.
     """
     return self.erased[dataset_id][subject_hash]
 
@@ -273,18 +295,30 @@ def is_erased(dataset_id: uint256, subject_hash: bytes32) -> bool:
 @view
 @internal
 def _check_member(who: address):
+    """
+    @notice Refuse `who` unless it is an active member of the consortium.
+    @param who The caller.
+    """
     assert staticcall self.consortium.is_active(who), "registry: caller is not an active member"
 
 
 @view
 @internal
 def _check_known(dataset_id: uint256):
+    """
+    @notice Refuse an id no dataset was registered under.
+    @param dataset_id The dataset id.
+    """
     assert dataset_id >= 1 and dataset_id <= self.dataset_count, "registry: dataset id out of range"
 
 
 @view
 @internal
 def _check_owner(dataset_id: uint256):
+    """
+    @notice Refuse a caller that is not an active member owning the (registered) dataset.
+    @param dataset_id The dataset id.
+    """
     # A revoked member's key is presumed compromised: it can no longer change its datasets.
     self._check_member(msg.sender)
     self._check_known(dataset_id)
@@ -294,11 +328,20 @@ def _check_owner(dataset_id: uint256):
 @view
 @internal
 def _check_active(dataset_id: uint256):
+    """
+    @notice Refuse a revoked dataset.
+    @param dataset_id The dataset id.
+    """
     assert self.datasets[dataset_id].status == STATUS_ACTIVE, "registry: dataset revoked"
 
 
 @internal
 def _set_allowed(dataset_id: uint256, purposes: DynArray[bytes32, MAX_PURPOSES]):
+    """
+    @notice Allow each of `purposes` for the dataset: at least one, none zero, none repeated.
+    @param dataset_id The dataset id.
+    @param purposes keccak256 of the purposes' canonical names.
+    """
     assert len(purposes) > 0, "registry: empty purposes"
     for purpose: bytes32 in purposes:
         assert purpose != empty(bytes32), "registry: zero purpose"

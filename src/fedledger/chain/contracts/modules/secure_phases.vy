@@ -1,0 +1,348 @@
+# pragma version ~=0.4.3
+"""
+@title Secure-aggregation phases
+@custom:contract-name secure_phases
+@notice The steps of a secure-aggregation round (Bonawitz et al., CCS 2017):
+        KEYS (trainers post the hash of their key advert) -> SHARES (hash of
+        their encrypted share bundle) -> OPEN (hash of their masked input) ->
+        UNMASK (each committer posts the hash of its share reveal) -> AGGREGATE.
+        Every step needs the previous one, and a step with fewer members than
+        the round's threshold aborts the round.
+@dev The trainers listed when a round opens are its members; its threshold is
+     at least a strict majority of them (secrecy needs it). Only hashes come
+     here: the messages themselves are blobs in the store.
+"""
+
+from . import membership
+from . import round_core
+
+uses: (membership, round_core)
+
+
+# A round's threshold, listed trainers and how many did each step.
+struct SecureRound:
+    threshold: uint256
+    num_members: uint256
+    opened_block: uint256  # members' key-agreement keys are read from the registry at this block
+    num_adverts: uint256
+    num_bundles: uint256
+    num_reveals: uint256
+
+
+# A member's part in a secure round, with its MemberView: what a secure node polls.
+struct SecureView:
+    view: round_core.MemberView
+    secure: SecureRound
+    listed: bool
+    advertised: bool
+    shared: bool
+    revealed: bool
+
+
+# A listed member's key-agreement key in the consortium registry.
+struct SecureKey:
+    member: address
+    kx_public_key: bytes32
+
+
+# One listed member's secure-aggregation messages in a round (zero hash: not posted).
+struct SecureMessages:
+    member: address
+    advert_hash: bytes32
+    bundle_hash: bytes32
+    reveal_hash: bytes32
+
+
+secagg_threshold: public(uint256)
+# Per round: the trainers listed when it opened (position + 1) and their message hashes.
+secure_rounds: public(HashMap[uint256, SecureRound])
+secure_members: HashMap[uint256, DynArray[address, round_core.MAX_UPDATES]]
+secure_slot: HashMap[uint256, HashMap[address, uint256]]
+advert_hashes: HashMap[uint256, HashMap[address, bytes32]]
+bundle_hashes: HashMap[uint256, HashMap[address, bytes32]]
+reveal_hashes: HashMap[uint256, HashMap[address, bytes32]]
+
+
+event KeysAdvertised:
+    round_id: indexed(uint256)
+    member: indexed(address)
+    advert_hash: bytes32
+
+event KeysClosed:
+    round_id: indexed(uint256)
+    num_adverts: uint256
+    shares_deadline: uint256
+
+event SharesPosted:
+    round_id: indexed(uint256)
+    member: indexed(address)
+    bundle_hash: bytes32
+
+event SharesClosed:
+    round_id: indexed(uint256)
+    num_bundles: uint256
+    commit_deadline: uint256
+
+event SharesRevealed:
+    round_id: indexed(uint256)
+    member: indexed(address)
+    reveal_hash: bytes32
+
+event UnmaskClosed:
+    round_id: indexed(uint256)
+    num_reveals: uint256
+    accepted_mask: uint256
+    aggregate_deadline: uint256
+
+
+@deploy
+def __init__(secagg_threshold: uint256):
+    """
+    @notice Record the task's secure-aggregation threshold.
+    @param secagg_threshold Fewest members whose messages unmask a round (raised to a strict
+           majority of each round's trainers), 1..MAX_UPDATES.
+    """
+    assert secagg_threshold >= 1 and secagg_threshold <= round_core.MAX_UPDATES, "task: secagg threshold out of range"
+    self.secagg_threshold = secagg_threshold
+
+
+@external
+def post_key_advert(round_id: uint256, advert_hash: bytes32):
+    """
+    @notice KEYS: commit the hash of this trainer's key advert (round public keys,
+            authenticated by its registered identity key), once.
+    @param round_id The current round, in key exchange.
+    @param advert_hash sha256 of the advert blob.
+    """
+    assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
+    assert round_core._phase(round_id) == round_core.PHASE_KEYS, "task: round not in key exchange"
+    assert block.timestamp <= round_core.rounds[round_id].commit_deadline, "task: key deadline passed"
+    assert advert_hash != empty(bytes32), "task: zero hash"
+    assert self.secure_slot[round_id][msg.sender] != 0, "task: trainer not listed for this round"
+    assert self.advert_hashes[round_id][msg.sender] == empty(bytes32), "task: keys already advertised"
+    self.advert_hashes[round_id][msg.sender] = advert_hash
+    self.secure_rounds[round_id].num_adverts += 1
+    log KeysAdvertised(round_id=round_id, member=msg.sender, advert_hash=advert_hash)
+
+
+@external
+def close_keys(round_id: uint256):
+    """
+    @notice End the key exchange (early once every listed trainer advertised,
+            otherwise after the deadline); fewer adverts than the threshold abort.
+    @param round_id The current round, in key exchange.
+    """
+    round_core._check_member(msg.sender)
+    assert round_core._phase(round_id) == round_core.PHASE_KEYS, "task: round not in key exchange"
+    s: SecureRound = self.secure_rounds[round_id]
+    assert block.timestamp > round_core.rounds[round_id].commit_deadline or s.num_adverts >= s.num_members, \
+        "task: key phase still running"
+    if s.num_adverts < s.threshold:
+        round_core._abort(round_id, "too few key adverts for the secagg threshold")
+        return
+    deadline: uint256 = self._next_step(round_id, round_core.PHASE_SHARES)
+    log KeysClosed(round_id=round_id, num_adverts=s.num_adverts, shares_deadline=deadline)
+
+
+@external
+def post_share_bundle(round_id: uint256, bundle_hash: bytes32):
+    """
+    @notice SHARES: commit the hash of this trainer's bundle of encrypted secret
+            shares, once; only trainers that advertised keys.
+    @param round_id The current round, in share distribution.
+    @param bundle_hash sha256 of the bundle blob.
+    """
+    assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
+    assert round_core._phase(round_id) == round_core.PHASE_SHARES, "task: round not in share distribution"
+    assert block.timestamp <= round_core.rounds[round_id].commit_deadline, "task: share deadline passed"
+    assert bundle_hash != empty(bytes32), "task: zero hash"
+    assert self.advert_hashes[round_id][msg.sender] != empty(bytes32), "task: keys not advertised"
+    assert self.bundle_hashes[round_id][msg.sender] == empty(bytes32), "task: shares already posted"
+    self.bundle_hashes[round_id][msg.sender] = bundle_hash
+    self.secure_rounds[round_id].num_bundles += 1
+    log SharesPosted(round_id=round_id, member=msg.sender, bundle_hash=bundle_hash)
+
+
+@external
+def close_shares(round_id: uint256):
+    """
+    @notice End share distribution (early once every advertiser posted shares,
+            otherwise after the deadline) and open commits of masked inputs;
+            fewer bundles than the threshold abort.
+    @param round_id The current round, in share distribution.
+    """
+    round_core._check_member(msg.sender)
+    assert round_core._phase(round_id) == round_core.PHASE_SHARES, "task: round not in share distribution"
+    s: SecureRound = self.secure_rounds[round_id]
+    assert block.timestamp > round_core.rounds[round_id].commit_deadline or s.num_bundles >= s.num_adverts, \
+        "task: share phase still running"
+    if s.num_bundles < s.threshold:
+        round_core._abort(round_id, "too few share bundles for the secagg threshold")
+        return
+    deadline: uint256 = self._next_step(round_id, round_core.PHASE_OPEN)
+    # Commits close early once every member that shared has committed.
+    round_core.rounds[round_id].expected_trainers = s.num_bundles
+    log SharesClosed(round_id=round_id, num_bundles=s.num_bundles, commit_deadline=deadline)
+
+
+@external
+def submit_reveal(round_id: uint256, reveal_hash: bytes32):
+    """
+    @notice UNMASK: commit the hash of this committer's share reveal for the
+            round's unmask request (survivors = committers), once.
+    @param round_id The current round, in unmasking.
+    @param reveal_hash sha256 of the reveal blob.
+    """
+    assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
+    assert round_core._phase(round_id) == round_core.PHASE_UNMASK, "task: round not in unmasking"
+    assert block.timestamp <= round_core.rounds[round_id].validate_deadline, "task: unmask deadline passed"
+    assert reveal_hash != empty(bytes32), "task: zero hash"
+    assert round_core.commit_slot[round_id][msg.sender] != 0, "task: no masked input committed"
+    assert self.reveal_hashes[round_id][msg.sender] == empty(bytes32), "task: shares already revealed"
+    self.reveal_hashes[round_id][msg.sender] = reveal_hash
+    self.secure_rounds[round_id].num_reveals += 1
+    log SharesRevealed(round_id=round_id, member=msg.sender, reveal_hash=reveal_hash)
+
+
+@external
+def close_unmask(round_id: uint256):
+    """
+    @notice End unmasking (early once every committer revealed, otherwise after the
+            deadline): every committed masked input goes to aggregation, which treats
+            malformed ones as dropouts. Fewer reveals than the threshold abort.
+    @param round_id The current round, in unmasking.
+    """
+    round_core._check_member(msg.sender)
+    assert round_core._phase(round_id) == round_core.PHASE_UNMASK, "task: round not in unmasking"
+    num_updates: uint256 = round_core.rounds[round_id].num_updates
+    reveals: uint256 = self.secure_rounds[round_id].num_reveals
+    assert block.timestamp > round_core.rounds[round_id].validate_deadline or reveals >= num_updates, \
+        "task: unmask phase still running"
+    if reveals < self.secure_rounds[round_id].threshold:
+        round_core._abort(round_id, "too few reveals for the secagg threshold")
+        return
+    mask: uint256 = (1 << num_updates) - 1
+    deadline: uint256 = round_core._start_aggregation(round_id, mask, num_updates)
+    log UnmaskClosed(round_id=round_id, num_reveals=reveals, accepted_mask=mask, aggregate_deadline=deadline)
+
+
+@view
+@external
+def secure_view(member: address) -> SecureView:
+    """
+    @notice `member_view` plus `member`'s part in the current secure round, in one call.
+    @param member The member.
+    @return Its view.
+    """
+    round_id: uint256 = round_core.current_round
+    return SecureView(
+        view=round_core._member_view(member),
+        secure=self.secure_rounds[round_id],
+        listed=self.secure_slot[round_id][member] != 0,
+        advertised=self.advert_hashes[round_id][member] != empty(bytes32),
+        shared=self.bundle_hashes[round_id][member] != empty(bytes32),
+        revealed=self.reveal_hashes[round_id][member] != empty(bytes32),
+    )
+
+
+@view
+@external
+def secure_keys(round_id: uint256) -> DynArray[SecureKey, round_core.MAX_UPDATES]:
+    """
+    @notice The trainers listed for a secure round with their registered key-agreement
+            keys; read at the round's `opened_block` it gives the keys the round uses.
+    @param round_id The round.
+    @return One entry per listed trainer, in listing order.
+    """
+    result: DynArray[SecureKey, round_core.MAX_UPDATES] = []
+    for who: address in self.secure_members[round_id]:
+        result.append(SecureKey(member=who, kx_public_key=membership._kx_public_key(who)))
+    return result
+
+
+@view
+@external
+def secure_messages(round_id: uint256) -> DynArray[SecureMessages, round_core.MAX_UPDATES]:
+    """
+    @notice The trainers listed for a secure round, in listing order, with the hashes
+            of the messages each posted (zero where it did not).
+    @param round_id The round.
+    @return One entry per listed trainer.
+    """
+    result: DynArray[SecureMessages, round_core.MAX_UPDATES] = []
+    for who: address in self.secure_members[round_id]:
+        result.append(
+            SecureMessages(
+                member=who,
+                advert_hash=self.advert_hashes[round_id][who],
+                bundle_hash=self.bundle_hashes[round_id][who],
+                reveal_hash=self.reveal_hashes[round_id][who],
+            )
+        )
+    return result
+
+
+@internal
+def _list_trainers(round_id: uint256) -> uint256:
+    """
+    @notice List the round's members, the trainers now, and set its threshold: at least a
+            strict majority of them.
+    @param round_id The round that opens.
+    @return How many were listed.
+    """
+    count: uint256 = 0
+    for i: uint256 in range(membership._member_count(), bound=membership.MAX_MEMBERS):
+        who: address = membership._member_at(i)
+        if membership._has_role(who, membership.ROLE_TRAINER):
+            if count == round_core.MAX_UPDATES:
+                break
+            self.secure_members[round_id].append(who)
+            count += 1
+            self.secure_slot[round_id][who] = count
+    self.secure_rounds[round_id] = SecureRound(
+        threshold=max(self.secagg_threshold, count // 2 + 1),
+        num_members=count,
+        opened_block=block.number,
+        num_adverts=0,
+        num_bundles=0,
+        num_reveals=0,
+    )
+    return count
+
+
+@view
+@internal
+def _check_commit(round_id: uint256):
+    """
+    @notice Only members whose shares are out may commit a masked input.
+    @param round_id The round.
+    """
+    assert self.bundle_hashes[round_id][msg.sender] != empty(bytes32), "task: shares not posted"
+
+
+@internal
+def _close_commits(round_id: uint256, num_updates: uint256):
+    """
+    @notice Move a round from masked-input commits to unmasking; fewer inputs than the
+            threshold abort it.
+    @param round_id The round.
+    @param num_updates How many masked inputs were committed.
+    """
+    if num_updates < self.secure_rounds[round_id].threshold:
+        round_core._abort(round_id, "too few masked inputs for the secagg threshold")
+        return
+    round_core._close_commits(round_id, num_updates, round_core.PHASE_UNMASK, empty(bytes32))
+
+
+@internal
+def _next_step(round_id: uint256, phase: uint8) -> uint256:
+    """
+    @notice Move a round to the next pre-commit step, which lasts a commit duration.
+    @param round_id The round.
+    @param phase SHARES or OPEN.
+    @return The step's deadline.
+    """
+    deadline: uint256 = block.timestamp + round_core.commit_duration
+    round_core.rounds[round_id].phase = phase
+    round_core.rounds[round_id].commit_deadline = deadline
+    return deadline

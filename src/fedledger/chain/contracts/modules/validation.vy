@@ -1,0 +1,164 @@
+# pragma version ~=0.4.3
+"""
+@title Validated rounds: scores and acceptance
+@custom:contract-name validation
+@notice Validators score every update (or the updates of their committees),
+        and the contract derives the accepted set from the scores: an update
+        is accepted when the median of its validators' scores (self-scores
+        excluded) reaches the task's threshold. Acceptance is a contract rule,
+        not an aggregator's choice.
+@dev When validation closes, the outcomes feed the reputation records of
+     validators and trainers (when the task keeps them).
+"""
+
+from . import membership
+from . import round_core
+from . import committees
+from . import reputation
+
+uses: (membership, round_core, committees, reputation)
+
+update_scores: HashMap[uint256, HashMap[uint256, DynArray[uint256, round_core.MAX_VALIDATORS]]]
+# Reputation rounds: round -> update -> k -> who gave update_scores' k-th entry (a map: no length slot to pay).
+update_scorers: HashMap[uint256, HashMap[uint256, HashMap[uint256, address]]]
+
+
+event ScoresSubmitted:
+    round_id: indexed(uint256)
+    validator: indexed(address)
+    indices: DynArray[uint256, round_core.MAX_UPDATES]
+    scores: DynArray[uint256, round_core.MAX_UPDATES]
+
+event ValidationClosed:
+    round_id: indexed(uint256)
+    accepted_mask: uint256
+    num_accepted: uint256
+    aggregate_deadline: uint256
+
+
+@external
+def submit_scores(
+    round_id: uint256, indices: DynArray[uint256, round_core.MAX_UPDATES], scores: DynArray[uint256, round_core.MAX_UPDATES]
+):
+    """
+    @notice A validator's scores (0..10000) for the updates it checked, by update
+            index in increasing order; updates not listed are abstentions. A
+            validator never scores its own update and, in committee rounds, scores
+            only updates whose committee it sits on.
+    @param round_id The current round, in validation.
+    @param indices The scored updates' indices, increasing.
+    @param scores Their scores, in the same order.
+    """
+    assert membership._has_role(msg.sender, membership.ROLE_VALIDATOR), "task: caller is not a validator"
+    assert round_core._phase(round_id) == round_core.PHASE_VALIDATE, "task: round not in validation"
+    assert block.timestamp <= round_core.rounds[round_id].validate_deadline, "task: validation deadline passed"
+    assert not round_core.has_scored[round_id][msg.sender], "task: already scored"
+    assert len(indices) == len(scores), "task: indices and scores differ in length"
+    assert round_core.rounds[round_id].num_scored < round_core.MAX_VALIDATORS, "task: too many validators"
+    assert not reputation._distrusted(msg.sender), "task: validator distrusted"
+    if committees.committee_size > 0:
+        assert committees.validator_slot[round_id][msg.sender] != 0, "task: validator not drawn for this round"
+    keep_scorers: bool = reputation._validators_on()
+    num_updates: uint256 = round_core.rounds[round_id].num_updates
+    own: uint256 = round_core.commit_slot[round_id][msg.sender]
+    for k: uint256 in range(len(indices), bound=round_core.MAX_UPDATES):
+        i: uint256 = indices[k]
+        assert i < num_updates, "task: unknown update"
+        assert k == 0 or i > indices[k - 1], "task: indices not increasing"
+        assert scores[k] <= round_core.SCORE_SCALE, "task: score out of range"
+        assert own != i + 1, "task: validator cannot score its own update"
+        assert committees._in_committee(round_id, i, msg.sender), "task: validator not in the update's committee"
+        if keep_scorers:
+            self.update_scorers[round_id][i][len(self.update_scores[round_id][i])] = msg.sender
+        self.update_scores[round_id][i].append(scores[k])
+    round_core.has_scored[round_id][msg.sender] = True
+    round_core.rounds[round_id].num_scored += 1
+    log ScoresSubmitted(round_id=round_id, validator=msg.sender, indices=indices, scores=scores)
+
+
+@external
+def close_validation(round_id: uint256):
+    """
+    @notice End validation (early once every validator scored, otherwise after the
+            deadline) and derive the accepted set from the scores; a round with no
+            update accepted aborts.
+    @param round_id The current round, in validation.
+    """
+    round_core._check_member(msg.sender)
+    assert round_core._phase(round_id) == round_core.PHASE_VALIDATE, "task: round not in validation"
+    r: round_core.Round = round_core.rounds[round_id]
+    assert block.timestamp > r.validate_deadline or r.num_scored >= r.expected_validators, \
+        "task: validation phase still running"
+    mask: uint256 = 0
+    accepted: uint256 = 0
+    for i: uint256 in range(r.num_updates, bound=round_core.MAX_UPDATES):
+        if self._judge(round_id, i):
+            mask |= 1 << i
+            accepted += 1
+    if accepted == 0:
+        round_core._abort(round_id, "no update accepted")
+        return
+    deadline: uint256 = round_core._start_aggregation(round_id, mask, accepted)
+    log ValidationClosed(round_id=round_id, accepted_mask=mask, num_accepted=accepted, aggregate_deadline=deadline)
+
+
+@view
+@external
+def scores_of(round_id: uint256, index: uint256) -> DynArray[uint256, round_core.MAX_VALIDATORS]:
+    """
+    @notice The scores recorded for one update (abstentions excluded).
+    @param round_id The round.
+    @param index The update's index.
+    @return Its scores, in submission order.
+    """
+    return self.update_scores[round_id][index]
+
+
+@internal
+def _judge(round_id: uint256, index: uint256) -> bool:
+    """
+    @notice Decide one update's outcome from its scores and count it in the reputation records.
+    @dev No update here is a distrusted trainer's: records change only here and when cleared, and
+         the round refused commitments from the trainers distrusted when it opened.
+    @param round_id The round.
+    @param index The update's index.
+    @return True when accepted (an update nobody scored is not).
+    """
+    scores: DynArray[uint256, round_core.MAX_VALIDATORS] = self.update_scores[round_id][index]
+    if len(scores) == 0:
+        return False
+    threshold: uint256 = round_core.acceptance_threshold
+    median: uint256 = self._median(scores)
+    ok: bool = median >= threshold
+    if reputation._validators_on():
+        # Each score counts for its validator; against the outcome, it counts as a disagreement too.
+        for k: uint256 in range(len(scores), bound=round_core.MAX_VALIDATORS):
+            reputation._count_score(self.update_scorers[round_id][index][k], (scores[k] >= threshold) != ok)
+    if reputation._trainers_on():
+        reputation._count_update(round_core.updates[round_id][index].member, median, ok)
+    return ok
+
+
+@pure
+@internal
+def _median(values: DynArray[uint256, round_core.MAX_VALIDATORS]) -> uint256:
+    """
+    @notice The median of the scores: the middle value, or the floor of the two middle values' mean.
+    @dev Insertion sort: at most MAX_VALIDATORS values.
+    @param values The scores (at least one).
+    @return Their median.
+    """
+    xs: DynArray[uint256, round_core.MAX_VALIDATORS] = values
+    n: uint256 = len(xs)
+    for i: uint256 in range(1, n, bound=round_core.MAX_VALIDATORS):
+        key: uint256 = xs[i]
+        j: uint256 = i
+        for _k: uint256 in range(round_core.MAX_VALIDATORS):
+            if j == 0 or xs[j - 1] <= key:
+                break
+            xs[j] = xs[j - 1]
+            j -= 1
+        xs[j] = key
+    if n % 2 == 1:
+        return xs[n // 2]
+    return (xs[n // 2 - 1] + xs[n // 2]) // 2

@@ -1,0 +1,302 @@
+"""What the task contracts hold and return, as typed records: rounds, updates, member views, secure-round
+state, reputation standings, and the parameters a task is created with.
+
+Both task kinds (``TrainingTask`` for validated rounds, ``SecureTrainingTask`` for secure-aggregation rounds)
+share these records; :mod:`fedledger.chain.task` reads them from the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from enum import Enum, IntEnum
+from typing import Any
+
+from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
+from fedledger.exceptions import BadInput
+
+__all__ = [
+    "SCORE_SCALE",
+    "ZERO_ADDRESS",
+    "MemberView",
+    "Phase",
+    "RoundInfo",
+    "SecureMessages",
+    "SecureRoundInfo",
+    "SecureView",
+    "TaskKind",
+    "TaskParams",
+    "TrainerStanding",
+    "UpdateInfo",
+    "ValidatorStanding",
+    "contract_median",
+    "hash_or_none",
+    "indices_of",
+    "mask_of",
+    "uint_arg",
+]
+
+SCORE_SCALE = 10_000
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class Phase(IntEnum):
+    NONE = 0
+    OPEN = 1
+    VALIDATE = 2
+    AGGREGATE = 3
+    FINALIZED = 4
+    ABORTED = 5
+    # Secure-aggregation rounds only: KEYS -> SHARES -> OPEN -> UNMASK -> AGGREGATE.
+    KEYS = 6
+    SHARES = 7
+    UNMASK = 8
+
+
+def mask_of(indices: Sequence[int]) -> int:
+    """The accepted-set bitmask (bit i = update i)."""
+    mask = 0
+    for i in indices:
+        mask |= 1 << int(i)
+    return mask
+
+
+def contract_median(values: Sequence[int]) -> int:
+    """The TrainingTask contract's median of scores: the middle value, or the floor of the two
+    middle values' mean (for auditors and reports that re-derive acceptance off chain)."""
+    if not values:
+        raise ValueError("median of no scores")
+    xs, n = sorted(values), len(values)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
+
+
+def indices_of(mask: int) -> list[int]:
+    return [i for i in range(mask.bit_length()) if mask >> i & 1]
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """What a task is created with (all but the consortium address)."""
+
+    config_hash: str
+    initial_model: str
+    min_commitments: int = 2
+    commit_duration: int = 600
+    validate_duration: int = 600
+    aggregate_duration: int = 600
+    acceptance_threshold: int = 5_000
+    proposal_quorum: int = 1
+    max_rounds: int = 0
+    committee_size: int = 0  # validators per update; 0: every validator scores every update
+    data_registry: str = ZERO_ADDRESS  # DataRegistry checking each commitment's dataset; zero: no checks
+    purpose: str = ZERO_HASH  # keccak256 of the purpose name (fedledger.chain.registry.purpose_id), 0x-hex
+    privacy_budget: int = 0  # micro-epsilon a member may declare in total; 0: no DP
+    secagg_threshold: int = 0  # > 0: secure-aggregation rounds with at least this threshold; 0: plain rounds
+    # Validator reputation (fedledger.chain.reputation): basis points of scores against the outcome above which a
+    # validator is left out of later rounds, after at least reputation_warmup scores; 0: no reputation.
+    max_disagreement: int = 0
+    reputation_warmup: int = 0
+    # Trainer reputation: basis points of a trainer's scored updates rejected above which later rounds leave it
+    # out, after at least reputation_warmup scored updates (0: off); likewise below a mean committee median of
+    # min_mean_score (0: off).
+    max_rejection: int = 0
+    min_mean_score: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def constructor_args(self, consortium: str) -> tuple[Any, ...]:
+        """The task contract constructor's arguments, in order (both kinds take the same)."""
+        return (
+            as_address(consortium, what="consortium address"),
+            as_bytes32(self.config_hash, what="config hash"),
+            as_bytes32(self.initial_model, what="initial model hash"),
+            self.min_commitments,
+            self.commit_duration,
+            self.validate_duration,
+            self.aggregate_duration,
+            self.acceptance_threshold,
+            self.proposal_quorum,
+            self.max_rounds,
+            self.committee_size,
+            as_address(self.data_registry, what="data registry address"),
+            as_bytes32(self.purpose, what="purpose id"),
+            uint_arg(self.privacy_budget, "privacy budget"),
+            uint_arg(self.secagg_threshold, "secagg threshold"),
+            uint_arg(self.max_disagreement, "max disagreement"),
+            uint_arg(self.reputation_warmup, "reputation warmup"),
+            uint_arg(self.max_rejection, "max rejection"),
+            uint_arg(self.min_mean_score, "min mean score"),
+        )
+
+
+class TaskKind(Enum):
+    """Which task contract runs a task's rounds: one kind per task, chosen from its parameters."""
+
+    VALIDATED = "validated"  # validators score updates; committees and reputation available
+    SECURE = "secure"  # secure-aggregation rounds: nobody sees an update, nothing is scored
+
+    @property
+    def contract_name(self) -> str:
+        """The shipped contract of this kind."""
+        return "SecureTrainingTask" if self is TaskKind.SECURE else "TrainingTask"
+
+    @classmethod
+    def for_params(cls, params: TaskParams) -> TaskKind:
+        """The kind a task with ``params`` is deployed as: secure with a secure-aggregation threshold."""
+        return cls.SECURE if params.secagg_threshold > 0 else cls.VALIDATED
+
+
+@dataclass(frozen=True)
+class ValidatorStanding:
+    """A validator's reputation record in a task: scores counted, how many went against the outcome, and
+    whether the task now leaves it out of its rounds (:mod:`fedledger.chain.reputation`)."""
+
+    scored: int
+    disagreed: int
+    distrusted: bool
+
+
+@dataclass(frozen=True)
+class TrainerStanding:
+    """A trainer's record in a task: its updates that were scored, how many were rejected, the sum of their
+    committee medians, and whether the task now leaves it out of its rounds (:mod:`fedledger.chain.reputation`)."""
+
+    scored: int
+    rejected: int
+    distrusted: bool
+    score_sum: int = 0
+
+    @property
+    def mean_score(self) -> float | None:
+        """The mean committee median of its scored updates (None before the first)."""
+        return self.score_sum / self.scored if self.scored else None
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    round_id: int
+    phase: Phase
+    global_model: str
+    commit_deadline: int
+    validate_deadline: int
+    aggregate_deadline: int
+    expected_trainers: int
+    expected_validators: int
+    num_updates: int
+    num_scored: int
+    accepted_mask: int
+    num_accepted: int
+    model_hash: str
+    committee_seed: str  # 0x-prefixed; zero until commits close (and without committees)
+
+    @classmethod
+    def from_raw(cls, round_id: int, raw: Sequence[Any]) -> RoundInfo:
+        """From the contract's ``Round`` struct, as web3 returns it."""
+        return cls(
+            round_id=int(round_id),
+            phase=Phase(raw[0]),
+            global_model=hex32(raw[1]),
+            commit_deadline=raw[2],
+            validate_deadline=raw[3],
+            aggregate_deadline=raw[4],
+            expected_trainers=raw[5],
+            expected_validators=raw[6],
+            num_updates=raw[7],
+            num_scored=raw[8],
+            accepted_mask=raw[9],
+            num_accepted=raw[10],
+            model_hash=hex32(raw[11]),
+            committee_seed=hex32(raw[12]),
+        )
+
+    @property
+    def accepted(self) -> list[int]:
+        return indices_of(self.accepted_mask)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["phase"] = self.phase.name.lower()
+        data["accepted"] = self.accepted
+        return data
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """One member's view of the task at a block: what its node polls each step."""
+
+    current_round: int
+    round: RoundInfo | None  # None before the first round opens
+    roles: int
+    committed: bool
+    scored: bool
+    proposed: bool
+    timestamp: int  # the block time it was read at
+
+
+@dataclass(frozen=True)
+class SecureRoundInfo:
+    """A secure round's threshold, listed trainers and how many did each step."""
+
+    threshold: int
+    num_members: int
+    opened_block: int
+    num_adverts: int
+    num_bundles: int
+    num_reveals: int
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[Any]) -> SecureRoundInfo:
+        return cls(*(int(v) for v in raw))
+
+
+@dataclass(frozen=True)
+class SecureView:
+    """A member's view of the current round plus its part in the secure-aggregation steps."""
+
+    view: MemberView
+    secure: SecureRoundInfo
+    listed: bool
+    advertised: bool
+    shared: bool
+    revealed: bool
+
+
+@dataclass(frozen=True)
+class SecureMessages:
+    """One listed trainer's message hashes in a secure round (None: not posted)."""
+
+    member: str
+    advert_hash: str | None
+    bundle_hash: str | None
+    reveal_hash: str | None
+
+
+def hash_or_none(raw: bytes) -> str | None:
+    """A 0x-hex hash, or None for the zero hash (a message not posted)."""
+    value = hex32(raw)
+    return None if int(value, 16) == 0 else value
+
+
+@dataclass(frozen=True)
+class UpdateInfo:
+    round_id: int
+    index: int
+    member: str
+    update_hash: str
+    num_examples: int
+    block_number: int
+    dataset_id: int = 0  # DataRegistry dataset the update was trained on (0: none declared)
+    epsilon_micro: int = 0  # the member's cumulative privacy spend declared with it
+
+    @classmethod
+    def from_raw(cls, round_id: int, index: int, raw: Sequence[Any]) -> UpdateInfo:
+        """From the contract's ``Update`` struct, as web3 returns it."""
+        return cls(int(round_id), int(index), raw[0], hex32(raw[1]), raw[2], raw[3], raw[4], raw[5])
+
+
+def uint_arg(value: int, what: str) -> int:
+    """A uint256 argument; :class:`BadInput` otherwise (nothing is sent)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**256:
+        raise BadInput(f"malformed {what}: expected a non-negative integer, got {value!r}")
+    return value
