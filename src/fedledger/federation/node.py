@@ -26,9 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-import numpy as np
 import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
 
@@ -38,6 +37,7 @@ from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import ZERO_ADDRESS, MemberView, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
 from fedledger.data.registration import check_purpose
 from fedledger.exceptions import (
+    BadInput,
     ConfigError,
     InvalidState,
     PurposeNotAllowed,
@@ -45,6 +45,7 @@ from fedledger.exceptions import (
     TrainingRefused,
     UpdateRejected,
 )
+from fedledger.federation.behavior import Behavior, Honest, Scorer
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.rules import aggregate_round, check_update, previous_global_params, registered_rows
 from fedledger.federation.secure_node import SecureRoundDriver
@@ -77,24 +78,6 @@ class LocalData:
     y_train: npt.NDArray[Any]
     X_val: npt.NDArray[Any]
     y_val: npt.NDArray[Any]
-
-
-class Behavior(Protocol):
-    """How a simulated member deviates from the protocol (attack simulations).
-
-    Optional hooks, used when the behaviour has them (``fedledger.attacks.CoalitionMember`` does):
-    ``join(address=..., train=..., score=...)`` is called once with this member's address, its replayable
-    training function and its own scoring of a delta (``score(global_params, delta, round_id)``);
-    ``needs_training`` False skips local training (free-riders);
-    ``scores(honest_scores, update_owners, committees=...)`` replaces the scores this member submits as a
-    validator (``committees[i]``: the validators scoring update ``i``, from :meth:`TrainingTaskClient.scorers_of`);
-    ``claimed_examples(n, max_examples=...)`` the example count it declares for an update trained on ``n``
-    (``max_examples``: the most the checks admit, the task's maximum or fewer when its dataset registered fewer rows).
-    """
-
-    name: str
-
-    def local_params(self, trained: Params, global_params: Params, round_id: int) -> Params: ...
 
 
 @dataclass(frozen=True)
@@ -134,16 +117,15 @@ class MemberNode:
         self.task = task.as_(account)
         self.store = store
         self.data = data
-        self.behavior = behavior
+        self.behavior: Behavior = behavior if behavior is not None else Honest()
+        """How this member acts where it may deviate from the protocol (attack simulations wrap the honest node)."""
         self.on_event = on_event
-        join = getattr(behavior, "join", None)
-        if callable(join) and data is not None:
-            join(address=account.address, train=self._local_train, score=self._expected_score)
+        if data is not None:
+            self.behavior.attach(self)
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
         self._round_updates: tuple[int, list[UpdateInfo]] | None = None
         self._round_rows: tuple[int, dict[int, int]] | None = None
-        self._own_rule: tuple[int, ScoringRule] | None = None
         self.dataset_id = dataset_id
         self.dp_noise = dp_noise
         self._account = privacy_account
@@ -402,10 +384,9 @@ class MemberNode:
         cumulative epsilon (None without DP): purpose and budget checked first (refusals raise), trained
         (DP-SGD in sample mode), deviated by its behaviour, clipped (or clipped and noised in client
         mode), encoded. With DP the round is recorded as spent here: call it once per round."""
-        assert self.data is not None
         config = self.config
         r = info.round_id
-        n = len(self.data.y_train)
+        n = len(self._own_data().y_train)
         self.require_purpose()
         rows = self.own_registered_rows()
         if rows is not None and n > rows:
@@ -420,22 +401,17 @@ class MemberNode:
             account.require_budget(privacy.budget_epsilon, mechanism)  # look-ahead: refuse before training
         global_params, _ = self.global_model(info.global_model)
         seed = _seed(config.seed, self.account.address, r)
-        if not getattr(self.behavior, "needs_training", True):
-            local = {k: v.copy() for k, v in global_params.items()}
-        elif privacy is not None and privacy.mode == "sample":
-            local = self._dp_sgd_train(global_params, r)
+        if privacy is not None and privacy.mode == "sample":
+            local = self.behavior.local_params(lambda: self._dp_sgd_train(global_params, r), global_params, r)
         else:
-            local = self._local_train(global_params, r)
-        if self.behavior is not None:
-            local = self.behavior.local_params(local, global_params, r)
+            local = self.behavior.local_params(lambda: self.train(global_params, r), global_params, r)
         first: Transform = ClipTransform(config.clip_norm)
         if privacy is not None and privacy.mode == "client":
             first = privacy.client_transform(noise=self.dp_noise, shares=config.dp_noise_shares)
         pipeline = UpdatePipeline([first, FixedPointEncode(FixedPoint(config.frac_bits))])
-        claim = getattr(self.behavior, "claimed_examples", None)
         # The most any check admits: the task's max_examples, or fewer when the dataset registered fewer rows.
         limit = config.max_examples if rows is None else min(config.max_examples, rows)
-        declared = claim(n, max_examples=limit) if callable(claim) else n
+        declared = self.behavior.claimed_examples(n, max_examples=limit)
         update, meta = pipeline.transform(local, global_params, num_examples=declared, seed=seed)
         # The noisy update is spent once it leaves this process: record the round before storing it.
         epsilon = account.record(r, mechanism) if account is not None and mechanism is not None else None
@@ -463,7 +439,6 @@ class MemberNode:
         self._emit("commit", r, **details)
 
     def _score(self, info: RoundInfo) -> None:
-        assert self.data is not None
         config = self.config
         r = info.round_id
         global_params, _ = self.global_model(info.global_model)
@@ -472,7 +447,7 @@ class MemberNode:
         # Its committee seats (every other member's update when the task has no committees);
         # the contract refuses self-scores and scores outside the validator's committees.
         assigned = set(self.task.assignments_of(r, self.account.address))
-        rule = self._scoring_rule(global_params, r) if assigned else None
+        scorer = self.scorer(global_params, r) if assigned else None
         updates = self.closed_updates(r)
         rows = self.closed_rows(r) if assigned else {}
         # Scoring at the round's median norm needs every update's norm, and centring on the round's median score
@@ -491,16 +466,11 @@ class MemberNode:
                     checked[update.index] = exc.reason
         valid = {i: d for i, d in checked.items() if isinstance(d, DecodedUpdate)}
         if scale_to_median and valid:
-            checked.update(zip(valid, at_median_norm(list(valid.values())), strict=True))
-            valid = {i: checked[i] for i in valid}
+            valid = dict(zip(valid, at_median_norm(list(valid.values())), strict=True))
+            checked.update(valid)
         measured: dict[int, int] = {}
-        if valid:
-            assert rule is not None
-            measured = {
-                i: int(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
-                for i, decoded in valid.items()
-                if i in assigned or (center and i in others)
-            }
+        if valid and scorer is not None:
+            measured = {i: scorer(decoded) for i, decoded in valid.items() if i in assigned or (center and i in others)}
             if center:
                 measured = dict(zip(measured, centered_on_round(list(measured.values())), strict=True))
         for update in updates:
@@ -514,10 +484,8 @@ class MemberNode:
                 self._emit("flag", r, index=update.index, member=update.member, reason=decoded)
                 continue
             scores.append(measured[update.index])
-        lie = getattr(self.behavior, "scores", None)
-        if callable(lie):
-            owners = [u.member for u in updates]
-            scores = lie(scores, owners, committees=self.task.scorers_of(r, updates))
+        owners = [u.member for u in updates]
+        scores = self.behavior.scores(scores, owners, lambda: self.task.scorers_of(r, updates))
         self.task.submit_scores(r, scores)
         self._emit("score", r, scores=scores)
 
@@ -527,32 +495,18 @@ class MemberNode:
         rule = SCORING_RULES[self.config.scoring]
         if self.config.scoring != "trust":
             return rule
-        assert self.data is not None
+        data = self._own_data()
         seed = _seed(self.config.seed, self.account.address, round_id) ^ 0x5CA1E
         reference = reference_update(
             build_model(self.config.model),
             global_params,
-            self.data.X_val,
-            self.data.y_val,
+            data.X_val,
+            data.y_val,
             epochs=self.config.local_epochs,
             seed=seed,
         )
         scorer: ScoringRule = functools.partial(cast(Any, rule), reference=reference)
         return scorer
-
-    def _expected_score(self, global_params: Params, delta: Params, round_id: int) -> int:
-        """The score this member would give ``global_params + delta`` as a validator of ``round_id``, on its own
-        validation data (attack simulations: what a score-aware attacker expects from the committees)."""
-        assert self.data is not None
-        config = self.config
-        local = {k: (global_params[k].astype(np.float64) + delta[k]).astype(np.float32) for k in global_params}
-        pipeline = UpdatePipeline.default(max_norm=config.clip_norm, frac_bits=config.frac_bits)
-        tensors, meta = pipeline.transform(local, global_params, num_examples=1)
-        decoded = DecodedUpdate(tensors, 1, "fixed64", config.frac_bits, meta)
-        if self._own_rule is None or self._own_rule[0] != round_id:
-            self._own_rule = (round_id, self._scoring_rule(global_params, round_id))  # trust trains a reference
-        rule = self._own_rule[1]
-        return int(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
 
     def _aggregate(self, info: RoundInfo) -> None:
         r = info.round_id
@@ -576,31 +530,51 @@ class MemberNode:
         finalized = self.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
         self._emit("propose", r, model_hash=result.model_hash, included=result.included, finalized=finalized)
 
-    def _local_train(self, global_params: Params, round_id: int) -> Params:
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def scorer(self, global_params: Params, round_id: int) -> Scorer:
+        """How this member, as a validator of ``round_id``, scores an update to ``global_params`` on its own
+        validation data with the task's scoring rule (``trust``: against its reference update, trained here)."""
+        data = self._own_data()
+        rule, model_config = self._scoring_rule(global_params, round_id), self.config.model
+
+        def score(decoded: DecodedUpdate) -> int:
+            return int(rule(build_model(model_config), global_params, decoded, data.X_val, data.y_val))
+
+        return score
+
+    def train(self, global_params: Params, round_id: int) -> Params:
         """This member's honest local training in ``round_id`` (seeded by task, member and round: replayable)."""
-        assert self.data is not None
-        config = self.config
+        data, config = self._own_data(), self.config
         model = self.adapter(global_params)
         seed = _seed(config.seed, self.account.address, round_id)
-        model.fit(self.data.X_train, self.data.y_train, epochs=config.local_epochs, seed=seed)
+        model.fit(data.X_train, data.y_train, epochs=config.local_epochs, seed=seed)
         return model.get_params()
 
     def _dp_sgd_train(self, global_params: Params, round_id: int) -> Params:
         """Local training with DP-SGD (Opacus) under the task's sample-level settings."""
-        assert self.data is not None
-        privacy = self.config.privacy
-        assert privacy is not None
+        data, privacy = self._own_data(), self.config.privacy
+        if privacy is None:
+            raise ConfigError("DP-SGD training in a task without a privacy setting")
         dp = DPSGDConfig(
-            noise_multiplier=privacy.noise_multiplier_for(len(self.data.y_train)),
+            noise_multiplier=privacy.noise_multiplier_for(len(data.y_train)),
             max_grad_norm=privacy.max_grad_norm,
             batch_size=privacy.batch_size,
             delta=privacy.delta,
         )
         seed = _seed(self.config.seed, self.account.address, round_id)
         model = self.adapter(global_params)
-        return dp.train(model, self.data.X_train, self.data.y_train, epochs=self.config.local_epochs, seed=seed).params
+        return dp.train(model, data.X_train, data.y_train, epochs=self.config.local_epochs, seed=seed).params
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _own_data(self) -> LocalData:
+        """This member's data; a node without data only aggregates and moves phases on, never trains or scores."""
+        if self.data is None:
+            raise BadInput(f"{self.name} has no local data to train or validate on")
+        return self.data
 
     def _try(self, action: str, round_id: int, fn: Callable[[], object]) -> bool:
         """Run a phase transition that any member may trigger; losing the race is fine."""
