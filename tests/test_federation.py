@@ -286,7 +286,7 @@ class HostileNode(MemberNode):
         self.make_blob = make_blob
         self.commit_other_hash = commit_other_hash
 
-    def _train_and_commit(self, info) -> None:  # type: ignore[no-untyped-def]
+    def train_and_commit(self, info) -> None:  # type: ignore[no-untyped-def]
         blob = self.make_blob(self, info.round_id)
         blob_id = (
             BlobStore.put(self.store, blob) if len(blob) <= self.store.max_blob_bytes else _raw_put(self.store, blob)
