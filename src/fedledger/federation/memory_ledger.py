@@ -94,6 +94,21 @@ class InMemoryLedger:
         """The same task, acting as ``member``."""
         return InMemoryLedger(self._s.params, self._s.roles, sender=member, _state=self._s)
 
+    def set_roles(self, member: str, roles: int) -> None:
+        """Grant ``member`` exactly ``roles`` (the consortium's role change; rounds already open keep their
+        expected counts)."""
+        self._s.roles[member] = int(roles)
+
+    @property
+    def validator_reputation(self) -> ValidatorReputation[str]:
+        """Every validator's record: scores counted and scores against their update's outcome."""
+        return self._s.validators
+
+    @property
+    def trainer_reputation(self) -> TrainerReputation[str]:
+        """Every trainer's record: scored updates, rejected ones and their committee medians."""
+        return self._s.trainers
+
     def advance_time(self, seconds: int) -> None:
         self._s.now += int(seconds)
 
