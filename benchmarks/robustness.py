@@ -81,6 +81,7 @@ from robustness_lib.report import (
     recommend,
     results_table,
 )
+from robustness_lib.scenario import FLSetup, RunResult, Scenario, malicious_members
 from robustness_lib.setups import (
     CELL_LEGEND,
     FMNIST_FULL,
@@ -94,13 +95,7 @@ from robustness_lib.setups import (
     profile_rule,
     profile_setup,
 )
-from robustness_lib.simulation import (
-    FLSetup,
-    RunResult,
-    Scenario,
-    malicious_members,
-    run_scenario,
-)
+from robustness_lib.simulation import run_scenario
 from sklearn.linear_model import LogisticRegression
 
 from fedledger.exceptions import FedLedgerError

@@ -21,7 +21,8 @@ from fedledger.exceptions import ConfigError, FedLedgerError
 
 from .data import Federation, fashion_mnist_federation
 from .models import LocalTrainer, build_model
-from .simulation import FLSetup, RunResult, Scenario, honest_update_norms, run_scenario
+from .scenario import FLSetup, RunResult, Scenario, honest_update_norms
+from .simulation import run_scenario
 
 __all__ = [
     "ATTACK_PARAMS",

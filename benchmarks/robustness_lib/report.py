@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .scenario import RunResult
 from .setups import CELL_LEGEND
-from .simulation import RunResult
 
 __all__ = [
     "print_setting",

@@ -11,7 +11,7 @@ from typing import Any
 
 from fedledger.federation.config import TaskConfig
 
-from .simulation import FLSetup
+from .scenario import FLSetup
 
 __all__ = [
     "CELL_LEGEND",

@@ -59,8 +59,6 @@ from fedledger.learning.update import DecodedUpdate, UpdatePipeline
 from .data import Federation
 from .models import LocalTrainer
 from .scenario import (
-    SCORE_WEIGHTS,
-    SCORINGS,
     FLSetup,
     RoundStats,
     RunResult,
@@ -71,32 +69,12 @@ from .scenario import (
     disagreement,
     expected_score,
     find_trigger,
-    honest_update_norms,
     malicious_members,
     rule_params,
-    score_of,
     trust_committee_scores,
-    trust_references,
 )
 
-__all__ = [
-    "FLSetup",
-    "RoundStats",
-    "RunResult",
-    "SCORE_WEIGHTS",
-    "SCORINGS",
-    "Scenario",
-    "alignment_with_others",
-    "committee_scores",
-    "expected_score",
-    "honest_update_norms",
-    "malicious_members",
-    "rule_params",
-    "run_scenario",
-    "score_of",
-    "trust_committee_scores",
-    "trust_references",
-]
+__all__ = ["FLSetup", "RunResult", "Scenario", "run_scenario"]
 
 OPERATOR = "operator"
 """The task's operator: opens rounds and aggregates (the simulation's one aggregator); it neither trains nor scores."""
