@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 
 from fedledger.chain.consortium import Role
@@ -174,3 +175,26 @@ def test_the_chain_client_and_the_in_memory_ledger_implement_the_port() -> None:
     missing = [name for name in port if not hasattr(TrainingTaskClient, name) and name != "address"]
     assert not missing, missing
     assert as_secure is not None
+
+
+def test_the_honest_behavior_is_the_protocol_at_every_point() -> None:
+    from fedledger.federation import Behavior, Honest
+
+    honest: Behavior = Honest()
+    trained = {"w": np.ones(2, np.float32)}
+    calls: list[int] = []
+
+    def train() -> dict[str, np.ndarray[Any, Any]]:
+        calls.append(1)
+        return trained
+
+    assert honest.local_params(train, {"w": np.zeros(2, np.float32)}, 1) is trained and calls == [1]
+    assert honest.claimed_examples(7, max_examples=100) == 7
+    committees_read: list[int] = []
+
+    def committees() -> list[list[str]]:
+        committees_read.append(1)
+        return [["a"]]
+
+    assert honest.scores([9000, None], ["a", "b"], committees) == [9000, None]
+    assert not committees_read  # an honest validator needs no committee read

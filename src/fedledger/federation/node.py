@@ -65,7 +65,7 @@ from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
 from fedledger.privacy.dp import DPSGDConfig, NoiseSource
 from fedledger.store import BlobStore
 
-__all__ = ["Behavior", "LocalData", "MemberNode", "NodeEvent"]
+__all__ = ["LocalData", "MemberNode", "NodeEvent"]
 
 log = logging.getLogger("fedledger.node")
 
