@@ -1,8 +1,9 @@
-"""The round engine over the in-memory ledger: the protocol of a validated round, without a chain or a model.
+"""The round engine over the in-memory ledger and over the TrainingTask contract: a validated round's protocol.
 
 Members here are minimal: a trainer commits a named hash, a validator scores each update from a table, an
 aggregator proposes a hash derived from the accepted set. What is under test is the loop every member runs
-(open, duty, close) and the ledger's rules (deadlines, acceptance by median, quorum, reputation)."""
+(open, duty, close), the in-memory ledger's rules (deadlines, acceptance by median, quorum, reputation), and
+that the contract and the in-memory ledger take the same members through the same rounds."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import MEMBER_ROLES, h
+from conftest import Ledger as ChainFixture
 from fedledger.chain.consortium import Role
 from fedledger.chain.task import Phase, RoundInfo, TaskParams, TrainingTaskClient
 from fedledger.exceptions import InvalidState, NotAuthorized, TrainingRefused
@@ -28,7 +31,7 @@ class ToyMember:
     """Trains by committing ``update-<name>-<round>``; scores update ``i`` by ``score_of[owner]``."""
 
     name: str
-    ledger: InMemoryLedger
+    ledger: Ledger
     score_of: dict[str, int]
     trains: bool = True
     trainer_reputation: bool = False
@@ -48,7 +51,7 @@ class ToyMember:
     def train_and_commit(self, info: RoundInfo) -> None:
         if self.refuse:
             raise TrainingRefused(f"{self.name} refuses")
-        self.ledger.commit_update(info.round_id, f"update-{self.name}-{info.round_id}", 10)
+        self.ledger.commit_update(info.round_id, h(f"update-{self.name}-{info.round_id}"), 10)
         self.emit("commit", info.round_id)
 
     def score(self, info: RoundInfo) -> None:
@@ -59,7 +62,7 @@ class ToyMember:
         self.emit("score", info.round_id)
 
     def aggregate(self, info: RoundInfo) -> None:
-        model = f"model-{info.round_id}-{info.accepted_mask}"
+        model = h(f"model-{info.round_id}-{info.accepted_mask}")
         self.ledger.propose_aggregate(info.round_id, model, info.accepted_mask)
         self.emit("propose", info.round_id)
 
@@ -104,7 +107,7 @@ def test_three_validated_rounds_finalize_with_the_accepted_set_the_scores_give()
         assert sorted(u.member for u in updates) == names  # each member once
         # "d" scores below the threshold everywhere
         assert info.accepted == sorted(u.index for u in updates if u.member != "d")
-        assert info.model_hash == f"model-{r}-{info.accepted_mask}"
+        assert info.model_hash == h(f"model-{r}-{info.accepted_mask}")
         scores = [ledger.scores_of(r, i) for i in range(4)]
         assert all(len(s) == 3 for s in scores)  # every other validator, never the owner
         assert accepted_mask(scores, 5_000) == info.accepted_mask
@@ -198,3 +201,41 @@ def test_the_honest_behavior_is_the_protocol_at_every_point() -> None:
 
     assert honest.scores([9000, None], ["a", "b"], committees) == [9000, None]
     assert not committees_read  # an honest validator needs no committee read
+
+
+def test_the_contract_and_the_in_memory_ledger_take_members_through_the_same_rounds(ledger: ChainFixture) -> None:
+    """The same members, stepped in the same order, over the TrainingTask contract and the in-memory ledger with
+    the same parameters and roles: the same actions, commitments, accepted sets and finalized models."""
+    scores = [9000, 7000, 3000, 8000]  # member i's update scores scores[i] with every validator
+    runs: dict[str, tuple[list[ToyMember], Any]] = {}
+    chain_members = [m.address for m in ledger.members]
+    admin_address = ledger.admin.address
+    roles = {admin_address: int(Role.ADMIN)} | dict.fromkeys(chain_members, int(MEMBER_ROLES))
+    memory = InMemoryLedger(ledger.params, roles)
+    seats: dict[str, tuple[Ledger, list[tuple[str, Ledger]]]] = {
+        "chain": (ledger.task.as_(ledger.admin), [(a.address, ledger.task.as_(a)) for a in ledger.members]),
+        "memory": (memory.as_(admin_address), [(address, memory.as_(address)) for address in chain_members]),
+    }
+    for kind, (admin_seat, member_seats) in seats.items():
+        score_of = {address: scores[i] for i, (address, _) in enumerate(member_seats)}
+        admin = ToyMember(admin_address, admin_seat, score_of, trains=False)
+        members = [ToyMember(address, seat, score_of) for address, seat in member_seats]
+        engines = [
+            RoundEngine(m.ledger, ValidatedRounds(m.ledger, m, m.emit), name=m.name, rounds=2, emit=m.emit)
+            for m in (admin, *members)
+        ]
+        for _ in range(20):
+            if not any([engine.step() for engine in engines]):
+                break
+        runs[kind] = (members, admin_seat)
+    (chain_run, chain_seat), (memory_run, memory_seat) = runs["chain"], runs["memory"]
+    assert [m.events for m in chain_run] == [m.events for m in memory_run]
+    assert chain_seat.current_round == memory_seat.current_round == 2
+    for r in (1, 2):
+        on_chain, in_memory = chain_seat.round(r), memory_seat.round(r)
+        assert on_chain.phase is in_memory.phase is Phase.FINALIZED
+        committed = [u.member for u in chain_seat.updates(r)]
+        assert committed == [u.member for u in memory_seat.updates(r)] and sorted(committed) == sorted(chain_members)
+        passing = [i for i, member in enumerate(committed) if scores[chain_members.index(member)] >= 5000]
+        assert on_chain.accepted == in_memory.accepted == passing and len(passing) == 3
+        assert on_chain.model_hash == in_memory.model_hash

@@ -4,7 +4,8 @@
 rules for validated rounds: who may act in which phase and until when, one commitment per trainer and round, one
 score vector per validator, acceptance by :func:`~fedledger.federation.rules.verdict`, finalization by a quorum of
 identical proposals, and the validator and trainer reputations of :mod:`fedledger.chain.reputation`. Time is its
-own clock (:meth:`advance_time`), so deadlines pass without waiting. It holds no blobs: members keep those in
+own clock: it starts at the wall clock's time and moves on only by :meth:`advance_time`, so deadlines pass
+without waiting. It holds no blobs: members keep those in
 their store, as on chain. Each member acts through its own handle, :meth:`as_`.
 
 Committees: by default every trusted validator scores every update but its own (a task without committees);
@@ -14,6 +15,7 @@ simulation's own draw, where the contract draws from on-chain randomness).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -57,7 +59,7 @@ class _State:
     params: TaskParams
     roles: dict[str, int]
     draw: CommitteeDraw | None
-    now: int = 1
+    now: int = field(default_factory=lambda: int(time.time()))
     latest_model: str = ""
     rounds: dict[int, _Round] = field(default_factory=dict)
     current: int = 0
