@@ -208,8 +208,8 @@ def test_the_contract_and_the_in_memory_ledger_take_members_through_the_same_rou
     the same parameters and roles: the same actions, commitments, accepted sets and finalized models."""
     scores = [9000, 7000, 3000, 8000]  # member i's update scores scores[i] with every validator
     runs: dict[str, tuple[list[ToyMember], Any]] = {}
-    chain_members = [m.address for m in ledger.members]
-    admin_address = ledger.admin.address
+    chain_members: list[str] = [str(m.address) for m in ledger.members]
+    admin_address = str(ledger.admin.address)
     roles = {admin_address: int(Role.ADMIN)} | dict.fromkeys(chain_members, int(MEMBER_ROLES))
     memory = InMemoryLedger(ledger.params, roles)
     seats: dict[str, tuple[Ledger, list[tuple[str, Ledger]]]] = {
