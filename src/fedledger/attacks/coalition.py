@@ -21,6 +21,8 @@ the honest member at every point an attack can intervene:
     the example count it declares.
 ``scores(honest_scores, update_owners, committees)``
     what the member submits when it validates (``committees()[i]``: the validators scoring update ``i``).
+``proposal(model_blob, round_id)``
+    the model it proposes as an aggregator: the honest one (the attacks here poison updates and scores).
 
 ``poison_data(X, y, num_classes=...)`` gives the member's training data after data
 poisoning (apply once, before training). Randomness comes from ``seed`` and the
@@ -263,3 +265,7 @@ class CoalitionMember:
     def claimed_examples(self, num_examples: int, *, max_examples: int) -> int:
         """The example count this member declares for its update."""
         return self.coalition.attack.claimed_examples(num_examples, max_examples=max_examples)
+
+    def proposal(self, model_blob: bytes, round_id: int) -> bytes:
+        """The next model this member proposes when it aggregates: the one the rules give."""
+        return model_blob

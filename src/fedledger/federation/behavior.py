@@ -11,7 +11,9 @@ each point the node hands it what the honest member would do, and uses what it r
 ``claimed_examples(num_examples, max_examples=...)``
     the example count it declares for an update trained on ``num_examples``;
 ``scores(honest_scores, update_owners, committees)``
-    the scores it submits as a validator; ``committees()`` reads, on demand, the validators scoring each update.
+    the scores it submits as a validator; ``committees()`` reads, on demand, the validators scoring each update;
+``proposal(model_blob, round_id)``
+    the next model it proposes as an aggregator, given the one the rules give (a cheating aggregator's point).
 
 :class:`Honest` is the protocol at every point; a behaviour overrides only what it changes. The honest node
 calls every point of its behaviour and knows nothing of attacks (``fedledger.attacks.CoalitionMember`` is the
@@ -65,9 +67,12 @@ class Behavior(Protocol):
         self, honest_scores: Sequence[int | None], update_owners: Sequence[str], committees: Committees
     ) -> list[int | None]: ...
 
+    def proposal(self, model_blob: bytes, round_id: int) -> bytes: ...
+
 
 class Honest:
-    """The protocol, at every point: trains, declares what it trained on, submits its honest scores."""
+    """The protocol, at every point: trains, declares what it trained on, submits its honest scores, proposes the
+    model the rules give."""
 
     name = "honest"
 
@@ -84,3 +89,6 @@ class Honest:
         self, honest_scores: Sequence[int | None], update_owners: Sequence[str], committees: Committees
     ) -> list[int | None]:
         return list(honest_scores)
+
+    def proposal(self, model_blob: bytes, round_id: int) -> bytes:
+        return model_blob

@@ -415,9 +415,9 @@ class MemberNode:
         )
         for index, reason in result.excluded.items():
             self.task.flag_update(r, index, f"excluded from aggregate: {reason}")
-        self.store.put(result.blob)
-        finalized = self.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
-        self.emit("propose", r, model_hash=result.model_hash, included=result.included, finalized=finalized)
+        model_hash = "0x" + self.store.put(self.behavior.proposal(result.blob, r))
+        finalized = self.task.propose_aggregate(r, model_hash, info.accepted_mask)
+        self.emit("propose", r, model_hash=model_hash, included=result.included, finalized=finalized)
 
     @property
     def address(self) -> str:

@@ -24,6 +24,7 @@ from eth_account.signers.local import LocalAccount
 from fedledger.chain.consortium import Role
 from fedledger.chain.task import MemberView, Phase, RoundInfo, SecureView, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, TrainingRefused
+from fedledger.federation.behavior import Behavior
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.engine import EventSink, PhaseRule
 from fedledger.federation.ledger import SecureLedger
@@ -62,6 +63,9 @@ class SecureMember(Protocol):
 
     @property
     def config(self) -> TaskConfig: ...
+
+    @property
+    def behavior(self) -> Behavior: ...
 
     refusals: dict[int, TrainingRefused]
 
@@ -272,12 +276,12 @@ class SecureRounds:
             # Some member skipped clipping: refuse to propose; the round aborts at its deadline.
             self._give_up(r, "aggregate update exceeds the update norm bound: some member did not clip")
             return False
-        node.store.put(result.blob)
-        finalized = self.ledger.propose_aggregate(r, result.model_hash, info.accepted_mask)
+        model_hash = "0x" + node.store.put(node.behavior.proposal(result.blob, r))
+        finalized = self.ledger.propose_aggregate(r, model_hash, info.accepted_mask)
         self.emit(
             "propose",
             r,
-            model_hash=result.model_hash,
+            model_hash=model_hash,
             included=sorted(by_member[m] for m in result.result.survivors),
             dropouts=list(result.result.dropouts),
             finalized=finalized,
