@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from chaos_lib import DEFAULT_DATA, ROOT, Result, Settings, run_chaos
+from chaos_lib import Result, run_chaos
+from chaos_plan import DEFAULT_DATA, ROOT, Settings
 
 
 def markdown(result: Result, command: str) -> str:

@@ -47,307 +47,79 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import platform
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from robustness_lib.data import Federation, fashion_mnist_federation, find_fashion_mnist, heart_disease_federation
+from robustness_lib.cli import build_parser, chosen_rules_and_attacks
+from robustness_lib.data import Federation, find_fashion_mnist, heart_disease_federation
+from robustness_lib.grid import (
+    ATTACK_PARAMS,
+    HEART_TRIGGER,
+    GridContext,
+    backdoor_probe,
+    build_attack,
+    fmnist_context,
+    num_features,
+    run_grid,
+    scenarios_of,
+)
 from robustness_lib.models import LocalTrainer, build_model
 from robustness_lib.report import (
     Target,
     TargetCheck,
-    acceptance_table,
     check_target,
     lying_majority_probability,
     mean_over_seeds,
+    print_setting,
     recommend,
     results_table,
 )
-from robustness_lib.simulation import (
-    FLSetup,
-    RunResult,
-    Scenario,
-    honest_update_norms,
-    malicious_members,
-    run_scenario,
+from robustness_lib.scenario import FLSetup, RunResult, Scenario, malicious_members
+from robustness_lib.setups import (
+    CELL_LEGEND,
+    FMNIST_FULL,
+    FMNIST_QUICK,
+    HEART,
+    HEART_ONLY_ATTACKS,
+    HEART_RULE,
+    LYING_COMMITTEE,
+    SETTINGS,
+    Setting,
+    profile_rule,
+    profile_setup,
 )
+from robustness_lib.simulation import run_scenario
 from sklearn.linear_model import LogisticRegression
 
-from fedledger.attacks import ATTACKS, Attack, Backdoor, Compose, PixelTrigger, make_attack
 from fedledger.exceptions import FedLedgerError
-from fedledger.federation.config import TaskConfig, ledger_rules
+from fedledger.federation.config import ledger_rules
 from fedledger.learning.aggregation import AGGREGATION_RULES
 
+__all__ = [  # what robustness_trajectory.py and the tests use of this script
+    "FMNIST_FULL",
+    "HEART",
+    "HEART_RULE",
+    "LYING_COMMITTEE",
+    "SETTINGS",
+    "backdoor_probe",
+    "build_attack",
+    "fmnist_context",
+    "ledger_checks",
+    "main",
+    "profile_rule",
+    "profile_setup",
+    "run_without_malicious",
+    "scenarios_of",
+]
+
 REPO = Path(__file__).resolve().parent.parent
-
-# Attack parameters for this task. The backdoor is FLTrust's "scaling attack" within fedledger's clip:
-# BadNets trigger, boosted to the largest norm the update check admits. Sybils replay a backdoor
-# (FoolsGold's setting). Lying validators are a setting of their own, not a row.
-ATTACK_PARAMS: dict[str, dict[str, Any]] = {
-    "backdoor": {"target_label": 0, "norm_fraction": 0.99},
-    "sybil": {"inner": "backdoor", "target_label": 0, "norm_fraction": 0.99},
-    "label-flip": {"num_classes": 10},
-}
-# Tabular rows (heart disease): the trigger sets one standardized feature (cholesterol) to an extreme 4 sd;
-# the image trigger's default (the last 9 of 13 columns set to 1) would rewrite most of the row.
-HEART_TRIGGER = {"trigger_features": (3,), "trigger_value": 4.0}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One table: the malicious share of trainers and of validators, and the validators per update."""
-
-    title: str
-    malicious_fraction: float
-    lying_fraction: float = 0.0
-    committee_size: int | None = None
-    """``None``: the setup's (``--committee``, default 3). ``--committee`` overrides every setting."""
-
-
-LYING_COMMITTEE = 21
-"""Validators per update where a third of them lie: the size benchmarks/results/robustness.md recommends for consortia
-this
-large. With three, 27 % of committees drawn from 100 members of whom 34 lie have a lying majority (4.6 % with 21),
-and those updates are lost whatever the honest validators see (runs 14-15). Trust scoring trains one reference
-per validator and round, so the setting costs about twice the others (liars train none)."""
-SETTINGS = (
-    Setting("20 % malicious", 0.2),
-    Setting("30 % malicious", 0.3),
-    Setting(
-        f"20 % malicious, one third of validators lying, committees of {LYING_COMMITTEE}",
-        0.2,
-        1 / 3,
-        committee_size=LYING_COMMITTEE,
-    ),
-)
-CELL_LEGEND = (
-    "Cells: test error / backdoor success; in parentheses where the attack plants no backdoor: the rate at "
-    "which the backdoor's trigger alone turns a prediction into its target (the base rate); in brackets where "
-    "it plants one: the trigger's flips (non-target images classified right without the trigger and as the "
-    "target with it), what the backdoor limit is checked on.\n"
-)
-QUICK_RULES = ("fedavg", "trimmed-mean", "centered-clipping", "fltrust-median")
-QUICK_ATTACKS = ("none", "label-flip", "backdoor", "alie", "fang-trim")
-
-
-def profile_setup(profile: str) -> dict[str, Any]:
-    """The task settings a ledger task of ``profile`` resolves by default (:class:`TaskConfig`), as setup fields."""
-    config = TaskConfig(model={"kind": "benchmark"}, profile=profile)
-    return {
-        "scoring": config.scoring,
-        "acceptance_threshold": config.threshold,
-        "clip_to_median_norm": config.clip_to_median_norm,
-        "lift_to_median_norm": config.lift_to_median_norm,
-        "score_at_median_norm": config.score_at_median_norm,
-        "center_scores": config.center_scores,
-        "cap_examples_to_median": config.cap_examples_to_median,
-        "max_disagreement": config.max_disagreement,
-        "max_rejection": config.max_rejection,
-        "min_mean_score": config.min_mean_score,
-        "reputation_warmup": config.reputation_warmup,
-    }
-
-
-def profile_rule(profile: str) -> str:
-    """The aggregation rule a ledger task of ``profile`` uses by default."""
-    return TaskConfig(model={"kind": "benchmark"}, profile=profile).aggregation
-
-
-FMNIST_FULL = FLSetup(
-    model="cnn",
-    rounds=20,
-    clients_per_round=10,
-    local_steps=5,
-    batch_size=32,
-    lr=0.1,
-    clip_norm=1.0,
-    committee_size=3,
-    **profile_setup("consortium"),
-)
-FMNIST_QUICK = replace(FMNIST_FULL, rounds=15)
-HEART = FLSetup(
-    model="logreg",
-    rounds=60,
-    clients_per_round=4,
-    local_steps=5,
-    batch_size=16,
-    lr=0.1,
-    clip_norm=1.0,
-    committee_size=3,
-    # Four hospitals that all train every round: the few-silos profile (accuracy scoring, clipping to the median
-    # norm, trainer reputation by mean score; benchmarks/results/robustness.md, runs 23 and 28).
-    **profile_setup("few-silos"),
-)
-HEART_SEEDS = "0,1,2,3,4"
-"""Heart-disease cells are cheap (about 0.5 CPU-s) and one seed's backdoor cell ranges over 0-0.8 (run 23)."""
-
-
-def all_attacks() -> list[str]:
-    return [name for name in ATTACKS if name != "lying-validators"]
-
-
-HEART_ONLY_ATTACKS = ("count-inflation",)
-"""Attacks the default grid runs on heart disease only (``--attacks`` runs them anywhere). Count inflation changes
-nothing but the example counts that FedAvg, norm bounding and Multi-Krum's average read, and neither profile's
-rule (centered clipping, median) reads them. (The score-aware attack ran on heart disease only too while a cell of
-it cost twice an ordinary one; since run 33d it costs the same and runs everywhere.)"""
-
-
-def build_attack(name: str, num_classes: int, *, tabular: bool = False) -> Attack:
-    """The attack ``name`` with this task's parameters; each part of a composed ``a+b`` gets its own (the
-    ``backdoor`` in ``backdoor+count-inflation`` is the table's ``backdoor``, trigger and boost included)."""
-    if "+" in name:
-        return Compose(tuple(build_attack(part.strip(), num_classes, tabular=tabular) for part in name.split("+")))
-    params = dict(ATTACK_PARAMS.get(name, {}))
-    if name == "label-flip":
-        params["num_classes"] = num_classes
-    if tabular and name in ("backdoor", "sybil"):
-        params.update(HEART_TRIGGER)
-    return make_attack(name, **params)
-
-
-def backdoor_probe(num_classes: int, *, tabular: bool) -> tuple[PixelTrigger, int]:
-    """The backdoor attack's trigger and target, to measure their base rate in cells without a backdoor."""
-    backdoor = build_attack("backdoor", num_classes, tabular=tabular)
-    assert isinstance(backdoor, Backdoor)
-    return backdoor.trigger, backdoor.target_label
-
-
-@dataclass(frozen=True)
-class GridContext:
-    """What every cell of a grid shares (handed to worker processes once, by fork)."""
-
-    federation: Federation
-    setup: FLSetup
-    initial: dict[str, np.ndarray]
-
-
-_CONTEXT: GridContext | None = None
-_TRAINER: LocalTrainer | None = None
-
-
-def _init_worker(context: GridContext) -> None:
-    global _CONTEXT, _TRAINER
-    torch.set_num_threads(1)
-    _CONTEXT = context
-    module = build_model(context.setup.model, num_features=_num_features(context.federation), seed=0)
-    _TRAINER = LocalTrainer(module)
-
-
-def _num_features(federation: Federation) -> int:
-    return int(np.prod(federation.clients[0].X_train.shape[1:]))
-
-
-def _run_cell(scenario: Scenario) -> RunResult:
-    assert _CONTEXT is not None and _TRAINER is not None
-    federation = _CONTEXT.federation
-    tabular = federation.clients[0].X_train.ndim == 2
-    attack = build_attack(scenario.attack, federation.num_classes, tabular=tabular)
-    probe = backdoor_probe(federation.num_classes, tabular=tabular)
-    return run_scenario(federation, _CONTEXT.setup, scenario, attack, _TRAINER, _CONTEXT.initial, probe=probe)
-
-
-def run_grid(context: GridContext, scenarios: Sequence[Scenario], workers: int) -> list[RunResult]:
-    """Every scenario, in order; ``workers`` processes of one torch thread each (two single-threaded
-    processes beat one two-threaded one on these small convolutions)."""
-    results = []
-    cells: Iterator[RunResult]
-    if workers > 1:
-        pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (context,))
-        cells = pool.imap(_run_cell, scenarios)
-    else:
-        _init_worker(context)
-        cells = map(_run_cell, scenarios)
-    try:
-        for result in cells:
-            s = result.scenario
-            bd = "-" if result.backdoor_success is None else f"{result.backdoor_success:.3f}"
-            print(
-                f"  [{context.federation.name} mal={s.malicious_fraction:.2f} lying={s.lying_validator_fraction:.2f}] "
-                f"{s.attack:>16} x {s.rule:<17} error {result.test_error:.3f} backdoor {bd} honest-accepted "
-                f"{result.honest_acceptance:.2f} ({result.seconds:.1f} s, {result.cpu_seconds:.1f} s CPU)",
-                file=sys.stderr,
-                flush=True,
-            )
-            results.append(result)
-    finally:
-        if workers > 1:
-            pool.close()
-            pool.join()
-    return results
-
-
-def scenarios_of(
-    rules: Sequence[str],
-    attacks: Sequence[str],
-    malicious_fraction: float,
-    lying_fraction: float,
-    seed: int,
-    *,
-    reference_only: Sequence[str] = (),
-) -> list[Scenario]:
-    """Every rule under every attack, except that ``reference_only`` rules run attack-free alone."""
-    return [
-        Scenario(rule, attack, malicious_fraction, lying_fraction, seed)
-        for attack in attacks
-        for rule in rules
-        if attack == "none" or rule not in reference_only
-    ]
-
-
-def fmnist_context(
-    data_dir: Path, setup: FLSetup, seed: int, *, val_fraction: float = 0.05
-) -> tuple[GridContext, list[float]]:
-    """Fashion-MNIST split among 100 members and the initial CNN for ``seed``, with round-0 honest norms."""
-    federation = fashion_mnist_federation(data_dir, num_clients=100, bias=0.5, val_fraction=val_fraction, seed=seed)
-    trainer = LocalTrainer(build_model("cnn", seed=seed))
-    initial = trainer.get_params()
-    norms = honest_update_norms(federation, setup, trainer, initial, count=10, seed=seed)
-    return GridContext(federation, setup, initial), norms
-
-
-def print_setting(
-    title: str,
-    results: list[RunResult],
-    rules: Sequence[str],
-    attacks: Sequence[str],
-    target: Target,
-    reference: RunResult | None = None,
-) -> tuple[float, list[Any]]:
-    """The setting's tables and target check against ``reference`` (default: its FedAvg row without attack;
-    where validators lie, pass FedAvg with nobody lying, since that row still has the liars)."""
-    liars_only = next(r for r in results if r.scenario.attack == "none" and r.scenario.rule == "fedavg")
-    reference = reference or liars_only
-    print(f"\n### {title}\n")
-    print(CELL_LEGEND)
-    print(results_table(results, rules, attacks))
-    print("\nShare of updates accepted by the validators, honest / malicious:\n")
-    print(acceptance_table(results, rules, attacks))
-    checks = check_target(results, rules, reference.test_error, target, attack_free_row=reference is liars_only)
-    if reference is liars_only:
-        print(f"\nAttack-free FedAvg test error: {reference.test_error:.3f}.")
-    else:
-        print(
-            f"\nAttack-free FedAvg test error (no malicious trainer, no lying validator): {reference.test_error:.3f}"
-            f"{_sd(reference)}; with the lying validators alone (row none): {liars_only.test_error:.3f}."
-        )
-    meeting = [c.rule for c in checks if c.meets]
-    print(f"Rules meeting the target here: {', '.join(meeting) if meeting else 'none'}.")
-    for check in checks:
-        if not check.meets:
-            print(f"- {check.rule}: {'; '.join(check.failures)}")
-    return reference.test_error, checks
-
-
-def _sd(result: RunResult) -> str:
-    return "" if result.test_error_sd is None else f"±{result.test_error_sd:.3f}"
 
 
 def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -406,13 +178,14 @@ def heart_section(
     per_seed, pooled_accuracy, pooled_means, left_out = [], [], [], []
     for seed in seeds:
         federation, pooled = heart_disease_federation(args.shared_dir / "heart-disease", val_fraction=0.2, seed=seed)
-        initial = LocalTrainer(build_model("logreg", num_features=_num_features(federation), seed=seed)).get_params()
+        initial = LocalTrainer(build_model("logreg", num_features=num_features(federation), seed=seed)).get_params()
         if seed == seeds[0]:
             sizes = [(len(c.y_train), len(c.y_val)) for c in federation.clients]
             print(f"Hospitals (train, validation rows) at seed {seed}: {sizes}; test rows: {len(federation.y_test)}.")
         lr = LogisticRegression(max_iter=2000).fit(pooled.X_train, pooled.y_train)
         pooled_correct = lr.predict(federation.X_test) == federation.y_test
-        assert federation.test_groups is not None
+        if federation.test_groups is None:
+            raise FedLedgerError("the heart-disease federation has no per-hospital test groups")
         pooled_accuracy.append(float(pooled_correct.mean()))
         pooled_means.append(float(np.mean([pooled_correct[federation.test_groups == g].mean() for g in range(4)])))
         context = GridContext(federation, setup, initial)
@@ -423,7 +196,8 @@ def heart_section(
     print("\nTest error on the four hospitals' test splits pooled. " + CELL_LEGEND)
     print(results_table(results, rules, heart_attacks))
     clean = next(r for r in results if r.scenario.attack == "none" and r.scenario.rule == "fedavg")
-    assert clean.mean_test_error_per_group is not None
+    if clean.mean_test_error_per_group is None:
+        raise FedLedgerError("the attack-free FedAvg run has no per-hospital test error")
     print(
         f"\nAttack-free FedAvg accuracy: {1 - clean.test_error:.3f} pooled test, "
         f"{1 - clean.mean_test_error_per_group:.3f} averaged over hospitals "
@@ -449,9 +223,6 @@ def heart_section(
     }
 
 
-HEART_RULE = profile_rule("few-silos")
-
-
 def run_without_malicious(
     federation: Federation, setup: FLSetup, rule: str, malicious_fraction: float, seed: int, initial: dict[str, Any]
 ) -> RunResult:
@@ -459,7 +230,7 @@ def run_without_malicious(
     split: what a defence that left the attacker out of every round would reach (it loses the attacker's data)."""
     malicious = set(malicious_members(len(federation.clients), malicious_fraction, seed).tolist())
     kept = replace(federation, clients=[c for i, c in enumerate(federation.clients) if i not in malicious])
-    trainer = LocalTrainer(build_model(setup.model, num_features=_num_features(federation), seed=seed))
+    trainer = LocalTrainer(build_model(setup.model, num_features=num_features(federation), seed=seed))
     return run_scenario(
         kept,
         replace(setup, clients_per_round=min(setup.clients_per_round, len(kept.clients))),
@@ -644,146 +415,86 @@ def _seed_mean(runs: Sequence[RunResult]) -> RunResult:
     return runs[0] if len(runs) == 1 else mean_over_seeds([[r] for r in runs])[0]
 
 
+def print_header(
+    args: argparse.Namespace,
+    setup: FLSetup,
+    data_dir: Path,
+    federation: Federation,
+    norms: Sequence[float],
+    seeds: Sequence[int],
+    rules: Sequence[str],
+    attacks: Sequence[str],
+    target: Target,
+) -> None:
+    """The run's configuration, printed before its tables."""
+    print(f"# Robustness benchmark ({'--quick' if args.quick else 'full grid'})\n")
+    print(
+        f"Python {platform.python_version()}, torch {torch.__version__}, {args.workers} worker process(es) "
+        f"of 1 thread, seed(s) {', '.join(map(str, seeds))}."
+    )
+    print(
+        f"Fashion-MNIST from {data_dir}: 100 members, bias 0.5, {len(federation.y_test)} test images, "
+        f"{args.val_fraction:g} of each member's images kept for validation "
+        f"(median {int(np.median([len(c.y_val) for c in federation.clients]))} images)."
+    )
+    print(f"Configuration: {json.dumps(asdict(setup))}.")
+    print(f"Honest delta L2 norms at round 0 (10 members): median {np.median(norms):.3f}, max {max(norms):.3f}.")
+    print(f"Rules: {', '.join(rules)}. Attacks: {', '.join(attacks)}.")
+    print(
+        f"Attack parameters: {json.dumps(ATTACK_PARAMS)}; heart disease backdoor trigger {json.dumps(HEART_TRIGGER)}."
+    )
+    print(
+        f"Target: under every attack, error <= attack-free FedAvg + {target.error_margin} and backdoor success "
+        f"(trigger flips) <= {target.max_backdoor}; attack-free error <= FedAvg's + {target.clean_tolerance}."
+    )
+
+
+def run_setting(
+    args: argparse.Namespace,
+    setting: Setting,
+    setup: FLSetup,
+    contexts: Sequence[GridContext],
+    seeds: Sequence[int],
+    grid: tuple[list[str], list[str], tuple[str, ...]],
+    target: Target,
+) -> tuple[list[Any], dict[str, Any]]:
+    """One setting's cells over every seed, its tables printed; its target checks and raw results."""
+    rules, attacks, reference_only = grid
+    committee = args.committee or setting.committee_size or setup.committee_size
+    fraction, lying = setting.malicious_fraction, setting.lying_fraction
+    per_seed, clean_runs = [], []
+    for context, seed in zip(contexts, seeds, strict=True):
+        context = replace(context, setup=replace(context.setup, committee_size=committee))
+        scenarios = scenarios_of(rules, attacks, fraction, lying, seed, reference_only=reference_only)
+        if lying:  # the reference: the same committees with nobody lying
+            scenarios.append(Scenario("fedavg", "none", fraction, 0.0, seed))
+        cells = run_grid(context, scenarios, args.workers)
+        per_seed.append(cells[: len(cells) - bool(lying)])
+        clean_runs.extend(cells[len(per_seed[-1]) :])
+    results = per_seed[0] if len(seeds) == 1 else mean_over_seeds(per_seed)
+    clean = _seed_mean(clean_runs) if clean_runs else None
+    reference, checks = print_setting(setting.title, results, rules, attacks, target, clean)
+    print(f"Committees of {committee} validators per update in this setting.")
+    if lying:
+        liars = int(math.ceil(lying * 100))
+        odds = ", ".join(f"{k}: {lying_majority_probability(100, liars, k):.3f}" for k in (3, 5, 7, 9, 11, 15, 21, 31))
+        print(
+            f"\nProbability that an honest member's update draws a committee with a lying majority "
+            f"({liars} of 100 members lying; committee size: probability, hypergeometric): {odds}. "
+            f"This run: committees of {committee}."
+        )
+        cells = [r for seed_results in per_seed for r in seed_results]
+        print(reputation_summary(cells, setup, len(context.federation.clients)))
+    return checks, {
+        "committee_size": committee,
+        "reference_error": reference,
+        "results": [r.to_json() for seed_results in per_seed for r in seed_results],
+        "reference_results": [r.to_json() for r in clean_runs],
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"rules {QUICK_RULES}, attacks {QUICK_ATTACKS}, "
-        f"{FMNIST_QUICK.rounds} rounds, the 20 %% setting only, heart disease on the same rules",
-    )
-    parser.add_argument("--data-dir", type=Path, help="folder with the Fashion-MNIST idx .gz files")
-    parser.add_argument(
-        "--shared-dir",
-        type=Path,
-        default=REPO.parent / "shared" / "data",
-        help="folder holding heart-disease/ (default: ../shared/data)",
-    )
-    parser.add_argument("--rules", help="comma-separated rules (default: all registered)")
-    parser.add_argument("--attacks", help="comma-separated attacks (default: all registered but lying-validators)")
-    parser.add_argument("--rounds", type=int, help="override the number of rounds")
-    parser.add_argument("--settings", default=None, help="comma-separated setting numbers 1-3 (default: all; quick: 1)")
-    parser.add_argument("--no-heart", action="store_true", help="skip the heart-disease section")
-    parser.add_argument("--heart-only", action="store_true", help="run the heart-disease section alone")
-    parser.add_argument("--seed", type=int, default=0, help="one seed (data split, members, training)")
-    parser.add_argument(
-        "--heart-seeds",
-        default=HEART_SEEDS,
-        help=f"comma-separated seeds of the heart-disease section; its tables show the mean (default {HEART_SEEDS})",
-    )
-    parser.add_argument(
-        "--seeds", help="comma-separated seeds: every cell runs once per seed; tables show mean ± sample sd"
-    )
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.05,
-        help="share of each member's images kept as its validation data (default 0.05, about 30 images)",
-    )
-    parser.add_argument(
-        "--zero-center",
-        action="store_true",
-        help="centered clipping around zero instead of the previous aggregate (a ledger aggregator passing no center)",
-    )
-    parser.add_argument(
-        "--tau",
-        type=float,
-        help="centered clipping's radius as a share of the clip norm (default 0.5, the task default)",
-    )
-    parser.add_argument(
-        "--clip-to-median-norm",
-        "--median-norm-bound",  # its name in benchmarks/results/robustness.md run 20c
-        action=argparse.BooleanOptionalAction,
-        help="scale accepted updates above the round's median norm down to it before the rule (FLAME's adaptive "
-        f"clipping, a task's clip_to_median_norm; default {'on' if FMNIST_FULL.clip_to_median_norm else 'off'})",
-    )
-    parser.add_argument(
-        "--lift-to-median-norm",
-        action=argparse.BooleanOptionalAction,
-        help="scale accepted non-zero updates below the round's median norm up to it before the rule (a task's "
-        "lift_to_median_norm; default: the profile's, on for Fashion-MNIST, off for heart disease)",
-    )
-    parser.add_argument(
-        "--score-at-median-norm",
-        action=argparse.BooleanOptionalAction,
-        help="validators score an update shorter than the round's median norm as if scaled up to it (a task's "
-        "score_at_median_norm; default: the profile's, off for Fashion-MNIST, on for heart disease)",
-    )
-    parser.add_argument(
-        "--center-scores",
-        action=argparse.BooleanOptionalAction,
-        help="validators re-centre their scores of a round on their median score of the round (a task's "
-        "center_scores; default: the profile's, off for Fashion-MNIST, on for heart disease)",
-    )
-    parser.add_argument(
-        "--cap-examples-to-median",
-        action=argparse.BooleanOptionalAction,
-        help="read every declared example count as at most the round's upper median declared count (a task's "
-        f"cap_examples_to_median; default {'on' if FMNIST_FULL.cap_examples_to_median else 'off'})",
-    )
-    parser.add_argument(
-        "--registered-rows",
-        action=argparse.BooleanOptionalAction,
-        help="members registered their training rows and no update may declare more (a task with a data registry; "
-        f"default {'on' if FMNIST_FULL.registered_rows else 'off'}); off: only max_examples bounds a declared count",
-    )
-    parser.add_argument(
-        "--committee",
-        type=int,
-        help=f"validators per update in every setting (default 3; {LYING_COMMITTEE} where a third of validators lie)",
-    )
-    parser.add_argument("--scoring", help=f"validator scoring rule (default {FMNIST_FULL.scoring})")
-    parser.add_argument(
-        "--threshold", type=int, help=f"acceptance threshold (default {FMNIST_FULL.acceptance_threshold})"
-    )
-    parser.add_argument(
-        "--score-weight",
-        choices=("full", "round"),
-        help="validators score the update at full weight (default) or at 1/k, k = updates in the round",
-    )
-    parser.add_argument(
-        "--max-disagreement",
-        type=int,
-        help="validator reputation: basis points of a validator's scores against the outcome above which it sits "
-        f"on no later committee (default {FMNIST_FULL.max_disagreement}; 0: off)",
-    )
-    parser.add_argument(
-        "--max-rejection",
-        type=int,
-        help="trainer reputation: basis points of a trainer's scored updates rejected above which its later updates "
-        f"are left out (default: {FMNIST_FULL.max_rejection} for Fashion-MNIST, {HEART.max_rejection} for heart "
-        "disease; 0: off)",
-    )
-    parser.add_argument(
-        "--min-mean-score",
-        type=int,
-        help="trainer reputation by scores: mean committee median of a trainer's scored updates below which its "
-        f"later updates are left out (default: {FMNIST_FULL.min_mean_score} for Fashion-MNIST, "
-        f"{HEART.min_mean_score} for heart disease; 0: off)",
-    )
-    parser.add_argument(
-        "--reputation-warmup",
-        type=int,
-        help="fewest scores before a validator (scored updates before a trainer) can be distrusted (default: "
-        f"{FMNIST_FULL.reputation_warmup} for Fashion-MNIST, {HEART.reputation_warmup} for heart disease)",
-    )
-    parser.add_argument(
-        "--adaptive-liars",
-        action="store_true",
-        help="lying validators lie only where they hold a strict majority of an update's committee and score "
-        "honestly elsewhere (the liar validator reputation cannot see)",
-    )
-    parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default 2)")
-    parser.add_argument("--json", type=Path, help="write raw results to this file")
-    parser.add_argument(
-        "--report",
-        type=Path,
-        nargs="+",
-        metavar="JSON",
-        help="print tables and the cross-setting recommendation from earlier --json files (no training; "
-        "--rules and --settings keep only those rules and settings)",
-    )
-    args = parser.parse_args(argv)
+    args = build_parser(__doc__, REPO).parse_args(argv)
     if args.report:
         titles = [SETTINGS[int(n) - 1].title for n in args.settings.split(",")] if args.settings else None
         return report_from_json(args.report, Target(), args.rules.split(",") if args.rules else None, titles)
@@ -815,67 +526,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FedLedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    federation, norms = contexts[0][0].federation, contexts[0][1]
-
-    print(f"# Robustness benchmark ({'--quick' if args.quick else 'full grid'})\n")
-    print(
-        f"Python {platform.python_version()}, torch {torch.__version__}, {args.workers} worker process(es) "
-        f"of 1 thread, seed(s) {', '.join(map(str, seeds))}."
-    )
-    print(
-        f"Fashion-MNIST from {data_dir}: 100 members, bias 0.5, {len(federation.y_test)} test images, "
-        f"{args.val_fraction:g} of each member's images kept for validation "
-        f"(median {int(np.median([len(c.y_val) for c in federation.clients]))} images)."
-    )
-    print(f"Configuration: {json.dumps(asdict(setup))}.")
-    print(f"Honest delta L2 norms at round 0 (10 members): median {np.median(norms):.3f}, max {max(norms):.3f}.")
-    print(f"Rules: {', '.join(rules)}. Attacks: {', '.join(attacks)}.")
-    print(
-        f"Attack parameters: {json.dumps(ATTACK_PARAMS)}; heart disease backdoor trigger {json.dumps(HEART_TRIGGER)}."
-    )
-    print(
-        f"Target: under every attack, error <= attack-free FedAvg + {target.error_margin} and backdoor success "
-        f"(trigger flips) <= {target.max_backdoor}; attack-free error <= FedAvg's + {target.clean_tolerance}."
-    )
+    print_header(args, setup, data_dir, contexts[0][0].federation, contexts[0][1], seeds, rules, attacks, target)
 
     raw: dict[str, Any] = {"setup": asdict(setup), "rules": rules, "attacks": attacks, "settings": {}}
     all_checks = []
     for number in settings:
         setting = SETTINGS[number - 1]
-        committee = args.committee or setting.committee_size or setup.committee_size
-        fraction, lying = setting.malicious_fraction, setting.lying_fraction
-        per_seed, clean_runs = [], []
-        for context, seed in zip([c for c, _ in contexts], seeds, strict=True):
-            context = replace(context, setup=replace(context.setup, committee_size=committee))
-            scenarios = scenarios_of(rules, attacks, fraction, lying, seed, reference_only=reference_only)
-            if lying:  # the reference: the same committees with nobody lying
-                scenarios.append(Scenario("fedavg", "none", fraction, 0.0, seed))
-            cells = run_grid(context, scenarios, args.workers)
-            per_seed.append(cells[: len(cells) - bool(lying)])
-            clean_runs.extend(cells[len(per_seed[-1]) :])
-        results = per_seed[0] if len(seeds) == 1 else mean_over_seeds(per_seed)
-        clean = _seed_mean(clean_runs) if clean_runs else None
-        reference, checks = print_setting(setting.title, results, rules, attacks, target, clean)
-        print(f"Committees of {committee} validators per update in this setting.")
-        if lying:
-            liars = int(math.ceil(lying * 100))
-            odds = ", ".join(
-                f"{k}: {lying_majority_probability(100, liars, k):.3f}" for k in (3, 5, 7, 9, 11, 15, 21, 31)
-            )
-            print(
-                f"\nProbability that an honest member's update draws a committee with a lying majority "
-                f"({liars} of 100 members lying; committee size: probability, hypergeometric): {odds}. "
-                f"This run: committees of {committee}."
-            )
-            cells = [r for seed_results in per_seed for r in seed_results]
-            print(reputation_summary(cells, setup, len(context.federation.clients)))
+        checks, raw["settings"][setting.title] = run_setting(
+            args, setting, setup, [c for c, _ in contexts], seeds, (rules, attacks, reference_only), target
+        )
         all_checks.append(checks)
-        raw["settings"][setting.title] = {
-            "committee_size": committee,
-            "reference_error": reference,
-            "results": [r.to_json() for seed_results in per_seed for r in seed_results],
-            "reference_results": [r.to_json() for r in clean_runs],
-        }
     best, met = recommend(ledger_checks(all_checks))
     print(
         f"\nRecommended default rule ({LEDGER_NOTE}): **{best}**"
@@ -899,21 +559,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(raw, indent=2))
     return 0
-
-
-def chosen_rules_and_attacks(args: argparse.Namespace) -> tuple[list[str], list[str], tuple[str, ...]]:
-    """``--rules`` and ``--attacks`` (or the grid's defaults), with FedAvg and the attack-free row, which every
-    table is checked against, added in front when missing, and the rules added only as that reference (FedAvg
-    then runs attack-free only)."""
-    rules = args.rules.split(",") if args.rules else list(QUICK_RULES if args.quick else AGGREGATION_RULES)
-    attacks = args.attacks.split(",") if args.attacks else list(QUICK_ATTACKS if args.quick else all_attacks())
-    if "none" not in attacks:
-        attacks.insert(0, "none")
-    reference_only: tuple[str, ...] = ()
-    if "fedavg" not in rules:
-        rules.insert(0, "fedavg")
-        reference_only = ("fedavg",)
-    return rules, attacks, reference_only
 
 
 def heart_only(args: argparse.Namespace, rules: list[str], attacks: list[str]) -> int:

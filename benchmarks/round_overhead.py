@@ -308,7 +308,7 @@ class LedgerRun:
 @contextmanager
 def timed_actions(actions: dict[str, float], calls: dict[str, int]) -> Iterator[None]:
     """Inclusive time of each node action (train+commit, score, aggregate, the rest of step)."""
-    originals = {name: getattr(MemberNode, name) for name in ("_train_and_commit", "_score", "_aggregate", "step")}
+    originals = {name: getattr(MemberNode, name) for name in ("train_and_commit", "score", "aggregate", "step")}
 
     def timing(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -556,7 +556,7 @@ def report(
     categories["other: simulation loop, node bookkeeping"] = other
     validation_s = sum(v for k, v in categories.items() if k.startswith("validation"))
     # What fedledger's validators do that the baseline does not, including the models they build to score.
-    score_builds = ledger.action_calls.get("_score", 0) * (args.members - 1)
+    score_builds = ledger.action_calls.get("score", 0) * (args.members - 1)
     builds_total = prof.calls.get("models: build adapter", 0)
     build_s = categories.get("models: build adapter", 0.0)
     validation_build_s = build_s * score_builds / builds_total if builds_total else 0.0

@@ -301,7 +301,7 @@ def test_a_coalition_scores_with_its_members_own_scoring() -> None:
     member = coalition.member(0)
     member.join(address="0x" + "11" * 20, score=own_score)
     trained = {k: GLOBAL[k] + _one_step_context()[0][0][k] for k in GLOBAL}
-    submitted = member.local_params(trained, GLOBAL, 7)
+    submitted = member.local_params(lambda: trained, GLOBAL, 7)
     assert vec({k: submitted[k] - GLOBAL[k] for k in GLOBAL}) == pytest.approx(np.zeros(DIM), abs=1e-6)
     assert calls and set(calls) == {7}
 
@@ -636,7 +636,10 @@ def trained_params(delta: Params) -> Params:
 def test_coalition_members_implement_the_behavior_protocol() -> None:
     benign = benign_deltas(2)
     coalition = Coalition(SignFlip(norm_fraction=None), num_malicious=2, num_workers=5)
-    submitted = [m.local_params(trained_params(b), GLOBAL, 1) for m, b in zip(coalition.members, benign, strict=True)]
+    submitted = [
+        m.local_params(lambda b=b: trained_params(b), GLOBAL, 1)  # type: ignore[misc]
+        for m, b in zip(coalition.members, benign, strict=True)
+    ]
     for params, b in zip(submitted, benign, strict=True):
         delta = {k: params[k].astype(np.float64) - GLOBAL[k] for k in GLOBAL}
         np.testing.assert_allclose(vec(delta), -vec(b), atol=1e-6)
@@ -655,28 +658,28 @@ def test_collusive_coalition_uses_every_joined_members_benign_delta() -> None:
             return trained_params(benign[i])
 
         member.join(address=f"0x{i}", train=train)
-    first = coalition.member(0).local_params(trained_params(benign[0]), GLOBAL, 1)
+    first = coalition.member(0).local_params(lambda: trained_params(benign[0]), GLOBAL, 1)
     assert sorted(calls) == [1, 2]  # the others' training replayed once, member 0's own not re-run
-    later = coalition.member(2).local_params(trained_params(benign[2]), GLOBAL, 1)
+    later = coalition.member(2).local_params(lambda: trained_params(benign[2]), GLOBAL, 1)
     expected = -0.5 * mat(benign).mean(axis=0)
     for params in (first, later):
         np.testing.assert_allclose(vec({k: params[k] - GLOBAL[k] for k in GLOBAL}), expected, atol=1e-5)
-    coalition.member(1).local_params(trained_params(benign[1]), GLOBAL, 2)  # a new round starts afresh
+    coalition.member(1).local_params(lambda: trained_params(benign[1]), GLOBAL, 2)  # a new round starts afresh
     assert sorted(calls) == [0, 1, 2, 2]
 
 
 def test_coalition_without_trainers_crafts_from_what_it_knows() -> None:
     benign = benign_deltas(2)
     coalition = Coalition(Sybil(), num_malicious=2)
-    a = coalition.member(1).local_params(trained_params(benign[1]), GLOBAL, 1)
-    b = coalition.member(0).local_params(trained_params(benign[0]), GLOBAL, 1)
+    a = coalition.member(1).local_params(lambda: trained_params(benign[1]), GLOBAL, 1)
+    b = coalition.member(0).local_params(lambda: trained_params(benign[0]), GLOBAL, 1)
     assert all(np.array_equal(a[k], b[k]) for k in GLOBAL)  # sybils: identical even so
 
 
 def test_coalition_replays_and_poisons_data_per_member() -> None:
     def crafted(seed: int) -> Array:
         coalition = Coalition(FangTrim(), num_malicious=2, seed=seed)
-        return vec(coalition.member(0).local_params(trained_params(benign_deltas(1)[0]), GLOBAL, 1))
+        return vec(coalition.member(0).local_params(lambda: trained_params(benign_deltas(1)[0]), GLOBAL, 1))
 
     assert np.array_equal(crafted(1), crafted(1)) and not np.array_equal(crafted(1), crafted(2))
     coalition = Coalition(Backdoor(poison_fraction=0.5), num_malicious=2, seed=0)
@@ -696,7 +699,7 @@ def test_coalition_lying_validators_know_their_colluders_by_address() -> None:
     adaptive.member(0).join(address="0xA")
     adaptive.member(1).join(address="0xB")
     committees = [["0xA", "0xB", "0xD"], ["0xA", "0xD", "0xE"], ["0xB", "0xD"]]
-    assert adaptive.member(0).scores([9000, 9500, None], ["0xC", "0xB", "0xA"], committees=committees) == [
+    assert adaptive.member(0).scores([9000, 9500, None], ["0xC", "0xB", "0xA"], lambda: committees) == [
         0,
         9500,
         None,
@@ -706,12 +709,16 @@ def test_coalition_lying_validators_know_their_colluders_by_address() -> None:
 def test_free_riding_coalition_members_need_no_training() -> None:
     member = Coalition(FreeRider(), num_malicious=1).member(0)
     assert not member.needs_training
-    out = member.local_params(trained_params(benign_deltas(1)[0]), GLOBAL, 1)
+
+    def never(*_: object) -> Params:
+        raise AssertionError("a free-rider's honest training must not run")
+
+    out = member.local_params(never, GLOBAL, 1)
     assert all(np.array_equal(out[k], GLOBAL[k]) for k in GLOBAL)
     honest = Coalition(LyingValidators(), num_malicious=1).member(0)
     assert honest.needs_training
     b = benign_deltas(1)[0]
-    np.testing.assert_allclose(vec(honest.local_params(trained_params(b), GLOBAL, 1)), vec(trained_params(b)))
+    np.testing.assert_allclose(vec(honest.local_params(lambda: trained_params(b), GLOBAL, 1)), vec(trained_params(b)))
 
 
 def test_count_inflation_claims_the_task_maximum_and_composes() -> None:

@@ -23,11 +23,11 @@ from fedledger.chain.task import ZERO_ADDRESS, Phase
 from fedledger.cli import app
 from fedledger.demo import run_demo
 from fedledger.exceptions import ConfigError
-from fedledger.federation import MemberNode, NodeEvent, Simulation, TaskConfig
+from fedledger.federation import Honest, MemberNode, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.config import DEFAULT_CLIP_TO_MEDIAN_NORM
 from fedledger.federation.rules import aggregate_round, previous_global_params
 from fedledger.federation.setup import create_consortium
-from fedledger.learning import UpdatePipeline, decode_model
+from fedledger.learning import UpdatePipeline, decode_model, encode_model
 from fedledger.store import DEFAULT_MAX_BLOB_BYTES, BlobStore, encode_tensors
 from fedledger.workspace import Workspace
 
@@ -286,7 +286,7 @@ class HostileNode(MemberNode):
         self.make_blob = make_blob
         self.commit_other_hash = commit_other_hash
 
-    def _train_and_commit(self, info) -> None:  # type: ignore[no-untyped-def]
+    def train_and_commit(self, info) -> None:  # type: ignore[no-untyped-def]
         blob = self.make_blob(self, info.round_id)
         blob_id = (
             BlobStore.put(self.store, blob) if len(blob) <= self.store.max_blob_bytes else _raw_put(self.store, blob)
@@ -294,6 +294,35 @@ class HostileNode(MemberNode):
         if self.commit_other_hash:
             blob_id = "cd" * 32  # commits a hash no blob has
         self.task.commit_update(info.round_id, blob_id, len(self.data.y_train))
+
+
+class _ProposesZeros(Honest):
+    """A cheating aggregator, as middleware around an honest node: proposes an all-zero model instead of the
+    aggregate the rules give."""
+
+    name = "zero-proposal"
+
+    def proposal(self, model_blob: bytes, round_id: int) -> bytes:
+        honest = decode_model(model_blob)
+        zeros = {k: np.zeros_like(v) for k, v in honest.params.items()}
+        return encode_model(zeros, honest.spec, metadata={"round": str(round_id)})
+
+
+def test_colluding_aggregators_reaching_the_quorum_finalize_their_model_and_the_audit_names_it(
+    tmp_path: Path,
+) -> None:
+    ws, sim = _small_setup(tmp_path)  # proposal quorum 2: the first two proposals of one model finalize it
+    with ws:
+        for node in sim.nodes[:2]:
+            node.behavior = _ProposesZeros()
+        Simulation(sim.task, sim.nodes).run()
+        info = sim.task.round(1)
+        assert info.phase is Phase.FINALIZED
+        final = decode_model(sim.store.get(info.model_hash.removeprefix("0x")))
+        assert all(not np.any(v) for v in final.params.values())
+        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
+    assert not report.ok
+    assert any("finalized model is not the aggregate" in d.message for d in report.discrepancies), report.to_json()
 
 
 def _raw_put(store: BlobStore, blob: bytes) -> str:

@@ -15,11 +15,11 @@ from fedledger.chain import TrainingTaskClient
 from fedledger.chain.events import UpdateCommitted, UpdateFlagged
 from fedledger.chain.registry import purpose_id
 from fedledger.exceptions import ConfigError, PrivacyBudgetExceeded, PurposeNotAllowed, RegisteredRowsExceeded
-from fedledger.federation import NodeEvent, Simulation, TaskConfig
+from fedledger.federation import Honest, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.config import DEFAULT_THRESHOLDS
 from fedledger.federation.rules import aggregate_round, registered_rows
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
-from fedledger.learning import SCORING_RULES, Params, build_model, encode_model
+from fedledger.learning import SCORING_RULES, build_model, encode_model
 from fedledger.privacy.accounting import SampledGaussian, compute_epsilon, epsilon_to_micro
 from fedledger.workspace import Workspace
 
@@ -117,16 +117,13 @@ def test_node_stops_at_its_budget_and_declares_its_spend(tmp_path: Path) -> None
         assert report.ok, report.discrepancies
 
 
-class _Overclaims:
+class _Overclaims(Honest):
     """A member that declares ``claim`` examples, whatever the checks admit (hand-rolled count inflation)."""
 
     name = "overclaims"
 
     def __init__(self, claim: int) -> None:
         self.claim = claim
-
-    def local_params(self, trained: Params, global_params: Params, round_id: int) -> Params:
-        return trained
 
     def claimed_examples(self, num_examples: int, *, max_examples: int) -> int:
         return self.claim

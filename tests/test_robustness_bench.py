@@ -36,16 +36,16 @@ from robustness_lib.report import (  # noqa: E402
     recommend,
     results_table,
 )
-from robustness_lib.simulation import (  # noqa: E402
+from robustness_lib.scenario import (  # noqa: E402
     FLSetup,
     RunResult,
     Scenario,
     alignment_with_others,
     committee_scores,
     expected_score,
-    run_scenario,
     trust_committee_scores,
 )
+from robustness_lib.simulation import run_scenario  # noqa: E402
 
 from fedledger.attacks import Backdoor, Compose, make_attack  # noqa: E402
 from fedledger.chain.task import contract_median  # noqa: E402

@@ -58,7 +58,7 @@ def _plaintext_fedavg(sim: SimulatedConsortium, round_id: int, members: list[str
     global_params, spec = first.global_model(info.global_model)
     updates, weights = [], []
     for m in sorted(members):
-        update, _, n, _ = nodes[m]._local_update(info)
+        update, _, n, _ = nodes[m].local_update(info)
         updates.append(update)
         weights.append(n)
     params = apply_update(global_params, fedavg(updates, weights), frac_bits=first.config.frac_bits)
@@ -92,12 +92,12 @@ class WrongShapeMasked(MemberNode):
     def __init__(self, base: MemberNode) -> None:
         super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
 
-    def _commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
+    def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
         honest = MaskedInput.from_bytes(self.store.get(update_hash))
         bad = dataclasses.replace(
             honest, tensors={"coef": np.zeros((3, 3), np.uint64), "intercept": np.zeros(1, np.uint64)}
         )
-        super()._commit(r, self.store.put(bad.to_bytes()), n, epsilon, **extra)
+        super().commit(r, self.store.put(bad.to_bytes()), n, epsilon, **extra)
 
 
 # -- the happy path ------------------------------------------------------------------------

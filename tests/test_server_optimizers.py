@@ -331,7 +331,7 @@ def test_a_secure_fedadam_federation_matches_the_reference_and_verifies(tmp_path
         def plaintext_fedavg(r: int, info: Any, start: Any) -> dict[str, np.ndarray]:
             updates, weights = [], []
             for member in sorted(u.member for u in sim.task.updates(r)):
-                update, _, n, _ = nodes[member]._local_update(info)  # seeded training: replayable
+                update, _, n, _ = nodes[member].local_update(info)  # seeded training: replayable
                 updates.append(update)
                 weights.append(n)
             return fedavg(updates, weights)

@@ -6,10 +6,13 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from .simulation import RunResult
+from .scenario import RunResult
+from .setups import CELL_LEGEND
 
 __all__ = [
+    "print_setting",
     "Target",
     "TargetCheck",
     "acceptance_table",
@@ -223,3 +226,40 @@ def recommend(checks_per_setting: Sequence[Sequence[TargetCheck]]) -> tuple[str,
     return min(
         rules, key=lambda rule: (max(c.excess for c in table[rule]), max(c.worst_error for c in table[rule]))
     ), False
+
+
+def print_setting(
+    title: str,
+    results: list[RunResult],
+    rules: Sequence[str],
+    attacks: Sequence[str],
+    target: Target,
+    reference: RunResult | None = None,
+) -> tuple[float, list[Any]]:
+    """The setting's tables and target check against ``reference`` (default: its FedAvg row without attack;
+    where validators lie, pass FedAvg with nobody lying, since that row still has the liars)."""
+    liars_only = next(r for r in results if r.scenario.attack == "none" and r.scenario.rule == "fedavg")
+    reference = reference or liars_only
+    print(f"\n### {title}\n")
+    print(CELL_LEGEND)
+    print(results_table(results, rules, attacks))
+    print("\nShare of updates accepted by the validators, honest / malicious:\n")
+    print(acceptance_table(results, rules, attacks))
+    checks = check_target(results, rules, reference.test_error, target, attack_free_row=reference is liars_only)
+    if reference is liars_only:
+        print(f"\nAttack-free FedAvg test error: {reference.test_error:.3f}.")
+    else:
+        print(
+            f"\nAttack-free FedAvg test error (no malicious trainer, no lying validator): {reference.test_error:.3f}"
+            f"{_sd(reference)}; with the lying validators alone (row none): {liars_only.test_error:.3f}."
+        )
+    meeting = [c.rule for c in checks if c.meets]
+    print(f"Rules meeting the target here: {', '.join(meeting) if meeting else 'none'}.")
+    for check in checks:
+        if not check.meets:
+            print(f"- {check.rule}: {'; '.join(check.failures)}")
+    return reference.test_error, checks
+
+
+def _sd(result: RunResult) -> str:
+    return "" if result.test_error_sd is None else f"±{result.test_error_sd:.3f}"

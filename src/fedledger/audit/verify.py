@@ -30,6 +30,7 @@ never stops at one blob, and gives its verdict on everything else.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ from fedledger.chain.events import (
     ValidationClosed,
 )
 from fedledger.chain.registry import DataRegistryClient
-from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, indices_of
+from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, indices_of
 from fedledger.exceptions import (
     BadInput,
     BlobNotFound,
@@ -65,7 +66,7 @@ from fedledger.exceptions import (
     UpdateRejected,
 )
 from fedledger.federation.config import TaskConfig
-from fedledger.federation.rules import aggregate_round, previous_global_params, registered_rows
+from fedledger.federation.rules import accepted_mask, aggregate_round, previous_global_params, registered_rows
 from fedledger.federation.secure import load_round, round_context, secure_aggregate_round
 from fedledger.learning import ModelBlob, decode_model
 from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
@@ -188,91 +189,118 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
 
     if task.consortium_address != consortium.address:
         fail(f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}")
-    roles = _RoleHistory(consortium.events())
     params = task.params()
-
     try:
         config = TaskConfig.from_bytes(store.get(params.config_hash.removeprefix("0x")))
     except (StoreError, ConfigError) as exc:
         fail(f"task config unavailable or invalid: {exc}", h=params.config_hash)
         return report
-
     datasets = _lineage_source(chain, consortium, params.data_registry, params.purpose, config, fail)
     privacy = config.privacy
     if privacy is not None and params.privacy_budget != privacy.budget_micro:
         fail(f"task contract budget {params.privacy_budget} micro-epsilon, its config says {privacy.budget_micro}")
-    accounts: dict[str, PrivacyAccount] = {}
-    declared: dict[str, int] = {}
+    replay = _Replay(task, store, config, _RoleHistory(consortium.events()), datasets, report, fail, refuse)
+    for event in task.events():
+        replay.apply(event)
+    return report
 
-    events = task.events()
-    commits: dict[int, list[UpdateCommitted]] = defaultdict(list)
-    scores: dict[int, list[ScoresSubmitted]] = defaultdict(list)
-    expected_global = params.initial_model
-    opened: dict[int, str] = {}
 
-    for e in events:
+class _Replay:
+    """A task's events replayed in order, each checked against the rules and what came before it."""
+
+    def __init__(
+        self,
+        task: TrainingTaskClient,
+        store: BlobStore,
+        config: TaskConfig,
+        roles: _RoleHistory,
+        datasets: _DatasetHistory | None,
+        report: VerificationReport,
+        fail: Any,
+        refuse: Any,
+    ) -> None:
+        self.task, self.store, self.config, self.roles, self.datasets = task, store, config, roles, datasets
+        self.report, self.fail, self.refuse = report, fail, refuse
+        self.params = task.params()
+        self.accounts: dict[str, PrivacyAccount] = {}
+        self.declared: dict[str, int] = {}
+        self.commits: dict[int, list[UpdateCommitted]] = defaultdict(list)
+        self.scores: dict[int, list[ScoresSubmitted]] = defaultdict(list)
+        self.expected_global = self.params.initial_model
+        self.opened: dict[int, str] = {}
+
+    def apply(self, e: LedgerEvent) -> None:
         at = (e.block_number, e.log_index)
         if isinstance(e, RoundOpened):
-            opened[e.round_id] = e.global_model
-            if e.global_model != expected_global:
-                fail(
-                    f"round opened on {e.global_model}, the last finalized model is {expected_global}",
+            self.opened[e.round_id] = e.global_model
+            if e.global_model != self.expected_global:
+                self.fail(
+                    f"round opened on {e.global_model}, the last finalized model is {self.expected_global}",
                     round_id=e.round_id,
                     h=e.global_model,
                 )
         elif isinstance(e, UpdateCommitted):
-            report.updates_checked += 1
-            commits[e.round_id].append(e)
-            if not roles.had_role(e.member, Role.TRAINER, at):
-                fail(
-                    f"committer was not an active trainer of the consortium at block {e.block_number}",
-                    round_id=e.round_id,
-                    member=e.member,
-                    h=e.update_hash,
-                )
-            if datasets is not None and config.purpose_id is not None:
-                _check_lineage(datasets, config.purpose, config.purpose_id, e, fail)
-            if privacy is not None:
-                account = accounts.setdefault(e.member, privacy.account(e.member))
-                composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
-                _check_spend(e, composed, declared.get(e.member, 0), params.privacy_budget, fail)
-                declared[e.member] = max(declared.get(e.member, 0), e.epsilon_micro)
-            _check_update_blob(store, e, fail, refuse)
+            self._committed(e, at)
         elif isinstance(e, KeysAdvertised | SharesPosted | SharesRevealed):
-            _check_secure_message(store, roles, e, at, fail, refuse)
+            _check_secure_message(self.store, self.roles, e, at, self.fail, self.refuse)
         elif isinstance(e, ScoresSubmitted):
-            scores[e.round_id].append(e)
-            if not roles.had_role(e.validator, Role.VALIDATOR, at):
-                fail(
+            self.scores[e.round_id].append(e)
+            if not self.roles.had_role(e.validator, Role.VALIDATOR, at):
+                self.fail(
                     f"scorer was not an active validator at block {e.block_number}",
                     round_id=e.round_id,
                     member=e.validator,
                 )
         elif isinstance(e, ValidationClosed):
-            derived = _accepted_mask(commits[e.round_id], scores[e.round_id], params.acceptance_threshold)
+            derived = _accepted_mask(
+                self.commits[e.round_id], self.scores[e.round_id], self.params.acceptance_threshold
+            )
             if derived != e.accepted_mask:
-                fail(
+                self.fail(
                     f"accepted set {indices_of(e.accepted_mask)} does not follow from the scores "
                     f"(expected {indices_of(derived)})",
                     round_id=e.round_id,
                 )
         elif isinstance(e, AggregateProposed):
-            if not roles.had_role(e.aggregator, Role.AGGREGATOR, at):
-                fail(
+            if not self.roles.had_role(e.aggregator, Role.AGGREGATOR, at):
+                self.fail(
                     f"proposer was not an active aggregator at block {e.block_number}",
                     round_id=e.round_id,
                     member=e.aggregator,
                     h=e.model_hash,
                 )
         elif isinstance(e, RoundFinalized):
-            report.rounds_checked += 1
-            expected_global = e.model_hash
-            if params.secagg_threshold:
-                _check_secure_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail)
-            else:
-                _check_finalized(store, config, task, e, opened.get(e.round_id), commits[e.round_id], fail, refuse)
-            report.models_checked += 1
-    return report
+            self._finalized(e)
+
+    def _committed(self, e: UpdateCommitted, at: tuple[int, int]) -> None:
+        self.report.updates_checked += 1
+        self.commits[e.round_id].append(e)
+        if not self.roles.had_role(e.member, Role.TRAINER, at):
+            self.fail(
+                f"committer was not an active trainer of the consortium at block {e.block_number}",
+                round_id=e.round_id,
+                member=e.member,
+                h=e.update_hash,
+            )
+        config, privacy = self.config, self.config.privacy
+        if self.datasets is not None and config.purpose_id is not None:
+            _check_lineage(self.datasets, config.purpose, config.purpose_id, e, self.fail)
+        if privacy is not None:
+            account = self.accounts.setdefault(e.member, privacy.account(e.member))
+            composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
+            _check_spend(e, composed, self.declared.get(e.member, 0), self.params.privacy_budget, self.fail)
+            self.declared[e.member] = max(self.declared.get(e.member, 0), e.epsilon_micro)
+        _check_update_blob(self.store, e, self.fail, self.refuse)
+
+    def _finalized(self, e: RoundFinalized) -> None:
+        self.report.rounds_checked += 1
+        self.expected_global = e.model_hash
+        commits, opened = self.commits[e.round_id], self.opened.get(e.round_id)
+        if self.params.secagg_threshold:
+            _check_secure_finalized(self.store, self.config, self.task, e, opened, commits, self.fail)
+        else:
+            _check_finalized(self.store, self.config, self.task, e, opened, commits, self.fail, self.refuse)
+        self.report.models_checked += 1
 
 
 def _read_committed(
@@ -373,12 +401,9 @@ def _check_spend(e: UpdateCommitted, composed: float, previous: int, budget: int
 
 
 def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
-    mask = 0
-    for i in range(len(commits)):
-        values = [v for v in (s.score_for(i) for s in round_scores) if v is not None]
-        if values and contract_median(values) >= threshold:
-            mask |= 1 << i
-    return mask
+    """The accepted set the round's scores give, by the rule the contract and the round engine apply."""
+    scores = [[v for v in (s.score_for(i) for s in round_scores) if v is not None] for i in range(len(commits))]
+    return accepted_mask(scores, threshold)
 
 
 def _round_start_model(store: BlobStore, event: RoundFinalized, global_hash: str | None, fail: Any) -> ModelBlob | None:
@@ -449,7 +474,11 @@ def _check_finalized(
 
 
 _MESSAGE_KINDS = {KeysAdvertised: "key advert", SharesPosted: "share bundle", SharesRevealed: "share reveal"}
-_MESSAGE_PARSERS = {KeysAdvertised: KeyAdvert, SharesPosted: ShareBundle, SharesRevealed: ShareReveal}
+_MESSAGE_PARSERS: dict[type[LedgerEvent], Callable[[bytes], object]] = {
+    KeysAdvertised: KeyAdvert.from_bytes,
+    SharesPosted: ShareBundle.from_bytes,
+    SharesRevealed: ShareReveal.from_bytes,
+}
 
 
 def _check_secure_message(
@@ -475,7 +504,7 @@ def _check_secure_message(
     if data is None:
         return
     try:
-        _MESSAGE_PARSERS[type(event)].from_bytes(data)
+        _MESSAGE_PARSERS[type(event)](data)
     except BadInput as exc:
         refuse(f"{kind} blob is malformed: {exc}", h=blob_hash, **where)
 

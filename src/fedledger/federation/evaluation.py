@@ -201,7 +201,8 @@ def post_metrics_report(bulletin: BulletinClient, store: BlobStore, report: Metr
         if exc.reason != "bulletin: already posted":
             raise
         posted = bulletin.posted(report.task, report.round_id, METRICS_TOPIC, report.member)
-        assert posted is not None
+        if posted is None:  # refused as already posted, yet nothing is on the board: the refusal stands
+            raise
         return posted, False
     return blob_hash, True
 

@@ -1,11 +1,12 @@
-"""A member's node: reads the round's state from the chain and does its part.
+"""A member's node: its part in a task's rounds, against any chain and store.
 
-:meth:`MemberNode.step` looks at the current round and performs the one action
-this member still owes in it (train and commit, score, aggregate and propose,
-close a phase that is due, open the next round). Everything it decides comes
-from the chain, so a node restarted mid-round resumes where the ledger says it
-is, and never commits twice (the contract refuses it anyway). Tasks with secure
-aggregation run their rounds through :class:`~fedledger.federation.secure_node.SecureRoundDriver`.
+:meth:`MemberNode.step` runs one step of the round engine (:mod:`fedledger.federation.engine`, where the
+round protocol is written), which performs the one action this member still owes in the current round. This
+module is the member's own work in those actions: training and committing its update, scoring the updates of
+its committee seats, aggregating and proposing. Everything the engine decides comes from the ledger, so a node
+restarted mid-round resumes where the ledger says it is, and never commits twice (the contract refuses it
+anyway). Tasks with secure aggregation run the engine in the secure mode
+(:class:`~fedledger.federation.secure_node.SecureRounds`).
 
 Before training in a task with a purpose, a node checks in the DataRegistry that its dataset
 allows that purpose and refuses otherwise (:class:`PurposeNotAllowed`, a ``refuse`` event, no
@@ -26,28 +27,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-import numpy as np
 import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
 
-from fedledger.chain.consortium import Role
 from fedledger.chain.events import UpdateCommitted
 from fedledger.chain.registry import DataRegistryClient
-from fedledger.chain.task import ZERO_ADDRESS, MemberView, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
+from fedledger.chain.task import ZERO_ADDRESS, MemberView, RoundInfo, TrainingTaskClient, UpdateInfo
 from fedledger.data.registration import check_purpose
 from fedledger.exceptions import (
+    BadInput,
     ConfigError,
-    InvalidState,
     PurposeNotAllowed,
     RegisteredRowsExceeded,
     TrainingRefused,
     UpdateRejected,
 )
+from fedledger.federation.behavior import Behavior, Honest, Scorer
 from fedledger.federation.config import TaskConfig
+from fedledger.federation.engine import CLOSED, RoundEngine, RoundMode, ValidatedRounds
 from fedledger.federation.rules import aggregate_round, check_update, previous_global_params, registered_rows
-from fedledger.federation.secure_node import SecureRoundDriver
+from fedledger.federation.secure_node import SecureRounds
 from fedledger.learning import (
     SCORING_RULES,
     DecodedUpdate,
@@ -64,7 +65,7 @@ from fedledger.privacy.accounting import PrivacyAccount, epsilon_to_micro
 from fedledger.privacy.dp import DPSGDConfig, NoiseSource
 from fedledger.store import BlobStore
 
-__all__ = ["Behavior", "LocalData", "MemberNode", "NodeEvent"]
+__all__ = ["LocalData", "MemberNode", "NodeEvent"]
 
 log = logging.getLogger("fedledger.node")
 
@@ -77,24 +78,6 @@ class LocalData:
     y_train: npt.NDArray[Any]
     X_val: npt.NDArray[Any]
     y_val: npt.NDArray[Any]
-
-
-class Behavior(Protocol):
-    """How a simulated member deviates from the protocol (attack simulations).
-
-    Optional hooks, used when the behaviour has them (``fedledger.attacks.CoalitionMember`` does):
-    ``join(address=..., train=..., score=...)`` is called once with this member's address, its replayable
-    training function and its own scoring of a delta (``score(global_params, delta, round_id)``);
-    ``needs_training`` False skips local training (free-riders);
-    ``scores(honest_scores, update_owners, committees=...)`` replaces the scores this member submits as a
-    validator (``committees[i]``: the validators scoring update ``i``, from :meth:`TrainingTaskClient.scorers_of`);
-    ``claimed_examples(n, max_examples=...)`` the example count it declares for an update trained on ``n``
-    (``max_examples``: the most the checks admit, the task's maximum or fewer when its dataset registered fewer rows).
-    """
-
-    name: str
-
-    def local_params(self, trained: Params, global_params: Params, round_id: int) -> Params: ...
 
 
 @dataclass(frozen=True)
@@ -134,16 +117,15 @@ class MemberNode:
         self.task = task.as_(account)
         self.store = store
         self.data = data
-        self.behavior = behavior
+        self.behavior: Behavior = behavior if behavior is not None else Honest()
+        """How this member acts where it may deviate from the protocol (attack simulations wrap the honest node)."""
         self.on_event = on_event
-        join = getattr(behavior, "join", None)
-        if callable(join) and data is not None:
-            join(address=account.address, train=self._local_train, score=self._expected_score)
+        if data is not None:
+            self.behavior.attach(self)
         self._config: TaskConfig | None = None
         self._models: dict[str, tuple[Params, dict[str, Any]]] = {}
         self._round_updates: tuple[int, list[UpdateInfo]] | None = None
         self._round_rows: tuple[int, dict[int, int]] | None = None
-        self._own_rule: tuple[int, ScoringRule] | None = None
         self.dataset_id = dataset_id
         self.dp_noise = dp_noise
         self._account = privacy_account
@@ -154,10 +136,7 @@ class MemberNode:
         self.left_out_as_trainer: set[int] = set()
         """Rounds that opened with this member distrusted as a trainer: it does not train in them."""
         self._state_dir = state_dir
-        self._secure: SecureRoundDriver | None = None
-        self.view: MemberView | None = None
-        """This member's view of the task read by the last step (None before the first)."""
-        self._last_refusal: tuple[int, str, str] | None = None
+        self._engine: RoundEngine[Any] | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -199,13 +178,32 @@ class MemberNode:
 
     # -- the loop body -----------------------------------------------------------------
 
+    @property
+    def engine(self) -> RoundEngine[Any]:
+        """The round engine this node runs, in the task's mode (secure aggregation or validated rounds)."""
+        if self._engine is None:
+            config = self.config
+            mode: RoundMode[Any]
+            if config.secure_aggregation:
+                mode = SecureRounds(self.task, self, self.emit, self._state_dir)
+            else:
+                mode = ValidatedRounds(self.task, self, self.emit)
+            self._engine = RoundEngine(self.task, mode, name=self.name, rounds=config.rounds, emit=self.emit)
+        return self._engine
+
+    @property
+    def view(self) -> MemberView | None:
+        """This member's view of the task read by the last step (None before the first)."""
+        return None if self._engine is None else self._engine.view
+
+    def step(self) -> bool:
+        """Do what this member owes in the current round; True if it acted (:meth:`RoundEngine.step`)."""
+        return self.engine.step()
+
     def done(self) -> bool:
         """True once the task's last round is closed."""
         current = self.task.current_round
-        return current >= self.config.rounds and self.task.round(current).phase in (
-            Phase.FINALIZED,
-            Phase.ABORTED,
-        )
+        return current >= self.config.rounds and self.task.round(current).phase in CLOSED
 
     def done_at_last_step(self) -> bool:
         """Whether the task's last round was closed when the last step read the chain (no read of its own: call
@@ -213,147 +211,17 @@ class MemberNode:
         view = self.view
         if view is None:
             return self.done()
-        return (
-            view.current_round >= self.config.rounds
-            and view.round is not None
-            and view.round.phase in (Phase.FINALIZED, Phase.ABORTED)
-        )
+        return view.current_round >= self.config.rounds and view.round is not None and view.round.phase in CLOSED
 
-    def step(self) -> bool:
-        """Do what this member owes in the current round; True if it acted.
+    @property
+    def trains(self) -> bool:
+        """Whether this member holds data: it trains and validates; without, it only aggregates."""
+        return self.data is not None
 
-        Members race to move a round on: another member may close a phase, or a quorum may finalize the round,
-        between this node's read and its transaction. The contract then refuses the late action
-        (:class:`InvalidState`); that is a normal outcome, logged as a ``refused`` event, and the next step
-        re-reads the round and goes on from where the ledger says it is.
-        """
-        try:
-            return self._step()
-        except InvalidState as exc:
-            round_id = self.task.current_round
-            key = (round_id, exc.function or "", exc.reason)
-            if key != self._last_refusal:  # the same refusal on every poll is one event, not a flood
-                self._last_refusal = key
-                log.info("%s: %s refused in round %d, the round moved on: %s", self.name, exc.function, round_id, exc)
-                self._emit("refused", round_id, function=exc.function, reason=exc.reason)
-            return False
-
-    def past(self, status: MemberView, deadline: int) -> bool:
-        """Whether ``deadline`` has passed: by the block time read, or by the wall clock, since a chain that mines
-        only when sent a transaction (anvil's automine) keeps its last block time while idle; the contract checks
-        the real rule, and refuses a close that comes too early at no cost."""
-        return max(status.timestamp, int(time.time())) > deadline
-
-    def _step(self) -> bool:
-        if self.config.secure_aggregation:
-            if self._secure is None:
-                self._secure = SecureRoundDriver(self, self._state_dir)
-            return self._secure.step()
-        status = self.view = self.task.member_view(self.account.address)  # one read per step
-        info = status.round
-        if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
-            return self._maybe_open(status)
-        if info.phase is Phase.OPEN:
-            return self._commit_phase(status, info)
-        if info.phase is Phase.VALIDATE:
-            return self._validate_phase(status, info)
-        return self._aggregate_phase(status, info)
-
-    def _maybe_open(self, status: MemberView) -> bool:
-        if status.current_round >= self.config.rounds or not status.roles & (Role.AGGREGATOR | Role.ADMIN):
-            return False
-        return self._try("open_round", status.current_round + 1, self.task.open_round)
-
-    def _commit_phase(self, status: MemberView, info: RoundInfo) -> bool:
-        r = info.round_id
-        # Past the deadline the contract refuses a commitment: training for it would spend time (and privacy
-        # budget) on a refusal, and a node that kept retrying would never close the round it holds up.
-        if (
-            status.roles & Role.TRAINER
-            and self.data is not None
-            and not status.committed
-            and r not in self.refusals
-            and not self.past(status, info.commit_deadline)
-            and self._trains_in(r)
-        ):
-            try:
-                self._train_and_commit(info)
-            except TrainingRefused as exc:
-                self.refusals[r] = exc
-                log.warning("%s refuses to train in round %d: %s", self.name, r, exc)
-                self._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
-            return True
-        if info.num_updates >= info.expected_trainers or self.past(status, info.commit_deadline):
-            return self._try("close_commits", r, lambda: self.task.close_commits(r))
-        return False
-
-    def _trains_in(self, r: int) -> bool:
-        # A round that opened with this member distrusted as a trainer refuses its commitment: training for it
-        # would spend compute and privacy budget on an update nobody will use.
-        if r in self.left_out_as_trainer:
-            return False
-        trainer_reputation = self.config.max_rejection or self.config.min_mean_score
-        if not trainer_reputation or not self.task.left_out_as_trainer(r, self.account.address):
-            return True
-        self.left_out_as_trainer.add(r)
-        standing = self.task.trainer_standing(self.account.address)
-        log.warning(
-            "%s is distrusted as a trainer (%d of %d scored updates rejected, mean score %.0f): it does not train "
-            "in round %d",
-            self.name,
-            standing.rejected,
-            standing.scored,
-            standing.mean_score or 0,
-            r,
-        )
-        self._emit(
-            "left-out",
-            r,
-            role="trainer",
-            scored=standing.scored,
-            rejected=standing.rejected,
-            mean_score=standing.mean_score,
-        )
-        return False
-
-    def _validate_phase(self, status: MemberView, info: RoundInfo) -> bool:
-        r = info.round_id
-        if (
-            status.roles & Role.VALIDATOR
-            and self.data is not None
-            and not status.scored
-            and not self.past(status, info.validate_deadline)
-            and self._seated(r)
-        ):
-            self._score(info)
-            return True
-        if info.num_scored >= info.expected_validators or self.past(status, info.validate_deadline):
-            return self._try("close_validation", r, lambda: self.task.close_validation(r))
-        return False
-
-    def _seated(self, r: int) -> bool:
-        # Committee draws and validator reputation fix a round's validators when commits close; a validator left
-        # out (not drawn, or distrusted by its reputation) has nothing to score in that round.
-        if r in self.left_out:
-            return False
-        if self.task.is_round_validator(r, self.account.address):
-            return True
-        self.left_out.add(r)
-        distrusted = self.task.reputation_of(self.account.address).distrusted
-        log.warning("%s is not among round %d's validators%s", self.name, r, " (distrusted)" if distrusted else "")
-        self._emit("left-out", r, distrusted=distrusted)
-        return False
-
-    def _aggregate_phase(self, status: MemberView, info: RoundInfo) -> bool:
-        r = info.round_id
-        if status.roles & Role.AGGREGATOR and not status.proposed and not self.past(status, info.aggregate_deadline):
-            self._aggregate(info)
-            return True
-        if self.past(status, info.aggregate_deadline):
-            return self._try("close_aggregation", r, lambda: self.task.close_aggregation(r))
-        return False
-
-    # -- actions --------------------------------------------------------------------------
+    @property
+    def trainer_reputation(self) -> bool:
+        """Whether the task leaves distrusted trainers out of its rounds."""
+        return bool(self.config.max_rejection or self.config.min_mean_score)
 
     # -- provenance and privacy ----------------------------------------------------------
 
@@ -397,15 +265,14 @@ class MemberNode:
             self._account = account
         return self._account
 
-    def _local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]:
+    def local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]:
         """This member's fixed-point update for the round, its blob metadata, its declared example count and its
         cumulative epsilon (None without DP): purpose and budget checked first (refusals raise), trained
         (DP-SGD in sample mode), deviated by its behaviour, clipped (or clipped and noised in client
         mode), encoded. With DP the round is recorded as spent here: call it once per round."""
-        assert self.data is not None
         config = self.config
         r = info.round_id
-        n = len(self.data.y_train)
+        n = len(self._own_data().y_train)
         self.require_purpose()
         rows = self.own_registered_rows()
         if rows is not None and n > rows:
@@ -420,37 +287,33 @@ class MemberNode:
             account.require_budget(privacy.budget_epsilon, mechanism)  # look-ahead: refuse before training
         global_params, _ = self.global_model(info.global_model)
         seed = _seed(config.seed, self.account.address, r)
-        if not getattr(self.behavior, "needs_training", True):
-            local = {k: v.copy() for k, v in global_params.items()}
-        elif privacy is not None and privacy.mode == "sample":
-            local = self._dp_sgd_train(global_params, r)
+        if privacy is not None and privacy.mode == "sample":
+            local = self.behavior.local_params(lambda: self._dp_sgd_train(global_params, r), global_params, r)
         else:
-            local = self._local_train(global_params, r)
-        if self.behavior is not None:
-            local = self.behavior.local_params(local, global_params, r)
+            local = self.behavior.local_params(lambda: self.train(global_params, r), global_params, r)
         first: Transform = ClipTransform(config.clip_norm)
         if privacy is not None and privacy.mode == "client":
             first = privacy.client_transform(noise=self.dp_noise, shares=config.dp_noise_shares)
         pipeline = UpdatePipeline([first, FixedPointEncode(FixedPoint(config.frac_bits))])
-        claim = getattr(self.behavior, "claimed_examples", None)
         # The most any check admits: the task's max_examples, or fewer when the dataset registered fewer rows.
         limit = config.max_examples if rows is None else min(config.max_examples, rows)
-        declared = claim(n, max_examples=limit) if callable(claim) else n
+        declared = self.behavior.claimed_examples(n, max_examples=limit)
         update, meta = pipeline.transform(local, global_params, num_examples=declared, seed=seed)
         # The noisy update is spent once it leaves this process: record the round before storing it.
         epsilon = account.record(r, mechanism) if account is not None and mechanism is not None else None
         return update, meta, declared, epsilon
 
-    def _train_and_commit(self, info: RoundInfo) -> None:
+    # -- the member's duties ---------------------------------------------------------------
+
+    def train_and_commit(self, info: RoundInfo) -> None:
+        """Train this round's update, store its blob and commit its hash (refusals raise :class:`TrainingRefused`)."""
         started = time.perf_counter()
-        update, meta, n, epsilon = self._local_update(info)
+        update, meta, n, epsilon = self.local_update(info)
         # Local work (training, clipping, encoding), reported so round overhead can be told apart from training.
         train_seconds = round(time.perf_counter() - started, 4)
-        self._commit(
-            info.round_id, self.store.put(encode_update(update, meta)), n, epsilon, train_seconds=train_seconds
-        )
+        self.commit(info.round_id, self.store.put(encode_update(update, meta)), n, epsilon, train_seconds=train_seconds)
 
-    def _commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
+    def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
         """Commit an update blob's hash with this member's dataset and declared spend."""
         declared = 0 if epsilon is None else epsilon_to_micro(epsilon)
         index = self.task.commit_update(r, update_hash, n, dataset_id=self.dataset_id or 0, epsilon_micro=declared)
@@ -460,10 +323,10 @@ class MemberNode:
         if epsilon is not None:
             details["epsilon"] = epsilon
             details["epsilon_micro"] = declared
-        self._emit("commit", r, **details)
+        self.emit("commit", r, **details)
 
-    def _score(self, info: RoundInfo) -> None:
-        assert self.data is not None
+    def score(self, info: RoundInfo) -> None:
+        """Score the round's updates this member's committee seats hold, and submit the scores."""
         config = self.config
         r = info.round_id
         global_params, _ = self.global_model(info.global_model)
@@ -472,7 +335,7 @@ class MemberNode:
         # Its committee seats (every other member's update when the task has no committees);
         # the contract refuses self-scores and scores outside the validator's committees.
         assigned = set(self.task.assignments_of(r, self.account.address))
-        rule = self._scoring_rule(global_params, r) if assigned else None
+        scorer = self.scorer(global_params, r) if assigned else None
         updates = self.closed_updates(r)
         rows = self.closed_rows(r) if assigned else {}
         # Scoring at the round's median norm needs every update's norm, and centring on the round's median score
@@ -491,16 +354,11 @@ class MemberNode:
                     checked[update.index] = exc.reason
         valid = {i: d for i, d in checked.items() if isinstance(d, DecodedUpdate)}
         if scale_to_median and valid:
-            checked.update(zip(valid, at_median_norm(list(valid.values())), strict=True))
-            valid = {i: checked[i] for i in valid}
+            valid = dict(zip(valid, at_median_norm(list(valid.values())), strict=True))
+            checked.update(valid)
         measured: dict[int, int] = {}
-        if valid:
-            assert rule is not None
-            measured = {
-                i: int(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
-                for i, decoded in valid.items()
-                if i in assigned or (center and i in others)
-            }
+        if valid and scorer is not None:
+            measured = {i: scorer(decoded) for i, decoded in valid.items() if i in assigned or (center and i in others)}
             if center:
                 measured = dict(zip(measured, centered_on_round(list(measured.values())), strict=True))
         for update in updates:
@@ -511,15 +369,13 @@ class MemberNode:
             if isinstance(decoded, str):
                 scores.append(0)
                 self.task.flag_update(r, update.index, decoded)
-                self._emit("flag", r, index=update.index, member=update.member, reason=decoded)
+                self.emit("flag", r, index=update.index, member=update.member, reason=decoded)
                 continue
             scores.append(measured[update.index])
-        lie = getattr(self.behavior, "scores", None)
-        if callable(lie):
-            owners = [u.member for u in updates]
-            scores = lie(scores, owners, committees=self.task.scorers_of(r, updates))
+        owners = [u.member for u in updates]
+        scores = self.behavior.scores(scores, owners, lambda: self.task.scorers_of(r, updates))
         self.task.submit_scores(r, scores)
-        self._emit("score", r, scores=scores)
+        self.emit("score", r, scores=scores)
 
     def _scoring_rule(self, global_params: Params, round_id: int) -> ScoringRule:
         """The task's scoring rule; ``trust`` gets this validator's reference update, trained once per round
@@ -527,34 +383,21 @@ class MemberNode:
         rule = SCORING_RULES[self.config.scoring]
         if self.config.scoring != "trust":
             return rule
-        assert self.data is not None
+        data = self._own_data()
         seed = _seed(self.config.seed, self.account.address, round_id) ^ 0x5CA1E
         reference = reference_update(
             build_model(self.config.model),
             global_params,
-            self.data.X_val,
-            self.data.y_val,
+            data.X_val,
+            data.y_val,
             epochs=self.config.local_epochs,
             seed=seed,
         )
         scorer: ScoringRule = functools.partial(cast(Any, rule), reference=reference)
         return scorer
 
-    def _expected_score(self, global_params: Params, delta: Params, round_id: int) -> int:
-        """The score this member would give ``global_params + delta`` as a validator of ``round_id``, on its own
-        validation data (attack simulations: what a score-aware attacker expects from the committees)."""
-        assert self.data is not None
-        config = self.config
-        local = {k: (global_params[k].astype(np.float64) + delta[k]).astype(np.float32) for k in global_params}
-        pipeline = UpdatePipeline.default(max_norm=config.clip_norm, frac_bits=config.frac_bits)
-        tensors, meta = pipeline.transform(local, global_params, num_examples=1)
-        decoded = DecodedUpdate(tensors, 1, "fixed64", config.frac_bits, meta)
-        if self._own_rule is None or self._own_rule[0] != round_id:
-            self._own_rule = (round_id, self._scoring_rule(global_params, round_id))  # trust trains a reference
-        rule = self._own_rule[1]
-        return int(rule(build_model(config.model), global_params, decoded, self.data.X_val, self.data.y_val))
-
-    def _aggregate(self, info: RoundInfo) -> None:
+    def aggregate(self, info: RoundInfo) -> None:
+        """Recompute the round's next model from its accepted updates, store it and propose its hash."""
         r = info.round_id
         global_params, model_spec = self.global_model(info.global_model)
         updates = self.closed_updates(r)
@@ -572,47 +415,58 @@ class MemberNode:
         )
         for index, reason in result.excluded.items():
             self.task.flag_update(r, index, f"excluded from aggregate: {reason}")
-        self.store.put(result.blob)
-        finalized = self.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
-        self._emit("propose", r, model_hash=result.model_hash, included=result.included, finalized=finalized)
+        model_hash = "0x" + self.store.put(self.behavior.proposal(result.blob, r))
+        finalized = self.task.propose_aggregate(r, model_hash, info.accepted_mask)
+        self.emit("propose", r, model_hash=model_hash, included=result.included, finalized=finalized)
 
-    def _local_train(self, global_params: Params, round_id: int) -> Params:
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def scorer(self, global_params: Params, round_id: int) -> Scorer:
+        """How this member, as a validator of ``round_id``, scores an update to ``global_params`` on its own
+        validation data with the task's scoring rule (``trust``: against its reference update, trained here)."""
+        data = self._own_data()
+        rule, model_config = self._scoring_rule(global_params, round_id), self.config.model
+
+        def score(decoded: DecodedUpdate) -> int:
+            return int(rule(build_model(model_config), global_params, decoded, data.X_val, data.y_val))
+
+        return score
+
+    def train(self, global_params: Params, round_id: int) -> Params:
         """This member's honest local training in ``round_id`` (seeded by task, member and round: replayable)."""
-        assert self.data is not None
-        config = self.config
+        data, config = self._own_data(), self.config
         model = self.adapter(global_params)
         seed = _seed(config.seed, self.account.address, round_id)
-        model.fit(self.data.X_train, self.data.y_train, epochs=config.local_epochs, seed=seed)
+        model.fit(data.X_train, data.y_train, epochs=config.local_epochs, seed=seed)
         return model.get_params()
 
     def _dp_sgd_train(self, global_params: Params, round_id: int) -> Params:
         """Local training with DP-SGD (Opacus) under the task's sample-level settings."""
-        assert self.data is not None
-        privacy = self.config.privacy
-        assert privacy is not None
+        data, privacy = self._own_data(), self.config.privacy
+        if privacy is None:
+            raise ConfigError("DP-SGD training in a task without a privacy setting")
         dp = DPSGDConfig(
-            noise_multiplier=privacy.noise_multiplier_for(len(self.data.y_train)),
+            noise_multiplier=privacy.noise_multiplier_for(len(data.y_train)),
             max_grad_norm=privacy.max_grad_norm,
             batch_size=privacy.batch_size,
             delta=privacy.delta,
         )
         seed = _seed(self.config.seed, self.account.address, round_id)
         model = self.adapter(global_params)
-        return dp.train(model, self.data.X_train, self.data.y_train, epochs=self.config.local_epochs, seed=seed).params
+        return dp.train(model, data.X_train, data.y_train, epochs=self.config.local_epochs, seed=seed).params
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _try(self, action: str, round_id: int, fn: Callable[[], object]) -> bool:
-        """Run a phase transition that any member may trigger; losing the race is fine."""
-        try:
-            fn()
-        except InvalidState as exc:
-            log.debug("%s: %s for round %d skipped: %s", self.name, action, round_id, exc.reason)
-            return False
-        self._emit(action, round_id)
-        return True
+    def _own_data(self) -> LocalData:
+        """This member's data; a node without data only aggregates and moves phases on, never trains or scores."""
+        if self.data is None:
+            raise BadInput(f"{self.name} has no local data to train or validate on")
+        return self.data
 
-    def _emit(self, action: str, round_id: int, **details: Any) -> None:
+    def emit(self, action: str, round_id: int, **details: Any) -> None:
+        """Log what this member did and report it to ``on_event``."""
         log.info("%s %s round %d %s", self.name, action, round_id, details)
         if self.on_event is not None:
             self.on_event(NodeEvent(self.name, action, round_id, details))

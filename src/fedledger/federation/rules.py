@@ -1,5 +1,6 @@
 """The round's rules that every party applies identically: checking an update blob
-against its commitment, and recomputing a round's model from its accepted updates.
+against its commitment, deriving the accepted set from the validators' scores, and
+recomputing a round's model from its accepted updates.
 
 Aggregators use these to propose; ``fedledger audit verify`` uses the very same
 functions to check what was finalized, so the two can never disagree by drift.
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.chain.registry import DataRegistryClient
-from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo
+from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, mask_of
 from fedledger.exceptions import AggregationError, FedLedgerError, StoreError, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.privacy import num_params
@@ -44,6 +45,8 @@ from fedledger.store import BlobStore, BlobTooLarge
 
 __all__ = [
     "RoundAggregate",
+    "Verdict",
+    "accepted_mask",
     "aggregate_round",
     "check_registered_rows",
     "check_update",
@@ -51,7 +54,30 @@ __all__ = [
     "optimizer_state_of",
     "previous_global_params",
     "registered_rows",
+    "verdict",
 ]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An update's outcome in validation: its committee median (None: nobody scored it) and whether it passed."""
+
+    median: int | None
+    accepted: bool
+
+
+def verdict(scores: Sequence[int], threshold: int) -> Verdict:
+    """The TrainingTask contract's acceptance rule for one update: the median of the scores it got
+    (:func:`~fedledger.chain.task.contract_median`) reaches ``threshold``; an update nobody scored is rejected."""
+    if not scores:
+        return Verdict(None, False)
+    median = contract_median(scores)
+    return Verdict(median, median >= threshold)
+
+
+def accepted_mask(scores_per_update: Sequence[Sequence[int]], threshold: int) -> int:
+    """The accepted set (bit ``i``: update ``i``) that the scores of a round's updates give (:func:`verdict`)."""
+    return mask_of([i for i, scores in enumerate(scores_per_update) if verdict(scores, threshold).accepted])
 
 
 def registered_rows(task: TrainingTaskClient, updates: Sequence[UpdateInfo]) -> dict[int, int]:

@@ -48,9 +48,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from eth_account.signers.local import LocalAccount
 
-from fedledger.chain.task import SecureMessages, TrainingTaskClient, UpdateInfo
+from fedledger.chain.task import SecureMessages, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, FedLedgerError
 from fedledger.federation.config import TaskConfig
+from fedledger.federation.ledger import SecureLedger
 from fedledger.federation.rules import check_registered_rows, next_model
 from fedledger.identity.private import write_private
 from fedledger.learning import Params
@@ -134,7 +135,7 @@ class RoundSecretsStore:
                 path.unlink(missing_ok=True)
 
 
-def round_context(task: TrainingTaskClient, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
+def round_context(task: SecureLedger, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
     """The round's config and the listed members' identity keys; None when fewer than two listed
     trainers have a key-agreement key (the round cannot be secure and will abort)."""
     secure = task.secure_round(round_id)

@@ -1,27 +1,33 @@
-"""A member node's part in secure-aggregation rounds (KEYS -> SHARES -> OPEN -> UNMASK -> AGGREGATE).
+"""Secure-aggregation rounds (KEYS -> SHARES -> OPEN -> UNMASK -> AGGREGATE): a mode of the round engine.
 
-Like :meth:`MemberNode.step`, each step reads the member's view of the round once
-(``secure_view``: the member view plus its secure-aggregation steps) and does the
-one thing it still owes, or closes a phase that is due. Messages go to the store
-as blobs and their hashes on chain; which messages count is derived by
-:func:`fedledger.federation.secure.load_round`, the same for every member, so all
-members answer the same unmask request and all aggregators get the same model.
+Like :class:`~fedledger.federation.engine.ValidatedRounds`, :class:`SecureRounds` is a table of phase rules
+that :class:`~fedledger.federation.engine.RoundEngine` runs: each step reads the member's view of the round once
+(``secure_view``: the member view plus its secure-aggregation steps) and does the one thing it still owes, or
+closes a phase that is due. Messages go to the store as blobs and their hashes to the ledger; which messages
+count is derived by :func:`fedledger.federation.secure.load_round`, the same for every member, so all members
+answer the same unmask request and all aggregators get the same model.
 
-A member that cannot do a step (a peer's bad advert or bundle, its round secrets
-lost) stops taking part in that round: the protocol counts it as a dropout and
-recovers the sum without it as long as the threshold is met.
+A member that cannot do a step (a peer's bad advert or bundle, its round secrets lost) stops taking part in
+that round: the protocol counts it as a dropout and recovers the sum without it as long as the threshold is met.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
+
+from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import Role
-from fedledger.chain.task import Phase, RoundInfo, SecureView
+from fedledger.chain.task import MemberView, Phase, RoundInfo, SecureView, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, TrainingRefused
+from fedledger.federation.behavior import Behavior
+from fedledger.federation.config import TaskConfig
+from fedledger.federation.engine import EventSink, PhaseRule
+from fedledger.federation.ledger import SecureLedger
 from fedledger.federation.secure import (
     RoundSecretsStore,
     SecureRoundState,
@@ -30,96 +36,121 @@ from fedledger.federation.secure import (
     round_context,
     secure_aggregate_round,
 )
+from fedledger.learning import Params
+from fedledger.learning.update import Tensors
 from fedledger.privacy.secagg import MemberSecrets, RoundConfig, SecAggMember
+from fedledger.store import BlobStore
 
-if TYPE_CHECKING:
-    from fedledger.federation.node import MemberNode
-
-__all__ = ["SecureRoundDriver"]
+__all__ = ["SecureMember", "SecureRounds"]
 
 log = logging.getLogger("fedledger.node")
 
 
-class SecureRoundDriver:
-    """Drives one member node through secure rounds; secrets in memory and, with ``state_dir``, on disk."""
+class SecureMember(Protocol):
+    """What a secure round needs of the member taking part: its keys, its state and its work."""
 
-    def __init__(self, node: MemberNode, state_dir: Path | None) -> None:
-        self.node = node
-        self.identity = identity_key(node.account)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def account(self) -> LocalAccount: ...
+
+    @property
+    def trains(self) -> bool: ...
+
+    @property
+    def store(self) -> BlobStore: ...
+
+    @property
+    def config(self) -> TaskConfig: ...
+
+    @property
+    def behavior(self) -> Behavior: ...
+
+    refusals: dict[int, TrainingRefused]
+
+    def global_model(self, model_hash: str) -> tuple[Params, dict[str, Any]]: ...
+
+    def closed_updates(self, round_id: int) -> list[UpdateInfo]: ...
+
+    def closed_rows(self, round_id: int) -> dict[int, int]: ...
+
+    def local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]: ...
+
+    def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None: ...
+
+
+class SecureRounds:
+    """One member's part in secure rounds; its round secrets in memory and, with ``state_dir``, on disk."""
+
+    def __init__(self, ledger: SecureLedger, member: SecureMember, emit: EventSink, state_dir: Path | None) -> None:
+        self.ledger, self.node, self.emit = ledger, member, emit
+        self.identity = identity_key(member.account)
         self.disk = RoundSecretsStore(state_dir, self.identity) if state_dir is not None else None
         self._secrets: dict[int, MemberSecrets] = {}
         self._contexts: dict[int, tuple[RoundConfig, dict[str, bytes]] | None] = {}
         self._gave_up: set[int] = set()
+        self._rules: Mapping[Phase, PhaseRule[SecureView]] = {
+            Phase.KEYS: PhaseRule(
+                owes=lambda sv, info: self._trainer(sv, info) and not sv.advertised,
+                act=self._advertise,
+                complete=lambda sv, info: sv.secure.num_adverts >= sv.secure.num_members,
+                close=ledger.close_keys,
+                close_action="close_keys",
+            ),
+            Phase.SHARES: PhaseRule(
+                owes=lambda sv, info: self._trainer(sv, info) and sv.advertised and not sv.shared,
+                act=self._share,
+                complete=lambda sv, info: sv.secure.num_bundles >= sv.secure.num_adverts,
+                close=ledger.close_shares,
+                close_action="close_shares",
+            ),
+            Phase.OPEN: PhaseRule(
+                owes=lambda sv, info: self._trainer(sv, info) and sv.shared and not sv.view.committed,
+                act=self._mask_and_commit,
+                complete=lambda sv, info: info.num_updates >= info.expected_trainers,
+                close=ledger.close_commits,
+                close_action="close_commits",
+            ),
+            Phase.UNMASK: PhaseRule(
+                owes=lambda sv, info: self._trainer(sv, info) and sv.view.committed and not sv.revealed,
+                act=self._reveal,
+                complete=lambda sv, info: sv.secure.num_reveals >= info.num_updates,
+                close=ledger.close_unmask,
+                close_action="close_unmask",
+            ),
+            Phase.AGGREGATE: PhaseRule(
+                owes=lambda sv, info: (
+                    bool(sv.view.roles & Role.AGGREGATOR)
+                    and not sv.view.proposed
+                    and info.round_id not in self._gave_up
+                ),
+                act=self._aggregate,
+                complete=lambda sv, info: False,  # proposals finalize the round; otherwise it waits for its deadline
+                close=ledger.close_aggregation,
+                close_action="close_aggregation",
+            ),
+        }
 
-    # -- the loop body ------------------------------------------------------------------
+    # -- the mode's hooks ----------------------------------------------------------------
 
-    def step(self) -> bool:
-        node = self.node
-        sv = node.task.secure_view(node.account.address)  # one read per step
-        status, info = sv.view, sv.view.round
-        node.view = status
-        if info is None or info.phase in (Phase.FINALIZED, Phase.ABORTED):
-            self._forget(before_round=status.current_round + 1)
-            return node._maybe_open(status)
-        r = info.round_id
-        trainer = bool(status.roles & Role.TRAINER) and node.data is not None and sv.listed and r not in self._gave_up
-        if info.phase is Phase.KEYS:
-            if trainer and not sv.advertised and not node.past(status, info.commit_deadline) and self._advertise(info):
-                return True
-            if sv.secure.num_adverts >= sv.secure.num_members or node.past(status, info.commit_deadline):
-                return node._try("close_keys", r, lambda: node.task.close_keys(r))
-            return False
-        if info.phase is Phase.SHARES:
-            if (
-                trainer
-                and sv.advertised
-                and not sv.shared
-                and not node.past(status, info.commit_deadline)
-                and self._share(info)
-            ):
-                return True
-            if sv.secure.num_bundles >= sv.secure.num_adverts or node.past(status, info.commit_deadline):
-                return node._try("close_shares", r, lambda: node.task.close_shares(r))
-            return False
-        if info.phase is Phase.OPEN:
-            if (
-                trainer
-                and sv.shared
-                and not status.committed
-                and not node.past(status, info.commit_deadline)
-                and self._mask_and_commit(info)
-            ):
-                return True
-            if info.num_updates >= info.expected_trainers or node.past(status, info.commit_deadline):
-                return node._try("close_commits", r, lambda: node.task.close_commits(r))
-            return False
-        if info.phase is Phase.UNMASK:
-            if (
-                trainer
-                and status.committed
-                and not sv.revealed
-                and not node.past(status, info.validate_deadline)
-                and self._reveal(info)
-            ):
-                return True
-            if sv.secure.num_reveals >= info.num_updates or node.past(status, info.validate_deadline):
-                return node._try("close_unmask", r, lambda: node.task.close_unmask(r))
-            return False
-        return self._aggregate_phase(sv, info)
+    def read(self) -> SecureView:
+        return self.ledger.secure_view(self.node.account.address)
 
-    def _aggregate_phase(self, sv: SecureView, info: RoundInfo) -> bool:
-        node, status, r = self.node, sv.view, info.round_id
-        if (
-            status.roles & Role.AGGREGATOR
-            and not status.proposed
-            and r not in self._gave_up
-            and not node.past(status, info.aggregate_deadline)
-            and self._aggregate(info)
-        ):
-            return True
-        if node.past(status, info.aggregate_deadline):
-            return node._try("close_aggregation", r, lambda: node.task.close_aggregation(r))
-        return False
+    def member_view(self, view: SecureView) -> MemberView:
+        return view.view
+
+    def rule(self, phase: Phase) -> PhaseRule[SecureView] | None:
+        return self._rules.get(phase)
+
+    def round_over(self, view: SecureView) -> None:
+        self._forget(before_round=view.view.current_round + 1)
+
+    def _trainer(self, sv: SecureView, info: RoundInfo) -> bool:
+        """A listed trainer with data that has not dropped out of the round."""
+        return (
+            bool(sv.view.roles & Role.TRAINER) and self.node.trains and sv.listed and info.round_id not in self._gave_up
+        )
 
     # -- actions ------------------------------------------------------------------------
 
@@ -133,8 +164,8 @@ class SecureRoundDriver:
         advert = member.advertise()
         self._keep(config, member.secrets())  # before posting: a restart must find the keys the advert names
         advert_hash = "0x" + self.node.store.put(advert.to_bytes())
-        self.node.task.post_key_advert(info.round_id, advert_hash)
-        self.node._emit("advertise", info.round_id, advert_hash=advert_hash)
+        self.ledger.post_key_advert(info.round_id, advert_hash)
+        self.emit("advertise", info.round_id, advert_hash=advert_hash)
         return True
 
     def _share(self, info: RoundInfo) -> bool:
@@ -151,8 +182,8 @@ class SecureRoundDriver:
             return False
         self._keep(config, member.secrets())  # the own share must survive a restart before the bundle is out
         bundle_hash = "0x" + self.node.store.put(bundle.to_bytes())
-        self.node.task.post_share_bundle(r, bundle_hash)
-        self.node._emit("share", r, bundle_hash=bundle_hash, adverts=len(state.adverts))
+        self.ledger.post_share_bundle(r, bundle_hash)
+        self.emit("share", r, bundle_hash=bundle_hash, adverts=len(state.adverts))
         return True
 
     def _mask_and_commit(self, info: RoundInfo) -> bool:
@@ -164,10 +195,10 @@ class SecureRoundDriver:
             return False
         config, registry, secrets, state = loaded
         try:
-            update, _, num_examples, epsilon = node._local_update(info)
+            update, _, num_examples, epsilon = node.local_update(info)
         except TrainingRefused as exc:
             node.refusals[r] = exc
-            node._emit("refuse", r, error=type(exc).__name__, reason=str(exc))
+            self.emit("refuse", r, error=type(exc).__name__, reason=str(exc))
             self._give_up(r, f"refuses to train: {exc}")
             return False
         try:
@@ -181,7 +212,7 @@ class SecureRoundDriver:
         except (AggregationError, BadInput) as exc:
             self._give_up(r, f"cannot mask the update: {exc}")
             return False
-        node._commit(r, node.store.put(masked.to_bytes()), num_examples, epsilon, masked=True)
+        node.commit(r, node.store.put(masked.to_bytes()), num_examples, epsilon, masked=True)
         return True
 
     def _reveal(self, info: RoundInfo) -> bool:
@@ -208,9 +239,9 @@ class SecureRoundDriver:
             self._give_up(r, f"cannot reveal shares: {exc}")
             return False
         reveal_hash = "0x" + node.store.put(reveal.to_bytes())
-        node.task.submit_reveal(r, reveal_hash)
+        self.ledger.submit_reveal(r, reveal_hash)
         self._forget(before_round=r + 1)  # its part is done: the secrets must not outlive it
-        node._emit("reveal", r, reveal_hash=reveal_hash, survivors=len(request.survivors))
+        self.emit("reveal", r, reveal_hash=reveal_hash, survivors=len(request.survivors))
         return True
 
     def _aggregate(self, info: RoundInfo) -> bool:
@@ -227,7 +258,7 @@ class SecureRoundDriver:
                 node.store,
                 node.config,
                 context[0],
-                node.task.secure_messages(r),
+                self.ledger.secure_messages(r),
                 spec=spec,
                 updates=updates,
                 reveals=True,
@@ -240,17 +271,17 @@ class SecureRoundDriver:
         by_member = {u.member: u.index for u in updates}
         for what, reason in result.dropped.items():
             if what.startswith("masked input of "):
-                node.task.flag_update(r, by_member[what.removeprefix("masked input of ")], f"dropped: {reason}")
+                self.ledger.flag_update(r, by_member[what.removeprefix("masked input of ")], f"dropped: {reason}")
         if not result.norm_ok:
             # Some member skipped clipping: refuse to propose; the round aborts at its deadline.
             self._give_up(r, "aggregate update exceeds the update norm bound: some member did not clip")
             return False
-        node.store.put(result.blob)
-        finalized = node.task.propose_aggregate(r, result.model_hash, info.accepted_mask)
-        node._emit(
+        model_hash = "0x" + node.store.put(node.behavior.proposal(result.blob, r))
+        finalized = self.ledger.propose_aggregate(r, model_hash, info.accepted_mask)
+        self.emit(
             "propose",
             r,
-            model_hash=result.model_hash,
+            model_hash=model_hash,
             included=sorted(by_member[m] for m in result.result.survivors),
             dropouts=list(result.result.dropouts),
             finalized=finalized,
@@ -261,7 +292,7 @@ class SecureRoundDriver:
 
     def _context(self, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
         if round_id not in self._contexts:
-            self._contexts = {round_id: round_context(self.node.task, round_id)}  # keep only this round
+            self._contexts = {round_id: round_context(self.ledger, round_id)}  # keep only this round
         return self._contexts[round_id]
 
     def _load(
@@ -281,7 +312,7 @@ class SecureRoundDriver:
             return None
         self._secrets[round_id] = secrets
         node = self.node
-        messages = node.task.secure_messages(round_id)
+        messages = self.ledger.secure_messages(round_id)
         if info is None:
             state = load_round(node.store, node.config, config, messages)
         else:
@@ -308,10 +339,10 @@ class SecureRoundDriver:
         for r in [r for r in self._secrets if r < before_round]:
             del self._secrets[r]
         if self.disk is not None:
-            self.disk.discard(self.node.task.address, before_round=before_round)
+            self.disk.discard(self.ledger.address, before_round=before_round)
 
     def _give_up(self, round_id: int, reason: str) -> None:
         self._gave_up.add(round_id)
         self._forget(before_round=round_id + 1)
         log.warning("%s: drops out of secure round %d: %s", self.node.name, round_id, reason)
-        self.node._emit("secagg-dropout", round_id, reason=reason)
+        self.emit("secagg-dropout", round_id, reason=reason)

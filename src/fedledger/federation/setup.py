@@ -25,10 +25,11 @@ from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.data.prepare import Recipe
 from fedledger.exceptions import ConfigError, NotAuthorized
+from fedledger.federation.behavior import Behavior
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.consortium_stats import STATS_MEMBERS_KEY, stats_members
 from fedledger.federation.evaluation import task_config
-from fedledger.federation.node import Behavior, LocalData, MemberNode, NodeEvent
+from fedledger.federation.node import LocalData, MemberNode, NodeEvent
 from fedledger.federation.secure import identity_key
 from fedledger.learning import build_model, encode_model
 from fedledger.store import BlobStore
@@ -158,6 +159,7 @@ def attacking_members(
         clip_norm=config.clip_norm,
         score_floor=max(config.threshold, config.min_mean_score or 0),
         scores_at_median_norm=bool(config.score_at_median_norm),
+        frac_bits=config.frac_bits,
         seed=seed,
     )
     first = len(datas) - num_malicious

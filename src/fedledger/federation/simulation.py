@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient
+from fedledger.chain.task import RoundInfo, TrainingTaskClient
 from fedledger.exceptions import FedLedgerError
+from fedledger.federation.engine import CLOSED, phase_deadline
 from fedledger.federation.node import MemberNode
 
 __all__ = ["Simulation"]
@@ -51,7 +52,7 @@ class Simulation:
                     acted = node.step() or acted
             if not acted:
                 info = self.task.round(current)
-                deadline = _deadline(info)
+                deadline = phase_deadline(info)
                 if deadline is None:
                     raise FedLedgerError(f"simulation stuck in round {current} ({info.phase.name.lower()})")
                 wait = deadline - chain.timestamp() + 1
@@ -68,19 +69,8 @@ class Simulation:
             return current
         while reported + 1 <= current:
             info = self.task.round(reported + 1)
-            if info.phase not in (Phase.FINALIZED, Phase.ABORTED):
+            if info.phase not in CLOSED:
                 break
             self.on_round_closed(info)
             reported += 1
         return reported
-
-
-def _deadline(info: RoundInfo) -> int | None:
-    return {
-        Phase.KEYS: info.commit_deadline,  # secure rounds: KEYS and SHARES run on the commit deadline too
-        Phase.SHARES: info.commit_deadline,
-        Phase.UNMASK: info.validate_deadline,  # and UNMASK on the validation deadline
-        Phase.OPEN: info.commit_deadline,
-        Phase.VALIDATE: info.validate_deadline,
-        Phase.AGGREGATE: info.aggregate_deadline,
-    }.get(info.phase)
