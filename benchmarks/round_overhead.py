@@ -426,6 +426,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         clip_norm=100.0,  # above any honest update's norm here: clipping never changes an update
         acceptance_threshold=1_000,  # 10 %: chance level on 10 classes; every honest update passes
         aggregation="fedavg",  # the baseline's rule: both arms must compute the same model
+        # The baseline is plain FedAvg, so neither arm lifts short updates nor caps declared examples.
+        lift_to_median_norm=False,
+        cap_examples_to_median=False,
         min_commitments=args.members,
         proposal_quorum=args.quorum,
     )

@@ -100,7 +100,11 @@ DEFAULT_PARAMS = TaskParams(
 
 @pytest.fixture(scope="session")
 def deployed(backend: tuple[Chain, LocalAccount]) -> Ledger:
-    chain, faucet = backend
+    return deploy_ledger(*backend)
+
+
+def deploy_ledger(chain: Chain, faucet: LocalAccount) -> Ledger:
+    """Fund the test accounts, found a consortium with four members, and deploy a task with the default params."""
     accounts = [Account.from_key(h(f"fedledger-test-account-{i}-{chain.kind}")) for i in range(N_ACCOUNTS)]
     for account in accounts:
         chain.transfer(faucet, account.address, 10**21)
