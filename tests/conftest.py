@@ -25,6 +25,9 @@ from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.embedded import FAUCET_KEY
 
 REPO = Path(__file__).resolve().parent.parent
+BENCHMARKS = REPO / "benchmarks"
+# The shared data sets live beside the checkout (``../shared/data``); tests that need them skip when absent.
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Property tests draw the same examples on every run, so CI passes or fails on the code, not on the draw; nothing
 # saved from an earlier run is replayed. `HYPOTHESIS_PROFILE=explore` searches with fresh random examples instead,

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BENCHMARKS
 from fedledger.chain.events import ScoresSubmitted
 from fedledger.chain.task import contract_median
 from fedledger.federation import Simulation, TaskConfig
 from fedledger.federation.setup import create_consortium
 from fedledger.workspace import ChainSpec, Workspace
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(BENCHMARKS))
 import honest_members  # noqa: E402
 
 pytestmark = [

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from test_task_committee import admit
 
 from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
 from fedledger.chain import Phase, TrainingTaskClient
@@ -33,7 +34,6 @@ from fedledger.chain.reputation import (
 )
 from fedledger.exceptions import ConfigError, InvalidArgument, InvalidState, NotAuthorized
 from fedledger.federation import TaskConfig
-from test_task_committee import admit
 
 THRESHOLD = DEFAULT_PARAMS.acceptance_threshold
 

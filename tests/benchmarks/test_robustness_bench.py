@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import BENCHMARKS, SHARED_DATA
+
 torch = pytest.importorskip("torch")
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from robustness_lib.data import (  # noqa: E402
@@ -54,7 +55,7 @@ from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, valid
 from fedledger.learning.params import Params  # noqa: E402
 from fedledger.learning.scoring import score_trust, score_update_relative  # noqa: E402
 
-HEART_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "heart-disease"
+HEART_DIR = SHARED_DATA / "heart-disease"
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fedledger.federation  # noqa: F401 - the recursion limit a node runs with
+from conftest import BENCHMARKS
 from fedledger.exceptions import BadInput, ConfigError, IntegrityError, KeystoreError, UpdateRejected
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import fuzz_lib  # noqa: E402

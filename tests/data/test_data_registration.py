@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from test_cli_ledger import fedledger
+from test_data_vault import patients
 
 from conftest import Ledger, h
 from fedledger.chain.registry import DataRegistryClient
@@ -27,8 +29,6 @@ from fedledger.data.registration import (
 )
 from fedledger.data.vault import ErasedSubject, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, InvalidState
-from test_cli_ledger import fedledger
-from test_data_vault import patients
 
 TRAINING = "model-training:heart-disease"
 RESEARCH = "research:cardiology"

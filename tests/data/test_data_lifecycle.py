@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_cli_ledger import fedledger
 
+from conftest import REPO, SHARED_DATA
 from fedledger.data.cleanse import CleanseRules, cleanse
 from fedledger.data.commitment import document_hash
 from fedledger.data.prepare import Recipe
 from fedledger.exceptions import BadInput, ConfigError
-from test_cli_ledger import fedledger
 
-ROOT = Path(__file__).resolve().parents[1]
-HEART = Path(__file__).resolve().parents[2] / "shared" / "data" / "heart-disease"
-HEART_RECIPE = ROOT / "examples" / "heart-disease" / "recipe.toml"
+HEART = SHARED_DATA / "heart-disease"
+HEART_RECIPE = REPO / "examples" / "heart-disease" / "recipe.toml"
 needs_heart = pytest.mark.skipif(not HEART.is_dir(), reason="shared heart-disease data not present")
 
 # Comma-separated, UTF-8: whitespace, thousands separators, booleans as words, every kind of missing marker,
@@ -424,7 +424,7 @@ def test_raw_heart_disease_files_to_a_trained_model(tmp_path: Path) -> None:
     from fedledger.learning.data import load_csv_dataset
 
     hospitals = ["cleveland", "hungarian", "switzerland", "va"]
-    committed = Recipe.from_dict(load_task_config(ROOT / "examples" / "heart-disease" / "task.toml").preparation)
+    committed = Recipe.from_dict(load_task_config(REPO / "examples" / "heart-disease" / "task.toml").preparation)
     vectors = []
     for name in hospitals:
         clean = tmp_path / f"{name}.csv"

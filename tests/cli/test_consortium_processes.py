@@ -4,7 +4,7 @@ on their own raw UCI heart-disease files, sharing one chain endpoint and one sto
 One hospital's node is killed with SIGKILL right after it commits and is restarted; on the served chain, the chain
 node itself is then stopped and restarted at the same address; aggregators race to propose
 (two identical proposals finalize a round, so later ones are refused; the lost race itself is pinned in process by
-tests/test_federation.py). The task must still finish every round,
+tests/federation/test_federation.py). The task must still finish every round,
 nobody commits twice, and ``audit verify`` passes from two hospitals' workspaces.
 """
 
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO, SHARED_DATA
 from fedledger.chain import Chain, TrainingTaskClient
 from fedledger.chain.events import UpdateCommitted
 from fedledger.chain.task import Phase
 from fedledger.localnet import HEART_DISEASE_FILES, LocalConsortium, local_consortium, split_rows
 
-REPO = Path(__file__).resolve().parents[1]
-HEART = REPO.parent / "shared" / "data" / "heart-disease"
+HEART = SHARED_DATA / "heart-disease"
 HOSPITALS = HEART_DISEASE_FILES
 ROUNDS = 4  # the chain node restarts during round 2: later rounds show the nodes resume
 
@@ -94,8 +94,9 @@ def test_four_hospitals_in_separate_processes_survive_a_killed_node_and_lost_rac
             assert max(commits.values()) == 1  # nobody commits twice, the restarted hospital included
             assert (1, victim.address) in commits
 
-        # Aggregators race to propose: whoever comes after the quorum is refused, logs it and goes on (whether a race
-        # is lost depends on timing; tests/test_federation.py loses one deterministically). No node crashed above.
+        # Aggregators race to propose: whoever comes after the quorum is refused, logs it and goes on (whether a
+        # race is lost depends on timing; tests/federation/test_federation.py loses one deterministically). No node
+        # crashed above.
         logs = "".join(log_of(net, name) for name in HOSPITALS)
         assert "Traceback" not in logs
         if net.served is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from conftest import BENCHMARKS
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,6 @@ the chain did not move (a refused call is caught before anything is sent).
 from __future__ import annotations
 
 import pytest
-
-from conftest import MEMBER_ROLES, Ledger, h
-from fedledger.chain import MemberStatus, Role
-from fedledger.chain.events import MemberAdmitted, MetadataUpdated, ProposalApproved, ProposalCancelled
-from fedledger.exceptions import BadInput, InvalidArgument, InvalidState, NotAuthorized
 from test_consortium_contract import (
     MALFORMED_ADDRESSES,
     as_admin,
@@ -26,6 +21,11 @@ from test_consortium_contract import (
     revoke,
     two_admins_threshold_two,
 )
+
+from conftest import MEMBER_ROLES, Ledger, h
+from fedledger.chain import MemberStatus, Role
+from fedledger.chain.events import MemberAdmitted, MetadataUpdated, ProposalApproved, ProposalCancelled
+from fedledger.exceptions import BadInput, InvalidArgument, InvalidState, NotAuthorized
 
 # -- approve (M-of-N) -------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
+from conftest import REPO
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
@@ -30,7 +31,6 @@ from fedledger.cli.chain import chain_directory
 from fedledger.exceptions import ChainBusy, ConfigError, InvalidArgument, NotAuthorized
 from fedledger.workspace import ChainSpec, Workspace
 
-REPO = Path(__file__).resolve().parent.parent
 FAUCET = Account.from_key(FAUCET_KEY.to_bytes())
 ETHER = 10**18
 

@@ -9,18 +9,6 @@ the chain did not move (a refused call is caught before anything is sent).
 from __future__ import annotations
 
 import pytest
-
-from conftest import DEFAULT_PARAMS, Ledger, h
-from fedledger.chain import ZERO_HASH, Phase, Role, TaskKind, TrainingTaskClient, mask_of
-from fedledger.chain.events import (
-    AggregateProposed,
-    RoundAborted,
-    RoundFinalized,
-    RoundOpened,
-    UpdateFlagged,
-    ValidationClosed,
-)
-from fedledger.exceptions import BadInput, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
 from test_task_contract import (
     admin,
     bad_input,
@@ -36,6 +24,18 @@ from test_task_contract import (
     to_aggregation,
     to_validation,
 )
+
+from conftest import DEFAULT_PARAMS, Ledger, h
+from fedledger.chain import ZERO_HASH, Phase, Role, TaskKind, TrainingTaskClient, mask_of
+from fedledger.chain.events import (
+    AggregateProposed,
+    RoundAborted,
+    RoundFinalized,
+    RoundOpened,
+    UpdateFlagged,
+    ValidationClosed,
+)
+from fedledger.exceptions import BadInput, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
 
 # -- close_validation and the acceptance rule ------------------------------------------
 

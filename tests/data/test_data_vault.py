@@ -20,6 +20,7 @@ from faker import Faker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SHARED_DATA
 from fedledger.data.commitment import (
     MerkleProof,
     MerkleTree,
@@ -33,7 +34,7 @@ from fedledger.data.keys import org_data_key
 from fedledger.data.vault import REFERENCE_PREFIX, ErasedSubject, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, IntegrityError
 
-HEART = Path(__file__).resolve().parents[3] / "shared" / "data" / "heart-disease" / "processed.cleveland.data"
+HEART = SHARED_DATA / "heart-disease" / "processed.cleveland.data"
 HEART_COLUMNS = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang", "oldpeak",
                  "slope", "ca", "thal", "num"]  # fmt: skip
 KEK = bytes(range(32))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import hospital_datas
+from conftest import BENCHMARKS, SHARED_DATA, hospital_datas
 from fedledger.chain import TrainingTaskClient
 from fedledger.cli import app
 from fedledger.exceptions import ChainError
@@ -23,9 +23,8 @@ from fedledger.federation import TaskConfig
 from fedledger.federation.setup import create_consortium
 from fedledger.workspace import Workspace
 
-REPO = Path(__file__).resolve().parents[1]
-HEART = REPO.parent / "shared" / "data" / "heart-disease"
-sys.path.insert(0, str(REPO / "benchmarks"))
+HEART = SHARED_DATA / "heart-disease"
+sys.path.insert(0, str(BENCHMARKS))
 
 from chaos_lib import Settings, run_chaos  # noqa: E402
 

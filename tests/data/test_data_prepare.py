@@ -19,19 +19,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import REPO, SHARED_DATA
 from fedledger.data import Recipe, prepare, stats_from_sum, stats_layout, stats_vector
 from fedledger.exceptions import BadInput, ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-HEART = DATA / "heart-disease"
-KDD = DATA / "nsl-kdd"
+HEART = SHARED_DATA / "heart-disease"
+KDD = SHARED_DATA / "nsl-kdd"
 HEART_FILES = ["cleveland", "hungarian", "switzerland", "va"]
 needs_heart = pytest.mark.skipif(not HEART.is_dir(), reason="shared heart-disease data not present")
 needs_kdd = pytest.mark.skipif(not KDD.is_dir(), reason="shared NSL-KDD data not present")
 
-HEART_RECIPE = ROOT / "examples" / "heart-disease" / "recipe.toml"
-KDD_RECIPE = ROOT / "examples" / "iot-intrusion" / "recipe.toml"
+HEART_RECIPE = REPO / "examples" / "heart-disease" / "recipe.toml"
+KDD_RECIPE = REPO / "examples" / "iot-intrusion" / "recipe.toml"
 
 
 def heart_file(name: str) -> Path:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, SHARED_DATA
+
 RUN = REPO / "examples" / "iot-intrusion" / "run"
-KDD = REPO.parent / "shared" / "data" / "nsl-kdd"
+KDD = SHARED_DATA / "nsl-kdd"
 GATEWAYS = {"Gateway DoS": "dos", "Gateway Probe": "probe", "Gateway R2L": "r2l", "Gateway U2R": "u2r"}
 ROUNDS = 2
 

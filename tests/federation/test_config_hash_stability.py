@@ -1,6 +1,6 @@
 """The config hash is on chain: the same settings must give the same canonical bytes whatever the code's shape.
 
-``tests/data/configs`` holds committed configs (written by ``make_fixtures.py`` with the flat config of commit
+``tests/fixtures/configs`` holds committed configs (written by ``make_fixtures.py`` with the flat config of commit
 f5e15a6): for each case its input (constructor keywords, a task file, or committed bytes) and the canonical bytes
 and sha256 it resolved to. The code must resolve each input to exactly those bytes, and load those bytes back to
 themselves, so a change to the config's shape cannot move a task's hash.
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import REPO
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.config_file import load_task_config
 
-FIXTURES = Path(__file__).parent / "data" / "configs"
+FIXTURES = REPO / "tests" / "fixtures" / "configs"
 MANIFEST: dict[str, dict[str, Any]] = json.loads((FIXTURES / "manifest.json").read_text())
 
 
