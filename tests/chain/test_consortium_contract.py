@@ -6,14 +6,11 @@ the chain did not move (a refused call is caught before anything is sent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
-from conftest import MEMBER_ROLES, Ledger, assert_bad_input, assert_refused, h
+from conftest import MEMBER_ROLES, Ledger, h, refused
 from fedledger.chain import ConsortiumClient, MemberStatus, ProposalKind, Role
 from fedledger.chain.events import (
     MemberAdmitted,
@@ -23,82 +20,19 @@ from fedledger.chain.events import (
     RolesChanged,
     ThresholdChanged,
 )
-from fedledger.exceptions import BadInput, ContractRevert, InvalidArgument, InvalidState, NotAuthorized
-
-ZERO_ADDRESS = "0x" + "00" * 20
-MALFORMED_ADDRESSES = ["0x1234", "not-an-address", "0x" + "zz" * 20, ""]
-
-
-# -- helpers ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConsortiumState:
-    block: int
-    member_count: int
-    admin_count: int
-    threshold: int
-    proposal_count: int
-    pending: tuple[Any, ...]
-
-
-def state_of(ledger: Ledger) -> ConsortiumState:
-    """Enough to see any change: no new block means nothing at all was written."""
-    c = ledger.consortium
-    return ConsortiumState(
-        block=ledger.chain.block_number,
-        member_count=int(ledger.chain.call(c.contract.functions.member_count())),
-        admin_count=c.admin_count,
-        threshold=c.threshold,
-        proposal_count=c.proposal_count,
-        pending=tuple(c.pending_proposals()),
-    )
-
-
-def refused(
-    ledger: Ledger, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any
-) -> ContractRevert:
-    return assert_refused(lambda: state_of(ledger), error, reason, call, *args, **kwargs)
-
-
-def bad_input(ledger: Ledger, call: Any, *args: Any, **kwargs: Any) -> BadInput:
-    return assert_bad_input(lambda: state_of(ledger), call, *args, **kwargs)
-
-
-def new_account(tag: str) -> LocalAccount:
-    return Account.from_key(h(f"consortium-test-{tag}"))
-
-
-def as_admin(ledger: Ledger, account: LocalAccount | None = None) -> ConsortiumClient:
-    return ledger.consortium.as_(account or ledger.admin)
-
-
-def member_client(ledger: Ledger, i: int) -> ConsortiumClient:
-    return ledger.consortium.as_(ledger.members[i])
-
-
-def events_since(ledger: Ledger, block: int) -> list[Any]:
-    return ledger.consortium.events(from_block=block + 1)
-
-
-def promote(ledger: Ledger, i: int) -> None:
-    """Make members[i] an admin too (threshold must still be 1)."""
-    as_admin(ledger).propose_roles(ledger.members[i].address, MEMBER_ROLES | Role.ADMIN)
-
-
-def two_admins_threshold_two(ledger: Ledger) -> ConsortiumClient:
-    """admin + members[0] are admins and two approvals are needed; returns members[0]'s client."""
-    promote(ledger, 0)
-    as_admin(ledger).propose_threshold(2)
-    assert ledger.consortium.threshold == 2
-    assert ledger.consortium.admin_count == 2
-    return member_client(ledger, 0)
-
-
-def revoke(ledger: Ledger, account: LocalAccount) -> None:
-    as_admin(ledger).propose_revoke(account.address)
-    assert ledger.consortium.member(account.address).status is MemberStatus.REVOKED
-
+from fedledger.exceptions import BadInput, InvalidArgument, InvalidState, NotAuthorized
+from helpers.consortium import (
+    MALFORMED_ADDRESSES,
+    ZERO_ADDRESS,
+    as_admin,
+    events_since,
+    member_client,
+    new_account,
+    promote,
+    revoke,
+    state_of,
+    two_admins_threshold_two,
+)
 
 # -- fixture state -----------------------------------------------------------------
 
@@ -230,7 +164,7 @@ def test_propose_admit_refused_for_non_admins(ledger: Ledger) -> None:
     target = new_account("x").address
     for who in (ledger.members[0], ledger.outsider):
         refused(
-            ledger,
+            lambda: state_of(ledger),
             NotAuthorized,
             "consortium: caller is not an admin",
             ledger.consortium.as_(who).propose_admit,
@@ -245,14 +179,33 @@ def test_revoked_admin_cannot_propose_or_approve(ledger: Ledger) -> None:
     revoke(ledger, ledger.members[0])
     former = member_client(ledger, 0)
     target = new_account("x").address
-    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_admit, target, org="X", roles=2)
     refused(
-        ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_revoke, ledger.members[1].address
+        lambda: state_of(ledger),
+        NotAuthorized,
+        "consortium: caller is not an admin",
+        former.propose_admit,
+        target,
+        org="X",
+        roles=2,
     )
-    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_threshold, 1)
-    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.propose_roles, target, Role.ADMIN)
-    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.approve, 0)
-    refused(ledger, NotAuthorized, "consortium: caller is not an admin", former.cancel, 0)
+    refused(
+        lambda: state_of(ledger),
+        NotAuthorized,
+        "consortium: caller is not an admin",
+        former.propose_revoke,
+        ledger.members[1].address,
+    )
+    refused(lambda: state_of(ledger), NotAuthorized, "consortium: caller is not an admin", former.propose_threshold, 1)
+    refused(
+        lambda: state_of(ledger),
+        NotAuthorized,
+        "consortium: caller is not an admin",
+        former.propose_roles,
+        target,
+        Role.ADMIN,
+    )
+    refused(lambda: state_of(ledger), NotAuthorized, "consortium: caller is not an admin", former.approve, 0)
+    refused(lambda: state_of(ledger), NotAuthorized, "consortium: caller is not an admin", former.cancel, 0)
 
 
 @pytest.mark.parametrize(
@@ -275,14 +228,14 @@ def test_propose_admit_refused(
         "admin": ledger.admin.address,
         "new": new_account("new").address,
     }[target]
-    refused(ledger, error, reason, as_admin(ledger).propose_admit, address, org=org, roles=roles)
+    refused(lambda: state_of(ledger), error, reason, as_admin(ledger).propose_admit, address, org=org, roles=roles)
 
 
 def test_revoked_address_cannot_be_readmitted(ledger: Ledger) -> None:
     gone = ledger.members[3]
     revoke(ledger, gone)
     refused(
-        ledger,
+        lambda: state_of(ledger),
         InvalidState,
         "consortium: address already known",
         as_admin(ledger).propose_admit,
@@ -295,7 +248,9 @@ def test_revoked_address_cannot_be_readmitted(ledger: Ledger) -> None:
 
 @pytest.mark.parametrize("address", MALFORMED_ADDRESSES)
 def test_propose_admit_malformed_address_is_bad_input(ledger: Ledger, address: str) -> None:
-    exc = bad_input(ledger, as_admin(ledger).propose_admit, address, org="X", roles=Role.TRAINER)
+    exc = refused(
+        lambda: state_of(ledger), BadInput, None, as_admin(ledger).propose_admit, address, org="X", roles=Role.TRAINER
+    )
     assert "malformed member address" in str(exc)
 
 
@@ -303,15 +258,37 @@ def test_propose_admit_malformed_metadata_or_role_is_bad_input(ledger: Ledger) -
     target = new_account("x").address
     admin = as_admin(ledger)
     assert "key-agreement" in str(
-        bad_input(ledger, admin.propose_admit, target, org="X", roles=2, kx_public_key="0x12")
+        refused(
+            lambda: state_of(ledger),
+            BadInput,
+            None,
+            admin.propose_admit,
+            target,
+            org="X",
+            roles=2,
+            kx_public_key="0x12",
+        )
     )
-    assert "not hex" in str(bad_input(ledger, admin.propose_admit, target, org="X", roles=2, cert_fingerprint="xyz"))
-    assert "unknown role" in str(bad_input(ledger, admin.propose_admit, target, org="X", roles="trainer,king"))
+    assert "not hex" in str(
+        refused(
+            lambda: state_of(ledger),
+            BadInput,
+            None,
+            admin.propose_admit,
+            target,
+            org="X",
+            roles=2,
+            cert_fingerprint="xyz",
+        )
+    )
+    assert "unknown role" in str(
+        refused(lambda: state_of(ledger), BadInput, None, admin.propose_admit, target, org="X", roles="trainer,king")
+    )
 
 
 def test_client_without_account_is_bad_input(ledger: Ledger) -> None:
     reader = ConsortiumClient(ledger.chain, ledger.consortium.address)
-    bad_input(ledger, reader.propose_threshold, 1)
+    refused(lambda: state_of(ledger), BadInput, None, reader.propose_threshold, 1)
 
 
 def test_admission_of_the_same_address_twice_pending(ledger: Ledger) -> None:
@@ -322,7 +299,7 @@ def test_admission_of_the_same_address_twice_pending(ledger: Ledger) -> None:
     second_pid = as_admin(ledger).propose_admit(target, org="B", roles=Role.VALIDATOR)
     assert second.approve(first_pid) is True
     assert ledger.consortium.member(target).org == "A"
-    refused(ledger, InvalidState, "consortium: address already known", second.approve, second_pid)
+    refused(lambda: state_of(ledger), InvalidState, "consortium: address already known", second.approve, second_pid)
     second.cancel(second_pid)
     assert ledger.consortium.pending_proposals() == []
 
@@ -360,7 +337,7 @@ def test_propose_roles_promotes_and_demotes_admins(ledger: Ledger) -> None:
     as_admin(ledger).propose_roles(ledger.members[0].address, MEMBER_ROLES)
     assert c.admin_count == 1
     refused(
-        ledger,
+        lambda: state_of(ledger),
         NotAuthorized,
         "consortium: caller is not an admin",
         member_client(ledger, 0).propose_threshold,
@@ -385,18 +362,24 @@ def test_propose_roles_refused(
     revoke(ledger, ledger.members[3])
     caller = {"member": ledger.members[0], "outsider": ledger.outsider, "admin": ledger.admin}[who]
     address = {"member": ledger.members[1], "outsider": ledger.outsider, "revoked": ledger.members[3]}[target].address
-    refused(ledger, error, reason, ledger.consortium.as_(caller).propose_roles, address, roles)
+    refused(lambda: state_of(ledger), error, reason, ledger.consortium.as_(caller).propose_roles, address, roles)
 
 
 def test_propose_roles_malformed_address_is_bad_input(ledger: Ledger) -> None:
-    bad_input(ledger, as_admin(ledger).propose_roles, "0xdeadbeef", Role.TRAINER)
+    refused(lambda: state_of(ledger), BadInput, None, as_admin(ledger).propose_roles, "0xdeadbeef", Role.TRAINER)
 
 
 def test_cannot_demote_below_threshold(ledger: Ledger) -> None:
     second = two_admins_threshold_two(ledger)
     pid = as_admin(ledger).propose_roles(ledger.members[0].address, MEMBER_ROLES)
     assert ledger.consortium.proposal(pid).approvals == 1
-    refused(ledger, InvalidState, "consortium: would leave fewer admins than the threshold", second.approve, pid)
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "consortium: would leave fewer admins than the threshold",
+        second.approve,
+        pid,
+    )
     assert ledger.consortium.has_role(ledger.members[0].address, Role.ADMIN)
     assert ledger.consortium.admin_count == 2
 
@@ -452,11 +435,11 @@ def test_propose_revoke_refused(ledger: Ledger, who: str, target: str, error: ty
         "zero": ZERO_ADDRESS,
         "self": ledger.admin.address,
     }[target]
-    refused(ledger, error, reason, ledger.consortium.as_(caller).propose_revoke, address)
+    refused(lambda: state_of(ledger), error, reason, ledger.consortium.as_(caller).propose_revoke, address)
 
 
 def test_propose_revoke_malformed_address_is_bad_input(ledger: Ledger) -> None:
-    bad_input(ledger, as_admin(ledger).propose_revoke, "0x" + "ab" * 19)
+    refused(lambda: state_of(ledger), BadInput, None, as_admin(ledger).propose_revoke, "0x" + "ab" * 19)
 
 
 def test_cannot_revoke_admins_below_threshold(ledger: Ledger) -> None:
@@ -464,7 +447,11 @@ def test_cannot_revoke_admins_below_threshold(ledger: Ledger) -> None:
     pid = second.propose_revoke(ledger.admin.address)
     assert not ledger.consortium.proposal(pid).executed
     refused(
-        ledger, InvalidState, "consortium: would leave fewer admins than the threshold", as_admin(ledger).approve, pid
+        lambda: state_of(ledger),
+        InvalidState,
+        "consortium: would leave fewer admins than the threshold",
+        as_admin(ledger).approve,
+        pid,
     )
     assert ledger.consortium.is_active(ledger.admin.address)
     # Lowering the threshold first makes it possible.
@@ -502,7 +489,7 @@ def test_propose_threshold_raises_to_two(ledger: Ledger) -> None:
 )
 def test_propose_threshold_refused(ledger: Ledger, who: str, value: int, error: type[Exception], reason: str) -> None:
     caller = {"member": ledger.members[0], "outsider": ledger.outsider, "admin": ledger.admin}[who]
-    refused(ledger, error, reason, ledger.consortium.as_(caller).propose_threshold, value)
+    refused(lambda: state_of(ledger), error, reason, ledger.consortium.as_(caller).propose_threshold, value)
 
 
 def test_threshold_rechecked_at_execution(ledger: Ledger) -> None:
@@ -515,5 +502,7 @@ def test_threshold_rechecked_at_execution(ledger: Ledger) -> None:
     demote_pid = second.propose_roles(ledger.members[1].address, MEMBER_ROLES)
     assert third.approve(demote_pid) is True
     assert ledger.consortium.admin_count == 2
-    refused(ledger, InvalidArgument, "consortium: threshold above admin count", second.approve, raise_pid)
+    refused(
+        lambda: state_of(ledger), InvalidArgument, "consortium: threshold above admin count", second.approve, raise_pid
+    )
     assert ledger.consortium.threshold == 2

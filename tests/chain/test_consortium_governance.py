@@ -9,23 +9,22 @@ the chain did not move (a refused call is caught before anything is sent).
 from __future__ import annotations
 
 import pytest
-from test_consortium_contract import (
+
+from conftest import MEMBER_ROLES, Ledger, h, refused
+from fedledger.chain import MemberStatus, Role
+from fedledger.chain.events import MemberAdmitted, MetadataUpdated, ProposalApproved, ProposalCancelled
+from fedledger.exceptions import BadInput, InvalidArgument, InvalidState, NotAuthorized
+from helpers.consortium import (
     MALFORMED_ADDRESSES,
     as_admin,
-    bad_input,
     events_since,
     member_client,
     new_account,
     promote,
-    refused,
     revoke,
+    state_of,
     two_admins_threshold_two,
 )
-
-from conftest import MEMBER_ROLES, Ledger, h
-from fedledger.chain import MemberStatus, Role
-from fedledger.chain.events import MemberAdmitted, MetadataUpdated, ProposalApproved, ProposalCancelled
-from fedledger.exceptions import BadInput, InvalidArgument, InvalidState, NotAuthorized
 
 # -- approve (M-of-N) -------------------------------------------------------------
 
@@ -57,7 +56,7 @@ def test_proposal_pending_until_second_admin_approves(ledger: Ledger) -> None:
 def test_double_approval_refused(ledger: Ledger) -> None:
     two_admins_threshold_two(ledger)
     pid = as_admin(ledger).propose_admit(new_account("d").address, org="D", roles=Role.TRAINER)
-    refused(ledger, InvalidState, "consortium: already approved", as_admin(ledger).approve, pid)
+    refused(lambda: state_of(ledger), InvalidState, "consortium: already approved", as_admin(ledger).approve, pid)
     assert ledger.consortium.proposal(pid).approvals == 1
 
 
@@ -65,14 +64,28 @@ def test_approve_refused(ledger: Ledger) -> None:
     second = two_admins_threshold_two(ledger)
     admin = as_admin(ledger)
     executed_pid = 0  # the fixture's first admission
-    refused(ledger, InvalidState, "consortium: unknown proposal", second.approve, 999)
-    refused(ledger, InvalidState, "consortium: unknown proposal", second.approve, ledger.consortium.proposal_count)
-    refused(ledger, InvalidState, "consortium: proposal already executed", second.approve, executed_pid)
+    refused(lambda: state_of(ledger), InvalidState, "consortium: unknown proposal", second.approve, 999)
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "consortium: unknown proposal",
+        second.approve,
+        ledger.consortium.proposal_count,
+    )
+    refused(
+        lambda: state_of(ledger), InvalidState, "consortium: proposal already executed", second.approve, executed_pid
+    )
     pid = admin.propose_admit(new_account("a").address, org="A", roles=Role.TRAINER)
     for who in (ledger.members[1], ledger.outsider):
-        refused(ledger, NotAuthorized, "consortium: caller is not an admin", ledger.consortium.as_(who).approve, pid)
+        refused(
+            lambda: state_of(ledger),
+            NotAuthorized,
+            "consortium: caller is not an admin",
+            ledger.consortium.as_(who).approve,
+            pid,
+        )
     admin.cancel(pid)
-    refused(ledger, InvalidState, "consortium: proposal cancelled", second.approve, pid)
+    refused(lambda: state_of(ledger), InvalidState, "consortium: proposal cancelled", second.approve, pid)
 
 
 # -- cancel -----------------------------------------------------------------------
@@ -99,11 +112,17 @@ def test_cancel_refused(ledger: Ledger) -> None:
     admin = as_admin(ledger)
     pid = admin.propose_admit(new_account("c").address, org="C", roles=Role.TRAINER)
     for who in (ledger.members[1], ledger.outsider):
-        refused(ledger, NotAuthorized, "consortium: caller is not an admin", ledger.consortium.as_(who).cancel, pid)
-    refused(ledger, InvalidState, "consortium: unknown proposal", admin.cancel, 12345)
-    refused(ledger, InvalidState, "consortium: proposal already executed", admin.cancel, 0)
+        refused(
+            lambda: state_of(ledger),
+            NotAuthorized,
+            "consortium: caller is not an admin",
+            ledger.consortium.as_(who).cancel,
+            pid,
+        )
+    refused(lambda: state_of(ledger), InvalidState, "consortium: unknown proposal", admin.cancel, 12345)
+    refused(lambda: state_of(ledger), InvalidState, "consortium: proposal already executed", admin.cancel, 0)
     admin.cancel(pid)
-    refused(ledger, InvalidState, "consortium: proposal cancelled", admin.cancel, pid)
+    refused(lambda: state_of(ledger), InvalidState, "consortium: proposal cancelled", admin.cancel, pid)
 
 
 # -- update_metadata --------------------------------------------------------------
@@ -134,7 +153,7 @@ def test_update_metadata_refused(ledger: Ledger) -> None:
     revoke(ledger, ledger.members[3])
     for who in (ledger.outsider, ledger.members[3]):
         refused(
-            ledger,
+            lambda: state_of(ledger),
             NotAuthorized,
             "consortium: caller is not an active member",
             ledger.consortium.as_(who).update_metadata,
@@ -142,8 +161,14 @@ def test_update_metadata_refused(ledger: Ledger) -> None:
             kx_public_key=h("y"),
             store_uri="",
         )
-    bad_input(
-        ledger, member_client(ledger, 0).update_metadata, cert_fingerprint="0x00", kx_public_key=h("y"), store_uri=""
+    refused(
+        lambda: state_of(ledger),
+        BadInput,
+        None,
+        member_client(ledger, 0).update_metadata,
+        cert_fingerprint="0x00",
+        kx_public_key=h("y"),
+        store_uri="",
     )
 
 

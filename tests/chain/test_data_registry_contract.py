@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from conftest import Ledger, assert_bad_input, assert_refused, h
+from conftest import Ledger, h, refused
 from fedledger.chain import Role
 from fedledger.chain.encoding import ZERO_HASH, as_bytes32, hex32
 from fedledger.chain.events import (
@@ -31,7 +31,7 @@ from fedledger.chain.registry import (
     DatasetStatus,
     purpose_id,
 )
-from fedledger.exceptions import BadInput, ContractRevert, InvalidArgument, InvalidState, NotAuthorized
+from fedledger.exceptions import BadInput, InvalidArgument, InvalidState, NotAuthorized
 
 TRAINING = "model-training:heart-disease"
 RESEARCH = "research:cardiology"
@@ -78,14 +78,6 @@ def state_of(reg: Registry) -> RegistryState:
         count=count,
         datasets=tuple(reg.client.dataset(i) for i in range(1, count + 1)),
     )
-
-
-def refused(reg: Registry, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any) -> ContractRevert:
-    return assert_refused(lambda: state_of(reg), error, reason, call, *args, **kwargs)
-
-
-def bad_input(reg: Registry, call: Any, *args: Any, **kwargs: Any) -> BadInput:
-    return assert_bad_input(lambda: state_of(reg), call, *args, **kwargs)
 
 
 def fields(tag: str = "a", **overrides: Any) -> dict[str, Any]:
@@ -189,18 +181,22 @@ def test_admin_may_register_as_a_member(reg: Registry) -> None:
     ],
 )
 def test_register_refuses_zero_hashes(reg: Registry, field: str, reason: str) -> None:
-    refused(reg, InvalidArgument, reason, reg.member(0).register_dataset, **fields(**{field: ZERO_HASH}))
+    refused(
+        lambda: state_of(reg), InvalidArgument, reason, reg.member(0).register_dataset, **fields(**{field: ZERO_HASH})
+    )
 
 
 def test_register_refuses_zero_rows(reg: Registry) -> None:
-    refused(reg, InvalidArgument, "registry: zero rows", reg.member(0).register_dataset, **fields(rows=0))
+    refused(
+        lambda: state_of(reg), InvalidArgument, "registry: zero rows", reg.member(0).register_dataset, **fields(rows=0)
+    )
 
 
 def test_register_refuses_outsider_and_revoked_member(reg: Registry) -> None:
     reason = "registry: caller is not an active member"
-    refused(reg, NotAuthorized, reason, reg.of(reg.ledger.outsider).register_dataset, **fields())
+    refused(lambda: state_of(reg), NotAuthorized, reason, reg.of(reg.ledger.outsider).register_dataset, **fields())
     revoke_member(reg, 2)
-    refused(reg, NotAuthorized, reason, reg.member(2).register_dataset, **fields())
+    refused(lambda: state_of(reg), NotAuthorized, reason, reg.member(2).register_dataset, **fields())
 
 
 def _raw_register(reg: Registry, purposes: list[bytes]) -> Any:
@@ -211,19 +207,23 @@ def _raw_register(reg: Registry, purposes: list[bytes]) -> Any:
 
 def test_register_refuses_bad_purposes_on_chain(reg: Registry) -> None:
     training = purpose_id(TRAINING)
-    refused(reg, InvalidArgument, "registry: empty purposes", _raw_register, reg, [])
-    refused(reg, InvalidArgument, "registry: zero purpose", _raw_register, reg, [training, b"\x00" * 32])
-    refused(reg, InvalidArgument, "registry: duplicate purpose", _raw_register, reg, [training, training])
+    refused(lambda: state_of(reg), InvalidArgument, "registry: empty purposes", _raw_register, reg, [])
+    refused(
+        lambda: state_of(reg), InvalidArgument, "registry: zero purpose", _raw_register, reg, [training, b"\x00" * 32]
+    )
+    refused(
+        lambda: state_of(reg), InvalidArgument, "registry: duplicate purpose", _raw_register, reg, [training, training]
+    )
 
 
 def test_register_refuses_bad_purposes_in_client(reg: Registry) -> None:
     client = reg.member(0)
     for purposes in ([], [TRAINING, TRAINING], ["Model Training"], ["x" * 200], [b"\x00" * 32], TRAINING):
-        bad_input(reg, client.register_dataset, **fields(purposes=purposes))
+        refused(lambda: state_of(reg), BadInput, None, client.register_dataset, **fields(purposes=purposes))
     too_many = [f"purpose-{i}" for i in range(MAX_PURPOSES + 1)]
-    bad_input(reg, client.register_dataset, **fields(purposes=too_many))
-    bad_input(reg, client.register_dataset, **fields(commitment="0x1234"))
-    bad_input(reg, client.register_dataset, **fields(rows=-1))
+    refused(lambda: state_of(reg), BadInput, None, client.register_dataset, **fields(purposes=too_many))
+    refused(lambda: state_of(reg), BadInput, None, client.register_dataset, **fields(commitment="0x1234"))
+    refused(lambda: state_of(reg), BadInput, None, client.register_dataset, **fields(rows=-1))
 
 
 def test_register_accepts_the_most_purposes(reg: Registry) -> None:
@@ -234,7 +234,7 @@ def test_register_accepts_the_most_purposes(reg: Registry) -> None:
 
 def test_client_without_account_refuses_to_send(reg: Registry) -> None:
     reader = DataRegistryClient(reg.ledger.chain, reg.client.address)
-    bad_input(reg, reader.register_dataset, **fields())
+    refused(lambda: state_of(reg), BadInput, None, reader.register_dataset, **fields())
 
 
 # -- update_commitment ---------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def test_update_commitment_refusals(reg: Registry) -> None:
     dataset_id = register(reg)
     owner = reg.member(0)
     refused(
-        reg,
+        lambda: state_of(reg),
         InvalidState,
         "registry: commitment unchanged",
         owner.update_commitment,
@@ -275,7 +275,7 @@ def test_update_commitment_refusals(reg: Registry) -> None:
         rows=303,
     )
     refused(
-        reg,
+        lambda: state_of(reg),
         InvalidArgument,
         "registry: zero commitment",
         owner.update_commitment,
@@ -283,9 +283,17 @@ def test_update_commitment_refusals(reg: Registry) -> None:
         commitment=ZERO_HASH,
         rows=3,
     )
-    refused(reg, InvalidArgument, "registry: zero rows", owner.update_commitment, dataset_id, commitment=h("x"), rows=0)
     refused(
-        reg,
+        lambda: state_of(reg),
+        InvalidArgument,
+        "registry: zero rows",
+        owner.update_commitment,
+        dataset_id,
+        commitment=h("x"),
+        rows=0,
+    )
+    refused(
+        lambda: state_of(reg),
         NotAuthorized,
         "registry: caller is not the dataset owner",
         reg.member(1).update_commitment,
@@ -294,7 +302,7 @@ def test_update_commitment_refusals(reg: Registry) -> None:
         rows=3,
     )
     refused(
-        reg,
+        lambda: state_of(reg),
         NotAuthorized,
         "registry: caller is not an active member",
         reg.of(reg.ledger.outsider).update_commitment,
@@ -304,7 +312,7 @@ def test_update_commitment_refusals(reg: Registry) -> None:
     )
     for unknown in (0, dataset_id + 1):
         refused(
-            reg,
+            lambda: state_of(reg),
             InvalidArgument,
             "registry: dataset id out of range",
             owner.update_commitment,
@@ -314,7 +322,13 @@ def test_update_commitment_refusals(reg: Registry) -> None:
         )
     owner.revoke_dataset(dataset_id)
     refused(
-        reg, InvalidState, "registry: dataset revoked", owner.update_commitment, dataset_id, commitment=h("x"), rows=3
+        lambda: state_of(reg),
+        InvalidState,
+        "registry: dataset revoked",
+        owner.update_commitment,
+        dataset_id,
+        commitment=h("x"),
+        rows=3,
     )
 
 
@@ -341,19 +355,28 @@ def test_set_purposes_withdraws_and_grants_consent(reg: Registry) -> None:
 def test_set_purposes_refusals(reg: Registry) -> None:
     dataset_id = register(reg)
     owner = reg.member(0)
-    refused(reg, InvalidState, "registry: purposes unchanged", owner.set_purposes, dataset_id, [TRAINING, RESEARCH])
     refused(
-        reg,
+        lambda: state_of(reg),
+        InvalidState,
+        "registry: purposes unchanged",
+        owner.set_purposes,
+        dataset_id,
+        [TRAINING, RESEARCH],
+    )
+    refused(
+        lambda: state_of(reg),
         NotAuthorized,
         "registry: caller is not the dataset owner",
         reg.member(1).set_purposes,
         dataset_id,
         [TRAINING],
     )
-    refused(reg, InvalidArgument, "registry: dataset id out of range", owner.set_purposes, 99, [TRAINING])
+    refused(
+        lambda: state_of(reg), InvalidArgument, "registry: dataset id out of range", owner.set_purposes, 99, [TRAINING]
+    )
     training = purpose_id(TRAINING)
     refused(
-        reg,
+        lambda: state_of(reg),
         InvalidArgument,
         "registry: empty purposes",
         raw,
@@ -364,7 +387,7 @@ def test_set_purposes_refusals(reg: Registry) -> None:
         [],
     )
     refused(
-        reg,
+        lambda: state_of(reg),
         InvalidArgument,
         "registry: duplicate purpose",
         raw,
@@ -374,15 +397,29 @@ def test_set_purposes_refusals(reg: Registry) -> None:
         dataset_id,
         [training, training],
     )
-    bad_input(reg, owner.set_purposes, dataset_id, [])
+    refused(lambda: state_of(reg), BadInput, None, owner.set_purposes, dataset_id, [])
     revoke_member(reg, 0)
-    refused(reg, NotAuthorized, "registry: caller is not an active member", owner.set_purposes, dataset_id, [TRAINING])
+    refused(
+        lambda: state_of(reg),
+        NotAuthorized,
+        "registry: caller is not an active member",
+        owner.set_purposes,
+        dataset_id,
+        [TRAINING],
+    )
 
 
 def test_set_purposes_refused_on_revoked_dataset(reg: Registry) -> None:
     dataset_id = register(reg)
     reg.member(0).revoke_dataset(dataset_id)
-    refused(reg, InvalidState, "registry: dataset revoked", reg.member(0).set_purposes, dataset_id, [MARKETING])
+    refused(
+        lambda: state_of(reg),
+        InvalidState,
+        "registry: dataset revoked",
+        reg.member(0).set_purposes,
+        dataset_id,
+        [MARKETING],
+    )
 
 
 # -- record_erasure --------------------------------------------------------------------------------
@@ -414,10 +451,24 @@ def test_record_erasure_refusals(reg: Registry) -> None:
     dataset_id = register(reg)
     owner = reg.member(0)
     owner.record_erasure(dataset_id, h("subject-1"))
-    refused(reg, InvalidState, "registry: subject already erased", owner.record_erasure, dataset_id, h("subject-1"))
-    refused(reg, InvalidArgument, "registry: zero subject hash", owner.record_erasure, dataset_id, ZERO_HASH)
     refused(
-        reg,
+        lambda: state_of(reg),
+        InvalidState,
+        "registry: subject already erased",
+        owner.record_erasure,
+        dataset_id,
+        h("subject-1"),
+    )
+    refused(
+        lambda: state_of(reg),
+        InvalidArgument,
+        "registry: zero subject hash",
+        owner.record_erasure,
+        dataset_id,
+        ZERO_HASH,
+    )
+    refused(
+        lambda: state_of(reg),
         NotAuthorized,
         "registry: caller is not the dataset owner",
         reg.member(1).record_erasure,
@@ -425,15 +476,22 @@ def test_record_erasure_refusals(reg: Registry) -> None:
         h("subject-2"),
     )
     refused(
-        reg,
+        lambda: state_of(reg),
         NotAuthorized,
         "registry: caller is not an active member",
         reg.of(reg.ledger.outsider).record_erasure,
         dataset_id,
         h("subject-2"),
     )
-    refused(reg, InvalidArgument, "registry: dataset id out of range", owner.record_erasure, 0, h("subject-2"))
-    bad_input(reg, owner.record_erasure, dataset_id, "0xnothex")
+    refused(
+        lambda: state_of(reg),
+        InvalidArgument,
+        "registry: dataset id out of range",
+        owner.record_erasure,
+        0,
+        h("subject-2"),
+    )
+    refused(lambda: state_of(reg), BadInput, None, owner.record_erasure, dataset_id, "0xnothex")
 
 
 # -- revoke_dataset ---------------------------------------------------------------------------------
@@ -455,11 +513,25 @@ def test_revoke_dataset(reg: Registry) -> None:
 
 def test_revoke_dataset_refusals(reg: Registry) -> None:
     dataset_id = register(reg)
-    refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.member(1).revoke_dataset, dataset_id)
-    refused(reg, NotAuthorized, "registry: caller is not the dataset owner", reg.client.revoke_dataset, dataset_id)
-    refused(reg, InvalidArgument, "registry: dataset id out of range", reg.member(0).revoke_dataset, 5)
+    refused(
+        lambda: state_of(reg),
+        NotAuthorized,
+        "registry: caller is not the dataset owner",
+        reg.member(1).revoke_dataset,
+        dataset_id,
+    )
+    refused(
+        lambda: state_of(reg),
+        NotAuthorized,
+        "registry: caller is not the dataset owner",
+        reg.client.revoke_dataset,
+        dataset_id,
+    )
+    refused(
+        lambda: state_of(reg), InvalidArgument, "registry: dataset id out of range", reg.member(0).revoke_dataset, 5
+    )
     reg.member(0).revoke_dataset(dataset_id)
-    refused(reg, InvalidState, "registry: dataset revoked", reg.member(0).revoke_dataset, dataset_id)
+    refused(lambda: state_of(reg), InvalidState, "registry: dataset revoked", reg.member(0).revoke_dataset, dataset_id)
 
 
 # -- views -----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from conftest import DEFAULT_PARAMS, MEMBER_ROLES, assert_refused, h
+from conftest import DEFAULT_PARAMS, MEMBER_ROLES, h, refused
 from fedledger.chain import BulletinClient, Chain, ConsortiumClient, Role, TrainingTaskClient
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.embedded import FAUCET_KEY
@@ -503,7 +503,7 @@ def test_unauthorized_callers_are_refused(world: World, case: Case) -> None:
     reach(world, case.stage)
     args = case.args(world)
     for caller, reason in case.refused:
-        exc = assert_refused(
+        exc = refused(
             lambda caller=caller: _chain_state(world, caller),
             NotAuthorized,
             reason,
@@ -529,7 +529,7 @@ def test_a_revoked_owner_cannot_touch_its_own_dataset(world: World) -> None:
         ("record_erasure", (d, b32("subject"))),
         ("revoke_dataset", (d,)),
     ):
-        assert_refused(
+        refused(
             lambda: _chain_state(world, "revoked"),
             NotAuthorized,
             REG_NOT_MEMBER,

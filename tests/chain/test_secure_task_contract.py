@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import pytest
 
-from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
+from conftest import DEFAULT_PARAMS, Ledger, h, refused
 from fedledger.chain import Phase, TaskParams, TrainingTaskClient
 from fedledger.chain.events import (
     KeysAdvertised,
@@ -60,10 +59,6 @@ def state_of(ledger: Ledger) -> SecureState:
         ledger.task.secure_round(r),
         tuple(ledger.task.secure_messages(r)),
     )
-
-
-def refused(ledger: Ledger, error: type[Exception], reason: str, call: Any, *args: Any) -> None:
-    assert_refused(lambda: state_of(ledger), error, reason, call, *args)
 
 
 def t(ledger: Ledger, i: int) -> TrainingTaskClient:
@@ -148,18 +143,33 @@ def test_a_secure_round_runs_every_phase_to_finalized(secure: Ledger) -> None:
 def test_keys_refusals(secure: Ledger) -> None:
     embedded_only(secure)
     ledger = secure
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).post_key_advert, 1, h("a"))
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).post_key_advert, 1, h("a"))
     r = t(ledger, 0).open_round()
     outsider = ledger.task.as_(ledger.outsider)
-    refused(ledger, NotAuthorized, "task: caller is not a trainer", outsider.post_key_advert, r, h("a"))
-    refused(ledger, InvalidArgument, "task: zero hash", t(ledger, 0).post_key_advert, r, "0x" + "00" * 32)
+    refused(
+        lambda: state_of(ledger), NotAuthorized, "task: caller is not a trainer", outsider.post_key_advert, r, h("a")
+    )
+    refused(
+        lambda: state_of(ledger), InvalidArgument, "task: zero hash", t(ledger, 0).post_key_advert, r, "0x" + "00" * 32
+    )
     t(ledger, 0).post_key_advert(r, h("a"))
-    refused(ledger, InvalidState, "task: keys already advertised", t(ledger, 0).post_key_advert, r, h("b"))
-    refused(ledger, InvalidState, "task: key phase still running", t(ledger, 0).close_keys, r)
-    refused(ledger, InvalidState, "task: round not in share distribution", t(ledger, 1).post_share_bundle, r, h("s"))
-    refused(ledger, InvalidState, "task: round not open", t(ledger, 1).commit_update, r, h("m"), 5)
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: keys already advertised", t(ledger, 0).post_key_advert, r, h("b")
+    )
+    refused(lambda: state_of(ledger), InvalidState, "task: key phase still running", t(ledger, 0).close_keys, r)
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: round not in share distribution",
+        t(ledger, 1).post_share_bundle,
+        r,
+        h("s"),
+    )
+    refused(lambda: state_of(ledger), InvalidState, "task: round not open", t(ledger, 1).commit_update, r, h("m"), 5)
     ledger.chain.advance_time(DEFAULT_PARAMS.commit_duration + 1)
-    refused(ledger, DeadlinePassed, "task: key deadline passed", t(ledger, 1).post_key_advert, r, h("a1"))
+    refused(
+        lambda: state_of(ledger), DeadlinePassed, "task: key deadline passed", t(ledger, 1).post_key_advert, r, h("a1")
+    )
 
 
 def test_a_trainer_admitted_after_the_round_opened_is_not_listed(secure: Ledger) -> None:
@@ -168,18 +178,36 @@ def test_a_trainer_admitted_after_the_round_opened_is_not_listed(secure: Ledger)
     r = t(ledger, 0).open_round()
     ledger.consortium.propose_admit(ledger.outsider.address, org="Late", roles="trainer")
     late = ledger.task.as_(ledger.outsider)
-    refused(ledger, InvalidState, "task: trainer not listed for this round", late.post_key_advert, r, h("late"))
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: trainer not listed for this round",
+        late.post_key_advert,
+        r,
+        h("late"),
+    )
 
 
 def test_shares_refusals(secure: Ledger) -> None:
     embedded_only(secure)
     ledger = secure
     r = _to_shares(ledger, range(3))  # member 3 never advertised; the deadline closed the key phase
-    refused(ledger, InvalidState, "task: keys not advertised", t(ledger, 3).post_share_bundle, r, h("s3"))
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: keys not advertised", t(ledger, 3).post_share_bundle, r, h("s3")
+    )
     t(ledger, 0).post_share_bundle(r, h("s0"))
-    refused(ledger, InvalidState, "task: shares already posted", t(ledger, 0).post_share_bundle, r, h("s0b"))
-    refused(ledger, InvalidState, "task: share phase still running", t(ledger, 0).close_shares, r)
-    refused(ledger, InvalidState, "task: round not in unmasking", t(ledger, 0).submit_reveal, r, h("x"))
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: shares already posted",
+        t(ledger, 0).post_share_bundle,
+        r,
+        h("s0b"),
+    )
+    refused(lambda: state_of(ledger), InvalidState, "task: share phase still running", t(ledger, 0).close_shares, r)
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: round not in unmasking", t(ledger, 0).submit_reveal, r, h("x")
+    )
 
 
 def test_commit_and_unmask_refusals(secure: Ledger) -> None:
@@ -190,23 +218,46 @@ def test_commit_and_unmask_refusals(secure: Ledger) -> None:
         t(ledger, i).post_share_bundle(r, h(f"s{i}"))
     ledger.chain.advance_time(DEFAULT_PARAMS.commit_duration + 1)
     assert t(ledger, 0).close_shares(r) is Phase.OPEN
-    refused(ledger, InvalidState, "task: shares not posted", t(ledger, 3).commit_update, r, h("m3"), 5)
-    refused(ledger, InvalidState, "task: round not in unmasking", t(ledger, 0).submit_reveal, r, h("x"))
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: shares not posted", t(ledger, 3).commit_update, r, h("m3"), 5
+    )
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: round not in unmasking", t(ledger, 0).submit_reveal, r, h("x")
+    )
     for i in range(3):
         t(ledger, i).commit_update(r, h(f"m{i}"), 5)
     assert t(ledger, 0).close_commits(r) is Phase.UNMASK  # early: every member that shared committed
-    refused(ledger, InvalidState, "task: no masked input committed", t(ledger, 3).submit_reveal, r, h("x3"))
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: no masked input committed",
+        t(ledger, 3).submit_reveal,
+        r,
+        h("x3"),
+    )
     # Nothing is scored in a secure round: its contract has no submit_scores, and the client says so, sending nothing.
     block = ledger.chain.block_number
     with pytest.raises(BadInput, match="submit_scores needs a validated-round task; .* runs secure rounds"):
         t(ledger, 0).submit_scores(r, [None, 5000, 5000])
     assert ledger.chain.block_number == block
     t(ledger, 0).submit_reveal(r, h("x0"))
-    refused(ledger, InvalidState, "task: shares already revealed", t(ledger, 0).submit_reveal, r, h("x0b"))
-    refused(ledger, InvalidState, "task: unmask phase still running", t(ledger, 0).close_unmask, r)
-    refused(ledger, InvalidState, "task: round not in aggregation", t(ledger, 0).propose_aggregate, r, h("m"), 7)
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: shares already revealed", t(ledger, 0).submit_reveal, r, h("x0b")
+    )
+    refused(lambda: state_of(ledger), InvalidState, "task: unmask phase still running", t(ledger, 0).close_unmask, r)
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: round not in aggregation",
+        t(ledger, 0).propose_aggregate,
+        r,
+        h("m"),
+        7,
+    )
     ledger.chain.advance_time(DEFAULT_PARAMS.validate_duration + 1)
-    refused(ledger, DeadlinePassed, "task: unmask deadline passed", t(ledger, 1).submit_reveal, r, h("x1"))
+    refused(
+        lambda: state_of(ledger), DeadlinePassed, "task: unmask deadline passed", t(ledger, 1).submit_reveal, r, h("x1")
+    )
 
 
 @pytest.mark.parametrize(

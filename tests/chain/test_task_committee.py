@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, assert_refused, h
+from conftest import DEFAULT_PARAMS, Ledger, h, refused
 from fedledger.chain import Phase, TrainingTaskClient
 from fedledger.chain.events import CommitsClosed
 from fedledger.exceptions import InvalidArgument, NotAuthorized
+from helpers.consortium import (
+    admit,
+)
 
 COMMITTEE = 3
 
@@ -25,15 +27,6 @@ COMMITTEE = 3
 def committee_task(ledger: Ledger, size: int = COMMITTEE) -> TrainingTaskClient:
     params = replace(DEFAULT_PARAMS, committee_size=size)
     return TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
-
-
-def admit(ledger: Ledger, n: int, tag: str) -> list[LocalAccount]:
-    """``n`` more members with every member role, funded by the admin."""
-    accounts = [Account.from_key(h(f"committee-{tag}-{i}-{ledger.chain.kind}")) for i in range(n)]
-    for i, account in enumerate(accounts):
-        ledger.chain.transfer(ledger.admin, account.address, 10**19)
-        ledger.consortium.as_(ledger.admin).propose_admit(account.address, org=f"Extra-{tag}-{i}", roles=MEMBER_ROLES)
-    return accounts
 
 
 def validation_round(ledger: Ledger, task: TrainingTaskClient, members: list[LocalAccount]) -> int:
@@ -103,20 +96,14 @@ def test_scores_outside_the_committee_are_refused(ledger: Ledger, seven: list[Lo
 
     scores: list[int | None] = [None] * len(seven)
     scores[outside] = 9000
-    assert_refused(
-        state, NotAuthorized, "task: validator not in the update's committee", task.as_(v).submit_scores, r, scores
-    )
+    refused(state, NotAuthorized, "task: validator not in the update's committee", task.as_(v).submit_scores, r, scores)
     own: list[int | None] = [None] * len(seven)
     own[me] = 9000
-    assert_refused(
-        state, InvalidArgument, "task: validator cannot score its own update", task.as_(v).submit_scores, r, own
-    )
+    refused(state, InvalidArgument, "task: validator cannot score its own update", task.as_(v).submit_scores, r, own)
     # A validator admitted after the draw has no seat in this round.
     (late,) = admit(ledger, 1, "late")
     scores = [9000 if i == 0 else None for i in range(len(seven))]
-    assert_refused(
-        state, NotAuthorized, "task: validator not drawn for this round", task.as_(late).submit_scores, r, scores
-    )
+    refused(state, NotAuthorized, "task: validator not drawn for this round", task.as_(late).submit_scores, r, scores)
     # Its own seats are fine.
     task.as_(v).submit_scores(r, [9000 if i in mine else None for i in range(len(seven))])
     assert all(task.scores_of(r, i) == [9000] for i in mine)

@@ -7,13 +7,13 @@ the chain did not move (a refused call is caught before anything is sent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, assert_bad_input, assert_refused, h
-from fedledger.chain import ZERO_HASH, Phase, Role, RoundInfo, TaskParams, TrainingTaskClient
+from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, h, refused
+from fedledger.chain import ZERO_HASH, Phase, Role, TaskParams, TrainingTaskClient
 from fedledger.chain.events import (
     CommitsClosed,
     RoundAborted,
@@ -23,110 +23,24 @@ from fedledger.chain.events import (
 )
 from fedledger.exceptions import (
     BadInput,
-    ContractRevert,
     DeadlinePassed,
     InvalidArgument,
     InvalidState,
     NotAuthorized,
 )
-
-# -- helpers ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskState:
-    block: int
-    current_round: int
-    latest_model: str
-    round: RoundInfo
-    history: dict[int, str]
-
-
-def state_of(ledger: Ledger) -> TaskState:
-    """Enough to see any change: no new block means nothing at all was written."""
-    task = ledger.task
-    current = task.current_round
-    return TaskState(
-        block=ledger.chain.block_number,
-        current_round=current,
-        latest_model=task.latest_model,
-        round=task.round(current),
-        history=task.model_history(),
-    )
-
-
-def refused(
-    ledger: Ledger, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any
-) -> ContractRevert:
-    return assert_refused(lambda: state_of(ledger), error, reason, call, *args, **kwargs)
-
-
-def bad_input(ledger: Ledger, call: Any, *args: Any, **kwargs: Any) -> BadInput:
-    return assert_bad_input(lambda: state_of(ledger), call, *args, **kwargs)
-
-
-def t(ledger: Ledger, i: int) -> TrainingTaskClient:
-    return ledger.member_task(i)
-
-
-def outsider(ledger: Ledger) -> TrainingTaskClient:
-    return ledger.task.as_(ledger.outsider)
-
-
-def admin(ledger: Ledger) -> TrainingTaskClient:
-    return ledger.task.as_(ledger.admin)
-
-
-def revoke(ledger: Ledger, i: int) -> TrainingTaskClient:
-    """Revoke members[i]; returns its task client."""
-    ledger.consortium.as_(ledger.admin).propose_revoke(ledger.members[i].address)
-    assert not ledger.consortium.is_active(ledger.members[i].address)
-    return t(ledger, i)
-
-
-def set_roles(ledger: Ledger, i: int, roles: Role) -> TrainingTaskClient:
-    ledger.consortium.as_(ledger.admin).propose_roles(ledger.members[i].address, roles)
-    return t(ledger, i)
-
-
-def events_since(ledger: Ledger, block: int, kind: type | None = None) -> list[Any]:
-    events = ledger.task.events(from_block=block + 1)
-    return [e for e in events if kind is None or isinstance(e, kind)]
-
-
-def open_with_commits(ledger: Ledger, n: int = 4) -> int:
-    r = t(ledger, 0).open_round()
-    for i in range(n):
-        t(ledger, i).commit_update(r, h(f"update-{r}-{i}"), 100 + i)
-    return r
-
-
-def honest_scores(i: int, n: int = 4, score: int = 9000) -> list[int | None]:
-    return [None if j == i else score for j in range(n)]
-
-
-def to_validation(ledger: Ledger) -> int:
-    """Round with 4 commitments, in validation."""
-    r = open_with_commits(ledger)
-    assert t(ledger, 0).close_commits(r) is Phase.VALIDATE
-    return r
-
-
-def to_aggregation(ledger: Ledger) -> tuple[int, int]:
-    """Round with 4 accepted updates, in aggregation; returns (round, accepted mask)."""
-    r = to_validation(ledger)
-    for i in range(4):
-        t(ledger, i).submit_scores(r, honest_scores(i))
-    assert t(ledger, 0).close_validation(r) is Phase.AGGREGATE
-    return r, ledger.task.round(r).accepted_mask
-
-
-def finalize(ledger: Ledger, model: str) -> int:
-    r, mask = to_aggregation(ledger)
-    assert t(ledger, 0).propose_aggregate(r, model, mask) is False  # one of two: the quorum is not reached yet
-    assert t(ledger, 1).propose_aggregate(r, model, mask)
-    return r
-
+from helpers.task import (
+    admin,
+    events_since,
+    finalize,
+    honest_scores,
+    open_with_commits,
+    outsider,
+    revoke,
+    set_roles,
+    state_of,
+    t,
+    to_validation,
+)
 
 # -- constructor -------------------------------------------------------------------
 
@@ -250,22 +164,22 @@ def test_open_round_refused_for_wrong_callers(ledger: Ledger) -> None:
     trainer_only = set_roles(ledger, 1, Role.TRAINER | Role.VALIDATOR)
     revoked = revoke(ledger, 3)
     for who in (outsider(ledger), revoked, trainer_only):
-        refused(ledger, NotAuthorized, "task: caller is not an aggregator or admin", who.open_round)
+        refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not an aggregator or admin", who.open_round)
 
 
 def test_open_round_refused_while_round_running(ledger: Ledger) -> None:
     reason = "task: previous round not closed"
     r = open_with_commits(ledger)
-    refused(ledger, InvalidState, reason, t(ledger, 1).open_round)
+    refused(lambda: state_of(ledger), InvalidState, reason, t(ledger, 1).open_round)
     t(ledger, 0).close_commits(r)
-    refused(ledger, InvalidState, reason, admin(ledger).open_round)
+    refused(lambda: state_of(ledger), InvalidState, reason, admin(ledger).open_round)
     for i in range(4):
         t(ledger, i).submit_scores(r, honest_scores(i))
     t(ledger, 0).close_validation(r)
-    refused(ledger, InvalidState, reason, t(ledger, 1).open_round)
+    refused(lambda: state_of(ledger), InvalidState, reason, t(ledger, 1).open_round)
     mask = ledger.task.round(r).accepted_mask
     t(ledger, 0).propose_aggregate(r, h("m1"), mask)
-    refused(ledger, InvalidState, reason, t(ledger, 1).open_round)
+    refused(lambda: state_of(ledger), InvalidState, reason, t(ledger, 1).open_round)
     t(ledger, 1).propose_aggregate(r, h("m1"), mask)
     assert t(ledger, 1).open_round() == 2
 
@@ -331,7 +245,9 @@ def test_commit_refused_for_non_trainers(ledger: Ledger) -> None:
     validator_only = set_roles(ledger, 1, Role.VALIDATOR | Role.AGGREGATOR)
     revoked = revoke(ledger, 3)
     for who in (outsider(ledger), admin(ledger), validator_only, revoked):
-        refused(ledger, NotAuthorized, "task: caller is not a trainer", who.commit_update, r, h("x"), 1)
+        refused(
+            lambda: state_of(ledger), NotAuthorized, "task: caller is not a trainer", who.commit_update, r, h("x"), 1
+        )
     assert ledger.task.round(r).num_updates == 0
 
 
@@ -339,7 +255,9 @@ def test_duplicate_commitment_refused(ledger: Ledger) -> None:
     r = t(ledger, 0).open_round()
     t(ledger, 1).commit_update(r, h("first"), 10)
     for update in (h("first"), h("second")):
-        refused(ledger, InvalidState, "task: already committed", t(ledger, 1).commit_update, r, update, 10)
+        refused(
+            lambda: state_of(ledger), InvalidState, "task: already committed", t(ledger, 1).commit_update, r, update, 10
+        )
     assert [u.update_hash for u in ledger.task.updates(r)] == [h("first")]
 
 
@@ -347,45 +265,57 @@ def test_late_commitment_refused(ledger: Ledger) -> None:
     r = t(ledger, 0).open_round()
     t(ledger, 0).commit_update(r, h("on time"), 10)
     ledger.chain.advance_time(601)
-    exc = refused(ledger, DeadlinePassed, "task: commit deadline passed", t(ledger, 1).commit_update, r, h("late"), 1)
+    exc = refused(
+        lambda: state_of(ledger),
+        DeadlinePassed,
+        "task: commit deadline passed",
+        t(ledger, 1).commit_update,
+        r,
+        h("late"),
+        1,
+    )
     assert isinstance(exc, InvalidState)  # DeadlinePassed is a kind of InvalidState
     assert ledger.task.round(r).num_updates == 1
 
 
 def test_commit_wrong_round_refused(ledger: Ledger) -> None:
     me = t(ledger, 0)
-    refused(ledger, InvalidState, "task: wrong round", me.commit_update, 1, h("x"), 1)  # no round yet
-    refused(ledger, InvalidState, "task: wrong round", me.commit_update, 0, h("x"), 1)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", me.commit_update, 1, h("x"), 1)  # no round yet
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", me.commit_update, 0, h("x"), 1)
     r = me.open_round()
     for wrong in (0, r + 1, 2**64):
-        refused(ledger, InvalidState, "task: wrong round", me.commit_update, wrong, h("x"), 1)
+        refused(lambda: state_of(ledger), InvalidState, "task: wrong round", me.commit_update, wrong, h("x"), 1)
 
 
 def test_commit_to_past_round_refused(ledger: Ledger) -> None:
     r = finalize(ledger, h("m1"))
-    refused(ledger, InvalidState, "task: round not open", t(ledger, 0).commit_update, r, h("x"), 1)
+    refused(lambda: state_of(ledger), InvalidState, "task: round not open", t(ledger, 0).commit_update, r, h("x"), 1)
     r2 = t(ledger, 0).open_round()
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).commit_update, r, h("x"), 1)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).commit_update, r, h("x"), 1)
     t(ledger, 0).commit_update(r2, h("x"), 1)
 
 
 def test_commit_zero_hash_or_examples_refused(ledger: Ledger) -> None:
     r = t(ledger, 0).open_round()
-    refused(ledger, InvalidArgument, "task: zero hash", t(ledger, 0).commit_update, r, ZERO_HASH, 5)
-    refused(ledger, InvalidArgument, "task: zero hash", t(ledger, 0).commit_update, r, b"\x00" * 32, 5)
-    refused(ledger, InvalidArgument, "task: zero examples", t(ledger, 0).commit_update, r, h("x"), 0)
+    refused(lambda: state_of(ledger), InvalidArgument, "task: zero hash", t(ledger, 0).commit_update, r, ZERO_HASH, 5)
+    refused(
+        lambda: state_of(ledger), InvalidArgument, "task: zero hash", t(ledger, 0).commit_update, r, b"\x00" * 32, 5
+    )
+    refused(lambda: state_of(ledger), InvalidArgument, "task: zero examples", t(ledger, 0).commit_update, r, h("x"), 0)
 
 
 def test_commit_malformed_hash_is_bad_input(ledger: Ledger) -> None:
     r = t(ledger, 0).open_round()
     for bad in ("0x1234", "zz" * 32, h("x") + "00", b"short"):
-        exc = bad_input(ledger, t(ledger, 0).commit_update, r, bad, 5)
+        exc = refused(lambda: state_of(ledger), BadInput, None, t(ledger, 0).commit_update, r, bad, 5)
         assert "update hash" in str(exc)
 
 
 def test_commit_when_round_not_open_refused(ledger: Ledger) -> None:
     r = to_validation(ledger)
-    refused(ledger, InvalidState, "task: round not open", t(ledger, 0).commit_update, r, h("again"), 5)
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: round not open", t(ledger, 0).commit_update, r, h("again"), 5
+    )
 
 
 # -- close_commits -----------------------------------------------------------------
@@ -406,7 +336,7 @@ def test_close_commits_early_when_all_committed(ledger: Ledger) -> None:
 
 def test_close_commits_before_deadline_refused(ledger: Ledger) -> None:
     r = open_with_commits(ledger, 3)
-    refused(ledger, InvalidState, "task: commit phase still running", t(ledger, 0).close_commits, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: commit phase still running", t(ledger, 0).close_commits, r)
     ledger.chain.advance_time(601)
     assert t(ledger, 0).close_commits(r) is Phase.VALIDATE
     assert ledger.task.round(r).num_updates == 3
@@ -418,7 +348,7 @@ def test_expected_trainers_is_fixed_at_open(ledger: Ledger) -> None:
     revoke(ledger, 3)
     for i in range(3):
         t(ledger, i).commit_update(r, h(f"u{i}"), 1)
-    refused(ledger, InvalidState, "task: commit phase still running", t(ledger, 0).close_commits, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: commit phase still running", t(ledger, 0).close_commits, r)
     ledger.chain.advance_time(601)
     assert t(ledger, 0).close_commits(r) is Phase.VALIDATE
 
@@ -440,19 +370,19 @@ def test_abort_when_too_few_commitments(ledger: Ledger) -> None:
     r2 = t(ledger, 0).open_round()
     assert r2 == r + 1
     assert ledger.task.round(r2).global_model == DEFAULT_PARAMS.initial_model
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 1).commit_update, r, h("old"), 1)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 1).commit_update, r, h("old"), 1)
 
 
 def test_close_commits_refused(ledger: Ledger) -> None:
     revoked = revoke(ledger, 3)
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_commits, 1)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).close_commits, 1)
     r = open_with_commits(ledger, 3)
     ledger.chain.advance_time(601)
     for who in (outsider(ledger), revoked):
-        refused(ledger, NotAuthorized, "task: caller is not a member", who.close_commits, r)
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_commits, r + 1)
+        refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not a member", who.close_commits, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).close_commits, r + 1)
     t(ledger, 0).close_commits(r)
-    refused(ledger, InvalidState, "task: round not open", t(ledger, 0).close_commits, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: round not open", t(ledger, 0).close_commits, r)
 
 
 # -- submit_scores -----------------------------------------------------------------
@@ -487,29 +417,47 @@ def test_submit_scores_refused_for_non_validators(ledger: Ledger) -> None:
     trainer_only = set_roles(ledger, 1, Role.TRAINER | Role.AGGREGATOR)
     revoked = revoke(ledger, 3)
     for who in (outsider(ledger), admin(ledger), trainer_only, revoked):
-        refused(ledger, NotAuthorized, "task: caller is not a validator", who.submit_scores, r, [9000] * 4)
+        refused(
+            lambda: state_of(ledger), NotAuthorized, "task: caller is not a validator", who.submit_scores, r, [9000] * 4
+        )
 
 
 def test_submit_scores_refused(ledger: Ledger) -> None:
     me = t(ledger, 1)
-    refused(ledger, InvalidState, "task: wrong round", me.submit_scores, 1, [])
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", me.submit_scores, 1, [])
     r = open_with_commits(ledger)
-    refused(ledger, InvalidState, "task: round not in validation", me.submit_scores, r, honest_scores(1))
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: round not in validation", me.submit_scores, r, honest_scores(1)
+    )
     t(ledger, 0).close_commits(r)
-    refused(ledger, InvalidState, "task: wrong round", me.submit_scores, r + 1, honest_scores(1))
-    refused(ledger, InvalidArgument, "task: unknown update", me.submit_scores, r, [9000, None, 9000, 9000, 9000])
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", me.submit_scores, r + 1, honest_scores(1))
+    refused(
+        lambda: state_of(ledger),
+        InvalidArgument,
+        "task: unknown update",
+        me.submit_scores,
+        r,
+        [9000, None, 9000, 9000, 9000],
+    )
 
     def raw(indices: list[int], scores: list[int]) -> object:
         return me._send(me.contract.functions.submit_scores(r, indices, scores))
 
-    refused(ledger, InvalidArgument, "task: indices and scores differ in length", raw, [0, 2], [9000])
-    refused(ledger, InvalidArgument, "task: indices not increasing", raw, [2, 0], [9000, 9000])
-    refused(ledger, InvalidArgument, "task: indices not increasing", raw, [2, 2], [9000, 9000])
-    refused(ledger, InvalidArgument, "task: unknown update", raw, [0, 4], [9000, 9000])
+    refused(lambda: state_of(ledger), InvalidArgument, "task: indices and scores differ in length", raw, [0, 2], [9000])
+    refused(lambda: state_of(ledger), InvalidArgument, "task: indices not increasing", raw, [2, 0], [9000, 9000])
+    refused(lambda: state_of(ledger), InvalidArgument, "task: indices not increasing", raw, [2, 2], [9000, 9000])
+    refused(lambda: state_of(ledger), InvalidArgument, "task: unknown update", raw, [0, 4], [9000, 9000])
     for bad in (10_001, 2**255):
-        refused(ledger, InvalidArgument, "task: score out of range", me.submit_scores, r, [9000, None, bad, 9000])
+        refused(
+            lambda: state_of(ledger),
+            InvalidArgument,
+            "task: score out of range",
+            me.submit_scores,
+            r,
+            [9000, None, bad, 9000],
+        )
     refused(
-        ledger,
+        lambda: state_of(ledger),
         InvalidArgument,
         "task: validator cannot score its own update",
         me.submit_scores,
@@ -517,11 +465,18 @@ def test_submit_scores_refused(ledger: Ledger) -> None:
         [9000, 9000, 9000, 9000],
     )
     me.submit_scores(r, honest_scores(1))
-    refused(ledger, InvalidState, "task: already scored", me.submit_scores, r, honest_scores(1))
+    refused(lambda: state_of(ledger), InvalidState, "task: already scored", me.submit_scores, r, honest_scores(1))
 
 
 def test_late_scores_refused(ledger: Ledger) -> None:
     r = to_validation(ledger)
     t(ledger, 0).submit_scores(r, honest_scores(0))
     ledger.chain.advance_time(601)
-    refused(ledger, DeadlinePassed, "task: validation deadline passed", t(ledger, 1).submit_scores, r, honest_scores(1))
+    refused(
+        lambda: state_of(ledger),
+        DeadlinePassed,
+        "task: validation deadline passed",
+        t(ledger, 1).submit_scores,
+        r,
+        honest_scores(1),
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
+from conftest import DEFAULT_PARAMS, Ledger, h, refused
 from fedledger.chain import Phase, TrainingTaskClient
 from fedledger.chain.encoding import hex32
 from fedledger.chain.events import UpdateCommitted
@@ -101,10 +101,6 @@ def state_of(p: Provenance) -> tuple[Any, ...]:
     )
 
 
-def refused(p: Provenance, error: type[Exception], reason: str, call: Any, *args: Any, **kwargs: Any) -> Any:
-    return assert_refused(lambda: state_of(p), error, reason, call, *args, **kwargs)
-
-
 # -- constructor ----------------------------------------------------------------------
 
 
@@ -174,7 +170,7 @@ def test_commit_records_dataset_and_spend(prov: Provenance) -> None:
 def test_commit_with_another_members_dataset_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
     exc = refused(
-        prov,
+        lambda: state_of(prov),
         NotAuthorized,
         "task: dataset not owned by sender",
         prov.member(0).commit_update,
@@ -191,7 +187,7 @@ def test_commit_with_another_members_dataset_refused(prov: Provenance) -> None:
 def test_commit_with_unknown_dataset_refused(prov: Provenance, dataset_id: int) -> None:
     r = prov.member(0).open_round()
     refused(
-        prov,
+        lambda: state_of(prov),
         NotAuthorized,
         "task: dataset not owned by sender",
         prov.member(0).commit_update,
@@ -206,7 +202,7 @@ def test_commit_with_unknown_dataset_refused(prov: Provenance, dataset_id: int) 
 def test_commit_for_a_purpose_the_dataset_does_not_allow_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
     exc = refused(
-        prov,
+        lambda: state_of(prov),
         PurposeRefused,
         "task: purpose not allowed for dataset",
         prov.member(0).commit_update,
@@ -223,7 +219,7 @@ def test_commit_for_a_purpose_the_dataset_does_not_allow_refused(prov: Provenanc
 def test_commit_with_a_revoked_dataset_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
     refused(
-        prov,
+        lambda: state_of(prov),
         PurposeRefused,
         "task: purpose not allowed for dataset",
         prov.member(1).commit_update,
@@ -239,7 +235,7 @@ def test_purpose_withdrawn_mid_task_refuses_the_next_commitment(prov: Provenance
     r = prov.member(0).open_round()
     prov.registry.as_(prov.ledger.members[3]).set_purposes(prov.own[3], ["research"])
     refused(
-        prov,
+        lambda: state_of(prov),
         PurposeRefused,
         "task: purpose not allowed for dataset",
         prov.member(3).commit_update,
@@ -254,7 +250,7 @@ def test_purpose_withdrawn_mid_task_refuses_the_next_commitment(prov: Provenance
 def test_declared_spend_above_budget_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
     exc = refused(
-        prov,
+        lambda: state_of(prov),
         PrivacyBudgetRefused,
         "task: privacy budget exceeded",
         prov.member(0).commit_update,
@@ -280,7 +276,7 @@ def test_decreasing_spend_refused_equal_spend_accepted(prov: Provenance) -> None
     _abort_round(prov, r)
     r2 = prov.member(0).open_round()
     refused(
-        prov,
+        lambda: state_of(prov),
         InvalidArgument,
         "task: privacy spend decreased",
         prov.member(0).commit_update,
@@ -301,7 +297,7 @@ def test_existing_checks_come_first(prov: Provenance) -> None:
     """A commitment that was already refused for an old reason keeps that reason."""
     r = prov.member(0).open_round()
     refused(
-        prov,
+        lambda: state_of(prov),
         InvalidArgument,
         "task: zero examples",
         prov.member(0).commit_update,
@@ -312,7 +308,7 @@ def test_existing_checks_come_first(prov: Provenance) -> None:
         epsilon_micro=BUDGET + 1,
     )
     refused(
-        prov,
+        lambda: state_of(prov),
         NotAuthorized,
         "task: caller is not a trainer",
         prov.task.as_(prov.ledger.outsider).commit_update,
@@ -338,7 +334,7 @@ def test_provenance_on_every_backend(prov: Provenance) -> None:
     """The new checks and the success path, on each backend (the only one run on anvil)."""
     r = prov.member(0).open_round()
     refused(
-        prov,
+        lambda: state_of(prov),
         NotAuthorized,
         "task: dataset not owned by sender",
         prov.member(0).commit_update,
@@ -349,7 +345,7 @@ def test_provenance_on_every_backend(prov: Provenance) -> None:
         epsilon_micro=1,
     )
     refused(
-        prov,
+        lambda: state_of(prov),
         PurposeRefused,
         "task: purpose not allowed for dataset",
         prov.member(0).commit_update,
@@ -360,7 +356,7 @@ def test_provenance_on_every_backend(prov: Provenance) -> None:
         epsilon_micro=1,
     )
     refused(
-        prov,
+        lambda: state_of(prov),
         PrivacyBudgetRefused,
         "task: privacy budget exceeded",
         prov.member(0).commit_update,
@@ -374,7 +370,7 @@ def test_provenance_on_every_backend(prov: Provenance) -> None:
     _abort_round(prov, r)
     r2 = prov.member(0).open_round()
     refused(
-        prov,
+        lambda: state_of(prov),
         InvalidArgument,
         "task: privacy spend decreased",
         prov.member(0).commit_update,

@@ -20,9 +20,8 @@ from dataclasses import replace
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from test_task_committee import admit
 
-from conftest import DEFAULT_PARAMS, Ledger, assert_refused, h
+from conftest import DEFAULT_PARAMS, Ledger, h, refused
 from fedledger.chain import Phase, TrainingTaskClient
 from fedledger.chain.events import ReputationCleared, TrainerDistrusted, ValidatorDistrusted
 from fedledger.chain.reputation import (
@@ -34,6 +33,9 @@ from fedledger.chain.reputation import (
 )
 from fedledger.exceptions import ConfigError, InvalidArgument, InvalidState, NotAuthorized
 from fedledger.federation import TaskConfig
+from helpers.consortium import (
+    admit,
+)
 
 THRESHOLD = DEFAULT_PARAMS.acceptance_threshold
 
@@ -98,7 +100,7 @@ def test_a_liar_is_distrusted_and_left_out_of_later_rounds(ledger: Ledger) -> No
         return ledger.chain.block_number, [task.scores_of(r2, i) for i in range(4)], task.round(r2).num_scored
 
     lies = [0, 0, 0, None]
-    assert_refused(state, NotAuthorized, "task: validator distrusted", task.as_(liar).submit_scores, r2, lies)
+    refused(state, NotAuthorized, "task: validator distrusted", task.as_(liar).submit_scores, r2, lies)
     for honest in members[:3]:
         task.as_(honest).submit_scores(r2, [None if i == members.index(honest) else 9_000 for i in range(4)])
     finish(task, members, r2)  # early close: the three trusted validators were every validator of the round
@@ -139,9 +141,7 @@ def test_warmup_protects_a_new_validator_and_an_admin_clears_a_record(ledger: Le
     def state() -> tuple[int, int]:
         return ledger.chain.block_number, task.reputation_of(liar.address).scored
 
-    assert_refused(
-        state, NotAuthorized, "task: caller is not an admin", task.as_(members[0]).clear_reputation, liar.address
-    )
+    refused(state, NotAuthorized, "task: caller is not an admin", task.as_(members[0]).clear_reputation, liar.address)
     block = ledger.chain.block_number
     task.as_(ledger.admin).clear_reputation(liar.address)
     cleared = [e for e in task.events(from_block=block + 1) if isinstance(e, ReputationCleared)]
@@ -306,7 +306,7 @@ def test_a_trainer_mostly_rejected_has_its_updates_left_out_until_cleared(ledger
     assert task.left_out_as_trainer(r, members[poisoner].address)
     assert not any(task.left_out_as_trainer(r, m.address) for m in members[:3])
     assert task.round(r).expected_trainers == 3
-    assert_refused(
+    refused(
         lambda: task.round(r),
         NotAuthorized,
         "task: trainer distrusted",

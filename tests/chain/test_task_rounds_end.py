@@ -9,23 +9,8 @@ the chain did not move (a refused call is caught before anything is sent).
 from __future__ import annotations
 
 import pytest
-from test_task_contract import (
-    admin,
-    bad_input,
-    events_since,
-    finalize,
-    honest_scores,
-    open_with_commits,
-    outsider,
-    refused,
-    revoke,
-    set_roles,
-    t,
-    to_aggregation,
-    to_validation,
-)
 
-from conftest import DEFAULT_PARAMS, Ledger, h
+from conftest import DEFAULT_PARAMS, Ledger, h, refused
 from fedledger.chain import ZERO_HASH, Phase, Role, TaskKind, TrainingTaskClient, mask_of
 from fedledger.chain.events import (
     AggregateProposed,
@@ -36,6 +21,20 @@ from fedledger.chain.events import (
     ValidationClosed,
 )
 from fedledger.exceptions import BadInput, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
+from helpers.task import (
+    admin,
+    events_since,
+    finalize,
+    honest_scores,
+    open_with_commits,
+    outsider,
+    revoke,
+    set_roles,
+    state_of,
+    t,
+    to_aggregation,
+    to_validation,
+)
 
 # -- close_validation and the acceptance rule ------------------------------------------
 
@@ -77,7 +76,9 @@ def test_median_of_even_count_and_threshold_edge(ledger: Ledger) -> None:
     r = to_validation(ledger)
     t(ledger, 1).submit_scores(r, [4000, None, 8000, 4000])
     t(ledger, 2).submit_scores(r, [6000, 9000, None, 5998])
-    refused(ledger, InvalidState, "task: validation phase still running", t(ledger, 0).close_validation, r)
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: validation phase still running", t(ledger, 0).close_validation, r
+    )
     ledger.chain.advance_time(601)
     assert t(ledger, 0).close_validation(r) is Phase.AGGREGATE
     # update 0: (4000+6000)//2 = 5000 accepted; 1: [9000]; 2: [8000]; 3: (4000+5998)//2 = 4999 rejected.
@@ -106,22 +107,24 @@ def test_abort_when_no_update_accepted(ledger: Ledger) -> None:
 
 
 def test_close_validation_refused(ledger: Ledger) -> None:
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_validation, 1)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).close_validation, 1)
     r = open_with_commits(ledger, 3)
     revoked = revoke(ledger, 3)
-    refused(ledger, InvalidState, "task: round not in validation", t(ledger, 0).close_validation, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: round not in validation", t(ledger, 0).close_validation, r)
     ledger.chain.advance_time(601)
     t(ledger, 0).close_commits(r)
     for i in range(3):
         t(ledger, i).submit_scores(r, honest_scores(i, n=3))
     for who in (outsider(ledger), revoked):
-        refused(ledger, NotAuthorized, "task: caller is not a member", who.close_validation, r)
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_validation, r + 1)
+        refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not a member", who.close_validation, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).close_validation, r + 1)
     # members[3] was a validator when the round opened, so the round waits for the deadline.
-    refused(ledger, InvalidState, "task: validation phase still running", t(ledger, 0).close_validation, r)
+    refused(
+        lambda: state_of(ledger), InvalidState, "task: validation phase still running", t(ledger, 0).close_validation, r
+    )
     ledger.chain.advance_time(601)
     assert admin(ledger).close_validation(r) is Phase.AGGREGATE
-    refused(ledger, InvalidState, "task: round not in validation", t(ledger, 0).close_validation, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: round not in validation", t(ledger, 0).close_validation, r)
 
 
 # -- propose_aggregate ---------------------------------------------------------------
@@ -175,24 +178,40 @@ def test_propose_refused_for_non_aggregators(ledger: Ledger) -> None:
     not_aggregator = set_roles(ledger, 1, Role.TRAINER | Role.VALIDATOR)
     revoked = revoke(ledger, 3)
     for who in (outsider(ledger), admin(ledger), not_aggregator, revoked):
-        refused(ledger, NotAuthorized, "task: caller is not an aggregator", who.propose_aggregate, r, h("m"), mask)
+        refused(
+            lambda: state_of(ledger),
+            NotAuthorized,
+            "task: caller is not an aggregator",
+            who.propose_aggregate,
+            r,
+            h("m"),
+            mask,
+        )
 
 
 def test_propose_refused(ledger: Ledger) -> None:
     me = t(ledger, 0)
-    refused(ledger, InvalidState, "task: wrong round", me.propose_aggregate, 1, h("m"), 0b1111)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", me.propose_aggregate, 1, h("m"), 0b1111)
     r = to_validation(ledger)
-    refused(ledger, InvalidState, "task: round not in aggregation", me.propose_aggregate, r, h("m"), 0b1111)
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: round not in aggregation",
+        me.propose_aggregate,
+        r,
+        h("m"),
+        0b1111,
+    )
     for i in range(4):
         t(ledger, i).submit_scores(r, [None if j in (i, 2) else 9000 for j in range(4)])
     t(ledger, 0).close_validation(r)
     mask = ledger.task.round(r).accepted_mask
     assert mask == 0b1011
-    refused(ledger, InvalidState, "task: wrong round", me.propose_aggregate, r + 1, h("m"), mask)
-    refused(ledger, InvalidArgument, "task: zero hash", me.propose_aggregate, r, ZERO_HASH, mask)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", me.propose_aggregate, r + 1, h("m"), mask)
+    refused(lambda: state_of(ledger), InvalidArgument, "task: zero hash", me.propose_aggregate, r, ZERO_HASH, mask)
     for wrong in (0b1111, 0b0011, 0, mask_of([0, 1, 3, 4])):
         refused(
-            ledger,
+            lambda: state_of(ledger),
             InvalidArgument,
             "task: accepted set does not match validation",
             me.propose_aggregate,
@@ -200,12 +219,20 @@ def test_propose_refused(ledger: Ledger) -> None:
             h("m"),
             wrong,
         )
-    assert "model hash" in str(bad_input(ledger, me.propose_aggregate, r, "0x00", mask))
+    assert "model hash" in str(refused(lambda: state_of(ledger), BadInput, None, me.propose_aggregate, r, "0x00", mask))
     me.propose_aggregate(r, h("m"), mask)
     for model in (h("m"), h("other")):
-        refused(ledger, InvalidState, "task: already proposed", me.propose_aggregate, r, model, mask)
+        refused(lambda: state_of(ledger), InvalidState, "task: already proposed", me.propose_aggregate, r, model, mask)
     t(ledger, 1).propose_aggregate(r, h("m"), mask)
-    refused(ledger, InvalidState, "task: round not in aggregation", t(ledger, 2).propose_aggregate, r, h("m"), mask)
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: round not in aggregation",
+        t(ledger, 2).propose_aggregate,
+        r,
+        h("m"),
+        mask,
+    )
     assert ledger.task.model_at(r) == h("m")
 
 
@@ -214,7 +241,13 @@ def test_late_proposal_refused(ledger: Ledger) -> None:
     t(ledger, 0).propose_aggregate(r, h("m"), mask)
     ledger.chain.advance_time(601)
     refused(
-        ledger, DeadlinePassed, "task: aggregation deadline passed", t(ledger, 1).propose_aggregate, r, h("m"), mask
+        lambda: state_of(ledger),
+        DeadlinePassed,
+        "task: aggregation deadline passed",
+        t(ledger, 1).propose_aggregate,
+        r,
+        h("m"),
+        mask,
     )
 
 
@@ -225,7 +258,13 @@ def test_aggregation_deadline_aborts(ledger: Ledger) -> None:
     r, mask = to_aggregation(ledger)
     t(ledger, 0).propose_aggregate(r, h("a"), mask)
     t(ledger, 1).propose_aggregate(r, h("b"), mask)
-    refused(ledger, InvalidState, "task: aggregation phase still running", t(ledger, 2).close_aggregation, r)
+    refused(
+        lambda: state_of(ledger),
+        InvalidState,
+        "task: aggregation phase still running",
+        t(ledger, 2).close_aggregation,
+        r,
+    )
     ledger.chain.advance_time(601)
     block = ledger.chain.block_number
     assert t(ledger, 2).close_aggregation(r) is Phase.ABORTED
@@ -238,20 +277,20 @@ def test_aggregation_deadline_aborts(ledger: Ledger) -> None:
 
 
 def test_close_aggregation_refused(ledger: Ledger) -> None:
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_aggregation, 1)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).close_aggregation, 1)
     r = to_validation(ledger)
     revoked = revoke(ledger, 3)
-    refused(ledger, InvalidState, "task: round not in aggregation", t(ledger, 0).close_aggregation, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: round not in aggregation", t(ledger, 0).close_aggregation, r)
     for i in range(3):
         t(ledger, i).submit_scores(r, honest_scores(i))
     ledger.chain.advance_time(601)
     t(ledger, 0).close_validation(r)
     ledger.chain.advance_time(601)
     for who in (outsider(ledger), revoked):
-        refused(ledger, NotAuthorized, "task: caller is not a member", who.close_aggregation, r)
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).close_aggregation, r + 1)
+        refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not a member", who.close_aggregation, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).close_aggregation, r + 1)
     t(ledger, 0).close_aggregation(r)
-    refused(ledger, InvalidState, "task: round not in aggregation", t(ledger, 0).close_aggregation, r)
+    refused(lambda: state_of(ledger), InvalidState, "task: round not in aggregation", t(ledger, 0).close_aggregation, r)
 
 
 # -- flag_update ---------------------------------------------------------------------
@@ -287,14 +326,22 @@ def test_flag_reason_truncated_to_128_bytes(ledger: Ledger) -> None:
 def test_flag_update_refused(ledger: Ledger) -> None:
     revoked = revoke(ledger, 3)
     trainer_only = set_roles(ledger, 2, Role.TRAINER)
-    refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).flag_update, 1, 0, "x")
+    refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).flag_update, 1, 0, "x")
     r = open_with_commits(ledger, 2)
     for who in (outsider(ledger), admin(ledger), revoked, trainer_only):
-        refused(ledger, NotAuthorized, "task: caller is not a validator or aggregator", who.flag_update, r, 0, "x")
+        refused(
+            lambda: state_of(ledger),
+            NotAuthorized,
+            "task: caller is not a validator or aggregator",
+            who.flag_update,
+            r,
+            0,
+            "x",
+        )
     for wrong in (0, r + 1):
-        refused(ledger, InvalidState, "task: wrong round", t(ledger, 0).flag_update, wrong, 0, "x")
-    refused(ledger, InvalidArgument, "task: unknown update", t(ledger, 0).flag_update, r, 2, "x")
-    refused(ledger, InvalidArgument, "task: empty reason", t(ledger, 0).flag_update, r, 1, "")
+        refused(lambda: state_of(ledger), InvalidState, "task: wrong round", t(ledger, 0).flag_update, wrong, 0, "x")
+    refused(lambda: state_of(ledger), InvalidArgument, "task: unknown update", t(ledger, 0).flag_update, r, 2, "x")
+    refused(lambda: state_of(ledger), InvalidArgument, "task: empty reason", t(ledger, 0).flag_update, r, 1, "")
 
 
 # -- revoked members across the whole round -------------------------------------------
@@ -303,22 +350,40 @@ def test_flag_update_refused(ledger: Ledger) -> None:
 def test_member_revoked_mid_round_cannot_act(ledger: Ledger) -> None:
     r = open_with_commits(ledger, 3)  # members 0..2 committed
     gone = revoke(ledger, 3)
-    refused(ledger, NotAuthorized, "task: caller is not a trainer", gone.commit_update, r, h("u3"), 1)
+    refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not a trainer", gone.commit_update, r, h("u3"), 1)
     ledger.chain.advance_time(601)
-    refused(ledger, NotAuthorized, "task: caller is not a member", gone.close_commits, r)
+    refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not a member", gone.close_commits, r)
     t(ledger, 0).close_commits(r)
-    refused(ledger, NotAuthorized, "task: caller is not a validator", gone.submit_scores, r, [9000] * 3)
-    refused(ledger, NotAuthorized, "task: caller is not a validator or aggregator", gone.flag_update, r, 0, "x")
+    refused(
+        lambda: state_of(ledger), NotAuthorized, "task: caller is not a validator", gone.submit_scores, r, [9000] * 3
+    )
+    refused(
+        lambda: state_of(ledger),
+        NotAuthorized,
+        "task: caller is not a validator or aggregator",
+        gone.flag_update,
+        r,
+        0,
+        "x",
+    )
     for i in range(3):
         t(ledger, i).submit_scores(r, honest_scores(i, n=3))
     ledger.chain.advance_time(601)
     t(ledger, 0).close_validation(r)
     mask = ledger.task.round(r).accepted_mask
-    refused(ledger, NotAuthorized, "task: caller is not an aggregator", gone.propose_aggregate, r, h("m"), mask)
-    refused(ledger, NotAuthorized, "task: caller is not a member", gone.close_aggregation, r)
+    refused(
+        lambda: state_of(ledger),
+        NotAuthorized,
+        "task: caller is not an aggregator",
+        gone.propose_aggregate,
+        r,
+        h("m"),
+        mask,
+    )
+    refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not a member", gone.close_aggregation, r)
     t(ledger, 0).propose_aggregate(r, h("m"), mask)
     assert t(ledger, 1).propose_aggregate(r, h("m"), mask)
-    refused(ledger, NotAuthorized, "task: caller is not an aggregator or admin", gone.open_round)
+    refused(lambda: state_of(ledger), NotAuthorized, "task: caller is not an aggregator or admin", gone.open_round)
     actors = {
         getattr(e, field)
         for e in ledger.task.events()
@@ -341,7 +406,7 @@ def test_two_full_rounds_history(ledger: Ledger) -> None:
 
 def test_client_without_account_is_bad_input(ledger: Ledger) -> None:
     reader = TrainingTaskClient(ledger.chain, ledger.task.address)
-    bad_input(ledger, reader.open_round)
+    refused(lambda: state_of(ledger), BadInput, None, reader.open_round)
     with pytest.raises(BadInput):
         reader.has_committed(1, "0xnot-an-address")
     with pytest.raises(BadInput):

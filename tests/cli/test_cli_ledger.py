@@ -7,72 +7,21 @@ stdout, stderr and exit codes are what a shell would see.
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
 from eth_account import Account
-from typer.testing import CliRunner
 
-from fedledger.cli import app, main
+from fedledger.cli import app
 from fedledger.exceptions import BadInput, ChainError, KeystoreError, NotAuthorized
 from fedledger.workspace import Workspace
+from helpers.cli import OUTPUTS, PASSWORD, fedledger
 
-PASSWORD = "cli-test-password-0b7e"
 CAROL = Account.from_key("0x" + "c0" * 32).address
 DAVE = Account.from_key("0x" + "d0" * 32).address
 ALL_ROLES = ["admin", "trainer", "validator", "aggregator", "auditor"]
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self.stderr
-        return json.loads(self.stdout)
-
-    @property
-    def message(self) -> str:
-        """stderr on one line (the console may wrap long messages)."""
-        return " ".join(self.stderr.split())
-
-
-OUTPUTS: list[str] = []
-
-
-def fedledger(*args: Any, password: str = PASSWORD, env: dict[str, str] | None = None) -> Run:
-    """Run ``fedledger ARGS`` through the real entry point; returns exit code and output."""
-    runner = CliRunner()
-    environment = {
-        "FEDLEDGER_PASSWORD": password,
-        "FEDLEDGER_WORKSPACE": None,
-        "COLUMNS": "200",
-        **(env or {}),
-    }
-    argv = ["fedledger", *map(str, args)]
-    with runner.isolation(env=environment) as (out, err, _):
-        old_argv, sys.argv = sys.argv, argv
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            sys.argv = old_argv
-            sys.stdout.flush()
-            sys.stderr.flush()
-        result = Run(code, out.getvalue().decode(), err.getvalue().decode())
-    OUTPUTS.append(result.stdout + result.stderr)
-    # The workspace password never shows, whatever the command did.
-    assert PASSWORD not in result.stdout + result.stderr, argv
-    return result
 
 
 @pytest.fixture

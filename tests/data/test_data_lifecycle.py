@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_cli_ledger import fedledger
 
 from conftest import REPO, SHARED_DATA
 from fedledger.data.cleanse import CleanseRules, cleanse
 from fedledger.data.commitment import document_hash
 from fedledger.data.prepare import Recipe
 from fedledger.exceptions import BadInput, ConfigError
+from helpers.cli import cli_refused, fedledger
 
 HEART = SHARED_DATA / "heart-disease"
 HEART_RECIPE = REPO / "examples" / "heart-disease" / "recipe.toml"
@@ -59,12 +59,6 @@ def ok(*args: Any) -> Any:
     result = fedledger(*args, "--json")
     assert result.code == 0, result.message
     return result.json()
-
-
-def refused(*args: Any) -> str:
-    result = fedledger(*args)
-    assert result.code != 0
-    return str(result.message)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -184,7 +178,7 @@ def test_cleanse_rules_in_the_recipe_drive_both_steps(tmp_path: Path) -> None:
     # invalid = "error": the first bad value stops the run, names file, line and column, and writes nothing.
     recipe.write_text(RULES_RECIPE % "error")
     strict_out = tmp_path / "strict.csv"
-    message = refused("data", "cleanse", raw, "--recipe", recipe, "--out", strict_out)
+    message = cli_refused("data", "cleanse", raw, "--recipe", recipe, "--out", strict_out)
     assert f"{raw} line 3, column age: '250' is outside the range [0, 120]" in message
     assert "(and problems in 1 more column)" in message
     assert not strict_out.exists() and not (tmp_path / "strict.csv.report.json").exists()
@@ -234,7 +228,7 @@ def test_cleanse_errors_name_file_line_and_column(tmp_path: Path) -> None:
     # The heart files have no header: the recipe names the columns, and a short line names the one missing.
     short = tmp_path / "short.data"
     short.write_text("63,1,1,145,233,1,2,150,0,2.3,3,0,6,0\n67,1,4,160,286,0,2,108,1,1.5,2,3\n")
-    message = refused("data", "cleanse", short, "--recipe", HEART_RECIPE, "--out", tmp_path / "o.csv")
+    message = cli_refused("data", "cleanse", short, "--recipe", HEART_RECIPE, "--out", tmp_path / "o.csv")
     assert f"{short} line 2, column thal: missing (the line has 12 columns, expected 14)" in message
     assert not (tmp_path / "o.csv").exists() and leftovers(tmp_path) == []
 
@@ -246,11 +240,11 @@ def test_a_failed_run_keeps_an_earlier_output(tmp_path: Path) -> None:
     ok("data", "cleanse", raw, "--out", out)
     before = out.read_bytes(), (tmp_path / "out.csv.report.json").read_bytes()
     raw.write_text("a,b\n1,2\n3\n")
-    assert "line 3, column b: missing" in refused("data", "cleanse", raw, "--out", out)
+    assert "line 3, column b: missing" in cli_refused("data", "cleanse", raw, "--out", out)
     assert (out.read_bytes(), (tmp_path / "out.csv.report.json").read_bytes()) == before
-    assert "would overwrite the input" in refused("data", "cleanse", raw, "--out", raw)
+    assert "would overwrite the input" in cli_refused("data", "cleanse", raw, "--out", raw)
     raw.write_text("a,b\n1,2\n")
-    assert f"{tmp_path / 'no' / 'out.csv'}: cannot write" in refused(
+    assert f"{tmp_path / 'no' / 'out.csv'}: cannot write" in cli_refused(
         "data", "cleanse", raw, "--out", tmp_path / "no" / "out.csv"
     )
     assert leftovers(tmp_path) == []
@@ -285,7 +279,7 @@ def test_prepare_writes_the_training_table_with_the_committed_hash(tmp_path: Pat
     assert parsed.skip_columns == ("noise",)
 
     # Without statistics the consortium recipe refuses, and says how to give them.
-    message = refused("data", "prepare", table, "--recipe", recipe, "--out", tmp_path / "x.csv")
+    message = cli_refused("data", "prepare", table, "--recipe", recipe, "--out", tmp_path / "x.csv")
     assert "give --stats local" in message and not (tmp_path / "x.csv").exists()
 
     out = tmp_path / "train.csv"
@@ -319,14 +313,14 @@ def test_prepare_writes_the_training_table_with_the_committed_hash(tmp_path: Pat
     report = ok("data", "prepare", table, "--recipe", recipe, "--out", out, "--stats", vector)
     assert out.read_text().splitlines()[1].startswith("-1.0,")  # mean 40 and std 10 from the two ages
     stats.write_text(json.dumps({"recipe": "0" * 64, "stats": {}}))
-    assert "made for recipe 000" in refused(
+    assert "made for recipe 000" in cli_refused(
         "data", "prepare", table, "--recipe", recipe, "--out", out, "--stats", stats
     )
 
     # A bad value names file, line and column, and nothing is written.
     table.write_text("age,noise,cp,y\n30,x,1,0\n50,y,3,1\n")
     fresh = tmp_path / "fresh.csv"
-    message = refused("data", "prepare", table, "--recipe", recipe, "--out", fresh, "--stats", "local")
+    message = cli_refused("data", "prepare", table, "--recipe", recipe, "--out", fresh, "--stats", "local")
     assert "t.csv line 3, column cp: '3' is not one of the categories (1, 2)" in message
     assert not fresh.exists() and not (tmp_path / "fresh.csv.report.json").exists() and leftovers(tmp_path) == []
 
@@ -506,7 +500,7 @@ def test_register_checks_and_records_the_goal(tmp_path: Path) -> None:
         return out
 
     # The purpose needs no cp: the table must be protected with its goal (cp dropped) before it is registered.
-    assert "'cp'" in refused(*register, "--goal", goal("age,num", tmp_path / "narrow.goal.json"))
+    assert "'cp'" in cli_refused(*register, "--goal", goal("age,num", tmp_path / "narrow.goal.json"))
     registered = ok(*register, "--goal", goal("age,cp,num", tmp_path / "full.goal.json"))
     assert registered["goal_hash"]
     manifest = json.loads(next(ws.rglob("registrations.json")).read_text())

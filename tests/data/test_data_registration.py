@@ -11,8 +11,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from test_cli_ledger import fedledger
-from test_data_vault import patients
 
 from conftest import Ledger, h
 from fedledger.chain.registry import DataRegistryClient
@@ -29,6 +27,8 @@ from fedledger.data.registration import (
 )
 from fedledger.data.vault import ErasedSubject, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, InvalidState
+from helpers.cli import cli_refused, fedledger
+from helpers.data import patients
 
 TRAINING = "model-training:heart-disease"
 RESEARCH = "research:cardiology"
@@ -301,10 +301,6 @@ def test_cli_import_register_erase(tmp_path: Path) -> None:
     def ok(*args: Any) -> Any:
         return fedledger(*args, "-w", ws, "--json").json()
 
-    def refused(*args: Any) -> tuple[int, str]:
-        run = fedledger(*args, "-w", ws)
-        return run.code, run.message
-
     ok("init", "--light-kdf", "--org", "Clinic")
     ok("data", "registry", "deploy")
     imported = ok("data", "vault", "import", raw, "--subject-column", "patient", "--columns", "name,email")
@@ -323,15 +319,16 @@ def test_cli_import_register_erase(tmp_path: Path) -> None:
     assert ok("data", "vault", "get", subject, "--column", "email", "--record", 2)["value"] == table.at[2, "email"]
     erased = ok("data", "erase", subject)
     assert [r["dataset_id"] for r in erased["recorded"]] == [1] and erased["receipt"]["values"] == 3
-    code, message = refused("data", "erase", subject)
-    assert code == 2 and "already erased" in message
-    code, message = refused("data", "vault", "get", subject, "--column", "email", "--record", 2)
-    assert code == 2 and "erased" in message
-    code, message = refused("data", "erase", "MRN-nobody")
-    assert code == 2 and "no values" in message
-    code, message = refused("data", "vault", "import", tmp_path / "missing.csv", "--subject-column", "x")
-    assert code == 2 and "no such file" in message
-    code, message = refused(
+    assert "already erased" in cli_refused("data", "erase", subject, "-w", ws, code=2)
+    assert "erased" in cli_refused(
+        "data", "vault", "get", subject, "--column", "email", "--record", 2, "-w", ws, code=2
+    )
+    assert "no values" in cli_refused("data", "erase", "MRN-nobody", "-w", ws, code=2)
+    message = cli_refused(
+        "data", "vault", "import", tmp_path / "missing.csv", "--subject-column", "x", "-w", ws, code=2
+    )
+    assert "no such file" in message
+    message = cli_refused(
         "data",
         "register",
         protected,
@@ -341,5 +338,8 @@ def test_cli_import_register_erase(tmp_path: Path) -> None:
         tmp_path / "classification.json",
         "--policy",
         tmp_path / "policy.json",
+        "-w",
+        ws,
+        code=2,
     )
-    assert code == 2 and "malformed purpose name" in message
+    assert "malformed purpose name" in message

@@ -1,8 +1,8 @@
 """The vault (envelope encryption, erasure by crypto-shredding) and the Merkle row commitment.
 
-Tables are real rows of the UCI Heart Disease (Cleveland) data when /work/shared/data is there
+Tables are real rows of the UCI Heart Disease (Cleveland) data when ../shared/data is beside the checkout
 (the data set has no identifiers, so seeded Faker names and e-mails stand in for the patients),
-otherwise a small inline table of the same shape.
+otherwise a small inline table of the same shape (``helpers.data.patients``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eth_account import Account
-from faker import Faker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED_DATA
 from fedledger.data.commitment import (
     MerkleProof,
     MerkleTree,
@@ -33,26 +31,9 @@ from fedledger.data.commitment import (
 from fedledger.data.keys import org_data_key
 from fedledger.data.vault import REFERENCE_PREFIX, ErasedSubject, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, IntegrityError
+from helpers.data import HEART_COLUMNS, patients
 
-HEART = SHARED_DATA / "heart-disease" / "processed.cleveland.data"
-HEART_COLUMNS = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang", "oldpeak",
-                 "slope", "ca", "thal", "num"]  # fmt: skip
 KEK = bytes(range(32))
-
-
-def patients(n: int = 40) -> pd.DataFrame:
-    """Heart-disease rows with a patient name, e-mail and record number."""
-    if HEART.exists():
-        table = pd.read_csv(HEART, header=None, names=HEART_COLUMNS, na_values="?").head(n)
-    else:
-        rows = [[63.0, 1.0, 1.0, 145.0, 233.0, 1.0, 2.0, 150.0, 0.0, 2.3, 3.0, 0.0, 6.0, 0]] * n
-        table = pd.DataFrame(rows, columns=HEART_COLUMNS)
-    fake = Faker()
-    fake.seed_instance(7)
-    table.insert(0, "patient", [f"MRN-{100000 + i}" for i in range(len(table))])
-    table.insert(1, "name", [fake.name() for _ in range(len(table))])
-    table.insert(2, "email", [fake.email() for _ in range(len(table))])
-    return table
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from sklearn.metrics import (
 )
 from typer.testing import CliRunner
 
-from conftest import REPO, Ledger, assert_bad_input, assert_refused, h, hospital_datas
+from conftest import REPO, Ledger, h, hospital_datas, refused
 from fedledger.chain import METRICS_TOPIC, BulletinClient, topic_id
 from fedledger.chain.events import Posted
 from fedledger.cli import app
@@ -89,20 +89,16 @@ def test_a_member_posts_once_per_task_round_and_topic(ledger: Ledger, board: Bul
 def test_a_second_post_is_refused(ledger: Ledger, board: BulletinClient) -> None:
     member = board.as_(ledger.members[0])
     member.post(TASK, 1, METRICS_TOPIC, h("first"))
-    assert_refused(
-        _state(board, ledger), InvalidState, "bulletin: already posted", member.post, TASK, 1, "metrics", h("x")
-    )
+    refused(_state(board, ledger), InvalidState, "bulletin: already posted", member.post, TASK, 1, "metrics", h("x"))
     assert board.posted(TASK, 1, METRICS_TOPIC, ledger.members[0].address) == h("first")
 
 
 def test_a_non_member_or_revoked_member_cannot_post(ledger: Ledger, board: BulletinClient) -> None:
     outsider = board.as_(ledger.outsider)
-    assert_refused(
-        _state(board, ledger), NotAuthorized, "bulletin: not a member", outsider.post, TASK, 0, "metrics", h("x")
-    )
+    refused(_state(board, ledger), NotAuthorized, "bulletin: not a member", outsider.post, TASK, 0, "metrics", h("x"))
     revoked = ledger.members[3]
     ledger.consortium.propose_revoke(revoked.address)
-    assert_refused(
+    refused(
         _state(board, ledger),
         NotAuthorized,
         "bulletin: not a member",
@@ -117,17 +113,15 @@ def test_a_non_member_or_revoked_member_cannot_post(ledger: Ledger, board: Bulle
 def test_zero_values_are_refused(ledger: Ledger, board: BulletinClient) -> None:
     member, state = board.as_(ledger.members[0]), _state(board, ledger)
     zero = "0x" + "00" * 32
-    assert_refused(state, InvalidArgument, "bulletin: zero blob hash", member.post, TASK, 1, "metrics", zero)
-    assert_refused(
-        state, InvalidArgument, "bulletin: zero task address", member.post, "0x" + "00" * 20, 1, "metrics", h("x")
-    )
+    refused(state, InvalidArgument, "bulletin: zero blob hash", member.post, TASK, 1, "metrics", zero)
+    refused(state, InvalidArgument, "bulletin: zero task address", member.post, "0x" + "00" * 20, 1, "metrics", h("x"))
     f = member.contract.functions
     fn = f.post(board.chain.w3.to_checksum_address(TASK), 1, bytes(32), bytes.fromhex(h("x")[2:]))
-    assert_refused(state, InvalidArgument, "bulletin: zero topic", ledger.chain.transact, ledger.members[0], fn)
+    refused(state, InvalidArgument, "bulletin: zero topic", ledger.chain.transact, ledger.members[0], fn)
     # The client refuses malformed values before sending anything.
-    assert_bad_input(state, member.post, TASK, 1, "Metrics", h("x"))
-    assert_bad_input(state, member.post, TASK, -1, "metrics", h("x"))
-    assert_bad_input(state, member.post, "0x1234", 1, "metrics", h("x"))
+    refused(state, BadInput, None, member.post, TASK, 1, "Metrics", h("x"))
+    refused(state, BadInput, None, member.post, TASK, -1, "metrics", h("x"))
+    refused(state, BadInput, None, member.post, "0x1234", 1, "metrics", h("x"))
 
 
 def test_a_bulletin_needs_a_consortium(ledger: Ledger) -> None:
