@@ -21,7 +21,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from typer.testing import CliRunner
 
-from conftest import REPO
+from conftest import REPO, refused
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
@@ -122,20 +122,25 @@ def test_reverts_arrive_as_typed_errors_with_the_contracts_message(server: Chain
     chain = Chain.rpc(server.url)
     founder, outsider = funded(chain), funded(chain)
     client = ConsortiumClient.deploy(chain, founder, org="A", roles=Role.ADMIN)
+
     # A refused deploy (eth_estimateGas) and a refused transaction: nothing mined, no nonce spent.
-    with pytest.raises(NotAuthorized) as deploy_info:
-        ConsortiumClient.deploy(chain, outsider, org="X", roles=Role.TRAINER)
-    assert deploy_info.value.reason == "consortium: founder must be an admin"
-    with pytest.raises(NotAuthorized) as tx_info:
-        ConsortiumClient(chain, client.address, outsider).update_metadata(
-            cert_fingerprint=b"\x01" * 32, kx_public_key=b"\x02" * 32, store_uri=""
-        )
-    assert tx_info.value.reason == "consortium: caller is not an active member"
+    def unchanged() -> tuple[int, int]:
+        return chain.block_number, chain.w3.eth.get_transaction_count(outsider.address)
+
+    refused(
+        unchanged, NotAuthorized, "consortium: founder must be an admin",
+        ConsortiumClient.deploy, chain, outsider, org="X", roles=Role.TRAINER,
+    )  # fmt: skip
+    refused(
+        unchanged, NotAuthorized, "consortium: caller is not an active member",
+        ConsortiumClient(chain, client.address, outsider).update_metadata,
+        cert_fingerprint=b"\x01" * 32, kx_public_key=b"\x02" * 32, store_uri="",
+    )  # fmt: skip
     assert chain.w3.eth.get_transaction_count(outsider.address) == 0
     # A reverting view call (eth_call).
-    with pytest.raises(InvalidArgument) as view_info:
-        chain.call(client.contract.functions.member_at(7))
-    assert view_info.value.reason == "consortium: index out of range"
+    refused(
+        unchanged, InvalidArgument, "consortium: index out of range", chain.call, client.contract.functions.member_at(7)
+    )
     # On the wire: geth's shape, code 3 and the Error(string) data.
     data = client.contract.functions.member_at(7)._encode_transaction_data()
     answer = call(server.url, "eth_call", {"to": client.address, "data": data}, "latest")

@@ -91,14 +91,16 @@ def test_deploy_founds_consortium(ledger: Ledger) -> None:
 )
 def test_deploy_refused(ledger: Ledger, kwargs: dict[str, Any], error: type[Exception], reason: str) -> None:
     chain = ledger.chain
-    block = chain.block_number
-    nonce = chain.w3.eth.get_transaction_count(ledger.outsider.address)
-    with pytest.raises(error) as info:
-        ConsortiumClient.deploy(chain, ledger.outsider, **kwargs)
-    assert info.value.reason == reason  # type: ignore[attr-defined]
     # Refused before sending: nothing mined, no nonce or gas spent.
-    assert chain.block_number == block
-    assert chain.w3.eth.get_transaction_count(ledger.outsider.address) == nonce
+    refused(
+        lambda: (chain.block_number, chain.w3.eth.get_transaction_count(ledger.outsider.address)),
+        error,
+        reason,
+        ConsortiumClient.deploy,
+        chain,
+        ledger.outsider,
+        **kwargs,
+    )
 
 
 def test_deploy_malformed_metadata_is_bad_input(ledger: Ledger) -> None:

@@ -73,14 +73,17 @@ def test_deploy_task_refused_for_non_admins(ledger: Ledger) -> None:
     revoke(ledger, 3)
     chain = ledger.chain
     for who in (ledger.members[0], ledger.outsider, ledger.members[3]):
-        block = chain.block_number
-        nonce = chain.w3.eth.get_transaction_count(who.address)
-        with pytest.raises(NotAuthorized) as info:
-            TrainingTaskClient.deploy(chain, who, ledger.consortium.address, DEFAULT_PARAMS)
-        assert info.value.reason == "task: caller is not an admin"
         # Refused before sending, on both backends: nothing mined, no nonce or gas spent.
-        assert chain.block_number == block
-        assert chain.w3.eth.get_transaction_count(who.address) == nonce
+        refused(
+            lambda: (chain.block_number, chain.w3.eth.get_transaction_count(who.address)),  # noqa: B023
+            NotAuthorized,
+            "task: caller is not an admin",
+            TrainingTaskClient.deploy,
+            chain,
+            who,
+            ledger.consortium.address,
+            DEFAULT_PARAMS,
+        )
 
 
 @pytest.mark.parametrize(
@@ -98,13 +101,17 @@ def test_deploy_task_refused_for_non_admins(ledger: Ledger) -> None:
     ],
 )
 def test_deploy_task_bad_params(ledger: Ledger, change: dict[str, Any], reason: str) -> None:
-    block = ledger.chain.block_number
-    with pytest.raises(InvalidArgument) as info:
-        TrainingTaskClient.deploy(
-            ledger.chain, ledger.admin, ledger.consortium.address, replace(DEFAULT_PARAMS, **change)
-        )
-    assert info.value.reason == reason
-    assert ledger.chain.block_number == block
+    params = replace(DEFAULT_PARAMS, **change)
+    refused(
+        lambda: ledger.chain.block_number,
+        InvalidArgument,
+        reason,
+        TrainingTaskClient.deploy,
+        ledger.chain,
+        ledger.admin,
+        ledger.consortium.address,
+        params,
+    )
 
 
 def test_deploy_task_malformed_input_is_bad_input(ledger: Ledger) -> None:
@@ -193,12 +200,8 @@ def test_max_rounds(ledger: Ledger) -> None:
         assert r == expected
         ledger.chain.advance_time(601)
         assert opener.close_commits(r) is Phase.ABORTED
-    block = ledger.chain.block_number
-    with pytest.raises(InvalidState) as info:
-        opener.open_round()
-    assert info.value.reason == "task: all rounds done"
+    refused(lambda: state_of(replace(ledger, task=task)), InvalidState, "task: all rounds done", opener.open_round)
     assert task.current_round == 2
-    assert ledger.chain.block_number == block
 
 
 # -- commit_update -----------------------------------------------------------------
@@ -363,9 +366,7 @@ def test_abort_when_too_few_commitments(ledger: Ledger) -> None:
     assert isinstance(events[0], RoundAborted)
     assert (events[0].round_id, events[0].reason) == (r, "commitment quorum not reached")
     assert ledger.task.model_history() == {}
-    with pytest.raises(InvalidState) as info:
-        ledger.task.model_at(r)
-    assert info.value.reason == "task: round not finalized"
+    refused(lambda: state_of(ledger), InvalidState, "task: round not finalized", ledger.task.model_at, r)
     # The next round opens on the same model.
     r2 = t(ledger, 0).open_round()
     assert r2 == r + 1

@@ -125,9 +125,15 @@ def test_zero_values_are_refused(ledger: Ledger, board: BulletinClient) -> None:
 
 
 def test_a_bulletin_needs_a_consortium(ledger: Ledger) -> None:
-    with pytest.raises(InvalidArgument) as info:
-        BulletinClient.deploy(ledger.chain, ledger.admin, "0x" + "00" * 20)
-    assert info.value.reason == "bulletin: zero consortium address"
+    refused(
+        lambda: ledger.chain.block_number,
+        InvalidArgument,
+        "bulletin: zero consortium address",
+        BulletinClient.deploy,
+        ledger.chain,
+        ledger.admin,
+        "0x" + "00" * 20,
+    )
 
 
 # -- metrics and pooling ---------------------------------------------------------------------------------------
