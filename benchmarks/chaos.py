@@ -14,7 +14,7 @@ if one is missed:
     python benchmarks/chaos.py --chain anvil --seed 3
     python benchmarks/chaos.py --rounds 30 --results benchmarks/results/chaos.md --json /tmp/chaos.json
 
-The core is ``benchmarks/chaos_lib.py``; ``tests/test_chaos.py`` runs a short variant.
+The core is ``benchmarks/chaos_lib.py``; ``tests/benchmarks/test_chaos.py`` runs a short variant.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ that matter:
 * process crashes: a node exit the monkey did not cause (non-zero other than "rounds aborted", or a traceback);
 * ``fedledger audit verify`` from two members' workspaces.
 
-``benchmarks/chaos.py`` runs the full version; ``tests/test_chaos.py`` a short one.
+``benchmarks/chaos.py`` runs the full version; ``tests/benchmarks/test_chaos.py`` a short one.
 """
 
 from __future__ import annotations

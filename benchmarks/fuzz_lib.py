@@ -1,4 +1,4 @@
-"""Fuzz targets and the seeded byte mutator behind ``benchmarks/fuzz.py`` and ``tests/test_fuzz.py``.
+"""Fuzz targets and the seeded byte mutator behind ``benchmarks/fuzz.py`` and ``tests/benchmarks/test_fuzz.py``.
 
 Each :class:`Target` is one reader of untrusted bytes: a blob another member posts (update, model, task
 config, metrics report, secure-aggregation message), a round's check and aggregation, a CSV table, or a

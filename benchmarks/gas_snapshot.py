@@ -13,7 +13,7 @@ runtime code size of each.
     python benchmarks/gas_snapshot.py           # regenerate benchmarks/gas-snapshot.json
     python benchmarks/gas_snapshot.py --check   # exit 1, with a diff, when gas moved
 
-``tests/test_gas_snapshot.py`` runs the check, so CI fails until the snapshot is
+``tests/benchmarks/test_gas_snapshot.py`` runs the check, so CI fails until the snapshot is
 regenerated (and the change reviewed) with the first command.
 """
 

@@ -106,6 +106,18 @@ def deployed(backend: tuple[Chain, LocalAccount]) -> Ledger:
     return deploy_ledger(*backend)
 
 
+@pytest.fixture
+def own_ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger on an embedded chain of its own. For the state machines: their draws follow what the chain answers,
+    so on a chain shared with whatever ran before on the worker, the sequences they explore (and so their coverage
+    checks) would depend on the test order."""
+    chain = Chain.embedded(tmp_path / "own-chain")
+    try:
+        yield deploy_ledger(chain, Account.from_key(FAUCET_KEY.to_bytes()))
+    finally:
+        chain.close()
+
+
 def deploy_ledger(chain: Chain, faucet: LocalAccount) -> Ledger:
     """Fund the test accounts, found a consortium with four members, and deploy a task with the default params."""
     accounts = [Account.from_key(h(f"fedledger-test-account-{i}-{chain.kind}")) for i in range(N_ACCOUNTS)]

@@ -2,8 +2,9 @@
 
 Scoring is batched: instead of one adapter call per (update, validator) pair as a node makes, each candidate model
 predicts once on its whole committee's validation data and the predictions are split per validator;
-``tests/test_robustness_bench.py`` checks the scores equal :func:`fedledger.learning.score_update_relative` and
-:func:`fedledger.learning.scoring.score_trust` on the same inputs.
+``tests/benchmarks/test_robustness_bench.py`` checks the scores equal
+:func:`fedledger.learning.score_update_relative` and :func:`fedledger.learning.scoring.score_trust` on the same
+inputs.
 """
 
 from __future__ import annotations

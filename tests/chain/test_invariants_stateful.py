@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -458,8 +457,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert e.model_hash == self.rounds[e.round_id].model_hash
 
 
-@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
-def test_round_machine_invariants(ledger: Ledger) -> None:
+def test_round_machine_invariants(own_ledger: Ledger) -> None:
+    ledger = own_ledger
     assert ledger.chain.kind == "embedded"
     run_machine(
         lambda: LedgerMachine(ledger),

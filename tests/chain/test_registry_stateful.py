@@ -482,8 +482,8 @@ class RegistryMachine(RuleBasedStateMachine):
                 self.revoked_at[e.dataset_id] = e.block_number
 
 
-@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
-def test_registry_machine_invariants(ledger: Ledger) -> None:
+def test_registry_machine_invariants(own_ledger: Ledger) -> None:
+    ledger = own_ledger
     registry = DataRegistryClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address)
     params = replace(
         DEFAULT_PARAMS,

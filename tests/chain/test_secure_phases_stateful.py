@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -35,9 +34,8 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from conftest import DEFAULT_PARAMS, Ledger, Refusal, attempt_call, deploy_ledger, h, run_machine
-from fedledger.chain import Chain, Phase, Role, TrainingTaskClient
-from fedledger.chain.embedded import FAUCET_KEY
+from conftest import DEFAULT_PARAMS, Ledger, Refusal, attempt_call, h, run_machine
+from fedledger.chain import Phase, Role, TrainingTaskClient
 from fedledger.chain.events import (
     KeysAdvertised,
     MemberAdmitted,
@@ -568,17 +566,8 @@ class SecureMachine(RuleBasedStateMachine):
                 assert e.reason in ABORT_REASONS and e.reason == r.abort_reason, e
 
 
-def test_secure_phase_machine_invariants(tmp_path: Path) -> None:
-    # A chain of its own: the machine's draws follow what the chain answers, so a chain shared with whatever tests
-    # ran before on this worker would make the explored sequences, and so the coverage checks, depend on them.
-    chain = Chain.embedded(tmp_path / "chain")
-    try:
-        _run_secure_machine(deploy_ledger(chain, Account.from_key(FAUCET_KEY.to_bytes())))
-    finally:
-        chain.close()
-
-
-def _run_secure_machine(ledger: Ledger) -> None:
+def test_secure_phase_machine_invariants(own_ledger: Ledger) -> None:
+    ledger = own_ledger
     # Funded by the `deployed` fixture, never admitted there: the machine admits it mid-test.
     late = Account.from_key(h(f"fedledger-test-account-6-{ledger.chain.kind}"))
     assert late.address not in {a.address for a in (*ledger.members, ledger.admin, ledger.outsider)}

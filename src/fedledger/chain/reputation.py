@@ -23,7 +23,7 @@ Distrust is permanent until an admin clears it (``clear_reputation``), e.g. afte
 Clients read the verdicts from the contract's own views (``is_distrusted``, ``is_trainer_distrusted``, through
 :meth:`fedledger.chain.task.TrainingTaskClient.reputation_of` and ``trainer_standing``). The classes here are the
 same rules for ledgers that run without a contract (the robustness benchmark's simulation);
-``tests/test_task_reputation.py`` checks both give the same verdicts.
+``tests/chain/test_task_reputation.py`` checks both give the same verdicts.
 """
 
 from __future__ import annotations

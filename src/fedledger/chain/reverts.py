@@ -2,7 +2,7 @@
 
 Every ``assert ..., "<reason>"`` in the Vyper contracts has one entry in :data:`REVERT_CLASSES`, keyed by the exact
 string, so a refused call raises the :class:`~fedledger.exceptions.ContractRevert` subclass its reason means
-(``tests/test_reverts.py`` checks the table against the contracts' sources, both ways). A reason not in the table
+(``tests/chain/test_reverts.py`` checks the table against the contracts' sources, both ways). A reason not in the table
 (a contract this client does not know, or a revert without a reason, such as an overflow) raises the generic
 :class:`~fedledger.exceptions.ContractRevert`, which still carries the reason.
 
