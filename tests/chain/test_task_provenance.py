@@ -101,6 +101,33 @@ def state_of(p: Provenance) -> tuple[Any, ...]:
     )
 
 
+def commit_refused(
+    p: Provenance,
+    member: int,
+    r: int,
+    dataset_id: int,
+    error: type[Exception],
+    reason: str,
+    *,
+    epsilon_micro: int = 1,
+    update: str = "u",
+    examples: int = 10,
+) -> Any:
+    """``member`` commits an update for ``dataset_id`` in round ``r``: refused with ``error`` and ``reason``, nothing
+    changed."""
+    return refused(
+        lambda: state_of(p),
+        error,
+        reason,
+        p.member(member).commit_update,
+        r,
+        h(update),
+        examples,
+        dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
+    )
+
+
 # -- constructor ----------------------------------------------------------------------
 
 
@@ -169,96 +196,38 @@ def test_commit_records_dataset_and_spend(prov: Provenance) -> None:
 
 def test_commit_with_another_members_dataset_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
-    exc = refused(
-        lambda: state_of(prov),
-        NotAuthorized,
-        "task: dataset not owned by sender",
-        prov.member(0).commit_update,
-        r,
-        h("u"),
-        10,
-        dataset_id=prov.own[1],
-        epsilon_micro=1,
-    )
+    exc = commit_refused(prov, 0, r, prov.own[1], NotAuthorized, "task: dataset not owned by sender")
     assert exit_code_for(exc) == NotAuthorized.exit_code
 
 
 @pytest.mark.parametrize("dataset_id", [0, 999])
 def test_commit_with_unknown_dataset_refused(prov: Provenance, dataset_id: int) -> None:
     r = prov.member(0).open_round()
-    refused(
-        lambda: state_of(prov),
-        NotAuthorized,
-        "task: dataset not owned by sender",
-        prov.member(0).commit_update,
-        r,
-        h("u"),
-        10,
-        dataset_id=dataset_id,
-        epsilon_micro=1,
-    )
+    commit_refused(prov, 0, r, dataset_id, NotAuthorized, "task: dataset not owned by sender")
 
 
 def test_commit_for_a_purpose_the_dataset_does_not_allow_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
-    exc = refused(
-        lambda: state_of(prov),
-        PurposeRefused,
-        "task: purpose not allowed for dataset",
-        prov.member(0).commit_update,
-        r,
-        h("u"),
-        10,
-        dataset_id=prov.other_purpose,
-        epsilon_micro=1,
-    )
+    exc = commit_refused(prov, 0, r, prov.other_purpose, PurposeRefused, "task: purpose not allowed for dataset")
     assert isinstance(exc, PurposeNotAllowed)
     assert exit_code_for(exc) == 14
 
 
 def test_commit_with_a_revoked_dataset_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
-    refused(
-        lambda: state_of(prov),
-        PurposeRefused,
-        "task: purpose not allowed for dataset",
-        prov.member(1).commit_update,
-        r,
-        h("u"),
-        10,
-        dataset_id=prov.revoked,
-        epsilon_micro=1,
-    )
+    commit_refused(prov, 1, r, prov.revoked, PurposeRefused, "task: purpose not allowed for dataset")
 
 
 def test_purpose_withdrawn_mid_task_refuses_the_next_commitment(prov: Provenance) -> None:
     r = prov.member(0).open_round()
     prov.registry.as_(prov.ledger.members[3]).set_purposes(prov.own[3], ["research"])
-    refused(
-        lambda: state_of(prov),
-        PurposeRefused,
-        "task: purpose not allowed for dataset",
-        prov.member(3).commit_update,
-        r,
-        h("u"),
-        10,
-        dataset_id=prov.own[3],
-        epsilon_micro=1,
-    )
+    commit_refused(prov, 3, r, prov.own[3], PurposeRefused, "task: purpose not allowed for dataset")
 
 
 def test_declared_spend_above_budget_refused(prov: Provenance) -> None:
     r = prov.member(0).open_round()
-    exc = refused(
-        lambda: state_of(prov),
-        PrivacyBudgetRefused,
-        "task: privacy budget exceeded",
-        prov.member(0).commit_update,
-        r,
-        h("u"),
-        10,
-        dataset_id=prov.own[0],
-        epsilon_micro=BUDGET + 1,
+    exc = commit_refused(
+        prov, 0, r, prov.own[0], PrivacyBudgetRefused, "task: privacy budget exceeded", epsilon_micro=BUDGET + 1
     )
     assert isinstance(exc, PrivacyBudgetExceeded)
     assert exc.member is None and exit_code_for(exc) == 15
@@ -275,16 +244,8 @@ def test_decreasing_spend_refused_equal_spend_accepted(prov: Provenance) -> None
     prov.member(0).commit_update(r, h("r1"), 10, dataset_id=prov.own[0], epsilon_micro=500_000)
     _abort_round(prov, r)
     r2 = prov.member(0).open_round()
-    refused(
-        lambda: state_of(prov),
-        InvalidArgument,
-        "task: privacy spend decreased",
-        prov.member(0).commit_update,
-        r2,
-        h("r2"),
-        10,
-        dataset_id=prov.own[0],
-        epsilon_micro=499_999,
+    commit_refused(
+        prov, 0, r2, prov.own[0], InvalidArgument, "task: privacy spend decreased", epsilon_micro=499_999, update="r2"
     )
     # Another member's spend is its own: it may declare less.
     prov.member(1).commit_update(r2, h("r2-m1"), 10, dataset_id=prov.own[1], epsilon_micro=1)
@@ -296,16 +257,8 @@ def test_decreasing_spend_refused_equal_spend_accepted(prov: Provenance) -> None
 def test_existing_checks_come_first(prov: Provenance) -> None:
     """A commitment that was already refused for an old reason keeps that reason."""
     r = prov.member(0).open_round()
-    refused(
-        lambda: state_of(prov),
-        InvalidArgument,
-        "task: zero examples",
-        prov.member(0).commit_update,
-        r,
-        h("u"),
-        0,
-        dataset_id=prov.other_purpose,
-        epsilon_micro=BUDGET + 1,
+    commit_refused(
+        prov, 0, r, prov.other_purpose, InvalidArgument, "task: zero examples", epsilon_micro=BUDGET + 1, examples=0
     )
     refused(
         lambda: state_of(prov),
@@ -333,52 +286,31 @@ def test_task_without_registry_or_budget_records_declarations_unchecked(prov: Pr
 def test_provenance_on_every_backend(prov: Provenance) -> None:
     """The new checks and the success path, on each backend (the only one run on anvil)."""
     r = prov.member(0).open_round()
-    refused(
-        lambda: state_of(prov),
-        NotAuthorized,
-        "task: dataset not owned by sender",
-        prov.member(0).commit_update,
+    commit_refused(prov, 0, r, prov.own[1], NotAuthorized, "task: dataset not owned by sender", examples=1)
+    commit_refused(prov, 0, r, prov.other_purpose, PurposeRefused, "task: purpose not allowed for dataset", examples=1)
+    commit_refused(
+        prov,
+        0,
         r,
-        h("u"),
-        1,
-        dataset_id=prov.own[1],
-        epsilon_micro=1,
-    )
-    refused(
-        lambda: state_of(prov),
-        PurposeRefused,
-        "task: purpose not allowed for dataset",
-        prov.member(0).commit_update,
-        r,
-        h("u"),
-        1,
-        dataset_id=prov.other_purpose,
-        epsilon_micro=1,
-    )
-    refused(
-        lambda: state_of(prov),
+        prov.own[0],
         PrivacyBudgetRefused,
         "task: privacy budget exceeded",
-        prov.member(0).commit_update,
-        r,
-        h("u"),
-        1,
-        dataset_id=prov.own[0],
         epsilon_micro=BUDGET + 1,
+        examples=1,
     )
     prov.member(0).commit_update(r, h("u"), 1, dataset_id=prov.own[0], epsilon_micro=7)
     _abort_round(prov, r)
     r2 = prov.member(0).open_round()
-    refused(
-        lambda: state_of(prov),
+    commit_refused(
+        prov,
+        0,
+        r2,
+        prov.own[0],
         InvalidArgument,
         "task: privacy spend decreased",
-        prov.member(0).commit_update,
-        r2,
-        h("u2"),
-        1,
-        dataset_id=prov.own[0],
         epsilon_micro=6,
+        update="u2",
+        examples=1,
     )
     prov.member(0).commit_update(r2, h("u2"), 1, dataset_id=prov.own[0], epsilon_micro=8)
     assert prov.task.privacy_spent(prov.ledger.members[0].address) == 8
