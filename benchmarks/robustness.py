@@ -141,6 +141,7 @@ def setup_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "reputation_warmup": args.reputation_warmup,
         "max_rejection": args.max_rejection,
         "min_mean_score": args.min_mean_score,
+        "min_approvals": args.min_approvals,
         "adaptive_liars": args.adaptive_liars or None,
     }
 
@@ -159,6 +160,7 @@ HEART_OVERRIDES = (
     "reputation_warmup",
     "max_rejection",
     "min_mean_score",
+    "min_approvals",
 )
 """The fields of :func:`setup_overrides` that apply to the heart-disease section too (the task settings)."""
 

@@ -149,6 +149,12 @@ def _task_options(parser: argparse.ArgumentParser) -> None:
         f"{HEART.min_mean_score} for heart disease; 0: off)",
     )
     parser.add_argument(
+        "--min-approvals",
+        type=int,
+        help="acceptance by approvals: validators at or above the threshold an update needs (default: "
+        f"{FMNIST_FULL.min_approvals} for Fashion-MNIST, {HEART.min_approvals} for heart disease; 0: the median)",
+    )
+    parser.add_argument(
         "--reputation-warmup",
         type=int,
         help="fewest scores before a validator (scored updates before a trainer) can be distrusted (default: "

@@ -109,6 +109,10 @@ class FLSetup:
     min_mean_score: int = 0
     """Trainer reputation by scores (the contract's ``min_mean_score``): a trainer whose scored updates' committee
     medians average below this is left out of later rounds; 0: off."""
+    min_approvals: int = 0
+    """Acceptance by approvals (the contract's ``min_approvals``): an update passes when that many of its
+    validators score it at or above the threshold, and validators are counted against only for approving a
+    rejected update; 0: by the committee median."""
     adaptive_liars: bool = False
     """Lying validators lie only where they hold a strict majority of an update's committee and score
     honestly elsewhere (``LyingValidators(adaptive=True)``: the liar that keeps its reputation)."""

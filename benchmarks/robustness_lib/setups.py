@@ -91,6 +91,7 @@ def profile_setup(profile: str) -> dict[str, Any]:
         "max_rejection": config.max_rejection,
         "min_mean_score": config.min_mean_score,
         "reputation_warmup": config.reputation_warmup,
+        "min_approvals": config.min_approvals,
     }
 
 

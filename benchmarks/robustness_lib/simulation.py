@@ -354,10 +354,10 @@ class _Scenario:
         for i, committee in enumerate(work.committees):
             stats.committees += 1
             stats.lying_majorities += 2 * len(self.liars.intersection(committee)) > len(committee)
-            outcome = verdict(ledger.scores_of(round_id, i), threshold)
-            if outcome.median is not None:
+            outcome = verdict(ledger.scores_of(round_id, i), threshold, self.setup.min_approvals)
+            if outcome.score is not None:
                 owner_malicious = self.is_malicious[work.owners[i]]
-                (stats.malicious_medians if owner_malicious else stats.honest_medians).append(outcome.median)
+                (stats.malicious_medians if owner_malicious else stats.honest_medians).append(outcome.score)
             if self.is_malicious[work.owners[i]]:
                 stats.malicious_submitted += 1
                 stats.malicious_accepted += int(outcome.accepted)
@@ -434,6 +434,7 @@ def _ledger(sim: _Scenario) -> InMemoryLedger:
         reputation_warmup=setup.reputation_warmup,
         max_rejection=setup.max_rejection,
         min_mean_score=setup.min_mean_score,
+        min_approvals=setup.min_approvals,
     )
     roles = {str(c): int(Role.VALIDATOR) for c in range(n)} | {OPERATOR: int(Role.AGGREGATOR | Role.ADMIN)}
     return InMemoryLedger(params, roles, draw_committee=sim.draw_committee)

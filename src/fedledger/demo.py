@@ -40,12 +40,13 @@ import pandas as pd
 
 from fedledger.audit import verify_task
 from fedledger.chain.events import RoundAborted, UpdateFlagged
-from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient, contract_median
+from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient
 from fedledger.data.classify.model import ColumnClassifier
 from fedledger.data.classify.scan import scan_table
 from fedledger.data.registration import RegisteredDataset, Registrations, register_table
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
+from fedledger.federation.rules import verdict
 from fedledger.federation.setup import attacking_members, create_consortium
 from fedledger.identity.private import open_private, restrict
 from fedledger.learning import (
@@ -430,11 +431,7 @@ def _round_summary(
         if u.index in accepted:
             continue
         values = task.scores_of(r, u.index)  # the contract keeps no abstentions
-        reason = (
-            f"median validator score {contract_median(values)} below the threshold {threshold} (scale 0-10000)"
-            if values
-            else "no validator scored it"
-        )
+        reason = _rejection_reason(values, threshold, task.params().min_approvals)
         if u.index in flags:
             reason += f"; flagged: {flags[u.index][0]}"
         rejected.append(
@@ -493,3 +490,12 @@ def _secure_round_summary(
         "screened": False,
         "abort_reason": abort_reason,
     }
+
+
+def _rejection_reason(scores: list[int], threshold: int, min_approvals: int) -> str:
+    """Why the contract rejected an update with these scores, in its own terms."""
+    if not scores:
+        return "no validator scored it"
+    deciding = verdict(scores, threshold, min_approvals).score
+    which = f"score of its {min_approvals}-th most favourable validator" if min_approvals else "median validator score"
+    return f"{which} {deciding} below the threshold {threshold} (scale 0-10000)"

@@ -226,6 +226,71 @@ def test_contract_and_offchain_rule_agree_over_random_rounds(ledger: Ledger) -> 
     assert mirror.disagreed[inverter] * 2 > mirror.scored[inverter]
 
 
+def test_acceptance_by_approvals_on_chain_agrees_with_the_offchain_rule(ledger: Ledger) -> None:
+    """A task that accepts an update on two approvals of its committee of three: over random rounds in which
+    validators disagree (each sees a different side of an update), the contract's accepted sets equal
+    :func:`accepted_mask`'s, its validator records count only approvals of rejected updates, and its trainer
+    records sum each update's deciding score, as the mirrors do."""
+    from fedledger.federation.rules import verdict
+
+    members = ledger.members + admit(ledger, 3, "approvals")
+    params = replace(
+        DEFAULT_PARAMS, max_disagreement=9_000, reputation_warmup=4, committee_size=3, min_approvals=2, min_mean_score=1
+    )
+    task = TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, params)
+    assert task.params().min_approvals == 2
+    validators: ValidatorReputation[str] = ValidatorReputation(max_disagreement=9_000, warmup=4)
+    trainers: TrainerReputation[str] = TrainerReputation(max_rejection=0, warmup=4, min_mean_score=1)
+    rng = random.Random(11)
+    kinds = {"approved": 0, "rejected": 0, "vouched for a rejected update": 0, "low on an accepted update": 0}
+    for _ in range(4):
+        r = commit_all(task, members)
+        given: dict[int, list[tuple[str, int]]] = {i: [] for i in range(len(members))}
+        for member in members:
+            if not task.is_round_validator(r, member.address):
+                continue
+            scores: list[int | None] = [None] * len(members)
+            for i in task.assignments_of(r, member.address):
+                scores[i] = rng.choice([500, 4_000, 6_000, 9_500])
+                given[i].append((member.address, scores[i]))
+            task.as_(member).submit_scores(r, scores)
+        assert task.as_(members[0]).close_validation(r) is Phase.AGGREGATE
+        accepted = set(task.round(r).accepted)
+        for i, pairs in given.items():
+            values = [score for _, score in pairs]
+            outcome = verdict(values, THRESHOLD, 2)
+            assert (i in accepted) == outcome.accepted
+            assert outcome.score is not None
+            kinds["approved" if outcome.accepted else "rejected"] += 1
+            for score in values:
+                vouched, low = score >= THRESHOLD and not outcome.accepted, score < THRESHOLD and outcome.accepted
+                kinds["vouched for a rejected update"] += vouched
+                kinds["low on an accepted update"] += low
+            validators.record(
+                [v for v, _ in pairs], values, accepted=i in accepted, threshold=THRESHOLD, approvals_only=True
+            )
+            trainers.record(task.updates(r)[i].member, accepted=i in accepted, score=outcome.score)
+        for member in members:
+            a = member.address
+            record = task.reputation_of(a)
+            assert (record.scored, record.disagreed) == (validators.scored.get(a, 0), validators.disagreed.get(a, 0))
+            standing = task.trainer_standing(a)
+            assert (standing.scored, standing.rejected, standing.score_sum) == (
+                trainers.scored.get(a, 0),
+                trainers.rejected.get(a, 0),
+                trainers.score_sum.get(a, 0),
+            )
+        for member in members[:2]:
+            task.as_(member).propose_aggregate(r, h(f"approvals-{r}"), task.round(r).accepted_mask)
+    assert all(kinds.values()), kinds  # every case the rule distinguishes happened
+
+
+def test_approvals_count_only_vouching_for_a_rejected_update_against_a_validator() -> None:
+    assert disagrees(THRESHOLD, accepted=False, threshold=THRESHOLD, approvals_only=True)
+    assert not disagrees(THRESHOLD - 1, accepted=True, threshold=THRESHOLD, approvals_only=True)
+    assert not disagrees(0, accepted=False, threshold=THRESHOLD, approvals_only=True)
+
+
 # -- trainer reputation -------------------------------------------------------------------------------------
 
 
@@ -287,7 +352,7 @@ def test_a_trainer_mostly_rejected_has_its_updates_left_out_until_cleared(ledger
         r, phase = scored_round(task, members, rejected)
         assert phase is Phase.AGGREGATE
         for i in range(len(members)):
-            mirror.record(i, accepted=i not in rejected, median=1_000 if i in rejected else 9_000)
+            mirror.record(i, accepted=i not in rejected, score=1_000 if i in rejected else 9_000)
         propose(task, members, r)
     standing = task.trainer_standing(members[poisoner].address)
     assert (standing.scored, standing.rejected, standing.distrusted) == (3, 2, True)
@@ -357,7 +422,7 @@ def test_a_trainer_accepted_but_scoring_low_on_average_is_left_out_by_its_mean(l
         assert score_and_close(task, members, r, set(), skip=frozenset(), given=medians) is Phase.AGGREGATE
         assert task.round(r).accepted == [0, 1, 2, 3]
         for i in range(len(members)):
-            mirror.record(i, accepted=True, median=medians.get(i, 9_000))
+            mirror.record(i, accepted=True, score=medians.get(i, 9_000))
         propose(task, members, r)
     standing = task.trainer_standing(members[crafted].address)
     assert (standing.scored, standing.rejected, standing.score_sum, standing.distrusted) == (3, 0, 17_000, True)
@@ -495,11 +560,11 @@ def test_task_config_refuses_bad_reputation_settings(change: dict[str, object], 
 
 def test_trainer_mirror_counts_and_refuses_bad_parameters() -> None:
     mirror: TrainerReputation[str] = TrainerReputation(5_000, 2)
-    mirror.record("a", accepted=False, median=1_000)
+    mirror.record("a", accepted=False, score=1_000)
     assert not mirror.distrusted("a")  # one scored update: under the warm-up
-    mirror.record("a", accepted=True, median=9_000)
+    mirror.record("a", accepted=True, score=9_000)
     assert not mirror.distrusted("a")  # half rejected: not more than the bound
-    mirror.record("a", accepted=False, median=1_000)
+    mirror.record("a", accepted=False, score=1_000)
     assert mirror.distrusted("a") and (mirror.scored["a"], mirror.rejected["a"], mirror.score_sum["a"]) == (
         3,
         2,
@@ -531,3 +596,38 @@ def test_task_config_trainer_reputation_is_off_by_default_and_reaches_the_chain(
     params = on.chain_params(h("model-0"))
     assert (params.max_rejection, params.min_mean_score) == (5_000, 4_800)
     assert TaskConfig.from_bytes(on.to_bytes()) == on
+
+
+def test_task_config_acceptance_by_approvals_is_off_by_default_and_reaches_the_chain() -> None:
+    for profile in ("consortium", "few-silos"):
+        assert TaskConfig(model=MODEL, profile=profile).chain_params(h("model-0")).min_approvals == 0
+    default = TaskConfig(model=MODEL)
+    assert b"min_approvals" not in default.to_bytes()  # configs that never used it keep their hash
+    on = TaskConfig(model=MODEL, min_approvals=1)
+    assert on.chain_params(h("model-0")).min_approvals == 1
+    assert TaskConfig.from_bytes(on.to_bytes()) == on and on.hash != default.hash
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"min_approvals": -1}, "min_approvals"),
+        ({"min_approvals": 65}, "min_approvals"),
+        ({"min_approvals": 1, "secure_aggregation": True, "secagg_threshold": 2}, "min_approvals must be 0"),
+    ],
+)
+def test_task_config_refuses_bad_approval_settings(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TaskConfig(model=MODEL, **change)  # type: ignore[arg-type]
+
+
+def test_the_task_contract_refuses_an_approval_count_it_cannot_reach(ledger: Ledger) -> None:
+    from fedledger.chain.task import TaskKind
+
+    for params, reason in (
+        (replace(DEFAULT_PARAMS, min_approvals=65), "task: min approvals out of range"),
+        (replace(DEFAULT_PARAMS, min_approvals=1, secagg_threshold=2), "task: approvals score plain updates only"),
+    ):
+        kind = TaskKind.for_params(params)
+        with pytest.raises((InvalidArgument, InvalidState), match=reason):
+            ledger.chain.deploy(ledger.admin, kind.contract_name, *params.constructor_args(ledger.consortium.address))

@@ -159,10 +159,18 @@ def test_the_in_memory_ledger_refuses_what_the_contract_refuses() -> None:
 
 
 def test_acceptance_is_the_median_of_the_scores_given() -> None:
-    assert verdict([], 5_000).accepted is False and verdict([], 5_000).median is None
-    assert verdict([4_000, 6_000], 5_000).median == 5_000  # the floor of the two middle values' mean
+    assert verdict([], 5_000).accepted is False and verdict([], 5_000).score is None
+    assert verdict([4_000, 6_000], 5_000).score == 5_000  # the floor of the two middle values' mean
     assert verdict([1, 9_000, 9_000], 5_000).accepted
     assert accepted_mask([[9_000], [], [4_999]], 5_000) == 0b1
+
+
+def test_acceptance_by_approvals_takes_the_kth_most_favourable_score() -> None:
+    assert verdict([1_000, 2_000, 9_000], 5_000, 1) == verdict([9_000], 5_000)  # one validator gains: accepted
+    assert verdict([1_000, 2_000, 9_000], 5_000, 2).score == 2_000  # two approvals needed: rejected
+    assert verdict([6_000, 7_000], 5_000, 3).score == 6_000  # fewer scores than approvals: every one must approve
+    assert not verdict([4_999, 4_999, 4_999], 5_000, 1).accepted  # nobody gains: rejected
+    assert accepted_mask([[9_000, 0, 0], [4_000, 4_000], []], 5_000, 1) == 0b1
 
 
 def test_the_chain_client_and_the_in_memory_ledger_implement_the_port() -> None:

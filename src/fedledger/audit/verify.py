@@ -253,7 +253,10 @@ class _Replay:
                 )
         elif isinstance(e, ValidationClosed):
             derived = _accepted_mask(
-                self.commits[e.round_id], self.scores[e.round_id], self.params.acceptance_threshold
+                self.commits[e.round_id],
+                self.scores[e.round_id],
+                self.params.acceptance_threshold,
+                self.params.min_approvals,
             )
             if derived != e.accepted_mask:
                 self.fail(
@@ -400,10 +403,12 @@ def _check_spend(e: UpdateCommitted, composed: float, previous: int, budget: int
         )
 
 
-def _accepted_mask(commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int) -> int:
+def _accepted_mask(
+    commits: list[UpdateCommitted], round_scores: list[ScoresSubmitted], threshold: int, min_approvals: int
+) -> int:
     """The accepted set the round's scores give, by the rule the contract and the round engine apply."""
     scores = [[v for v in (s.score_for(i) for s in round_scores) if v is not None] for i in range(len(commits))]
-    return accepted_mask(scores, threshold)
+    return accepted_mask(scores, threshold, min_approvals)
 
 
 def _round_start_model(store: BlobStore, event: RoundFinalized, global_hash: str | None, fail: Any) -> ModelBlob | None:

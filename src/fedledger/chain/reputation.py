@@ -40,10 +40,13 @@ BPS = 10_000
 V = TypeVar("V", bound=Hashable)
 
 
-def disagrees(score: int, accepted: bool, threshold: int) -> bool:
+def disagrees(score: int, accepted: bool, threshold: int, *, approvals_only: bool = False) -> bool:
     """Whether ``score`` voted against the outcome: at or above ``threshold`` for a rejected update, or below
-    it for an accepted one."""
-    return (score >= threshold) != accepted
+    it for an accepted one. With ``approvals_only`` (acceptance by approvals) only the first counts: a validator
+    whose data differ from the update's owner's may well lose by an update that others gain by, but vouching
+    for an update its committee found harmful is what a liar does."""
+    approved = score >= threshold
+    return approved and not accepted if approvals_only else approved != accepted
 
 
 def is_distrusted(counted: int, against: int, *, bound: int, warmup: int) -> bool:
@@ -89,15 +92,24 @@ class ValidatorReputation(Generic[V]):
     def enabled(self) -> bool:
         return self.max_disagreement > 0
 
-    def record(self, validators: Sequence[V], scores: Sequence[int], *, accepted: bool, threshold: int) -> None:
-        """Count one update's scores (``scores[k]`` given by ``validators[k]``) against its outcome. Counts with
-        reputation off too (the benchmark reports disagreement rates either way; the contract, to save gas, does
-        not)."""
+    def record(
+        self,
+        validators: Sequence[V],
+        scores: Sequence[int],
+        *,
+        accepted: bool,
+        threshold: int,
+        approvals_only: bool = False,
+    ) -> None:
+        """Count one update's scores (``scores[k]`` given by ``validators[k]``) against its outcome
+        (:func:`disagrees`). Counts with reputation off too (the benchmark reports disagreement rates either way;
+        the contract, to save gas, does not)."""
         if len(validators) != len(scores):
             raise ValueError(f"{len(validators)} validators but {len(scores)} scores")
         for v, score in zip(validators, scores, strict=True):
             self.scored[v] = self.scored.get(v, 0) + 1
-            self.disagreed[v] = self.disagreed.get(v, 0) + int(disagrees(score, accepted, threshold))
+            against = disagrees(score, accepted, threshold, approvals_only=approvals_only)
+            self.disagreed[v] = self.disagreed.get(v, 0) + int(against)
 
     def distrusted(self, validator: V) -> bool:
         return is_distrusted(
@@ -153,12 +165,13 @@ class TrainerReputation(Generic[V]):
     def enabled(self) -> bool:
         return self.max_rejection > 0 or self.min_mean_score > 0
 
-    def record(self, trainer: V, *, accepted: bool, median: int) -> None:
-        """Count one scored update of ``trainer``: its committee ``median`` and its outcome (a distrusted trainer
-        has none: the contract refuses its commitments)."""
+    def record(self, trainer: V, *, accepted: bool, score: int) -> None:
+        """Count one scored update of ``trainer``: its deciding ``score`` (the committee median, or under acceptance
+        by approvals the score that decided it) and its outcome (a distrusted trainer has none: the contract
+        refuses its commitments)."""
         self.scored[trainer] = self.scored.get(trainer, 0) + 1
         self.rejected[trainer] = self.rejected.get(trainer, 0) + int(not accepted)
-        self.score_sum[trainer] = self.score_sum.get(trainer, 0) + median
+        self.score_sum[trainer] = self.score_sum.get(trainer, 0) + score
 
     def distrusted(self, trainer: V) -> bool:
         return trainer_distrusted(

@@ -39,6 +39,7 @@ from fedledger.chain.task_records import (
     UpdateInfo,
     ValidatorStanding,
     contract_median,
+    deciding_score,
     hash_or_none,
     indices_of,
     mask_of,
@@ -62,6 +63,7 @@ __all__ = [
     "TrainerStanding",
     "ValidatorStanding",
     "contract_median",
+    "deciding_score",
     "mask_of",
     "indices_of",
 ]
@@ -304,6 +306,7 @@ class TrainingTaskClient(ContractClient):
             reputation_warmup=call(f.reputation_warmup()),
             max_rejection=scored_rule("max_rejection"),
             min_mean_score=scored_rule("min_mean_score"),
+            min_approvals=scored_rule("min_approvals"),
         )
 
     @property

@@ -70,6 +70,17 @@ def contract_median(values: Sequence[int]) -> int:
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) // 2
 
 
+def deciding_score(values: Sequence[int], min_approvals: int) -> int:
+    """The score the TrainingTask contract compares with the threshold: the median (``min_approvals`` 0), or the
+    ``min_approvals``-th highest score (all of them when fewer were given), so that the update passes exactly when
+    that many of its validators scored it at or above the threshold."""
+    if not min_approvals:
+        return contract_median(values)
+    if not values:
+        raise ValueError("deciding score of no scores")
+    return sorted(values, reverse=True)[min(min_approvals, len(values)) - 1]
+
+
 def indices_of(mask: int) -> list[int]:
     return [i for i in range(mask.bit_length()) if mask >> i & 1]
 
@@ -101,6 +112,10 @@ class TaskParams:
     # min_mean_score (0: off).
     max_rejection: int = 0
     min_mean_score: int = 0
+    # Acceptance by approvals: an update passes when at least min_approvals of its validators score it at or
+    # above the threshold, and a validator's record counts only its approvals of rejected updates; 0: by the
+    # committee median, every score on the wrong side of the outcome counted.
+    min_approvals: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +142,7 @@ class TaskParams:
             uint_arg(self.reputation_warmup, "reputation warmup"),
             uint_arg(self.max_rejection, "max rejection"),
             uint_arg(self.min_mean_score, "min mean score"),
+            uint_arg(self.min_approvals, "min approvals"),
         )
 
 
@@ -160,7 +176,8 @@ class ValidatorStanding:
 @dataclass(frozen=True)
 class TrainerStanding:
     """A trainer's record in a task: its updates that were scored, how many were rejected, the sum of their
-    committee medians, and whether the task now leaves it out of its rounds (:mod:`fedledger.chain.reputation`)."""
+    deciding scores (committee medians, or by approvals the deciding ones), and whether the task now leaves it out
+    of its rounds (:mod:`fedledger.chain.reputation`)."""
 
     scored: int
     rejected: int
@@ -169,7 +186,7 @@ class TrainerStanding:
 
     @property
     def mean_score(self) -> float | None:
-        """The mean committee median of its scored updates (None before the first)."""
+        """The mean deciding score of its scored updates (None before the first)."""
         return self.score_sum / self.scored if self.scored else None
 
 

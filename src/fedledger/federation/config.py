@@ -86,6 +86,7 @@ _OMITTED_WHEN_UNSET: dict[str, Any] = {
     "server_optimizer": ServerOptimizer.NONE,
     "server_optimizer_params": {},
     "evaluation_board": "",
+    "min_approvals": 0,
 }
 """Settings left out of the canonical bytes while at these values: a config that does not use one hashes as if the
 setting did not exist, so configs committed on chain without it keep their hash."""
@@ -94,6 +95,7 @@ _OFF_WHEN_ABSENT: dict[str, Any] = {
     "clip_to_median_norm": False,
     "lift_to_median_norm": False,
     "max_rejection": 0,
+    "min_approvals": 0,
     "min_mean_score": 0,
     "cap_examples_to_median": False,
     "score_at_median_norm": False,
@@ -136,11 +138,11 @@ class TaskConfig:
     frac_bits: int = 24
     max_update_bytes: int = 16 * 2**20  # about two million parameters at 8 bytes each (int64 fixed point)
     max_examples: int = DEFAULT_MAX_EXAMPLES
-    # Robustness (RobustnessSettings): acceptance is the contract's rule (median of validators' scores >=
-    # threshold). "auto" scoring is the profile's, except under client-level DP without secure aggregation, where
-    # the noise hides every update's direction and the change in accuracy ("relative") is used; the threshold
-    # defaults to the scoring rule's (DEFAULT_THRESHOLDS). "auto" aggregation is the profile's rule in validated
-    # rounds and fedavg under secure aggregation, which only sums.
+    # Robustness (RobustnessSettings): acceptance is the contract's rule (the median of validators' scores, or with
+    # min_approvals that many approvals, reaching the threshold). "auto" scoring is the profile's, except under
+    # client-level DP without secure aggregation, where the noise hides every update's direction and the change in
+    # accuracy ("relative") is used; the threshold defaults to the scoring rule's (DEFAULT_THRESHOLDS). "auto"
+    # aggregation is the profile's rule in validated rounds and fedavg under secure aggregation, which only sums.
     acceptance_threshold: int | None = None
     scoring: str = AUTO
     aggregation: str = AUTO
@@ -180,6 +182,10 @@ class TaskConfig:
     reputation_warmup: int | None = None
     max_rejection: int | None = None
     min_mean_score: int | None = None
+    # Acceptance by approvals (RobustnessSettings.min_approvals): an update passes when at least this many of its
+    # validators score it at or above the threshold; 0: when its validators' median does. None: the profile's; 0
+    # under secure aggregation.
+    min_approvals: int | None = None
     # Purpose of processing (canonical name, e.g. "model-training:breast-cancer-diagnosis"); empty: the task
     # has no data registry and commitments name no dataset.
     purpose: str = ""
@@ -231,6 +237,7 @@ class TaskConfig:
             "max_rejection": (None, profile.max_rejection if validated else 0),
             "min_mean_score": (None, profile.min_mean_score if validated else 0),
             "reputation_warmup": (None, profile.reputation_warmup),
+            "min_approvals": (None, profile.min_approvals if validated else 0),
         }
         return {name: default for name, (unset, default) in defaults.items() if _is_unset(getattr(self, name), unset)}
 
@@ -289,6 +296,8 @@ class TaskConfig:
             )
         if self.timing.committee_size:
             raise ConfigError("task config: secure aggregation has no per-update scoring, so no validator committees")
+        if robustness.min_approvals:
+            raise ConfigError("task config: secure aggregation has no per-update scoring, so min_approvals must be 0")
         for name, why in _SECURE_REFUSES.items():
             if robustness.per_update_rules[name]:
                 raise ConfigError(f"task config: {why}, so {name} must be false")
@@ -321,6 +330,7 @@ class TaskConfig:
             profile=parse_choice(ProfileName, self.profile, field="profile", what="profile"),
             scoring=parse_choice(Scoring, self.scoring, field="scoring", what="scoring rule"),
             acceptance_threshold=cast(int, self.acceptance_threshold),
+            min_approvals=cast(int, self.min_approvals),
             aggregation=parse_choice(
                 AggregationRule, self.aggregation, field="aggregation", what="ledger aggregation rule"
             ),
@@ -448,6 +458,7 @@ class TaskConfig:
             reputation_warmup=reputation.reputation_warmup,
             max_rejection=reputation.max_rejection,
             min_mean_score=reputation.min_mean_score,
+            min_approvals=self.robustness.min_approvals,
         )
 
     @classmethod

@@ -2,11 +2,11 @@
 
 :class:`InMemoryLedger` implements the :class:`~fedledger.federation.ledger.Ledger` port with the contract's
 rules for validated rounds: who may act in which phase and until when, one commitment per trainer and round, one
-score vector per validator, acceptance by :func:`~fedledger.federation.rules.verdict`, finalization by a quorum of
-identical proposals, and the validator and trainer reputations of :mod:`fedledger.chain.reputation`. Time is its
-own clock: it starts at the wall clock's time and moves on only by :meth:`advance_time`, so deadlines pass
-without waiting. It holds no blobs: members keep those in
-their store, as on chain. Each member acts through its own handle, :meth:`as_`.
+score vector per validator, acceptance by :func:`~fedledger.federation.rules.verdict` (by the median or by
+approvals), finalization by a quorum of identical proposals, and the validator and trainer reputations of
+:mod:`fedledger.chain.reputation`. Time is its own clock: it starts at the wall clock's time and moves on only by
+:meth:`advance_time`, so deadlines pass without waiting. It holds no blobs: members keep those in their store, as
+on chain. Each member acts through its own handle, :meth:`as_`.
 
 Committees: by default every trusted validator scores every update but its own (a task without committees);
 ``draw_committee(round_id, index, eligible)`` picks an update's validators among ``eligible`` instead (a
@@ -108,7 +108,7 @@ class InMemoryLedger:
 
     @property
     def trainer_reputation(self) -> TrainerReputation[str]:
-        """Every trainer's record: scored updates, rejected ones and their committee medians."""
+        """Every trainer's record: scored updates, rejected ones and their deciding scores."""
         return self._s.trainers
 
     def advance_time(self, seconds: int) -> None:
@@ -268,16 +268,19 @@ class InMemoryLedger:
         r = self._in_phase(round_id, Phase.VALIDATE, "close_validation", "task: round not in validation")
         if not (self._s.now > r.info.validate_deadline or r.info.num_scored >= r.info.expected_validators):
             raise InvalidState("task: validation phase still running", function="close_validation")
-        threshold, mask = self._s.params.acceptance_threshold, 0
+        params, mask = self._s.params, 0
+        threshold, approvals = params.acceptance_threshold, params.min_approvals
         for i, given in enumerate(r.scores):
             if not given:
                 continue
-            outcome = verdict([score for _, score in given], threshold)
+            outcome = verdict([score for _, score in given], threshold, approvals)
             mask |= int(outcome.accepted) << i
             validators, values = [v for v, _ in given], [score for _, score in given]
-            self._s.validators.record(validators, values, accepted=outcome.accepted, threshold=threshold)
-            if self._s.trainers.enabled and outcome.median is not None:
-                self._s.trainers.record(r.updates[i].member, accepted=outcome.accepted, median=outcome.median)
+            self._s.validators.record(
+                validators, values, accepted=outcome.accepted, threshold=threshold, approvals_only=approvals > 0
+            )
+            if self._s.trainers.enabled and outcome.score is not None:
+                self._s.trainers.record(r.updates[i].member, accepted=outcome.accepted, score=outcome.score)
         if not mask:
             r.info = replace(r.info, phase=Phase.ABORTED)
             return Phase.ABORTED

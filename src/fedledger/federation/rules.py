@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.chain.registry import DataRegistryClient
-from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, contract_median, mask_of
+from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient, UpdateInfo, deciding_score, mask_of
 from fedledger.exceptions import AggregationError, FedLedgerError, StoreError, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.privacy import num_params
@@ -60,24 +60,28 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Verdict:
-    """An update's outcome in validation: its committee median (None: nobody scored it) and whether it passed."""
+    """An update's outcome in validation: its deciding score (:func:`~fedledger.chain.task.deciding_score`; None:
+    nobody scored it) and whether it passed."""
 
-    median: int | None
+    score: int | None
     accepted: bool
 
 
-def verdict(scores: Sequence[int], threshold: int) -> Verdict:
-    """The TrainingTask contract's acceptance rule for one update: the median of the scores it got
-    (:func:`~fedledger.chain.task.contract_median`) reaches ``threshold``; an update nobody scored is rejected."""
+def verdict(scores: Sequence[int], threshold: int, min_approvals: int = 0) -> Verdict:
+    """The TrainingTask contract's acceptance rule for one update: its deciding score (the median of the scores it
+    got, or with ``min_approvals`` the score of its ``min_approvals``-th most favourable validator) reaches
+    ``threshold``; an update nobody scored is rejected."""
     if not scores:
         return Verdict(None, False)
-    median = contract_median(scores)
-    return Verdict(median, median >= threshold)
+    score = deciding_score(scores, min_approvals)
+    return Verdict(score, score >= threshold)
 
 
-def accepted_mask(scores_per_update: Sequence[Sequence[int]], threshold: int) -> int:
+def accepted_mask(scores_per_update: Sequence[Sequence[int]], threshold: int, min_approvals: int = 0) -> int:
     """The accepted set (bit ``i``: update ``i``) that the scores of a round's updates give (:func:`verdict`)."""
-    return mask_of([i for i, scores in enumerate(scores_per_update) if verdict(scores, threshold).accepted])
+    return mask_of(
+        [i for i, scores in enumerate(scores_per_update) if verdict(scores, threshold, min_approvals).accepted]
+    )
 
 
 def registered_rows(task: TrainingTaskClient, updates: Sequence[UpdateInfo]) -> dict[int, int]:

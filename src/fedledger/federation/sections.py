@@ -52,6 +52,11 @@ def _is_positive_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+MAX_APPROVALS = 64
+"""The most validators that score one update in the TrainingTask contract (``MAX_VALIDATORS``): no rule can ask
+for more approvals."""
+
+
 def _check_integer(name: str, value: object, *, low: int = 0, high: int | None = None) -> None:
     """``value`` is an integer within ``low..high`` (no upper bound without ``high``), or a ConfigError naming it."""
     if isinstance(value, int) and not isinstance(value, bool) and low <= value and (high is None or value <= high):
@@ -127,8 +132,8 @@ class ReputationSettings:
     """When a member is left out of later rounds (:mod:`fedledger.chain.reputation`), in basis points; 0 is off.
 
     A validator with more than ``max_disagreement`` of its scores against the outcome, or a trainer with more than
-    ``max_rejection`` of its scored updates rejected or whose committee medians average below ``min_mean_score``,
-    is distrusted once it has ``reputation_warmup`` scores."""
+    ``max_rejection`` of its scored updates rejected or whose deciding scores (committee medians, or by approvals
+    the deciding ones) average below ``min_mean_score``, is distrusted once it has ``reputation_warmup`` scores."""
 
     max_disagreement: int
     reputation_warmup: int
@@ -151,13 +156,18 @@ class ReputationSettings:
 class RobustnessSettings:
     """How updates are scored, accepted and combined into the next model, with the profile they default from.
 
-    The contract accepts an update when the median of its validators' scores is at least
-    ``acceptance_threshold``; aggregators combine the accepted ones with ``aggregation`` (after the median-norm
-    and example-count adjustments that are on) and take ``server_optimizer``'s step."""
+    The contract accepts an update when the median of its validators' scores is at least ``acceptance_threshold``
+    or, with ``min_approvals`` > 0, when at least that many of them scored it at or above the threshold.
+    Acceptance by approvals judges an update by its most favourable validators: an honest outlier that helps the
+    validators whose data resemble its owner's passes, one that helps nobody fails, and it trusts that no
+    ``min_approvals`` validators of a committee collude with the owner. Aggregators combine the accepted updates
+    with ``aggregation`` (after the median-norm and example-count adjustments that are on) and take
+    ``server_optimizer``'s step."""
 
     profile: ProfileName
     scoring: Scoring
     acceptance_threshold: int
+    min_approvals: int
     aggregation: AggregationRule
     aggregation_params: Mapping[str, Any]
     clip_to_median_norm: bool
@@ -171,6 +181,7 @@ class RobustnessSettings:
 
     def __post_init__(self) -> None:
         _check_integer("acceptance_threshold", self.acceptance_threshold, high=BASIS_POINTS)
+        _check_integer("min_approvals", self.min_approvals, high=MAX_APPROVALS)
         _check_table("aggregation_params", self.aggregation_params)
         for name in ("clip_to_median_norm", "lift_to_median_norm", "score_at_median_norm", "center_scores"):
             _check_switch(name, getattr(self, name))

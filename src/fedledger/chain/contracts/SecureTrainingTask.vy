@@ -95,6 +95,7 @@ def __init__(
     reputation_warmup_: uint256,
     max_rejection: uint256,
     min_mean_score: uint256,
+    min_approvals: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -119,6 +120,7 @@ def __init__(
     @param reputation_warmup_ Recorded only.
     @param max_rejection Must be 0: reputation needs scored rounds.
     @param min_mean_score Must be 0: reputation needs scored rounds.
+    @param min_approvals Must be 0: approvals are scores of plain updates.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -136,6 +138,7 @@ def __init__(
     provenance.__init__(data_registry, purpose, privacy_budget)
     secure_phases.__init__(secagg_threshold)
     assert committee_size == 0, "task: committees score plain updates only"
+    assert min_approvals == 0, "task: approvals score plain updates only"
     assert max_disagreement <= round_core.SCORE_SCALE, "task: max disagreement out of range"
     assert max_rejection <= round_core.SCORE_SCALE, "task: max rejection out of range"
     assert min_mean_score <= round_core.SCORE_SCALE, "task: min mean score out of range"

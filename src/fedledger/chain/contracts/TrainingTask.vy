@@ -83,6 +83,7 @@ exports: (
     validation.submit_scores,
     validation.close_validation,
     validation.scores_of,
+    validation.min_approvals,
 )
 
 # Validated rounds are plain: the secure-aggregation threshold of this kind is always 0.
@@ -110,6 +111,7 @@ def __init__(
     reputation_warmup: uint256,
     max_rejection: uint256,
     min_mean_score: uint256,
+    min_approvals: uint256,
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -121,7 +123,7 @@ def __init__(
     @param commit_duration Seconds each commit phase lasts.
     @param validate_duration Seconds each validation phase lasts.
     @param aggregate_duration Seconds each aggregation phase lasts.
-    @param acceptance_threshold Median score (0..10000) an update needs to be accepted.
+    @param acceptance_threshold Deciding score (0..10000) an update needs to be accepted.
     @param proposal_quorum Identical aggregate proposals needed to finalize.
     @param max_rounds Rounds the task runs; 0 for no limit.
     @param committee_size Validators scoring each update; 0 for every validator.
@@ -135,8 +137,10 @@ def __init__(
            can be distrusted.
     @param max_rejection Basis points of a trainer's scored updates rejected above which it is
            distrusted; 0 for no trainer reputation by rejections.
-    @param min_mean_score Mean committee median (0..10000) below which a trainer is distrusted;
+    @param min_mean_score Mean deciding score (0..10000) below which a trainer is distrusted;
            0 for no trainer reputation by scores.
+    @param min_approvals Scores at or above the threshold an update needs; 0 for acceptance by the
+           committee median.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -154,6 +158,7 @@ def __init__(
     provenance.__init__(data_registry, purpose, privacy_budget)
     assert secagg_threshold_ == 0, "task: secagg threshold out of range"
     reputation.__init__(max_disagreement, reputation_warmup, max_rejection, min_mean_score)
+    validation.__init__(min_approvals)
 
 
 @external

@@ -12,10 +12,11 @@
      (basis points) disagreed is distrusted: later rounds leave it out of their
      validators (no committee seat, scores refused).
      Trainers (`max_rejection` or `min_mean_score` > 0): every scored update
-     counts for its trainer, with its committee median, and a rejected one
+     counts for its trainer, with its deciding score (the committee median,
+     or the score that decided acceptance by approvals), and a rejected one
      counts as a rejection. A trainer with at least `reputation_warmup` scored
      updates of which more than `max_rejection` (basis points) were rejected,
-     or whose medians average below `min_mean_score`, is distrusted: rounds
+     or whose deciding scores average below `min_mean_score`, is distrusted: rounds
      opened while it is distrusted leave it out (its commitments are refused
      and the round does not wait for it).
 """
@@ -32,7 +33,7 @@ reputation_warmup: public(uint256)
 validator_scored: public(HashMap[address, uint256])
 validator_disagreed: public(HashMap[address, uint256])
 # Trainer reputation (max_rejection and min_mean_score 0: off): scored updates, rejected ones and the sum of
-# their committee medians, per trainer, and per round the trainers it left out when the round opened.
+# their deciding scores, per trainer, and per round the trainers it left out when the round opened.
 max_rejection: public(uint256)
 min_mean_score: public(uint256)
 trainer_scored: public(HashMap[address, uint256])
@@ -72,7 +73,7 @@ def __init__(max_disagreement: uint256, reputation_warmup: uint256, max_rejectio
            can be distrusted.
     @param max_rejection Basis points of a trainer's scored updates rejected above which it is
            distrusted; 0 for no trainer reputation by rejections.
-    @param min_mean_score Mean committee median (0..10000) below which a trainer is distrusted;
+    @param min_mean_score Mean deciding score (0..10000) below which a trainer is distrusted;
            0 for no trainer reputation by scores.
     """
     assert max_disagreement <= SCORE_SCALE, "task: max disagreement out of range"
@@ -232,14 +233,14 @@ def _count_score(validator: address, disagreed: bool):
 
 
 @internal
-def _count_update(trainer: address, median: uint256, accepted: bool):
+def _count_update(trainer: address, score: uint256, accepted: bool):
     """
-    @notice Count one scored update of `trainer`: its committee median and its outcome.
+    @notice Count one scored update of `trainer`: its deciding score and its outcome.
     @param trainer The update's committer.
-    @param median The median of its scores.
+    @param score Its deciding score (the median of its scores, or by approvals the deciding one).
     @param accepted Whether it was accepted.
     """
     self.trainer_scored[trainer] += 1
-    self.trainer_score_sum[trainer] += median
+    self.trainer_score_sum[trainer] += score
     if not accepted:
         self.trainer_rejected[trainer] += 1

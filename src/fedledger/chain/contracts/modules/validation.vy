@@ -5,10 +5,15 @@
 @notice Validators score every update (or the updates of their committees),
         and the contract derives the accepted set from the scores: an update
         is accepted when the median of its validators' scores (self-scores
-        excluded) reaches the task's threshold. Acceptance is a contract rule,
-        not an aggregator's choice.
+        excluded) reaches the task's threshold or, with `min_approvals` > 0,
+        when at least that many of them scored it at or above the threshold.
+        Acceptance is a contract rule, not an aggregator's choice.
 @dev When validation closes, the outcomes feed the reputation records of
-     validators and trainers (when the task keeps them).
+     validators and trainers (when the task keeps them). Under acceptance by
+     approvals a validator's record counts only its approvals of rejected
+     updates: losing by an update others gain by is what a validator whose
+     data differ does, vouching for one nobody else would pass is what a
+     liar does.
 """
 
 from . import membership
@@ -18,6 +23,8 @@ from . import reputation
 
 uses: (membership, round_core, committees, reputation)
 
+# 0: acceptance by the committee median; k > 0: by k approvals (scores at or above the threshold).
+min_approvals: public(uint256)
 update_scores: HashMap[uint256, HashMap[uint256, DynArray[uint256, round_core.MAX_VALIDATORS]]]
 # Reputation rounds: round -> update -> k -> who gave update_scores' k-th entry (a map: no length slot to pay).
 update_scorers: HashMap[uint256, HashMap[uint256, HashMap[uint256, address]]]
@@ -34,6 +41,16 @@ event ValidationClosed:
     accepted_mask: uint256
     num_accepted: uint256
     aggregate_deadline: uint256
+
+
+@deploy
+def __init__(min_approvals: uint256):
+    """
+    @notice Record the task's acceptance rule.
+    @param min_approvals Scores at or above the threshold an update needs; 0 for the committee median.
+    """
+    assert min_approvals <= round_core.MAX_VALIDATORS, "task: min approvals out of range"
+    self.min_approvals = min_approvals
 
 
 @external
@@ -128,25 +145,32 @@ def _judge(round_id: uint256, index: uint256) -> bool:
     if len(scores) == 0:
         return False
     threshold: uint256 = round_core.acceptance_threshold
-    median: uint256 = self._median(scores)
-    ok: bool = median >= threshold
+    deciding: uint256 = self._deciding_score(scores)
+    ok: bool = deciding >= threshold
     if reputation._validators_on():
-        # Each score counts for its validator; against the outcome, it counts as a disagreement too.
+        # Each score counts for its validator; against the outcome (only an approval, by approvals), as a
+        # disagreement too.
+        by_approvals: bool = self.min_approvals > 0
         for k: uint256 in range(len(scores), bound=round_core.MAX_VALIDATORS):
-            reputation._count_score(self.update_scorers[round_id][index][k], (scores[k] >= threshold) != ok)
+            approved: bool = scores[k] >= threshold
+            reputation._count_score(
+                self.update_scorers[round_id][index][k], approved != ok and (approved or not by_approvals)
+            )
     if reputation._trainers_on():
-        reputation._count_update(round_core.updates[round_id][index].member, median, ok)
+        reputation._count_update(round_core.updates[round_id][index].member, deciding, ok)
     return ok
 
 
-@pure
+@view
 @internal
-def _median(values: DynArray[uint256, round_core.MAX_VALIDATORS]) -> uint256:
+def _deciding_score(values: DynArray[uint256, round_core.MAX_VALIDATORS]) -> uint256:
     """
-    @notice The median of the scores: the middle value, or the floor of the two middle values' mean.
+    @notice The score compared with the threshold: the `min_approvals`-th highest (every score when
+            fewer were given), or without approvals the median, the floor of the two middle values' mean
+            for an even count.
     @dev Insertion sort: at most MAX_VALIDATORS values.
     @param values The scores (at least one).
-    @return Their median.
+    @return The deciding score.
     """
     xs: DynArray[uint256, round_core.MAX_VALIDATORS] = values
     n: uint256 = len(xs)
@@ -159,6 +183,8 @@ def _median(values: DynArray[uint256, round_core.MAX_VALIDATORS]) -> uint256:
             xs[j] = xs[j - 1]
             j -= 1
         xs[j] = key
+    if self.min_approvals > 0:
+        return xs[n - min(self.min_approvals, n)]
     if n % 2 == 1:
         return xs[n // 2]
     return (xs[n // 2 - 1] + xs[n // 2]) // 2
