@@ -304,6 +304,7 @@ class TrainingTaskClient(ContractClient):
             reputation_warmup=call(f.reputation_warmup()),
             max_rejection=scored_rule("max_rejection"),
             min_mean_score=scored_rule("min_mean_score"),
+            stake_gate=str(call(f.stake_gate())),
         )
 
     @property

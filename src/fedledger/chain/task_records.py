@@ -101,6 +101,9 @@ class TaskParams:
     # min_mean_score (0: off).
     max_rejection: int = 0
     min_mean_score: int = 0
+    # The task's Incentives contract (fedledger.chain.incentives), asked whether a trainer or validator deposited
+    # its role's stake; zero: no stake required. Validated rounds only.
+    stake_gate: str = ZERO_ADDRESS
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +130,7 @@ class TaskParams:
             uint_arg(self.reputation_warmup, "reputation warmup"),
             uint_arg(self.max_rejection, "max rejection"),
             uint_arg(self.min_mean_score, "min mean score"),
+            as_address(self.stake_gate, what="stake gate address"),
         )
 
 

@@ -20,13 +20,15 @@ from modules import provenance
 from modules import reputation
 from modules import committees
 from modules import validation
+from modules import staking
 
 initializes: membership
 initializes: round_core[membership := membership]
 initializes: provenance
 initializes: reputation[membership := membership]
-initializes: committees[membership := membership, round_core := round_core, reputation := reputation]
-initializes: validation[membership := membership, round_core := round_core, committees := committees, reputation := reputation]
+initializes: staking
+initializes: committees[membership := membership, round_core := round_core, reputation := reputation, staking := staking]
+initializes: validation[membership := membership, round_core := round_core, committees := committees, reputation := reputation, staking := staking]
 
 implements: ITrainingTask
 
@@ -83,6 +85,7 @@ exports: (
     validation.submit_scores,
     validation.close_validation,
     validation.scores_of,
+    staking.stake_gate,
 )
 
 # Validated rounds are plain: the secure-aggregation threshold of this kind is always 0.
@@ -110,6 +113,7 @@ def __init__(
     reputation_warmup: uint256,
     max_rejection: uint256,
     min_mean_score: uint256,
+    stake_gate: address,
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -137,6 +141,9 @@ def __init__(
            distrusted; 0 for no trainer reputation by rejections.
     @param min_mean_score Mean committee median (0..10000) below which a trainer is distrusted;
            0 for no trainer reputation by scores.
+    @param stake_gate The contract that says whether a member deposited its role's stake (the task's
+           Incentives); zero for no stake. A gated task refuses unstaked trainers' commitments and
+           unstaked validators' scores, and seats no unstaked validator.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -154,6 +161,7 @@ def __init__(
     provenance.__init__(data_registry, purpose, privacy_budget)
     assert secagg_threshold_ == 0, "task: secagg threshold out of range"
     reputation.__init__(max_disagreement, reputation_warmup, max_rejection, min_mean_score)
+    staking.__init__(stake_gate)
 
 
 @external
@@ -185,6 +193,7 @@ def commit_update(
     assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
     assert round_core._phase(round_id) == round_core.PHASE_OPEN, "task: round not open"
     assert not reputation.trainer_left_out[round_id][msg.sender], "task: trainer distrusted"
+    assert staking._staked(msg.sender, membership.ROLE_TRAINER), "task: trainer not staked"
     round_core._check_commit(round_id, update_hash, num_examples)
     index: uint256 = round_core._next_index(round_id)
     provenance._check(dataset_id, epsilon_micro)
@@ -197,7 +206,7 @@ def close_commits(round_id: uint256):
     """
     @notice End the commit phase: early once every trainer committed, otherwise
             after the deadline. Too few commitments abort the round. Committee and
-            reputation rounds fix their validators now.
+            reputation rounds (and rounds of a stake-gated task) fix their validators now.
     @param round_id The current round, open.
     """
     num_updates: uint256 = round_core._ready_to_close_commits(round_id)
@@ -207,6 +216,6 @@ def close_commits(round_id: uint256):
     if committees.committee_size > 0:
         # Unknown to every committer: drawn after the last commitment was mined.
         seed = keccak256(concat(block.prevrandao, blockhash(block.number - 1), convert(round_id, bytes32)))
-    if committees.committee_size > 0 or reputation._validators_on():
+    if committees.committee_size > 0 or reputation._validators_on() or staking.stake_gate != empty(address):
         round_core.rounds[round_id].expected_validators = committees._snapshot_validators(round_id, seed)
     round_core._close_commits(round_id, num_updates, round_core.PHASE_VALIDATE, seed)

@@ -15,8 +15,9 @@ from . import membership
 from . import round_core
 from . import committees
 from . import reputation
+from . import staking
 
-uses: (membership, round_core, committees, reputation)
+uses: (membership, round_core, committees, reputation, staking)
 
 update_scores: HashMap[uint256, HashMap[uint256, DynArray[uint256, round_core.MAX_VALIDATORS]]]
 # Reputation rounds: round -> update -> k -> who gave update_scores' k-th entry (a map: no length slot to pay).
@@ -56,6 +57,7 @@ def submit_scores(
     assert len(indices) == len(scores), "task: indices and scores differ in length"
     assert round_core.rounds[round_id].num_scored < round_core.MAX_VALIDATORS, "task: too many validators"
     assert not reputation._distrusted(msg.sender), "task: validator distrusted"
+    assert staking._staked(msg.sender, membership.ROLE_VALIDATOR), "task: validator not staked"
     if committees.committee_size > 0:
         assert committees.validator_slot[round_id][msg.sender] != 0, "task: validator not drawn for this round"
     keep_scorers: bool = reputation._validators_on()
