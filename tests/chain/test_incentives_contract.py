@@ -57,7 +57,13 @@ def test_binding_needs_the_task_to_name_the_contract(ledger: Ledger) -> None:
         chain, admin, ledger.consortium.address, replace(DEFAULT_PARAMS, stake_gate=inc.address)
     )
     assert task.params().stake_gate == inc.address
-    refused(state, NotAuthorized, "incentives: caller is not the creator", inc.as_(ledger.members[0]).bind_task, task.address)
+    refused(
+        state,
+        NotAuthorized,
+        "incentives: caller is not the creator",
+        inc.as_(ledger.members[0]).bind_task,
+        task.address,
+    )
     inc.bind_task(task.address)
     assert inc.task_address == task.address
     refused(state, InvalidState, "incentives: task already bound", inc.bind_task, task.address)
@@ -77,9 +83,25 @@ def test_only_an_admin_creates_incentives_and_a_secure_task_takes_no_gate(ledger
     )  # fmt: skip
     args = replace(PARAMS, validator_slash_bps=10_000).constructor_args(ledger.consortium.address)
     over = (*args[:6], 10_001, *args[7:])
-    refused(state, InvalidArgument, "incentives: slash share out of range", ledger.chain.deploy, ledger.admin, "Incentives", *over)
+    refused(
+        state,
+        InvalidArgument,
+        "incentives: slash share out of range",
+        ledger.chain.deploy,
+        ledger.admin,
+        "Incentives",
+        *over,
+    )
     no_window = (*args[:7], 0, args[8])
-    refused(state, InvalidArgument, "incentives: zero contribution window", ledger.chain.deploy, ledger.admin, "Incentives", *no_window)
+    refused(
+        state,
+        InvalidArgument,
+        "incentives: zero contribution window",
+        ledger.chain.deploy,
+        ledger.admin,
+        "Incentives",
+        *no_window,
+    )
     secure = replace(DEFAULT_PARAMS, secagg_threshold=2, stake_gate=ledger.outsider.address)
     refused(
         state, InvalidState, "task: stake needs scored rounds",
@@ -98,7 +120,15 @@ def test_native_funding_raises_the_pool_and_the_balance(rw: Rewarded) -> None:
     assert chain.balance(inc.address) == before + 700
     assert inc.holdings() == 5_700 + 4 * STAKE
     fn = inc.contract.functions.fund(10)
-    refused(books(rw), InvalidArgument, "incentives: value differs from amount", chain.transact, rw.ledger.admin, fn, value=9)
+    refused(
+        books(rw),
+        InvalidArgument,
+        "incentives: value differs from amount",
+        chain.transact,
+        rw.ledger.admin,
+        fn,
+        value=9,
+    )
     refused(books(rw), InvalidArgument, "incentives: zero amount", inc.as_(rw.ledger.admin).fund, 0)
 
 
@@ -172,7 +202,9 @@ def test_a_round_settles_without_posts_once_the_window_passed_and_pays_nothing(r
     rw.inc(0).post_contributions(r, {1: 5_000})
     refused(books(rw), InvalidState, "incentives: contribution window open", inc.settle_round, r)
     chain.advance_time(rw.ledger.params.aggregate_duration + PARAMS.contribution_window + 1)
-    refused(books(rw), DeadlinePassed, "incentives: contribution window closed", rw.inc(1).post_contributions, r, {0: 1})
+    refused(
+        books(rw), DeadlinePassed, "incentives: contribution window closed", rw.inc(1).post_contributions, r, {0: 1}
+    )
     inc.settle_round(r)
     assert [inc.earned(m.address) for m in rw.ledger.members] == [0, 1_000, 0, 0]
     refused(books(rw), InvalidState, "incentives: round already settled", inc.settle_round, r)
@@ -188,9 +220,13 @@ def test_posting_outside_the_rules_is_refused(rw: Rewarded) -> None:
     state = books(rw)
     refused(state, InvalidArgument, "incentives: update not accepted", rw.inc(0).post_contributions, r, {1: 1, 3: 1})
     refused(state, InvalidArgument, "incentives: own update", rw.inc(0).post_contributions, r, {0: 1})
-    refused(state, InvalidArgument, "incentives: contribution out of range", rw.inc(0).post_contributions, r, {1: 10_001})
+    refused(
+        state, InvalidArgument, "incentives: contribution out of range", rw.inc(0).post_contributions, r, {1: 10_001}
+    )
     fn = inc.contract.functions.post_contributions(r, [2, 1], [1, 1])
-    refused(state, InvalidArgument, "incentives: indices not increasing", rw.ledger.chain.transact, rw.ledger.members[0], fn)
+    refused(
+        state, InvalidArgument, "incentives: indices not increasing", rw.ledger.chain.transact, rw.ledger.members[0], fn
+    )
     refused(
         state, NotAuthorized, "incentives: caller did not score the round",
         inc.as_(rw.ledger.outsider).post_contributions, r, {1: 1},
@@ -199,7 +235,12 @@ def test_posting_outside_the_rules_is_refused(rw: Rewarded) -> None:
     refused(state, InvalidState, "incentives: already posted", rw.inc(0).post_contributions, r, {1: 1})
     set_roles(rw.ledger, 1, Role.TRAINER | Role.AGGREGATOR)  # scored, but no longer a validator of the round
     refused(
-        state, NotAuthorized, "incentives: caller is not a scorer of the update", rw.inc(1).post_contributions, r, {0: 1}
+        state,
+        NotAuthorized,
+        "incentives: caller is not a scorer of the update",
+        rw.inc(1).post_contributions,
+        r,
+        {0: 1},
     )
     refused(state, InvalidState, "incentives: round not finalized", rw.inc(0).post_contributions, r + 1, {0: 1})
 
