@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from eth_account.signers.local import LocalAccount
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -68,7 +69,8 @@ class IncentivesMachine(RuleBasedStateMachine):
     def slash_trainer(self, data: st.DataObject) -> None:
         r = data.draw(st.sampled_from(self.harmful))
         expected: Refusal | None = (InvalidState, "incentives: update already slashed") if r in self.slashed else None
-        if attempt_call(self.chain, self.actions, "slash_trainer", expected, lambda: self.rw.incentives.slash_trainer(r, 3)):
+        slash = lambda: self.rw.incentives.slash_trainer(r, 3)  # noqa: E731
+        if attempt_call(self.chain, self.actions, "slash_trainer", expected, slash):
             self.slashed.add(r)
 
     @invariant()
@@ -96,7 +98,7 @@ def test_the_pool_never_pays_out_more_than_it_holds(own_ledger: Ledger) -> None:
 # -- gas ------------------------------------------------------------------------------------------------------------
 
 
-def settle_gas(rewarded: Rewarded, trainers: list, scorer: object, n: int) -> int:
+def settle_gas(rewarded: Rewarded, trainers: list[LocalAccount], scorer: LocalAccount, n: int) -> int:
     """Gas of settling a finalized round with ``n`` accepted updates, each with one posted contribution."""
     chain, task, params = rewarded.ledger.chain, rewarded.ledger.task, rewarded.ledger.params
     r = rewarded.t(0).open_round()
@@ -104,14 +106,14 @@ def settle_gas(rewarded: Rewarded, trainers: list, scorer: object, n: int) -> in
         task.as_(trainer).commit_update(r, h(f"gas-{n}-{k}"), 100)
     chain.advance_time(params.commit_duration + 1)
     assert rewarded.t(0).close_commits(r) is Phase.VALIDATE
-    task.as_(scorer).submit_scores(r, [9_000] * n)  # type: ignore[arg-type]
+    task.as_(scorer).submit_scores(r, [9_000] * n)
     chain.advance_time(params.validate_duration + 1)
     assert rewarded.t(0).close_validation(r) is Phase.AGGREGATE
     mask = task.round(r).accepted_mask
     assert mask == (1 << n) - 1
     rewarded.t(0).propose_aggregate(r, h(f"gas-model-{n}"), mask)
     assert rewarded.t(1).propose_aggregate(r, h(f"gas-model-{n}"), mask)
-    rewarded.incentives.as_(scorer).post_contributions(r, {i: 1_000 + i for i in range(n)})  # type: ignore[arg-type]
+    rewarded.incentives.as_(scorer).post_contributions(r, {i: 1_000 + i for i in range(n)})
     return rewarded.incentives.settle_round(r).gas_used
 
 
@@ -120,7 +122,7 @@ def test_settling_costs_gas_linear_in_the_accepted_updates(own_ledger: Ledger) -
     rewarded = deploy_rewarded(own_ledger, IncentiveParams(reward_per_round=1_000), stake=False, max_rounds=0)
     fund(rewarded, 10_000)
     trainers, scorer = [*own_ledger.members, *extra[:4]], extra[4]
-    gas = {}
+    gas: dict[int, int] = {}
     for n in (2, 4, 8):
         snapshot = own_ledger.chain.snapshot()
         gas[n] = settle_gas(rewarded, trainers, scorer, n)
