@@ -9,16 +9,17 @@
 
 from interfaces import IStakeGate
 
-stake_gate: public(address)
+# Immutable: a task's gate never changes, and reading it costs next to nothing in a task without one.
+stake_gate: public(immutable(address))
 
 
 @deploy
-def __init__(stake_gate: address):
+def __init__(gate: address):
     """
     @notice Record the task's stake gate.
-    @param stake_gate The gate (zero: no stake required).
+    @param gate The gate (zero: no stake required).
     """
-    self.stake_gate = stake_gate
+    stake_gate = gate
 
 
 @view
@@ -30,6 +31,6 @@ def _staked(who: address, role: uint256) -> bool:
     @param role One role bit.
     @return True without a gate, otherwise the gate's answer.
     """
-    if self.stake_gate == empty(address):
+    if stake_gate == empty(address):
         return True
-    return staticcall IStakeGate(self.stake_gate).is_staked(who, role)
+    return staticcall IStakeGate(stake_gate).is_staked(who, role)
