@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 
 from conftest import DEFAULT_PARAMS, Ledger, h, refused
-from fedledger.chain import IncentiveParams, IncentivesClient, Phase, Role, TrainingTaskClient
+from fedledger.chain import ConsortiumClient, IncentiveParams, IncentivesClient, Phase, Role, TrainingTaskClient
 from fedledger.chain.incentive_events import Claimed, RewardCredited, RoundSettled, Slashed
+from fedledger.chain.task import ZERO_ADDRESS
 from fedledger.exceptions import BadInput, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
 from helpers.consortium import admit
 from helpers.incentives import (
@@ -68,6 +69,16 @@ def test_binding_needs_the_task_to_name_the_contract(ledger: Ledger) -> None:
     assert inc.task_address == task.address
     refused(state, InvalidState, "incentives: task already bound", inc.bind_task, task.address)
     assert inc.params() == PARAMS
+
+
+def test_binding_refuses_no_task_and_another_consortiums_task(ledger: Ledger) -> None:
+    chain, admin = ledger.chain, ledger.admin
+    inc = IncentivesClient.deploy(chain, admin, ledger.consortium.address, PARAMS)
+    state = lambda: chain.block_number  # noqa: E731
+    refused(state, InvalidArgument, "incentives: zero task address", inc.bind_task, ZERO_ADDRESS)
+    other = ConsortiumClient.deploy(chain, admin, org="Elsewhere", roles=Role.ADMIN)
+    task = TrainingTaskClient.deploy(chain, admin, other.address, replace(DEFAULT_PARAMS, stake_gate=inc.address))
+    refused(state, InvalidArgument, "incentives: task of another consortium", inc.bind_task, task.address)
 
 
 def test_only_an_admin_creates_incentives_and_a_secure_task_takes_no_gate(ledger: Ledger) -> None:
@@ -223,6 +234,11 @@ def test_posting_outside_the_rules_is_refused(rw: Rewarded) -> None:
     refused(
         state, InvalidArgument, "incentives: contribution out of range", rw.inc(0).post_contributions, r, {1: 10_001}
     )
+    fn = inc.contract.functions.post_contributions(r, [1, 2], [1])
+    refused(
+        state, InvalidArgument, "incentives: indices and values differ in length",
+        rw.ledger.chain.transact, rw.ledger.members[0], fn,
+    )  # fmt: skip
     fn = inc.contract.functions.post_contributions(r, [2, 1], [1, 1])
     refused(
         state, InvalidArgument, "incentives: indices not increasing", rw.ledger.chain.transact, rw.ledger.members[0], fn
