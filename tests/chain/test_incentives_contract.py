@@ -27,7 +27,6 @@ from helpers.incentives import (
     scored_round,
     token_balance,
 )
-from helpers.task import set_roles
 
 CONTRIBUTIONS = [1_000, 2_000, 3_000, 4_000]
 
@@ -249,16 +248,31 @@ def test_posting_outside_the_rules_is_refused(rw: Rewarded) -> None:
     )  # fmt: skip
     rw.inc(0).post_contributions(r, {1: 1, 2: 1})
     refused(state, InvalidState, "incentives: already posted", rw.inc(0).post_contributions, r, {1: 1})
-    set_roles(rw.ledger, 1, Role.TRAINER | Role.AGGREGATOR)  # scored, but no longer a validator of the round
-    refused(
-        state,
-        NotAuthorized,
-        "incentives: caller is not a scorer of the update",
-        rw.inc(1).post_contributions,
-        r,
-        {0: 1},
-    )
     refused(state, InvalidState, "incentives: round not finalized", rw.inc(0).post_contributions, r + 1, {0: 1})
+
+
+def test_in_committee_rounds_a_validator_posts_only_for_its_committees_updates(ledger: Ledger) -> None:
+    rw = deploy_rewarded(ledger, committee_size=2)
+    task, members = rw.ledger.task, ledger.members
+    r = rw.t(0).open_round()
+    for i in range(4):
+        rw.t(i).commit_update(r, h(f"committee-{i}"), 100)
+    assert rw.t(0).close_commits(r) is Phase.VALIDATE
+    assigned = [task.assignments_of(r, m.address) for m in members]
+    for j in range(4):
+        rw.t(j).submit_scores(r, [9_000 if i in assigned[j] else None for i in range(4)])
+    assert rw.t(0).close_validation(r) is Phase.AGGREGATE
+    mask = task.round(r).accepted_mask
+    rw.t(0).propose_aggregate(r, h("committee-model"), mask)
+    assert rw.t(1).propose_aggregate(r, h("committee-model"), mask)
+    j = next(j for j in range(4) if len(assigned[j]) < 3)  # two of the three other validators score each update
+    outside = next(i for i in range(4) if i != j and i not in assigned[j] and mask >> i & 1)
+    refused(
+        books(rw), NotAuthorized, "incentives: caller is not a scorer of the update",
+        rw.inc(j).post_contributions, r, {outside: 1},
+    )  # fmt: skip
+    rw.inc(j).post_contributions(r, {i: 5_000 for i in assigned[j] if mask >> i & 1})
+    assert rw.incentives.has_posted(r, members[j].address)
 
 
 def test_an_unfinalized_round_neither_takes_posts_nor_settles(rw: Rewarded) -> None:

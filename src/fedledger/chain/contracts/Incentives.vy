@@ -66,7 +66,7 @@ interface ITask:
     def acceptance_threshold() -> uint256: view
     def commit_index(round_id: uint256, member: address) -> uint256: view
     def has_scored(round_id: uint256, validator: address) -> bool: view
-    def scorers_of(round_id: uint256, index: uint256) -> DynArray[address, MAX_VALIDATORS]: view
+    def assignments_of(round_id: uint256, validator: address) -> DynArray[uint256, MAX_UPDATES]: view
     def scores_of(round_id: uint256, index: uint256) -> DynArray[uint256, MAX_VALIDATORS]: view
     def is_distrusted(validator: address) -> bool: view
 
@@ -247,7 +247,10 @@ def post_contributions(
             aggregation deadline plus the contribution window.
     @dev The aggregation deadline is the latest moment a round can finalize, so every round gets the
          same window from its last possible finalization. Only validators that submitted scores in the
-         round post: settling early waits for exactly the round's `num_scored` validators.
+         round post: settling early waits for exactly the round's `num_scored` validators. Which
+         updates it may post for is the task's `assignments_of` (its committee's, or every other
+         update), read once and walked along the increasing indices: `scorers_of` per update would
+         cost a pass over the members for each one.
     @param round_id A finalized round.
     @param indices The accepted updates' indices, increasing; each one the caller may score, not its own.
     @param values Their contribution values, in the same order.
@@ -260,13 +263,19 @@ def post_contributions(
     assert staticcall task.has_scored(round_id, msg.sender), "incentives: caller did not score the round"
     assert len(indices) == len(values), "incentives: indices and values differ in length"
     own: uint256 = staticcall task.commit_index(round_id, msg.sender)
+    assigned: DynArray[uint256, MAX_UPDATES] = staticcall task.assignments_of(round_id, msg.sender)
+    p: uint256 = 0
     for k: uint256 in range(len(indices), bound=MAX_UPDATES):
         i: uint256 = indices[k]
         assert k == 0 or i > indices[k - 1], "incentives: indices not increasing"
         assert i < r.num_updates and (r.accepted_mask >> i) & 1 == 1, "incentives: update not accepted"
         assert values[k] <= SCALE, "incentives: contribution out of range"
         assert own != i + 1, "incentives: own update"
-        assert msg.sender in staticcall task.scorers_of(round_id, i), "incentives: caller is not a scorer of the update"
+        for _s: uint256 in range(MAX_UPDATES):
+            if p == len(assigned) or assigned[p] >= i:
+                break
+            p += 1
+        assert p < len(assigned) and assigned[p] == i, "incentives: caller is not a scorer of the update"
         self.posted_values[round_id][i].append(values[k])
     self.has_posted[round_id][msg.sender] = True
     self.posters[round_id] += 1
