@@ -37,7 +37,9 @@ def test_task_contracts_are_built_from_the_shared_modules() -> None:
     shared = {"modules/round_core.vy", "modules/membership.vy", "modules/provenance.vy", "interfaces/ITrainingTask.vyi"}
     assert shared <= set(validated) & set(secure)
     assert {"modules/committees.vy", "modules/reputation.vy", "modules/validation.vy"} <= set(validated)
+    assert {"modules/staking.vy", "interfaces/IStakeGate.vyi"} <= set(validated)  # the stake gate: scored rounds only
     assert "modules/secure_phases.vy" in secure and "modules/secure_phases.vy" not in validated
+    assert "modules/staking.vy" not in secure
     assert all((CONTRACTS_DIR / path).is_file() for path in validated)
 
 

@@ -7,6 +7,7 @@ from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.consortium import ConsortiumClient, Member, MemberStatus, Proposal, ProposalKind, Role
 from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32
 from fedledger.chain.events import EVENT_TYPES, LedgerEvent
+from fedledger.chain.incentives import IncentiveParams, IncentiveRecords, IncentivesClient, IncentiveTotals
 from fedledger.chain.registry import DataRegistryClient, DatasetInfo, DatasetStatus, purpose_id
 from fedledger.chain.task import (
     SCORE_SCALE,
@@ -33,6 +34,10 @@ __all__ = [
     "DataRegistryClient",
     "DatasetInfo",
     "DatasetStatus",
+    "IncentiveParams",
+    "IncentiveRecords",
+    "IncentiveTotals",
+    "IncentivesClient",
     "LedgerEvent",
     "Member",
     "MemberStatus",

@@ -193,7 +193,14 @@ class Chain:
     def deploy(self, account: LocalAccount, name: str, *args: Any) -> tuple[str, TxResult]:
         """Deploy a shipped contract; returns its address and the receipt."""
         compiled = compile_contract(name)
-        factory = self.w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+        return self.deploy_code(account, compiled.abi, compiled.bytecode, *args, label=f"deploy {name}")
+
+    def deploy_code(
+        self, account: LocalAccount, abi: list[dict[str, Any]], bytecode: str, *args: Any, label: str
+    ) -> tuple[str, TxResult]:
+        """Deploy any compiled contract (e.g. a token a task's rewards are paid in); returns its address and the
+        receipt."""
+        factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
 
         def build(tx: dict[str, Any]) -> dict[str, Any]:
             if self.fixed_gas:
@@ -204,10 +211,10 @@ class Chain:
                 self.w3.eth.call({"from": tx["from"], "data": built["data"], "value": tx["value"]})
             return self._with_gas_margin(built)
 
-        result = self._send(account, build, label=f"deploy {name}")
+        result = self._send(account, build, label=label)
         address = result.receipt["contractAddress"]
         if not address:
-            raise TransactionFailed(f"deploying {name} produced no contract address")
+            raise TransactionFailed(f"{label} produced no contract address")
         return to_checksum_address(address), result
 
     def transfer(self, account: LocalAccount, to: str, value: int) -> TxResult:

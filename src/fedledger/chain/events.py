@@ -7,7 +7,7 @@ addresses are checksummed, so a record is JSON-ready through :meth:`to_json`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, cast
 
 from eth_abi.codec import ABICodec
@@ -17,6 +17,8 @@ from eth_utils import event_abi_to_log_topic, to_bytes, to_checksum_address
 from eth_utils.abi import collapse_if_tuple
 
 from fedledger.chain.compiler import compile_contract
+from fedledger.chain.event_record import LedgerEvent
+from fedledger.chain.incentive_events import INCENTIVE_EVENTS
 from fedledger.exceptions import EventDecodeError
 
 __all__ = [
@@ -56,25 +58,6 @@ __all__ = [
     "ValidationClosed",
     "decode_logs",
 ]
-
-
-@dataclass(frozen=True)
-class LedgerEvent:
-    """Where an event happened; subclasses add the event's fields."""
-
-    contract: str
-    block_number: int
-    tx_hash: str
-    log_index: int
-
-    source: ClassVar[str] = ""
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event": self.name, **asdict(self)}
 
 
 # -- Consortium ---------------------------------------------------------------
@@ -415,6 +398,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         SubjectErased,
         DatasetRevoked,
         Posted,
+        *INCENTIVE_EVENTS,
     )
 }
 

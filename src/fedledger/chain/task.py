@@ -307,6 +307,7 @@ class TrainingTaskClient(ContractClient):
             max_rejection=scored_rule("max_rejection"),
             min_mean_score=scored_rule("min_mean_score"),
             min_approvals=scored_rule("min_approvals"),
+            stake_gate=str(call(f.stake_gate())),
         )
 
     @property

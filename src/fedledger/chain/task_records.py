@@ -116,6 +116,9 @@ class TaskParams:
     # above the threshold, and a validator's record counts only its approvals of rejected updates; 0: by the
     # committee median, every score on the wrong side of the outcome counted.
     min_approvals: int = 0
+    # The task's Incentives contract (fedledger.chain.incentives), asked whether a trainer or validator deposited
+    # its role's stake; zero: no stake required. Validated rounds only.
+    stake_gate: str = ZERO_ADDRESS
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +146,7 @@ class TaskParams:
             uint_arg(self.max_rejection, "max rejection"),
             uint_arg(self.min_mean_score, "min mean score"),
             uint_arg(self.min_approvals, "min approvals"),
+            as_address(self.stake_gate, what="stake gate address"),
         )
 
 

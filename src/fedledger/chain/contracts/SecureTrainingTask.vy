@@ -72,6 +72,8 @@ exports: (
 
 # Recorded so the task's parameters read back as they were given; secure rounds keep no reputation.
 reputation_warmup: public(uint256)
+# Always zero: secure rounds take no stake (read back like the other kind's gate).
+stake_gate: public(constant(address)) = empty(address)
 
 
 @deploy
@@ -96,6 +98,7 @@ def __init__(
     max_rejection: uint256,
     min_mean_score: uint256,
     min_approvals: uint256,
+    stake_gate_: address,
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -121,6 +124,8 @@ def __init__(
     @param max_rejection Must be 0: reputation needs scored rounds.
     @param min_mean_score Must be 0: reputation needs scored rounds.
     @param min_approvals Must be 0: approvals are scores of plain updates.
+    @param stake_gate_ Must be zero: rewards and slashing rest on validators' scores, which secure
+           rounds never have.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -143,6 +148,7 @@ def __init__(
     assert max_rejection <= round_core.SCORE_SCALE, "task: max rejection out of range"
     assert min_mean_score <= round_core.SCORE_SCALE, "task: min mean score out of range"
     assert max_disagreement + max_rejection + min_mean_score == 0, "task: reputation needs scored rounds"
+    assert stake_gate_ == empty(address), "task: stake needs scored rounds"
     self.reputation_warmup = reputation_warmup_
 
 

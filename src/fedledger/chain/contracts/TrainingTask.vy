@@ -20,13 +20,15 @@ from modules import provenance
 from modules import reputation
 from modules import committees
 from modules import validation
+from modules import staking
 
 initializes: membership
 initializes: round_core[membership := membership]
 initializes: provenance
 initializes: reputation[membership := membership]
-initializes: committees[membership := membership, round_core := round_core, reputation := reputation]
-initializes: validation[membership := membership, round_core := round_core, committees := committees, reputation := reputation]
+initializes: staking
+initializes: committees[membership := membership, round_core := round_core, reputation := reputation, staking := staking]
+initializes: validation[membership := membership, round_core := round_core, committees := committees, reputation := reputation, staking := staking]
 
 implements: ITrainingTask
 
@@ -84,6 +86,7 @@ exports: (
     validation.close_validation,
     validation.scores_of,
     validation.min_approvals,
+    staking.stake_gate,
 )
 
 # Validated rounds are plain: the secure-aggregation threshold of this kind is always 0.
@@ -112,6 +115,7 @@ def __init__(
     max_rejection: uint256,
     min_mean_score: uint256,
     min_approvals: uint256,
+    stake_gate: address,
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -141,6 +145,9 @@ def __init__(
            0 for no trainer reputation by scores.
     @param min_approvals Scores at or above the threshold an update needs; 0 for acceptance by the
            committee median.
+    @param stake_gate The contract that says whether a member deposited its role's stake (the task's
+           Incentives); zero for no stake. A gated task refuses unstaked trainers' commitments and
+           unstaked validators' scores, and seats no unstaked validator.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -159,6 +166,7 @@ def __init__(
     assert secagg_threshold_ == 0, "task: secagg threshold out of range"
     reputation.__init__(max_disagreement, reputation_warmup, max_rejection, min_mean_score)
     validation.__init__(min_approvals)
+    staking.__init__(stake_gate)
 
 
 @external
@@ -190,6 +198,7 @@ def commit_update(
     assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
     assert round_core._phase(round_id) == round_core.PHASE_OPEN, "task: round not open"
     assert not reputation.trainer_left_out[round_id][msg.sender], "task: trainer distrusted"
+    assert staking._staked(msg.sender, membership.ROLE_TRAINER), "task: trainer not staked"
     round_core._check_commit(round_id, update_hash, num_examples)
     index: uint256 = round_core._next_index(round_id)
     provenance._check(dataset_id, epsilon_micro)
@@ -202,7 +211,7 @@ def close_commits(round_id: uint256):
     """
     @notice End the commit phase: early once every trainer committed, otherwise
             after the deadline. Too few commitments abort the round. Committee and
-            reputation rounds fix their validators now.
+            reputation rounds (and rounds of a stake-gated task) fix their validators now.
     @param round_id The current round, open.
     """
     num_updates: uint256 = round_core._ready_to_close_commits(round_id)
@@ -212,6 +221,6 @@ def close_commits(round_id: uint256):
     if committees.committee_size > 0:
         # Unknown to every committer: drawn after the last commitment was mined.
         seed = keccak256(concat(block.prevrandao, blockhash(block.number - 1), convert(round_id, bytes32)))
-    if committees.committee_size > 0 or reputation._validators_on():
+    if committees.committee_size > 0 or reputation._validators_on() or staking.stake_gate != empty(address):
         round_core.rounds[round_id].expected_validators = committees._snapshot_validators(round_id, seed)
     round_core._close_commits(round_id, num_updates, round_core.PHASE_VALIDATE, seed)

@@ -16,8 +16,9 @@
 from . import membership
 from . import round_core
 from . import reputation
+from . import staking
 
-uses: (membership, round_core, reputation)
+uses: (membership, round_core, reputation, staking)
 
 committee_size: public(uint256)
 # Committee and reputation rounds: the (trusted) validators when commits closed, and their position + 1.
@@ -117,7 +118,8 @@ def _is_round_validator(round_id: uint256, validator: address) -> bool:
     """
     if self.committee_size > 0:
         return self.validator_slot[round_id][validator] != 0
-    return membership._has_role(validator, membership.ROLE_VALIDATOR) and not reputation._distrusted(validator)
+    return membership._has_role(validator, membership.ROLE_VALIDATOR) and not reputation._distrusted(validator) \
+        and staking._staked(validator, membership.ROLE_VALIDATOR)
 
 
 @view
@@ -143,7 +145,7 @@ def _committee_of(round_id: uint256, index: uint256) -> DynArray[address, round_
 def _snapshot_validators(round_id: uint256, seed: bytes32) -> uint256:
     """
     @notice Fix the round's validators when its commits close; distrusted validators stay out
-            (and are logged).
+            (and are logged), and so do validators without the stake a gated task requires.
     @dev Committee rounds store them as a list whose windows are the committees, shuffled with
          the seed (inside-out Fisher-Yates) so each window is a uniformly random set: members
          admitted one after another do not sit on committees together. Rounds without committees
@@ -158,6 +160,8 @@ def _snapshot_validators(round_id: uint256, seed: bytes32) -> uint256:
         if not membership._has_role(who, membership.ROLE_VALIDATOR):
             continue
         if not reputation._trusted_validator(round_id, who):
+            continue
+        if not staking._staked(who, membership.ROLE_VALIDATOR):
             continue
         if count == round_core.MAX_VALIDATORS:
             break

@@ -20,8 +20,9 @@ from . import membership
 from . import round_core
 from . import committees
 from . import reputation
+from . import staking
 
-uses: (membership, round_core, committees, reputation)
+uses: (membership, round_core, committees, reputation, staking)
 
 # 0: acceptance by the committee median; k > 0: by k approvals (scores at or above the threshold).
 min_approvals: public(uint256)
@@ -73,6 +74,7 @@ def submit_scores(
     assert len(indices) == len(scores), "task: indices and scores differ in length"
     assert round_core.rounds[round_id].num_scored < round_core.MAX_VALIDATORS, "task: too many validators"
     assert not reputation._distrusted(msg.sender), "task: validator distrusted"
+    assert staking._staked(msg.sender, membership.ROLE_VALIDATOR), "task: validator not staked"
     if committees.committee_size > 0:
         assert committees.validator_slot[round_id][msg.sender] != 0, "task: validator not drawn for this round"
     keep_scorers: bool = reputation._validators_on()
