@@ -22,6 +22,7 @@ from fedledger.incentives.contribution import (
     round_seed,
 )
 from fedledger.incentives.value import (
+    LOG_LOSS_FLOOR,
     Coalition,
     Metric,
     ValueFunction,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_CONTRIBUTION_METHOD",
     "EXACT_SHAPLEY_MAX_UPDATES",
     "FREE_RIDER_NORM_FRACTION",
+    "LOG_LOSS_FLOOR",
     "Coalition",
     "ContributionFunction",
     "ContributionMethod",

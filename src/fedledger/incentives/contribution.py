@@ -18,7 +18,7 @@ the lower index), or are all 0 when nothing in the round earned anything. Each v
 contract takes the median per update across validators and pays a round's pool in proportion to the medians (the
 medians need not sum to 10000, so the payout divides by their sum).
 
-**Rules every method follows** (:func:`measure_round` applies them around the method's raw values):
+**Rules every method follows** (each method applies them around its raw values):
 
 * *Free riders get exactly 0*: a delta whose norm is at most :data:`FREE_RIDER_NORM_FRACTION` of the median norm of
   the round's non-zero deltas (a copy of the global model is a zero delta) is no player at all.
@@ -30,8 +30,12 @@ medians need not sum to 10000, so the payout divides by their sum).
 * *Declared example counts do not count*: every update enters ``v`` at equal weight. A declared count is a claim a
   validator cannot check, so weighting by it would let a member raise its share by inflating it (capping the weights
   only moves the target to the cap). The cost: a member holding more data is paid through the better update its data
-  gives, not through the count. Splitting data across identities does not pay under the Shapley methods either: two
-  halves of one data set give similar updates, which are redundant players, and redundant players share one value.
+  gives, not through the count.
+* *Splitting data across identities is not neutralised here.* An update's value has diminishing returns in data, so
+  two halves of one data set are each paid for the cover they give each other, and a method that ignores declared
+  counts cannot tell two honest members with similar data from one member split in two: a split member's combined
+  share rises under every method (``benchmarks/results/contribution.md``). The defence is the cost of an identity:
+  admission by the consortium's admins and a stake per member.
 * *Determinism*: the same inputs and seed give the same list. :func:`round_seed` derives the seed from public round
   data, so every validator draws the same permutations.
 """
