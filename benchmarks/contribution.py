@@ -11,21 +11,25 @@ Two settings, real data from ``../shared/data`` (the loaders of ``honest_members
 Each setting runs one federation: scikit-learn logistic regression, FedAvg by declared rows, every member a trainer
 and a validator. Each round, validation scores every update with the project's ``relative`` rule (threshold 4500,
 the median of the other members' scores) and the round aggregates the accepted updates only. Every member, as a
-validator, measures every update of the round on its own validation split with each method, and an update's round
-contribution is the median of the validators' basis points (what the contract takes). Two payouts are reported:
-**raw** (the method over every update of the round) and **accepted** (over the accepted updates only; rejected ones
-get 0).
+validator, measures every update of the round on its own validation split with each method (negative log-loss), and
+an update's round contribution is the **median** of the validators' basis points (what the contract takes) or, for
+comparison, their **mean**. Two payouts are reported: **raw** (the method over every update of the round) and
+**accepted** (over the accepted updates only; rejected ones get 0).
 
 Ground truth: the exact Shapley value of the members when **each coalition retrains the federation from scratch**
 (same rounds, seeds and local training; FedAvg of the coalition's updates, no validation) and is valued by the final
 model's accuracy on held-out test rows (20 % of every member's rows); the empty coalition is the initial model.
-With ten members that is 1,024 federations.
+With ten members that is 1,024 federations; a member's local training from a given model is computed once and shared
+by every coalition that reaches it (all first rounds start from the same model). ``--truth`` reuses the retrained
+values of an earlier ``--json`` file (they depend only on the data, seeds and rounds).
 
 Columns: Spearman of the members' summed round contributions with the ground truth; the cost of a round with the
-method as a multiple of the round without it (the members' local training and validation scoring, and the method's
-measurement by every validator, all timed in this run); the free rider's and the attacker's share of the pool.
+method as a multiple of the round without it, both timed in this run: against a **bare round** (the members' local
+training and validation scoring in process) and against a **fedledger round** (the same members, model and rounds
+run by fedledger's nodes on the embedded chain); the free rider's and the attacker's share of the pool. Last, the
+sybil check: Cleveland's rows dealt at random to two identities, its combined share against its share whole.
 
-    nice python benchmarks/contribution.py                 # both settings, 5 rounds
+    nice python benchmarks/contribution.py                 # both settings, 3 rounds
     nice python benchmarks/contribution.py --settings heart --rounds 3 --json out.json
 """
 
@@ -69,6 +73,7 @@ from fedledger.workspace import ChainSpec, Workspace
 THRESHOLD = 4_500  # the relative rule's default acceptance threshold
 FREE_RIDER, NOISY, ATTACKER = "member 8", "member 9", "member 10"
 METHODS = tuple(ContributionMethod)
+ACROSS = ("median", "mean")
 
 
 @dataclass
@@ -187,8 +192,8 @@ def retrained_shapley(fed: Federation, rounds: int) -> tuple[list[float], float]
 class Run:
     """What one federation's rounds gave: per method, each member's summed round shares, and the timings."""
 
-    raw: dict[str, list[int]] = field(default_factory=dict)
-    accepted: dict[str, list[int]] = field(default_factory=dict)
+    totals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """method -> "raw/median", "raw/mean", "accepted/median", "accepted/mean" -> each member's summed shares."""
     method_seconds: dict[str, float] = field(default_factory=dict)
     round_seconds: float = 0.0
     rejected: dict[str, int] = field(default_factory=dict)
@@ -217,8 +222,9 @@ def accepted_set(fed: Federation, global_params: Params, deltas: Sequence[Params
 
 def measured(
     fed: Federation, global_params: Params, deltas: Sequence[Params], who: Sequence[int], seed: int
-) -> dict[str, tuple[list[int], float]]:
-    """Per method: the median over validators of each member's basis points (0 outside ``who``), and seconds."""
+) -> dict[str, dict[str, Any]]:
+    """Per method: the median (what the contract takes) and the mean over validators of each member's basis points
+    (0 outside ``who``), and the seconds all validators took."""
     n = len(fed.names)
     out = {}
     chosen = [deltas[i] for i in who]
@@ -232,15 +238,19 @@ def measured(
             for i, s in zip(who, shares, strict=True):
                 full[i] = s
             per_validator.append(full)
-        medians = [int(np.median([v[i] for v in per_validator])) for i in range(n)]
-        out[method.value] = (medians, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        out[method.value] = {
+            "median": [float(np.median([v[i] for v in per_validator])) for i in range(n)],
+            "mean": [float(np.mean([v[i] for v in per_validator])) for i in range(n)],
+            "seconds": seconds,
+        }
     return out
 
 
 def run_federation(fed: Federation) -> Run:
     n, run = len(fed.names), Run()
     for method in METHODS:
-        run.raw[method.value], run.accepted[method.value] = [0] * n, [0] * n
+        run.totals[method.value] = {f"{p}/{a}": [0.0] * n for p in ("raw", "accepted") for a in ACROSS}
         run.method_seconds[method.value] = 0.0
     run.rejected = dict.fromkeys(fed.names, 0)
     params = fed.initial()
@@ -251,11 +261,12 @@ def run_federation(fed: Federation) -> Run:
         run.round_seconds += time.perf_counter() - started
         seed = round_seed("contribution-benchmark", fed.seed, r)
         for label, who in (("raw", list(range(n))), ("accepted", accepted)):
-            for method, (shares, seconds) in measured(fed, params, deltas, who, seed).items():
-                totals = run.raw if label == "raw" else run.accepted
-                totals[method] = [a + b for a, b in zip(totals[method], shares, strict=True)]
+            for method, got in measured(fed, params, deltas, who, seed).items():
+                for across in ACROSS:
+                    summed = run.totals[method][f"{label}/{across}"]
+                    run.totals[method][f"{label}/{across}"] = [a + b for a, b in zip(summed, got[across], strict=True)]
                 if label == "accepted":
-                    run.method_seconds[method] += seconds
+                    run.method_seconds[method] += got["seconds"]
         for i in set(range(n)) - set(accepted):
             run.rejected[fed.names[i]] += 1
         started = time.perf_counter()
@@ -311,13 +322,13 @@ def sybil(rounds: int, seed: int, splits: int, member: str = "Cleveland") -> dic
     shares: dict[str, Any] = {}
     base = run_federation(whole)
     for method in METHODS:
-        totals = base.raw[method.value]
+        totals = base.totals[method.value]["raw/median"]
         shares[method.value] = {"whole": share(totals, whole.names, member), "split": []}
     for s in range(splits):
         fed = Federation(split_member(whole.members, member, seed + s), whole.spec, {}, rounds, seed)
         run = run_federation(fed)
         for method in METHODS:
-            totals = run.raw[method.value]
+            totals = run.totals[method.value]["raw/median"]
             pair = [share(totals, fed.names, f"{member} ({x})") or 0.0 for x in "ab"]
             shares[method.value]["split"].append(sum(pair))
     return shares
@@ -326,7 +337,7 @@ def sybil(rounds: int, seed: int, splits: int, member: str = "Cleveland") -> dic
 # -- report ----------------------------------------------------------------------------------------------------
 
 
-def share(totals: Sequence[int], names: Sequence[str], name: str) -> float | None:
+def share(totals: Sequence[float], names: Sequence[str], name: str) -> float | None:
     if name not in names or not sum(totals):
         return None
     return totals[list(names).index(name)] / sum(totals)
@@ -337,13 +348,15 @@ def rows(
 ) -> list[dict[str, Any]]:
     out = []
     for method in METHODS:
-        for label, totals in (("raw", run.raw[method.value]), ("accepted", run.accepted[method.value])):
+        for key, totals in run.totals[method.value].items():
             rho = spearmanr(totals, truth).statistic
+            label, across = key.split("/")
             out.append(
                 {
                     "setting": setting,
                     "method": method.value,
                     "payout": label,
+                    "validators": across,
                     "spearman": None if math.isnan(rho) else round(float(rho), 3),
                     "cost_ratio": round(1 + run.method_seconds[method.value] / run.round_seconds, 3),
                     "cost_ratio_fedledger": round(
@@ -362,12 +375,14 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
         return "-" if x is None else f"{100 * x:.1f} %"
 
     lines = [
-        "| setting | method | payout | Spearman | cost × bare round | cost × fedledger round | free rider | attacker |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| setting | method | payout | validators | Spearman | cost × bare round | cost × fedledger round | free rider "
+        "| attacker |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['setting']} | {r['method']} | {r['payout']} | {r['spearman']} | {r['cost_ratio']:.2f} | "
+            f"| {r['setting']} | {r['method']} | {r['payout']} | {r['validators']} | {r['spearman']} | "
+            f"{r['cost_ratio']:.2f} | "
             f"{r['cost_ratio_fedledger']:.3f} | "
             f"{pct(r['free_rider_share'])} | {pct(r['attacker_share'])} |"
         )
