@@ -1,0 +1,114 @@
+"""The value of a coalition of a round's updates, as one validator measures it on its own validation split.
+
+``v(S)`` is the validator's metric of the model ``global + mean(delta_i for i in S)``: every update at equal weight,
+whatever example count it declares (see :mod:`fedledger.incentives.contribution` for why), and ``v(())`` is the
+round's global model. The metric is the negative log-loss by default (:class:`ValueMetric`): it is smooth, so a
+small real improvement is a small positive gain. Accuracy on a validation split of a few dozen rows moves in steps
+of one row, so most coalitions past the first few updates tie exactly, and ties carry no ranking; accuracy is kept
+for tasks whose validators only trust a thresholded metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fedledger.exceptions import BadInput
+from fedledger.learning import ModelAdapter, Params, flatten, shape_spec, unflatten
+from fedledger.learning.metrics import predict_proba
+
+__all__ = [
+    "LOG_LOSS_FLOOR",
+    "Coalition",
+    "Metric",
+    "ValueFunction",
+    "ValueMetric",
+    "coalition_value",
+    "delta_matrix",
+    "validation_metric",
+]
+
+LOG_LOSS_FLOOR = 1e-15
+"""Probabilities are clipped here before the log, as scikit-learn's ``log_loss`` does: a confident mistake costs
+about 34.5 nats, not infinity."""
+
+Coalition = tuple[int, ...]
+"""Indices of a round's updates, ascending."""
+
+ValueFunction = Callable[[Coalition], float]
+"""``v(coalition)``: the validator's metric of the model aggregated from that coalition's updates."""
+
+Metric = Callable[[Params], float]
+"""A validator's metric of a model's parameters on its own validation split (higher is better)."""
+
+
+class ValueMetric(StrEnum):
+    """What a validator measures a coalition's model by."""
+
+    NEG_LOG_LOSS = "neg-log-loss"
+    """Minus the mean log-loss of the predicted class probabilities (the default: smooth, see the module)."""
+    ACCURACY = "accuracy"
+    """The share of validation rows predicted right."""
+
+
+def validation_metric(
+    adapter: ModelAdapter,
+    X_val: npt.ArrayLike,
+    y_val: npt.ArrayLike,
+    kind: ValueMetric = ValueMetric.NEG_LOG_LOSS,
+) -> Metric:
+    """The metric ``kind`` of a model's params on ``(X_val, y_val)``, measured through ``adapter``.
+
+    ``adapter`` is a scratch model: each measurement replaces its params.
+    """
+    X = np.asarray(X_val, dtype=np.float64)
+    y = np.asarray(y_val, dtype=np.int64)
+    if y.size == 0:
+        raise BadInput("a contribution needs a non-empty validation split")
+    rows = np.arange(y.size)
+
+    def neg_log_loss(params: Params) -> float:
+        adapter.set_params(params)
+        right = predict_proba(adapter, X)[rows, y]  # the probability given to each row's true class
+        return float(np.mean(np.log(np.clip(right, LOG_LOSS_FLOOR, 1.0))))
+
+    def accuracy(params: Params) -> float:
+        adapter.set_params(params)
+        return float(adapter.evaluate(X, y))
+
+    return neg_log_loss if kind is ValueMetric.NEG_LOG_LOSS else accuracy
+
+
+def delta_matrix(deltas: Sequence[Mapping[str, npt.NDArray[Any]]]) -> npt.NDArray[np.float64]:
+    """The round's update deltas as rows of one float64 matrix (tensors in sorted-name order)."""
+    if not deltas:
+        return np.zeros((0, 0), dtype=np.float64)
+    return np.stack([flatten({k: np.asarray(v, np.float64) for k, v in d.items()}) for d in deltas])
+
+
+def coalition_value(
+    global_params: Mapping[str, npt.NDArray[Any]],
+    deltas: Sequence[Mapping[str, npt.NDArray[Any]]],
+    metric: Metric,
+) -> ValueFunction:
+    """``v(S)``: ``metric`` of ``global + mean(deltas[S])`` (``v(())``: of the global model), each coalition measured
+    once (the methods ask for the same coalitions many times)."""
+    spec = shape_spec(global_params)
+    base = flatten({k: np.asarray(v, np.float64) for k, v in global_params.items()})
+    rows = delta_matrix(deltas)
+    if rows.size and rows.shape[1] != base.size:
+        raise BadInput(f"updates have {rows.shape[1]} parameters, the global model {base.size}")
+    cache: dict[Coalition, float] = {}
+
+    def value(coalition: Coalition) -> float:
+        key = tuple(sorted(coalition))
+        if key not in cache:
+            vector = base + rows[list(key)].mean(axis=0) if key else base
+            cache[key] = metric(unflatten(vector.astype(np.float32), spec))
+        return cache[key]
+
+    return value
