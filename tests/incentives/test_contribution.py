@@ -6,10 +6,13 @@ example's recipe) with scikit-learn logistic regression, and skip when the data 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import REPO, SHARED_DATA
 from fedledger.data import Recipe, prepare
@@ -210,6 +213,20 @@ def test_gtg_shapley_approximates_exact_shapley_on_a_real_round(
     assert max(errors) <= 1000 and np.mean(errors) <= 500
 
 
+def test_gtg_shapley_stops_a_permutation_once_the_rest_can_add_nothing() -> None:
+    # Any one update gives the whole gain: after the first of each permutation, the rest are not evaluated.
+    asked: set[tuple[int, ...]] = set()
+
+    def substitutes(coalition: tuple[int, ...]) -> float:
+        asked.add(tuple(sorted(coalition)))
+        return 1.0 if coalition else 0.0
+
+    deltas = np.random.default_rng(0).normal(size=(4, 8))
+    shares = gtg_shapley(RoundGame(deltas, substitutes, seed=2), ContributionSettings())
+    assert shares == [2500, 2500, 2500, 2500]  # guided sampling: each update leads equally often
+    assert asked == {(), (0,), (1,), (2,), (3,), (0, 1, 2, 3)}
+
+
 def test_cgsv_reads_no_validation_data() -> None:
     deltas = np.array([[1.0, 0.0], [1.0, 0.1], [-1.0, 0.0], [0.5, 0.5]])
 
@@ -251,6 +268,18 @@ def test_default_method_is_registered() -> None:
 )
 def test_basis_points(values: list[float], shares: list[int]) -> None:
     assert basis_points(values) == shares
+
+
+@given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), max_size=30))
+def test_basis_points_always_sum_to_the_pool_and_keep_the_order(values: list[float]) -> None:
+    shares = basis_points(values)
+    assert len(shares) == len(values) and all(0 <= s <= BASIS_POINTS for s in shares)
+    assert sum(shares) == (BASIS_POINTS if any(v > 0 for v in values) else 0)
+    for i, j in itertools.combinations(range(len(values)), 2):
+        if values[i] > values[j]:
+            assert shares[i] >= shares[j]
+        if values[i] <= 0:
+            assert shares[i] == 0
 
 
 def test_players_leave_out_free_riders_and_later_copies_only() -> None:
