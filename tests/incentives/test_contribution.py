@@ -28,6 +28,7 @@ from fedledger.incentives import (
     TooManyUpdates,
     ValueMetric,
     basis_points,
+    class_probabilities,
     coalition_value,
     delta_matrix,
     exact_shapley,
@@ -355,3 +356,13 @@ def test_the_default_metric_weighs_each_class_the_same(heart: Heart, first_round
     assert balanced(params) == pytest.approx(np.mean(per_class), rel=1e-12)
     assert plain(params) == pytest.approx(float(np.mean(np.log(right))), rel=1e-12)
     assert balanced(params) != pytest.approx(plain(params))  # the split is not balanced
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_logistic_regression_probabilities_are_scikit_learns(n_classes: int) -> None:
+    rng = np.random.default_rng(n_classes)
+    X, y = rng.normal(size=(60, 5)), rng.integers(0, n_classes, 60)
+    model = build_model({"kind": "sklearn-logreg", "n_features": 5, "n_classes": n_classes})
+    model.fit(X, y, epochs=2)
+    direct = class_probabilities(build_model(model.spec))(model.get_params(), X)
+    np.testing.assert_allclose(direct, predict_proba(model, X), rtol=0, atol=1e-15)

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import expit, softmax
 
 from fedledger.exceptions import BadInput
-from fedledger.learning import ModelAdapter, Params, flatten, shape_spec, unflatten
+from fedledger.learning import ModelAdapter, Params, SklearnLinearAdapter, flatten, shape_spec, unflatten
 from fedledger.learning.metrics import predict_proba
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Metric",
     "ValueFunction",
     "ValueMetric",
+    "class_probabilities",
     "coalition_value",
     "delta_matrix",
     "validation_metric",
@@ -83,9 +85,10 @@ def validation_metric(
         per_class = dict(zip(classes.tolist(), (1.0 / (len(classes) * counts)).tolist(), strict=True))
         weights = np.array([per_class[int(label)] for label in y])
 
+    probabilities = class_probabilities(adapter)
+
     def neg_log_loss(params: Params) -> float:
-        adapter.set_params(params)
-        right = predict_proba(adapter, X)[rows, y]  # the probability given to each row's true class
+        right = probabilities(params, X)[rows, y]  # the probability given to each row's true class
         return float(weights @ np.log(np.clip(right, LOG_LOSS_FLOOR, 1.0)))
 
     def accuracy(params: Params) -> float:
@@ -93,6 +96,33 @@ def validation_metric(
         return float(adapter.evaluate(X, y))
 
     return accuracy if kind is ValueMetric.ACCURACY else neg_log_loss
+
+
+def class_probabilities(
+    adapter: ModelAdapter,
+) -> Callable[[Params, npt.NDArray[np.float64]], npt.NDArray[np.float64]]:
+    """``(params, X) -> (n, n_classes)`` class probabilities of the model ``adapter`` holds with ``params``.
+
+    Logistic regression takes a direct path, the formula scikit-learn's ``predict_proba`` applies (the logistic of
+    the decision function, softmax past two classes), without building an estimator for each of the thousands of
+    coalitions a round asks about; other models go through the adapter (which it then holds ``params``).
+    """
+    if isinstance(adapter, SklearnLinearAdapter) and adapter.estimator == "logreg":
+
+        def linear(params: Params, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            z = X @ np.asarray(params["coef"], np.float64).T + np.asarray(params["intercept"], np.float64)
+            if z.shape[1] == 1:
+                positive = expit(z[:, 0])
+                return np.column_stack([1.0 - positive, positive])
+            return np.asarray(softmax(z, axis=1))
+
+        return linear
+
+    def through_adapter(params: Params, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        adapter.set_params(params)
+        return predict_proba(adapter, X)
+
+    return through_adapter
 
 
 def delta_matrix(deltas: Sequence[Mapping[str, npt.NDArray[Any]]]) -> npt.NDArray[np.float64]:
