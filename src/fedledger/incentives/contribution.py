@@ -307,12 +307,12 @@ CONTRIBUTION_METHODS: Mapping[ContributionMethod, ContributionFunction] = {
 }
 
 DEFAULT_CONTRIBUTION_METHOD = ContributionMethod.GTG_SHAPLEY
-"""GTG-Shapley, chosen by ``benchmarks/contribution.py``: it ranks members as exact Shapley does while the coalitions
-it evaluates grow with the permutations it draws, not as 2^n (exact Shapley refuses past 12 updates); it pays the
-free rider and the attacker nothing under the contract's median; its cost is a small part of a fedledger round; and
-a split member gains least under it. CGSV is cheaper and data-free but can pay a sign-flipping attacker (its delta
-counts in the mean it is compared with) and rewards splitting most; leave-one-out ranks poorly, since redundant
-honest members each get almost nothing."""
+"""GTG-Shapley, chosen by ``benchmarks/contribution.py``: of the Shapley approximations the issue asks for, it ranks
+members as exact Shapley does while the coalitions it evaluates grow with the permutations it draws, not as 2^n
+(exact Shapley refuses past 12 updates); it pays the free rider nothing; its cost is a small part of a fedledger
+round; and a split member gains least under it. CGSV is cheaper and data-free but ranks worse and can pay a
+sign-flipping attacker (its delta counts in the mean it is compared with). Leave-one-out is cheaper too but is no
+Shapley approximation: a member whose data others duplicate gets almost nothing."""
 
 
 def measure_round(
