@@ -105,7 +105,8 @@ class ContributionMethod(StrEnum):
 
 @dataclass(frozen=True)
 class ContributionSettings:
-    """The methods' parameters (those of GTG-Shapley; the others take only the shared rules' constants)."""
+    """The methods' parameters: the shared rules' thresholds, the round-gain truncation of every method that reads
+    ``v``, and GTG-Shapley's sampling."""
 
     round_tolerance: float = 1e-4
     """Between-round truncation, for every method that reads ``v``: a round whose gain ``v(N) - v(())`` (in the
@@ -119,7 +120,9 @@ class ContributionSettings:
     max_permutations: int = 500
     """At most this many permutations."""
     copy_cosine: float = COPY_COSINE
+    """An update at or above this cosine with an earlier one is a copy (:data:`COPY_COSINE`)."""
     free_rider_fraction: float = FREE_RIDER_NORM_FRACTION
+    """A delta at most this share of the median non-zero norm is a free rider's (:data:`FREE_RIDER_NORM_FRACTION`)."""
 
 
 @dataclass(frozen=True)
@@ -215,10 +218,10 @@ def _loo_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: Contrib
 
 def _cgsv_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: ContributionSettings) -> Any:
     aggregate = deltas.mean(axis=0)
-    scale = np.linalg.norm(deltas, axis=1) * np.linalg.norm(aggregate)
-    if not np.linalg.norm(aggregate) > 0:
+    aggregate_norm = float(np.linalg.norm(aggregate))
+    if not aggregate_norm > 0:  # the players cancel out: no direction to agree with
         return np.zeros(n)
-    return np.asarray(deltas @ aggregate / scale)
+    return np.asarray(deltas @ aggregate / (np.linalg.norm(deltas, axis=1) * aggregate_norm))
 
 
 def _exact_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: ContributionSettings) -> Any:
@@ -259,7 +262,7 @@ def _gtg_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: Contrib
     base: list[int] = []
     for k in range(1, settings.max_permutations + 1):
         # Guided sampling: permutations come in blocks of n, the rotations of one random order, so that each update
-        # leads once per block (GTG's guide) and holds every other position once too (fewer draws for the same error).
+        # leads once per block (GTG's guide) and holds every other position once per block too.
         if (k - 1) % n == 0:
             base = [int(i) for i in rng.permutation(n)]
         shift = (k - 1) % n
