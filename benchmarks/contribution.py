@@ -11,7 +11,8 @@ Two settings, real data from ``../shared/data`` (the loaders of ``honest_members
 Each setting runs one federation: scikit-learn logistic regression, FedAvg by declared rows, every member a trainer
 and a validator. Each round, validation scores every update with the project's ``relative`` rule (threshold 4500,
 the median of the other members' scores) and the round aggregates the accepted updates only. Every member, as a
-validator, measures every update of the round on its own validation split with each method (negative log-loss), and
+validator, measures every update of the round on its own validation split with each method (``--metric``, by default
+the class-balanced negative log-loss), and
 an update's round contribution is the **median** of the validators' basis points (what the contract takes) or, for
 comparison, their **mean**. Two payouts are reported: **raw** (the method over every update of the round) and
 **accepted** (over the accepted updates only; rejected ones get 0).
@@ -85,6 +86,7 @@ class Federation:
     behaviours: dict[str, str]
     rounds: int
     seed: int
+    metric: ValueMetric = ValueMetric.BALANCED_NEG_LOG_LOSS
     _trained: dict[tuple[int, int, bytes], Params] = field(default_factory=dict)
 
     @property
@@ -145,7 +147,7 @@ def with_noisy_labels(members: Members, name: str, seed: int) -> None:
     members.datas[k] = type(data)(data.X_train, y, data.X_val, data.y_val)
 
 
-def load(setting: str, rounds: int, seed: int) -> Federation:
+def load(setting: str, rounds: int, seed: int, metric: ValueMetric = ValueMetric.BALANCED_NEG_LOG_LOSS) -> Federation:
     if setting == "heart":
         members = heart_members(seed)
         behaviours: dict[str, str] = {}
@@ -155,7 +157,7 @@ def load(setting: str, rounds: int, seed: int) -> Federation:
         behaviours = {FREE_RIDER: "free-rider", NOISY: "noisy", ATTACKER: "attacker"}
     spec = {"kind": "sklearn-logreg", "n_features": members.n_features, "n_classes": 2, "seed": seed, "C": 1.0,
             "iters_per_epoch": 5}  # fmt: skip
-    return Federation(members, spec, behaviours, rounds, seed)
+    return Federation(members, spec, behaviours, rounds, seed, metric)
 
 
 # -- ground truth: exact Shapley by retraining every coalition -------------------------------------------------
@@ -231,7 +233,7 @@ def measured(
     for method in METHODS:
         started, per_validator = time.perf_counter(), []
         for data in fed.members.datas:
-            metric = validation_metric(build_model(fed.spec), data.X_val, data.y_val, ValueMetric.NEG_LOG_LOSS)
+            metric = validation_metric(build_model(fed.spec), data.X_val, data.y_val, fed.metric)
             game = RoundGame(delta_matrix(chosen), coalition_value(global_params, chosen, metric), seed)
             shares = CONTRIBUTION_METHODS[method](game, ContributionSettings()) if chosen else []
             full = [0] * n
@@ -315,17 +317,17 @@ def split_member(members: Members, name: str, seed: int) -> Members:
     return Members(members.name, names, datas, members.X_test, members.y_test, members.n_features)
 
 
-def sybil(rounds: int, seed: int, splits: int, member: str = "Cleveland") -> dict[str, Any]:
+def sybil(rounds: int, seed: int, splits: int, metric: ValueMetric, member: str = "Cleveland") -> dict[str, Any]:
     """Per method, ``member``'s share of the raw payout (every update measured: acceptance, which differs between
     the two federations, stays out of the comparison) whole, and its two identities' combined share per split."""
-    whole = load("heart", rounds, seed)
+    whole = load("heart", rounds, seed, metric)
     shares: dict[str, Any] = {}
     base = run_federation(whole)
     for method in METHODS:
         totals = base.totals[method.value]["raw/median"]
         shares[method.value] = {"whole": share(totals, whole.names, member), "split": []}
     for s in range(splits):
-        fed = Federation(split_member(whole.members, member, seed + s), whole.spec, {}, rounds, seed)
+        fed = Federation(split_member(whole.members, member, seed + s), whole.spec, {}, rounds, seed, metric)
         run = run_federation(fed)
         for method in METHODS:
             totals = run.totals[method.value]["raw/median"]
@@ -390,9 +392,16 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
 
 
 def run_setting(
-    setting: str, rounds: int, coalition_rounds: int, seed: int, truth_from: dict[str, Any], log: Callable[[str], None]
+    setting: str,
+    rounds: int,
+    coalition_rounds: int,
+    seed: int,
+    metric: ValueMetric,
+    truth_from: dict[str, Any],
+    log: Callable[[str], None],
+    skip_fedledger: bool = False,
 ) -> Any:
-    fed = load(setting, rounds, seed)
+    fed = load(setting, rounds, seed, metric)
     run = run_federation(fed)
     log(f"{setting}: federation {run.round_seconds:.1f} s of rounds, final accuracy {run.final_accuracy:.4f}")
     reused = truth_from.get(setting)
@@ -402,7 +411,7 @@ def run_setting(
     else:
         truth, seconds = retrained_shapley(fed, coalition_rounds)
         log(f"{setting}: {2 ** len(fed.names)} coalitions retrained in {seconds:.0f} s")
-    fedledger_round = fedledger_round_seconds(fed)
+    fedledger_round = math.nan if skip_fedledger else fedledger_round_seconds(fed)
     log(f"{setting}: a fedledger round takes {fedledger_round:.2f} s")
     detail = {
         "setting": setting,
@@ -437,6 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--coalition-rounds", type=int, default=None, help="rounds of each retrained coalition")
     parser.add_argument("--sybil-splits", type=int, default=3, help="random splits of Cleveland (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--metric", default=ValueMetric.BALANCED_NEG_LOG_LOSS.value, choices=[m.value for m in ValueMetric]
+    )
+    parser.add_argument("--no-fedledger", action="store_true", help="skip timing a fedledger round")
     parser.add_argument("--json", help="write every number to this file")
     parser.add_argument("--truth", help="reuse the retrained Shapley values of an earlier --json file")
     args = parser.parse_args(argv)
@@ -451,15 +464,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.rounds,
             args.coalition_rounds or args.rounds,
             args.seed,
+            ValueMetric(args.metric),
             truth_from,
             lambda m: print(m, file=sys.stderr),
+            args.no_fedledger,
         )
         results += table
         details.append(detail)
     print(markdown(results))
     for d in details:
         print(f"\n{d['setting']}: {json.dumps({k: v for k, v in d.items() if k != 'setting'})}")
-    sybil_shares = sybil(args.rounds, args.seed, args.sybil_splits) if args.sybil_splits else {}
+    sybil_shares = (
+        sybil(args.rounds, args.seed, args.sybil_splits, ValueMetric(args.metric)) if args.sybil_splits else {}
+    )
     if sybil_shares:
         print("\nSybil: Cleveland's rows dealt at random to two identities (share of the raw payout)\n")
         print(sybil_markdown(sybil_shares))

@@ -105,7 +105,8 @@ class ContributionMethod(StrEnum):
 
 @dataclass(frozen=True)
 class ContributionSettings:
-    """The methods' parameters (those of GTG-Shapley; the others take only the shared rules' constants)."""
+    """The methods' parameters: the shared rules' thresholds, the round-gain truncation of every method that reads
+    ``v``, and GTG-Shapley's sampling."""
 
     round_tolerance: float = 1e-4
     """Between-round truncation, for every method that reads ``v``: a round whose gain ``v(N) - v(())`` (in the
@@ -119,7 +120,9 @@ class ContributionSettings:
     max_permutations: int = 500
     """At most this many permutations."""
     copy_cosine: float = COPY_COSINE
+    """An update at or above this cosine with an earlier one is a copy (:data:`COPY_COSINE`)."""
     free_rider_fraction: float = FREE_RIDER_NORM_FRACTION
+    """A delta at most this share of the median non-zero norm is a free rider's (:data:`FREE_RIDER_NORM_FRACTION`)."""
 
 
 @dataclass(frozen=True)
@@ -215,10 +218,10 @@ def _loo_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: Contrib
 
 def _cgsv_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: ContributionSettings) -> Any:
     aggregate = deltas.mean(axis=0)
-    scale = np.linalg.norm(deltas, axis=1) * np.linalg.norm(aggregate)
-    if not np.linalg.norm(aggregate) > 0:
+    aggregate_norm = float(np.linalg.norm(aggregate))
+    if not aggregate_norm > 0:  # the players cancel out: no direction to agree with
         return np.zeros(n)
-    return np.asarray(deltas @ aggregate / scale)
+    return np.asarray(deltas @ aggregate / (np.linalg.norm(deltas, axis=1) * aggregate_norm))
 
 
 def _exact_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: ContributionSettings) -> Any:
@@ -259,7 +262,7 @@ def _gtg_raw(n: int, v: ValueFunction, deltas: Any, seed: int, settings: Contrib
     base: list[int] = []
     for k in range(1, settings.max_permutations + 1):
         # Guided sampling: permutations come in blocks of n, the rotations of one random order, so that each update
-        # leads once per block (GTG's guide) and holds every other position once too (fewer draws for the same error).
+        # leads once per block (GTG's guide) and holds every other position once per block too.
         if (k - 1) % n == 0:
             base = [int(i) for i in rng.permutation(n)]
         shift = (k - 1) % n
@@ -307,12 +310,12 @@ CONTRIBUTION_METHODS: Mapping[ContributionMethod, ContributionFunction] = {
 }
 
 DEFAULT_CONTRIBUTION_METHOD = ContributionMethod.GTG_SHAPLEY
-"""GTG-Shapley, chosen by ``benchmarks/contribution.py``: it ranks members as exact Shapley does at a fraction of
-the coalitions once a round has more than a few updates (exact Shapley refuses past 12), it pays the free rider and
-the attacker nothing under the contract's median, its cost is a small part of a fedledger round, and a split member
-gains least under it. CGSV is cheaper and data-free but pays a sign-flipping attacker (its delta can point along an
-aggregate it pulled) and rewards splitting most; leave-one-out ranks poorly, since redundant honest members each get
-almost nothing."""
+"""GTG-Shapley, chosen by ``benchmarks/contribution.py``: of the Shapley approximations the issue asks for, it ranks
+members as exact Shapley does while the coalitions it evaluates grow with the permutations it draws, not as 2^n
+(exact Shapley refuses past 12 updates); it pays the free rider nothing; its cost is a small part of a fedledger
+round; and a split member gains least under it. CGSV is cheaper and data-free but ranks worse and can pay a
+sign-flipping attacker (its delta counts in the mean it is compared with). Leave-one-out is cheaper too but is no
+Shapley approximation: a member whose data others duplicate gets almost nothing."""
 
 
 def measure_round(

@@ -2,10 +2,15 @@
 
 ``v(S)`` is the validator's metric of the model ``global + mean(delta_i for i in S)``: every update at equal weight,
 whatever example count it declares (see :mod:`fedledger.incentives.contribution` for why), and ``v(())`` is the
-round's global model. The metric is the negative log-loss by default (:class:`ValueMetric`): it is smooth, so a
-small real improvement is a small positive gain. Accuracy on a validation split of a few dozen rows moves in steps
-of one row, so most coalitions past the first few updates tie exactly, and ties carry no ranking; accuracy is kept
-for tasks whose validators only trust a thresholded metric.
+round's global model. The metric is the class-balanced negative log-loss by default (:class:`ValueMetric`):
+
+* *class-balanced*: every class present in the validator's split weighs the same, so a validator's own class mix
+  does not decide what the others' data is worth. Validators of a non-IID consortium hold skewed splits, and the
+  contract takes the median of their shares: measured on the raw rows, the median follows the class mix of the
+  majority of validators, and the members holding the minority class, which the model needs most, are paid least;
+* *log-loss*: smooth, so a small real improvement is a small positive gain. Accuracy on a validation split of a few
+  dozen rows moves in steps of one row, so most coalitions past the first few updates tie exactly, and ties carry
+  no ranking. The unbalanced log-loss and accuracy remain for tasks that want them.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import expit, softmax
 
 from fedledger.exceptions import BadInput
-from fedledger.learning import ModelAdapter, Params, flatten, shape_spec, unflatten
+from fedledger.learning import ModelAdapter, Params, SklearnLinearAdapter, flatten, shape_spec, unflatten
 from fedledger.learning.metrics import predict_proba
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "Metric",
     "ValueFunction",
     "ValueMetric",
+    "class_probabilities",
     "coalition_value",
     "delta_matrix",
     "validation_metric",
@@ -49,8 +56,10 @@ Metric = Callable[[Params], float]
 class ValueMetric(StrEnum):
     """What a validator measures a coalition's model by."""
 
+    BALANCED_NEG_LOG_LOSS = "balanced-neg-log-loss"
+    """Minus the log-loss with every class present in the split weighing the same (the default, see the module)."""
     NEG_LOG_LOSS = "neg-log-loss"
-    """Minus the mean log-loss of the predicted class probabilities (the default: smooth, see the module)."""
+    """Minus the mean log-loss of the predicted class probabilities over the rows."""
     ACCURACY = "accuracy"
     """The share of validation rows predicted right."""
 
@@ -59,7 +68,7 @@ def validation_metric(
     adapter: ModelAdapter,
     X_val: npt.ArrayLike,
     y_val: npt.ArrayLike,
-    kind: ValueMetric = ValueMetric.NEG_LOG_LOSS,
+    kind: ValueMetric = ValueMetric.BALANCED_NEG_LOG_LOSS,
 ) -> Metric:
     """The metric ``kind`` of a model's params on ``(X_val, y_val)``, measured through ``adapter``.
 
@@ -70,17 +79,50 @@ def validation_metric(
     if y.size == 0:
         raise BadInput("a contribution needs a non-empty validation split")
     rows = np.arange(y.size)
+    weights = np.full(y.size, 1.0 / y.size)
+    if kind is ValueMetric.BALANCED_NEG_LOG_LOSS:
+        classes, counts = np.unique(y, return_counts=True)
+        per_class = dict(zip(classes.tolist(), (1.0 / (len(classes) * counts)).tolist(), strict=True))
+        weights = np.array([per_class[int(label)] for label in y])
+
+    probabilities = class_probabilities(adapter)
 
     def neg_log_loss(params: Params) -> float:
-        adapter.set_params(params)
-        right = predict_proba(adapter, X)[rows, y]  # the probability given to each row's true class
-        return float(np.mean(np.log(np.clip(right, LOG_LOSS_FLOOR, 1.0))))
+        right = probabilities(params, X)[rows, y]  # the probability given to each row's true class
+        return float(weights @ np.log(np.clip(right, LOG_LOSS_FLOOR, 1.0)))
 
     def accuracy(params: Params) -> float:
         adapter.set_params(params)
         return float(adapter.evaluate(X, y))
 
-    return neg_log_loss if kind is ValueMetric.NEG_LOG_LOSS else accuracy
+    return accuracy if kind is ValueMetric.ACCURACY else neg_log_loss
+
+
+def class_probabilities(
+    adapter: ModelAdapter,
+) -> Callable[[Params, npt.NDArray[np.float64]], npt.NDArray[np.float64]]:
+    """``(params, X) -> (n, n_classes)`` class probabilities of the model ``adapter`` holds with ``params``.
+
+    Logistic regression takes a direct path, the formula scikit-learn's ``predict_proba`` applies (the logistic of
+    the decision function, softmax past two classes), without building an estimator for each of the thousands of
+    coalitions a round asks about; other models go through the adapter (which it then holds ``params``).
+    """
+    if isinstance(adapter, SklearnLinearAdapter) and adapter.estimator == "logreg":
+
+        def linear(params: Params, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            z = X @ np.asarray(params["coef"], np.float64).T + np.asarray(params["intercept"], np.float64)
+            if z.shape[1] == 1:
+                positive = expit(z[:, 0])
+                return np.column_stack([1.0 - positive, positive])
+            return np.asarray(softmax(z, axis=1))
+
+        return linear
+
+    def through_adapter(params: Params, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        adapter.set_params(params)
+        return predict_proba(adapter, X)
+
+    return through_adapter
 
 
 def delta_matrix(deltas: Sequence[Mapping[str, npt.NDArray[Any]]]) -> npt.NDArray[np.float64]:
