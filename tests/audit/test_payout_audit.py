@@ -8,6 +8,7 @@ removed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ from typing import Any
 import pytest
 
 from conftest import Ledger
-from fedledger.audit import audit_payouts, verify_task
+from fedledger.audit import PayoutAudit, audit_payouts, verify_task
 from fedledger.audit.incentives import median_contribution, replay_payouts
 from fedledger.chain import IncentivesClient, TrainingTaskClient
-from fedledger.chain.events import LedgerEvent
+from fedledger.chain.events import LedgerEvent, ValidationClosed
 from fedledger.chain.incentive_events import Claimed, ContributionsPosted, RewardCredited, RoundSettled, Slashed
 from fedledger.store import BlobStore
 from helpers.incentives import PARAMS, STAKE, Rewarded, deploy_rewarded, deposit, fund, honest, post_all, scored_round
@@ -30,15 +31,25 @@ class Scenario:
     task_events: list[LedgerEvent]
     incentive_events: list[LedgerEvent]
     block: int
+    times: dict[int, int]  # block -> time, for every block up to the scenario's end
 
     def member(self, i: int) -> str:
         return self.rw.ledger.members[i].address
 
 
-@pytest.fixture
-def settled(ledger: Ledger) -> Scenario:
+@pytest.fixture(scope="module")
+def settled(deployed: Ledger) -> Iterator[Scenario]:
     """Round 1: update 3 rejected (its trainer slashed), the validators' values differ; round 2: all accepted;
-    members[0] claims; round 3 finalized but not settled."""
+    members[0] claims; round 3 finalized but not settled. Built once: the tests only read it (and what one of them
+    deploys after it changes nothing they read); the chain goes back to its state before, after the module."""
+    snapshot = deployed.chain.snapshot()
+    try:
+        yield _scenario(deployed)
+    finally:
+        deployed.chain.revert(snapshot)
+
+
+def _scenario(ledger: Ledger) -> Scenario:
     rw = deploy_rewarded(ledger)
     ledger = rw.ledger  # its task is the stake-gated one
     fund(rw, 3_000)
@@ -59,7 +70,14 @@ def settled(ledger: Ledger) -> Scenario:
     rw.inc(0).claim()
     scored_round(rw, honest())
     block = ledger.chain.block_number
-    return Scenario(rw, ledger.task.events(to_block=block), rw.incentives.events(to_block=block), block)
+    times = {b: ledger.chain.timestamp(b) for b in range(1, block + 1)}
+    return Scenario(rw, ledger.task.events(to_block=block), rw.incentives.events(to_block=block), block, times)
+
+
+def _replay(s: Scenario, incentive_events: list[LedgerEvent], times: dict[int, int] | None = None) -> PayoutAudit:
+    params, address = s.rw.incentives.params(), s.rw.incentives.address
+    audit, _ = replay_payouts(params, s.task_events, incentive_events, address, s.times if times is None else times)
+    return audit
 
 
 def test_a_clean_task_with_incentives_verifies(settled: Scenario) -> None:
@@ -142,12 +160,9 @@ FORGERIES: dict[str, Any] = {
 @pytest.mark.parametrize("forgery", list(FORGERIES))
 def test_a_forged_record_is_named_by_round_and_member(settled: Scenario, forgery: str) -> None:
     forge, round_id, member, text = FORGERIES[forgery]
-    params = settled.rw.incentives.params()
-    clean, _ = replay_payouts(params, settled.task_events, settled.incentive_events, settled.rw.incentives.address)
+    clean = _replay(settled, settled.incentive_events)
     assert clean.ok, clean.discrepancies
-    forged, _ = replay_payouts(
-        params, settled.task_events, forge(settled.incentive_events, settled), settled.rw.incentives.address
-    )
+    forged = _replay(settled, forge(settled.incentive_events, settled))
     named = [d for d in forged.discrepancies if text in d.message]
     assert named, forged.discrepancies
     assert named[0].round_id == round_id
@@ -160,14 +175,32 @@ def test_a_forged_record_is_named_by_round_and_member(settled: Scenario, forgery
 def test_a_posted_value_changes_the_median_the_credit_must_follow(settled: Scenario) -> None:
     """Update 2 of round 1 had 3000, 5000, 100 posted (median 3000): with 50 posted instead of 5000 its median is
     100, and neither its credit nor the round's total follows any more."""
-    params, address = settled.rw.incentives.params(), settled.rw.incentives.address
     forged = _forge(settled.incentive_events, ContributionsPosted, {"round_id": 1, "validator": settled.member(1)},
                     values=(1_000, 50))  # fmt: skip
-    audit, _ = replay_payouts(params, settled.task_events, forged, address)
+    audit = _replay(settled, forged)
     texts = [str(d) for d in audit.discrepancies]
     assert any("update 2 credited with contribution 3000, the median of the values posted [50, 100, 3000]" in t
                for t in texts), texts  # fmt: skip
     assert any("total contribution 7000, the posted medians sum to 4100" in t for t in texts), texts
+
+
+def test_posts_and_settlements_keep_to_the_contribution_window(settled: Scenario) -> None:
+    """A round settled early must have every scorer's post; a post must come before the window closed."""
+    events = settled.incentive_events
+    dropped = _first(events, ContributionsPosted, round_id=2, validator=settled.member(3))
+    early = _replay(settled, events[:dropped] + events[dropped + 1 :])
+    assert any(
+        d.round_id == 2 and d.message == "settled while the contribution window was open, 3 of 4 scorers posted"
+        for d in early.discrepancies
+    ), early.discrepancies
+    post = events[dropped]
+    closed = next(e for e in settled.task_events if isinstance(e, ValidationClosed) and e.round_id == 2)
+    late_times = settled.times | {post.block_number: closed.aggregate_deadline + PARAMS.contribution_window + 1}
+    late = _replay(settled, events, late_times)
+    assert [str(d) for d in late.discrepancies] == [
+        f"round 2, member {settled.member(3)}: contributions posted after the contribution window closed at "
+        f"{closed.aggregate_deadline + PARAMS.contribution_window}"
+    ]
 
 
 def test_the_contracts_books_must_match_its_events(settled: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:

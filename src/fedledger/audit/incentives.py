@@ -4,9 +4,11 @@ The task's and its Incentives contract's events are replayed together in chain o
 contract's books are kept alongside: funding and slashes fill the pool, settlements allocate it, claims pay it out.
 Checked, each discrepancy named by round and member:
 
-- contributions are posted only for finalized rounds, before they settle, once per validator, by a validator that
-  scored the round, for accepted updates other than its own, in increasing order, each value in 0..10000;
-- a settled round was finalized and settles once; its budget is min(reward per round, the pool at that point);
+- contributions are posted only for finalized rounds, before they settle and within the contribution window after
+  the round's aggregation deadline, once per validator, by a validator that scored the round, for accepted updates
+  other than its own, in increasing order, each value in 0..10000;
+- a settled round was finalized and settles once, while the window is open only once every scorer posted; its
+  budget is min(reward per round, the pool at that point);
 - each accepted update is credited once, to its committer, with the median of the values posted for it (0 when
   none) and the floored share ``budget * c / sum(c)`` of the budget; nothing is credited to a rejected update; the
   settlement's total contribution and allocation are the sums of its credits;
@@ -20,7 +22,7 @@ What it must trust: :data:`TRUSTED`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -121,8 +123,9 @@ class _Books:
 class _PayoutReplay:
     """The task's and the incentives' events, applied in chain order."""
 
-    def __init__(self, params: IncentiveParams, audit: PayoutAudit) -> None:
-        self.params, self.audit, self.fail = params, audit, audit.fail
+    def __init__(self, params: IncentiveParams, audit: PayoutAudit, times: Mapping[int, int]) -> None:
+        self.params, self.audit, self.fail, self.times = params, audit, audit.fail, times
+        self.window_end: dict[int, int] = {}
         self.books = _Books()
         self.committer: dict[int, dict[int, str]] = defaultdict(dict)
         self.scorers: dict[int, set[str]] = defaultdict(set)
@@ -141,6 +144,7 @@ class _PayoutReplay:
             self.scorers[e.round_id].add(e.validator)
         elif isinstance(e, ValidationClosed):
             self.accepted[e.round_id] = e.accepted_mask
+            self.window_end[e.round_id] = e.aggregate_deadline + self.params.contribution_window
         elif isinstance(e, RoundFinalized):
             self.finalized.add(e.round_id)
         elif isinstance(e, Funded):
@@ -177,6 +181,8 @@ class _PayoutReplay:
             self.fail("validator posted contributions twice for the round", **where)
         if who not in self.scorers[r]:
             self.fail("contributions posted by a validator that did not score the round", **where)
+        if not self._window_open(e):
+            self.fail(f"contributions posted after the contribution window closed at {self.window_end.get(r)}", **where)
         if len(e.indices) != len(e.values):
             self.fail(f"{len(e.indices)} indices posted with {len(e.values)} values", **where)
         self.posters[r].add(who)
@@ -200,6 +206,11 @@ class _PayoutReplay:
             self.fail("settled a round that was not finalized", round_id=r)
         if r in self.settled:
             self.fail("round settled twice", round_id=r)
+        posted, scored = len(self.posters[r]), len(self.scorers[r])
+        if self._window_open(e) and posted < scored:
+            self.fail(
+                f"settled while the contribution window was open, {posted} of {scored} scorers posted", round_id=r
+            )
         self.settled.add(r)
         self.audit.rounds_settled += 1
         accepted = indices_of(self.accepted.get(r, 0))
@@ -223,6 +234,11 @@ class _PayoutReplay:
             self.fail(
                 f"allocated {books.allocated} exceeds funded {books.funded} plus slashed {books.slashed}", round_id=r
             )
+
+    def _window_open(self, e: ContributionsPosted | RoundSettled) -> bool:
+        """Whether the round's contribution window was still open when ``e`` happened (by its block's time)."""
+        end = self.window_end.get(e.round_id)
+        return end is not None and self.times[e.block_number] <= end
 
     def _check_credits(
         self, r: int, credits: list[RewardCredited], medians: dict[int, int], budget: int, total: int
@@ -301,11 +317,16 @@ class _PayoutReplay:
 
 
 def replay_payouts(
-    params: IncentiveParams, task_events: Sequence[LedgerEvent], incentive_events: Sequence[LedgerEvent], address: str
+    params: IncentiveParams,
+    task_events: Sequence[LedgerEvent],
+    incentive_events: Sequence[LedgerEvent],
+    address: str,
+    times: Mapping[int, int],
 ) -> tuple[PayoutAudit, _Books]:
-    """Replay the events of a task and of its incentives together, in chain order; the audit and the books."""
+    """Replay the events of a task and of its incentives together, in chain order; the audit and the books.
+    ``times`` gives the time of each block where contributions were posted or a round settled."""
     audit = PayoutAudit(incentives=address)
-    replay = _PayoutReplay(params, audit)
+    replay = _PayoutReplay(params, audit, times)
     for event in sorted([*task_events, *incentive_events], key=lambda e: (e.block_number, e.log_index)):
         replay.apply(event)
     replay.finish()
@@ -330,7 +351,9 @@ def audit_payouts(
         audit = PayoutAudit(incentives=gate)
         audit.fail(f"the task's stake gate {gate} pays for another task ({bound})")
         return audit
-    audit, books = replay_payouts(params, task_events, events, incentives.address)
+    timed = {e.block_number for e in events if isinstance(e, ContributionsPosted | RoundSettled)}
+    times = {block: chain.timestamp(block) for block in sorted(timed)}
+    audit, books = replay_payouts(params, task_events, events, incentives.address, times)
     _check_state(incentives, books, audit, block)
     return audit
 

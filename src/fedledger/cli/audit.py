@@ -22,7 +22,8 @@ def verify(
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy.
+    """Re-derive every round (and, for a task with incentives, every payout) from chain events and blobs; exit
+    non-zero at the first discrepancy.
 
     Oversized or malformed committed blobs are listed as refused, and everything else is still checked.
     """
