@@ -8,6 +8,7 @@ with incentives is the node's part), and its rounds are driven by the members' c
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -184,6 +185,23 @@ def test_a_task_without_incentives_is_refused_by_name(rewarded_ws: RewardedWorks
         assert result.code == 2, (args, result.message)  # ConfigError
         assert f"task 'plain' at {plain.address} has no incentives" in result.message
         assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_audit_verify_reports_the_payouts_and_what_it_trusts(rewarded_ws: RewardedWorkspace) -> None:
+    """The test task's config is no blob in the store (its rounds are driven by the clients, not by nodes): that is
+    the audit's one discrepancy, and the payouts are still re-derived and reported."""
+    path = rewarded_ws.path
+    assert fedledger("rewards", "claim", "--as", "alice", "-w", path).code == 0  # a claim for the audit to check
+    human = fedledger("audit", "verify", "-w", path)
+    assert human.code == 13 and "task config unavailable" in human.message
+    said = " ".join(human.stdout.split())
+    assert "payouts verified: 2 settled rounds, 8 credits, 1 claims, 0 slashes re-derived from the ledger" in said
+    assert "rounds not settled yet: [3]" in said
+    assert "trusted: the validators' posted contribution values" in said
+    machine = fedledger("audit", "verify", "-w", path, "--json")
+    assert machine.code == 13
+    payouts = json.loads(machine.stdout)["payouts"]
+    assert (payouts["ok"], payouts["incentives"], payouts["credits_checked"]) == (True, rewarded_ws.incentives, 8)
 
 
 def test_amounts_are_checked_before_anything_is_sent(rewarded_ws: RewardedWorkspace) -> None:

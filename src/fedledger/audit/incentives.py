@@ -92,6 +92,7 @@ class PayoutAudit:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "ok": self.ok,
             "incentives": self.incentives,
             "rounds_settled": self.rounds_settled,
             "credits_checked": self.credits_checked,
