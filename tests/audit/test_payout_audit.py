@@ -76,7 +76,10 @@ def _scenario(ledger: Ledger) -> Scenario:
 
 def _replay(s: Scenario, incentive_events: list[LedgerEvent], times: dict[int, int] | None = None) -> PayoutAudit:
     params, address = s.rw.incentives.params(), s.rw.incentives.address
-    audit, _ = replay_payouts(params, s.task_events, incentive_events, address, s.times if times is None else times)
+    threshold = s.rw.ledger.params.acceptance_threshold
+    audit, _ = replay_payouts(
+        params, s.task_events, incentive_events, address, s.times if times is None else times, threshold
+    )
     return audit
 
 
@@ -121,6 +124,14 @@ def _credit_rejected(events: list[LedgerEvent], member: str) -> list[LedgerEvent
     return _forge(events, RewardCredited, {"round_id": 1, "index": 2}, index=3, member=member)
 
 
+def _slashed_twice(events: list[LedgerEvent]) -> list[LedgerEvent]:
+    """Member 3's slash for its one harmful update, repeated in a later block (of half its remaining stake)."""
+    k = _first(events, Slashed)
+    slash = events[k]
+    again = replace(slash, amount=slash.amount // 2, block_number=slash.block_number + 1, log_index=0)
+    return [*events[: k + 1], again, *events[k + 1 :]]
+
+
 FORGERIES: dict[str, Any] = {
     # name: (forge(events, scenario), expected round, expected member index or None, text in the message)
     "credit amount": (
@@ -153,6 +164,14 @@ FORGERIES: dict[str, Any] = {
     "slash share": (
         lambda ev, s: _forge(ev, Slashed, {}, amount=STAKE),
         None, 3, f"its share of the stake {STAKE} is {STAKE * PARAMS.trainer_slash_bps // 10_000}",
+    ),
+    "slash of a member without a harmful update": (
+        lambda ev, s: _forge(ev, Slashed, {}, member=s.member(0)),
+        None, 0, "slashed 50 for a harmful update, but none of its updates was rejected with every score below",
+    ),
+    "a second slash for the same harmful update": (
+        lambda ev, s: _slashed_twice(ev),
+        None, 3, "or each such one was slashed for already",
     ),
 }  # fmt: skip
 

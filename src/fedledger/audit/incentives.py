@@ -12,8 +12,10 @@ Checked, each discrepancy named by round and member:
 - each accepted update is credited once, to its committer, with the median of the values posted for it (0 when
   none) and the floored share ``budget * c / sum(c)`` of the budget; nothing is credited to a rejected update; the
   settlement's total contribution and allocation are the sums of its credits;
-- a claim pays exactly the claimer's unclaimed earnings; a slash takes its reason's share of the stake it found; a
-  withdrawal returns the whole remaining stake; the allocated never exceeds funded plus slashed;
+- a claim pays exactly the claimer's unclaimed earnings; a slash takes its reason's share of the stake it found, and
+  a slash for a harmful update has an update of the member's to answer for: rejected, scored, every score below the
+  acceptance threshold, not slashed for before; a withdrawal returns the whole remaining stake; the allocated never
+  exceeds funded plus slashed;
 - the contract's totals and each member's unclaimed earnings at the audited block are what the replay gives.
 
 What it must trust: :data:`TRUSTED`.
@@ -124,8 +126,10 @@ class _Books:
 class _PayoutReplay:
     """The task's and the incentives' events, applied in chain order."""
 
-    def __init__(self, params: IncentiveParams, audit: PayoutAudit, times: Mapping[int, int]) -> None:
-        self.params, self.audit, self.fail, self.times = params, audit, audit.fail, times
+    def __init__(self, params: IncentiveParams, audit: PayoutAudit, times: Mapping[int, int], threshold: int) -> None:
+        self.params, self.audit, self.fail, self.times, self.threshold = params, audit, audit.fail, times, threshold
+        self.scores: dict[tuple[int, int], list[int]] = defaultdict(list)
+        self.harmful_slashed: set[tuple[int, int]] = set()
         self.window_end: dict[int, int] = {}
         self.books = _Books()
         self.committer: dict[int, dict[int, str]] = defaultdict(dict)
@@ -143,6 +147,8 @@ class _PayoutReplay:
             self.committer[e.round_id][e.index] = e.member
         elif isinstance(e, ScoresSubmitted):
             self.scorers[e.round_id].add(e.validator)
+            for i, score in zip(e.indices, e.scores, strict=False):
+                self.scores[(e.round_id, i)].append(score)
         elif isinstance(e, ValidationClosed):
             self.accepted[e.round_id] = e.accepted_mask
             self.window_end[e.round_id] = e.aggregate_deadline + self.params.contribution_window
@@ -299,9 +305,28 @@ class _PayoutReplay:
             self.fail(
                 f"slashed {e.amount} for {e.reason}: its share of the stake {stake} is {expected}", member=e.member
             )
+        if e.reason == "harmful update":
+            self._check_harm(e)
         books.stake[e.member] = stake - e.amount
         books.staked -= e.amount
         books.slashed += e.amount
+
+    def _check_harm(self, e: Slashed) -> None:
+        """The event does not name the update, so the slash is matched to the member's earliest one that the rule
+        allows (rejected, scored, every score below the threshold) and that no earlier slash used."""
+        for r, updates in sorted(self.committer.items()):
+            for i, member in sorted(updates.items()):
+                scores = self.scores.get((r, i), [])
+                rejected = not self.accepted.get(r, 0) >> i & 1
+                harmful = rejected and scores and all(score < self.threshold for score in scores)
+                if member == e.member and harmful and (r, i) not in self.harmful_slashed:
+                    self.harmful_slashed.add((r, i))
+                    return
+        self.fail(
+            f"slashed {e.amount} for a harmful update, but none of its updates was rejected with every score below "
+            f"the acceptance threshold {self.threshold} (or each such one was slashed for already)",
+            member=e.member,
+        )
 
     def _withdrawn(self, e: StakeWithdrawn) -> None:
         books = self.books
@@ -323,11 +348,13 @@ def replay_payouts(
     incentive_events: Sequence[LedgerEvent],
     address: str,
     times: Mapping[int, int],
+    acceptance_threshold: int,
 ) -> tuple[PayoutAudit, _Books]:
     """Replay the events of a task and of its incentives together, in chain order; the audit and the books.
-    ``times`` gives the time of each block where contributions were posted or a round settled."""
+    ``times`` gives the time of each block where contributions were posted or a round settled;
+    ``acceptance_threshold`` is the task's."""
     audit = PayoutAudit(incentives=address)
-    replay = _PayoutReplay(params, audit, times)
+    replay = _PayoutReplay(params, audit, times, acceptance_threshold)
     for event in sorted([*task_events, *incentive_events], key=lambda e: (e.block_number, e.log_index)):
         replay.apply(event)
     replay.finish()
@@ -339,7 +366,8 @@ def audit_payouts(
 ) -> PayoutAudit:
     """The payout audit of ``task`` (whose stake gate is its Incentives contract), up to ``block``: ``task_events``
     are the task's events up to that block. Never raises for a discrepancy."""
-    gate = task.params().stake_gate
+    task_params = task.params()
+    gate = task_params.stake_gate
     incentives = IncentivesClient(chain, gate)
     try:
         bound, params = incentives.task_address, incentives.params()
@@ -354,7 +382,8 @@ def audit_payouts(
         return audit
     timed = {e.block_number for e in events if isinstance(e, ContributionsPosted | RoundSettled)}
     times = {block: chain.timestamp(block) for block in sorted(timed)}
-    audit, books = replay_payouts(params, task_events, events, incentives.address, times)
+    threshold = task_params.acceptance_threshold
+    audit, books = replay_payouts(params, task_events, events, incentives.address, times, threshold)
     _check_state(incentives, books, audit, block)
     return audit
 
