@@ -19,7 +19,7 @@ from conftest import DEFAULT_PARAMS, Ledger
 from fedledger.chain import IncentivesClient, TrainingTaskClient
 from fedledger.workspace import Workspace
 from helpers.cli import PASSWORD, fedledger
-from helpers.incentives import PARAMS, STAKE, Rewarded, honest, post_all, scored_round
+from helpers.incentives import PARAMS, STAKE, Rewarded, honest, post_all, reward_token, scored_round
 
 NAMES = ("admin", "alice", "bob", "carol")
 ROUND_1 = [1_000, 2_000, 3_000, 4_000]  # every validator posts the same values: the medians
@@ -202,6 +202,38 @@ def test_audit_verify_reports_the_payouts_and_what_it_trusts(rewarded_ws: Reward
     assert machine.code == 13
     payouts = json.loads(machine.stdout)["payouts"]
     assert (payouts["ok"], payouts["incentives"], payouts["credits_checked"]) == (True, rewarded_ws.incentives, 8)
+
+
+def test_a_token_pool_is_funded_and_staked_in_its_token(tmp_path: Path) -> None:
+    """On an ERC-20 pool, fund and stake approve the contract first and move tokens, not native currency."""
+    path = tmp_path / "ws"
+    admin_address = fedledger("init", "-w", path, "--light-kdf", "--org", "Founder", "--json").json()["address"]
+    abi, bytecode = reward_token()
+    with Workspace.load(path) as ws:
+        admin = ws.account("admin", PASSWORD)
+        token_address, _ = ws.chain.deploy_code(admin, abi, bytecode, label="deploy RewardToken")
+        token = ws.chain.w3.eth.contract(address=token_address, abi=abi)
+        ws.chain.transact(admin, token.functions.mint(admin.address, 10_000))
+        incentives = IncentivesClient.deploy(
+            ws.chain, admin, ws.config.consortium, replace(PARAMS, token=token_address)
+        )
+        task = TrainingTaskClient.deploy(
+            ws.chain, admin, ws.config.consortium, replace(DEFAULT_PARAMS, stake_gate=incentives.address)
+        )
+        incentives.bind_task(task.address)
+        ws.config.tasks["default"] = task.address
+        ws.save()
+    assert fedledger("rewards", "fund", 2_000, "-w", path, "--json").json()["pool"] == 2_000
+    assert fedledger("rewards", "stake", STAKE, "-w", path, "--json").json()["stake"] == STAKE
+    report = fedledger("rewards", "-w", path, "--json").json()
+    assert report["currency"] == token_address
+    assert (report["pool"]["funded"], report["pool"]["staked"]) == (2_000, STAKE)
+    with Workspace.load(path) as ws:
+        balance = ws.chain.w3.eth.contract(address=token_address, abi=abi).functions.balanceOf
+        assert ws.chain.call(balance(admin_address)) == 10_000 - 2_000 - STAKE
+        assert ws.chain.call(balance(incentives.address)) == 2_000 + STAKE
+    human = fedledger("rewards", "-w", path)
+    assert f"token {token_address}" in human.stdout
 
 
 def test_amounts_are_checked_before_anything_is_sent(rewarded_ws: RewardedWorkspace) -> None:
