@@ -17,7 +17,7 @@ import pytest
 
 from conftest import Ledger
 from fedledger.audit import PayoutAudit, audit_payouts, verify_task
-from fedledger.audit.incentives import median_contribution, replay_payouts
+from fedledger.audit.incentives import ChainFacts, chain_facts, median_contribution, replay_payouts
 from fedledger.chain import IncentivesClient, TrainingTaskClient
 from fedledger.chain.events import LedgerEvent, ValidationClosed
 from fedledger.chain.incentive_events import Claimed, ContributionsPosted, RewardCredited, RoundSettled, Slashed
@@ -31,7 +31,7 @@ class Scenario:
     task_events: list[LedgerEvent]
     incentive_events: list[LedgerEvent]
     block: int
-    times: dict[int, int]  # block -> time, for every block up to the scenario's end
+    facts: ChainFacts
 
     def member(self, i: int) -> str:
         return self.rw.ledger.members[i].address
@@ -70,16 +70,14 @@ def _scenario(ledger: Ledger) -> Scenario:
     rw.inc(0).claim()
     scored_round(rw, honest())
     block = ledger.chain.block_number
-    times = {b: ledger.chain.timestamp(b) for b in range(1, block + 1)}
-    return Scenario(rw, ledger.task.events(to_block=block), rw.incentives.events(to_block=block), block, times)
+    incentive_events = rw.incentives.events(to_block=block)
+    facts = chain_facts(ledger.chain, ledger.task, incentive_events)
+    return Scenario(rw, ledger.task.events(to_block=block), incentive_events, block, facts)
 
 
-def _replay(s: Scenario, incentive_events: list[LedgerEvent], times: dict[int, int] | None = None) -> PayoutAudit:
+def _replay(s: Scenario, incentive_events: list[LedgerEvent], facts: ChainFacts | None = None) -> PayoutAudit:
     params, address = s.rw.incentives.params(), s.rw.incentives.address
-    threshold = s.rw.ledger.params.acceptance_threshold
-    audit, _ = replay_payouts(
-        params, s.task_events, incentive_events, address, s.times if times is None else times, threshold
-    )
+    audit, _ = replay_payouts(params, s.task_events, incentive_events, address, facts or s.facts)
     return audit
 
 
@@ -214,11 +212,22 @@ def test_posts_and_settlements_keep_to_the_contribution_window(settled: Scenario
     ), early.discrepancies
     post = events[dropped]
     closed = next(e for e in settled.task_events if isinstance(e, ValidationClosed) and e.round_id == 2)
-    late_times = settled.times | {post.block_number: closed.aggregate_deadline + PARAMS.contribution_window + 1}
-    late = _replay(settled, events, late_times)
+    times = {**settled.facts.times, post.block_number: closed.aggregate_deadline + PARAMS.contribution_window + 1}
+    late = _replay(settled, events, replace(settled.facts, times=times))
     assert [str(d) for d in late.discrepancies] == [
         f"round 2, member {settled.member(3)}: contributions posted after the contribution window closed at "
         f"{closed.aggregate_deadline + PARAMS.contribution_window}"
+    ]
+
+
+def test_a_validator_posts_only_for_the_updates_it_was_assigned(settled: Scenario) -> None:
+    """Without committees a validator is assigned every update but its own: read from the task, and checked."""
+    who = settled.member(1)
+    assert settled.facts.assignments[(2, who)] == [0, 2, 3]
+    narrowed = {**settled.facts.assignments, (2, who): [0, 3]}  # as if a committee had left update 2 out
+    audit = _replay(settled, settled.incentive_events, replace(settled.facts, assignments=narrowed))
+    assert [str(d) for d in audit.discrepancies] == [
+        f"round 2, member {who}: validator posted a contribution for update 2, which it was not assigned to score"
     ]
 
 

@@ -6,7 +6,7 @@ Checked, each discrepancy named by round and member:
 
 - contributions are posted only for finalized rounds, before they settle and within the contribution window after
   the round's aggregation deadline, once per validator, by a validator that scored the round, for accepted updates
-  other than its own, in increasing order, each value in 0..10000;
+  it was assigned to score (its committee seats, or all but its own), in increasing order, each value in 0..10000;
 - a settled round was finalized and settles once, while the window is open only once every scorer posted; its
   budget is min(reward per round, the pool at that point);
 - each accepted update is credited once, to its committer, with the median of the values posted for it (0 when
@@ -52,7 +52,15 @@ from fedledger.chain.task import TrainingTaskClient, indices_of
 from fedledger.chain.task_records import SCORE_SCALE
 from fedledger.exceptions import FedLedgerError
 
-__all__ = ["TRUSTED", "PayoutAudit", "audit_payouts", "median_contribution", "replay_payouts"]
+__all__ = [
+    "TRUSTED",
+    "ChainFacts",
+    "PayoutAudit",
+    "audit_payouts",
+    "chain_facts",
+    "median_contribution",
+    "replay_payouts",
+]
 
 TRUSTED = (
     "the validators' posted contribution values: each validator measures them on its own private validation split, "
@@ -123,11 +131,33 @@ class _Books:
         return self.funded + self.slashed - self.allocated
 
 
+@dataclass(frozen=True)
+class ChainFacts:
+    """What the replay needs besides the events, read from the chain (:func:`chain_facts`)."""
+
+    times: Mapping[int, int]  # block -> time, for every block where contributions were posted or a round settled
+    acceptance_threshold: int  # the task's
+    assignments: Mapping[tuple[int, str], Sequence[int]]  # (round, validator) -> the updates it may score
+
+
+def chain_facts(chain: Chain, task: TrainingTaskClient, incentive_events: Sequence[LedgerEvent]) -> ChainFacts:
+    """The block times, the task's acceptance threshold and each poster's assignments (the task's committee draw, or
+    every update but its own) the replay of ``incentive_events`` needs."""
+    posts = [e for e in incentive_events if isinstance(e, ContributionsPosted)]
+    timed = {e.block_number for e in incentive_events if isinstance(e, ContributionsPosted | RoundSettled)}
+    return ChainFacts(
+        times={block: chain.timestamp(block) for block in sorted(timed)},
+        acceptance_threshold=task.params().acceptance_threshold,
+        assignments={(e.round_id, e.validator): task.assignments_of(e.round_id, e.validator) for e in posts},
+    )
+
+
 class _PayoutReplay:
     """The task's and the incentives' events, applied in chain order."""
 
-    def __init__(self, params: IncentiveParams, audit: PayoutAudit, times: Mapping[int, int], threshold: int) -> None:
-        self.params, self.audit, self.fail, self.times, self.threshold = params, audit, audit.fail, times, threshold
+    def __init__(self, params: IncentiveParams, audit: PayoutAudit, facts: ChainFacts) -> None:
+        self.params, self.audit, self.fail, self.facts = params, audit, audit.fail, facts
+        self.times, self.threshold = facts.times, facts.acceptance_threshold
         self.scores: dict[tuple[int, int], list[int]] = defaultdict(list)
         self.harmful_slashed: set[tuple[int, int]] = set()
         self.window_end: dict[int, int] = {}
@@ -202,6 +232,10 @@ class _PayoutReplay:
                 continue
             if self.committer[r].get(i) == who:
                 self.fail(f"validator posted a contribution for its own update {i}", **where)
+            elif i not in self.facts.assignments.get((r, who), ()):
+                self.fail(
+                    f"validator posted a contribution for update {i}, which it was not assigned to score", **where
+                )
             if value > SCORE_SCALE:
                 self.fail(f"contribution {value} for update {i} is over {SCORE_SCALE}", **where)
             self.posted[(r, i)].append(value)
@@ -347,14 +381,11 @@ def replay_payouts(
     task_events: Sequence[LedgerEvent],
     incentive_events: Sequence[LedgerEvent],
     address: str,
-    times: Mapping[int, int],
-    acceptance_threshold: int,
+    facts: ChainFacts,
 ) -> tuple[PayoutAudit, _Books]:
-    """Replay the events of a task and of its incentives together, in chain order; the audit and the books.
-    ``times`` gives the time of each block where contributions were posted or a round settled;
-    ``acceptance_threshold`` is the task's."""
+    """Replay the events of a task and of its incentives together, in chain order; the audit and the books."""
     audit = PayoutAudit(incentives=address)
-    replay = _PayoutReplay(params, audit, times, acceptance_threshold)
+    replay = _PayoutReplay(params, audit, facts)
     for event in sorted([*task_events, *incentive_events], key=lambda e: (e.block_number, e.log_index)):
         replay.apply(event)
     replay.finish()
@@ -366,8 +397,7 @@ def audit_payouts(
 ) -> PayoutAudit:
     """The payout audit of ``task`` (whose stake gate is its Incentives contract), up to ``block``: ``task_events``
     are the task's events up to that block. Never raises for a discrepancy."""
-    task_params = task.params()
-    gate = task_params.stake_gate
+    gate = task.params().stake_gate
     incentives = IncentivesClient(chain, gate)
     try:
         bound, params = incentives.task_address, incentives.params()
@@ -380,10 +410,7 @@ def audit_payouts(
         audit = PayoutAudit(incentives=gate)
         audit.fail(f"the task's stake gate {gate} pays for another task ({bound})")
         return audit
-    timed = {e.block_number for e in events if isinstance(e, ContributionsPosted | RoundSettled)}
-    times = {block: chain.timestamp(block) for block in sorted(timed)}
-    threshold = task_params.acceptance_threshold
-    audit, books = replay_payouts(params, task_events, events, incentives.address, times, threshold)
+    audit, books = replay_payouts(params, task_events, events, incentives.address, chain_facts(chain, task, events))
     _check_state(incentives, books, audit, block)
     return audit
 
