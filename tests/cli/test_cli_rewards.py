@@ -24,7 +24,18 @@ from helpers.incentives import PARAMS, STAKE, Rewarded, honest, post_all, reward
 NAMES = ("admin", "alice", "bob", "carol")
 ROUND_1 = [1_000, 2_000, 3_000, 4_000]  # every validator posts the same values: the medians
 FUNDING = 2_500
-REPORT_KEYS = {"task", "address", "incentives", "block", "currency", "reward_per_round", "pool", "rounds", "members"}
+REPORT_KEYS = {
+    "task",
+    "address",
+    "incentives",
+    "block",
+    "currency",
+    "reward_per_round",
+    "pool",
+    "rounds",
+    "settlements",
+}
+REPORT_KEYS |= {"members"}
 MEMBER_KEYS = {"address", "org", "contributions", "earned", "claimed", "unclaimed", "stake", "slashed"}
 
 
@@ -116,6 +127,10 @@ def test_rewards_shows_the_pool_and_each_members_contributions_against_the_chain
         "staked": 4 * STAKE,
     }
     assert report["rounds"] == {"finalized": [1, 2, 3], "settled": [1, 2], "unsettled": [3]}
+    assert report["settlements"] == [
+        {"round": 1, "budget": 1_000, "allocated": 1_000, "total_contribution": 10_000},
+        {"round": 2, "budget": 1_000, "allocated": sum(round_2), "total_contribution": 3_500},
+    ]
     rows = {m["address"]: m for m in report["members"]}
     assert set(rows) == set(rewarded_ws.addresses.values())
     with Workspace.load(rewarded_ws.path) as ws:
@@ -137,6 +152,7 @@ def test_rewards_shows_the_pool_and_each_members_contributions_against_the_chain
     assert human.code == 0, human.stderr
     assert f"available {FUNDING - allocated}" in human.stdout
     assert "not settled yet [3]" in human.stdout
+    assert f"round 2: budget 1000, allocated {sum(round_2)} (total contribution 3500)" in human.stdout
     assert "Alice" in human.stdout and "2: 500 → 142" in human.stdout
 
 

@@ -68,6 +68,15 @@ def rewards_report(ws: Workspace, task_name: str) -> dict[str, Any]:
             "settled": settled,
             "unsettled": [r for r in finalized if r not in set(settled)],
         },
+        "settlements": [
+            {
+                "round": e.round_id,
+                "budget": e.budget,
+                "allocated": e.allocated,
+                "total_contribution": e.total_contribution,
+            }
+            for e in records.settlements
+        ],
         "members": _member_rows(ws, incentives, records, block),
     }
 
@@ -135,6 +144,11 @@ def _print_report(report: dict[str, Any]) -> None:
         f"rounds: {len(rounds['finalized'])} finalized, settled {rounds['settled'] or '-'}, "
         f"not settled yet {rounds['unsettled'] or '-'}"
     )
+    for e in report["settlements"]:
+        console.print(
+            f"  round {e['round']}: budget {e['budget']}, allocated {e['allocated']} "
+            f"(total contribution {e['total_contribution']})"
+        )
     table = Table(
         "member", "org", "contribution (round: value → amount)", "earned", "claimed", "unclaimed", "stake", "slashed"
     )
