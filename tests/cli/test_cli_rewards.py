@@ -177,7 +177,7 @@ def test_claim_pays_once_then_is_refused_by_name(rewarded_ws: RewardedWorkspace)
     assert human.code == 0 and human.stdout.strip() == f"claimed {400 + 285} for {rewarded_ws.addresses['carol']}"
 
 
-def test_a_non_member_cannot_claim_and_stake_stays_until_the_task_ended(rewarded_ws: RewardedWorkspace) -> None:
+def test_a_non_member_cannot_claim_and_stake_is_withdrawn_after_the_task_ended(rewarded_ws: RewardedWorkspace) -> None:
     path = rewarded_ws.path
     eve = fedledger("key", "new", "eve", "-w", path, "--json").json()["address"]
     with Workspace.load(path) as ws:
@@ -187,6 +187,17 @@ def test_a_non_member_cannot_claim_and_stake_stays_until_the_task_ended(rewarded
     assert "incentives: caller is not a member" in refused.message
     early = fedledger("rewards", "withdraw", "--as", "alice", "-w", path)
     assert early.code == 7 and "incentives: task not ended" in early.message
+    with Workspace.load(path) as ws:  # all three rounds closed: the task ended, and its dispute window passes
+        IncentivesClient(ws.chain, rewarded_ws.incentives, ws.account("admin", PASSWORD)).mark_ended()
+        ws.chain.advance_time(PARAMS.dispute_window)
+    withdrawn = fedledger("rewards", "withdraw", "--as", "alice", "-w", path, "--json").json()
+    assert (withdrawn["member"], withdrawn["amount"]) == (rewarded_ws.addresses["alice"], STAKE)
+    again = fedledger("rewards", "withdraw", "--as", "alice", "-w", path)
+    assert again.code == 7 and "incentives: no stake" in again.message
+    row = next(
+        m for m in fedledger("rewards", "-w", path, "--json").json()["members"] if m["address"] == withdrawn["member"]
+    )
+    assert row["stake"] == 0
 
 
 def test_a_task_without_incentives_is_refused_by_name(rewarded_ws: RewardedWorkspace) -> None:
