@@ -10,8 +10,10 @@ from collections import defaultdict
 from typing import Annotated, Any
 
 import typer
+from eth_account.signers.local import LocalAccount
 from rich.table import Table
 
+from fedledger.chain.connection import TxResult
 from fedledger.chain.incentives import IncentiveRecords, IncentivesClient
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import ConfigError
@@ -26,7 +28,7 @@ TaskOpt = Annotated[str, typer.Option("--task", help="Task name in the workspace
 AmountArg = Annotated[int, typer.Argument(help="Amount in the pool's smallest unit (wei, or the token's base unit).")]
 
 
-def task_incentives(ws: Workspace, task_name: str, account: Any = None) -> IncentivesClient:
+def task_incentives(ws: Workspace, task_name: str, account: LocalAccount | None = None) -> IncentivesClient:
     """The Incentives contract of a workspace's task; :class:`ConfigError` for a task created without incentives."""
     task = ws.task(task_name)
     gate = task.params().stake_gate
@@ -238,7 +240,7 @@ def withdraw(
     _say(result, json_out, f"withdrew a stake of {amount} for {account.address}")
 
 
-def _tx_result(task: str, incentives: IncentivesClient, member: str, tx: Any, amount: int) -> Any:
+def _tx_result(task: str, incentives: IncentivesClient, member: str, tx: TxResult, amount: int) -> dict[str, Any]:
     return {
         "task": task,
         "incentives": incentives.address,
