@@ -148,6 +148,10 @@ def test_rewards_shows_the_pool_and_each_members_contributions_against_the_chain
             assert row["unclaimed"] == chain_view.earned(row["address"])
             assert (row["stake"], row["slashed"]) == (STAKE, 0) == (chain_view.stake_of(row["address"]), 0)
         assert report["pool"]["available"] == chain_view.pool()
+    credited = fedledger("ledger", "events", "--name", "RewardCredited", "-w", rewarded_ws.path, "--json").json()
+    assert [(e["round_id"], e["index"], e["amount"]) for e in credited] == [
+        (r, i, amount) for r, amounts in ((1, [100, 200, 300, 400]), (2, round_2)) for i, amount in enumerate(amounts)
+    ]
     human = fedledger("rewards", "-w", rewarded_ws.path)
     assert human.code == 0, human.stderr
     assert f"available {FUNDING - allocated}" in human.stdout
