@@ -1,5 +1,7 @@
 """Audit: independent verification of tasks from chain events and blobs."""
 
-from fedledger.audit.verify import Discrepancy, VerificationReport, verify_task
+from fedledger.audit.discrepancy import Discrepancy
+from fedledger.audit.incentives import TRUSTED, PayoutAudit, audit_payouts
+from fedledger.audit.verify import VerificationReport, verify_task
 
-__all__ = ["Discrepancy", "VerificationReport", "verify_task"]
+__all__ = ["TRUSTED", "Discrepancy", "PayoutAudit", "VerificationReport", "audit_payouts", "verify_task"]

@@ -21,6 +21,8 @@ Re-derives, without trusting any node's word:
   share reveal matches its committed hash, and the finalized model is the one the
   published messages unmask to (``secagg.recompute_aggregate``: the sum of the
   committed masked inputs, masks removed with the revealed shares).
+- payouts (tasks with incentives): every credit, claim and slash re-derived from the posted
+  contributions and the pool's books (:mod:`fedledger.audit.incentives`, which says what it trusts).
 
 A committed blob that is over the store's size limit or malformed is named in the report's ``refused``
 list (the rules leave such an update out, so it is no discrepancy by itself) and the audit goes on: it
@@ -34,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fedledger.audit.discrepancy import Discrepancy
+from fedledger.audit.incentives import PayoutAudit, audit_payouts
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.events import (
@@ -76,24 +80,6 @@ from fedledger.store import BlobStore, BlobTooLarge, decode_tensors
 __all__ = ["Discrepancy", "VerificationReport", "verify_task"]
 
 
-@dataclass(frozen=True)
-class Discrepancy:
-    round_id: int | None
-    member: str | None
-    hash: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = []
-        if self.round_id is not None:
-            where.append(f"round {self.round_id}")
-        if self.member:
-            where.append(f"member {self.member}")
-        if self.hash:
-            where.append(f"hash {self.hash}")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
-
-
 @dataclass
 class VerificationReport:
     task: str
@@ -104,6 +90,8 @@ class VerificationReport:
     discrepancies: list[Discrepancy] = field(default_factory=list)
     refused: list[Discrepancy] = field(default_factory=list)
     """Committed blobs that are oversized or malformed: named, and left out as the rules leave them out."""
+    payouts: PayoutAudit | None = None
+    """The payout audit, for a task with incentives (its discrepancies are among the report's too)."""
 
     @property
     def ok(self) -> bool:
@@ -120,6 +108,7 @@ class VerificationReport:
             "first_discrepancy": str(self.discrepancies[0]) if self.discrepancies else None,
             "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
             "refused": [asdict(d) | {"text": str(d)} for d in self.refused],
+            "payouts": self.payouts.to_json() if self.payouts is not None else None,
         }
 
 
@@ -189,20 +178,40 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
 
     if task.consortium_address != consortium.address:
         fail(f"task is governed by {task.consortium_address}, not the trusted consortium {consortium.address}")
+    # One block for every read: the rounds and the payouts are audited against the same history.
+    block = chain.block_number
+    events = task.events(to_block=block)
+    _verify_rounds(chain, consortium, task, store, events, report, fail, refuse)
+    if task.params().stake_gate != ZERO_ADDRESS:
+        report.payouts = audit_payouts(chain, task, events, block=block)
+        report.discrepancies.extend(report.payouts.discrepancies)
+    return report
+
+
+def _verify_rounds(
+    chain: Chain,
+    consortium: ConsortiumClient,
+    task: TrainingTaskClient,
+    store: BlobStore,
+    events: list[LedgerEvent],
+    report: VerificationReport,
+    fail: Any,
+    refuse: Any,
+) -> None:
+    """The config, lineage, privacy and every round's blobs and models, from the task's events."""
     params = task.params()
     try:
         config = TaskConfig.from_bytes(store.get(params.config_hash.removeprefix("0x")))
     except (StoreError, ConfigError) as exc:
         fail(f"task config unavailable or invalid: {exc}", h=params.config_hash)
-        return report
+        return
     datasets = _lineage_source(chain, consortium, params.data_registry, params.purpose, config, fail)
     privacy = config.privacy
     if privacy is not None and params.privacy_budget != privacy.budget_micro:
         fail(f"task contract budget {params.privacy_budget} micro-epsilon, its config says {privacy.budget_micro}")
     replay = _Replay(task, store, config, _RoleHistory(consortium.events()), datasets, report, fail, refuse)
-    for event in task.events():
+    for event in events:
         replay.apply(event)
-    return report
 
 
 class _Replay:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import VerificationFailed
+
+if TYPE_CHECKING:
+    from fedledger.audit import PayoutAudit
 
 app = typer.Typer(help="Independent audit of the ledger.", no_args_is_help=True)
 
@@ -19,7 +22,8 @@ def verify(
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Re-derive every round from chain events and blobs; exit non-zero at the first discrepancy.
+    """Re-derive every round (and, for a task with incentives, every payout) from chain events and blobs; exit
+    non-zero at the first discrepancy.
 
     Oversized or malformed committed blobs are listed as refused, and everything else is still checked.
     """
@@ -38,5 +42,21 @@ def verify(
                 f"[green]verified[/]: {report.rounds_checked} finalized rounds, {report.updates_checked} updates, "
                 f"{report.models_checked} models match the ledger{left_out}"
             )
+        if report.payouts is not None:
+            _print_payouts(report.payouts)
     if not report.ok:
         raise VerificationFailed(str(report.discrepancies[0]))
+
+
+def _print_payouts(payouts: PayoutAudit) -> None:
+    from fedledger.audit import TRUSTED
+
+    verdict = "[green]payouts verified[/]" if payouts.ok else "[red]payouts disputed[/]"
+    unsettled = f"; rounds not settled yet: {payouts.unsettled_rounds}" if payouts.unsettled_rounds else ""
+    console.print(
+        f"{verdict}: {payouts.rounds_settled} settled rounds, {payouts.credits_checked} credits, "
+        f"{payouts.claims_checked} claims, {payouts.slashes_checked} slashes re-derived from the ledger{unsettled}"
+    )
+    for d in payouts.discrepancies:
+        console.print(f"  [red]discrepancy[/]: {escape(str(d))}")
+    console.print(f"  trusted: {TRUSTED}")

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from fedledger.chain.consortium import MemberStatus, Role
+from fedledger.chain.incentives import IncentivesClient
 from fedledger.chain.task import Phase
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.workspace import Workspace
@@ -83,7 +84,11 @@ def ledger_events(ws: Workspace, from_block: int = 0) -> list[dict[str, Any]]:
     if ws.config.consortium:
         events += ws.consortium().events(from_block=from_block)
     for name in sorted(ws.config.tasks):
-        events += ws.task(name).events(from_block=from_block)
+        task = ws.task(name)
+        events += task.events(from_block=from_block)
+        gate = task.params().stake_gate
+        if int(gate, 16):  # the task's incentives: its pool, contributions, credits, claims and slashes
+            events += IncentivesClient(ws.chain, gate).events(from_block=from_block)
     events.sort(key=lambda e: (e.block_number, e.log_index))
     return [e.to_json() for e in events]
 
