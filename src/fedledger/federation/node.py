@@ -328,9 +328,7 @@ class MemberNode:
     def train_and_commit(self, info: RoundInfo) -> None:
         """Train this round's update, store its blob and commit its hash (refusals raise :class:`TrainingRefused`)."""
         started = time.perf_counter()
-        duties = self.incentives
-        if duties is not None:  # a slash since the round's stake check would have the commitment refused
-            duties.require_stake(Role.TRAINER, info.round_id)
+        self._require_stake(Role.TRAINER, info.round_id)
         update, meta, n, epsilon = self.local_update(info)
         # Local work (training, clipping, encoding), reported so round overhead can be told apart from training.
         train_seconds = round(time.perf_counter() - started, 4)
@@ -352,6 +350,7 @@ class MemberNode:
         """Score the round's updates this member's committee seats hold, and submit the scores."""
         config = self.config
         r = info.round_id
+        self._require_stake(Role.VALIDATOR, r)
         global_params, _ = self.global_model(info.global_model)
         spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
         scores: list[int | None] = []
@@ -486,6 +485,14 @@ class MemberNode:
         return data.X_val, data.y_val
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _require_stake(self, role: Role, round_id: int) -> None:
+        """Top the stake up for every role this member holds before acting in ``role``: a slash since the round's
+        stake check would have the action refused."""
+        duties = self.incentives
+        if duties is not None:
+            view = self.view
+            duties.require_stake(view.roles if view is not None else int(role), round_id)
 
     def _own_data(self) -> LocalData:
         """This member's data; a node without data only aggregates and moves phases on, never trains or scores."""
