@@ -81,7 +81,7 @@ def incentives_summary(config: TaskConfig, nodes: Sequence[MemberNode]) -> dict[
         }
         for node in nodes
     ]
-    return {
+    summary: dict[str, Any] = {
         "measured": True,
         "contract": incentives.address,
         "method": config.incentives.contribution_method,
@@ -94,3 +94,12 @@ def incentives_summary(config: TaskConfig, nodes: Sequence[MemberNode]) -> dict[
         "rounds_settled": rounds,
         "members": members,
     }
+    privacy = config.privacy
+    if privacy is not None and privacy.mode == "client":
+        summary["caveat"] = (
+            f"client-level DP adds noise of multiplier {privacy.noise_multiplier:.3g} at clip {privacy.clip_norm:g} to "
+            "every update, far above what one round's training moves it: the contributions measured are mostly "
+            "that noise, and a free rider's or an attacker's noisy update can be accepted and paid (run with "
+            "--dp-epsilon 0 to see contributions without it)"
+        )
+    return summary
