@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import Role
+from fedledger.chain.events import ScoresSubmitted
 from fedledger.chain.incentives import IncentiveParams, IncentivesClient
 from fedledger.chain.task import MemberView, Phase, RoundInfo, TrainingTaskClient
 from fedledger.exceptions import InvalidState, UpdateRejected
@@ -169,8 +170,8 @@ class IncentiveDuties:
         finalized = info.phase is Phase.FINALIZED
         if finalized and r not in self._posted:
             self._posted.add(r)
-            if self.member.trains and self.member.task.has_scored(r, self.member.address):
-                return self._post(info)
+            if self.member.trains and self.member.task.has_scored(r, self.member.address) and self._post(info):
+                return True
         if r not in self._slashes_checked:
             if self._slash_one(info):
                 return True
@@ -202,9 +203,19 @@ class IncentiveDuties:
     # -- contributions -------------------------------------------------------------------
 
     def _post(self, info: RoundInfo) -> bool:
-        """Measure and post this validator's contributions for a finalized round it scored (once)."""
+        """Measure and post this validator's contributions for a finalized round it scored (once). A blob the store
+        cannot give now defers the post to a later step: a validator posts nothing rather than a 0 it did not
+        measure."""
         r, me = info.round_id, self.member.address
         if self.incentives.has_posted(r, me):
+            return False
+        if self.incentives.chain.timestamp() > info.aggregate_deadline + self.params.contribution_window:
+            return self._missed(r, "incentives: contribution window closed")
+        updates = self.member.task.updates(r)
+        missing = [i for i in info.accepted if not self.member.store.has(updates[i].update_hash.removeprefix("0x"))]
+        if missing:
+            self._posted.discard(r)
+            log.warning("%s defers its contributions for round %d: blobs %s unavailable", self.member.name, r, missing)
             return False
         started = time.perf_counter()
         measured = self.measure(info)
@@ -213,11 +224,15 @@ class IncentiveDuties:
         try:
             self.incentives.post_contributions(r, values)
         except InvalidState as exc:
-            log.warning("%s could not post its contributions for round %d: %s", self.member.name, r, exc)
-            self.member.emit("contribution-missed", r, reason=exc.reason)
-            return True
+            return self._missed(r, exc.reason)
         seconds = round(time.perf_counter() - started, 4)
         self.member.emit("contribution", r, values={str(i): v for i, v in values.items()}, seconds=seconds)
+        return True
+
+    def _missed(self, round_id: int, reason: str) -> bool:
+        """Report a post that can no longer be made; the node goes on (the round settles without it)."""
+        log.warning("%s could not post its contributions for round %d: %s", self.member.name, round_id, reason)
+        self.member.emit("contribution-missed", round_id, reason=reason)
         return True
 
     def measure(self, info: RoundInfo) -> dict[int, int]:
@@ -276,11 +291,15 @@ class IncentiveDuties:
     def _slash_validator(self, info: RoundInfo) -> bool:
         r, task = info.round_id, self.member.task
         f, call = self.incentives.contract.functions, self.incentives.chain.call
-        scorers = sorted({v for seats in task.scorers_of(r) for v in seats})
+        # Who scored, from the round's score events: the task's own seat lists leave a distrusted validator out.
+        updates = task.updates(r)
+        first = min((u.block_number for u in updates), default=0)
+        events = task.events(from_block=first) if updates else []
+        scorers = sorted({e.validator for e in events if isinstance(e, ScoresSubmitted) and e.round_id == r})
         for v in scorers:
             if not task.reputation_of(v).distrusted or r <= int(call(f.validator_slashed_round(v))):
                 continue
-            if not task.has_scored(r, v) or not self.incentives.stake_of(v):
+            if not self.incentives.stake_of(v):
                 continue
             if self._attempt(
                 "slash-validator", r, functools.partial(self.incentives.slash_validator, v, r), validator=v
