@@ -256,17 +256,7 @@ def _run(
     if sim.registry is None:
         raise ConfigError("the demo task has a purpose, so its consortium must have a data registry")
     registered = _register_datasets(ws, sim.registry, nodes, hospitals.protected)
-    member_rows = [
-        {
-            "name": node.name,
-            "address": node.account.address,
-            "examples": int(len(hospitals.datas[k].y_train)),
-            "malicious": behaviors[k] is not None and k >= setup.members - setup.malicious,
-            "free_rider": setup.members - setup.malicious - setup.free_riders <= k < setup.members - setup.malicious,
-            "behavior": getattr(behaviors[k], "name", "honest"),
-        }
-        for k, node in enumerate(nodes)
-    ]
+    member_rows = _member_rows(nodes, hospitals, behaviors, setup)
     result = DemoResult(workspace=str(ws.root), members=member_rows, setup=_setup_row(setup, config))
     result.datasets = [
         {
@@ -311,6 +301,25 @@ def _run(
     result.verification = report.to_json()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _member_rows(
+    nodes: Sequence[Any], hospitals: _Hospitals, behaviors: Sequence[CoalitionMember | None], setup: _Setup
+) -> list[dict[str, Any]]:
+    """Who each hospital is in the summary: its examples and behaviour (the malicious ones last, the free riders
+    just before them)."""
+    honest = setup.members - setup.malicious
+    return [
+        {
+            "name": node.name,
+            "address": node.account.address,
+            "examples": int(len(hospitals.datas[k].y_train)),
+            "malicious": behaviors[k] is not None and k >= honest,
+            "free_rider": honest - setup.free_riders <= k < honest,
+            "behavior": getattr(behaviors[k], "name", "honest"),
+        }
+        for k, node in enumerate(nodes)
+    ]
 
 
 def _members(
