@@ -334,9 +334,11 @@ class IncentiveSettings:
         _check_integer("trainer_slash_bps", self.trainer_slash_bps, high=BASIS_POINTS)
         _check_integer("validator_slash_bps", self.validator_slash_bps, high=BASIS_POINTS)
         token = self.reward_token
-        if not isinstance(token, str) or (token and not (token.startswith("0x") and is_address(token))):
+        if not isinstance(token, str) or (
+            token and not (token.startswith("0x") and is_address(token) and int(token, 16) != 0)
+        ):
             raise ConfigError(
-                f"task config: reward_token must be empty (native currency) or a 0x address, got {token!r}"
+                f"task config: reward_token must be empty (native currency) or a token's 0x address, got {token!r}"
             )
         if self.enabled:
             parse_choice(
