@@ -151,3 +151,20 @@ def test_a_member_tops_its_stake_up_to_what_its_roles_require(rw: Rewarded, tmp_
     assert inc.stake_of(member.address) == STAKE
     assert member.events[-1].action == "stake"
     assert not duties.top_up_stake(member.view)  # once per round
+
+
+def test_a_post_the_contract_refuses_for_any_reason_is_reported_and_the_node_goes_on(
+    rw: Rewarded, tmp_path: Path
+) -> None:
+    r = scored_round(rw, honest())
+    duties, member = duties_of(rw, 1, tmp_path, trains=True)
+    for u in rw.ledger.task.updates(r):  # a file under each committed hash: measure() below does not read it
+        path = member.store.path_of(u.update_hash.removeprefix("0x"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    duties.measure = lambda info: dict.fromkeys(range(4), 20_000)  # type: ignore[method-assign]
+    assert duties.step()
+    assert member.events[-1].action == "contribution-missed"
+    assert member.events[-1].details["reason"] == "incentives: contribution out of range"
+    assert not rw.incentives.has_posted(r, member.address)
+    assert not duties.step()  # not retried: the round waits for its window, as it would for a validator offline

@@ -36,7 +36,7 @@ from fedledger.chain.consortium import Role
 from fedledger.chain.events import ScoresSubmitted
 from fedledger.chain.incentives import IncentiveParams, IncentivesClient
 from fedledger.chain.task import MemberView, Phase, RoundInfo, TrainingTaskClient
-from fedledger.exceptions import InvalidState, UpdateRejected
+from fedledger.exceptions import ContractRevert, InvalidState, UpdateRejected
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.engine import CLOSED
 from fedledger.federation.rules import check_update, registered_rows
@@ -223,7 +223,7 @@ class IncentiveDuties:
         values = {i: v for i, v in measured.items() if i in assigned}
         try:
             self.incentives.post_contributions(r, values)
-        except InvalidState as exc:
+        except ContractRevert as exc:  # the window closed, or the contract disagrees: either way the node goes on
             return self._missed(r, exc.reason)
         seconds = round(time.perf_counter() - started, 4)
         self.member.emit("contribution", r, values={str(i): v for i, v in values.items()}, seconds=seconds)
