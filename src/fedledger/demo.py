@@ -38,12 +38,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from fedledger.attacks import CoalitionMember
 from fedledger.audit import verify_task
 from fedledger.chain.events import RoundAborted, UpdateFlagged
 from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient
 from fedledger.data.classify.model import ColumnClassifier
 from fedledger.data.classify.scan import scan_table
 from fedledger.data.registration import RegisteredDataset, Registrations, register_table
+from fedledger.demo_rewards import demo_incentives, incentives_summary
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.rules import verdict
@@ -87,6 +89,8 @@ class DemoResult:
     final_accuracy: float = 0.0
     centralized_accuracy: float = 0.0
     verification: dict[str, Any] = field(default_factory=dict)
+    # What the task paid each member by measured contribution (fedledger.demo_rewards.incentives_summary)
+    incentives: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +106,7 @@ class DemoResult:
             "rounds": self.rounds,
             "rejected": [{"round": r["round"], **rej} for r in self.rounds for rej in r["rejected"]],
             "verification": self.verification,
+            "incentives": self.incentives,
             "seconds": round(self.seconds, 2),
         }
 
@@ -120,23 +125,42 @@ def run_demo(
     dp_epsilon: float | None = None,
     secure_aggregation: bool = False,
     profile: str = "few-silos",
+    free_riders: int = 0,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
 ) -> DemoResult:
     """Run the demo consortium; returns what the summary shows. ``fedledger demo`` turns
-    ``secure_aggregation`` on by default; this API keeps plain, validated rounds unless asked."""
+    ``secure_aggregation`` on by default; this API keeps plain, validated rounds unless asked. In validated rounds
+    the task pays rewards by measured contribution (:mod:`fedledger.demo_rewards`); ``free_riders`` hospitals
+    (before the malicious ones) submit the global model back and train nothing."""
     if members < 3:
         raise ConfigError(f"the demo needs at least 3 hospitals, got --members {members}")
     if not 0 <= malicious < members / 2:
         raise ConfigError(
             f"malicious hospitals must be fewer than half the consortium: --malicious {malicious} of {members}"
         )
+    if free_riders < 0 or members - malicious - free_riders < 2:
+        raise ConfigError(
+            f"the demo needs at least 2 honest hospitals: --free-riders {free_riders} and --malicious {malicious} "
+            f"of {members}"
+        )
     started = time.perf_counter()
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
     ws = Workspace.create(root, chain=ChainSpec(), scrypt_n=2**14)
     try:
         setup = _Setup(
-            members, rounds, attack, malicious, rule, committee, seed, dp_epsilon, secure_aggregation, scoring, profile
+            members,
+            rounds,
+            attack,
+            malicious,
+            rule,
+            committee,
+            seed,
+            dp_epsilon,
+            secure_aggregation,
+            scoring,
+            profile,
+            free_riders,
         )
         return _run(ws, setup, on_round, on_event, started)
     finally:
@@ -156,6 +180,7 @@ class _Setup:
     secure_aggregation: bool = False
     scoring: str = "relative"
     profile: str = "few-silos"  # a handful of hospitals that all train every round
+    free_riders: int = 0
 
 
 def add_patient_identifiers(path: Path, *, seed: int) -> dict[str, list[str]]:
@@ -216,24 +241,22 @@ def _run(
     hospitals = _hospital_data(ws, setup)
     config, model_spec = _task_config(setup, hospitals)
     # What the members train on; the pooled baseline keeps the clean data.
-    member_datas, behaviors = attacking_members(hospitals.datas, config, setup.attack, setup.malicious, seed=setup.seed)
+    member_datas, behaviors = _members(hospitals.datas, config, setup)
+    pool = setup.rounds * config.incentives.reward_per_round
     sim = create_consortium(
-        ws, config=config, datas=member_datas, password=password, behaviors=behaviors, on_event=on_event
+        ws,
+        config=config,
+        datas=member_datas,
+        password=password,
+        behaviors=behaviors,
+        on_event=on_event,
+        reward_pool=pool,
     )
     task, store, nodes = sim.task, sim.store, sim.nodes
     if sim.registry is None:
         raise ConfigError("the demo task has a purpose, so its consortium must have a data registry")
     registered = _register_datasets(ws, sim.registry, nodes, hospitals.protected)
-    member_rows = [
-        {
-            "name": node.name,
-            "address": node.account.address,
-            "examples": int(len(hospitals.datas[k].y_train)),
-            "malicious": behaviors[k] is not None,
-            "behavior": getattr(behaviors[k], "name", "honest"),
-        }
-        for k, node in enumerate(nodes)
-    ]
+    member_rows = _member_rows(nodes, hospitals, behaviors, setup)
     result = DemoResult(workspace=str(ws.root), members=member_rows, setup=_setup_row(setup, config))
     result.datasets = [
         {
@@ -273,10 +296,45 @@ def _run(
     result.centralized_accuracy = float(pooled.evaluate(X_test, y_test))
     result.final_accuracy = result.rounds[-1]["accuracy"] if result.rounds else 0.0
     result.privacy = _privacy_summary(config, task, nodes)
+    result.incentives = incentives_summary(config, nodes)
     report = verify_task(ws.chain, sim.consortium.address, task.address, store)
     result.verification = report.to_json()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _member_rows(
+    nodes: Sequence[Any], hospitals: _Hospitals, behaviors: Sequence[CoalitionMember | None], setup: _Setup
+) -> list[dict[str, Any]]:
+    """Who each hospital is in the summary: its examples and behaviour (the malicious ones last, the free riders
+    just before them)."""
+    honest = setup.members - setup.malicious
+    return [
+        {
+            "name": node.name,
+            "address": node.account.address,
+            "examples": int(len(hospitals.datas[k].y_train)),
+            "malicious": behaviors[k] is not None and k >= honest,
+            "free_rider": honest - setup.free_riders <= k < honest,
+            "behavior": getattr(behaviors[k], "name", "honest"),
+        }
+        for k, node in enumerate(nodes)
+    ]
+
+
+def _members(
+    datas: Sequence[LocalData], config: TaskConfig, setup: _Setup
+) -> tuple[list[LocalData], list[CoalitionMember | None]]:
+    """What each hospital trains on and how it behaves: the last ``malicious`` run the attack, the ``free_riders``
+    before them send the global model back."""
+    member_datas, behaviors = attacking_members(datas, config, setup.attack, setup.malicious, seed=setup.seed)
+    if setup.free_riders:
+        first = setup.members - setup.malicious
+        riders, rider_behaviors = attacking_members(
+            member_datas[:first], config, "free-rider", setup.free_riders, seed=setup.seed
+        )
+        member_datas[:first], behaviors[:first] = riders, rider_behaviors
+    return member_datas, behaviors
 
 
 @dataclass(frozen=True)
@@ -338,6 +396,7 @@ def _task_config(setup: _Setup, hospitals: _Hospitals) -> tuple[TaskConfig, dict
         dp_epsilon=setup.dp_epsilon,
         secure_aggregation=setup.secure_aggregation,
         extra={"standardizer": hospitals.scaler.to_dict()},
+        **demo_incentives(secure_aggregation=setup.secure_aggregation),
     )
     return config, model_spec
 
@@ -378,6 +437,7 @@ def _setup_row(setup: _Setup, config: TaskConfig) -> dict[str, Any]:
         "max_rejection": config.max_rejection,
         "min_mean_score": config.min_mean_score,
         "committee": setup.committee,
+        "free_riders": setup.free_riders,
         "secure_aggregation": setup.secure_aggregation,
         # Under secure aggregation updates are masked: no validator can score one, so none is screened.
         "per_update_validation": not setup.secure_aggregation,

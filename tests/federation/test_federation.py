@@ -209,8 +209,9 @@ def test_verify_catches_a_forged_commitment_from_a_non_member(demo: tuple[Path, 
         ws.fund(outsider.address)
         rogue = ConsortiumClient.deploy(ws.chain, outsider, org="Rogue", roles=Role.ADMIN | Role.TRAINER)
         real = ws.task()
-        # The rogue task checks no data registry (the real one would refuse the outsider's dataset).
-        unchecked = replace(real.params(), data_registry=ZERO_ADDRESS, purpose=ZERO_HASH)
+        # The rogue task checks no data registry (the real one would refuse the outsider's dataset), and asks for no
+        # stake (the real task's Incentives contract would refuse the unstaked outsider).
+        unchecked = replace(real.params(), data_registry=ZERO_ADDRESS, purpose=ZERO_HASH, stake_gate=ZERO_ADDRESS)
         forged = TrainingTaskClient.deploy(ws.chain, outsider, rogue.address, unchecked)
         forged.open_round()
         forged.commit_update(1, "0x" + "ab" * 32, 10)

@@ -31,6 +31,15 @@ AttackOpt = Annotated[
     ),
 ]
 MaliciousOpt = Annotated[int, typer.Option(help="How many hospitals are malicious.")]
+FreeRidersOpt = Annotated[
+    int,
+    typer.Option(
+        "--free-riders",
+        min=0,
+        help="How many hospitals free-ride (send the global model back, train nothing); with "
+        "--no-secure-aggregation the rewards table shows they earn nothing.",
+    ),
+]
 RuleOpt = Annotated[
     str,
     typer.Option(
@@ -85,6 +94,7 @@ def demo(
     rounds: RoundsOpt = 8,
     attack: AttackOpt = "sign-flip",
     malicious: MaliciousOpt = 1,
+    free_riders: FreeRidersOpt = 0,
     rule: RuleOpt = "auto",
     profile: ProfileOpt = "few-silos",
     committee: CommitteeOpt = 0,
@@ -94,7 +104,8 @@ def demo(
     secure_aggregation: SecureAggregationOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it."""
+    """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it. In validated rounds
+    (--no-secure-aggregation) the task pays each hospital by its measured contribution."""
     from fedledger.demo import run_demo
 
     _check_choices(attack=attack, rule=rule, scoring=scoring, profile=profile, workspace=workspace)
@@ -113,6 +124,7 @@ def demo(
             dp_epsilon=dp_epsilon or None,
             secure_aggregation=secure_aggregation,
             profile=profile,
+            free_riders=free_riders,
             on_round=_round_printer(out),
         )
     data = result.to_json()
@@ -190,6 +202,7 @@ def _print_summary(result: DemoResult, data: Mapping[str, Any], *, attack: str, 
     else:
         console.print(f"rejected updates           {len(rejected)}")
         console.print(_robustness_line(result.setup))
+    _print_rewards(result.incentives, result.members)
     v = result.verification
     verdict = "[green]verified[/]" if v["ok"] else f"[red]FAILED[/]: {v['first_discrepancy']}"
     console.print(
@@ -200,6 +213,36 @@ def _print_summary(result: DemoResult, data: Mapping[str, Any], *, attack: str, 
         f"workspace                  {result.workspace}  (try `fedledger audit verify -w {result.workspace}`)"
     )
     console.print(f"time                       {result.seconds:.1f} s")
+
+
+def _print_rewards(incentives: Mapping[str, Any], members: list[dict[str, Any]]) -> None:
+    """Each hospital's settled contributions and rewards, or why there are none."""
+    if not incentives.get("measured"):
+        console.print(f"rewards                    not measured: {incentives.get('reason', 'no incentives')}")
+        return
+    behavior = {m["name"]: m["behavior"] for m in members}
+    table = Table(
+        "member", "behavior", "contribution per round (bps)", "earned", "stake", "slashed",
+        title=f"Rewards ({incentives['method']}, {_units(incentives['reward_per_round'])} a round)",
+    )  # fmt: skip
+    for m in incentives["members"]:
+        per_round = " ".join("-" if c is None else str(c) for c in m["contributions"].values())
+        table.add_row(
+            m["member"], behavior.get(m["member"], "?"), per_round, _units(m["earned"]), _units(m["stake"]),
+            _units(m["slashed"]),
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"reward pool                funded {_units(incentives['funded'])}, paid {_units(incentives['paid_out'])}, "
+        f"slashed into it {_units(incentives['slashed'])}, left {_units(incentives['pool_left'])}"
+    )
+    if incentives.get("caveat"):
+        console.print(f"[yellow]rewards under DP[/]           {incentives['caveat']}")
+
+
+def _units(wei: int) -> str:
+    """An amount of the dev chain's currency in whole units (wei / 10^18)."""
+    return f"{wei / 10**18:.4f}"
 
 
 def _print_privacy(privacy: Mapping[str, Any], spent: Mapping[str, str]) -> None:

@@ -29,10 +29,20 @@ def create(
             "used when the config names a purpose)."
         ),
     ] = None,
+    fund: Annotated[
+        int,
+        typer.Option(
+            "--fund",
+            min=0,
+            help="Fund the task's reward pool with this amount (smallest unit of the pool's currency or token), "
+            "from the creating account; needs incentives in the config (reward_per_round).",
+        ),
+    ] = 0,
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Create a task: config and initial model go to the store, their hashes on chain."""
+    """Create a task: config and initial model go to the store, their hashes on chain. A config with incentives
+    also gets its Incentives contract (reward pool, stakes), named by the task as its stake gate."""
     from fedledger.federation.config_file import load_task_config
     from fedledger.federation.setup import create_task
 
@@ -41,19 +51,24 @@ def create(
         if name in ws.config.tasks:
             raise ConfigError(f"this workspace already has a task named {name!r}")
         registry = data_registry or (ws.config.data_registry if config.purpose else None) or None
-        client = create_task(ws, ws.account(as_key), ws.store(), config, name, data_registry=registry)
+        client = create_task(ws, ws.account(as_key), ws.store(), config, name, data_registry=registry, reward_pool=fund)
+        gate = client.params().stake_gate
         result = {
             "name": name,
             "address": client.address,
             "config_hash": client.params().config_hash,
             "initial_model": client.latest_model,
             "store": ws.store().url,
+            "incentives": None if int(gate, 16) == 0 else gate,
+            "reward_pool": fund,
         }
     if json_out:
         print_json(result)
     else:
         console.print(f"task {name} created at {result['address']}")
         console.print(f"  others join it with: fedledger task join {result['address']}")
+        if result["incentives"]:
+            console.print(f"  incentives (reward pool {fund}, stakes) at {result['incentives']}")
 
 
 @task_app.command("join")

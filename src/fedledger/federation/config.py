@@ -22,6 +22,7 @@ import numpy as np
 from eth_utils import is_address
 
 from fedledger.chain.encoding import ZERO_HASH
+from fedledger.chain.incentives import IncentiveParams
 from fedledger.chain.registry import purpose_id
 from fedledger.chain.task import ZERO_ADDRESS, TaskParams
 from fedledger.exceptions import AggregationError, BadInput, ConfigError
@@ -49,6 +50,7 @@ from fedledger.federation.profiles import (
     Profile,
 )
 from fedledger.federation.sections import (
+    IncentiveSettings,
     PipelineSettings,
     PrivacySettings,
     ReputationSettings,
@@ -57,6 +59,7 @@ from fedledger.federation.sections import (
     TimingSettings,
     TrainingSettings,
 )
+from fedledger.incentives.contribution import DEFAULT_CONTRIBUTION_METHOD
 from fedledger.learning.aggregation import aggregate, resolve_optimizer_params
 from fedledger.store.safejson import loads_bounded
 
@@ -87,6 +90,16 @@ _OMITTED_WHEN_UNSET: dict[str, Any] = {
     "server_optimizer_params": {},
     "evaluation_board": "",
     "min_approvals": 0,
+    # Incentives (IncentiveSettings): a task without them hashes as if they did not exist.
+    "contribution_method": "",
+    "reward_per_round": 0,
+    "reward_token": "",
+    "trainer_stake": 0,
+    "validator_stake": 0,
+    "trainer_slash_bps": 0,
+    "validator_slash_bps": 0,
+    "contribution_window": IncentiveParams.contribution_window,
+    "dispute_window": IncentiveParams.dispute_window,
 }
 """Settings left out of the canonical bytes while at these values: a config that does not use one hashes as if the
 setting did not exist, so configs committed on chain without it keep their hash."""
@@ -116,7 +129,8 @@ class TaskConfig:
     sha256 is the ``config_hash`` every task holds on chain: equal settings must give equal bytes for as long as
     tasks live. So the fields stay flat, with the constructor keywords of the same names, and the settings are also
     exposed grouped and typed, as read-only views built once from the fields: :attr:`training`, :attr:`pipeline`,
-    :attr:`robustness`, :attr:`dp`, :attr:`secagg` and :attr:`timing` (:mod:`fedledger.federation.sections`).
+    :attr:`robustness`, :attr:`dp`, :attr:`secagg`, :attr:`timing` and :attr:`incentives`
+    (:mod:`fedledger.federation.sections`).
 
     Settings left ``None`` or ``"auto"`` are resolved at construction from the :attr:`profile`
     (:mod:`fedledger.federation.profiles`), secure aggregation and DP, and the resolved value is stored, so the
@@ -206,12 +220,26 @@ class TaskConfig:
     # The Bulletin contract (0x address) where members post the hash of their metrics blob for each round
     # (fedledger.federation.evaluation); empty: none. create_task deploys one when the config names none.
     evaluation_board: str = ""
+    # Incentives (IncentiveSettings; validated rounds only): on when reward_per_round or a stake is above 0.
+    # Amounts in the pool's smallest unit, native currency (reward_token empty) or the ERC-20 at reward_token.
+    # contribution_method empty: fedledger.incentives.DEFAULT_CONTRIBUTION_METHOD when incentives are on.
+    contribution_method: str = ""
+    reward_per_round: int = 0
+    reward_token: str = ""
+    trainer_stake: int = 0
+    validator_stake: int = 0
+    trainer_slash_bps: int = 0
+    validator_slash_bps: int = 0
+    contribution_window: int = IncentiveParams.contribution_window  # seconds after a round's aggregation deadline
+    dispute_window: int = IncentiveParams.dispute_window  # seconds after the task's end before stakes come back
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         profile = PROFILES[parse_choice(ProfileName, self.profile, field="profile", what="profile")]
         for name, value in self._unset_defaults(profile).items():
             object.__setattr__(self, name, value)  # frozen: resolved once, so the committed config states it
+        if self.contribution_method == "" and self.incentives_on:
+            object.__setattr__(self, "contribution_method", str(DEFAULT_CONTRIBUTION_METHOD))
         self._check_sections()
         self._check_across_sections()
 
@@ -244,7 +272,7 @@ class TaskConfig:
     def _check_sections(self) -> None:
         """Build each typed view (each checks its own fields), then store the parsed modes and resolved optimizer
         parameters in the flat fields."""
-        _ = (self.training, self.pipeline, self.secagg, self.timing)
+        _ = (self.training, self.pipeline, self.secagg, self.timing, self.incentives)
         dp, robustness = self.dp, self.robustness
         resolved = {
             "profile": robustness.profile,
@@ -298,6 +326,12 @@ class TaskConfig:
             raise ConfigError("task config: secure aggregation has no per-update scoring, so no validator committees")
         if robustness.min_approvals:
             raise ConfigError("task config: secure aggregation has no per-update scoring, so min_approvals must be 0")
+        if self.incentives.enabled:
+            raise ConfigError(
+                "task config: secure aggregation hides every individual update, so no validator can measure an "
+                "update's contribution, and its contract takes no stake gate: set reward_per_round, trainer_stake "
+                "and validator_stake to 0, or turn secure_aggregation off"
+            )
         for name, why in _SECURE_REFUSES.items():
             if robustness.per_update_rules[name]:
                 raise ConfigError(f"task config: {why}, so {name} must be false")
@@ -378,6 +412,27 @@ class TaskConfig:
             self.proposal_quorum,
             self.committee_size,
         )
+
+    @functools.cached_property
+    def incentives(self) -> IncentiveSettings:
+        """Rewards by measured contribution, stake and slashing."""
+        return IncentiveSettings(
+            contribution_method=self.contribution_method,
+            reward_per_round=self.reward_per_round,
+            reward_token=self.reward_token,
+            trainer_stake=self.trainer_stake,
+            validator_stake=self.validator_stake,
+            trainer_slash_bps=self.trainer_slash_bps,
+            validator_slash_bps=self.validator_slash_bps,
+            contribution_window=self.contribution_window,
+            dispute_window=self.dispute_window,
+        )
+
+    @property
+    def incentives_on(self) -> bool:
+        """Whether the task pays rewards or requires a stake (read from the flat fields, before the view is built)."""
+        amounts = (self.reward_per_round, self.trainer_stake, self.validator_stake)
+        return any(isinstance(a, int) and not isinstance(a, bool) and a > 0 for a in amounts)
 
     @functools.cached_property
     def privacy(self) -> TaskPrivacy | None:

@@ -32,6 +32,7 @@ from typing import Any, cast
 import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
 
+from fedledger.chain.consortium import Role
 from fedledger.chain.events import UpdateCommitted
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import ZERO_ADDRESS, MemberView, RoundInfo, TrainingTaskClient, UpdateInfo
@@ -47,6 +48,8 @@ from fedledger.exceptions import (
 from fedledger.federation.behavior import Behavior, Honest, Scorer
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.engine import CLOSED, RoundEngine, RoundMode, ValidatedRounds
+from fedledger.federation.incentive_duties import IncentiveDuties
+from fedledger.federation.incentives import task_incentives
 from fedledger.federation.rules import aggregate_round, check_update, previous_global_params, registered_rows
 from fedledger.federation.secure_node import SecureRounds
 from fedledger.learning import (
@@ -137,6 +140,7 @@ class MemberNode:
         """Rounds that opened with this member distrusted as a trainer: it does not train in them."""
         self._state_dir = state_dir
         self._engine: RoundEngine[Any] | None = None
+        self._duties: IncentiveDuties | None | bool = False  # False: not looked up yet
 
     # -- configuration -------------------------------------------------------------
 
@@ -196,9 +200,25 @@ class MemberNode:
         """This member's view of the task read by the last step (None before the first)."""
         return None if self._engine is None else self._engine.view
 
+    @property
+    def incentives(self) -> IncentiveDuties | None:
+        """This member's incentive duties (:mod:`fedledger.federation.incentive_duties`); None when the task has no
+        incentives (its contract names no stake gate)."""
+        if self._duties is False:
+            gate = task_incentives(self.task, self.account)
+            self._duties = None if gate is None else IncentiveDuties(self, gate, wall_clock=time.time)
+        return self._duties if isinstance(self._duties, IncentiveDuties) else None
+
     def step(self) -> bool:
-        """Do what this member owes in the current round; True if it acted (:meth:`RoundEngine.step`)."""
-        return self.engine.step()
+        """Do what this member owes: first a stake it lacks for a new round, then its duty in the current round
+        (:meth:`RoundEngine.step`), and when the round asks nothing of it, an incentive duty of a closed round
+        (contributions, settlement, slashing); True if it acted."""
+        duties = self.incentives
+        if duties is not None and duties.top_up_stake(self.view):
+            return True
+        if self.engine.step():
+            return True
+        return duties is not None and duties.step()
 
     def done(self) -> bool:
         """True once the task's last round is closed."""
@@ -308,6 +328,7 @@ class MemberNode:
     def train_and_commit(self, info: RoundInfo) -> None:
         """Train this round's update, store its blob and commit its hash (refusals raise :class:`TrainingRefused`)."""
         started = time.perf_counter()
+        self._require_stake(Role.TRAINER, info.round_id)
         update, meta, n, epsilon = self.local_update(info)
         # Local work (training, clipping, encoding), reported so round overhead can be told apart from training.
         train_seconds = round(time.perf_counter() - started, 4)
@@ -329,6 +350,7 @@ class MemberNode:
         """Score the round's updates this member's committee seats hold, and submit the scores."""
         config = self.config
         r = info.round_id
+        self._require_stake(Role.VALIDATOR, r)
         global_params, _ = self.global_model(info.global_model)
         spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
         scores: list[int | None] = []
@@ -457,7 +479,20 @@ class MemberNode:
         model = self.adapter(global_params)
         return dp.train(model, data.X_train, data.y_train, epochs=self.config.local_epochs, seed=seed).params
 
+    def validation_split(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """The validation rows this member scores and measures contributions on."""
+        data = self._own_data()
+        return data.X_val, data.y_val
+
     # -- helpers --------------------------------------------------------------------------
+
+    def _require_stake(self, role: Role, round_id: int) -> None:
+        """Top the stake up for every role this member holds before acting in ``role``: a slash since the round's
+        stake check would have the action refused."""
+        duties = self.incentives
+        if duties is not None:
+            view = self.view
+            duties.require_stake(view.roles if view is not None else int(role), round_id)
 
     def _own_data(self) -> LocalData:
         """This member's data; a node without data only aggregates and moves phases on, never trains or scores."""

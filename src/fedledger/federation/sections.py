@@ -13,12 +13,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils import is_address
+
+from fedledger.chain.incentives import IncentiveParams
+from fedledger.chain.task_records import ZERO_ADDRESS
 from fedledger.exceptions import BadInput, ConfigError
-from fedledger.federation.modes import AggregationRule, DpMode, ProfileName, Scoring, ServerOptimizer
+from fedledger.federation.modes import (
+    AggregationRule,
+    DpMode,
+    ProfileName,
+    Scoring,
+    ServerOptimizer,
+    parse_choice,
+)
+from fedledger.incentives.contribution import ContributionMethod
 from fedledger.privacy.accounting import budget_to_micro
 
 __all__ = [
     "BASIS_POINTS",
+    "IncentiveSettings",
     "MAX_FRAC_BITS",
     "MAX_SECAGG_THRESHOLD",
     "PipelineSettings",
@@ -291,3 +304,68 @@ class TimingSettings:
             "committee_size",
         ):
             _check_integer(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class IncentiveSettings:
+    """Rewards, stake and slashing (:mod:`fedledger.chain.incentives`): on when ``reward_per_round`` or a stake is
+    above 0. Amounts are in the pool's smallest unit: wei of the native currency (``reward_token`` empty) or of the
+    ERC-20 at ``reward_token``. Each round's validators measure every accepted update's contribution with
+    ``contribution_method`` (:mod:`fedledger.incentives.contribution`) and post it within ``contribution_window``
+    seconds of the round's aggregation deadline; a settled round pays at most ``reward_per_round`` out of the pool
+    in proportion to the median contributions. A trainer whose update every validator scored below the threshold
+    loses ``trainer_slash_bps`` of its stake, a distrusted validator ``validator_slash_bps``; stakes come back
+    ``dispute_window`` seconds after the task's last round."""
+
+    contribution_method: str
+    reward_per_round: int
+    reward_token: str
+    trainer_stake: int
+    validator_stake: int
+    trainer_slash_bps: int
+    validator_slash_bps: int
+    contribution_window: int
+    dispute_window: int
+
+    def __post_init__(self) -> None:
+        for name in ("reward_per_round", "trainer_stake", "validator_stake", "dispute_window"):
+            _check_integer(name, getattr(self, name))
+        _check_integer("contribution_window", self.contribution_window, low=1)
+        _check_integer("trainer_slash_bps", self.trainer_slash_bps, high=BASIS_POINTS)
+        _check_integer("validator_slash_bps", self.validator_slash_bps, high=BASIS_POINTS)
+        token = self.reward_token
+        if not isinstance(token, str) or (
+            token and not (token.startswith("0x") and is_address(token) and int(token, 16) != 0)
+        ):
+            raise ConfigError(
+                f"task config: reward_token must be empty (native currency) or a token's 0x address, got {token!r}"
+            )
+        if self.enabled:
+            parse_choice(
+                ContributionMethod, self.contribution_method, field="contribution_method", what="contribution method"
+            )
+            return
+        for name in ("contribution_method", "reward_token", "trainer_slash_bps", "validator_slash_bps"):
+            if getattr(self, name):
+                raise ConfigError(
+                    f"task config: {name} is set but the task has no incentives (reward_per_round, trainer_stake "
+                    "and validator_stake are 0)"
+                )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the task pays rewards or requires a stake."""
+        return bool(self.reward_per_round or self.trainer_stake or self.validator_stake)
+
+    def chain_params(self) -> IncentiveParams:
+        """What the task's Incentives contract is created with."""
+        return IncentiveParams(
+            reward_per_round=self.reward_per_round,
+            token=self.reward_token or ZERO_ADDRESS,
+            trainer_stake=self.trainer_stake,
+            validator_stake=self.validator_stake,
+            trainer_slash_bps=self.trainer_slash_bps,
+            validator_slash_bps=self.validator_slash_bps,
+            contribution_window=self.contribution_window,
+            dispute_window=self.dispute_window,
+        )

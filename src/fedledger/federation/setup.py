@@ -21,6 +21,7 @@ from fedledger.attacks import Coalition, CoalitionMember, parse_attack
 from fedledger.chain.bulletin import BulletinClient
 from fedledger.chain.consortium import ConsortiumClient, MemberStatus, Role
 from fedledger.chain.encoding import as_address
+from fedledger.chain.incentives import IncentivesClient
 from fedledger.chain.registry import DataRegistryClient
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.data.prepare import Recipe
@@ -29,6 +30,7 @@ from fedledger.federation.behavior import Behavior
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.consortium_stats import STATS_MEMBERS_KEY, stats_members
 from fedledger.federation.evaluation import task_config
+from fedledger.federation.incentives import fund_pool
 from fedledger.federation.node import LocalData, MemberNode, NodeEvent
 from fedledger.federation.secure import identity_key
 from fedledger.learning import build_model, encode_model
@@ -66,11 +68,18 @@ def create_task(
     name: str = "default",
     *,
     data_registry: str | None = None,
+    reward_pool: int = 0,
 ) -> TrainingTaskClient:
     """Put the config and the initial model in the store and deploy the task for them, checking
     commitments against ``data_registry`` (needed when the config has a purpose) and the config's
     privacy budget. A config without an ``evaluation_board`` gets a Bulletin deployed for it, whose address goes
-    into the config before it is stored (members post their metrics there: :mod:`fedledger.federation.evaluation`)."""
+    into the config before it is stored (members post their metrics there: :mod:`fedledger.federation.evaluation`).
+
+    A config with incentives gets its Incentives contract deployed first, the task gated by it (the task's
+    ``stake_gate``, where members find it: :func:`~fedledger.federation.incentives.task_incentives`), and bound to
+    the task; ``account`` funds its pool with ``reward_pool``."""
+    if reward_pool and not config.incentives.enabled:
+        raise ConfigError("a reward pool needs a task with incentives: set reward_per_round in its config")
     if not config.evaluation_board:
         board = BulletinClient.deploy(ws.chain, account, ws.config.consortium)
         config = dataclasses.replace(config, evaluation_board=board.address)
@@ -86,7 +95,15 @@ def create_task(
     initial = build_model(config.model).get_params()
     initial_hash = store.put(encode_model(initial, config.model, metadata={"round": "0"}))
     params = config.chain_params(initial_hash, data_registry=data_registry)
+    incentives = None
+    if config.incentives.enabled:
+        incentives = IncentivesClient.deploy(ws.chain, account, ws.config.consortium, config.incentives.chain_params())
+        params = dataclasses.replace(params, stake_gate=incentives.address)
     task = TrainingTaskClient.deploy(ws.chain, account, ws.config.consortium, params)
+    if incentives is not None:
+        incentives.bind_task(task.address)
+        if reward_pool:
+            fund_pool(incentives, reward_pool)
     ws.config.tasks[name] = task.address
     ws.save()
     return task
@@ -100,9 +117,11 @@ def create_consortium(
     password: str,
     behaviors: Sequence[Behavior | None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
+    reward_pool: int = 0,
 ) -> SimulatedConsortium:
     """An operator (admin only), one member per data share (trainer, validator, aggregator)
-    with its own encrypted key, a task for ``config``, and a node per member."""
+    with its own encrypted key, a task for ``config`` (its reward pool funded with ``reward_pool`` by the
+    operator), and a node per member."""
     store = ws.store()
     operator = ws.keystore.create("operator", password)
     ws.config.key = "operator"
@@ -123,7 +142,9 @@ def create_consortium(
         ws.fund(account.address)
         members.append(account)
     registry = DataRegistryClient.deploy(ws.chain, operator, consortium.address) if config.purpose else None
-    task = create_task(ws, operator, store, config, data_registry=registry.address if registry else None)
+    task = create_task(
+        ws, operator, store, config, data_registry=registry.address if registry else None, reward_pool=reward_pool
+    )
     behaviors = list(behaviors) if behaviors is not None else [None] * len(datas)
     nodes = [
         MemberNode(

@@ -42,6 +42,7 @@ class Simulation:
             reported = self._report_closed(reported, current)
             if self.nodes[0].done():
                 self._report_closed(reported, current + 1)
+                self._finish_incentives(current)
                 return
             acted = False
             for node in self.nodes:
@@ -62,6 +63,26 @@ class Simulation:
                     else:
                         chain.advance_time(wait)
         raise FedLedgerError(f"simulation did not finish in {self.max_steps} steps")
+
+    def _finish_incentives(self, last: int) -> None:
+        """Once the last round closed, step the live nodes until their incentive duties are done: the last
+        rounds' contributions posted, and every finalized round settled (past its contribution window when a
+        validator never posts: block time is moved there as for a phase deadline)."""
+        live = [node for node in self.nodes if self._alive(node, last) and node.incentives is not None]
+        for _ in range(self.max_steps):
+            acted = False
+            for node in live:
+                acted = node.step() or acted
+            if acted:
+                continue
+            waiting = [n.incentives for n in live if n.incentives is not None and n.incentives.waiting]
+            if not waiting:
+                return
+            chain = self.task.chain
+            if chain.kind == "rpc" and "127.0.0.1" not in chain.location and "localhost" not in chain.location:
+                return  # a real network's clock is nobody's to move: the rounds settle later, by any member
+            chain.advance_time(waiting[0].params.contribution_window + 1)
+        raise FedLedgerError(f"the incentive duties did not finish in {self.max_steps} steps")
 
     def _report_closed(self, reported: int, current: int) -> int:
         """Call ``on_round_closed`` once for every round closed since the last call."""
