@@ -10,7 +10,8 @@ When Flower is installed (the ``bench`` extra, ``flwr==1.42.0``), a second table
 times the functions of ``flwr.server.strategy.aggregate`` for the rules Flower has
 (``aggregate``, ``aggregate_median``, ``aggregate_trimmed_avg``,
 ``aggregate_krum``, ``aggregate_bulyan``) on the same updates, decoded to float32
-(the dtype Flower clients send; every value here is exact in it), with the same
+(the dtype Flower clients send; every value here is exact in it; ``--flower-dtype
+float64`` for double precision), with the same
 parameters (Krum's ``f``, Multi-Krum's ``m`` and example weighting, the trimmed
 fraction), and prints both times, their ratio (below 1: fedledger is faster) and
 the largest difference between the two results in fixed-point steps (LSB), which
@@ -128,15 +129,16 @@ def compare_with_flower(args: argparse.Namespace, updates: list[dict[str, np.nda
     counts = [100 + k for k in range(args.updates)]
     # Flower's layer order does not matter to any of these rules; keep fedledger's sorted-name order.
     layers = [[codec.decode(u[name]) for name in sorted(u)] for u in updates]
-    floats = [[layer.astype(np.float32) for layer in row] for row in layers]
+    floats = [[layer.astype(args.flower_dtype) for layer in row] for row in layers]
     if not all(
         np.array_equal(a, b) for row, frow in zip(layers, floats, strict=True) for a, b in zip(row, frow, strict=True)
     ):
-        print("note: some values are not exact in float32; Flower sees them rounded")
+        print(f"note: some values are not exact in {args.flower_dtype}; Flower sees them rounded")
     results: FlowerResults = list(zip(floats, counts, strict=True))
     calls = flower_calls(args.updates, args.beta)
     wanted = [r for r in args.rules if r in calls and (r != "bulyan" or args.flower_bulyan)]
-    print(f"\nagainst Flower {flwr.__version__} (float32), same updates, median CPU s of {args.repeats} calls")
+    print(f"\nagainst Flower {flwr.__version__} ({args.flower_dtype}), same updates,", end=" ")
+    print(f"median CPU s of {args.repeats} calls")
     print(f"{'rule':<14}{'fedledger s':>12}{'Flower s':>10}{'ratio':>8}{'max diff LSB':>14}")
     for name in ["fedavg", *[r for r in wanted if r != "fedavg"]]:
         flower_fn, params = calls[name]
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--rules", nargs="*", default=sorted(AGGREGATION_RULES))
     parser.add_argument("--no-flower", action="store_true", help="only the table of fedledger's rules")
     parser.add_argument("--only-flower", action="store_true", help="only the comparison with Flower")
+    parser.add_argument("--flower-dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--flower-bulyan", action="store_true", help="also time Flower's aggregate_bulyan")
     args = parser.parse_args()
     updates, reference = make_updates(args.updates, args.params, args.frac_bits, seed=0)
