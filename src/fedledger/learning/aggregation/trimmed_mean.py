@@ -35,11 +35,13 @@ def trimmed_mean(matrix: IntArray, trim: int) -> IntArray:
     n, d = matrix.shape
     if not 0 <= 2 * trim < n:
         raise ValueError(f"cannot trim {trim} from each side of {n} values")
+    if not trim:
+        return _truncated_row_means(matrix.T)  # nothing to select: sum the columns where they lie
     out = np.empty(d, dtype=np.int64)
     for columns, block in column_blocks(matrix, COLUMN_CHUNK):
-        if trim and n <= _SORT_MAX_ROWS:
+        if n <= _SORT_MAX_ROWS:
             block.sort(axis=1)
-        elif trim:
+        else:
             # Two single-point selections: the first leaves the n - trim smallest values left of n - trim,
             # the second moves the trim smallest of those to the front, so trim..n-trim-1 hold the middle.
             block.partition(n - trim, axis=1)
