@@ -1,4 +1,4 @@
-"""Coordinate-wise median and trimmed mean equal a plain sort-and-divide reference, bit for bit.
+"""Median, trimmed mean and Bulyan's closest-to-median mean equal a plain sorted reference, bit for bit.
 
 The kernels pick between a full sort and introselect by the number of updates, sum the trimmed band in int64
 when the magnitudes allow and in exact limbs otherwise, and work on transposed column blocks. None of these
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fedledger.learning.aggregation import _exact, median, trimmed_mean
+from fedledger.learning.aggregation import _exact, bulyan, median, trimmed_mean
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Values at and around every power of two from 2^50 up, where the int64 sum of a band stops being safe.
@@ -123,3 +123,33 @@ def test_a_band_of_equal_extremes_averages_to_itself_without_wrapping(bits: int)
                     got = trimmed_mean.trimmed_mean(matrix, trim).tolist()
                     assert got == [-(2**bits), 2**bits - 1, -(2**bits) + 1], (bits, n, trim, path)
                 assert median.coordinate_median(matrix).tolist() == matrix[0].tolist()
+
+
+def reference_closest_to_median_mean(matrix: np.ndarray, beta: int) -> list[int]:
+    """Per column, in Python ints: grow a window from the sorted middle, nearer side first, left on ties."""
+    theta = matrix.shape[0]
+    out = []
+    for column in np.sort(matrix, axis=0).T:
+        values = [int(v) for v in column]
+        middle = math.trunc(Fraction(values[(theta - 1) // 2] + values[theta // 2], 2))
+        left, right = (theta - 1) // 2 - theta % 2, theta // 2 + theta % 2
+        for _ in range(beta - theta % 2):
+            take_left = left >= 0 and (right >= theta or middle - values[left] <= values[right] - middle)
+            left, right = (left - 1, right) if take_left else (left, right + 1)
+        out.append(math.trunc(Fraction(sum(values[left + 1 : left + 1 + beta]), beta)))
+    return out
+
+
+@given(
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 5)),
+    data=st.data(),
+)
+def test_bulyan_closest_to_median_mean_equals_the_sorted_reference(shape: tuple[int, int], data: st.DataObject) -> None:
+    theta, d = shape
+    cells = data.draw(st.lists(values, min_size=theta * d, max_size=theta * d))
+    matrix = np.array(cells, dtype=np.int64).reshape(theta, d)
+    for beta in range(1, theta + 1):
+        want = reference_closest_to_median_mean(matrix, beta)
+        for block_bytes in (None, 2 * 8 * theta):
+            with selection_path("sort", block_bytes):
+                assert bulyan.closest_to_median_mean(matrix, beta).tolist() == want, (beta, block_bytes)
