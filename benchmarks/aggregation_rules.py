@@ -34,19 +34,20 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.learning import FixedPoint
 from fedledger.learning.aggregation import AGGREGATION_RULES, aggregate
 
-FlowerResults = list[tuple[list[np.ndarray], int]]
+Array = npt.NDArray[Any]
+FlowerResults = list[tuple[list[Array], int]]
 
 
-def make_updates(
-    n: int, d: int, frac_bits: int, seed: int
-) -> tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+def make_updates(n: int, d: int, frac_bits: int, seed: int) -> tuple[list[dict[str, Array]], dict[str, Array]]:
     rng = np.random.default_rng(seed)
     codec = FixedPoint(frac_bits)
     direction = rng.normal(0.0, 0.01, d)
@@ -75,7 +76,7 @@ def krum_f(n: int) -> int:
     return (n - 3) // 2  # fedledger's default: the largest f with n > 2f + 2
 
 
-def flower_calls(n: int, beta: float) -> dict[str, tuple[Callable[[FlowerResults], list[np.ndarray]], dict[str, Any]]]:
+def flower_calls(n: int, beta: float) -> dict[str, tuple[Callable[[FlowerResults], list[Array]], dict[str, Any]]]:
     """Flower's function for each rule it has, and the fedledger params that make fedledger compute the same rule."""
     from flwr.server.strategy import aggregate as flower
 
@@ -96,15 +97,14 @@ def flower_calls(n: int, beta: float) -> dict[str, tuple[Callable[[FlowerResults
     }
 
 
-def time_rules(
-    args: argparse.Namespace, updates: list[dict[str, np.ndarray]], reference: dict[str, np.ndarray]
-) -> None:
+def time_rules(args: argparse.Namespace, updates: list[dict[str, Array]], reference: dict[str, Array]) -> None:
     counts = [100 + k for k in range(args.updates)]
     timings: dict[str, float] = {}
     for name in ["fedavg", *[r for r in args.rules if r != "fedavg"]]:
         spec = AGGREGATION_RULES[name]
         timings[name], _ = cpu_seconds(
-            lambda name=name, spec=spec: aggregate(
+            partial(
+                aggregate,
                 name,
                 updates,
                 counts,
@@ -119,7 +119,7 @@ def time_rules(
         print(f"{name:<20}{seconds:>10.3f}{seconds / timings['fedavg']:>10.1f}")
 
 
-def compare_with_flower(args: argparse.Namespace, updates: list[dict[str, np.ndarray]]) -> None:
+def compare_with_flower(args: argparse.Namespace, updates: list[dict[str, Array]]) -> None:
     try:
         import flwr
     except ImportError:
@@ -143,10 +143,9 @@ def compare_with_flower(args: argparse.Namespace, updates: list[dict[str, np.nda
     for name in ["fedavg", *[r for r in wanted if r != "fedavg"]]:
         flower_fn, params = calls[name]
         ours_s, ours = cpu_seconds(
-            lambda name=name, params=params: aggregate(name, updates, counts, frac_bits=args.frac_bits, params=params),
-            args.repeats,
+            partial(aggregate, name, updates, counts, frac_bits=args.frac_bits, params=params), args.repeats
         )
-        theirs_s, theirs = cpu_seconds(lambda flower_fn=flower_fn: flower_fn(results), args.repeats)
+        theirs_s, theirs = cpu_seconds(partial(flower_fn, results), args.repeats)
         ours_flat = np.concatenate([codec.decode(ours.delta[k]).ravel() for k in sorted(ours.delta)])
         theirs_flat = np.concatenate([np.asarray(t, dtype=np.float64).ravel() for t in theirs])
         diff = float(np.max(np.abs(ours_flat - theirs_flat))) / codec.resolution
