@@ -23,7 +23,7 @@ from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, column
 __all__ = ["coordinate_median", "median_rule"]
 
 _SORT_MAX_ROWS = 64
-"""Up to this many updates NumPy's vectorised sort of a block beats one introselect pass; above, it loses."""
+"""Up to this many updates sorting a block beats one introselect pass, above it loses; both give the same values."""
 
 
 def coordinate_median(matrix: IntArray) -> IntArray:

@@ -27,7 +27,7 @@ __all__ = ["trim_count", "trimmed_mean", "trimmed_mean_rule"]
 
 _INT64_VALUE_BITS = 63
 _SORT_MAX_ROWS = 128
-"""Up to this many updates NumPy's vectorised sort of a block beats two introselect passes; above, it loses."""
+"""Up to this many updates sorting a block beats two introselect passes, above it loses; both give the same values."""
 
 
 def trimmed_mean(matrix: IntArray, trim: int) -> IntArray:
