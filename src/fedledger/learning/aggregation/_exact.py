@@ -25,7 +25,7 @@ kernels here only compute exact integer results:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -47,6 +47,9 @@ FRACTION_BITS = 40
 
 COLUMN_CHUNK = 1 << 15
 """Columns processed at a time by column-wise kernels, to bound temporary memory."""
+
+SELECT_BLOCK_BYTES = 1 << 21
+"""Bytes of one transposed block in :func:`column_blocks`: small enough to stay in cache while it is selected."""
 
 _LIMB16 = 16
 _MASK16 = np.int64(0xFFFF)
@@ -260,6 +263,25 @@ def quantize(weights: Sequence[Fraction]) -> tuple[list[int], int]:
 def isqrt_ratio(num: int, den: int, bits: int = FRACTION_BITS) -> int:
     """``floor(sqrt(num / den) * 2**bits)`` for ``num >= 0``, ``den > 0``, in exact integer arithmetic."""
     return math.isqrt((num << (2 * bits)) // den)
+
+
+def column_blocks(matrix: IntArray, max_columns: int) -> Iterator[tuple[slice, IntArray]]:
+    """The columns of an ``(n, d)`` matrix in blocks, each a fresh C-contiguous ``(columns, n)`` copy.
+
+    Selecting along axis 0 of the row-major matrix makes NumPy gather every column's
+    ``n`` strided values into a buffer and scatter them back, which costs more than the
+    selection itself; a transposed block puts each column's values side by side, so
+    ``partition``/``sort`` along axis 1 work in place on it. Each block holds at most
+    ``max_columns`` columns and about :data:`SELECT_BLOCK_BYTES` bytes, so the extra
+    memory stays bounded whatever ``d`` (the matrix itself may be gigabytes) and the
+    block stays in cache while it is selected and summed. The copies are the caller's
+    to reorder.
+    """
+    n, d = matrix.shape
+    step = max(1, min(max_columns, SELECT_BLOCK_BYTES // (matrix.itemsize * max(n, 1))))
+    for start in range(0, d, step):
+        columns = slice(start, min(d, start + step))
+        yield columns, np.ascontiguousarray(matrix[:, columns].T)
 
 
 def midpoint(low: IntArray, high: IntArray) -> IntArray:

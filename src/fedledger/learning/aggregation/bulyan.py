@@ -29,7 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, combine, midpoint
+from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, column_blocks, combine, midpoint
 from fedledger.learning.aggregation._params import count_param
 from fedledger.learning.aggregation.krum import (
     TooFewUpdates,
@@ -62,8 +62,9 @@ def closest_to_median_mean(matrix: IntArray, beta: int) -> IntArray:
     if not 1 <= beta <= theta:
         raise ValueError(f"beta={beta} out of range for {theta} values")
     out = np.empty(d, dtype=np.int64)
-    for start in range(0, d, COLUMN_CHUNK):
-        ordered = np.sort(matrix[:, start : start + COLUMN_CHUNK], axis=0)
+    for columns, block in column_blocks(matrix, COLUMN_CHUNK):
+        block.sort(axis=1)  # each column's values are contiguous in the transposed block
+        ordered = block.T
         cols = np.arange(ordered.shape[1])
         median = midpoint(ordered[(theta - 1) // 2], ordered[theta // 2]).view(np.uint64)
         left = np.full(ordered.shape[1], (theta - 1) // 2 - (theta % 2), dtype=np.int64)
@@ -79,7 +80,7 @@ def closest_to_median_mean(matrix: IntArray, beta: int) -> IntArray:
             left -= take_left
             right += ~take_left
         window = np.take_along_axis(ordered, left[None, :] + 1 + np.arange(beta)[:, None], axis=0)
-        out[start : start + ordered.shape[1]] = combine(window, [1] * beta, beta)
+        out[columns] = combine(window, [1] * beta, beta)
     return out
 
 

@@ -18,9 +18,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, midpoint
+from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, column_blocks, midpoint
 
 __all__ = ["coordinate_median", "median_rule"]
+
+_SORT_MAX_ROWS = 64
+"""Up to this many updates sorting a block beats one introselect pass, above it loses; both give the same values."""
 
 
 def coordinate_median(matrix: IntArray) -> IntArray:
@@ -28,9 +31,17 @@ def coordinate_median(matrix: IntArray) -> IntArray:
     n, d = matrix.shape
     low, high = (n - 1) // 2, n // 2
     out = np.empty(d, dtype=np.int64)
-    for start in range(0, d, COLUMN_CHUNK):
-        block = np.partition(matrix[:, start : start + COLUMN_CHUNK], [low, high], axis=0)
-        out[start : start + block.shape[1]] = midpoint(block[low], block[high])
+    for columns, block in column_blocks(matrix, COLUMN_CHUNK):
+        if n <= _SORT_MAX_ROWS:
+            block.sort(axis=1)
+            lower, upper = block[:, low], block[:, high]
+        else:
+            # One selection: values left of ``high`` are the ``high`` smallest, so their maximum is the value of
+            # rank ``low`` (a second partition point would cost nearly as much again as the first).
+            block.partition(high, axis=1)
+            upper = block[:, high]
+            lower = upper if low == high else block[:, :high].max(axis=1)
+        out[columns] = midpoint(lower, upper)
     return out
 
 

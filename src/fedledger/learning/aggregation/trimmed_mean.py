@@ -20,10 +20,14 @@ import numpy as np
 
 from fedledger.exceptions import AggregationError
 from fedledger.learning.aggregation._batch import RuleInputs, RuleOutcome
-from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, combine
+from fedledger.learning.aggregation._exact import COLUMN_CHUNK, IntArray, column_blocks, combine, magnitude_bits
 from fedledger.learning.aggregation._params import bounded_fraction, count_param
 
 __all__ = ["trim_count", "trimmed_mean", "trimmed_mean_rule"]
+
+_INT64_VALUE_BITS = 63
+_SORT_MAX_ROWS = 128
+"""Up to this many updates sorting a block beats two introselect passes, above it loses; both give the same values."""
 
 
 def trimmed_mean(matrix: IntArray, trim: int) -> IntArray:
@@ -31,15 +35,32 @@ def trimmed_mean(matrix: IntArray, trim: int) -> IntArray:
     n, d = matrix.shape
     if not 0 <= 2 * trim < n:
         raise ValueError(f"cannot trim {trim} from each side of {n} values")
-    kept = n - 2 * trim
+    if not trim:
+        return _truncated_row_means(matrix.T)  # nothing to select: sum the columns where they lie
     out = np.empty(d, dtype=np.int64)
-    for start in range(0, d, COLUMN_CHUNK):
-        block = matrix[:, start : start + COLUMN_CHUNK]
-        if trim:
-            # After partitioning at both cut points, rows trim..n-trim-1 hold exactly the middle values.
-            block = np.partition(block, [trim - 1, n - trim], axis=0)[trim : n - trim]
-        out[start : start + block.shape[1]] = combine(block, [1] * kept, kept)
+    for columns, block in column_blocks(matrix, COLUMN_CHUNK):
+        if n <= _SORT_MAX_ROWS:
+            block.sort(axis=1)
+        else:
+            # Two single-point selections: the first leaves the n - trim smallest values left of n - trim,
+            # the second moves the trim smallest of those to the front, so trim..n-trim-1 hold the middle.
+            block.partition(n - trim, axis=1)
+            block[:, : n - trim].partition(trim, axis=1)
+        out[columns] = _truncated_row_means(block[:, trim : n - trim])
     return out
+
+
+def _truncated_row_means(rows: IntArray) -> IntArray:
+    """``trunc(mean)`` of each row of an int64 matrix, exactly."""
+    kept = rows.shape[1]
+    # |v| <= 2^bits, so a row's sum stays within kept * 2^bits < 2^63 and the int64 sum is exact. Larger
+    # (hostile) values go through the limb-wise exact combination instead.
+    if magnitude_bits(rows) + kept.bit_length() > _INT64_VALUE_BITS:
+        return combine(rows.T, [1] * kept, kept)
+    quotient, remainder = np.divmod(rows.sum(axis=1), kept)
+    # divmod floors; a negative mean with a remainder rounds up by one to truncate toward zero.
+    truncated: IntArray = quotient + ((remainder != 0) & (quotient < 0))
+    return truncated
 
 
 def trim_count(rule: str, n: int, params: Mapping[str, object]) -> int:
