@@ -10,6 +10,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from fedledger.cli import main
+from fedledger.cli.common import console, err_console
 
 PASSWORD = "cli-test-password-0b7e"
 
@@ -31,6 +32,10 @@ class Run:
 
 
 OUTPUTS: list[str] = []
+
+# rich reads COLUMNS once, when the CLI's consoles are created, and a test process may import the CLI before any
+# run sets it: pin the width the runs ask for, so tables never wrap by import order.
+console.width = err_console.width = 200
 
 
 def fedledger(*args: Any, password: str = PASSWORD, env: dict[str, str] | None = None) -> Run:
