@@ -1,6 +1,6 @@
 """Unauthorized callers: every external state-changing function of every contract refuses them.
 
-One table row per function (Consortium, DataRegistry, Bulletin, TrainingTask, SecureTrainingTask). Each row
+One table row per function (Consortium, DataRegistry, Bulletin, TrainingTask, SecureTrainingTask, Incentives). Each row
 puts the chain in a state where the function *would* succeed (a positive control runs it for a legitimate
 caller at the end), then sends it raw, bypassing the clients' own checks, from:
 
@@ -10,7 +10,9 @@ caller at the end), then sends it raw, bypassing the clients' own checks, from:
   owner).
 
 Each refusal must raise ``NotAuthorized`` with the contract's exact revert string and leave the chain
-unmoved. A meta-test parses the compiled ABIs: a non-view function without a row here fails it.
+unmoved. A meta-test parses the compiled ABIs: a non-view function without a row here fails it, unless it is
+listed in ``PERMISSIONLESS`` (open to anyone by design, each with its reason); a test then shows an outsider's
+call of each of those does exactly what the contract's rules say, refused only by the rules' own reasons.
 
 Embedded chain only, one module-scoped world; each stage of a round is built once and reached again by
 snapshot.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import pytest
@@ -27,14 +30,17 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from conftest import DEFAULT_PARAMS, MEMBER_ROLES, h, refused
-from fedledger.chain import BulletinClient, Chain, ConsortiumClient, Role, TrainingTaskClient
+from fedledger.chain import BulletinClient, Chain, ConsortiumClient, IncentivesClient, Role, TrainingTaskClient
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.embedded import FAUCET_KEY
 from fedledger.chain.registry import DataRegistryClient, purpose_id
-from fedledger.exceptions import NotAuthorized
+from fedledger.exceptions import InvalidState, NotAuthorized
+from helpers.incentives import PARAMS as INCENTIVE_PARAMS
+from helpers.incentives import STAKE
 
-CONTRACTS = ("Consortium", "DataRegistry", "Bulletin", "TrainingTask", "SecureTrainingTask")
-TASK_CONTRACTS = {"task": "TrainingTask", "secure": "SecureTrainingTask"}  # instance key -> contract
+CONTRACTS = ("Consortium", "DataRegistry", "Bulletin", "TrainingTask", "SecureTrainingTask", "Incentives")
+# instance key -> contract; "gated" is the task whose stake gate is the Incentives contract
+TASK_CONTRACTS = {"task": "TrainingTask", "secure": "SecureTrainingTask", "gated": "TrainingTask"}
 SECURE_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=2)
 ALL_ROLES = Role.ADMIN | MEMBER_ROLES
 TRAINERS = ("m0", "m1", "m2", "m3", "trainer_only")  # the active trainers, i.e. every secure round's listed members
@@ -52,6 +58,24 @@ NOT_AGGREGATOR = "task: caller is not an aggregator"
 NOT_AGG_OR_ADMIN = "task: caller is not an aggregator or admin"
 NOT_VAL_OR_AGG = "task: caller is not a validator or aggregator"
 TASK_NOT_ADMIN = "task: caller is not an admin"
+INC_NOT_CREATOR = "incentives: caller is not the creator"
+INC_NOT_MEMBER = "incentives: caller is not a member"
+INC_NOT_SCORER = "incentives: caller did not score the round"
+STAKED = ("m0", "m1", "m2", "m3")  # the gated task's staked members: its trainers and seated validators
+
+# Functions with no caller guard by design: who sends them does not matter, the contract's rules decide.
+PERMISSIONLESS: dict[str, frozenset[str]] = {
+    "Incentives": frozenset(
+        {
+            "fund",  # adds the sender's own money to the pool: any donor is welcome
+            "settle_round",  # credits a finalized round by the posted contributions, once, when the rules allow
+            "slash_trainer",  # only an update the task's scores show clearly harmful, once
+            "slash_validator",  # only a validator the task itself distrusts, once per episode
+            "mark_ended",  # records a fact the task holds: its last round closed
+            "withdraw_stake",  # pays back only the sender's own stake, after the end and dispute window
+        }
+    ),
+}
 
 
 def b32(text: str) -> bytes:
@@ -69,13 +93,16 @@ class World:
     ctx: dict[str, Any] = field(default_factory=dict)  # ids made by the stages
     snaps: dict[str, Any] = field(default_factory=dict)  # stage -> snapshot
 
-    def send(self, caller: str, key: str, fn: str, *args: Any) -> Any:
+    def send(self, caller: str, key: str, fn: str, *args: Any, value: int = 0) -> Any:
         name = TASK_CONTRACTS.get(key, key)
         contract = self.chain.contract(name, self.addr[key])
-        return self.chain.transact(self.who[caller], getattr(contract.functions, fn)(*args))
+        return self.chain.transact(self.who[caller], getattr(contract.functions, fn)(*args), value=value)
 
     def task(self, key: str) -> TrainingTaskClient:
         return TrainingTaskClient(self.chain, self.addr[key], self.who["admin"])
+
+    def incentives(self, caller: str = "admin") -> IncentivesClient:
+        return IncentivesClient(self.chain, self.addr["Incentives"], self.who[caller])
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +242,49 @@ def _secure_aggregate_late(w: World) -> None:
     w.chain.advance_time(DEFAULT_PARAMS.aggregate_duration + 1)
 
 
+# The Incentives world: a one-round task gated by an Incentives contract. In its round m3's update is rejected
+# by every score (clearly harmful), the other three are accepted; the round finalizes, which ends the task.
+
+
+def _inc_unbound(w: World) -> None:
+    inc = IncentivesClient.deploy(w.chain, w.who["admin"], w.addr["Consortium"], INCENTIVE_PARAMS)
+    params = replace(DEFAULT_PARAMS, stake_gate=inc.address, max_rounds=1)
+    w.addr["Incentives"] = inc.address
+    w.addr["gated"] = TrainingTaskClient.deploy(w.chain, w.who["admin"], w.addr["Consortium"], params).address
+
+
+def _inc_bound(w: World) -> None:
+    w.send("admin", "Incentives", "bind_task", w.addr["gated"])
+    w.send("admin", "Incentives", "fund", 5_000, value=5_000)
+    for n in STAKED:
+        w.send(n, "Incentives", "deposit_stake", STAKE, value=STAKE)
+
+
+def _inc_finalized(w: World) -> None:
+    task = {n: w.task("gated").as_(w.who[n]) for n in STAKED}
+    r = w.ctx["r_gated"] = task["m0"].open_round()
+    for i, n in enumerate(STAKED):
+        task[n].commit_update(r, b32(f"gated-{n}"), 100 + i)
+    w.chain.advance_time(DEFAULT_PARAMS.commit_duration + 1)
+    task["m0"].close_commits(r)
+    for j, n in enumerate(STAKED):
+        task[n].submit_scores(r, [None if i == j else 1_000 if i == 3 else 9_000 for i in range(4)])
+    task["m0"].close_validation(r)
+    mask = w.task("gated").round(r).accepted_mask
+    task["m0"].propose_aggregate(r, b32("gated-model"), mask)
+    task["m1"].propose_aggregate(r, b32("gated-model"), mask)
+
+
+def _inc_posted(w: World) -> None:
+    for j, n in enumerate(STAKED):
+        indices = [i for i in range(3) if i != j]
+        w.send(n, "Incentives", "post_contributions", w.ctx["r_gated"], indices, [1_000 * (i + 1) for i in indices])
+
+
+def _inc_settled(w: World) -> None:
+    w.send("m0", "Incentives", "settle_round", w.ctx["r_gated"])
+
+
 STAGES: dict[str, tuple[str, Callable[[World], None]]] = {
     "plain_open": ("base", _plain_open),
     "plain_committed": ("plain_open", _plain_committed),
@@ -232,6 +302,11 @@ STAGES: dict[str, tuple[str, Callable[[World], None]]] = {
     "secure_revealed": ("secure_unmask", _secure_revealed),
     "secure_aggregate": ("secure_revealed", _secure_aggregate),
     "secure_aggregate_late": ("secure_aggregate", _secure_aggregate_late),
+    "inc_unbound": ("base", _inc_unbound),
+    "inc_bound": ("inc_unbound", _inc_bound),
+    "inc_finalized": ("inc_bound", _inc_finalized),
+    "inc_posted": ("inc_finalized", _inc_posted),
+    "inc_settled": ("inc_posted", _inc_settled),
 }
 
 
@@ -257,6 +332,7 @@ class Case:
     args: Callable[[World], tuple[Any, ...]]
     legit: str  # a caller for whom the call succeeds in this stage (positive control)
     refused: tuple[tuple[str, str], ...]  # (caller, exact revert string)
+    value: int = 0  # native currency sent with every call of the row
 
     @property
     def id(self) -> str:
@@ -489,6 +565,45 @@ CASES: tuple[Case, ...] = (
         "admin",
     ),
     _member_only("secure", "close_aggregation", "secure_aggregate_late", "r_secure"),
+    # Incentives: its creator binds the task; active members stake and claim; a round's scorers post.
+    Case(
+        "Incentives",
+        "bind_task",
+        "Incentives",
+        "inc_unbound",
+        lambda w: (w.addr["gated"],),
+        "admin",
+        tuple((c, INC_NOT_CREATOR) for c in ("outsider", "revoked", "m0", "admin2")),  # admin2: not the creator
+    ),
+    Case(
+        "Incentives",
+        "deposit_stake",
+        "Incentives",
+        "inc_bound",
+        lambda w: (STAKE,),
+        "trainer_only",
+        (("outsider", INC_NOT_MEMBER), ("revoked", INC_NOT_MEMBER)),
+        value=STAKE,
+    ),
+    Case(
+        "Incentives",
+        "post_contributions",
+        "Incentives",
+        "inc_finalized",
+        lambda w: (w.ctx["r_gated"], [0, 2], [5_000, 5_000]),
+        "m1",
+        # validator_only and admin: a validator not seated (unstaked) and a member without the role, neither scored
+        tuple((c, INC_NOT_SCORER) for c in ("outsider", "revoked", "validator_only", "admin")),
+    ),
+    Case(
+        "Incentives",
+        "claim",
+        "Incentives",
+        "inc_settled",
+        lambda w: (),
+        "m1",
+        (("outsider", INC_NOT_MEMBER), ("revoked", INC_NOT_MEMBER)),
+    ),
 )
 
 
@@ -507,7 +622,7 @@ def test_unauthorized_callers_are_refused(world: World, case: Case) -> None:
             lambda caller=caller: _chain_state(world, caller),
             NotAuthorized,
             reason,
-            world.send,
+            partial(world.send, value=case.value),
             caller,
             case.key,
             case.fn,
@@ -516,7 +631,7 @@ def test_unauthorized_callers_are_refused(world: World, case: Case) -> None:
         assert exc.function == case.fn
     # Positive control: in this very state the call goes through for a caller holding the role, so the
     # refusals above are the caller's, not the phase's or the arguments'.
-    result = world.send(case.legit, case.key, case.fn, *args)
+    result = world.send(case.legit, case.key, case.fn, *args, value=case.value)
     assert result.receipt["status"] == 1
 
 
@@ -541,6 +656,61 @@ def test_a_revoked_owner_cannot_touch_its_own_dataset(world: World) -> None:
         )
 
 
+# -- permissionless functions: an outsider's call does what the rules say, no more ---------------------------
+
+
+def _credits(w: World) -> tuple[Any, ...]:
+    inc = w.incentives()
+    return (tuple(inc.earned(w.who[n].address) for n in STAKED), inc.pool(), inc.totals())
+
+
+def test_an_outsiders_call_of_a_permissionless_function_follows_the_rules(world: World) -> None:
+    w = world
+    reach(w, "inc_bound")
+    pool = w.incentives().pool()
+    w.send("outsider", "Incentives", "fund", 700, value=700)  # any donor adds to the pool
+    assert w.incentives().pool() == pool + 700
+
+    # settle_round: the outsider's settlement credits exactly what a member's does.
+    reach(w, "inc_posted")
+    r = w.ctx["r_gated"]
+    w.send("m0", "Incentives", "settle_round", r)
+    by_member = _credits(w)
+    reach(w, "inc_posted")
+    w.send("outsider", "Incentives", "settle_round", r)
+    assert _credits(w) == by_member and by_member[0][0] > 0
+    books = lambda: (w.chain.block_number, _credits(w))  # noqa: E731
+    refused(
+        books, InvalidState, "incentives: round already settled", w.send, "outsider", "Incentives", "settle_round", r
+    )
+
+    # slash_trainer: an accepted update is refused by the rule, for the outsider as for a member; the clearly
+    # harmful one (every score below the threshold) is slashed whoever asks.
+    for caller in ("outsider", "m0"):
+        refused(books, InvalidState, "incentives: update accepted", w.send, caller, "Incentives", "slash_trainer", r, 0)
+    w.send("outsider", "Incentives", "slash_trainer", r, 3)
+    inc = w.incentives()
+    harmful = STAKE * INCENTIVE_PARAMS.trainer_slash_bps // 10_000
+    assert (inc.stake_of(w.who["m3"].address), inc.slashed_of(w.who["m3"].address)) == (STAKE - harmful, harmful)
+
+    # slash_validator: a validator the task trusts is not slashed, whoever asks.
+    for caller in ("outsider", "m0"):
+        refused(
+            books, InvalidState, "incentives: validator not distrusted",
+            w.send, caller, "Incentives", "slash_validator", w.who["m1"].address, r,
+        )  # fmt: skip
+
+    # mark_ended records the task's own end (its one round finalized); withdraw_stake then pays back only the
+    # caller's own stake: one without any is refused by that rule, not by who it is.
+    w.send("outsider", "Incentives", "mark_ended")
+    assert inc.ended_at == w.chain.timestamp()
+    w.chain.advance_time(INCENTIVE_PARAMS.dispute_window)
+    for caller in ("outsider", "revoked"):
+        refused(books, InvalidState, "incentives: no stake", w.send, caller, "Incentives", "withdraw_stake")
+    w.send("m1", "Incentives", "withdraw_stake")
+    assert inc.stake_of(w.who["m1"].address) == 0
+
+
 # -- the table is complete -------------------------------------------------------------------------------
 
 
@@ -553,16 +723,23 @@ def _state_changing(name: str) -> set[str]:
 
 
 def test_every_state_changing_function_has_a_refusal_case() -> None:
-    """A new external non-view function, in any shipped contract, needs a row in CASES."""
+    """A new external non-view function, in any shipped contract, needs a row in CASES, or a place in
+    PERMISSIONLESS with the reason it needs no guard; a function is in exactly one of the two."""
     from importlib.resources import files
 
     folder = files("fedledger.chain").joinpath("contracts")
     shipped = sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".vy"))
     assert sorted(CONTRACTS) == shipped, "a contract was added or removed: list it in CONTRACTS and cover it"
+    assert set(PERMISSIONLESS) <= set(CONTRACTS)
     for name in CONTRACTS:
         covered = {c.fn for c in CASES if c.contract == name and c.refused}
+        open_to_all = PERMISSIONLESS.get(name, frozenset())
+        assert not covered & open_to_all, f"{name}: both refused and permissionless: {sorted(covered & open_to_all)}"
         missing = _state_changing(name) - covered
-        assert not missing, f"{name}: no unauthorized-caller case for {sorted(missing)}"
+        assert missing == open_to_all, (
+            f"{name}: no unauthorized-caller case for {sorted(missing - open_to_all)}; "
+            f"listed permissionless but not a state-changing function: {sorted(open_to_all - missing)}"
+        )
         stale = covered - _state_changing(name)
         assert not stale, f"{name}: cases for functions it no longer has: {sorted(stale)}"
     # Every row refuses an outsider; the secure-aggregation functions are covered on a secure task.
