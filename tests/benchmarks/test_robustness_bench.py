@@ -453,6 +453,7 @@ def test_benchmark_setups_are_the_task_profiles_defaults() -> None:
         "max_rejection": 0,
         "min_mean_score": 4_700,
         "reputation_warmup": 5,
+        "min_approvals": 0,
     }
     heart, fmnist = robustness.HEART, robustness.FMNIST_FULL
     assert (heart.scoring, heart.clip_to_median_norm, heart.min_mean_score) == ("relative", True, 4_700)

@@ -384,7 +384,7 @@ def test_the_audit_names_oversized_and_malformed_blobs_and_still_gives_its_verdi
     )
     out = runner.invoke(app, ["audit", "verify", "-w", str(ws.root)])
     assert out.exit_code == 0, out.output
-    assert out.output.count("refused blob") == 2 and "verified" in out.output
+    assert out.output.count("refused blob:") == 2 and "verified" in out.output
     out = runner.invoke(app, ["audit", "verify", "-w", str(ws.root), "--json"])
     assert out.exit_code == 0, out.output
     body = json.loads(out.stdout)
