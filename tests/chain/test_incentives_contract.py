@@ -243,7 +243,7 @@ def test_posting_outside_the_rules_is_refused(rw: Rewarded) -> None:
         state, InvalidArgument, "incentives: indices not increasing", rw.ledger.chain.transact, rw.ledger.members[0], fn
     )
     refused(
-        state, NotAuthorized, "incentives: caller did not score the round",
+        state, NotAuthorized, "incentives: caller is not a member",
         inc.as_(rw.ledger.outsider).post_contributions, r, {1: 1},
     )  # fmt: skip
     rw.inc(0).post_contributions(r, {1: 1, 2: 1})

@@ -592,8 +592,14 @@ CASES: tuple[Case, ...] = (
         "inc_finalized",
         lambda w: (w.ctx["r_gated"], [0, 2], [5_000, 5_000]),
         "m1",
-        # validator_only and admin: a validator not seated (unstaked) and a member without the role, neither scored
-        tuple((c, INC_NOT_SCORER) for c in ("outsider", "revoked", "validator_only", "admin")),
+        # A revoked member no longer sways payouts; validator_only and admin: a validator not seated (unstaked) and
+        # a member without the role, neither scored
+        (
+            ("outsider", INC_NOT_MEMBER),
+            ("revoked", INC_NOT_MEMBER),
+            ("validator_only", INC_NOT_SCORER),
+            ("admin", INC_NOT_SCORER),
+        ),
     ),
     Case(
         "Incentives",

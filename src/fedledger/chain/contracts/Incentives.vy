@@ -246,8 +246,8 @@ def post_contributions(
             round it scored, by increasing index; once per validator and round, before the round's
             aggregation deadline plus the contribution window.
     @dev The aggregation deadline is the latest moment a round can finalize, so every round gets the
-         same window from its last possible finalization. Only validators that submitted scores in the
-         round post: settling early waits for exactly the round's `num_scored` validators. Which
+         same window from its last possible finalization. A member revoked since it scored no longer
+         sways anyone's payout. Only validators that submitted scores in the round post: settling early waits for exactly the round's `num_scored` validators. Which
          updates it may post for is the task's `assignments_of` (its committee's, or every other
          update), read once and walked along the increasing indices: `scorers_of` per update would
          cost a pass over the members for each one.
@@ -255,6 +255,7 @@ def post_contributions(
     @param indices The accepted updates' indices, increasing; each one the caller may score, not its own.
     @param values Their contribution values, in the same order.
     """
+    assert staticcall self.consortium.is_active(msg.sender), "incentives: caller is not a member"
     task: ITask = self._bound()
     r: TaskRound = staticcall task.rounds(round_id)
     assert r.phase == PHASE_FINALIZED, "incentives: round not finalized"
