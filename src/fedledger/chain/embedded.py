@@ -80,9 +80,7 @@ MAX_LEAD_SECONDS = 1.0
 MAX_HOLD_SECONDS = 1.0
 
 # JSON-RPC methods after which the chain may have changed and must be committed.
-_WRITING_METHODS = frozenset(
-    {"eth_sendRawTransaction", "eth_sendTransaction", "evm_mine", "evm_increaseTime", "evm_revert"}
-)
+_WRITING_METHODS = frozenset({"eth_sendTransaction", "evm_mine", "evm_increaseTime", "evm_revert"})
 # Methods that act on the pending block as a whole: a served chain first mines the transactions it holds there.
 _FLUSHING_METHODS = frozenset({"evm_snapshot", "evm_revert", "evm_increaseTime", "eth_sendTransaction"})
 
@@ -298,36 +296,33 @@ class EmbeddedChainProvider(EthereumTesterProvider):
         """This chain's EIP-155 id, drawn at genesis and stored in its database."""
         return int(self.backend.chain_id)
 
-    refuse_reverts = False
-    """Whether a raw transaction that reverts is refused instead of mined (``fedledger chain serve``): the node runs
-    it once in the pending block, keeps it when it succeeds, and otherwise drops it and answers with the revert, so
-    a client need not dry-run every transaction first (half of a served chain's work)."""
+    # A raw transaction that reverts is refused instead of mined, in process as when served: the chain runs it once
+    # in the pending block, keeps it when it succeeds, and otherwise drops it and answers with the revert. A client
+    # then need not dry-run every transaction first (a second full EVM run of each), and the revert it meets is the
+    # one the mined block would meet (same timestamp, same state), not the previous block's.
 
     max_lead: float | None = None
-    """With :attr:`refuse_reverts`, how many seconds past the wall clock a block may be dated
-    (:data:`MAX_LEAD_SECONDS` on a served chain). A transaction that would need a later block waits in the pending
-    block, with any others that arrive meanwhile, until the wall clock catches up (at most
-    :data:`MAX_HOLD_SECONDS`); its sender's ``eth_sendRawTransaction`` answers once it is mined. None: each
-    transaction is mined at once in its own block, dated a second after its parent when need be (the in-process
-    chain, whose simulations move time themselves)."""
+    """How many seconds past the wall clock a block may be dated (:data:`MAX_LEAD_SECONDS` on a served chain).
+    A transaction that would need a later block waits in the pending block, with any others that arrive meanwhile,
+    until the wall clock catches up (at most :data:`MAX_HOLD_SECONDS`); its sender's ``eth_sendRawTransaction``
+    answers once it is mined. None: each transaction is mined at once in its own block, dated a second after its
+    parent when need be (the in-process chain, whose simulations move time themselves)."""
 
     def keep_to_wall_clock(self, max_lead: float = MAX_LEAD_SECONDS) -> None:
-        """Refuse reverting transactions and date no block more than ``max_lead`` s past the wall clock (see
-        :attr:`max_lead`). A chain already ahead (time moved forward before) keeps that lead: it cannot go back."""
+        """Date no block more than ``max_lead`` s past the wall clock (see :attr:`max_lead`). A chain already ahead
+        (time moved forward before) keeps that lead: it cannot go back."""
         with self.lock:
-            self.refuse_reverts = True
             self.max_lead = float(max_lead)
             head = self.backend.chain.get_canonical_head()
             self.backend.time_offset = max(0.0, head.timestamp - time.time())
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         if method == "eth_sendRawTransaction":
-            refusal = self._foreign_transaction(params)
+            transaction, refusal = self._decode_for_this_chain(params)
             if refusal is not None:
                 return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32000, "message": refusal}}
-            if self.refuse_reverts:
-                with self.lock:
-                    return self._send_unless_reverted(params)
+            with self.lock:
+                return self._send_unless_reverted(transaction)
         with self.lock:
             if method in _FLUSHING_METHODS:
                 self._mine_held()
@@ -351,23 +346,25 @@ class EmbeddedChainProvider(EthereumTesterProvider):
                 self._call_cache[key] = response
             return response
 
-    def _foreign_transaction(self, params: Any) -> str | None:
-        """Why a raw transaction is refused for its chain id, or None when it is signed for this chain.
+    def _decode_for_this_chain(self, params: Any) -> tuple[Any, str | None]:
+        """A raw transaction decoded, and why it is refused for its chain id (None when it is signed for this chain).
 
         py-evm executes a signed transaction whatever chain id it names, so the check is here: one signed
         for another chain (or for none, replayable anywhere) is refused as geth refuses it.
         """
         try:
             raw = bytes(HexBytes(params[0]))
-            transaction = self.backend.chain.get_vm().get_transaction_builder().decode(raw)
+            transaction = self.backend.chain.get_transaction_builder().decode(raw)
         except Exception as exc:  # noqa: BLE001 - any undecodable input is refused, with its cause
-            return f"invalid transaction: cannot decode it ({type(exc).__name__}: {exc})"
+            return None, f"invalid transaction: cannot decode it ({type(exc).__name__}: {exc})"
         signed_for = getattr(transaction, "chain_id", None)
         if signed_for is None:
-            return "only replay-protected (EIP-155) transactions are accepted: this one names no chain id"
+            return None, "only replay-protected (EIP-155) transactions are accepted: this one names no chain id"
         if signed_for != self.chain_id:
-            return f"invalid chain id for signer: the transaction is signed for chain {signed_for}, not {self.chain_id}"
-        return None
+            return None, (
+                f"invalid chain id for signer: the transaction is signed for chain {signed_for}, not {self.chain_id}"
+            )
+        return transaction, None
 
     def advance_time(self, seconds: int) -> None:
         """Move block time forward (mines one block), for tests and simulations."""
@@ -385,14 +382,12 @@ class EmbeddedChainProvider(EthereumTesterProvider):
                 backend.time_offset = max(backend.time_offset, head.timestamp - time.time())
             self._head_moved()
 
-    def _send_unless_reverted(self, params: Any) -> RPCResponse:
-        """Run a raw transaction in the pending block; refuse it with its revert, or answer its hash once mined.
+    def _send_unless_reverted(self, transaction: Any) -> RPCResponse:
+        """Run a signed transaction in the pending block; refuse it with its revert, or answer its hash once mined.
 
         It runs with the timestamp and state its block is mined with, so a revert is the one a mined transaction
         would meet (a deadline check among them) and its reason comes from that same run.
         """
-        chain_vm = self.backend.chain.get_vm()
-        transaction = chain_vm.get_transaction_builder().decode(bytes(HexBytes(params[0])))
         while True:
             header = self.backend.chain.header
             if not header.gas_used or header.gas_used + transaction.gas <= header.gas_limit:
