@@ -85,8 +85,39 @@ _WRITING_METHODS = frozenset({"eth_sendTransaction", "evm_mine", "evm_increaseTi
 _FLUSHING_METHODS = frozenset({"evm_snapshot", "evm_revert", "evm_increaseTime", "eth_sendTransaction"})
 
 
+def use_c_keccak() -> bool:
+    """Hash with the C Keccak (``safe-pysha3``) when it is installed; whether it is.
+
+    Every trie node, account, storage slot and ABI selector is a Keccak hash, a few hundred per transaction.
+    eth-hash picks its first installed backend, pycryptodome, whose Python wrapper costs about 8x the C one per
+    hash; eth-tester's py-evm extra installs ``safe-pysha3`` on CPython for this reason. The digests are the
+    same, so the swap changes nothing but time: it replaces the hasher eth-hash itself keeps after its first run.
+    """
+    try:
+        from eth_hash.backends import pysha3
+    except ImportError:
+        return False
+    from eth_hash.auto import keccak
+
+    keccak.hasher = pysha3.backend.keccak256
+    return True
+
+
+use_c_keccak()
+
+
 class SqliteKV(BaseDB):
-    """A py-evm key-value database in one SQLite table."""
+    """A py-evm key-value database in one SQLite table.
+
+    Writes wait in memory until :meth:`commit` sends them to SQLite in one transaction (a mined block is a few
+    hundred trie nodes: one statement batch, not a statement each); :meth:`rollback` drops them. Reads look at those
+    writes first, then at a bounded cache of what was read or committed, then at SQLite: each transaction walks the
+    state trie from its root through mostly the same nodes as the one before. One process writes the file at a time
+    (:class:`EmbeddedChainProvider` holds its lock), so the cache never goes stale.
+    """
+
+    CACHE_ENTRIES = 200_000
+    """Values kept in memory (trie nodes are a few hundred bytes: tens of MB at most); the oldest go first."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -95,35 +126,77 @@ class SqliteKV(BaseDB):
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
-        self._conn.execute("BEGIN")
+        self._pending: dict[bytes, bytes | None] = {}  # uncommitted writes; None: a deletion
+        self._cache: dict[bytes, bytes] = {}
 
     def __getitem__(self, key: bytes) -> bytes:
+        if key in self._pending:
+            value = self._pending[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
-        return bytes(row[0])
+        value = bytes(row[0])
+        self._remember(key, value)
+        return value
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+        self._pending[bytes(key)] = bytes(value)
 
     def __delitem__(self, key: bytes) -> None:
-        if self._conn.execute("DELETE FROM kv WHERE k = ?", (key,)).rowcount == 0:
+        if not self._exists(key):
             raise KeyError(key)
+        self._pending[bytes(key)] = None
 
     def _exists(self, key: bytes) -> bool:
+        if key in self._pending:
+            return self._pending[key] is not None
+        if key in self._cache:
+            return True
         return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
 
+    def _remember(self, key: bytes, value: bytes) -> None:
+        if len(self._cache) >= self.CACHE_ENTRIES:
+            del self._cache[next(iter(self._cache))]
+        self._cache[key] = value
+
     def commit(self) -> None:
-        self._conn.execute("COMMIT")
-        self._conn.execute("BEGIN")
+        """Write the pending changes to the file, in one transaction."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", [(k, v) for k, v in pending.items() if v is not None]
+            )
+            conn.executemany("DELETE FROM kv WHERE k = ?", [(k,) for k, v in pending.items() if v is None])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._pending = {**pending, **self._pending}  # still pending: nothing reached the file
+            raise
+        conn.execute("COMMIT")
+        for key, value in pending.items():
+            if value is None:
+                self._cache.pop(key, None)
+            else:
+                self._remember(key, value)
 
     def rollback(self) -> None:
-        self._conn.execute("ROLLBACK")
-        self._conn.execute("BEGIN")
+        """Drop the changes made since the last :meth:`commit`."""
+        self._pending = {}
 
     def close(self) -> None:
-        self._conn.execute("COMMIT")
-        self._conn.close()
+        try:
+            self.commit()
+        finally:
+            self._conn.close()
 
 
 def new_chain_id() -> int:
