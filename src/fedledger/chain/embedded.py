@@ -99,7 +99,7 @@ def use_c_keccak() -> bool:
         return False
     from eth_hash.auto import keccak
 
-    keccak.hasher = pysha3.backend.keccak256
+    keccak.hasher = pysha3.backend.keccak256  # type: ignore[assignment]  # mypy reads the bound method as unbound
     return True
 
 
