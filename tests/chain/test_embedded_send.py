@@ -30,19 +30,21 @@ def chain(tmp_path: Path) -> Iterator[Chain]:
         yield chain
 
 
-def _record_requests(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _record_dry_runs(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call or gas estimate the chain answers from now on (a client's dry run is one of them)."""
     provider = chain.embedded_provider
     if provider is None:
         raise AssertionError("expected an in-process embedded chain")
-    methods: list[str] = []
-    forward = provider.make_request
+    dry_runs: list[str] = []
+    for name in ("call", "estimate_gas"):
+        original = getattr(provider.tester, name)
 
-    def recording(method: Any, params: Any) -> Any:
-        methods.append(str(method))
-        return forward(method, params)
+        def recording(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            dry_runs.append(_name)
+            return _original(*args, **kwargs)
 
-    monkeypatch.setattr(provider, "make_request", recording)
-    return methods
+        monkeypatch.setattr(provider.tester, name, recording)
+    return dry_runs
 
 
 def _evm_runs(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -64,14 +66,14 @@ def _evm_runs(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_a_successful_transaction_runs_once_and_is_mined(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
     consortium = ConsortiumClient.deploy(chain, ADMIN, org="Founder", roles=Role.ADMIN)
-    methods = _record_requests(chain, monkeypatch)
+    dry_runs = _record_dry_runs(chain, monkeypatch)
     runs = _evm_runs(chain, monkeypatch)
     head = chain.block_number
 
     result = chain.transact(ADMIN, consortium.contract.functions.propose_threshold(1))
 
     assert runs == [result.tx_hash]  # one EVM run: no dry run, no re-execution when mined
-    assert "eth_call" not in methods and "eth_estimateGas" not in methods
+    assert dry_runs == []
     assert result.block_number == head + 1 == chain.block_number
     assert result.receipt["status"] == 1
 
@@ -106,3 +108,10 @@ def test_a_refused_deploy_is_not_mined(chain: Chain) -> None:
         ConsortiumClient.deploy(chain, ADMIN, org="Founder", roles=Role.TRAINER)
     assert chain.block_number == head
     assert chain.w3.eth.get_transaction_count(ADMIN.address) == nonce
+
+
+def test_a_block_filter_still_sees_each_mined_block(chain: Chain) -> None:
+    consortium = ConsortiumClient.deploy(chain, ADMIN, org="Founder", roles=Role.ADMIN)
+    blocks = chain.w3.eth.filter("latest")
+    result = chain.transact(ADMIN, consortium.contract.functions.propose_threshold(1))
+    assert [bytes(h) for h in blocks.get_new_entries()] == [bytes(result.receipt["blockHash"])]

@@ -515,7 +515,10 @@ class EmbeddedChainProvider(EthereumTesterProvider):
             return
         self._call_cache.clear()
         try:
-            self.tester.mine_blocks()
+            if _watched(self.tester):
+                self.tester.mine_blocks()  # feeds the new block and its logs to the filters
+            else:
+                self.backend.mine_blocks()  # no filter: skip re-reading and formatting the block just mined
         except BaseException:
             self.kv.rollback()
             raise
@@ -555,6 +558,11 @@ def _failure_message(error: BaseException) -> str:
     else py-evm's own text (the raw revert data as a bytes literal)."""
     decoded = decode_error_string(error.args[0] if error.args else b"")
     return decoded if decoded is not None else str(error)
+
+
+def _watched(tester: EthereumTester) -> bool:
+    """Whether a client installed a block or log filter (``eth_newFilter``), which eth-tester feeds as it mines."""
+    return bool(getattr(tester, "_block_filters", True) or getattr(tester, "_log_filters", True))
 
 
 def _cacheable(method: str, params: Any) -> str | None:
