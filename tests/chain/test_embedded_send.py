@@ -15,7 +15,7 @@ from eth_account import Account
 
 from fedledger.chain import Chain, ConsortiumClient, Role
 from fedledger.chain.embedded import FAUCET_KEY
-from fedledger.exceptions import NotAuthorized
+from fedledger.exceptions import ChainError, NotAuthorized
 
 ADMIN = Account.from_key("0x" + "a1" * 32)
 OUTSIDER = Account.from_key("0x" + "b2" * 32)
@@ -115,3 +115,12 @@ def test_a_block_filter_still_sees_each_mined_block(chain: Chain) -> None:
     blocks = chain.w3.eth.filter("latest")
     result = chain.transact(ADMIN, consortium.contract.functions.propose_threshold(1))
     assert [bytes(h) for h in blocks.get_new_entries()] == [bytes(result.receipt["blockHash"])]
+
+
+def test_an_unfunded_sender_gets_a_chain_error_and_nothing_is_mined(chain: Chain) -> None:
+    poor = Account.from_key("0x" + "c3" * 32)
+    consortium = ConsortiumClient.deploy(chain, ADMIN, org="Founder", roles=Role.ADMIN)
+    head = chain.block_number
+    with pytest.raises(ChainError, match=f"the chain refused a transaction from {poor.address}"):
+        chain.transact(poor, consortium.contract.functions.propose_threshold(1))
+    assert chain.block_number == head

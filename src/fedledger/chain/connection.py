@@ -254,6 +254,9 @@ class Chain:
                     tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
                 except TesterTransactionFailed as exc:  # the embedded chain refused it unmined: no nonce used
                     raise revert_error(clean_revert_reason(exc), function=label) from exc
+                except EvmValidationError as exc:
+                    # py-evm refuses the transaction itself, e.g. when the sender cannot pay for gas.
+                    raise ChainError(f"{label}: the chain refused a transaction from {sender}: {exc}") from exc
                 except (ValueError, Web3Exception) as exc:
                     if any(marker in str(exc).lower() for marker in _NONCE_ERRORS) and attempt + 1 < attempts:
                         # Another sender used this key's nonce: re-read it from the node and retry.
