@@ -70,12 +70,12 @@ class Chain:
         self._guard = threading.Lock()
         self._fee_cache: tuple[float, dict[str, int]] | None = None
         # py-evm's gas estimation re-runs a call ~14 times (binary search); on the
-        # embedded chain one dry run plus a generous fixed limit is enough, since
-        # only the gas actually used is charged.
+        # embedded chain a generous fixed limit is enough, since only the gas
+        # actually used is charged.
         self.fixed_gas = 30_000_000 if kind == "embedded" else 0
-        # Whether to dry-run a transaction before sending it, so a revert costs nothing and changes nothing. The
-        # embedded chain, in process or served, refuses a reverting transaction itself (it never mines it), so its
-        # clients skip the dry run: it was half of the chain's work for every transaction.
+        # Whether to dry-run a transaction (with the fixed limit) before sending it, so a revert costs nothing and
+        # changes nothing. The embedded chain, in process or served, refuses a reverting transaction itself (it never
+        # mines it), so its clients skip the dry run, which would be a second full EVM run of every transaction.
         self.dry_run = kind != "embedded"
 
     @property
