@@ -13,8 +13,9 @@ the same deterministic scenario:
 * the whole round (2N + 5 transactions with a proposal quorum of 2).
 
 Every transaction goes through the client's own path (:meth:`Chain.transact`:
-dry run or gas estimate, local signing, send, mined receipt), so tx/s is what a
-member sees, one transaction at a time. Gas is the receipt's ``gasUsed``; keys,
+gas estimate on anvil, local signing, send, mined receipt; the embedded chain
+runs it once and refuses a revert from that run), so tx/s is what a member sees,
+one transaction at a time. Gas is the receipt's ``gasUsed``; keys,
 hashes and the order of calls are fixed, so the same inputs give the same gas.
 
     python benchmarks/ledger.py [--members 5] [--rounds 20] [--json] [--no-anvil]
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -86,6 +88,9 @@ class Measurements:
 
     gas: dict[str, list[int]] = field(default_factory=dict)
     seconds: dict[str, list[float]] = field(default_factory=dict)
+    # CPU seconds of the whole scenario (timed or not), the client's and the node's together: unlike tx/s, it
+    # barely moves with the load of a shared machine, so it compares the backends where wall time cannot.
+    cpu_seconds: float = 0.0
 
     def add(self, op: str, gas: int, seconds: float) -> None:
         self.gas.setdefault(op, []).append(gas)
@@ -241,15 +246,34 @@ def run_scenario(
 # -- backends ----------------------------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have exited (a stopped anvil node)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def run_embedded(members: int, rounds: int, **kw: Any) -> Measurements:
+    start = cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="fedledger-bench-") as tmp, Chain.embedded(Path(tmp)) as chain:
-        return run_scenario(chain, Account.from_key(FAUCET_KEY.to_bytes()), members=members, rounds=rounds, **kw)
+        m = run_scenario(chain, Account.from_key(FAUCET_KEY.to_bytes()), members=members, rounds=rounds, **kw)
+    m.cpu_seconds = cpu_seconds() - start
+    return m
 
 
 def run_anvil(binary: str, members: int, rounds: int, **kw: Any) -> Measurements:
-    with anvil_node(binary) as url:
+    start = cpu_seconds()
+    with anvil_node(binary) as url:  # stopped and reaped on exit: its CPU time is then counted
         chain = Chain.rpc(url)
-        return run_scenario(chain, Account.from_key(ANVIL_DEV_KEY), members=members, rounds=rounds, **kw)
+        m = run_scenario(chain, Account.from_key(ANVIL_DEV_KEY), members=members, rounds=rounds, **kw)
+    m.cpu_seconds = cpu_seconds() - start
+    return m
+
+
+def cpu_note(embedded: Measurements, anvil: Measurements | None) -> str:
+    line = f"CPU seconds for the whole scenario, client and node together: embedded {embedded.cpu_seconds:.1f}"
+    if anvil is not None:
+        line += f", anvil {anvil.cpu_seconds:.1f} (embedded / anvil = {embedded.cpu_seconds / anvil.cpu_seconds:.2f})"
+    return line + "."
 
 
 # -- report --------------------------------------------------------------------------
@@ -363,11 +387,16 @@ def main(argv: list[str] | None = None) -> int:
             "anvil": None if anvil is None else binary,
             "anvil_note": anvil_note,
             "seconds": round(elapsed, 1),
+            "cpu_seconds": {
+                "embedded": round(embedded.cpu_seconds, 2),
+                "anvil": None if anvil is None else round(anvil.cpu_seconds, 2),
+            },
             "operations": rows,
         }
         print(json.dumps(data, indent=2))
     else:
         print(markdown(rows, anvil_note))
+        print("\n" + cpu_note(embedded, anvil))
         print(f"\n{os.cpu_count()} CPUs, Python {platform.python_version()}; run took {elapsed:.0f} s.")
     return 0
 

@@ -70,13 +70,13 @@ class Chain:
         self._guard = threading.Lock()
         self._fee_cache: tuple[float, dict[str, int]] | None = None
         # py-evm's gas estimation re-runs a call ~14 times (binary search); on the
-        # embedded chain one dry run plus a generous fixed limit is enough, since
-        # only the gas actually used is charged.
+        # embedded chain a generous fixed limit is enough, since only the gas
+        # actually used is charged.
         self.fixed_gas = 30_000_000 if kind == "embedded" else 0
-        # Whether to dry-run a transaction before sending it, so a revert costs nothing and changes nothing. A
-        # served fedledger chain refuses a reverting transaction itself (it never mines it), so its clients skip
-        # the dry run: it was half of the node's work for every transaction.
-        self.dry_run = True
+        # Whether to dry-run a transaction (with the fixed limit) before sending it, so a revert costs nothing and
+        # changes nothing. The embedded chain, in process or served, refuses a reverting transaction itself (it never
+        # mines it), so its clients skip the dry run, which would be a second full EVM run of every transaction.
+        self.dry_run = kind != "embedded"
 
     @property
     def embedded_provider(self) -> EmbeddedChainProvider | None:
@@ -176,9 +176,9 @@ class Chain:
     def transact(self, account: LocalAccount, fn: ContractFunction, *, value: int = 0) -> TxResult:
         """Sign ``fn`` with ``account``'s key, send it, and wait until it is mined.
 
-        A revert is caught before sending (gas estimation, or on the embedded chain a
-        dry-run call, runs it first), so a refused call costs nothing and changes
-        nothing; it raises a typed :class:`ContractRevert`.
+        A revert is caught before anything is mined (a node's gas estimation runs it first; the embedded chain,
+        in process or served, runs it once in the pending block and drops it there), so a refused call costs
+        nothing and changes nothing; it raises a typed :class:`ContractRevert`.
         """
 
         def build(tx: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +252,11 @@ class Chain:
                 signed = account.sign_transaction(tx)
                 try:
                     tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                except TesterTransactionFailed as exc:  # the embedded chain refused it unmined: no nonce used
+                    raise revert_error(clean_revert_reason(exc), function=label) from exc
+                except EvmValidationError as exc:
+                    # py-evm refuses the transaction itself, e.g. when the sender cannot pay for gas.
+                    raise ChainError(f"{label}: the chain refused a transaction from {sender}: {exc}") from exc
                 except (ValueError, Web3Exception) as exc:
                     if any(marker in str(exc).lower() for marker in _NONCE_ERRORS) and attempt + 1 < attempts:
                         # Another sender used this key's nonce: re-read it from the node and retry.
