@@ -7,6 +7,8 @@ Amounts are in the pool's smallest unit: wei for native currency, the token's ba
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -192,13 +194,7 @@ def fund(
     json_out: JsonOpt = False,
 ) -> None:
     """Add AMOUNT to the task's reward pool (anyone may; a token pool is approved first)."""
-    with open_workspace(workspace) as ws:
-        account = ws.account(as_key)
-        incentives = task_incentives(ws, task, account)
-        if not incentives.params().native:
-            incentives.approve_token(amount)
-        tx = incentives.fund(amount)
-        result = _tx_result(task, incentives, account.address, tx, amount) | {"pool": incentives.pool()}
+    result = _pay_in(workspace, task, as_key, amount, "fund", lambda inc, _: {"pool": inc.pool()})
     _say(result, json_out, f"funded the pool with {amount}: it now holds {result['pool']} not yet allocated")
 
 
@@ -211,15 +207,8 @@ def stake(
     json_out: JsonOpt = False,
 ) -> None:
     """Deposit AMOUNT of stake for this member (the stake its roles need to commit or score)."""
-    with open_workspace(workspace) as ws:
-        account = ws.account(as_key)
-        incentives = task_incentives(ws, task, account)
-        if not incentives.params().native:
-            incentives.approve_token(amount)
-        tx = incentives.deposit_stake(amount)
-        result = _tx_result(task, incentives, account.address, tx, amount)
-        result["stake"] = incentives.stake_of(account.address)
-    _say(result, json_out, f"staked {amount} for {account.address}: its stake is now {result['stake']}")
+    result = _pay_in(workspace, task, as_key, amount, "deposit_stake", lambda inc, who: {"stake": inc.stake_of(who)})
+    _say(result, json_out, f"staked {amount} for {result['member']}: its stake is now {result['stake']}")
 
 
 @app.command("withdraw")
@@ -256,3 +245,22 @@ def _say(result: dict[str, Any], json_out: bool, text: str) -> None:
         print_json(result)
     else:
         console.print(text)
+
+
+def _pay_in(
+    workspace: Path,
+    task: str,
+    as_key: str | None,
+    amount: int,
+    method: str,
+    after: Callable[[IncentivesClient, str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Send AMOUNT into the task's Incentives contract by ``method`` (``fund`` or ``deposit_stake``), approving a
+    token pool first; the transaction's result with what ``after`` reads back."""
+    with open_workspace(workspace) as ws:
+        account = ws.account(as_key)
+        incentives = task_incentives(ws, task, account)
+        if not incentives.params().native:
+            incentives.approve_token(amount)
+        tx = getattr(incentives, method)(amount)
+        return _tx_result(task, incentives, account.address, tx, amount) | after(incentives, account.address)
