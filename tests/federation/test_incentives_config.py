@@ -13,7 +13,7 @@ from fedledger.chain.task import ZERO_ADDRESS
 from fedledger.exceptions import ConfigError
 from fedledger.federation import TaskConfig
 from fedledger.federation.config_file import load_task_config
-from fedledger.incentives import DEFAULT_CONTRIBUTION_METHOD
+from fedledger.incentives import DEFAULT_CONTRIBUTION_METHOD, ContributionSettings
 
 MODEL = {"kind": "sklearn-sgd", "n_features": 4, "n_classes": 2}
 FIELDS = ("contribution_method", "reward_per_round", "reward_token", "trainer_stake", "validator_stake",
@@ -79,11 +79,25 @@ def test_incentives_change_the_hash_and_load_back_from_the_committed_bytes() -> 
         ({"reward_per_round": 1, "contribution_method": "shapley"}, "field 'contribution_method'"),
         ({"contribution_method": "loo"}, "contribution_method is set but the task has no incentives"),
         ({"trainer_slash_bps": 100}, "trainer_slash_bps is set but the task has no incentives"),
+        ({"reward_per_round": 1, "contribution_params": {"permutations": 5}}, "unknown parameters permutations"),
+        ({"reward_per_round": 1, "contribution_params": {"max_permutations": 2.5}}, "max_permutations must be a"),
+        ({"reward_per_round": 1, "contribution_params": {"convergence": -0.1}}, "convergence must be a non-negative"),
+        ({"contribution_params": {"max_permutations": 5}}, "contribution_params is set but the task has no incentives"),
     ],
 )
 def test_bad_incentive_settings_are_refused_by_name(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         config(**fields)
+
+
+def test_the_contribution_methods_parameters_are_committed_with_the_task() -> None:
+    default = config(reward_per_round=10)
+    assert default.incentives.contribution_settings == ContributionSettings()
+    assert "contribution_params" not in json.loads(default.to_bytes())  # unset: out of the hash
+    tuned = config(reward_per_round=10, contribution_params={"max_permutations": 50, "round_tolerance": 0.001})
+    assert tuned.incentives.contribution_settings == ContributionSettings(max_permutations=50, round_tolerance=0.001)
+    assert tuned.hash != default.hash
+    assert TaskConfig.from_bytes(tuned.to_bytes()) == tuned
 
 
 def test_secure_aggregation_refuses_incentives_and_says_why() -> None:

@@ -92,6 +92,7 @@ _OMITTED_WHEN_UNSET: dict[str, Any] = {
     "min_approvals": 0,
     # Incentives (IncentiveSettings): a task without them hashes as if they did not exist.
     "contribution_method": "",
+    "contribution_params": {},
     "reward_per_round": 0,
     "reward_token": "",
     "trainer_stake": 0,
@@ -224,6 +225,8 @@ class TaskConfig:
     # Amounts in the pool's smallest unit, native currency (reward_token empty) or the ERC-20 at reward_token.
     # contribution_method empty: fedledger.incentives.DEFAULT_CONTRIBUTION_METHOD when incentives are on.
     contribution_method: str = ""
+    # The method's parameters (fedledger.incentives.ContributionSettings field -> value); empty: its defaults.
+    contribution_params: dict[str, Any] = field(default_factory=dict)
     reward_per_round: int = 0
     reward_token: str = ""
     trainer_stake: int = 0
@@ -418,6 +421,7 @@ class TaskConfig:
         """Rewards by measured contribution, stake and slashing."""
         return IncentiveSettings(
             contribution_method=self.contribution_method,
+            contribution_params=self.contribution_params,
             reward_per_round=self.reward_per_round,
             reward_token=self.reward_token,
             trainer_stake=self.trainer_stake,

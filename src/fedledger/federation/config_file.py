@@ -2,8 +2,8 @@
 
 A task file holds :class:`TaskConfig`'s fields at the top level, with ``[model]``,
 ``[preparation]`` (:mod:`fedledger.data.prepare`; or ``preparation = "recipe.toml"``, a recipe
-file beside it, inlined into the committed config), ``[aggregation_params]`` and ``[extra]`` as
-tables. With a recipe, the model's ``n_features`` and ``n_classes`` default to what it produces.
+file beside it, inlined into the committed config), ``[aggregation_params]``, ``[contribution_params]`` and
+``[extra]`` as tables. With a recipe, the model's ``n_features`` and ``n_classes`` default to what it produces.
 ``docs/guide.md`` lists the fields; ``examples/*/task.toml`` are worked examples. Unknown keys
 are errors (a typo must not silently fall back to a default), and so is a value of the wrong type.
 """

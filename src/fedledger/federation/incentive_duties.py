@@ -252,8 +252,19 @@ class IncentiveDuties:
         X_val, y_val = member.validation_split()
         metric = validation_metric(self._scratch_model(), X_val, y_val)
         seed = round_seed(member.task.address, r, *(updates[i].update_hash for i in info.accepted))
-        method = config.incentives.contribution_method
-        shares = measure_round(method, global_params, list(decoded.values()), metric, seed=seed) if decoded else []
+        incentives = config.incentives
+        shares = (
+            measure_round(
+                incentives.contribution_method,
+                global_params,
+                list(decoded.values()),
+                metric,
+                seed=seed,
+                settings=incentives.contribution_settings,
+            )
+            if decoded
+            else []
+        )
         measured = dict.fromkeys(info.accepted, 0)
         measured.update(zip(decoded, shares, strict=True))
         return measured

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from eth_utils import is_address
@@ -26,7 +26,7 @@ from fedledger.federation.modes import (
     ServerOptimizer,
     parse_choice,
 )
-from fedledger.incentives.contribution import ContributionMethod
+from fedledger.incentives.contribution import ContributionMethod, ContributionSettings
 from fedledger.privacy.accounting import budget_to_micro
 
 __all__ = [
@@ -318,6 +318,7 @@ class IncentiveSettings:
     ``dispute_window`` seconds after the task's last round."""
 
     contribution_method: str
+    contribution_params: Mapping[str, Any]
     reward_per_round: int
     reward_token: str
     trainer_stake: int
@@ -340,17 +341,43 @@ class IncentiveSettings:
             raise ConfigError(
                 f"task config: reward_token must be empty (native currency) or a token's 0x address, got {token!r}"
             )
+        _check_table("contribution_params", self.contribution_params)
         if self.enabled:
             parse_choice(
                 ContributionMethod, self.contribution_method, field="contribution_method", what="contribution method"
             )
+            _ = self.contribution_settings  # checks the parameters' names and values
             return
-        for name in ("contribution_method", "reward_token", "trainer_slash_bps", "validator_slash_bps"):
+        for name in (
+            "contribution_method",
+            "contribution_params",
+            "reward_token",
+            "trainer_slash_bps",
+            "validator_slash_bps",
+        ):
             if getattr(self, name):
                 raise ConfigError(
                     f"task config: {name} is set but the task has no incentives (reward_per_round, trainer_stake "
                     "and validator_stake are 0)"
                 )
+
+    @property
+    def contribution_settings(self) -> ContributionSettings:
+        """The contribution method's parameters: its defaults, with ``contribution_params`` over them."""
+        known = {f.name: f.type for f in fields(ContributionSettings)}
+        unknown = sorted(set(self.contribution_params) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"task config: contribution_params has unknown parameters {', '.join(unknown)}; known: "
+                f"{', '.join(known)}"
+            )
+        for name, value in self.contribution_params.items():
+            numeric = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not numeric or value < 0 or (known[name] == "int" and not isinstance(value, int)):
+                raise ConfigError(
+                    f"task config: contribution_params.{name} must be a non-negative {known[name]}, got {value!r}"
+                )
+        return ContributionSettings(**self.contribution_params)
 
     @property
     def enabled(self) -> bool:
