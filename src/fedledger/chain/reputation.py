@@ -137,17 +137,16 @@ class TrainerReputation(Generic[V]):
     not waiting for it), so its node does not train for nothing.
 
     Why: an attacker whose updates the validators reject most of the time still gets the rest through, and in a
-    small consortium one accepted boosted update can plant a backdoor that honest training does not undo (four
-    hospitals, ``benchmarks/results/robustness.md`` run 23). Its record of rejections ends that after the warm-up,
-    while honest
+    small consortium one accepted boosted update can plant a backdoor that honest training does not undo (the four
+    hospitals of ``benchmarks/robustness.py``). Its record of rejections ends that after the warm-up, while honest
     trainers, rejected only where a noisy score straddles the threshold, stay far below a 50 % bound. Under a
     scoring rule that rejects honest updates often (trust scoring on a few heterogeneous silos) it would strike
-    honest trainers too: turn it on with scoring that accepts them (run 23).
+    honest trainers too: turn it on with scoring that accepts them.
 
     Why a bound on the mean as well: an update crafted to stay just acceptable (Fang et al.'s Krum attack among
-    four hospitals) is rejected too rarely for any rejection bound, but its committee medians fall below 5000
+    four hospitals) is rejected too rarely for any rejection bound, but its deciding scores fall below 5000
     (no change) round after round, while an honest hospital's average about 5000: the mean over a few rounds
-    tells them apart where no single round can (``benchmarks/results/robustness.md``, run 28).
+    tells them apart where no single round can (``benchmarks/results/robustness.md``).
     """
 
     max_rejection: int
