@@ -220,7 +220,7 @@ def instrument(profiler: Profiler) -> None:
         (rules_mod, "apply_update", "aggregation: fixed-point fedavg + apply + encode"),
         (rules_mod, "encode_model", "aggregation: fixed-point fedavg + apply + encode"),
         # the ledger
-        (Chain, "transact", "chain: transactions (dry run, sign, send, mine, receipt)"),
+        (Chain, "transact", "chain: transactions (sign, send, execute, mine, receipt)"),
         (Chain, "call", "chain: reads (view calls)"),
         (Chain, "timestamp", "chain: reads (view calls)"),
     ]
