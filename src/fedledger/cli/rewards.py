@@ -7,7 +7,7 @@ Amounts are in the pool's smallest unit: wei for native currency, the token's ba
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,14 +175,8 @@ def claim(
     json_out: JsonOpt = False,
 ) -> None:
     """Claim everything this member earned and has not claimed (members only; refused when there is nothing)."""
-    with open_workspace(workspace) as ws:
-        account = ws.account(as_key)
-        incentives = task_incentives(ws, task, account)
-        tx = incentives.claim()
-        records = incentives.records(from_block=tx.block_number, to_block=tx.block_number)
-        amount = sum(c.amount for c in records.claims if c.tx_hash == tx.tx_hash)
-        result = _tx_result(task, incentives, account.address, tx, amount)
-    _say(result, json_out, f"claimed {amount} for {account.address}")
+    result = _pay_out(workspace, task, as_key, "claim", lambda records: records.claims)
+    _say(result, json_out, f"claimed {result['amount']} for {result['member']}")
 
 
 @app.command("fund")
@@ -219,14 +213,8 @@ def withdraw(
     json_out: JsonOpt = False,
 ) -> None:
     """Withdraw this member's remaining stake (only after the task ended and its dispute window passed)."""
-    with open_workspace(workspace) as ws:
-        account = ws.account(as_key)
-        incentives = task_incentives(ws, task, account)
-        tx = incentives.withdraw_stake()
-        records = incentives.records(from_block=tx.block_number, to_block=tx.block_number)
-        amount = sum(w.amount for w in records.withdrawals if w.tx_hash == tx.tx_hash)
-        result = _tx_result(task, incentives, account.address, tx, amount)
-    _say(result, json_out, f"withdrew a stake of {amount} for {account.address}")
+    result = _pay_out(workspace, task, as_key, "withdraw_stake", lambda records: records.withdrawals)
+    _say(result, json_out, f"withdrew a stake of {result['amount']} for {result['member']}")
 
 
 def _tx_result(task: str, incentives: IncentivesClient, member: str, tx: TxResult, amount: int) -> dict[str, Any]:
@@ -264,3 +252,17 @@ def _pay_in(
             incentives.approve_token(amount)
         tx = getattr(incentives, method)(amount)
         return _tx_result(task, incentives, account.address, tx, amount) | after(incentives, account.address)
+
+
+def _pay_out(
+    workspace: Path, task: str, as_key: str | None, method: str, paid: Callable[[IncentiveRecords], Sequence[Any]]
+) -> dict[str, Any]:
+    """Take this member's money out of the task's Incentives contract by ``method`` (``claim`` or
+    ``withdraw_stake``); the amount is what the transaction's own event (``paid`` of its block's records) says."""
+    with open_workspace(workspace) as ws:
+        account = ws.account(as_key)
+        incentives = task_incentives(ws, task, account)
+        tx = getattr(incentives, method)()
+        records = incentives.records(from_block=tx.block_number, to_block=tx.block_number)
+        amount = sum(event.amount for event in paid(records) if event.tx_hash == tx.tx_hash)
+        return _tx_result(task, incentives, account.address, tx, amount)
