@@ -13,7 +13,7 @@ from fedledger.chain import ConsortiumClient, IncentiveParams, IncentivesClient,
 from fedledger.chain.incentive_events import Claimed, RewardCredited, RoundSettled, Slashed
 from fedledger.chain.task import ZERO_ADDRESS
 from fedledger.exceptions import BadInput, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
-from helpers.consortium import admit
+from helpers.consortium import admit, as_admin
 from helpers.incentives import (
     PARAMS,
     STAKE,
@@ -312,6 +312,19 @@ def test_claim_pays_once_and_only_members(rw: Rewarded) -> None:
     refused(books(rw), NotAuthorized, "incentives: caller is not a member", inc.as_(rw.ledger.outsider).claim)
     refused(books(rw), BadInput, "no account", IncentivesClient(chain, inc.address).claim)
     assert inc.totals().paid == 300
+
+
+def test_a_revoked_member_claims_what_it_earned_while_a_member(rw: Rewarded) -> None:
+    inc, members = rw.incentives, rw.ledger.members
+    r = scored_round(rw, honest())
+    post_all(rw, r, CONTRIBUTIONS)
+    inc.settle_round(r)
+    as_admin(rw.ledger).propose_revoke(members[1].address)  # one admin: the proposal executes at once
+    assert not rw.ledger.consortium.is_active(members[1].address)
+    rw.inc(1).claim()
+    assert [(c.member, c.amount) for c in inc.records().claims] == [(members[1].address, 200)]
+    # With its credit paid out, a revoked member is an outsider again.
+    refused(books(rw), NotAuthorized, "incentives: caller is not a member", rw.inc(1).claim)
 
 
 # -- stake ------------------------------------------------------------------------------------------------------

@@ -327,10 +327,14 @@ def settle_round(round_id: uint256):
 @external
 def claim():
     """
-    @notice Pay the caller everything it earned and has not claimed (a member only).
+    @notice Pay the caller everything it earned and has not claimed.
+    @dev Credit is only ever allocated to active members, so a revoked member keeps what it earned
+         while it was one: revocation ends participation, it does not confiscate past pay (left
+         unclaimable, those funds would be neither the member's nor the pool's).
     """
-    assert staticcall self.consortium.is_active(msg.sender), "incentives: caller is not a member"
     amount: uint256 = self.earned[msg.sender]
+    if amount == 0:
+        assert staticcall self.consortium.is_active(msg.sender), "incentives: caller is not a member"
     assert amount > 0, "incentives: nothing to claim"
     self.earned[msg.sender] = 0
     self.total_paid += amount
