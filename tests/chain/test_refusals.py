@@ -33,6 +33,7 @@ from conftest import DEFAULT_PARAMS, MEMBER_ROLES, h, refused
 from fedledger.chain import BulletinClient, Chain, ConsortiumClient, IncentivesClient, Role, TrainingTaskClient
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.embedded import FAUCET_KEY
+from fedledger.chain.governance_events import CallExecuted
 from fedledger.chain.registry import DataRegistryClient, purpose_id
 from fedledger.exceptions import InvalidState, NotAuthorized
 from helpers.incentives import PARAMS as INCENTIVE_PARAMS
@@ -41,7 +42,10 @@ from helpers.incentives import STAKE
 CONTRACTS = ("Consortium", "DataRegistry", "Bulletin", "TrainingTask", "SecureTrainingTask", "Incentives")
 # instance key -> contract; "gated" is the task whose stake gate is the Incentives contract
 TASK_CONTRACTS = {"task": "TrainingTask", "secure": "SecureTrainingTask", "gated": "TrainingTask"}
-SECURE_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=2)
+# Both tasks declare a mutable setting, so that a consortium vote can change it (the positive control of set_param).
+GOVERNED = (("commit_duration", 60, 3_600),)
+TASK_PARAMS = replace(DEFAULT_PARAMS, param_bounds=GOVERNED)
+SECURE_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=2, param_bounds=GOVERNED)
 ALL_ROLES = Role.ADMIN | MEMBER_ROLES
 TRAINERS = ("m0", "m1", "m2", "m3", "trainer_only")  # the active trainers, i.e. every secure round's listed members
 
@@ -58,6 +62,7 @@ NOT_AGGREGATOR = "task: caller is not an aggregator"
 NOT_AGG_OR_ADMIN = "task: caller is not an aggregator or admin"
 NOT_VAL_OR_AGG = "task: caller is not a validator or aggregator"
 TASK_NOT_ADMIN = "task: caller is not an admin"
+NOT_CONSORTIUM = "task: caller is not the consortium"
 INC_NOT_CREATOR = "incentives: caller is not the creator"
 INC_NOT_MEMBER = "incentives: caller is not a member"
 INC_NOT_SCORER = "incentives: caller did not score the round"
@@ -128,7 +133,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         consortium.propose_admit(who[n].address, org=f"Org-{n}", roles=roles)  # threshold 1: executes at once
     registry = DataRegistryClient.deploy(chain, who["admin"], consortium.address)
     bulletin = BulletinClient.deploy(chain, who["admin"], consortium.address)
-    task = TrainingTaskClient.deploy(chain, who["admin"], consortium.address, DEFAULT_PARAMS)
+    task = TrainingTaskClient.deploy(chain, who["admin"], consortium.address, TASK_PARAMS)
     secure = TrainingTaskClient.deploy(chain, who["admin"], consortium.address, SECURE_PARAMS)
     w = World(
         chain,
@@ -189,6 +194,12 @@ def _plain_aggregate(w: World) -> None:
     r = w.ctx["r_plain"]
     w.send("m0", "task", "close_validation", r)
     w.ctx["mask_plain"] = w.task("task").round(r).accepted_mask
+
+
+def _plain_finalized(w: World) -> None:
+    r = w.ctx["r_plain"]
+    for n in ("m0", "m1"):  # the default quorum: two identical proposals
+        w.send(n, "task", "propose_aggregate", r, b32("model-plain"), w.ctx["mask_plain"])
 
 
 def _plain_aggregate_late(w: World) -> None:
@@ -292,6 +303,7 @@ STAGES: dict[str, tuple[str, Callable[[World], None]]] = {
     "plain_scored": ("plain_validate", _plain_scored),
     "plain_aggregate": ("plain_scored", _plain_aggregate),
     "plain_aggregate_late": ("plain_aggregate", _plain_aggregate_late),
+    "plain_finalized": ("plain_aggregate", _plain_finalized),
     "secure_keys": ("base", _secure_keys),
     "secure_advertised": ("secure_keys", _secure_advertised),
     "secure_shares": ("secure_advertised", _secure_shares),
@@ -396,6 +408,7 @@ def _task(
 
 
 NEW = Account.from_key(h("fedledger-refusals-newcomer")).address
+CONSORTIUM = "consortium"  # a row's legitimate caller that is the consortium contract, by an approved proposal
 DS = "dataset_m0"
 
 CASES: tuple[Case, ...] = (
@@ -404,8 +417,18 @@ CASES: tuple[Case, ...] = (
     _admin_only("propose_roles", lambda w: (w.who["m1"].address, int(Role.TRAINER))),
     _admin_only("propose_revoke", lambda w: (w.who["m1"].address,)),
     _admin_only("propose_threshold", lambda w: (1,)),
+    _admin_only("propose_call", lambda w: (w.addr["task"], w.task("task").contract.encode_abi("set_paused", [True]))),
     _admin_only("approve", lambda w: (w.ctx["pending"],), legit="admin2"),
     _admin_only("cancel", lambda w: (w.ctx["pending"],)),
+    Case(
+        "Consortium",
+        "propose_release",
+        "Consortium",
+        "plain_finalized",
+        lambda w: (w.addr["task"], w.ctx["r_plain"]),
+        "admin",
+        (("outsider", NOT_ADMIN), ("revoked", NOT_ADMIN), ("m0", NOT_ADMIN)),
+    ),
     Case(
         "Consortium",
         "update_metadata",
@@ -530,6 +553,13 @@ CASES: tuple[Case, ...] = (
         "admin",
     ),
     _member_only("secure", "close_unmask", "secure_revealed", "r_secure"),
+    # Governed settings: only the consortium contract calls them, executing an approved proposal; no account
+    # does, the admins included.
+    *(
+        _task(key, fn, "base", args, CONSORTIUM, NOT_CONSORTIUM, "admin", "admin2", "m0")
+        for key in ("task", "secure")
+        for fn, args in (("set_paused", lambda w: (True,)), ("set_param", lambda w: (1, 120)))
+    ),
     # The same guards on the secure task's round-core functions.
     _task("secure", "open_round", "base", lambda w: (), "m0", NOT_AGG_OR_ADMIN, "trainer_only", "validator_only"),
     _task(
@@ -637,8 +667,23 @@ def test_unauthorized_callers_are_refused(world: World, case: Case) -> None:
         assert exc.function == case.fn
     # Positive control: in this very state the call goes through for a caller holding the role, so the
     # refusals above are the caller's, not the phase's or the arguments'.
+    if case.legit == CONSORTIUM:
+        _through_a_vote(world, case, args)
+        return
     result = world.send(case.legit, case.key, case.fn, *args, value=case.value)
     assert result.receipt["status"] == 1
+
+
+def _through_a_vote(w: World, case: Case, args: tuple[Any, ...]) -> None:
+    """The call, proposed by one admin and approved by the second (the world's threshold is two), executes."""
+    task = w.task(case.key)
+    payload = bytes.fromhex(task.contract.encode_abi(case.fn, list(args)).removeprefix("0x"))
+    consortium = ConsortiumClient(w.chain, w.addr["Consortium"], w.who["admin"])
+    proposal = consortium.propose_call(task.address, payload)
+    assert consortium.as_(w.who["admin2"]).approve(proposal)
+    executed = [e for e in consortium.events(from_block=w.chain.block_number) if isinstance(e, CallExecuted)]
+    selector = "0x" + payload[:4].hex()
+    assert [(e.proposal_id, e.target, e.selector) for e in executed] == [(proposal, task.address, selector)]
 
 
 def test_a_revoked_owner_cannot_touch_its_own_dataset(world: World) -> None:

@@ -54,6 +54,8 @@ class ProposalKind(IntEnum):
     SET_ROLES = 2
     REVOKE = 3
     SET_THRESHOLD = 4
+    CALL = 5  # a call to a contract the consortium governs, executed on approval
+    RELEASE = 6  # releasing a task's finalized model version
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Proposal:
 
 
 _EMPTY32 = b"\x00" * 32
+MAX_PAYLOAD = 260  # Consortium.vy's bound on a call proposal's calldata
 
 
 class ConsortiumClient(ContractClient):
@@ -163,6 +166,26 @@ class ConsortiumClient(ContractClient):
 
     def propose_threshold(self, threshold: int) -> int:
         return self._propose(self.contract.functions.propose_threshold(int(threshold)))
+
+    def propose_call(self, target: str, payload: bytes) -> int:
+        """Propose calling ``target`` (a contract this consortium governs) with ``payload`` once approved; the target
+        refuses a call it would not accept now, with its own reason (see :mod:`fedledger.chain.governance`)."""
+        if len(payload) > MAX_PAYLOAD:
+            raise BadInput(f"call payload of {len(payload)} bytes: a proposal carries at most {MAX_PAYLOAD}")
+        return self._propose(self.contract.functions.propose_call(as_address(target, what="target address"), payload))
+
+    def propose_release(self, task: str, round_id: int) -> int:
+        """Propose releasing the model ``task`` finalized in ``round_id``."""
+        return self._propose(self.contract.functions.propose_release(as_address(task, what="task address"), round_id))
+
+    def proposal_payload(self, proposal_id: int) -> bytes:
+        """A call proposal's calldata, or a release proposal's ABI-encoded (round, model hash); empty otherwise."""
+        return bytes(self.chain.call(self.contract.functions.proposal_payload(int(proposal_id))))
+
+    def released_at(self, task: str, model_hash: str | bytes, *, block: BlockIdentifier = "latest") -> int:
+        """The block at which a vote released ``task``'s model ``model_hash``; 0 when it was not released."""
+        fn = self.contract.functions.released_at(as_address(task, what="task address"), as_bytes32(model_hash))
+        return int(self.chain.call(fn, block=block))
 
     def approve(self, proposal_id: int) -> bool:
         """Approve a proposal; True when this approval executed it."""

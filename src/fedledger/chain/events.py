@@ -18,6 +18,7 @@ from eth_utils.abi import collapse_if_tuple
 
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.event_record import LedgerEvent
+from fedledger.chain.governance_events import GOVERNANCE_EVENTS
 from fedledger.chain.incentive_events import INCENTIVE_EVENTS
 from fedledger.exceptions import EventDecodeError
 
@@ -399,6 +400,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         DatasetRevoked,
         Posted,
         *INCENTIVE_EVENTS,
+        *GOVERNANCE_EVENTS,
     )
 }
 

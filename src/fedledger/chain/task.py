@@ -24,6 +24,7 @@ from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
 from fedledger.chain.events import LedgerEvent, RoundFinalized, decode_logs
+from fedledger.chain.governance import param_bounds_of
 from fedledger.chain.task_records import (
     SCORE_SCALE,
     ZERO_ADDRESS,
@@ -274,7 +275,9 @@ class TrainingTaskClient(ContractClient):
         return hex32(self.chain.call(self.contract.functions.latest_model()))
 
     def params(self) -> TaskParams:
-        """The task's constructor parameters (read once per client: the contract never changes them)."""
+        """The task's constructor parameters (read once per client). A consortium vote can change the settings the
+        task declared mutable (durations, quorum); :func:`fedledger.chain.governance.governance_state` reads those
+        as they are now."""
         if self._params is None:
             self._params = self._read_params()
         return self._params
@@ -308,6 +311,7 @@ class TrainingTaskClient(ContractClient):
             min_mean_score=scored_rule("min_mean_score"),
             min_approvals=scored_rule("min_approvals"),
             stake_gate=str(call(f.stake_gate())),
+            param_bounds=param_bounds_of(self),
         )
 
     @property

@@ -28,8 +28,10 @@ __all__ = [
     "TaskParams",
     "TrainerStanding",
     "UpdateInfo",
+    "GOVERNED_PARAMS",
     "ValidatorStanding",
     "contract_median",
+    "governed_param_id",
     "hash_or_none",
     "indices_of",
     "mask_of",
@@ -37,6 +39,14 @@ __all__ = [
 ]
 
 SCORE_SCALE = 10_000
+# The settings a consortium vote may change on a running task (modules/governed.vy), by their contract ids. The
+# rules that decide acceptance and pay are not among them: each past round stays judged by the rule it announced.
+GOVERNED_PARAMS: dict[str, int] = {
+    "commit_duration": 1,
+    "validate_duration": 2,
+    "aggregate_duration": 3,
+    "proposal_quorum": 4,
+}
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -81,6 +91,15 @@ def deciding_score(values: Sequence[int], min_approvals: int) -> int:
     return sorted(values, reverse=True)[min(min_approvals, len(values)) - 1]
 
 
+def governed_param_id(name: str) -> int:
+    """The contract id of a setting a vote may change; :class:`BadInput` naming the known ones otherwise."""
+    try:
+        return GOVERNED_PARAMS[name]
+    except KeyError:
+        known = ", ".join(GOVERNED_PARAMS)
+        raise BadInput(f"{name!r} is not a setting a vote can change; these are: {known}") from None
+
+
 def indices_of(mask: int) -> list[int]:
     return [i for i in range(mask.bit_length()) if mask >> i & 1]
 
@@ -119,6 +138,8 @@ class TaskParams:
     # The task's Incentives contract (fedledger.chain.incentives), asked whether a trainer or validator deposited
     # its role's stake; zero: no stake required. Validated rounds only.
     stake_gate: str = ZERO_ADDRESS
+    # The settings a consortium vote may change later, each as (name in GOVERNED_PARAMS, low, high); empty: none.
+    param_bounds: tuple[tuple[str, int, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +168,8 @@ class TaskParams:
             uint_arg(self.min_mean_score, "min mean score"),
             uint_arg(self.min_approvals, "min approvals"),
             as_address(self.stake_gate, what="stake gate address"),
+            [(governed_param_id(name), uint_arg(low, f"{name} low"), uint_arg(high, f"{name} high"))
+             for name, low, high in self.param_bounds],  # fmt: skip
         )
 
 

@@ -3,7 +3,9 @@
 @title fedledger consortium registry and governance
 @notice Who may take part in a federation, with which roles, and how that
         changes: every admission, role change, revocation and threshold change
-        is an M-of-N admin proposal. Holds public metadata only (certificate
+        is an M-of-N admin proposal. The same votes govern the consortium's
+        contracts (a proposal carrying a call that executes on approval) and
+        release model versions. Holds public metadata only (certificate
         fingerprint, key-agreement public key, store URI), never personal data.
 @dev Roles are a bit set so one member can hold several. A revoked address can
      never be re-admitted: a revoked key is presumed compromised, so the
@@ -32,9 +34,20 @@ KIND_ADMIT: constant(uint8) = 1
 KIND_SET_ROLES: constant(uint8) = 2
 KIND_REVOKE: constant(uint8) = 3
 KIND_SET_THRESHOLD: constant(uint8) = 4
+KIND_CALL: constant(uint8) = 5
+KIND_RELEASE: constant(uint8) = 6
 
 MAX_MEMBERS: constant(uint256) = 1024
 MAX_APPROVERS: constant(uint256) = 64
+# Room for a governed function's selector and a few ABI words: governed setters take scalars.
+MAX_PAYLOAD: constant(uint256) = 260
+
+
+# What a contract governed by this consortium answers (the task contracts).
+interface IGoverned:
+    def consortium() -> address: view
+    def check_governed_call(payload: Bytes[MAX_PAYLOAD]) -> bool: view
+    def model_at(round_id: uint256) -> bytes32: view
 
 
 struct Proposal:
@@ -62,6 +75,10 @@ proposals: public(HashMap[uint256, Proposal])
 proposal_count: public(uint256)
 has_approved: public(HashMap[uint256, HashMap[address, bool]])
 approvers: HashMap[uint256, DynArray[address, MAX_APPROVERS]]
+# A call proposal's calldata; a release proposal's abi-encoded (round, model hash).
+proposal_payload: public(HashMap[uint256, Bytes[MAX_PAYLOAD]])
+# Block at which a task's model version was released by vote (0: not released).
+released_at: public(HashMap[address, HashMap[bytes32, uint256]])
 
 
 event MemberAdmitted:
@@ -90,6 +107,17 @@ event MetadataUpdated:
     cert_fingerprint: bytes32
     kx_public_key: bytes32
     store_uri: String[256]
+
+event CallExecuted:
+    proposal_id: indexed(uint256)
+    target: indexed(address)
+    selector: bytes4
+
+event ModelReleased:
+    task: indexed(address)
+    round_id: uint256
+    model_hash: bytes32
+    proposal_id: uint256
 
 event ProposalCreated:
     proposal_id: indexed(uint256)
@@ -212,6 +240,43 @@ def propose_threshold(new_threshold: uint256) -> uint256:
     assert new_threshold >= 1, "consortium: threshold must be at least 1"
     assert new_threshold <= self.admin_count, "consortium: threshold above admin count"
     return self._propose(self._simple_proposal(KIND_SET_THRESHOLD, empty(address), 0, new_threshold))
+
+
+@external
+def propose_call(target: address, payload: Bytes[MAX_PAYLOAD]) -> uint256:
+    """
+    @notice Propose calling a contract this consortium governs; the call executes on approval.
+    @dev The target vets the call first (`check_governed_call`), so a call it would refuse, such as
+         a parameter outside the bounds it declared mutable, is refused now with the target's own
+         reason instead of failing admins' approvals later.
+    @param target A contract whose `consortium()` is this one.
+    @param payload The calldata: a function selector and its ABI-encoded arguments.
+    @return The proposal id.
+    """
+    self._check_admin(msg.sender)
+    assert target.is_contract, "consortium: target is not a contract"
+    assert len(payload) >= 4, "consortium: payload has no function selector"
+    assert staticcall IGoverned(target).consortium() == self, "consortium: target is not governed by this consortium"
+    assert staticcall IGoverned(target).check_governed_call(payload), "consortium: call refused by its target"
+    self.proposal_payload[self.proposal_count] = payload
+    return self._propose(self._simple_proposal(KIND_CALL, target, 0, 0))
+
+
+@external
+def propose_release(task: address, round_id: uint256) -> uint256:
+    """
+    @notice Propose releasing a task's finalized model version for use outside the consortium.
+    @param task A task contract this consortium governs.
+    @param round_id The finalized round whose model is released.
+    @return The proposal id.
+    """
+    self._check_admin(msg.sender)
+    assert task.is_contract, "consortium: target is not a contract"
+    assert staticcall IGoverned(task).consortium() == self, "consortium: target is not governed by this consortium"
+    model_hash: bytes32 = staticcall IGoverned(task).model_at(round_id)
+    assert self.released_at[task][model_hash] == 0, "consortium: model already released"
+    self.proposal_payload[self.proposal_count] = abi_encode(round_id, model_hash)
+    return self._propose(self._simple_proposal(KIND_RELEASE, task, 0, 0))
 
 
 @external
@@ -431,6 +496,19 @@ def _execute(proposal_id: uint256):
         self.members[p.target].status = STATUS_REVOKED
         self.members[p.target].revoked_at = block.number
         log MemberRevoked(member=p.target, proposal_id=proposal_id)
+    elif p.kind == KIND_CALL:
+        payload: Bytes[MAX_PAYLOAD] = self.proposal_payload[proposal_id]
+        # A refusal by the target reverts this approval with the target's reason; the proposal
+        # stays pending, to be approved again once its state allows or cancelled.
+        raw_call(p.target, payload)
+        log CallExecuted(proposal_id=proposal_id, target=p.target, selector=convert(slice(payload, 0, 4), bytes4))
+    elif p.kind == KIND_RELEASE:
+        round_id: uint256 = 0
+        model_hash: bytes32 = empty(bytes32)
+        round_id, model_hash = abi_decode(self.proposal_payload[proposal_id], (uint256, bytes32))
+        assert self.released_at[p.target][model_hash] == 0, "consortium: model already released"
+        self.released_at[p.target][model_hash] = block.number
+        log ModelReleased(task=p.target, round_id=round_id, model_hash=model_hash, proposal_id=proposal_id)
     else:
         assert p.threshold <= self.admin_count, "consortium: threshold above admin count"
         old_threshold: uint256 = self.threshold

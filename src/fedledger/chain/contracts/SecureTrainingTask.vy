@@ -16,11 +16,13 @@
 from interfaces import ITrainingTask
 from modules import membership
 from modules import round_core
+from modules import governed
 from modules import provenance
 from modules import secure_phases
 
 initializes: membership
 initializes: round_core[membership := membership]
+initializes: governed[membership := membership, round_core := round_core]
 initializes: provenance
 initializes: secure_phases[membership := membership, round_core := round_core]
 
@@ -68,6 +70,13 @@ exports: (
     secure_phases.secure_view,
     secure_phases.secure_keys,
     secure_phases.secure_messages,
+    governed.paused,
+    governed.param_low,
+    governed.param_high,
+    governed.staged,
+    governed.set_paused,
+    governed.set_param,
+    governed.check_governed_call,
 )
 
 # Recorded so the task's parameters read back as they were given; secure rounds keep no reputation.
@@ -99,6 +108,7 @@ def __init__(
     min_mean_score: uint256,
     min_approvals: uint256,
     stake_gate_: address,
+    param_bounds: DynArray[governed.ParamBounds, governed.MAX_PARAMS],
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -126,6 +136,7 @@ def __init__(
     @param min_approvals Must be 0: approvals are scores of plain updates.
     @param stake_gate_ Must be zero: rewards and slashing rest on validators' scores, which secure
            rounds never have.
+    @param param_bounds The parameters the consortium may change by vote later, each with its bounds.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -149,6 +160,7 @@ def __init__(
     assert min_mean_score <= round_core.SCORE_SCALE, "task: min mean score out of range"
     assert max_disagreement + max_rejection + min_mean_score == 0, "task: reputation needs scored rounds"
     assert stake_gate_ == empty(address), "task: stake needs scored rounds"
+    governed.__init__(param_bounds)
     self.reputation_warmup = reputation_warmup_
 
 
@@ -160,6 +172,7 @@ def open_round() -> uint256:
     @return The new round id (rounds count from 1).
     """
     round_id: uint256 = round_core._next_round()
+    governed._open_check(round_id)
     round_core._open(round_id, round_core.PHASE_KEYS, secure_phases._list_trainers(round_id))
     return round_id
 

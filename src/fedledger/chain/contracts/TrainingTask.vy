@@ -16,6 +16,7 @@
 from interfaces import ITrainingTask
 from modules import membership
 from modules import round_core
+from modules import governed
 from modules import provenance
 from modules import reputation
 from modules import committees
@@ -24,6 +25,7 @@ from modules import staking
 
 initializes: membership
 initializes: round_core[membership := membership]
+initializes: governed[membership := membership, round_core := round_core]
 initializes: provenance
 initializes: reputation[membership := membership]
 initializes: staking
@@ -87,6 +89,13 @@ exports: (
     validation.scores_of,
     validation.min_approvals,
     staking.stake_gate,
+    governed.paused,
+    governed.param_low,
+    governed.param_high,
+    governed.staged,
+    governed.set_paused,
+    governed.set_param,
+    governed.check_governed_call,
 )
 
 # Validated rounds are plain: the secure-aggregation threshold of this kind is always 0.
@@ -116,6 +125,7 @@ def __init__(
     min_mean_score: uint256,
     min_approvals: uint256,
     stake_gate: address,
+    param_bounds: DynArray[governed.ParamBounds, governed.MAX_PARAMS],
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -148,6 +158,7 @@ def __init__(
     @param stake_gate The contract that says whether a member deposited its role's stake (the task's
            Incentives); zero for no stake. A gated task refuses unstaked trainers' commitments and
            unstaked validators' scores, and seats no unstaked validator.
+    @param param_bounds The parameters the consortium may change by vote later, each with its bounds.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -167,6 +178,7 @@ def __init__(
     reputation.__init__(max_disagreement, reputation_warmup, max_rejection, min_mean_score)
     validation.__init__(min_approvals)
     staking.__init__(stake_gate)
+    governed.__init__(param_bounds)
 
 
 @external
@@ -177,6 +189,7 @@ def open_round() -> uint256:
     @return The new round id (rounds count from 1).
     """
     round_id: uint256 = round_core._next_round()
+    governed._open_check(round_id)
     round_core._open(round_id, round_core.PHASE_OPEN, reputation._count_trainers(round_id))
     return round_id
 
