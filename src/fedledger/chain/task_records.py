@@ -168,8 +168,10 @@ class TaskParams:
             uint_arg(self.min_mean_score, "min mean score"),
             uint_arg(self.min_approvals, "min approvals"),
             as_address(self.stake_gate, what="stake gate address"),
-            [(governed_param_id(name), uint_arg(low, f"{name} low"), uint_arg(high, f"{name} high"))
-             for name, low, high in self.param_bounds],  # fmt: skip
+            [
+                (governed_param_id(name), uint_arg(low, f"{name} low"), uint_arg(high, f"{name} high"))
+                for name, low, high in self.param_bounds
+            ],
         )
 
 
