@@ -11,15 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from eth_abi.abi import decode as abi_decode
 from eth_utils import to_bytes
 from web3.types import BlockIdentifier
 
 from fedledger.chain.task_records import GOVERNED_PARAMS, governed_param_id, uint_arg
 
 if TYPE_CHECKING:
+    from fedledger.chain.connection import Chain
     from fedledger.chain.task import TrainingTaskClient
 
-__all__ = ["GovernanceState", "governance_state", "param_bounds_of", "set_param_call", "set_paused_call"]
+__all__ = [
+    "GovernanceState",
+    "describe_call",
+    "describe_release",
+    "governance_state",
+    "param_bounds_of",
+    "param_name",
+    "set_param_call",
+    "set_paused_call",
+]
 
 _PARAM_NAMES = {v: k for k, v in GOVERNED_PARAMS.items()}
 
@@ -84,3 +95,23 @@ def set_param_call(task: TrainingTaskClient, name: str, value: int) -> bytes:
 def set_paused_call(task: TrainingTaskClient, paused: bool) -> bytes:
     """Calldata pausing (``True``) or resuming (``False``) the task."""
     return to_bytes(hexstr=task.contract.encode_abi("set_paused", args=[bool(paused)]))
+
+
+def describe_call(chain: Chain, target: str, payload: bytes) -> str:
+    """A call proposal in words (``pause``, ``resume``, ``set commit_duration = 120``), read with the task ABI;
+    the raw selector for a call the task ABI does not have."""
+    try:
+        fn, args = chain.contract("TrainingTask", target).decode_function_input(payload)
+    except ValueError:
+        return f"call {payload[:4].hex()} on {target}"
+    if fn.fn_name == "set_paused":
+        return "pause" if args["paused"] else "resume"
+    if fn.fn_name == "set_param":
+        return f"set {param_name(args['param'])} = {args['new_value']}"
+    return f"call {fn.fn_name} on {target}"  # pragma: no cover - the task vets every governed call
+
+
+def describe_release(payload: bytes) -> tuple[int, str]:
+    """A release proposal's round and model hash."""
+    round_id, model_hash = abi_decode(["uint256", "bytes32"], payload)
+    return int(round_id), "0x" + bytes(model_hash).hex()

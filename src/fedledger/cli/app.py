@@ -14,6 +14,7 @@ from fedledger.chain.encoding import as_address
 from fedledger.cli import audit as audit_cmd
 from fedledger.cli import chain as chain_cmd
 from fedledger.cli import data as data_cmd
+from fedledger.cli import governance as governance_cmd
 from fedledger.cli import key as key_cmd
 from fedledger.cli import ledger as ledger_cmd
 from fedledger.cli import member as member_cmd
@@ -57,6 +58,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(privacy_cmd.app, name="privacy")
 app.add_typer(rewards_cmd.app, name="rewards")
+app.add_typer(governance_cmd.app, name="governance")
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
 app.command("node")(node_command)

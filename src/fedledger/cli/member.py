@@ -16,7 +16,7 @@ app = typer.Typer(help="Consortium members: add, revoke, change roles, approve, 
 _ZERO32 = "0x" + "00" * 32
 
 
-def _report(client: ConsortiumClient, proposal_id: int, action: str, json_out: bool) -> None:
+def report_proposal(client: ConsortiumClient, proposal_id: int, action: str, json_out: bool) -> None:
     proposal = client.proposal(proposal_id)
     data = {
         "proposal_id": proposal_id,
@@ -32,7 +32,7 @@ def _report(client: ConsortiumClient, proposal_id: int, action: str, json_out: b
     else:
         console.print(
             f"{action}: proposal {proposal_id} has {proposal.approvals}/{data['threshold']} approvals; "
-            f"other admins run `fedledger member approve {proposal_id}`"
+            f"other admins run `fedledger governance vote {proposal_id}` (or `member approve`)"
         )
 
 
@@ -63,7 +63,7 @@ def add(
         )
         if client.proposal(pid).executed:
             ws.fund(address)  # dev chains: pay the newcomer's gas
-        _report(client, pid, f"admit {address}", json_out)
+        report_proposal(client, pid, f"admit {address}", json_out)
 
 
 @app.command("revoke")
@@ -76,7 +76,7 @@ def revoke(
     """Propose revoking a member (a revoked address can never act again)."""
     with open_workspace(workspace) as ws:
         client = ws.consortium(ws.account(as_key))
-        _report(client, client.propose_revoke(address), f"revoke {address}", json_out)
+        report_proposal(client, client.propose_revoke(address), f"revoke {address}", json_out)
 
 
 @app.command("roles")
@@ -90,7 +90,7 @@ def set_roles(
     """Propose replacing a member's roles."""
     with open_workspace(workspace) as ws:
         client = ws.consortium(ws.account(as_key))
-        _report(client, client.propose_roles(address, Role.parse(roles)), f"set roles of {address}", json_out)
+        report_proposal(client, client.propose_roles(address, Role.parse(roles)), f"set roles of {address}", json_out)
 
 
 @app.command("threshold")
@@ -110,7 +110,7 @@ def set_threshold(
                 f"has {admins}; admit more members with the admin role first (member add ... --roles admin,...)",
                 function="propose_threshold",
             )
-        _report(client, client.propose_threshold(threshold), f"set threshold to {threshold}", json_out)
+        report_proposal(client, client.propose_threshold(threshold), f"set threshold to {threshold}", json_out)
 
 
 @app.command("approve")
@@ -127,7 +127,7 @@ def approve(
         proposal = client.proposal(proposal_id)
         if proposal.executed and proposal.kind.name == "ADMIT":
             ws.fund(proposal.target)
-        _report(client, proposal_id, f"approve proposal {proposal_id}", json_out)
+        report_proposal(client, proposal_id, f"approve proposal {proposal_id}", json_out)
 
 
 @app.command("proposals")

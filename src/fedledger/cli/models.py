@@ -19,16 +19,21 @@ def list_models(
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
     json_out: JsonOpt = False,
 ) -> None:
-    """Every finalized model version (round -> hash), starting with the initial model."""
+    """Every finalized model version (round -> hash), starting with the initial model, and whether a consortium
+    vote released it (``fedledger governance propose release``)."""
     with open_workspace(workspace) as ws:
-        client = ws.task(task)
-        rows = [{"round": 0, "model_hash": client.params().initial_model}]
-        rows += [{"round": r, "model_hash": h} for r, h in sorted(client.model_history().items())]
+        client, consortium = ws.task(task), ws.consortium()
+        versions = [(0, client.params().initial_model), *sorted(client.model_history().items())]
+        rows = [
+            {"round": r, "model_hash": h, "released_at_block": consortium.released_at(client.address, h) or None}
+            for r, h in versions
+        ]
     if json_out:
         print_json(rows)
         return
     for row in rows:
-        console.print(f"round {row['round']:>4}  {row['model_hash']}")
+        released = f"  released at block {row['released_at_block']}" if row["released_at_block"] else ""
+        console.print(f"round {row['round']:>4}  {row['model_hash']}{released}")
 
 
 @app.command("export")

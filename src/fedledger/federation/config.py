@@ -90,6 +90,7 @@ _OMITTED_WHEN_UNSET: dict[str, Any] = {
     "server_optimizer_params": {},
     "evaluation_board": "",
     "min_approvals": 0,
+    "mutable": {},
     # Incentives (IncentiveSettings): a task without them hashes as if they did not exist.
     "contribution_method": "",
     "contribution_params": {},
@@ -235,6 +236,10 @@ class TaskConfig:
     validator_slash_bps: int = 0
     contribution_window: int = IncentiveParams.contribution_window  # seconds after a round's aggregation deadline
     dispute_window: int = IncentiveParams.dispute_window  # seconds after the task's end before stakes come back
+    # Settings a consortium vote may change while the task runs (fedledger.chain.governance), each with the bounds
+    # [low, high] it must stay within: any of commit_duration, validate_duration, aggregate_duration,
+    # proposal_quorum. Empty: only pausing and resuming the task can be voted.
+    mutable: dict[str, list[int]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -414,6 +419,7 @@ class TaskConfig:
             self.aggregate_duration,
             self.proposal_quorum,
             self.committee_size,
+            {name: tuple(bounds) if isinstance(bounds, list) else bounds for name, bounds in self.mutable.items()},
         )
 
     @functools.cached_property
@@ -518,6 +524,7 @@ class TaskConfig:
             max_rejection=reputation.max_rejection,
             min_mean_score=reputation.min_mean_score,
             min_approvals=self.robustness.min_approvals,
+            param_bounds=tuple((name, low, high) for name, (low, high) in timing.mutable.items()),
         )
 
     @classmethod

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from eth_utils import is_address
 
 from fedledger.chain.incentives import IncentiveParams
-from fedledger.chain.task_records import ZERO_ADDRESS
+from fedledger.chain.task_records import GOVERNED_PARAMS, ZERO_ADDRESS
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation.modes import (
     AggregationRule,
@@ -285,7 +285,8 @@ class SecureAggregationSettings:
 @dataclass(frozen=True)
 class TimingSettings:
     """A round's deadlines (seconds of block time) and quorums: how many commitments a round needs, how many
-    identical proposals finalize it, and how many validators score each update (0: every validator)."""
+    identical proposals finalize it, and how many validators score each update (0: every validator). ``mutable``
+    names the ones a consortium vote may change later, each with the bounds (low, high) the vote must respect."""
 
     min_commitments: int
     commit_duration: int
@@ -293,6 +294,7 @@ class TimingSettings:
     aggregate_duration: int
     proposal_quorum: int
     committee_size: int
+    mutable: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in (
@@ -304,6 +306,18 @@ class TimingSettings:
             "committee_size",
         ):
             _check_integer(name, getattr(self, name))
+        for name, bounds in self.mutable.items():
+            if name not in GOVERNED_PARAMS:
+                raise ConfigError(f"task config: mutable: {name!r} cannot change by vote; these can: "
+                                  f"{', '.join(GOVERNED_PARAMS)}")  # fmt: skip
+            if len(bounds) != 2 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
+                raise ConfigError(f"task config: mutable.{name}: expected [low, high], got {list(bounds)!r}")
+            low, high = bounds
+            if not 1 <= low <= getattr(self, name) <= high:
+                raise ConfigError(
+                    f"task config: mutable.{name}: bounds [{low}, {high}] must hold its value {getattr(self, name)} "
+                    "and start at 1 or more"
+                )
 
 
 @dataclass(frozen=True)
