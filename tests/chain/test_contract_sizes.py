@@ -1,7 +1,8 @@
-"""Every deployed contract stays well under EIP-170, so later rules (rewards, stake, governance) have room.
+"""Every deployed contract stays under EIP-170 with room to spare for fixes.
 
-EIP-170 caps runtime code at 24,576 bytes; the project's own bound is 20,000 bytes. The size is the
-compiler's runtime bytecode (what the chain stores), compiled from the sources as shipped.
+EIP-170 caps runtime code at 24,576 bytes; the project's own bound keeps 2 KiB below it (22,528 bytes), room a
+security fix may need without splitting a contract. The size is the compiler's runtime bytecode (what the chain
+stores), compiled from the sources as shipped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from fedledger.chain.compiler import CONTRACT_NAMES, CONTRACTS_DIR, compile_contract, contract_sources
 
 EIP_170 = 24_576
-BOUND = 20_000
+BOUND = EIP_170 - 2_048
 
 
 def test_every_shipped_contract_is_listed() -> None:

@@ -21,6 +21,8 @@ Re-derives, without trusting any node's word:
   share reveal matches its committed hash, and the finalized model is the one the
   published messages unmask to (``secagg.recompute_aggregate``: the sum of the
   committed masked inputs, masks removed with the revealed shares).
+- governance: every vote that paused, resumed or changed the task, or released one of its models, met the
+  approval threshold of admins in force, and did exactly what was voted (:mod:`fedledger.audit.governance`);
 - payouts (tasks with incentives): every credit, claim and slash re-derived from the posted
   contributions and the pool's books (:mod:`fedledger.audit.incentives`, which says what it trusts).
 
@@ -37,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fedledger.audit.discrepancy import Discrepancy
+from fedledger.audit.governance import audit_governance
 from fedledger.audit.incentives import PayoutAudit, audit_payouts
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
@@ -87,6 +90,8 @@ class VerificationReport:
     rounds_checked: int = 0
     updates_checked: int = 0
     models_checked: int = 0
+    votes_checked: int = 0
+    """Consortium votes on the task (calls and model releases) whose approvals were re-derived."""
     discrepancies: list[Discrepancy] = field(default_factory=list)
     refused: list[Discrepancy] = field(default_factory=list)
     """Committed blobs that are oversized or malformed: named, and left out as the rules leave them out."""
@@ -105,6 +110,7 @@ class VerificationReport:
             "rounds_checked": self.rounds_checked,
             "updates_checked": self.updates_checked,
             "models_checked": self.models_checked,
+            "votes_checked": self.votes_checked,
             "first_discrepancy": str(self.discrepancies[0]) if self.discrepancies else None,
             "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
             "refused": [asdict(d) | {"text": str(d)} for d in self.refused],
@@ -181,7 +187,12 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     # One block for every read: the rounds and the payouts are audited against the same history.
     block = chain.block_number
     events = task.events(to_block=block)
-    _verify_rounds(chain, consortium, task, store, events, report, fail, refuse)
+    config = _verify_rounds(chain, consortium, task, store, events, report, fail, refuse)
+    if config is not None:
+        report.votes_checked = audit_governance(
+            consortium.events(to_block=block), task.address, events, config, task.params().param_bounds,
+            _RoleHistory(consortium.events(to_block=block)).had_role, fail,
+        )  # fmt: skip
     if task.params().stake_gate != ZERO_ADDRESS:
         report.payouts = audit_payouts(chain, task, events, block=block)
         report.discrepancies.extend(report.payouts.discrepancies)
@@ -197,14 +208,15 @@ def _verify_rounds(
     report: VerificationReport,
     fail: Any,
     refuse: Any,
-) -> None:
-    """The config, lineage, privacy and every round's blobs and models, from the task's events."""
+) -> TaskConfig | None:
+    """The config, lineage, privacy and every round's blobs and models, from the task's events; returns the
+    committed config (None when it is unavailable, a discrepancy already)."""
     params = task.params()
     try:
         config = TaskConfig.from_bytes(store.get(params.config_hash.removeprefix("0x")))
     except (StoreError, ConfigError) as exc:
         fail(f"task config unavailable or invalid: {exc}", h=params.config_hash)
-        return
+        return None
     datasets = _lineage_source(chain, consortium, params.data_registry, params.purpose, config, fail)
     privacy = config.privacy
     if privacy is not None and params.privacy_budget != privacy.budget_micro:
@@ -212,6 +224,7 @@ def _verify_rounds(
     replay = _Replay(task, store, config, _RoleHistory(consortium.events()), datasets, report, fail, refuse)
     for event in events:
         replay.apply(event)
+    return config
 
 
 class _Replay:
