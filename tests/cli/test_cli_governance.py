@@ -63,9 +63,9 @@ def test_two_admins_change_a_mutable_setting_from_the_next_round(governed_ws: Pa
     assert [p["status"] for p in every][-1] == "executed"
 
     message = cli_refused("governance", "propose", "set", "commit_duration", "5", "-w", ws)
-    assert "task: value outside mutable bounds" in message
+    assert "commit_duration = 5 is outside the bounds [10, 600] task 'default' declared" in message
     message = cli_refused("governance", "propose", "set", "validate_duration", "60", "-w", ws)
-    assert "task: parameter not mutable" in message
+    assert "did not declare validate_duration mutable (its mutable settings: commit_duration)" in message
     message = cli_refused("governance", "propose", "set", "acceptance_threshold", "60", "-w", ws)
     assert "not a setting a vote can change" in message
 

@@ -20,9 +20,10 @@ from fedledger.chain.governance import (
     set_param_call,
     set_paused_call,
 )
+from fedledger.chain.task import TrainingTaskClient
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.cli.member import report_proposal
-from fedledger.exceptions import InvalidState
+from fedledger.exceptions import InvalidArgument, InvalidState
 
 app = typer.Typer(
     help="Votes on running tasks (pause, resume, settings) and model releases: propose, vote, list, status.",
@@ -60,9 +61,19 @@ def propose_set(
     json_out: JsonOpt = False,
 ) -> None:
     """Propose a new value of a mutable setting, in force from the round after the vote."""
-    _propose_task_call(
-        workspace, task, as_key, json_out, f"set {name} = {value}", lambda t: set_param_call(t, name, value)
-    )
+
+    def build(client: TrainingTaskClient) -> bytes:
+        payload = set_param_call(client, name, value)  # refuses a name no vote can change
+        bounds = governance_state(client).bounds
+        if name not in bounds:
+            mutable = ", ".join(bounds) or "none"
+            raise InvalidArgument(f"task {task!r} did not declare {name} mutable (its mutable settings: {mutable})")
+        low, high = bounds[name]
+        if not low <= value <= high:
+            raise InvalidArgument(f"{name} = {value} is outside the bounds [{low}, {high}] task {task!r} declared")
+        return payload
+
+    _propose_task_call(workspace, task, as_key, json_out, f"set {name} = {value}", build)
 
 
 @propose_app.command("release")
