@@ -17,6 +17,7 @@ from eth_utils import event_abi_to_log_topic, to_bytes, to_checksum_address
 from eth_utils.abi import collapse_if_tuple
 
 from fedledger.chain.compiler import compile_contract
+from fedledger.chain.batch_events import BATCH_EVENTS
 from fedledger.chain.event_record import LedgerEvent
 from fedledger.chain.incentive_events import INCENTIVE_EVENTS
 from fedledger.exceptions import EventDecodeError
@@ -399,6 +400,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         DatasetRevoked,
         Posted,
         *INCENTIVE_EVENTS,
+        *BATCH_EVENTS,
     )
 }
 
