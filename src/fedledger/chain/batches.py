@@ -215,6 +215,13 @@ class CommitmentBatchesClient(ContractClient):
         )
         return bool(self.chain.call(fn))
 
+    def includes(self, batch_id: int, leaf: bytes, index: int, proof: Sequence[bytes]) -> bool:
+        """Whether the contract accepts ``proof`` of ``leaf`` at ``index`` of the batch's tree."""
+        fn = self.contract.functions.includes(
+            _uint(batch_id, "batch id"), as_bytes32(leaf, what="leaf"), _uint(index, "leaf index"), list(proof)
+        )
+        return bool(self.chain.call(fn))
+
     def commitment_digest(self, commitment: Commitment) -> bytes:
         """The EIP-712 digest the contract computes for ``commitment``."""
         return bytes(self.chain.call(self.contract.functions.commitment_digest(commitment.as_tuple())))

@@ -354,6 +354,23 @@ def is_barred(task: address, round_id: uint256, relay: address) -> bool:
 
 @view
 @external
+def includes(batch_id: uint256, leaf: bytes32, index: uint256, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
+    """
+    @notice Whether `leaf` sits at `index` of a batch's tree (what the challenges check).
+    @param batch_id The batch.
+    @param leaf The leaf hash.
+    @param index Its position.
+    @param proof Sibling hashes from the leaf up.
+    @return True when the proof leads to the batch's root.
+    """
+    count: uint256 = self.batches[batch_id].count
+    if index >= count or len(proof) != self._depth(count):
+        return False
+    return self._root_from(leaf, index, proof) == self.batches[batch_id].root
+
+
+@view
+@external
 def commitment_digest(leaf: Commitment) -> bytes32:
     """
     @notice The EIP-712 digest a trainer signs for `leaf`.
@@ -439,12 +456,36 @@ def _check_included(batch_id: uint256, leaf: bytes32, index: uint256, proof: Dyn
     """
     count: uint256 = self.batches[batch_id].count
     assert index < count, "batches: index out of range"
+    assert len(proof) == self._depth(count), "batches: proof length wrong"
+    assert self._root_from(leaf, index, proof) == self.batches[batch_id].root, "batches: leaf not in batch"
+
+
+@pure
+@internal
+def _depth(count: uint256) -> uint256:
+    """
+    @notice Levels of a tree of `count` leaves padded to a power of two: the proof length.
+    @param count The leaf count (1 to MAX_LEAVES).
+    @return The smallest d with 2**d >= count.
+    """
     depth: uint256 = 0
     for level: uint256 in range(MAX_DEPTH):
         if 1 << depth >= count:
             break
         depth += 1
-    assert len(proof) == depth, "batches: proof length wrong"
+    return depth
+
+
+@pure
+@internal
+def _root_from(leaf: bytes32, index: uint256, proof: DynArray[bytes32, MAX_DEPTH]) -> bytes32:
+    """
+    @notice The root a proof leads to from `leaf` at `index`.
+    @param leaf The leaf hash.
+    @param index Its position: its bits say on which side each sibling sits.
+    @param proof Sibling hashes from the leaf up.
+    @return The root.
+    """
     node: bytes32 = leaf
     position: uint256 = index
     for sibling: bytes32 in proof:
@@ -453,7 +494,7 @@ def _check_included(batch_id: uint256, leaf: bytes32, index: uint256, proof: Dyn
         else:
             node = keccak256(concat(x"01", sibling, node))
         position = position >> 1
-    assert node == self.batches[batch_id].root, "batches: leaf not in batch"
+    return node
 
 
 @internal
