@@ -23,6 +23,8 @@ Re-derives, without trusting any node's word:
   committed masked inputs, masks removed with the revealed shares).
 - payouts (tasks with incentives): every credit, claim and slash re-derived from the posted
   contributions and the pool's books (:mod:`fedledger.audit.incentives`, which says what it trusts).
+- batched commitments (when given the CommitmentBatches contract): every leaf of every batch posted for
+  the task, rebuilt from its blob and checked by the contract's rules (:mod:`fedledger.audit.batches`).
 
 A committed blob that is over the store's size limit or malformed is named in the report's ``refused``
 list (the rules leave such an update out, so it is no discrepancy by itself) and the audit goes on: it
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fedledger.audit.batches import BatchAudit, audit_batches
 from fedledger.audit.discrepancy import Discrepancy
 from fedledger.audit.incentives import PayoutAudit, audit_payouts
 from fedledger.chain.connection import Chain
@@ -92,6 +95,8 @@ class VerificationReport:
     """Committed blobs that are oversized or malformed: named, and left out as the rules leave them out."""
     payouts: PayoutAudit | None = None
     """The payout audit, for a task with incentives (its discrepancies are among the report's too)."""
+    batches: BatchAudit | None = None
+    """The audit of the task's batched commitments, when a batch contract was given (discrepancies included)."""
 
     @property
     def ok(self) -> bool:
@@ -109,6 +114,7 @@ class VerificationReport:
             "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
             "refused": [asdict(d) | {"text": str(d)} for d in self.refused],
             "payouts": self.payouts.to_json() if self.payouts is not None else None,
+            "batches": self.batches.to_json() if self.batches is not None else None,
         }
 
 
@@ -164,8 +170,11 @@ class _DatasetHistory:
         return purpose_id in purposes
 
 
-def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
-    """Check one task against the trusted consortium; never raises for a discrepancy."""
+def verify_task(
+    chain: Chain, consortium_address: str, task_address: str, store: BlobStore, *, batches: str | None = None
+) -> VerificationReport:
+    """Check one task against the trusted consortium (and its batched commitments on the CommitmentBatches
+    contract ``batches``, when given); never raises for a discrepancy."""
     task = TrainingTaskClient(chain, task_address)
     consortium = ConsortiumClient(chain, consortium_address)
     report = VerificationReport(task=task.address, consortium=consortium.address)
@@ -185,6 +194,9 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     if task.params().stake_gate != ZERO_ADDRESS:
         report.payouts = audit_payouts(chain, task, events, block=block)
         report.discrepancies.extend(report.payouts.discrepancies)
+    if batches is not None:
+        report.batches = audit_batches(chain, consortium, batches, task.address, store, block=block)
+        report.discrepancies.extend(report.batches.discrepancies)
     return report
 
 

@@ -9,7 +9,7 @@ can rebuild the tree, check every leaf, and challenge a bad one with the proofs 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.batch_events import BatchPosted
-from fedledger.chain.batch_leaves import BatchDomain, Commitment, MerkleTree, SignedCommitment
+from fedledger.chain.batch_leaves import BatchDomain, Commitment, MerkleTree, SignedCommitment, recover_signer
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
@@ -25,7 +25,15 @@ from fedledger.chain.events import decode_logs
 from fedledger.exceptions import BadInput
 from fedledger.store.safejson import loads_shallow
 
-__all__ = ["LISTING_FORMAT", "BatchInfo", "BatchListing", "BatchStatus", "CommitmentBatchesClient"]
+__all__ = [
+    "LISTING_FORMAT",
+    "BatchInfo",
+    "BatchListing",
+    "BatchStatus",
+    "CommitmentBatchesClient",
+    "LeafProblem",
+    "find_problems",
+]
 
 LISTING_FORMAT = "fedledger-batch/1"
 
@@ -95,6 +103,37 @@ class BatchListing:
         domain = BatchDomain(data["chain_id"], as_address(str(data.get("contract")), what="batch contract"))
         task = as_address(str(data.get("task")), what="task address")
         return cls(domain, task, round_id, tuple(SignedCommitment.from_json(item) for item in leaves))
+
+
+@dataclass(frozen=True)
+class LeafProblem:
+    """A listed leaf the contract would invalidate its batch for; ``reason`` is the contract's own wording."""
+
+    reason: str  # "leaf for another round", "forged signature", "signer is not a trainer" or "member listed twice"
+    indices: tuple[int, ...]  # the leaf, or the two leaves of a member listed twice
+    member: str
+
+
+def find_problems(listing: BatchListing, *, is_trainer: Callable[[str], bool]) -> list[LeafProblem]:
+    """Every leaf of ``listing`` a challenge would show bad, by the contract's rules, in tree order.
+
+    ``is_trainer`` answers whether an address holds the trainer role (at whichever block the caller judges at).
+    """
+    problems: list[LeafProblem] = []
+    first_index: dict[str, int] = {}
+    for index, signed in enumerate(listing.leaves):
+        c = signed.commitment
+        if c.task != listing.task or c.round_id != listing.round_id:
+            problems.append(LeafProblem("leaf for another round", (index,), c.member))
+        elif recover_signer(listing.domain, signed) != c.member:
+            problems.append(LeafProblem("forged signature", (index,), c.member))
+        elif not is_trainer(c.member):
+            problems.append(LeafProblem("signer is not a trainer", (index,), c.member))
+        if c.member in first_index:
+            problems.append(LeafProblem("member listed twice", (first_index[c.member], index), c.member))
+        else:
+            first_index[c.member] = index
+    return problems
 
 
 class CommitmentBatchesClient(ContractClient):
