@@ -23,8 +23,15 @@ from fedledger.chain import Chain, ConsortiumClient, Role
 from fedledger.chain.batch_leaves import Commitment, SignedCommitment, sign_commitment
 from fedledger.chain.batches import BatchListing, BatchStatus, CommitmentBatchesClient, find_problems
 from fedledger.chain.embedded import FAUCET_KEY
-from fedledger.exceptions import BadInput
-from fedledger.federation.relay import Relay, RelayServer, challenge, dispute_missing, submit
+from fedledger.exceptions import BadInput, IntegrityError
+from fedledger.federation.relay import (
+    Relay,
+    RelayServer,
+    challenge,
+    dispute_missing,
+    finalized_commitments,
+    submit,
+)
 from fedledger.store import BlobStore
 
 TASK = Account.from_key(h("relay-test-task")).address
@@ -142,6 +149,12 @@ def test_trainer_processes_submit_and_the_relay_posts_one_root(net: Net) -> None
     # A trainer whose leaf is there sends no dispute.
     evidence = SignedCommitment.from_json(answers[1]["signed"]), bytes.fromhex(answers[1]["receipt"])
     assert dispute_missing(net.batches.as_(net.who["t1"]), published.batch_id, listing, *evidence) is None
+    # The round's commitments, as a round engine reads them: only once the batch is final.
+    assert finalized_commitments(net.batches, net.store, TASK, 1) is None
+    net.chain.advance_time(net.batches.window + 1)
+    net.batches.finalize(published.batch_id)
+    assert finalized_commitments(net.batches, net.store, TASK, 1) == listing.leaves
+    assert finalized_commitments(net.batches, net.store, TASK, 2) is None
 
 
 def test_the_audit_names_a_forged_leaf_and_its_challenge_invalidates_the_batch(net: Net) -> None:
@@ -172,6 +185,10 @@ def test_the_audit_names_a_listing_that_does_not_rebuild_the_root(net: Net) -> N
     report = audit_batches(net.chain, net.consortium, net.batches.address, TASK, net.store)
     assert len(report.discrepancies) == 1 and "does not" not in str(report.discrepancies[0])
     assert f"batch {batch_id}: leaves blob rebuilds root" in str(report.discrepancies[0])
+    net.chain.advance_time(net.batches.window + 1)
+    net.batches.finalize(batch_id)
+    with pytest.raises(IntegrityError, match="does not rebuild the posted root"):
+        finalized_commitments(net.batches, net.store, TASK, 1)
     net.store.delete(blob)
     missing = audit_batches(net.chain, net.consortium, net.batches.address, TASK, net.store)
     assert "leaves blob unavailable" in str(missing.discrepancies[0])

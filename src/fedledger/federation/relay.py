@@ -29,15 +29,23 @@ from fedledger.chain.batch_leaves import (
     recover_signer,
     sign_receipt,
 )
-from fedledger.chain.batches import BatchListing, CommitmentBatchesClient, LeafProblem
+from fedledger.chain.batches import BatchListing, BatchStatus, CommitmentBatchesClient, LeafProblem
 from fedledger.chain.connection import TxResult
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.encoding import as_address
-from fedledger.exceptions import BadInput, ChainError
+from fedledger.exceptions import BadInput, ChainError, IntegrityError
 from fedledger.store import BlobStore
 from fedledger.store.safejson import loads_shallow
 
-__all__ = ["PublishedBatch", "Relay", "RelayServer", "challenge", "dispute_missing", "submit"]
+__all__ = [
+    "PublishedBatch",
+    "Relay",
+    "RelayServer",
+    "challenge",
+    "dispute_missing",
+    "finalized_commitments",
+    "submit",
+]
 
 MAX_REQUEST_BYTES = 16 * 1024  # one signed commitment is about 400 bytes of JSON
 COMMIT_PATH = "/commitments"
@@ -242,3 +250,25 @@ def dispute_missing(
     if listing is not None and signed in listing.leaves:
         return None
     return client.challenge_missing(batch_id, signed, receipt)
+
+
+def finalized_commitments(
+    client: CommitmentBatchesClient, store: BlobStore, task: str, round_id: int
+) -> tuple[SignedCommitment, ...] | None:
+    """The signed commitments of a round's finalized batch, in tree order (a leaf's index is its update's index);
+    None while the round has no finalized batch. The listing must rebuild the posted root: anything else is an
+    :class:`IntegrityError` (a :class:`~fedledger.exceptions.BlobNotFound` when the store lacks it)."""
+    batch_id = client.current_batch(task, round_id)
+    if batch_id == 0:
+        return None
+    info = client.batch(batch_id)
+    if info.status is not BatchStatus.FINALIZED:
+        return None
+    try:
+        listing = BatchListing.from_bytes(store.get(info.leaves_blob.removeprefix("0x")))
+    except BadInput as exc:
+        raise IntegrityError(f"batch {batch_id}: malformed leaves blob: {exc}") from None
+    tree = listing.tree()
+    if listing.domain != client.domain or (tree.count, "0x" + tree.root.hex()) != (info.count, info.root):
+        raise IntegrityError(f"batch {batch_id}: its leaves blob does not rebuild the posted root")
+    return listing.leaves
