@@ -8,7 +8,7 @@ contract's exact reason and that nothing moved. Embedded chain, one module-scope
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import h, refused
+from conftest import Ledger, h, refused
 from fedledger.chain import Chain, ConsortiumClient, Role
 from fedledger.chain.batch_events import BatchFinalized, BatchInvalidated, MissingAnswered, MissingDisputed
 from fedledger.chain.batch_leaves import (
@@ -456,3 +456,31 @@ def test_missing_challenge_refusals(world: World) -> None:
     )
     world.chain.advance_time(WINDOW + 1)
     refused(world.state, DeadlinePassed, "batches: challenge window closed", challenge, batch_id, left_out, receipt)
+
+
+# -- the same game on a real node -------------------------------------------------------------------------------
+
+
+def test_a_batch_is_posted_challenged_and_settled_on_each_backend(ledger: Ledger) -> None:
+    """On the embedded chain and on anvil: the contract's ecrecover and the revert reasons over JSON-RPC."""
+    chain, relay, trainers = ledger.chain, ledger.members[0], ledger.members[1:]
+    batches = CommitmentBatchesClient.deploy(chain, ledger.admin, ledger.consortium.address, window=WINDOW)
+
+    def signed(account: LocalAccount, signer: LocalAccount) -> SignedCommitment:
+        c = Commitment.of(task=TASK, round_id=1, member=account.address, update_hash=h("u"), num_examples=3)
+        return SignedCommitment(c, sign_commitment(signer, batches.domain, replace(c, member=signer.address)).signature)
+
+    good = [signed(t, t) for t in trainers]
+    tree = MerkleTree([s.leaf(batches.domain) for s in good])
+    batch_id = batches.as_(relay).post_batch(TASK, 1, tree.root, tree.count, BLOB)
+    state = lambda: (chain.block_number, batches.batch(batch_id).status)  # noqa: E731
+    challenge = batches.as_(ledger.outsider).challenge_forged
+    refused(state, InvalidArgument, "batches: leaf is valid", challenge, batch_id, good[1], 1, tree.proof(1))
+    chain.advance_time(WINDOW + 1)
+    batches.as_(ledger.outsider).finalize(batch_id)
+    assert batches.batch(batch_id).status == BatchStatus.FINALIZED
+    bad = [*good[:2], signed(trainers[2], trainers[0])]
+    bad_tree = MerkleTree([s.leaf(batches.domain) for s in bad])
+    bad_id = batches.as_(relay).post_batch(TASK, 2, bad_tree.root, 3, BLOB)
+    batches.as_(ledger.outsider).challenge_forged(bad_id, bad[2], 2, bad_tree.proof(2))
+    assert batches.batch(bad_id).status == BatchStatus.INVALID
