@@ -112,6 +112,11 @@ def _malleable(signature: bytes) -> bytes:
     return signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - signature[64]])
 
 
+def _off_curve(signature: bytes) -> bytes:
+    """A signature whose r is no point's x coordinate: ecrecover gives the zero address."""
+    return (5).to_bytes(32, "big") + signature[32:]
+
+
 # -- typed data and tree against the contract --------------------------------------------------------------
 
 
@@ -153,6 +158,9 @@ def test_signatures_recover_as_the_contract_recovers(world: World) -> None:
         recover_signer(world.batches.domain, SignedCommitment(signed.commitment, _malleable(signed.signature))) is None
     )
     assert recover_signer(world.batches.domain, SignedCommitment(signed.commitment, signed.signature[:64])) is None
+    assert (
+        recover_signer(world.batches.domain, SignedCommitment(signed.commitment, _off_curve(signed.signature))) is None
+    )
     with pytest.raises(BadInput, match="cannot sign a commitment"):
         sign_commitment(world.who["t1"], world.batches.domain, signed.commitment)
 
@@ -227,10 +235,14 @@ def test_deploy_refusals(world: World) -> None:
             "forged signature",
         ),
         (lambda w: SignedCommitment(w.signed("t1").commitment, b"\x00" * 65), "forged signature"),
+        (
+            lambda w: SignedCommitment(w.signed("t1").commitment, _off_curve(w.signed("t1").signature)),
+            "forged signature",
+        ),
         (lambda w: w.signed("validator"), "signer is not a trainer"),
         (lambda w: w.signed("t1", round_id=7), "leaf for another round"),
     ],
-    ids=["other-signer", "malleable", "garbage", "not-a-trainer", "other-round"],
+    ids=["other-signer", "malleable", "garbage", "off-curve", "not-a-trainer", "other-round"],
 )
 def test_a_forged_leaf_invalidates_the_batch(world: World, bad: Any, reason: str) -> None:
     leaves = [world.signed("t0"), bad(world), world.signed("t2")]

@@ -20,6 +20,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import keccak, to_checksum_address
 
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
@@ -229,7 +230,7 @@ def _recover(message: SignableMessage, signature: bytes) -> str | None:
         return None
     try:
         return str(Account.recover_message(message, signature=signature))
-    except Exception:  # eth-keys refuses an r or s off the curve: a forged signature, not an error
+    except (BadSignature, ValidationError):  # an r off the curve: ecrecover's zero address, a forged signature
         return None
 
 
