@@ -57,7 +57,7 @@ class BatchInfo:
     count: int
     leaves_blob: str
     challenge_deadline: int
-    answer_deadline: int
+    answer_deadline: int  # the challenge deadline plus one more window, for answers to missing-leaf disputes
     status: BatchStatus
     open_disputes: int
 
@@ -238,9 +238,9 @@ class CommitmentBatchesClient(ContractClient):
             count=raw[4],
             leaves_blob=hex32(raw[5]),
             challenge_deadline=raw[6],
-            answer_deadline=raw[7],
-            status=BatchStatus(raw[8]),
-            open_disputes=raw[9],
+            answer_deadline=raw[6] + self.window,
+            status=BatchStatus(raw[7]),
+            open_disputes=raw[8],
         )
 
     def current_batch(self, task: str, round_id: int) -> int:

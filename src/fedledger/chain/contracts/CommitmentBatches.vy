@@ -68,14 +68,13 @@ struct Batch:
     count: uint256
     leaves_blob: bytes32
     challenge_deadline: uint256
-    answer_deadline: uint256
     status: uint8
     open_disputes: uint256
 
 
-consortium: public(IConsortium)
-window: public(uint256)
-domain_separator: public(bytes32)
+consortium: public(immutable(IConsortium))
+window: public(immutable(uint256))
+domain_separator: public(immutable(bytes32))
 batch_count: public(uint256)
 batches: HashMap[uint256, Batch]
 # task -> round -> the batch that stands for it (pending or finalized); 0: none
@@ -123,17 +122,17 @@ event BatchFinalized:
 
 
 @deploy
-def __init__(consortium: address, window: uint256):
+def __init__(consortium_address: address, window_seconds: uint256):
     """
-    @notice Create the batch board of `consortium`.
-    @param consortium The Consortium contract whose trainers sign and whose aggregators relay.
-    @param window Seconds of block time a batch stays open to challenges (and then to answers).
+    @notice Create the batch board of a consortium.
+    @param consortium_address The Consortium contract whose trainers sign and whose aggregators relay.
+    @param window_seconds Seconds of block time a batch stays open to challenges (and then to answers).
     """
-    assert consortium != empty(address), "batches: zero consortium address"
-    assert window > 0, "batches: zero window"
-    self.consortium = IConsortium(consortium)
-    self.window = window
-    self.domain_separator = keccak256(
+    assert consortium_address != empty(address), "batches: zero consortium address"
+    assert window_seconds > 0, "batches: zero window"
+    consortium = IConsortium(consortium_address)
+    window = window_seconds
+    domain_separator = keccak256(
         abi_encode(DOMAIN_TYPEHASH, DOMAIN_NAME_HASH, DOMAIN_VERSION_HASH, chain.id, self)
     )
 
@@ -149,7 +148,7 @@ def post_batch(task: address, round_id: uint256, root: bytes32, count: uint256, 
     @param leaves_blob sha256 of the store blob that lists the signed commitments.
     @return The new batch id (from 1).
     """
-    assert staticcall self.consortium.has_role(msg.sender, ROLE_AGGREGATOR), "batches: caller is not an aggregator"
+    assert staticcall consortium.has_role(msg.sender, ROLE_AGGREGATOR), "batches: caller is not an aggregator"
     assert task != empty(address), "batches: zero task address"
     assert root != empty(bytes32), "batches: zero root"
     assert leaves_blob != empty(bytes32), "batches: zero leaves blob"
@@ -158,7 +157,7 @@ def post_batch(task: address, round_id: uint256, root: bytes32, count: uint256, 
     assert not self.barred[task][round_id][msg.sender], "batches: relay was caught in this round"
     batch_id: uint256 = self.batch_count + 1
     self.batch_count = batch_id
-    deadline: uint256 = block.timestamp + self.window
+    deadline: uint256 = block.timestamp + window
     self.batches[batch_id] = Batch(
         task=task,
         round_id=round_id,
@@ -167,7 +166,6 @@ def post_batch(task: address, round_id: uint256, root: bytes32, count: uint256, 
         count=count,
         leaves_blob=leaves_blob,
         challenge_deadline=deadline,
-        answer_deadline=deadline + self.window,
         status=STATUS_PENDING,
         open_disputes=0,
     )
@@ -210,7 +208,7 @@ def challenge_forged(
         reason = "leaf for another round"
     elif self._signer(digest, signature) != leaf.member:
         reason = "forged signature"
-    elif not staticcall self.consortium.has_role(leaf.member, ROLE_TRAINER):
+    elif not staticcall consortium.has_role(leaf.member, ROLE_TRAINER):
         reason = "signer is not a trainer"
     assert reason != "", "batches: leaf is valid"
     self._invalidate(batch_id, reason, msg.sender)
@@ -265,10 +263,10 @@ def challenge_missing(batch_id: uint256, leaf: Commitment, signature: Bytes[65],
     assert leaf.task == batch.task and leaf.round_id == batch.round_id, "batches: commitment for another round"
     digest: bytes32 = self._digest(leaf)
     assert self._signer(digest, signature) == leaf.member, "batches: bad member signature"
-    assert staticcall self.consortium.has_role(leaf.member, ROLE_TRAINER), "batches: signer is not a trainer"
+    assert staticcall consortium.has_role(leaf.member, ROLE_TRAINER), "batches: signer is not a trainer"
     leaf_hash: bytes32 = self._leaf_hash(digest, keccak256(signature))
     receipt_digest: bytes32 = keccak256(
-        concat(x"1901", self.domain_separator, keccak256(abi_encode(RECEIPT_TYPEHASH, leaf_hash)))
+        concat(x"1901", domain_separator, keccak256(abi_encode(RECEIPT_TYPEHASH, leaf_hash)))
     )
     assert self._signer(receipt_digest, receipt) == batch.relay, "batches: receipt not signed by the relay"
     assert not self.disputed[batch_id][leaf_hash], "batches: already disputed"
@@ -290,7 +288,7 @@ def answer_missing(batch_id: uint256, leaf_hash: bytes32, index: uint256, proof:
     """
     assert self.batches[batch_id].status == STATUS_PENDING, "batches: batch not pending"
     assert self.disputed[batch_id][leaf_hash], "batches: no such dispute"
-    assert block.timestamp <= self.batches[batch_id].answer_deadline, "batches: answer window closed"
+    assert block.timestamp <= self.batches[batch_id].challenge_deadline + window, "batches: answer window closed"
     self._check_included(batch_id, leaf_hash, index, proof)
     self.disputed[batch_id][leaf_hash] = False
     self.batches[batch_id].open_disputes -= 1
@@ -308,7 +306,7 @@ def finalize(batch_id: uint256):
     assert batch.status == STATUS_PENDING, "batches: batch not pending"
     assert block.timestamp > batch.challenge_deadline, "batches: challenge window open"
     if batch.open_disputes > 0:
-        assert block.timestamp > batch.answer_deadline, "batches: disputes awaiting answers"
+        assert block.timestamp > batch.challenge_deadline + window, "batches: disputes awaiting answers"
         self._invalidate(batch_id, "acknowledged leaf missing", self.first_disputer[batch_id])
         return
     self.batches[batch_id].status = STATUS_FINALIZED
@@ -399,7 +397,7 @@ def _digest(leaf: Commitment) -> bytes32:
             leaf.dataset_id,
         )
     )
-    return keccak256(concat(x"1901", self.domain_separator, struct_hash))
+    return keccak256(concat(x"1901", domain_separator, struct_hash))
 
 
 @pure
