@@ -73,4 +73,6 @@ def test_trainers_submit_through_the_cli_and_the_relay_posts_one_root(tmp_path: 
         "disputed": False,
         "tx_hash": None,
     }
+    answered = fedledger("batch", "answer", "1", *batch, "--json").json()
+    assert (answered["answered"], answered["open_disputes"]) == (0, 0)
     assert "batches: challenge window open" in cli_refused("batch", "finalize", "1", *batch, code=7)

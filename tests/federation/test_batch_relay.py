@@ -27,6 +27,7 @@ from fedledger.exceptions import BadInput, IntegrityError
 from fedledger.federation.relay import (
     Relay,
     RelayServer,
+    answer_disputes,
     challenge,
     dispute_missing,
     finalized_commitments,
@@ -149,6 +150,12 @@ def test_trainer_processes_submit_and_the_relay_posts_one_root(net: Net) -> None
     # A trainer whose leaf is there sends no dispute.
     evidence = SignedCommitment.from_json(answers[1]["signed"]), bytes.fromhex(answers[1]["receipt"])
     assert dispute_missing(net.batches.as_(net.who["t1"]), published.batch_id, listing, *evidence) is None
+    # A false alarm (t1's leaf is there) is answered from the listing, and the batch can be final.
+    net.batches.as_(net.who["t1"]).challenge_missing(published.batch_id, *evidence)
+    assert net.batches.batch(published.batch_id).open_disputes == 1
+    assert len(answer_disputes(net.batches.as_(net.who["admin"]), published.batch_id, listing)) == 1
+    assert net.batches.batch(published.batch_id).open_disputes == 0
+    assert answer_disputes(net.batches.as_(net.who["admin"]), published.batch_id, listing) == []
     # The round's commitments, as a round engine reads them: only once the batch is final.
     assert finalized_commitments(net.batches, net.store, TASK, 1) is None
     net.chain.advance_time(net.batches.window + 1)

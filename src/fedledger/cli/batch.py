@@ -3,7 +3,8 @@
 A trainer signs its commitment and sends it to the relay (``submit``, which keeps the relay's receipt as
 evidence); the relay, an aggregator, collects them and posts the root (``relay``); anyone checks a posted batch's
 every leaf and challenges a bad one (``check --challenge``); a trainer left out disputes with its evidence
-(``dispute``); anyone settles the batch after its windows (``finalize``).
+(``dispute``), and the relay answers with a proof (``answer``); anyone settles the batch after its windows
+(``finalize``).
 """
 
 from __future__ import annotations
@@ -192,6 +193,27 @@ def dispute(
         tx = dispute_missing(client, batch_id, listing, signed, receipt)
     data = {"batch_id": batch_id, "disputed": tx is not None, "tx_hash": tx.tx_hash if tx is not None else None}
     _say(data, json_out, f"batch {batch_id}: " + ("disputed" if tx is not None else "the leaf is in the batch"))
+
+
+@app.command("answer")
+def answer(
+    batch_id: BatchArg,
+    contract: ContractOpt,
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    as_key: AsOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Answer the batch's open missing-leaf disputes with proofs from its leaves blob (the relay's duty)."""
+    from fedledger.federation.relay import answer_disputes
+
+    with open_workspace(workspace) as ws:
+        client = CommitmentBatchesClient(ws.chain, contract, ws.account(as_key))
+        info = client.batch(batch_id)
+        listing = BatchListing.from_bytes(ws.store().get(info.leaves_blob.removeprefix("0x")))
+        sent = answer_disputes(client, batch_id, listing)
+        left = client.batch(batch_id).open_disputes
+    data = {"batch_id": batch_id, "answered": len(sent), "open_disputes": left}
+    _say(data, json_out, f"batch {batch_id}: answered {len(sent)} disputes, {left} still open")
 
 
 @app.command("finalize")

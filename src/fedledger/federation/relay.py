@@ -8,7 +8,9 @@ goes missing. When the round's commitments are in, :meth:`Relay.publish` stores 
 one blob (sorted by member address) and posts the tree's root and the blob's hash: one transaction for the round.
 
 :func:`challenge` turns a :class:`~fedledger.chain.batches.LeafProblem` found in a published listing into the
-contract's challenge, and :func:`dispute_missing` sends a trainer's receipt when its leaf is not in the tree.
+contract's challenge, :func:`dispute_missing` sends a trainer's receipt when its leaf is not in the tree, and
+:func:`answer_disputes` shows the disputed leaves that are there. :func:`finalized_commitments` reads a round's
+commitments once its batch is final.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fedledger.chain.batch_events import MissingAnswered, MissingDisputed
 from fedledger.chain.batch_leaves import (
     BatchDomain,
     MerkleTree,
@@ -41,6 +44,7 @@ __all__ = [
     "PublishedBatch",
     "Relay",
     "RelayServer",
+    "answer_disputes",
     "challenge",
     "dispute_missing",
     "finalized_commitments",
@@ -250,6 +254,24 @@ def dispute_missing(
     if listing is not None and signed in listing.leaves:
         return None
     return client.challenge_missing(batch_id, signed, receipt)
+
+
+def answer_disputes(client: CommitmentBatchesClient, batch_id: int, listing: BatchListing) -> list[TxResult]:
+    """Answer every open missing-leaf dispute of the batch whose leaf is in ``listing``, with its proof (a relay's
+    duty; anyone holding the listing may do it). A disputed leaf the listing lacks stays open: the batch falls."""
+    open_leaves: set[str] = set()
+    for event in client.events():
+        if isinstance(event, MissingDisputed) and event.batch_id == batch_id:
+            open_leaves.add(event.leaf)
+        elif isinstance(event, MissingAnswered) and event.batch_id == batch_id:
+            open_leaves.discard(event.leaf)
+    tree = listing.tree()
+    index_of = {"0x" + signed.leaf(listing.domain).hex(): i for i, signed in enumerate(listing.leaves)}
+    return [
+        client.answer_missing(batch_id, bytes.fromhex(leaf[2:]), index_of[leaf], tree.proof(index_of[leaf]))
+        for leaf in sorted(open_leaves)
+        if leaf in index_of
+    ]
 
 
 def finalized_commitments(
