@@ -12,18 +12,21 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
-from conftest import h
+from conftest import DEFAULT_PARAMS, h
+from fedledger.audit import verify_task
 from fedledger.audit.batches import audit_batches
-from fedledger.chain import Chain, ConsortiumClient, Role
+from fedledger.chain import Chain, ConsortiumClient, Role, TrainingTaskClient
 from fedledger.chain.batch_leaves import Commitment, SignedCommitment, sign_commitment
 from fedledger.chain.batches import BatchListing, BatchStatus, CommitmentBatchesClient, find_problems
 from fedledger.chain.embedded import FAUCET_KEY
 from fedledger.exceptions import BadInput, IntegrityError
+from fedledger.federation import TaskConfig
 from fedledger.federation.relay import (
     Relay,
     RelayServer,
@@ -75,9 +78,9 @@ class Net:
     def relay(self) -> Relay:
         return Relay(self.batches, self.consortium, task=TASK, round_id=1)
 
-    def signed(self, name: str, *, round_id: int = 1, examples: int = 5) -> SignedCommitment:
+    def signed(self, name: str, *, round_id: int = 1, examples: int = 5, task: str = TASK) -> SignedCommitment:
         c = Commitment.of(
-            task=TASK, round_id=round_id, member=self.who[name].address, update_hash=h(name), num_examples=examples
+            task=task, round_id=round_id, member=self.who[name].address, update_hash=h(name), num_examples=examples
         )
         return sign_commitment(self.who[name], self.batches.domain, c)
 
@@ -199,3 +202,21 @@ def test_the_audit_names_a_listing_that_does_not_rebuild_the_root(net: Net) -> N
     net.store.delete(blob)
     missing = audit_batches(net.chain, net.consortium, net.batches.address, TASK, net.store)
     assert "leaves blob unavailable" in str(missing.discrepancies[0])
+
+
+def test_audit_verify_checks_every_leaf_of_the_tasks_batches(net: Net) -> None:
+    config = TaskConfig(model={"kind": "sklearn-sgd", "n_features": 4, "n_classes": 2})
+    params = replace(DEFAULT_PARAMS, config_hash="0x" + net.store.put(config.to_bytes()))
+    task = TrainingTaskClient.deploy(net.chain, net.who["admin"], net.consortium.address, params).address
+    forged = SignedCommitment(net.signed("t1", task=task).commitment, net.signed("t2", task=task).signature)
+    listing = BatchListing(net.batches.domain, task, 1, (net.signed("t0", task=task), forged))
+    tree = listing.tree()
+    batch_id = net.batches.post_batch(task, 1, tree.root, 2, "0x" + net.store.put(listing.to_bytes()))
+
+    plain = verify_task(net.chain, net.consortium.address, task, net.store)
+    assert plain.ok and plain.batches is None
+    report = verify_task(net.chain, net.consortium.address, task, net.store, batches=net.batches.address)
+    assert [str(d) for d in report.discrepancies] == [
+        f"round 1, member {net.who['t1'].address}: batch {batch_id}: leaf 1: forged signature"
+    ]
+    assert report.to_json()["batches"]["leaves_checked"] == 2
