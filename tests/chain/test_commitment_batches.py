@@ -382,10 +382,21 @@ def test_an_unanswered_missing_leaf_invalidates_the_batch(world: World) -> None:
         left_out,
         receipt,
     )
+    leaf = left_out.leaf(world.batches.domain)
+    claim = world.as_("outsider").claim_missing
     world.chain.advance_time(WINDOW + 1)
     refused(world.state, InvalidState, "batches: disputes awaiting answers", world.as_("t0").finalize, batch_id)
+    refused(world.state, InvalidState, "batches: answer window open", claim, batch_id, leaf)
     world.chain.advance_time(WINDOW)
-    leaf = left_out.leaf(world.batches.domain)
+    refused(world.state, InvalidState, "batches: disputes awaiting answers", world.as_("t0").finalize, batch_id)
+    refused(
+        world.state,
+        InvalidState,
+        "batches: no such dispute",
+        claim,
+        batch_id,
+        world.signed("t0").leaf(world.batches.domain),
+    )
     refused(
         world.state,
         DeadlinePassed,
@@ -396,12 +407,13 @@ def test_an_unanswered_missing_leaf_invalidates_the_batch(world: World) -> None:
         0,
         [],
     )
-    result = world.as_("t0").finalize(batch_id)
+    result = claim(batch_id, leaf)  # anyone may claim; the disputer is credited
     invalidated = [
         e for e in world.batches.events(from_block=result.receipt["blockNumber"]) if isinstance(e, BatchInvalidated)
     ]
     assert [(e.reason, e.challenger) for e in invalidated] == [("acknowledged leaf missing", world.who["t3"].address)]
     assert world.batches.batch(batch_id).status == BatchStatus.INVALID
+    refused(world.state, InvalidState, "batches: batch not pending", claim, batch_id, leaf)
 
 
 def test_an_answered_dispute_lets_the_batch_finalize(world: World) -> None:
@@ -428,7 +440,18 @@ def test_an_answered_dispute_lets_the_batch_finalize(world: World) -> None:
     ]
     assert [(e.batch_id, e.index) for e in answered] == [(batch_id, 1)]
     assert world.batches.batch(batch_id).open_disputes == 0
-    world.chain.advance_time(WINDOW + 1)
+    refused(world.state, InvalidState, "batches: dispute answered", answer, batch_id, leaf, 1, tree.proof(1))
+    refused(
+        world.state,
+        InvalidState,
+        "batches: already disputed",
+        world.as_("t1").challenge_missing,
+        batch_id,
+        included,
+        receipt,
+    )
+    world.chain.advance_time(2 * WINDOW + 1)
+    refused(world.state, InvalidState, "batches: dispute answered", world.as_("t1").claim_missing, batch_id, leaf)
     world.as_("t0").finalize(batch_id)
     assert world.batches.batch(batch_id).status == BatchStatus.FINALIZED
 

@@ -95,7 +95,8 @@ PERMISSIONLESS: dict[str, frozenset[str]] = {
             "challenge_duplicate",  # only two leaves in the tree of the same member
             "challenge_missing",  # only with the trainer's signature and the relay's receipt
             "answer_missing",  # only with a proof of the disputed leaf in the tree
-            "finalize",  # only after the windows, once
+            "claim_missing",  # only for a dispute left unanswered past the answer deadline
+            "finalize",  # only after the window, with no dispute open, once
         }
     ),
 }

@@ -22,7 +22,8 @@ from conftest import DEFAULT_PARAMS, h
 from fedledger.audit import verify_task
 from fedledger.audit.batches import audit_batches
 from fedledger.chain import Chain, ConsortiumClient, Role, TrainingTaskClient
-from fedledger.chain.batch_leaves import Commitment, SignedCommitment, sign_commitment
+from fedledger.chain.batch_events import BatchInvalidated
+from fedledger.chain.batch_leaves import Commitment, SignedCommitment, sign_commitment, sign_receipt
 from fedledger.chain.batches import BatchListing, BatchStatus, CommitmentBatchesClient, find_problems
 from fedledger.chain.embedded import FAUCET_KEY
 from fedledger.exceptions import BadInput, IntegrityError
@@ -34,6 +35,7 @@ from fedledger.federation.relay import (
     challenge,
     dispute_missing,
     finalized_commitments,
+    settle,
     submit,
 )
 from fedledger.store import BlobStore
@@ -162,7 +164,7 @@ def test_trainer_processes_submit_and_the_relay_posts_one_root(net: Net) -> None
     # The round's commitments, as a round engine reads them: only once the batch is final.
     assert finalized_commitments(net.batches, net.store, TASK, 1) is None
     net.chain.advance_time(net.batches.window + 1)
-    net.batches.finalize(published.batch_id)
+    settle(net.batches.as_(net.who["t2"]), published.batch_id)
     assert finalized_commitments(net.batches, net.store, TASK, 1) == listing.leaves
     assert finalized_commitments(net.batches, net.store, TASK, 2) is None
 
@@ -220,3 +222,19 @@ def test_audit_verify_checks_every_leaf_of_the_tasks_batches(net: Net) -> None:
         f"round 1, member {net.who['t1'].address}: batch {batch_id}: leaf 1: forged signature"
     ]
     assert report.to_json()["batches"]["leaves_checked"] == 2
+
+
+def test_a_dispute_the_relay_cannot_answer_is_settled_against_it(net: Net) -> None:
+    domain = net.batches.domain
+    left_out = net.signed("t3")
+    receipt = sign_receipt(net.who["admin"], domain, left_out.leaf(domain))  # the relay acknowledged it...
+    listing = BatchListing(domain, TASK, 1, tuple(net.signed(f"t{i}") for i in range(3)))  # ...and left it out
+    tree = listing.tree()
+    batch_id = net.batches.post_batch(TASK, 1, tree.root, tree.count, "0x" + net.store.put(listing.to_bytes()))
+    assert dispute_missing(net.batches.as_(net.who["t3"]), batch_id, listing, left_out, receipt) is not None
+    assert answer_disputes(net.batches, batch_id, listing) == []  # no proof exists
+    net.chain.advance_time(2 * net.batches.window + 1)
+    result = settle(net.batches.as_(net.who["t0"]), batch_id)
+    invalidated = [e for e in net.batches.events(from_block=result.block_number) if isinstance(e, BatchInvalidated)]
+    assert [(e.reason, e.challenger) for e in invalidated] == [("acknowledged leaf missing", net.who["t3"].address)]
+    assert net.batches.is_barred(TASK, 1, net.who["admin"].address)

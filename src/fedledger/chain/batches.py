@@ -212,8 +212,14 @@ class CommitmentBatchesClient(ContractClient):
             )
         )
 
+    def claim_missing(self, batch_id: int, leaf: bytes) -> TxResult:
+        """Invalidate the batch for the disputed ``leaf`` no proof showed by the answer deadline."""
+        return self._send(
+            self.contract.functions.claim_missing(_uint(batch_id, "batch id"), as_bytes32(leaf, what="leaf"))
+        )
+
     def finalize(self, batch_id: int) -> TxResult:
-        """Settle the batch after its windows (finalized, or invalid for an unanswered dispute)."""
+        """Finalize the batch after its challenge window, when no dispute is open."""
         return self._send(self.contract.functions.finalize(_uint(batch_id, "batch id")))
 
     # -- reads -----------------------------------------------------------------------

@@ -224,9 +224,11 @@ def finalize(
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Settle a batch after its windows: finalized, or invalid for an unanswered dispute."""
+    """Settle a batch after its windows: finalized, or invalidated for a dispute left unanswered."""
+    from fedledger.federation.relay import settle
+
     with open_workspace(workspace) as ws:
         client = CommitmentBatchesClient(ws.chain, contract, ws.account(as_key))
-        client.finalize(batch_id)
+        settle(client, batch_id)
         status = client.batch(batch_id).status.name.lower()
     _say({"batch_id": batch_id, "status": status}, json_out, f"batch {batch_id}: {status}")

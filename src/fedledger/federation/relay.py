@@ -9,8 +9,8 @@ one blob (sorted by member address) and posts the tree's root and the blob's has
 
 :func:`challenge` turns a :class:`~fedledger.chain.batches.LeafProblem` found in a published listing into the
 contract's challenge, :func:`dispute_missing` sends a trainer's receipt when its leaf is not in the tree, and
-:func:`answer_disputes` shows the disputed leaves that are there. :func:`finalized_commitments` reads a round's
-commitments once its batch is final.
+:func:`answer_disputes` shows the disputed leaves that are there, and :func:`settle` ends a batch after its
+windows. :func:`finalized_commitments` reads a round's commitments once its batch is final.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ __all__ = [
     "challenge",
     "dispute_missing",
     "finalized_commitments",
+    "open_disputes",
+    "settle",
     "submit",
 ]
 
@@ -256,22 +258,36 @@ def dispute_missing(
     return client.challenge_missing(batch_id, signed, receipt)
 
 
+def open_disputes(client: CommitmentBatchesClient, batch_id: int) -> list[str]:
+    """The batch's disputed leaves not answered yet (0x-hex), from the contract's events, in dispute order."""
+    pending: dict[str, None] = {}
+    for event in client.events():
+        if isinstance(event, MissingDisputed) and event.batch_id == batch_id:
+            pending[event.leaf] = None
+        elif isinstance(event, MissingAnswered) and event.batch_id == batch_id:
+            pending.pop(event.leaf, None)
+    return list(pending)
+
+
 def answer_disputes(client: CommitmentBatchesClient, batch_id: int, listing: BatchListing) -> list[TxResult]:
     """Answer every open missing-leaf dispute of the batch whose leaf is in ``listing``, with its proof (a relay's
     duty; anyone holding the listing may do it). A disputed leaf the listing lacks stays open: the batch falls."""
-    open_leaves: set[str] = set()
-    for event in client.events():
-        if isinstance(event, MissingDisputed) and event.batch_id == batch_id:
-            open_leaves.add(event.leaf)
-        elif isinstance(event, MissingAnswered) and event.batch_id == batch_id:
-            open_leaves.discard(event.leaf)
     tree = listing.tree()
     index_of = {"0x" + signed.leaf(listing.domain).hex(): i for i, signed in enumerate(listing.leaves)}
     return [
         client.answer_missing(batch_id, bytes.fromhex(leaf[2:]), index_of[leaf], tree.proof(index_of[leaf]))
-        for leaf in sorted(open_leaves)
+        for leaf in open_disputes(client, batch_id)
         if leaf in index_of
     ]
+
+
+def settle(client: CommitmentBatchesClient, batch_id: int) -> TxResult:
+    """Settle a batch after its windows: finalize it, or, when a dispute is still open (so past the answer
+    deadline, or the contract refuses), invalidate it for that dispute, crediting its disputer."""
+    still_open = open_disputes(client, batch_id) if client.batch(batch_id).open_disputes else []
+    if still_open:
+        return client.claim_missing(batch_id, bytes.fromhex(still_open[0][2:]))
+    return client.finalize(batch_id)
 
 
 def finalized_commitments(

@@ -10,9 +10,10 @@
         a listed leaf whose signature is not its trainer's (or is for another
         round), a trainer listed twice, or a commitment the relay acknowledged
         (a signed receipt) that the relay cannot show in the tree before the
-        answer deadline. A bad batch is invalidated for good, its relay barred
-        from the round, and another aggregator may post the round's batch; a
-        good one is finalized after the window.
+        answer deadline (then `claim_missing` invalidates it). A bad batch is
+        invalidated for good, its relay barred from the round, and another
+        aggregator may post the round's batch; a good one is finalized after
+        the window, once no dispute is open.
 @dev Leaves sit in index order in a tree padded with zero leaves to a power of
      two; a leaf is keccak256(0x00 ++ digest ++ keccak256(signature)) and a
      node keccak256(0x01 ++ left ++ right), so a node never passes for a leaf
@@ -81,10 +82,10 @@ batches: HashMap[uint256, Batch]
 current: HashMap[address, HashMap[uint256, uint256]]
 # task -> round -> relay -> caught with a bad batch in that round
 barred: HashMap[address, HashMap[uint256, HashMap[address, bool]]]
-# batch -> leaf -> a missing-leaf dispute awaits its answer
-disputed: HashMap[uint256, HashMap[bytes32, bool]]
-# batch -> who opened its first missing-leaf dispute (credited if the batch falls for it)
-first_disputer: HashMap[uint256, address]
+# batch -> leaf -> who disputed it as missing (zero: never disputed; a leaf is disputed once)
+disputer: HashMap[uint256, HashMap[bytes32, address]]
+# batch -> leaf -> its dispute was answered with a proof
+answered: HashMap[uint256, HashMap[bytes32, bool]]
 
 
 event BatchPosted:
@@ -269,10 +270,8 @@ def challenge_missing(batch_id: uint256, leaf: Commitment, signature: Bytes[65],
         concat(x"1901", domain_separator, keccak256(abi_encode(RECEIPT_TYPEHASH, leaf_hash)))
     )
     assert self._signer(receipt_digest, receipt) == batch.relay, "batches: receipt not signed by the relay"
-    assert not self.disputed[batch_id][leaf_hash], "batches: already disputed"
-    self.disputed[batch_id][leaf_hash] = True
-    if self.first_disputer[batch_id] == empty(address):
-        self.first_disputer[batch_id] = msg.sender
+    assert self.disputer[batch_id][leaf_hash] == empty(address), "batches: already disputed"
+    self.disputer[batch_id][leaf_hash] = msg.sender
     self.batches[batch_id].open_disputes = batch.open_disputes + 1
     log MissingDisputed(batch_id=batch_id, leaf=leaf_hash, member=leaf.member, challenger=msg.sender)
 
@@ -286,29 +285,38 @@ def answer_missing(batch_id: uint256, leaf_hash: bytes32, index: uint256, proof:
     @param index Its position.
     @param proof Its sibling hashes.
     """
-    assert self.batches[batch_id].status == STATUS_PENDING, "batches: batch not pending"
-    assert self.disputed[batch_id][leaf_hash], "batches: no such dispute"
+    self._check_open_dispute(batch_id, leaf_hash)
     assert block.timestamp <= self.batches[batch_id].challenge_deadline + window, "batches: answer window closed"
     self._check_included(batch_id, leaf_hash, index, proof)
-    self.disputed[batch_id][leaf_hash] = False
+    self.answered[batch_id][leaf_hash] = True
     self.batches[batch_id].open_disputes -= 1
     log MissingAnswered(batch_id=batch_id, leaf=leaf_hash, index=index)
 
 
 @external
+def claim_missing(batch_id: uint256, leaf_hash: bytes32):
+    """
+    @notice Invalidate a batch whose missing-leaf dispute went unanswered past the answer
+            deadline; the leaf's disputer is credited. Anyone may call it.
+    @param batch_id The batch.
+    @param leaf_hash The disputed leaf that no proof showed.
+    """
+    self._check_open_dispute(batch_id, leaf_hash)
+    assert block.timestamp > self.batches[batch_id].challenge_deadline + window, "batches: answer window open"
+    self._invalidate(batch_id, "acknowledged leaf missing", self.disputer[batch_id][leaf_hash])
+
+
+@external
 def finalize(batch_id: uint256):
     """
-    @notice Settle a batch once its windows are over: finalized, or invalidated when a
-            missing-leaf dispute went unanswered. Anyone may call it, once.
+    @notice Finalize a batch once its challenge window is over and no dispute is open. Anyone
+            may call it, once.
     @param batch_id The batch.
     """
     batch: Batch = self.batches[batch_id]
     assert batch.status == STATUS_PENDING, "batches: batch not pending"
     assert block.timestamp > batch.challenge_deadline, "batches: challenge window open"
-    if batch.open_disputes > 0:
-        assert block.timestamp > batch.challenge_deadline + window, "batches: disputes awaiting answers"
-        self._invalidate(batch_id, "acknowledged leaf missing", self.first_disputer[batch_id])
-        return
+    assert batch.open_disputes == 0, "batches: disputes awaiting answers"
     self.batches[batch_id].status = STATUS_FINALIZED
     log BatchFinalized(batch_id=batch_id, task=batch.task, round_id=batch.round_id, root=batch.root, count=batch.count)
 
@@ -440,6 +448,19 @@ def _check_challengeable(batch_id: uint256):
     """
     assert self.batches[batch_id].status == STATUS_PENDING, "batches: batch not pending"
     assert block.timestamp <= self.batches[batch_id].challenge_deadline, "batches: challenge window closed"
+
+
+@view
+@internal
+def _check_open_dispute(batch_id: uint256, leaf_hash: bytes32):
+    """
+    @notice Refuse unless the batch is pending and `leaf_hash` is disputed and not answered.
+    @param batch_id The batch.
+    @param leaf_hash The leaf.
+    """
+    assert self.batches[batch_id].status == STATUS_PENDING, "batches: batch not pending"
+    assert self.disputer[batch_id][leaf_hash] != empty(address), "batches: no such dispute"
+    assert not self.answered[batch_id][leaf_hash], "batches: dispute answered"
 
 
 @view
