@@ -1,6 +1,7 @@
 """Unauthorized callers: every external state-changing function of every contract refuses them.
 
-One table row per function (Consortium, DataRegistry, Bulletin, TrainingTask, SecureTrainingTask, Incentives). Each row
+One table row per function (Consortium, DataRegistry, Bulletin, TrainingTask, SecureTrainingTask, Incentives,
+CommitmentBatches). Each row
 puts the chain in a state where the function *would* succeed (a positive control runs it for a legitimate
 caller at the end), then sends it raw, bypassing the clients' own checks, from:
 
@@ -31,6 +32,7 @@ from eth_account.signers.local import LocalAccount
 
 from conftest import DEFAULT_PARAMS, MEMBER_ROLES, h, refused
 from fedledger.chain import BulletinClient, Chain, ConsortiumClient, IncentivesClient, Role, TrainingTaskClient
+from fedledger.chain.batches import CommitmentBatchesClient
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.embedded import FAUCET_KEY
 from fedledger.chain.governance_events import CallExecuted
@@ -39,7 +41,15 @@ from fedledger.exceptions import InvalidState, NotAuthorized
 from helpers.incentives import PARAMS as INCENTIVE_PARAMS
 from helpers.incentives import STAKE
 
-CONTRACTS = ("Consortium", "DataRegistry", "Bulletin", "TrainingTask", "SecureTrainingTask", "Incentives")
+CONTRACTS = (
+    "Consortium",
+    "DataRegistry",
+    "Bulletin",
+    "TrainingTask",
+    "SecureTrainingTask",
+    "Incentives",
+    "CommitmentBatches",
+)
 # instance key -> contract; "gated" is the task whose stake gate is the Incentives contract
 TASK_CONTRACTS = {"task": "TrainingTask", "secure": "SecureTrainingTask", "gated": "TrainingTask"}
 # Both tasks declare a mutable setting, so that a consortium vote can change it (the positive control of set_param).
@@ -66,6 +76,7 @@ NOT_CONSORTIUM = "task: caller is not the consortium"
 INC_NOT_CREATOR = "incentives: caller is not the creator"
 INC_NOT_MEMBER = "incentives: caller is not a member"
 INC_NOT_SCORER = "incentives: caller did not score the round"
+BATCH_NOT_RELAY = "batches: caller is not an aggregator"
 STAKED = ("m0", "m1", "m2", "m3")  # the gated task's staked members: its trainers and seated validators
 
 # Functions with no caller guard by design: who sends them does not matter, the contract's rules decide.
@@ -78,6 +89,19 @@ PERMISSIONLESS: dict[str, frozenset[str]] = {
             "slash_validator",  # only a validator the task itself distrusts, once per episode
             "mark_ended",  # records a fact the task holds: its last round closed
             "withdraw_stake",  # pays back only the sender's own stake, after the end and dispute window
+        }
+    ),
+    # Anyone may show a batch is bad or settle it: the contract checks the evidence (proofs, signatures,
+    # the relay's receipt) and the windows itself; tests/chain/test_commitment_batches.py sends each from
+    # an outsider or a member other than the relay.
+    "CommitmentBatches": frozenset(
+        {
+            "challenge_forged",  # only a leaf in the tree whose signature is not a trainer's for the round
+            "challenge_duplicate",  # only two leaves in the tree of the same member
+            "challenge_missing",  # only with the trainer's signature and the relay's receipt
+            "answer_missing",  # only with a proof of the disputed leaf in the tree
+            "claim_missing",  # only for a dispute left unanswered past the answer deadline
+            "finalize",  # only after the window, with no dispute open, once
         }
     ),
 }
@@ -133,6 +157,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         consortium.propose_admit(who[n].address, org=f"Org-{n}", roles=roles)  # threshold 1: executes at once
     registry = DataRegistryClient.deploy(chain, who["admin"], consortium.address)
     bulletin = BulletinClient.deploy(chain, who["admin"], consortium.address)
+    batches = CommitmentBatchesClient.deploy(chain, who["admin"], consortium.address, window=600)
     task = TrainingTaskClient.deploy(chain, who["admin"], consortium.address, TASK_PARAMS)
     secure = TrainingTaskClient.deploy(chain, who["admin"], consortium.address, SECURE_PARAMS)
     w = World(
@@ -142,6 +167,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "Consortium": consortium.address,
             "DataRegistry": registry.address,
             "Bulletin": bulletin.address,
+            "CommitmentBatches": batches.address,
             "task": task.address,
             "secure": secure.address,
         },
@@ -461,6 +487,16 @@ CASES: tuple[Case, ...] = (
         lambda w: (w.addr["task"], 1, b32("metrics"), b32("blob")),
         "m0",
         (("outsider", BUL_NOT_MEMBER), ("revoked", BUL_NOT_MEMBER)),
+    ),
+    # CommitmentBatches: aggregators relay a round's root.
+    Case(
+        "CommitmentBatches",
+        "post_batch",
+        "CommitmentBatches",
+        "base",
+        lambda w: (w.addr["task"], 1, b32("root"), 3, b32("leaves")),
+        "m0",
+        (("outsider", BATCH_NOT_RELAY), ("revoked", BATCH_NOT_RELAY), ("trainer_only", BATCH_NOT_RELAY)),
     ),
     # TrainingTask, plain rounds.
     _task("task", "open_round", "base", lambda w: (), "m0", NOT_AGG_OR_ADMIN, "trainer_only", "validator_only"),

@@ -176,7 +176,7 @@ def test_every_table_entry_is_a_contract_reason(contract_reasons: Reasons) -> No
 
 def test_every_contract_contributes_reasons(contract_reasons: Reasons) -> None:
     prefixes = {reason.split(":")[0] for reason in contract_reasons.found}
-    assert prefixes == {"consortium", "registry", "bulletin", "task", "incentives"}
+    assert prefixes == {"consortium", "registry", "bulletin", "task", "incentives", "batches"}
     assert len(contract_reasons.found) > 100
 
 

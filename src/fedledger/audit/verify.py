@@ -25,6 +25,8 @@ Re-derives, without trusting any node's word:
   approval threshold of admins in force, and did exactly what was voted (:mod:`fedledger.audit.governance`);
 - payouts (tasks with incentives): every credit, claim and slash re-derived from the posted
   contributions and the pool's books (:mod:`fedledger.audit.incentives`, which says what it trusts).
+- batched commitments (when given the CommitmentBatches contract): every leaf of every batch posted for
+  the task, rebuilt from its blob and checked by the contract's rules (:mod:`fedledger.audit.batches`).
 
 A committed blob that is over the store's size limit or malformed is named in the report's ``refused``
 list (the rules leave such an update out, so it is no discrepancy by itself) and the audit goes on: it
@@ -38,21 +40,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fedledger.audit.batches import BatchAudit, audit_batches
 from fedledger.audit.discrepancy import Discrepancy
 from fedledger.audit.governance import audit_governance
+from fedledger.audit.history import DatasetHistory, RoleHistory
 from fedledger.audit.incentives import PayoutAudit, audit_payouts
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.events import (
     AggregateProposed,
-    DatasetRegistered,
-    DatasetRevoked,
     KeysAdvertised,
     LedgerEvent,
-    MemberAdmitted,
-    MemberRevoked,
-    PurposesChanged,
-    RolesChanged,
     RoundFinalized,
     RoundOpened,
     ScoresSubmitted,
@@ -97,6 +95,8 @@ class VerificationReport:
     """Committed blobs that are oversized or malformed: named, and left out as the rules leave them out."""
     payouts: PayoutAudit | None = None
     """The payout audit, for a task with incentives (its discrepancies are among the report's too)."""
+    batches: BatchAudit | None = None
+    """The audit of the task's batched commitments, when a batch contract was given (discrepancies included)."""
 
     @property
     def ok(self) -> bool:
@@ -115,63 +115,15 @@ class VerificationReport:
             "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
             "refused": [asdict(d) | {"text": str(d)} for d in self.refused],
             "payouts": self.payouts.to_json() if self.payouts is not None else None,
+            "batches": self.batches.to_json() if self.batches is not None else None,
         }
 
 
-class _RoleHistory:
-    """Members' roles over time, replayed from the trusted consortium's events."""
-
-    def __init__(self, events: list[LedgerEvent]) -> None:
-        self._changes: dict[str, list[tuple[tuple[int, int], Role, bool]]] = defaultdict(list)
-        for e in events:
-            at = (e.block_number, e.log_index)
-            if isinstance(e, MemberAdmitted):
-                self._changes[e.member].append((at, Role(e.roles), True))
-            elif isinstance(e, RolesChanged):
-                self._changes[e.member].append((at, Role(e.new_roles), True))
-            elif isinstance(e, MemberRevoked):
-                self._changes[e.member].append((at, Role(0), False))
-
-    def had_role(self, member: str, role: Role, at: tuple[int, int]) -> bool:
-        roles, active = Role(0), False
-        for when, new_roles, new_active in self._changes.get(member, []):
-            if when > at:
-                break
-            roles, active = new_roles, new_active
-        return active and role in roles
-
-
-class _DatasetHistory:
-    """Datasets' owners and purposes over time, replayed from the registry's events."""
-
-    def __init__(self, events: list[LedgerEvent]) -> None:
-        self._owner: dict[int, str] = {}
-        self._changes: dict[int, list[tuple[tuple[int, int], frozenset[str]]]] = defaultdict(list)
-        for e in events:
-            at = (e.block_number, e.log_index)
-            if isinstance(e, DatasetRegistered):
-                self._owner[e.dataset_id] = e.owner
-                self._changes[e.dataset_id].append((at, frozenset(e.purposes)))
-            elif isinstance(e, PurposesChanged):
-                self._changes[e.dataset_id].append((at, frozenset(e.purposes)))
-            elif isinstance(e, DatasetRevoked):
-                self._changes[e.dataset_id].append((at, frozenset()))
-
-    def owner(self, dataset_id: int, at: tuple[int, int]) -> str | None:
-        changes = self._changes.get(dataset_id, [])
-        return self._owner.get(dataset_id) if changes and changes[0][0] < at else None
-
-    def allowed(self, dataset_id: int, purpose_id: str, at: tuple[int, int]) -> bool:
-        purposes: frozenset[str] = frozenset()
-        for when, now in self._changes.get(dataset_id, []):
-            if when > at:
-                break
-            purposes = now
-        return purpose_id in purposes
-
-
-def verify_task(chain: Chain, consortium_address: str, task_address: str, store: BlobStore) -> VerificationReport:
-    """Check one task against the trusted consortium; never raises for a discrepancy."""
+def verify_task(
+    chain: Chain, consortium_address: str, task_address: str, store: BlobStore, *, batches: str | None = None
+) -> VerificationReport:
+    """Check one task against the trusted consortium (and its batched commitments on the CommitmentBatches
+    contract ``batches``, when given); never raises for a discrepancy."""
     task = TrainingTaskClient(chain, task_address)
     consortium = ConsortiumClient(chain, consortium_address)
     report = VerificationReport(task=task.address, consortium=consortium.address)
@@ -191,11 +143,14 @@ def verify_task(chain: Chain, consortium_address: str, task_address: str, store:
     if config is not None:
         report.votes_checked = audit_governance(
             consortium.events(to_block=block), task.address, events, config, task.params().param_bounds,
-            _RoleHistory(consortium.events(to_block=block)).had_role, fail,
+            RoleHistory(consortium.events(to_block=block)).had_role, fail,
         )  # fmt: skip
     if task.params().stake_gate != ZERO_ADDRESS:
         report.payouts = audit_payouts(chain, task, events, block=block)
         report.discrepancies.extend(report.payouts.discrepancies)
+    if batches is not None:
+        report.batches = audit_batches(chain, consortium, batches, task.address, store, block=block)
+        report.discrepancies.extend(report.batches.discrepancies)
     return report
 
 
@@ -221,7 +176,7 @@ def _verify_rounds(
     privacy = config.privacy
     if privacy is not None and params.privacy_budget != privacy.budget_micro:
         fail(f"task contract budget {params.privacy_budget} micro-epsilon, its config says {privacy.budget_micro}")
-    replay = _Replay(task, store, config, _RoleHistory(consortium.events()), datasets, report, fail, refuse)
+    replay = _Replay(task, store, config, RoleHistory(consortium.events()), datasets, report, fail, refuse)
     for event in events:
         replay.apply(event)
     return config
@@ -235,8 +190,8 @@ class _Replay:
         task: TrainingTaskClient,
         store: BlobStore,
         config: TaskConfig,
-        roles: _RoleHistory,
-        datasets: _DatasetHistory | None,
+        roles: RoleHistory,
+        datasets: DatasetHistory | None,
         report: VerificationReport,
         fail: Any,
         refuse: Any,
@@ -366,7 +321,7 @@ def _lineage_source(
     contract_purpose: str,
     config: TaskConfig,
     fail: Any,
-) -> _DatasetHistory | None:
+) -> DatasetHistory | None:
     """The dataset history to check lineage against, or None (after a discrepancy) when there is none."""
     if not config.purpose:
         if registry_address != ZERO_ADDRESS:
@@ -388,10 +343,10 @@ def _lineage_source(
         return None
     if governed_by != consortium.address:
         fail(f"data registry {registry_address} is governed by {governed_by}, not the trusted consortium")
-    return _DatasetHistory(registry.events())
+    return DatasetHistory(registry.events())
 
 
-def _check_lineage(datasets: _DatasetHistory, purpose: str, purpose_id: str, e: UpdateCommitted, fail: Any) -> None:
+def _check_lineage(datasets: DatasetHistory, purpose: str, purpose_id: str, e: UpdateCommitted, fail: Any) -> None:
     at = (e.block_number, e.log_index)
     owner = datasets.owner(e.dataset_id, at)
     if owner != e.member:
@@ -510,7 +465,7 @@ _MESSAGE_PARSERS: dict[type[LedgerEvent], Callable[[bytes], object]] = {
 
 def _check_secure_message(
     store: BlobStore,
-    roles: _RoleHistory,
+    roles: RoleHistory,
     event: KeysAdvertised | SharesPosted | SharesRevealed,
     at: tuple[int, int],
     fail: Any,

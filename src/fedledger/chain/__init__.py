@@ -1,6 +1,7 @@
 """Chain layer: Vyper contracts, their compilation, and typed clients over the
 embedded chain or any Ethereum JSON-RPC node."""
 
+from fedledger.chain.batches import BatchStatus, CommitmentBatchesClient
 from fedledger.chain.bulletin import METRICS_TOPIC, BulletinClient, topic_id
 from fedledger.chain.compiler import CONTRACT_NAMES, CompiledContract, compile_contract, contract_source
 from fedledger.chain.connection import Chain, TxResult
@@ -27,8 +28,10 @@ __all__ = [
     "METRICS_TOPIC",
     "SCORE_SCALE",
     "ZERO_HASH",
+    "BatchStatus",
     "BulletinClient",
     "Chain",
+    "CommitmentBatchesClient",
     "CompiledContract",
     "ConsortiumClient",
     "DataRegistryClient",

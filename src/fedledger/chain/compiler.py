@@ -33,7 +33,15 @@ __all__ = [
     "contract_sources",
 ]
 
-CONTRACT_NAMES = ("Consortium", "TrainingTask", "SecureTrainingTask", "DataRegistry", "Bulletin", "Incentives")
+CONTRACT_NAMES = (
+    "Consortium",
+    "TrainingTask",
+    "SecureTrainingTask",
+    "DataRegistry",
+    "Bulletin",
+    "Incentives",
+    "CommitmentBatches",
+)
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 
 # `import a`, `import a as b`, `from pkg import a`, `from . import a` (one name per statement).

@@ -16,6 +16,7 @@ from eth_typing import ABIEvent
 from eth_utils import event_abi_to_log_topic, to_bytes, to_checksum_address
 from eth_utils.abi import collapse_if_tuple
 
+from fedledger.chain.batch_events import BATCH_EVENTS
 from fedledger.chain.compiler import compile_contract
 from fedledger.chain.event_record import LedgerEvent
 from fedledger.chain.governance_events import GOVERNANCE_EVENTS
@@ -401,6 +402,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         Posted,
         *INCENTIVE_EVENTS,
         *GOVERNANCE_EVENTS,
+        *BATCH_EVENTS,
     )
 }
 

@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.encoding import as_address
 from fedledger.cli import audit as audit_cmd
+from fedledger.cli import batch as batch_cmd
 from fedledger.cli import chain as chain_cmd
 from fedledger.cli import data as data_cmd
 from fedledger.cli import governance as governance_cmd
@@ -59,6 +60,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(privacy_cmd.app, name="privacy")
 app.add_typer(rewards_cmd.app, name="rewards")
 app.add_typer(governance_cmd.app, name="governance")
+app.add_typer(batch_cmd.app, name="batch")
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
 app.command("node")(node_command)

@@ -21,6 +21,10 @@ def verify(
     workspace: WorkspaceOpt = DEFAULT_WS,
     task: Annotated[str, typer.Option(help="Task name in the workspace.")] = "default",
     json_out: JsonOpt = False,
+    batches: Annotated[
+        str | None,
+        typer.Option(help="CommitmentBatches contract: also check every leaf of the task's batches."),
+    ] = None,
 ) -> None:
     """Re-derive every round (and, for a task with incentives, every payout) from chain events and blobs; exit
     non-zero at the first discrepancy.
@@ -30,7 +34,7 @@ def verify(
     from fedledger.audit import verify_task
 
     with open_workspace(workspace) as ws:
-        report = verify_task(ws.chain, ws.config.consortium, ws.task(task).address, ws.store())
+        report = verify_task(ws.chain, ws.config.consortium, ws.task(task).address, ws.store(), batches=batches)
     if json_out:
         print_json(report.to_json())
     else:
@@ -44,6 +48,12 @@ def verify(
             )
         if report.payouts is not None:
             _print_payouts(report.payouts)
+        if report.batches is not None:
+            b = report.batches
+            verdict = "[green]batches verified[/]" if b.ok else "[red]batches disputed[/]"
+            console.print(f"{verdict}: {b.batches_checked} batches, {b.leaves_checked} leaves checked")
+            for d in b.caught:
+                console.print(f"  invalidated on chain: {escape(str(d))}")
     if not report.ok:
         raise VerificationFailed(str(report.discrepancies[0]))
 
