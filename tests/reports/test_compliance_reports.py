@@ -277,3 +277,32 @@ def test_the_pdf_carries_its_header_as_its_subject(demo: Demo) -> None:
     assert render(report, "pdf") == data  # deterministic: what verification compares
     header = json.loads(str(PdfReader(io.BytesIO(data)).metadata.subject))
     assert header["facts_sha256"] == report.digest and header["provenance"]["block"] == demo.block
+
+
+def test_a_registration_with_a_raw_policy_records_its_basis_beside_the_policys_hash(demo: Demo) -> None:
+    import hashlib
+
+    import pandas as pd
+
+    from fedledger.data.commitment import document_hash
+    from fedledger.data.registration import register_table
+
+    raw_policy = b"k-anonymity 5 on age and zip; identifiers dropped"
+    basis = LawfulBasis("public-task", "scientific-research", "ten years after the study ends")
+    with Workspace.load(demo.root) as ws:
+        registry = DataRegistryClient(ws.chain, demo.registry, ws.account("hospital-2", PASSWORD))
+        registered = register_table(
+            registry,
+            pd.DataFrame({"age": [41, 57], "diagnosis": [0, 1]}),
+            purposes=["research:oncology"],
+            classification={"age": "quasi-identifier", "diagnosis": "sensitive"},
+            policy=raw_policy,
+            lawful_basis=basis,
+            store=ws.store(),
+        )
+        policy = ws.store().get(registered.policy_hash.removeprefix("0x"))
+        classification = ws.store().get(registered.classification_hash.removeprefix("0x"))
+    body = json.loads(policy)
+    assert body["policy"] == {"sha256": hashlib.sha256(raw_policy).hexdigest()}
+    assert LawfulBasis.from_policy(body) == basis and body["gdpr"]["purposes"] == ["research:oncology"]
+    assert "0x" + document_hash(json.loads(classification)).hex() == registered.classification_hash
