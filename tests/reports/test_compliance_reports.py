@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from pypdf import PdfReader
 
@@ -25,6 +26,8 @@ from fedledger.data.registration import ErasureOutcome, erase_subject
 from fedledger.data.vault import Vault
 from fedledger.demo import run_demo
 from fedledger.exceptions import BadInput, VerificationFailed
+from fedledger.federation.evaluation import MetricsReport, evaluate_round, post_metrics_report, task_bulletin
+from fedledger.learning.metrics import pool_metrics
 from fedledger.reports import LedgerSnapshot, Report, Section, derive_report, render, verify_report
 from fedledger.workspace import Workspace
 from helpers.cli import cli_refused, fedledger
@@ -41,6 +44,7 @@ class Demo:
     erasure_hash: str
     registry: str
     out: Path
+    metrics: dict[str, MetricsReport]  # member -> the metrics it posted for version 2
 
     def snapshot(self, ws: Workspace, block: int | None = None) -> LedgerSnapshot:
         return LedgerSnapshot.at(
@@ -62,6 +66,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
         mp.setattr(demo_module, "secrets", SimpleNamespace(token_urlsafe=lambda n: PASSWORD))
         run_demo(workspace=root, members=3, rounds=2, malicious=0, seed=3, dp_epsilon=4.0)
     with Workspace.load(root) as ws:
+        metrics = _post_metrics(ws)
         account = ws.account("hospital-1", PASSWORD)
         registry = DataRegistryClient(ws.chain, ws.task().params().data_registry, account)
         before = ws.chain.block_number
@@ -72,7 +77,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
         block = ws.chain.block_number
     out = base / "out"
     out.mkdir()
-    return Demo(root, block, before, outcome, subject_hash, registry.address, out)
+    return Demo(root, block, before, outcome, subject_hash, registry.address, out, metrics)
+
+
+def _post_metrics(ws: Workspace) -> dict[str, MetricsReport]:
+    """Hospitals 1 and 2 score the last model on holdout data of their own and post the counts on the task's board."""
+    task = ws.task()
+    rng = np.random.default_rng(11)
+    reports = {}
+    for k in (1, 2):
+        account = ws.account(f"hospital-{k}", PASSWORD)
+        X, y = rng.normal(size=(40, 30)), rng.integers(0, 2, size=40)
+        report = evaluate_round(task, ws.store(), account.address, 2, X, y)
+        post_metrics_report(task_bulletin(task, ws.store(), account), ws.store(), report)
+        reports[account.address] = report
+    return reports
 
 
 def pdf_text(path: Path) -> str:
@@ -190,6 +209,14 @@ def test_model_card_states_the_model_its_contributors_and_their_privacy_spend(de
         assert f"{spent[member.address]}" in text and spent[member.address] > 0
     assert "epsilon 4 at delta 1e-05 per member over the task" in flat(text)
     assert "Verified: rounds 1 to 2 re-derived from chain events and blobs with no discrepancy." in flat(text)
+    # The metrics the members posted for this version, and their pool.
+    evaluation = lines[lines.index("Evaluation metrics") :]
+    for member, report in demo.metrics.items():
+        row = evaluation.index(member)
+        assert evaluation[row + 1 : row + 3] == [str(report.metrics.n), f"{report.metrics.accuracy:.4f}"]
+    pooled = pool_metrics([r.metrics for r in demo.metrics.values()])
+    row = evaluation.index("pooled")
+    assert evaluation[row + 1 : row + 4] == ["2 member(s)", "80", f"{pooled.accuracy:.4f}"]
     assert "model-training:breast-cancer-diagnosis" in text
 
 

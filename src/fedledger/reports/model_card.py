@@ -16,6 +16,7 @@ from fedledger.audit import verify_task
 from fedledger.chain.bulletin import METRICS_TOPIC, BulletinClient
 from fedledger.chain.events import RoundAborted, RoundFinalized, UpdateCommitted
 from fedledger.chain.registry import purpose_id
+from fedledger.chain.task import TaskKind
 from fedledger.exceptions import BadInput, FedLedgerError, StoreError
 from fedledger.federation.evaluation import MetricsReport
 from fedledger.learning.metrics import Metrics, pool_metrics
@@ -194,18 +195,22 @@ def _g(value: float | None) -> str:
 
 def _robustness_section(view: TaskView) -> Section:
     params = view.client.params()
-    rows = [
-        ["Acceptance threshold (0-10000)", str(params.acceptance_threshold)],
-        ["Validators' approvals needed", str(params.min_approvals) if params.min_approvals else "median rule"],
-        ["Committee size", str(params.committee_size) if params.committee_size else "every validator"],
-        ["Aggregation quorum (identical proposals)", str(params.proposal_quorum)],
-    ]
+    if view.client.kind is TaskKind.SECURE:
+        # Masked updates cannot be scored: the rules that remain are the unmasking threshold and the quorum.
+        rows = [["Secure aggregation threshold (shares to unmask)", str(params.secagg_threshold)]]
+    else:
+        rows = [
+            ["Acceptance threshold (0-10000)", str(params.acceptance_threshold)],
+            ["Validators' approvals needed", str(params.min_approvals) if params.min_approvals else "median rule"],
+            ["Committee size", str(params.committee_size) if params.committee_size else "every validator"],
+        ]
+        if view.config is not None:
+            rows += [["Scoring", str(view.config.robustness.scoring)]]
+    rows.append(["Aggregation quorum (identical proposals)", str(params.proposal_quorum)])
     if view.config is not None:
-        robust = view.config.robustness
         rows += [
-            ["Aggregation rule", str(robust.aggregation)],
-            ["Scoring", str(robust.scoring)],
-            ["Profile", str(robust.profile)],
+            ["Aggregation rule", str(view.config.robustness.aggregation)],
+            ["Profile", str(view.config.robustness.profile)],
         ]
     return Section("Robustness settings", task_measures(view), [Table(rows)])
 

@@ -20,6 +20,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer
 from reportlab.platypus import Table as PdfTable
 
@@ -94,18 +95,36 @@ def _pdf_table(table: Table) -> PdfTable:
 
 
 def _column_widths(table: Table) -> list[float]:
-    """Columns holding addresses get the room for 42 Courier characters; the others share the rest in proportion
-    to their longest line (within bounds, so a short column stays legible and a long one wraps)."""
+    """Each column gets the width its longest line needs when the page allows; the columns that need more than an
+    equal share of what is left share it in proportion to their need, and wrap (water filling)."""
     n = len(table.columns)
-    address = [any(row[i].startswith("0x") and len(row[i]) == 42 for row in table.rows) for i in range(n)]
-    address_width = 43 * _MONO.fontSize * 0.6 + 6
-    natural = [
-        min(60, max(8, len(table.columns[i]) // 2, *(len(line) for row in table.rows for line in row[i].split("\n"))))
-        for i in range(n)
-    ]
-    room = _PAGE_WIDTH - address_width * sum(address)
-    total = sum(w for w, a in zip(natural, address, strict=True) if not a) or 1
-    return [address_width if a else room * w / total for w, a in zip(natural, address, strict=True)]
+    need = []
+    for i in range(n):
+        lines = [line for row in table.rows for line in row[i].split("\n")]
+        widest = max((_text_width(line) for line in lines), default=0.0)
+        need.append(max(widest, stringWidth(table.columns[i], _HEAD.fontName, _HEAD.fontSize)) + 7)
+    widths: dict[int, float] = {}
+    flexible, room = set(range(n)), _PAGE_WIDTH
+    while flexible:
+        share = room / len(flexible)
+        fits = [i for i in flexible if need[i] <= share]
+        if not fits:
+            break
+        for i in fits:
+            widths[i] = need[i]
+            room -= need[i]
+            flexible.discard(i)
+    total = sum(need[i] for i in flexible)
+    for i in flexible:
+        widths[i] = room * need[i] / total
+    spare = _PAGE_WIDTH - sum(widths.values())  # when everything fits: spread the rest evenly
+    return [widths[i] + spare / n for i in range(n)]
+
+
+def _text_width(line: str) -> float:
+    token = line.strip()
+    style = _MONO if token.startswith("0x") and " " not in token else _CELL
+    return float(stringWidth(line, style.fontName, style.fontSize))
 
 
 def render_pdf(report: Report) -> bytes:

@@ -202,4 +202,3 @@ def _deployed(chain: Chain, address: str, block: int) -> bool:
     except ValueError as exc:
         raise BadInput(f"cannot read the code at {address}: {exc}") from exc
     return len(bytes(code)) > 0
-
