@@ -117,8 +117,14 @@ def write(demo: Demo, kind: str, *args: Any) -> dict[str, Any]:
     return result
 
 
-def test_gdpr_report_states_the_registry_the_bases_and_the_erasure(demo: Demo) -> None:
-    result = write(demo, "gdpr")
+@pytest.fixture(scope="module")
+def gdpr(demo: Demo) -> dict[str, Any]:
+    """`fedledger report gdpr --json` at the demo's block: its HTML and PDF files, digest, chain and block."""
+    return write(demo, "gdpr")
+
+
+def test_gdpr_report_states_the_registry_the_bases_and_the_erasure(demo: Demo, gdpr: dict[str, Any]) -> None:
+    result = gdpr
     html, pdf = map(Path, result["files"])
     text = pdf_text(pdf)
     with Workspace.load(demo.root) as ws:
@@ -220,8 +226,8 @@ def test_model_card_states_the_model_its_contributors_and_their_privacy_spend(de
     assert "model-training:breast-cancer-diagnosis" in text
 
 
-def test_verify_accepts_the_reports_as_written_and_names_a_modification(demo: Demo) -> None:
-    result = write(demo, "gdpr")
+def test_verify_accepts_the_reports_as_written_and_names_a_modification(demo: Demo, gdpr: dict[str, Any]) -> None:
+    result = gdpr
     html, pdf = map(Path, result["files"])
     for path in (html, pdf):
         assert fedledger("report", "verify", path, "-w", demo.root, "--json").json()["compared_by"] == "bytes"
@@ -333,3 +339,25 @@ def test_a_registration_with_a_raw_policy_records_its_basis_beside_the_policys_h
     assert body["policy"] == {"sha256": hashlib.sha256(raw_policy).hexdigest()}
     assert LawfulBasis.from_policy(body) == basis and body["gdpr"]["purposes"] == ["research:oncology"]
     assert "0x" + document_hash(json.loads(classification)).hex() == registered.classification_hash
+
+
+def test_data_register_records_the_lawful_basis_given_on_the_command_line(demo: Demo, tmp_path: Path) -> None:
+    table = tmp_path / "ages.csv"
+    table.write_text("age,diagnosis\n41,0\n57,1\n")
+    classification = tmp_path / "classes.json"
+    classification.write_text(json.dumps({"age": "quasi-identifier", "diagnosis": "sensitive"}))
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"age": "generalize"}))
+    fedledger("data", "registry", "use", demo.registry, "-w", demo.root)
+    common = ["data", "register", table, "--purpose", "research:oncology", "--classification", classification]
+    common += ["--policy", policy, "-w", demo.root, "--as", "hospital-3", "--json"]
+    refused = cli_refused(*common, "--retention", "one year", password=PASSWORD, code=2)
+    assert "--lawful-basis" in refused
+    assert "unknown lawful basis" in cli_refused(*common, "--lawful-basis", "whim", password=PASSWORD, code=2)
+    registered = fedledger(
+        *common, "--lawful-basis", "public-task", "--special-category-condition", "public-health", password=PASSWORD
+    ).json()
+    with Workspace.load(demo.root) as ws:
+        body = json.loads(ws.store().get(registered["policy_hash"].removeprefix("0x")))
+    assert body["age"] == "generalize"
+    assert LawfulBasis.from_policy(body) == LawfulBasis("public-task", "public-health")
