@@ -88,7 +88,7 @@ class Report:
     def verify_commands(self) -> list[str]:
         return [
             "fedledger report verify FILE --workspace WORKSPACE",
-            self.rederive_command + " --workspace WORKSPACE",
+            self.rederive_command + " --verify FILE --workspace WORKSPACE",
         ]
 
 
