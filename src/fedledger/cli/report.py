@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Compliance reports from the ledger (GDPR, HIPAA, model cards) and their check.")
+app = typer.Typer(
+    help="Compliance reports from the ledger (GDPR, HIPAA, model cards) and their check.", no_args_is_help=True
+)
 
 AtBlockOpt = Annotated[
     int | None, typer.Option("--at-block", help="Derive from the ledger as it stood at this block (default: latest).")

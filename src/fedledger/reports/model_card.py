@@ -253,11 +253,13 @@ def _audit_section(snapshot: LedgerSnapshot, view: TaskView, version: int) -> Se
     report = verify_task(snapshot.chain, snapshot.consortium.address, view.client.address, snapshot.store)
     relevant = [d for d in report.discrepancies if d.round_id is None or d.round_id <= version]
     refused = [d for d in report.refused if d.round_id is not None and d.round_id <= version]
-    status: list[Any] = [
-        f"Verified: rounds 1 to {version} re-derived from chain events and blobs with no discrepancy."
-        if not relevant
-        else f"DISPUTED: {len(relevant)} discrepancy(ies) in the rounds up to this version."
-    ]
+    if relevant:
+        verdict = f"DISPUTED: {len(relevant)} discrepancy(ies) in the rounds up to this version."
+    elif version:
+        verdict = f"Verified: rounds 1 to {version} re-derived from chain events and blobs with no discrepancy."
+    else:
+        verdict = "Verified: the task's config matches its hash on chain; the initial model has no round to re-derive."
+    status: list[Any] = [verdict]
     status += [f"discrepancy: {d}" for d in relevant]
     status += [f"refused blob (left out by the rules): {d}" for d in refused]
     status.append("Re-run it with `fedledger audit verify --task " + view.name + "`.")
