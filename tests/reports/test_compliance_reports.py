@@ -361,3 +361,17 @@ def test_data_register_records_the_lawful_basis_given_on_the_command_line(demo: 
         body = json.loads(ws.store().get(registered["policy_hash"].removeprefix("0x")))
     assert body["age"] == "generalize"
     assert LawfulBasis.from_policy(body) == LawfulBasis("public-task", "public-health")
+
+
+def test_a_file_from_other_library_versions_is_compared_by_its_text(demo: Demo) -> None:
+    with Workspace.load(demo.root) as ws:
+        report = derive_report(demo.snapshot(ws), "model", {"task": "default", "version": 1})
+    html = render(report, "html")
+    assert verify_report(html, lambda header: report).by == "bytes"
+    version = report.header()["renderer"]["jinja2"]
+    older = html.replace(f'"jinja2": "{version}"'.encode(), b'"jinja2": "0.1"')
+    assert older != html and verify_report(older, lambda header: report).by == "text"
+    # With the very versions it names, a file whose bytes differ was altered, even where its text is the same.
+    commented = html.replace(b"<body>", b"<body><!-- edited -->")
+    with pytest.raises(VerificationFailed, match="altered"):
+        verify_report(commented, lambda header: report)
