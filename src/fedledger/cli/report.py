@@ -74,9 +74,16 @@ def _formats(fmt: str) -> list[str]:
 
 
 def _emit(
-    workspace: Path, kind: str, args: dict[str, Any], block: int | None, fmt: str, out: Path | None,
-    verify: Path | None, json_out: bool,
-) -> None:  # fmt: skip
+    workspace: Path,
+    kind: str,
+    args: dict[str, Any],
+    block: int | None,
+    fmt: str,
+    out: Path | None,
+    verify: Path | None,
+    json_out: bool,
+) -> None:
+    """Derive the report and write it in each format asked, or, with ``verify``, check that file against it."""
     from fedledger.reports import derive_report, render
 
     if verify is not None:
