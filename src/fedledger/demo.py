@@ -44,6 +44,7 @@ from fedledger.chain.events import RoundAborted, UpdateFlagged
 from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient
 from fedledger.data.classify.model import ColumnClassifier
 from fedledger.data.classify.scan import scan_table
+from fedledger.data.lawful_basis import LawfulBasis
 from fedledger.data.registration import RegisteredDataset, Registrations, register_table
 from fedledger.demo_rewards import demo_incentives, incentives_summary
 from fedledger.exceptions import BadInput, ConfigError
@@ -74,6 +75,8 @@ __all__ = ["DEMO_PURPOSE", "IDENTIFIER_COLUMNS", "DemoResult", "add_patient_iden
 DEMO_PURPOSE = "model-training:breast-cancer-diagnosis"
 # The purposes the hospitals' patients consented to; the task's is among them.
 DEMO_DATASET_PURPOSES = (DEMO_PURPOSE, "research:oncology")
+# Health data for research under the patients' explicit consent (GDPR Art. 6(1)(a) and 9(2)(a)).
+DEMO_LAWFUL_BASIS = LawfulBasis("consent", "explicit-consent", "until the patient withdraws consent")
 IDENTIFIER_COLUMNS = ("patient_name", "email", "ssn")
 """Synthetic direct identifiers added to each hospital's CSV (what the pipeline must drop)."""
 
@@ -415,6 +418,8 @@ def _register_datasets(
                 classification=protected[k].classification,
                 policy={"identifier": "drop", "dropped": protected[k].dropped},
                 registrations=Registrations(ws.root / "data" / f"registrations-{k + 1}.json"),
+                lawful_basis=DEMO_LAWFUL_BASIS,
+                store=ws.store(),  # the documents an auditor's report reads back by their registered hashes
             )
         )
         restrict(ws.root / "data" / f"registrations-{k + 1}.json")  # its Merkle salts open the commitment

@@ -21,6 +21,7 @@ from fedledger.cli import ledger as ledger_cmd
 from fedledger.cli import member as member_cmd
 from fedledger.cli import models as models_cmd
 from fedledger.cli import privacy as privacy_cmd
+from fedledger.cli import report as report_cmd
 from fedledger.cli import rewards as rewards_cmd
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
 from fedledger.cli.demo import demo as demo_command
@@ -61,6 +62,7 @@ app.add_typer(privacy_cmd.app, name="privacy")
 app.add_typer(rewards_cmd.app, name="rewards")
 app.add_typer(governance_cmd.app, name="governance")
 app.add_typer(batch_cmd.app, name="batch")
+app.add_typer(report_cmd.app, name="report")
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
 app.command("node")(node_command)

@@ -34,6 +34,7 @@ from fedledger.exceptions import BadInput
 __all__ = [
     "MerkleProof",
     "MerkleTree",
+    "canonical_document",
     "document_hash",
     "encode_row",
     "leaf_hash",
@@ -177,6 +178,16 @@ def schema_hash(table: pd.DataFrame) -> bytes:
     return hashlib.sha256(json.dumps(schema, separators=(",", ":")).encode()).digest()
 
 
+def canonical_document(document: Any) -> bytes:
+    """A JSON document in canonical form (sorted keys, no whitespace, UTF-8): the bytes :func:`document_hash`
+    hashes, and so the bytes a content-addressed store keeps it under that very hash."""
+    try:
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"cannot hash document: {exc}") from exc
+    return text.encode("utf-8")
+
+
 def document_hash(document: Any) -> bytes:
     """SHA-256 of a JSON document in canonical form (sorted keys, no whitespace), or of raw bytes.
 
@@ -184,8 +195,4 @@ def document_hash(document: Any) -> bytes:
     """
     if isinstance(document, bytes):
         return hashlib.sha256(document).digest()
-    try:
-        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"cannot hash document: {exc}") from exc
-    return hashlib.sha256(text.encode("utf-8")).digest()
+    return hashlib.sha256(canonical_document(document)).digest()

@@ -6,7 +6,10 @@ The pieces between the vault (:mod:`fedledger.data.vault`) and the DataRegistry 
 * :func:`register_table` commits to a protected table (private values already replaced by vault
   references) with a salted RFC 9162 Merkle root, and registers it with its schema, classification,
   policy and purposes of processing; the salt and the subjects' vault pseudonyms stay in a local
-  manifest (:class:`Registrations`), never on chain. With the data's declared goal
+  manifest (:class:`Registrations`), never on chain. With a :class:`~fedledger.data.lawful_basis.LawfulBasis` the
+  policy document records the GDPR grounds of the processing; with a store, the classification and policy
+  documents are published there under their SHA-256, the very hashes the chain holds, so an auditor's report
+  (:mod:`fedledger.reports`) reads them back. With the data's declared goal
   (:class:`~fedledger.data.goal.Goal`) it also checks purpose and minimization (the goal's purpose is
   registered, and the table holds no column the purpose does not need) and records the goal's SHA-256.
 * :func:`check_purpose` is the purpose-limitation gate (GDPR Art. 5(1)(b)) a member node runs before
@@ -32,11 +35,13 @@ from web3.types import BlockIdentifier
 from fedledger.chain.encoding import as_address, hex32
 from fedledger.chain.registry import DataRegistryClient, DatasetInfo, Purpose, purpose_id, purpose_ids
 from fedledger.chain.task import Phase, TrainingTaskClient, UpdateInfo
-from fedledger.data.commitment import MerkleTree, document_hash, schema_hash
+from fedledger.data.commitment import MerkleTree, canonical_document, document_hash, schema_hash
 from fedledger.data.goal import Goal
+from fedledger.data.lawful_basis import POLICY_KEY, LawfulBasis
 from fedledger.data.vault import REFERENCE_PREFIX, ErasedSubject, ErasureReceipt, UnknownSubject, Vault
 from fedledger.exceptions import BadInput, ConfigError, InvalidState, PurposeNotAllowed
 from fedledger.identity.private import write_private
+from fedledger.store import BlobStore
 from fedledger.store.safejson import loads_shallow
 
 __all__ = [
@@ -150,6 +155,8 @@ def register_table(
     salt: bytes | None = None,
     goal: Goal | None = None,
     recipe_hash: str = "",
+    lawful_basis: LawfulBasis | None = None,
+    store: BlobStore | None = None,
 ) -> RegisteredDataset:
     """Register ``protected`` (a table whose private values are vault references) as a dataset
     owned by ``registry``'s account; returns what the owner keeps (also added to ``registrations``).
@@ -158,6 +165,9 @@ def register_table(
     data's ``goal``, its purpose must be among ``purposes`` and the table must hold only the columns the
     purpose needs (``data protect`` with the goal drops the others); its hash is recorded. ``recipe_hash``: the
     preparation recipe the data is prepared with (committed inside ``policy`` by the caller), kept in the manifest.
+    ``lawful_basis``: recorded in the policy document under ``"gdpr"`` with the purposes' names (a policy given as
+    raw bytes is wrapped: ``{"policy": {"sha256": ...}, "gdpr": ...}``). ``store``: where the classification and
+    policy documents are published (canonical JSON, so their blob ids are the hashes registered).
     """
     if not isinstance(protected, pd.DataFrame) or protected.empty:
         raise BadInput("register_table needs a non-empty table")
@@ -175,6 +185,8 @@ def register_table(
                 f"column(s) {', '.join(map(repr, extra))} are not needed for {goal.purpose!r}{origin}: protect "
                 "the table with its goal first (data minimization), then register the protected table"
             )
+    if lawful_basis is not None:
+        policy = _with_lawful_basis(policy, lawful_basis, purposes)
     salt = secrets.token_bytes(32) if salt is None else salt
     tree = MerkleTree.from_table(protected, salt=salt)
     fields = {
@@ -183,6 +195,9 @@ def register_table(
         "classification_hash": document_hash(classification),
         "policy_hash": document_hash(policy),
     }
+    if store is not None:
+        for document in (classification, policy):
+            store.put(document if isinstance(document, bytes) else canonical_document(document))
     dataset_id = registry.register_dataset(**fields, purposes=ids, rows=tree.size)
     registered = RegisteredDataset(
         registry=registry.address,
@@ -198,6 +213,14 @@ def register_table(
     if registrations is not None:
         registrations.add(registered)
     return registered
+
+
+def _with_lawful_basis(policy: Any, basis: LawfulBasis, purposes: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(policy, Mapping | bytes):
+        raise BadInput("a policy recording a lawful basis must be a JSON object or raw bytes")
+    body = dict(policy) if isinstance(policy, Mapping) else {"policy": {"sha256": document_hash(policy).hex()}}
+    body[POLICY_KEY] = basis.to_json(purposes)
+    return body
 
 
 # -- purpose limitation ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -26,6 +26,9 @@ from fedledger.data.vault import Vault, vault_root
 from fedledger.exceptions import BadInput
 from fedledger.store.safejson import loads_shallow
 from fedledger.workspace import Workspace
+
+if TYPE_CHECKING:
+    from fedledger.data.lawful_basis import LawfulBasis
 
 __all__ = ["registry_app", "vault_app"]
 
@@ -157,6 +160,21 @@ def register(
             "registered and the table hold only the columns it needs; its hash is recorded."
         ),
     ] = None,
+    lawful_basis: Annotated[
+        str | None,
+        typer.Option(
+            help="GDPR Art. 6(1) basis (consent, contract, legal-obligation, vital-interests, public-task, "
+            "legitimate-interests), recorded in the policy document committed."
+        ),
+    ] = None,
+    special_category_condition: Annotated[
+        str,
+        typer.Option(
+            help="For health and other special-category data, the GDPR Art. 9(2) condition "
+            "(explicit-consent, health-care, public-health, scientific-research)."
+        ),
+    ] = "",
+    retention: Annotated[str, typer.Option(help="How long the data is kept (recorded with the lawful basis).")] = "",
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
@@ -164,23 +182,18 @@ def register(
     """Register a protected table on the ledger: its salted Merkle root, schema, classification,
     policy and purposes. It commits to the file as given: register the protected table, never the
     raw one (the root is salted and stays off chain with the salt either way). With --recipe, the
-    policy committed is {"policy": <the policy>, "preparation_recipe": <the recipe's hash>}."""
+    policy committed is {"policy": <the policy>, "preparation_recipe": <the recipe's hash>}. With --lawful-basis it
+    also holds {"gdpr": {"lawful_basis": ..., "purposes": [...], ...}}. The classification and policy are published
+    to the workspace's store, where compliance reports (`fedledger report gdpr`) read them by their hashes."""
     from fedledger.data.goal import Goal, goal_path_for
 
+    basis = _lawful_basis(lawful_basis, special_category_condition, retention)
+
     table = _read_table(file)
-    documents = _read_document(classification), _read_document(policy)
     if goal is None and goal_path_for(file).exists():
         goal = goal_path_for(file)
     declared = Goal.load(goal) if goal is not None else None
-    recipe_hash = None
-    if recipe is not None:
-        from fedledger.data.prepare import Recipe
-
-        recipe_hash = Recipe.load(recipe).hash()  # the hash a task config's preparation commits to
-        raw = documents[1]
-        # A policy that is not JSON is committed by the hash of its bytes, as without a recipe.
-        inner = {"sha256": hashlib.sha256(raw).hexdigest()} if isinstance(raw, bytes) else raw
-        documents = documents[0], {"policy": inner, "preparation_recipe": recipe_hash}
+    documents, recipe_hash = _registration_documents(classification, policy, recipe)
     with open_workspace(workspace) as ws:
         registry = ws.data_registry(ws.account(as_key))
         registered = register_table(
@@ -192,6 +205,8 @@ def register(
             registrations=_registrations(ws),
             goal=declared,
             recipe_hash=recipe_hash or "",
+            lawful_basis=basis,
+            store=ws.store(),
         )
     public = {k: v for k, v in registered.to_json().items() if k not in ("salt", "subjects")}
     if json_out:
@@ -204,6 +219,32 @@ def register(
             console.print(f"  recipe:     {recipe_hash}")
         if declared is not None:
             console.print(f"  goal:       {declared.purpose} ({registered.goal_hash})")
+
+
+def _lawful_basis(basis: str | None, condition: str, retention: str) -> LawfulBasis | None:
+    from fedledger.data.lawful_basis import LawfulBasis
+
+    if basis:
+        return LawfulBasis(basis, condition, retention)
+    if condition or retention:
+        raise BadInput("--special-category-condition and --retention are recorded with a --lawful-basis: give one")
+    return None
+
+
+def _registration_documents(
+    classification: Path, policy: Path, recipe: Path | None
+) -> tuple[tuple[Any, Any], str | None]:
+    """The classification and policy documents to commit, and the recipe's hash (committed inside the policy)."""
+    documents = _read_document(classification), _read_document(policy)
+    if recipe is None:
+        return documents, None
+    from fedledger.data.prepare import Recipe
+
+    recipe_hash = Recipe.load(recipe).hash()  # the hash a task config's preparation commits to
+    raw = documents[1]
+    # A policy that is not JSON is committed by the hash of its bytes, as without a recipe.
+    inner = {"sha256": hashlib.sha256(raw).hexdigest()} if isinstance(raw, bytes) else raw
+    return (documents[0], {"policy": inner, "preparation_recipe": recipe_hash}), recipe_hash
 
 
 @app.command("datasets")
