@@ -20,6 +20,7 @@ from fedledger.cli import member as member_cmd
 from fedledger.cli import models as models_cmd
 from fedledger.cli import privacy as privacy_cmd
 from fedledger.cli import rewards as rewards_cmd
+from fedledger.cli import serve as serve_cmd
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
 from fedledger.cli.demo import demo as demo_command
 from fedledger.cli.evaluate import evaluate_command
@@ -57,6 +58,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(privacy_cmd.app, name="privacy")
 app.add_typer(rewards_cmd.app, name="rewards")
+app.add_typer(serve_cmd.app, name="serve")
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
 app.command("node")(node_command)
