@@ -28,7 +28,9 @@ from datetime import UTC, datetime, timedelta
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_keys.exceptions import BadSignature
 from eth_utils import is_checksum_address
+from eth_utils.exceptions import ValidationError
 
 from fedledger.exceptions import BadInput
 
@@ -103,13 +105,13 @@ def parse_siwe_message(text: str) -> SiweMessage:
     if len(text) > _MAX_MESSAGE_CHARS:
         raise BadInput("sign-in message: too long")
     lines = text.split("\n")
-    if len(lines) != 12 or not lines[0].endswith(_HEADER) or lines[2] or lines[4]:
+    if len(lines) != 11 or not lines[0].endswith(_HEADER) or lines[2] or lines[4]:
         raise BadInput("sign-in message: not an EIP-4361 message in the expected layout")
     domain, address, statement = lines[0][: -len(_HEADER)], lines[1], lines[3]
     if not domain or not is_checksum_address(address):
         raise BadInput("sign-in message: the domain is empty or the address is not a checksummed address")
     values: dict[str, str] = {}
-    for name, line in zip(_FIELDS, lines[6:], strict=True):
+    for name, line in zip(_FIELDS, lines[5:], strict=True):
         prefix = f"{name}: "
         if not line.startswith(prefix):
             raise BadInput(f"sign-in message: expected {name!r} on its line")
@@ -135,7 +137,7 @@ def recover_signer(text: str, signature: str) -> str:
     signature."""
     try:
         return str(Account.recover_message(encode_defunct(text=text), signature=signature))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ValidationError, BadSignature) as exc:
         raise BadInput(f"malformed signature: {exc}") from exc
 
 
