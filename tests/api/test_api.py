@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from fedledger.api import create_app
 from fedledger.exceptions import BadInput
 from fedledger.workspace import Workspace
-from helpers.api import AUDITOR_TOKEN, ERASED_SUBJECT, MEMBER_KEYS, PASSWORD, Demo, sign_in
+from helpers.api import AUDITOR_TOKEN, ERASED_SUBJECT, MEMBER_KEYS, PASSWORD, Demo, shared_demo, sign_in
 
 DATA_ROUTES = [
     "/api/v1/head",
@@ -33,6 +33,11 @@ DATA_ROUTES = [
     "/api/v1/datasets",
     "/api/v1/auth/whoami",
 ]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    return shared_demo(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

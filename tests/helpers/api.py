@@ -33,6 +33,17 @@ class Demo:
     addresses: dict[str, str]  # key name -> address
 
 
+_built: list[Demo] = []
+
+
+def shared_demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo workspace of this test process, built by the first module that asks (the API and the dashboard
+    tests read the same one; none of them changes it for good)."""
+    if not _built:
+        _built.append(build_demo(tmp_path_factory.mktemp("api") / "demo"))
+    return _built[0]
+
+
 def build_demo(root: Path) -> Demo:
     """``run_demo`` (3 hospitals, the third sign-flipping, 2 validated rounds with DP and rewards), then every
     hospital posts its metrics of rounds 0-2 on its protected table, and hospital 1 records an erasure."""

@@ -126,24 +126,24 @@ def whoami(reader: Reader, state: State) -> dict[str, Any]:
 @router.get("/head", response_model=HeadModel, tags=["ledger"])
 def head(_: Reader, state: State) -> dict[str, Any]:
     """The chain head and each task's round and phase (cheap: poll it to follow a running task)."""
-    return state.view.read(state.view.head)
+    return state.view.read(state.view.head, "head")
 
 
 @router.get("/consortium", response_model=ConsortiumModel, tags=["ledger"])
 def consortium(_: Reader, state: State) -> dict[str, Any]:
     """Members with their roles and status, the approval threshold and pending proposals."""
-    return state.view.read(state.view.consortium)
+    return state.view.read(state.view.consortium, "consortium")
 
 
 @router.get("/tasks", response_model=list[TaskModel], tags=["tasks"])
 def tasks(_: Reader, state: State) -> list[dict[str, Any]]:
     view = state.view
-    return view.read(lambda: [view.task(name) for name in view.task_names])
+    return view.read(lambda: [view.task(name) for name in view.task_names], "tasks")
 
 
 @router.get("/tasks/{name}", response_model=TaskModel, tags=["tasks"])
 def task(name: Task, _: Reader, state: State) -> dict[str, Any]:
-    return state.view.read(lambda: state.view.task(name))
+    return state.view.read(lambda: state.view.task(name), ("task", name))
 
 
 @router.get("/tasks/{name}/rounds", response_model=list[RoundModel], tags=["tasks"])
@@ -160,12 +160,14 @@ def rounds(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=[{"loc": ["query", "to_round"], "msg": "to_round is below from_round", "type": "value_error"}],
         )
-    return state.view.read(lambda: state.view.rounds(name, from_round, to_round))
+    return state.view.read(
+        lambda: state.view.rounds(name, from_round, to_round), ("rounds", name, from_round, to_round)
+    )
 
 
 @router.get("/tasks/{name}/rounds/{round_id}", response_model=RoundModel, tags=["tasks"])
 def round_(name: Task, round_id: Annotated[int, Path(ge=1, le=2**32)], _: Reader, state: State) -> dict[str, Any]:
-    found = state.view.read(lambda: state.view.rounds(name, round_id, round_id))
+    found = state.view.read(lambda: state.view.rounds(name, round_id, round_id), ("rounds", name, round_id, round_id))
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"round {round_id} has not opened")
     return found[0]
@@ -174,34 +176,34 @@ def round_(name: Task, round_id: Annotated[int, Path(ge=1, le=2**32)], _: Reader
 @router.get("/tasks/{name}/metrics", response_model=TaskMetricsModel, tags=["tasks"])
 def metrics(name: Task, _: Reader, state: State, round: RoundQuery = None) -> dict[str, Any]:  # noqa: A002
     """Each member's posted evaluation metrics per round and their pooled value."""
-    return state.view.read(lambda: state.view.metrics(name, round))
+    return state.view.read(lambda: state.view.metrics(name, round), ("metrics", name, round))
 
 
 @router.get("/tasks/{name}/privacy", response_model=PrivacyModel, tags=["tasks"])
 def privacy(name: Task, _: Reader, state: State) -> dict[str, Any]:
     """The differential-privacy budget and each member's declared cumulative epsilon."""
-    return state.view.read(lambda: state.view.privacy(name))
+    return state.view.read(lambda: state.view.privacy(name), ("privacy", name))
 
 
 @router.get("/tasks/{name}/rewards", response_model=RewardsModel, tags=["tasks"])
 def rewards(name: Task, _: Reader, state: State) -> dict[str, Any]:
     """The reward pool, and each member's contributions, earnings, stake and slashes."""
-    return state.view.read(lambda: state.view.rewards(name))
+    return state.view.read(lambda: state.view.rewards(name), ("rewards", name))
 
 
 @router.get("/tasks/{name}/lineage", response_model=list[LineageModel], tags=["tasks"])
 def lineage(name: Task, _: Reader, state: State, round: RoundQuery = None) -> list[dict[str, Any]]:  # noqa: A002
     """Each finalized model -> the accepted updates in it -> the registered datasets behind them."""
-    return state.view.read(lambda: state.view.lineage(name, round))
+    return state.view.read(lambda: state.view.lineage(name, round), ("lineage", name, round))
 
 
 @router.get("/tasks/{name}/audit", response_model=AuditModel, tags=["tasks"])
 def audit(name: Task, _: Reader, state: State) -> dict[str, Any]:
     """``fedledger audit verify``: every round and payout re-derived from the events and blobs."""
-    return state.view.read(lambda: state.view.audit(name))
+    return state.view.read(lambda: state.view.audit(name), ("audit", name))
 
 
 @router.get("/datasets", response_model=DatasetsModel, tags=["data"])
 def datasets(_: Reader, state: State) -> dict[str, Any]:
     """Registered datasets with their purposes of processing, and the erasures recorded for them."""
-    return state.view.read(state.view.datasets)
+    return state.view.read(state.view.datasets, "datasets")

@@ -9,8 +9,8 @@ threads at once, and the web server answers requests on a thread pool.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
 
 from fedledger.api.rounds import read_rounds
 from fedledger.chain.bulletin import METRICS_TOPIC
@@ -31,6 +31,7 @@ from fedledger.workspace import Workspace
 __all__ = ["LedgerView"]
 
 T = TypeVar("T")
+_CACHE_ENTRIES = 256  # answers kept for one block; a flood of distinct queries only clears them
 
 
 def _metrics(m: Metrics) -> dict[str, Any]:
@@ -43,13 +44,23 @@ class LedgerView:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._lock = threading.RLock()
-        self._audits: dict[str, tuple[int, dict[str, Any]]] = {}  # task -> (block read at, report)
+        self._cache: dict[Hashable, Any] = {}
+        self._cache_block = -1
         self._configs: dict[str, TaskConfig] = {}
 
-    def read(self, fn: Callable[[], T]) -> T:
-        """``fn()`` with the chain to itself."""
+    def read(self, fn: Callable[[], T], key: Hashable | None = None) -> T:
+        """``fn()`` with the chain to itself; with a ``key``, the answer is kept until the chain's next block (every
+        view is a function of the chain at a block), so a dashboard that reads again while nothing happens costs
+        one block-number read."""
         with self._lock:
-            return fn()
+            if key is None:
+                return fn()
+            block = self.ws.chain.block_number
+            if block != self._cache_block or len(self._cache) >= _CACHE_ENTRIES:
+                self._cache, self._cache_block = {}, block
+            if key not in self._cache:
+                self._cache[key] = fn()
+            return cast(T, self._cache[key])
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
@@ -260,13 +271,10 @@ class LedgerView:
         return sorted(found)
 
     def audit(self, name: str) -> dict[str, Any]:
-        """``fedledger audit verify`` of the task, re-derived whenever the chain has moved since the last one."""
+        """``fedledger audit verify`` of the task, with the block it was read at."""
         from fedledger.audit import verify_task
 
         block = self.ws.chain.block_number
-        cached = self._audits.get(name)
-        if cached is not None and cached[0] == block:
-            return cached[1]
         report = verify_task(self.ws.chain, self.ws.config.consortium, self._task(name).address, self.ws.store())
         data = report.to_json()
         result = {
@@ -276,11 +284,8 @@ class LedgerView:
             "refused": [d["text"] for d in data["refused"]],
         }
         if data["payouts"] is not None:
-            result["payouts"] = {
-                **data["payouts"],
-                "discrepancies": [d["text"] for d in data["payouts"]["discrepancies"]],
-            }
-        self._audits[name] = (block, result)
+            payouts = data["payouts"]
+            result["payouts"] = {**payouts, "discrepancies": [d["text"] for d in payouts["discrepancies"]]}
         return result
 
 

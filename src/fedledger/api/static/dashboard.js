@@ -7,10 +7,11 @@
   const TOKEN_KEY = "fedledger.token";
   const query = new URLSearchParams(window.location.search);
   const POLL_MS = Math.max(250, Number(query.get("poll")) || 2000);
-  const FULL_REFRESH_MS = 15000; // also read everything now and then: commitments arrive within a phase
+  // Also read everything now and then: commitments and posted metrics arrive without a phase change.
+  const FULL_REFRESH_MS = Math.max(POLL_MS, Number(query.get("refresh")) || 15000);
   const COLORS = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#718096", "#975a16", "#0987a0"];
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const state = { task: null, key: null, refreshedAt: 0, timer: null };
+  const state = { task: null, key: null, auditKey: null, refreshedAt: 0, timer: null };
 
   const $ = (id) => document.getElementById(id);
   const token = () => window.sessionStorage.getItem(TOKEN_KEY);
@@ -57,6 +58,7 @@
     window.sessionStorage.removeItem(TOKEN_KEY);
     window.clearTimeout(state.timer);
     state.key = null;
+    state.auditKey = null;
     $("dashboard").hidden = true;
     $("signout").hidden = true;
     $("who").textContent = "";
@@ -96,6 +98,7 @@
   $("task-select").addEventListener("change", () => {
     state.task = $("task-select").value;
     state.key = null;
+    state.auditKey = null;
     window.clearTimeout(state.timer);
     poll();
   });
@@ -111,9 +114,12 @@
       if (task) {
         state.task = task.name;
         const key = JSON.stringify([task.name, task.current_round, task.phase, task.rounds_finalized]);
+        // The audit re-derives every finalized round: read it again only when one more round finalized.
+        const auditKey = JSON.stringify([task.name, task.rounds_finalized]);
         if (key !== state.key || Date.now() - state.refreshedAt > FULL_REFRESH_MS) {
-          await refresh(task.name, key !== state.key);
+          await refresh(task.name, auditKey !== state.auditKey);
           state.key = key;
+          state.auditKey = auditKey;
           state.refreshedAt = Date.now();
         }
       }
