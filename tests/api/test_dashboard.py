@@ -204,7 +204,7 @@ def running(tmp_path: Path) -> Iterator[tuple[Workspace, Any]]:
         proposal_quorum=2,
         clip_norm=5.0,
     )
-    with serve_chain(tmp_path / "chain", port=0, block_time=0.5) as chain:
+    with serve_chain(tmp_path / "chain", port=0, block_time=5.0) as chain:
         ws = Workspace.create(tmp_path / "ws", chain=ChainSpec(kind="rpc", url=chain.url), scrypt_n=2**14)
         with ws:
             yield ws, create_consortium(ws, config=config, datas=hospital_datas(tmp_path, 2), password="pw")

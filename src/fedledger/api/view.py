@@ -78,13 +78,14 @@ class LedgerView:
         return self._configs[name]
 
     def orgs(self) -> dict[str, str]:
-        return {m.address: m.org for m in self.ws.consortium().members()}
+        """Organization by member address (read once a block: most views name members)."""
+        return self.read(lambda: {m.address: m.org for m in self.ws.consortium().members()}, "orgs")
 
     def is_active_member(self, address: str) -> bool:
         return self.read(lambda: self.ws.consortium().is_active(address))
 
     def org_of(self, address: str) -> str | None:
-        return self.read(lambda: self.orgs().get(address))
+        return self.orgs().get(address)
 
     @property
     def chain_id(self) -> int:
