@@ -156,7 +156,10 @@
     renderLineage(lineage);
     renderDatasets(datasets);
     renderMembers(consortium);
-    if (withAudit) renderAudit(await api(base + "/audit"));
+    if (withAudit) {
+      $("audit-status").textContent = "checking…";
+      renderAudit(await api(base + "/audit"));
+    }
   }
 
   // -- sections --------------------------------------------------------------------------------------------------
