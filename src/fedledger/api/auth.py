@@ -36,6 +36,7 @@ from fedledger.exceptions import BadInput
 
 __all__ = [
     "AUDITOR_TOKEN_ENV",
+    "CLOCK_SKEW_SECONDS",
     "MIN_AUDITOR_TOKEN_CHARS",
     "NONCE_SECONDS",
     "SESSION_SECONDS",
@@ -54,6 +55,7 @@ __all__ = [
 AUDITOR_TOKEN_ENV = "FEDLEDGER_AUDITOR_TOKEN"
 MIN_AUDITOR_TOKEN_CHARS = 32  # a token people type or paste; anything shorter is guessable
 NONCE_SECONDS = 300
+CLOCK_SKEW_SECONDS = 60  # a signer's clock may run this far ahead of the server's
 SESSION_SECONDS = 8 * 3600
 SIGN_IN_STATEMENT = "Sign in to the fedledger dashboard to read the consortium's ledger."
 _MAX_MESSAGE_CHARS = 2048

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 
 from fedledger.api.access import ApiState, Reader, api_state, bearer_token
 from fedledger.api.auth import (
+    CLOCK_SKEW_SECONDS,
     SIGN_IN_STATEMENT,
     issued_window,
     parse_siwe_message,
@@ -87,7 +88,7 @@ def login(body: LoginRequest, request: Request, state: State) -> dict[str, Any]:
         if message.chain_id != state.view.chain_id:
             raise BadInput(f"sign-in message: chain {message.chain_id}, this server reads chain {state.view.chain_id}")
         now = datetime.now(UTC)
-        if not message.issued_at <= now < message.expiration_time:
+        if not message.issued_at - timedelta(seconds=CLOCK_SKEW_SECONDS) <= now < message.expiration_time:
             raise BadInput("sign-in message: outside its validity window")
         signer = recover_signer(body.message, body.signature)
         if signer != message.address:
