@@ -276,8 +276,8 @@ class MemberRewardModel(_Model):
 
 class RewardsModel(_Model):
     incentives: bool
-    reason: str | None
-    address: str | None
+    reason: str | None  # why there are none
+    contract: str | None  # the task's Incentives contract
     block: int | None
     currency: str | None
     reward_per_round: int | None

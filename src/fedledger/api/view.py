@@ -45,19 +45,20 @@ class LedgerView:
         self.ws = ws
         self._lock = threading.RLock()
         self._cache: dict[Hashable, Any] = {}
-        self._cache_block = -1
+        self._cache_head = b""
         self._configs: dict[str, TaskConfig] = {}
 
     def read(self, fn: Callable[[], T], key: Hashable | None = None) -> T:
         """``fn()`` with the chain to itself; with a ``key``, the answer is kept until the chain's next block (every
-        view is a function of the chain at a block), so a dashboard that reads again while nothing happens costs
-        one block-number read."""
+        view is a function of the chain at a block and of blobs named by their hashes), so a dashboard that reads
+        again while nothing happens costs one read of the head block."""
         with self._lock:
             if key is None:
                 return fn()
-            block = self.ws.chain.block_number
-            if block != self._cache_block or len(self._cache) >= _CACHE_ENTRIES:
-                self._cache, self._cache_block = {}, block
+            # The head block's hash, not its number: a reorganized chain reuses numbers for other blocks.
+            head = bytes(self.ws.chain.w3.eth.get_block("latest")["hash"])
+            if head != self._cache_head or len(self._cache) >= _CACHE_ENTRIES:
+                self._cache, self._cache_head = {}, head
             if key not in self._cache:
                 self._cache[key] = fn()
             return cast(T, self._cache[key])
@@ -212,11 +213,11 @@ class LedgerView:
             return {
                 "incentives": False,
                 "reason": "the task was created without incentives",
-                **dict.fromkeys(("address", "block", "currency", "reward_per_round", "pool", "rounds"), None),
+                **dict.fromkeys(("contract", "block", "currency", "reward_per_round", "pool", "rounds"), None),
                 "members": [],
             }
         report = rewards_report(self.ws, name)
-        return {**report, "incentives": True, "reason": None, "address": report["incentives"]}
+        return {**report, "incentives": True, "reason": None, "contract": report["incentives"]}
 
     def lineage(self, name: str, round_id: int | None) -> list[dict[str, Any]]:
         """Each finalized model -> its accepted updates -> the datasets behind them."""
