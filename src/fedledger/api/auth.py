@@ -137,9 +137,11 @@ def parse_siwe_message(text: str) -> SiweMessage:
 def recover_signer(text: str, signature: str) -> str:
     """The address whose key signed ``text`` (EIP-191 personal message); :class:`BadInput` for a malformed
     signature."""
+    if not re.fullmatch(r"0x[0-9a-fA-F]{130}", signature):
+        raise BadInput("malformed signature: expected 65 bytes as 0x-hex")
     try:
         return str(Account.recover_message(encode_defunct(text=text), signature=signature))
-    except (ValueError, TypeError, ValidationError, BadSignature) as exc:
+    except (ValueError, TypeError, IndexError, ValidationError, BadSignature) as exc:
         raise BadInput(f"malformed signature: {exc}") from exc
 
 
