@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -284,3 +285,21 @@ def test_no_personal_value_is_ever_served(
         for column in ("patient_name", "email", "ssn"):
             leaked = [v for v in raw[column].astype(str) if v in served]
             assert not leaked, f"{column} values served: {leaked[:3]}"
+
+
+def test_an_unreadable_ledger_is_503_without_details(
+    opened: tuple[Workspace, TestClient], member: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from fedledger.api.view import LedgerView
+    from fedledger.exceptions import ConfigError, StoreError
+
+    _, client = opened
+
+    def unreachable(self: LedgerView, *args: object) -> None:
+        raise StoreError("s3://secret-bucket/prefix is unreachable")
+
+    monkeypatch.setattr(LedgerView, "read", unreachable)
+    response = client.get("/api/v1/datasets", headers=member)
+    assert response.status_code == 503 and "secret-bucket" not in response.text
+    with Workspace.create(tmp_path / "empty") as empty, pytest.raises(ConfigError, match="no consortium"):
+        create_app(empty)
