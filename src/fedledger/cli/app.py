@@ -23,6 +23,7 @@ from fedledger.cli import models as models_cmd
 from fedledger.cli import privacy as privacy_cmd
 from fedledger.cli import report as report_cmd
 from fedledger.cli import rewards as rewards_cmd
+from fedledger.cli import serve as serve_cmd
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
 from fedledger.cli.demo import demo as demo_command
 from fedledger.cli.evaluate import evaluate_command
@@ -63,6 +64,7 @@ app.add_typer(rewards_cmd.app, name="rewards")
 app.add_typer(governance_cmd.app, name="governance")
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(report_cmd.app, name="report")
+app.add_typer(serve_cmd.app, name="serve")
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
 app.command("node")(node_command)

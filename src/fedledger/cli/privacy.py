@@ -18,8 +18,9 @@ from rich.table import Table
 
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import ConfigError
+from fedledger.workspace import Workspace
 
-__all__ = ["app", "report"]
+__all__ = ["app", "report", "spends_on_chain"]
 
 app = typer.Typer(help="Differential privacy: budget spend per member and task.", no_args_is_help=True)
 
@@ -69,21 +70,25 @@ def report(
 
 
 def _spends_on_chain(workspace: Path, task_name: str) -> tuple[list[Any], float | None, float | None]:
+    with open_workspace(workspace) as ws:
+        return spends_on_chain(ws, task_name)
+
+
+def spends_on_chain(ws: Workspace, task_name: str) -> tuple[list[Any], float | None, float | None]:
     """Every member's declared cumulative spend, from the task's UpdateCommitted events; the budget the
     contract enforces; delta from the task config the contract commits to (fetched from the store by hash)."""
     from fedledger.chain.events import UpdateCommitted
     from fedledger.federation import TaskConfig
     from fedledger.privacy.accounting import SpendRecord, micro_to_epsilon
 
-    with open_workspace(workspace) as ws:
-        task = ws.task(task_name)
-        params = task.params()
-        if params.privacy_budget == 0:
-            raise ConfigError(f"task {task_name!r} has no privacy budget: it runs without differential privacy")
-        config = TaskConfig.from_bytes(ws.store().get(params.config_hash.removeprefix("0x")))
-        records = [
-            SpendRecord(e.member, e.round_id, micro_to_epsilon(e.epsilon_micro))
-            for e in task.events()
-            if isinstance(e, UpdateCommitted)
-        ]
+    task = ws.task(task_name)
+    params = task.params()
+    if params.privacy_budget == 0:
+        raise ConfigError(f"task {task_name!r} has no privacy budget: it runs without differential privacy")
+    config = TaskConfig.from_bytes(ws.store().get(params.config_hash.removeprefix("0x")))
+    records = [
+        SpendRecord(e.member, e.round_id, micro_to_epsilon(e.epsilon_micro))
+        for e in task.events()
+        if isinstance(e, UpdateCommitted)
+    ]
     return records, micro_to_epsilon(params.privacy_budget), config.dp_delta
