@@ -27,6 +27,7 @@ from fedledger.privacy.masked_checks import (  # noqa: E402
     split_shares,
     to_fixed,
 )
+from fedledger.privacy.masked_committee import CheckOutcome, recheck_transcript  # noqa: E402
 from fedledger.privacy.masked_party import launch_committee, write_job  # noqa: E402
 
 D = 1000
@@ -160,6 +161,20 @@ def test_out_of_range_inconsistent_and_garbled_shares_name_the_member(committee:
     assert rejected["garbled"] == "malformed shares (committee member 2: shares for committee member 2 do not decrypt)"
 
 
+def test_an_auditor_rechecks_the_share_verdicts_from_the_transcript(committee: dict[str, Any]) -> None:
+    outcome = CheckOutcome.from_dict(committee["results"][0]["outcome"])
+    assert recheck_transcript(outcome, PARAMS) == []
+    # A committee that passed the member with inconsistent shares, or cleared the out-of-range one, is caught.
+    forged = CheckOutcome.from_dict(committee["results"][0]["outcome"])
+    del forged.rejected["inconsistent"]
+    forged.passed.append("inconsistent")
+    forged.transcript["bit_errors"]["wide"] = 0
+    problems = recheck_transcript(forged, PARAMS)
+    assert len(problems) == 2
+    assert problems[0].startswith("inconsistent: consistency shares do not support the verdict 'passed'")
+    assert problems[1].startswith("wide: bit-check value 0 does not support the verdict")
+
+
 def test_a_silent_committee_member_aborts_the_checks_by_name(committee: dict[str, Any]) -> None:
     aborted = committee["aborted"]
     assert aborted[2] == {"status": "not started"}
@@ -167,7 +182,7 @@ def test_a_silent_committee_member_aborts_the_checks_by_name(committee: dict[str
         assert result["status"] == "aborted"
         assert result["parties"] == [2]
         assert "committee member(s) 2 stopped answering" in result["reason"]
-        assert "nothing was revealed" in result["reason"]
+        assert "no result was published" in result["reason"]
 
 
 def _one_bundle(**changes: Any) -> tuple[bytes, X25519PrivateKey]:

@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from fedledger.privacy.masked_checks import CheckParams, MalformedShares, ObjectArray, OpenedShare
 
-__all__ = ["CheckOutcome", "derive_challenge", "run_checks"]
+__all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks"]
 
 _CONSISTENCY = b"fedledger/masked-checks/consistency/1"
 _BITS = b"fedledger/masked-checks/bits/1"
@@ -53,7 +53,9 @@ class CheckOutcome:
     weighted_sum: npt.NDArray[np.int64]  # sum of examples * fixed-point update over ``passed``
     total_examples: int
     bytes_sent: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # What the committee opened on the way, for an auditor: per member, each committee member's share of
+    # the blinded combination rho (or its complaint), and the opened bit-check value e.
+    transcript: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class CheckOutcome:
             "weighted_sum": [int(v) for v in self.weighted_sum],
             "total_examples": self.total_examples,
             "bytes_sent": self.bytes_sent,
+            "transcript": self.transcript,
         }
 
     @classmethod
@@ -72,6 +75,7 @@ class CheckOutcome:
             weighted_sum=np.array(doc["weighted_sum"], dtype=np.int64),
             total_examples=int(doc["total_examples"]),
             bytes_sent=int(doc.get("bytes_sent", 0)),
+            transcript=dict(doc.get("transcript", {})),
         )
 
 
@@ -149,6 +153,10 @@ async def run_checks(
 
     views = await mpc.transfer(_local_view(params, context, members, opened))
     candidates = _consistent_members(params, members, views, fld, rejected)
+    transcript: dict[str, Any] = {
+        "consistency": {m: [[view[i][0], view[i][1]] for view in views] for i, m in enumerate(members)},
+        "bit_errors": {},
+    }
 
     # Rebuild each x_k = sum_i 2^i b_ki - 2^(L-1) on the shares (linear, no communication); check the bits.
     powers = np.array([1 << i for i in range(params.bits)], dtype=object)
@@ -168,6 +176,7 @@ async def run_checks(
     opened_errors = await mpc.output(bit_errors) if bit_errors else []
     in_range = []
     for member, error in zip(candidates, opened_errors, strict=True):
+        transcript["bit_errors"][member] = int(error) % p
         if int(error) != 0:
             rejected[member] = "shared bits are not all 0 or 1 (an update outside the fixed-point range)"
         else:
@@ -185,8 +194,50 @@ async def run_checks(
     weighted_sum, total = await _sum_passing(mpc, secint, params, passed, coords, opened)
     sent = sum(peer.protocol.nbytes_sent for peer in mpc.parties if peer.pid != mpc.pid and peer.protocol)
     return CheckOutcome(
-        passed=passed, rejected=rejected, weighted_sum=weighted_sum, total_examples=total, bytes_sent=sent
+        passed=passed,
+        rejected=rejected,
+        weighted_sum=weighted_sum,
+        total_examples=total,
+        bytes_sent=sent,
+        transcript=transcript,
     )
+
+
+def recheck_transcript(outcome: CheckOutcome, params: CheckParams) -> list[str]:
+    """What an auditor can re-derive without any secret: the verdicts on shares, from the opened transcript.
+
+    Returns the disagreements (empty when the published verdicts follow from the transcript): a member
+    named for shares that do not reconstruct must have ``rho`` shares off one polynomial of the sharing
+    degree, a member named for its bits a nonzero bit-check value, and a passing member neither. The
+    pass bits themselves and the sum come from the MPC and rest on the committee's honest majority.
+    """
+    fld = params.field()
+    problems = []
+    consistency = outcome.transcript.get("consistency", {})
+    bit_errors = outcome.transcript.get("bit_errors", {})
+    for member in sorted(set(outcome.passed) | set(outcome.rejected)):
+        views = consistency.get(member)
+        if views is None or len(views) != params.committee:
+            problems.append(f"{member}: no consistency shares from every committee member")
+            continue
+        complaints = [reason for reason, _ in views if reason]
+        reason = outcome.rejected.get(member, "")
+        if complaints:
+            if not reason.startswith("malformed shares"):
+                problems.append(f"{member}: committee complaints {complaints} but verdict {reason or 'passed'!r}")
+            continue
+        on_polynomial = _on_one_polynomial(
+            [(party + 1, int(rho)) for party, (_, rho) in enumerate(views)], params.threshold, fld
+        )
+        if on_polynomial == reason.startswith("shares do not reconstruct"):
+            problems.append(f"{member}: consistency shares do not support the verdict {reason or 'passed'!r}")
+            continue
+        if not on_polynomial:
+            continue
+        error = bit_errors.get(member)
+        if error is None or (error != 0) != reason.startswith("shared bits"):
+            problems.append(f"{member}: bit-check value {error!r} does not support the verdict {reason or 'passed'!r}")
+    return problems
 
 
 def _decision(mpc: Any, secint: Any, params: CheckParams, coords: ObjectArray, reference: ObjectArray | None) -> Any:

@@ -154,7 +154,7 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
         silent = _silent_parties(mpc, seen)
         abort = CommitteeAbort(
             f"committee member(s) {', '.join(map(str, silent)) or 'unknown'} stopped answering within "
-            f"{job['timeout']} s; the checks were aborted and nothing was revealed",
+            f"{job['timeout']} s; the checks were aborted and no result was published",
             silent,
         )
         return {"status": "aborted", "reason": abort.reason, "parties": list(abort.parties)}
