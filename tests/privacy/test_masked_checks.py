@@ -273,3 +273,20 @@ def test_bundle_is_what_the_member_commits(tmp_path: Path) -> None:
     import hashlib
 
     assert _open(bundle, key).bundle_hash == hashlib.sha256(bundle).digest()
+
+
+def test_importing_mpyc_for_a_member_leaves_the_host_process_alone() -> None:
+    # MPyC parses sys.argv, configures logging and installs uvloop when imported; a member's process must not
+    # notice (a host run with -W error would otherwise exit, and every later asyncio user would get uvloop).
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, logging, sys; sys.argv = ['host', '-W', 'error']; "
+        "policy = type(asyncio.get_event_loop_policy()); "
+        "from fedledger.privacy.masked_checks import CheckParams; CheckParams(length=4, norm_bound=1.0).field(); "
+        "assert type(asyncio.get_event_loop_policy()) is policy and not logging.getLogger().handlers; "
+        "assert sys.argv == ['host', '-W', 'error']; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr

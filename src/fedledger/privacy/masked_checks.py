@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -75,6 +77,35 @@ _MAX_TOTAL_EXAMPLES = 2**32
 _MPYC_SEC_PARAM = 30  # MPyC's default statistical security parameter (its -K option)
 
 ObjectArray = npt.NDArray[np.object_]  # numpy arrays of Python ints (field elements)
+
+
+def _import_mpyc() -> None:
+    """Import MPyC's field and sharing modules without its import-time effects on this process.
+
+    ``import mpyc`` parses ``sys.argv`` as MPyC options (a host's ``-W error`` would abort it), configures the
+    root logger and, where uvloop is installed, replaces the process's asyncio event-loop policy. A member or a
+    test process only needs MPyC's arithmetic, so it imports with neutral arguments, without uvloop, and
+    restores the logger and the environment afterwards. (Committee processes import MPyC's runtime normally.)
+    """
+    if "mpyc" in sys.modules:
+        return
+    root = logging.getLogger()
+    saved_level, saved_handlers, saved_argv = root.level, list(root.handlers), sys.argv
+    saved_env = {name: os.environ.get(name) for name in ("MPYC_NOUVLOOP", "MPYC_MAXWORKERS")}
+    os.environ["MPYC_NOUVLOOP"] = "1"
+    sys.argv = [saved_argv[0] if saved_argv else "fedledger", "--no-log"]
+    try:
+        import mpyc.finfields
+        import mpyc.thresha  # noqa: F401 - loaded here so later imports find it in sys.modules
+    finally:
+        sys.argv = saved_argv
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class MalformedShares(BadInput):
@@ -169,13 +200,15 @@ class CheckParams:
         Computed the way MPyC's ``sectypes`` does (``find_prime_root(l + k + 2, n=2)`` with its default
         statistical security parameter ``k``), because a member has no MPyC runtime to ask.
         """
-        from mpyc import finfields  # mpyc is the optional extra "mpc"; import it only when used
+        _import_mpyc()  # mpyc is the optional extra "mpc"; import it only when used
+        from mpyc import finfields
 
         prime, _, _ = finfields.find_prime_root(self.value_bits + _MPYC_SEC_PARAM + 2, n=2)
         return int(prime)
 
     def field(self) -> Any:
         """MPyC's prime field of the shares."""
+        _import_mpyc()
         from mpyc import finfields
 
         return finfields.GF(self.modulus)
@@ -265,9 +298,9 @@ def split_shares(values: npt.NDArray[np.int64], params: CheckParams) -> ObjectAr
 
     Row ``j`` is committee member ``j``'s share vector (evaluation point ``j + 1``, MPyC's convention).
     """
+    field = params.field()  # imports MPyC
     from mpyc import thresha
 
-    field = params.field()
     blinding = int.from_bytes(os.urandom(params.element_bytes + 16), "little") % params.modulus
     secrets = np.array([int(v) % params.modulus for v in values] + [blinding], dtype=object)
     shares: ObjectArray = thresha.np_random_split(field, field.array(secrets), params.threshold, params.committee)
