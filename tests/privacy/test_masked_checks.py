@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,13 @@ from fedledger.privacy.masked_checks import (  # noqa: E402
     to_fixed,
 )
 from fedledger.privacy.masked_committee import CheckOutcome, recheck_transcript  # noqa: E402
-from fedledger.privacy.masked_party import launch_committee, write_job  # noqa: E402
+from fedledger.privacy.masked_party import (  # noqa: E402
+    collect_result,
+    free_base_port,
+    launch_committee,
+    start_party,
+    write_job,
+)
 
 D = 1000
 PARAMS = CheckParams(length=D, norm_bound=1.0, min_cosine=0.2)
@@ -74,36 +81,45 @@ def committee(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bundles["inconsistent"] = seal_shares(
         shares, PARAMS, member="inconsistent", examples=7, context=CONTEXT, committee_keys=publics
     )
-    # A member whose ciphertext for committee member 1 is corrupted in the store.
+    # A member whose ciphertext for committee member 2 is corrupted in the store.
     garbled = bytearray(
         share_update(updates["honest-a"], PARAMS, member="garbled", examples=8, context=CONTEXT, committee_keys=publics)
     )
     garbled[-10] ^= 0xFF  # inside the last ciphertext (committee member 2's)
     bundles["garbled"] = bytes(garbled)
 
-    job = write_job(
-        tmp_path_factory.mktemp("aborted"),
-        PARAMS,
-        context=CONTEXT,
-        bundles=bundles,
-        reference=reference,
-        keys=keys,
-        timeout=15.0,
-    )
-    aborted = launch_committee(job, parties=[0, 1], wait=120)
+    def job(name: str, timeout: float) -> Path:
+        return write_job(
+            tmp_path_factory.mktemp(name),
+            PARAMS,
+            context=CONTEXT,
+            bundles=bundles,
+            reference=reference,
+            keys=keys,
+            timeout=timeout,
+        )
+
+    # Two committees at once, so their timeouts overlap: one whose member 2 never starts, and one whose member 2
+    # stops (SIGSTOP) right after connecting, in the middle of the session.
+    never, stalled = job("never", 15.0), job("stalled", 15.0)
+    base = free_base_port(2 * PARAMS.committee)
+    never_procs = {i: start_party(never, i, base) for i in (0, 1)}
+    stalled_procs = {i: start_party(stalled, i, base + PARAMS.committee) for i in range(PARAMS.committee)}
+    stopped = stalled_procs[2]
+    assert stopped.stdout is not None
+    while (line := stopped.stdout.readline()) and line.strip() != b"connected":
+        pass
+    os.kill(stopped.pid, signal.SIGSTOP)
+    aborted = [collect_result(never, i, never_procs[i], 120) for i in (0, 1)]
+    stalled_results = [collect_result(stalled, i, stalled_procs[i], 120) for i in (0, 1)]
+    stopped.kill()
+    stopped.wait()
     # The next attempt with every committee member present runs to the end.
-    job = write_job(
-        tmp_path_factory.mktemp("full"),
-        PARAMS,
-        context=CONTEXT,
-        bundles=bundles,
-        reference=reference,
-        keys=keys,
-        timeout=120.0,
-    )
-    results = launch_committee(job, wait=300)
+    results = launch_committee(job("full", 120.0), wait=300)
     return {
         "aborted": aborted,
+        "stalled": stalled_results,
+        "connected_line": line,
         "results": results,
         "updates": updates,
         "reference": reference,
@@ -175,10 +191,11 @@ def test_an_auditor_rechecks_the_share_verdicts_from_the_transcript(committee: d
     assert problems[1].startswith("wide: bit-check value 0 does not support the verdict")
 
 
-def test_a_silent_committee_member_aborts_the_checks_by_name(committee: dict[str, Any]) -> None:
-    aborted = committee["aborted"]
-    assert aborted[2] == {"status": "not started"}
-    for result in aborted[:2]:
+@pytest.mark.parametrize("case", ["aborted", "stalled"])
+def test_a_silent_committee_member_aborts_the_checks_by_name(committee: dict[str, Any], case: str) -> None:
+    if case == "stalled":
+        assert committee["connected_line"].strip() == b"connected"  # it stopped mid-session, not before
+    for result in committee[case]:
         assert result["status"] == "aborted"
         assert result["parties"] == [2]
         assert "committee member(s) 2 stopped answering" in result["reason"]

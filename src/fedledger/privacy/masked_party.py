@@ -43,7 +43,7 @@ from fedledger.privacy.masked_checks import (
 )
 from fedledger.privacy.masked_committee import CheckOutcome, run_checks
 
-__all__ = ["free_base_port", "launch_committee", "main", "write_job"]
+__all__ = ["collect_result", "free_base_port", "launch_committee", "main", "start_party", "write_job"]
 
 
 def write_job(
@@ -142,6 +142,7 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
         try:
             await mpc.start()
             seen.update(_connected(mpc))
+            print("connected", flush=True)  # a launcher may wait for this line
             outcome = await run_checks(mpc, params, context, opened, reference)
             await mpc.shutdown()
             return outcome
@@ -200,51 +201,42 @@ def free_base_port(count: int) -> int:
     raise OSError("no free port range for the committee")
 
 
+def start_party(job_path: Path, index: int, base_port: int) -> subprocess.Popen[bytes]:
+    """Start committee member ``index`` of ``job_path`` as a process; it prints ``connected`` once all are."""
+    cmd = [sys.executable, "-m", "fedledger.privacy.masked_party", "--job", str(job_path), "--index", str(index)]
+    cmd += ["--key", str(job_path.parent / f"party{index}.key"), "--base-port", str(base_port)]
+    cmd += ["--out", str(job_path.parent / f"result{index}.json")]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def collect_result(job_path: Path, index: int, proc: subprocess.Popen[bytes], wait: float) -> dict[str, Any]:
+    """Wait for a committee member's process (killing it after ``wait`` s) and read its result file."""
+    try:
+        output, _ = proc.communicate(timeout=wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    out = job_path.parent / f"result{index}.json"
+    if out.exists():
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+    return {"status": "failed", "log": output.decode(errors="replace")[-2000:]}
+
+
 def launch_committee(job_path: Path, *, parties: list[int] | None = None, wait: float = 120.0) -> list[dict[str, Any]]:
     """Run the committee of ``job_path`` as local processes and return each party's result.
 
     ``parties`` limits which committee members are started (the others never answer);
     a party that was not started gets ``{"status": "not started"}``.
     """
-    job = json.loads(job_path.read_text())
-    committee = int(job["params"]["committee"])
+    committee = int(json.loads(job_path.read_text())["params"]["committee"])
     base = free_base_port(committee)
     started = range(committee) if parties is None else parties
-    procs = {}
-    for index in started:
-        cmd = [
-            sys.executable,
-            "-m",
-            "fedledger.privacy.masked_party",
-            "--job",
-            str(job_path),
-            "--index",
-            str(index),
-            "--key",
-            str(job_path.parent / f"party{index}.key"),
-            "--base-port",
-            str(base),
-            "--out",
-            str(job_path.parent / f"result{index}.json"),
-        ]
-        procs[index] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    results: list[dict[str, Any]] = []
-    for index in range(committee):
-        proc = procs.get(index)
-        if proc is None:
-            results.append({"status": "not started"})
-            continue
-        try:
-            output, _ = proc.communicate(timeout=wait)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-        out = job_path.parent / f"result{index}.json"
-        if out.exists():
-            results.append(json.loads(out.read_text()))
-        else:
-            results.append({"status": "failed", "log": output.decode(errors="replace")[-2000:]})
-    return results
+    procs = {index: start_party(job_path, index, base) for index in started}
+    return [
+        collect_result(job_path, index, procs[index], wait) if index in procs else {"status": "not started"}
+        for index in range(committee)
+    ]
 
 
 if __name__ == "__main__":
