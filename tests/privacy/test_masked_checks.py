@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -285,19 +288,14 @@ def test_parameters_are_checked() -> None:
     assert quantize_reference(np.zeros(D), PARAMS) is None
 
 
-def test_bundle_is_what_the_member_commits(tmp_path: Path) -> None:
+def test_bundle_is_what_the_member_commits() -> None:
     bundle, key = _one_bundle()
-    import hashlib
-
     assert _open(bundle, key).bundle_hash == hashlib.sha256(bundle).digest()
 
 
 def test_importing_mpyc_for_a_member_leaves_the_host_process_alone() -> None:
     # MPyC parses sys.argv, configures logging and installs uvloop when imported; a member's process must not
     # notice (a host run with -W error would otherwise exit, and every later asyncio user would get uvloop).
-    import subprocess
-    import sys
-
     code = (
         "import asyncio, logging, sys; sys.argv = ['host', '-W', 'error']; "
         "policy = type(asyncio.get_event_loop_policy()); "

@@ -24,9 +24,10 @@ project's :class:`~fedledger.learning.fixedpoint.FixedPoint` with ``frac_bits``)
 
 A member's bundle carries one AES-256-GCM ciphertext per committee member under a
 key from X25519 (the member's fresh key, the committee member's key-agreement key)
-and HKDF bound to the round context, the member and the party index; the member
-commits the bundle's sha256 on chain like an update hash, so what each committee
-member received is fixed by that commitment and anyone can check a complaint.
+and HKDF bound to the round context, the member and the party index. The bundle's
+sha256 is what the member commits, like an update hash, so that what each committee
+member received is fixed by the commitment (the round flow that posts it on chain is
+not built yet; see ``docs/privacy.md``).
 
 :func:`plain_decision` computes the same decision in clear; it is the reference the
 tests compare the committee's bits with, not something any party runs on real data.
@@ -62,10 +63,15 @@ __all__ = [
     "CommitteeAbort",
     "MalformedShares",
     "ObjectArray",
+    "OpenedShare",
+    "bit_encode",
     "open_share",
     "plain_decision",
     "quantize_reference",
+    "seal_shares",
     "share_update",
+    "split_shares",
+    "to_fixed",
 ]
 
 BUNDLE_FORMAT = "fedledger-masked-shares/1"
