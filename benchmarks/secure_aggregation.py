@@ -34,6 +34,13 @@ member = encrypt, aggregator = homomorphic sum, plus the key holder's decryption
     python benchmarks/secure_aggregation.py --no-flower --json
 
 Flower is optional (``pip install flwr``, the ``bench`` extra); without it that column says why.
+
+``--masked-checks`` adds, per case without dropouts, the secure round with validity checks on the
+shared updates (MPyC committee of three, the ``mpc`` extra; see ``masked_checks_bench.py``) and a table
+of its cost over fedledger's plain secure round:
+
+    nice python benchmarks/secure_aggregation.py --members 5,10 --params 1000,4000 --dropouts 0 --no-flower \
+        --masked-checks
 """
 
 # ruff: noqa: E402 - thread settings must be in the environment before numpy loads.
@@ -75,6 +82,7 @@ from fedledger.privacy.secagg import (
 from fedledger.store.tensors import decode_tensors
 
 T = TypeVar("T")
+MASKED = "secagg + masked checks"
 CODEC = FixedPoint(16)
 FRAC_BITS = 16
 
@@ -434,6 +442,52 @@ def _he(case: Case, updates: dict[str, np.ndarray], counts: dict[str, int], plai
     ]
 
 
+def _masked(case: Case, updates: dict[str, np.ndarray], counts: dict[str, int], plain_bytes: int) -> Row:
+    """The secure round with masked validity checks (committee of three MPyC processes)."""
+    try:
+        from masked_checks_bench import masked_round
+    except ImportError as exc:  # pragma: no cover - mpyc (the mpc extra) missing
+        return Row(MASKED, case.members, case.params, 0.0, "-", None, None, None, None, None, str(exc))
+    cost = masked_round(case.names, updates, counts, case.params)
+    note = (
+        f"committee: {cost['committee_bytes']:,} B sent per member of 3, {cost['wall_s']:.0f} s wall; "
+        f"{cost['passed']}/{case.members} passed; L={cost['bits']} bits, {cost['field_bits']}-bit field"
+    )
+    return Row(
+        MASKED,
+        case.members,
+        case.params,
+        0.0,
+        "committee of 3",
+        cost["member_s"],
+        cost["committee_s"],
+        cost["member_bytes"],
+        cost["member_bytes"] / plain_bytes,
+        cost["max_abs_error"],
+        note,
+    )
+
+
+def _masked_ratios(rows: list[Row]) -> str:
+    """The masked-check round's cost over fedledger's secure round without checks, per case."""
+    out = [
+        "| members | params | member time checks/secagg | committee time / secagg aggregator time "
+        "| bytes/member checks/secagg |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    plain = {(r.members, r.params): r for r in rows if r.system == "fedledger secagg" and r.dropout == 0}
+    for r in rows:
+        base = plain.get((r.members, r.params))
+        if r.system != MASKED or base is None or not r.member_s or not base.member_s or not base.aggregator_s:
+            continue
+        out.append(
+            f"| {r.members} | {r.params:,} | {r.member_s / base.member_s:.1f} | "
+            f"{(r.aggregator_s or 0) / base.aggregator_s:.1f} | "
+            f"{(r.member_bytes or 0) / (base.member_bytes or 1):.1f} |"
+        )
+    return "\n".join(out)
+
+
 def _table(rows: list[Row]) -> str:
     head = "| system | members | params | dropout | graph | member s | aggregator s | bytes/member | x plain "
     lines = [head + "| max abs err | note |", "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"]
@@ -481,6 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-flower", action="store_true", help="skip Flower's SecAgg+")
     parser.add_argument("--he", action="store_true", help="add CKKS (TenSEAL) at the smallest case")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of markdown")
+    parser.add_argument(
+        "--masked-checks", action="store_true", help="add the secure round with masked validity checks (mpc extra)"
+    )
     args = parser.parse_args(argv)
     degree = {int(a): int(b) for a, b in (p.split(":") for p in args.neighbours.split(",") if p)}
     flower = "--no-flower" if args.no_flower else _flower_modules()
@@ -501,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(_flower(case, updates, counts, dropped, plain_bytes, flower))
                 else:
                     rows.append(Row("flower secagg+", n, d, drop, _graph(case), None, None, None, None, None, flower))
+                if args.masked_checks and not dropped:
+                    rows.append(_masked(case, updates, counts, plain_bytes))
                 print(
                     f"# done {n} members x {d:,} params, {drop:.0%} dropout ({time.perf_counter() - started:.0f} s)",
                     file=sys.stderr,
@@ -526,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(_ratios(rows))
         print()
+        if args.masked_checks:
+            print(_masked_ratios(rows))
+            print()
         print(f"python {env['python']}, {env['cpus']} cpus, flwr {env['flower']}, {env['seconds']} s")
     return 0
 

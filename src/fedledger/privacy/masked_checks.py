@@ -1,0 +1,438 @@
+"""Validity checks on secret-shared updates: the member's side and the shared parameters.
+
+Under secure aggregation nobody may read one member's update, yet a poisoned
+update should still be screened. Here each member Shamir-shares its fixed-point
+update to a committee of ``m`` aggregators (MPyC's honest-majority setting,
+threshold ``t = (m - 1) // 2``); the committee checks every update on the shares
+(:mod:`fedledger.privacy.masked_committee`) and reveals only one pass/fail bit per
+update and the example-weighted sum of the updates that passed.
+
+The checks, in exact integer arithmetic on the fixed-point values ``x`` (the
+project's :class:`~fedledger.learning.fixedpoint.FixedPoint` with ``frac_bits``):
+
+- **range**: every coordinate lies in ``[-2^(L-1), 2^(L-1))``. The member shares
+  the ``L`` bits of ``x_k + 2^(L-1)`` instead of ``x_k``; the committee checks they
+  are bits (one random linear combination of ``b (b - 1)``, which is zero only for
+  bits except with probability ``1/p``) and rebuilds ``x_k`` linearly. Without it a
+  member could share field elements near ``sqrt(p)`` whose squares wrap the norm
+  to anything it likes. ``L`` is chosen so ``2^(L-1)`` exceeds the L2 bound, so
+  the range never rejects an update that the norm bound would accept.
+- **L2 norm**: ``sum x_k^2 <= (bound * 2^f)^2``.
+- **direction**: ``cos(x, ref) >= tau`` for a public reference ``ref`` (e.g. the
+  previous round's global update), without a square root: ``x . ref >= 0`` and
+  ``D (x . ref)^2 >= N |ref|^2 |x|^2`` where ``tau^2 <= N / D``.
+
+A member's bundle carries one AES-256-GCM ciphertext per committee member under a
+key from X25519 (the member's fresh key, the committee member's key-agreement key)
+and HKDF bound to the round context, the member and the party index. The bundle's
+sha256 is what the member commits, like an update hash, so that what each committee
+member received is fixed by the commitment (the round flow that posts it on chain is
+not built yet; see ``docs/privacy.md``).
+
+:func:`plain_decision` computes the same decision in clear; it is the reference the
+tests compare the committee's bits with, not something any party runs on real data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from fedledger.exceptions import BadInput, ConfigError, SecAggError
+from fedledger.learning.fixedpoint import FixedPoint
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "CheckParams",
+    "CommitteeAbort",
+    "MalformedShares",
+    "ObjectArray",
+    "OpenedShare",
+    "bit_encode",
+    "open_share",
+    "plain_decision",
+    "quantize_reference",
+    "seal_shares",
+    "share_update",
+    "split_shares",
+    "to_fixed",
+]
+
+BUNDLE_FORMAT = "fedledger-masked-shares/1"
+_KEY_LABEL = b"fedledger/masked-checks/share-key/1"
+_NONCE_BYTES = 12
+_REFERENCE_NORM_BITS = 16  # the reference is rescaled to L2 norm 2^16: only its direction matters
+_TAU_DENOMINATOR = 2**20
+_MAX_TOTAL_EXAMPLES = 2**32
+_MPYC_SEC_PARAM = 30  # MPyC's default statistical security parameter (its -K option)
+
+ObjectArray = npt.NDArray[np.object_]  # numpy arrays of Python ints (field elements)
+
+
+def _import_mpyc() -> None:
+    """Import MPyC's field and sharing modules without its import-time effects on this process.
+
+    ``import mpyc`` parses ``sys.argv`` as MPyC options (a host's ``-W error`` would abort it), configures the
+    root logger and, where uvloop is installed, replaces the process's asyncio event-loop policy. A member or a
+    test process only needs MPyC's arithmetic, so it imports with neutral arguments, without uvloop, and
+    restores the logger and the environment afterwards. (Committee processes import MPyC's runtime normally.)
+    """
+    if "mpyc" in sys.modules:
+        return
+    root = logging.getLogger()
+    saved_level, saved_handlers, saved_argv = root.level, list(root.handlers), sys.argv
+    saved_env = {name: os.environ.get(name) for name in ("MPYC_NOUVLOOP", "MPYC_MAXWORKERS")}
+    os.environ["MPYC_NOUVLOOP"] = "1"
+    sys.argv = [saved_argv[0] if saved_argv else "fedledger", "--no-log"]
+    try:
+        import mpyc.finfields
+        import mpyc.thresha  # noqa: F401 - loaded here so later imports find it in sys.modules
+    finally:
+        sys.argv = saved_argv
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class MalformedShares(BadInput):
+    """A member's shares cannot be used: undecryptable, malformed, or not consistent across the committee.
+
+    ``member`` is the member at fault; ``reason`` says what was found.
+    """
+
+    def __init__(self, member: str, reason: str) -> None:
+        super().__init__(f"member {member!r}: {reason}")
+        self.member = member
+        self.reason = reason
+
+
+class CommitteeAbort(SecAggError):
+    """The committee could not finish the checks; ``parties`` are the committee members that stopped answering."""
+
+    def __init__(self, reason: str, parties: tuple[int, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.parties = parties
+
+
+@dataclass(frozen=True)
+class CheckParams:
+    """The public parameters of the masked checks of one round (the same for members and committee).
+
+    ``min_cosine`` ``None`` disables the direction check (e.g. in the first round, with no reference).
+    """
+
+    length: int
+    norm_bound: float
+    min_cosine: float | None = None
+    frac_bits: int = 16
+    committee: int = 3
+
+    def __post_init__(self) -> None:
+        if self.length < 1:
+            raise ConfigError(f"masked checks need at least one parameter, got {self.length}")
+        if not (math.isfinite(self.norm_bound) and self.norm_bound > 0):
+            raise ConfigError(f"norm bound must be positive and finite, got {self.norm_bound}")
+        if self.min_cosine is not None and not 0.0 <= self.min_cosine < 1.0:
+            raise ConfigError(f"minimum cosine must be in [0, 1), got {self.min_cosine}")
+        if self.committee < 3:
+            raise ConfigError(f"an honest-majority committee needs at least 3 members, got {self.committee}")
+        FixedPoint(self.frac_bits)  # validates frac_bits
+
+    @property
+    def threshold(self) -> int:
+        """The Shamir degree: any ``threshold`` committee members together learn nothing."""
+        return int((self.committee - 1) // 2)
+
+    @property
+    def bound_units(self) -> int:
+        """The L2 bound in fixed-point units, rounded down (an update exactly at the bound passes)."""
+        return int(math.floor(self.norm_bound * 2**self.frac_bits))
+
+    @property
+    def bits(self) -> int:
+        """``L``: coordinates lie in ``[-2^(L-1), 2^(L-1))``, wider than any coordinate within the L2 bound."""
+        return self.bound_units.bit_length() + 1
+
+    @property
+    def offset(self) -> int:
+        return 1 << (self.bits - 1)
+
+    @property
+    def cosine_ratio(self) -> tuple[int, int]:
+        """``(N, D)`` with ``N / D >= tau^2``, rounded up so the check is never looser than asked."""
+        tau = self.min_cosine or 0.0
+        return math.ceil(tau * tau * _TAU_DENOMINATOR), _TAU_DENOMINATOR
+
+    @property
+    def shared_length(self) -> int:
+        """Field elements each committee member receives per update: ``length * bits`` bits and one blinding value."""
+        return self.length * self.bits + 1
+
+    @cached_property
+    def value_bits(self) -> int:
+        """Bit length of the largest value the committee compares (the direction inequality dominates)."""
+        max_norm2 = self.length * self.offset**2
+        max_ref2 = (2**_REFERENCE_NORM_BITS + math.isqrt(self.length) + 1) ** 2
+        _, denominator = self.cosine_ratio
+        direction = 2 * denominator * max_norm2 * max_ref2
+        weighted_sum = _MAX_TOTAL_EXAMPLES * self.offset
+        return int(max(direction, weighted_sum).bit_length()) + 1
+
+    @cached_property
+    def modulus(self) -> int:
+        """The prime MPyC picks for ``SecInt(value_bits)``: members and committee must share in the same field.
+
+        Computed the way MPyC's ``sectypes`` does (``find_prime_root(l + k + 2, n=2)`` with its default
+        statistical security parameter ``k``), because a member has no MPyC runtime to ask.
+        """
+        _import_mpyc()  # mpyc is the optional extra "mpc"; import it only when used
+        from mpyc import finfields
+
+        prime, _, _ = finfields.find_prime_root(self.value_bits + _MPYC_SEC_PARAM + 2, n=2)
+        return int(prime)
+
+    def field(self) -> Any:
+        """MPyC's prime field of the shares."""
+        _import_mpyc()
+        from mpyc import finfields
+
+        return finfields.GF(self.modulus)
+
+    @property
+    def element_bytes(self) -> int:
+        return (self.modulus.bit_length() + 7) // 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "length": self.length,
+            "norm_bound": self.norm_bound,
+            "min_cosine": self.min_cosine,
+            "frac_bits": self.frac_bits,
+            "committee": self.committee,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> CheckParams:
+        return cls(**doc)
+
+
+def quantize_reference(reference: npt.ArrayLike | None, params: CheckParams) -> ObjectArray | None:
+    """The public reference direction as integers of L2 norm about ``2^16``; ``None`` when there is none."""
+    if reference is None or params.min_cosine is None:
+        return None
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    if ref.size != params.length:
+        raise BadInput(f"reference has {ref.size} values, the update {params.length}")
+    norm = float(np.linalg.norm(ref))
+    if not math.isfinite(norm) or norm == 0.0:
+        return None  # no direction to compare with: the direction check is skipped, as in the first round
+    quantized = np.rint(ref / norm * 2**_REFERENCE_NORM_BITS).astype(np.int64)
+    return np.array([int(v) for v in quantized], dtype=object)
+
+
+def to_fixed(update: npt.ArrayLike, params: CheckParams) -> npt.NDArray[np.int64]:
+    """Float update -> signed fixed-point integers, exactly as the project's codec encodes them."""
+    flat = np.asarray(update, dtype=np.float64).ravel()
+    if flat.size != params.length:
+        raise BadInput(f"update has {flat.size} values, the round {params.length}")
+    encoded: npt.NDArray[np.int64] = FixedPoint(params.frac_bits).encode(flat).view(np.int64)
+    return encoded
+
+
+def plain_decision(fixed: npt.NDArray[np.int64], params: CheckParams, reference: ObjectArray | None) -> bool:
+    """The committee's decision computed in clear (reference for tests; it reads the update)."""
+    x = [int(v) for v in np.clip(fixed, -params.offset, params.offset - 1)]
+    norm2 = sum(v * v for v in x)
+    if norm2 > params.bound_units**2:
+        return False
+    if reference is None:
+        return True
+    dot = sum(v * int(r) for v, r in zip(x, reference, strict=True))
+    ref2 = sum(int(r) * int(r) for r in reference)
+    numerator, denominator = params.cosine_ratio
+    return dot >= 0 and denominator * dot * dot >= numerator * ref2 * norm2
+
+
+def bit_encode(fixed: npt.NDArray[np.int64], params: CheckParams) -> npt.NDArray[np.int64]:
+    """The ``L`` bits (least significant first) of each ``x_k + 2^(L-1)``, as one flat 0/1 vector.
+
+    A coordinate outside the range is clamped to its edge: the clamped update is still outside the
+    L2 bound (the range is wider than the bound), so an honest member's decision does not change.
+    """
+    shifted = np.clip(fixed, -params.offset, params.offset - 1) + params.offset
+    bits = (shifted[:, None] >> np.arange(params.bits, dtype=np.int64)) & 1
+    flat: npt.NDArray[np.int64] = bits.reshape(-1)
+    return flat
+
+
+def _pair_key(shared_secret: bytes, *, context: bytes, member: str, party: int) -> bytes:
+    info = _KEY_LABEL + context + member.encode() + party.to_bytes(2, "big")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared_secret)
+
+
+def _aad(context: bytes, member: str, party: int) -> bytes:
+    return context + member.encode() + b"/" + str(party).encode()
+
+
+def _encode_elements(values: ObjectArray, width: int) -> bytes:
+    return b"".join(int(v).to_bytes(width, "little") for v in values)
+
+
+def split_shares(values: npt.NDArray[np.int64], params: CheckParams) -> ObjectArray:
+    """Shamir shares (MPyC's ``thresha``, degree ``threshold``) of ``values`` and one random blinding value.
+
+    Row ``j`` is committee member ``j``'s share vector (evaluation point ``j + 1``, MPyC's convention).
+    """
+    field = params.field()  # imports MPyC
+    from mpyc import thresha
+
+    blinding = int.from_bytes(os.urandom(params.element_bytes + 16), "little") % params.modulus
+    secrets = np.array([int(v) % params.modulus for v in values] + [blinding], dtype=object)
+    shares: ObjectArray = thresha.np_random_split(field, field.array(secrets), params.threshold, params.committee)
+    return shares
+
+
+def share_update(
+    update: npt.ArrayLike,
+    params: CheckParams,
+    *,
+    member: str,
+    examples: int,
+    context: bytes,
+    committee_keys: list[bytes],
+) -> bytes:
+    """A member's share bundle for its (float) update: commit its sha256 and store its bytes.
+
+    ``committee_keys`` are the committee members' X25519 key-agreement public keys, in party order.
+    """
+    if len(committee_keys) != params.committee:
+        raise BadInput(f"{len(committee_keys)} committee keys for a committee of {params.committee}")
+    bits = bit_encode(to_fixed(update, params), params)
+    return seal_shares(
+        split_shares(bits, params),
+        params,
+        member=member,
+        examples=examples,
+        context=context,
+        committee_keys=committee_keys,
+    )
+
+
+def seal_shares(
+    shares: ObjectArray,
+    params: CheckParams,
+    *,
+    member: str,
+    examples: int,
+    context: bytes,
+    committee_keys: list[bytes],
+) -> bytes:
+    """Encrypt each committee member's share row to its key and frame the bundle (header line, ciphertexts)."""
+    ephemeral = X25519PrivateKey.generate()
+    ciphertexts = []
+    for party, raw_key in enumerate(committee_keys):
+        try:
+            secret = ephemeral.exchange(X25519PublicKey.from_public_bytes(raw_key))
+        except ValueError as exc:
+            raise BadInput(f"committee member {party}'s key-agreement key is invalid: {exc}") from exc
+        key = _pair_key(secret, context=context, member=member, party=party)
+        nonce = os.urandom(_NONCE_BYTES)
+        plaintext = _encode_elements(shares[party], params.element_bytes)
+        ciphertexts.append(nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(context, member, party)))
+    header = {
+        "format": BUNDLE_FORMAT,
+        "context": context.hex(),
+        "member": member,
+        "examples": examples,
+        "params": params.to_dict(),
+        "ephemeral": ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex(),
+        "sizes": [len(c) for c in ciphertexts],
+    }
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n" + b"".join(ciphertexts)
+
+
+@dataclass(frozen=True)
+class OpenedShare:
+    """One committee member's view of one member's bundle after :func:`open_share`."""
+
+    member: str
+    examples: int
+    bundle_hash: bytes
+    shares: ObjectArray  # this party's share of each bit, then of the blinding value
+
+
+def _parse_header(bundle: bytes, member: str) -> tuple[dict[str, Any], bytes]:
+    head, sep, body = bundle.partition(b"\n")
+    if not sep or len(head) > 4096:
+        raise MalformedShares(member, "share bundle has no header line")
+    try:
+        header = json.loads(head)
+    except ValueError as exc:
+        raise MalformedShares(member, f"share bundle header is not JSON: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
+        raise MalformedShares(member, "not a masked-check share bundle")
+    return header, body
+
+
+def open_share(
+    bundle: bytes,
+    params: CheckParams,
+    *,
+    member: str,
+    context: bytes,
+    party: int,
+    private_key: X25519PrivateKey,
+) -> OpenedShare:
+    """Decrypt and check committee member ``party``'s shares in ``member``'s bundle.
+
+    Raises :class:`MalformedShares` naming the member for anything that does not decrypt, does not
+    match the round, or is not ``shared_length`` field elements below the modulus.
+    """
+    header, body = _parse_header(bundle, member)
+    if header.get("member") != member or header.get("context") != context.hex():
+        raise MalformedShares(member, "share bundle is for another member or round")
+    if header.get("params") != params.to_dict():
+        raise MalformedShares(member, "share bundle was made for other check parameters")
+    examples, sizes = header.get("examples"), header.get("sizes")
+    if isinstance(examples, bool) or not isinstance(examples, int) or not 0 < examples <= _MAX_TOTAL_EXAMPLES:
+        raise MalformedShares(member, f"example count {examples!r} is not a positive integer")
+    if not (isinstance(sizes, list) and len(sizes) == params.committee and all(isinstance(s, int) for s in sizes)):
+        raise MalformedShares(member, "share bundle does not hold one ciphertext per committee member")
+    if sum(sizes) != len(body) or min(sizes) < 0:
+        raise MalformedShares(member, "share bundle ciphertext sizes do not add up")
+    start = sum(sizes[:party])
+    blob = body[start : start + sizes[party]]
+    try:
+        peer = X25519PublicKey.from_public_bytes(bytes.fromhex(str(header.get("ephemeral"))))
+        key = _pair_key(private_key.exchange(peer), context=context, member=member, party=party)
+        plaintext = AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(context, member, party))
+    except (ValueError, InvalidTag) as exc:
+        raise MalformedShares(member, f"shares for committee member {party} do not decrypt") from exc
+    width = params.element_bytes
+    if len(plaintext) != params.shared_length * width:
+        raise MalformedShares(member, f"shares for committee member {party} have the wrong length")
+    values = [int.from_bytes(plaintext[i : i + width], "little") for i in range(0, len(plaintext), width)]
+    if max(values) >= params.modulus:
+        raise MalformedShares(member, f"a share for committee member {party} is not a field element")
+    return OpenedShare(member, examples, hashlib.sha256(bundle).digest(), np.array(values, dtype=object))

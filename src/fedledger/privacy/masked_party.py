@@ -1,0 +1,243 @@
+"""Run one committee member of the masked checks as its own OS process, and launch a local committee.
+
+Each committee member is a separate process with its own MPyC runtime, started the
+way MPyC starts a party of an ``m``-party computation: ``-M m -I i -B base_port``
+(party ``i`` listens on ``base_port + i``). Separate processes rather than MPyC's
+single-process mode, because that is how a committee is deployed (one process per
+organization) and because only then can one party stop answering while the others
+notice it.
+
+    python -m fedledger.privacy.masked_party --job job.json --index 1 --key party1.key \\
+        --base-port 14000 --out result1.json
+
+The job file holds the round's :class:`~fedledger.privacy.masked_checks.CheckParams`,
+context, the members' bundle files and the optional reference (a ``.npy`` of floats);
+``--key`` holds the party's X25519 private key (hex). The result file holds the
+:class:`~fedledger.privacy.masked_committee.CheckOutcome`, or an abort naming the
+committee members that stopped answering within the timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from fedledger.privacy.masked_checks import (
+    CheckParams,
+    CommitteeAbort,
+    MalformedShares,
+    OpenedShare,
+    open_share,
+    quantize_reference,
+)
+from fedledger.privacy.masked_committee import CheckOutcome, run_checks
+
+__all__ = ["collect_result", "free_base_port", "launch_committee", "main", "start_party", "write_job"]
+
+
+def write_job(
+    directory: Path,
+    params: CheckParams,
+    *,
+    context: bytes,
+    bundles: dict[str, bytes],
+    reference: np.ndarray[Any, Any] | None,
+    keys: list[X25519PrivateKey],
+    timeout: float,
+) -> Path:
+    """Write a committee job (bundles, reference, one key file per party) under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    for member, data in bundles.items():
+        path = directory / f"bundle-{len(paths)}.bin"
+        path.write_bytes(data)
+        paths[member] = str(path)
+    ref_path = None
+    if reference is not None:
+        ref_path = str(directory / "reference.npy")
+        np.save(ref_path, np.asarray(reference, dtype=np.float64))
+    for index, key in enumerate(keys):
+        key_path = directory / f"party{index}.key"
+        key_path.write_text(key.private_bytes_raw().hex())
+        key_path.chmod(0o600)
+    job = {
+        "params": params.to_dict(),
+        "context": context.hex(),
+        "bundles": paths,
+        "reference": ref_path,
+        "timeout": timeout,
+    }
+    job_path = directory / "job.json"
+    job_path.write_text(json.dumps(job, sort_keys=True))
+    return job_path
+
+
+def _open_all(job: dict[str, Any], params: CheckParams, party: int, key: X25519PrivateKey) -> dict[str, Any]:
+    context = bytes.fromhex(job["context"])
+    opened: dict[str, OpenedShare | MalformedShares] = {}
+    for member, path in job["bundles"].items():
+        try:
+            opened[member] = open_share(
+                Path(path).read_bytes(), params, member=member, context=context, party=party, private_key=key
+            )
+        except MalformedShares as exc:
+            opened[member] = exc
+    return opened
+
+
+def _connected(mpc: Any) -> set[int]:
+    return {p.pid for p in mpc.parties if p.pid != mpc.pid and hasattr(p.protocol, "buffers")}
+
+
+def _silent_parties(mpc: Any, ever_connected: set[int]) -> tuple[int, ...]:
+    """Peers that never connected, or are connected and still owe this party a message.
+
+    A peer that connected and then closed its connection is not named: it gave up on its own
+    timeout (a party that saw the silent member first), it did not go silent.
+    """
+    silent = []
+    for peer in mpc.parties:
+        if peer.pid == mpc.pid:
+            continue
+        protocol = peer.protocol
+        owes_message = hasattr(protocol, "buffers") and any(
+            isinstance(v, asyncio.Future) and not v.done() for v in protocol.buffers.values()
+        )
+        if peer.pid not in ever_connected or owes_message:
+            silent.append(peer.pid)
+    return tuple(silent)
+
+
+async def _watch_connections(mpc: Any, seen: set[int]) -> None:
+    while True:
+        seen |= _connected(mpc)
+        await asyncio.sleep(0.05)
+
+
+def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, Any]:
+    from mpyc.runtime import mpc  # set up from sys.argv, which main() filled in for MPyC
+
+    params = CheckParams.from_dict(job["params"])
+    context = bytes.fromhex(job["context"])
+    reference = quantize_reference(np.load(job["reference"]) if job["reference"] else None, params)
+    started = time.process_time()
+    opened = _open_all(job, params, index, key)
+    open_seconds = time.process_time() - started
+
+    seen: set[int] = set()
+
+    async def session() -> CheckOutcome:
+        watcher = asyncio.ensure_future(_watch_connections(mpc, seen))
+        try:
+            await mpc.start()
+            seen.update(_connected(mpc))
+            print("connected", flush=True)  # a launcher may wait for this line
+            outcome = await run_checks(mpc, params, context, opened, reference)
+            await mpc.shutdown()
+            return outcome
+        finally:
+            watcher.cancel()
+
+    try:
+        outcome = mpc.run(asyncio.wait_for(session(), timeout=float(job["timeout"])))
+    except TimeoutError:
+        silent = _silent_parties(mpc, seen)
+        abort = CommitteeAbort(
+            f"committee member(s) {', '.join(map(str, silent)) or 'unknown'} stopped answering within "
+            f"{job['timeout']} s; the checks were aborted and no result was published",
+            silent,
+        )
+        return {"status": "aborted", "reason": abort.reason, "parties": list(abort.parties)}
+    result = outcome.to_dict()
+    result.update(open_cpu_s=open_seconds, cpu_s=time.process_time() - started)
+    return {"status": "ok", "outcome": result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fedledger.privacy.masked_party", description=__doc__)
+    parser.add_argument("--job", type=Path, required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--base-port", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    job = json.loads(args.job.read_text())
+    committee = int(job["params"]["committee"])
+    # MPyC configures its runtime from sys.argv when mpyc.runtime is first imported.
+    sys.argv = [sys.argv[0], "-M", str(committee), "-I", str(args.index), "-B", str(args.base_port), "--no-log"]
+    key = X25519PrivateKey.from_private_bytes(bytes.fromhex(args.key.read_text().strip()))
+    result = _run(job, args.index, key)
+    args.out.write_text(json.dumps(result, sort_keys=True))
+    sys.stdout.flush()
+    os._exit(0 if result["status"] == "ok" else 3)  # MPyC's loop may hold sockets of a silent peer open
+
+
+def free_base_port(count: int) -> int:
+    """A base port with ``count`` consecutive ports free right now (best effort: another process may take one)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count >= 65535:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise OSError("no free port range for the committee")
+
+
+def start_party(job_path: Path, index: int, base_port: int) -> subprocess.Popen[bytes]:
+    """Start committee member ``index`` of ``job_path`` as a process; it prints ``connected`` once all are."""
+    cmd = [sys.executable, "-m", "fedledger.privacy.masked_party", "--job", str(job_path), "--index", str(index)]
+    cmd += ["--key", str(job_path.parent / f"party{index}.key"), "--base-port", str(base_port)]
+    cmd += ["--out", str(job_path.parent / f"result{index}.json")]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def collect_result(job_path: Path, index: int, proc: subprocess.Popen[bytes], wait: float) -> dict[str, Any]:
+    """Wait for a committee member's process (killing it after ``wait`` s) and read its result file."""
+    try:
+        output, _ = proc.communicate(timeout=wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    out = job_path.parent / f"result{index}.json"
+    if out.exists():
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+    return {"status": "failed", "log": output.decode(errors="replace")[-2000:]}
+
+
+def launch_committee(job_path: Path, *, parties: list[int] | None = None, wait: float = 120.0) -> list[dict[str, Any]]:
+    """Run the committee of ``job_path`` as local processes and return each party's result.
+
+    ``parties`` limits which committee members are started (the others never answer);
+    a party that was not started gets ``{"status": "not started"}``.
+    """
+    committee = int(json.loads(job_path.read_text())["params"]["committee"])
+    base = free_base_port(committee)
+    started = range(committee) if parties is None else parties
+    procs = {index: start_party(job_path, index, base) for index in started}
+    return [
+        collect_result(job_path, index, procs[index], wait) if index in procs else {"status": "not started"}
+        for index in range(committee)
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
