@@ -27,7 +27,8 @@ PHASE_KEYS: constant(uint8) = 6
 PHASE_SHARES: constant(uint8) = 7
 PHASE_UNMASK: constant(uint8) = 8
 
-MAX_UPDATES: constant(uint256) = 128
+# Updates per round: the accepted set is a uint256 bitmask, one bit per update.
+MAX_UPDATES: constant(uint256) = 256
 MAX_VALIDATORS: constant(uint256) = 64
 SCORE_SCALE: constant(uint256) = 10000
 

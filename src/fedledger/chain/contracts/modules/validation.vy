@@ -72,14 +72,15 @@ def submit_scores(
     assert block.timestamp <= round_core.rounds[round_id].validate_deadline, "task: validation deadline passed"
     assert not round_core.has_scored[round_id][msg.sender], "task: already scored"
     assert len(indices) == len(scores), "task: indices and scores differ in length"
-    assert round_core.rounds[round_id].num_scored < round_core.MAX_VALIDATORS, "task: too many validators"
+    committee: bool = committees.round_committee[round_id] > 0
+    assert committee or round_core.rounds[round_id].num_scored < round_core.MAX_VALIDATORS, "task: too many validators"
     assert not reputation._distrusted(msg.sender), "task: validator distrusted"
     assert staking._staked(msg.sender, membership.ROLE_VALIDATOR), "task: validator not staked"
-    if committees.committee_size > 0:
-        assert committees.validator_slot[round_id][msg.sender] != 0, "task: validator not drawn for this round"
+    own: uint256 = round_core.commit_slot[round_id][msg.sender]
+    if committee:
+        assert own != 0, "task: validator not drawn for this round"
     keep_scorers: bool = reputation._validators_on()
     num_updates: uint256 = round_core.rounds[round_id].num_updates
-    own: uint256 = round_core.commit_slot[round_id][msg.sender]
     for k: uint256 in range(len(indices), bound=round_core.MAX_UPDATES):
         i: uint256 = indices[k]
         assert i < num_updates, "task: unknown update"
