@@ -223,7 +223,9 @@ def run_size(kind: str, members: int, rounds: int, seed: int) -> dict[str, Any]:
                     error = f"{type(exc).__name__}: {exc}"
                 wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             cost = chain_cost(net.chain, net.task, first_block)
-            finalized = sum(1 for r in range(1, net.task.current_round + 1) if net.task.round(r).phase.name == "FINALIZED")
+            finalized = sum(
+                1 for r in range(1, net.task.current_round + 1) if net.task.round(r).phase.name == "FINALIZED"
+            )
             accepted = [net.task.round(r).num_accepted for r in range(1, net.task.current_round + 1)]
         finally:
             ws.close()

@@ -25,6 +25,8 @@ from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
 from fedledger.chain.events import LedgerEvent, RoundFinalized, decode_logs
 from fedledger.chain.task_records import (
+    AUTO_COMMITTEE_ABOVE,
+    AUTO_COMMITTEE_SIZE,
     SCORE_SCALE,
     ZERO_ADDRESS,
     MemberView,
@@ -38,16 +40,21 @@ from fedledger.chain.task_records import (
     TrainerStanding,
     UpdateInfo,
     ValidatorStanding,
+    committee_indices,
     contract_median,
     deciding_score,
     hash_or_none,
     indices_of,
     mask_of,
+    round_committee_size,
+    seat_indices,
     uint_arg,
 )
 from fedledger.exceptions import BadInput, InvalidState
 
 __all__ = [
+    "AUTO_COMMITTEE_ABOVE",
+    "AUTO_COMMITTEE_SIZE",
     "SCORE_SCALE",
     "ZERO_ADDRESS",
     "MemberView",
@@ -62,10 +69,13 @@ __all__ = [
     "UpdateInfo",
     "TrainerStanding",
     "ValidatorStanding",
+    "committee_indices",
     "contract_median",
     "deciding_score",
     "mask_of",
     "indices_of",
+    "round_committee_size",
+    "seat_indices",
 ]
 
 
@@ -383,6 +393,17 @@ class TrainingTaskClient(ContractClient):
         left out by its reputation)."""
         f = self._only(TaskKind.VALIDATED, "is_round_validator")
         return bool(self.chain.call(f.is_round_validator(int(round_id), as_address(validator))))
+
+    def round_committee(self, round_id: int) -> int:
+        """The committee size fixed when the round opened (0: every validator scores every other update)."""
+        f = self._only(TaskKind.VALIDATED, "round_committee")
+        return int(self.chain.call(f.round_committee(int(round_id))))
+
+    def committee_step(self, round_id: int) -> int:
+        """A committee round's seeded step, drawn when its commits closed (0 before, and without committees):
+        update ``i``'s committee is the committers at :func:`committee_indices`."""
+        f = self._only(TaskKind.VALIDATED, "committee_step")
+        return int(self.chain.call(f.committee_step(int(round_id))))
 
     def committee_of(self, round_id: int, index: int) -> list[str]:
         """The validators drawn to score update ``index`` (committee rounds, once commits closed)."""
