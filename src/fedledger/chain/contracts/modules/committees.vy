@@ -73,37 +73,14 @@ def is_round_validator(round_id: uint256, validator: address) -> bool:
 @external
 def committee_of(round_id: uint256, index: uint256) -> DynArray[address, round_core.MAX_VALIDATORS]:
     """
-    @notice The validators drawn to score update `index` (committee rounds, once commits closed).
+    @notice The validators drawn to score update `index` (committee rounds, once commits closed): who
+            may score it. Public to all, which is what an adaptive liar exploits; the median is what holds.
     @param round_id The round.
     @param index The update's index.
     @return Its committee in seat order, seats of committers that may not score left out (empty without
             committees).
     """
     return self._committee_of(round_id, index)
-
-
-@view
-@external
-def scorers_of(round_id: uint256, index: uint256) -> DynArray[address, round_core.MAX_VALIDATORS]:
-    """
-    @notice The validators that may score update `index` once commits closed: its committee, or
-            without committees every round validator but the update's owner, in admission order.
-    @dev Public to all, which is what an adaptive liar exploits; the median is what holds.
-    @param round_id The round.
-    @param index The update's index.
-    @return The scorers.
-    """
-    if self.committee_step[round_id] != 0:
-        return self._committee_of(round_id, index)
-    result: DynArray[address, round_core.MAX_VALIDATORS] = []
-    owner: address = round_core.updates[round_id][index].member
-    for i: uint256 in range(membership._member_count(), bound=membership.MAX_MEMBERS):
-        who: address = membership._member_at(i)
-        if who != owner and self._is_round_validator(round_id, who):
-            if len(result) == round_core.MAX_VALIDATORS:
-                break
-            result.append(who)
-    return result
 
 
 @view

@@ -221,9 +221,9 @@ def close_unmask(round_id: uint256):
     if reveals < self.secure_rounds[round_id].threshold:
         round_core._abort(round_id, "too few reveals for the secagg threshold")
         return
-    mask: uint256 = (1 << num_updates) - 1
-    deadline: uint256 = round_core._start_aggregation(round_id, mask, num_updates)
-    log UnmaskClosed(round_id=round_id, num_reveals=reveals, accepted_mask=mask, aggregate_deadline=deadline)
+    words: uint256[round_core.ACCEPTED_WORDS] = round_core._every_update(num_updates)
+    deadline: uint256 = round_core._start_aggregation(round_id, words, num_updates)
+    log UnmaskClosed(round_id=round_id, num_reveals=reveals, accepted_mask=words[0], aggregate_deadline=deadline)
 
 
 @view

@@ -109,17 +109,17 @@ def close_validation(round_id: uint256):
     r: round_core.Round = round_core.rounds[round_id]
     assert block.timestamp > r.validate_deadline or r.num_scored >= r.expected_validators, \
         "task: validation phase still running"
-    mask: uint256 = 0
+    words: uint256[round_core.ACCEPTED_WORDS] = empty(uint256[round_core.ACCEPTED_WORDS])
     accepted: uint256 = 0
     for i: uint256 in range(r.num_updates, bound=round_core.MAX_UPDATES):
         if self._judge(round_id, i):
-            mask |= 1 << i
+            words[i // 256] |= 1 << (i % 256)
             accepted += 1
     if accepted == 0:
         round_core._abort(round_id, "no update accepted")
         return
-    deadline: uint256 = round_core._start_aggregation(round_id, mask, accepted)
-    log ValidationClosed(round_id=round_id, accepted_mask=mask, num_accepted=accepted, aggregate_deadline=deadline)
+    deadline: uint256 = round_core._start_aggregation(round_id, words, accepted)
+    log ValidationClosed(round_id=round_id, accepted_mask=words[0], num_accepted=accepted, aggregate_deadline=deadline)
 
 
 @view
