@@ -8,8 +8,10 @@
         excluded) reaches the task's threshold or, with `min_approvals` > 0,
         when at least that many of them scored it at or above the threshold.
         Acceptance is a contract rule, not an aggregator's choice.
-@dev When validation closes, the outcomes feed the reputation records of
-     validators and trainers (when the task keeps them). Under acceptance by
+@dev A validator's scores count in its reputation record when it submits them
+     (one write per validator, not one per score); when validation closes, the
+     outcomes add its disagreements and feed the trainers' records (when the task
+     keeps them). Under acceptance by
      approvals a validator's record counts only its approvals of rejected
      updates: losing by an update others gain by is what a validator whose
      data differ does, vouching for one nobody else would pass is what a
@@ -91,6 +93,8 @@ def submit_scores(
         if keep_scorers:
             self.update_scorers[round_id][i][len(self.update_scores[round_id][i])] = msg.sender
         self.update_scores[round_id][i].append(scores[k])
+    if keep_scorers:
+        reputation._count_scores(msg.sender, len(indices))
     round_core.has_scored[round_id][msg.sender] = True
     round_core.rounds[round_id].num_scored += 1
     log ScoresSubmitted(round_id=round_id, validator=msg.sender, indices=indices, scores=scores)
@@ -151,14 +155,13 @@ def _judge(round_id: uint256, index: uint256) -> bool:
     deciding: uint256 = self._deciding_score(scores)
     ok: bool = deciding >= threshold
     if reputation._validators_on():
-        # Each score counts for its validator; against the outcome (only an approval, by approvals), as a
-        # disagreement too.
+        # Each score counted for its validator when given; one against the outcome (only an approval, by
+        # approvals) counts as a disagreement now.
         by_approvals: bool = self.min_approvals > 0
         for k: uint256 in range(len(scores), bound=round_core.MAX_VALIDATORS):
             approved: bool = scores[k] >= threshold
-            reputation._count_score(
-                self.update_scorers[round_id][index][k], approved != ok and (approved or not by_approvals)
-            )
+            if approved != ok and (approved or not by_approvals):
+                reputation._count_disagreement(self.update_scorers[round_id][index][k])
     if reputation._trainers_on():
         reputation._count_update(round_core.updates[round_id][index].member, deciding, ok)
     return ok
