@@ -365,7 +365,7 @@ class MemberNode:
         scale_to_median = bool(assigned) and bool(config.score_at_median_norm) and config.scoring != "trust"
         center = bool(assigned) and bool(config.center_scores)
         updates = self._updates_to_score(r, assigned, every=scale_to_median or center)
-        rows = self.closed_rows(r) if assigned else {}
+        rows = registered_rows(self.task, updates) if assigned else {}  # the updates read, not the round's
         # The yardstick is the others' updates: a validator's own update, trained on data like its own, would
         # raise its median and sink everyone else's.
         others = {u.index for u in updates if u.member.lower() != self.account.address.lower()}
