@@ -128,11 +128,9 @@ def test_committee_size_is_bounded(ledger: Ledger) -> None:
         committee_task(ledger, size=65)
 
 
-def test_committees_are_windows_of_a_shuffled_order_not_of_admission_order(
-    ledger: Ledger, seven: list[LocalAccount]
-) -> None:
-    """Colluders admitted one after another must not sit together: were committees windows of the admission
-    order, each committee (with its update's owner, whose seat passes on) would be a run of neighbours there."""
+def test_committees_are_not_runs_of_neighbours_in_admission_order(ledger: Ledger, seven: list[LocalAccount]) -> None:
+    """Colluders admitted (and committing) one after another must not sit together: were committees the next
+    committers in order, each committee with its update's owner would be a run of neighbours there."""
     task = committee_task(ledger)
     r = validation_round(ledger, task, seven)
     position = {m.address: k for k, m in enumerate(seven)}

@@ -92,7 +92,7 @@ def test_deploy_task_refused_for_non_admins(ledger: Ledger) -> None:
         ({"config_hash": ZERO_HASH}, "task: zero config hash"),
         ({"initial_model": ZERO_HASH}, "task: zero model hash"),
         ({"min_commitments": 0}, "task: min commitments out of range"),
-        ({"min_commitments": 129}, "task: min commitments out of range"),
+        ({"min_commitments": 1025}, "task: min commitments out of range"),  # over MAX_UPDATES
         ({"commit_duration": 0}, "task: zero duration"),
         ({"validate_duration": 0}, "task: zero duration"),
         ({"aggregate_duration": 0}, "task: zero duration"),

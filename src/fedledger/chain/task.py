@@ -14,6 +14,7 @@ the contract checks them when the task was created with a registry and a budget.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -22,10 +23,13 @@ from web3.types import BlockIdentifier
 
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
+from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
 from fedledger.chain.events import LedgerEvent, RoundFinalized, decode_logs
 from fedledger.chain.governance import param_bounds_of
 from fedledger.chain.task_records import (
+    AUTO_COMMITTEE_ABOVE,
+    AUTO_COMMITTEE_SIZE,
     SCORE_SCALE,
     ZERO_ADDRESS,
     MemberView,
@@ -39,16 +43,24 @@ from fedledger.chain.task_records import (
     TrainerStanding,
     UpdateInfo,
     ValidatorStanding,
+    committee_indices,
     contract_median,
     deciding_score,
     hash_or_none,
     indices_of,
     mask_of,
+    round_committee_size,
+    seat_indices,
     uint_arg,
 )
 from fedledger.exceptions import BadInput, InvalidState
 
+ACCEPTED_WORD_BITS = 256
+"""Bits of one word of a round's accepted set: the round record holds the first word (``accepted_of``, all)."""
+
 __all__ = [
+    "AUTO_COMMITTEE_ABOVE",
+    "AUTO_COMMITTEE_SIZE",
     "SCORE_SCALE",
     "ZERO_ADDRESS",
     "MemberView",
@@ -63,10 +75,13 @@ __all__ = [
     "UpdateInfo",
     "TrainerStanding",
     "ValidatorStanding",
+    "committee_indices",
     "contract_median",
     "deciding_score",
     "mask_of",
     "indices_of",
+    "round_committee_size",
+    "seat_indices",
 ]
 
 
@@ -186,9 +201,11 @@ class TrainingTaskClient(ContractClient):
     def propose_aggregate(self, round_id: int, model_hash: str | bytes, accepted_mask: int) -> bool:
         """Propose the next model; True when this proposal finalized the round (its own transaction emitted the
         round's RoundFinalized: a read of the phase afterwards would also see a later proposal's finalization)."""
+        # The contract checks the set's first word (its round record's); the model hash names the rest.
+        first_word = int(accepted_mask) & ((1 << ACCEPTED_WORD_BITS) - 1)
         result = self._send(
             self.contract.functions.propose_aggregate(
-                int(round_id), as_bytes32(model_hash, what="model hash"), int(accepted_mask)
+                int(round_id), as_bytes32(model_hash, what="model hash"), first_word
             )
         )
         logs = [log for log in result.receipt["logs"] if log["address"].lower() == self.address.lower()]
@@ -358,11 +375,24 @@ class TrainingTaskClient(ContractClient):
         return self._send(self._only(TaskKind.VALIDATED, "clear_reputation").clear_reputation(as_address(validator)))
 
     def round(self, round_id: int, *, block: BlockIdentifier = "latest") -> RoundInfo:
-        return RoundInfo.from_raw(round_id, self.chain.call(self.contract.functions.rounds(int(round_id)), block=block))
+        info = RoundInfo.from_raw(round_id, self.chain.call(self.contract.functions.rounds(int(round_id)), block=block))
+        return self._whole_accepted_set(info, block)
 
     def member_view(self, member: str) -> MemberView:
-        """The current round and ``member``'s roles and duties in it, in one call."""
-        return self._member_view_from(self.chain.call(self.contract.functions.member_view(as_address(member))))
+        """The current round and ``member``'s roles and duties in it, in one call (two in the aggregation of a
+        round of more than 256 updates, whose accepted set the round record holds only the first word of)."""
+        view = self._member_view_from(self.chain.call(self.contract.functions.member_view(as_address(member))))
+        if view.round is None or view.round.num_updates <= ACCEPTED_WORD_BITS:
+            return view
+        return replace(view, round=self._whole_accepted_set(view.round, "latest"))
+
+    def _whole_accepted_set(self, info: RoundInfo, block: BlockIdentifier) -> RoundInfo:
+        """``info`` with its whole accepted set: the contract's round record holds its first 256 bits."""
+        if info.num_updates <= ACCEPTED_WORD_BITS or not info.accepted_mask:
+            return info
+        words = self.chain.call(self.contract.functions.accepted_of(info.round_id), block=block)
+        mask = sum(int(word) << (ACCEPTED_WORD_BITS * k) for k, word in enumerate(words))
+        return replace(info, accepted_mask=mask)
 
     @staticmethod
     def _member_view_from(raw: Sequence[Any]) -> MemberView:
@@ -388,6 +418,17 @@ class TrainingTaskClient(ContractClient):
         f = self._only(TaskKind.VALIDATED, "is_round_validator")
         return bool(self.chain.call(f.is_round_validator(int(round_id), as_address(validator))))
 
+    def round_committee(self, round_id: int) -> int:
+        """The committee size fixed when the round opened (0: every validator scores every other update)."""
+        f = self._only(TaskKind.VALIDATED, "round_committee")
+        return int(self.chain.call(f.round_committee(int(round_id))))
+
+    def committee_step(self, round_id: int) -> int:
+        """A committee round's seeded step, drawn when its commits closed (0 before, and without committees):
+        update ``i``'s committee is the committers at :func:`committee_indices`."""
+        f = self._only(TaskKind.VALIDATED, "committee_step")
+        return int(self.chain.call(f.committee_step(int(round_id))))
+
     def committee_of(self, round_id: int, index: int) -> list[str]:
         """The validators drawn to score update ``index`` (committee rounds, once commits closed)."""
         f = self._only(TaskKind.VALIDATED, "committee_of")
@@ -395,19 +436,32 @@ class TrainingTaskClient(ContractClient):
 
     def scorers_of(self, round_id: int, updates: Sequence[UpdateInfo] | None = None) -> list[list[str]]:
         """For each of the round's updates, the validators that may score it (once commits closed): its
-        committee, or without committees every round validator but the update's owner. Public to all, which
-        is what an adaptive liar (``fedledger.attacks.LyingValidators(adaptive=True)``) exploits. ``updates``:
-        the round's updates where the caller already read them (:meth:`updates`)."""
-        f = self._only(TaskKind.VALIDATED, "scorers_of")
+        committee, or without committees every round validator but the update's owner, in admission order. Public
+        to all, which is what an adaptive liar (``fedledger.attacks.LyingValidators(adaptive=True)``) exploits.
+        ``updates``: the round's updates where the caller already read them (:meth:`updates`)."""
+        self._only(TaskKind.VALIDATED, "scorers_of")
         if updates is None:
             updates = self.updates(round_id)
-        return [[str(a) for a in self.chain.call(f.scorers_of(int(round_id), u.index))] for u in updates]
+        if self.committee_step(round_id):
+            return [self.committee_of(round_id, u.index) for u in updates]
+        # Rounds without committees have at most AUTO_COMMITTEE_ABOVE validators (or a task's every validator, by
+        # its own choice): read off the consortium's member list rather than by a contract loop over it.
+        consortium = ConsortiumClient(self.chain, self.consortium_address)
+        listed = consortium.contract.functions
+        addresses = [str(self.chain.call(listed.member_at(i))) for i in range(self.chain.call(listed.member_count()))]
+        validators = [a for a in addresses if self.is_round_validator(round_id, a)]
+        return [[v for v in validators if v != u.member] for u in updates]
 
     def update(self, round_id: int, index: int) -> UpdateInfo:
         raw = self.chain.call(self.contract.functions.updates(int(round_id), int(index)))
         if int(raw[0], 16) == 0:
             raise BadInput(f"round {round_id} has no update {index}")
         return UpdateInfo.from_raw(round_id, index, raw)
+
+    def updates_at(self, round_id: int, indices: Sequence[int]) -> list[UpdateInfo]:
+        """Some updates of a round, by index (at most ``MAX_VALIDATORS``: a validator's seats), in one call."""
+        raw = self.chain.call(self.contract.functions.updates_at(int(round_id), [int(i) for i in indices]))
+        return [UpdateInfo.from_raw(round_id, int(i), u) for i, u in zip(indices, raw, strict=True)]
 
     def updates(self, round_id: int) -> list[UpdateInfo]:
         """Every update of a round, in commit order, in one call."""

@@ -16,6 +16,8 @@ from fedledger.chain.encoding import ZERO_HASH, as_address, as_bytes32, hex32
 from fedledger.exceptions import BadInput
 
 __all__ = [
+    "AUTO_COMMITTEE_ABOVE",
+    "AUTO_COMMITTEE_SIZE",
     "SCORE_SCALE",
     "ZERO_ADDRESS",
     "MemberView",
@@ -30,8 +32,11 @@ __all__ = [
     "UpdateInfo",
     "GOVERNED_PARAMS",
     "ValidatorStanding",
+    "committee_indices",
     "contract_median",
     "governed_param_id",
+    "round_committee_size",
+    "seat_indices",
     "hash_or_none",
     "indices_of",
     "mask_of",
@@ -48,6 +53,10 @@ GOVERNED_PARAMS: dict[str, int] = {
     "proposal_quorum": 4,
 }
 ZERO_ADDRESS = "0x" + "00" * 20
+AUTO_COMMITTEE_ABOVE = 10
+"""A task created with ``committee_size`` 0 draws committees in rounds that open with more validators than this."""
+AUTO_COMMITTEE_SIZE = 7
+"""Their size: a median that three lying validators of one committee cannot move."""
 
 
 class Phase(IntEnum):
@@ -100,6 +109,26 @@ def governed_param_id(name: str) -> int:
         raise BadInput(f"{name!r} is not a setting a vote can change; these are: {known}") from None
 
 
+def round_committee_size(committee_size: int, validators: int) -> int:
+    """The committee size the TrainingTask contract fixes for a round that opens with ``validators`` validators
+    (0: every validator scores every other update)."""
+    if committee_size == 0 and validators > AUTO_COMMITTEE_ABOVE:
+        return AUTO_COMMITTEE_SIZE
+    return committee_size
+
+
+def committee_indices(index: int, num_updates: int, size: int, step: int) -> list[int]:
+    """The commit indices whose committers hold update ``index``'s seats, in seat order: ``index + k * step``
+    (mod ``num_updates``) for k = 1 .. ``size`` (at most every other update), as the contract draws them."""
+    return [(index + k * step) % num_updates for k in range(1, min(size, num_updates - 1) + 1)]
+
+
+def seat_indices(own_index: int, num_updates: int, size: int, step: int) -> list[int]:
+    """The updates the committer at ``own_index`` holds a seat on, increasing: the inverse of
+    :func:`committee_indices`."""
+    return sorted((own_index - k * step) % num_updates for k in range(1, min(size, num_updates - 1) + 1))
+
+
 def indices_of(mask: int) -> list[int]:
     return [i for i in range(mask.bit_length()) if mask >> i & 1]
 
@@ -117,7 +146,9 @@ class TaskParams:
     acceptance_threshold: int = 5_000
     proposal_quorum: int = 1
     max_rounds: int = 0
-    committee_size: int = 0  # validators per update; 0: every validator scores every update
+    # Validators per update; 0: every validator scores every update in rounds of at most AUTO_COMMITTEE_ABOVE
+    # validators, committees of AUTO_COMMITTEE_SIZE in larger ones.
+    committee_size: int = 0
     data_registry: str = ZERO_ADDRESS  # DataRegistry checking each commitment's dataset; zero: no checks
     purpose: str = ZERO_HASH  # keccak256 of the purpose name (fedledger.chain.registry.purpose_id), 0x-hex
     privacy_budget: int = 0  # micro-epsilon a member may declare in total; 0: no DP

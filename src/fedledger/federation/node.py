@@ -24,10 +24,10 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import numpy.typing as npt
 from eth_account.signers.local import LocalAccount
@@ -71,6 +71,9 @@ from fedledger.store import BlobStore
 __all__ = ["LocalData", "MemberNode", "NodeEvent"]
 
 log = logging.getLogger("fedledger.node")
+
+MAX_SEATS_READ = 64
+"""The most seats a validator reads by index (the contract's ``updates_at`` bound); more read the whole round."""
 
 
 @dataclass(frozen=True)
@@ -353,17 +356,16 @@ class MemberNode:
         self._require_stake(Role.VALIDATOR, r)
         global_params, _ = self.global_model(info.global_model)
         spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
-        scores: list[int | None] = []
         # Its committee seats (every other member's update when the task has no committees);
         # the contract refuses self-scores and scores outside the validator's committees.
         assigned = set(self.task.assignments_of(r, self.account.address))
         scorer = self.scorer(global_params, r) if assigned else None
-        updates = self.closed_updates(r)
-        rows = self.closed_rows(r) if assigned else {}
         # Scoring at the round's median norm needs every update's norm, and centring on the round's median score
         # needs every update's score, not only the seats' (a cosine needs no norm).
         scale_to_median = bool(assigned) and bool(config.score_at_median_norm) and config.scoring != "trust"
         center = bool(assigned) and bool(config.center_scores)
+        updates = self._updates_to_score(r, assigned, every=scale_to_median or center)
+        rows = registered_rows(self.task, updates) if assigned else {}  # the updates read, not the round's
         # The yardstick is the others' updates: a validator's own update, trained on data like its own, would
         # raise its median and sink everyone else's.
         others = {u.index for u in updates if u.member.lower() != self.account.address.lower()}
@@ -383,21 +385,30 @@ class MemberNode:
             measured = {i: scorer(decoded) for i, decoded in valid.items() if i in assigned or (center and i in others)}
             if center:
                 measured = dict(zip(measured, centered_on_round(list(measured.values())), strict=True))
+        scores: list[int | None] = [None] * info.num_updates
         for update in updates:
             if update.index not in assigned:
-                scores.append(None)
                 continue
             decoded = checked[update.index]
             if isinstance(decoded, str):
-                scores.append(0)
+                scores[update.index] = 0
                 self.task.flag_update(r, update.index, decoded)
                 self.emit("flag", r, index=update.index, member=update.member, reason=decoded)
                 continue
-            scores.append(measured[update.index])
-        owners = [u.member for u in updates]
-        scores = self.behavior.scores(scores, owners, lambda: self.task.scorers_of(r, updates))
+            scores[update.index] = measured[update.index]
+        owners = _Owners(lambda: self.closed_updates(r), info.num_updates)
+        scores = self.behavior.scores(scores, owners, lambda: self.task.scorers_of(r, self.closed_updates(r)))
         self.task.submit_scores(r, scores)
         self.emit("score", r, scores=scores)
+
+    def _updates_to_score(self, round_id: int, assigned: set[int], *, every: bool) -> list[UpdateInfo]:
+        """The round's updates this validator reads: every one when its scores need the whole round (median
+        norm, centring), otherwise only its seats' (one call: a committee's seats, not the round's updates)."""
+        if every or len(assigned) > MAX_SEATS_READ:
+            return self.closed_updates(round_id)
+        if self._round_updates is not None and self._round_updates[0] == round_id:
+            return [u for u in self._round_updates[1] if u.index in assigned]
+        return self.task.updates_at(round_id, sorted(assigned)) if assigned else []
 
     def _scoring_rule(self, global_params: Params, round_id: int) -> ScoringRule:
         """The task's scoring rule; ``trust`` gets this validator's reference update, trained once per round
@@ -505,6 +516,29 @@ class MemberNode:
         log.info("%s %s round %d %s", self.name, action, round_id, details)
         if self.on_event is not None:
             self.on_event(NodeEvent(self.name, action, round_id, details))
+
+
+class _Owners(Sequence[str]):
+    """The owners of a round's updates, in commit order, read only when first used: an honest validator never
+    reads them, an attack's behaviour may."""
+
+    def __init__(self, read: Callable[[], list[UpdateInfo]], count: int) -> None:
+        self._read, self._count = read, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return [u.member for u in self._read()][index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([u.member for u in self._read()])
 
 
 def _seed(task_seed: int, address: str, round_id: int) -> int:

@@ -50,6 +50,7 @@ exports: (
     round_core.propose_aggregate,
     round_core.close_aggregation,
     round_core.updates_of,
+    round_core.accepted_of,
     round_core.commit_index,
     round_core.phase_of,
     round_core.update_count,

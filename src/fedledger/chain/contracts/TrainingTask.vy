@@ -57,6 +57,8 @@ exports: (
     round_core.propose_aggregate,
     round_core.close_aggregation,
     round_core.updates_of,
+    round_core.updates_at,
+    round_core.accepted_of,
     round_core.commit_index,
     round_core.phase_of,
     round_core.update_count,
@@ -80,9 +82,10 @@ exports: (
     reputation.is_distrusted,
     reputation.is_trainer_distrusted,
     committees.committee_size,
+    committees.round_committee,
+    committees.committee_step,
     committees.is_round_validator,
     committees.committee_of,
-    committees.scorers_of,
     committees.assignments_of,
     validation.submit_scores,
     validation.close_validation,
@@ -140,7 +143,8 @@ def __init__(
     @param acceptance_threshold Deciding score (0..10000) an update needs to be accepted.
     @param proposal_quorum Identical aggregate proposals needed to finalize.
     @param max_rounds Rounds the task runs; 0 for no limit.
-    @param committee_size Validators scoring each update; 0 for every validator.
+    @param committee_size Validators scoring each update; 0 for every validator in small rounds and
+           committees of the default size in large ones (see `committees`).
     @param data_registry DataRegistry checking each commitment's dataset; zero for no dataset checks.
     @param purpose keccak256 of the task's canonical purpose name (as DataRegistry stores purposes).
     @param privacy_budget Cumulative epsilon a member may declare, in micro-epsilon; 0 for a task without DP.
@@ -191,6 +195,7 @@ def open_round() -> uint256:
     round_id: uint256 = round_core._next_round()
     governed._open_check(round_id)
     round_core._open(round_id, round_core.PHASE_OPEN, reputation._count_trainers(round_id))
+    committees._fix_size(round_id)
     return round_id
 
 
@@ -216,6 +221,7 @@ def commit_update(
     index: uint256 = round_core._next_index(round_id)
     provenance._check(dataset_id, epsilon_micro)
     round_core._record_update(round_id, index, update_hash, num_examples, dataset_id, epsilon_micro)
+    committees._count_committer(round_id, msg.sender)
     return index
 
 
@@ -223,17 +229,19 @@ def commit_update(
 def close_commits(round_id: uint256):
     """
     @notice End the commit phase: early once every trainer committed, otherwise
-            after the deadline. Too few commitments abort the round. Committee and
-            reputation rounds (and rounds of a stake-gated task) fix their validators now.
+            after the deadline. Too few commitments abort the round. Committee rounds
+            draw their committees now; other reputation rounds (and rounds of a
+            stake-gated task) fix their validators now.
     @param round_id The current round, open.
     """
     num_updates: uint256 = round_core._ready_to_close_commits(round_id)
     if num_updates == 0:
         return
     seed: bytes32 = empty(bytes32)
-    if committees.committee_size > 0:
+    if committees.round_committee[round_id] > 0:
         # Unknown to every committer: drawn after the last commitment was mined.
         seed = keccak256(concat(block.prevrandao, blockhash(block.number - 1), convert(round_id, bytes32)))
-    if committees.committee_size > 0 or reputation._validators_on() or staking.stake_gate != empty(address):
-        round_core.rounds[round_id].expected_validators = committees._snapshot_validators(round_id, seed)
+        committees._draw(round_id, seed, num_updates)
+    elif reputation._validators_on() or staking.stake_gate != empty(address):
+        round_core.rounds[round_id].expected_validators = committees._count_validators(round_id)
     round_core._close_commits(round_id, num_updates, round_core.PHASE_VALIDATE, seed)

@@ -5,9 +5,9 @@
 @notice A task's record of how each validator scored and how each trainer's
         updates fared, and the rules that leave a distrusted member out of
         later rounds until an admin clears its record.
-@dev Validators (`max_disagreement` > 0): when validation closes, every score
-     counts for its validator and counts as a disagreement when it falls on the
-     other side of the threshold from the update's outcome. A validator with at
+@dev Validators (`max_disagreement` > 0): every score counts for its validator
+     when given and, when validation closes, as a disagreement when it falls on
+     the other side of the threshold from the update's outcome. A validator with at
      least `reputation_warmup` scores of which more than `max_disagreement`
      (basis points) disagreed is distrusted: later rounds leave it out of their
      validators (no committee seat, scores refused).
@@ -221,15 +221,23 @@ def _count_trainers(round_id: uint256) -> uint256:
 
 
 @internal
-def _count_score(validator: address, disagreed: bool):
+def _count_scores(validator: address, scores: uint256):
     """
-    @notice Count one score of `validator` once its update's outcome is known.
+    @notice Count the scores `validator` gives in a round, when it gives them.
+    @param validator Who gave them.
+    @param scores How many.
+    """
+    self.validator_scored[validator] += scores
+
+
+@internal
+def _count_disagreement(validator: address):
+    """
+    @notice Count one score of `validator` that fell on the other side of the threshold from its update's
+            outcome, once the outcome is known.
     @param validator Who gave it.
-    @param disagreed Whether it fell on the other side of the threshold from the outcome.
     """
-    self.validator_scored[validator] += 1
-    if disagreed:
-        self.validator_disagreed[validator] += 1
+    self.validator_disagreed[validator] += 1
 
 
 @internal

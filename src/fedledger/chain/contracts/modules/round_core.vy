@@ -27,7 +27,10 @@ PHASE_KEYS: constant(uint8) = 6
 PHASE_SHARES: constant(uint8) = 7
 PHASE_UNMASK: constant(uint8) = 8
 
-MAX_UPDATES: constant(uint256) = 128
+# Updates per round: a consortium's every member may commit in one round.
+MAX_UPDATES: constant(uint256) = 1024
+# The accepted set, one bit per update, in words of 256 bits: `Round.accepted_mask` holds the first.
+ACCEPTED_WORDS: constant(uint256) = 4
 MAX_VALIDATORS: constant(uint256) = 64
 SCORE_SCALE: constant(uint256) = 10000
 
@@ -88,6 +91,8 @@ commit_slot: HashMap[uint256, HashMap[address, uint256]]
 has_scored: public(HashMap[uint256, HashMap[address, bool]])
 has_proposed: public(HashMap[uint256, HashMap[address, bool]])
 proposal_votes: public(HashMap[uint256, HashMap[bytes32, uint256]])
+# Rounds of more than 256 updates: the accepted set's later words (bits 256 on).
+accepted_high: HashMap[uint256, uint256[ACCEPTED_WORDS - 1]]
 
 
 event RoundOpened:
@@ -204,7 +209,8 @@ def propose_aggregate(round_id: uint256, model_hash: bytes32, accepted_mask: uin
     @param round_id The current round, in aggregation.
     @param model_hash sha256 of the proposed model blob.
     @param accepted_mask The accepted set it aggregated (bit i = update i); must
-           equal the set the contract derived.
+           equal the set the contract derived (its first 256 bits in a larger round,
+           whose proposals name the same model only when they aggregated the same set).
     """
     assert membership._has_role(msg.sender, membership.ROLE_AGGREGATOR), "task: caller is not an aggregator"
     assert self._phase(round_id) == PHASE_AGGREGATE, "task: round not in aggregation"
@@ -250,6 +256,33 @@ def updates_of(round_id: uint256) -> DynArray[Update, MAX_UPDATES]:
     for i: uint256 in range(self.rounds[round_id].num_updates, bound=MAX_UPDATES):
         result.append(self.updates[round_id][i])
     return result
+
+
+@view
+@external
+def updates_at(round_id: uint256, indices: DynArray[uint256, MAX_VALIDATORS]) -> DynArray[Update, MAX_VALIDATORS]:
+    """
+    @notice Some updates of a round, by index: a validator's committee seats in one call.
+    @param round_id The round.
+    @param indices The updates' indices.
+    @return Those updates, in the order asked.
+    """
+    result: DynArray[Update, MAX_VALIDATORS] = []
+    for i: uint256 in indices:
+        result.append(self.updates[round_id][i])
+    return result
+
+
+@view
+@external
+def accepted_of(round_id: uint256) -> uint256[ACCEPTED_WORDS]:
+    """
+    @notice A round's whole accepted set, in words of 256 bits (bit i of word w = update 256 * w + i).
+    @param round_id The round.
+    @return The words, lowest first.
+    """
+    high: uint256[ACCEPTED_WORDS - 1] = self.accepted_high[round_id]
+    return [self.rounds[round_id].accepted_mask, high[0], high[1], high[2]]
 
 
 @view
@@ -482,20 +515,39 @@ def _close_commits(round_id: uint256, num_updates: uint256, phase: uint8, seed: 
 
 
 @internal
-def _start_aggregation(round_id: uint256, mask: uint256, accepted: uint256) -> uint256:
+def _start_aggregation(round_id: uint256, words: uint256[ACCEPTED_WORDS], accepted: uint256) -> uint256:
     """
     @notice Move a round to aggregation over the accepted set.
     @param round_id The round.
-    @param mask The accepted set (bit i = update i).
+    @param words The accepted set (bit i of word w = update 256 * w + i).
     @param accepted How many updates it holds.
     @return The aggregation deadline.
     """
     deadline: uint256 = block.timestamp + self.aggregate_duration
     self.rounds[round_id].phase = PHASE_AGGREGATE
-    self.rounds[round_id].accepted_mask = mask
+    self.rounds[round_id].accepted_mask = words[0]
+    if self.rounds[round_id].num_updates > 256:
+        self.accepted_high[round_id] = [words[1], words[2], words[3]]
     self.rounds[round_id].num_accepted = accepted
     self.rounds[round_id].aggregate_deadline = deadline
     return deadline
+
+
+@pure
+@internal
+def _every_update(num_updates: uint256) -> uint256[ACCEPTED_WORDS]:
+    """
+    @notice The accepted set holding every update of a round.
+    @param num_updates The round's number of updates.
+    @return Its words (bit i of word w = update 256 * w + i).
+    """
+    words: uint256[ACCEPTED_WORDS] = empty(uint256[ACCEPTED_WORDS])
+    for w: uint256 in range(ACCEPTED_WORDS):
+        if num_updates >= 256 * (w + 1):
+            words[w] = max_value(uint256)
+        elif num_updates > 256 * w:
+            words[w] = (1 << (num_updates - 256 * w)) - 1
+    return words
 
 
 @internal

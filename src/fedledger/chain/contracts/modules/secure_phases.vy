@@ -53,10 +53,14 @@ struct SecureMessages:
     reveal_hash: bytes32
 
 
+# The most trainers a secure round lists: pairwise masking costs each member work and reads that grow with the
+# listed trainers, and listing them is one transaction (the round's opening).
+MAX_LISTED: constant(uint256) = 128
+
 secagg_threshold: public(uint256)
 # Per round: the trainers listed when it opened (position + 1) and their message hashes.
 secure_rounds: public(HashMap[uint256, SecureRound])
-secure_members: HashMap[uint256, DynArray[address, round_core.MAX_UPDATES]]
+secure_members: HashMap[uint256, DynArray[address, MAX_LISTED]]
 secure_slot: HashMap[uint256, HashMap[address, uint256]]
 advert_hashes: HashMap[uint256, HashMap[address, bytes32]]
 bundle_hashes: HashMap[uint256, HashMap[address, bytes32]]
@@ -100,9 +104,9 @@ def __init__(secagg_threshold: uint256):
     """
     @notice Record the task's secure-aggregation threshold.
     @param secagg_threshold Fewest members whose messages unmask a round (raised to a strict
-           majority of each round's trainers), 1..MAX_UPDATES.
+           majority of each round's trainers), 1..MAX_LISTED.
     """
-    assert secagg_threshold >= 1 and secagg_threshold <= round_core.MAX_UPDATES, "task: secagg threshold out of range"
+    assert secagg_threshold >= 1 and secagg_threshold <= MAX_LISTED, "task: secagg threshold out of range"
     self.secagg_threshold = secagg_threshold
 
 
@@ -221,9 +225,9 @@ def close_unmask(round_id: uint256):
     if reveals < self.secure_rounds[round_id].threshold:
         round_core._abort(round_id, "too few reveals for the secagg threshold")
         return
-    mask: uint256 = (1 << num_updates) - 1
-    deadline: uint256 = round_core._start_aggregation(round_id, mask, num_updates)
-    log UnmaskClosed(round_id=round_id, num_reveals=reveals, accepted_mask=mask, aggregate_deadline=deadline)
+    words: uint256[round_core.ACCEPTED_WORDS] = round_core._every_update(num_updates)
+    deadline: uint256 = round_core._start_aggregation(round_id, words, num_updates)
+    log UnmaskClosed(round_id=round_id, num_reveals=reveals, accepted_mask=words[0], aggregate_deadline=deadline)
 
 
 @view
@@ -247,14 +251,14 @@ def secure_view(member: address) -> SecureView:
 
 @view
 @external
-def secure_keys(round_id: uint256) -> DynArray[SecureKey, round_core.MAX_UPDATES]:
+def secure_keys(round_id: uint256) -> DynArray[SecureKey, MAX_LISTED]:
     """
     @notice The trainers listed for a secure round with their registered key-agreement
             keys; read at the round's `opened_block` it gives the keys the round uses.
     @param round_id The round.
     @return One entry per listed trainer, in listing order.
     """
-    result: DynArray[SecureKey, round_core.MAX_UPDATES] = []
+    result: DynArray[SecureKey, MAX_LISTED] = []
     for who: address in self.secure_members[round_id]:
         result.append(SecureKey(member=who, kx_public_key=membership._kx_public_key(who)))
     return result
@@ -262,14 +266,14 @@ def secure_keys(round_id: uint256) -> DynArray[SecureKey, round_core.MAX_UPDATES
 
 @view
 @external
-def secure_messages(round_id: uint256) -> DynArray[SecureMessages, round_core.MAX_UPDATES]:
+def secure_messages(round_id: uint256) -> DynArray[SecureMessages, MAX_LISTED]:
     """
     @notice The trainers listed for a secure round, in listing order, with the hashes
             of the messages each posted (zero where it did not).
     @param round_id The round.
     @return One entry per listed trainer.
     """
-    result: DynArray[SecureMessages, round_core.MAX_UPDATES] = []
+    result: DynArray[SecureMessages, MAX_LISTED] = []
     for who: address in self.secure_members[round_id]:
         result.append(
             SecureMessages(
@@ -294,7 +298,7 @@ def _list_trainers(round_id: uint256) -> uint256:
     for i: uint256 in range(membership._member_count(), bound=membership.MAX_MEMBERS):
         who: address = membership._member_at(i)
         if membership._has_role(who, membership.ROLE_TRAINER):
-            if count == round_core.MAX_UPDATES:
+            if count == MAX_LISTED:
                 break
             self.secure_members[round_id].append(who)
             count += 1

@@ -8,8 +8,10 @@
         excluded) reaches the task's threshold or, with `min_approvals` > 0,
         when at least that many of them scored it at or above the threshold.
         Acceptance is a contract rule, not an aggregator's choice.
-@dev When validation closes, the outcomes feed the reputation records of
-     validators and trainers (when the task keeps them). Under acceptance by
+@dev A validator's scores count in its reputation record when it submits them
+     (one write per validator, not one per score); when validation closes, the
+     outcomes add its disagreements and feed the trainers' records (when the task
+     keeps them). Under acceptance by
      approvals a validator's record counts only its approvals of rejected
      updates: losing by an update others gain by is what a validator whose
      data differ does, vouching for one nobody else would pass is what a
@@ -72,14 +74,15 @@ def submit_scores(
     assert block.timestamp <= round_core.rounds[round_id].validate_deadline, "task: validation deadline passed"
     assert not round_core.has_scored[round_id][msg.sender], "task: already scored"
     assert len(indices) == len(scores), "task: indices and scores differ in length"
-    assert round_core.rounds[round_id].num_scored < round_core.MAX_VALIDATORS, "task: too many validators"
+    committee: bool = committees.round_committee[round_id] > 0
+    assert committee or round_core.rounds[round_id].num_scored < round_core.MAX_VALIDATORS, "task: too many validators"
     assert not reputation._distrusted(msg.sender), "task: validator distrusted"
     assert staking._staked(msg.sender, membership.ROLE_VALIDATOR), "task: validator not staked"
-    if committees.committee_size > 0:
-        assert committees.validator_slot[round_id][msg.sender] != 0, "task: validator not drawn for this round"
+    own: uint256 = round_core.commit_slot[round_id][msg.sender]
+    if committee:
+        assert own != 0, "task: validator not drawn for this round"
     keep_scorers: bool = reputation._validators_on()
     num_updates: uint256 = round_core.rounds[round_id].num_updates
-    own: uint256 = round_core.commit_slot[round_id][msg.sender]
     for k: uint256 in range(len(indices), bound=round_core.MAX_UPDATES):
         i: uint256 = indices[k]
         assert i < num_updates, "task: unknown update"
@@ -90,6 +93,8 @@ def submit_scores(
         if keep_scorers:
             self.update_scorers[round_id][i][len(self.update_scores[round_id][i])] = msg.sender
         self.update_scores[round_id][i].append(scores[k])
+    if keep_scorers:
+        reputation._count_scores(msg.sender, len(indices))
     round_core.has_scored[round_id][msg.sender] = True
     round_core.rounds[round_id].num_scored += 1
     log ScoresSubmitted(round_id=round_id, validator=msg.sender, indices=indices, scores=scores)
@@ -108,17 +113,17 @@ def close_validation(round_id: uint256):
     r: round_core.Round = round_core.rounds[round_id]
     assert block.timestamp > r.validate_deadline or r.num_scored >= r.expected_validators, \
         "task: validation phase still running"
-    mask: uint256 = 0
+    words: uint256[round_core.ACCEPTED_WORDS] = empty(uint256[round_core.ACCEPTED_WORDS])
     accepted: uint256 = 0
     for i: uint256 in range(r.num_updates, bound=round_core.MAX_UPDATES):
         if self._judge(round_id, i):
-            mask |= 1 << i
+            words[i // 256] |= 1 << (i % 256)
             accepted += 1
     if accepted == 0:
         round_core._abort(round_id, "no update accepted")
         return
-    deadline: uint256 = round_core._start_aggregation(round_id, mask, accepted)
-    log ValidationClosed(round_id=round_id, accepted_mask=mask, num_accepted=accepted, aggregate_deadline=deadline)
+    deadline: uint256 = round_core._start_aggregation(round_id, words, accepted)
+    log ValidationClosed(round_id=round_id, accepted_mask=words[0], num_accepted=accepted, aggregate_deadline=deadline)
 
 
 @view
@@ -150,14 +155,13 @@ def _judge(round_id: uint256, index: uint256) -> bool:
     deciding: uint256 = self._deciding_score(scores)
     ok: bool = deciding >= threshold
     if reputation._validators_on():
-        # Each score counts for its validator; against the outcome (only an approval, by approvals), as a
-        # disagreement too.
+        # Each score counted for its validator when given; one against the outcome (only an approval, by
+        # approvals) counts as a disagreement now.
         by_approvals: bool = self.min_approvals > 0
         for k: uint256 in range(len(scores), bound=round_core.MAX_VALIDATORS):
             approved: bool = scores[k] >= threshold
-            reputation._count_score(
-                self.update_scorers[round_id][index][k], approved != ok and (approved or not by_approvals)
-            )
+            if approved != ok and (approved or not by_approvals):
+                reputation._count_disagreement(self.update_scorers[round_id][index][k])
     if reputation._trainers_on():
         reputation._count_update(round_core.updates[round_id][index].member, deciding, ok)
     return ok
