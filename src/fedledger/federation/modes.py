@@ -85,7 +85,7 @@ class DpMode(StrEnum):
     CLIENT = "client"
     """DP-FedAvg: each update clipped and noised by its member (any model)."""
     SAMPLE = "sample"
-    """DP-SGD with Opacus inside local training (torch models)."""
+    """DP-SGD inside local training: record-level (Opacus for torch models, numpy for sklearn-sgd)."""
 
 
 def ledger_rules() -> list[str]:
