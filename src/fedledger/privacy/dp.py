@@ -137,23 +137,12 @@ def train_dp_sgd(
     if (noise_multiplier is None) == (target_epsilon is None):
         raise BadInput("give exactly one of noise_multiplier or target_epsilon")
     _check_schedule(epochs, batch_size, max_grad_norm)
-    if isinstance(model, SklearnLinearAdapter):
+    if isinstance(model, SklearnLinearAdapter) and model.supports_dp_sgd:
         Xl, yl = _check_data(X, y, n_features=model.n_features, n_classes=model.n_classes)
         planned = _planned_mechanism(
             len(yl), batch_size, epochs, noise_multiplier, target_epsilon, delta=delta, accountant=accountant
         )
-        ran = train_linear_dp_sgd(
-            model,
-            Xl,
-            yl,
-            epochs=epochs,
-            batch_size=batch_size,
-            max_grad_norm=max_grad_norm,
-            noise_multiplier=planned.noise_multiplier,
-            lr=lr,
-        )
-        epsilon = compute_epsilon([ran], delta=delta, accountant=accountant)
-        return DPTrainingResult(params=model.get_params(), mechanism=ran, epsilon=epsilon, delta=delta)
+        return _train_linear(model, Xl, yl, planned, epochs, batch_size, max_grad_norm, lr, delta, accountant)
     torch = import_torch()
     trainee = _Trainee.of(torch, model, lr)
     Xa, ya = _check_data(X, y, n_features=trainee.n_features, n_classes=trainee.n_classes)
@@ -191,6 +180,33 @@ def train_dp_sgd(
         )
     )
     return DPTrainingResult(params=params, mechanism=mechanism, epsilon=epsilon, delta=delta)
+
+
+def _train_linear(
+    model: SklearnLinearAdapter,
+    X: FloatArray,
+    y: npt.NDArray[np.int64],
+    planned: SampledGaussian,
+    epochs: int,
+    batch_size: int,
+    max_grad_norm: float,
+    lr: float | None,
+    delta: float,
+    accountant: Accountant,
+) -> DPTrainingResult:
+    """DP-SGD in numpy for the scikit-learn linear model; the spend is that of the mechanism that ran."""
+    ran = train_linear_dp_sgd(
+        model,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_grad_norm=max_grad_norm,
+        noise_multiplier=planned.noise_multiplier,
+        lr=lr,
+    )
+    epsilon = compute_epsilon([ran], delta=delta, accountant=accountant)
+    return DPTrainingResult(params=model.get_params(), mechanism=ran, epsilon=epsilon, delta=delta)
 
 
 def _planned_mechanism(
@@ -251,7 +267,10 @@ class _Trainee:
             )
         if isinstance(model, torch.nn.Module):
             return cls(model, None, None, 0.05 if lr is None else lr, "sgd", 0.0)
-        raise BadInput(f"DP-SGD trains a TorchAdapter or a torch.nn.Module, got {type(model).__name__}")
+        raise BadInput(
+            f"DP-SGD trains a TorchAdapter or a torch.nn.Module (or sklearn-sgd with the log loss, without torch), "
+            f"got {type(model).__name__}"
+        )
 
 
 def _check_data(
