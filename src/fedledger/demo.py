@@ -399,8 +399,9 @@ def _task_config(setup: _Setup, hospitals: _Hospitals) -> tuple[TaskConfig, dict
         local_epochs=3,
         seed=seed,
         # Client-level noise scales with the update clip bound: clip tight. Record-level DP-SGD clips each
-        # example's gradient instead (dp_max_grad_norm), and the update bound stays the non-private one.
-        clip_norm=1.0 if client_dp else 5.0,
+        # example's gradient instead (dp_max_grad_norm) and its short steps rarely reach 1; validated rounds keep the
+        # non-private bound, while under secure aggregation the bound is all that limits an unscreened attacker.
+        clip_norm=1.0 if client_dp or (record_dp and setup.secure_aggregation) else 5.0,
         # With client-level DP under secure aggregation each member adds one of min_commitments noise shares: more
         # shares, less noise per member, while one hospital may still drop out (or, malicious, add none).
         min_commitments=max(2, n_members - 1 if client_dp and setup.secure_aggregation else n_members // 2),
