@@ -28,8 +28,8 @@ __all__ = [
 ]
 
 AUTO = "auto"
-"""The value of ``scoring`` and ``aggregation`` that asks for the profile's rule (resolved at construction, so a
-committed config always names the rule it uses)."""
+"""The value of ``scoring``, ``aggregation`` and ``dp_mode`` that asks for the profile's choice (resolved at
+construction, so a committed config always names the rule and mode it uses)."""
 
 
 class ProfileName(StrEnum):
