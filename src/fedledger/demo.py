@@ -6,9 +6,11 @@ loaded back from it, as a user loads theirs. Every hospital is a member with its
 own encrypted key; one of them turns malicious and sends sign-flipped, scaled
 updates. Rounds run on the embedded chain with validators scoring every update,
 the contract deriving the accepted set, and a quorum of aggregators agreeing on a
-bit-identical model. With ``secure_aggregation`` the rounds run Bonawitz et al.'s
-secure aggregation instead: nobody sees an individual update, so nobody can score
-one either, and the summary says that the malicious hospital was not screened.
+bit-identical model; the summary says, round by round, how each malicious hospital
+was kept out (rejected by the validators, or left out by its trainer reputation).
+With ``secure_aggregation`` the rounds run Bonawitz et al.'s secure aggregation
+instead: nobody sees an individual update, so nobody can score one either, and the
+summary says that the malicious hospital was not screened.
 The summary compares the final model with centralized training on the pooled data
 and closes with an independent audit.
 
@@ -20,7 +22,9 @@ dropped, and the protected table is registered in the DataRegistry (salted Merkl
 root of its rows, schema, classification and policy hashes, purposes including the
 task's). Every commitment names that dataset, and the contract checks it is the
 committer's and allows the task's purpose. With ``dp_epsilon`` the task runs
-client-level DP (DP-FedAvg) under that budget and the summary reports each
+differential privacy under that budget, in ``dp_mode``: "auto" is the profile's
+(record-level DP-SGD for the demo's few silos, so validators still score every
+update; client-level DP-FedAvg for a consortium), and the summary reports each
 hospital's declared spend.
 """
 
@@ -40,16 +44,17 @@ import pandas as pd
 
 from fedledger.attacks import CoalitionMember
 from fedledger.audit import verify_task
-from fedledger.chain.events import RoundAborted, UpdateFlagged
-from fedledger.chain.task import Phase, RoundInfo, TrainingTaskClient
+from fedledger.chain.task import RoundInfo
 from fedledger.data.classify.model import ColumnClassifier
 from fedledger.data.classify.scan import scan_table
 from fedledger.data.lawful_basis import LawfulBasis
 from fedledger.data.registration import RegisteredDataset, Registrations, register_table
 from fedledger.demo_rewards import demo_incentives, incentives_summary
+from fedledger.demo_summary import kept_out, privacy_summary, round_summary, screening_summary, secure_round_summary
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
-from fedledger.federation.rules import verdict
+from fedledger.federation.modes import AUTO, DpMode
+from fedledger.federation.profiles import PROFILES
 from fedledger.federation.setup import attacking_members, create_consortium
 from fedledger.identity.private import open_private, restrict
 from fedledger.learning import (
@@ -58,13 +63,9 @@ from fedledger.learning import (
     Standardizer,
     breast_cancer_hospitals,
     build_model,
-    decode_model,
-    evaluate,
     load_csv_dataset,
     train_val_split,
 )
-from fedledger.privacy.accounting import micro_to_epsilon
-from fedledger.store import BlobStore
 from fedledger.workspace import ChainSpec, Workspace
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ DEMO_DATASET_PURPOSES = (DEMO_PURPOSE, "research:oncology")
 DEMO_LAWFUL_BASIS = LawfulBasis("consent", "explicit-consent", "until the patient withdraws consent")
 IDENTIFIER_COLUMNS = ("patient_name", "email", "ssn")
 """Synthetic direct identifiers added to each hospital's CSV (what the pipeline must drop)."""
+_ETA0 = 0.05  # scikit-learn SGD's step per example
+_RECORD_DP_ETA0 = _ETA0 / 4  # under record-level DP-SGD (see _task_config)
 
 
 @dataclass
@@ -92,6 +95,8 @@ class DemoResult:
     final_accuracy: float = 0.0
     centralized_accuracy: float = 0.0
     verification: dict[str, Any] = field(default_factory=dict)
+    # Whether every malicious hospital was kept out of every round's model (_screening_summary)
+    screening: dict[str, Any] = field(default_factory=dict)
     # What the task paid each member by measured contribution (fedledger.demo_rewards.incentives_summary)
     incentives: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -109,6 +114,7 @@ class DemoResult:
             "rounds": self.rounds,
             "rejected": [{"round": r["round"], **rej} for r in self.rounds for rej in r["rejected"]],
             "verification": self.verification,
+            "screening": self.screening,
             "incentives": self.incentives,
             "seconds": round(self.seconds, 2),
         }
@@ -129,13 +135,15 @@ def run_demo(
     secure_aggregation: bool = False,
     profile: str = "few-silos",
     free_riders: int = 0,
+    dp_mode: str = AUTO,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
 ) -> DemoResult:
-    """Run the demo consortium; returns what the summary shows. ``fedledger demo`` turns
-    ``secure_aggregation`` on by default; this API keeps plain, validated rounds unless asked. In validated rounds
-    the task pays rewards by measured contribution (:mod:`fedledger.demo_rewards`); ``free_riders`` hospitals
-    (before the malicious ones) submit the global model back and train nothing."""
+    """Run the demo consortium; returns what the summary shows. Validated rounds unless ``secure_aggregation``;
+    ``fedledger demo`` adds a DP budget (epsilon 8) by default, spent in the profile's ``dp_mode`` (record-level for
+    the few silos). In validated rounds the task pays rewards by measured contribution
+    (:mod:`fedledger.demo_rewards`); ``free_riders`` hospitals (before the malicious ones) submit the global model
+    back and train nothing."""
     if members < 3:
         raise ConfigError(f"the demo needs at least 3 hospitals, got --members {members}")
     if not 0 <= malicious < members / 2:
@@ -164,6 +172,7 @@ def run_demo(
             scoring,
             profile,
             free_riders,
+            dp_mode,
         )
         return _run(ws, setup, on_round, on_event, started)
     finally:
@@ -184,6 +193,7 @@ class _Setup:
     scoring: str = "relative"
     profile: str = "few-silos"  # a handful of hospitals that all train every round
     free_riders: int = 0
+    dp_mode: str = AUTO  # the profile's: record-level DP-SGD for a few silos
 
 
 def add_patient_identifiers(path: Path, *, seed: int) -> dict[str, list[str]]:
@@ -276,11 +286,14 @@ def _run(
     evaluator = build_model(model_spec)
     X_test, y_test = hospitals.X_test, hospitals.y_test
 
+    malicious = [m["address"] for m in member_rows if m["malicious"]]
+
     def round_closed(info: RoundInfo) -> None:
         if config.secure_aggregation:
-            row = _secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
+            row = secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
         else:
-            row = _round_summary(task, store, info, names, evaluator, X_test, y_test, config.threshold)
+            row = round_summary(task, store, info, names, evaluator, X_test, y_test, config.threshold)
+            row["malicious_kept_out"] = kept_out(task, info.round_id, row, malicious, names)
         result.rounds.append(row)
         if on_round is not None:
             on_round(row)
@@ -288,8 +301,8 @@ def _run(
     # 4. The rounds, each summarized as it closes.
     Simulation(task, nodes, on_round_closed=round_closed).run()
 
-    # 5. Centralized training on the pooled data, same model and total epochs, for comparison.
-    pooled = build_model(model_spec)
+    # 5. Centralized training on the pooled data, same model (non-private step) and total epochs, for comparison.
+    pooled = build_model({**model_spec, "eta0": _ETA0})
     pooled.fit(
         np.concatenate([d.X_train for d in hospitals.datas]),
         np.concatenate([d.y_train for d in hospitals.datas]),
@@ -298,7 +311,8 @@ def _run(
     )
     result.centralized_accuracy = float(pooled.evaluate(X_test, y_test))
     result.final_accuracy = result.rounds[-1]["accuracy"] if result.rounds else 0.0
-    result.privacy = _privacy_summary(config, task, nodes)
+    result.privacy = privacy_summary(config, task, nodes)
+    result.screening = screening_summary(result.rounds, malicious, secure=config.secure_aggregation)
     result.incentives = incentives_summary(config, nodes)
     report = verify_task(ws.chain, sim.consortium.address, task.address, store)
     result.verification = report.to_json()
@@ -376,16 +390,24 @@ def _task_config(setup: _Setup, hospitals: _Hospitals) -> tuple[TaskConfig, dict
     """2. The consortium's task and its model; the last ``setup.malicious`` hospitals poison their updates."""
     n_members, seed = setup.members, setup.seed
     n_features = hospitals.X_test.shape[1]
-    model_spec = {"kind": "sklearn-sgd", "n_features": n_features, "n_classes": 2, "eta0": 0.05, "seed": seed}
+    mode = _dp_mode(setup) if setup.dp_epsilon is not None else None
+    client_dp, record_dp = mode == DpMode.CLIENT, mode == DpMode.SAMPLE
+    # DP-SGD steps eta0 per example of its expected batch along a noisy mean gradient: a quarter of the plain step
+    # keeps the noise each round adds to the model small, and the model still converges in the first round.
+    eta0 = _RECORD_DP_ETA0 if record_dp else _ETA0
+    model_spec = {"kind": "sklearn-sgd", "n_features": n_features, "n_classes": 2, "eta0": eta0, "seed": seed}
     config = TaskConfig(
         model=model_spec,
         rounds=setup.rounds,
         local_epochs=3,
         seed=seed,
-        clip_norm=1.0 if setup.dp_epsilon else 5.0,  # DP noise scales with the clip bound: clip tight
-        # With DP under secure aggregation each member adds one of min_commitments noise shares: more
+        # Client-level noise scales with the update clip bound: clip tight. Record-level DP-SGD clips each
+        # example's gradient instead (dp_max_grad_norm) and its short steps rarely reach 1; validated rounds keep the
+        # non-private bound, while under secure aggregation the bound is all that limits an unscreened attacker.
+        clip_norm=1.0 if client_dp or (record_dp and setup.secure_aggregation) else 5.0,
+        # With client-level DP under secure aggregation each member adds one of min_commitments noise shares: more
         # shares, less noise per member, while one hospital may still drop out (or, malicious, add none).
-        min_commitments=max(2, n_members - 1 if setup.dp_epsilon and setup.secure_aggregation else n_members // 2),
+        min_commitments=max(2, n_members - 1 if client_dp and setup.secure_aggregation else n_members // 2),
         proposal_quorum=min(3, n_members - setup.malicious),
         profile=setup.profile,
         aggregation=setup.rule,
@@ -397,11 +419,22 @@ def _task_config(setup: _Setup, hospitals: _Hospitals) -> tuple[TaskConfig, dict
         committee_size=setup.committee,
         purpose=DEMO_PURPOSE,
         dp_epsilon=setup.dp_epsilon,
+        dp_mode=setup.dp_mode,
         secure_aggregation=setup.secure_aggregation,
         extra={"standardizer": hospitals.scaler.to_dict()},
         **demo_incentives(secure_aggregation=setup.secure_aggregation),
     )
     return config, model_spec
+
+
+def _dp_mode(setup: _Setup) -> str:
+    """The DP mode the demo's task will resolve ``setup.dp_mode`` to (the profile's for "auto")."""
+    if setup.dp_mode != AUTO:
+        return setup.dp_mode
+    profile = PROFILES.get(setup.profile)
+    if profile is None:
+        raise ConfigError(f"unknown profile {setup.profile!r}; known: {', '.join(PROFILES)}")
+    return profile.dp_mode
 
 
 def _register_datasets(
@@ -446,121 +479,5 @@ def _setup_row(setup: _Setup, config: TaskConfig) -> dict[str, Any]:
         "secure_aggregation": setup.secure_aggregation,
         # Under secure aggregation updates are masked: no validator can score one, so none is screened.
         "per_update_validation": not setup.secure_aggregation,
+        "dp_mode": config.dp_mode if setup.dp_epsilon is not None else None,
     }
-
-
-def _privacy_summary(config: TaskConfig, task: TrainingTaskClient, nodes: Sequence[Any]) -> dict[str, Any]:
-    """The budget and each member's declared cumulative spend, as the contract holds it."""
-    privacy = config.privacy
-    if privacy is None:
-        return {"dp": False, "budget_epsilon": None, "delta": None, "members": []}
-    members = []
-    for node in nodes:
-        micro = task.privacy_spent(node.account.address)
-        members.append({"member": node.name, "epsilon": micro_to_epsilon(micro), "micro_epsilon": micro})
-    return {
-        "dp": True,
-        "mode": privacy.mode,
-        "budget_epsilon": privacy.budget_epsilon,
-        "delta": privacy.delta,
-        "noise_multiplier": privacy.noise_multiplier,
-        "clip_norm": privacy.clip_norm,
-        "noise_shares": config.dp_noise_shares,
-        "members": members,
-    }
-
-
-def _round_summary(
-    task: TrainingTaskClient,
-    store: BlobStore,
-    info: RoundInfo,
-    names: dict[str, str],
-    evaluator: Any,
-    X_test: npt.NDArray[Any],
-    y_test: npt.NDArray[Any],
-    threshold: int,
-) -> dict[str, Any]:
-    r = info.round_id
-    model_hash = info.model_hash if info.phase is Phase.FINALIZED else info.global_model
-    params = decode_model(store.get(model_hash.removeprefix("0x"))).params
-    accuracy = float(evaluate(evaluator, params, X_test, y_test))
-    updates = task.updates(r)
-    flags: dict[int, list[str]] = {}
-    first_block = min((u.block_number for u in updates), default=0)
-    for event in task.events(from_block=first_block):
-        if isinstance(event, UpdateFlagged) and event.round_id == r:
-            flags.setdefault(event.index, []).append(event.reason)
-    accepted = set(info.accepted)
-    rejected = []
-    for u in updates:
-        if u.index in accepted:
-            continue
-        values = task.scores_of(r, u.index)  # the contract keeps no abstentions
-        reason = _rejection_reason(values, threshold, task.params().min_approvals)
-        if u.index in flags:
-            reason += f"; flagged: {flags[u.index][0]}"
-        rejected.append(
-            {"member": names.get(u.member, u.member), "address": u.member, "index": u.index, "reason": reason}
-        )
-    return {
-        "round": r,
-        "phase": info.phase.name.lower(),
-        "model_hash": info.model_hash if info.phase is Phase.FINALIZED else None,
-        "accuracy": round(accuracy, 4),
-        "updates": len(updates),
-        "accepted": sorted(names.get(updates[i].member, updates[i].member) for i in accepted),
-        "rejected": rejected,
-    }
-
-
-def _secure_round_summary(
-    task: TrainingTaskClient,
-    store: BlobStore,
-    info: RoundInfo,
-    names: dict[str, str],
-    evaluator: Any,
-    X_test: npt.NDArray[np.float64],
-    y_test: npt.NDArray[np.int64],
-) -> dict[str, Any]:
-    """A secure round: every masked input that unmasked is in the model, unscreened; only malformed
-    blobs (flagged by the aggregators) and absent members stay out."""
-    r = info.round_id
-    finalized = info.phase is Phase.FINALIZED
-    model_hash = info.model_hash if finalized else info.global_model
-    params = decode_model(store.get(model_hash.removeprefix("0x"))).params
-    accuracy = float(evaluate(evaluator, params, X_test, y_test))
-    updates = task.updates(r)
-    first_block = min((u.block_number for u in updates), default=0)
-    dropped: dict[int, str] = {}
-    abort_reason = None
-    for event in task.events(from_block=first_block):
-        if isinstance(event, UpdateFlagged) and event.round_id == r:
-            dropped.setdefault(event.index, event.reason)
-        elif isinstance(event, RoundAborted) and event.round_id == r:
-            abort_reason = event.reason
-    included = [u for u in updates if u.index not in dropped] if finalized else []
-    rejected = [
-        {"member": names.get(u.member, u.member), "address": u.member, "index": u.index, "reason": dropped[u.index]}
-        for u in updates
-        if u.index in dropped
-    ]
-    return {
-        "round": r,
-        "phase": info.phase.name.lower(),
-        "model_hash": info.model_hash if finalized else None,
-        "accuracy": round(accuracy, 4),
-        "updates": len(updates),
-        "accepted": sorted(names.get(u.member, u.member) for u in included),
-        "rejected": rejected,
-        "screened": False,
-        "abort_reason": abort_reason,
-    }
-
-
-def _rejection_reason(scores: list[int], threshold: int, min_approvals: int) -> str:
-    """Why the contract rejected an update with these scores, in its own terms."""
-    if not scores:
-        return "no validator scored it"
-    deciding = verdict(scores, threshold, min_approvals).score
-    which = f"score of its {min_approvals}-th most favourable validator" if min_approvals else "median validator score"
-    return f"{which} {deciding} below the threshold {threshold} (scale 0-10000)"

@@ -41,8 +41,8 @@ def test_resolved_modes_are_enum_members_equal_to_their_strings() -> None:
     assert config.profile is ProfileName.FEW_SILOS and config.profile == "few-silos"
     assert config.scoring is Scoring.RELATIVE and config.scoring == "relative"
     assert config.aggregation is AggregationRule.MEDIAN and f"{config.aggregation}" == "median"
-    assert config.dp_mode is DpMode.CLIENT and config.server_optimizer is ServerOptimizer.NONE
-    assert config.robustness.scoring is Scoring.RELATIVE and config.dp.mode is DpMode.CLIENT
+    assert config.dp_mode is DpMode.SAMPLE and config.server_optimizer is ServerOptimizer.NONE  # few silos: DP-SGD
+    assert config.robustness.scoring is Scoring.RELATIVE and config.dp.mode is DpMode.SAMPLE
     assert SCORING_RULES[config.scoring] is SCORING_RULES["relative"]  # usable as the registries' keys
 
 

@@ -80,16 +80,30 @@ def test_a_score_aware_attacker_tunes_its_update_to_pass_where_sign_flipping_is_
     assert len(rejected_rounds) < 3, data["rejected"]  # sign flipping alone is rejected in all three rounds
 
 
-def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(tmp_path: Path) -> None:
-    """`fedledger demo` as the README runs it (small): masked updates, client-level DP, spends on chain."""
+def test_cli_demo_defaults_to_validated_rounds_with_record_level_dp_and_screens_the_attacker(tmp_path: Path) -> None:
+    """`fedledger demo` as the README runs it (small): validated rounds, record-level DP-SGD within epsilon 8 per
+    hospital, the attacker rejected every round, contributions measured, spends on chain."""
     out = runner.invoke(app, ["demo", "-w", str(tmp_path / "ws"), "--members", "3", "--rounds", "2", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
-    assert data["setup"]["secure_aggregation"] is True and data["setup"]["per_update_validation"] is False
+    setup = data["setup"]
+    assert setup["secure_aggregation"] is False and setup["per_update_validation"] is True
+    assert setup["dp_mode"] == "sample"
     privacy = data["privacy"]
-    assert privacy["dp"] and privacy["budget_epsilon"] == 8.0 and privacy["noise_shares"] == 2
+    assert privacy["dp"] and privacy["mode"] == "sample" and privacy["unit"] == "record"
+    assert privacy["budget_epsilon"] == 8.0 and privacy["delta"] == 1e-5 and privacy["noise_shares"] == 1
     assert [m["member"] for m in privacy["members"]] == ["Hospital 1", "Hospital 2", "Hospital 3"]
-    assert all(0 < m["epsilon"] <= 8.0 for m in privacy["members"])
+    assert all(0 < m["epsilon"] <= 8.0 and m["noise_multiplier"] > 0 for m in privacy["members"])
+    assert 0 < privacy["max_epsilon"] <= 8.0
+    attacker = next(m["name"] for m in data["members"] if m["malicious"])
+    assert {(r["round"], r["member"]) for r in data["rejected"]} == {(1, attacker), (2, attacker)}
+    screening = data["screening"]
+    assert screening["attackers_kept_out_every_round"] is True
+    assert [r[attacker] for r in screening["rounds"]] == ["rejected", "rejected"]
+    incentives = data["incentives"]
+    assert incentives["measured"] is True
+    earned = {m["member"]: m["earned"] for m in incentives["members"]}
+    assert earned[attacker] == 0 and sum(earned.values()) == incentives["paid_out"] > 0
     assert data["verification"]["ok"], data["verification"]
     # The same spends, read back from the chain's UpdateCommitted events.
     report = runner.invoke(app, ["privacy", "report", "-w", str(tmp_path / "ws"), "--json"])
@@ -102,12 +116,29 @@ def test_cli_demo_defaults_to_secure_aggregation_with_dp_and_reports_the_spend(t
     assert off.exit_code == 2 and "--dp-epsilon" in off.output
 
 
+def test_demo_keeps_secure_aggregation_with_client_level_dp_by_flag(tmp_path: Path) -> None:
+    """`--secure-aggregation --dp-mode client`: masked updates, each hospital adding a share of the noise, and
+    nobody screened."""
+    data = run_demo(
+        workspace=tmp_path / "ws", members=3, rounds=1, seed=3, dp_epsilon=8.0, dp_mode="client",
+        secure_aggregation=True,
+    ).to_json()  # fmt: skip
+    assert data["setup"]["secure_aggregation"] is True and data["setup"]["per_update_validation"] is False
+    privacy = data["privacy"]
+    assert privacy["mode"] == "client" and privacy["unit"] == "member" and privacy["noise_shares"] == 2
+    assert all(0 < m["epsilon"] <= 8.0 for m in privacy["members"])
+    assert data["screening"]["attackers_kept_out_every_round"] is False
+    assert data["incentives"]["measured"] is False
+    assert data["verification"]["ok"], data["verification"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--members", "2"], "at least 3 hospitals, got --members 2"),
         (["--members", "5", "--malicious", "3"], "fewer than half the consortium: --malicious 3 of 5"),
         (["--profile", "silos"], "unknown profile 'silos'; known: consortium, few-silos"),
+        (["--dp-mode", "record"], "unknown DP mode 'record' (--dp-mode); known: auto, client, sample"),
     ],
 )
 def test_cli_demo_refuses_bad_settings_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:

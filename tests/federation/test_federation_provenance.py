@@ -221,8 +221,10 @@ def test_secure_aggregation_drops_a_masked_input_declaring_more_than_its_registe
 
 
 def test_dp_config_is_validated() -> None:
-    with pytest.raises(ConfigError, match="dp_mode 'sample'.*needs a torch model"):
-        _config(dp_epsilon=4.0, dp_mode="sample")
+    with pytest.raises(ConfigError, match="dp_mode 'sample'.*needs a torch model.*got 'sklearn-mlp'"):
+        _config(dp_epsilon=4.0, dp_mode="sample", model={**MODEL, "kind": "sklearn-mlp"})
+    with pytest.raises(ConfigError, match="dp_mode 'sample'.*'sklearn-sgd' with loss 'hinge'"):
+        _config(dp_epsilon=4.0, dp_mode="sample", model={**MODEL, "loss": "hinge"})
     with pytest.raises(ConfigError, match="spends epsilon .* in one round"):
         _config(dp_epsilon=1.0, dp_noise_multiplier=0.2)
     with pytest.raises(ConfigError, match="dp_epsilon must be a positive"):

@@ -128,7 +128,7 @@ def test_example_cap_setting_must_be_a_boolean(value: object) -> None:
 
 def test_client_dp_scores_by_accuracy_in_either_profile() -> None:
     for profile in PROFILES:
-        assert TaskConfig(model=MODEL, profile=profile, dp_epsilon=8.0).scoring == "relative"
+        assert TaskConfig(model=MODEL, profile=profile, dp_epsilon=8.0, dp_mode="client").scoring == "relative"
 
 
 @pytest.mark.parametrize("profile", ["silos", "", None, ["few-silos"]])

@@ -36,8 +36,8 @@ FreeRidersOpt = Annotated[
     typer.Option(
         "--free-riders",
         min=0,
-        help="How many hospitals free-ride (send the global model back, train nothing); with "
-        "--no-secure-aggregation the rewards table shows they earn nothing.",
+        help="How many hospitals free-ride (send the global model back, train nothing); the rewards table shows "
+        "they earn nothing (validated rounds only).",
     ),
 ]
 RuleOpt = Annotated[
@@ -74,8 +74,18 @@ DpEpsilonOpt = Annotated[
     typer.Option(
         "--dp-epsilon",
         min=0.0,
-        help="Client-level differential privacy (DP-FedAvg) with this epsilon budget over the task "
-        "(delta 1e-5); the contract refuses any declared spend above it. 0 turns DP off.",
+        help="Differential privacy with this epsilon budget per hospital over the task (delta 1e-5), spent in "
+        "--dp-mode; the contract refuses any declared spend above it. 0 turns DP off.",
+    ),
+]
+DpModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--dp-mode",
+        help="What DP protects: auto (the profile's: sample for few-silos, client for a consortium), sample "
+        "(record-level DP-SGD: each patient of a hospital; updates stay readable, so validators still screen "
+        "them) or client (member-level DP-FedAvg: a whole hospital's contribution; pair it with "
+        "--secure-aggregation, which is what lets each member add only a share of the noise).",
     ),
 ]
 SecureAggregationOpt = Annotated[
@@ -83,7 +93,7 @@ SecureAggregationOpt = Annotated[
     typer.Option(
         "--secure-aggregation/--no-secure-aggregation",
         help="Mask every update (Bonawitz et al. secure aggregation): no one sees an individual update, "
-        "so per-update validation is off. On by default.",
+        "so per-update validation is off and the malicious hospital is not screened. Off by default.",
     ),
 ]
 
@@ -101,14 +111,16 @@ def demo(
     scoring: ScoringOpt = "relative",
     seed: SeedOpt = 7,
     dp_epsilon: DpEpsilonOpt = 8.0,
-    secure_aggregation: SecureAggregationOpt = True,
+    dp_mode: DpModeOpt = "auto",
+    secure_aggregation: SecureAggregationOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it. In validated rounds
-    (--no-secure-aggregation) the task pays each hospital by its measured contribution."""
+    """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it. By default validators
+    screen every update, each hospital's patients are protected by record-level DP (epsilon 8), and the task pays
+    each hospital by its measured contribution."""
     from fedledger.demo import run_demo
 
-    _check_choices(attack=attack, rule=rule, scoring=scoring, profile=profile, workspace=workspace)
+    _check_choices(attack=attack, rule=rule, scoring=scoring, profile=profile, workspace=workspace, dp_mode=dp_mode)
     out = err_console if json_out else console
     with out.status("running the consortium...", spinner="dots"):
         result = run_demo(
@@ -125,6 +137,7 @@ def demo(
             secure_aggregation=secure_aggregation,
             profile=profile,
             free_riders=free_riders,
+            dp_mode=dp_mode,
             on_round=_round_printer(out),
         )
     data = result.to_json()
@@ -136,12 +149,14 @@ def demo(
         raise VerificationFailed(result.verification["first_discrepancy"])
 
 
-def _check_choices(*, attack: str, rule: str, scoring: str, profile: str, workspace: Path | None) -> None:
-    """Refuse an unknown attack, rule, scoring rule or profile (ConfigError) before anything is created."""
+def _check_choices(*, attack: str, rule: str, scoring: str, profile: str, workspace: Path | None, dp_mode: str) -> None:
+    """Refuse an unknown attack, rule, scoring rule, profile or DP mode (ConfigError) before anything is created."""
     from fedledger.attacks import parse_attack
-    from fedledger.federation.config import PROFILES, ledger_rules
+    from fedledger.federation.config import DP_MODES, PROFILES, ledger_rules
     from fedledger.learning.scoring import SCORING_RULES
 
+    if dp_mode not in DP_MODES:
+        raise ConfigError(f"unknown DP mode {dp_mode!r} (--dp-mode); known: {', '.join(DP_MODES)}")
     parse_attack(attack)  # an unknown name or bad parameter fails (ConfigError) before anything is created
     if rule != "auto" and rule not in ledger_rules():
         raise ConfigError(f"unknown aggregation rule {rule!r}; known: {', '.join(ledger_rules())}")
@@ -167,6 +182,9 @@ def _round_printer(out: Console) -> Callable[[dict[str, Any]], None]:
             out.print(f"    [red]aborted[/]: {row['abort_reason']}")
         for rej in row["rejected"]:
             out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}")
+        for member, outcome in row.get("malicious_kept_out", {}).items():
+            if outcome.startswith("left out"):
+                out.print(f"    [red]left out[/] {member}: distrusted as a trainer by its record, sent no update")
 
     return on_round
 
@@ -201,6 +219,7 @@ def _print_summary(result: DemoResult, data: Mapping[str, Any], *, attack: str, 
         console.print(f"malformed masked updates   {len(rejected)} dropped")
     else:
         console.print(f"rejected updates           {len(rejected)}")
+        console.print(_screening_line(result.screening))
         console.print(_robustness_line(result.setup))
     _print_rewards(result.incentives, result.members)
     v = result.verification
@@ -249,16 +268,44 @@ def _print_privacy(privacy: Mapping[str, Any], spent: Mapping[str, str]) -> None
     if not privacy["dp"]:
         console.print("differential privacy       off (on by default: --dp-epsilon 8)")
         return
+    budget = f"budget epsilon {privacy['budget_epsilon']:g} per hospital at delta {privacy['delta']:g}"
+    largest = f"largest spend {max(spent.values(), key=float, default='0')}"
+    if privacy["mode"] == "sample":
+        sigmas = [m["noise_multiplier"] for m in privacy["members"] if "noise_multiplier" in m]
+        console.print(
+            f"differential privacy       record-level (DP-SGD: each example's gradient clipped to "
+            f"{privacy['max_grad_norm']:g}, noise multiplier {min(sigmas):.3f}-{max(sigmas):.3f} by hospital size), "
+            f"{budget}; {largest} ({privacy['accountant']})"
+        )
+        return
     console.print(
-        f"differential privacy       client-level, budget epsilon {privacy['budget_epsilon']:g} at delta "
-        f"{privacy['delta']:g} (noise multiplier {privacy['noise_multiplier']:.3f}); "
-        f"largest spend {max(spent.values(), key=float, default='0')}"
+        f"differential privacy       client-level, {budget} (noise multiplier {privacy['noise_multiplier']:.3f}); "
+        f"{largest}"
         + (
             f", noise split into {privacy['noise_shares']} shares (secure aggregation)"
             if privacy.get("noise_shares", 1) > 1
             else ""
         )
     )
+
+
+def _screening_line(screening: Mapping[str, Any]) -> str:
+    """Whether every malicious hospital was kept out of every round's model, and how."""
+    rounds = screening.get("rounds", [])
+    if not screening.get("malicious"):
+        return "malicious hospitals        none"
+    how: dict[str, list[str]] = {}
+    for row in rounds:
+        for member, outcome in row.items():
+            if member != "round":
+                how.setdefault(f"{member} {outcome}", []).append(str(row["round"]))
+    detail = "; ".join(f"{what} in round(s) {', '.join(r)}" for what, r in how.items())
+    verdict = (
+        "[green]kept out of every round's model[/]"
+        if screening["attackers_kept_out_every_round"]
+        else "[red]NOT kept out of every round[/]"
+    )
+    return f"malicious hospitals        {verdict} ({detail})"
 
 
 def _robustness_line(row: Mapping[str, Any]) -> str:

@@ -81,8 +81,9 @@ __all__ = [
 
 CONFIG_FORMAT = "fedledger-task/1"
 
-DP_MODES = tuple(DpMode)
-"""The values ``dp_mode`` may take (:class:`~fedledger.federation.modes.DpMode`)."""
+DP_MODES = (AUTO, *DpMode)
+"""The values ``dp_mode`` may take: ``auto`` (the profile's, resolved at construction) or a
+:class:`~fedledger.federation.modes.DpMode`."""
 
 _OMITTED_WHEN_UNSET: dict[str, Any] = {
     "preparation": {},
@@ -209,7 +210,9 @@ class TaskConfig:
     # against one over the number of records as DP's delta must be.
     dp_epsilon: float | None = None
     dp_delta: float = 1e-5
-    dp_mode: str = DpMode.CLIENT  # works for any model; "sample" (DP-SGD) needs a torch model
+    # "client" (DP-FedAvg, any model) or "sample" (DP-SGD: a torch model, or sklearn-sgd with the log loss); "auto":
+    # the profile's (few-silos: sample, consortium: client) when dp_epsilon is set, else "client" (no DP: unused).
+    dp_mode: str = AUTO
     dp_noise_multiplier: float | None = None
     dp_batch_size: int = 64  # DP-SGD's expected batch; the sampling rate is it over the member's examples
     dp_max_grad_norm: float = 1.0  # DP-SGD's per-example clip bound (Opacus's max_grad_norm)
@@ -258,9 +261,13 @@ class TaskConfig:
         (which sums masked updates with FedAvg and has no per-update norms, weights or scores)."""
         secure = bool(self.secure_aggregation)
         validated = not secure
-        client_dp = self.dp_epsilon is not None and self.dp_mode == DpMode.CLIENT and validated
+        dp_mode = self.dp_mode
+        if _is_unset(dp_mode, AUTO):
+            dp_mode = profile.dp_mode if self.dp_epsilon is not None else DpMode.CLIENT
+        client_dp = self.dp_epsilon is not None and dp_mode == DpMode.CLIENT and validated
         scoring = self.scoring if self.scoring != AUTO else Scoring.RELATIVE if client_dp else profile.scoring
         defaults: dict[str, tuple[object, Any]] = {
+            "dp_mode": (AUTO, dp_mode),
             "scoring": (AUTO, scoring),
             "acceptance_threshold": (None, DEFAULT_THRESHOLDS.get(scoring) if isinstance(scoring, str) else None),
             "aggregation": (AUTO, AggregationRule.FEDAVG if secure else profile.aggregation),

@@ -28,8 +28,8 @@ __all__ = [
 ]
 
 AUTO = "auto"
-"""The value of ``scoring`` and ``aggregation`` that asks for the profile's rule (resolved at construction, so a
-committed config always names the rule it uses)."""
+"""The value of ``scoring``, ``aggregation`` and ``dp_mode`` that asks for the profile's choice (resolved at
+construction, so a committed config always names the rule and mode it uses)."""
 
 
 class ProfileName(StrEnum):
@@ -85,7 +85,7 @@ class DpMode(StrEnum):
     CLIENT = "client"
     """DP-FedAvg: each update clipped and noised by its member (any model)."""
     SAMPLE = "sample"
-    """DP-SGD with Opacus inside local training (torch models)."""
+    """DP-SGD inside local training: record-level (Opacus for torch models, numpy for sklearn-sgd)."""
 
 
 def ledger_rules() -> list[str]:

@@ -20,9 +20,11 @@ Two modes (``TaskConfig.dp_mode``):
   carry weight 1 instead of the example count (``TaskConfig.masking_weight``): with weights ``n_i``
   the noise in the sum would be ``sigma S sqrt(sum n_j^2 / n)``, less than the ``n_i S`` a member with
   many examples contributes, and that member's guarantee would be weaker than declared.
-- ``sample``: DP-SGD through Opacus inside local training (Abadi et al., CCS 2016), for torch models;
+- ``sample``: DP-SGD inside local training (Abadi et al., CCS 2016): through Opacus for torch models,
+  through :mod:`fedledger.privacy.linear_dp_sgd` for ``sklearn-sgd`` with the log loss (no torch needed);
   one round is ``local_epochs`` epochs of the Poisson-sampled Gaussian mechanism over the member's
-  examples. The update is then clipped to ``clip_norm`` as usual (post-processing).
+  examples. The update is then clipped to ``clip_norm`` as usual (post-processing). It protects each
+  record, not the member's whole contribution, so validators can still read and score every update.
 
 The noise multiplier, unless the config fixes it, is calibrated with dp-accounting so that
 ``rounds`` rounds spend at most ``dp_epsilon`` at ``dp_delta``: every member can train every round,
@@ -46,7 +48,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fedledger.exceptions import ConfigError
 from fedledger.federation.modes import DpMode
@@ -69,6 +73,22 @@ NORM_BOUND_FAILURE_PROBABILITY = 1e-9
 ever rejected in practice, while a dishonest one gains only noise-sized room (see the module docstring)."""
 
 _TORCH_KINDS = ("torch-mlp", "torch")  # the model kinds Opacus can train
+_NUMPY_DP_SGD_KIND = "sklearn-sgd"  # with the log loss: fedledger.privacy.linear_dp_sgd, no torch needed
+
+
+def _require_dp_sgd(model: Mapping[str, Any]) -> None:
+    """Refuse (:class:`ConfigError`) a model no DP-SGD implementation here can train."""
+    kind = model.get("kind")
+    if kind in _TORCH_KINDS:
+        return
+    if kind == _NUMPY_DP_SGD_KIND and model.get("loss", "log_loss") == "log_loss":
+        return
+    raise ConfigError(
+        f"task config: dp_mode 'sample' (DP-SGD) needs a torch model ({', '.join(_TORCH_KINDS)}, through Opacus) or "
+        f"{_NUMPY_DP_SGD_KIND} with loss 'log_loss' (numpy), got {kind!r}"
+        + (f" with loss {model.get('loss')!r}" if kind == _NUMPY_DP_SGD_KIND else "")
+        + "; use dp_mode 'client'"
+    )
 
 
 def num_params(spec: dict[str, tuple[int, ...]]) -> int:
@@ -106,11 +126,7 @@ class TaskPrivacy:
             return None
         sigma = settings.noise_multiplier
         if settings.mode is DpMode.SAMPLE:
-            if training.model.get("kind") not in _TORCH_KINDS:
-                raise ConfigError(
-                    f"task config: dp_mode 'sample' (DP-SGD with Opacus) needs a torch model "
-                    f"({', '.join(_TORCH_KINDS)}), got {training.model.get('kind')!r}; use dp_mode 'client'"
-                )
+            _require_dp_sgd(training.model)
         elif sigma is None:
             sigma = _calibrated(float(settings.epsilon), float(settings.delta), 1.0, training.rounds)
         privacy = cls(

@@ -6,6 +6,9 @@ from ``benchmarks/robustness.py``, whose results are in ``benchmarks/results/rob
 Fashion-MNIST federation for ``consortium`` and the four-hospital heart-disease federation for ``few-silos``.
 Secure aggregation overrides every profile: it sums masked updates with FedAvg and has no per-update scores
 or norms.
+
+A profile also names the unit differential privacy protects when a task has a budget and leaves ``dp_mode``
+"auto": a record of a silo for a few silos with many records each, a member for many small members.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from fedledger.federation.modes import AggregationRule, ProfileName, Scoring
+from fedledger.federation.modes import AggregationRule, DpMode, ProfileName, Scoring
 
 __all__ = [
     "APPROVALS_OFF",
@@ -112,6 +115,7 @@ class Profile:
     min_mean_score: int
     reputation_warmup: int
     min_approvals: int
+    dp_mode: DpMode
 
 
 CONSORTIUM = Profile(
@@ -132,6 +136,9 @@ CONSORTIUM = Profile(
     min_mean_score=0,  # measured on the four-hospital federation only
     reputation_warmup=DEFAULT_REPUTATION_WARMUP,
     min_approvals=APPROVALS_OFF,
+    # A member with few records is a small part of any one record's context; what it must hide is its whole
+    # contribution, and with many members the noise of client-level DP averages out.
+    dp_mode=DpMode.CLIENT,
 )
 """Dozens of members or more, a sample training each round, validator committees: the benchmark's 100-member
 Fashion-MNIST federation."""
@@ -159,6 +166,11 @@ FEW_SILOS = Profile(
     min_mean_score=FEW_SILOS_MIN_MEAN_SCORE,
     reputation_warmup=FEW_SILOS_REPUTATION_WARMUP,
     min_approvals=APPROVALS_OFF,
+    # Record-level DP-SGD: each silo's patients are protected from everyone who sees its updates, and the updates
+    # stay readable, so validators still score them and screen a poisoned one. Client-level DP among five members
+    # must hide a whole hospital in a sum of five, which costs far more noise than the model tolerates, and it
+    # needs secure aggregation, under which nothing is screened.
+    dp_mode=DpMode.SAMPLE,
 )
 """A handful of members that all train every round: the four-hospital heart-disease federation."""
 

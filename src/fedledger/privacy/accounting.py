@@ -46,6 +46,7 @@ import dp_accounting
 from dp_accounting import pld, rdp
 
 from fedledger.exceptions import BadInput, ConfigError, PrivacyBudgetExceeded
+from fedledger.privacy._quiet import quiet_rdp_orders as _quiet_rdp_orders
 from fedledger.store.safejson import loads_shallow
 
 __all__ = [
@@ -184,9 +185,10 @@ def compute_epsilon(mechanisms: Iterable[SampledGaussian], *, delta: float, acco
     """Epsilon at ``delta`` of all ``mechanisms`` composed (0 for none, ``inf`` if any adds no noise)."""
     _check_delta(delta)
     acc = _accountant(accountant)
-    for mechanism in mechanisms:
-        acc.compose(mechanism.dp_event())
-    return float(acc.get_epsilon(delta))
+    with _quiet_rdp_orders():
+        for mechanism in mechanisms:
+            acc.compose(mechanism.dp_event())
+        return float(acc.get_epsilon(delta))
 
 
 def calibrate_noise_multiplier(
@@ -205,14 +207,15 @@ def calibrate_noise_multiplier(
     def event(sigma: float) -> dp_accounting.DpEvent:
         return SampledGaussian(sigma, sample_rate, steps).dp_event()
 
-    sigma = dp_accounting.calibrate_dp_mechanism(
-        lambda: _accountant(accountant),
-        event,
-        target_epsilon,
-        delta,
-        dp_accounting.LowerEndpointAndGuess(1e-3, 1.0),
-        tol=1e-4,
-    )
+    with _quiet_rdp_orders():
+        sigma = dp_accounting.calibrate_dp_mechanism(
+            lambda: _accountant(accountant),
+            event,
+            target_epsilon,
+            delta,
+            dp_accounting.LowerEndpointAndGuess(1e-3, 1.0),
+            tol=1e-4,
+        )
     return float(sigma)
 
 

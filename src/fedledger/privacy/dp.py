@@ -58,7 +58,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.exceptions import BadInput, ConfigError
-from fedledger.learning.adapters import TorchAdapter, check_xy, import_torch
+from fedledger.learning.adapters import SklearnLinearAdapter, TorchAdapter, check_xy, import_torch
 from fedledger.learning.params import Params, as_params
 from fedledger.learning.update import ClipTransform, UpdateContext
 from fedledger.privacy.accounting import (
@@ -69,6 +69,7 @@ from fedledger.privacy.accounting import (
     compute_epsilon,
     dp_sgd_mechanism,
 )
+from fedledger.privacy.linear_dp_sgd import train_linear_dp_sgd
 
 __all__ = [
     "ClientDPTransform",
@@ -120,7 +121,9 @@ def train_dp_sgd(
     accountant: Accountant = "rdp",
     secure_mode: bool = False,
 ) -> DPTrainingResult:
-    """Train ``model`` (a :class:`TorchAdapter` or a ``torch.nn.Module`` classifier) with DP-SGD via Opacus.
+    """Train ``model`` with DP-SGD: a :class:`TorchAdapter` or a ``torch.nn.Module`` classifier via Opacus, the
+    scikit-learn linear model (``sklearn-sgd``, log loss) via :mod:`fedledger.privacy.linear_dp_sgd`, which needs
+    no torch and draws its samples and noise from ``os.urandom``, never from ``seed``.
 
     Give exactly one of ``noise_multiplier`` or ``target_epsilon`` (then the
     smallest noise multiplier reaching it for these epochs is found with
@@ -134,24 +137,20 @@ def train_dp_sgd(
     if (noise_multiplier is None) == (target_epsilon is None):
         raise BadInput("give exactly one of noise_multiplier or target_epsilon")
     _check_schedule(epochs, batch_size, max_grad_norm)
+    if isinstance(model, SklearnLinearAdapter) and model.supports_dp_sgd:
+        Xl, yl = _check_data(X, y, n_features=model.n_features, n_classes=model.n_classes)
+        planned = _planned_mechanism(
+            len(yl), batch_size, epochs, noise_multiplier, target_epsilon, delta=delta, accountant=accountant
+        )
+        return _train_linear(model, Xl, yl, planned, epochs, batch_size, max_grad_norm, lr, delta, accountant)
     torch = import_torch()
     trainee = _Trainee.of(torch, model, lr)
     Xa, ya = _check_data(X, y, n_features=trainee.n_features, n_classes=trainee.n_classes)
     if not (math.isfinite(trainee.lr) and trainee.lr > 0):
         raise BadInput(f"lr must be positive and finite, got {trainee.lr!r}")
-
-    probe = dp_sgd_mechanism(noise_multiplier=1.0, num_examples=len(ya), batch_size=batch_size, epochs=epochs)
-    if target_epsilon is not None:
-        noise_multiplier = calibrate_noise_multiplier(
-            target_epsilon=target_epsilon,
-            delta=delta,
-            sample_rate=probe.sample_rate,
-            steps=probe.steps,
-            accountant=accountant,
-        )
-    if noise_multiplier is None or not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
-        raise BadInput(f"noise_multiplier must be positive and finite, got {noise_multiplier!r}")
-    mechanism = SampledGaussian(float(noise_multiplier), probe.sample_rate, probe.steps)
+    mechanism = _planned_mechanism(
+        len(ya), batch_size, epochs, noise_multiplier, target_epsilon, delta=delta, accountant=accountant
+    )
     epsilon = compute_epsilon([mechanism], delta=delta, accountant=accountant)
 
     module = trainee.module
@@ -181,6 +180,58 @@ def train_dp_sgd(
         )
     )
     return DPTrainingResult(params=params, mechanism=mechanism, epsilon=epsilon, delta=delta)
+
+
+def _train_linear(
+    model: SklearnLinearAdapter,
+    X: FloatArray,
+    y: npt.NDArray[np.int64],
+    planned: SampledGaussian,
+    epochs: int,
+    batch_size: int,
+    max_grad_norm: float,
+    lr: float | None,
+    delta: float,
+    accountant: Accountant,
+) -> DPTrainingResult:
+    """DP-SGD in numpy for the scikit-learn linear model; the spend is that of the mechanism that ran."""
+    ran = train_linear_dp_sgd(
+        model,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        max_grad_norm=max_grad_norm,
+        noise_multiplier=planned.noise_multiplier,
+        lr=lr,
+    )
+    epsilon = compute_epsilon([ran], delta=delta, accountant=accountant)
+    return DPTrainingResult(params=model.get_params(), mechanism=ran, epsilon=epsilon, delta=delta)
+
+
+def _planned_mechanism(
+    num_examples: int,
+    batch_size: int,
+    epochs: int,
+    noise_multiplier: float | None,
+    target_epsilon: float | None,
+    *,
+    delta: float,
+    accountant: Accountant,
+) -> SampledGaussian:
+    """The mechanism DP-SGD will run: the given noise multiplier, or the smallest reaching ``target_epsilon``."""
+    probe = dp_sgd_mechanism(noise_multiplier=1.0, num_examples=num_examples, batch_size=batch_size, epochs=epochs)
+    if target_epsilon is not None:
+        noise_multiplier = calibrate_noise_multiplier(
+            target_epsilon=target_epsilon,
+            delta=delta,
+            sample_rate=probe.sample_rate,
+            steps=probe.steps,
+            accountant=accountant,
+        )
+    if noise_multiplier is None or not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
+        raise BadInput(f"noise_multiplier must be positive and finite, got {noise_multiplier!r}")
+    return SampledGaussian(float(noise_multiplier), probe.sample_rate, probe.steps)
 
 
 def _check_schedule(epochs: int, batch_size: int, max_grad_norm: float) -> None:
@@ -216,7 +267,10 @@ class _Trainee:
             )
         if isinstance(model, torch.nn.Module):
             return cls(model, None, None, 0.05 if lr is None else lr, "sgd", 0.0)
-        raise BadInput(f"DP-SGD trains a TorchAdapter or a torch.nn.Module, got {type(model).__name__}")
+        raise BadInput(
+            f"DP-SGD trains a TorchAdapter or a torch.nn.Module (or sklearn-sgd with the log loss, without torch), "
+            f"got {type(model).__name__}"
+        )
 
 
 def _check_data(

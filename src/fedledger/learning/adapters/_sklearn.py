@@ -229,6 +229,58 @@ class SklearnLinearAdapter(_SklearnPrediction):
         arrays = {"coef_": est.coef_, "intercept_": est.intercept_, "classes_": est.classes_}
         return _write_export(Path(path), est, arrays)
 
+    # -- what DP-SGD needs (fedledger.privacy.linear_dp_sgd) --------------------------------------------------
+
+    @property
+    def supports_dp_sgd(self) -> bool:
+        """Whether :meth:`per_example_gradients` covers this model's training loss: SGDClassifier's log loss.
+        LogisticRegression trains with lbfgs, which has no per-example step to clip."""
+        return self.estimator == "sgd" and self.loss == "log_loss"
+
+    def per_example_gradients(
+        self, X: npt.ArrayLike, y: npt.ArrayLike, *, params: Mapping[str, npt.NDArray[Any]] | None = None
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Each example's gradient of the log loss at ``params`` (default: the current ones), in float64:
+        ``coef`` of shape (n, k, n_features) and ``intercept`` of shape (n, k).
+
+        The loss is SGDClassifier's: binary log loss for two classes (k = 1), one-vs-rest log losses for more
+        (k = n_classes), so d loss / d z_c = sigmoid(z_c) - [y == c] for each output c. The L2 penalty is not
+        in it: it does not depend on any example (:meth:`penalty_gradient`).
+        """
+        if not self.supports_dp_sgd:
+            raise ValueError(
+                f"per-example gradients cover the log loss of sklearn-sgd, not {self.spec['kind']} with loss "
+                f"{self.loss!r}"
+            )
+        Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
+        coef, intercept = self._float64(params)
+        logits = Xa @ coef.T + intercept  # (n, k)
+        targets = (ya[:, None] == (np.arange(coef.shape[0]) if coef.shape[0] > 1 else 1)).astype(np.float64)
+        residual = _sigmoid(logits) - targets  # (n, k)
+        return {"coef": residual[:, :, None] * Xa[:, None, :], "intercept": residual}
+
+    def penalty_gradient(
+        self, *, params: Mapping[str, npt.NDArray[Any]] | None = None
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """The gradient of SGDClassifier's L2 penalty ``alpha / 2 * ||coef||^2`` (the intercept is not penalized)."""
+        coef, intercept = self._float64(params)
+        return {"coef": self.alpha * coef, "intercept": np.zeros_like(intercept)}
+
+    def _float64(self, params: Mapping[str, npt.NDArray[Any]] | None) -> tuple[FloatMatrix, FloatMatrix]:
+        if params is None:
+            return self._coef.astype(np.float64), self._intercept.astype(np.float64)
+        check_params(params, self.param_spec(), what="params")
+        return np.asarray(params["coef"], dtype=np.float64), np.asarray(params["intercept"], dtype=np.float64)
+
+
+FloatMatrix = npt.NDArray[np.float64]
+
+
+def _sigmoid(z: FloatMatrix) -> FloatMatrix:
+    """The logistic function, without overflow for large negative inputs."""
+    out: FloatMatrix = np.exp(-np.logaddexp(0.0, -z))
+    return out
+
 
 def _mlp_restore(
     est: MLPClassifier,
