@@ -21,6 +21,8 @@ Re-derives, without trusting any node's word:
   share reveal matches its committed hash, and the finalized model is the one the
   published messages unmask to (``secagg.recompute_aggregate``: the sum of the
   committed masked inputs, masks removed with the revealed shares).
+- for a gateway's update (hierarchical federation), its devices' secure aggregate re-derived from the
+  manifest the update names (:mod:`fedledger.audit.hierarchy`).
 - payouts (tasks with incentives): every credit, claim and slash re-derived from the posted
   contributions and the pool's books (:mod:`fedledger.audit.incentives`, which says what it trusts).
 
@@ -37,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fedledger.audit.discrepancy import Discrepancy
+from fedledger.audit.hierarchy import check_gateway_update
 from fedledger.audit.incentives import PayoutAudit, audit_payouts
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
@@ -302,7 +305,7 @@ class _Replay:
             composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
             _check_spend(e, composed, self.declared.get(e.member, 0), self.params.privacy_budget, self.fail)
             self.declared[e.member] = max(self.declared.get(e.member, 0), e.epsilon_micro)
-        _check_update_blob(self.store, e, self.fail, self.refuse)
+        _check_update_blob(self.store, self.task.address, e, self.fail, self.refuse)
 
     def _finalized(self, e: RoundFinalized) -> None:
         self.report.rounds_checked += 1
@@ -334,16 +337,18 @@ def _read_committed(
     return None
 
 
-def _check_update_blob(store: BlobStore, e: UpdateCommitted, fail: Any, refuse: Any) -> None:
+def _check_update_blob(store: BlobStore, task: str, e: UpdateCommitted, fail: Any, refuse: Any) -> None:
     """An update blob (or a masked input: the same safetensors layout) must be readable and well-formed."""
     where = {"round_id": e.round_id, "member": e.member}
     data = _read_committed(store, "update", e.update_hash, where, fail, refuse)
     if data is None:
         return
     try:
-        decode_tensors(data)
+        tensors, meta = decode_tensors(data)
     except UpdateRejected as exc:
         refuse(f"update blob is malformed: {exc.reason}", h=e.update_hash, **where)
+        return
+    check_gateway_update(store, task, e, tensors, meta, fail)  # a gateway's update against its devices' messages
 
 
 def _lineage_source(
