@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,11 +209,14 @@ class LocalConsortium:
 
     # -- running -------------------------------------------------------------------------
 
-    def start_node(self, org: Org, data: Path, *extra: str, log: Path | None = None) -> subprocess.Popen[str]:
-        """``fedledger node`` for ``org`` in its own process (output appended to ``log``)."""
+    def start_node(
+        self, org: Org, data: Path, *extra: str, log: Path | None = None, command: str = "node"
+    ) -> subprocess.Popen[str]:
+        """``fedledger node`` for ``org`` in its own process (output appended to ``log``); ``command="gateway"``
+        runs an edge gateway with its devices instead (``extra`` then names them: ``--devices N``)."""
         out: IO[str] | int = open(log or self.root / f"{_slug(org.name)}.node.log", "a")  # noqa: SIM115
         org.node = subprocess.Popen(
-            [*fedledger_command(), "node", "--data", str(data), "-w", str(org.workspace), *extra],
+            [*fedledger_command(), command, "--data", str(data), "-w", str(org.workspace), *extra],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -399,7 +403,10 @@ def evaluate_shared(net: LocalConsortium, test: Path, *, by: Org | None = None) 
 
 def _outcome(net: LocalConsortium) -> dict[str, Any]:
     status = net.json(net.orgs[0], "task", "status")
-    audits = {org.name: net.run(org, "audit", "verify", check=False) for org in net.orgs[:2]}
+    # The two audits are independent readers of the same chain and store: side by side, as two auditors would be.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {org.name: pool.submit(net.run, org, "audit", "verify", check=False) for org in net.orgs[:2]}
+        audits = {name: run.result() for name, run in runs.items()}
     return {
         "rounds_finalized": status["rounds_finalized"],
         "rounds_aborted": status["rounds_aborted"],

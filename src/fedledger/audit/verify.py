@@ -90,6 +90,8 @@ class VerificationReport:
     rounds_checked: int = 0
     updates_checked: int = 0
     models_checked: int = 0
+    gateway_updates_checked: int = 0
+    """Gateways' updates re-derived from their devices' committed messages (:mod:`fedledger.audit.hierarchy`)."""
     discrepancies: list[Discrepancy] = field(default_factory=list)
     refused: list[Discrepancy] = field(default_factory=list)
     """Committed blobs that are oversized or malformed: named, and left out as the rules leave them out."""
@@ -108,6 +110,7 @@ class VerificationReport:
             "rounds_checked": self.rounds_checked,
             "updates_checked": self.updates_checked,
             "models_checked": self.models_checked,
+            "gateway_updates_checked": self.gateway_updates_checked,
             "first_discrepancy": str(self.discrepancies[0]) if self.discrepancies else None,
             "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
             "refused": [asdict(d) | {"text": str(d)} for d in self.refused],
@@ -305,7 +308,8 @@ class _Replay:
             composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
             _check_spend(e, composed, self.declared.get(e.member, 0), self.params.privacy_budget, self.fail)
             self.declared[e.member] = max(self.declared.get(e.member, 0), e.epsilon_micro)
-        _check_update_blob(self.store, self.task.address, e, self.fail, self.refuse)
+        if _check_update_blob(self.store, self.task.address, e, self.fail, self.refuse):
+            self.report.gateway_updates_checked += 1
 
     def _finalized(self, e: RoundFinalized) -> None:
         self.report.rounds_checked += 1
@@ -337,18 +341,19 @@ def _read_committed(
     return None
 
 
-def _check_update_blob(store: BlobStore, task: str, e: UpdateCommitted, fail: Any, refuse: Any) -> None:
-    """An update blob (or a masked input: the same safetensors layout) must be readable and well-formed."""
+def _check_update_blob(store: BlobStore, task: str, e: UpdateCommitted, fail: Any, refuse: Any) -> bool:
+    """An update blob (or a masked input: the same safetensors layout) must be readable and well-formed; a
+    gateway's update is checked against its devices' messages too (True when it was a gateway's)."""
     where = {"round_id": e.round_id, "member": e.member}
     data = _read_committed(store, "update", e.update_hash, where, fail, refuse)
     if data is None:
-        return
+        return False
     try:
         tensors, meta = decode_tensors(data)
     except UpdateRejected as exc:
         refuse(f"update blob is malformed: {exc.reason}", h=e.update_hash, **where)
-        return
-    check_gateway_update(store, task, e, tensors, meta, fail)  # a gateway's update against its devices' messages
+        return False
+    return check_gateway_update(store, task, e, tensors, meta, fail)
 
 
 def _lineage_source(

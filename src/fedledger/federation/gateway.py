@@ -11,6 +11,7 @@ secure task its update is masked once more among the gateways).
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,6 +24,7 @@ from fedledger.exceptions import ConfigError, NotEnoughShares, RegisteredRowsExc
 from fedledger.federation.hierarchy import (
     MANIFEST_KEY,
     DeviceFleet,
+    DeviceRound,
     DeviceSettings,
     device_round_config,
     device_seed,
@@ -34,6 +36,8 @@ from fedledger.learning.fixedpoint import FixedPoint
 from fedledger.learning.update import ClipTransform, FixedPointEncode, Tensors, UpdatePipeline
 
 __all__ = ["GATEWAY_TRANSFORMS", "GatewayNode"]
+
+log = logging.getLogger("fedledger.node")
 
 GATEWAY_TRANSFORMS = "clip,fixed64,gateway-mean"
 """The update blob's ``transforms``: each device clipped and encoded its delta, the gateway took their mean."""
@@ -76,27 +80,19 @@ class GatewayNode(MemberNode):
             )
         global_params, _ = self.global_model(info.global_model)
         started = time.perf_counter()
-        device_config = device_round_config(
-            self.task.address,
-            self.address,
-            r,
-            fleet.ids,
-            self.device_settings,
-            graph_seed=bytes.fromhex(info.global_model.removeprefix("0x")),
-        )
+        offline = fleet.offline(device_seed(config.seed, self.address, r, "offline"))
+        train = self._device_trainer(global_params, r)
+        graph_seed = bytes.fromhex(info.global_model.removeprefix("0x"))
         try:
-            done = run_device_round(
-                fleet,
-                device_config,
-                self.store,
-                self._device_trainer(global_params, r),
-                frac_bits=config.frac_bits,
-                gateway=self.address,
-                task=self.task.address,
-                offline=fleet.offline(device_seed(config.seed, self.address, r, "offline")),
-            )
+            done = self._device_round(r, fleet.ids, train, graph_seed, offline)
         except NotEnoughShares as exc:
-            raise TrainingRefused(f"too many of {self.name}'s devices dropped out of round {r}: {exc}") from exc
+            # Too many of one group dropped to unmask: once more with the devices still online, a new context.
+            log.warning("%s: device round %d cannot be unmasked (%s); again without the dropouts", self.name, r, exc)
+            online = tuple(d for d in fleet.ids if d not in offline)
+            try:
+                done = self._device_round(r, online, train, graph_seed, frozenset())
+            except NotEnoughShares as again:
+                raise TrainingRefused(f"too many of {self.name}'s devices dropped out of round {r}: {again}") from again
         limit = config.max_examples if rows is None else min(config.max_examples, rows)
         declared = self.behavior.claimed_examples(done.result.total_examples, max_examples=limit)
         meta = {
@@ -116,6 +112,28 @@ class GatewayNode(MemberNode):
             device_seconds=round(time.perf_counter() - started, 3),
         )
         return dict(done.mean()), meta, declared, None
+
+    def _device_round(
+        self,
+        round_id: int,
+        devices: tuple[str, ...],
+        train: Callable[[str], tuple[Tensors, int]],
+        graph_seed: bytes,
+        offline: frozenset[str],
+    ) -> DeviceRound:
+        device_config = device_round_config(
+            self.task.address, self.address, round_id, devices, self.device_settings, graph_seed
+        )
+        return run_device_round(
+            self.fleet,
+            device_config,
+            self.store,
+            train,
+            frac_bits=self.config.frac_bits,
+            gateway=self.address,
+            task=self.task.address,
+            offline=offline,
+        )
 
     def _device_trainer(
         self, global_params: Mapping[str, npt.NDArray[Any]], round_id: int
