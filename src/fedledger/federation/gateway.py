@@ -4,8 +4,9 @@
 trains on its rows, the gateway deals its training rows out to its devices, runs one secure-aggregation round
 among them (:func:`fedledger.federation.hierarchy.run_device_round`) and commits the devices' example-weighted
 mean, weighted by their total examples, with its manifest's hash in the update blob's metadata. It validates,
-aggregates and evaluates on its own validation rows as any member does, in validated or secure rounds alike (in a
-secure task its update is masked once more among the gateways).
+aggregates and evaluates on its own validation rows as any member does. In a task with secure aggregation the
+secure mode masks this same update once more among the gateways; the manifest is then stored but not named in the
+committed (masked) blob, so the audit cannot tie it to the commitment (docs/iot-hierarchy.md).
 """
 
 from __future__ import annotations
