@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,11 +209,14 @@ class LocalConsortium:
 
     # -- running -------------------------------------------------------------------------
 
-    def start_node(self, org: Org, data: Path, *extra: str, log: Path | None = None) -> subprocess.Popen[str]:
-        """``fedledger node`` for ``org`` in its own process (output appended to ``log``)."""
+    def start_node(
+        self, org: Org, data: Path, *extra: str, log: Path | None = None, command: str = "node"
+    ) -> subprocess.Popen[str]:
+        """``fedledger node`` for ``org`` in its own process (output appended to ``log``); ``command="gateway"``
+        runs an edge gateway with its devices instead (``extra`` then names them: ``--devices N``)."""
         out: IO[str] | int = open(log or self.root / f"{_slug(org.name)}.node.log", "a")  # noqa: SIM115
         org.node = subprocess.Popen(
-            [*fedledger_command(), "node", "--data", str(data), "-w", str(org.workspace), *extra],
+            [*fedledger_command(), command, "--data", str(data), "-w", str(org.workspace), *extra],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -399,13 +403,38 @@ def evaluate_shared(net: LocalConsortium, test: Path, *, by: Org | None = None) 
 
 def _outcome(net: LocalConsortium) -> dict[str, Any]:
     status = net.json(net.orgs[0], "task", "status")
-    audits = {org.name: net.run(org, "audit", "verify", check=False) for org in net.orgs[:2]}
+    # The two audits are independent readers of the same chain and store: side by side, as two auditors would be.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {org.name: pool.submit(net.run, org, "audit", "verify", "--json", check=False) for org in net.orgs[:2]}
+        audits = {name: run.result() for name, run in runs.items()}
+    reports = {name: _audit_report(done) for name, done in audits.items()}
     return {
         "rounds_finalized": status["rounds_finalized"],
         "rounds_aborted": status["rounds_aborted"],
         "audit_verified": all(done.returncode == 0 for done in audits.values()),
-        "audit": {name: (done.stdout or done.stderr).strip() for name, done in audits.items()},
+        "audit": {name: _audit_line(report) for name, report in reports.items()},
+        "audit_gateway_updates": max((r.get("gateway_updates_checked", 0) for r in reports.values()), default=0),
     }
+
+
+def _audit_report(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """``audit verify --json``'s report, or its error when it printed none."""
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        return {"ok": False, "first_discrepancy": (done.stdout + done.stderr).strip()[-2000:]}
+    return report if isinstance(report, dict) else {"ok": False, "first_discrepancy": done.stdout.strip()}
+
+
+def _audit_line(report: Mapping[str, Any]) -> str:
+    if not report.get("ok"):
+        return f"FAILED: {report.get('first_discrepancy')}"
+    gateways = report.get("gateway_updates_checked", 0)
+    return (
+        f"verified: {report['rounds_checked']} finalized rounds, {report['updates_checked']} updates, "
+        f"{report['models_checked']} models match the ledger"
+        + (f"; {gateways} gateway updates re-derived from their devices' messages" if gateways else "")
+    )
 
 
 def pooled_baseline(task_config: Path, trains: Sequence[Path], tests: Sequence[Path]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""The IoT-intrusion worked example end to end, through its own `run` script: four edge gateways, each its own OS
-processes through the ``fedledger`` command only, on NSL-KDD records split by attack family, with KDDTest+ as the
-test set. A small sample (500 records per gateway, two rounds) keeps it short; the README quotes the full run.
+"""The IoT-intrusion worked example end to end, through its own `run` script: edge gateways, each its own OS
+processes through the ``fedledger`` command only, each aggregating its simulated devices' updates by secure
+aggregation, on NSL-KDD records split by attack family, with KDDTest+ as the test set. A small size (four gateways
+of 50 devices, 500 records per gateway, two rounds) keeps it short; the README quotes the 20 x 500 run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ RUN = REPO / "examples" / "iot-intrusion" / "run"
 KDD = SHARED_DATA / "nsl-kdd"
 GATEWAYS = {"Gateway DoS": "dos", "Gateway Probe": "probe", "Gateway R2L": "r2l", "Gateway U2R": "u2r"}
 ROUNDS = 2
+DEVICES = 50
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,10 +32,11 @@ def families() -> dict[str, str]:
     return dict(line.split(",") for line in text.splitlines() if line.strip())
 
 
-def test_four_gateways_split_by_attack_family_train_evaluate_and_audit(tmp_path: Path) -> None:
+def test_gateways_of_devices_split_by_attack_family_train_evaluate_and_audit(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="the example's model is torch-mlp (the torch extra)")
     done = subprocess.run(
         [sys.executable, str(RUN), "--rows-per-gateway", "500", "--rounds", str(ROUNDS)]
+        + ["--gateways", "4", "--devices", str(DEVICES), "--device-dropout", "0.04"]
         + ["--workdir", str(tmp_path), "--json"],
         capture_output=True,
         text=True,
@@ -45,6 +48,11 @@ def test_four_gateways_split_by_attack_family_train_evaluate_and_audit(tmp_path:
 
     assert summary["rounds_finalized"] == ROUNDS and summary["rounds_aborted"] == 0
     assert summary["audit_verified"], summary["audit"]
+    # Every gateway ran a device round in every round, two of its 50 devices offline each time (recovered), and
+    # the audit re-derived every gateway's committed update from its devices' messages.
+    assert summary["device_rounds"]["count"] == len(GATEWAYS) * ROUNDS
+    assert summary["device_rounds"]["survivors"] == len(GATEWAYS) * ROUNDS * (DEVICES - 2)
+    assert summary["audit_gateway_updates"] == len(GATEWAYS) * ROUNDS
     assert summary["node_exit_codes"] == {name: 0 for name in GATEWAYS}
     assert summary["test_set"] == {"file": "KDDTest+.txt", "rows": 22544, "normal": 9711, "attacks": 12833}
     # Non-IID by attack family: each gateway holds normal traffic and the attacks of its own family, nothing else.

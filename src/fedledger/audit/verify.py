@@ -23,6 +23,8 @@ Re-derives, without trusting any node's word:
   committed masked inputs, masks removed with the revealed shares).
 - governance: every vote that paused, resumed or changed the task, or released one of its models, met the
   approval threshold of admins in force, and did exactly what was voted (:mod:`fedledger.audit.governance`);
+- for a gateway's update (hierarchical federation), its devices' secure aggregate re-derived from the
+  manifest the update names (:mod:`fedledger.audit.hierarchy`).
 - payouts (tasks with incentives): every credit, claim and slash re-derived from the posted
   contributions and the pool's books (:mod:`fedledger.audit.incentives`, which says what it trusts).
 - batched commitments (when given the CommitmentBatches contract): every leaf of every batch posted for
@@ -43,6 +45,7 @@ from typing import Any
 from fedledger.audit.batches import BatchAudit, audit_batches
 from fedledger.audit.discrepancy import Discrepancy
 from fedledger.audit.governance import audit_governance
+from fedledger.audit.hierarchy import check_gateway_update
 from fedledger.audit.history import DatasetHistory, RoleHistory
 from fedledger.audit.incentives import PayoutAudit, audit_payouts
 from fedledger.chain.connection import Chain
@@ -90,6 +93,8 @@ class VerificationReport:
     models_checked: int = 0
     votes_checked: int = 0
     """Consortium votes on the task (calls and model releases) whose approvals were re-derived."""
+    gateway_updates_checked: int = 0
+    """Gateways' updates re-derived from their devices' committed messages (:mod:`fedledger.audit.hierarchy`)."""
     discrepancies: list[Discrepancy] = field(default_factory=list)
     refused: list[Discrepancy] = field(default_factory=list)
     """Committed blobs that are oversized or malformed: named, and left out as the rules leave them out."""
@@ -111,6 +116,7 @@ class VerificationReport:
             "updates_checked": self.updates_checked,
             "models_checked": self.models_checked,
             "votes_checked": self.votes_checked,
+            "gateway_updates_checked": self.gateway_updates_checked,
             "first_discrepancy": str(self.discrepancies[0]) if self.discrepancies else None,
             "discrepancies": [asdict(d) | {"text": str(d)} for d in self.discrepancies],
             "refused": [asdict(d) | {"text": str(d)} for d in self.refused],
@@ -270,7 +276,8 @@ class _Replay:
             composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
             _check_spend(e, composed, self.declared.get(e.member, 0), self.params.privacy_budget, self.fail)
             self.declared[e.member] = max(self.declared.get(e.member, 0), e.epsilon_micro)
-        _check_update_blob(self.store, e, self.fail, self.refuse)
+        if _check_update_blob(self.store, self.task.address, e, self.fail, self.refuse):
+            self.report.gateway_updates_checked += 1
 
     def _finalized(self, e: RoundFinalized) -> None:
         self.report.rounds_checked += 1
@@ -302,16 +309,19 @@ def _read_committed(
     return None
 
 
-def _check_update_blob(store: BlobStore, e: UpdateCommitted, fail: Any, refuse: Any) -> None:
-    """An update blob (or a masked input: the same safetensors layout) must be readable and well-formed."""
+def _check_update_blob(store: BlobStore, task: str, e: UpdateCommitted, fail: Any, refuse: Any) -> bool:
+    """An update blob (or a masked input: the same safetensors layout) must be readable and well-formed; a
+    gateway's update is checked against its devices' messages too (True when it was a gateway's)."""
     where = {"round_id": e.round_id, "member": e.member}
     data = _read_committed(store, "update", e.update_hash, where, fail, refuse)
     if data is None:
-        return
+        return False
     try:
-        decode_tensors(data)
+        tensors, meta = decode_tensors(data)
     except UpdateRejected as exc:
         refuse(f"update blob is malformed: {exc.reason}", h=e.update_hash, **where)
+        return False
+    return check_gateway_update(store, task, e, tensors, meta, fail)
 
 
 def _lineage_source(

@@ -27,6 +27,7 @@ from fedledger.cli import serve as serve_cmd
 from fedledger.cli.common import DEFAULT_WS, JsonOpt, WorkspaceOpt, console, err_console, print_json
 from fedledger.cli.demo import demo as demo_command
 from fedledger.cli.evaluate import evaluate_command
+from fedledger.cli.gateway import gateway as gateway_command
 from fedledger.cli.node import node as node_command
 from fedledger.cli.node import task_app
 from fedledger.exceptions import ConfigError, FedLedgerError, exit_code_for
@@ -68,6 +69,7 @@ app.add_typer(serve_cmd.app, name="serve")
 app.command("demo")(demo_command)
 app.command("evaluate")(evaluate_command)
 app.command("node")(node_command)
+app.command("gateway")(gateway_command)
 app.add_typer(task_app, name="task")
 
 
