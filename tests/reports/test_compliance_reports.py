@@ -148,7 +148,10 @@ def test_gdpr_report_states_the_registry_the_bases_and_the_erasure(demo: Demo, g
     assert "model-training:breast-cancer-diagnosis" in text and "research:oncology" in text
     assert "identifier: email, patient_name, ssn" in text  # the classification, read back from the store
     assert text.count("until the patient withdraws consent") == 3
-    assert "differential privacy (client): budget epsilon 4 at delta 1e-05" in flat(text)
+    # The demo's few hospitals with many patients each: record-level DP-SGD by default.
+    assert "differential privacy (record-level: each data subject's record): budget epsilon 4 at delta 1e-05" in flat(
+        text
+    )
     # Article 17: the erasure's keyed hash and transaction, not the subject.
     [(dataset_id, tx_hash)] = demo.erasure.recorded
     assert dataset_id == 1

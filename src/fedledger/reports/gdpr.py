@@ -161,6 +161,12 @@ def _measures(policy: Any, info: DatasetInfo, users: list[TaskView]) -> str:
     return "\n".join(lines)
 
 
+def dp_unit(mode: str) -> str:
+    """What a DP mode protects, in the words a data protection officer reads."""
+    units = {"sample": "record-level: each data subject's record", "client": "member-level: each member's whole data"}
+    return units.get(mode, mode)
+
+
 def task_measures(view: TaskView) -> list[str]:
     """The protections a task applies to every update, from its config (as committed by hash on chain)."""
     config = view.config
@@ -168,7 +174,8 @@ def task_measures(view: TaskView) -> list[str]:
         return ["config not in the store (its hash is on chain): measures unknown"]
     privacy = config.privacy
     dp = (
-        f"differential privacy ({privacy.mode}): budget epsilon {privacy.budget_epsilon:g} at delta {privacy.delta:g}"
+        f"differential privacy ({dp_unit(str(privacy.mode))}): budget epsilon "
+        f"{privacy.budget_epsilon:g} at delta {privacy.delta:g}"
         if privacy is not None
         else "no differential privacy budget"
     )

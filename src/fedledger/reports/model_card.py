@@ -22,7 +22,7 @@ from fedledger.federation.evaluation import MetricsReport
 from fedledger.learning.metrics import Metrics, pool_metrics
 from fedledger.privacy.accounting import micro_to_epsilon
 from fedledger.reports.document import Report, Section, Table, utc
-from fedledger.reports.gdpr import task_measures
+from fedledger.reports.gdpr import dp_unit, task_measures
 from fedledger.reports.snapshot import LedgerSnapshot, TaskView
 
 __all__ = ["model_card", "model_versions"]
@@ -167,7 +167,8 @@ def _privacy_section(snapshot: LedgerSnapshot, view: TaskView, commits: list[Upd
     rows = [
         [
             "Mechanism",
-            f"{privacy.mode} (noise multiplier {_g(privacy.noise_multiplier)}, clip norm {privacy.clip_norm:g})",
+            f"{dp_unit(str(privacy.mode))} (noise multiplier {_g(privacy.noise_multiplier)}, clip norm "
+            f"{privacy.clip_norm:g})",
         ],
         ["Budget", f"epsilon {privacy.budget_epsilon:g} at delta {privacy.delta:g} per member over the task"],
     ]
