@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 
 from fedledger.cli.common import DEFAULT_WS, AsOpt, WorkspaceOpt, console, err_console, open_workspace
-from fedledger.cli.node import STATS_WAIT, _finish, _MetricsPoster, _print_json, _print_line, _retrying, _run
+from fedledger.cli.node import _finish, _MetricsPoster, _retrying, _run
+from fedledger.cli.node import _start as start_member
 
 if TYPE_CHECKING:
     from fedledger.federation.gateway import GatewayNode
@@ -82,35 +83,13 @@ def _start(
 ) -> GatewayNode:
     """The gateway's node, ready to step: as ``fedledger node`` starts a member, with its devices dealt out."""
     from fedledger.federation.gateway import GatewayNode
-    from fedledger.federation.local_data import agreed_recipe, load_member_data
-    from fedledger.federation.setup import register_kx_key
-    from fedledger.store import BlobStore
 
-    client = ws.task(task)
-    blobs = BlobStore(store) if store else ws.store()
-    account = ws.account(as_key)
-    name = as_key or ws.config.key
-    member = GatewayNode(
-        devices=settings,
-        name=name,
-        account=account,
-        task=client,
-        store=blobs,
-        data=None,
-        on_event=_print_json if json_events else _print_line,
-        state_dir=ws.root / "secagg" / name,
+    def build(**member: Any) -> GatewayNode:
+        return GatewayNode(devices=settings, **member)
+
+    gateway = cast(
+        "GatewayNode", start_member(ws, data, None, task, as_key, store, val_fraction, json_events, say, build)
     )
-    if register_kx_key(ws.consortium(), account):
-        say.print(f"registered the key-agreement key of {account.address} (secure aggregation, statistics)")
-    recipe = agreed_recipe(
-        member.config,
-        client,
-        blobs,
-        account=account,
-        table=data,
-        wait=STATS_WAIT,
-        on_wait=lambda missing: say.print(f"waiting for preparation statistics from {', '.join(missing)}"),
-    )
-    member.data = load_member_data(member.config, data, label=None, recipe=recipe, val_fraction=val_fraction)
-    say.print(f"{len(member.fleet.ids)} devices behind {name}, {len(member.data.y_train)} training rows among them")
-    return member
+    rows = len(gateway.data.y_train) if gateway.data is not None else 0
+    say.print(f"{len(gateway.fleet.ids)} devices behind {gateway.name}, {rows} training rows among them")
+    return gateway

@@ -22,7 +22,7 @@ from fedledger.chain.governance import (
 )
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
-from fedledger.cli.member import report_proposal
+from fedledger.cli.member import approve, report_proposal
 from fedledger.exceptions import InvalidArgument, InvalidState
 
 app = typer.Typer(
@@ -97,18 +97,10 @@ def propose_release(
         report_proposal(consortium, pid, f"release the model of round {round_id}", json_out)
 
 
-@app.command("vote")
-def vote(
-    proposal_id: Annotated[int, typer.Argument(help="The proposal to approve.")],
-    workspace: WorkspaceOpt = DEFAULT_WS,
-    as_key: AsOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Approve a pending proposal as an admin; the approval that reaches the threshold executes it."""
-    with open_workspace(workspace) as ws:
-        client = ws.consortium(ws.account(as_key))
-        client.approve(proposal_id)
-        report_proposal(client, proposal_id, f"vote for proposal {proposal_id}", json_out)
+# The same approval as `fedledger member approve`: one M-of-N rule for members, tasks and releases.
+app.command(
+    "vote", help="Approve a pending proposal as an admin; the approval that reaches the threshold executes it."
+)(approve)
 
 
 @app.command("cancel")

@@ -83,8 +83,10 @@ def _start(
     val_fraction: float,
     json_events: bool,
     say: Console,
+    build: Callable[..., MemberNode] | None = None,
 ) -> MemberNode:
-    """This member's node, ready to step: its key-agreement key registered, its data prepared by the agreed recipe."""
+    """This member's node, ready to step: its key-agreement key registered, its data prepared by the agreed recipe.
+    ``build`` makes the node from the member's settings (a gateway's node); a plain :class:`MemberNode` otherwise."""
     from fedledger.federation import MemberNode
     from fedledger.federation.local_data import agreed_recipe, load_member_data
     from fedledger.federation.setup import register_kx_key
@@ -94,7 +96,7 @@ def _start(
     blobs = BlobStore(store) if store else ws.store()
     account = ws.account(as_key)
     name = as_key or ws.config.key
-    member = MemberNode(
+    member = (build or MemberNode)(
         name=name,
         account=account,
         task=client,
