@@ -185,7 +185,8 @@ class TaskConfig:
     server_optimizer_params: dict[str, Any] = field(default_factory=dict)
     # Timing and quorums (TimingSettings; block-time seconds). A phase ends as soon as every member has acted, so a
     # deadline only bounds how long a dead or late member can hold a round: an hour is generous on purpose.
-    # committee_size 0: every validator scores every update.
+    # committee_size 0: every validator scores every update, except in a round that opens with more than
+    # fedledger.chain.task_records.AUTO_COMMITTEE_ABOVE validators, which draws committees of AUTO_COMMITTEE_SIZE.
     min_commitments: int = 2
     commit_duration: int = 3600
     validate_duration: int = 3600
