@@ -145,12 +145,14 @@ def verify_task(
     # One block for every read: the rounds and the payouts are audited against the same history.
     block = chain.block_number
     events = task.events(to_block=block)
-    config = _verify_rounds(chain, consortium, task, store, events, report, fail, refuse)
+    # The consortium's history, read once: the roles every action is checked against, and the votes.
+    consortium_events = consortium.events(to_block=block)
+    roles = RoleHistory(consortium_events)
+    config = _verify_rounds(chain, consortium, task, store, events, roles, report, fail, refuse)
     if config is not None:
         report.votes_checked = audit_governance(
-            consortium.events(to_block=block), task.address, events, config, task.params().param_bounds,
-            RoleHistory(consortium.events(to_block=block)).had_role, fail,
-        )  # fmt: skip
+            consortium_events, task.address, events, config, task.params().param_bounds, roles.had_role, fail
+        )
     if task.params().stake_gate != ZERO_ADDRESS:
         report.payouts = audit_payouts(chain, task, events, block=block)
         report.discrepancies.extend(report.payouts.discrepancies)
@@ -166,6 +168,7 @@ def _verify_rounds(
     task: TrainingTaskClient,
     store: BlobStore,
     events: list[LedgerEvent],
+    roles: RoleHistory,
     report: VerificationReport,
     fail: Any,
     refuse: Any,
@@ -182,7 +185,7 @@ def _verify_rounds(
     privacy = config.privacy
     if privacy is not None and params.privacy_budget != privacy.budget_micro:
         fail(f"task contract budget {params.privacy_budget} micro-epsilon, its config says {privacy.budget_micro}")
-    replay = _Replay(task, store, config, RoleHistory(consortium.events()), datasets, report, fail, refuse)
+    replay = _Replay(task, store, config, roles, datasets, report, fail, refuse)
     for event in events:
         replay.apply(event)
     return config
