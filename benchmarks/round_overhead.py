@@ -29,6 +29,9 @@ Transactions and gas per round are read back from the chain afterwards: every
 block the round spans, every transaction's receipt ``gasUsed``.
 
     python benchmarks/round_overhead.py [--rounds 5] [--members 10] [--epochs 5] [--json]
+
+The issue's cross-silo workload (about 10 s of local training per round for the ten members together on a
+2-core machine) is ``--epochs 250``; the default five epochs show the fixed overhead instead.
 """
 
 # ruff: noqa: E402 - the thread settings below must be in the environment before numpy and torch load.
@@ -85,6 +88,9 @@ from fedledger.workspace import FAUCET_KEY_ENV, ChainSpec, Workspace
 MEMBER_ROLES = Role.TRAINER | Role.VALIDATOR | Role.AGGREGATOR
 HIDDEN = [320, 240]  # 64*320+320 + 320*240+240 + 240*10+10 = 100,250 parameters
 TARGET_RATIO = 1.10
+# The trust rule's reference update is a local fit on the validator's validation data (FLTrust's server update);
+# it is validation work the baseline does not do, so its nested fit is moved out of "training: local fit".
+REFERENCE_CATEGORY = "validation: reference update (fit on validation data)"
 
 
 # -- data ------------------------------------------------------------------------------
@@ -126,6 +132,7 @@ class Profiler:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.inclusive: dict[str, float] = defaultdict(float)  # a category's time including nested calls
         self.calls: dict[str, int] = defaultdict(int)
         self.detail: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])  # label -> [calls, seconds]
         self._stack: list[list[float]] = []  # per active frame: [child seconds]
@@ -150,6 +157,7 @@ class Profiler:
                 elapsed = time.perf_counter() - start
                 profiler._stack.pop()
                 profiler.seconds[category] += elapsed - frame[0]
+                profiler.inclusive[category] += elapsed
                 profiler.calls[category] += 1
                 if detail is not None:
                     row = profiler.detail[detail(*args, **kwargs)]
@@ -213,6 +221,7 @@ def instrument(profiler: Profiler) -> None:
         # validation
         (node_mod, "check_update", "validation: decode + check updates"),
         (node_mod, "score_update", "validation: score (apply + predict)"),
+        (node_mod, "reference_update", REFERENCE_CATEGORY),
         *[(rules, name, "validation: score (apply + predict)") for name in rules],
         # aggregation
         (rules_mod, "check_update", "aggregation: decode + check updates"),
@@ -555,6 +564,12 @@ def report(
     ledger_mean = ledger.total_s / R
     prof = ledger.profile
     categories = dict(sorted(prof.seconds.items()))
+    nested_reference = prof.inclusive.get(REFERENCE_CATEGORY, 0.0) - prof.seconds.get(REFERENCE_CATEGORY, 0.0)
+    if nested_reference > 0:
+        # Nested time is almost all the fit; the few models built inside stay under their own category.
+        moved = min(nested_reference, categories.get("training: local fit", 0.0))
+        categories["training: local fit"] -= moved
+        categories[REFERENCE_CATEGORY] += moved
     other = ledger.total_s - sum(categories.values())
     categories["other: simulation loop, node bookkeeping"] = other
     validation_s = sum(v for k, v in categories.items() if k.startswith("validation"))
