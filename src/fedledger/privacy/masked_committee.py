@@ -243,7 +243,7 @@ async def _sum_passing(
     small = mpc.SecInt(params.small_bits, p=params.modulus)
     acc = weighted_sum_words([s[:-1] for s in shares], examples, params.modulus)
     revealed = await mpc.output(small.array(small.field.array(acc)))
-    return np.array([int(v) for v in revealed], dtype=object).astype(np.int64)
+    return np.asarray(np.asarray(revealed, dtype=object).astype(np.int64), dtype=np.int64)  # MPyC: signed ints
 
 
 def recheck_transcript(outcome: CheckOutcome, params: CheckParams) -> list[str]:

@@ -131,8 +131,8 @@ def projection_chunks(seed: bytes, k: int, length: int) -> Iterator[tuple[int, n
     for start in range(0, length, _CHUNK):
         stop = min(length, start + _CHUNK)
         bits = np.unpackbits(stream[start * per_coordinate : stop * per_coordinate], bitorder="little")
-        pairs = bits.reshape(stop - start, k, 2).sum(axis=2, dtype=np.int8) - 1
-        yield start, pairs.astype(np.float64)
+        pairs = bits.reshape(stop - start, k, 2)
+        yield start, pairs[..., 0].astype(np.float64) + pairs[..., 1] - 1.0
 
 
 def combine_words(sums: npt.NDArray[np.float64], modulus: int, width: int = 32) -> list[int]:
@@ -180,16 +180,29 @@ def reference_dot(shares: Sequence[WordArray], reference: npt.NDArray[np.int64],
 
 
 def weighted_sum_words(shares: Sequence[WordArray], weights: Sequence[int], modulus: int) -> npt.NDArray[np.object_]:
-    """``sum_m weights[m] * s_m`` modulo ``modulus`` per coordinate, as Python ints (exact uint64 on 16-bit words)."""
+    """``sum_m weights[m] * s_m`` modulo ``modulus`` per coordinate, as Python ints (exact uint64 on 16-bit words).
+
+    Each product is below ``2^48`` and at most ``2^15`` are summed, so the 16-bit word sums stay below ``2^63``;
+    carrying them into 16-bit digits keeps every step inside uint64 before the few Python-int operations per
+    coordinate that rebuild the values.
+    """
     if len(shares) >= 2**15:
         raise ConfigError("too many members for exact 64-bit accumulation")
     length = shares[0].shape[0]
-    acc = np.zeros((length, shares[0].shape[1] * 2), dtype=np.uint64)
+    digits = shares[0].shape[1] * 2
+    acc = np.zeros((digits + 3, length), dtype=np.uint64)  # three more digits take the carries out of the top
     for share, weight in zip(shares, weights, strict=True):
         if not 0 <= weight < 2**32:
             raise ConfigError(f"weight {weight} outside [0, 2^32)")
-        acc += np.ascontiguousarray(share).view(np.uint16).astype(np.uint64) * np.uint64(weight)
+        acc[:digits] += np.ascontiguousarray(share).view(np.uint16).T.astype(np.uint64) * np.uint64(weight)
+    for index in range(acc.shape[0] - 1):
+        acc[index + 1] += acc[index] >> np.uint64(16)
+        acc[index] &= np.uint64(0xFFFF)
     out: npt.NDArray[np.object_] = np.zeros(length, dtype=object)
-    for index in range(acc.shape[1] - 1, -1, -1):
-        out = np.asarray(out * (1 << 16) + acc[:, index].astype(object), dtype=object)
+    for start in range(((acc.shape[0] + 3) // 4) * 4 - 4, -1, -4):
+        block = acc[start : start + 4]
+        packed = np.zeros(length, dtype=np.uint64)
+        for offset in range(block.shape[0]):
+            packed |= block[offset] << np.uint64(16 * offset)
+        out = np.asarray((out << 64) + packed.astype(object), dtype=object)
     return np.asarray(out % modulus, dtype=object)
