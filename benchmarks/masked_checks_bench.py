@@ -22,7 +22,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 NORM_SLACK = 3.0  # the bound is 3x the expected norm of an N(0, 0.01) update, so honest updates pass
-MIN_COSINE = 0.1  # each update's cosine with the sum of 10 is about 1/sqrt(10)
+COSINE_FRACTION = 0.5  # each update's cosine with the sum of n independent ones is about 1/sqrt(n): ask half that
 
 
 def masked_round(
@@ -33,7 +33,9 @@ def masked_round(
     from fedledger.privacy.masked_party import launch_committee, write_job
 
     params = CheckParams(
-        length=params_count, norm_bound=NORM_SLACK * 0.01 * float(np.sqrt(params_count)), min_cosine=MIN_COSINE
+        length=params_count,
+        norm_bound=NORM_SLACK * 0.01 * float(np.sqrt(params_count)),
+        min_cosine=COSINE_FRACTION / float(np.sqrt(len(members))),
     )
     keys = [X25519PrivateKey.generate() for _ in range(params.committee)]
     publics = [k.public_key().public_bytes_raw() for k in keys]

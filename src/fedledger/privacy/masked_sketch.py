@@ -20,9 +20,9 @@ probability 1/4 each, ``0`` with probability 1/2. Two properties follow:
   ``c - x_i``, ``c``, ``c + x_i`` (pairwise differences ``x_i``, ``x_i``, ``2 x_i``) or
   only the pair ``c +- x_i`` lies in ``[-W, W]``: each ``y_j`` leaves the window with
   probability at least 1/2, independently, so all ``k`` stay in it with probability at
-  most ``2^-k``. Integer projections cannot do better than 1/2 (``x = (p+1)/2`` at two
-  coordinates keeps every ``a_1 + a_2`` even case small), which is why the bound is per
-  projection and not "near-uniform".
+  most ``2^-k``. No projection with integer entries does better than 1/2 per projection:
+  with ``x_1 = x_2 = (p + 1) / 2`` ("1/2" modulo ``p``) the projection is small exactly when
+  ``a_1 + a_2`` is even (always, for entries ``+-1``).
 
 Share arithmetic is exact and vectorised: share vectors are kept as little-endian 32-bit
 words, and every product sum stays below 2^53 so float64 BLAS computes it exactly.
