@@ -1,12 +1,13 @@
 """The secure round with masked validity checks (:mod:`fedledger.privacy.masked_checks`), for
 ``secure_aggregation.py --masked-checks``.
 
-Each member bit-encodes, Shamir-shares and encrypts its update to a committee of three (MPyC's
-``thresha``, AES-GCM); the committee runs as three local OS processes (MPyC ``-M 3 -I i``) that check
-every update (range, L2 norm, cosine with a public reference) and reveal the pass bits and the weighted
-sum of the passing updates. Times are CPU seconds (``process_time``): member = sharing its update;
-committee = one committee member's whole share (opening its ciphertexts and the MPC), the largest of the
-three. Bytes: what a member uploads (its share bundle) and what one committee member sends to the others.
+Each member Shamir-shares its fixed-point update (MPyC's ``thresha``) and encrypts the shares to a
+committee of three (AES-GCM); the committee runs as three local OS processes (MPyC ``-M 3 -I i``) that
+check every update on ``k`` random projections (L2 norm, which also catches wrap-around, and cosine with a
+public reference) and reveal the pass bits and the weighted sum of the passing updates. Times are CPU
+seconds (``process_time``): member = sharing its update; committee = one committee member's whole share
+(opening its ciphertexts, the projections and the MPC), the largest of the three. Bytes: what a member
+uploads (its share bundle) and what one committee member sends to the others.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 NORM_SLACK = 3.0  # the bound is 3x the expected norm of an N(0, 0.01) update, so honest updates pass
-MIN_COSINE = 0.1  # each update's cosine with the sum of 10 is about 1/sqrt(10)
+COSINE_FRACTION = 0.5  # each update's cosine with the sum of n independent ones is about 1/sqrt(n): ask half that
 
 
 def masked_round(
@@ -32,7 +33,9 @@ def masked_round(
     from fedledger.privacy.masked_party import launch_committee, write_job
 
     params = CheckParams(
-        length=params_count, norm_bound=NORM_SLACK * 0.01 * float(np.sqrt(params_count)), min_cosine=MIN_COSINE
+        length=params_count,
+        norm_bound=NORM_SLACK * 0.01 * float(np.sqrt(params_count)),
+        min_cosine=COSINE_FRACTION / float(np.sqrt(len(members))),
     )
     keys = [X25519PrivateKey.generate() for _ in range(params.committee)]
     publics = [k.public_key().public_bytes_raw() for k in keys]
@@ -70,6 +73,7 @@ def masked_round(
         "passed": len(passed),
         "wall_s": wall,
         "max_abs_error": float(np.max(np.abs(mean - want))),
-        "bits": params.bits,
+        "projections": params.projections,
         "field_bits": params.modulus.bit_length(),
+        "element_bytes": params.element_bytes,
     }

@@ -451,7 +451,8 @@ def _masked(case: Case, updates: dict[str, np.ndarray], counts: dict[str, int], 
     cost = masked_round(case.names, updates, counts, case.params)
     note = (
         f"committee: {cost['committee_bytes']:,} B sent per member of 3, {cost['wall_s']:.0f} s wall; "
-        f"{cost['passed']}/{case.members} passed; L={cost['bits']} bits, {cost['field_bits']}-bit field"
+        f"{cost['passed']}/{case.members} passed; k={cost['projections']} projections, "
+        f"{cost['field_bits']}-bit field ({cost['element_bytes']} B/element)"
     )
     return Row(
         MASKED,

@@ -22,7 +22,6 @@ from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
 from fedledger.privacy.masked_checks import (  # noqa: E402
     CheckParams,
     MalformedShares,
-    bit_encode,
     open_share,
     plain_decision,
     quantize_reference,
@@ -31,7 +30,7 @@ from fedledger.privacy.masked_checks import (  # noqa: E402
     split_shares,
     to_fixed,
 )
-from fedledger.privacy.masked_committee import CheckOutcome, recheck_transcript  # noqa: E402
+from fedledger.privacy.masked_committee import CheckOutcome, recheck_transcript, sketch_decision  # noqa: E402
 from fedledger.privacy.masked_party import (  # noqa: E402
     collect_result,
     free_base_port,
@@ -43,7 +42,16 @@ from fedledger.privacy.masked_party import (  # noqa: E402
 D = 1000
 PARAMS = CheckParams(length=D, norm_bound=1.0, min_cosine=0.2)
 CONTEXT = bytes(range(32))
-EXAMPLES = {"honest-a": 30, "honest-b": 20, "scaled": 25, "flipped": 10, "wide": 5, "inconsistent": 7, "garbled": 8}
+EXAMPLES = {
+    "honest-a": 30,
+    "honest-b": 20,
+    "edge": 12,
+    "scaled": 25,
+    "flipped": 10,
+    "wide": 5,
+    "inconsistent": 7,
+    "garbled": 8,
+}
 
 
 def _updates() -> tuple[np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]:
@@ -55,10 +63,12 @@ def _updates() -> tuple[np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]:
         noise = rng.normal(size=D)
         return direction * norm + noise / np.linalg.norm(noise) * 0.3 * norm
 
+    edge = honest(1.0)
     return reference, {
         "honest-a": honest(0.6),
         "honest-b": honest(0.9),
-        "scaled": honest(0.6) * 8.0,  # same direction, norm 4.8 > 1
+        "edge": edge / np.linalg.norm(edge) * 0.99,  # an honest update just inside the bound
+        "scaled": honest(0.6) * 5.0,  # same direction, norm 3.1 > 1
         "flipped": -honest(0.6),  # within the norm bound, opposite direction
     }
 
@@ -72,14 +82,15 @@ def committee(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         m: share_update(u, PARAMS, member=m, examples=EXAMPLES[m], context=CONTEXT, committee_keys=publics)
         for m, u in updates.items()
     }
-    # A member that shares a "bit" of 2^40: a coordinate far outside the range, whose square would wrap the norm.
-    wide_bits = bit_encode(to_fixed(updates["honest-a"], PARAMS), PARAMS)
-    wide_bits[5] = 2**40
+    # A wrap-around attempt: two coordinates of (p + 1) / 2, i.e. "1/2" modulo p. Every +-1 projection of it is
+    # small, so only projections with entries in {-1, 0, 1} (at least one half of them leaving the window) catch it.
+    wide = to_fixed(updates["honest-a"], PARAMS).astype(object)
+    wide[5] = wide[6] = (PARAMS.modulus + 1) // 2
     bundles["wide"] = seal_shares(
-        split_shares(wide_bits, PARAMS), PARAMS, member="wide", examples=5, context=CONTEXT, committee_keys=publics
+        split_shares(wide, PARAMS), PARAMS, member="wide", examples=5, context=CONTEXT, committee_keys=publics
     )
     # A member whose shares for committee member 2 are off by one: they do not lie on one polynomial.
-    shares = split_shares(bit_encode(to_fixed(updates["honest-b"], PARAMS), PARAMS), PARAMS)
+    shares = split_shares(to_fixed(updates["honest-b"], PARAMS), PARAMS)
     shares[2][17] = (shares[2][17] + 1) % PARAMS.modulus
     bundles["inconsistent"] = seal_shares(
         shares, PARAMS, member="inconsistent", examples=7, context=CONTEXT, committee_keys=publics
@@ -140,13 +151,22 @@ def test_every_committee_member_reveals_the_same_outcome(committee: dict[str, An
 
 def test_honest_updates_pass_and_bad_ones_fail(committee: dict[str, Any]) -> None:
     outcome = committee["results"][0]["outcome"]
-    assert outcome["passed"] == ["honest-a", "honest-b"]
+    assert outcome["passed"] == ["edge", "honest-a", "honest-b"]
     assert outcome["rejected"]["scaled"] == "failed the norm or direction check"
     assert outcome["rejected"]["flipped"] == "failed the norm or direction check"
-    # The committee's bits are exactly the clear-text decision (which the committee never computes).
+    # The committee's bits are exactly its rule computed in clear from the round's seed, and here (updates well
+    # inside or outside the bound) the exact norm and cosine rule too; the committee computes neither in clear.
     reference = quantize_reference(committee["reference"], PARAMS)
+    seed = bytes.fromhex(outcome["transcript"]["seed"])
     for member, update in committee["updates"].items():
-        assert plain_decision(to_fixed(update, PARAMS), PARAMS, reference) == (member in outcome["passed"])
+        fixed = to_fixed(update, PARAMS)
+        assert sketch_decision(fixed, PARAMS, reference, seed) == (member in outcome["passed"]), member
+        assert plain_decision(fixed, PARAMS, reference) == (member in outcome["passed"]), member
+
+
+def test_a_wrap_around_attempt_is_rejected(committee: dict[str, Any]) -> None:
+    outcome = committee["results"][0]["outcome"]
+    assert outcome["rejected"]["wide"] == "failed the norm or direction check"
 
 
 def test_each_bad_check_fails_for_its_own_reason() -> None:
@@ -165,17 +185,16 @@ def test_each_bad_check_fails_for_its_own_reason() -> None:
 def test_revealed_aggregate_is_the_weighted_sum_of_passing_updates(committee: dict[str, Any]) -> None:
     outcome = committee["results"][0]["outcome"]
     updates = committee["updates"]
-    expected = sum(EXAMPLES[m] * to_fixed(updates[m], PARAMS) for m in ("honest-a", "honest-b"))
+    expected = sum(EXAMPLES[m] * to_fixed(updates[m], PARAMS) for m in ("edge", "honest-a", "honest-b"))
     assert np.array_equal(np.array(outcome["weighted_sum"], dtype=np.int64), expected)
-    assert outcome["total_examples"] == EXAMPLES["honest-a"] + EXAMPLES["honest-b"]
+    assert outcome["total_examples"] == EXAMPLES["edge"] + EXAMPLES["honest-a"] + EXAMPLES["honest-b"]
     mean = np.array(outcome["weighted_sum"]) / outcome["total_examples"] / 2**PARAMS.frac_bits
-    plain_mean = (30 * updates["honest-a"] + 20 * updates["honest-b"]) / 50
+    plain_mean = (12 * updates["edge"] + 30 * updates["honest-a"] + 20 * updates["honest-b"]) / 62
     assert np.max(np.abs(mean - plain_mean)) <= 2**-PARAMS.frac_bits
 
 
-def test_out_of_range_inconsistent_and_garbled_shares_name_the_member(committee: dict[str, Any]) -> None:
+def test_inconsistent_and_garbled_shares_name_the_member(committee: dict[str, Any]) -> None:
     rejected = committee["results"][0]["outcome"]["rejected"]
-    assert rejected["wide"] == "shared bits are not all 0 or 1 (an update outside the fixed-point range)"
     assert rejected["inconsistent"] == "shares do not reconstruct (not on one polynomial of the sharing degree)"
     assert rejected["garbled"] == "malformed shares (committee member 2: shares for committee member 2 do not decrypt)"
 
@@ -183,15 +202,15 @@ def test_out_of_range_inconsistent_and_garbled_shares_name_the_member(committee:
 def test_an_auditor_rechecks_the_share_verdicts_from_the_transcript(committee: dict[str, Any]) -> None:
     outcome = CheckOutcome.from_dict(committee["results"][0]["outcome"])
     assert recheck_transcript(outcome, PARAMS) == []
-    # A committee that passed the member with inconsistent shares, or cleared the out-of-range one, is caught.
+    # A committee that passed the member with inconsistent shares, or chose its projections after the fact, is caught.
     forged = CheckOutcome.from_dict(committee["results"][0]["outcome"])
     del forged.rejected["inconsistent"]
     forged.passed.append("inconsistent")
-    forged.transcript["bit_errors"]["wide"] = 0
+    forged.transcript["seed"] = "00" * 32
     problems = recheck_transcript(forged, PARAMS)
     assert len(problems) == 2
-    assert problems[0].startswith("inconsistent: consistency shares do not support the verdict 'passed'")
-    assert problems[1].startswith("wide: bit-check value 0 does not support the verdict")
+    assert problems[0].startswith("seed does not follow")
+    assert problems[1].startswith("inconsistent: consistency shares do not support the verdict 'passed'")
 
 
 @pytest.mark.parametrize("case", ["aborted", "stalled"])
@@ -270,7 +289,7 @@ def test_a_ciphertext_for_another_key_or_round_does_not_open() -> None:
 def test_a_share_outside_the_field_is_named() -> None:
     key = X25519PrivateKey.generate()
     publics = [key.public_key().public_bytes_raw()] * PARAMS.committee
-    shares = split_shares(np.zeros(D * PARAMS.bits, dtype=np.int64), PARAMS)
+    shares = split_shares(np.zeros(D, dtype=np.int64), PARAMS)
     shares[0][3] = PARAMS.modulus  # fits the width, but is not a field element
     bundle = seal_shares(shares, PARAMS, member="m", examples=1, context=CONTEXT, committee_keys=publics)
     with pytest.raises(MalformedShares, match="not a field element"):
@@ -284,7 +303,11 @@ def test_parameters_are_checked() -> None:
         CheckParams(length=10, norm_bound=1.0, min_cosine=1.0)
     with pytest.raises(BadInput, match="update has 3 values"):
         share_update(np.zeros(3), PARAMS, member="m", examples=1, context=CONTEXT, committee_keys=[b""] * 3)
-    assert PARAMS.offset > PARAMS.bound_units  # the range never rejects an update within the L2 bound
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        CheckParams(length=10, norm_bound=1.0, projections=66)
+    # Any projection outside the window [-W, W] alone exceeds the norm threshold: the wrap-around argument.
+    window = PARAMS.coordinate_bound // 2
+    assert window**2 > PARAMS.norm_threshold
     assert quantize_reference(np.zeros(D), PARAMS) is None
 
 

@@ -2,25 +2,26 @@
 
 Under secure aggregation nobody may read one member's update, yet a poisoned
 update should still be screened. Here each member Shamir-shares its fixed-point
-update to a committee of ``m`` aggregators (MPyC's honest-majority setting,
-threshold ``t = (m - 1) // 2``); the committee checks every update on the shares
+update ``x`` (``length`` field elements and one blinding value) to a committee of
+``m`` aggregators (MPyC's honest-majority setting, threshold ``t = (m - 1) // 2``);
+the committee checks every update on the shares
 (:mod:`fedledger.privacy.masked_committee`) and reveals only one pass/fail bit per
 update and the example-weighted sum of the updates that passed.
 
-The checks, in exact integer arithmetic on the fixed-point values ``x`` (the
-project's :class:`~fedledger.learning.fixedpoint.FixedPoint` with ``frac_bits``):
+The checks are probabilistic, on ``k`` random projections ``y_j = <a_j, x>`` drawn after
+every bundle was committed (:mod:`fedledger.privacy.masked_sketch`):
 
-- **range**: every coordinate lies in ``[-2^(L-1), 2^(L-1))``. The member shares
-  the ``L`` bits of ``x_k + 2^(L-1)`` instead of ``x_k``; the committee checks they
-  are bits (one random linear combination of ``b (b - 1)``, which is zero only for
-  bits except with probability ``1/p``) and rebuilds ``x_k`` linearly. Without it a
-  member could share field elements near ``sqrt(p)`` whose squares wrap the norm
-  to anything it likes. ``L`` is chosen so ``2^(L-1)`` exceeds the L2 bound, so
-  the range never rejects an update that the norm bound would accept.
-- **L2 norm**: ``sum x_k^2 <= (bound * 2^f)^2``.
+- **norm**: ``S = sum_j y_j^2 <= T`` with ``T = q B^2 / 2`` (``B`` the L2 bound in
+  fixed-point units, ``q`` the chi-square-type threshold of
+  :func:`~fedledger.privacy.masked_sketch.chi2_threshold`). An update within the bound
+  fails with probability at most 2^-40; one at ``g`` times the bound passes with the
+  probability :meth:`CheckParams.guarantees` states. The same comparison catches
+  wrap-around: a coordinate outside ``[-2W, 2W]`` (``W^2 > T``) pushes some projection
+  out of ``[-W, W]``, hence ``S`` over ``T``, except with probability ``2^-k``.
 - **direction**: ``cos(x, ref) >= tau`` for a public reference ``ref`` (e.g. the
-  previous round's global update), without a square root: ``x . ref >= 0`` and
-  ``D (x . ref)^2 >= N |ref|^2 |x|^2`` where ``tau^2 <= N / D``.
+  previous round's global update), without a square root, with ``|x|^2`` estimated by
+  ``2 S / k``: ``x . ref >= 0`` and ``D k (x . ref)^2 >= 2 N |ref|^2 S`` where
+  ``tau^2 <= N / D``.
 
 A member's bundle carries one AES-256-GCM ciphertext per committee member under a
 key from X25519 (the member's fresh key, the committee member's key-agreement key)
@@ -29,8 +30,10 @@ sha256 is what the member commits, like an update hash, so that what each commit
 member received is fixed by the commitment (the round flow that posts it on chain is
 not built yet; see ``docs/privacy.md``).
 
-:func:`plain_decision` computes the same decision in clear; it is the reference the
-tests compare the committee's bits with, not something any party runs on real data.
+:func:`plain_decision` computes the exact rule in clear (the norm and cosine the checks
+estimate); :func:`~fedledger.privacy.masked_committee.sketch_decision` computes the
+committee's own rule in clear from a round's seed. Both are references for tests, not
+something any party runs on real data.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fedledger.exceptions import BadInput, ConfigError, SecAggError
 from fedledger.learning.fixedpoint import FixedPoint
+from fedledger.privacy.masked_sketch import FAIL_LOG2, chi2_threshold, direction_band, false_accept
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -64,7 +68,6 @@ __all__ = [
     "MalformedShares",
     "ObjectArray",
     "OpenedShare",
-    "bit_encode",
     "open_share",
     "plain_decision",
     "quantize_reference",
@@ -79,7 +82,8 @@ _KEY_LABEL = b"fedledger/masked-checks/share-key/1"
 _NONCE_BYTES = 12
 _REFERENCE_NORM_BITS = 16  # the reference is rescaled to L2 norm 2^16: only its direction matters
 _TAU_DENOMINATOR = 2**20
-_MAX_TOTAL_EXAMPLES = 2**32
+_MAX_TOTAL_EXAMPLES = 2**32 - 1  # the committee weighs shares by example counts in 32-bit words
+_MAX_MEMBERS = 2**15  # members per round the committee's 64-bit word sums allow
 _MPYC_SEC_PARAM = 30  # MPyC's default statistical security parameter (its -K option)
 
 ObjectArray = npt.NDArray[np.object_]  # numpy arrays of Python ints (field elements)
@@ -139,7 +143,8 @@ class CommitteeAbort(SecAggError):
 class CheckParams:
     """The public parameters of the masked checks of one round (the same for members and committee).
 
-    ``min_cosine`` ``None`` disables the direction check (e.g. in the first round, with no reference).
+    ``min_cosine`` ``None`` disables the direction check (e.g. in the first round, with no reference);
+    ``projections`` is ``k``, the number of random projections (a multiple of 4).
     """
 
     length: int
@@ -147,6 +152,7 @@ class CheckParams:
     min_cosine: float | None = None
     frac_bits: int = 16
     committee: int = 3
+    projections: int = 256
 
     def __post_init__(self) -> None:
         if self.length < 1:
@@ -157,6 +163,8 @@ class CheckParams:
             raise ConfigError(f"minimum cosine must be in [0, 1), got {self.min_cosine}")
         if self.committee < 3:
             raise ConfigError(f"an honest-majority committee needs at least 3 members, got {self.committee}")
+        if self.projections < 64 or self.projections % 4:
+            raise ConfigError(f"projections must be a multiple of 4 and at least 64, got {self.projections}")
         FixedPoint(self.frac_bits)  # validates frac_bits
 
     @property
@@ -166,17 +174,22 @@ class CheckParams:
 
     @property
     def bound_units(self) -> int:
-        """The L2 bound in fixed-point units, rounded down (an update exactly at the bound passes)."""
+        """The L2 bound in fixed-point units, rounded down."""
         return int(math.floor(self.norm_bound * 2**self.frac_bits))
 
-    @property
-    def bits(self) -> int:
-        """``L``: coordinates lie in ``[-2^(L-1), 2^(L-1))``, wider than any coordinate within the L2 bound."""
-        return self.bound_units.bit_length() + 1
+    @cached_property
+    def chi2_q(self) -> float:
+        return chi2_threshold(self.projections)
+
+    @cached_property
+    def norm_threshold(self) -> int:
+        """``T``: the committee accepts the norm when ``sum_j y_j^2 <= T`` (``E sum = k |x|^2 / 2``)."""
+        return int(math.ceil(self.chi2_q * self.bound_units**2 / 2))
 
     @property
-    def offset(self) -> int:
-        return 1 << (self.bits - 1)
+    def coordinate_bound(self) -> int:
+        """``2W`` with ``W^2 > T``: an update with a coordinate beyond it passes with probability at most ``2^-k``."""
+        return 2 * (math.isqrt(self.norm_threshold) + 1)
 
     @property
     def cosine_ratio(self) -> tuple[int, int]:
@@ -186,31 +199,57 @@ class CheckParams:
 
     @property
     def shared_length(self) -> int:
-        """Field elements each committee member receives per update: ``length * bits`` bits and one blinding value."""
-        return self.length * self.bits + 1
+        """Field elements each committee member receives per update: the update and one blinding value."""
+        return self.length + 1
+
+    @property
+    def reference_bound(self) -> int:
+        """Bound on the L2 norm of the quantized reference (norm ``2^16`` plus rounding)."""
+        return int(2**_REFERENCE_NORM_BITS + math.isqrt(self.length) + 1)
 
     @cached_property
-    def value_bits(self) -> int:
-        """Bit length of the largest value the committee compares (the direction inequality dominates)."""
-        max_norm2 = self.length * self.offset**2
-        max_ref2 = (2**_REFERENCE_NORM_BITS + math.isqrt(self.length) + 1) ** 2
-        _, denominator = self.cosine_ratio
-        direction = 2 * denominator * max_norm2 * max_ref2
-        weighted_sum = _MAX_TOTAL_EXAMPLES * self.offset
-        return int(max(direction, weighted_sum).bit_length()) + 1
+    def small_bits(self) -> int:
+        """``l`` of the shares' ``SecInt``: every value the committee converts, for any update it may accept.
+
+        Projections of an update within the bound are at most ``sqrt(d) B``; the inner product with the
+        reference at most ``4 B |ref|`` for any update that passes the norm check (beyond ``4 B`` it passes with
+        probability below ``false_accept(4)``).
+        """
+        projections = (math.isqrt(self.length) + 1) * self.bound_units
+        dot = 4 * self.bound_units * self.reference_bound
+        return int(max(projections, dot).bit_length()) + 1
 
     @cached_property
     def modulus(self) -> int:
-        """The prime MPyC picks for ``SecInt(value_bits)``: members and committee must share in the same field.
+        """The prime of the shares: room for MPyC's statistical conversion of ``small_bits`` values and for the sums.
 
-        Computed the way MPyC's ``sectypes`` does (``find_prime_root(l + k + 2, n=2)`` with its default
-        statistical security parameter ``k``), because a member has no MPyC runtime to ask.
+        Members and committee must agree on it without an MPyC runtime, so it is MPyC's ``find_prime_root``
+        at a bit length fixed by the parameters.
         """
         _import_mpyc()  # mpyc is the optional extra "mpc"; import it only when used
         from mpyc import finfields
 
-        prime, _, _ = finfields.find_prime_root(self.value_bits + _MPYC_SEC_PARAM + 2, n=2)
+        wide = self.coordinate_bound
+        bits = max(
+            self.small_bits + _MPYC_SEC_PARAM + 3,  # MPyC's conversion masks with l + k bits, without wrapping
+            (self.length * wide).bit_length() + 2,  # projections of an update within the coordinate range
+            (_MAX_TOTAL_EXAMPLES * _MAX_MEMBERS * wide).bit_length() + 2,  # the weighted sum of accepted updates
+        )
+        prime, _, _ = finfields.find_prime_root(bits, n=2)
         return int(prime)
+
+    @cached_property
+    def big_bits(self) -> int:
+        """``l`` of the committee's comparison ``SecInt``: exact for ``S`` even when converted values wrapped."""
+        return int((self.projections * 4 * self.modulus**2).bit_length()) + 2
+
+    @cached_property
+    def direction_bits(self) -> int:
+        """Bits of ``D k dot^2 - 2 N |ref|^2 S`` for an update that passed the norm check."""
+        _, denominator = self.cosine_ratio
+        left = denominator * self.projections * 2 ** (2 * self.small_bits)
+        right = 2 * denominator * self.reference_bound**2 * self.norm_threshold
+        return int(max(left, right).bit_length()) + 2
 
     def field(self) -> Any:
         """MPyC's prime field of the shares."""
@@ -221,7 +260,23 @@ class CheckParams:
 
     @property
     def element_bytes(self) -> int:
-        return (self.modulus.bit_length() + 7) // 8
+        """Bytes per field element on the wire: whole 32-bit words, so the committee reads them as numpy words."""
+        return 4 * ((self.modulus.bit_length() + 31) // 32)
+
+    def guarantees(self) -> dict[str, float]:
+        """The checks' error probabilities (upper bounds) for these parameters; see ``docs/privacy.md``."""
+        k, q = self.projections, self.chi2_q
+        low, high = direction_band(k, q)
+        return {
+            "false_reject_within_bound": 2.0**-FAIL_LOG2,
+            "false_accept_at_1.5x": false_accept(k, q, 1.5),
+            "false_accept_at_2x": false_accept(k, q, 2.0),
+            "false_accept_at_3x": false_accept(k, q, 3.0),
+            "false_accept_at_4x": false_accept(k, q, 4.0),
+            "wrap_around_accept": 2.0**-k,
+            "norm_estimate_low": low,
+            "norm_estimate_high": high,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +285,7 @@ class CheckParams:
             "min_cosine": self.min_cosine,
             "frac_bits": self.frac_bits,
             "committee": self.committee,
+            "projections": self.projections,
         }
 
     @classmethod
@@ -261,8 +317,8 @@ def to_fixed(update: npt.ArrayLike, params: CheckParams) -> npt.NDArray[np.int64
 
 
 def plain_decision(fixed: npt.NDArray[np.int64], params: CheckParams, reference: ObjectArray | None) -> bool:
-    """The committee's decision computed in clear (reference for tests; it reads the update)."""
-    x = [int(v) for v in np.clip(fixed, -params.offset, params.offset - 1)]
+    """The exact rule the checks estimate, in clear: ``|x| <= bound`` and ``cos(x, ref) >= tau`` (reads the update)."""
+    x = [int(v) for v in fixed]
     norm2 = sum(v * v for v in x)
     if norm2 > params.bound_units**2:
         return False
@@ -272,18 +328,6 @@ def plain_decision(fixed: npt.NDArray[np.int64], params: CheckParams, reference:
     ref2 = sum(int(r) * int(r) for r in reference)
     numerator, denominator = params.cosine_ratio
     return dot >= 0 and denominator * dot * dot >= numerator * ref2 * norm2
-
-
-def bit_encode(fixed: npt.NDArray[np.int64], params: CheckParams) -> npt.NDArray[np.int64]:
-    """The ``L`` bits (least significant first) of each ``x_k + 2^(L-1)``, as one flat 0/1 vector.
-
-    A coordinate outside the range is clamped to its edge: the clamped update is still outside the
-    L2 bound (the range is wider than the bound), so an honest member's decision does not change.
-    """
-    shifted = np.clip(fixed, -params.offset, params.offset - 1) + params.offset
-    bits = (shifted[:, None] >> np.arange(params.bits, dtype=np.int64)) & 1
-    flat: npt.NDArray[np.int64] = bits.reshape(-1)
-    return flat
 
 
 def _pair_key(shared_secret: bytes, *, context: bytes, member: str, party: int) -> bytes:
@@ -296,11 +340,17 @@ def _aad(context: bytes, member: str, party: int) -> bytes:
 
 
 def _encode_elements(values: ObjectArray, width: int) -> bytes:
-    return b"".join(int(v).to_bytes(width, "little") for v in values)
+    """Little-endian fixed-width bytes of each value, vectorised through 32-bit words (``width`` a multiple of 4)."""
+    words = np.empty((len(values), width // 4), dtype="<u4")
+    rest = np.asarray(values, dtype=object)
+    for index in range(width // 4):
+        words[:, index] = (rest & 0xFFFFFFFF).astype(np.uint32)
+        rest = rest >> 32
+    return words.tobytes()
 
 
-def split_shares(values: npt.NDArray[np.int64], params: CheckParams) -> ObjectArray:
-    """Shamir shares (MPyC's ``thresha``, degree ``threshold``) of ``values`` and one random blinding value.
+def split_shares(values: npt.NDArray[Any], params: CheckParams) -> ObjectArray:
+    """Shamir shares (MPyC's ``thresha``, degree ``threshold``) of ``values`` (signed) and one random blinding value.
 
     Row ``j`` is committee member ``j``'s share vector (evaluation point ``j + 1``, MPyC's convention).
     """
@@ -308,7 +358,13 @@ def split_shares(values: npt.NDArray[np.int64], params: CheckParams) -> ObjectAr
     from mpyc import thresha
 
     blinding = int.from_bytes(os.urandom(params.element_bytes + 16), "little") % params.modulus
-    secrets = np.array([int(v) % params.modulus for v in values] + [blinding], dtype=object)
+    p = params.modulus
+    if np.asarray(values).dtype == object:  # arbitrary integers (e.g. a test's out-of-range coordinates)
+        field_values = np.array([int(v) % p for v in values], dtype=object)
+    else:
+        signed = np.asarray(values, dtype=np.int64)
+        field_values = signed.astype(object) + p * (signed < 0).astype(object)  # x mod p, vectorised
+    secrets = np.concatenate([field_values, np.array([blinding], dtype=object)])
     shares: ObjectArray = thresha.np_random_split(field, field.array(secrets), params.threshold, params.committee)
     return shares
 
@@ -328,9 +384,8 @@ def share_update(
     """
     if len(committee_keys) != params.committee:
         raise BadInput(f"{len(committee_keys)} committee keys for a committee of {params.committee}")
-    bits = bit_encode(to_fixed(update, params), params)
     return seal_shares(
-        split_shares(bits, params),
+        split_shares(to_fixed(update, params), params),
         params,
         member=member,
         examples=examples,
@@ -379,7 +434,9 @@ class OpenedShare:
     member: str
     examples: int
     bundle_hash: bytes
-    shares: ObjectArray  # this party's share of each bit, then of the blinding value
+    # this party's share of each coordinate, then of the blinding value: (shared_length, words) little-endian
+    # 32-bit words of each field element, the form the committee's exact float64 linear algebra reads
+    shares: npt.NDArray[np.uint32]
 
 
 def _parse_header(bundle: bytes, member: str) -> tuple[dict[str, Any], bytes]:
@@ -432,7 +489,19 @@ def open_share(
     width = params.element_bytes
     if len(plaintext) != params.shared_length * width:
         raise MalformedShares(member, f"shares for committee member {party} have the wrong length")
-    values = [int.from_bytes(plaintext[i : i + width], "little") for i in range(0, len(plaintext), width)]
-    if max(values) >= params.modulus:
+    words = np.frombuffer(plaintext, dtype="<u4").reshape(params.shared_length, width // 4)
+    if not _below_modulus(words, params.modulus):
         raise MalformedShares(member, f"a share for committee member {party} is not a field element")
-    return OpenedShare(member, examples, hashlib.sha256(bundle).digest(), np.array(values, dtype=object))
+    return OpenedShare(member, examples, hashlib.sha256(bundle).digest(), words.astype(np.uint32))
+
+
+def _below_modulus(words: npt.NDArray[np.uint32], modulus: int) -> bool:
+    """Whether every row of little-endian 32-bit words encodes an integer below ``modulus`` (vectorised)."""
+    below = np.zeros(words.shape[0], dtype=bool)
+    equal = np.ones(words.shape[0], dtype=bool)
+    for index in range(words.shape[1] - 1, -1, -1):
+        limb = np.uint32((modulus >> (32 * index)) & 0xFFFFFFFF)
+        column = words[:, index]
+        below |= equal & (column < limb)
+        equal &= column == limb
+    return bool(below.all())

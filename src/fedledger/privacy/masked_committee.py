@@ -2,33 +2,39 @@
 
 Each committee member runs :func:`run_checks` in its own MPyC runtime (``m`` parties,
 threshold ``t = (m - 1) // 2``, honest majority) with its shares of every member's
-update (:func:`fedledger.privacy.masked_checks.open_share`). What the session reveals:
+update (:func:`fedledger.privacy.masked_checks.open_share`). The session:
 
-1. per member, whether every committee member could open its shares, and each
-   committee member's share of ``rho = r . s + z`` for a public random ``r`` and the
-   member's secret blinding value ``z``: for an honest member ``rho`` is uniformly
-   random (so nothing about the update), and the ``m`` shares lie on one polynomial of
-   degree ``t``; if they do not, the member dealt shares that do not reconstruct and
-   is named;
-2. per member, ``e = sum r'_k b_k (b_k - 1)``: zero for bits, nonzero (except with
-   probability ``1/p``) when some shared "bit" is not 0 or 1, which names the member;
-3. per member, one bit: norm within the bound and direction within the threshold;
-4. the example-weighted sum of the updates that passed.
+1. exchanges, per member, whether every committee member could open its shares, and
+   one fresh 32-byte contribution per committee member; the projections' seed is the
+   hash of the round context, the contributions and the committed bundle hashes
+   (:func:`~fedledger.privacy.masked_sketch.derive_seed`), so it was unknown when the
+   members committed;
+2. computes, locally on the shares, the ``k`` projections ``y_j = <a_j, x>`` and the
+   inner product with the public reference (exact vectorised linear algebra, no
+   communication), and opens each committee member's share of ``rho = c . y + z`` for
+   public random ``c`` and the member's secret blinding value ``z``: for an honest
+   member ``rho`` is uniformly random, and the ``m`` shares lie on one polynomial of
+   degree ``t``; if they do not, the member dealt shares that do not reconstruct and is
+   named (an inconsistency in ``x`` survives the projections with probability ``2^-k``);
+3. converts the ``k + 1`` values per member to a larger MPyC ``SecInt`` (MPyC's
+   statistical conversion), squares and sums the projections, and compares: norm
+   ``S <= T``, and with a reference ``dot >= 0`` and ``D k dot^2 >= 2 N |ref|^2 S``;
+   reveals one bit per member;
+4. reveals the example-weighted sum of the updates that passed.
 
-``r`` and ``r'`` are expanded (SHAKE-256) from the round context and the sha256 of the
-member's committed bundle, so they are fixed after the member committed and every
-party derives the same ones. All sharing, multiplication, comparison and opening is
-MPyC's (Shamir over a prime field; its secure comparisons are statistically secure
-with its default security parameter); this module only composes them.
+All sharing, multiplication, conversion, comparison and opening is MPyC's (Shamir over a
+prime field; its conversions and comparisons are statistically secure with its default
+security parameter); this module only composes them.
 
 Trust: MPyC protects against a passive (honest-but-curious) minority of the committee.
-A committee member that deviates (sends wrong shares of ``rho``, ``e`` or the bits)
+A committee member that deviates (sends wrong shares of ``rho`` or of the comparisons)
 can make a check fail or pass wrongly; members, in contrast, may deviate arbitrarily.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +43,12 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.privacy.masked_checks import CheckParams, MalformedShares, ObjectArray, OpenedShare
+from fedledger.privacy.masked_sketch import derive_seed, project, projection_chunks, reference_dot, weighted_sum_words
 
-__all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks"]
+__all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks", "sketch_decision"]
 
 _CONSISTENCY = b"fedledger/masked-checks/consistency/1"
-_BITS = b"fedledger/masked-checks/bits/1"
+_CONTRIBUTION_BYTES = 32
 
 
 @dataclass
@@ -53,8 +60,9 @@ class CheckOutcome:
     weighted_sum: npt.NDArray[np.int64]  # sum of examples * fixed-point update over ``passed``
     total_examples: int
     bytes_sent: int = 0
-    # What the committee opened on the way, for an auditor: per member, each committee member's share of
-    # the blinded combination rho (or its complaint), and the opened bit-check value e.
+    # What the committee opened on the way, for an auditor: the round context, every committee member's seed
+    # contribution, the bundle hashes the seed binds, the seed, and per member each committee member's share
+    # of the blinded combination rho (or its complaint).
     transcript: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,36 +108,42 @@ def _on_one_polynomial(points: list[tuple[int, int]], degree: int, field: Any) -
     return all(int(p[0].value) % field.modulus == y for p, (_, y) in zip(predicted, rest, strict=True))
 
 
-def _local_view(
-    params: CheckParams, context: bytes, members: list[str], opened: Mapping[str, OpenedShare | MalformedShares]
-) -> list[tuple[str, int]]:
-    """This party's verdict per member: ``("", share of rho)`` or ``(reason, 0)``."""
-    view = []
-    for member in members:
-        item = opened[member]
-        if isinstance(item, MalformedShares):
-            view.append((item.reason, 0))
-            continue
-        challenge = derive_challenge(_CONSISTENCY, context, item.bundle_hash, params.shared_length - 1, params)
-        rho = (int(np.dot(challenge, item.shares[:-1])) + int(item.shares[-1])) % params.modulus
-        view.append(("", rho))
-    return view
+@dataclass
+class _Round:
+    """One party's working state between the steps of :func:`run_checks`."""
+
+    params: CheckParams
+    context: bytes
+    members: list[str]
+    rejected: dict[str, str] = field(default_factory=dict)
+    transcript: dict[str, Any] = field(default_factory=dict)
 
 
-def _consistent_members(
-    params: CheckParams, members: list[str], views: list[list[tuple[str, int]]], field: Any, rejected: dict[str, str]
-) -> list[str]:
+def _complaints(opened: Mapping[str, OpenedShare | MalformedShares], members: list[str]) -> list[str]:
+    return [item.reason if isinstance(item, MalformedShares) else "" for item in (opened[m] for m in members)]
+
+
+def _rho_shares(params: CheckParams, seed: bytes, projections: list[list[int]], items: list[OpenedShare]) -> list[int]:
+    """This party's share of ``rho = c . y + z`` per member: ``c`` public from the seed, ``z`` the blinding value."""
+    p = params.modulus
+    out = []
+    for sketch, item in zip(projections, items, strict=True):
+        challenge = derive_challenge(_CONSISTENCY, seed, item.member.encode(), len(sketch), params)
+        blinding = sum(int(w) << (32 * i) for i, w in enumerate(item.shares[-1]))
+        out.append((int(np.dot(challenge, np.array(sketch, dtype=object))) + blinding) % p)
+    return out
+
+
+def _consistent(params: CheckParams, state: _Round, candidates: list[str], views: list[list[int]]) -> list[str]:
+    field_ = params.field()
     kept = []
-    for index, member in enumerate(members):
-        reasons = [f"committee member {party}: {view[index][0]}" for party, view in enumerate(views) if view[index][0]]
-        if reasons:
-            rejected[member] = "malformed shares (" + "; ".join(reasons) + ")"
-            continue
-        points = [(party + 1, view[index][1]) for party, view in enumerate(views)]
-        if not _on_one_polynomial(points, params.threshold, field):
-            rejected[member] = "shares do not reconstruct (not on one polynomial of the sharing degree)"
-            continue
-        kept.append(member)
+    for index, member in enumerate(candidates):
+        points = [(party + 1, int(view[index])) for party, view in enumerate(views)]
+        state.transcript["consistency"][member] = [["", y] for _, y in points]
+        if _on_one_polynomial(points, params.threshold, field_):
+            kept.append(member)
+        else:
+            state.rejected[member] = "shares do not reconstruct (not on one polynomial of the sharing degree)"
     return kept
 
 
@@ -145,134 +159,149 @@ async def run_checks(
     ``mpc`` is a started MPyC runtime with ``params.committee`` parties; every party calls this with the same
     members, parameters, context and reference. Returns the same :class:`CheckOutcome` at every party.
     """
-    secint = mpc.SecInt(params.value_bits, p=params.modulus)
-    fld = secint.field
-    p = params.modulus
-    members = sorted(opened)
-    rejected: dict[str, str] = {}
-
-    views = await mpc.transfer(_local_view(params, context, members, opened))
-    candidates = _consistent_members(params, members, views, fld, rejected)
-    transcript: dict[str, Any] = {
-        "consistency": {m: [[view[i][0], view[i][1]] for view in views] for i, m in enumerate(members)},
-        "bit_errors": {},
-    }
-
-    # Rebuild each x_k = sum_i 2^i b_ki - 2^(L-1) on the shares (linear, no communication); check the bits.
-    powers = np.array([1 << i for i in range(params.bits)], dtype=object)
-    coords: dict[str, ObjectArray] = {}
-    bit_errors = []
-    for member in candidates:
-        item = opened[member]
-        if not isinstance(item, OpenedShare):  # excluded above; keeps the type checker informed
-            continue
-        bits = item.shares[:-1]
-        coords[member] = (bits.reshape(params.length, params.bits) @ powers - params.offset) % p
-        challenge = derive_challenge(_BITS, context, item.bundle_hash, bits.size, params)
-        weighted = secint.array(fld.array((challenge * bits) % p))
-        shared_bits = secint.array(fld.array(bits))
-        linear = int(np.dot(challenge, bits)) % p
-        bit_errors.append(weighted @ shared_bits - secint(fld(linear)))
-    opened_errors = await mpc.output(bit_errors) if bit_errors else []
-    in_range = []
-    for member, error in zip(candidates, opened_errors, strict=True):
-        transcript["bit_errors"][member] = int(error) % p
-        if int(error) != 0:
-            rejected[member] = "shared bits are not all 0 or 1 (an update outside the fixed-point range)"
+    state = _Round(params, context, sorted(opened))
+    contribution = os.urandom(_CONTRIBUTION_BYTES).hex()
+    first = await mpc.transfer([contribution, _complaints(opened, state.members)])
+    contributions = [str(view[0]) for view in first]
+    candidates = []
+    state.transcript.update(context=context.hex(), contributions=contributions, consistency={}, bundle_hashes={})
+    for index, member in enumerate(state.members):
+        reasons = [f"committee member {party}: {view[1][index]}" for party, view in enumerate(first) if view[1][index]]
+        if reasons:
+            state.rejected[member] = "malformed shares (" + "; ".join(reasons) + ")"
+            state.transcript["consistency"][member] = [[view[1][index], 0] for view in first]
         else:
-            in_range.append(member)
-
-    decisions = [_decision(mpc, secint, params, coords[member], reference) for member in in_range]
-    bits_out = await mpc.output(decisions) if decisions else []
+            candidates.append(member)
+    items = [opened[m] for m in candidates]
+    shares = [item.shares for item in items if isinstance(item, OpenedShare)]  # every candidate opened everywhere
+    hashes = {item.member: item.bundle_hash for item in items if isinstance(item, OpenedShare)}
+    state.transcript["bundle_hashes"] = {m: h.hex() for m, h in hashes.items()}
+    seed = derive_seed(context, contributions, hashes)
+    state.transcript["seed"] = seed.hex()
+    projections = project([s[:-1] for s in shares], seed, params.projections, params.modulus)
+    opened_items = [item for item in items if isinstance(item, OpenedShare)]
+    views = await mpc.transfer(_rho_shares(params, seed, projections, opened_items))
+    kept = _consistent(params, state, candidates, views)
+    keep = [candidates.index(m) for m in kept]
+    dots = (
+        reference_dot([shares[i][:-1] for i in keep], reference.astype(np.int64), params.modulus)
+        if (reference is not None and keep)
+        else []
+    )
+    bits = await _decide(mpc, params, [projections[i] for i in keep], dots, reference) if keep else []
     passed = []
-    for member, bit in zip(in_range, bits_out, strict=True):
+    for member, bit in zip(kept, bits, strict=True):
         if int(bit) == 1:
             passed.append(member)
         else:
-            rejected[member] = "failed the norm or direction check"
-
-    weighted_sum, total = await _sum_passing(mpc, secint, params, passed, coords, opened)
+            state.rejected[member] = "failed the norm or direction check"
+    chosen = [shares[candidates.index(m)] for m in passed]
+    examples = [item.examples for item in opened_items if item.member in passed]
+    weighted_sum = await _sum_passing(mpc, params, chosen, examples)
     sent = sum(peer.protocol.nbytes_sent for peer in mpc.parties if peer.pid != mpc.pid and peer.protocol)
     return CheckOutcome(
         passed=passed,
-        rejected=rejected,
+        rejected=state.rejected,
         weighted_sum=weighted_sum,
-        total_examples=total,
+        total_examples=sum(examples),
         bytes_sent=sent,
-        transcript=transcript,
+        transcript=state.transcript,
     )
 
 
-def recheck_transcript(outcome: CheckOutcome, params: CheckParams) -> list[str]:
-    """What an auditor can re-derive without any secret: the verdicts on shares, from the opened transcript.
+async def _decide(
+    mpc: Any, params: CheckParams, projections: list[list[int]], dots: list[int], reference: ObjectArray | None
+) -> list[int]:
+    """The secure pass bit per member: norm ``S <= T`` and, with a reference, direction within tau."""
+    small = mpc.SecInt(params.small_bits, p=params.modulus)
+    big = mpc.SecInt(params.big_bits)
+    k = params.projections
+    rows = [row + ([dots[i]] if dots else []) for i, row in enumerate(projections)]
+    width = len(rows[0])
+    flat = [small(small.field(v)) for row in rows for v in row]  # this party's shares, as MPyC secure ints
+    values = mpc.np_fromlist(mpc.convert(flat, big)).reshape(len(rows), width)
+    y = values[:, :k]
+    total = mpc.np_sum(y * y, axis=1)
+    ok = mpc.np_sgn(total - (params.norm_threshold + 1), LT=True)  # 1 exactly when S <= T
+    if reference is not None and dots:
+        dot = values[:, k]
+        ref2 = int(sum(int(r) * int(r) for r in reference))
+        numerator, denominator = params.cosine_ratio
+        aligned = 1 - mpc.np_sgn(dot, l=params.small_bits, LT=True)
+        gap = denominator * k * dot * dot - 2 * numerator * ref2 * total
+        close = 1 - mpc.np_sgn(gap, l=params.direction_bits, LT=True)
+        ok = ok * aligned * close
+    return [int(v) for v in await mpc.output(ok)]
 
-    Returns the disagreements (empty when the published verdicts follow from the transcript): a member
-    named for shares that do not reconstruct must have ``rho`` shares off one polynomial of the sharing
-    degree, a member named for its bits a nonzero bit-check value, and a passing member neither. The
-    pass bits themselves and the sum come from the MPC and rest on the committee's honest majority.
+
+async def _sum_passing(
+    mpc: Any, params: CheckParams, shares: list[npt.NDArray[np.uint32]], examples: list[int]
+) -> npt.NDArray[np.int64]:
+    """Open the example-weighted sum of the passing members' updates (one opening of ``length`` values)."""
+    if not shares:
+        return np.zeros(params.length, dtype=np.int64)
+    small = mpc.SecInt(params.small_bits, p=params.modulus)
+    acc = weighted_sum_words([s[:-1] for s in shares], examples, params.modulus)
+    revealed = await mpc.output(small.array(small.field.array(acc)))
+    return np.asarray(np.asarray(revealed, dtype=object).astype(np.int64), dtype=np.int64)  # MPyC: signed ints
+
+
+def recheck_transcript(outcome: CheckOutcome, params: CheckParams) -> list[str]:
+    """What an auditor can re-derive without any secret: the seed and the verdicts on shares, from the transcript.
+
+    Returns the disagreements (empty when the published verdicts follow from the transcript): the seed must be
+    the hash of the context, the contributions and the bundle hashes; a member named for malformed shares must
+    have a complaint, one named for shares that do not reconstruct ``rho`` shares off one polynomial of the
+    sharing degree, and a member that passed or failed the checks neither. The pass bits themselves and the sum
+    come from the MPC and rest on the committee's honest majority.
     """
     fld = params.field()
     problems = []
-    consistency = outcome.transcript.get("consistency", {})
-    bit_errors = outcome.transcript.get("bit_errors", {})
+    doc = outcome.transcript
+    hashes = {m: bytes.fromhex(h) for m, h in doc.get("bundle_hashes", {}).items()}
+    seed = derive_seed(bytes.fromhex(doc.get("context", "")), doc.get("contributions", []), hashes)
+    if seed.hex() != doc.get("seed"):
+        problems.append("seed does not follow from the context, the contributions and the bundle hashes")
+    consistency = doc.get("consistency", {})
     for member in sorted(set(outcome.passed) | set(outcome.rejected)):
         views = consistency.get(member)
+        reason = outcome.rejected.get(member, "")
         if views is None or len(views) != params.committee:
             problems.append(f"{member}: no consistency shares from every committee member")
             continue
-        complaints = [reason for reason, _ in views if reason]
-        reason = outcome.rejected.get(member, "")
+        complaints = [r for r, _ in views if r]
         if complaints:
             if not reason.startswith("malformed shares"):
                 problems.append(f"{member}: committee complaints {complaints} but verdict {reason or 'passed'!r}")
             continue
+        if member not in hashes:
+            problems.append(f"{member}: checked without a bundle hash in the seed")
         on_polynomial = _on_one_polynomial(
             [(party + 1, int(rho)) for party, (_, rho) in enumerate(views)], params.threshold, fld
         )
         if on_polynomial == reason.startswith("shares do not reconstruct"):
             problems.append(f"{member}: consistency shares do not support the verdict {reason or 'passed'!r}")
-            continue
-        if not on_polynomial:
-            continue
-        error = bit_errors.get(member)
-        if error is None or (error != 0) != reason.startswith("shared bits"):
-            problems.append(f"{member}: bit-check value {error!r} does not support the verdict {reason or 'passed'!r}")
     return problems
 
 
-def _decision(mpc: Any, secint: Any, params: CheckParams, coords: ObjectArray, reference: ObjectArray | None) -> Any:
-    """The secure pass bit of one update: norm within the bound and, with a reference, direction within tau."""
-    fld = secint.field
-    x = secint.array(fld.array(coords))
-    norm2 = x @ x
-    ok = norm2 <= params.bound_units**2
+def sketch_decision(
+    fixed: npt.NDArray[np.int64], params: CheckParams, reference: ObjectArray | None, seed: bytes
+) -> bool:
+    """The committee's rule in clear for a round's ``seed`` (reads the update: a reference for tests).
+
+    Equals the committee's bit for any update whose coordinates lie within ``params.coordinate_bound``.
+    """
+    x = np.asarray(fixed, dtype=np.int64)
+    k = params.projections
+    y = np.zeros(k, dtype=object)
+    for start, block in projection_chunks(seed, k, x.size):
+        y = y + block.astype(np.int64).T.astype(object) @ x[start : start + block.shape[0]].astype(object)
+    total = int(sum(int(v) * int(v) for v in y))
+    if total > params.norm_threshold:
+        return False
     if reference is None:
-        return ok
-    dot = secint(fld(int(np.dot(reference, coords)) % params.modulus))  # public reference: a local linear map
+        return True
+    dot = int(np.dot(reference, x.astype(object)))
     ref2 = int(sum(int(r) * int(r) for r in reference))
     numerator, denominator = params.cosine_ratio
-    aligned = dot >= 0
-    close = denominator * dot * dot - numerator * ref2 * norm2 >= 0
-    return ok * aligned * close
-
-
-async def _sum_passing(
-    mpc: Any,
-    secint: Any,
-    params: CheckParams,
-    passed: list[str],
-    coords: Mapping[str, ObjectArray],
-    opened: Mapping[str, OpenedShare | MalformedShares],
-) -> tuple[npt.NDArray[np.int64], int]:
-    total = 0
-    acc = np.zeros(params.length, dtype=object)
-    for member in passed:
-        item = opened[member]
-        examples = item.examples if isinstance(item, OpenedShare) else 0
-        acc = (acc + examples * coords[member]) % params.modulus
-        total += examples
-    if not passed:
-        return np.zeros(params.length, dtype=np.int64), 0
-    revealed = await mpc.output(secint.array(secint.field.array(acc)))
-    values = np.array([int(v) for v in revealed], dtype=object)
-    return values.astype(np.int64), total
+    return dot >= 0 and denominator * k * dot * dot >= 2 * numerator * ref2 * total

@@ -206,7 +206,11 @@ def start_party(job_path: Path, index: int, base_port: int) -> subprocess.Popen[
     cmd = [sys.executable, "-m", "fedledger.privacy.masked_party", "--job", str(job_path), "--index", str(index)]
     cmd += ["--key", str(job_path.parent / f"party{index}.key"), "--base-port", str(base_port)]
     cmd += ["--out", str(job_path.parent / f"result{index}.json")]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        # the local committee shares one machine: threaded BLAS in every party would oversubscribe its cores
+        env.setdefault(name, "1")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 
 
 def collect_result(job_path: Path, index: int, proc: subprocess.Popen[bytes], wait: float) -> dict[str, Any]:

@@ -1,0 +1,208 @@
+"""The linear algebra and the probability behind the masked checks: random projections of shared updates.
+
+The committee never checks an update coordinate by coordinate. After every member has
+committed its share bundle, it derives ``k`` public projection vectors ``a_1 .. a_k``
+from a seed nobody could predict at commit time, and computes ``y_j = <a_j, x>`` and
+``<ref, x>`` on the shares (a linear map: local, no communication). Only these ``k + 1``
+values per update enter the MPC.
+
+Entries of ``a_j`` are ``b + b' - 1`` for two fresh bits: ``-1`` and ``+1`` with
+probability 1/4 each, ``0`` with probability 1/2. Two properties follow:
+
+- **Norm.** ``E y_j^2 = |x|^2 / 2`` and ``y_j`` is sub-Gaussian with that variance
+  (``E exp(s a x_i) = cosh^2(s x_i / 2) <= exp(s^2 x_i^2 / 4)``), so ``Q = 2 S / |x|^2``
+  with ``S = sum_j y_j^2`` has a moment generating function below that of a chi-square
+  with ``k`` degrees of freedom: its upper tail is bounded by the chi-square Chernoff
+  bound (:func:`chi2_threshold`). Its lower tail uses ``E Q_j^2 <= 3`` only
+  (:func:`lower_tail`, Achlioptas's argument for database-friendly projections).
+- **Wrap-around.** If some coordinate ``x_i``, read as a centred integer modulo ``p``,
+  lies outside ``[-2W, 2W]``, then for any values of the other entries at most one of
+  ``c - x_i``, ``c``, ``c + x_i`` (pairwise differences ``x_i``, ``x_i``, ``2 x_i``) or
+  only the pair ``c +- x_i`` lies in ``[-W, W]``: each ``y_j`` leaves the window with
+  probability at least 1/2, independently, so all ``k`` stay in it with probability at
+  most ``2^-k``. No projection with integer entries does better than 1/2 per projection:
+  with ``x_1 = x_2 = (p + 1) / 2`` ("1/2" modulo ``p``) the projection is small exactly when
+  ``a_1 + a_2`` is even (always, for entries ``+-1``).
+
+Share arithmetic is exact and vectorised: share vectors are kept as little-endian 32-bit
+words, and every product sum stays below 2^53 so float64 BLAS computes it exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from fedledger.exceptions import ConfigError
+
+__all__ = [
+    "FAIL_LOG2",
+    "chi2_threshold",
+    "combine_words",
+    "derive_seed",
+    "direction_band",
+    "false_accept",
+    "lower_tail",
+    "project",
+    "projection_chunks",
+    "reference_dot",
+    "weighted_sum_words",
+]
+
+FAIL_LOG2 = 40  # an honest update is wrongly rejected with probability at most 2^-40
+_SEED_LABEL = b"fedledger/masked-checks/projections/1"
+_CHUNK = 8192  # coordinates per block: keeps the float64 blocks near 16 MB at k = 256
+_MAX_EXACT = 2**53  # float64 integers are exact below this
+
+WordArray = npt.NDArray[np.uint32]
+
+
+def chi2_threshold(k: int, fail_log2: int = FAIL_LOG2) -> float:
+    """``q`` with ``P[chi2_k >= q] <= 2^-fail_log2``: Chernoff ``exp(-k/2 (u - ln(1 + u)))`` at ``q = k(1 + u)``."""
+    target = 2 * fail_log2 * math.log(2) / k
+    low, high = 0.0, 64.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        if mid - math.log1p(mid) < target:
+            low = mid
+        else:
+            high = mid
+    return k * (1 + high)
+
+
+def lower_tail(k: int, fraction: float) -> float:
+    """Bound on ``P[S <= fraction * E S]`` for ``k`` projections of any fixed vector.
+
+    ``E exp(-l Q) <= 1 - l + 3 l^2 / 2`` (``e^-z <= 1 - z + z^2/2``, ``E Q = 1``, ``E Q^2 <= 3``), so the bound is
+    ``min_l [exp(l fraction) (1 - l + 3 l^2 / 2)]^k``, minimised on a fine grid of ``l``.
+    """
+    if fraction >= 1.0:
+        return 1.0
+    grid = np.linspace(0.0, 2.0 / 3.0, 4001)
+    exponent = k * (grid * fraction + np.log(1 - grid + 1.5 * grid * grid))
+    return float(math.exp(min(0.0, float(exponent.min()))))
+
+
+def false_accept(k: int, q: float, ratio: float) -> float:
+    """Bound on accepting an update whose norm is ``ratio`` times the bound (``ratio > 1``), threshold ``q``."""
+    return lower_tail(k, q / (k * ratio * ratio))
+
+
+def direction_band(k: int, q: float, fail_log2: int = FAIL_LOG2) -> tuple[float, float]:
+    """``(low, high)`` such that ``2 S / (k |x|^2)`` lies in it except with probability ``2 * 2^-fail_log2``."""
+    target = 2.0**-fail_log2
+    low, high = 0.0, 1.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        if lower_tail(k, mid) > target:
+            high = mid
+        else:
+            low = mid
+    return low, q / k
+
+
+def derive_seed(context: bytes, contributions: Sequence[str], bundle_hashes: dict[str, bytes]) -> bytes:
+    """The projections' seed: the round, every committee member's fresh contribution and every committed bundle.
+
+    The contributions are drawn after the bundles were committed, so no member could grind its bundle for
+    favourable projections; the bundle hashes bind the seed to what was committed.
+    """
+    digest = hashlib.sha256(_SEED_LABEL + len(context).to_bytes(2, "big") + context)
+    for contribution in contributions:
+        digest.update(bytes.fromhex(contribution))
+    for member in sorted(bundle_hashes):
+        digest.update(member.encode() + b"\x00" + bundle_hashes[member])
+    return digest.digest()
+
+
+def projection_chunks(seed: bytes, k: int, length: int) -> Iterator[tuple[int, npt.NDArray[np.float64]]]:
+    """Blocks ``(start, E)`` of the projection matrix, ``E[i, j]`` the entry of coordinate ``start + i`` in ``a_j``.
+
+    SHAKE-256 of the seed gives ``2 k`` bits per coordinate, coordinate-major; entry = bit + next bit - 1.
+    """
+    if k % 4:
+        raise ConfigError(f"the number of projections must be a multiple of 4, got {k}")
+    stream = np.frombuffer(hashlib.shake_256(seed).digest(length * k // 4), dtype=np.uint8)
+    per_coordinate = k // 4
+    for start in range(0, length, _CHUNK):
+        stop = min(length, start + _CHUNK)
+        bits = np.unpackbits(stream[start * per_coordinate : stop * per_coordinate], bitorder="little")
+        pairs = bits.reshape(stop - start, k, 2)
+        yield start, pairs[..., 0].astype(np.float64) + pairs[..., 1] - 1.0
+
+
+def combine_words(sums: npt.NDArray[np.float64], modulus: int, width: int = 32) -> list[int]:
+    """Rebuild field elements from per-word sums (last axis: words, least significant first), modulo ``modulus``."""
+    flat = sums.reshape(-1, sums.shape[-1])
+    out = []
+    for row in flat:
+        value = 0
+        for index in range(row.size - 1, -1, -1):
+            value = (value << width) + int(row[index])
+        out.append(value % modulus)
+    return out
+
+
+def project(shares: Sequence[WordArray], seed: bytes, k: int, modulus: int) -> list[list[int]]:
+    """Each share vector's ``k`` projections (field elements), all members in one pass over the matrix.
+
+    ``shares[m]`` is ``(length, words)`` 32-bit words; each block product sums at most ``length`` terms below
+    ``2^32``, exact in float64 for ``length < 2^21``.
+    """
+    if not shares:
+        return []
+    length, words = shares[0].shape
+    if length * 2**32 >= _MAX_EXACT:
+        raise ConfigError(f"{length} parameters are too many for exact float64 projections")
+    total = np.zeros((k, words * len(shares)), dtype=np.float64)
+    for start, block in projection_chunks(seed, k, length):
+        stop = start + block.shape[0]
+        stacked = np.concatenate([s[start:stop] for s in shares], axis=1).astype(np.float64)
+        total += block.T @ stacked
+    per_member = total.reshape(k, len(shares), words).transpose(1, 0, 2)
+    return [combine_words(per_member[m], modulus) for m in range(len(shares))]
+
+
+def reference_dot(shares: Sequence[WordArray], reference: npt.NDArray[np.int64], modulus: int) -> list[int]:
+    """``<ref, s>`` for each share vector; 16-bit words keep ``|ref| 2^16 length`` below 2^53."""
+    if not shares:
+        return []
+    if int(np.abs(reference).max(initial=0)) * 2**16 * reference.size >= _MAX_EXACT:
+        raise ConfigError("reference too large for exact float64 inner products")
+    ref = reference.astype(np.float64)
+    halves = [np.ascontiguousarray(s).view(np.uint16).astype(np.float64) for s in shares]
+    sums = np.stack([ref @ h for h in halves])  # (members, 16-bit words)
+    return combine_words(sums, modulus, width=16)
+
+
+def weighted_sum_words(shares: Sequence[WordArray], weights: Sequence[int], modulus: int) -> npt.NDArray[np.object_]:
+    """``sum_m weights[m] * s_m`` modulo ``modulus`` per coordinate, as Python ints (exact uint64 on 16-bit words).
+
+    Each product is below ``2^48`` and at most ``2^15`` are summed, so the 16-bit word sums stay below ``2^63``;
+    carrying them into 16-bit digits keeps every step inside uint64 before the few Python-int operations per
+    coordinate that rebuild the values.
+    """
+    if len(shares) >= 2**15:
+        raise ConfigError("too many members for exact 64-bit accumulation")
+    length = shares[0].shape[0]
+    digits = shares[0].shape[1] * 2
+    acc = np.zeros((digits + 3, length), dtype=np.uint64)  # three more digits take the carries out of the top
+    for share, weight in zip(shares, weights, strict=True):
+        if not 0 <= weight < 2**32:
+            raise ConfigError(f"weight {weight} outside [0, 2^32)")
+        acc[:digits] += np.ascontiguousarray(share).view(np.uint16).T.astype(np.uint64) * np.uint64(weight)
+    for index in range(acc.shape[0] - 1):
+        acc[index + 1] += acc[index] >> np.uint64(16)
+        acc[index] &= np.uint64(0xFFFF)
+    out: npt.NDArray[np.object_] = np.zeros(length, dtype=object)
+    for start in range(((acc.shape[0] + 3) // 4) * 4 - 4, -1, -4):
+        block = acc[start : start + 4]
+        packed = np.zeros(length, dtype=np.uint64)
+        for offset in range(block.shape[0]):
+            packed |= block[offset] << np.uint64(16 * offset)
+        out = np.asarray((out << 64) + packed.astype(object), dtype=object)
+    return np.asarray(out % modulus, dtype=object)
