@@ -222,6 +222,17 @@ class CommitmentBatchesClient(ContractClient):
         """Finalize the batch after its challenge window, when no dispute is open."""
         return self._send(self.contract.functions.finalize(_uint(batch_id, "batch id")))
 
+    def deliver(self, batch_id: int, listing: BatchListing) -> TxResult:
+        """Hand the batch's leaves (its ``listing``) to its task, finalizing a pending batch first: the leaves the
+        task accepts become the round's updates in tree order; the others are logged (``LeafRejected``)."""
+        return self._send(
+            self.contract.functions.deliver(
+                _uint(batch_id, "batch id"),
+                [signed.commitment.as_tuple() for signed in listing.leaves],
+                [signed.signature_hash for signed in listing.leaves],
+            )
+        )
+
     # -- reads -----------------------------------------------------------------------
 
     @property
@@ -248,6 +259,10 @@ class CommitmentBatchesClient(ContractClient):
             status=BatchStatus(raw[7]),
             open_disputes=raw[8],
         )
+
+    def delivered(self, batch_id: int) -> bool:
+        """Whether the batch's leaves were handed to its task."""
+        return bool(self.chain.call(self.contract.functions.delivered(_uint(batch_id, "batch id"))))
 
     def current_batch(self, task: str, round_id: int) -> int:
         """The batch standing for the round (pending or finalized); 0 when none."""
