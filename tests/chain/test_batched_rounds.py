@@ -63,7 +63,9 @@ def test_a_finalized_batch_becomes_the_rounds_updates_in_tree_order(batched) -> 
     ledger.chain.advance_time(WINDOW + 1)
     shuffled = replace(listing, leaves=listing.leaves[::-1])
     refused(state, InvalidArgument, "batches: leaves do not rebuild the root", deliver, 1, shuffled)
-    refused(state, InvalidArgument, "batches: leaf count wrong", deliver, 1, replace(listing, leaves=listing.leaves[1:]))
+    refused(
+        state, InvalidArgument, "batches: leaf count wrong", deliver, 1, replace(listing, leaves=listing.leaves[1:])
+    )
 
     result = deliver(1, listing)  # anyone may; a pending batch past its window is finalized first
     events = batches.events()
@@ -115,7 +117,9 @@ def test_only_the_batch_contract_commits_for_another_member_and_only_while_deliv
     ledger, batches, task = batched
     assert ledger.chain.call(batches.contract.functions.delivering()) == "0x0000000000000000000000000000000000000000"
     state = lambda: (ledger.chain.block_number, task.round(1).num_updates)  # noqa: E731
-    refused(state, NotAuthorized, "task: caller is not a trainer", task.as_(ledger.outsider).commit_update, 1, h("u"), 3)
+    refused(
+        state, NotAuthorized, "task: caller is not a trainer", task.as_(ledger.outsider).commit_update, 1, h("u"), 3
+    )
 
 
 def test_a_round_with_no_finalized_batch_closes_without_commitments(batched) -> None:  # type: ignore[no-untyped-def]
