@@ -59,13 +59,16 @@ def deploy(
 
 @app.command("relay")
 def relay(
-    contract: ContractOpt,
     task: TaskOpt,
     round_id: RoundOpt,
     expect: Annotated[int, typer.Option(help="Post as soon as this many trainers' commitments are in.")],
     wait: Annotated[float, typer.Option(help="Post after this many seconds even if fewer came.")] = 60.0,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 0,
+    contract: Annotated[
+        str | None,
+        typer.Option("--contract", help="Address of the CommitmentBatches contract (default: the task's own)."),
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
@@ -73,11 +76,17 @@ def relay(
     """Collect a round's signed commitments over HTTP (an aggregator only), then post their root.
 
     Prints ``listening URL`` on its first line, then the posted batch."""
+    from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient
     from fedledger.federation.relay import Relay, RelayServer
 
     with open_workspace(workspace) as ws:
+        task_address = _task_address(ws, task)
+        if contract is None:
+            contract = TrainingTaskClient(ws.chain, task_address).params().commitment_batches
+            if contract == ZERO_ADDRESS:
+                raise BadInput(f"task {task_address} takes no batched commitments: name the batch contract")
         batches = CommitmentBatchesClient(ws.chain, contract, ws.account(as_key))
-        collector = Relay(batches, ws.consortium(), task=_task_address(ws, task), round_id=round_id)
+        collector = Relay(batches, ws.consortium(), task=task_address, round_id=round_id)
         with RelayServer(collector, host=host, port=port) as server:
             print(f"listening {server.url}", flush=True)
             deadline = time.monotonic() + wait
