@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
 
 from conftest import DEFAULT_PARAMS, Ledger, h, refused
+from fedledger.audit.batches import audit_batches
 from fedledger.chain import TrainingTaskClient
 from fedledger.chain.batch_events import BatchDelivered, BatchFinalized, LeafRejected
 from fedledger.chain.batch_leaves import Commitment, SignedCommitment, sign_commitment
@@ -21,6 +23,7 @@ from fedledger.chain.batches import BatchListing, BatchStatus, CommitmentBatches
 from fedledger.chain.events import RoundAborted, UpdateCommitted
 from fedledger.chain.task import Phase
 from fedledger.exceptions import InvalidArgument, InvalidState, NotAuthorized
+from fedledger.store import BlobStore
 
 WINDOW = 60
 BLOB = h("batched-round-listing")
@@ -47,10 +50,17 @@ def signed(
     return sign_commitment(who, batches.domain, c)
 
 
-def post(ledger: Ledger, batches: CommitmentBatchesClient, task: str, leaves: list[SignedCommitment]) -> BatchListing:
+def post(
+    ledger: Ledger,
+    batches: CommitmentBatchesClient,
+    task: str,
+    leaves: list[SignedCommitment],
+    store: BlobStore | None = None,
+) -> BatchListing:
     listing = BatchListing(batches.domain, task, 1, tuple(leaves))
     tree = listing.tree()
-    batches.as_(ledger.members[0]).post_batch(task, 1, tree.root, tree.count, BLOB)
+    blob = BLOB if store is None else store.put(listing.to_bytes())
+    batches.as_(ledger.members[0]).post_batch(task, 1, tree.root, tree.count, blob)
     return listing
 
 
@@ -83,8 +93,9 @@ def test_a_finalized_batch_becomes_the_rounds_updates_in_tree_order(batched) -> 
     assert task.as_(ledger.members[1]).close_commits(1) is Phase.VALIDATE
 
 
-def test_a_leaf_that_breaks_a_task_rule_is_rejected_by_name_and_the_round_goes_on(batched) -> None:  # type: ignore[no-untyped-def]
+def test_a_leaf_that_breaks_a_task_rule_is_rejected_by_name_and_the_round_goes_on(batched, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ledger, batches, task = batched
+    store = BlobStore(tmp_path / "store")
     m = ledger.members
     task.as_(m[3]).commit_update(1, h("direct"), 5, epsilon_micro=1)  # committed directly, then listed too
     leaves = [
@@ -94,7 +105,7 @@ def test_a_leaf_that_breaks_a_task_rule_is_rejected_by_name_and_the_round_goes_o
         signed(batches, task.address, m[2], epsilon=6_000_000),  # over the task's privacy budget
         signed(batches, task.address, m[3]),
     ]
-    listing = post(ledger, batches, task.address, leaves)
+    listing = post(ledger, batches, task.address, leaves, store)
     ledger.chain.advance_time(WINDOW + 1)
     batches.as_(ledger.outsider).deliver(1, listing)
     rejected = [(e.index, e.member, e.reason) for e in batches.events() if isinstance(e, LeafRejected)]
@@ -109,6 +120,21 @@ def test_a_leaf_that_breaks_a_task_rule_is_rejected_by_name_and_the_round_goes_o
     commits = [(e.index, e.member) for e in task.events() if isinstance(e, UpdateCommitted)]
     assert commits == [(0, m[3].address), (1, m[0].address)]
     assert task.privacy_spent(m[2].address) == 0  # a rejected leaf leaves no trace in the task
+
+    # The audit follows every leaf to its update or its rejection, and re-derives the rejections it can judge.
+    audit = lambda events: audit_batches(  # noqa: E731
+        ledger.chain, ledger.consortium, batches.address, task.address, store, task_events=events,
+        privacy_budget=5_000_000,
+    )  # fmt: skip
+    report = audit(task.events())
+    # The outsider's leaf should have been challenged: a batch that stands with it is the audit's finding, while
+    # its delivery (the task refused that leaf) is exactly what the listing and the rules give.
+    assert report.deliveries_checked == 1
+    assert [str(d).split(": ", 1)[1] for d in report.discrepancies] == ["batch 1: leaf 1: signer is not a trainer"]
+    # Shown a ledger on which the direct commitment never happened, leaf 4's rejection no longer holds.
+    without_direct = [e for e in task.events() if not (isinstance(e, UpdateCommitted) and e.member == m[3].address)]
+    found = audit(without_direct).discrepancies[-1]
+    assert "leaf 4 rejected for 'task: already committed', a rule it meets" in str(found)
     ledger.chain.advance_time(DEFAULT_PARAMS.commit_duration)
     assert task.as_(m[0]).close_commits(1) is Phase.VALIDATE  # two updates meet min_commitments
 

@@ -69,7 +69,9 @@ def test_a_batched_round_runs_on_the_delivered_batch(tmp_path: Path) -> None:
         (record,) = [e for e in batches.events() if isinstance(e, BatchDelivered)]
         assert (record.accepted, record.rejected) == (4, 0)
         assert not [e for e in events if e.action == "batch_missing"]
-        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
+        assert report.ok and report.batches is not None  # the task's own batch board, audited by default
+        assert (report.batches.leaves_checked, report.batches.deliveries_checked) == (4, 1)
 
 
 def test_a_round_without_a_batch_closes_at_its_deadline_with_the_reason_named(tmp_path: Path) -> None:
