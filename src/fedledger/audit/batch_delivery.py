@@ -47,22 +47,30 @@ def audit_delivery(
     def wrong(message: str, member: str | None = None) -> Discrepancy:
         return Discrepancy(delivered.round_id, member, None, f"batch {delivered.batch_id}: {message}")
 
+    chunk = listing.leaves[delivered.first : delivered.first + delivered.accepted + delivered.rejected]
     rejected = {
         e.index: e.reason for e in batch_events if isinstance(e, LeafRejected) and e.batch_id == delivered.batch_id
     }
-    commits = [e for e in task_events if isinstance(e, UpdateCommitted)]
-    recorded = [e for e in commits if e.tx_hash == delivered.tx_hash]
     at = (delivered.block_number, delivered.log_index)
-    before = [e for e in commits if e.tx_hash != delivered.tx_hash and (e.block_number, e.log_index) < at]
+    # The chunk's updates: logged in its transaction, after any chunk delivered earlier in the same transaction.
+    since = max(
+        (e.log_index for e in batch_events if isinstance(e, BatchDelivered) and e.tx_hash == delivered.tx_hash
+         and e.log_index < delivered.log_index),
+        default=-1,
+    )  # fmt: skip
+    commits = [e for e in task_events if isinstance(e, UpdateCommitted)]
+    recorded = [e for e in commits if e.tx_hash == delivered.tx_hash and since < e.log_index < delivered.log_index]
+    before = [e for e in commits if (e.block_number, e.log_index) < at and e not in recorded]
     found: list[Discrepancy] = []
-    if (delivered.accepted, delivered.rejected) != (len(listing.leaves) - len(rejected), len(rejected)):
-        found.append(wrong(f"delivery counts {delivered.accepted} + {delivered.rejected} leaves, the log differs"))
+    in_chunk = [i for i in rejected if delivered.first <= i < delivered.first + len(chunk)]
+    if len(chunk) != delivered.accepted + delivered.rejected or len(in_chunk) != delivered.rejected:
+        found.append(wrong(f"delivery from leaf {delivered.first}: its counts do not match the listing and the log"))
     committed = {e.member for e in before if e.round_id == delivered.round_id}
     spent: dict[str, int] = {}
     for e in before:
         spent[e.member] = e.epsilon_micro
     accepted = iter(recorded)
-    for index, signed in enumerate(listing.leaves):
+    for index, signed in enumerate(chunk, start=delivered.first):
         c = signed.commitment
         broken = _broken_rules(c, delivered, committed, spent, is_trainer, privacy_budget)
         reason = rejected.get(index)

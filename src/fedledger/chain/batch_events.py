@@ -84,11 +84,13 @@ class LeafRejected(LedgerEvent):
 
 @dataclass(frozen=True)
 class BatchDelivered(LedgerEvent):
-    """A finalized batch's leaves handed to its task: ``accepted`` became the round's updates, in tree order."""
+    """A chunk of a finalized batch's leaves, from position ``first``, handed to its task: ``accepted`` became the
+    round's next updates, in tree order; ``rejected`` were refused (``LeafRejected``)."""
 
     batch_id: int
     task: str
     round_id: int
+    first: int
     accepted: int
     rejected: int
     source: ClassVar[str] = "CommitmentBatches"

@@ -309,6 +309,17 @@ class MerkleTree:
     def root(self) -> bytes:
         return self.levels[-1][0]
 
+    def subtree_proof(self, first: int, levels: int) -> list[bytes]:
+        """Sibling hashes from the subtree of ``2 ** levels`` leaves starting at ``first`` (a multiple of that size)
+        up to the root: what shows a chunk of leaves in the tree."""
+        if not (0 <= first < self.count and first % (1 << levels) == 0 and levels < len(self.levels)):
+            raise BadInput(f"no aligned subtree of {1 << levels} leaves starts at leaf {first}")
+        index, siblings = first >> levels, []
+        for level in self.levels[levels:-1]:
+            siblings.append(level[index ^ 1])
+            index >>= 1
+        return siblings
+
     def proof(self, index: int) -> list[bytes]:
         """Sibling hashes from leaf ``index`` up to the root."""
         if not 0 <= index < self.count:

@@ -39,6 +39,8 @@ __all__ = ["COMMITMENT_MODES", "BatchedCommits", "batch_contract", "check_batche
 log = logging.getLogger("fedledger.node")
 
 COMMITMENT_MODES = ("direct", "batched")
+DELIVERY_CHUNK = 128
+"""Leaves per delivery transaction: about 150,000 gas each, so a chunk stays under a 30 M gas block."""
 
 
 def check_batched(config: TaskConfig) -> None:
@@ -144,9 +146,10 @@ class BatchedCommits:
         pending_done = info.status is BatchStatus.PENDING and now > info.challenge_deadline and not info.open_disputes
         return info.status is BatchStatus.FINALIZED or pending_done
 
-    def deliver(self, round_id: int) -> tuple[TxResult, int] | None:
-        """Hand the round's batch to the task (finalizing it first when pending); the transaction and the batch id,
-        or None when the round has no batch. The listing must rebuild the posted root
+    def deliver(self, round_id: int) -> tuple[list[TxResult], int] | None:
+        """Hand the round's batch to the task (finalizing it first when pending), in chunks of at most
+        ``DELIVERY_CHUNK`` leaves from the first one not delivered yet; the transactions and the batch id, or None
+        when the round has no batch. The listing must rebuild the posted root
         (:class:`~fedledger.exceptions.IntegrityError` otherwise)."""
         from fedledger.federation.relay import published_listing
 
@@ -154,9 +157,15 @@ class BatchedCommits:
         if info is None:
             return None
         listing = published_listing(self.batches, self.store, info)
-        result = self.batches.deliver(info.batch_id, listing)
+        sent: list[TxResult] = []
+        first = self.batches.next_leaf(info.batch_id)
+        while first < len(listing.leaves):
+            # Aligned on a power of two, whoever delivered the chunks before.
+            chunk = min(DELIVERY_CHUNK, first & -first) if first else DELIVERY_CHUNK
+            sent.append(self.batches.deliver(info.batch_id, listing, first=first, chunk=chunk))
+            first += min(chunk, len(listing.leaves) - first)
         self.delivered.add(round_id)
-        return result, info.batch_id
+        return sent, info.batch_id
 
     def missing(self, round_id: int) -> str | None:
         """Why the round has no batched commitments yet, in words; None once its batch was delivered."""

@@ -295,8 +295,8 @@ class ValidatedRounds:
         delivered = batched.deliver(info.round_id)
         if delivered is None:
             return False
-        result, batch_id = delivered
-        self.emit("deliver_batch", info.round_id, batch_id=batch_id, tx_hash=result.tx_hash)
+        results, batch_id = delivered
+        self.emit("deliver_batch", info.round_id, batch_id=batch_id, transactions=len(results))
         return True
 
     def _close_commits(self, round_id: int) -> object:

@@ -37,7 +37,8 @@ STATUS_FINALIZED: constant(uint8) = 2
 STATUS_INVALID: constant(uint8) = 3
 
 MAX_DEPTH: constant(uint256) = 20
-# Leaves one delivery hands to a task: a round's most updates (the task contracts' MAX_UPDATES).
+# Leaves one delivery hands to a task (a round's most updates, the task contracts' MAX_UPDATES); the block gas
+# limit allows fewer, about 150,000 gas each.
 MAX_DELIVERY: constant(uint256) = 1024
 # A task's revert reason, ABI-encoded as Error(string): selector, offset, length and up to 96 bytes of text.
 MAX_REASON_DATA: constant(uint256) = 164
@@ -92,8 +93,10 @@ barred: HashMap[address, HashMap[uint256, HashMap[address, bool]]]
 disputer: HashMap[uint256, HashMap[bytes32, address]]
 # batch -> leaf -> its dispute was answered with a proof
 answered: HashMap[uint256, HashMap[bytes32, bool]]
-# batch -> its leaves were handed to its task (once)
+# batch -> every leaf was handed to its task
 delivered: public(HashMap[uint256, bool])
+# batch -> the position of the next leaf to hand to its task (leaves go in tree order, each once)
+next_leaf: public(HashMap[uint256, uint256])
 # The trainer whose leaf is being handed to a task now (zero outside `deliver`): the task asks who commits.
 delivering: public(address)
 
@@ -134,6 +137,7 @@ event BatchDelivered:
     batch_id: indexed(uint256)
     task: indexed(address)
     round_id: indexed(uint256)
+    first: uint256
     accepted: uint256
     rejected: uint256
 
@@ -343,29 +347,43 @@ def finalize(batch_id: uint256):
 @external
 def deliver(
     batch_id: uint256,
+    first: uint256,
     leaves: DynArray[Commitment, MAX_DELIVERY],
     signature_hashes: DynArray[bytes32, MAX_DELIVERY],
+    proof: DynArray[bytes32, MAX_DEPTH],
 ):
     """
-    @notice Hand a batch's leaves to its task, once: they become the round's commitments, in
-            tree order. A pending batch is finalized first (so its window must be over). The
-            leaves must rebuild the posted root. Each leaf is committed under the task's own
-            rules (`commit_update`, for the trainer who signed it); a leaf the task refuses is
-            logged with the task's reason and the others stand. Anyone may call it.
+    @notice Hand a batch's leaves to its task, in tree order and each once: they become the round's
+            commitments. A pending batch is finalized first (so its window must be over). Leaves go
+            in chunks, so that a round of any size fits the block gas limit: a chunk is the leaves
+            of one aligned subtree (its size a power of two, `first` a multiple of it; the last one
+            may stop at the batch's count), shown in the posted root by the sibling hashes above it.
+            Each leaf is committed under the task's own rules (`commit_update`, for the trainer who
+            signed it); a leaf the task refuses is logged with the task's reason and the others
+            stand. Anyone may call it.
     @param batch_id The batch.
-    @param leaves Its signed commitments, in tree order (the listing's).
+    @param first The position of the chunk's first leaf: the next leaf not delivered yet.
+    @param leaves The chunk's signed commitments, in tree order (the listing's).
     @param signature_hashes keccak256 of each leaf's signature, in the same order.
+    @param proof Sibling hashes from the chunk's subtree up to the root.
     """
     if self.batches[batch_id].status == STATUS_PENDING:
         self._finalize(batch_id)
     batch: Batch = self.batches[batch_id]
     assert batch.status == STATUS_FINALIZED, "batches: batch not finalized"
-    assert not self.delivered[batch_id], "batches: batch already delivered"
-    assert len(leaves) == batch.count and len(signature_hashes) == batch.count, "batches: leaf count wrong"
-    assert self._root_of(leaves, signature_hashes) == batch.root, "batches: leaves do not rebuild the root"
-    self.delivered[batch_id] = True
+    assert first == self.next_leaf[batch_id] and first < batch.count, "batches: leaves delivered out of order"
+    n: uint256 = len(leaves)
+    levels: uint256 = self._depth(n)
+    size: uint256 = 1 << levels
+    assert n > 0 and len(signature_hashes) == n and first % size == 0, "batches: chunk not aligned"
+    assert n == size or first + n == batch.count, "batches: chunk not aligned"
+    assert len(proof) + levels == self._depth(batch.count), "batches: proof length wrong"
+    subtree: bytes32 = self._root_of(leaves, signature_hashes)
+    assert self._root_from(subtree, first >> levels, proof) == batch.root, "batches: leaves do not rebuild the root"
+    self.next_leaf[batch_id] = first + n
+    self.delivered[batch_id] = first + n == batch.count
     accepted: uint256 = 0
-    for i: uint256 in range(len(leaves), bound=MAX_DELIVERY):
+    for i: uint256 in range(n, bound=MAX_DELIVERY):
         leaf: Commitment = leaves[i]
         reason: String[96] = "leaf for another round"
         if leaf.task == batch.task and leaf.round_id == batch.round_id:
@@ -373,10 +391,15 @@ def deliver(
         if reason == "":
             accepted += 1
         else:
-            log LeafRejected(batch_id=batch_id, member=leaf.member, index=i, reason=reason)
+            log LeafRejected(batch_id=batch_id, member=leaf.member, index=first + i, reason=reason)
     self.delivering = empty(address)
     log BatchDelivered(
-        batch_id=batch_id, task=batch.task, round_id=batch.round_id, accepted=accepted, rejected=len(leaves) - accepted
+        batch_id=batch_id,
+        task=batch.task,
+        round_id=batch.round_id,
+        first=first,
+        accepted=accepted,
+        rejected=n - accepted,
     )
 
 
@@ -595,8 +618,8 @@ def _root_of(
     leaves: DynArray[Commitment, MAX_DELIVERY], signature_hashes: DynArray[bytes32, MAX_DELIVERY]
 ) -> bytes32:
     """
-    @notice The root of the index-ordered tree of these signed commitments, padded with zero leaves to a
-            power of two (as the relay built it).
+    @notice The root of the index-ordered tree (or subtree) of these signed commitments, padded with zero
+            leaves to a power of two (as the relay built it).
     @param leaves The commitments, in tree order (at least one).
     @param signature_hashes keccak256 of their signatures.
     @return The root.
