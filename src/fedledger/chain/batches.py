@@ -33,6 +33,7 @@ from fedledger.exceptions import BadInput
 from fedledger.store.safejson import loads_shallow
 
 __all__ = [
+    "DELIVERY_CHUNK",
     "LISTING_FORMAT",
     "BatchInfo",
     "BatchListing",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 LISTING_FORMAT = "fedledger-batch/1"
+DELIVERY_CHUNK = 128
+"""The most leaves one delivery hands to a task (the contract's ``MAX_DELIVERY``): about 150,000 gas each, so that
+a chunk stays under a 30 M gas block."""
 
 
 class BatchStatus(IntEnum):
@@ -231,11 +235,11 @@ class CommitmentBatchesClient(ContractClient):
 
     def deliver(self, batch_id: int, listing: BatchListing, *, first: int = 0, chunk: int | None = None) -> TxResult:
         """Hand the batch's leaves from position ``first`` to its task (finalizing a pending batch first): at most
-        ``chunk`` leaves (a power of two; default: all the rest, when ``first`` is 0), so that a large round fits the
-        block gas limit. The leaves the task accepts become the round's next updates in tree order; the others are
-        logged (``LeafRejected``)."""
+        ``chunk`` leaves (a power of two, at most ``DELIVERY_CHUNK``; default: as many as fit), so that a large
+        round fits the block gas limit. The leaves the task accepts become the round's next updates in tree order;
+        the others are logged (``LeafRejected``)."""
         rest = len(listing.leaves) - first
-        size = chunk if chunk is not None else 1 << depth_for(max(rest, 1))
+        size = chunk if chunk is not None else min(DELIVERY_CHUNK, 1 << depth_for(max(rest, 1)))
         if size <= 0 or size & (size - 1) or not 0 <= first < len(listing.leaves) or first % size:
             raise BadInput(f"a chunk is an aligned power of two of leaves: {size} from leaf {first} is not")
         leaves = listing.leaves[first : first + size]

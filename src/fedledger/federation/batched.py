@@ -24,7 +24,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address
 
 from fedledger.chain.batch_leaves import Commitment, sign_commitment
-from fedledger.chain.batches import BatchInfo, BatchStatus, CommitmentBatchesClient
+from fedledger.chain.batches import DELIVERY_CHUNK, BatchInfo, BatchStatus, CommitmentBatchesClient
 from fedledger.chain.connection import TxResult
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient
@@ -39,8 +39,6 @@ __all__ = ["COMMITMENT_MODES", "BatchedCommits", "batch_contract", "check_batche
 log = logging.getLogger("fedledger.node")
 
 COMMITMENT_MODES = ("direct", "batched")
-DELIVERY_CHUNK = 128
-"""Leaves per delivery transaction: about 150,000 gas each, so a chunk stays under a 30 M gas block."""
 
 
 def check_batched(config: TaskConfig) -> None:

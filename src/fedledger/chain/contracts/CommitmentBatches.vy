@@ -37,9 +37,9 @@ STATUS_FINALIZED: constant(uint8) = 2
 STATUS_INVALID: constant(uint8) = 3
 
 MAX_DEPTH: constant(uint256) = 20
-# Leaves one delivery hands to a task (a round's most updates, the task contracts' MAX_UPDATES); the block gas
-# limit allows fewer, about 150,000 gas each.
-MAX_DELIVERY: constant(uint256) = 1024
+# Leaves one delivery hands to a task: about 150,000 gas each, so that a chunk fits a 30 M gas block (and the
+# memory its arrays reserve stays cheap). A larger round is delivered in several chunks.
+MAX_DELIVERY: constant(uint256) = 128
 # A task's revert reason, ABI-encoded as Error(string): selector, offset, length and up to 96 bytes of text.
 MAX_REASON_DATA: constant(uint256) = 164
 MAX_LEAVES: constant(uint256) = 1048576  # 2 ** MAX_DEPTH
