@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import hospital_datas
 from fedledger.audit import verify_task
 from fedledger.chain.batch_events import BatchDelivered
 from fedledger.chain.batches import CommitmentBatchesClient
 from fedledger.chain.events import UpdateCommitted
 from fedledger.chain.task import Phase
+from fedledger.exceptions import ConfigError
 from fedledger.federation import NodeEvent, TaskConfig
 from fedledger.federation.relay import Relay, RelayServer
 from fedledger.federation.setup import create_consortium
@@ -86,3 +89,17 @@ def test_a_round_without_a_batch_closes_at_its_deadline_with_the_reason_named(tm
         assert sim.task.round(1).phase is Phase.ABORTED
         missing = {e.details["reason"] for e in events if e.action == "batch_missing"}
         assert missing == {"no batch standing (none posted, or the posted one was invalidated)"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"commitments": "rollup"}, "commitments must be one of"),
+        ({"commitment_batches": "0x" + "12" * 20}, 'commitment_batches needs commitments = "batched"'),
+        ({"commitments": "batched", "batch_window": 600}, "batch_window must be 1 second or more and below"),
+        ({"commitments": "batched", "secure_aggregation": True, "secagg_threshold": 2}, "need validated rounds"),
+    ],
+)
+def test_a_batched_config_that_cannot_run_is_refused(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TaskConfig(model={"kind": "sklearn-sgd", "n_features": 3, "n_classes": 2}, commit_duration=600, **settings)  # type: ignore[arg-type]
