@@ -2,11 +2,11 @@
 
 Three organizations share a served chain and a store. The task's config says ``commitments = "batched"``, so
 ``task create`` deploys its CommitmentBatches contract with it. The founder runs the relay (``fedledger batch
-relay``); each organization runs ``fedledger node --relay URL``: its trainer hands its signed commitment to the
+relay --rounds 2``, one process for both rounds); each organization runs ``fedledger node --relay URL``: its trainer hands its signed commitment to the
 relay instead of calling ``commit_update``, the relay posts one root, an aggregator delivers the finalized batch to
-the task, and the round is validated, aggregated and finalized on the delivered updates. ``audit verify`` then
-follows every leaf to its update. The commitments of the round cost two transactions (the root, the delivery)
-whatever the number of trainers.
+the task, and each round is validated, aggregated and finalized on the delivered updates. ``audit verify`` then
+follows every leaf to its update. The commitments of a round cost two transactions (the root, the delivery)
+whatever the number of trainers, up to 128.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from fedledger.learning import breast_cancer_hospitals
 from fedledger.localnet import fedledger_command, local_consortium
 
 ORGS = ["Clinic A", "Clinic B", "Clinic C"]
-TASK = """
-rounds = 1
+ROUNDS = 2
+TASK = f"""
+rounds = {ROUNDS}
 local_epochs = 1
 seed = 7
 min_commitments = 2
@@ -50,7 +51,7 @@ seed = 1
 pytestmark = pytest.mark.slow
 
 
-def test_a_batched_round_across_processes_finalizes_on_the_relays_one_root(tmp_path: Path) -> None:
+def test_batched_rounds_across_processes_finalize_on_the_relays_one_root_a_round(tmp_path: Path) -> None:
     split = breast_cancer_hospitals(tmp_path / "data", n_hospitals=len(ORGS), alpha=1.0, seed=5)
     config = tmp_path / "task.toml"
     config.write_text(TASK)
@@ -59,7 +60,7 @@ def test_a_batched_round_across_processes_finalizes_on_the_relays_one_root(tmp_p
         relay = subprocess.Popen(
             [
                 *fedledger_command(), "batch", "relay", "-w", str(founder.workspace), "--task", net.task,
-                "--round", "1", "--expect", str(len(ORGS)), "--wait", "120", "--json",
+                "--round", "1", "--rounds", str(ROUNDS), "--expect", str(len(ORGS)), "--wait", "120", "--json",
             ],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=net.env,
         )  # fmt: skip
@@ -78,24 +79,24 @@ def test_a_batched_round_across_processes_finalizes_on_the_relays_one_root(tmp_p
         logs = {o.name: (net.root / f"{o.name.lower().replace(' ', '-')}.node.log").read_text() for o in net.orgs}
         assert codes == {name: 0 for name in ORGS}, logs
         assert relay.returncode == 0, err
-        assert json.loads(out)["count"] == len(ORGS)
+        assert [(b["round"], b["count"]) for b in map(json.loads, out.splitlines())] == [(1, 3), (2, 3)]
 
         with Chain.rpc(net.chain_url) as ledger:
             task = TrainingTaskClient(ledger, net.task)
-            assert task.round(1).phase is Phase.FINALIZED
+            assert all(task.round(r).phase is Phase.FINALIZED for r in range(1, ROUNDS + 1))
             batches = CommitmentBatchesClient(ledger, task.params().commitment_batches)
             batch_events = batches.events()
             posted = [e for e in batch_events if isinstance(e, BatchPosted)]
             delivered = [e for e in batch_events if isinstance(e, BatchDelivered)]
-            assert [(e.count, e.relay) for e in posted] == [(len(ORGS), founder.address)]
-            assert [(e.accepted, e.rejected) for e in delivered] == [(len(ORGS), 0)]
+            assert [(e.round_id, e.count, e.relay) for e in posted] == [(r, 3, founder.address) for r in (1, 2)]
+            assert [(e.round_id, e.accepted, e.rejected) for e in delivered] == [(1, 3, 0), (2, 3, 0)]
             commits = [e for e in task.events() if isinstance(e, UpdateCommitted)]
-            # Every update was recorded by the one delivery transaction: no trainer sent commit_update.
-            assert {e.tx_hash for e in commits} == {delivered[0].tx_hash}
-            assert [e.index for e in commits] == list(range(len(ORGS)))
+            # Every update was recorded by a delivery: no trainer sent commit_update.
+            assert {e.tx_hash for e in commits} == {e.tx_hash for e in delivered}
+            assert [(e.round_id, e.index) for e in commits] == [(r, i) for r in (1, 2) for i in range(len(ORGS))]
         assert all("deliver_batch" in log or "commit" in log for log in logs.values())
 
         done = net.run(net.orgs[1], "audit", "verify", check=False)
         assert done.returncode == 0, done.stderr
-        assert "verified: 1 finalized rounds" in done.stdout
-        assert f"batches verified: 1 batches, {len(ORGS)} leaves, 1 deliveries checked" in done.stdout
+        assert f"verified: {ROUNDS} finalized rounds" in done.stdout
+        assert f"batches verified: 2 batches, {2 * len(ORGS)} leaves, 2 deliveries checked" in done.stdout

@@ -18,6 +18,7 @@ the round has no batched commitments (none posted, still pending, invalidated, o
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
@@ -39,6 +40,8 @@ __all__ = ["COMMITMENT_MODES", "BatchedCommits", "batch_contract", "check_batche
 log = logging.getLogger("fedledger.node")
 
 COMMITMENT_MODES = ("direct", "batched")
+RELAY_CATCH_UP = 30.0
+"""Seconds a trainer waits for its relay to move on to the round it commits in, before committing directly."""
 
 
 def check_batched(config: TaskConfig) -> None:
@@ -121,10 +124,20 @@ class BatchedCommits:
         )
         signed = sign_commitment(self.account, self.batches.domain, commitment)
         relay = self.relay_address()
+        self._wait_for_relay_round(round_id)
         receipt = submit(str(self.relay_url), signed, domain=self.batches.domain, relay=relay)
         self.sent.add(round_id)
         leaf = "0x" + signed.leaf(self.batches.domain).hex()
         return {"relay": relay, "leaf": leaf, "receipt": "0x" + receipt.hex()}
+
+    def _wait_for_relay_round(self, round_id: int) -> None:
+        """Wait (at most ``RELAY_CATCH_UP`` seconds) for a relay serving several rounds to move on to ``round_id``:
+        it posts the last round's batch first, and a commitment sent before it moved on would be refused."""
+        from fedledger.federation.relay import relay_info
+
+        give_up = time.monotonic() + RELAY_CATCH_UP
+        while int(relay_info(str(self.relay_url))["round"]) < round_id and time.monotonic() < give_up:
+            time.sleep(0.1)
 
     def _batch(self, round_id: int) -> BatchInfo | None:
         batch_id = self.batches.current_batch(self.task.address, round_id)

@@ -98,24 +98,35 @@ class Relay:
         would count it bad, or when the trainer already sent another one (resending the same one is answered
         with the same receipt)."""
         c = signed.commitment
-        if c.task != self.task or c.round_id != self.round_id:
-            raise BadInput(f"this relay collects task {self.task} round {self.round_id}, not {c.task} {c.round_id}")
+        round_id = self.round_id
+        if c.task != self.task or c.round_id != round_id:
+            raise BadInput(f"this relay collects task {self.task} round {round_id}, not {c.task} {c.round_id}")
         if recover_signer(self.domain, signed) != c.member:
             raise BadInput(f"the signature is not {c.member}'s")
         if not self.consortium.has_role(c.member, Role.TRAINER):
             raise BadInput(f"{c.member} is not a trainer of the consortium")
         with self._lock:
+            if self.round_id != round_id:
+                raise BadInput(f"this relay moved on to round {self.round_id}")
             held = self._inbox.get(c.member)
             if held is not None and held != signed:
                 raise BadInput(f"{c.member} already sent another commitment for this round")
             self._inbox[c.member] = signed
         return sign_receipt(self._account, self.domain, signed.leaf(self.domain))
 
+    def start_round(self, round_id: int) -> None:
+        """Collect the next round's commitments from now on (a relay that serves a task's rounds one by one); what
+        the last round's inbox held is dropped, so publish it first."""
+        with self._lock:
+            self.round_id = round_id
+            self._inbox = {}
+
     def listing(self) -> BatchListing:
         """The signed commitments received so far, sorted by member address (one leaf per trainer)."""
         with self._lock:
             leaves = tuple(self._inbox[m] for m in sorted(self._inbox, key=str.lower))
-        return BatchListing(self.domain, self.task, self.round_id, leaves)
+            round_id = self.round_id
+        return BatchListing(self.domain, self.task, round_id, leaves)
 
     def publish(self, store: BlobStore) -> PublishedBatch:
         """Store the listing and post its root: the round's one transaction."""
@@ -124,7 +135,7 @@ class Relay:
             raise BadInput("no commitment reached the relay: nothing to post")
         tree = listing.tree()
         blob_id = store.put(listing.to_bytes())
-        batch_id = self.batches.post_batch(self.task, self.round_id, tree.root, tree.count, "0x" + blob_id)
+        batch_id = self.batches.post_batch(self.task, listing.round_id, tree.root, tree.count, "0x" + blob_id)
         return PublishedBatch(batch_id, blob_id, listing, tree)
 
 
