@@ -1,12 +1,12 @@
-"""A batched validated round as it is deployed: every party its own OS process through the ``fedledger`` command.
+"""Batched validated rounds as they are deployed: every party its own OS process through the ``fedledger`` command.
 
 Three organizations share a served chain and a store. The task's config says ``commitments = "batched"``, so
-``task create`` deploys its CommitmentBatches contract with it. The founder runs the relay (``fedledger batch
-relay --rounds 2``, one process for both rounds); each organization runs ``fedledger node --relay URL``: its trainer hands its signed commitment to the
-relay instead of calling ``commit_update``, the relay posts one root, an aggregator delivers the finalized batch to
-the task, and each round is validated, aggregated and finalized on the delivered updates. ``audit verify`` then
-follows every leaf to its update. The commitments of a round cost two transactions (the root, the delivery)
-whatever the number of trainers, up to 128.
+``task create`` deploys its CommitmentBatches contract with it. The founder runs the relay (``fedledger batch relay
+--rounds 2``, one process for both rounds); each organization runs ``fedledger node --relay URL``: its trainer
+hands its signed commitment to the relay instead of calling ``commit_update``, the relay posts one root, an
+aggregator delivers the finalized batch to the task, and each round is validated, aggregated and finalized on the
+delivered updates. ``audit verify`` then follows every leaf to its update. The commitments of a round cost two
+transactions (the root, the delivery) whatever the number of trainers, up to 128.
 """
 
 from __future__ import annotations
