@@ -140,6 +140,9 @@ def submit(
     examples: Annotated[int, typer.Option(help="Number of training examples.")],
     evidence: Annotated[Path, typer.Option(help="Where to keep the signed commitment and the relay's receipt.")],
     dataset_id: Annotated[int, typer.Option(help="DataRegistry dataset the update was trained on (0: none).")] = 0,
+    epsilon_micro: Annotated[
+        int, typer.Option(help="Cumulative privacy spend after this update, in micro-epsilon (tasks with a budget).")
+    ] = 0,
     chain_id: Annotated[
         int | None, typer.Option(help="The chain's id (default: read from the chain, which opens it).")
     ] = None,
@@ -161,6 +164,7 @@ def submit(
         update_hash=update_hash,
         num_examples=examples,
         dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     signed = sign_commitment(account, domain, commitment)
     receipt = send(relay_url, signed, domain=domain, relay=relay_address)
