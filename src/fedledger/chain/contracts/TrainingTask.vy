@@ -35,6 +35,7 @@ initializes: validation[membership := membership, round_core := round_core, comm
 implements: ITrainingTask
 
 
+# The batch contract names the trainer whose leaf it is delivering while it calls `commit_update`.
 interface IBatchDelivery:
     def delivering() -> address: view
 
@@ -172,7 +173,8 @@ def __init__(
            unstaked validators' scores, and seats no unstaked validator.
     @param param_bounds The parameters the consortium may change by vote later, each with its bounds.
     @param commitment_batches_ The CommitmentBatches contract allowed to deliver finalized batches of signed
-           commitments (`commit_batched`); zero for a task whose trainers commit only with `commit_update`.
+           commitments (through `commit_update`, for each leaf's trainer); zero for a task whose trainers only
+           commit themselves.
     """
     membership.__init__(consortium)
     round_core.__init__(
