@@ -22,6 +22,7 @@ completes, and a 100-member round costs under 10x a 10-member round.
     python benchmarks/scale.py                                   # both kinds at 10, 100, 1000 members
     python benchmarks/scale.py --members 10,20,40 --kinds validated --json
     python benchmarks/scale.py --markdown benchmarks/results/scale.md
+    python benchmarks/scale.py --members 10,100 --kinds validated --commitments batched   # one root a round
 """
 
 # ruff: noqa: E402 - the thread settings below must be in the environment before numpy loads.
@@ -51,10 +52,12 @@ import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from fedledger.chain.batches import CommitmentBatchesClient
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.task import TrainingTaskClient
 from fedledger.federation import LocalData, MemberNode, Simulation, TaskConfig
+from fedledger.federation.relay import Relay, RelayServer
 from fedledger.federation.secure import identity_key
 from fedledger.learning import build_model, encode_model
 from fedledger.store import BlobStore
@@ -68,6 +71,7 @@ N_FEATURES, N_CLASSES = 20, 4
 TRAIN_ROWS, VAL_ROWS = 40, 20
 GOAL_EXPONENT = 1.1
 GOAL_RATIO_100_TO_10 = 10.0
+BATCH_WINDOW = 10  # seconds a batch stays open to challenges (block time, advanced by the benchmark)
 
 
 # -- data and consortium ------------------------------------------------------------------------------------------
@@ -87,7 +91,7 @@ def member_data(k: int, seed: int) -> LocalData:
     return LocalData(X_tr, y_tr, X_val, y_val)
 
 
-def task_config(kind: str, rounds: int, seed: int) -> TaskConfig:
+def task_config(kind: str, rounds: int, seed: int, batches: str = "") -> TaskConfig:
     spec = {"kind": "sklearn-logreg", "n_features": N_FEATURES, "n_classes": N_CLASSES, "seed": seed}
     common: dict[str, Any] = {
         "model": spec,
@@ -99,6 +103,8 @@ def task_config(kind: str, rounds: int, seed: int) -> TaskConfig:
     }
     if kind == "secure":
         return TaskConfig(**common, secure_aggregation=True, aggregation="fedavg")
+    if batches:
+        return TaskConfig(**common, commitments="batched", commitment_batches=batches, batch_window=BATCH_WINDOW)
     return TaskConfig(**common)
 
 
@@ -112,11 +118,12 @@ class Consortium:
     task: TrainingTaskClient
     nodes: list[MemberNode]
     setup_seconds: float
+    store: BlobStore
 
 
-def stand_up(ws: Workspace, kind: str, members: int, rounds: int, seed: int) -> Consortium:
+def stand_up(ws: Workspace, kind: str, members: int, rounds: int, seed: int, *, batched: bool = False) -> Consortium:
     """Operator, consortium, ``members`` members (trainer and validator; the first three also aggregators), the
-    task and a node per member: not timed."""
+    task (``batched``: with its CommitmentBatches contract) and a node per member: not timed."""
     started = time.perf_counter()
     chain = ws.chain
     store = BlobStore(ws.root / ws.config.store)
@@ -136,7 +143,10 @@ def stand_up(ws: Workspace, kind: str, members: int, rounds: int, seed: int) -> 
         )
         ws.fund(account.address)
         accounts.append(account)
-    config = task_config(kind, rounds, seed)
+    batches = (
+        CommitmentBatchesClient.deploy(chain, operator, consortium.address, window=BATCH_WINDOW) if batched else None
+    )
+    config = task_config(kind, rounds, seed, batches.address if batches is not None else "")
     store.put(config.to_bytes())
     initial = build_model(config.model).get_params()
     initial_hash = store.put(encode_model(initial, config.model, metadata={"round": "0"}))
@@ -154,7 +164,7 @@ def stand_up(ws: Workspace, kind: str, members: int, rounds: int, seed: int) -> 
     ]
     for node in nodes:
         node.config  # noqa: B018 - read the task config now, outside the timed rounds
-    return Consortium(chain, task, nodes, time.perf_counter() - started)
+    return Consortium(chain, task, nodes, time.perf_counter() - started, store)
 
 
 # -- measuring ----------------------------------------------------------------------------------------------------
@@ -207,18 +217,38 @@ def chain_cost(chain: Chain, task: TrainingTaskClient, first_block: int) -> dict
     }
 
 
-def run_size(kind: str, members: int, rounds: int, seed: int) -> dict[str, Any]:
+def run_batched(net: Consortium) -> None:
+    """One batched round: the first member relays (an aggregator, its relay served in this process); every node
+    hands its commitment over, the relay posts the root, and once the window is over the round runs on the
+    delivered batch."""
+    relay = Relay(
+        CommitmentBatchesClient(net.chain, net.task.params().commitment_batches, net.nodes[0].account),
+        ConsortiumClient(net.chain, net.task.consortium_address),
+        task=net.task.address,
+        round_id=1,
+    )
+    with RelayServer(relay) as server:
+        for node in net.nodes:
+            node.relay_url = server.url
+        while any([node.step() for node in net.nodes]):  # the round opens, every trainer hands its commitment over
+            pass
+    relay.publish(net.store)
+    net.chain.advance_time(BATCH_WINDOW + 1)
+    Simulation(net.task, net.nodes).run()
+
+
+def run_size(kind: str, members: int, rounds: int, seed: int, *, batched: bool = False) -> dict[str, Any]:
     """One size of one kind: stand up, run ``rounds`` rounds, measure; per-round means."""
     with tempfile.TemporaryDirectory(prefix="fedledger-scale-") as tmp:
         ws = Workspace.create(Path(tmp), chain=ChainSpec(), scrypt_n=2**10)
         try:
-            net = stand_up(ws, kind, members, rounds, seed)
+            net = stand_up(ws, kind, members, rounds, seed, batched=batched)
             first_block = net.chain.block_number + 1
             with counting_views() as views:
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 error = None
                 try:
-                    Simulation(net.task, net.nodes).run()
+                    run_batched(net) if batched else Simulation(net.task, net.nodes).run()
                 except Exception as exc:  # noqa: BLE001 - a size that breaks is a result, reported with its reason
                     error = f"{type(exc).__name__}: {exc}"
                 wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -231,7 +261,7 @@ def run_size(kind: str, members: int, rounds: int, seed: int) -> dict[str, Any]:
             ws.close()
     per_round = max(rounds, 1)
     result: dict[str, Any] = {
-        "kind": kind,
+        "kind": kind + (" (batched)" if batched else ""),
         "members": members,
         "rounds": rounds,
         "finalized": finalized,
@@ -327,16 +357,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=",".join(KINDS), help="validated, secure or both, comma-separated")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per size (the mean is reported)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--commitments", default="direct", choices=("direct", "batched"), help="validated rounds' commitments"
+    )
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.members.split(",") if s.strip()]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if any(k not in KINDS for k in kinds) or not sizes or min(sizes) < AGGREGATORS or args.rounds < 1:
         parser.error(f"--kinds from {KINDS}, --members at least {AGGREGATORS} each, --rounds at least 1")
+    batched = args.commitments == "batched"
+    if batched and (kinds != ["validated"] or args.rounds != 1):
+        parser.error("--commitments batched runs validated rounds (--kinds validated), one round per size")
     rows = []
     for kind in kinds:
         for n in sizes:
-            row = run_size(kind, n, args.rounds, args.seed)
+            row = run_size(kind, n, args.rounds, args.seed, batched=batched)
             rows.append(row)
             print(
                 f"{kind} {n} members: wall {row['wall_seconds']} s, CPU {row['cpu_seconds']} s, "

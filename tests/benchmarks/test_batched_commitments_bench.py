@@ -1,6 +1,6 @@
 """The batched-commitments benchmark at small sizes: a round is two transactions whatever its leaf count, the
 root's gas does not grow with it, and only the proof-carrying challenges grow, one level at a time. The benchmark
-itself is ``benchmarks/batched_commitments.py``."""
+itself is ``benchmarks/batched_commitments.py``; it also runs a validated task's commit phase both ways."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import batched_commitments  # noqa: E402
 
 
 def test_a_round_costs_two_transactions_and_only_proofs_grow_with_the_leaves() -> None:
-    result = batched_commitments.run((2, 8))
+    result = batched_commitments.run((2, 8), (3,))
     small, large = result["rows"]
     assert (small["round_txs_batched"], large["round_txs_batched"]) == (2, 2)
     assert (small["round_txs_per_member"], large["round_txs_per_member"]) == (2, 8)
@@ -24,3 +24,7 @@ def test_a_round_costs_two_transactions_and_only_proofs_grow_with_the_leaves() -
         assert small["gas"][proved] < large["gas"][proved] < small["gas"][proved] + 2 * 3_000, proved
     assert large["commit_gas_per_member_total"] == 8 * result["commit_update_gas"]
     assert "| 8 | 3 | 2 | 8 |" in batched_commitments.render(result)
+    # A validated round's commit phase: three transactions batched (root, one delivery, close), one per trainer and
+    # the close directly; every trainer's update is on the task either way (the benchmark checks it).
+    (phase,) = result["rounds"]
+    assert (phase["direct"]["txs"], phase["batched"]["txs"]) == (4, 3)

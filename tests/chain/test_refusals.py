@@ -102,6 +102,7 @@ PERMISSIONLESS: dict[str, frozenset[str]] = {
             "answer_missing",  # only with a proof of the disputed leaf in the tree
             "claim_missing",  # only for a dispute left unanswered past the answer deadline
             "finalize",  # only after the window, with no dispute open, once
+            "deliver",  # only leaves that rebuild a finalized (or finalizable) root, once; the task judges each leaf
         }
     ),
 }

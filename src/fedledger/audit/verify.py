@@ -129,7 +129,8 @@ def verify_task(
     chain: Chain, consortium_address: str, task_address: str, store: BlobStore, *, batches: str | None = None
 ) -> VerificationReport:
     """Check one task against the trusted consortium (and its batched commitments on the CommitmentBatches
-    contract ``batches``, when given); never raises for a discrepancy."""
+    contract ``batches``: by default the task's own, for a task deployed with one); never raises for a
+    discrepancy."""
     task = TrainingTaskClient(chain, task_address)
     consortium = ConsortiumClient(chain, consortium_address)
     report = VerificationReport(task=task.address, consortium=consortium.address)
@@ -156,8 +157,19 @@ def verify_task(
     if task.params().stake_gate != ZERO_ADDRESS:
         report.payouts = audit_payouts(chain, task, events, block=block)
         report.discrepancies.extend(report.payouts.discrepancies)
+    if batches is None and task.params().commitment_batches != ZERO_ADDRESS:
+        batches = task.params().commitment_batches  # a batched task's rounds start from its batches
     if batches is not None:
-        report.batches = audit_batches(chain, consortium, batches, task.address, store, block=block)
+        report.batches = audit_batches(
+            chain,
+            consortium,
+            batches,
+            task.address,
+            store,
+            block=block,
+            task_events=events,
+            privacy_budget=task.params().privacy_budget,
+        )
         report.discrepancies.extend(report.batches.discrepancies)
     return report
 

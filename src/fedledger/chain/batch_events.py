@@ -11,7 +11,16 @@ from typing import ClassVar
 
 from fedledger.chain.event_record import LedgerEvent
 
-__all__ = ["BATCH_EVENTS", "BatchFinalized", "BatchInvalidated", "BatchPosted", "MissingAnswered", "MissingDisputed"]
+__all__ = [
+    "BATCH_EVENTS",
+    "BatchDelivered",
+    "BatchFinalized",
+    "BatchInvalidated",
+    "BatchPosted",
+    "LeafRejected",
+    "MissingAnswered",
+    "MissingDisputed",
+]
 
 
 @dataclass(frozen=True)
@@ -62,10 +71,37 @@ class BatchFinalized(LedgerEvent):
     source: ClassVar[str] = "CommitmentBatches"
 
 
+@dataclass(frozen=True)
+class LeafRejected(LedgerEvent):
+    """A delivered leaf its task refused; ``reason`` is the task's revert reason (its commitment rules)."""
+
+    batch_id: int
+    member: str
+    index: int  # the leaf's position in the tree
+    reason: str
+    source: ClassVar[str] = "CommitmentBatches"
+
+
+@dataclass(frozen=True)
+class BatchDelivered(LedgerEvent):
+    """A chunk of a finalized batch's leaves, from position ``first``, handed to its task: ``accepted`` became the
+    round's next updates, in tree order; ``rejected`` were refused (``LeafRejected``)."""
+
+    batch_id: int
+    task: str
+    round_id: int
+    first: int
+    accepted: int
+    rejected: int
+    source: ClassVar[str] = "CommitmentBatches"
+
+
 BATCH_EVENTS: tuple[type[LedgerEvent], ...] = (
     BatchPosted,
     MissingDisputed,
     MissingAnswered,
     BatchInvalidated,
     BatchFinalized,
+    LeafRejected,
+    BatchDelivered,
 )

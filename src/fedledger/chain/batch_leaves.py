@@ -65,6 +65,7 @@ _TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "updateHash", "type": "bytes32"},
         {"name": "numExamples", "type": "uint256"},
         {"name": "datasetId", "type": "uint256"},
+        {"name": "epsilonMicro", "type": "uint256"},
     ],
     "Receipt": [{"name": "leaf", "type": "bytes32"}],
 }
@@ -96,13 +97,28 @@ class Commitment:
     update_hash: str
     num_examples: int
     dataset_id: int = 0
+    epsilon_micro: int = 0  # the trainer's cumulative privacy spend after this update (tasks with a budget)
 
     @classmethod
     def of(
-        cls, *, task: str, round_id: int, member: str, update_hash: str | bytes, num_examples: int, dataset_id: int = 0
+        cls,
+        *,
+        task: str,
+        round_id: int,
+        member: str,
+        update_hash: str | bytes,
+        num_examples: int,
+        dataset_id: int = 0,
+        epsilon_micro: int = 0,
     ) -> Commitment:
         """A checked commitment; :class:`BadInput` for a malformed field."""
-        for what, value in (("round id", round_id), ("example count", num_examples), ("dataset id", dataset_id)):
+        fields = (
+            ("round id", round_id),
+            ("example count", num_examples),
+            ("dataset id", dataset_id),
+            ("declared micro-epsilon", epsilon_micro),
+        )
+        for what, value in fields:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**256:
                 raise BadInput(f"malformed {what}: expected a non-negative integer, got {value!r}")
         return cls(
@@ -112,11 +128,20 @@ class Commitment:
             update_hash=hex32(as_bytes32(update_hash, what="update hash")),
             num_examples=num_examples,
             dataset_id=dataset_id,
+            epsilon_micro=epsilon_micro,
         )
 
-    def as_tuple(self) -> tuple[str, int, str, bytes, int, int]:
+    def as_tuple(self) -> tuple[str, int, str, bytes, int, int, int]:
         """The contract's ``Commitment`` struct argument."""
-        return (self.task, self.round_id, self.member, as_bytes32(self.update_hash), self.num_examples, self.dataset_id)
+        return (
+            self.task,
+            self.round_id,
+            self.member,
+            as_bytes32(self.update_hash),
+            self.num_examples,
+            self.dataset_id,
+            self.epsilon_micro,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +151,7 @@ class Commitment:
             "update_hash": self.update_hash,
             "num_examples": self.num_examples,
             "dataset_id": self.dataset_id,
+            "epsilon_micro": self.epsilon_micro,
         }
 
     @classmethod
@@ -140,6 +166,7 @@ class Commitment:
                 update_hash=data["update_hash"],
                 num_examples=data["num_examples"],
                 dataset_id=data.get("dataset_id", 0),
+                epsilon_micro=data.get("epsilon_micro", 0),
             )
         except KeyError as exc:
             raise BadInput(f"a commitment lacks its {exc.args[0]!r} field") from None
@@ -190,6 +217,7 @@ def _commitment_message(domain: BatchDomain, c: Commitment) -> SignableMessage:
         "updateHash": as_bytes32(c.update_hash),
         "numExamples": c.num_examples,
         "datasetId": c.dataset_id,
+        "epsilonMicro": c.epsilon_micro,
     }
     return _typed(domain, "Commitment", message)
 
@@ -280,6 +308,17 @@ class MerkleTree:
     @property
     def root(self) -> bytes:
         return self.levels[-1][0]
+
+    def subtree_proof(self, first: int, levels: int) -> list[bytes]:
+        """Sibling hashes from the subtree of ``2 ** levels`` leaves starting at ``first`` (a multiple of that size)
+        up to the root: what shows a chunk of leaves in the tree."""
+        if not (0 <= first < self.count and first % (1 << levels) == 0 and levels < len(self.levels)):
+            raise BadInput(f"no aligned subtree of {1 << levels} leaves starts at leaf {first}")
+        index, siblings = first >> levels, []
+        for level in self.levels[levels:-1]:
+            siblings.append(level[index ^ 1])
+            index >>= 1
+        return siblings
 
     def proof(self, index: int) -> list[bytes]:
         """Sibling hashes from leaf ``index`` up to the root."""

@@ -17,7 +17,14 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.batch_events import BatchPosted
-from fedledger.chain.batch_leaves import BatchDomain, Commitment, MerkleTree, SignedCommitment, recover_signer
+from fedledger.chain.batch_leaves import (
+    BatchDomain,
+    Commitment,
+    MerkleTree,
+    SignedCommitment,
+    depth_for,
+    recover_signer,
+)
 from fedledger.chain.client import ContractClient
 from fedledger.chain.connection import Chain, TxResult
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
@@ -26,6 +33,7 @@ from fedledger.exceptions import BadInput
 from fedledger.store.safejson import loads_shallow
 
 __all__ = [
+    "DELIVERY_CHUNK",
     "LISTING_FORMAT",
     "BatchInfo",
     "BatchListing",
@@ -36,6 +44,9 @@ __all__ = [
 ]
 
 LISTING_FORMAT = "fedledger-batch/1"
+DELIVERY_CHUNK = 128
+"""The most leaves one delivery hands to a task (the contract's ``MAX_DELIVERY``): about 150,000 gas each, so that
+a chunk stays under a 30 M gas block."""
 
 
 class BatchStatus(IntEnum):
@@ -222,6 +233,28 @@ class CommitmentBatchesClient(ContractClient):
         """Finalize the batch after its challenge window, when no dispute is open."""
         return self._send(self.contract.functions.finalize(_uint(batch_id, "batch id")))
 
+    def deliver(self, batch_id: int, listing: BatchListing, *, first: int = 0, chunk: int | None = None) -> TxResult:
+        """Hand the batch's leaves from position ``first`` to its task (finalizing a pending batch first): at most
+        ``chunk`` leaves (a power of two, at most ``DELIVERY_CHUNK``; default: as many as fit), so that a large
+        round fits the block gas limit. The leaves the task accepts become the round's next updates in tree order;
+        the others are logged (``LeafRejected``)."""
+        rest = len(listing.leaves) - first
+        size = chunk if chunk is not None else min(DELIVERY_CHUNK, 1 << depth_for(max(rest, 1)))
+        if size <= 0 or size & (size - 1) or not 0 <= first < len(listing.leaves) or first % size:
+            raise BadInput(f"a chunk is an aligned power of two of leaves: {size} from leaf {first} is not")
+        leaves = listing.leaves[first : first + size]
+        levels = depth_for(len(leaves))
+        proof = listing.tree().subtree_proof(first, levels)
+        return self._send(
+            self.contract.functions.deliver(
+                _uint(batch_id, "batch id"),
+                first,
+                [signed.commitment.as_tuple() for signed in leaves],
+                [signed.signature_hash for signed in leaves],
+                proof,
+            )
+        )
+
     # -- reads -----------------------------------------------------------------------
 
     @property
@@ -248,6 +281,14 @@ class CommitmentBatchesClient(ContractClient):
             status=BatchStatus(raw[7]),
             open_disputes=raw[8],
         )
+
+    def delivered(self, batch_id: int) -> bool:
+        """Whether every leaf of the batch was handed to its task."""
+        return bool(self.chain.call(self.contract.functions.delivered(_uint(batch_id, "batch id"))))
+
+    def next_leaf(self, batch_id: int) -> int:
+        """The position of the batch's next leaf to hand to its task."""
+        return int(self.chain.call(self.contract.functions.next_leaf(_uint(batch_id, "batch id"))))
 
     def current_batch(self, task: str, round_id: int) -> int:
         """The batch standing for the round (pending or finalized); 0 when none."""

@@ -329,6 +329,7 @@ class TrainingTaskClient(ContractClient):
             min_approvals=scored_rule("min_approvals"),
             stake_gate=str(call(f.stake_gate())),
             param_bounds=param_bounds_of(self),
+            commitment_batches=str(call(f.commitment_batches())) if validated else ZERO_ADDRESS,
         )
 
     @property

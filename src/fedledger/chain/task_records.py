@@ -171,12 +171,24 @@ class TaskParams:
     stake_gate: str = ZERO_ADDRESS
     # The settings a consortium vote may change later, each as (name in GOVERNED_PARAMS, low, high); empty: none.
     param_bounds: tuple[tuple[str, int, int], ...] = ()
+    # The CommitmentBatches contract whose finalized batches deliver the task's commitments (one root per round,
+    # docs/batched-commitments.md); zero: trainers commit one transaction each. Validated rounds only.
+    commitment_batches: str = ZERO_ADDRESS
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def constructor_args(self, consortium: str) -> tuple[Any, ...]:
-        """The task contract constructor's arguments, in order (both kinds take the same)."""
+        """The task contract constructor's arguments, in order: both kinds take the same, and a validated task
+        also the CommitmentBatches contract allowed to deliver its batched commitments."""
+        batched = as_address(self.commitment_batches, what="commitment batches address")
+        if TaskKind.for_params(self) is TaskKind.SECURE:
+            if batched != ZERO_ADDRESS:
+                raise BadInput("batched commitments need validated rounds: a secure task commits masked inputs")
+            return self._shared_args(consortium)
+        return (*self._shared_args(consortium), batched)
+
+    def _shared_args(self, consortium: str) -> tuple[Any, ...]:
         return (
             as_address(consortium, what="consortium address"),
             as_bytes32(self.config_hash, what="config hash"),

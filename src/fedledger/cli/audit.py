@@ -23,7 +23,10 @@ def verify(
     json_out: JsonOpt = False,
     batches: Annotated[
         str | None,
-        typer.Option(help="CommitmentBatches contract: also check every leaf of the task's batches."),
+        typer.Option(
+            help="CommitmentBatches contract: also check every leaf of the task's batches (default: a batched "
+            "task's own)."
+        ),
     ] = None,
 ) -> None:
     """Re-derive every round (and, for a task with incentives, every payout) from chain events and blobs; exit
@@ -51,7 +54,10 @@ def verify(
         if report.batches is not None:
             b = report.batches
             verdict = "[green]batches verified[/]" if b.ok else "[red]batches disputed[/]"
-            console.print(f"{verdict}: {b.batches_checked} batches, {b.leaves_checked} leaves checked")
+            console.print(
+                f"{verdict}: {b.batches_checked} batches, {b.leaves_checked} leaves, "
+                f"{b.deliveries_checked} deliveries checked"
+            )
             for d in b.caught:
                 console.print(f"  invalidated on chain: {escape(str(d))}")
     if not report.ok:

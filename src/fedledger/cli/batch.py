@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from eth_utils import is_address
@@ -23,7 +23,11 @@ from fedledger.chain.consortium import Role
 from fedledger.chain.encoding import as_address
 from fedledger.cli.common import DEFAULT_WS, AsOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json
 from fedledger.exceptions import BadInput, StoreError
+from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
+
+if TYPE_CHECKING:
+    from fedledger.federation.relay import Relay
 
 app = typer.Typer(help="Batched commitments: sign, relay, post one root, challenge, finalize.", no_args_is_help=True)
 
@@ -59,38 +63,70 @@ def deploy(
 
 @app.command("relay")
 def relay(
-    contract: ContractOpt,
     task: TaskOpt,
     round_id: RoundOpt,
     expect: Annotated[int, typer.Option(help="Post as soon as this many trainers' commitments are in.")],
     wait: Annotated[float, typer.Option(help="Post after this many seconds even if fewer came.")] = 60.0,
+    rounds: Annotated[
+        int, typer.Option(help="Serve this many rounds, one after the other, from --round (each once it opens).")
+    ] = 1,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 0,
+    contract: Annotated[
+        str | None,
+        typer.Option("--contract", help="Address of the CommitmentBatches contract (default: the task's own)."),
+    ] = None,
     workspace: WorkspaceOpt = DEFAULT_WS,
     as_key: AsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Collect a round's signed commitments over HTTP (an aggregator only), then post their root.
+    """Collect a round's signed commitments over HTTP (an aggregator only), then post their root; with --rounds,
+    the next rounds' too, at the same URL.
 
-    Prints ``listening URL`` on its first line, then the posted batch."""
+    Prints ``listening URL`` on its first line, then each posted batch (one JSON line each with --json)."""
+    from fedledger.chain.task import ZERO_ADDRESS, TrainingTaskClient
     from fedledger.federation.relay import Relay, RelayServer
 
     with open_workspace(workspace) as ws:
+        task_address = _task_address(ws, task)
+        task_client = TrainingTaskClient(ws.chain, task_address)
+        if contract is None:
+            contract = task_client.params().commitment_batches
+            if contract == ZERO_ADDRESS:
+                raise BadInput(f"task {task_address} takes no batched commitments: name the batch contract")
         batches = CommitmentBatchesClient(ws.chain, contract, ws.account(as_key))
-        collector = Relay(batches, ws.consortium(), task=_task_address(ws, task), round_id=round_id)
+        collector = Relay(batches, ws.consortium(), task=task_address, round_id=round_id)
         with RelayServer(collector, host=host, port=port) as server:
             print(f"listening {server.url}", flush=True)
-            deadline = time.monotonic() + wait
-            while collector.count < expect and time.monotonic() < deadline:
-                time.sleep(0.05)
-        published = collector.publish(ws.store())
+            for r in range(round_id, round_id + rounds):
+                if r != round_id:
+                    while task_client.current_round < r:  # the next round opens once this one closed
+                        time.sleep(0.05)
+                    collector.start_round(r)
+                _post_round(collector, ws.store(), expect=expect, wait=wait, json_out=json_out)
+
+
+def _post_round(collector: Relay, store: BlobStore, *, expect: int, wait: float, json_out: bool) -> None:
+    """Wait for ``expect`` commitments (at most ``wait`` seconds), post their root and say so: one JSON line per
+    batch with ``json_out``, as a relay serving several rounds streams them. A round nobody sent to has no batch."""
+    deadline = time.monotonic() + wait
+    while collector.count < expect and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if collector.count == 0:
+        console.print(f"round {collector.round_id}: no commitment came, nothing to post")
+        return
+    published = collector.publish(store)
     data = {
+        "round": collector.round_id,
         "batch_id": published.batch_id,
         "leaves_blob": "0x" + published.blob_id,
         "root": "0x" + published.tree.root.hex(),
         "count": published.tree.count,
     }
-    _say(data, json_out, f"posted batch {published.batch_id}: {published.tree.count} commitments")
+    if json_out:
+        print(json.dumps(data, sort_keys=True), flush=True)
+    else:
+        console.print(f"posted batch {published.batch_id} of round {data['round']}: {published.tree.count} commitments")
 
 
 @app.command("submit")
@@ -104,6 +140,9 @@ def submit(
     examples: Annotated[int, typer.Option(help="Number of training examples.")],
     evidence: Annotated[Path, typer.Option(help="Where to keep the signed commitment and the relay's receipt.")],
     dataset_id: Annotated[int, typer.Option(help="DataRegistry dataset the update was trained on (0: none).")] = 0,
+    epsilon_micro: Annotated[
+        int, typer.Option(help="Cumulative privacy spend after this update, in micro-epsilon (tasks with a budget).")
+    ] = 0,
     chain_id: Annotated[
         int | None, typer.Option(help="The chain's id (default: read from the chain, which opens it).")
     ] = None,
@@ -125,6 +164,7 @@ def submit(
         update_hash=update_hash,
         num_examples=examples,
         dataset_id=dataset_id,
+        epsilon_micro=epsilon_micro,
     )
     signed = sign_commitment(account, domain, commitment)
     receipt = send(relay_url, signed, domain=domain, relay=relay_address)

@@ -54,6 +54,10 @@ def node(
     json_events: Annotated[
         bool, typer.Option("--json", help="Print each action as one JSON object per line (with its Unix time).")
     ] = False,
+    relay: Annotated[
+        str | None,
+        typer.Option(help="In a task with batched commitments: the relay's URL this member sends its commitments to."),
+    ] = None,
 ) -> None:
     """Run this member's node until the task's last round closes (resumes from chain state after a restart).
 
@@ -63,7 +67,9 @@ def node(
     with open_workspace(workspace) as ws:
         # A node started (or restarted) while its chain node or store is down waits for them, as a running one does.
         member = _retrying(
-            lambda: _start(ws, data, label, task, as_key, store, val_fraction, json_events, say), poll, say
+            lambda: _start(ws, data, label, task, as_key, store, val_fraction, json_events, say, relay_url=relay),
+            poll,
+            say,
         )
         if once:
             if not member.step():
@@ -84,6 +90,8 @@ def _start(
     json_events: bool,
     say: Console,
     build: Callable[..., MemberNode] | None = None,
+    *,
+    relay_url: str | None = None,
 ) -> MemberNode:
     """This member's node, ready to step: its key-agreement key registered, its data prepared by the agreed recipe.
     ``build`` makes the node from the member's settings (a gateway's node); a plain :class:`MemberNode` otherwise."""
@@ -105,6 +113,7 @@ def _start(
         on_event=_print_json if json_events else _print_line,
         # Secure rounds: the member's round secrets, encrypted, so a restarted node can still reveal.
         state_dir=ws.root / "secagg" / name,
+        relay_url=relay_url,
     )
     if register_kx_key(ws.consortium(), account):
         say.print(f"registered the key-agreement key of {account.address} (secure aggregation, statistics)")

@@ -26,6 +26,7 @@ from fedledger.chain.incentives import IncentiveParams
 from fedledger.chain.registry import purpose_id
 from fedledger.chain.task import ZERO_ADDRESS, TaskParams
 from fedledger.exceptions import AggregationError, BadInput, ConfigError
+from fedledger.federation.batched import batch_contract, check_batched
 from fedledger.federation.modes import (
     AUTO,
     AggregationRule,
@@ -90,6 +91,9 @@ _OMITTED_WHEN_UNSET: dict[str, Any] = {
     "server_optimizer": ServerOptimizer.NONE,
     "server_optimizer_params": {},
     "evaluation_board": "",
+    "commitments": "direct",
+    "commitment_batches": "",
+    "batch_window": 60,
     "min_approvals": 0,
     "mutable": {},
     # Incentives (IncentiveSettings): a task without them hashes as if they did not exist.
@@ -226,6 +230,12 @@ class TaskConfig:
     # The Bulletin contract (0x address) where members post the hash of their metrics blob for each round
     # (fedledger.federation.evaluation); empty: none. create_task deploys one when the config names none.
     evaluation_board: str = ""
+    # "batched" (validated rounds): trainers sign commitments for a relay, one finalized batch a round delivers them
+    # (docs/batched-commitments.md) at the CommitmentBatches contract commitment_batches (0x); create_task deploys
+    # one, challengeable for batch_window seconds, when it is empty. "direct": one commit_update per trainer.
+    commitments: str = "direct"
+    commitment_batches: str = ""
+    batch_window: int = 60
     # Incentives (IncentiveSettings; validated rounds only): on when reward_per_round or a stake is above 0.
     # Amounts in the pool's smallest unit, native currency (reward_token empty) or the ERC-20 at reward_token.
     # contribution_method empty: fedledger.incentives.DEFAULT_CONTRIBUTION_METHOD when incentives are on.
@@ -312,6 +322,7 @@ class TaskConfig:
         if not isinstance(board, str) or (board and not (board.startswith("0x") and is_address(board))):
             raise ConfigError(f"task config: evaluation_board must be empty or a 0x address, got {board!r}")
         _ = self.privacy  # resolves (and checks) the DP mechanism once
+        check_batched(self)
         if self.secagg.enabled:
             self._check_secure()
 
@@ -532,6 +543,7 @@ class TaskConfig:
             max_rejection=reputation.max_rejection,
             min_mean_score=reputation.min_mean_score,
             min_approvals=self.robustness.min_approvals,
+            commitment_batches=batch_contract(self),
             param_bounds=tuple((name, low, high) for name, (low, high) in timing.mutable.items()),
         )
 

@@ -32,12 +32,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from fedledger.chain.consortium import Role
 from fedledger.chain.task import MemberView, Phase, RoundInfo
 from fedledger.exceptions import InvalidState, TrainingRefused
 from fedledger.federation.ledger import Ledger
+
+if TYPE_CHECKING:
+    from fedledger.federation.batched import BatchedCommits
 
 __all__ = [
     "CLOSED",
@@ -224,19 +227,18 @@ class ValidatedMember(Protocol):
 class ValidatedRounds:
     """A validated round's phases: commit, validate, aggregate (see the module docstring)."""
 
-    def __init__(self, ledger: Ledger, member: ValidatedMember, emit: EventSink) -> None:
-        self.ledger, self.member, self.emit = ledger, member, emit
+    def __init__(
+        self, ledger: Ledger, member: ValidatedMember, emit: EventSink, *, batched: BatchedCommits | None = None
+    ) -> None:
+        """``batched``: the member's part in a task with batched commitments (its commitment goes to the relay, and
+        an aggregator delivers the round's finalized batch to the task before the commit phase closes)."""
+        self.ledger, self.member, self.emit, self.batched = ledger, member, emit, batched
         self._rules: Mapping[Phase, PhaseRule[MemberView]] = {
             Phase.OPEN: PhaseRule(
-                owes=lambda v, info: (
-                    bool(v.roles & Role.TRAINER)
-                    and member.trains
-                    and not v.committed
-                    and info.round_id not in member.refusals
-                ),
-                act=self._commit,
+                owes=lambda v, info: self._owes_commit(v, info) or self._owes_delivery(v, info),
+                act=self._commit_or_deliver,
                 complete=lambda v, info: info.num_updates >= info.expected_trainers,
-                close=ledger.close_commits,
+                close=self._close_commits,
                 close_action="close_commits",
             ),
             Phase.VALIDATE: PhaseRule(
@@ -270,6 +272,41 @@ class ValidatedRounds:
         """A validated round keeps nothing once it is over."""
 
     # -- the duties ----------------------------------------------------------------------
+
+    def _owes_commit(self, v: MemberView, info: RoundInfo) -> bool:
+        member, r = self.member, info.round_id
+        sent = self.batched is not None and r in self.batched.sent  # handed to the relay: in the batch, not yet here
+        return (
+            bool(v.roles & Role.TRAINER) and member.trains and not v.committed and r not in member.refusals and not sent
+        )
+
+    def _owes_delivery(self, v: MemberView, info: RoundInfo) -> bool:
+        """An aggregator of a batched task delivers the round's batch once its window is over (the first one wins)."""
+        return (
+            self.batched is not None
+            and bool(v.roles & Role.AGGREGATOR)
+            and self.batched.delivery_due(info.round_id, v.timestamp)
+        )
+
+    def _commit_or_deliver(self, info: RoundInfo) -> bool:
+        batched = self.batched
+        if batched is None or self._owes_commit(self.ledger.member_view(self.member.address), info):
+            return self._commit(info)
+        delivered = batched.deliver(info.round_id)
+        if delivered is None:
+            return False
+        results, batch_id = delivered
+        self.emit("deliver_batch", info.round_id, batch_id=batch_id, transactions=len(results))
+        return True
+
+    def _close_commits(self, round_id: int) -> object:
+        """Close the commit phase; in a batched task whose round has no delivered batch, say why first."""
+        if self.batched is not None:
+            missing = self.batched.missing(round_id)
+            if missing is not None:
+                log.warning("round %d closes without batched commitments: %s", round_id, missing)
+                self.emit("batch_missing", round_id, reason=missing)
+        return self.ledger.close_commits(round_id)
 
     def _commit(self, info: RoundInfo) -> bool:
         """Train and commit: a refusal (purpose, privacy budget, registered rows) is an action too, reported

@@ -45,6 +45,7 @@ from fedledger.exceptions import (
     TrainingRefused,
     UpdateRejected,
 )
+from fedledger.federation.batched import BatchedCommits
 from fedledger.federation.behavior import Behavior, Honest, Scorer
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.engine import CLOSED, RoundEngine, RoundMode, ValidatedRounds
@@ -111,13 +112,15 @@ class MemberNode:
         privacy_account: PrivacyAccount | None = None,
         dp_noise: NoiseSource | None = None,
         state_dir: Path | None = None,
+        relay_url: str | None = None,
     ) -> None:
         """``dataset_id``: this member's DataRegistry dataset that ``data`` comes from (tasks with a
         purpose). ``privacy_account``: this member's spend so far (default: replayed from its
         commitments on chain). ``dp_noise``: client-level DP noise (default: fresh OS randomness;
         a seeded source only for replayable simulations). ``state_dir``: where this member keeps its
         secure-aggregation round secrets (encrypted) so a restarted node can finish a secure round;
-        without it they live in memory only."""
+        without it they live in memory only. ``relay_url``: in a task with batched commitments, the relay this
+        member hands its signed commitments to (without one it commits directly on the task)."""
         self.name = name
         self.account = account
         self.task = task.as_(account)
@@ -144,6 +147,8 @@ class MemberNode:
         self._state_dir = state_dir
         self._engine: RoundEngine[Any] | None = None
         self._duties: IncentiveDuties | None | bool = False  # False: not looked up yet
+        self.relay_url = relay_url
+        self._batched: BatchedCommits | None | bool = False  # False: not looked up yet
 
     # -- configuration -------------------------------------------------------------
 
@@ -194,7 +199,7 @@ class MemberNode:
             if config.secure_aggregation:
                 mode = SecureRounds(self.task, self, self.emit, self._state_dir)
             else:
-                mode = ValidatedRounds(self.task, self, self.emit)
+                mode = ValidatedRounds(self.task, self, self.emit, batched=self.batched)
             self._engine = RoundEngine(self.task, mode, name=self.name, rounds=config.rounds, emit=self.emit)
         return self._engine
 
@@ -211,6 +216,16 @@ class MemberNode:
             gate = task_incentives(self.task, self.account)
             self._duties = None if gate is None else IncentiveDuties(self, gate, wall_clock=time.time)
         return self._duties if isinstance(self._duties, IncentiveDuties) else None
+
+    @property
+    def batched(self) -> BatchedCommits | None:
+        """This member's part in the task's batched commitments; None when its trainers commit directly."""
+        if self._batched is False:
+            on = self.config.commitments == "batched"
+            self._batched = (
+                BatchedCommits(self.task, self.store, self.account, relay_url=self.relay_url) if on else None
+            )
+        return self._batched if isinstance(self._batched, BatchedCommits) else None
 
     def step(self) -> bool:
         """Do what this member owes: first a stake it lacks for a new round, then its duty in the current round
@@ -340,8 +355,17 @@ class MemberNode:
     def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None:
         """Commit an update blob's hash with this member's dataset and declared spend."""
         declared = 0 if epsilon is None else epsilon_to_micro(epsilon)
-        index = self.task.commit_update(r, update_hash, n, dataset_id=self.dataset_id or 0, epsilon_micro=declared)
-        details: dict[str, Any] = {"index": index, "update_hash": "0x" + update_hash, "num_examples": n, **extra}
+        details: dict[str, Any] = {"update_hash": "0x" + update_hash, "num_examples": n, **extra}
+        batched = self.batched if self.relay_url else None
+        try:
+            if batched is not None:
+                details.update(batched.send(r, update_hash, n, self.dataset_id or 0, declared))
+        except BadInput as exc:  # no receipt, no claim: the member commits on the task itself instead
+            self.emit("relay_refused", r, reason=str(exc))
+            batched = None
+        if batched is None:
+            index = self.task.commit_update(r, update_hash, n, dataset_id=self.dataset_id or 0, epsilon_micro=declared)
+            details = {"index": index, **details}
         if self.dataset_id is not None:
             details["dataset_id"] = self.dataset_id
         if epsilon is not None:

@@ -32,7 +32,7 @@ from fedledger.chain.batch_leaves import (
     recover_signer,
     sign_receipt,
 )
-from fedledger.chain.batches import BatchListing, BatchStatus, CommitmentBatchesClient, LeafProblem
+from fedledger.chain.batches import BatchInfo, BatchListing, BatchStatus, CommitmentBatchesClient, LeafProblem
 from fedledger.chain.connection import TxResult
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.encoding import as_address
@@ -49,6 +49,8 @@ __all__ = [
     "dispute_missing",
     "finalized_commitments",
     "open_disputes",
+    "published_listing",
+    "relay_info",
     "settle",
     "submit",
 ]
@@ -96,24 +98,35 @@ class Relay:
         would count it bad, or when the trainer already sent another one (resending the same one is answered
         with the same receipt)."""
         c = signed.commitment
-        if c.task != self.task or c.round_id != self.round_id:
-            raise BadInput(f"this relay collects task {self.task} round {self.round_id}, not {c.task} {c.round_id}")
+        round_id = self.round_id
+        if c.task != self.task or c.round_id != round_id:
+            raise BadInput(f"this relay collects task {self.task} round {round_id}, not {c.task} {c.round_id}")
         if recover_signer(self.domain, signed) != c.member:
             raise BadInput(f"the signature is not {c.member}'s")
         if not self.consortium.has_role(c.member, Role.TRAINER):
             raise BadInput(f"{c.member} is not a trainer of the consortium")
         with self._lock:
+            if self.round_id != round_id:
+                raise BadInput(f"this relay moved on to round {self.round_id}")
             held = self._inbox.get(c.member)
             if held is not None and held != signed:
                 raise BadInput(f"{c.member} already sent another commitment for this round")
             self._inbox[c.member] = signed
         return sign_receipt(self._account, self.domain, signed.leaf(self.domain))
 
+    def start_round(self, round_id: int) -> None:
+        """Collect the next round's commitments from now on (a relay that serves a task's rounds one by one); what
+        the last round's inbox held is dropped, so publish it first."""
+        with self._lock:
+            self.round_id = round_id
+            self._inbox = {}
+
     def listing(self) -> BatchListing:
         """The signed commitments received so far, sorted by member address (one leaf per trainer)."""
         with self._lock:
             leaves = tuple(self._inbox[m] for m in sorted(self._inbox, key=str.lower))
-        return BatchListing(self.domain, self.task, self.round_id, leaves)
+            round_id = self.round_id
+        return BatchListing(self.domain, self.task, round_id, leaves)
 
     def publish(self, store: BlobStore) -> PublishedBatch:
         """Store the listing and post its root: the round's one transaction."""
@@ -122,7 +135,7 @@ class Relay:
             raise BadInput("no commitment reached the relay: nothing to post")
         tree = listing.tree()
         blob_id = store.put(listing.to_bytes())
-        batch_id = self.batches.post_batch(self.task, self.round_id, tree.root, tree.count, "0x" + blob_id)
+        batch_id = self.batches.post_batch(self.task, listing.round_id, tree.root, tree.count, "0x" + blob_id)
         return PublishedBatch(batch_id, blob_id, listing, tree)
 
 
@@ -162,7 +175,9 @@ def _handler_for(relay: Relay) -> type[BaseHTTPRequestHandler]:
             if self.path != COMMIT_PATH:
                 self._answer(404, {"error": f"unknown path {self.path}"})
                 return
-            self._answer(200, {"task": relay.task, "round": relay.round_id, "count": relay.count})
+            self._answer(
+                200, {"task": relay.task, "round": relay.round_id, "count": relay.count, "relay": relay.address}
+            )
 
         def do_POST(self) -> None:  # noqa: N802
             if self.path != COMMIT_PATH:
@@ -221,6 +236,19 @@ def submit(url: str, signed: SignedCommitment, *, domain: BatchDomain, relay: st
     if receipt_signer(domain, signed.leaf(domain), receipt) != as_address(relay, what="relay address"):
         raise BadInput(f"the relay's receipt is not signed by {relay} for this commitment")
     return receipt
+
+
+def relay_info(url: str, *, timeout: float = 30.0) -> dict[str, Any]:
+    """What the relay at ``url`` collects: ``task``, ``round``, ``count`` so far, and ``relay``, its address (the
+    signer its receipts must have)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + COMMIT_PATH, timeout=timeout) as response:  # noqa: S310
+            body = json.loads(response.read(MAX_REQUEST_BYTES))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ChainError(f"cannot reach the relay at {url}: {exc}") from exc
+    if not isinstance(body, dict) or not {"task", "round", "relay"} <= set(body):
+        raise BadInput(f"the relay at {url} answered no task, round and address: {body!r}")
+    return body
 
 
 def _error_of(exc: urllib.error.HTTPError) -> str:
@@ -302,11 +330,18 @@ def finalized_commitments(
     info = client.batch(batch_id)
     if info.status is not BatchStatus.FINALIZED:
         return None
+    return published_listing(client, store, info).leaves
+
+
+def published_listing(client: CommitmentBatchesClient, store: BlobStore, info: BatchInfo) -> BatchListing:
+    """The listing batch ``info`` was posted with, fetched from the store by its posted hash and checked to rebuild
+    the posted root under this contract's domain; :class:`IntegrityError` otherwise (a
+    :class:`~fedledger.exceptions.BlobNotFound` when the store lacks it)."""
     try:
         listing = BatchListing.from_bytes(store.get(info.leaves_blob.removeprefix("0x")))
     except BadInput as exc:
-        raise IntegrityError(f"batch {batch_id}: malformed leaves blob: {exc}") from None
+        raise IntegrityError(f"batch {info.batch_id}: malformed leaves blob: {exc}") from None
     tree = listing.tree()
     if listing.domain != client.domain or (tree.count, "0x" + tree.root.hex()) != (info.count, info.root):
-        raise IntegrityError(f"batch {batch_id}: its leaves blob does not rebuild the posted root")
-    return listing.leaves
+        raise IntegrityError(f"batch {info.batch_id}: its leaves blob does not rebuild the posted root")
+    return listing

@@ -18,6 +18,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from fedledger.attacks import Coalition, CoalitionMember, parse_attack
+from fedledger.chain.batches import CommitmentBatchesClient
 from fedledger.chain.bulletin import BulletinClient
 from fedledger.chain.consortium import ConsortiumClient, MemberStatus, Role
 from fedledger.chain.encoding import as_address
@@ -73,7 +74,8 @@ def create_task(
     """Put the config and the initial model in the store and deploy the task for them, checking
     commitments against ``data_registry`` (needed when the config has a purpose) and the config's
     privacy budget. A config without an ``evaluation_board`` gets a Bulletin deployed for it, whose address goes
-    into the config before it is stored (members post their metrics there: :mod:`fedledger.federation.evaluation`).
+    into the config before it is stored (members post their metrics there: :mod:`fedledger.federation.evaluation`);
+    likewise a batched config without its ``commitment_batches`` gets a CommitmentBatches contract.
 
     A config with incentives gets its Incentives contract deployed first, the task gated by it (the task's
     ``stake_gate``, where members find it: :func:`~fedledger.federation.incentives.task_incentives`), and bound to
@@ -83,6 +85,10 @@ def create_task(
     if not config.evaluation_board:
         board = BulletinClient.deploy(ws.chain, account, ws.config.consortium)
         config = dataclasses.replace(config, evaluation_board=board.address)
+    if config.commitments == "batched" and not config.commitment_batches:
+        # Recorded in the config before it is stored, and in the task contract: every member sees where batches go.
+        batches = CommitmentBatchesClient.deploy(ws.chain, account, ws.config.consortium, window=config.batch_window)
+        config = dataclasses.replace(config, commitment_batches=batches.address)
     if (
         config.preparation
         and STATS_MEMBERS_KEY not in config.extra

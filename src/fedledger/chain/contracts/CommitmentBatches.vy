@@ -37,6 +37,11 @@ STATUS_FINALIZED: constant(uint8) = 2
 STATUS_INVALID: constant(uint8) = 3
 
 MAX_DEPTH: constant(uint256) = 20
+# Leaves one delivery hands to a task: about 150,000 gas each, so that a chunk fits a 30 M gas block (and the
+# memory its arrays reserve stays cheap). A larger round is delivered in several chunks.
+MAX_DELIVERY: constant(uint256) = 128
+# A task's revert reason, ABI-encoded as Error(string): selector, offset, length and up to 96 bytes of text.
+MAX_REASON_DATA: constant(uint256) = 164
 MAX_LEAVES: constant(uint256) = 1048576  # 2 ** MAX_DEPTH
 # secp256k1 order / 2: a larger `s` is the malleable twin of a valid signature (EIP-2).
 HALF_ORDER: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
@@ -45,7 +50,8 @@ DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 COMMITMENT_TYPEHASH: constant(bytes32) = keccak256(
-    "Commitment(address task,uint256 round,address member,bytes32 updateHash,uint256 numExamples,uint256 datasetId)"
+    "Commitment(address task,uint256 round,address member,bytes32 updateHash,uint256 numExamples,uint256 datasetId,"
+    "uint256 epsilonMicro)"
 )
 RECEIPT_TYPEHASH: constant(bytes32) = keccak256("Receipt(bytes32 leaf)")
 DOMAIN_NAME_HASH: constant(bytes32) = keccak256("fedledger-batches")
@@ -59,6 +65,7 @@ struct Commitment:
     update_hash: bytes32
     num_examples: uint256
     dataset_id: uint256
+    epsilon_micro: uint256
 
 
 struct Batch:
@@ -86,6 +93,12 @@ barred: HashMap[address, HashMap[uint256, HashMap[address, bool]]]
 disputer: HashMap[uint256, HashMap[bytes32, address]]
 # batch -> leaf -> its dispute was answered with a proof
 answered: HashMap[uint256, HashMap[bytes32, bool]]
+# batch -> every leaf was handed to its task
+delivered: public(HashMap[uint256, bool])
+# batch -> the position of the next leaf to hand to its task (leaves go in tree order, each once)
+next_leaf: public(HashMap[uint256, uint256])
+# The trainer whose leaf is being handed to a task now (zero outside `deliver`): the task asks who commits.
+delivering: public(address)
 
 
 event BatchPosted:
@@ -113,6 +126,20 @@ event BatchInvalidated:
     batch_id: indexed(uint256)
     reason: String[64]
     challenger: address
+
+event LeafRejected:
+    batch_id: indexed(uint256)
+    member: indexed(address)
+    index: uint256
+    reason: String[96]
+
+event BatchDelivered:
+    batch_id: indexed(uint256)
+    task: indexed(address)
+    round_id: indexed(uint256)
+    first: uint256
+    accepted: uint256
+    rejected: uint256
 
 event BatchFinalized:
     batch_id: indexed(uint256)
@@ -313,12 +340,67 @@ def finalize(batch_id: uint256):
             may call it, once.
     @param batch_id The batch.
     """
+    assert self.batches[batch_id].status == STATUS_PENDING, "batches: batch not pending"
+    self._finalize(batch_id)
+
+
+@external
+def deliver(
+    batch_id: uint256,
+    first: uint256,
+    leaves: DynArray[Commitment, MAX_DELIVERY],
+    signature_hashes: DynArray[bytes32, MAX_DELIVERY],
+    proof: DynArray[bytes32, MAX_DEPTH],
+):
+    """
+    @notice Hand a batch's leaves to its task, in tree order and each once: they become the round's
+            commitments. A pending batch is finalized first (so its window must be over). Leaves go
+            in chunks, so that a round of any size fits the block gas limit: a chunk is the leaves
+            of one aligned subtree (its size a power of two, `first` a multiple of it; the last one
+            may stop at the batch's count), shown in the posted root by the sibling hashes above it.
+            Each leaf is committed under the task's own rules (`commit_update`, for the trainer who
+            signed it); a leaf the task refuses is logged with the task's reason and the others
+            stand. Anyone may call it.
+    @param batch_id The batch.
+    @param first The position of the chunk's first leaf: the next leaf not delivered yet.
+    @param leaves The chunk's signed commitments, in tree order (the listing's).
+    @param signature_hashes keccak256 of each leaf's signature, in the same order.
+    @param proof Sibling hashes from the chunk's subtree up to the root.
+    """
+    if self.batches[batch_id].status == STATUS_PENDING:
+        self._finalize(batch_id)
     batch: Batch = self.batches[batch_id]
-    assert batch.status == STATUS_PENDING, "batches: batch not pending"
-    assert block.timestamp > batch.challenge_deadline, "batches: challenge window open"
-    assert batch.open_disputes == 0, "batches: disputes awaiting answers"
-    self.batches[batch_id].status = STATUS_FINALIZED
-    log BatchFinalized(batch_id=batch_id, task=batch.task, round_id=batch.round_id, root=batch.root, count=batch.count)
+    assert batch.status == STATUS_FINALIZED, "batches: batch not finalized"
+    assert first == self.next_leaf[batch_id] and first < batch.count, "batches: leaves delivered out of order"
+    n: uint256 = len(leaves)
+    levels: uint256 = self._depth(n)
+    size: uint256 = 1 << levels
+    assert n > 0 and len(signature_hashes) == n and first % size == 0, "batches: chunk not aligned"
+    assert n == size or first + n == batch.count, "batches: chunk not aligned"
+    assert len(proof) + levels == self._depth(batch.count), "batches: proof length wrong"
+    subtree: bytes32 = self._root_of(leaves, signature_hashes)
+    assert self._root_from(subtree, first >> levels, proof) == batch.root, "batches: leaves do not rebuild the root"
+    self.next_leaf[batch_id] = first + n
+    self.delivered[batch_id] = first + n == batch.count
+    accepted: uint256 = 0
+    for i: uint256 in range(n, bound=MAX_DELIVERY):
+        leaf: Commitment = leaves[i]
+        reason: String[96] = "leaf for another round"
+        if leaf.task == batch.task and leaf.round_id == batch.round_id:
+            reason = self._commit_leaf(batch.task, leaf)
+        if reason == "":
+            accepted += 1
+        else:
+            log LeafRejected(batch_id=batch_id, member=leaf.member, index=first + i, reason=reason)
+    self.delivering = empty(address)
+    log BatchDelivered(
+        batch_id=batch_id,
+        task=batch.task,
+        round_id=batch.round_id,
+        first=first,
+        accepted=accepted,
+        rejected=n - accepted,
+    )
 
 
 @view
@@ -403,6 +485,7 @@ def _digest(leaf: Commitment) -> bytes32:
             leaf.update_hash,
             leaf.num_examples,
             leaf.dataset_id,
+            leaf.epsilon_micro,
         )
     )
     return keccak256(concat(x"1901", domain_separator, struct_hash))
@@ -514,6 +597,83 @@ def _root_from(leaf: bytes32, index: uint256, proof: DynArray[bytes32, MAX_DEPTH
             node = keccak256(concat(x"01", sibling, node))
         position = position >> 1
     return node
+
+
+@internal
+def _finalize(batch_id: uint256):
+    """
+    @notice Finalize a pending batch whose challenge window is over and whose disputes are all answered.
+    @param batch_id The batch (pending).
+    """
+    batch: Batch = self.batches[batch_id]
+    assert block.timestamp > batch.challenge_deadline, "batches: challenge window open"
+    assert batch.open_disputes == 0, "batches: disputes awaiting answers"
+    self.batches[batch_id].status = STATUS_FINALIZED
+    log BatchFinalized(batch_id=batch_id, task=batch.task, round_id=batch.round_id, root=batch.root, count=batch.count)
+
+
+@view
+@internal
+def _root_of(
+    leaves: DynArray[Commitment, MAX_DELIVERY], signature_hashes: DynArray[bytes32, MAX_DELIVERY]
+) -> bytes32:
+    """
+    @notice The root of the index-ordered tree (or subtree) of these signed commitments, padded with zero
+            leaves to a power of two (as the relay built it).
+    @param leaves The commitments, in tree order (at least one).
+    @param signature_hashes keccak256 of their signatures.
+    @return The root.
+    """
+    width: uint256 = 1 << self._depth(len(leaves))
+    level: DynArray[bytes32, MAX_DELIVERY] = []
+    for i: uint256 in range(width, bound=MAX_DELIVERY):
+        if i < len(leaves):
+            level.append(self._leaf_hash(self._digest(leaves[i]), signature_hashes[i]))
+        else:
+            level.append(empty(bytes32))
+    for depth: uint256 in range(MAX_DEPTH):
+        if width == 1:
+            break
+        width = width >> 1
+        for i: uint256 in range(width, bound=MAX_DELIVERY // 2):
+            level[i] = keccak256(concat(x"01", level[2 * i], level[2 * i + 1]))
+    return level[0]
+
+
+@internal
+def _commit_leaf(task: address, leaf: Commitment) -> String[96]:
+    """
+    @notice Commit one leaf to its task for the trainer who signed it, without reverting the delivery.
+    @param task The batch's task.
+    @param leaf The commitment.
+    @return "" when the task recorded it, otherwise the task's revert reason ("task refused the leaf"
+            when the task gave none).
+    """
+    self.delivering = leaf.member
+    ok: bool = False
+    response: Bytes[MAX_REASON_DATA] = b""
+    ok, response = raw_call(
+        task,
+        abi_encode(
+            leaf.round_id,
+            leaf.update_hash,
+            leaf.num_examples,
+            leaf.dataset_id,
+            leaf.epsilon_micro,
+            method_id=method_id("commit_update(uint256,bytes32,uint256,uint256,uint256)"),
+        ),
+        max_outsize=MAX_REASON_DATA,
+        revert_on_failure=False,
+    )
+    if ok:
+        return ""
+    # Only a whole Error(string) of at most 96 bytes is decoded: anything else would revert the delivery.
+    if len(response) < 68 or slice(response, 0, 4) != method_id("Error(string)"):
+        return "task refused the leaf"
+    length: uint256 = convert(extract32(response, 36), uint256)
+    if extract32(response, 4) != convert(32, bytes32) or length > 96 or len(response) < 68 + length:
+        return "task refused the leaf"
+    return abi_decode(slice(response, 4, len(response) - 4), String[96])
 
 
 @internal

@@ -195,11 +195,11 @@ def commit_update(
     """
     assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
     assert round_core._phase(round_id) == round_core.PHASE_OPEN, "task: round not open"
-    round_core._check_commit(round_id, update_hash, num_examples)
+    round_core._check_commit(round_id, msg.sender, update_hash, num_examples)
     secure_phases._check_commit(round_id)
     index: uint256 = round_core._next_index(round_id)
-    provenance._check(dataset_id, epsilon_micro)
-    round_core._record_update(round_id, index, update_hash, num_examples, dataset_id, epsilon_micro)
+    provenance._check(msg.sender, dataset_id, epsilon_micro)
+    round_core._record_update(round_id, index, msg.sender, update_hash, num_examples, dataset_id, epsilon_micro)
     return index
 
 

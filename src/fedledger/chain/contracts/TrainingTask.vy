@@ -34,6 +34,11 @@ initializes: validation[membership := membership, round_core := round_core, comm
 
 implements: ITrainingTask
 
+
+# The batch contract names the trainer whose leaf it is delivering while it calls `commit_update`.
+interface IBatchDelivery:
+    def delivering() -> address: view
+
 exports: (
     membership.consortium,
     round_core.creator,
@@ -104,6 +109,9 @@ exports: (
 # Validated rounds are plain: the secure-aggregation threshold of this kind is always 0.
 secagg_threshold: public(constant(uint256)) = 0
 
+# The CommitmentBatches contract whose finalized batches deliver this task's batched commitments (zero: none).
+commitment_batches: public(immutable(address))
+
 
 @deploy
 def __init__(
@@ -129,6 +137,7 @@ def __init__(
     min_approvals: uint256,
     stake_gate: address,
     param_bounds: DynArray[governed.ParamBounds, governed.MAX_PARAMS],
+    commitment_batches_: address,
 ):
     """
     @notice Create a task; only an admin of `consortium` may. Both task kinds take the same
@@ -163,6 +172,9 @@ def __init__(
            Incentives); zero for no stake. A gated task refuses unstaked trainers' commitments and
            unstaked validators' scores, and seats no unstaked validator.
     @param param_bounds The parameters the consortium may change by vote later, each with its bounds.
+    @param commitment_batches_ The CommitmentBatches contract allowed to deliver finalized batches of signed
+           commitments (through `commit_update`, for each leaf's trainer); zero for a task whose trainers only
+           commit themselves.
     """
     membership.__init__(consortium)
     round_core.__init__(
@@ -183,6 +195,7 @@ def __init__(
     validation.__init__(min_approvals)
     staking.__init__(stake_gate)
     governed.__init__(param_bounds)
+    commitment_batches = commitment_batches_
 
 
 @external
@@ -204,7 +217,10 @@ def commit_update(
     round_id: uint256, update_hash: bytes32, num_examples: uint256, dataset_id: uint256, epsilon_micro: uint256
 ) -> uint256:
     """
-    @notice Commit the hash of this member's update for the round (once).
+    @notice Commit the hash of this member's update for the round (once). The task's CommitmentBatches
+            contract calls it too, once per leaf of a finalized batch it delivers, for the trainer who
+            signed the leaf: the leaf is held to every rule below, and one that breaks a rule reverts
+            alone (the batch contract logs why).
     @param round_id The current round, open.
     @param update_hash sha256 of the update blob in the store.
     @param num_examples Local examples the update was trained on (FedAvg weight).
@@ -213,15 +229,18 @@ def commit_update(
            (checked when the task has a privacy budget).
     @return The update's index in the round.
     """
-    assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
+    member: address = msg.sender
+    if member == commitment_batches:
+        member = staticcall IBatchDelivery(member).delivering()
+    assert membership._has_role(member, membership.ROLE_TRAINER), "task: caller is not a trainer"
     assert round_core._phase(round_id) == round_core.PHASE_OPEN, "task: round not open"
-    assert not reputation.trainer_left_out[round_id][msg.sender], "task: trainer distrusted"
-    assert staking._staked(msg.sender, membership.ROLE_TRAINER), "task: trainer not staked"
-    round_core._check_commit(round_id, update_hash, num_examples)
+    assert not reputation.trainer_left_out[round_id][member], "task: trainer distrusted"
+    assert staking._staked(member, membership.ROLE_TRAINER), "task: trainer not staked"
+    round_core._check_commit(round_id, member, update_hash, num_examples)
     index: uint256 = round_core._next_index(round_id)
-    provenance._check(dataset_id, epsilon_micro)
-    round_core._record_update(round_id, index, update_hash, num_examples, dataset_id, epsilon_micro)
-    committees._count_committer(round_id, msg.sender)
+    provenance._check(member, dataset_id, epsilon_micro)
+    round_core._record_update(round_id, index, member, update_hash, num_examples, dataset_id, epsilon_micro)
+    committees._count_committer(round_id, member)
     return index
 
 

@@ -37,18 +37,19 @@ def __init__(data_registry: address, purpose: bytes32, privacy_budget: uint256):
 
 
 @internal
-def _check(dataset_id: uint256, epsilon_micro: uint256):
+def _check(member: address, dataset_id: uint256, epsilon_micro: uint256):
     """
-    @notice Check the caller's commitment provenance and record its declared spend.
+    @notice Check a commitment's provenance and record the committer's declared spend.
     @dev `allows` is false for unknown and revoked datasets. Declared spends are
          cumulative, so they never decrease.
+    @param member The committer (the caller, or a trainer whose batched leaf is delivered).
     @param dataset_id The dataset the update was trained on (checked with a registry).
-    @param epsilon_micro The caller's cumulative spend after this update (checked with a budget).
+    @param epsilon_micro The member's cumulative spend after this update (checked with a budget).
     """
     if self.data_registry.address != empty(address):
-        assert staticcall self.data_registry.owner_of(dataset_id) == msg.sender, "task: dataset not owned by sender"
+        assert staticcall self.data_registry.owner_of(dataset_id) == member, "task: dataset not owned by sender"
         assert staticcall self.data_registry.allows(dataset_id, self.purpose), "task: purpose not allowed for dataset"
     if self.privacy_budget != 0:
         assert epsilon_micro <= self.privacy_budget, "task: privacy budget exceeded"
-        assert epsilon_micro >= self.privacy_spent[msg.sender], "task: privacy spend decreased"
-        self.privacy_spent[msg.sender] = epsilon_micro
+        assert epsilon_micro >= self.privacy_spent[member], "task: privacy spend decreased"
+        self.privacy_spent[member] = epsilon_micro

@@ -412,18 +412,19 @@ def _open(round_id: uint256, phase: uint8, trainers: uint256):
 
 @view
 @internal
-def _check_commit(round_id: uint256, update_hash: bytes32, num_examples: uint256):
+def _check_commit(round_id: uint256, member: address, update_hash: bytes32, num_examples: uint256):
     """
-    @notice The checks every commitment passes once the caller's role and the phase are checked:
-            in time, a non-zero hash and example count, the caller's first.
+    @notice The checks every commitment passes once the member's role and the phase are checked:
+            in time, a non-zero hash and example count, the member's first.
     @param round_id The round.
+    @param member The committer (the caller, or a trainer whose batched leaf is delivered).
     @param update_hash sha256 of the update blob.
     @param num_examples Local examples the update was trained on.
     """
     assert block.timestamp <= self.rounds[round_id].commit_deadline, "task: commit deadline passed"
     assert update_hash != empty(bytes32), "task: zero hash"
     assert num_examples > 0, "task: zero examples"
-    assert self.commit_slot[round_id][msg.sender] == 0, "task: already committed"
+    assert self.commit_slot[round_id][member] == 0, "task: already committed"
 
 
 @view
@@ -443,33 +444,35 @@ def _next_index(round_id: uint256) -> uint256:
 def _record_update(
     round_id: uint256,
     index: uint256,
+    member: address,
     update_hash: bytes32,
     num_examples: uint256,
     dataset_id: uint256,
     epsilon_micro: uint256,
 ):
     """
-    @notice Store the caller's commitment at `index` (from `_next_index`) and log it.
+    @notice Store `member`'s commitment at `index` (from `_next_index`) and log it.
     @param round_id The round.
     @param index The update's index.
+    @param member The committer.
     @param update_hash sha256 of the update blob.
     @param num_examples Local examples (FedAvg weight).
     @param dataset_id The dataset it was trained on (0: none declared).
-    @param epsilon_micro The caller's cumulative privacy spend declared with it.
+    @param epsilon_micro The member's cumulative privacy spend declared with it.
     """
     self.updates[round_id][index] = Update(
-        member=msg.sender,
+        member=member,
         update_hash=update_hash,
         num_examples=num_examples,
         block_number=block.number,
         dataset_id=dataset_id,
         epsilon_micro=epsilon_micro,
     )
-    self.commit_slot[round_id][msg.sender] = index + 1
+    self.commit_slot[round_id][member] = index + 1
     self.rounds[round_id].num_updates = index + 1
     log UpdateCommitted(
         round_id=round_id,
-        member=msg.sender,
+        member=member,
         update_hash=update_hash,
         num_examples=num_examples,
         index=index,
