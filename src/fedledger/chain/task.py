@@ -36,6 +36,7 @@ from fedledger.chain.task_records import (
     Phase,
     RoundInfo,
     SecureMessages,
+    SecurePeer,
     SecureRoundInfo,
     SecureView,
     TaskKind,
@@ -46,11 +47,11 @@ from fedledger.chain.task_records import (
     committee_indices,
     contract_median,
     deciding_score,
-    hash_or_none,
     indices_of,
     mask_of,
     round_committee_size,
     seat_indices,
+    secure_messages_from,
     uint_arg,
 )
 from fedledger.exceptions import BadInput, InvalidState
@@ -67,6 +68,7 @@ __all__ = [
     "Phase",
     "RoundInfo",
     "SecureMessages",
+    "SecurePeer",
     "SecureRoundInfo",
     "SecureView",
     "TaskKind",
@@ -273,7 +275,32 @@ class TrainingTaskClient(ContractClient):
     def secure_messages(self, round_id: int) -> list[SecureMessages]:
         """The trainers listed for a secure round, in listing order, with their message hashes."""
         raw = self.chain.call(self._only(TaskKind.SECURE, "secure_messages").secure_messages(int(round_id)))
-        return [SecureMessages(str(m[0]), hash_or_none(m[1]), hash_or_none(m[2]), hash_or_none(m[3])) for m in raw]
+        return [secure_messages_from(m) for m in raw]
+
+    def secure_listed(self, round_id: int) -> list[str]:
+        """The trainers listed for a secure round, in listing order (addresses only)."""
+        raw = self.chain.call(self._only(TaskKind.SECURE, "secure_listed").secure_listed(int(round_id)))
+        return [str(a) for a in raw]
+
+    def secure_keys_of(
+        self, round_id: int, members: Sequence[str], *, block: BlockIdentifier = "latest"
+    ) -> dict[str, str]:
+        """``members`` -> their registered key-agreement key at ``block`` (zero for one not listed), in one call."""
+        f = self._only(TaskKind.SECURE, "secure_keys_of")
+        raw = self.chain.call(f.secure_keys_of(int(round_id), [as_address(m) for m in members]), block=block)
+        return {str(m[0]): hex32(m[1]) for m in raw}
+
+    def secure_peers(self, round_id: int, members: Sequence[str]) -> list[SecurePeer]:
+        """``members``' message hashes and masked-input commitments in a secure round, in one call."""
+        f = self._only(TaskKind.SECURE, "secure_peers")
+        raw = self.chain.call(f.secure_peers(int(round_id), [as_address(m) for m in members]))
+        return [
+            SecurePeer(
+                secure_messages_from(p[0]),
+                UpdateInfo.from_raw(round_id, int(p[1]) - 1, p[2]) if int(p[1]) else None,
+            )
+            for p in raw
+        ]
 
     def secure_keys(self, round_id: int, *, block: BlockIdentifier = "latest") -> dict[str, str]:
         """The trainers listed for a secure round -> their registered key-agreement key at ``block``

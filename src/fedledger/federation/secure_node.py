@@ -33,6 +33,7 @@ from fedledger.federation.secure import (
     SecureRoundState,
     identity_key,
     load_round,
+    neighbourhood,
     round_context,
     secure_aggregate_round,
 )
@@ -74,6 +75,8 @@ class SecureMember(Protocol):
     def closed_updates(self, round_id: int) -> list[UpdateInfo]: ...
 
     def closed_rows(self, round_id: int) -> dict[int, int]: ...
+
+    def rows_of(self, updates: list[UpdateInfo]) -> dict[int, int]: ...
 
     def local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]: ...
 
@@ -156,7 +159,7 @@ class SecureRounds:
 
     def _advertise(self, info: RoundInfo) -> bool:
         context = self._context(info.round_id)
-        if context is None or self.node.account.address not in context[0].members:
+        if context is None or self.node.account.address not in context[1]:
             self._give_up(info.round_id, "no secure-aggregation seat (no key-agreement key registered)")
             return False
         config, registry = context
@@ -292,7 +295,8 @@ class SecureRounds:
 
     def _context(self, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
         if round_id not in self._contexts:
-            self._contexts = {round_id: round_context(self.ledger, round_id)}  # keep only this round
+            # Keep only this round's; a large round's context holds only the keys this member needs.
+            self._contexts = {round_id: round_context(self.ledger, round_id, member=self.node.account.address)}
         return self._contexts[round_id]
 
     def _load(
@@ -312,20 +316,30 @@ class SecureRounds:
             return None
         self._secrets[round_id] = secrets
         node = self.node
-        messages = self.ledger.secure_messages(round_id)
+        me = node.account.address
+        group = set(config.group_of(me))
+        # One read of this member's neighbourhood: its neighbours' messages and commitments, and the adverts of
+        # their neighbours (which decide whether a neighbour's share bundle addresses the right members).
+        peers = self.ledger.secure_peers(round_id, neighbourhood(config, me))
+        messages = [
+            p.messages if p.messages.member in group else dataclasses.replace(p.messages, bundle_hash=None)
+            for p in peers
+        ]
         if info is None:
             state = load_round(node.store, node.config, config, messages)
         else:
             global_params, _ = node.global_model(info.global_model)
             spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
+            # The neighbours' masked inputs say which of them survive: the part of the unmask request it answers.
+            updates = [p.update for p in peers if p.update is not None and p.messages.member in group]
             state = load_round(
                 node.store,
                 node.config,
                 config,
                 messages,
                 spec=spec,
-                updates=node.closed_updates(round_id),
-                rows=node.closed_rows(round_id),
+                updates=updates,
+                rows=node.rows_of(updates),
             )
         return config, registry, secrets, state
 

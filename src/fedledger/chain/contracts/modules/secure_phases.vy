@@ -27,6 +27,7 @@ struct SecureRound:
     num_adverts: uint256
     num_bundles: uint256
     num_reveals: uint256
+    graph_seed: bytes32  # public randomness fixed at the opening: it shuffles a large round's neighbour graph
 
 
 # A member's part in a secure round, with its MemberView: what a secure node polls.
@@ -53,9 +54,18 @@ struct SecureMessages:
     reveal_hash: bytes32
 
 
-# The most trainers a secure round lists: pairwise masking costs each member work and reads that grow with the
-# listed trainers, and listing them is one transaction (the round's opening).
-MAX_LISTED: constant(uint256) = 128
+# A listed member's messages and its masked input's commitment (update_slot: index + 1, 0 for none).
+struct SecurePeer:
+    messages: SecureMessages
+    update_slot: uint256
+    update: round_core.Update
+
+
+# The most trainers a secure round lists: the consortium's own bound. Large rounds mask over a sparse neighbour
+# graph, so a member's work and reads grow with its neighbours, not with the listed trainers.
+MAX_LISTED: constant(uint256) = membership.MAX_MEMBERS
+# The most members one call about a member's neighbourhood names (its neighbours and theirs).
+MAX_PEERS: constant(uint256) = 128
 
 secagg_threshold: public(uint256)
 # Per round: the trainers listed when it opened (position + 1) and their message hashes.
@@ -275,15 +285,78 @@ def secure_messages(round_id: uint256) -> DynArray[SecureMessages, MAX_LISTED]:
     """
     result: DynArray[SecureMessages, MAX_LISTED] = []
     for who: address in self.secure_members[round_id]:
-        result.append(
-            SecureMessages(
-                member=who,
-                advert_hash=self.advert_hashes[round_id][who],
-                bundle_hash=self.bundle_hashes[round_id][who],
-                reveal_hash=self.reveal_hashes[round_id][who],
-            )
-        )
+        result.append(self._messages(round_id, who))
     return result
+
+
+@view
+@external
+def secure_listed(round_id: uint256) -> DynArray[address, MAX_LISTED]:
+    """
+    @notice The trainers listed for a secure round, in listing order (addresses only: the
+            round's neighbour graph is computed from them off chain).
+    @param round_id The round.
+    @return The listed trainers.
+    """
+    return self.secure_members[round_id]
+
+
+@view
+@external
+def secure_keys_of(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[SecureKey, MAX_PEERS]:
+    """
+    @notice `members`' registered key-agreement keys (zero for one not listed for the round);
+            read at the round's `opened_block` it gives the keys the round uses.
+    @param round_id The round.
+    @param members The members asked about (a member's neighbours).
+    @return One entry per member asked about, in the same order.
+    """
+    result: DynArray[SecureKey, MAX_PEERS] = []
+    for who: address in members:
+        key: bytes32 = empty(bytes32)
+        if self.secure_slot[round_id][who] != 0:
+            key = membership._kx_public_key(who)
+        result.append(SecureKey(member=who, kx_public_key=key))
+    return result
+
+
+@view
+@external
+def secure_peers(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[SecurePeer, MAX_PEERS]:
+    """
+    @notice `members`' message hashes and masked-input commitments in a secure round: what
+            one member of a large round reads about its neighbourhood, in one call.
+    @param round_id The round.
+    @param members The members asked about.
+    @return One entry per member asked about, in the same order (zero where it posted nothing).
+    """
+    result: DynArray[SecurePeer, MAX_PEERS] = []
+    for who: address in members:
+        slot: uint256 = round_core.commit_slot[round_id][who]
+        update: round_core.Update = empty(round_core.Update)
+        if slot != 0:
+            update = round_core.updates[round_id][slot - 1]
+        result.append(SecurePeer(messages=self._messages(round_id, who), update_slot=slot, update=update))
+    return result
+
+
+@view
+@internal
+def _messages(round_id: uint256, who: address) -> SecureMessages:
+    """
+    @notice `who`'s message hashes in a round.
+    @param round_id The round.
+    @param who The member.
+    @return Its hashes (zero where not posted).
+    """
+    return SecureMessages(
+        member=who,
+        advert_hash=self.advert_hashes[round_id][who],
+        bundle_hash=self.bundle_hashes[round_id][who],
+        reveal_hash=self.reveal_hashes[round_id][who],
+    )
+
+
 
 
 @internal
@@ -310,6 +383,7 @@ def _list_trainers(round_id: uint256) -> uint256:
         num_adverts=0,
         num_bundles=0,
         num_reveals=0,
+        graph_seed=blockhash(block.number - 1),
     )
     return count
 
