@@ -47,6 +47,7 @@ from fedledger.chain.task_records import (
     committee_indices,
     contract_median,
     deciding_score,
+    hash_or_none,
     indices_of,
     mask_of,
     round_committee_size,
@@ -277,10 +278,13 @@ class TrainingTaskClient(ContractClient):
         raw = self.chain.call(self._only(TaskKind.SECURE, "secure_messages").secure_messages(int(round_id)))
         return [secure_messages_from(m) for m in raw]
 
-    def secure_listed(self, round_id: int) -> list[str]:
-        """The trainers listed for a secure round, in listing order (addresses only)."""
-        raw = self.chain.call(self._only(TaskKind.SECURE, "secure_listed").secure_listed(int(round_id)))
-        return [str(a) for a in raw]
+    def secure_listed(self, round_id: int, *, block: int) -> list[str]:
+        """The trainers listed for a secure round, in listing order, from the ``TrainersListed`` log of its opening
+        ``block`` (``secure_round(r).opened_block``): one read however many were listed."""
+        event = self.contract.events.TrainersListed()
+        for entry in event.get_logs(from_block=block, to_block=block, argument_filters={"round_id": int(round_id)}):
+            return [str(a) for a in entry["args"]["members"]]
+        raise InvalidState(f"task: no trainers listed for round {round_id} at block {block}")
 
     def secure_keys_of(
         self, round_id: int, members: Sequence[str], *, block: BlockIdentifier = "latest"
@@ -289,6 +293,12 @@ class TrainingTaskClient(ContractClient):
         f = self._only(TaskKind.SECURE, "secure_keys_of")
         raw = self.chain.call(f.secure_keys_of(int(round_id), [as_address(m) for m in members]), block=block)
         return {str(m[0]): hex32(m[1]) for m in raw}
+
+    def secure_adverts(self, round_id: int, members: Sequence[str]) -> list[str | None]:
+        """The hashes of ``members``' key adverts in a secure round (None where none), in one call."""
+        f = self._only(TaskKind.SECURE, "secure_adverts")
+        raw = self.chain.call(f.secure_adverts(int(round_id), [as_address(m) for m in members]))
+        return [hash_or_none(h) for h in raw]
 
     def secure_peers(self, round_id: int, members: Sequence[str]) -> list[SecurePeer]:
         """``members``' message hashes and masked-input commitments in a secure round, in one call."""

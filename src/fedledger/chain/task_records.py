@@ -325,7 +325,8 @@ class SecureRoundInfo:
 
     @classmethod
     def from_raw(cls, raw: Sequence[Any]) -> SecureRoundInfo:
-        return cls(*(int(v) for v in raw[:6]), graph_seed=bytes(raw[6]))
+        threshold, members, opened, adverts, bundles, reveals = (int(v) for v in raw[:6])
+        return cls(threshold, members, opened, adverts, bundles, reveals, graph_seed=bytes(raw[6]))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ reads the same messages and derives the same round state from them:
 
 - :func:`round_context` fixes the round's :class:`RoundConfig` (task, round, the
   trainers the contract listed when the round opened, their key-agreement keys
-  from the consortium registry at that block, the contract's threshold);
+  from the consortium registry at that block, the contract's threshold); above
+  :data:`SPARSE_ABOVE` trainers it is the SecAgg+ graph of :func:`graph_degree`
+  neighbours, shuffled by the seed the contract fixed at the opening, and a
+  member reads only its :func:`neighbourhood`'s messages;
 - :func:`load_round` checks every posted message deterministically (blob present
   and matching its hash, well formed, from its poster, for this round; masked
   inputs also sized and shaped for the task) and feeds the valid ones, in member
@@ -181,7 +184,7 @@ def round_context(
     config = RoundConfig(
         task=task.address,
         round_id=int(round_id),
-        members=tuple(task.secure_listed(round_id)),
+        members=tuple(task.secure_listed(round_id, block=secure.opened_block)),
         threshold=group_threshold(secure.threshold, secure.num_members, degree),
         neighbours=degree,
         graph_seed=secure.graph_seed,

@@ -102,6 +102,12 @@ event SharesRevealed:
     member: indexed(address)
     reveal_hash: bytes32
 
+# The trainers a round listed, in listing order: members read them from this log of the opening block, in one
+# read whatever their number, to compute the round's neighbour graph.
+event TrainersListed:
+    round_id: indexed(uint256)
+    members: DynArray[address, MAX_LISTED]
+
 event UnmaskClosed:
     round_id: indexed(uint256)
     num_reveals: uint256
@@ -291,18 +297,6 @@ def secure_messages(round_id: uint256) -> DynArray[SecureMessages, MAX_LISTED]:
 
 @view
 @external
-def secure_listed(round_id: uint256) -> DynArray[address, MAX_LISTED]:
-    """
-    @notice The trainers listed for a secure round, in listing order (addresses only: the
-            round's neighbour graph is computed from them off chain).
-    @param round_id The round.
-    @return The listed trainers.
-    """
-    return self.secure_members[round_id]
-
-
-@view
-@external
 def secure_keys_of(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[SecureKey, MAX_PEERS]:
     """
     @notice `members`' registered key-agreement keys (zero for one not listed for the round);
@@ -317,6 +311,22 @@ def secure_keys_of(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> 
         if self.secure_slot[round_id][who] != 0:
             key = membership._kx_public_key(who)
         result.append(SecureKey(member=who, kx_public_key=key))
+    return result
+
+
+@view
+@external
+def secure_adverts(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[bytes32, MAX_PEERS]:
+    """
+    @notice The hashes of `members`' key adverts in a secure round (zero where none): all a
+            member needs of its neighbours' neighbours.
+    @param round_id The round.
+    @param members The members asked about.
+    @return One hash per member asked about, in the same order.
+    """
+    result: DynArray[bytes32, MAX_PEERS] = []
+    for who: address in members:
+        result.append(self.advert_hashes[round_id][who])
     return result
 
 
@@ -368,14 +378,15 @@ def _list_trainers(round_id: uint256) -> uint256:
     @return How many were listed.
     """
     count: uint256 = 0
+    listed: DynArray[address, MAX_LISTED] = []
     for i: uint256 in range(membership._member_count(), bound=membership.MAX_MEMBERS):
         who: address = membership._member_at(i)
         if membership._has_role(who, membership.ROLE_TRAINER):
-            if count == MAX_LISTED:
-                break
-            self.secure_members[round_id].append(who)
+            listed.append(who)
             count += 1
             self.secure_slot[round_id][who] = count
+    self.secure_members[round_id] = listed
+    log TrainersListed(round_id=round_id, members=listed)
     self.secure_rounds[round_id] = SecureRound(
         threshold=max(self.secagg_threshold, count // 2 + 1),
         num_members=count,
