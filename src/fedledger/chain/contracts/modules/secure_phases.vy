@@ -367,8 +367,6 @@ def _messages(round_id: uint256, who: address) -> SecureMessages:
     )
 
 
-
-
 @internal
 def _list_trainers(round_id: uint256) -> uint256:
     """
