@@ -309,7 +309,7 @@ def test_secure_task_constructor_refusals(ledger: Ledger) -> None:
     embedded_only(ledger)
     with pytest.raises(InvalidArgument, match="task: secagg threshold out of range"):
         TrainingTaskClient.deploy(
-            ledger.chain, ledger.admin, ledger.consortium.address, replace(SECURE_PARAMS, secagg_threshold=129)
+            ledger.chain, ledger.admin, ledger.consortium.address, replace(SECURE_PARAMS, secagg_threshold=1025)
         )
     with pytest.raises(InvalidState, match="task: committees score plain updates only"):
         TrainingTaskClient.deploy(

@@ -296,3 +296,40 @@ class _RecordingNoise:
     def normal(self, scale: float, shape: tuple[int, ...]) -> np.ndarray:
         self.stds.append(scale)
         return SystemNoise().normal(scale, shape)
+
+
+def test_a_large_round_masks_over_a_sparse_graph_and_recovers_a_dropout(tmp_path: Path) -> None:
+    """Above ten trainers each member masks with and shares to 2*ceil(log2 n) neighbours only, on a ring shuffled
+    by the seed the chain fixed when the round opened; a dropped member's masks are still removed."""
+    from fedledger.federation.secure import round_context
+
+    ws, sim = _setup(tmp_path, n=12, rounds=1, min_commitments=7, proposal_quorum=1)
+    with ws:
+        dropped = sim.nodes[5]
+        sim.nodes[5] = DropsAfter(dropped, 1, Phase.OPEN)  # advertised and shared, then died
+        Simulation(sim.task, sim.nodes).run()
+        info = sim.task.round(1)
+        assert info.phase is Phase.FINALIZED
+        context = round_context(sim.task, 1)
+        assert context is not None
+        config = context[0]
+        assert len(config.members) == 12 and config.neighbours == 8
+        assert config.threshold == 6  # the round's 7 of 12 (a strict majority), scaled to a group of 9
+        assert config.graph_seed == sim.task.secure_round(1).graph_seed and any(config.graph_seed)
+        me = dropped.account.address
+        assert len(config.group_of(me)) == 9  # itself and 8 of the 11 others
+        committers = _committers(sim, 1)
+        assert me not in committers and len(committers) == 11
+        assert info.model_hash == _plaintext_fedavg(sim, 1, committers)
+        assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
+
+
+def test_the_graph_degree_grows_with_the_log_of_the_trainers() -> None:
+    from fedledger.federation.secure import graph_degree, group_threshold, neighbourhood
+    from fedledger.privacy.secagg import RoundConfig
+
+    assert [graph_degree(n) for n in (2, 10, 11, 100, 1000, 1024)] == [None, None, 8, 14, 20, 20]
+    assert group_threshold(51, 100, 14) == 8 and group_threshold(90, 100, 14) == 14  # majority; scaled fraction
+    members = tuple(f"m{i:03d}" for i in range(100))
+    config = RoundConfig(task="t", round_id=1, members=members, threshold=8, neighbours=14, graph_seed=b"seed")
+    assert all(len(neighbourhood(config, m)) == 29 for m in members[:5])  # 2k + 1 of the 100 members

@@ -51,6 +51,7 @@ __all__ = [
     "SharesPosted",
     "SharesRevealed",
     "SubjectErased",
+    "TrainersListed",
     "ThresholdChanged",
     "TrainerDistrusted",
     "UnmaskClosed",
@@ -256,6 +257,13 @@ class ReputationCleared(LedgerEvent):
 
 
 @dataclass(frozen=True)
+class TrainersListed(LedgerEvent):
+    round_id: int
+    members: tuple[str, ...]
+    source: ClassVar[str] = "TrainingTask"
+
+
+@dataclass(frozen=True)
 class KeysAdvertised(LedgerEvent):
     round_id: int
     member: str
@@ -388,6 +396,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         ValidatorDistrusted,
         TrainerDistrusted,
         ReputationCleared,
+        TrainersListed,
         KeysAdvertised,
         KeysClosed,
         SharesPosted,

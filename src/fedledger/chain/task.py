@@ -36,6 +36,7 @@ from fedledger.chain.task_records import (
     Phase,
     RoundInfo,
     SecureMessages,
+    SecurePeer,
     SecureRoundInfo,
     SecureView,
     TaskKind,
@@ -51,6 +52,7 @@ from fedledger.chain.task_records import (
     mask_of,
     round_committee_size,
     seat_indices,
+    secure_messages_from,
     uint_arg,
 )
 from fedledger.exceptions import BadInput, InvalidState
@@ -67,6 +69,7 @@ __all__ = [
     "Phase",
     "RoundInfo",
     "SecureMessages",
+    "SecurePeer",
     "SecureRoundInfo",
     "SecureView",
     "TaskKind",
@@ -273,7 +276,41 @@ class TrainingTaskClient(ContractClient):
     def secure_messages(self, round_id: int) -> list[SecureMessages]:
         """The trainers listed for a secure round, in listing order, with their message hashes."""
         raw = self.chain.call(self._only(TaskKind.SECURE, "secure_messages").secure_messages(int(round_id)))
-        return [SecureMessages(str(m[0]), hash_or_none(m[1]), hash_or_none(m[2]), hash_or_none(m[3])) for m in raw]
+        return [secure_messages_from(m) for m in raw]
+
+    def secure_listed(self, round_id: int, *, block: int) -> list[str]:
+        """The trainers listed for a secure round, in listing order, from the ``TrainersListed`` log of its opening
+        ``block`` (``secure_round(r).opened_block``): one read however many were listed."""
+        event = self.contract.events.TrainersListed()
+        for entry in event.get_logs(from_block=block, to_block=block, argument_filters={"round_id": int(round_id)}):
+            return [str(a) for a in entry["args"]["members"]]
+        raise InvalidState(f"task: no trainers listed for round {round_id} at block {block}")
+
+    def secure_keys_of(
+        self, round_id: int, members: Sequence[str], *, block: BlockIdentifier = "latest"
+    ) -> dict[str, str]:
+        """``members`` -> their registered key-agreement key at ``block`` (zero for one not listed), in one call."""
+        f = self._only(TaskKind.SECURE, "secure_keys_of")
+        raw = self.chain.call(f.secure_keys_of(int(round_id), [as_address(m) for m in members]), block=block)
+        return {str(m[0]): hex32(m[1]) for m in raw}
+
+    def secure_adverts(self, round_id: int, members: Sequence[str]) -> list[str | None]:
+        """The hashes of ``members``' key adverts in a secure round (None where none), in one call."""
+        f = self._only(TaskKind.SECURE, "secure_adverts")
+        raw = self.chain.call(f.secure_adverts(int(round_id), [as_address(m) for m in members]))
+        return [hash_or_none(h) for h in raw]
+
+    def secure_peers(self, round_id: int, members: Sequence[str]) -> list[SecurePeer]:
+        """``members``' message hashes and masked-input commitments in a secure round, in one call."""
+        f = self._only(TaskKind.SECURE, "secure_peers")
+        raw = self.chain.call(f.secure_peers(int(round_id), [as_address(m) for m in members]))
+        return [
+            SecurePeer(
+                secure_messages_from(p[0]),
+                UpdateInfo.from_raw(round_id, int(p[1]) - 1, p[2]) if int(p[1]) else None,
+            )
+            for p in raw
+        ]
 
     def secure_keys(self, round_id: int, *, block: BlockIdentifier = "latest") -> dict[str, str]:
         """The trainers listed for a secure round -> their registered key-agreement key at ``block``

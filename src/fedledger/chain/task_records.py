@@ -333,10 +333,12 @@ class SecureRoundInfo:
     num_adverts: int
     num_bundles: int
     num_reveals: int
+    graph_seed: bytes = b""  # public randomness fixed at the opening (a large round's neighbour graph)
 
     @classmethod
     def from_raw(cls, raw: Sequence[Any]) -> SecureRoundInfo:
-        return cls(*(int(v) for v in raw))
+        threshold, members, opened, adverts, bundles, reveals = (int(v) for v in raw[:6])
+        return cls(threshold, members, opened, adverts, bundles, reveals, graph_seed=bytes(raw[6]))
 
 
 @dataclass(frozen=True)
@@ -359,6 +361,19 @@ class SecureMessages:
     advert_hash: str | None
     bundle_hash: str | None
     reveal_hash: str | None
+
+
+@dataclass(frozen=True)
+class SecurePeer:
+    """One member's message hashes in a secure round and its masked input's commitment (None: none)."""
+
+    messages: SecureMessages
+    update: UpdateInfo | None
+
+
+def secure_messages_from(raw: Sequence[Any]) -> SecureMessages:
+    """From the contract's ``SecureMessages`` struct, as web3 returns it."""
+    return SecureMessages(str(raw[0]), hash_or_none(raw[1]), hash_or_none(raw[2]), hash_or_none(raw[3]))
 
 
 def hash_or_none(raw: bytes) -> str | None:

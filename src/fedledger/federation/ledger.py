@@ -16,6 +16,7 @@ from fedledger.chain.task import (
     Phase,
     RoundInfo,
     SecureMessages,
+    SecurePeer,
     SecureRoundInfo,
     SecureView,
     TrainerStanding,
@@ -104,3 +105,13 @@ class SecureLedger(Ledger, Protocol):
     def secure_keys(self, round_id: int, *, block: int) -> dict[str, str]:
         """The listed trainers' key-agreement keys as registered at ``block`` (the round's opening)."""
         ...
+
+    def secure_listed(self, round_id: int, *, block: int) -> list[str]: ...
+
+    def secure_keys_of(self, round_id: int, members: Sequence[str], *, block: int) -> dict[str, str]:
+        """``members``' key-agreement keys as registered at ``block`` (zero for one not listed)."""
+        ...
+
+    def secure_adverts(self, round_id: int, members: Sequence[str]) -> list[str | None]: ...
+
+    def secure_peers(self, round_id: int, members: Sequence[str]) -> list[SecurePeer]: ...

@@ -183,6 +183,10 @@ class MemberNode:
             self._round_rows = (round_id, registered_rows(self.task, self.closed_updates(round_id)))
         return self._round_rows[1]
 
+    def rows_of(self, updates: list[UpdateInfo]) -> dict[int, int]:
+        """:meth:`closed_rows` for some of a round's commitments only (a secure member's neighbours')."""
+        return registered_rows(self.task, updates)
+
     def adapter(self, params: Params) -> ModelAdapter:
         model = build_model(self.config.model)
         model.set_params(params)

@@ -8,7 +8,10 @@ reads the same messages and derives the same round state from them:
 
 - :func:`round_context` fixes the round's :class:`RoundConfig` (task, round, the
   trainers the contract listed when the round opened, their key-agreement keys
-  from the consortium registry at that block, the contract's threshold);
+  from the consortium registry at that block, the contract's threshold); above
+  :data:`SPARSE_ABOVE` trainers it is the SecAgg+ graph of :func:`graph_degree`
+  neighbours, shuffled by the seed the contract fixed at the opening, and a
+  member reads only its :func:`neighbourhood`'s messages;
 - :func:`load_round` checks every posted message deterministically (blob present
   and matching its hash, well formed, from its poster, for this round; masked
   inputs also sized and shaped for the task) and feeds the valid ones, in member
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +52,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from eth_account.signers.local import LocalAccount
 
-from fedledger.chain.task import SecureMessages, UpdateInfo
+from fedledger.chain.task import SecureMessages, SecureRoundInfo, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, FedLedgerError
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.ledger import SecureLedger
@@ -74,7 +78,10 @@ __all__ = [
     "SecureAggregate",
     "aggregate_norm_ok",
     "identity_key",
+    "graph_degree",
+    "group_threshold",
     "load_round",
+    "neighbourhood",
     "round_context",
     "secure_aggregate_round",
 ]
@@ -135,10 +142,64 @@ class RoundSecretsStore:
                 path.unlink(missing_ok=True)
 
 
-def round_context(task: SecureLedger, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
-    """The round's config and the listed members' identity keys; None when fewer than two listed
-    trainers have a key-agreement key (the round cannot be secure and will abort)."""
+SPARSE_ABOVE = 10
+"""Secure rounds of more listed trainers mask over a sparse SecAgg+ graph; smaller ones over the complete graph."""
+
+
+def graph_degree(listed: int) -> int | None:
+    """Neighbours of each member in a round of ``listed`` trainers; None for the complete graph.
+
+    Above :data:`SPARSE_ABOVE` trainers: ``2 * ceil(log2 n)`` (even, as the ring needs), the O(log n) degree with
+    which Bell et al. (CCS 2020) keep SecAgg's privacy and dropout recovery with high probability, so a member's
+    work and reads grow with log n instead of n.
+    """
+    if listed <= SPARSE_ABOVE:
+        return None
+    degree = 2 * math.ceil(math.log2(listed))
+    return degree if degree < listed - 1 else None
+
+
+def group_threshold(round_threshold: int, listed: int, degree: int) -> int:
+    """The threshold inside each member's group (itself and its ``degree`` neighbours): the round's threshold
+    scaled to the group, so a group tolerates the same fraction of dropouts as the round, and at least a strict
+    majority of the group (secrecy needs it)."""
+    group = degree + 1
+    scaled = -(-round_threshold * group // listed)  # ceil without floats
+    return max(group // 2 + 1, min(group, scaled))
+
+
+def round_context(
+    task: SecureLedger, round_id: int, *, member: str | None = None
+) -> tuple[RoundConfig, dict[str, bytes]] | None:
+    """The round's config and the members' identity keys; None when it cannot be secure (it will abort).
+
+    Up to :data:`SPARSE_ABOVE` listed trainers: the complete graph over the listed trainers with a key-agreement
+    key, and every member's key. Above: the sparse graph over every listed trainer, shuffled by the round's
+    on-chain ``graph_seed``, and only the keys ``member`` needs (its group's; none without ``member``).
+    """
     secure = task.secure_round(round_id)
+    degree = graph_degree(secure.num_members)
+    if degree is None:
+        return _complete_context(task, round_id, secure)
+    config = RoundConfig(
+        task=task.address,
+        round_id=int(round_id),
+        members=tuple(task.secure_listed(round_id, block=secure.opened_block)),
+        threshold=group_threshold(secure.threshold, secure.num_members, degree),
+        neighbours=degree,
+        graph_seed=secure.graph_seed,
+    )
+    registry: dict[str, bytes] = {}
+    if member is not None and member in config.members:
+        # Keys as registered when the round opened: a later rotation cannot change this round's context.
+        keys = task.secure_keys_of(round_id, config.group_of(member), block=secure.opened_block)
+        registry = {m: bytes.fromhex(key.removeprefix("0x")) for m, key in keys.items() if int(key, 16)}
+    return config, registry
+
+
+def _complete_context(
+    task: SecureLedger, round_id: int, secure: SecureRoundInfo
+) -> tuple[RoundConfig, dict[str, bytes]] | None:
     # Keys as registered when the round opened: a later rotation cannot change this round's context.
     keys = task.secure_keys(round_id, block=secure.opened_block)
     registry = {member: bytes.fromhex(key.removeprefix("0x")) for member, key in keys.items() if int(key, 16)}
@@ -150,6 +211,16 @@ def round_context(task: SecureLedger, round_id: int) -> tuple[RoundConfig, dict[
         threshold = len(members) // 2 + 1
     config = RoundConfig(task=task.address, round_id=int(round_id), members=members, threshold=threshold)
     return config, registry
+
+
+def neighbourhood(config: RoundConfig, member: str) -> tuple[str, ...]:
+    """``member``, its neighbours and theirs, sorted: whose messages it must read to judge, as every aggregator
+    does, which of its neighbours' adverts and share bundles are valid (a bundle must address exactly the
+    sender's neighbours that advertised). The whole round on the complete graph."""
+    near = set(config.group_of(member))
+    for peer in config.neighbours_of(member):
+        near.update(config.neighbours_of(peer))
+    return tuple(sorted(near))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain.consortium import Role
-from fedledger.chain.task import MemberView, Phase, RoundInfo, SecureView, UpdateInfo
+from fedledger.chain.task import MemberView, Phase, RoundInfo, SecureMessages, SecureView, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, TrainingRefused
 from fedledger.federation.behavior import Behavior
 from fedledger.federation.config import TaskConfig
@@ -33,6 +33,7 @@ from fedledger.federation.secure import (
     SecureRoundState,
     identity_key,
     load_round,
+    neighbourhood,
     round_context,
     secure_aggregate_round,
 )
@@ -75,6 +76,8 @@ class SecureMember(Protocol):
 
     def closed_rows(self, round_id: int) -> dict[int, int]: ...
 
+    def rows_of(self, updates: list[UpdateInfo]) -> dict[int, int]: ...
+
     def local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]: ...
 
     def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None: ...
@@ -90,6 +93,7 @@ class SecureRounds:
         self._secrets: dict[int, MemberSecrets] = {}
         self._contexts: dict[int, tuple[RoundConfig, dict[str, bytes]] | None] = {}
         self._gave_up: set[int] = set()
+        self._adverts: tuple[int, dict[str, str | None]] | None = None  # round -> its neighbourhood's advert hashes
         self._rules: Mapping[Phase, PhaseRule[SecureView]] = {
             Phase.KEYS: PhaseRule(
                 owes=lambda sv, info: self._trainer(sv, info) and not sv.advertised,
@@ -156,7 +160,7 @@ class SecureRounds:
 
     def _advertise(self, info: RoundInfo) -> bool:
         context = self._context(info.round_id)
-        if context is None or self.node.account.address not in context[0].members:
+        if context is None or self.node.account.address not in context[1]:
             self._give_up(info.round_id, "no secure-aggregation seat (no key-agreement key registered)")
             return False
         config, registry = context
@@ -190,7 +194,7 @@ class SecureRounds:
         node, r = self.node, info.round_id
         if r in node.refusals:
             return False
-        loaded = self._load(r)
+        loaded = self._load(r, bundles=True)
         if loaded is None:
             return False
         config, registry, secrets, state = loaded
@@ -292,13 +296,15 @@ class SecureRounds:
 
     def _context(self, round_id: int) -> tuple[RoundConfig, dict[str, bytes]] | None:
         if round_id not in self._contexts:
-            self._contexts = {round_id: round_context(self.ledger, round_id)}  # keep only this round
+            # Keep only this round's; a large round's context holds only the keys this member needs.
+            self._contexts = {round_id: round_context(self.ledger, round_id, member=self.node.account.address)}
         return self._contexts[round_id]
 
     def _load(
-        self, round_id: int, *, info: RoundInfo | None = None
+        self, round_id: int, *, bundles: bool = False, info: RoundInfo | None = None
     ) -> tuple[RoundConfig, dict[str, bytes], MemberSecrets, SecureRoundState] | None:
-        """The round's config, registry, this member's secrets and the valid messages so far."""
+        """The round's config, registry, this member's secrets and the valid messages of its neighbourhood so far:
+        adverts; its neighbours' bundles too with ``bundles``; their masked inputs too with ``info``."""
         context = self._context(round_id)
         if context is None:
             self._give_up(round_id, "round has no secure-aggregation config")
@@ -312,7 +318,7 @@ class SecureRounds:
             return None
         self._secrets[round_id] = secrets
         node = self.node
-        messages = self.ledger.secure_messages(round_id)
+        messages, updates = self._neighbourhood(config, bundles=bundles or info is not None)
         if info is None:
             state = load_round(node.store, node.config, config, messages)
         else:
@@ -324,10 +330,26 @@ class SecureRounds:
                 config,
                 messages,
                 spec=spec,
-                updates=node.closed_updates(round_id),
-                rows=node.closed_rows(round_id),
+                updates=updates,
+                rows=node.rows_of(updates),
             )
         return config, registry, secrets, state
+
+    def _neighbourhood(self, config: RoundConfig, *, bundles: bool) -> tuple[list[SecureMessages], list[UpdateInfo]]:
+        """This member's neighbourhood on chain, one call per step: the adverts of its neighbours and theirs (which
+        decide whether a neighbour's share bundle addresses the right members), read once, as the key exchange is
+        over; with ``bundles``, its group's messages and masked-input commitments (which of them survive: the part
+        of the unmask request it answers)."""
+        r, me = config.round_id, self.node.account.address
+        if self._adverts is None or self._adverts[0] != r:
+            window = neighbourhood(config, me)
+            self._adverts = (r, dict(zip(window, self.ledger.secure_adverts(r, window), strict=True)))
+        adverts = self._adverts[1]
+        if not bundles:
+            return [SecureMessages(m, h, None, None) for m, h in adverts.items()], []
+        peers = {p.messages.member: p for p in self.ledger.secure_peers(r, config.group_of(me))}
+        messages = [peers[m].messages if m in peers else SecureMessages(m, h, None, None) for m, h in adverts.items()]
+        return messages, [p.update for p in peers.values() if p.update is not None]
 
     def _keep(self, config: RoundConfig, secrets: MemberSecrets) -> None:
         self._secrets[config.round_id] = secrets

@@ -123,11 +123,11 @@ class SecAggMember:
         own = registry.get(self.member)
         if own is not None and own != identity.public_bytes:
             raise BadInput(f"identity key of {self.member!r} does not match the one published in the registry")
-        self._peer_identity = {}
-        for peer in self._neighbours:
-            if peer not in registry:
-                raise BadInput(f"no identity key published for member {peer!r}")
-            self._peer_identity[peer] = _keys.public_key(registry[peer], owner=peer)
+        # A neighbour with no published identity key cannot authenticate an advert to us: it never takes part,
+        # as if it dropped out before the round (its adverts are ignored and it gets none of our shares).
+        self._peer_identity = {
+            peer: _keys.public_key(registry[peer], owner=peer) for peer in self._neighbours if peer in registry
+        }
         self._stage = "new"
         if secrets is None:
             self._channel_key = X25519PrivateKey.generate()

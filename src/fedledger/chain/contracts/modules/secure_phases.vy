@@ -27,6 +27,7 @@ struct SecureRound:
     num_adverts: uint256
     num_bundles: uint256
     num_reveals: uint256
+    graph_seed: bytes32  # public randomness fixed at the opening: it shuffles a large round's neighbour graph
 
 
 # A member's part in a secure round, with its MemberView: what a secure node polls.
@@ -53,9 +54,18 @@ struct SecureMessages:
     reveal_hash: bytes32
 
 
-# The most trainers a secure round lists: pairwise masking costs each member work and reads that grow with the
-# listed trainers, and listing them is one transaction (the round's opening).
-MAX_LISTED: constant(uint256) = 128
+# A listed member's messages and its masked input's commitment (update_slot: index + 1, 0 for none).
+struct SecurePeer:
+    messages: SecureMessages
+    update_slot: uint256
+    update: round_core.Update
+
+
+# The most trainers a secure round lists: the consortium's own bound. Large rounds mask over a sparse neighbour
+# graph, so a member's work and reads grow with its neighbours, not with the listed trainers.
+MAX_LISTED: constant(uint256) = membership.MAX_MEMBERS
+# The most members one call about a member's neighbourhood names (its neighbours and theirs).
+MAX_PEERS: constant(uint256) = 128
 
 secagg_threshold: public(uint256)
 # Per round: the trainers listed when it opened (position + 1) and their message hashes.
@@ -91,6 +101,12 @@ event SharesRevealed:
     round_id: indexed(uint256)
     member: indexed(address)
     reveal_hash: bytes32
+
+# The trainers a round listed, in listing order: members read them from this log of the opening block, in one
+# read whatever their number, to compute the round's neighbour graph.
+event TrainersListed:
+    round_id: indexed(uint256)
+    members: DynArray[address, MAX_LISTED]
 
 event UnmaskClosed:
     round_id: indexed(uint256)
@@ -275,15 +291,80 @@ def secure_messages(round_id: uint256) -> DynArray[SecureMessages, MAX_LISTED]:
     """
     result: DynArray[SecureMessages, MAX_LISTED] = []
     for who: address in self.secure_members[round_id]:
-        result.append(
-            SecureMessages(
-                member=who,
-                advert_hash=self.advert_hashes[round_id][who],
-                bundle_hash=self.bundle_hashes[round_id][who],
-                reveal_hash=self.reveal_hashes[round_id][who],
-            )
-        )
+        result.append(self._messages(round_id, who))
     return result
+
+
+@view
+@external
+def secure_keys_of(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[SecureKey, MAX_PEERS]:
+    """
+    @notice `members`' registered key-agreement keys (zero for one not listed for the round);
+            read at the round's `opened_block` it gives the keys the round uses.
+    @param round_id The round.
+    @param members The members asked about (a member's neighbours).
+    @return One entry per member asked about, in the same order.
+    """
+    result: DynArray[SecureKey, MAX_PEERS] = []
+    for who: address in members:
+        key: bytes32 = empty(bytes32)
+        if self.secure_slot[round_id][who] != 0:
+            key = membership._kx_public_key(who)
+        result.append(SecureKey(member=who, kx_public_key=key))
+    return result
+
+
+@view
+@external
+def secure_adverts(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[bytes32, MAX_PEERS]:
+    """
+    @notice The hashes of `members`' key adverts in a secure round (zero where none): all a
+            member needs of its neighbours' neighbours.
+    @param round_id The round.
+    @param members The members asked about.
+    @return One hash per member asked about, in the same order.
+    """
+    result: DynArray[bytes32, MAX_PEERS] = []
+    for who: address in members:
+        result.append(self.advert_hashes[round_id][who])
+    return result
+
+
+@view
+@external
+def secure_peers(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[SecurePeer, MAX_PEERS]:
+    """
+    @notice `members`' message hashes and masked-input commitments in a secure round: what
+            one member of a large round reads about its neighbourhood, in one call.
+    @param round_id The round.
+    @param members The members asked about.
+    @return One entry per member asked about, in the same order (zero where it posted nothing).
+    """
+    result: DynArray[SecurePeer, MAX_PEERS] = []
+    for who: address in members:
+        slot: uint256 = round_core.commit_slot[round_id][who]
+        update: round_core.Update = empty(round_core.Update)
+        if slot != 0:
+            update = round_core.updates[round_id][slot - 1]
+        result.append(SecurePeer(messages=self._messages(round_id, who), update_slot=slot, update=update))
+    return result
+
+
+@view
+@internal
+def _messages(round_id: uint256, who: address) -> SecureMessages:
+    """
+    @notice `who`'s message hashes in a round.
+    @param round_id The round.
+    @param who The member.
+    @return Its hashes (zero where not posted).
+    """
+    return SecureMessages(
+        member=who,
+        advert_hash=self.advert_hashes[round_id][who],
+        bundle_hash=self.bundle_hashes[round_id][who],
+        reveal_hash=self.reveal_hashes[round_id][who],
+    )
 
 
 @internal
@@ -295,14 +376,15 @@ def _list_trainers(round_id: uint256) -> uint256:
     @return How many were listed.
     """
     count: uint256 = 0
+    listed: DynArray[address, MAX_LISTED] = []
     for i: uint256 in range(membership._member_count(), bound=membership.MAX_MEMBERS):
         who: address = membership._member_at(i)
         if membership._has_role(who, membership.ROLE_TRAINER):
-            if count == MAX_LISTED:
-                break
-            self.secure_members[round_id].append(who)
+            listed.append(who)
             count += 1
             self.secure_slot[round_id][who] = count
+    self.secure_members[round_id] = listed
+    log TrainersListed(round_id=round_id, members=listed)
     self.secure_rounds[round_id] = SecureRound(
         threshold=max(self.secagg_threshold, count // 2 + 1),
         num_members=count,
@@ -310,6 +392,7 @@ def _list_trainers(round_id: uint256) -> uint256:
         num_adverts=0,
         num_bundles=0,
         num_reveals=0,
+        graph_seed=blockhash(block.number - 1),
     )
     return count
 
