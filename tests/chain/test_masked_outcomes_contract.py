@@ -17,7 +17,7 @@ import pytest
 from conftest import DEFAULT_PARAMS, Ledger, h, refused
 from fedledger.chain import Phase, TrainingTaskClient
 from fedledger.chain.events import RoundAborted
-from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, ChecksAccepted, CheckOutcomePosted
+from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, CheckOutcomePosted, ChecksAccepted
 from fedledger.exceptions import DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
 
 MASKED_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=1, committee_size=3)
