@@ -1,0 +1,144 @@
+"""Secure rounds with masked checks on the ledger, end to end: OPEN -> VALIDATE (committee) -> AGGREGATE.
+
+Members share their updates to a committee of three drawn by the contract; each committee member runs its
+MPyC party as its own OS process and posts the outcome on chain; the contract aggregates the set the
+majority posted. A member whose update is outside the bound is rejected on chain (and flagged) and the round
+finalizes with the others, on exactly their FedAvg; a committee member that stops answering aborts the round
+with a named reason, is named on chain, and the next round runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpyc")
+
+from conftest import hospital_datas  # noqa: E402
+from fedledger.audit import verify_task  # noqa: E402
+from fedledger.chain import Phase  # noqa: E402
+from fedledger.chain.events import RoundAborted, UpdateFlagged  # noqa: E402
+from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, ChecksAccepted  # noqa: E402
+from fedledger.chain.task import RoundInfo  # noqa: E402
+from fedledger.federation import MemberNode, Simulation, TaskConfig  # noqa: E402
+from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
+from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
+from fedledger.learning import apply_update, encode_model, fedavg  # noqa: E402
+from fedledger.learning.update import Tensors  # noqa: E402
+from fedledger.workspace import Workspace  # noqa: E402
+
+
+def _setup(tmp_path: Path, rounds: int) -> tuple[Workspace, SimulatedConsortium]:
+    config = TaskConfig(
+        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
+        rounds=rounds,
+        local_epochs=1,
+        secure_aggregation=True,
+        masked_checks=True,
+        min_commitments=2,
+        proposal_quorum=2,
+        clip_norm=5.0,
+        validate_duration=120,
+    )
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    return ws, create_consortium(ws, config=config, datas=hospital_datas(tmp_path, 4), password="pw")
+
+
+def _mode(node: MemberNode) -> MaskedRounds:
+    mode = node.engine.mode
+    assert isinstance(mode, MaskedRounds)
+    return mode
+
+
+class Scaled(MemberNode):
+    """Shares its honest update scaled 20x: far outside the L2 bound (the task's clip norm)."""
+
+    def __init__(self, base: MemberNode) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+
+    def local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]:
+        update, meta, n, epsilon = super().local_update(info)
+        scaled = {k: (v.view(np.int64) * 20).view(np.uint64) for k, v in update.items()}
+        return scaled, meta, n, epsilon
+
+
+class SilentOnCommittee(MemberNode):
+    """Stops acting in one round's masked checks when it is the committee's first party (it never starts its
+    MPyC party), and acts normally otherwise."""
+
+    def __init__(self, base: MemberNode, round_id: int) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+        self.round_id = round_id
+
+    def step(self) -> bool:
+        r = self.task.current_round
+        if r == self.round_id and self.task.round(r).phase is Phase.VALIDATE:
+            if self.task.check_committee(r)[0] == self.account.address:
+                return False
+        return super().step()
+
+
+def _fedavg_hash(sim: SimulatedConsortium, round_id: int, members: list[str]) -> str:
+    """The model hash plaintext FedAvg gives for the same members' honest updates (training is seeded)."""
+    info = sim.task.round(round_id)
+    nodes = {n.account.address: n for n in sim.nodes}
+    first = nodes[members[0]]
+    global_params, spec = first.global_model(info.global_model)
+    updates, weights = [], []
+    for m in sorted(members):
+        update, _, n, _ = nodes[m].local_update(info)
+        updates.append(update)
+        weights.append(n)
+    params = apply_update(global_params, fedavg(updates, weights), frac_bits=first.config.frac_bits)
+    return "0x" + hashlib.sha256(encode_model(params, spec, metadata={"round": str(round_id)})).hexdigest()
+
+
+def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_with_the_others(tmp_path: Path) -> None:
+    ws, sim = _setup(tmp_path, rounds=1)
+    with ws:
+        hostile = sim.nodes[1].account.address
+        sim.nodes[1] = Scaled(sim.nodes[1])
+        Simulation(sim.task, sim.nodes).run()
+        info = sim.task.round(1)
+        assert info.phase is Phase.FINALIZED
+        updates = sim.task.updates(1)
+        index = {u.member: u.index for u in updates}
+        honest = sorted(u.member for u in updates if u.member != hostile)
+        assert info.accepted == sorted(index[m] for m in honest)
+        events = sim.task.events()
+        accepted = [e for e in events if isinstance(e, ChecksAccepted)]
+        assert [(e.round_id, e.num_accepted) for e in accepted] == [(1, 3)]
+        assert sim.task.accepted_outcome(1) == accepted[0].outcome_hash
+        flags = {e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == index[hostile]}
+        assert flags == {"masked checks: failed the norm or direction check"}
+        # The model is exactly the FedAvg of the three honest updates (the revealed sum, divided).
+        assert info.model_hash == _fedavg_hash(sim, 1, honest)
+        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
+        assert report.ok, report
+
+
+def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_runs(tmp_path: Path) -> None:
+    ws, sim = _setup(tmp_path, rounds=2)
+    with ws:
+        sim.nodes[:] = [SilentOnCommittee(node, round_id=1) for node in sim.nodes]
+        for node in sim.nodes:
+            _mode(node).check_timeout = 8.0
+        Simulation(sim.task, sim.nodes).run()
+        silent = sim.task.check_committee(1)[0]
+        events = sim.task.events()
+        aborted = [(e.round_id, e.reason) for e in events if isinstance(e, RoundAborted)]
+        assert aborted == [(1, "masked checks: no majority outcome from the committee")]
+        assert [e.checker for e in events if isinstance(e, CheckerSilent)] == [silent]
+        aborts = [e for e in events if isinstance(e, CheckAbortPosted)]
+        assert len(aborts) == 2
+        for e in aborts:  # each abort record names the member that stopped answering
+            record: dict[str, Any] = __import__("json").loads(sim.store.get(e.abort_hash.removeprefix("0x")))
+            assert record["silent"] == [silent] and "stopped answering" in record["reason"]
+        info = sim.task.round(2)
+        assert info.phase is Phase.FINALIZED
+        assert info.global_model == sim.task.round(1).global_model
+        assert info.model_hash == _fedavg_hash(sim, 2, [u.member for u in sim.task.updates(2)])
