@@ -10,8 +10,8 @@ with a named reason, is named on chain, and the next round runs.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -76,9 +76,9 @@ class SilentOnCommittee(MemberNode):
 
     def step(self) -> bool:
         r = self.task.current_round
-        if r == self.round_id and self.task.round(r).phase is Phase.VALIDATE:
-            if self.task.check_committee(r)[0] == self.account.address:
-                return False
+        validating = r == self.round_id and self.task.round(r).phase is Phase.VALIDATE
+        if validating and self.task.check_committee(r)[0] == self.account.address:
+            return False
         return super().step()
 
 
@@ -134,10 +134,12 @@ def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_r
         assert aborted == [(1, "masked checks: no majority outcome from the committee")]
         assert [e.checker for e in events if isinstance(e, CheckerSilent)] == [silent]
         aborts = [e for e in events if isinstance(e, CheckAbortPosted)]
-        assert len(aborts) == 2
-        for e in aborts:  # each abort record names the member that stopped answering
-            record: dict[str, Any] = __import__("json").loads(sim.store.get(e.abort_hash.removeprefix("0x")))
-            assert record["silent"] == [silent] and "stopped answering" in record["reason"]
+        assert sorted(e.checker for e in aborts) == sorted(sim.task.check_committee(1)[1:])
+        records = [json.loads(sim.store.get(e.abort_hash.removeprefix("0x"))) for e in aborts]
+        # A party that waited out its timeout names the member that never answered (a party that failed
+        # first, when its peer's connection was missing, records its failure instead).
+        assert any(r["silent"] == [silent] and "stopped answering" in r["reason"] for r in records)
+        assert all(r["silent"] in ([], [silent]) for r in records)
         info = sim.task.round(2)
         assert info.phase is Phase.FINALIZED
         assert info.global_model == sim.task.round(1).global_model

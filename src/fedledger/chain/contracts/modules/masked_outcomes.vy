@@ -98,8 +98,8 @@ def post_check_outcome(round_id: uint256, accepted: uint256[round_core.ACCEPTED_
     )
     if votes * 2 <= self.check_committee_size:
         return
+    # The phase ends here: a committee member that had not posted yet is late, not silent, and is not named.
     self.accepted_outcome[round_id] = outcome_hash
-    self._name_silent(round_id)
     log ChecksAccepted(round_id=round_id, outcome_hash=outcome_hash, accepted_mask=accepted[0], num_accepted=count)
     if count < round_core.min_commitments:
         round_core._abort(round_id, "too few updates passed the masked checks")
