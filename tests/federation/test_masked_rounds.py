@@ -2,9 +2,10 @@
 
 Members share their updates to a committee of three drawn by the contract; each committee member runs its
 MPyC party as its own OS process and posts the outcome on chain; the contract aggregates the set the
-majority posted. A member whose update is outside the bound is rejected on chain (and flagged) and the round
-finalizes with the others, on exactly their FedAvg; a committee member that stops answering aborts the round
-with a named reason, is named on chain, and the next round runs.
+majority posted. A member whose update is outside the bound, and one whose shares do not reconstruct, are
+rejected on chain (and flagged with the reason) and the round finalizes with the others, on exactly their
+FedAvg; a committee member that stops answering aborts the round with a named reason, is named on chain,
+and the next round runs.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, Check
 from fedledger.chain.task import RoundInfo  # noqa: E402
 from fedledger.federation import MemberNode, Simulation, TaskConfig  # noqa: E402
 from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
+from fedledger.federation.masked_round import committee_keys  # noqa: E402
 from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
 from fedledger.learning import apply_update, encode_model, fedavg  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
+from fedledger.privacy.masked_checks import CheckParams, bit_encode, seal_shares, split_shares  # noqa: E402
 from fedledger.workspace import Workspace  # noqa: E402
 
 
@@ -66,6 +69,30 @@ class Scaled(MemberNode):
         return scaled, meta, n, epsilon
 
 
+class Inconsistent(MemberNode):
+    """Commits, in place of its honest bundle, one whose shares for committee member 2 are off by one: they do
+    not lie on one polynomial (the committee names it and flags its update)."""
+
+    def __init__(self, base: MemberNode) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+
+    def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: object) -> None:
+        header = json.loads(self.store.get(update_hash).partition(b"\n")[0])
+        params = CheckParams.from_dict(header["params"])
+        shares = split_shares(bit_encode(np.zeros(params.length, np.int64), params), params)
+        shares[2][17] = (shares[2][17] + 1) % params.modulus
+        _, keys = committee_keys(self.task, r)
+        bundle = seal_shares(
+            shares,
+            params,
+            member=self.account.address,
+            examples=header["examples"],
+            context=bytes.fromhex(header["context"]),
+            committee_keys=keys,
+        )
+        super().commit(r, self.store.put(bundle), n, epsilon, **extra)
+
+
 class SilentOnCommittee(MemberNode):
     """Stops acting in one round's masked checks when it is the committee's first party (it never starts its
     MPyC party), and acts normally otherwise."""
@@ -100,22 +127,26 @@ def _fedavg_hash(sim: SimulatedConsortium, round_id: int, members: list[str]) ->
 def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_with_the_others(tmp_path: Path) -> None:
     ws, sim = _setup(tmp_path, rounds=1)
     with ws:
-        hostile = sim.nodes[1].account.address
+        hostile, inconsistent = sim.nodes[1].account.address, sim.nodes[2].account.address
         sim.nodes[1] = Scaled(sim.nodes[1])
+        sim.nodes[2] = Inconsistent(sim.nodes[2])
         Simulation(sim.task, sim.nodes).run()
         info = sim.task.round(1)
         assert info.phase is Phase.FINALIZED
         updates = sim.task.updates(1)
         index = {u.member: u.index for u in updates}
-        honest = sorted(u.member for u in updates if u.member != hostile)
+        honest = sorted(u.member for u in updates if u.member not in (hostile, inconsistent))
         assert info.accepted == sorted(index[m] for m in honest)
         events = sim.task.events()
         accepted = [e for e in events if isinstance(e, ChecksAccepted)]
-        assert [(e.round_id, e.num_accepted) for e in accepted] == [(1, 3)]
+        assert [(e.round_id, e.num_accepted) for e in accepted] == [(1, 2)]
         assert sim.task.accepted_outcome(1) == accepted[0].outcome_hash
+        # Both are rejected on chain and flagged by the committee with the reason.
         flags = {e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == index[hostile]}
         assert flags == {"masked checks: failed the norm or direction check"}
-        # The model is exactly the FedAvg of the three honest updates (the revealed sum, divided).
+        flags = {e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == index[inconsistent]}
+        assert flags == {"masked checks: shares do not reconstruct (not on one polynomial of the sharing degree)"}
+        # The model is exactly the FedAvg of the two honest updates (the revealed sum, divided).
         assert info.model_hash == _fedavg_hash(sim, 1, honest)
         report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
         assert report.ok, report
