@@ -21,15 +21,16 @@ pytest.importorskip("mpyc")
 
 from conftest import hospital_datas  # noqa: E402
 from fedledger.audit import verify_task  # noqa: E402
+from fedledger.audit.masked import check_masked_finalized  # noqa: E402
 from fedledger.chain import Phase  # noqa: E402
-from fedledger.chain.events import RoundAborted, UpdateFlagged  # noqa: E402
+from fedledger.chain.events import RoundAborted, RoundFinalized, UpdateCommitted, UpdateFlagged  # noqa: E402
 from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, ChecksAccepted  # noqa: E402
 from fedledger.chain.task import RoundInfo  # noqa: E402
 from fedledger.federation import MemberNode, Simulation, TaskConfig  # noqa: E402
 from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
 from fedledger.federation.masked_round import committee_keys  # noqa: E402
 from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
-from fedledger.learning import apply_update, encode_model, fedavg  # noqa: E402
+from fedledger.learning import apply_update, decode_model, encode_model, fedavg  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams, bit_encode, seal_shares, split_shares  # noqa: E402
 from fedledger.workspace import Workspace  # noqa: E402
@@ -124,7 +125,9 @@ def _fedavg_hash(sim: SimulatedConsortium, round_id: int, members: list[str]) ->
     return "0x" + hashlib.sha256(encode_model(params, spec, metadata={"round": str(round_id)})).hexdigest()
 
 
-def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_with_the_others(tmp_path: Path) -> None:
+def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_with_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ws, sim = _setup(tmp_path, rounds=1)
     with ws:
         hostile, inconsistent = sim.nodes[1].account.address, sim.nodes[2].account.address
@@ -150,6 +153,30 @@ def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_wit
         assert info.model_hash == _fedavg_hash(sim, 1, honest)
         report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
         assert report.ok, report
+        _forged_outcome_is_caught(sim, inconsistent, monkeypatch)
+
+
+def _forged_outcome_is_caught(sim: SimulatedConsortium, inconsistent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit re-checks the outcome: one that passes the member whose shares do not reconstruct contradicts
+    its own transcript, the accepted set on chain and the committee's posts."""
+    events = sim.task.events()
+    outcome_hash = sim.task.accepted_outcome(1)
+    assert outcome_hash is not None
+    doc = json.loads(sim.store.get(outcome_hash.removeprefix("0x")))
+    del doc["rejected"][inconsistent]
+    doc["passed"] = sorted([*doc["passed"], inconsistent])
+    forged = "0x" + sim.store.put(json.dumps(doc, sort_keys=True).encode())
+    monkeypatch.setattr(sim.task, "accepted_outcome", lambda r: forged)
+    found: list[str] = []
+    finalized = next(e for e in events if isinstance(e, RoundFinalized))
+    commits = [e for e in events if isinstance(e, UpdateCommitted)]
+    start = decode_model(sim.store.get(sim.task.round(1).global_model.removeprefix("0x")))
+    check_masked_finalized(
+        sim.store, sim.nodes[0].config, sim.task, finalized, start, commits, lambda m, **_: found.append(m)
+    )
+    assert any(m.startswith(f"masked checks: transcript: {inconsistent}: consistency shares") for m in found), found
+    assert "masked checks: the accepted set on chain is not the set that passed in the majority outcome" in found
+    assert "masked checks: no strict majority of the check committee posted this outcome" in found
 
 
 def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_runs(tmp_path: Path) -> None:
