@@ -45,8 +45,13 @@ class MaskedCheckCalls:
 
     def check_posts(self, round_id: int) -> list[str | None]:
         """What each committee member posted (the digest of its outcome or abort), in party order; None: nothing."""
-        raw = self.chain.call(self._secure_functions("check_posts").check_posts(int(round_id)))
+        f = self._secure_functions("posted_digest")
+        raw = [self.chain.call(f.posted_digest(int(round_id), m)) for m in self.check_committee(round_id)]
         return [None if not any(bytes(d)) else hex32(d) for d in raw]
+
+    def num_check_posts(self, round_id: int) -> int:
+        """How many committee members posted an outcome or an abort in the round."""
+        return int(self.chain.call(self._secure_functions("num_posted").num_posted(int(round_id))))
 
     def accepted_outcome(self, round_id: int) -> str | None:
         """The outcome blob hash a strict majority of the committee posted; None before one did."""

@@ -141,14 +141,14 @@ class MaskedRounds:
         info = view.round
         if info is None or info.phase is not Phase.VALIDATE:
             return MaskedView(view)
-        committee = self.ledger.check_committee(info.round_id)
-        posts = self.ledger.check_posts(info.round_id)
-        seat = committee.index(me) if me in committee else None
+        r = info.round_id
+        committee = self.ledger.check_committee(r)
+        on_committee = me in committee
         return MaskedView(
             view,
-            on_committee=seat is not None,
-            posted=seat is not None and posts[seat] is not None,
-            num_posted=sum(p is not None for p in posts),
+            on_committee=on_committee,
+            posted=on_committee and self.ledger.check_posts(r)[committee.index(me)] is not None,
+            num_posted=self.ledger.num_check_posts(r),
             size=len(committee),
         )
 

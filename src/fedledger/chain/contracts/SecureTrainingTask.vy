@@ -88,7 +88,8 @@ exports: (
     masked_outcomes.post_check_abort,
     masked_outcomes.close_checks,
     masked_outcomes.check_committee,
-    masked_outcomes.check_posts,
+    masked_outcomes.posted_digest,
+    masked_outcomes.num_posted,
 )
 
 # Recorded so the task's parameters read back as they were given; secure rounds keep no reputation.

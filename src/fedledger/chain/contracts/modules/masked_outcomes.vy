@@ -56,9 +56,9 @@ check_committee_size: public(uint256)
 check_members: HashMap[uint256, DynArray[address, MAX_CHECKERS]]
 check_seat: HashMap[uint256, HashMap[address, uint256]]  # round -> member -> position + 1
 # round -> checker -> digest of what it posted (keccak of the accepted set and outcome hash, or of the abort hash)
-posted_digest: HashMap[uint256, HashMap[address, bytes32]]
+posted_digest: public(HashMap[uint256, HashMap[address, bytes32]])
 digest_votes: HashMap[uint256, HashMap[bytes32, uint256]]
-num_posted: HashMap[uint256, uint256]
+num_posted: public(HashMap[uint256, uint256])
 # round -> the outcome blob hash the majority posted (zero until one did)
 accepted_outcome: public(HashMap[uint256, bytes32])
 
@@ -146,21 +146,6 @@ def check_committee(round_id: uint256) -> DynArray[address, MAX_CHECKERS]:
     @return Its members.
     """
     return self.check_members[round_id]
-
-
-@view
-@external
-def check_posts(round_id: uint256) -> DynArray[bytes32, MAX_CHECKERS]:
-    """
-    @notice What each committee member posted, in party order: the digest of its outcome or
-            abort (zero: nothing yet).
-    @param round_id The round.
-    @return One digest per committee member.
-    """
-    result: DynArray[bytes32, MAX_CHECKERS] = []
-    for who: address in self.check_members[round_id]:
-        result.append(self.posted_digest[round_id][who])
-    return result
 
 
 @view
