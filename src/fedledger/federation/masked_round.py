@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "committee_keys",
     "flatten",
     "masked_aggregate",
+    "masked_bound",
     "masked_context",
     "outcome_blob",
     "read_bundles",
@@ -66,13 +68,19 @@ def masked_context(task: str, round_id: int) -> bytes:
     ).digest()
 
 
+def masked_bound(norm_bound: float, length: int, frac_bits: int) -> float:
+    """The L2 bound the committee checks for a float bound: plus half a fixed-point unit per coordinate, so an
+    update clipped to exactly the bound still passes once each coordinate is rounded to the fixed point."""
+    return float(norm_bound) + 0.5 * math.sqrt(length) * 2.0**-frac_bits
+
+
 def check_params(config: TaskConfig, length: int) -> CheckParams:
     """The round's public check parameters: the task's bound (default: its update norm bound), cosine and committee."""
     masked = config.masked
     bound = masked.norm_bound if masked.norm_bound is not None else config.update_norm_bound(length)
     return CheckParams(
         length=length,
-        norm_bound=float(bound),
+        norm_bound=masked_bound(bound, length, config.frac_bits),
         min_cosine=masked.min_cosine,
         frac_bits=config.frac_bits,  # the task's fixed point: the revealed sum is the FedAvg numerator, exactly
         committee=masked.committee,
