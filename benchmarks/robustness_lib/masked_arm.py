@@ -65,7 +65,8 @@ def masked_section(
         per_seed = []
         for context, seed in zip(contexts, seeds, strict=True):
             context = replace(context, setup=masked_setup(context.setup, args.masked_min_cosine))
-            cells = run_grid(context, scenarios_of(["fedavg"], attacks, setting.malicious_fraction, 0.0, seed), 1)
+            scenarios = scenarios_of(["fedavg"], attacks, setting.malicious_fraction, 0.0, seed)
+            cells = run_grid(context, scenarios, args.workers)
             per_seed.append([replace(r, scenario=replace(r.scenario, rule=MASKED_COLUMN)) for r in cells])
         masked = per_seed[0] if len(seeds) == 1 else mean_over_seeds(per_seed)
         body = validated.get(setting.title, {})

@@ -195,7 +195,11 @@ class MaskedRounds:
         r = info.round_id
         run = self._runs.get(r)
         if run is None:
-            return self._start(info)
+            try:
+                return self._start(info)
+            except (FedLedgerError, OSError) as exc:
+                self._give_up(r, f"cannot start this member's committee party: {exc}")
+                return False
         if run.proc.poll() is None and time.monotonic() < run.deadline:
             time.sleep(0.05)  # the party is working: this step waits a little and counts as work
             return True
