@@ -183,7 +183,7 @@ class MaskedRounds:
                 context=masked_context(self.ledger.address, r),
                 committee_keys=keys,
             )
-        except (BadInput, FedLedgerError) as exc:
+        except (FedLedgerError, ImportError) as exc:  # ImportError: MPyC, the `mpc` extra, is not installed
             self._give_up(r, f"cannot share the update with the check committee: {exc}")
             return False
         node.commit(r, node.store.put(bundle), num_examples, epsilon, masked=True)
@@ -197,7 +197,7 @@ class MaskedRounds:
         if run is None:
             try:
                 return self._start(info)
-            except (FedLedgerError, OSError) as exc:
+            except (FedLedgerError, OSError, ImportError) as exc:
                 self._give_up(r, f"cannot start this member's committee party: {exc}")
                 return False
         if run.proc.poll() is None and time.monotonic() < run.deadline:
