@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from fedledger.chain import Phase  # noqa: E402
 from fedledger.chain.events import RoundAborted, RoundFinalized, UpdateCommitted, UpdateFlagged  # noqa: E402
 from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, ChecksAccepted  # noqa: E402
 from fedledger.chain.task import RoundInfo  # noqa: E402
+from fedledger.exceptions import ConfigError  # noqa: E402
 from fedledger.federation import MemberNode, Simulation, TaskConfig  # noqa: E402
 from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
 from fedledger.federation.masked_round import committee_keys  # noqa: E402
@@ -202,3 +204,21 @@ def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_r
         assert info.phase is Phase.FINALIZED
         assert info.global_model == sim.task.round(1).global_model
         assert info.model_hash == _fedavg_hash(sim, 2, [u.member for u in sim.task.updates(2)])
+
+
+def test_the_masked_check_settings_are_checked_and_recorded_at_deployment() -> None:
+    model = {"kind": "sklearn-sgd", "n_features": 3, "n_classes": 2}
+    plain = TaskConfig(model=model, secure_aggregation=True)
+    assert "masked" not in plain.to_bytes().decode()  # a task without the checks hashes as before they existed
+    config = TaskConfig(model=model, secure_aggregation=True, masked_checks=True, masked_committee=5)
+    assert config.chain_params("0x" + "00" * 32).committee_size == 5
+    assert config.hash != plain.hash
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"masked_checks": True}, "need secure_aggregation"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_committee": 4}, "must be odd"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_min_cosine": 1.0}, "within \\[0, 1\\)"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_norm_bound": -1.0}, "must be positive"),
+    ]
+    for fields, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            TaskConfig(model=model, **fields)

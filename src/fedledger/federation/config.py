@@ -295,7 +295,7 @@ class TaskConfig:
     def _check_sections(self) -> None:
         """Build each typed view (each checks its own fields), then store the parsed modes and resolved optimizer
         parameters in the flat fields."""
-        _ = (self.training, self.pipeline, self.secagg, self.timing, self.incentives)
+        _ = (self.training, self.pipeline, self.secagg, self.timing, self.incentives, self.masked)
         dp, robustness = self.dp, self.robustness
         resolved = {
             "profile": robustness.profile,
