@@ -178,3 +178,14 @@ def test_an_even_or_oversized_committee_is_refused(ledger: Ledger) -> None:
             TrainingTaskClient.deploy(
                 ledger.chain, ledger.admin, ledger.consortium.address, replace(MASKED_PARAMS, committee_size=size)
             )
+
+
+def test_a_majority_that_passes_too_few_updates_aborts_the_round(masked: Ledger) -> None:
+    ledger = masked
+    r, committee = _to_checks(ledger)
+    for checker in committee[:2]:
+        _as(ledger, checker).post_check_outcome(r, 0b0100, h("outcome"))  # one update passed, min_commitments 2
+    assert ledger.task.round(r).phase is Phase.ABORTED
+    events = [e for e in ledger.task.events() if getattr(e, "round_id", None) == r]
+    assert [e.reason for e in events if isinstance(e, RoundAborted)] == ["too few updates passed the masked checks"]
+    assert [e.num_accepted for e in events if isinstance(e, ChecksAccepted)] == [1]
