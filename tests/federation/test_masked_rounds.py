@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("mpyc")
 
 from conftest import hospital_datas  # noqa: E402
+from fedledger.api.rounds import read_rounds  # noqa: E402
 from fedledger.audit import verify_task  # noqa: E402
 from fedledger.audit.masked import check_masked_finalized  # noqa: E402
 from fedledger.chain import Phase  # noqa: E402
@@ -155,6 +156,10 @@ def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_wit
         assert info.model_hash == _fedavg_hash(sim, 1, honest)
         report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
         assert report.ok, report
+        (row,) = read_rounds(sim.task, [1], {})  # what the dashboard shows: screened, with the committee's reasons
+        assert row["screened"] and row["decided"]
+        reasons = {v["member"]: v["reason"] for v in row["verdicts"]}
+        assert reasons[hostile] == "masked checks: failed the norm or direction check"
         _forged_outcome_is_caught(sim, inconsistent, monkeypatch)
 
 
