@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from incentives_gas import settle_gas  # noqa: E402
 from ledger import OPERATIONS, WHOLE_ROUND, run_embedded  # noqa: E402
+from masked_gas import masked_round_gas  # noqa: E402
 
 SNAPSHOT = Path(__file__).resolve().parent / "gas-snapshot.json"
 SCENARIO = {"members": 3, "rounds": 2, "deploys": 2, "approvals": 2}
@@ -53,6 +54,8 @@ def current() -> dict[str, Any]:
         "runtime_bytes": {name: compile_contract(name).runtime_size for name in CONTRACT_NAMES},
         # The reward step: Incentives.settle_round by the round's accepted updates (benchmarks/incentives_gas.py).
         "settle_round by accepted updates": settle_gas(),
+        # A secure round with masked checks, to its majority outcome and to an abort (benchmarks/masked_gas.py).
+        "masked-check round": masked_round_gas(),
         "gas": {op: measured.gas[op] for op in (*OPERATIONS, WHOLE_ROUND)},
     }
 

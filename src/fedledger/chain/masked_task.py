@@ -72,6 +72,6 @@ class MaskedCheckCalls:
         )
         return self._send(fn)
 
-    def close_checks(self, round_id: int) -> object:
+    def close_checks(self, round_id: int) -> TxResult:
         """End the masked checks without a majority outcome: the round aborts, the silent members are named."""
         return self._send(self._secure_functions("close_checks").close_checks(int(round_id)))
