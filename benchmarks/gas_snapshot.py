@@ -8,7 +8,8 @@ that moves gas shows up as a diff.
 The file has two sections: "before", the figures of the single TrainingTask
 contract measured before the task was split into modules (frozen: regenerating
 keeps it as committed), and "after", the contracts as they stand now, with the
-runtime code size of each, and the gas of settling a round's rewards by its number of accepted updates.
+runtime code size of each, the gas of settling a round's rewards by its number of accepted updates, and the gas of
+a secure round with masked checks (``masked_gas.py``).
 
     python benchmarks/gas_snapshot.py           # regenerate benchmarks/gas-snapshot.json
     python benchmarks/gas_snapshot.py --check   # exit 1, with a diff, when gas moved
