@@ -8,7 +8,8 @@ that moves gas shows up as a diff.
 The file has two sections: "before", the figures of the single TrainingTask
 contract measured before the task was split into modules (frozen: regenerating
 keeps it as committed), and "after", the contracts as they stand now, with the
-runtime code size of each, and the gas of settling a round's rewards by its number of accepted updates.
+runtime code size of each, the gas of settling a round's rewards by its number of accepted updates, and the gas of
+a secure round with masked checks (``masked_gas.py``).
 
     python benchmarks/gas_snapshot.py           # regenerate benchmarks/gas-snapshot.json
     python benchmarks/gas_snapshot.py --check   # exit 1, with a diff, when gas moved
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from incentives_gas import settle_gas  # noqa: E402
 from ledger import OPERATIONS, WHOLE_ROUND, run_embedded  # noqa: E402
+from masked_gas import masked_round_gas  # noqa: E402
 
 SNAPSHOT = Path(__file__).resolve().parent / "gas-snapshot.json"
 SCENARIO = {"members": 3, "rounds": 2, "deploys": 2, "approvals": 2}
@@ -53,6 +55,8 @@ def current() -> dict[str, Any]:
         "runtime_bytes": {name: compile_contract(name).runtime_size for name in CONTRACT_NAMES},
         # The reward step: Incentives.settle_round by the round's accepted updates (benchmarks/incentives_gas.py).
         "settle_round by accepted updates": settle_gas(),
+        # A secure round with masked checks, to its majority outcome and to an abort (benchmarks/masked_gas.py).
+        "masked-check round": masked_round_gas(),
         "gas": {op: measured.gas[op] for op in (*OPERATIONS, WHOLE_ROUND)},
     }
 

@@ -70,6 +70,7 @@ from robustness_lib.grid import (
     run_grid,
     scenarios_of,
 )
+from robustness_lib.masked_arm import masked_section
 from robustness_lib.models import LocalTrainer, build_model
 from robustness_lib.report import (
     Target,
@@ -548,6 +549,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     raw["recommended"] = {"rule": best, "meets_target": met}
+    if args.masked:
+        grid = (rules, attacks)
+        raw["masked"] = masked_section(args, [c for c, _ in contexts], seeds, settings, grid, target, raw["settings"])
     if not args.no_heart:
         try:
             raw["heart_disease"] = heart_section(args, rules, heart_attacks, target)

@@ -169,6 +169,18 @@ def _task_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default 2)")
     parser.add_argument("--json", type=Path, help="write raw results to this file")
     parser.add_argument(
+        "--masked",
+        action="store_true",
+        help="after each setting without lying validators, run its attacks in secure rounds with masked validity "
+        "checks (FedAvg of the updates that pass) and print them beside the validated rounds",
+    )
+    parser.add_argument(
+        "--masked-min-cosine",
+        type=float,
+        default=0.0,
+        help="the masked checks' minimum cosine with the previous round's aggregate (default 0: same half-space)",
+    )
+    parser.add_argument(
         "--report",
         type=Path,
         nargs="+",

@@ -139,6 +139,11 @@ class FLSetup:
     (``aggregate(..., example_cap=...)``, a task's ``TaskConfig.cap_examples_to_median``)."""
     max_examples: int = DEFAULT_MAX_EXAMPLES
     """The most examples an update may declare (the task's ``max_examples``: what ``count-inflation`` claims)."""
+    masked_checks: bool = False
+    """Secure rounds with masked validity checks (a task's ``masked_checks``): an update is accepted when its L2
+    norm is within the clip bound and, from the second round, its cosine with the previous round's aggregate is at
+    least ``masked_min_cosine`` (:mod:`robustness_lib.masked_checks`); validators' scores play no part."""
+    masked_min_cosine: float | None = 0.0
     registered_rows: bool = True
     """Each member registered its training rows in the task's data registry (a task with a purpose, as the demo
     deploys), and no update may declare more (``fedledger.federation.rules.registered_rows``): ``count-inflation``

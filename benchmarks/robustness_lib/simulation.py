@@ -57,6 +57,7 @@ from fedledger.learning.scoring import MAX_SCORE, at_median_norm, scaled_update
 from fedledger.learning.update import DecodedUpdate, UpdatePipeline
 
 from .data import Federation
+from .masked_checks import masked_decisions
 from .models import LocalTrainer
 from .scenario import (
     FLSetup,
@@ -91,6 +92,7 @@ class _RoundWork:
     committees: list[list[int]] | None = None
     honest_scores: list[list[int | None]] | None = None
     history_recorded: bool = False
+    masked_pass: list[bool] | None = None
 
 
 class _Scenario:
@@ -233,6 +235,8 @@ class _Scenario:
     def scores_of(self, ledger: InMemoryLedger, info: RoundInfo, validator: int) -> list[int | None]:
         """What ``validator`` submits: its honest score of each update of its seats, or its lie."""
         work = self.round_work(ledger, info)
+        if self.setup.masked_checks:
+            return self._masked_scores(ledger, info, work, validator)
         if work.committees is None:
             work.committees = [[int(v) for v in c] for c in ledger.scorers_of(info.round_id)]
             work.honest_scores = self._honest_scores(work)
@@ -263,6 +267,20 @@ class _Scenario:
             else:
                 submitted[i] = honest_score
         return submitted
+
+    def _masked_scores(
+        self, ledger: InMemoryLedger, info: RoundInfo, work: _RoundWork, validator: int
+    ) -> list[int | None]:
+        """Under masked checks the committee's pass bit decides: every seat carries it (full score or zero)."""
+        if work.committees is None or work.masked_pass is None:
+            work.committees = [[int(v) for v in c] for c in ledger.scorers_of(info.round_id)]
+            setup = self.setup
+            work.masked_pass = masked_decisions(
+                work.updates, self.previous_aggregate, clip_norm=setup.clip_norm,
+                min_cosine=setup.masked_min_cosine, frac_bits=setup.frac_bits,
+            )  # fmt: skip
+        passed = work.masked_pass
+        return [(MAX_SCORE if passed[i] else 0) if validator in c else None for i, c in enumerate(work.committees)]
 
     def _honest_scores(self, work: _RoundWork) -> list[list[int | None]]:
         setup, committees = self.setup, work.committees or []

@@ -827,3 +827,16 @@ def test_paired_comparison_of_two_runs(tmp_path: Path, capsys: pytest.CaptureFix
     assert "| all | 3 cells | | | -0.0067 ± 0.0088 |" in out
     assert robustness_compare.main([str(paths[0]), str(paths[1]), "--rule", "krum"]) == 2
     assert "no cell of rule 'krum'" in capsys.readouterr().err
+
+
+def test_masked_checks_in_the_simulation_accept_honest_updates_and_reject_sign_flips() -> None:
+    # The committee's pass bit decides acceptance: honest updates point with the last aggregate and pass, a sign
+    # flip (from the second round, once there is an aggregate to compare with) does not.
+    from robustness_lib.masked_arm import masked_setup
+
+    setup = masked_setup(_setup(rounds=4), 0.0)
+    honest = _run(Scenario("fedavg", "none", 0.25), setup)
+    assert honest.honest_acceptance == 1.0 and not honest.rule_errors
+    flips = _run(Scenario("fedavg", "sign-flip", 0.25), setup)
+    assert flips.malicious_acceptance is not None and flips.malicious_acceptance <= 0.25  # its first round only
+    assert flips.honest_acceptance > 0.9

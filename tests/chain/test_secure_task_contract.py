@@ -311,7 +311,8 @@ def test_secure_task_constructor_refusals(ledger: Ledger) -> None:
         TrainingTaskClient.deploy(
             ledger.chain, ledger.admin, ledger.consortium.address, replace(SECURE_PARAMS, secagg_threshold=1025)
         )
-    with pytest.raises(InvalidState, match="task: committees score plain updates only"):
+    # A secure task's committee is the masked-check committee: an odd honest-majority size (3..15) or none.
+    with pytest.raises(InvalidArgument, match="task: check committee size out of range"):
         TrainingTaskClient.deploy(
             ledger.chain, ledger.admin, ledger.consortium.address, replace(SECURE_PARAMS, committee_size=2)
         )

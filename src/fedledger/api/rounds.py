@@ -22,6 +22,7 @@ from fedledger.chain.events import (
     UpdateFlagged,
     ValidationClosed,
 )
+from fedledger.chain.masked_events import ChecksAccepted
 from fedledger.chain.task import Phase, TaskKind, TrainingTaskClient
 from fedledger.chain.task_records import RoundInfo, indices_of
 from fedledger.federation.rules import verdict
@@ -83,7 +84,8 @@ def _round(
 ) -> dict[str, Any]:
     r = info.round_id
     commits: list[UpdateCommitted] = events.of(r, UpdateCommitted)
-    decided = bool(events.of(r, ValidationClosed) or events.of(r, UnmaskClosed)) or info.phase is Phase.FINALIZED
+    decided = bool(events.of(r, ValidationClosed) or events.of(r, UnmaskClosed) or events.of(r, ChecksAccepted))
+    decided = decided or info.phase is Phase.FINALIZED
     aborts: list[RoundAborted] = events.of(r, RoundAborted)
     scores = [
         {"validator": e.validator, "org": _org(orgs, e.validator), "index": index, "score": score}
@@ -93,7 +95,7 @@ def _round(
     return {
         "round": r,
         "phase": info.phase.name.lower(),
-        "screened": not secure,
+        "screened": not secure or task.params().committee_size > 0,  # a secure task with masked checks screens
         "global_model": info.global_model,
         "model_hash": info.model_hash if info.phase is Phase.FINALIZED else None,
         "commit_deadline": info.commit_deadline,

@@ -48,6 +48,7 @@ from fedledger.audit.governance import audit_governance
 from fedledger.audit.hierarchy import check_gateway_update
 from fedledger.audit.history import DatasetHistory, RoleHistory
 from fedledger.audit.incentives import PayoutAudit, audit_payouts
+from fedledger.audit.masked import check_masked_bundle, check_masked_finalized
 from fedledger.chain.connection import Chain
 from fedledger.chain.consortium import ConsortiumClient, Role
 from fedledger.chain.events import (
@@ -291,14 +292,20 @@ class _Replay:
             composed = account.record(e.round_id, privacy.mechanism(num_examples=e.num_examples))
             _check_spend(e, composed, self.declared.get(e.member, 0), self.params.privacy_budget, self.fail)
             self.declared[e.member] = max(self.declared.get(e.member, 0), e.epsilon_micro)
-        if _check_update_blob(self.store, self.task.address, e, self.fail, self.refuse):
+        if self.config.masked.enabled:
+            check_masked_bundle(self.store, e, self.fail, self.refuse)
+        elif _check_update_blob(self.store, self.task.address, e, self.fail, self.refuse):
             self.report.gateway_updates_checked += 1
 
     def _finalized(self, e: RoundFinalized) -> None:
         self.report.rounds_checked += 1
         self.expected_global = e.model_hash
         commits, opened = self.commits[e.round_id], self.opened.get(e.round_id)
-        if self.params.secagg_threshold:
+        if self.config.masked.enabled:
+            start = _round_start_model(self.store, e, opened, self.fail)
+            if start is not None:
+                check_masked_finalized(self.store, self.config, self.task, e, start, commits, self.fail)
+        elif self.params.secagg_threshold:
             _check_secure_finalized(self.store, self.config, self.task, e, opened, commits, self.fail)
         else:
             _check_finalized(self.store, self.config, self.task, e, opened, commits, self.fail, self.refuse)

@@ -21,6 +21,7 @@ from fedledger.chain.compiler import compile_contract
 from fedledger.chain.event_record import LedgerEvent
 from fedledger.chain.governance_events import GOVERNANCE_EVENTS
 from fedledger.chain.incentive_events import INCENTIVE_EVENTS
+from fedledger.chain.masked_events import MASKED_EVENTS
 from fedledger.exceptions import EventDecodeError
 
 __all__ = [
@@ -412,6 +413,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         *INCENTIVE_EVENTS,
         *GOVERNANCE_EVENTS,
         *BATCH_EVENTS,
+        *MASKED_EVENTS,
     )
 }
 

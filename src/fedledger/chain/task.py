@@ -27,6 +27,7 @@ from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.encoding import as_address, as_bytes32, hex32
 from fedledger.chain.events import LedgerEvent, RoundFinalized, decode_logs
 from fedledger.chain.governance import param_bounds_of
+from fedledger.chain.masked_task import MaskedCheckCalls
 from fedledger.chain.task_records import (
     AUTO_COMMITTEE_ABOVE,
     AUTO_COMMITTEE_SIZE,
@@ -88,7 +89,7 @@ __all__ = [
 ]
 
 
-class TrainingTaskClient(ContractClient):
+class TrainingTaskClient(MaskedCheckCalls, ContractClient):
     """The task contract at ``address`` (either kind), acting as ``account`` for writes."""
 
     NAME = "TrainingTask"
@@ -148,6 +149,9 @@ class TrainingTaskClient(ContractClient):
                 f"{method} needs a {kind.value}-round task; the task at {self.address} runs {self.kind.value} rounds"
             )
         return self.contract.functions
+
+    def _secure_functions(self, method: str) -> Any:
+        return self._only(TaskKind.SECURE, method)
 
     # -- round protocol ------------------------------------------------------------
 
@@ -354,7 +358,7 @@ class TrainingTaskClient(ContractClient):
             acceptance_threshold=call(f.acceptance_threshold()),
             proposal_quorum=call(f.proposal_quorum()),
             max_rounds=call(f.max_rounds()),
-            committee_size=scored_rule("committee_size"),
+            committee_size=scored_rule("committee_size") if validated else self.check_committee_size(),
             data_registry=str(call(f.data_registry())),
             purpose=hex32(call(f.purpose())),
             privacy_budget=call(f.privacy_budget()),

@@ -27,6 +27,7 @@ from fedledger.chain.registry import purpose_id
 from fedledger.chain.task import ZERO_ADDRESS, TaskParams
 from fedledger.exceptions import AggregationError, BadInput, ConfigError
 from fedledger.federation.batched import batch_contract, check_batched
+from fedledger.federation.masked_settings import MASKED_UNSET, MaskedCheckSettings
 from fedledger.federation.modes import (
     AUTO,
     AggregationRule,
@@ -107,6 +108,7 @@ _OMITTED_WHEN_UNSET: dict[str, Any] = {
     "validator_slash_bps": 0,
     "contribution_window": IncentiveParams.contribution_window,
     "dispute_window": IncentiveParams.dispute_window,
+    **MASKED_UNSET,
 }
 """Settings left out of the canonical bytes while at these values: a config that does not use one hashes as if the
 setting did not exist, so configs committed on chain without it keep their hash."""
@@ -224,6 +226,11 @@ class TaskConfig:
     # Secure aggregation (SecureAggregationSettings).
     secure_aggregation: bool = False
     secagg_threshold: int = 0
+    # Validity checks on masked updates (MaskedCheckSettings, fedledger.federation.masked_settings).
+    masked_checks: bool = False
+    masked_committee: int = 3
+    masked_norm_bound: float | None = None
+    masked_min_cosine: float | None = None
     # How every member turns its raw table into training data (fedledger.data.prepare.Recipe as a dict), committed
     # with the config so every member prepares in exactly the same way; empty: the files are already numeric.
     preparation: dict[str, Any] = field(default_factory=dict)
@@ -298,7 +305,7 @@ class TaskConfig:
     def _check_sections(self) -> None:
         """Build each typed view (each checks its own fields), then store the parsed modes and resolved optimizer
         parameters in the flat fields."""
-        _ = (self.training, self.pipeline, self.secagg, self.timing, self.incentives)
+        _ = (self.training, self.pipeline, self.secagg, self.timing, self.incentives, self.masked)
         dp, robustness = self.dp, self.robustness
         resolved = {
             "profile": robustness.profile,
@@ -325,6 +332,8 @@ class TaskConfig:
         check_batched(self)
         if self.secagg.enabled:
             self._check_secure()
+        elif self.masked.enabled:
+            raise ConfigError("task config: masked_checks screen masked updates, so they need secure_aggregation")
 
     def _check_aggregation_params(self) -> None:
         """Fail at config time, not in the first aggregation: run the rule once on a tiny input."""
@@ -427,6 +436,13 @@ class TaskConfig:
     def secagg(self) -> SecureAggregationSettings:
         """Whether rounds are secure-aggregation rounds, and their unmasking threshold."""
         return SecureAggregationSettings(self.secure_aggregation, self.secagg_threshold)
+
+    @functools.cached_property
+    def masked(self) -> MaskedCheckSettings:
+        """Whether secure rounds screen masked updates, and how."""
+        return MaskedCheckSettings(
+            self.masked_checks, self.masked_committee, self.masked_norm_bound, self.masked_min_cosine
+        )
 
     @functools.cached_property
     def timing(self) -> TimingSettings:
@@ -532,7 +548,7 @@ class TaskConfig:
             aggregate_duration=timing.aggregate_duration,
             acceptance_threshold=self.threshold,
             proposal_quorum=timing.proposal_quorum,
-            committee_size=timing.committee_size,
+            committee_size=self.masked.committee if self.masked.enabled else timing.committee_size,
             max_rounds=self.training.rounds,
             data_registry=data_registry or ZERO_ADDRESS,
             purpose=self.purpose_id or ZERO_HASH,

@@ -51,6 +51,7 @@ from fedledger.federation.config import TaskConfig
 from fedledger.federation.engine import CLOSED, RoundEngine, RoundMode, ValidatedRounds
 from fedledger.federation.incentive_duties import IncentiveDuties
 from fedledger.federation.incentives import task_incentives
+from fedledger.federation.masked_node import MaskedRounds
 from fedledger.federation.rules import aggregate_round, check_update, previous_global_params, registered_rows
 from fedledger.federation.secure_node import SecureRounds
 from fedledger.learning import (
@@ -200,7 +201,9 @@ class MemberNode:
         if self._engine is None:
             config = self.config
             mode: RoundMode[Any]
-            if config.secure_aggregation:
+            if config.masked.enabled:
+                mode = MaskedRounds(self.task, self, self.emit)
+            elif config.secure_aggregation:
                 mode = SecureRounds(self.task, self, self.emit, self._state_dir)
             else:
                 mode = ValidatedRounds(self.task, self, self.emit, batched=self.batched)

@@ -10,7 +10,9 @@
 @dev Composed of the shared modules: the round core (`round_core`), provenance
      and the secure phases (`secure_phases`). Nobody sees an update in the
      clear, so nothing is scored: no committees and no reputation.
-     Validated rounds are `TrainingTask`'s; a task runs one kind.
+     With a check committee (`masked_outcomes`), members share each update to a
+     committee that screens it without seeing it: OPEN -> VALIDATE (committee
+     outcomes) -> AGGREGATE. Validated rounds are `TrainingTask`'s; a task runs one kind.
 """
 
 from interfaces import ITrainingTask
@@ -19,12 +21,14 @@ from modules import round_core
 from modules import governed
 from modules import provenance
 from modules import secure_phases
+from modules import masked_outcomes
 
 initializes: membership
 initializes: round_core[membership := membership]
 initializes: governed[membership := membership, round_core := round_core]
 initializes: provenance
 initializes: secure_phases[membership := membership, round_core := round_core]
+initializes: masked_outcomes[membership := membership, round_core := round_core]
 
 implements: ITrainingTask
 
@@ -81,6 +85,14 @@ exports: (
     governed.set_paused,
     governed.set_param,
     governed.check_governed_call,
+    masked_outcomes.check_committee_size,
+    masked_outcomes.accepted_outcome,
+    masked_outcomes.post_check_outcome,
+    masked_outcomes.post_check_abort,
+    masked_outcomes.close_checks,
+    masked_outcomes.check_committee,
+    masked_outcomes.posted_digest,
+    masked_outcomes.num_posted,
 )
 
 # Recorded so the task's parameters read back as they were given; secure rounds keep no reputation.
@@ -127,7 +139,7 @@ def __init__(
     @param acceptance_threshold Recorded with the configuration; secure rounds accept every masked input.
     @param proposal_quorum Identical aggregate proposals needed to finalize.
     @param max_rounds Rounds the task runs; 0 for no limit.
-    @param committee_size Must be 0: committees score plain updates only.
+    @param committee_size 0, or the size of the committee that screens masked updates (masked checks).
     @param data_registry DataRegistry checking each commitment's dataset; zero for no dataset checks.
     @param purpose keccak256 of the task's canonical purpose name (as DataRegistry stores purposes).
     @param privacy_budget Cumulative epsilon a member may declare, in micro-epsilon; 0 for a task without DP.
@@ -157,7 +169,7 @@ def __init__(
     assert committee_size <= round_core.MAX_VALIDATORS, "task: committee size out of range"
     provenance.__init__(data_registry, purpose, privacy_budget)
     secure_phases.__init__(secagg_threshold)
-    assert committee_size == 0, "task: committees score plain updates only"
+    masked_outcomes.__init__(committee_size)
     assert min_approvals == 0, "task: approvals score plain updates only"
     assert max_disagreement <= round_core.SCORE_SCALE, "task: max disagreement out of range"
     assert max_rejection <= round_core.SCORE_SCALE, "task: max rejection out of range"
@@ -177,7 +189,13 @@ def open_round() -> uint256:
     """
     round_id: uint256 = round_core._next_round()
     governed._open_check(round_id)
-    round_core._open(round_id, round_core.PHASE_KEYS, secure_phases._list_trainers(round_id))
+    if not masked_outcomes._enabled():
+        round_core._open(round_id, round_core.PHASE_KEYS, secure_phases._list_trainers(round_id))
+        return round_id
+    # Masked checks: members share their updates to a committee drawn now, and commit at once.
+    round_core._open(round_id, round_core.PHASE_OPEN, secure_phases._list_trainers(round_id))
+    if not masked_outcomes._draw_committee(round_id):
+        round_core._abort(round_id, "too few aggregators with keys for the check committee")
     return round_id
 
 
@@ -187,7 +205,8 @@ def commit_update(
 ) -> uint256:
     """
     @notice Commit the hash of this member's masked input for the round (once); only
-            members whose share bundle is out.
+            members whose share bundle is out. Under masked checks: the hash of its
+            share bundle for the check committee.
     @param round_id The current round, open.
     @param update_hash sha256 of the masked input blob in the store.
     @param num_examples Local examples the input was trained on (FedAvg weight).
@@ -199,7 +218,8 @@ def commit_update(
     assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
     assert round_core._phase(round_id) == round_core.PHASE_OPEN, "task: round not open"
     round_core._check_commit(round_id, msg.sender, update_hash, num_examples)
-    secure_phases._check_commit(round_id)
+    if not masked_outcomes._enabled():
+        secure_phases._check_commit(round_id)
     index: uint256 = round_core._next_index(round_id)
     provenance._check(msg.sender, dataset_id, epsilon_micro)
     round_core._record_update(round_id, index, msg.sender, update_hash, num_examples, dataset_id, epsilon_micro)
@@ -214,5 +234,9 @@ def close_commits(round_id: uint256):
     @param round_id The current round, open.
     """
     num_updates: uint256 = round_core._ready_to_close_commits(round_id)
-    if num_updates != 0:
+    if num_updates == 0:
+        return
+    if masked_outcomes._enabled():
+        round_core._close_commits(round_id, num_updates, round_core.PHASE_VALIDATE, empty(bytes32))
+    else:
         secure_phases._close_commits(round_id, num_updates)

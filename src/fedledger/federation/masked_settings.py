@@ -1,0 +1,55 @@
+"""The masked-check settings of a secure task (``masked_checks`` and its parameters in the task config).
+
+Under secure aggregation with ``masked_checks`` on, each member shares its update to a committee of
+``masked_committee`` aggregators, drawn by the contract each round, that checks it on secret shares
+(:mod:`fedledger.privacy.masked_committee`): its L2 norm against ``masked_norm_bound`` (None: the task's update
+norm bound, the clip norm plus the DP noise bound) and, with ``masked_min_cosine``, its direction against the
+previous round's global update. Only the pass/fail bit per update and the sum of the passing updates are revealed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fedledger.exceptions import ConfigError
+
+__all__ = ["MASKED_UNSET", "MAX_CHECK_COMMITTEE", "MaskedCheckSettings"]
+
+MAX_CHECK_COMMITTEE = 15  # masked_outcomes.MAX_CHECKERS
+MASKED_UNSET: dict[str, object] = {
+    "masked_checks": False,
+    "masked_committee": 3,
+    "masked_norm_bound": None,
+    "masked_min_cosine": None,
+}
+"""The masked-check fields' values at which the task config's canonical bytes leave them out (so configs without
+masked checks keep their hash)."""
+
+
+@dataclass(frozen=True)
+class MaskedCheckSettings:
+    """Whether secure rounds screen masked updates, with which committee size, bound and minimum cosine."""
+
+    enabled: bool
+    committee: int
+    norm_bound: float | None
+    min_cosine: float | None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"task config: masked_checks must be true or false, got {self.enabled!r}")
+        committee = self.committee
+        if isinstance(committee, bool) or not isinstance(committee, int):
+            raise ConfigError(f"task config: masked_committee must be an integer, got {committee!r}")
+        if not (3 <= committee <= MAX_CHECK_COMMITTEE and committee % 2 == 1):
+            raise ConfigError(
+                f"task config: masked_committee must be odd and within 3..{MAX_CHECK_COMMITTEE} (an honest majority "
+                f"of 2t + 1 members), got {committee}"
+            )
+        bound = self.norm_bound
+        if bound is not None and not (isinstance(bound, int | float) and math.isfinite(bound) and bound > 0):
+            raise ConfigError(f"task config: masked_norm_bound must be positive, got {bound!r}")
+        cosine = self.min_cosine
+        if cosine is not None and not (isinstance(cosine, int | float) and 0.0 <= cosine < 1.0):
+            raise ConfigError(f"task config: masked_min_cosine must be within [0, 1), got {cosine!r}")

@@ -1,0 +1,229 @@
+"""Secure rounds with masked checks on the ledger, end to end: OPEN -> VALIDATE (committee) -> AGGREGATE.
+
+Members share their updates to a committee of three drawn by the contract; each committee member runs its
+MPyC party as its own OS process and posts the outcome on chain; the contract aggregates the set the
+majority posted. A member whose update is outside the bound, and one whose shares do not reconstruct, are
+rejected on chain (and flagged with the reason) and the round finalizes with the others, on exactly their
+FedAvg; a committee member that stops answering aborts the round with a named reason, is named on chain,
+and the next round runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpyc")
+
+from conftest import hospital_datas  # noqa: E402
+from fedledger.api.rounds import read_rounds  # noqa: E402
+from fedledger.audit import verify_task  # noqa: E402
+from fedledger.audit.masked import check_masked_finalized  # noqa: E402
+from fedledger.chain import Phase  # noqa: E402
+from fedledger.chain.events import RoundAborted, RoundFinalized, UpdateCommitted, UpdateFlagged  # noqa: E402
+from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, ChecksAccepted  # noqa: E402
+from fedledger.chain.task import RoundInfo  # noqa: E402
+from fedledger.exceptions import ConfigError  # noqa: E402
+from fedledger.federation import MemberNode, Simulation, TaskConfig  # noqa: E402
+from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
+from fedledger.federation.masked_round import committee_keys  # noqa: E402
+from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
+from fedledger.learning import apply_update, decode_model, encode_model, fedavg  # noqa: E402
+from fedledger.learning.update import Tensors  # noqa: E402
+from fedledger.privacy.masked_checks import CheckParams, bit_encode, seal_shares, split_shares  # noqa: E402
+from fedledger.workspace import Workspace  # noqa: E402
+
+
+def _setup(tmp_path: Path, rounds: int) -> tuple[Workspace, SimulatedConsortium]:
+    config = TaskConfig(
+        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
+        rounds=rounds,
+        local_epochs=1,
+        secure_aggregation=True,
+        masked_checks=True,
+        min_commitments=2,
+        proposal_quorum=2,
+        clip_norm=5.0,
+        validate_duration=120,
+    )
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
+    return ws, create_consortium(ws, config=config, datas=hospital_datas(tmp_path, 4), password="pw")
+
+
+def _mode(node: MemberNode) -> MaskedRounds:
+    mode = node.engine.mode
+    assert isinstance(mode, MaskedRounds)
+    return mode
+
+
+class Scaled(MemberNode):
+    """Shares its honest update scaled 20x: far outside the L2 bound (the task's clip norm)."""
+
+    def __init__(self, base: MemberNode) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+
+    def local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]:
+        update, meta, n, epsilon = super().local_update(info)
+        scaled = {k: (v.view(np.int64) * 20).view(np.uint64) for k, v in update.items()}
+        return scaled, meta, n, epsilon
+
+
+class Inconsistent(MemberNode):
+    """Commits, in place of its honest bundle, one whose shares for committee member 2 are off by one: they do
+    not lie on one polynomial (the committee names it and flags its update)."""
+
+    def __init__(self, base: MemberNode) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+
+    def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: object) -> None:
+        header = json.loads(self.store.get(update_hash).partition(b"\n")[0])
+        params = CheckParams.from_dict(header["params"])
+        shares = split_shares(bit_encode(np.zeros(params.length, np.int64), params), params)
+        shares[2][17] = (shares[2][17] + 1) % params.modulus
+        _, keys = committee_keys(self.task, r)
+        bundle = seal_shares(
+            shares,
+            params,
+            member=self.account.address,
+            examples=header["examples"],
+            context=bytes.fromhex(header["context"]),
+            committee_keys=keys,
+        )
+        super().commit(r, self.store.put(bundle), n, epsilon, **extra)
+
+
+class SilentOnCommittee(MemberNode):
+    """Stops acting in one round's masked checks when it is the committee's first party (it never starts its
+    MPyC party), and acts normally otherwise."""
+
+    def __init__(self, base: MemberNode, round_id: int) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+        self.round_id = round_id
+
+    def step(self) -> bool:
+        r = self.task.current_round
+        validating = r == self.round_id and self.task.round(r).phase is Phase.VALIDATE
+        if validating and self.task.check_committee(r)[0] == self.account.address:
+            return False
+        return super().step()
+
+
+def _fedavg_hash(sim: SimulatedConsortium, round_id: int, members: list[str]) -> str:
+    """The model hash plaintext FedAvg gives for the same members' honest updates (training is seeded)."""
+    info = sim.task.round(round_id)
+    nodes = {n.account.address: n for n in sim.nodes}
+    first = nodes[members[0]]
+    global_params, spec = first.global_model(info.global_model)
+    updates, weights = [], []
+    for m in sorted(members):
+        update, _, n, _ = nodes[m].local_update(info)
+        updates.append(update)
+        weights.append(n)
+    params = apply_update(global_params, fedavg(updates, weights), frac_bits=first.config.frac_bits)
+    return "0x" + hashlib.sha256(encode_model(params, spec, metadata={"round": str(round_id)})).hexdigest()
+
+
+def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_with_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, sim = _setup(tmp_path, rounds=1)
+    with ws:
+        hostile, inconsistent = sim.nodes[1].account.address, sim.nodes[2].account.address
+        sim.nodes[1] = Scaled(sim.nodes[1])
+        sim.nodes[2] = Inconsistent(sim.nodes[2])
+        Simulation(sim.task, sim.nodes).run()
+        info = sim.task.round(1)
+        assert info.phase is Phase.FINALIZED
+        updates = sim.task.updates(1)
+        index = {u.member: u.index for u in updates}
+        honest = sorted(u.member for u in updates if u.member not in (hostile, inconsistent))
+        assert info.accepted == sorted(index[m] for m in honest)
+        events = sim.task.events()
+        accepted = [e for e in events if isinstance(e, ChecksAccepted)]
+        assert [(e.round_id, e.num_accepted) for e in accepted] == [(1, 2)]
+        assert sim.task.accepted_outcome(1) == accepted[0].outcome_hash
+        # Both are rejected on chain and flagged by the committee with the reason.
+        flags = {e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == index[hostile]}
+        assert flags == {"masked checks: failed the norm or direction check"}
+        flags = {e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == index[inconsistent]}
+        assert flags == {"masked checks: shares do not reconstruct (not on one polynomial of the sharing degree)"}
+        # The model is exactly the FedAvg of the two honest updates (the revealed sum, divided).
+        assert info.model_hash == _fedavg_hash(sim, 1, honest)
+        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
+        assert report.ok, report
+        (row,) = read_rounds(sim.task, [1], {})  # what the dashboard shows: screened, with the committee's reasons
+        assert row["screened"] and row["decided"]
+        reasons = {v["member"]: v["reason"] for v in row["verdicts"]}
+        assert reasons[hostile] == "masked checks: failed the norm or direction check"
+        _forged_outcome_is_caught(sim, inconsistent, monkeypatch)
+
+
+def _forged_outcome_is_caught(sim: SimulatedConsortium, inconsistent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit re-checks the outcome: one that passes the member whose shares do not reconstruct contradicts
+    its own transcript, the accepted set on chain and the committee's posts."""
+    events = sim.task.events()
+    outcome_hash = sim.task.accepted_outcome(1)
+    assert outcome_hash is not None
+    doc = json.loads(sim.store.get(outcome_hash.removeprefix("0x")))
+    del doc["rejected"][inconsistent]
+    doc["passed"] = sorted([*doc["passed"], inconsistent])
+    forged = "0x" + sim.store.put(json.dumps(doc, sort_keys=True).encode())
+    monkeypatch.setattr(sim.task, "accepted_outcome", lambda r: forged)
+    found: list[str] = []
+    finalized = next(e for e in events if isinstance(e, RoundFinalized))
+    commits = [e for e in events if isinstance(e, UpdateCommitted)]
+    start = decode_model(sim.store.get(sim.task.round(1).global_model.removeprefix("0x")))
+    check_masked_finalized(
+        sim.store, sim.nodes[0].config, sim.task, finalized, start, commits, lambda m, **_: found.append(m)
+    )
+    assert any(m.startswith(f"masked checks: transcript: {inconsistent}: consistency shares") for m in found), found
+    assert "masked checks: the accepted set on chain is not the set that passed in the majority outcome" in found
+    assert "masked checks: no strict majority of the check committee posted this outcome" in found
+
+
+def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_runs(tmp_path: Path) -> None:
+    ws, sim = _setup(tmp_path, rounds=2)
+    with ws:
+        sim.nodes[:] = [SilentOnCommittee(node, round_id=1) for node in sim.nodes]
+        for node in sim.nodes:
+            _mode(node).check_timeout = 8.0
+        Simulation(sim.task, sim.nodes).run()
+        silent = sim.task.check_committee(1)[0]
+        events = sim.task.events()
+        aborted = [(e.round_id, e.reason) for e in events if isinstance(e, RoundAborted)]
+        assert aborted == [(1, "masked checks: no majority outcome from the committee")]
+        assert [e.checker for e in events if isinstance(e, CheckerSilent)] == [silent]
+        aborts = [e for e in events if isinstance(e, CheckAbortPosted)]
+        assert sorted(e.checker for e in aborts) == sorted(sim.task.check_committee(1)[1:])
+        records = [json.loads(sim.store.get(e.abort_hash.removeprefix("0x"))) for e in aborts]
+        # A party that waited out its timeout names the member that never answered (a party that failed
+        # first, when its peer's connection was missing, records its failure instead).
+        assert any(r["silent"] == [silent] and "stopped answering" in r["reason"] for r in records)
+        assert all(r["silent"] in ([], [silent]) for r in records)
+        info = sim.task.round(2)
+        assert info.phase is Phase.FINALIZED
+        assert info.global_model == sim.task.round(1).global_model
+        assert info.model_hash == _fedavg_hash(sim, 2, [u.member for u in sim.task.updates(2)])
+
+
+def test_the_masked_check_settings_are_checked_and_recorded_at_deployment() -> None:
+    model = {"kind": "sklearn-sgd", "n_features": 3, "n_classes": 2}
+    plain = TaskConfig(model=model, secure_aggregation=True)
+    assert "masked" not in plain.to_bytes().decode()  # a task without the checks hashes as before they existed
+    config = TaskConfig(model=model, secure_aggregation=True, masked_checks=True, masked_committee=5)
+    assert config.chain_params("0x" + "00" * 32).committee_size == 5
+    assert config.hash != plain.hash
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"masked_checks": True}, "need secure_aggregation"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_committee": 4}, "must be odd"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_min_cosine": 1.0}, "within \\[0, 1\\)"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_norm_bound": -1.0}, "must be positive"),
+    ]
+    for fields, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            TaskConfig(model=model, **fields)
