@@ -51,11 +51,20 @@ CONTRACTS = (
     "CommitmentBatches",
 )
 # instance key -> contract; "gated" is the task whose stake gate is the Incentives contract
-TASK_CONTRACTS = {"task": "TrainingTask", "secure": "SecureTrainingTask", "gated": "TrainingTask"}
+TASK_CONTRACTS = {
+    "task": "TrainingTask",
+    "secure": "SecureTrainingTask",
+    "masked": "SecureTrainingTask",  # with a check committee of three: masked validity checks
+    "gated": "TrainingTask",
+}
 # Both tasks declare a mutable setting, so that a consortium vote can change it (the positive control of set_param).
 GOVERNED = (("commit_duration", 60, 3_600),)
 TASK_PARAMS = replace(DEFAULT_PARAMS, param_bounds=GOVERNED)
 SECURE_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=2, param_bounds=GOVERNED)
+MASKED_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=1, committee_size=3)
+# The aggregators with a key-agreement key, hence the masked task's whole check committee; m3, an aggregator
+# without one, is never on it.
+CHECKERS = ("m0", "m1", "m2")
 ALL_ROLES = Role.ADMIN | MEMBER_ROLES
 TRAINERS = ("m0", "m1", "m2", "m3", "trainer_only")  # the active trainers, i.e. every secure round's listed members
 
@@ -77,6 +86,7 @@ INC_NOT_CREATOR = "incentives: caller is not the creator"
 INC_NOT_MEMBER = "incentives: caller is not a member"
 INC_NOT_SCORER = "incentives: caller did not score the round"
 BATCH_NOT_RELAY = "batches: caller is not an aggregator"
+NOT_CHECKER = "task: caller is not on the check committee"
 STAKED = ("m0", "m1", "m2", "m3")  # the gated task's staked members: its trainers and seated validators
 
 # Functions with no caller guard by design: who sends them does not matter, the contract's rules decide.
@@ -280,6 +290,20 @@ def _secure_aggregate_late(w: World) -> None:
     w.chain.advance_time(DEFAULT_PARAMS.aggregate_duration + 1)
 
 
+def _masked_checks(w: World) -> None:
+    w.addr["masked"] = TrainingTaskClient.deploy(w.chain, w.who["admin"], w.addr["Consortium"], MASKED_PARAMS).address
+    for n in CHECKERS:
+        w.send(n, "Consortium", "update_metadata", b32(f"cert-{n}"), b32(f"kx-{n}"), "")
+    r = w.ctx["r_masked"] = w.task("masked").as_(w.who["m0"]).open_round()
+    for i, n in enumerate(TRAINERS):
+        w.send(n, "masked", "commit_update", r, b32(f"bundle-{n}"), 10 + i, 0, 0)
+    w.send("m0", "masked", "close_commits", r)
+
+
+def _masked_checks_late(w: World) -> None:
+    w.chain.advance_time(DEFAULT_PARAMS.validate_duration + 1)
+
+
 # The Incentives world: a one-round task gated by an Incentives contract. In its round m3's update is rejected
 # by every score (clearly harmful), the other three are accepted; the round finalizes, which ends the task.
 
@@ -341,6 +365,8 @@ STAGES: dict[str, tuple[str, Callable[[World], None]]] = {
     "secure_revealed": ("secure_unmask", _secure_revealed),
     "secure_aggregate": ("secure_revealed", _secure_aggregate),
     "secure_aggregate_late": ("secure_aggregate", _secure_aggregate_late),
+    "masked_checks": ("base", _masked_checks),
+    "masked_checks_late": ("masked_checks", _masked_checks_late),
     "inc_unbound": ("base", _inc_unbound),
     "inc_bound": ("inc_unbound", _inc_bound),
     "inc_finalized": ("inc_bound", _inc_finalized),
@@ -375,7 +401,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return f"{self.key}.{self.fn}" if self.key == "secure" else f"{self.contract}.{self.fn}"
+        return f"{self.key}.{self.fn}" if self.key in ("secure", "masked") else f"{self.contract}.{self.fn}"
 
 
 def _admin_only(fn: str, args: Callable[[World], tuple[Any, ...]], legit: str = "admin") -> Case:
@@ -632,6 +658,27 @@ CASES: tuple[Case, ...] = (
         "admin",
     ),
     _member_only("secure", "close_aggregation", "secure_aggregate_late", "r_secure"),
+    # Masked validity checks: only the round's check committee posts outcomes; any member closes a late phase.
+    _task(
+        "masked",
+        "post_check_outcome",
+        "masked_checks",
+        lambda w: (w.ctx["r_masked"], [0b11111, 0, 0, 0], b32("outcome")),
+        "m0",
+        NOT_CHECKER,
+        "m3",
+        "admin",
+    ),
+    _task(
+        "masked",
+        "post_check_abort",
+        "masked_checks",
+        lambda w: (w.ctx["r_masked"], b32("abort")),
+        "m0",
+        NOT_CHECKER,
+        "m3",
+    ),
+    _member_only("masked", "close_checks", "masked_checks_late", "r_masked"),
     # Incentives: its creator binds the task; active members stake and claim; a round's scorers post.
     Case(
         "Incentives",

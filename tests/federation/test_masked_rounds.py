@@ -35,7 +35,7 @@ from fedledger.federation.masked_round import committee_keys  # noqa: E402
 from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
 from fedledger.learning import apply_update, decode_model, encode_model, fedavg  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
-from fedledger.privacy.masked_checks import CheckParams, bit_encode, seal_shares, split_shares  # noqa: E402
+from fedledger.privacy.masked_checks import CheckParams, seal_shares, split_shares  # noqa: E402
 from fedledger.workspace import Workspace  # noqa: E402
 
 
@@ -83,7 +83,7 @@ class Inconsistent(MemberNode):
     def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: object) -> None:
         header = json.loads(self.store.get(update_hash).partition(b"\n")[0])
         params = CheckParams.from_dict(header["params"])
-        shares = split_shares(bit_encode(np.zeros(params.length, np.int64), params), params)
+        shares = split_shares(np.zeros(params.length, np.int64), params)
         shares[2][17] = (shares[2][17] + 1) % params.modulus
         _, keys = committee_keys(self.task, r)
         bundle = seal_shares(

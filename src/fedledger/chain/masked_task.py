@@ -51,7 +51,7 @@ class MaskedCheckCalls:
 
     def num_check_posts(self, round_id: int) -> int:
         """How many committee members posted an outcome or an abort in the round."""
-        return int(self.chain.call(self._secure_functions("num_posted").num_posted(int(round_id))))
+        return sum(post is not None for post in self.check_posts(round_id))
 
     def accepted_outcome(self, round_id: int) -> str | None:
         """The outcome blob hash a strict majority of the committee posted; None before one did."""

@@ -48,7 +48,6 @@ from fedledger.chain.task_records import (
     committee_indices,
     contract_median,
     deciding_score,
-    hash_or_none,
     indices_of,
     mask_of,
     round_committee_size,
@@ -60,6 +59,8 @@ from fedledger.exceptions import BadInput, InvalidState
 
 ACCEPTED_WORD_BITS = 256
 """Bits of one word of a round's accepted set: the round record holds the first word (``accepted_of``, all)."""
+MAX_PEERS = 128
+"""The most members one neighbourhood view of a secure task names (``MAX_PEERS`` in ``secure_phases.vy``)."""
 
 __all__ = [
     "AUTO_COMMITTEE_ABOVE",
@@ -278,9 +279,10 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
         )
 
     def secure_messages(self, round_id: int) -> list[SecureMessages]:
-        """The trainers listed for a secure round, in listing order, with their message hashes."""
-        raw = self.chain.call(self._only(TaskKind.SECURE, "secure_messages").secure_messages(int(round_id)))
-        return [secure_messages_from(m) for m in raw]
+        """The trainers listed for a secure round, in listing order, with their message hashes (one call per
+        :data:`MAX_PEERS` of them: an aggregator's and the audit's read of the whole round)."""
+        listed = self._listed_if_opened(round_id)
+        return [peer.messages for chunk in _chunks(listed) for peer in self.secure_peers(round_id, chunk)]
 
     def secure_listed(self, round_id: int, *, block: int) -> list[str]:
         """The trainers listed for a secure round, in listing order, from the ``TrainersListed`` log of its opening
@@ -289,6 +291,11 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
         for entry in event.get_logs(from_block=block, to_block=block, argument_filters={"round_id": int(round_id)}):
             return [str(a) for a in entry["args"]["members"]]
         raise InvalidState(f"task: no trainers listed for round {round_id} at block {block}")
+
+    def _listed_if_opened(self, round_id: int) -> list[str]:
+        """The trainers a secure round listed; none for a round not opened yet."""
+        opened = self.secure_round(round_id).opened_block
+        return self.secure_listed(round_id, block=opened) if opened else []
 
     def secure_keys_of(
         self, round_id: int, members: Sequence[str], *, block: BlockIdentifier = "latest"
@@ -300,9 +307,7 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
 
     def secure_adverts(self, round_id: int, members: Sequence[str]) -> list[str | None]:
         """The hashes of ``members``' key adverts in a secure round (None where none), in one call."""
-        f = self._only(TaskKind.SECURE, "secure_adverts")
-        raw = self.chain.call(f.secure_adverts(int(round_id), [as_address(m) for m in members]))
-        return [hash_or_none(h) for h in raw]
+        return [peer.messages.advert_hash for peer in self.secure_peers(round_id, members)]
 
     def secure_peers(self, round_id: int, members: Sequence[str]) -> list[SecurePeer]:
         """``members``' message hashes and masked-input commitments in a secure round, in one call."""
@@ -319,8 +324,12 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
     def secure_keys(self, round_id: int, *, block: BlockIdentifier = "latest") -> dict[str, str]:
         """The trainers listed for a secure round -> their registered key-agreement key at ``block``
         (listing order; the round uses the keys at its ``opened_block``)."""
-        raw = self.chain.call(self._only(TaskKind.SECURE, "secure_keys").secure_keys(int(round_id)), block=block)
-        return {str(m[0]): hex32(m[1]) for m in raw}
+        listed = self._listed_if_opened(round_id)
+        return {
+            who: key
+            for chunk in _chunks(listed)
+            for who, key in self.secure_keys_of(round_id, chunk, block=block).items()
+        }
 
     # -- reads ---------------------------------------------------------------------
 
@@ -541,3 +550,8 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
             if info.phase is Phase.FINALIZED:
                 history[r] = info.model_hash
         return history
+
+
+def _chunks(members: Sequence[str]) -> list[Sequence[str]]:
+    """``members`` in slices a neighbourhood view takes in one call."""
+    return [members[i : i + MAX_PEERS] for i in range(0, len(members), MAX_PEERS)]

@@ -73,10 +73,7 @@ exports: (
     secure_phases.submit_reveal,
     secure_phases.close_unmask,
     secure_phases.secure_view,
-    secure_phases.secure_keys,
-    secure_phases.secure_messages,
     secure_phases.secure_keys_of,
-    secure_phases.secure_adverts,
     secure_phases.secure_peers,
     governed.paused,
     governed.param_low,
@@ -92,7 +89,6 @@ exports: (
     masked_outcomes.close_checks,
     masked_outcomes.check_committee,
     masked_outcomes.posted_digest,
-    masked_outcomes.num_posted,
 )
 
 # Recorded so the task's parameters read back as they were given; secure rounds keep no reputation.

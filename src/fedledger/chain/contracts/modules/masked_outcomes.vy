@@ -58,7 +58,7 @@ check_seat: HashMap[uint256, HashMap[address, uint256]]  # round -> member -> po
 # round -> checker -> digest of what it posted (keccak of the accepted set and outcome hash, or of the abort hash)
 posted_digest: public(HashMap[uint256, HashMap[address, bytes32]])
 digest_votes: HashMap[uint256, HashMap[bytes32, uint256]]
-num_posted: public(HashMap[uint256, uint256])
+num_posted: HashMap[uint256, uint256]
 # round -> the outcome blob hash the majority posted (zero until one did)
 accepted_outcome: public(HashMap[uint256, bytes32])
 
@@ -129,8 +129,7 @@ def close_checks(round_id: uint256):
     @param round_id The current round, in masked checks.
     """
     round_core._check_member(msg.sender)
-    assert self.check_committee_size != 0 and round_core._phase(round_id) == round_core.PHASE_VALIDATE, \
-        "task: round not in masked checks"
+    self._check_phase(round_id)
     assert block.timestamp > round_core.rounds[round_id].validate_deadline or \
         self.num_posted[round_id] >= self.check_committee_size, "task: check phase still running"
     self._name_silent(round_id)
@@ -190,6 +189,17 @@ def _draw_committee(round_id: uint256) -> bool:
 
 @view
 @internal
+def _check_phase(round_id: uint256):
+    """
+    @notice Outcomes are posted and closed only while a round with masked checks is in its check phase.
+    @param round_id The round.
+    """
+    assert self.check_committee_size != 0 and round_core._phase(round_id) == round_core.PHASE_VALIDATE, \
+        "task: round not in masked checks"
+
+
+@view
+@internal
 def _check_post(round_id: uint256, posted_hash: bytes32) -> uint256:
     """
     @notice The checks of a committee member's post: on the committee, the phase, in time, once.
@@ -198,8 +208,7 @@ def _check_post(round_id: uint256, posted_hash: bytes32) -> uint256:
     @return The round's number of updates.
     """
     assert self.check_seat[round_id][msg.sender] != 0, "task: caller is not on the check committee"
-    assert self.check_committee_size != 0 and round_core._phase(round_id) == round_core.PHASE_VALIDATE, \
-        "task: round not in masked checks"
+    self._check_phase(round_id)
     assert block.timestamp <= round_core.rounds[round_id].validate_deadline, "task: check deadline passed"
     assert posted_hash != empty(bytes32), "task: zero hash"
     assert self.posted_digest[round_id][msg.sender] == empty(bytes32), "task: outcome already posted"

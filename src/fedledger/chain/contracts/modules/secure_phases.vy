@@ -68,9 +68,9 @@ MAX_LISTED: constant(uint256) = membership.MAX_MEMBERS
 MAX_PEERS: constant(uint256) = 128
 
 secagg_threshold: public(uint256)
-# Per round: the trainers listed when it opened (position + 1) and their message hashes.
+# Per round: the trainers listed when it opened (position + 1; the list itself is in the TrainersListed log of the
+# opening block, which costs far less gas than storing it) and their message hashes.
 secure_rounds: public(HashMap[uint256, SecureRound])
-secure_members: HashMap[uint256, DynArray[address, MAX_LISTED]]
 secure_slot: HashMap[uint256, HashMap[address, uint256]]
 advert_hashes: HashMap[uint256, HashMap[address, bytes32]]
 bundle_hashes: HashMap[uint256, HashMap[address, bytes32]]
@@ -267,36 +267,6 @@ def secure_view(member: address) -> SecureView:
 
 @view
 @external
-def secure_keys(round_id: uint256) -> DynArray[SecureKey, MAX_LISTED]:
-    """
-    @notice The trainers listed for a secure round with their registered key-agreement
-            keys; read at the round's `opened_block` it gives the keys the round uses.
-    @param round_id The round.
-    @return One entry per listed trainer, in listing order.
-    """
-    result: DynArray[SecureKey, MAX_LISTED] = []
-    for who: address in self.secure_members[round_id]:
-        result.append(SecureKey(member=who, kx_public_key=membership._kx_public_key(who)))
-    return result
-
-
-@view
-@external
-def secure_messages(round_id: uint256) -> DynArray[SecureMessages, MAX_LISTED]:
-    """
-    @notice The trainers listed for a secure round, in listing order, with the hashes
-            of the messages each posted (zero where it did not).
-    @param round_id The round.
-    @return One entry per listed trainer.
-    """
-    result: DynArray[SecureMessages, MAX_LISTED] = []
-    for who: address in self.secure_members[round_id]:
-        result.append(self._messages(round_id, who))
-    return result
-
-
-@view
-@external
 def secure_keys_of(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[SecureKey, MAX_PEERS]:
     """
     @notice `members`' registered key-agreement keys (zero for one not listed for the round);
@@ -311,22 +281,6 @@ def secure_keys_of(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> 
         if self.secure_slot[round_id][who] != 0:
             key = membership._kx_public_key(who)
         result.append(SecureKey(member=who, kx_public_key=key))
-    return result
-
-
-@view
-@external
-def secure_adverts(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[bytes32, MAX_PEERS]:
-    """
-    @notice The hashes of `members`' key adverts in a secure round (zero where none): all a
-            member needs of its neighbours' neighbours.
-    @param round_id The round.
-    @param members The members asked about.
-    @return One hash per member asked about, in the same order.
-    """
-    result: DynArray[bytes32, MAX_PEERS] = []
-    for who: address in members:
-        result.append(self.advert_hashes[round_id][who])
     return result
 
 
@@ -383,7 +337,6 @@ def _list_trainers(round_id: uint256) -> uint256:
             listed.append(who)
             count += 1
             self.secure_slot[round_id][who] = count
-    self.secure_members[round_id] = listed
     log TrainersListed(round_id=round_id, members=listed)
     self.secure_rounds[round_id] = SecureRound(
         threshold=max(self.secagg_threshold, count // 2 + 1),
