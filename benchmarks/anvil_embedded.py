@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,12 +64,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_anvil(binary: str, state: Path | None, interval: float) -> tuple[subprocess.Popen[bytes], str, float]:
-    """Start anvil (persistent when ``state`` is a file path); its process, URL and seconds until it answered."""
+def start_anvil(
+    binary: str, state: Path | None, interval: float, historical: bool = True
+) -> tuple[subprocess.Popen[bytes], str, float]:
+    """Start anvil (persistent when ``state`` is a file path, with the states of past blocks when ``historical``);
+    its process, URL and seconds until it answered."""
     port = _free_port()
     args = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--hardfork", "prague"]
     if state is not None:
-        args += ["--state", str(state), "--state-interval", f"{interval:g}", "--preserve-historical-states"]
+        args += ["--state", str(state), "--state-interval", f"{interval:g}"]
+        args += ["--preserve-historical-states"] if historical else []
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -96,8 +100,8 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> float:
 
 
 @contextmanager
-def anvil_chain(binary: str, state: Path | None, interval: float, *, fixed_gas: bool) -> Iterator[Chain]:
-    proc, url, _ = start_anvil(binary, state, interval)
+def anvil_chain(binary: str, state: Path | None, interval: float, historical: bool, fixed_gas: bool) -> Iterator[Chain]:
+    proc, url, _ = start_anvil(binary, state, interval, historical)
     try:
         chain = Chain.rpc(url)
         if fixed_gas:
@@ -107,9 +111,11 @@ def anvil_chain(binary: str, state: Path | None, interval: float, *, fixed_gas: 
         stop(proc)
 
 
-def run_anvil(binary: str, state: Path | None, interval: float, fixed_gas: bool, **kw: Any) -> Measurements:
+def run_anvil(
+    binary: str, state: Path | None, interval: float, historical: bool, fixed_gas: bool, **kw: Any
+) -> Measurements:
     start = cpu_seconds()
-    with anvil_chain(binary, state, interval, fixed_gas=fixed_gas) as chain:
+    with anvil_chain(binary, state, interval, historical, fixed_gas) as chain:
         m = run_scenario(chain, Account.from_key(ANVIL_DEV_KEY), **kw)
     m.cpu_seconds = cpu_seconds() - start
     return m
@@ -140,24 +146,29 @@ def observe(chain: Chain, task: str, blocks: list[int], receipts: list[str]) -> 
             )
         ).hexdigest(),
         "receipts": [int(w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in receipts],
-        "balances_at": [int(w3.eth.get_balance(admin, block_identifier=b)) for b in blocks],
-        "round_at": [_call_or_error(chain, task, b) for b in blocks],
+        "balances_at": [_or_error(lambda b=b: str(w3.eth.get_balance(admin, block_identifier=b))) for b in blocks],
+        "round_at": [
+            _or_error(
+                lambda b=b: HexBytes(w3.eth.call({"to": task, "data": CURRENT_ROUND}, block_identifier=b)).to_0x_hex()
+            )
+            for b in blocks
+        ],
     }
 
 
-def _call_or_error(chain: Chain, task: str, block: int) -> str:
+def _or_error(read: Callable[[], str]) -> str:
     try:
-        return HexBytes(chain.w3.eth.call({"to": task, "data": CURRENT_ROUND}, block_identifier=block)).to_0x_hex()
+        return read()
     except Exception as exc:  # noqa: BLE001 - the measurement is whether the node can answer
         return f"error: {type(exc).__name__}: {str(exc)[:120]}"
 
 
-def restart_and_crash(binary: str, interval: float, members: int, rounds: int) -> dict[str, Any]:
+def restart_and_crash(binary: str, interval: float, historical: bool, members: int, rounds: int) -> dict[str, Any]:
     """A persistent node: the scenario, a graceful restart (what survives, how long it takes), then a crash."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="fedledger-anvil-state-") as tmp:
         state = Path(tmp) / "state.json"
-        proc, url, out["first_start_s"] = start_anvil(binary, state, interval)
+        proc, url, out["first_start_s"] = start_anvil(binary, state, interval, historical)
         chain = Chain.rpc(url)
         run_scenario(chain, Account.from_key(ANVIL_DEV_KEY), members=members, rounds=rounds, deploys=1, approvals=1)
         task = task_address(chain, 2)
@@ -172,7 +183,7 @@ def restart_and_crash(binary: str, interval: float, members: int, rounds: int) -
         out["transactions"] = sum(len(chain.w3.eth.get_block(n)["transactions"]) for n in range(1, head + 1))
         out["stop_s"] = stop(proc)
         out["state_file_bytes"] = state.stat().st_size
-        proc, url, out["restart_s"] = start_anvil(binary, state, interval)
+        proc, url, out["restart_s"] = start_anvil(binary, state, interval, historical)
         chain = Chain.rpc(url)
         after = observe(chain, task, blocks, receipts)
         out["same_after_restart"] = {key: before[key] == after[key] for key in before}
@@ -186,7 +197,7 @@ def restart_and_crash(binary: str, interval: float, members: int, rounds: int) -
             time.sleep(3 * interval / CRASH_TRANSFERS)
         mined = chain.block_number - start_head
         stop(proc, signal.SIGKILL)
-        proc, url, _ = start_anvil(binary, state, interval)
+        proc, url, _ = start_anvil(binary, state, interval, historical)
         out["crash"] = {"blocks_mined": mined, "blocks_lost": start_head + mined - Chain.rpc(url).block_number}
         stop(proc)
     return out
@@ -220,17 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     embedded = run_embedded(**kw)
     throughput = {"embedded (py-evm)": throughput_row(embedded, None)}
     print("anvil, no persistence ...", file=log)
-    throughput["anvil, no persistence"] = throughput_row(run_anvil(binary, None, 0, False, **kw), embedded)
-    with tempfile.TemporaryDirectory(prefix="fedledger-anvil-bench-") as tmp:
-        print("anvil, persistent ...", file=log)
-        row = run_anvil(binary, Path(tmp) / "a.json", args.state_interval, False, **kw)
-        throughput["anvil, persistent, gas estimate"] = throughput_row(row, embedded)
-        print("anvil, persistent, fixed gas ...", file=log)
-        row = run_anvil(binary, Path(tmp) / "b.json", args.state_interval, True, **kw)
-        throughput["anvil, persistent, fixed gas (one execution)"] = throughput_row(row, embedded)
+    throughput["anvil, no persistence"] = throughput_row(run_anvil(binary, None, 0, False, False, **kw), embedded)
+    results["persistence"] = {}
+    for historical, what in ((True, "past states kept"), (False, "head state only")):
+        for fixed_gas, how in ((False, "gas estimate"), (True, "fixed gas (one execution)")):
+            name = f"anvil, persistent ({what}), {how}"
+            print(f"{name} ...", file=log)
+            with tempfile.TemporaryDirectory(prefix="fedledger-anvil-bench-") as tmp:
+                row = run_anvil(binary, Path(tmp) / "state.json", args.state_interval, historical, fixed_gas, **kw)
+            throughput[name] = throughput_row(row, embedded)
+        print(f"restart and crash ({what}) ...", file=log)
+        results["persistence"][what] = restart_and_crash(
+            binary, args.state_interval, historical, args.members, args.rounds
+        )
     results["throughput"] = throughput
-    print("restart and crash ...", file=log)
-    results["persistence"] = restart_and_crash(binary, args.state_interval, args.members, args.rounds)
     results["machine"] = {"cpus": os.cpu_count(), "anvil": binary}
     if args.json:
         print(json.dumps(results, indent=2))
@@ -239,21 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in throughput.items():
         same = {None: "—", True: "same", False: "DIFFERS"}[r["gas_same_as_embedded"]]
         print(f"| {name} | {r['round_tx_per_s']:.1f} | {r['cpu_seconds']:.1f} | {same} |")
-    p = results["persistence"]
-    print(
-        f"\n{p['transactions']} transactions; dump {p['state_file_bytes']:,} bytes; stop (dump) {p['stop_s']:.2f} s; "
-        f"restart {p['restart_s']:.2f} s (first start {p['first_start_s']:.2f} s)."
-    )
-    print(
-        "Same after a graceful restart: "
-        + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in p["same_after_restart"].items())
-    )
-    if not all(p["same_after_restart"].values()):
-        for key, same in p["same_after_restart"].items():
-            if not same:
-                print(f"  {key}: before {p['before'][key]!r}\n  {' ' * len(key)}  after  {p['after'][key]!r}")
-    c = p["crash"]
-    print(f"Crash (SIGKILL after {c['blocks_mined']} blocks mined over three dump intervals): {c['blocks_lost']} lost.")
+    for what, p in results["persistence"].items():
+        print(
+            f"\nPersistent anvil, {what}: {p['transactions']} transactions; dump {p['state_file_bytes']:,} bytes; "
+            f"stop (dump) {p['stop_s']:.2f} s; restart {p['restart_s']:.2f} s (first start {p['first_start_s']:.2f} s)."
+        )
+        same = p["same_after_restart"]
+        print("Same after a graceful restart: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
+        for key in (k for k, v in same.items() if not v):
+            pairs = zip(p["before"][key], p["after"][key], strict=True)
+            first = next((b, a) for b, a in pairs if b != a)
+            print(f"  {key}, first difference: before {first[0]!r}, after {first[1]!r}")
+        c = p["crash"]
+        print(
+            f"Crash (SIGKILL after {c['blocks_mined']} blocks mined over three dump intervals): "
+            f"{c['blocks_lost']} lost."
+        )
     return 0
 
 
