@@ -163,6 +163,18 @@ def _or_error(read: Callable[[], str]) -> str:
         return f"error: {type(exc).__name__}: {str(exc)[:120]}"
 
 
+def idle_cpu_share(pid: int, seconds: float = 5.0) -> float:
+    """CPU seconds per second the node spends while nobody transacts (its periodic dumps), from /proc."""
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    start = cpu()
+    time.sleep(seconds)
+    return round((cpu() - start) / seconds, 3)
+
+
 def restart_and_crash(binary: str, interval: float, historical: bool, members: int, rounds: int) -> dict[str, Any]:
     """A persistent node: the scenario, a graceful restart (what survives, how long it takes), then a crash."""
     out: dict[str, Any] = {}
@@ -181,6 +193,7 @@ def restart_and_crash(binary: str, interval: float, historical: bool, members: i
         ]
         before = observe(chain, task, blocks, receipts)
         out["transactions"] = sum(len(chain.w3.eth.get_block(n)["transactions"]) for n in range(1, head + 1))
+        out["idle_node_cpu_per_s"] = idle_cpu_share(proc.pid)
         out["stop_s"] = stop(proc)
         out["state_file_bytes"] = state.stat().st_size
         proc, url, out["restart_s"] = start_anvil(binary, state, interval, historical)
@@ -256,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     for what, p in results["persistence"].items():
         print(
             f"\nPersistent anvil, {what}: {p['transactions']} transactions; dump {p['state_file_bytes']:,} bytes; "
-            f"stop (dump) {p['stop_s']:.2f} s; restart {p['restart_s']:.2f} s (first start {p['first_start_s']:.2f} s)."
+            f"stop (dump) {p['stop_s']:.2f} s; restart {p['restart_s']:.2f} s "
+            f"(first start {p['first_start_s']:.2f} s); "
+            f"idle node CPU {p['idle_node_cpu_per_s']:.2f} s per s (the periodic dumps)."
         )
         same = p["same_after_restart"]
         print("Same after a graceful restart: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))
