@@ -12,7 +12,9 @@ blocks in the dump, for reads at a block). One run, the same deterministic scena
    again from it: seconds until it answers, and whether the head, every log, the first receipts, balances at past
    blocks and a contract read at past blocks (``eth_call`` with a block number, what the audit does) are the same;
 3. **crash**: more transactions, then SIGKILL, then a restart: how many of the blocks mined since the last dump
-   are lost.
+   are lost;
+4. **replay**: the other way to persist, a log of the signed transactions replayed at their blocks' times into a
+   fresh node on reopening: how long that takes, and whether the replayed chain answers as the original.
 
     python benchmarks/anvil_embedded.py [--members 5] [--rounds 20] [--state-interval 1] [--json]
 """
@@ -30,11 +32,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth_account import Account
 from hexbytes import HexBytes
 
@@ -65,7 +68,7 @@ def _free_port() -> int:
 
 
 def start_anvil(
-    binary: str, state: Path | None, interval: float, historical: bool = True
+    binary: str, state: Path | None, interval: float, historical: bool = True, extra: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[bytes], str, float]:
     """Start anvil (persistent when ``state`` is a file path, with the states of past blocks when ``historical``);
     its process, URL and seconds until it answered."""
@@ -74,6 +77,7 @@ def start_anvil(
     if state is not None:
         args += ["--state", str(state), "--state-interval", f"{interval:g}"]
         args += ["--preserve-historical-states"] if historical else []
+    args += list(extra)
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -216,6 +220,57 @@ def restart_and_crash(binary: str, interval: float, historical: bool, members: i
     return out
 
 
+def replay_open(binary: str, members: int, rounds: int) -> dict[str, Any]:
+    """Persistence by a log of signed transactions instead of dumps: the seconds a reopening costs when every
+    logged transaction is replayed, at its block's time, into a fresh node, and whether the replayed chain answers
+    what the audit reads (every past state is then in the node again) as the original did."""
+    extra = ["--timestamp", str(int(time.time()) - 86_400)]  # the same genesis for the original and the replay
+    proc, url, _ = start_anvil(binary, None, 0, extra=extra)
+    try:
+        chain = Chain.rpc(url)
+        chain.fixed_gas, chain.dry_run = 30_000_000, False
+        run_scenario(chain, Account.from_key(ANVIL_DEV_KEY), members=members, rounds=rounds, deploys=1, approvals=1)
+        log = []  # per block: its time and its signed transactions
+        for number in range(1, chain.block_number + 1):
+            block = chain.w3.eth.get_block(number)
+            raws = [
+                chain.w3.provider.make_request("eth_getRawTransactionByHash", [HexBytes(h).to_0x_hex()])["result"]  # type: ignore[arg-type]
+                for h in block["transactions"]
+            ]
+            log.append((int(block["timestamp"]), raws))
+        task = task_address(chain, 2)
+        head = chain.block_number
+        blocks = sorted({1 + (head - 1) * i // (SAMPLED_BLOCKS - 1) for i in range(SAMPLED_BLOCKS)})
+        original = observe(chain, task, blocks, [])
+    finally:
+        stop(proc)
+    proc, url, start_s = start_anvil(binary, None, 0, extra=extra)
+    try:
+        session = requests.Session()
+
+        def rpc(method: str, params: list[Any]) -> Any:
+            answer = session.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
+            if "error" in answer:
+                raise RuntimeError(f"{method}: {answer['error']}")
+            return answer["result"]
+
+        started = time.perf_counter()
+        for timestamp, raws in log:
+            rpc("evm_setNextBlockTimestamp", [timestamp])
+            for raw in raws:
+                rpc("eth_sendRawTransaction", [raw])
+        replay_s = time.perf_counter() - started
+        replayed = observe(Chain.rpc(url), task, blocks, [])
+    finally:
+        stop(proc)
+    return {
+        "transactions": sum(len(raws) for _, raws in log),
+        "start_s": round(start_s, 3),
+        "replay_s": round(replay_s, 3),
+        "same_after_replay": {key: original[key] == replayed[key] for key in original},
+    }
+
+
 def throughput_row(m: Measurements, reference: Measurements | None) -> dict[str, Any]:
     seconds = sum(m.seconds[WHOLE_ROUND])
     transactions = sum(m.seconds[f"{WHOLE_ROUND} tx"])
@@ -258,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             binary, args.state_interval, historical, args.members, args.rounds
         )
     results["throughput"] = throughput
+    print("reopening by replaying a transaction log ...", file=log)
+    results["replay"] = replay_open(binary, args.members, args.rounds)
     results["machine"] = {"cpus": os.cpu_count(), "anvil": binary}
     if args.json:
         print(json.dumps(results, indent=2))
@@ -284,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
             f"Crash (SIGKILL after {c['blocks_mined']} blocks mined over three dump intervals): "
             f"{c['blocks_lost']} lost."
         )
+    r = results["replay"]
+    print(
+        f"\nReopening by replaying a log of {r['transactions']} signed transactions into a fresh anvil: "
+        f"start {r['start_s']:.2f} s + replay {r['replay_s']:.2f} s. Same as the original: "
+        + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["same_after_replay"].items())
+    )
     return 0
 
 
