@@ -244,7 +244,7 @@ def replay_open(binary: str, members: int, rounds: int) -> dict[str, Any]:
         original = observe(chain, task, blocks, [])
     finally:
         stop(proc)
-    proc, url, start_s = start_anvil(binary, None, 0, extra=extra)
+    proc, url, start_s = start_anvil(binary, None, 0, extra=[*extra, "--no-mining"])  # blocks mined on request
     try:
         session = requests.Session()
 
@@ -256,9 +256,10 @@ def replay_open(binary: str, members: int, rounds: int) -> dict[str, Any]:
 
         started = time.perf_counter()
         for timestamp, raws in log:
-            rpc("evm_setNextBlockTimestamp", [timestamp])
             for raw in raws:
                 rpc("eth_sendRawTransaction", [raw])
+            rpc("evm_setNextBlockTimestamp", [timestamp])
+            rpc("evm_mine", [])  # synchronous: the block holds exactly the logged transactions
         replay_s = time.perf_counter() - started
         replayed = observe(Chain.rpc(url), task, blocks, [])
     finally:
