@@ -247,6 +247,7 @@ def replay_open(binary: str, members: int, rounds: int) -> dict[str, Any]:
     proc, url, start_s = start_anvil(binary, None, 0, extra=[*extra, "--no-mining"])  # blocks mined on request
     try:
         session = requests.Session()
+        session.trust_env = False  # loopback: no proxy lookup per request
 
         def rpc(method: str, params: list[Any]) -> Any:
             answer = session.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()

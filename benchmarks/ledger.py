@@ -354,7 +354,7 @@ def markdown(rows: list[dict[str, Any]], anvil_note: str) -> str:
     elif not differs:
         lines.append("")
         lines.append(
-            "Gas is identical on both backends. Ranges: a first call writes zero storage slots that "
+            "Gas is identical on every backend. Ranges: a first call writes zero storage slots that "
             "later calls only update, and calldata costs depend on the bytes (hashes, addresses)."
         )
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from eth.vm.forks import PragueVM
 from eth_account import Account
 from eth_utils import to_checksum_address
@@ -75,13 +76,20 @@ class AnvilChainProvider(HTTPProvider):
         self._snapshots: dict[int, _Snapshot] = {}
         try:
             self._db = sqlite3.connect(directory / LOG_FILE, isolation_level=None, check_same_thread=False)
+            # As the py-evm engine's store: a process crash never loses a committed block, and a commit is not an
+            # fsync (a power cut may lose the last blocks, never corrupt the file).
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 self._db.execute(statement)
             self.chain_id, self._genesis_time = self._genesis()
             port = free_port()
+            session = requests.Session()
+            session.trust_env = False  # a loopback node: no proxy settings to read from the environment per request
             super().__init__(
                 f"http://127.0.0.1:{port}",
                 request_kwargs={"timeout": 120},
+                session=session,
                 cache_allowed_requests=True,  # the id never changes; web3 asks for it before every call
                 cacheable_requests={RPCEndpoint("eth_chainId"), RPCEndpoint("net_version")},
             )
