@@ -14,7 +14,9 @@ blocks in the dump, for reads at a block). One run, the same deterministic scena
 3. **crash**: more transactions, then SIGKILL, then a restart: how many of the blocks mined since the last dump
    are lost;
 4. **replay**: the other way to persist, a log of the signed transactions replayed at their blocks' times into a
-   fresh node on reopening: how long that takes, and whether the replayed chain answers as the original.
+   fresh node on reopening: how long that takes, and whether the replayed chain answers as the original; then the
+   embedded chain's anvil engine, which persists that way: the scenario (all its deployments and approvals), and
+   the seconds its reopening takes.
 
     python benchmarks/anvil_embedded.py [--members 5] [--rounds 20] [--state-interval 1] [--json]
 """
@@ -54,7 +56,9 @@ from ledger import (  # noqa: E402 - the benchmark folder is not a package
 )
 
 from fedledger.chain import Chain  # noqa: E402
+from fedledger.chain.connection import ENGINE_ENV  # noqa: E402
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary  # noqa: E402
+from fedledger.chain.embedded import FAUCET_KEY  # noqa: E402
 
 CURRENT_ROUND = "0x319c068c"  # current_round() selector
 CRASH_TRANSFERS = 30  # blocks mined over three dump intervals before the SIGKILL
@@ -273,6 +277,25 @@ def replay_open(binary: str, members: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def engine_reopen(members: int, rounds: int) -> dict[str, Any]:
+    """The embedded chain on its anvil engine (``FEDLEDGER_EMBEDDED_ENGINE=anvil``): the scenario, then the seconds
+    a reopening takes (it replays the chain's log) and whether the head is the same."""
+    previous = os.environ.get(ENGINE_ENV)
+    os.environ[ENGINE_ENV] = "anvil"
+    try:
+        with tempfile.TemporaryDirectory(prefix="fedledger-anvil-engine-") as tmp:
+            with Chain.embedded(Path(tmp)) as chain:
+                run_scenario(chain, Account.from_key(FAUCET_KEY.to_bytes()), members=members, rounds=rounds)
+                head, head_hash = chain.block_number, chain.w3.eth.get_block("latest")["hash"]
+            started = time.perf_counter()
+            with Chain.embedded(Path(tmp)) as chain:
+                seconds = time.perf_counter() - started
+                same = chain.block_number == head and chain.w3.eth.get_block("latest")["hash"] == head_hash
+    finally:
+        os.environ.pop(ENGINE_ENV, None) if previous is None else os.environ.__setitem__(ENGINE_ENV, previous)
+    return {"blocks": head, "reopen_s": round(seconds, 3), "same_head": same}
+
+
 def throughput_row(m: Measurements, reference: Measurements | None) -> dict[str, Any]:
     seconds = sum(m.seconds[WHOLE_ROUND])
     transactions = sum(m.seconds[f"{WHOLE_ROUND} tx"])
@@ -298,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     log = sys.stderr
     results: dict[str, Any] = {"members": args.members, "rounds": args.rounds, "state_interval_s": args.state_interval}
     print("embedded (py-evm) ...", file=log)
-    embedded = run_embedded(**kw)
+    embedded = run_embedded(engine="py-evm", **kw)
     throughput = {"embedded (py-evm)": throughput_row(embedded, None)}
     print("anvil, no persistence ...", file=log)
     throughput["anvil, no persistence"] = throughput_row(run_anvil(binary, None, 0, False, False, **kw), embedded)
@@ -317,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     results["throughput"] = throughput
     print("reopening by replaying a transaction log ...", file=log)
     results["replay"] = replay_open(binary, args.members, args.rounds)
+    print("reopening the anvil engine ...", file=log)
+    results["engine_reopen"] = engine_reopen(args.members, args.rounds)
     results["machine"] = {"cpus": os.cpu_count(), "anvil": binary}
     if args.json:
         print(json.dumps(results, indent=2))
@@ -348,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\nReopening by replaying a log of {r['transactions']} signed transactions into a fresh anvil: "
         f"start {r['start_s']:.2f} s + replay {r['replay_s']:.2f} s. Same as the original: "
         + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["same_after_replay"].items())
+    )
+    e = results["engine_reopen"]
+    print(
+        f"The embedded chain's anvil engine reopened {e['blocks']} blocks in {e['reopen_s']:.2f} s "
+        f"(same head: {'yes' if e['same_head'] else 'NO'})."
     )
     return 0
 
