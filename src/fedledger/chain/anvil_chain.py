@@ -57,9 +57,6 @@ class AnvilChainProvider(HTTPProvider):
     """A web3 provider over an anvil node this process starts for the chain in ``directory``."""
 
     def __init__(self, directory: Path, *, lock_timeout: float = 30.0) -> None:
-        binary = anvil_binary()
-        if binary is None:
-            raise ChainError("the anvil engine needs an anvil binary (npm ci, or set FEDLEDGER_ANVIL)")
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._file_lock = FileLock(str(directory / "chain.lock"))
@@ -83,6 +80,7 @@ class AnvilChainProvider(HTTPProvider):
             for statement in _SCHEMA:
                 self._db.execute(statement)
             self.chain_id, self._genesis_time = self._genesis()
+            binary = self._binary_path()
             port = free_port()
             session = requests.Session()
             session.trust_env = False  # a loopback node: no proxy settings to read from the environment per request
@@ -108,6 +106,17 @@ class AnvilChainProvider(HTTPProvider):
             rows = {"chain_id": str(new_chain_id()), "genesis_time": str(int(time.time()))}
             self._db.executemany("INSERT INTO meta VALUES (?, ?)", list(rows.items()))
         return int(rows["chain_id"]), int(rows["genesis_time"])
+
+    def _binary_path(self) -> str:
+        """anvil as found from here (``FEDLEDGER_ANVIL``, ``node_modules`` above the working directory, PATH), else the
+        one the chain last ran on: a chain made in a checkout then opens from any directory."""
+        found = anvil_binary()
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'anvil'").fetchone()
+        binary = found or (row[0] if row and os.access(row[0], os.X_OK) else None)
+        if binary is None:
+            raise ChainError("the anvil engine needs an anvil binary (npm ci, or set FEDLEDGER_ANVIL)")
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('anvil', ?)", (binary,))
+        return binary
 
     def _start(self) -> None:
         binary, port = self._binary, self._port
