@@ -155,8 +155,7 @@ class AnvilChainProvider(HTTPProvider):
         """Mine one block dated ``timestamp`` holding ``raws``."""
         for raw in raws:
             self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
-        self._rpc("evm_setNextBlockTimestamp", [timestamp])
-        self._rpc("evm_mine", [])
+        self._rpc("evm_mine", [timestamp])  # mines one block dated so
         self._head += 1
         self._head_time = timestamp
 
@@ -252,8 +251,7 @@ class AnvilChainProvider(HTTPProvider):
             self._mine_empty(max(int(time.time()), self._head_time + 1) + int(seconds))
 
     def _mine_empty(self, timestamp: int) -> None:
-        self._rpc("evm_setNextBlockTimestamp", [timestamp])
-        self._rpc("evm_mine", [])
+        self._rpc("evm_mine", [timestamp])  # mines one block dated so
         self._log_block(timestamp, [])
 
     def take_snapshot(self) -> int:
