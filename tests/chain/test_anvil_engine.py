@@ -78,3 +78,14 @@ def test_an_unknown_engine_is_refused(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv(ENGINE_ENV, "pyrevm")
     with pytest.raises(ChainError, match="expected one of py-evm, anvil"):
         Chain.embedded(tmp_path / "chain")
+
+
+def test_chain_serve_refuses_an_anvil_engine_folder(tmp_path: Path) -> None:
+    from fedledger.chain.server import ChainServer
+
+    folder = tmp_path / "chain"
+    folder.mkdir()
+    (folder / LOG_FILE).touch()  # what marks a folder as the anvil engine's
+    with pytest.raises(ChainError, match="runs on the anvil engine"):
+        ChainServer(folder, port=0)
+    assert not (folder / "chain.sqlite").exists()  # no py-evm database was started beside the log
