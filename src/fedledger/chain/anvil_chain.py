@@ -125,7 +125,15 @@ class AnvilChainProvider(HTTPProvider):
         # Blocks are mined on request (evm_mine answers once the block is mined), so the log holds exactly what each
         # block holds; anvil's automining answers a transaction's sender before its block exists.
         args += ["--gas-limit", str(GAS_LIMIT), "--accounts", "1", "--no-mining"]
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # anvil runs under a small shell guard that stops it once this process's end of a pipe closes: on close(),
+        # and also when this process dies without closing (a crash, SIGKILL), which would otherwise leave the node
+        # running, holding its memory, with nobody to talk to it.
+        self._proc = subprocess.Popen(
+            ["sh", "-c", _GUARD, "fedledger-anvil-guard", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_node(f"http://127.0.0.1:{port}", self._proc, what=f"anvil at {binary}")
         faucet = Account.from_key(FAUCET_KEY.to_bytes()).address
         self._rpc("anvil_setBalance", [faucet, hex(FAUCET_BALANCE)])
@@ -288,9 +296,17 @@ class AnvilChainProvider(HTTPProvider):
 
     def _close_node(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()  # the guard stops anvil and exits
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# Runs "$@" (anvil) and stops it when its standard input (this process's pipe) reaches end of file; exits with it.
+_GUARD = 'exec 3<&0; "$@" </dev/null & node=$!; (read -r _ <&3; kill "$node" 2>/dev/null) & wait "$node"'
 
 
 @dataclass
