@@ -3,7 +3,13 @@ one process per folder, and a reopened chain (its log replayed) that answers rea
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -89,3 +95,35 @@ def test_chain_serve_refuses_an_anvil_engine_folder(tmp_path: Path) -> None:
     with pytest.raises(ChainError, match="runs on the anvil engine"):
         ChainServer(folder, port=0)
     assert not (folder / "chain.sqlite").exists()  # no py-evm database was started beside the log
+
+
+def test_anvil_stops_when_its_opener_is_killed(tmp_path: Path) -> None:
+    opener = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from fedledger.chain import Chain\n"
+        "chain = Chain.embedded(Path(sys.argv[1]))\n"
+        "print(chain._provider.endpoint_uri, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, ENGINE_ENV: "anvil"}
+    proc = subprocess.Popen([sys.executable, "-c", opener, str(tmp_path / "chain")], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
+
+    def answers() -> bool:
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=1).read()
+            return True
+        except OSError:
+            return False
+
+    assert answers()
+    proc.send_signal(signal.SIGKILL)  # no close(), no atexit
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while answers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not answers(), "anvil outlived the process that started it"
