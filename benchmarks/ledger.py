@@ -42,6 +42,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from fedledger.chain import Chain, Role, TaskParams, TxResult, compile_contract
+from fedledger.chain.connection import ENGINE_ENV
 from fedledger.chain.consortium import ConsortiumClient
 from fedledger.chain.devnode import ANVIL_DEV_KEY, anvil_binary, anvil_node
 from fedledger.chain.embedded import FAUCET_KEY
@@ -252,10 +253,18 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def run_embedded(members: int, rounds: int, **kw: Any) -> Measurements:
+def run_embedded(members: int, rounds: int, engine: str | None = None, **kw: Any) -> Measurements:
+    """The scenario on a fresh embedded chain; ``engine`` (``py-evm``, ``anvil``) overrides the environment's."""
     start = cpu_seconds()
-    with tempfile.TemporaryDirectory(prefix="fedledger-bench-") as tmp, Chain.embedded(Path(tmp)) as chain:
-        m = run_scenario(chain, Account.from_key(FAUCET_KEY.to_bytes()), members=members, rounds=rounds, **kw)
+    previous = os.environ.get(ENGINE_ENV)
+    if engine is not None:
+        os.environ[ENGINE_ENV] = engine
+    try:
+        with tempfile.TemporaryDirectory(prefix="fedledger-bench-") as tmp, Chain.embedded(Path(tmp)) as chain:
+            m = run_scenario(chain, Account.from_key(FAUCET_KEY.to_bytes()), members=members, rounds=rounds, **kw)
+    finally:
+        if engine is not None:
+            os.environ.pop(ENGINE_ENV, None) if previous is None else os.environ.__setitem__(ENGINE_ENV, previous)
     m.cpu_seconds = cpu_seconds() - start
     return m
 
@@ -269,8 +278,10 @@ def run_anvil(binary: str, members: int, rounds: int, **kw: Any) -> Measurements
     return m
 
 
-def cpu_note(embedded: Measurements, anvil: Measurements | None) -> str:
+def cpu_note(embedded: Measurements, anvil: Measurements | None, engine: Measurements | None = None) -> str:
     line = f"CPU seconds for the whole scenario, client and node together: embedded {embedded.cpu_seconds:.1f}"
+    if engine is not None:
+        line += f", embedded on the anvil engine {engine.cpu_seconds:.1f}"
     if anvil is not None:
         line += f", anvil {anvil.cpu_seconds:.1f} (embedded / anvil = {embedded.cpu_seconds / anvil.cpu_seconds:.2f})"
     return line + "."
@@ -284,7 +295,10 @@ def gas_cell(values: list[int]) -> str:
     return f"{low:,}" if low == high else f"{low:,} – {high:,}"
 
 
-def report_rows(embedded: Measurements, anvil: Measurements | None, members: int) -> list[dict[str, Any]]:
+def report_rows(
+    embedded: Measurements, anvil: Measurements | None, members: int, engine: Measurements | None = None
+) -> list[dict[str, Any]]:
+    """A row per operation; ``engine``: the embedded chain on the anvil engine (its own column when measured)."""
     rows = []
     for op in (*OPERATIONS, WHOLE_ROUND):
         gas = embedded.gas[op]
@@ -296,12 +310,17 @@ def report_rows(embedded: Measurements, anvil: Measurements | None, members: int
             "anvil_tx_per_s": None,
             "anvil_gas": None,
         }
+        if engine is not None:
+            row["engine_anvil_gas"] = engine.gas[op]
+            row["engine_anvil_tx_per_s"] = round(engine.tx_per_s(op), 2)
         if op == WHOLE_ROUND:
             per_round = embedded.seconds[f"{op} tx"]
             row["operation"] = f"whole round ({members} members, {int(per_round[0])} tx)"
             row["transactions"] = int(sum(per_round))
             row["embedded_tx_per_s"] = round(row["transactions"] / sum(embedded.seconds[op]), 2)
             row["embedded_rounds_per_s"] = round(embedded.tx_per_s(op), 3)
+            if engine is not None:
+                row["engine_anvil_tx_per_s"] = round(row["transactions"] / sum(engine.seconds[op]), 2)
         if anvil is not None:
             row["anvil_gas"] = anvil.gas[op]
             if op == WHOLE_ROUND:
@@ -314,12 +333,18 @@ def report_rows(embedded: Measurements, anvil: Measurements | None, members: int
 
 
 def markdown(rows: list[dict[str, Any]], anvil_note: str) -> str:
-    differs = any(r["anvil_gas"] is not None and r["anvil_gas"] != r["gas"] for r in rows)
-    head = ["operation", "gas", "embedded tx/s", "anvil tx/s"] + (["gas on anvil"] if differs else [])
+    differs = any(
+        r[key] is not None and r[key] != r["gas"] for r in rows for key in ("anvil_gas", "engine_anvil_gas") if key in r
+    )
+    engine = "engine_anvil_tx_per_s" in rows[0]
+    head = ["operation", "gas", "embedded tx/s"] + (["embedded (anvil engine) tx/s"] if engine else [])
+    head += ["anvil tx/s"] + (["gas on anvil"] if differs else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in rows:
         anvil = f"{r['anvil_tx_per_s']:.1f}" if r["anvil_tx_per_s"] is not None else "—"
-        cells = [r["operation"], gas_cell(r["gas"]), f"{r['embedded_tx_per_s']:.1f}", anvil]
+        cells = [r["operation"], gas_cell(r["gas"]), f"{r['embedded_tx_per_s']:.1f}"]
+        cells += [f"{r['engine_anvil_tx_per_s']:.1f}"] if engine else []
+        cells.append(anvil)
         if differs:
             cells.append(gas_cell(r["anvil_gas"]) if r["anvil_gas"] else "—")
         lines.append("| " + " | ".join(cells) + " |")
@@ -329,7 +354,7 @@ def markdown(rows: list[dict[str, Any]], anvil_note: str) -> str:
     elif not differs:
         lines.append("")
         lines.append(
-            "Gas is identical on both backends. Ranges: a first call writes zero storage slots that "
+            "Gas is identical on every backend. Ranges: a first call writes zero storage slots that "
             "later calls only update, and calldata costs depend on the bytes (hashes, addresses)."
         )
     return "\n".join(lines)
@@ -357,8 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     log = sys.stderr
     started = time.perf_counter()
     print(f"embedded chain: {args.members} members, {args.rounds} rounds ...", file=log)
-    embedded = run_embedded(args.members, args.rounds, **kw)
+    embedded = run_embedded(args.members, args.rounds, engine="py-evm", **kw)
     anvil: Measurements | None = None
+    engine: Measurements | None = None
     anvil_note = ""
     binary = anvil_binary(REPO)
     if args.no_anvil:
@@ -366,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     elif binary is None:
         anvil_note = "anvil: skipped, no anvil binary (run `npm ci`, or set FEDLEDGER_ANVIL)."
     else:
+        print("embedded chain on the anvil engine ...", file=log)
+        engine = run_embedded(args.members, args.rounds, engine="anvil", **kw)
         print(f"anvil ({binary}) ...", file=log)
         try:
             anvil = run_anvil(binary, args.members, args.rounds, **kw)
@@ -373,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             anvil_note = f"anvil: skipped, {exc}."
     if anvil_note:
         print(anvil_note, file=log)
-    rows = report_rows(embedded, anvil, args.members)
+    rows = report_rows(embedded, anvil, args.members, engine)
     elapsed = time.perf_counter() - started
     if args.json:
         data = {
@@ -390,13 +418,14 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_seconds": {
                 "embedded": round(embedded.cpu_seconds, 2),
                 "anvil": None if anvil is None else round(anvil.cpu_seconds, 2),
+                "embedded_anvil_engine": None if engine is None else round(engine.cpu_seconds, 2),
             },
             "operations": rows,
         }
         print(json.dumps(data, indent=2))
     else:
         print(markdown(rows, anvil_note))
-        print("\n" + cpu_note(embedded, anvil))
+        print("\n" + cpu_note(embedded, anvil, engine))
         print(f"\n{os.cpu_count()} CPUs, Python {platform.python_version()}; run took {elapsed:.0f} s.")
     return 0
 

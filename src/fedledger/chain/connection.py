@@ -7,6 +7,7 @@ the embedded chain, anvil, geth or Besu.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -90,10 +91,18 @@ class Chain:
 
     @classmethod
     def embedded(cls, directory: Path, *, lock_timeout: float = 30.0) -> Chain:
-        """Open (or create) the persistent embedded chain stored in ``directory``."""
-        from fedledger.chain.embedded import EmbeddedChainProvider
+        """Open (or create) the persistent embedded chain stored in ``directory``, on the engine it was created
+        with (:func:`embedded_engine`)."""
+        directory = Path(directory)
+        provider: Any
+        if embedded_engine(directory) == "anvil":
+            from fedledger.chain.anvil_chain import AnvilChainProvider
 
-        provider = EmbeddedChainProvider(Path(directory), lock_timeout=lock_timeout)
+            provider = AnvilChainProvider(directory, lock_timeout=lock_timeout)
+        else:
+            from fedledger.chain.embedded import EmbeddedChainProvider
+
+            provider = EmbeddedChainProvider(directory, lock_timeout=lock_timeout)
         return cls(Web3(provider), kind="embedded", location=str(directory), provider=provider)
 
     @classmethod
@@ -367,6 +376,25 @@ class _NodeProvider(HTTPProvider):
             return super().make_request(method, params)
         except requests.RequestException as exc:
             raise ChainError(f"cannot reach Ethereum node at {self.endpoint_uri} ({method}): {exc}") from exc
+
+
+ENGINE_ENV = "FEDLEDGER_EMBEDDED_ENGINE"
+ENGINES = ("py-evm", "anvil")
+
+
+def embedded_engine(directory: Path) -> str:
+    """The engine of the embedded chain in ``directory``: the one it was created with, else, for a new chain,
+    ``$FEDLEDGER_EMBEDDED_ENGINE`` (``py-evm``, the default, or ``anvil``)."""
+    from fedledger.chain.anvil_chain import LOG_FILE
+
+    if (directory / LOG_FILE).exists():
+        return "anvil"
+    if (directory / "chain.sqlite").exists():
+        return "py-evm"
+    engine = os.environ.get(ENGINE_ENV, "py-evm") or "py-evm"
+    if engine not in ENGINES:
+        raise ChainError(f"{ENGINE_ENV}={engine!r}: expected one of {', '.join(ENGINES)}")
+    return engine
 
 
 SERVED_GAS_LIMIT = 30_000_000  # only the gas used is charged; the served chain's blocks hold 60 M

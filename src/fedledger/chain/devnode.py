@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fedledger.exceptions import ChainError
 
-__all__ = ["ANVIL_DEV_KEY", "anvil_binary", "anvil_node"]
+__all__ = ["ANVIL_DEV_KEY", "anvil_binary", "anvil_node", "free_port", "wait_for_node"]
 
 # anvil's first well-known development account, funded by anvil itself: dev chains only.
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -36,10 +36,28 @@ def anvil_binary(search_from: Path | None = None) -> str | None:
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free now (a node started on it a moment later gets it unless another process races)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for_node(url: str, proc: subprocess.Popen[bytes], *, what: str, timeout: float = 20.0) -> None:
+    """Wait until the node ``proc`` started answers JSON-RPC at ``url``; kill it and raise if it does not."""
+    body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=1).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                proc.wait()
+                raise ChainError(f"{what} did not start on {url}") from None
+            time.sleep(0.05)
 
 
 @contextmanager
@@ -51,7 +69,7 @@ def anvil_node(
     ``block_time`` (seconds) turns on interval mining as well: anvil mines a block
     that often even when idle. None keeps automining alone.
     """
-    port = _free_port()
+    port = free_port()
     args = [binary, "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", str(chain_id)]
     if block_time is not None:
         if not block_time > 0:
@@ -64,18 +82,8 @@ def anvil_node(
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
     try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            try:
-                request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-                urllib.request.urlopen(request, timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise ChainError(f"anvil at {binary} did not start on {url}") from None
-                time.sleep(0.1)
+        wait_for_node(url, proc, what=f"anvil at {binary}", timeout=startup_timeout)
         yield url
     finally:
         proc.terminate()

@@ -59,6 +59,7 @@ from web3.providers.eth_tester.middleware import (
 from web3.types import RPCEndpoint
 
 from fedledger import __version__
+from fedledger.chain.connection import embedded_engine
 from fedledger.chain.embedded import FAUCET_KEY, MAX_LEAD_SECONDS, EmbeddedChainProvider
 from fedledger.chain.reverts import ERROR_SELECTOR, bytes_literal, decode_error_string
 from fedledger.exceptions import ChainError
@@ -122,6 +123,11 @@ class ChainServer:
         if not block_time > 0:
             raise ChainError(f"block time must be a positive number of seconds, not {block_time!r}")
         self.directory = Path(directory)
+        if embedded_engine(self.directory) != "py-evm":
+            raise ChainError(
+                f"the chain in {self.directory} runs on the anvil engine, which this server cannot open: "
+                "members in other processes need a py-evm chain folder (or an anvil node of their own)"
+            )
         self.block_time = float(block_time)
         self.provider = EmbeddedChainProvider(self.directory, lock_timeout=lock_timeout)
         # Clients then send without a dry run (see Chain.rpc), and block time keeps to the wall clock however busy

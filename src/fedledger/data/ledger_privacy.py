@@ -118,9 +118,9 @@ def scan_chain_for_values(
                     tx_hash=tx_hash,
                     detail=f"log {int(log['logIndex'])}",
                 )
-            if chain.kind != "embedded":
+            if chain.embedded_provider is None:  # a node (or the embedded chain's anvil engine): trace the writes
                 findings += _scan_traced_storage(chain, needles, tx_hash, number)
-        if chain.kind == "embedded":
+        if chain.embedded_provider is not None:
             findings += _scan_embedded_storage(chain, needles, number, seen_roots, known)
     return findings
 
