@@ -10,7 +10,6 @@ and the next round runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,11 @@ from fedledger.federation import MemberNode, Simulation, TaskConfig  # noqa: E40
 from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
 from fedledger.federation.masked_round import committee_keys  # noqa: E402
 from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
-from fedledger.learning import apply_update, decode_model, encode_model, fedavg  # noqa: E402
+from fedledger.learning import decode_model  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams, seal_shares, split_shares  # noqa: E402
 from fedledger.workspace import Workspace  # noqa: E402
+from helpers.federation import plaintext_fedavg_hash  # noqa: E402
 
 
 def _setup(tmp_path: Path, rounds: int) -> tuple[Workspace, SimulatedConsortium]:
@@ -113,21 +113,6 @@ class SilentOnCommittee(MemberNode):
         return super().step()
 
 
-def _fedavg_hash(sim: SimulatedConsortium, round_id: int, members: list[str]) -> str:
-    """The model hash plaintext FedAvg gives for the same members' honest updates (training is seeded)."""
-    info = sim.task.round(round_id)
-    nodes = {n.account.address: n for n in sim.nodes}
-    first = nodes[members[0]]
-    global_params, spec = first.global_model(info.global_model)
-    updates, weights = [], []
-    for m in sorted(members):
-        update, _, n, _ = nodes[m].local_update(info)
-        updates.append(update)
-        weights.append(n)
-    params = apply_update(global_params, fedavg(updates, weights), frac_bits=first.config.frac_bits)
-    return "0x" + hashlib.sha256(encode_model(params, spec, metadata={"round": str(round_id)})).hexdigest()
-
-
 def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_with_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,7 +138,7 @@ def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_wit
         flags = {e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == index[inconsistent]}
         assert flags == {"masked checks: shares do not reconstruct (not on one polynomial of the sharing degree)"}
         # The model is exactly the FedAvg of the two honest updates (the revealed sum, divided).
-        assert info.model_hash == _fedavg_hash(sim, 1, honest)
+        assert info.model_hash == plaintext_fedavg_hash(sim, 1, honest)
         report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
         assert report.ok, report
         (row,) = read_rounds(sim.task, [1], {})  # what the dashboard shows: screened, with the committee's reasons
@@ -208,7 +193,7 @@ def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_r
         info = sim.task.round(2)
         assert info.phase is Phase.FINALIZED
         assert info.global_model == sim.task.round(1).global_model
-        assert info.model_hash == _fedavg_hash(sim, 2, [u.member for u in sim.task.updates(2)])
+        assert info.model_hash == plaintext_fedavg_hash(sim, 2, [u.member for u in sim.task.updates(2)])
 
 
 def test_the_masked_check_settings_are_checked_and_recorded_at_deployment() -> None:

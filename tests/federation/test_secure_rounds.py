@@ -10,7 +10,6 @@ too many drop, resume after a node restart, and pass (or fail, when tampered)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -25,15 +24,11 @@ from fedledger.chain import Phase
 from fedledger.chain.events import RoundAborted, SharesRevealed, UpdateCommitted, UpdateFlagged
 from fedledger.federation import MemberNode, Simulation, TaskConfig
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
-from fedledger.learning import (
-    apply_update,
-    encode_model,
-    fedavg,
-)
 from fedledger.privacy.dp import SystemNoise
 from fedledger.privacy.secagg import MaskedInput
 from fedledger.store import BlobStore
 from fedledger.workspace import Workspace
+from helpers.federation import plaintext_fedavg_hash
 
 
 def _setup(tmp_path: Path, n: int = 4, rounds: int = 1, **overrides: Any) -> tuple[Workspace, SimulatedConsortium]:
@@ -48,22 +43,6 @@ def _setup(tmp_path: Path, n: int = 4, rounds: int = 1, **overrides: Any) -> tup
     )
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     return ws, create_consortium(ws, config=config, datas=datas, password="pw")
-
-
-def _plaintext_fedavg(sim: SimulatedConsortium, round_id: int, members: list[str]) -> str:
-    """The model hash plaintext FedAvg gives for the same members' updates (training is seeded: replayable)."""
-    info = sim.task.round(round_id)
-    nodes = {n.account.address: n for n in sim.nodes}
-    first = nodes[members[0]]
-    global_params, spec = first.global_model(info.global_model)
-    updates, weights = [], []
-    for m in sorted(members):
-        update, _, n, _ = nodes[m].local_update(info)
-        updates.append(update)
-        weights.append(n)
-    params = apply_update(global_params, fedavg(updates, weights), frac_bits=first.config.frac_bits)
-    blob = encode_model(params, spec, metadata={"round": str(round_id)})
-    return "0x" + hashlib.sha256(blob).hexdigest()
 
 
 def _committers(sim: SimulatedConsortium, round_id: int) -> list[str]:
@@ -116,7 +95,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
             members = _committers(sim, r)
             assert len(members) == 4
             # The unmasked model is exactly plaintext FedAvg of the same updates.
-            assert history[r] == _plaintext_fedavg(sim, r, members)
+            assert history[r] == plaintext_fedavg_hash(sim, r, members)
     return ws.root
 
 
@@ -220,7 +199,7 @@ def test_a_dropout_and_a_malformed_input_are_recovered_and_a_restarted_node_fini
         committers = _committers(sim, 1)
         assert dropped.account.address not in committers and len(committers) == 4
         survivors = [m for m in committers if m != malformed.account.address]
-        assert info.model_hash == _plaintext_fedavg(sim, 1, survivors)
+        assert info.model_hash == plaintext_fedavg_hash(sim, 1, survivors)
         events = sim.task.events()
         bad_index = sim.task.commit_index(1, malformed.account.address)
         flags = [e.reason for e in events if isinstance(e, UpdateFlagged) and e.index == bad_index]
@@ -257,7 +236,7 @@ def test_dropouts_beyond_the_threshold_abort_the_round_and_the_next_one_runs(tmp
         info = sim.task.round(2)
         assert info.global_model == sim.task.round(1).global_model
         assert info.phase is Phase.FINALIZED
-        assert info.model_hash == _plaintext_fedavg(sim, 2, _committers(sim, 2))
+        assert info.model_hash == plaintext_fedavg_hash(sim, 2, _committers(sim, 2))
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
 
 
@@ -320,7 +299,7 @@ def test_a_large_round_masks_over_a_sparse_graph_and_recovers_a_dropout(tmp_path
         assert len(config.group_of(me)) == 9  # itself and 8 of the 11 others
         committers = _committers(sim, 1)
         assert me not in committers and len(committers) == 11
-        assert info.model_hash == _plaintext_fedavg(sim, 1, committers)
+        assert info.model_hash == plaintext_fedavg_hash(sim, 1, committers)
         assert verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store).ok
 
 

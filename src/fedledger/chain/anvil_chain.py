@@ -31,14 +31,13 @@ import requests
 from eth.vm.forks import PragueVM
 from eth_account import Account
 from eth_utils import to_checksum_address
-from filelock import FileLock, Timeout
 from hexbytes import HexBytes
 from web3 import HTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from fedledger.chain.devnode import anvil_binary, free_port, wait_for_node
-from fedledger.chain.embedded import FAUCET_BALANCE, FAUCET_KEY, GAS_LIMIT, _read_holder, new_chain_id
-from fedledger.exceptions import ChainBusy, ChainError
+from fedledger.chain.embedded import FAUCET_BALANCE, FAUCET_KEY, GAS_LIMIT, hold_chain_folder, new_chain_id
+from fedledger.exceptions import ChainError
 
 __all__ = ["LOG_FILE", "AnvilChainProvider"]
 
@@ -57,17 +56,8 @@ class AnvilChainProvider(HTTPProvider):
     """A web3 provider over an anvil node this process starts for the chain in ``directory``."""
 
     def __init__(self, directory: Path, *, lock_timeout: float = 30.0) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._file_lock = FileLock(str(directory / "chain.lock"))
-        try:
-            self._file_lock.acquire(timeout=lock_timeout)
-        except Timeout as exc:
-            raise ChainBusy(
-                f"the embedded chain in {directory} is in use by another process{_read_holder(directory)}; "
-                "wait for it to finish"
-            ) from exc
-        (directory / "chain.holder").write_text(str(os.getpid()))
+        self._file_lock = hold_chain_folder(directory, lock_timeout, advice="wait for it to finish")
         self.lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._snapshots: dict[int, _Snapshot] = {}

@@ -333,18 +333,10 @@ class EmbeddedChainProvider(EthereumTesterProvider):
     """
 
     def __init__(self, directory: Path, *, lock_timeout: float = 30.0) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._file_lock = FileLock(str(directory / "chain.lock"))
-        try:
-            self._file_lock.acquire(timeout=lock_timeout)
-        except Timeout as exc:
-            holder = _read_holder(directory)
-            raise ChainBusy(
-                f"the embedded chain in {directory} is in use by another process{holder}; "
-                "wait for it to finish, or serve the chain over JSON-RPC for concurrent use"
-            ) from exc
-        (directory / "chain.holder").write_text(str(os.getpid()))
+        self._file_lock = hold_chain_folder(
+            directory, lock_timeout, advice="wait for it to finish, or serve the chain over JSON-RPC for concurrent use"
+        )
         try:
             self.kv = SqliteKV(directory / "chain.sqlite")
             self.backend = PersistentPyEVMBackend(self.kv)
@@ -571,6 +563,21 @@ def _cacheable(method: str, params: Any) -> str | None:
     if method != "eth_call" or len(params) < 2 or params[1] not in ("latest", None):
         return None
     return json.dumps(params[0], sort_keys=True, default=str)
+
+
+def hold_chain_folder(directory: Path, lock_timeout: float, *, advice: str) -> FileLock:
+    """Take the single-writer lock of a chain folder (created if missing) and record this process as its holder;
+    a held lock is :class:`ChainBusy` naming the holder and what to do (``advice``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    file_lock = FileLock(str(directory / "chain.lock"))
+    try:
+        file_lock.acquire(timeout=lock_timeout)
+    except Timeout as exc:
+        raise ChainBusy(
+            f"the embedded chain in {directory} is in use by another process{_read_holder(directory)}; {advice}"
+        ) from exc
+    (directory / "chain.holder").write_text(str(os.getpid()))
+    return file_lock
 
 
 def _read_holder(directory: Path) -> str:
