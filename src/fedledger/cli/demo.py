@@ -224,7 +224,8 @@ def _round_printer(out: Console) -> Callable[[dict[str, Any]], None]:
         if row.get("abort_reason"):
             out.print(f"    [red]aborted[/]: {row['abort_reason']}")
         for rej in row["rejected"]:
-            out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}")
+            check = f" ({rej['check']})" if "check" in rej else ""
+            out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}{check}")
         for member, outcome in row.get("malicious_kept_out", {}).items():
             if outcome.startswith("left out"):
                 out.print(f"    [red]left out[/] {member}: distrusted as a trainer by its record, sent no update")

@@ -37,13 +37,13 @@ def print_masked_summary(
         table.add_row(str(row["round"]), ", ".join(decided.get("committee", [])), status, ", ".join(rejected) or "-")
     out.print(table)
     for name, fate in screening["attackers"].items():
-        out.print(f"{name + ' (' + fate['behavior'] + ')':<27}{_fate(fate, masked)}")
+        out.print(f"{name + ' (' + fate['behavior'] + ')':<26} {_fate(fate, masked)}")
     checked = screening["transcripts_rechecked_rounds"]
     out.print(
-        "audit verify               re-checked the committee's transcripts, the accepted sets and the models of "
+        "masked-check audit         re-checked the committee's transcripts, the accepted sets and the models of "
         f"round(s) {_rounds(checked)}; the norm and direction bits rest on an honest majority of the committee"
         if checked
-        else "audit verify               [red]did not pass[/]: the committee's outcomes were not re-checked"
+        else "masked-check audit         [red]did not pass[/]: the committee's outcomes were not re-checked"
     )
 
 
@@ -58,7 +58,8 @@ def _fate(fate: Mapping[str, Any], masked: Mapping[str, Any]) -> str:
         why = (
             "its norm is within the bound and its direction above the minimum cosine"
             if masked["min_cosine"] is not None
-            else "its norm is within the bound; masked checks cannot see direction without a trusted reference"
+            else "its norm is within the bound (its node clips like every node), and no direction check ran: "
+            "masked checks cannot see direction without a trusted reference"
         )
         parts.append(f"[bold red]passed the masked checks[/] in round(s) {_rounds(passed)}: {why}")
     return "; ".join(parts) or "sent no update"
