@@ -54,7 +54,7 @@ from fedledger.demo_masked_options import check_masked_choices
 from fedledger.demo_rewards import demo_incentives, incentives_summary
 from fedledger.demo_summary import kept_out, privacy_summary, round_summary, screening_summary, secure_round_summary
 from fedledger.exceptions import BadInput, ConfigError
-from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
+from fedledger.federation import LocalData, MemberNode, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.masked_round import check_params
 from fedledger.federation.modes import AUTO, DpMode
 from fedledger.federation.profiles import PROFILES
@@ -283,37 +283,25 @@ def _run(
         on_event=on_event,
         reward_pool=pool,
     )
-    first_unclipped = setup.members - setup.malicious - setup.free_riders - setup.unclipped
-    for k in range(first_unclipped, first_unclipped + setup.unclipped):
-        sim.nodes[k] = UnclippedMember(sim.nodes[k])
+    _unclip(sim.nodes, setup)
     task, store, nodes = sim.task, sim.store, sim.nodes
     if sim.registry is None:
         raise ConfigError("the demo task has a purpose, so its consortium must have a data registry")
     registered = _register_datasets(ws, sim.registry, nodes, hospitals.protected)
     member_rows = _member_rows(nodes, hospitals, behaviors, setup)
     result = DemoResult(workspace=str(ws.root), members=member_rows, setup=_setup_row(setup, config))
-    result.datasets = [
-        {
-            "member": node.name,
-            "dataset_id": registered[k].dataset_id,
-            "commitment": registered[k].commitment,
-            "rows": registered[k].rows,
-            "purposes": list(registered[k].purposes),
-            "dropped_identifiers": hospitals.protected[k].dropped,
-        }
-        for k, node in enumerate(nodes)
-    ]
+    result.datasets = _dataset_rows(nodes, registered, hospitals)
     names: dict[str, str] = {node.account.address: node.name for node in nodes}
     evaluator = build_model(model_spec)
     X_test, y_test = hospitals.X_test, hospitals.y_test
 
     malicious = [m["address"] for m in member_rows if m["malicious"]]
-    direction = config.masked.min_cosine is not None
 
     def round_closed(info: RoundInfo) -> None:
         if config.secure_aggregation:
             row = secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
             if config.masked.enabled:
+                direction = config.masked.min_cosine is not None
                 row["masked"] = masked_round_details(task, info, row, names, direction=direction)
                 row.update(screened=True, accepted=row["masked"]["passed"], rejected=row["masked"]["rejected"])
         else:
@@ -340,14 +328,46 @@ def _run(
     result.incentives = incentives_summary(config, nodes)
     report = verify_task(ws.chain, sim.consortium.address, task.address, store)
     result.verification = report.to_json()
+    _screening(result, config, task, store, malicious)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _dataset_rows(
+    nodes: Sequence[Any], registered: Sequence[RegisteredDataset], hospitals: _Hospitals
+) -> list[dict[str, Any]]:
+    """Each hospital's registered dataset and the identifier columns its pipeline dropped."""
+    return [
+        {
+            "member": node.name,
+            "dataset_id": registered[k].dataset_id,
+            "commitment": registered[k].commitment,
+            "rows": registered[k].rows,
+            "purposes": list(registered[k].purposes),
+            "dropped_identifiers": hospitals.protected[k].dropped,
+        }
+        for k, node in enumerate(nodes)
+    ]
+
+
+def _unclip(nodes: list[MemberNode], setup: _Setup) -> None:
+    """The ``unclipped`` hospitals, just before the free riders, skip clipping and boost their updates."""
+    first = setup.members - setup.malicious - setup.free_riders - setup.unclipped
+    for k in range(first, first + setup.unclipped):
+        nodes[k] = UnclippedMember(nodes[k])
+
+
+def _screening(
+    result: DemoResult, config: TaskConfig, task: TrainingTaskClient, store: BlobStore, malicious: list[str]
+) -> None:
+    """How the attackers fared: kept out by the validators, by the masked checks, or (plain secure rounds) not
+    screened at all."""
     if config.masked.enabled:
         result.setup["masked_checks"] = _masked_setup(config, task, store)
-        attackers = {m["name"]: m["behavior"] for m in member_rows if m["malicious"] or m["unclipped"]}
+        attackers = {m["name"]: m["behavior"] for m in result.members if m["malicious"] or m["unclipped"]}
         result.screening = masked_screening_summary(result.rounds, attackers, result.verification)
     else:
         result.screening = screening_summary(result.rounds, malicious, secure=config.secure_aggregation)
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def _member_rows(
