@@ -72,6 +72,8 @@ def masked_round_details(
     """What the round's check committee decided, from the chain: who passed (the accepted set the contract
     derived), who was rejected and by which check, the committee and the outcome blob's hash."""
     r = info.round_id
+    # The direction check needs a reference: the previous round's global update, so none in the first round.
+    direction = direction and r > 1
     finalized = info.phase is Phase.FINALIZED
     updates = task.updates(r)
     accepted = {updates[i].member for i in info.accepted} if finalized else set()
@@ -87,8 +89,7 @@ def masked_round_details(
         "rejected": rejected,
         # Only the pass/fail bit per update and the sum of the passing updates left the committee's MPC.
         "updates_seen_in_clear": 0,
-        # The direction check needs a reference: the previous round's global update, so none in the first round.
-        "direction_checked": direction and r > 1,
+        "direction_checked": direction,
     }
 
 

@@ -57,6 +57,7 @@ def _fate(fate: Mapping[str, Any], masked: Mapping[str, Any]) -> str:
     if passed:
         why = (
             "its norm is within the bound and its direction above the minimum cosine"
+            + (" (round 1 has no reference, so no direction check)" if 1 in passed else "")
             if masked["min_cosine"] is not None
             else "its norm is within the bound (its node clips like every node), and no direction check ran: "
             "masked checks cannot see direction without a trusted reference"
