@@ -44,15 +44,18 @@ import pandas as pd
 
 from fedledger.attacks import CoalitionMember
 from fedledger.audit import verify_task
-from fedledger.chain.task import RoundInfo
+from fedledger.chain.task import RoundInfo, TrainingTaskClient
 from fedledger.data.classify.model import ColumnClassifier
 from fedledger.data.classify.scan import scan_table
 from fedledger.data.lawful_basis import LawfulBasis
 from fedledger.data.registration import RegisteredDataset, Registrations, register_table
+from fedledger.demo_masked import UnclippedMember, masked_round_details, masked_screening_summary
+from fedledger.demo_masked_options import check_masked_choices
 from fedledger.demo_rewards import demo_incentives, incentives_summary
 from fedledger.demo_summary import kept_out, privacy_summary, round_summary, screening_summary, secure_round_summary
 from fedledger.exceptions import BadInput, ConfigError
-from fedledger.federation import LocalData, NodeEvent, Simulation, TaskConfig
+from fedledger.federation import LocalData, MemberNode, NodeEvent, Simulation, TaskConfig
+from fedledger.federation.masked_round import check_params
 from fedledger.federation.modes import AUTO, DpMode
 from fedledger.federation.profiles import PROFILES
 from fedledger.federation.setup import attacking_members, create_consortium
@@ -63,9 +66,11 @@ from fedledger.learning import (
     Standardizer,
     breast_cancer_hospitals,
     build_model,
+    decode_model,
     load_csv_dataset,
     train_val_split,
 )
+from fedledger.store import BlobStore
 from fedledger.workspace import ChainSpec, Workspace
 
 if TYPE_CHECKING:
@@ -136,6 +141,9 @@ def run_demo(
     profile: str = "few-silos",
     free_riders: int = 0,
     dp_mode: str = AUTO,
+    masked_checks: bool = False,
+    masked_min_cosine: float | None = None,
+    unclipped: int = 0,
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
 ) -> DemoResult:
@@ -143,17 +151,21 @@ def run_demo(
     ``fedledger demo`` adds a DP budget (epsilon 8) by default, spent in the profile's ``dp_mode`` (record-level for
     the few silos). In validated rounds the task pays rewards by measured contribution
     (:mod:`fedledger.demo_rewards`); ``free_riders`` hospitals (before the malicious ones) submit the global model
-    back and train nothing."""
+    back and train nothing. With ``masked_checks`` (secure rounds only, MPyC installed) a committee of aggregators
+    checks every masked update's norm (and, with ``masked_min_cosine``, its direction) on secret shares;
+    ``unclipped`` hospitals (before the free riders) skip clipping and boost their update
+    (:mod:`fedledger.demo_masked`)."""
+    check_masked_choices(masked_checks=masked_checks, secure_aggregation=secure_aggregation, unclipped=unclipped)
     if members < 3:
         raise ConfigError(f"the demo needs at least 3 hospitals, got --members {members}")
     if not 0 <= malicious < members / 2:
         raise ConfigError(
             f"malicious hospitals must be fewer than half the consortium: --malicious {malicious} of {members}"
         )
-    if free_riders < 0 or members - malicious - free_riders < 2:
+    if free_riders < 0 or unclipped < 0 or members - malicious - free_riders - unclipped < 2:
         raise ConfigError(
-            f"the demo needs at least 2 honest hospitals: --free-riders {free_riders} and --malicious {malicious} "
-            f"of {members}"
+            f"the demo needs at least 2 honest hospitals: --free-riders {free_riders}, --unclipped {unclipped} and "
+            f"--malicious {malicious} of {members}"
         )
     started = time.perf_counter()
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="fedledger-demo-"))
@@ -173,6 +185,9 @@ def run_demo(
             profile,
             free_riders,
             dp_mode,
+            masked_checks,
+            masked_min_cosine,
+            unclipped,
         )
         return _run(ws, setup, on_round, on_event, started)
     finally:
@@ -194,6 +209,9 @@ class _Setup:
     profile: str = "few-silos"  # a handful of hospitals that all train every round
     free_riders: int = 0
     dp_mode: str = AUTO  # the profile's: record-level DP-SGD for a few silos
+    masked_checks: bool = False  # secure rounds only: a committee checks each masked update on secret shares
+    masked_min_cosine: float | None = None  # and, when set, its direction against the last global update
+    unclipped: int = 0  # hospitals (before the free riders) that skip clipping and boost their update
 
 
 def add_patient_identifiers(path: Path, *, seed: int) -> dict[str, list[str]]:
@@ -265,23 +283,14 @@ def _run(
         on_event=on_event,
         reward_pool=pool,
     )
+    _unclip(sim.nodes, setup)
     task, store, nodes = sim.task, sim.store, sim.nodes
     if sim.registry is None:
         raise ConfigError("the demo task has a purpose, so its consortium must have a data registry")
     registered = _register_datasets(ws, sim.registry, nodes, hospitals.protected)
     member_rows = _member_rows(nodes, hospitals, behaviors, setup)
     result = DemoResult(workspace=str(ws.root), members=member_rows, setup=_setup_row(setup, config))
-    result.datasets = [
-        {
-            "member": node.name,
-            "dataset_id": registered[k].dataset_id,
-            "commitment": registered[k].commitment,
-            "rows": registered[k].rows,
-            "purposes": list(registered[k].purposes),
-            "dropped_identifiers": hospitals.protected[k].dropped,
-        }
-        for k, node in enumerate(nodes)
-    ]
+    result.datasets = _dataset_rows(nodes, registered, hospitals)
     names: dict[str, str] = {node.account.address: node.name for node in nodes}
     evaluator = build_model(model_spec)
     X_test, y_test = hospitals.X_test, hospitals.y_test
@@ -291,6 +300,10 @@ def _run(
     def round_closed(info: RoundInfo) -> None:
         if config.secure_aggregation:
             row = secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
+            if config.masked.enabled:
+                direction = config.masked.min_cosine is not None
+                row["masked"] = masked_round_details(task, info, row, names, direction=direction)
+                row.update(screened=True, accepted=row["masked"]["passed"], rejected=row["masked"]["rejected"])
         else:
             row = round_summary(task, store, info, names, evaluator, X_test, y_test, config.threshold)
             row["malicious_kept_out"] = kept_out(task, info.round_id, row, malicious, names)
@@ -312,12 +325,49 @@ def _run(
     result.centralized_accuracy = float(pooled.evaluate(X_test, y_test))
     result.final_accuracy = result.rounds[-1]["accuracy"] if result.rounds else 0.0
     result.privacy = privacy_summary(config, task, nodes)
-    result.screening = screening_summary(result.rounds, malicious, secure=config.secure_aggregation)
     result.incentives = incentives_summary(config, nodes)
     report = verify_task(ws.chain, sim.consortium.address, task.address, store)
     result.verification = report.to_json()
+    _screening(result, config, task, store, malicious)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _dataset_rows(
+    nodes: Sequence[Any], registered: Sequence[RegisteredDataset], hospitals: _Hospitals
+) -> list[dict[str, Any]]:
+    """Each hospital's registered dataset and the identifier columns its pipeline dropped."""
+    return [
+        {
+            "member": node.name,
+            "dataset_id": registered[k].dataset_id,
+            "commitment": registered[k].commitment,
+            "rows": registered[k].rows,
+            "purposes": list(registered[k].purposes),
+            "dropped_identifiers": hospitals.protected[k].dropped,
+        }
+        for k, node in enumerate(nodes)
+    ]
+
+
+def _unclip(nodes: list[MemberNode], setup: _Setup) -> None:
+    """The ``unclipped`` hospitals, just before the free riders, skip clipping and boost their updates."""
+    first = setup.members - setup.malicious - setup.free_riders - setup.unclipped
+    for k in range(first, first + setup.unclipped):
+        nodes[k] = UnclippedMember(nodes[k])
+
+
+def _screening(
+    result: DemoResult, config: TaskConfig, task: TrainingTaskClient, store: BlobStore, malicious: list[str]
+) -> None:
+    """How the attackers fared: kept out by the validators, by the masked checks, or (plain secure rounds) not
+    screened at all."""
+    if config.masked.enabled:
+        result.setup["masked_checks"] = _masked_setup(config, task, store)
+        attackers = {m["name"]: m["behavior"] for m in result.members if m["malicious"] or m["unclipped"]}
+        result.screening = masked_screening_summary(result.rounds, attackers, result.verification)
+    else:
+        result.screening = screening_summary(result.rounds, malicious, secure=config.secure_aggregation)
 
 
 def _member_rows(
@@ -333,7 +383,10 @@ def _member_rows(
             "examples": int(len(hospitals.datas[k].y_train)),
             "malicious": behaviors[k] is not None and k >= honest,
             "free_rider": honest - setup.free_riders <= k < honest,
-            "behavior": getattr(behaviors[k], "name", "honest"),
+            "unclipped": isinstance(node, UnclippedMember),
+            "behavior": node.behavior_name
+            if isinstance(node, UnclippedMember)
+            else getattr(behaviors[k], "name", "honest"),
         }
         for k, node in enumerate(nodes)
     ]
@@ -421,6 +474,8 @@ def _task_config(setup: _Setup, hospitals: _Hospitals) -> tuple[TaskConfig, dict
         dp_epsilon=setup.dp_epsilon,
         dp_mode=setup.dp_mode,
         secure_aggregation=setup.secure_aggregation,
+        masked_checks=setup.masked_checks,
+        masked_min_cosine=setup.masked_min_cosine,
         extra={"standardizer": hospitals.scaler.to_dict()},
         **demo_incentives(secure_aggregation=setup.secure_aggregation),
     )
@@ -477,7 +532,20 @@ def _setup_row(setup: _Setup, config: TaskConfig) -> dict[str, Any]:
         "committee": setup.committee,
         "free_riders": setup.free_riders,
         "secure_aggregation": setup.secure_aggregation,
-        # Under secure aggregation updates are masked: no validator can score one, so none is screened.
-        "per_update_validation": not setup.secure_aggregation,
+        # Under secure aggregation updates are masked: no validator can score one, so only the masked checks screen.
+        "per_update_validation": not setup.secure_aggregation or setup.masked_checks,
+        "masked_checks": None,  # its settings once the model's size is known (_masked_setup)
+        "unclipped": setup.unclipped,
         "dp_mode": config.dp_mode if setup.dp_epsilon is not None else None,
     }
+
+
+def _masked_setup(config: TaskConfig, task: TrainingTaskClient, store: BlobStore) -> dict[str, Any]:
+    """The masked checks' settings as the committee applied them: committee size, the L2 bound (the task's update
+    norm bound unless set, for the model's size) and the minimum cosine (None: no direction check)."""
+    start = decode_model(store.get(task.round(1).global_model.removeprefix("0x")))
+    length = sum(int(np.size(a)) for a in start.params.values())
+    params = check_params(config, length)
+    masked = config.masked
+    bound = masked.norm_bound if masked.norm_bound is not None else config.update_norm_bound(length)
+    return {"committee": params.committee, "norm_bound": bound, "min_cosine": params.min_cosine, "length": length}

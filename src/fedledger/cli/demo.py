@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from fedledger.cli.common import JsonOpt, console, err_console, print_json
+from fedledger.cli.demo_masked import print_masked_summary
+from fedledger.demo_masked_options import UNCLIPPED_BOOST, check_masked_choices
 from fedledger.exceptions import BadInput, ConfigError, VerificationFailed
 
 if TYPE_CHECKING:
@@ -93,7 +95,37 @@ SecureAggregationOpt = Annotated[
     typer.Option(
         "--secure-aggregation/--no-secure-aggregation",
         help="Mask every update (Bonawitz et al. secure aggregation): no one sees an individual update, "
-        "so per-update validation is off and the malicious hospital is not screened. Off by default.",
+        "so per-update validation is off and the malicious hospital is not screened (unless --masked-checks). "
+        "Off by default.",
+    ),
+]
+MaskedChecksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--masked-checks/--no-masked-checks",
+        help="With --secure-aggregation: a committee of 3 aggregators (each an MPyC party in its own process) "
+        "checks every masked update's L2 norm against the task's bound on secret shares; only the pass/fail bit "
+        "per update and the sum of the passing ones are revealed, and the contract aggregates the passing set. "
+        'Needs MPyC: pip install "fedledger[mpc]".',
+    ),
+]
+MaskedMinCosineOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--masked-min-cosine",
+        min=0.0,
+        max=0.999,
+        help="With --masked-checks: also reject a masked update whose cosine with the previous round's global "
+        "update is below this (no direction check by default).",
+    ),
+]
+UnclippedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--unclipped",
+        min=0,
+        help=f"With --masked-checks: how many hospitals skip clipping and send their update boosted "
+        f"{UNCLIPPED_BOOST}x, an attack the norm check catches (default 1 with --masked-checks).",
     ),
 ]
 
@@ -113,6 +145,9 @@ def demo(
     dp_epsilon: DpEpsilonOpt = 8.0,
     dp_mode: DpModeOpt = "auto",
     secure_aggregation: SecureAggregationOpt = False,
+    masked_checks: MaskedChecksOpt = False,
+    masked_min_cosine: MaskedMinCosineOpt = None,
+    unclipped: UnclippedOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a breast-cancer diagnosis model across hospitals on the ledger, then audit it. By default validators
@@ -121,6 +156,11 @@ def demo(
     from fedledger.demo import run_demo
 
     _check_choices(attack=attack, rule=rule, scoring=scoring, profile=profile, workspace=workspace, dp_mode=dp_mode)
+    if unclipped is None:
+        unclipped = 1 if masked_checks else 0
+    if masked_min_cosine is not None and not masked_checks:
+        raise ConfigError("--masked-min-cosine sets a masked check: add --masked-checks")
+    check_masked_choices(masked_checks=masked_checks, secure_aggregation=secure_aggregation, unclipped=unclipped)
     out = err_console if json_out else console
     with out.status("running the consortium...", spinner="dots"):
         result = run_demo(
@@ -138,6 +178,9 @@ def demo(
             profile=profile,
             free_riders=free_riders,
             dp_mode=dp_mode,
+            masked_checks=masked_checks,
+            masked_min_cosine=masked_min_cosine,
+            unclipped=unclipped,
             on_round=_round_printer(out),
         )
     data = result.to_json()
@@ -181,7 +224,8 @@ def _round_printer(out: Console) -> Callable[[dict[str, Any]], None]:
         if row.get("abort_reason"):
             out.print(f"    [red]aborted[/]: {row['abort_reason']}")
         for rej in row["rejected"]:
-            out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}")
+            check = f" ({rej['check']})" if "check" in rej else ""
+            out.print(f"    [red]rejected[/] {rej['member']}: {rej['reason']}{check}")
         for member, outcome in row.get("malicious_kept_out", {}).items():
             if outcome.startswith("left out"):
                 out.print(f"    [red]left out[/] {member}: distrusted as a trainer by its record, sent no update")
@@ -207,7 +251,9 @@ def _print_summary(result: DemoResult, data: Mapping[str, Any], *, attack: str, 
     console.print(f"final federated accuracy   [bold cyan]{result.final_accuracy:.3f}[/]")
     console.print(f"centralized (pooled data)  [bold]{result.centralized_accuracy:.3f}[/]")
     rejected = data["rejected"]
-    if secure_aggregation:
+    if result.setup.get("masked_checks"):
+        print_masked_summary(console, result.setup, result.screening, result.rounds)
+    elif secure_aggregation:
         console.print("secure aggregation         [bold]on[/]: every update was masked; no one saw one in clear")
         bad = [m["name"] for m in result.members if m["malicious"]]
         unscreened = (
