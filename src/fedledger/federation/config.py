@@ -61,6 +61,7 @@ from fedledger.federation.sections import (
     TimingSettings,
     TrainingSettings,
 )
+from fedledger.federation.secure_config import check_secure
 from fedledger.incentives.contribution import DEFAULT_CONTRIBUTION_METHOD
 from fedledger.learning.aggregation import aggregate, resolve_optimizer_params
 from fedledger.store.safejson import loads_bounded
@@ -331,7 +332,7 @@ class TaskConfig:
         _ = self.privacy  # resolves (and checks) the DP mechanism once
         check_batched(self)
         if self.secagg.enabled:
-            self._check_secure()
+            check_secure(self)
         elif self.masked.enabled:
             raise ConfigError("task config: masked_checks screen masked updates, so they need secure_aggregation")
 
@@ -349,35 +350,6 @@ class TaskConfig:
             )
         except AggregationError as exc:
             raise ConfigError(f"task config: {exc}") from exc
-
-    def _check_secure(self) -> None:
-        """Masked updates are only summed: nothing that looks at an individual update can run on them."""
-        robustness = self.robustness
-        if robustness.aggregation is not AggregationRule.FEDAVG:
-            raise ConfigError(
-                f"task config: secure aggregation sums masked updates, so the aggregation rule must be fedavg, "
-                f"not {str(robustness.aggregation)!r} (robust rules need to see individual updates)"
-            )
-        if self.timing.committee_size:
-            raise ConfigError("task config: secure aggregation has no per-update scoring, so no validator committees")
-        if robustness.min_approvals:
-            raise ConfigError("task config: secure aggregation has no per-update scoring, so min_approvals must be 0")
-        if self.incentives.enabled:
-            raise ConfigError(
-                "task config: secure aggregation hides every individual update, so no validator can measure an "
-                "update's contribution, and its contract takes no stake gate: set reward_per_round, trainer_stake "
-                "and validator_stake to 0, or turn secure_aggregation off"
-            )
-        for name, why in _SECURE_REFUSES.items():
-            if robustness.per_update_rules[name]:
-                raise ConfigError(f"task config: {why}, so {name} must be false")
-        for name in ("max_disagreement", "max_rejection", "min_mean_score"):
-            if getattr(robustness.reputation, name):
-                whose = "validator" if name == "max_disagreement" else "trainer"
-                raise ConfigError(
-                    f"task config: secure aggregation has no per-update scores to keep {whose} reputation on; "
-                    f"set {name} to 0"
-                )
 
     # -- typed views ---------------------------------------------------------------------------------------------
 
@@ -581,18 +553,6 @@ class TaskConfig:
             return cls(**body)
         except TypeError as exc:
             raise ConfigError(f"task config is invalid: {exc}") from exc
-
-
-_SECURE_REFUSES = {
-    "clip_to_median_norm": "secure aggregation sees no individual update norm",
-    "lift_to_median_norm": "secure aggregation sees no individual update norm",
-    "score_at_median_norm": "secure aggregation has no per-update scores",
-    "center_scores": "secure aggregation has no per-update scores",
-    "cap_examples_to_median": (
-        "under secure aggregation members weight their masked inputs before the counts are known"
-    ),
-}
-"""Why each per-update setting cannot be on under secure aggregation."""
 
 
 def _is_unset(value: object, unset: object) -> bool:
