@@ -26,8 +26,6 @@ MASKED_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=1, committee_size=3)
 @pytest.fixture
 def masked(ledger: Ledger) -> Iterator[Ledger]:
     """A secure task with a committee of 3, every member with a key-agreement key."""
-    if ledger.chain.kind != "embedded":
-        pytest.skip("the masked-check contract tests run on the embedded chain")
     for i, member in enumerate(ledger.members):
         ledger.consortium.as_(member).update_metadata(
             cert_fingerprint=h(f"cert-{i}"), kx_public_key=h(f"kx-{i}"), store_uri=""
@@ -161,8 +159,6 @@ def test_no_majority_aborts_the_round_names_the_silent_member_and_the_next_round
 
 
 def test_a_round_without_enough_keyed_aggregators_aborts_by_name(ledger: Ledger) -> None:
-    if ledger.chain.kind != "embedded":
-        pytest.skip("embedded chain only")
     task = TrainingTaskClient.deploy(ledger.chain, ledger.admin, ledger.consortium.address, MASKED_PARAMS)
     r = task.as_(ledger.members[0]).open_round()
     assert task.round(r).phase is Phase.ABORTED
@@ -171,8 +167,6 @@ def test_a_round_without_enough_keyed_aggregators_aborts_by_name(ledger: Ledger)
 
 
 def test_an_even_or_oversized_committee_is_refused(ledger: Ledger) -> None:
-    if ledger.chain.kind != "embedded":
-        pytest.skip("embedded chain only")
     for size in (2, 4, 17):
         with pytest.raises(InvalidArgument, match="check committee size out of range"):
             TrainingTaskClient.deploy(
