@@ -178,7 +178,14 @@ def _task_options(parser: argparse.ArgumentParser) -> None:
         "--masked-min-cosine",
         type=float,
         default=0.0,
-        help="the masked checks' minimum cosine with the previous round's aggregate (default 0: same half-space)",
+        help="the masked checks' minimum cosine with their reference (default 0: same half-space)",
+    )
+    parser.add_argument(
+        "--masked-reference",
+        choices=("previous", "committee"),
+        default="previous",
+        help="the masked direction check's reference: the previous round's aggregate, or each committee seat's own "
+        "update on its validation data (majority of the seats' bits)",
     )
     parser.add_argument(
         "--report",

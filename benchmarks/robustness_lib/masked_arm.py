@@ -26,12 +26,14 @@ MASKED_COLUMN = "secure+masked"
 """The arm's column in the tables (its rule is FedAvg)."""
 
 
-def masked_setup(setup: FLSetup, min_cosine: float | None) -> FLSetup:
+def masked_setup(setup: FLSetup, min_cosine: float | None, reference: str = "previous") -> FLSetup:
     """``setup`` as a secure task with masked checks: acceptance by the pass bit, nothing per update beyond it."""
     return replace(
         setup,
         masked_checks=True,
         masked_min_cosine=min_cosine,
+        masked_reference=reference,
+        scoring="trust",
         acceptance_threshold=5_000,
         min_approvals=0,
         max_disagreement=0,
@@ -57,14 +59,19 @@ def masked_section(
     """Every chosen setting without lying validators, in secure rounds with masked checks; tables and target checks
     printed beside ``validated`` (the raw results of the same settings in validated rounds)."""
     rules, attacks = grid
-    raw: dict[str, Any] = {"min_cosine": args.masked_min_cosine, "settings": {}}
+    raw: dict[str, Any] = {"min_cosine": args.masked_min_cosine, "reference": args.masked_reference, "settings": {}}
+    reference_name = (
+        "the previous round's aggregate"
+        if args.masked_reference == "previous"
+        else ("each committee seat's own update on its validation data")
+    )
     for number in settings:
         setting = SETTINGS[number - 1]
         if setting.lying_fraction:
             continue  # the arm has no validators to lie
         per_seed = []
         for context, seed in zip(contexts, seeds, strict=True):
-            context = replace(context, setup=masked_setup(context.setup, args.masked_min_cosine))
+            context = replace(context, setup=masked_setup(context.setup, args.masked_min_cosine, args.masked_reference))
             scenarios = scenarios_of(["fedavg"], attacks, setting.malicious_fraction, 0.0, seed)
             cells = run_grid(context, scenarios, args.workers)
             per_seed.append([replace(r, scenario=replace(r.scenario, rule=MASKED_COLUMN)) for r in cells])
@@ -81,8 +88,8 @@ def masked_section(
         (check,) = check_target(masked, [MASKED_COLUMN], reference, target)
         misses = "; ".join(check.failures) if check.failures else "none"
         print(
-            f"\nSecure rounds with masked checks (L2 bound: the clip norm; minimum cosine with the previous round's "
-            f"aggregate: {args.masked_min_cosine}) against the attack-free FedAvg reference {reference:.3f}: "
+            f"\nSecure rounds with masked checks (L2 bound: the clip norm; minimum cosine with {reference_name}: "
+            f"{args.masked_min_cosine}) against the attack-free FedAvg reference {reference:.3f}: "
             f"{'meets' if check.meets else 'misses'} the target (misses: {misses}). Malicious updates accepted: "
             + ", ".join(
                 f"{r.scenario.attack} {r.malicious_acceptance:.2f}"

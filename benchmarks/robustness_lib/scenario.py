@@ -144,6 +144,10 @@ class FLSetup:
     norm is within the clip bound and, from the second round, its cosine with the previous round's aggregate is at
     least ``masked_min_cosine`` (:mod:`robustness_lib.masked_checks`); validators' scores play no part."""
     masked_min_cosine: float | None = 0.0
+    masked_reference: str = "previous"
+    """What the masked direction check compares an update with: ``previous`` (the previous round's aggregate, one
+    public vector) or ``committee`` (each check-committee seat's own trust reference, its update on its own
+    validation data, as validators' trust scores use; the pass bit is the seats' majority)."""
     registered_rows: bool = True
     """Each member registered its training rows in the task's data registry (a task with a purpose, as the demo
     deploys), and no update may declare more (``fedledger.federation.rules.registered_rows``): ``count-inflation``

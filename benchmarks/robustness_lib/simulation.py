@@ -236,7 +236,15 @@ class _Scenario:
         """What ``validator`` submits: its honest score of each update of its seats, or its lie."""
         work = self.round_work(ledger, info)
         if self.setup.masked_checks:
-            return self._masked_scores(ledger, info, work, validator)
+            if self.setup.masked_reference == "previous":
+                return self._masked_scores(ledger, info, work, validator)
+            return self._committee_reference_bits(ledger, info, work, validator)
+        return self._validated_scores(ledger, info, work, validator)
+
+    def _validated_scores(
+        self, ledger: InMemoryLedger, info: RoundInfo, work: _RoundWork, validator: int
+    ) -> list[int | None]:
+        """A validated round's scores from ``validator``'s seats: honest, or the liars' lies."""
         if work.committees is None:
             work.committees = [[int(v) for v in c] for c in ledger.scorers_of(info.round_id)]
             work.honest_scores = self._honest_scores(work)
@@ -281,6 +289,25 @@ class _Scenario:
             )  # fmt: skip
         passed = work.masked_pass
         return [(MAX_SCORE if passed[i] else 0) if validator in c else None for i, c in enumerate(work.committees)]
+
+    def _committee_reference_bits(
+        self, ledger: InMemoryLedger, info: RoundInfo, work: _RoundWork, validator: int
+    ) -> list[int | None]:
+        """Masked checks against the committee's own references: each seat's bit is the norm bound and its trust
+        score (its cosine with its own reference update) at least the minimum cosine's; what a lying seat submits
+        is its lie, read as a bit. The contract's median of the seats is their majority."""
+        if work.masked_pass is None:
+            setup = self.setup
+            work.masked_pass = masked_decisions(
+                work.updates, None, clip_norm=setup.clip_norm, min_cosine=None, frac_bits=setup.frac_bits
+            )
+        within_bound = work.masked_pass
+        floor = MAX_SCORE // 2 + int(round(MAX_SCORE // 2 * (self.setup.masked_min_cosine or 0.0)))
+        seats = self._validated_scores(ledger, info, work, validator)
+        return [
+            None if score is None else (MAX_SCORE if within_bound[i] and score >= floor else 0)
+            for i, score in enumerate(seats)
+        ]
 
     def _honest_scores(self, work: _RoundWork) -> list[list[int | None]]:
         setup, committees = self.setup, work.committees or []
