@@ -62,7 +62,9 @@ def test_interpolation_equals_mpyc_np_recombine(nodes: int, targets: list[int]) 
     values = [
         np.array([int.from_bytes(rng.bytes(16), "little") % p for _ in range(64)], dtype=object) for _ in range(nodes)
     ]
-    values[0][:3] = [0, 1, p - 1]
+    for index, corner in enumerate(itertools.product([0, 1, p - 1], repeat=3)):  # extremes of the reduction
+        for node, value in enumerate(corner):
+            values[node][index] = value
     got = interpolate(params.field(), [(x, field_limbs(v, p)) for x, v in enumerate(values)], targets)
     want = _recombine(params, list(enumerate(values)), targets)
     assert got.shape == (len(targets), 64, params.element_bytes // 4)

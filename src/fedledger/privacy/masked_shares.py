@@ -187,16 +187,20 @@ def _carry(limbs: LimbArray) -> LimbArray:
 def _reduce(limbs: LimbArray, modulus: int) -> LimbArray:
     """Normalised limbs of ``V`` with ``|V| < 2^28 p`` -> limbs of ``V mod p`` in ``[0, p)``.
 
-    A float64 quotient estimate is within one of ``floor(V / p)`` (relative error below ``2^-50`` on a quotient
-    below ``2^28``), so ``V - q p`` lies in ``[-p, 2p)``; one conditional addition and one conditional subtraction
-    of ``p`` finish the reduction exactly.
+    A float64 quotient estimate from the top two limbs is within ``2^-20`` of ``V / p`` (the dropped limbs are
+    below ``2^-32 p``, the rounding below ``2^-24`` on a quotient under ``2^28``), so ``V - q p`` lies in
+    ``[-p, 2p)``; one conditional addition or subtraction of ``p`` finishes the reduction exactly.
     """
     p_limbs = _modulus_limbs(modulus)[:, None]
-    scale = 2.0 ** (32 * np.arange(limbs.shape[0]))
-    quotient = np.floor((scale @ limbs.astype(np.float64)) / float(modulus)).astype(np.int64)
-    rest = _carry(limbs - quotient * p_limbs)
-    rest = _carry(rest + (rest[-1] < 0) * p_limbs)
-    return _carry(rest - ~_below(rest, modulus) * p_limbs)
+    top = limbs.shape[0] - 1
+    estimate = limbs[top].astype(np.float64) * 2.0 ** (32 * top)
+    if top:
+        estimate += limbs[top - 1].astype(np.float64) * 2.0 ** (32 * (top - 1))
+    rest = _carry(limbs - np.floor(estimate / float(modulus)).astype(np.int64) * p_limbs)
+    below_zero = (rest[-1] < 0).astype(np.int64)  # the lower limbs are normalised: the top one has the sign
+    at_least_p = (~_below(rest, modulus)).astype(np.int64)  # False below zero, where the top limb is negative
+    rest += (below_zero - at_least_p) * p_limbs
+    return _carry(rest)
 
 
 def _lagrange(field: Any, nodes: list[int], targets: list[int]) -> list[list[int]]:
