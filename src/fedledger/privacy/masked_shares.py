@@ -187,9 +187,10 @@ def _carry(limbs: LimbArray) -> LimbArray:
 def _reduce(limbs: LimbArray, modulus: int) -> LimbArray:
     """Normalised limbs of ``V`` with ``|V| < 2^28 p`` -> limbs of ``V mod p`` in ``[0, p)``.
 
-    A float64 quotient estimate from the top two limbs is within ``2^-20`` of ``V / p`` (the dropped limbs are
-    below ``2^-32 p``, the rounding below ``2^-24`` on a quotient under ``2^28``), so ``V - q p`` lies in
-    ``[-p, 2p)``; one conditional addition or subtraction of ``p`` finishes the reduction exactly.
+    A float64 quotient estimate from the top two limbs is within ``2^-21`` of ``V / p`` (the dropped limbs are
+    below ``2^-32 p``; four roundings of relative size ``2^-53`` on a quotient under ``2^28`` stay below
+    ``2^-22``), so its floor ``q`` is within one of ``floor(V / p)`` and ``V - q p`` lies in ``[-p, 2p)``: one
+    conditional addition or subtraction of ``p`` finishes the reduction exactly.
     """
     p_limbs = _modulus_limbs(modulus)[:, None]
     top = limbs.shape[0] - 1
