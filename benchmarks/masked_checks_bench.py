@@ -1,11 +1,13 @@
 """The secure round with masked validity checks (:mod:`fedledger.privacy.masked_checks`), for
 ``secure_aggregation.py --masked-checks``.
 
-Each member Shamir-shares its fixed-point update (MPyC's ``thresha``) and encrypts the shares to a
-committee of three (AES-GCM); the committee runs as three local OS processes (MPyC ``-M 3 -I i``) that
-check every update on ``k`` random projections (L2 norm, which also catches wrap-around, and cosine with a
-public reference) and reveal the pass bits and the weighted sum of the passing updates. Times are CPU
-seconds (``process_time``): member = sharing its update; committee = one committee member's whole share
+Each member Shamir-shares its fixed-point update with seed-compressed shares (committee member 0 gets
+a 32-byte AES-CTR seed, the other two share vectors interpolated with MPyC's ``thresha`` coefficients;
+:mod:`fedledger.privacy.masked_shares`) and encrypts them to a committee of three (AES-GCM); the
+committee runs as three local OS processes (MPyC ``-M 3 -I i``) that check every update on ``k``
+random projections (L2 norm, which also catches wrap-around, and cosine with a public reference) and
+reveal the pass bits and the weighted sum of the passing updates. Times are CPU seconds (``process_time``):
+member = sharing its update; committee = one committee member's whole share
 (opening its ciphertexts, the projections and the MPC), the largest of the three. Bytes: what a member
 uploads (its share bundle) and what one committee member sends to the others.
 """
@@ -75,5 +77,5 @@ def masked_round(
         "max_abs_error": float(np.max(np.abs(mean - want))),
         "projections": params.projections,
         "field_bits": params.modulus.bit_length(),
-        "element_bytes": params.element_bytes,
+        "wire_bytes": params.wire_bytes,
     }

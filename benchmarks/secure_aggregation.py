@@ -452,7 +452,7 @@ def _masked(case: Case, updates: dict[str, np.ndarray], counts: dict[str, int], 
     note = (
         f"committee: {cost['committee_bytes']:,} B sent per member of 3, {cost['wall_s']:.0f} s wall; "
         f"{cost['passed']}/{case.members} passed; k={cost['projections']} projections, "
-        f"{cost['field_bits']}-bit field ({cost['element_bytes']} B/element)"
+        f"{cost['field_bits']}-bit field; bundle: 1 seed + 2 share vectors of {cost['wire_bytes']} B/element"
     )
     return Row(
         MASKED,

@@ -35,6 +35,7 @@ from fedledger.federation.setup import SimulatedConsortium, create_consortium  #
 from fedledger.learning import decode_model  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams, seal_shares, split_shares  # noqa: E402
+from fedledger.privacy.masked_shares import from_words, to_words  # noqa: E402
 from fedledger.workspace import Workspace  # noqa: E402
 from helpers.federation import plaintext_fedavg_hash  # noqa: E402
 
@@ -84,7 +85,9 @@ class Inconsistent(MemberNode):
         header = json.loads(self.store.get(update_hash).partition(b"\n")[0])
         params = CheckParams.from_dict(header["params"])
         shares = split_shares(np.zeros(params.length, np.int64), params)
-        shares[2][17] = (shares[2][17] + 1) % params.modulus
+        row = shares.rows[2 - shares.threshold]
+        bumped = (int(from_words(row[17:18])[0]) + 1) % params.modulus
+        row[17] = to_words(np.array([bumped], dtype=object), row.shape[1])[0]
         _, keys = committee_keys(self.task, r)
         bundle = seal_shares(
             shares,

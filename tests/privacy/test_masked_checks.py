@@ -38,6 +38,7 @@ from fedledger.privacy.masked_party import (  # noqa: E402
     start_party,
     write_job,
 )
+from fedledger.privacy.masked_shares import SEED_BYTES, DealtShares, from_words, to_words  # noqa: E402
 
 D = 1000
 PARAMS = CheckParams(length=D, norm_bound=1.0, min_cosine=0.2)
@@ -50,8 +51,16 @@ EXAMPLES = {
     "flipped": 10,
     "wide": 5,
     "inconsistent": 7,
+    "reseeded": 6,
     "garbled": 8,
 }
+
+
+def _bump(shares: DealtShares, party: int, index: int) -> None:
+    """Add one to committee member ``party``'s share of coordinate ``index`` (an explicit share vector)."""
+    row = shares.rows[party - shares.threshold]
+    value = (int(from_words(row[index : index + 1])[0]) + 1) % PARAMS.modulus
+    row[index] = to_words(np.array([value], dtype=object), row.shape[1])[0]
 
 
 def _updates() -> tuple[np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]:
@@ -91,9 +100,15 @@ def committee(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     # A member whose shares for committee member 2 are off by one: they do not lie on one polynomial.
     shares = split_shares(to_fixed(updates["honest-b"], PARAMS), PARAMS)
-    shares[2][17] = (shares[2][17] + 1) % PARAMS.modulus
+    _bump(shares, 2, 17)
     bundles["inconsistent"] = seal_shares(
         shares, PARAMS, member="inconsistent", examples=7, context=CONTEXT, committee_keys=publics
+    )
+    # A member that sends committee member 0 another seed than the one its other shares were interpolated from.
+    shares = split_shares(to_fixed(updates["honest-b"], PARAMS), PARAMS)
+    reseeded = DealtShares((os.urandom(SEED_BYTES),) + shares.seeds[1:], shares.rows)
+    bundles["reseeded"] = seal_shares(
+        reseeded, PARAMS, member="reseeded", examples=6, context=CONTEXT, committee_keys=publics
     )
     # A member whose ciphertext for committee member 2 is corrupted in the store.
     garbled = bytearray(
@@ -196,6 +211,7 @@ def test_revealed_aggregate_is_the_weighted_sum_of_passing_updates(committee: di
 def test_inconsistent_and_garbled_shares_name_the_member(committee: dict[str, Any]) -> None:
     rejected = committee["results"][0]["outcome"]["rejected"]
     assert rejected["inconsistent"] == "shares do not reconstruct (not on one polynomial of the sharing degree)"
+    assert rejected["reseeded"] == "shares do not reconstruct (not on one polynomial of the sharing degree)"
     assert rejected["garbled"] == "malformed shares (committee member 2: shares for committee member 2 do not decrypt)"
 
 
@@ -244,6 +260,16 @@ def test_open_share_reads_back_what_the_member_shared() -> None:
     bundle, key = _one_bundle()
     opened = _open(bundle, key)
     assert opened.examples == 3 and len(opened.shares) == PARAMS.shared_length
+    # Each committee member reads exactly its share vector: the seeded one its seed's expansion, the others theirs.
+    shares = split_shares(np.arange(-D // 2, D // 2, dtype=np.int64), PARAMS)
+    publics = [key.public_key().public_bytes_raw()] * PARAMS.committee
+    bundle = seal_shares(shares, PARAMS, member="m", examples=1, context=CONTEXT, committee_keys=publics)
+    for party in range(PARAMS.committee):
+        opened = _open(bundle, key, party=party)
+        assert np.array_equal(opened.shares, shares.party_words(party, PARAMS.modulus)), party
+    sizes = json.loads(bundle.partition(b"\n")[0])["sizes"]
+    assert sizes[0] == SEED_BYTES + 28  # nonce and tag around the seed
+    assert sizes[1] == sizes[2] == PARAMS.shared_length * PARAMS.wire_bytes + 28
 
 
 @pytest.mark.parametrize(
@@ -290,10 +316,14 @@ def test_a_share_outside_the_field_is_named() -> None:
     key = X25519PrivateKey.generate()
     publics = [key.public_key().public_bytes_raw()] * PARAMS.committee
     shares = split_shares(np.zeros(D, dtype=np.int64), PARAMS)
-    shares[0][3] = PARAMS.modulus  # fits the width, but is not a field element
+    shares.rows[-1][3] = to_words(np.array([PARAMS.modulus], dtype=object), PARAMS.element_bytes // 4)[0]
     bundle = seal_shares(shares, PARAMS, member="m", examples=1, context=CONTEXT, committee_keys=publics)
-    with pytest.raises(MalformedShares, match="not a field element"):
-        _open(bundle, key)
+    with pytest.raises(MalformedShares, match="not a field element"):  # fits the width, but is not below p
+        _open(bundle, key, party=PARAMS.committee - 1)
+    short = DealtShares((b"short",), shares.rows)  # a seed of the wrong length for committee member 0
+    bundle = seal_shares(short, PARAMS, member="m", examples=1, context=CONTEXT, committee_keys=publics)
+    with pytest.raises(MalformedShares, match="wrong length"):
+        _open(bundle, key, party=0)
 
 
 def test_parameters_are_checked() -> None:

@@ -3,7 +3,10 @@
 Under secure aggregation nobody may read one member's update, yet a poisoned
 update should still be screened. Here each member Shamir-shares its fixed-point
 update ``x`` (``length`` field elements and one blinding value) to a committee of
-``m`` aggregators (MPyC's honest-majority setting, threshold ``t = (m - 1) // 2``);
+``m`` aggregators (MPyC's honest-majority setting, threshold ``t = (m - 1) // 2``), with
+seed-compressed shares: the first ``t`` committee members receive a 32-byte seed that expands
+into their share vector, the others explicit share vectors interpolated with MPyC
+(:mod:`fedledger.privacy.masked_shares`, which states why this is as private as fresh shares);
 the committee checks every update on the shares
 (:mod:`fedledger.privacy.masked_committee`) and reveals only one pass/fail bit per
 update and the example-weighted sum of the updates that passed.
@@ -23,7 +26,8 @@ every bundle was committed (:mod:`fedledger.privacy.masked_sketch`):
   ``2 S / k``: ``x . ref >= 0`` and ``D k (x . ref)^2 >= 2 N |ref|^2 S`` where
   ``tau^2 <= N / D``.
 
-A member's bundle carries one AES-256-GCM ciphertext per committee member under a
+A member's bundle carries one AES-256-GCM ciphertext per committee member (its seed, or its
+share vector at ``ceil(bits / 8)`` bytes per element) under a
 key from X25519 (the member's fresh key, the committee member's key-agreement key)
 and HKDF bound to the round context, the member and the party index. The bundle's
 sha256 is what the member commits, like an update hash, so that what each committee
@@ -59,12 +63,23 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fedledger.exceptions import BadInput, ConfigError, SecAggError
 from fedledger.learning.fixedpoint import FixedPoint
+from fedledger.privacy.masked_shares import (
+    SEED_BYTES,
+    DealtShares,
+    below_modulus,
+    deal,
+    expand_seed,
+    field_limbs,
+    pack_words,
+    unpack_words,
+)
 from fedledger.privacy.masked_sketch import FAIL_LOG2, chi2_threshold, direction_band, false_accept
 
 __all__ = [
     "BUNDLE_FORMAT",
     "CheckParams",
     "CommitteeAbort",
+    "DealtShares",
     "MalformedShares",
     "ObjectArray",
     "OpenedShare",
@@ -77,7 +92,7 @@ __all__ = [
     "to_fixed",
 ]
 
-BUNDLE_FORMAT = "fedledger-masked-shares/1"
+BUNDLE_FORMAT = "fedledger-masked-shares/2"
 _KEY_LABEL = b"fedledger/masked-checks/share-key/1"
 _NONCE_BYTES = 12
 _REFERENCE_NORM_BITS = 16  # the reference is rescaled to L2 norm 2^16: only its direction matters
@@ -260,8 +275,13 @@ class CheckParams:
 
     @property
     def element_bytes(self) -> int:
-        """Bytes per field element on the wire: whole 32-bit words, so the committee reads them as numpy words."""
+        """Bytes per field element in memory: whole 32-bit words, the form the committee's linear algebra reads."""
         return 4 * ((self.modulus.bit_length() + 31) // 32)
+
+    @property
+    def wire_bytes(self) -> int:
+        """Bytes per field element of an explicit share vector on the wire: the modulus's bit length, in bytes."""
+        return (self.modulus.bit_length() + 7) // 8
 
     def guarantees(self) -> dict[str, float]:
         """The checks' error probabilities (upper bounds) for these parameters; see ``docs/privacy.md``."""
@@ -339,34 +359,22 @@ def _aad(context: bytes, member: str, party: int) -> bytes:
     return context + member.encode() + b"/" + str(party).encode()
 
 
-def _encode_elements(values: ObjectArray, width: int) -> bytes:
-    """Little-endian fixed-width bytes of each value, vectorised through 32-bit words (``width`` a multiple of 4)."""
-    words = np.empty((len(values), width // 4), dtype="<u4")
-    rest = np.asarray(values, dtype=object)
-    for index in range(width // 4):
-        words[:, index] = (rest & 0xFFFFFFFF).astype(np.uint32)
-        rest = rest >> 32
-    return words.tobytes()
+def split_shares(values: npt.NDArray[Any], params: CheckParams) -> DealtShares:
+    """Seed-compressed Shamir shares (degree ``threshold``) of ``values`` (signed) and one random blinding value.
 
-
-def split_shares(values: npt.NDArray[Any], params: CheckParams) -> ObjectArray:
-    """Shamir shares (MPyC's ``thresha``, degree ``threshold``) of ``values`` (signed) and one random blinding value.
-
-    Row ``j`` is committee member ``j``'s share vector (evaluation point ``j + 1``, MPyC's convention).
+    Committee member ``j`` holds the polynomial's value at ``j + 1`` (MPyC's convention): the first ``threshold``
+    as the expansion of a seed, the others as explicit share vectors (:mod:`fedledger.privacy.masked_shares`).
+    ``values`` are int64, or Python ints of any size (e.g. a test's out-of-range coordinates), reduced modulo ``p``.
     """
     field = params.field()  # imports MPyC
-    from mpyc import thresha
-
+    flat = np.asarray(values)
+    if flat.ndim != 1:
+        raise BadInput(f"shares are dealt for a flat vector, got shape {flat.shape}")
     blinding = int.from_bytes(os.urandom(params.element_bytes + 16), "little") % params.modulus
-    p = params.modulus
-    if np.asarray(values).dtype == object:  # arbitrary integers (e.g. a test's out-of-range coordinates)
-        field_values = np.array([int(v) % p for v in values], dtype=object)
-    else:
-        signed = np.asarray(values, dtype=np.int64)
-        field_values = signed.astype(object) + p * (signed < 0).astype(object)  # x mod p, vectorised
-    secrets = np.concatenate([field_values, np.array([blinding], dtype=object)])
-    shares: ObjectArray = thresha.np_random_split(field, field.array(secrets), params.threshold, params.committee)
-    return shares
+    secrets = np.concatenate(
+        [field_limbs(flat, params.modulus), field_limbs(np.array([blinding], object), params.modulus)], axis=1
+    )
+    return deal(secrets, field, params.threshold, params.committee)
 
 
 def share_update(
@@ -395,7 +403,7 @@ def share_update(
 
 
 def seal_shares(
-    shares: ObjectArray,
+    shares: DealtShares,
     params: CheckParams,
     *,
     member: str,
@@ -403,7 +411,9 @@ def seal_shares(
     context: bytes,
     committee_keys: list[bytes],
 ) -> bytes:
-    """Encrypt each committee member's share row to its key and frame the bundle (header line, ciphertexts)."""
+    """Encrypt each committee member's seed or share vector to its key and frame the bundle (header, ciphertexts)."""
+    if shares.threshold != params.threshold or shares.committee != params.committee:
+        raise BadInput(f"shares dealt for {shares.committee} parties with {shares.threshold} seeds, not these params")
     ephemeral = X25519PrivateKey.generate()
     ciphertexts = []
     for party, raw_key in enumerate(committee_keys):
@@ -413,7 +423,10 @@ def seal_shares(
             raise BadInput(f"committee member {party}'s key-agreement key is invalid: {exc}") from exc
         key = _pair_key(secret, context=context, member=member, party=party)
         nonce = os.urandom(_NONCE_BYTES)
-        plaintext = _encode_elements(shares[party], params.element_bytes)
+        if party < shares.threshold:
+            plaintext = shares.seeds[party]
+        else:
+            plaintext = pack_words(shares.rows[party - shares.threshold], params.wire_bytes)
         ciphertexts.append(nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(context, member, party)))
     header = {
         "format": BUNDLE_FORMAT,
@@ -486,22 +499,20 @@ def open_share(
         plaintext = AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(context, member, party))
     except (ValueError, InvalidTag) as exc:
         raise MalformedShares(member, f"shares for committee member {party} do not decrypt") from exc
-    width = params.element_bytes
-    if len(plaintext) != params.shared_length * width:
+    return OpenedShare(
+        member, examples, hashlib.sha256(bundle).digest(), _party_words(plaintext, params, member, party)
+    )
+
+
+def _party_words(plaintext: bytes, params: CheckParams, member: str, party: int) -> npt.NDArray[np.uint32]:
+    """A committee member's share vector from its plaintext: the expansion of its seed, or its packed elements."""
+    seeded = party < params.threshold
+    expected = SEED_BYTES if seeded else params.shared_length * params.wire_bytes
+    if len(plaintext) != expected:
         raise MalformedShares(member, f"shares for committee member {party} have the wrong length")
-    words = np.frombuffer(plaintext, dtype="<u4").reshape(params.shared_length, width // 4)
-    if not _below_modulus(words, params.modulus):
+    if seeded:
+        return expand_seed(plaintext, params.shared_length, params.modulus)
+    words = unpack_words(plaintext, params.shared_length, params.element_bytes // 4, params.wire_bytes)
+    if not below_modulus(words, params.modulus).all():
         raise MalformedShares(member, f"a share for committee member {party} is not a field element")
-    return OpenedShare(member, examples, hashlib.sha256(bundle).digest(), words.astype(np.uint32))
-
-
-def _below_modulus(words: npt.NDArray[np.uint32], modulus: int) -> bool:
-    """Whether every row of little-endian 32-bit words encodes an integer below ``modulus`` (vectorised)."""
-    below = np.zeros(words.shape[0], dtype=bool)
-    equal = np.ones(words.shape[0], dtype=bool)
-    for index in range(words.shape[1] - 1, -1, -1):
-        limb = np.uint32((modulus >> (32 * index)) & 0xFFFFFFFF)
-        column = words[:, index]
-        below |= equal & (column < limb)
-        equal &= column == limb
-    return bool(below.all())
+    return words
