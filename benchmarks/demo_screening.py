@@ -13,6 +13,7 @@ with the acceptance threshold (4500). ``--dp-epsilon 0`` runs the same demo with
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import logging
 import statistics
@@ -20,13 +21,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fedledger.chain.task import contract_median
 from fedledger.demo import run_demo
 from fedledger.exceptions import UpdateRejected
 from fedledger.federation.node import MemberNode
 from fedledger.federation.rules import check_update
 from fedledger.learning import build_model
 from fedledger.learning.aggregation._apply import apply_update
-from fedledger.learning.scoring import accuracy_bps, at_median_norm, validation_loss
+from fedledger.learning.scoring import (
+    MAX_SCORE,
+    accuracy_bps,
+    at_median_norm,
+    centered_on_round,
+    loss_change_score,
+    relative_score,
+    validation_loss,
+)
+
+THRESHOLD = 4500
+"""The acceptance threshold both rules get by default (``DEFAULT_THRESHOLDS``)."""
 
 RAW: list[dict[str, Any]] = []
 """With ``--raw``: every validator's accuracy and loss before and after each other update, at the median norm."""
@@ -148,6 +161,54 @@ def _summary(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+RULES_OFFLINE = {
+    "relative": lambda m: relative_score(m["acc_before"], m["acc_after"]),
+    "relative-loss": lambda m: loss_change_score(m["loss_before"], m["loss_after"], n_classes=2),
+}
+"""The rules :func:`_both_rules` re-scores the recorded measurements with (the demo's task has two classes)."""
+
+
+def _both_rules(runs: list[dict[str, Any]]) -> list[str]:
+    """Every recorded update scored offline under each rule of :data:`RULES_OFFLINE`: each validator's scores of a
+    round centred as its node centres them, then the committee median. The attacker is the member whose round-1
+    update raised the validators' losses most (the sign flipper at the clip bound)."""
+    lines = []
+    for name, rule in RULES_OFFLINE.items():
+        accepted, rejected, honest, lowest = [], 0, 0, MAX_SCORE
+        for run in (run for run in runs if "raw" in run):
+            first = [m for m in run["raw"] if m["round"] == 1]
+            attacker = max(
+                {m["member"] for m in first}, key=lambda a: sum(m["loss_after"] for m in first if m["member"] == a)
+            )
+            for r in sorted({m["round"] for m in run["raw"]}):
+                by_validator: dict[str, dict[str, int]] = {}
+                for m in run["raw"]:
+                    if m["round"] == r:
+                        by_validator.setdefault(m["validator"], {})[m["member"]] = rule(m)
+                centred: dict[str, list[int]] = {}
+                for scores in by_validator.values():
+                    for member, score in zip(scores, centered_on_round(list(scores.values())), strict=True):
+                        centred.setdefault(member, []).append(score)
+                medians = {member: contract_median(scores) for member, scores in centred.items()}
+                if medians.get(attacker, 0) >= THRESHOLD:
+                    accepted.append(f"{run['scoring']} seed {run['seed']} round {r} ({medians[attacker]})")
+                others = [score for member, score in medians.items() if member != attacker]
+                rejected += sum(score < THRESHOLD for score in others)
+                honest, lowest = honest + len(others), min([lowest, *others])
+        lines.append(
+            f"* offline `{name}`: attacker accepted in {len(accepted)} rounds ({'; '.join(accepted) or 'none'}); "
+            f"honest rejected {rejected} of {honest}; lowest honest {lowest}"
+        )
+    return lines
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    """Runs written by ``--json`` (gzipped when the name ends in .gz)."""
+    with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as fh:
+        runs: list[dict[str, Any]] = json.load(fh)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scorings", default="relative")
@@ -155,12 +216,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--dp-epsilon", type=float, default=8.0, help="0: no DP")
     parser.add_argument("--json", type=Path, default=None, help="write every run's per-round scores here")
+    parser.add_argument("--rescore", type=Path, nargs="*", default=[], help="only re-score these --raw --json files")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
-    parser.add_argument("--raw", type=Path, default=None, help="write every validator's raw measurements here")
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="also record every validator's accuracy and loss before and after each other update (in --json)",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the nodes' "left out" warnings; the table says it
+    if args.rescore:
+        print(*_both_rules([run for path in args.rescore for run in _load(path)]), sep="\n")
+        return
     epsilon = args.dp_epsilon or None
-    if args.raw is not None:
+    if args.raw:
         _instrument()
     header = [
         "| scoring | seed | final accuracy | centralized | attacker per round | attacker's score per round | "
@@ -173,13 +242,14 @@ def main() -> None:
         for scoring in args.scorings.split(","):
             RAW.clear()
             runs.append(_run(seed, args.rounds, scoring, epsilon))
-            if args.raw is not None:
+            if args.raw:
                 runs[-1]["raw"] = list(RAW)
             print(_row(runs[-1]), flush=True)
             if args.json is not None:
                 args.json.write_text(json.dumps(runs, indent=1))
-    text = "\n".join([*header, *(_row(run) for run in runs), "", *_summary(runs)]) + "\n"
-    print("", *_summary(runs), sep="\n")
+    offline = _both_rules(runs) if args.raw else []
+    text = "\n".join([*header, *(_row(run) for run in runs), "", *_summary(runs), *offline]) + "\n"
+    print("", *_summary(runs), *offline, sep="\n")
     if args.out is not None:
         args.out.write_text(text)
 
