@@ -18,8 +18,11 @@ import json
 import logging
 import statistics
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fedledger.chain.task import contract_median
 from fedledger.demo import run_demo
@@ -76,8 +79,19 @@ def _measure_raw(node: MemberNode, info: Any) -> None:
                 "acc_after": accuracy_bps(model.predict(X_val), y_val),
                 "loss_before": loss_before,
                 "loss_after": validation_loss(model, candidate, X_val, y_val),
+                # Whether the step mostly scales the model's weights up (> 0) or down (< 0).
+                "cosine_with_model": _cosine(scaled.tensors, global_params, scaled.fixed_frac_bits or 0),
             }
         )
+
+
+def _cosine(update: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray], frac_bits: int) -> float:
+    """Cosine of a fixed-point update with the model's parameters (both flattened in name order)."""
+    names = sorted(params)
+    u = np.concatenate([np.asarray(update[k]).view(np.int64).astype(np.float64).ravel() for k in names]) / 2**frac_bits
+    p = np.concatenate([np.asarray(params[k], dtype=np.float64).ravel() for k in names])
+    norms = float(np.linalg.norm(u) * np.linalg.norm(p))
+    return float(u @ p) / norms if norms else 0.0
 
 
 def _instrument() -> None:

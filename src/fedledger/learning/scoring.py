@@ -13,6 +13,10 @@ task's threshold. Two families:
   (the demo's breast-cancer set converges in its first round) should score by accuracy.
 * accuracy-based: ``accuracy``, ``relative`` and ``relative-accuracy`` (what the update does to the
   validator's accuracy), the default under client-level DP, whose noise hides the update's direction.
+* loss-based: ``relative-loss`` (what the update does to the validator's validation cross-entropy, in basis points
+  of a know-nothing model's loss). It does not saturate once the model has converged, as accuracy does, but it also
+  shows how much honest members with different data cost each other, so it is no profile's default
+  (``benchmarks/results/demo_record_dp.md``).
 
 Every rule takes a keyword-only ``weight_divisor`` ``k`` (default 1): the update is
 scored at the weight it will have in the aggregate, ``global + update / k`` (``k`` = the number of
@@ -303,9 +307,10 @@ def loss_change_score(before: float, after: float, *, n_classes: int) -> int:
     ``n_classes``), as ``relative`` counts the change in accuracy in basis points. 5000 is "no change in my
     validation loss"; 4500 "adds 5 % of a know-nothing model's loss" (0.035 nats for two classes).
 
-    Why that unit and not the loss before: once a model has converged its loss is small, and a fraction of it is
-    smaller still, so honest updates' ordinary differences, and the DP noise they carry, would span thousands of
-    points. The know-nothing loss is the task's own fixed scale, the same in every round."""
+    Why that unit and not a fraction of the loss before: once a model has converged its loss is small, so an honest
+    update's ordinary effect, DP noise included, is a large fraction of it, and honest updates would score far
+    below 5000 (``benchmarks/results/demo_record_dp.md``). The know-nothing loss is the task's own fixed scale, the
+    same in every round."""
     if not (np.isfinite(before) and np.isfinite(after)) or before < 0 or after < 0:
         raise BadInput(f"validation losses must be finite and >= 0, got {before!r} and {after!r}")
     if n_classes < 2:
