@@ -109,6 +109,15 @@ class LocalTrainer:
         return self.get_params()
 
     @torch.no_grad()
+    def probabilities(self, params: Mapping[str, np.ndarray], X: torch.Tensor, *, chunk: int = 256) -> np.ndarray:
+        """Class probabilities of ``params`` on X (the softmax of the module's logits, in float64), as
+        :meth:`fedledger.learning.TorchAdapter.predict_proba` computes them."""
+        self.set_params(params)
+        self.module.eval()
+        out = [torch.softmax(self.module(X[i : i + chunk]).double(), dim=1) for i in range(0, len(X), chunk)]
+        return torch.cat(out).numpy() if out else np.zeros((0, 0))
+
+    @torch.no_grad()
     def predict(self, params: Mapping[str, np.ndarray], X: torch.Tensor, *, chunk: int = 256) -> np.ndarray:
         """Predicted labels of ``params`` on X, ``chunk`` inputs at a time (256 measured 2.3x faster than
         4096 on one core: the activations stay in cache)."""

@@ -35,6 +35,8 @@ from fedledger.learning.scoring import (
     accuracy_bps,
     centered_on_round,
     cosine_score,
+    loss_change_score,
+    mean_cross_entropy,
     relative_score,
     scaled_update,
 )
@@ -65,8 +67,9 @@ __all__ = [
 ]
 
 
-SCORINGS = ("accuracy", "relative-accuracy", "relative", "relative-accuracy-v0", "trust")
-"""``accuracy``, ``relative`` and ``relative-accuracy`` are fedledger's :data:`~fedledger.learning.SCORING_RULES`
+SCORINGS = ("accuracy", "relative-accuracy", "relative", "relative-accuracy-v0", "relative-loss", "trust")
+"""``accuracy``, ``relative``, ``relative-accuracy`` and ``relative-loss`` are fedledger's
+:data:`~fedledger.learning.SCORING_RULES`
 (``relative-accuracy`` now scores as ``relative``: ``5000 + after - before`` clamped to [0, 10000]).
 ``relative-accuracy-v0`` is relative-accuracy's formula before that fix, ``max(0, min(after, 5000 + after -
 before))``, kept to measure the fix: its absolute term rejects every update while the global model's
@@ -311,6 +314,8 @@ def committee_scores(
 
     Each candidate predicts once on its committee's validation data, concatenated; the global
     model predicts once per validator (the "before" of relative-accuracy)."""
+    if scoring == "relative-loss":
+        return _loss_committee_scores(trainer, global_params, candidates, committees, val_data)
     before: dict[int, int] = {}
     if scoring != "accuracy":
         for v in sorted({v for c in committees for v in c}):
@@ -326,6 +331,35 @@ def committee_scores(
             after = accuracy_bps(predictions[offset : offset + len(y)], y)
             offset += len(y)
             scores.append(score_of(scoring, before.get(v, 0), after))
+        out.append(scores)
+    return out
+
+
+def _loss_committee_scores(
+    trainer: LocalTrainer,
+    global_params: Params,
+    candidates: Sequence[Params],
+    committees: Sequence[Sequence[int]],
+    val_data: Sequence[tuple[torch.Tensor, np.ndarray]],
+) -> list[list[int]]:
+    """:func:`committee_scores` for ``relative-loss``: each validator's validation loss (mean cross-entropy)
+    before and after each candidate, scored by :func:`fedledger.learning.scoring.loss_change_score`."""
+    before: dict[int, float] = {}
+    n_classes = 2
+    for v in sorted({v for c in committees for v in c}):
+        X, y = val_data[v]
+        probabilities = trainer.probabilities(global_params, X)
+        before[v] = mean_cross_entropy(probabilities, y)
+        n_classes = probabilities.shape[1] or n_classes
+    out = []
+    for candidate, committee in zip(candidates, committees, strict=True):
+        probabilities = trainer.probabilities(candidate, torch.cat([val_data[v][0] for v in committee]))
+        scores, offset = [], 0
+        for v in committee:
+            y = val_data[v][1]
+            after = mean_cross_entropy(probabilities[offset : offset + len(y)], y)
+            offset += len(y)
+            scores.append(loss_change_score(before[v], after, n_classes=n_classes))
         out.append(scores)
     return out
 

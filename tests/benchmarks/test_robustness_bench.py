@@ -53,7 +53,7 @@ from fedledger.chain.task import contract_median  # noqa: E402
 from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
 from fedledger.learning import TorchAdapter, UpdatePipeline, apply_update, validate_update  # noqa: E402
 from fedledger.learning.params import Params  # noqa: E402
-from fedledger.learning.scoring import score_trust, score_update_relative  # noqa: E402
+from fedledger.learning.scoring import SCORING_RULES, score_trust  # noqa: E402
 
 HEART_DIR = SHARED_DATA / "heart-disease"
 
@@ -127,7 +127,8 @@ def _tabular_federation(num_clients: int = 4, seed: int = 0) -> Federation:
     return Federation("toy", clients, X_test, y_test, 2)
 
 
-def test_batched_committee_scores_equal_fedledgers_scorer() -> None:
+@pytest.mark.parametrize("scoring", ["relative-accuracy", "relative-loss"])
+def test_batched_committee_scores_equal_fedledgers_scorer(scoring: str) -> None:
     federation = _tabular_federation()
     trainer = LocalTrainer(build_model("logreg", num_features=6, seed=0))
     global_params = trainer.get_params()
@@ -151,12 +152,11 @@ def test_batched_committee_scores_equal_fedledgers_scorer() -> None:
         candidates.append(apply_update(global_params, update.tensors, frac_bits=24))
     committees = [[1, 2, 3], [0, 2, 3]]
     val = [(torch.from_numpy(c.X_val), c.y_val) for c in federation.clients]
-    batched = committee_scores(trainer, global_params, candidates, committees, val, scoring="relative-accuracy")
+    batched = committee_scores(trainer, global_params, candidates, committees, val, scoring=scoring)
+    rule = SCORING_RULES[scoring]
     for i, committee in enumerate(committees):
         expected = [
-            score_update_relative(
-                adapter, global_params, decoded[i], federation.clients[v].X_val, federation.clients[v].y_val
-            )
+            rule(adapter, global_params, decoded[i], federation.clients[v].X_val, federation.clients[v].y_val)
             for v in committee
         ]
         assert batched[i] == expected

@@ -50,7 +50,7 @@ def test_resolved_modes_are_enum_members_equal_to_their_strings() -> None:
     ("field", "value", "allowed"),
     [
         ("profile", "silos", "consortium, few-silos"),
-        ("scoring", "cosine", "trust, relative, relative-accuracy, accuracy"),
+        ("scoring", "cosine", "trust, relative, relative-accuracy, relative-loss, accuracy"),
         ("aggregation", "fltrust", "bulyan, centered-clipping, fedavg"),
         ("server_optimizer", "fedsgd", "none, fedadam, fedyogi, fedadagrad"),
         ("dp_mode", "central", "client, sample"),

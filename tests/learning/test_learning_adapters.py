@@ -62,6 +62,11 @@ def test_training_learns_and_is_deterministic(spec: dict[str, Any]) -> None:
     for k, v in a.get_params().items():
         assert v.tobytes() == b.get_params()[k].tobytes()
     assert a.predict(X).dtype == np.int64
+    # Class probabilities, as validation-loss scoring reads them: a distribution per row, its mode the prediction.
+    proba = a.predict_proba(X)  # type: ignore[attr-defined]
+    assert proba.shape == (len(y), spec["n_classes"]) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), a.predict(X))
 
 
 def test_training_continues_from_set_params(spec: dict[str, Any]) -> None:
@@ -169,6 +174,9 @@ def test_torch_adapter(tmp_path: Path) -> None:
     c = build_model(spec)
     c.set_params(a.get_params())
     np.testing.assert_array_equal(c.predict(X), a.predict(X))
+    proba = a.predict_proba(X)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), a.predict(X))
     from safetensors.torch import load_file
 
     path = a.export(tmp_path / "model.safetensors")

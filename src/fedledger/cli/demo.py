@@ -67,7 +67,8 @@ ScoringOpt = Annotated[
         help="Validators' scoring rule in validated rounds: relative (accuracy change on the validator's "
         "data; suits this data set, which converges in the first round) or trust (cosine with the "
         "validator's own update; the task default, chosen by the robustness benchmark for non-IID "
-        "training from scratch)."
+        "training from scratch) or relative-loss (validation cross-entropy change; it does not saturate at "
+        "convergence but also rejects more honest updates)."
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for the data split and training.")]

@@ -50,6 +50,9 @@ class Scoring(StrEnum):
     """The change in the validator's accuracy that the update causes, centred on 5000."""
     RELATIVE_ACCURACY = "relative-accuracy"
     """The same rule as ``relative`` under a second name, which committed configs may use."""
+    RELATIVE_LOSS = "relative-loss"
+    """The change in the validator's validation loss (cross-entropy) that the update causes, in basis points of a
+    know-nothing model's loss, centred on 5000."""
     ACCURACY = "accuracy"
     """The validator's accuracy of the model after the update."""
 

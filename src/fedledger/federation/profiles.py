@@ -58,6 +58,9 @@ DEFAULT_THRESHOLDS: Mapping[str, int] = MappingProxyType(
         # reject the demo's attacker.
         Scoring.RELATIVE: 4_500,
         Scoring.RELATIVE_ACCURACY: 4_500,
+        # relative-loss: an update may add at most 5 % of a know-nothing model's loss to a validator's (0.035 nats on
+        # two classes), as relative accuracy lets it cost 5 points.
+        Scoring.RELATIVE_LOSS: 4_500,
         Scoring.ACCURACY: 4_500,
     }
 )

@@ -13,6 +13,10 @@ task's threshold. Two families:
   (the demo's breast-cancer set converges in its first round) should score by accuracy.
 * accuracy-based: ``accuracy``, ``relative`` and ``relative-accuracy`` (what the update does to the
   validator's accuracy), the default under client-level DP, whose noise hides the update's direction.
+* loss-based: ``relative-loss`` (what the update does to the validator's validation cross-entropy, in basis points
+  of a know-nothing model's loss). It does not saturate once the model has converged, as accuracy does, but it also
+  shows how much honest members with different data cost each other, so it is no profile's default
+  (``benchmarks/results/demo_record_dp.md``).
 
 Every rule takes a keyword-only ``weight_divisor`` ``k`` (default 1): the update is
 scored at the weight it will have in the aggregate, ``global + update / k`` (``k`` = the number of
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -58,11 +62,15 @@ __all__ = [
     "centered_on_round",
     "cosine_score",
     "evaluate",
+    "loss_change_score",
+    "mean_cross_entropy",
     "median_sq_norm",
     "reference_update",
     "relative_score",
     "scaled_update",
+    "validation_loss",
     "score_relative",
+    "score_relative_loss",
     "score_trust",
     "score_update",
     "score_update_relative",
@@ -248,6 +256,92 @@ def score_relative(
 score_update_relative = score_relative
 
 
+LOSS_FLOOR = 1e-15
+"""Smallest probability the cross-entropy reads (scikit-learn's ``log_loss`` clips the same way): a confident
+mistake costs ``-ln(1e-15)``, about 34.5 nats, instead of an infinite loss."""
+
+
+class ProbabilisticModel(Protocol):
+    """An adapter that gives class probabilities (every built-in adapter; a linear model trained on a loss without
+    probabilities, such as hinge, raises ``AttributeError``)."""
+
+    def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
+
+
+def mean_cross_entropy(probabilities: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    """Mean negative log-probability of the true labels, each probability clipped to ``[LOSS_FLOOR, 1]``
+    (0.0 when there is no data)."""
+    labels = np.asarray(y, dtype=np.int64).ravel()
+    if labels.size == 0:
+        return 0.0
+    probs = np.asarray(probabilities, dtype=np.float64).reshape(labels.size, -1)
+    if labels.min() < 0 or labels.max() >= probs.shape[1]:
+        raise BadInput(f"labels outside the {probs.shape[1]} classes the model gives probabilities for")
+    picked = np.clip(probs[np.arange(labels.size), labels], LOSS_FLOOR, 1.0)
+    return float(-np.log(picked).mean())
+
+
+def _probabilities(
+    adapter: ModelAdapter, params: Mapping[str, npt.NDArray[Any]], X: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Class probabilities of ``params`` on X; the adapter's own params are restored afterwards."""
+    if getattr(adapter, "predict_proba", None) is None:
+        raise BadInput(f"{type(adapter).__name__} gives no class probabilities, so it has no validation loss")
+    with _params_in(adapter, params):
+        try:
+            return cast(ProbabilisticModel, adapter).predict_proba(X)
+        except AttributeError as exc:  # scikit-learn's linear models trained on hinge loss
+            raise BadInput(f"the model gives no class probabilities, so it has no validation loss: {exc}") from exc
+
+
+def validation_loss(
+    adapter: ModelAdapter, params: Mapping[str, npt.NDArray[Any]], X: npt.ArrayLike, y: npt.ArrayLike
+) -> float:
+    """:func:`mean_cross_entropy` of ``params`` on (X, y); the adapter's own params are restored afterwards."""
+    return mean_cross_entropy(_probabilities(adapter, params, X), y)
+
+
+def loss_change_score(before: float, after: float, *, n_classes: int) -> int:
+    """``5000 + 10000 (before - after) / ln(n_classes)``, floored and clamped to ``[0, 10000]``: the change in the
+    validation loss in basis points of the loss of a model that knows nothing (uniform probabilities over
+    ``n_classes``), as ``relative`` counts the change in accuracy in basis points. 5000 is "no change in my
+    validation loss"; 4500 "adds 5 % of a know-nothing model's loss" (0.035 nats for two classes).
+
+    Why that unit and not a fraction of the loss before: once a model has converged its loss is small, so an honest
+    update's ordinary effect, DP noise included, is a large fraction of it, and honest updates would score far
+    below 5000 (``benchmarks/results/demo_record_dp.md``). The know-nothing loss is the task's own fixed scale, the
+    same in every round."""
+    if not (np.isfinite(before) and np.isfinite(after)) or before < 0 or after < 0:
+        raise BadInput(f"validation losses must be finite and >= 0, got {before!r} and {after!r}")
+    if n_classes < 2:
+        raise BadInput(f"a validation loss needs at least 2 classes, got {n_classes}")
+    change = MAX_SCORE * (before - after) / float(np.log(n_classes))
+    return max(0, min(MAX_SCORE, MAX_SCORE // 2 + int(np.floor(change))))
+
+
+def score_relative_loss(
+    adapter: ModelAdapter,
+    global_params: Mapping[str, npt.NDArray[Any]],
+    update: DecodedUpdate,
+    X_val: npt.ArrayLike,
+    y_val: npt.ArrayLike,
+    *,
+    weight_divisor: int = 1,
+) -> int:
+    """Score in [0, 10000]: :func:`loss_change_score` of the validator's validation loss (mean cross-entropy) under
+    the global model (``before``) and under ``global + update / weight_divisor`` (``after``).
+
+    Why a loss and not accuracy: accuracy counts predictions that cross the decision boundary, so once the model has
+    converged a step that pulls examples towards the wrong class changes few of them, and a sign-flipped update
+    scores like an honest one. The loss is continuous: to first order a step against the validator's gradient
+    raises it by as much as the same step along the gradient lowers it, whether or not any prediction flips."""
+    before = _probabilities(adapter, global_params, X_val)
+    after = _probabilities(adapter, _candidate(global_params, update, weight_divisor), X_val)
+    return loss_change_score(
+        mean_cross_entropy(before, y_val), mean_cross_entropy(after, y_val), n_classes=before.shape[1]
+    )
+
+
 def _as_vector(tensors: Mapping[str, npt.NDArray[Any]], *, fixed64: bool) -> npt.NDArray[np.float64]:
     parts = []
     for name in sorted(tensors):
@@ -379,6 +473,7 @@ SCORING_RULES: dict[str, ScoringRule] = {
     "accuracy": score_update,
     "relative": score_relative,
     "relative-accuracy": score_update_relative,
+    "relative-loss": score_relative_loss,
     "trust": score_trust,
 }
 """Validator scoring rules a task config may name."""
