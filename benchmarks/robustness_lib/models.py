@@ -111,7 +111,7 @@ class LocalTrainer:
     @torch.no_grad()
     def probabilities(self, params: Mapping[str, np.ndarray], X: torch.Tensor, *, chunk: int = 256) -> np.ndarray:
         """Class probabilities of ``params`` on X (the softmax of the module's logits, in float64), as
-        :meth:`fedledger.learning.TorchAdapter.predict_proba` computes them."""
+        :func:`fedledger.learning.metrics.predict_proba` computes them for a torch adapter."""
         self.set_params(params)
         self.module.eval()
         out = [torch.softmax(self.module(X[i : i + chunk]).double(), dim=1) for i in range(0, len(X), chunk)]

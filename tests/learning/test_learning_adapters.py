@@ -18,6 +18,7 @@ from fedledger.learning import (
     load_sklearn_export,
     shape_spec,
 )
+from fedledger.learning.metrics import predict_proba
 
 
 def blobs(n_classes: int, n: int = 300, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +64,7 @@ def test_training_learns_and_is_deterministic(spec: dict[str, Any]) -> None:
         assert v.tobytes() == b.get_params()[k].tobytes()
     assert a.predict(X).dtype == np.int64
     # Class probabilities, as validation-loss scoring reads them: a distribution per row, its mode the prediction.
-    proba = a.predict_proba(X)  # type: ignore[attr-defined]
+    proba = predict_proba(a, X)
     assert proba.shape == (len(y), spec["n_classes"]) and proba.dtype == np.float64
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_array_equal(proba.argmax(axis=1), a.predict(X))
@@ -174,7 +175,7 @@ def test_torch_adapter(tmp_path: Path) -> None:
     c = build_model(spec)
     c.set_params(a.get_params())
     np.testing.assert_array_equal(c.predict(X), a.predict(X))
-    proba = a.predict_proba(X)  # type: ignore[attr-defined]
+    proba = predict_proba(a, X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_array_equal(proba.argmax(axis=1), a.predict(X))
     from safetensors.torch import load_file

@@ -13,6 +13,7 @@ from fedledger.exceptions import BadInput
 from fedledger.federation.modes import Scoring
 from fedledger.federation.profiles import DEFAULT_THRESHOLDS
 from fedledger.learning import SCORING_RULES, UpdatePipeline, build_model, validate_update
+from fedledger.learning.metrics import predict_proba
 from fedledger.learning.scoring import (
     LOSS_FLOOR,
     loss_change_score,
@@ -110,8 +111,10 @@ def test_weight_divisor_scores_the_update_at_its_share_of_the_aggregate() -> Non
     assert full < tenth < 5000
 
 
-def test_a_model_without_probabilities_has_no_validation_loss() -> None:
+def test_a_linear_model_trained_on_hinge_loss_reads_the_softmax_of_its_decision_function() -> None:
     hinge = build_model({"kind": "sklearn-sgd", "n_features": N_FEATURES, "n_classes": 2, "loss": "hinge"})
     X, y = np.zeros((4, N_FEATURES)), np.array([0, 1, 0, 1])
-    with pytest.raises(BadInput, match="no class probabilities"):
-        validation_loss(hinge, hinge.get_params(), X, y)
+    hinge.fit(np.eye(N_FEATURES)[:2].repeat(2, axis=0), y, epochs=1, seed=0)
+    assert validation_loss(hinge, hinge.get_params(), X, y) == pytest.approx(
+        mean_cross_entropy(predict_proba(hinge, X), y)
+    )

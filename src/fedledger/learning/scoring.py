@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,7 @@ from fedledger.learning.aggregation.median_norm import (
     scale_to_median_norm,
     scaled_row,
 )
+from fedledger.learning.metrics import predict_proba
 from fedledger.learning.params import Params
 from fedledger.learning.update import DecodedUpdate
 
@@ -261,13 +262,6 @@ LOSS_FLOOR = 1e-15
 mistake costs ``-ln(1e-15)``, about 34.5 nats, instead of an infinite loss."""
 
 
-class ProbabilisticModel(Protocol):
-    """An adapter that gives class probabilities (every built-in adapter; a linear model trained on a loss without
-    probabilities, such as hinge, raises ``AttributeError``)."""
-
-    def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
-
-
 def mean_cross_entropy(probabilities: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Mean negative log-probability of the true labels, each probability clipped to ``[LOSS_FLOOR, 1]``
     (0.0 when there is no data)."""
@@ -284,14 +278,11 @@ def mean_cross_entropy(probabilities: npt.ArrayLike, y: npt.ArrayLike) -> float:
 def _probabilities(
     adapter: ModelAdapter, params: Mapping[str, npt.NDArray[Any]], X: npt.ArrayLike
 ) -> npt.NDArray[np.float64]:
-    """Class probabilities of ``params`` on X; the adapter's own params are restored afterwards."""
-    if getattr(adapter, "predict_proba", None) is None:
-        raise BadInput(f"{type(adapter).__name__} gives no class probabilities, so it has no validation loss")
+    """Class probabilities of ``params`` on X (:func:`fedledger.learning.metrics.predict_proba`: a linear model
+    trained without probabilities reads the softmax of its decision function); the adapter's own params are
+    restored afterwards."""
     with _params_in(adapter, params):
-        try:
-            return cast(ProbabilisticModel, adapter).predict_proba(X)
-        except AttributeError as exc:  # scikit-learn's linear models trained on hinge loss
-            raise BadInput(f"the model gives no class probabilities, so it has no validation loss: {exc}") from exc
+        return predict_proba(adapter, X)
 
 
 def validation_loss(

@@ -119,12 +119,6 @@ class _SklearnPrediction:
         Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
         return accuracy(self.predict(Xa), ya)
 
-    def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Class probabilities, one column per class in ``range(n_classes)`` (the native estimator's; a linear
-        model trained on a loss without probabilities, such as hinge, has none: ``AttributeError``)."""
-        Xa, _ = check_xy(X, None, n_features=self.n_features, n_classes=self.n_classes)
-        return np.asarray(self.to_native().predict_proba(Xa), dtype=np.float64)
-
 
 class SklearnLinearAdapter(_SklearnPrediction):
     """Linear classifier: params ``coef`` (k, n_features) and ``intercept`` (k,).

@@ -143,12 +143,6 @@ class TorchAdapter:
         Xa, ya = check_xy(X, y, n_features=self.n_features, n_classes=self.n_classes)
         return accuracy(self.predict(Xa), ya)
 
-    def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Class probabilities: the softmax of the module's outputs, which its cross-entropy training reads as
-        logits."""
-        Xa, _ = check_xy(X, None, n_features=self.n_features, n_classes=self.n_classes)
-        return np.asarray(self._torch.softmax(self._logits(Xa).double(), dim=1).numpy(), dtype=np.float64)
-
     def export(self, path: str | Path) -> Path:
         from safetensors.torch import save_file
 
