@@ -208,7 +208,25 @@ def test_the_masked_check_settings_are_checked_and_recorded_at_deployment() -> N
         ({"secure_aggregation": True, "masked_checks": True, "masked_committee": 4}, "must be odd"),
         ({"secure_aggregation": True, "masked_checks": True, "masked_min_cosine": 1.0}, "within \\[0, 1\\)"),
         ({"secure_aggregation": True, "masked_checks": True, "masked_norm_bound": -1.0}, "must be positive"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_reference": "global"}, "masked_reference must be"),
     ]
     for fields, message in bad:
         with pytest.raises(ConfigError, match=message):
             TaskConfig(model=model, **fields)
+
+
+def test_the_direction_check_defaults_to_the_committee_references_and_old_configs_keep_the_previous_aggregate() -> None:
+    model = {"kind": "sklearn-sgd", "n_features": 3, "n_classes": 2}
+    directed = TaskConfig(model=model, secure_aggregation=True, masked_checks=True, masked_min_cosine=0.2)
+    assert directed.masked.reference == "committee"
+    assert TaskConfig.from_bytes(directed.to_bytes()) == directed
+    # A config committed before the setting existed compared with the previous aggregate: it loads so, and its
+    # hash (what the chain holds) is unchanged.
+    body = json.loads(directed.to_bytes())
+    del body["masked_reference"]
+    old_bytes = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    old = TaskConfig.from_bytes(old_bytes)
+    assert old.masked.reference == "previous"
+    assert old.to_bytes() == old_bytes
+    plain = TaskConfig(model=model, secure_aggregation=True, masked_checks=True)
+    assert plain.masked.reference == "previous" and "masked_reference" not in plain.to_bytes().decode()
