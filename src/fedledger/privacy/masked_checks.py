@@ -21,7 +21,9 @@ every bundle was committed (:mod:`fedledger.privacy.masked_sketch`):
 - **direction**: ``cos(x, ref) >= tau`` for a public reference ``ref`` (e.g. the
   previous round's global update), without a square root, with ``|x|^2`` estimated by
   ``2 S / k``: ``x . ref >= 0`` and ``D k (x . ref)^2 >= 2 N |ref|^2 S`` where
-  ``tau^2 <= N / D``.
+  ``tau^2 <= N / D``; or, with ``reference = "committee"``, against every committee
+  member's own private reference, a strict majority deciding
+  (:mod:`fedledger.privacy.masked_reference`).
 
 A member's bundle carries one AES-256-GCM ciphertext per committee member under a
 key from X25519 (the member's fresh key, the committee member's key-agreement key)
