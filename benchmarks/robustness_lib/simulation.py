@@ -295,7 +295,10 @@ class _Scenario:
     ) -> list[int | None]:
         """Masked checks against the committee's own references: each seat's bit is the norm bound and its trust
         score (its cosine with its own reference update) at least the minimum cosine's; what a lying seat submits
-        is its lie, read as a bit. The contract's median of the seats is their majority."""
+        is its lie, read as a bit. The contract's median of the seats is their majority. The MPC
+        (:mod:`fedledger.privacy.masked_reference`) votes on the cosine of the update's and the reference's ``k = 256``
+        random projections, an estimate of the exact cosine used here (they differ only near the threshold); computing
+        that sketch exactly in clear for every member-round would cost ``d k`` integer products per update and seat."""
         if work.masked_pass is None:
             setup = self.setup
             work.masked_pass = masked_decisions(

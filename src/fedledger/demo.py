@@ -56,6 +56,7 @@ from fedledger.demo_summary import kept_out, privacy_summary, round_summary, scr
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.federation import LocalData, MemberNode, NodeEvent, Simulation, TaskConfig
 from fedledger.federation.masked_round import check_params
+from fedledger.federation.masked_settings import MASKED_REFERENCES
 from fedledger.federation.modes import AUTO, DpMode
 from fedledger.federation.profiles import PROFILES
 from fedledger.federation.setup import attacking_members, create_consortium
@@ -144,6 +145,7 @@ def run_demo(
     masked_checks: bool = False,
     masked_min_cosine: float | None = None,
     unclipped: int = 0,
+    masked_reference: str = "committee",
     on_round: Callable[[dict[str, Any]], None] | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
 ) -> DemoResult:
@@ -152,10 +154,13 @@ def run_demo(
     the few silos). In validated rounds the task pays rewards by measured contribution
     (:mod:`fedledger.demo_rewards`); ``free_riders`` hospitals (before the malicious ones) submit the global model
     back and train nothing. With ``masked_checks`` (secure rounds only, MPyC installed) a committee of aggregators
-    checks every masked update's norm (and, with ``masked_min_cosine``, its direction) on secret shares;
+    checks every masked update's norm (and, with ``masked_min_cosine``, its direction against ``masked_reference``:
+    the committee members' own reference updates, or the previous round's global update) on secret shares;
     ``unclipped`` hospitals (before the free riders) skip clipping and boost their update
     (:mod:`fedledger.demo_masked`)."""
     check_masked_choices(masked_checks=masked_checks, secure_aggregation=secure_aggregation, unclipped=unclipped)
+    if masked_reference not in MASKED_REFERENCES:
+        raise ConfigError(f"--masked-reference must be one of {', '.join(MASKED_REFERENCES)}, got {masked_reference!r}")
     if members < 3:
         raise ConfigError(f"the demo needs at least 3 hospitals, got --members {members}")
     if not 0 <= malicious < members / 2:
@@ -188,6 +193,7 @@ def run_demo(
             masked_checks,
             masked_min_cosine,
             unclipped,
+            masked_reference,
         )
         return _run(ws, setup, on_round, on_event, started)
     finally:
@@ -210,8 +216,9 @@ class _Setup:
     free_riders: int = 0
     dp_mode: str = AUTO  # the profile's: record-level DP-SGD for a few silos
     masked_checks: bool = False  # secure rounds only: a committee checks each masked update on secret shares
-    masked_min_cosine: float | None = None  # and, when set, its direction against the last global update
+    masked_min_cosine: float | None = None  # and, when set, its direction against a reference
     unclipped: int = 0  # hospitals (before the free riders) that skip clipping and boost their update
+    masked_reference: str = "committee"  # or "previous": the last global update
 
 
 def add_patient_identifiers(path: Path, *, seed: int) -> dict[str, list[str]]:
@@ -301,8 +308,11 @@ def _run(
         if config.secure_aggregation:
             row = secure_round_summary(task, store, info, names, evaluator, X_test, y_test)
             if config.masked.enabled:
-                direction = config.masked.min_cosine is not None
-                row["masked"] = masked_round_details(task, info, row, names, direction=direction)
+                masked = config.masked
+                direction = masked.min_cosine is not None
+                row["masked"] = masked_round_details(
+                    task, info, row, names, direction=direction, committee_reference=masked.reference == "committee"
+                )
                 row.update(screened=True, accepted=row["masked"]["passed"], rejected=row["masked"]["rejected"])
         else:
             row = round_summary(task, store, info, names, evaluator, X_test, y_test, config.threshold)
@@ -476,6 +486,7 @@ def _task_config(setup: _Setup, hospitals: _Hospitals) -> tuple[TaskConfig, dict
         secure_aggregation=setup.secure_aggregation,
         masked_checks=setup.masked_checks,
         masked_min_cosine=setup.masked_min_cosine,
+        masked_reference=setup.masked_reference if setup.masked_min_cosine is not None else AUTO,
         extra={"standardizer": hospitals.scaler.to_dict()},
         **demo_incentives(secure_aggregation=setup.secure_aggregation),
     )
@@ -542,10 +553,16 @@ def _setup_row(setup: _Setup, config: TaskConfig) -> dict[str, Any]:
 
 def _masked_setup(config: TaskConfig, task: TrainingTaskClient, store: BlobStore) -> dict[str, Any]:
     """The masked checks' settings as the committee applied them: committee size, the L2 bound (the task's update
-    norm bound unless set, for the model's size) and the minimum cosine (None: no direction check)."""
+    norm bound unless set, for the model's size), the minimum cosine (None: no direction check) and the reference."""
     start = decode_model(store.get(task.round(1).global_model.removeprefix("0x")))
     length = sum(int(np.size(a)) for a in start.params.values())
     params = check_params(config, length)
     masked = config.masked
     bound = masked.norm_bound if masked.norm_bound is not None else config.update_norm_bound(length)
-    return {"committee": params.committee, "norm_bound": bound, "min_cosine": params.min_cosine, "length": length}
+    return {
+        "committee": params.committee,
+        "norm_bound": bound,
+        "min_cosine": params.min_cosine,
+        "reference": params.reference,
+        "length": length,
+    }

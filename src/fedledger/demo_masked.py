@@ -2,7 +2,8 @@
 
 A committee of aggregators drawn by the contract checks every masked update on secret shares (each committee
 member runs its MPyC party as its own process): its L2 norm against the task's update norm bound and, with a
-minimum cosine, its direction against the previous round's global update. Only the pass/fail bit per update and
+minimum cosine, its direction against each committee member's own reference update (its validation data's pull
+from the round's model; the task's ``masked_reference``), a majority deciding. Only the pass/fail bit per update and
 the sum of the passing updates are revealed; the contract aggregates the set a majority of the committee posted.
 
 What the demo reports of each round is read back from the chain (the accepted set, the committee, the reasons the
@@ -68,12 +69,13 @@ def masked_round_details(
     names: Mapping[str, str],
     *,
     direction: bool,
+    committee_reference: bool = False,
 ) -> dict[str, Any]:
     """What the round's check committee decided, from the chain: who passed (the accepted set the contract
     derived), who was rejected and by which check, the committee and the outcome blob's hash."""
     r = info.round_id
-    # The direction check needs a reference: the previous round's global update, so none in the first round.
-    direction = direction and r > 1
+    # The committee members' own references exist in every round; the previous round's global update not in the first.
+    direction = direction and (committee_reference or r > 1)
     finalized = info.phase is Phase.FINALIZED
     updates = task.updates(r)
     accepted = {updates[i].member for i in info.accepted} if finalized else set()

@@ -64,6 +64,11 @@ def test_demo_masked_checks_report_the_chains_decisions_and_the_audit_passes(tmp
         (["--masked-checks"], True, "needs --secure-aggregation"),
         (["--secure-aggregation", "--masked-checks"], False, 'pip install "fedledger[mpc]"'),
         (["--secure-aggregation", "--unclipped", "1"], True, "add --masked-checks"),
+        (
+            ["--secure-aggregation", "--masked-checks", "--masked-reference", "global"],
+            True,
+            "--masked-reference must be one of committee, previous, got 'global'",
+        ),
     ],
 )
 def test_demo_refuses_masked_checks_it_cannot_run_in_one_line(

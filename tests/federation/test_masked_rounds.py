@@ -40,7 +40,7 @@ from fedledger.workspace import Workspace  # noqa: E402
 from helpers.federation import plaintext_fedavg_hash  # noqa: E402
 
 
-def _setup(tmp_path: Path, rounds: int) -> tuple[Workspace, SimulatedConsortium]:
+def _setup(tmp_path: Path, rounds: int, **settings: Any) -> tuple[Workspace, SimulatedConsortium]:
     config = TaskConfig(
         model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
         rounds=rounds,
@@ -51,6 +51,7 @@ def _setup(tmp_path: Path, rounds: int) -> tuple[Workspace, SimulatedConsortium]
         proposal_quorum=2,
         clip_norm=5.0,
         validate_duration=120,
+        **settings,
     )
     ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
     return ws, create_consortium(ws, config=config, datas=hospital_datas(tmp_path, 4), password="pw")
@@ -72,6 +73,18 @@ class Scaled(MemberNode):
         update, meta, n, epsilon = super().local_update(info)
         scaled = {k: (v.view(np.int64) * 20).view(np.uint64) for k, v in update.items()}
         return scaled, meta, n, epsilon
+
+
+class SignFlipped(MemberNode):
+    """Shares its honest update negated: within the norm bound, against where every member's data pulls."""
+
+    def __init__(self, base: MemberNode) -> None:
+        super().__init__(name=base.name, account=base.account, task=base.task, store=base.store, data=base.data)
+
+    def local_update(self, info: RoundInfo) -> tuple[Tensors, dict[str, str], int, float | None]:
+        update, meta, n, epsilon = super().local_update(info)
+        flipped = {k: (-v.view(np.int64)).view(np.uint64) for k, v in update.items()}
+        return flipped, meta, n, epsilon
 
 
 class Inconsistent(MemberNode):
@@ -174,6 +187,31 @@ def _forged_outcome_is_caught(sim: SimulatedConsortium, inconsistent: str, monke
     assert "masked checks: no strict majority of the check committee posted this outcome" in found
 
 
+def test_the_committee_references_reject_a_sign_flipped_update_on_chain_and_the_next_round_runs(
+    tmp_path: Path,
+) -> None:
+    # Each committee member checks the direction against its own reference update, trained on its own
+    # validation rows from the round's model, in every round including the first (no previous aggregate needed).
+    ws, sim = _setup(tmp_path, rounds=2, masked_min_cosine=0.0)
+    with ws:
+        assert sim.nodes[0].config.masked.reference == "committee"
+        flipped = sim.nodes[1].account.address
+        sim.nodes[1] = SignFlipped(sim.nodes[1])
+        Simulation(sim.task, sim.nodes).run()
+        events = sim.task.events()
+        for r in (1, 2):
+            info = sim.task.round(r)
+            assert info.phase is Phase.FINALIZED
+            index = {u.member: u.index for u in sim.task.updates(r)}
+            honest = sorted(m for m in index if m != flipped)
+            assert info.accepted == sorted(index[m] for m in honest)
+            flags = {e.reason for e in events if isinstance(e, UpdateFlagged) and e.round_id == r}
+            assert flags == {"masked checks: failed the norm or direction check"}
+            assert info.model_hash == plaintext_fedavg_hash(sim, r, honest)
+        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
+        assert report.ok, report
+
+
 def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_runs(tmp_path: Path) -> None:
     ws, sim = _setup(tmp_path, rounds=2)
     with ws:
@@ -211,7 +249,25 @@ def test_the_masked_check_settings_are_checked_and_recorded_at_deployment() -> N
         ({"secure_aggregation": True, "masked_checks": True, "masked_committee": 4}, "must be odd"),
         ({"secure_aggregation": True, "masked_checks": True, "masked_min_cosine": 1.0}, "within \\[0, 1\\)"),
         ({"secure_aggregation": True, "masked_checks": True, "masked_norm_bound": -1.0}, "must be positive"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_reference": "global"}, "masked_reference must be"),
     ]
     for fields, message in bad:
         with pytest.raises(ConfigError, match=message):
             TaskConfig(model=model, **fields)
+
+
+def test_the_direction_check_defaults_to_the_committee_references_and_old_configs_keep_the_previous_aggregate() -> None:
+    model = {"kind": "sklearn-sgd", "n_features": 3, "n_classes": 2}
+    directed = TaskConfig(model=model, secure_aggregation=True, masked_checks=True, masked_min_cosine=0.2)
+    assert directed.masked.reference == "committee"
+    assert TaskConfig.from_bytes(directed.to_bytes()) == directed
+    # A config committed before the setting existed compared with the previous aggregate: it loads so, and its
+    # hash (what the chain holds) is unchanged.
+    body = json.loads(directed.to_bytes())
+    del body["masked_reference"]
+    old_bytes = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    old = TaskConfig.from_bytes(old_bytes)
+    assert old.masked.reference == "previous"
+    assert old.to_bytes() == old_bytes
+    plain = TaskConfig(model=model, secure_aggregation=True, masked_checks=True)
+    assert plain.masked.reference == "previous" and "masked_reference" not in plain.to_bytes().decode()

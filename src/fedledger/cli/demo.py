@@ -116,8 +116,17 @@ MaskedMinCosineOpt = Annotated[
         "--masked-min-cosine",
         min=0.0,
         max=0.999,
-        help="With --masked-checks: also reject a masked update whose cosine with the previous round's global "
-        "update is below this (no direction check by default).",
+        help="With --masked-checks: also reject a masked update whose cosine with the reference "
+        "(--masked-reference) is below this (no direction check by default).",
+    ),
+]
+MaskedReferenceOpt = Annotated[
+    str,
+    typer.Option(
+        "--masked-reference",
+        help="With --masked-min-cosine: compare with each check-committee member's own reference update, a "
+        "majority deciding (committee: trained on its validation data, its private input), or with the previous "
+        "round's global update (previous).",
     ),
 ]
 UnclippedOpt = Annotated[
@@ -148,6 +157,7 @@ def demo(
     secure_aggregation: SecureAggregationOpt = False,
     masked_checks: MaskedChecksOpt = False,
     masked_min_cosine: MaskedMinCosineOpt = None,
+    masked_reference: MaskedReferenceOpt = "committee",
     unclipped: UnclippedOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -181,6 +191,7 @@ def demo(
             dp_mode=dp_mode,
             masked_checks=masked_checks,
             masked_min_cosine=masked_min_cosine,
+            masked_reference=masked_reference,
             unclipped=unclipped,
             on_round=_round_printer(out),
         )

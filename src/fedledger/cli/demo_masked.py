@@ -18,11 +18,17 @@ def print_masked_summary(
     """The committee's decisions per round, each attacker's fate, and what the audit re-checked."""
     masked = setup["masked_checks"]
     out.print("secure aggregation         [bold]on[/]: every update was masked; no one saw one in clear")
-    direction = (
-        f", and its cosine with the previous round's global update >= {masked['min_cosine']:g} (from round 2)"
-        if masked["min_cosine"] is not None
-        else "; no direction check"
-    )
+    committee_reference = masked.get("reference") == "committee"
+    direction = "; no direction check"
+    if masked["min_cosine"] is not None and committee_reference:
+        direction = (
+            f", and its cosine >= {masked['min_cosine']:g} with a majority of the committee members' own reference "
+            "updates (each trained on its validation data, kept private)"
+        )
+    elif masked["min_cosine"] is not None:
+        direction = (
+            f", and its cosine with the previous round's global update >= {masked['min_cosine']:g} (from round 2)"
+        )
     out.print(
         f"masked checks              [bold]on[/]: a committee of {masked['committee']} aggregators (one MPyC party "
         f"process each) checked every update on secret shares: L2 norm <= {masked['norm_bound']:g} (the task's "
@@ -57,7 +63,11 @@ def _fate(fate: Mapping[str, Any], masked: Mapping[str, Any]) -> str:
     if passed:
         why = (
             "its norm is within the bound and its direction above the minimum cosine"
-            + (" (round 1 has no reference, so no direction check)" if 1 in passed else "")
+            + (
+                " (round 1 has no reference, so no direction check)"
+                if 1 in passed and masked.get("reference") != "committee"
+                else ""
+            )
             if masked["min_cosine"] is not None
             else "its norm is within the bound (its node clips like every node), and no direction check ran: "
             "masked checks cannot see direction without a trusted reference"

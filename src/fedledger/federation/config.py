@@ -123,9 +123,11 @@ _OFF_WHEN_ABSENT: dict[str, Any] = {
     "cap_examples_to_median": False,
     "score_at_median_norm": False,
     "center_scores": False,
+    "masked_reference": "previous",
 }
 """Settings a committed config may lack: the code that wrote such a config did not apply them, so it loads with them
-off (0 or false), which is what its members did."""
+off (0 or false; for the masked direction check, the previous aggregate as its reference), which is what its members
+did."""
 
 _PROBE_UPDATES = 7
 """Tiny fixed-point updates a config's rule is tried on: enough for every rule (Bulyan needs 4f + 3) to run."""
@@ -232,6 +234,9 @@ class TaskConfig:
     masked_committee: int = 3
     masked_norm_bound: float | None = None
     masked_min_cosine: float | None = None
+    # "committee" (each check-committee member's own reference update) or "previous" (the previous round's global
+    # update); "auto": "committee" when masked_min_cosine is set, else "previous" (no direction check: unused).
+    masked_reference: str = AUTO
     # How every member turns its raw table into training data (fedledger.data.prepare.Recipe as a dict), committed
     # with the config so every member prepares in exactly the same way; empty: the files are already numeric.
     preparation: dict[str, Any] = field(default_factory=dict)
@@ -300,6 +305,7 @@ class TaskConfig:
             "min_mean_score": (None, profile.min_mean_score if validated else 0),
             "reputation_warmup": (None, profile.reputation_warmup),
             "min_approvals": (None, profile.min_approvals if validated else 0),
+            "masked_reference": (AUTO, "committee" if self.masked_min_cosine is not None else "previous"),
         }
         return {name: default for name, (unset, default) in defaults.items() if _is_unset(getattr(self, name), unset)}
 
@@ -413,7 +419,11 @@ class TaskConfig:
     def masked(self) -> MaskedCheckSettings:
         """Whether secure rounds screen masked updates, and how."""
         return MaskedCheckSettings(
-            self.masked_checks, self.masked_committee, self.masked_norm_bound, self.masked_min_cosine
+            self.masked_checks,
+            self.masked_committee,
+            self.masked_norm_bound,
+            self.masked_min_cosine,
+            self.masked_reference,
         )
 
     @functools.cached_property

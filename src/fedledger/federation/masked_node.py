@@ -218,11 +218,23 @@ class MaskedRounds:
         global_params, _ = node.global_model(info.global_model)
         params = check_params(node.config, sum(int(a.size) for a in global_params.values()))
         context = masked_context(self.ledger.address, r)
-        reference = reference_update(self.ledger, node.store, r) if params.min_cosine is not None else None
+        direction = params.min_cosine is not None
+        private = direction and params.reference == "committee"
+        reference = reference_update(self.ledger, node.store, r) if direction and not private else None
+        # With the committee's references, this member's own (its validation data's pull from the round's model)
+        # goes only to its own party, as its private input.
+        own = {index: flatten(node.trust_reference(global_params, r), 0)} if private else None
         folder = Path(tempfile.mkdtemp(prefix="fedledger-masked-"))  # 0700: it holds this party's key
         bundles = read_bundles(node.store, updates, params)
         job = write_job(
-            folder, params, context=context, bundles=bundles, reference=reference, keys=[], timeout=self.check_timeout
+            folder,
+            params,
+            context=context,
+            bundles=bundles,
+            reference=reference,
+            keys=[],
+            timeout=self.check_timeout,
+            own_references=own,
         )
         raw = self.identity.private_key.private_bytes_raw()
         write_private(folder / f"party{index}.key", raw.hex())

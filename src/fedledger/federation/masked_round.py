@@ -75,7 +75,8 @@ def masked_bound(norm_bound: float, length: int, frac_bits: int) -> float:
 
 
 def check_params(config: TaskConfig, length: int) -> CheckParams:
-    """The round's public check parameters: the task's bound (default: its update norm bound), cosine and committee."""
+    """The round's public check parameters: the task's bound (default: its update norm bound), cosine, reference and
+    committee."""
     masked = config.masked
     bound = masked.norm_bound if masked.norm_bound is not None else config.update_norm_bound(length)
     return CheckParams(
@@ -84,6 +85,7 @@ def check_params(config: TaskConfig, length: int) -> CheckParams:
         min_cosine=masked.min_cosine,
         frac_bits=config.frac_bits,  # the task's fixed point: the revealed sum is the FedAvg numerator, exactly
         committee=masked.committee,
+        reference=masked.reference,
     )
 
 

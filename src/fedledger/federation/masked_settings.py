@@ -3,8 +3,11 @@
 Under secure aggregation with ``masked_checks`` on, each member shares its update to a committee of
 ``masked_committee`` aggregators, drawn by the contract each round, that checks it on secret shares
 (:mod:`fedledger.privacy.masked_committee`): its L2 norm against ``masked_norm_bound`` (None: the task's update
-norm bound, the clip norm plus the DP noise bound) and, with ``masked_min_cosine``, its direction against the
-previous round's global update. Only the pass/fail bit per update and the sum of the passing updates are revealed.
+norm bound, the clip norm plus the DP noise bound) and, with ``masked_min_cosine``, its direction against a
+reference: ``masked_reference`` ``"committee"`` (each committee member's own reference update, trained on its own
+validation data from the round's model and kept private; the update passes when a strict majority of them agree) or
+``"previous"`` (the previous round's global update, public). Only the pass/fail bit per update and the sum of the
+passing updates are revealed.
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ from dataclasses import dataclass
 
 from fedledger.exceptions import ConfigError
 
-__all__ = ["MASKED_UNSET", "MAX_CHECK_COMMITTEE", "MaskedCheckSettings"]
+__all__ = ["MASKED_REFERENCES", "MASKED_UNSET", "MAX_CHECK_COMMITTEE", "MaskedCheckSettings"]
 
 MAX_CHECK_COMMITTEE = 15  # masked_outcomes.MAX_CHECKERS
+MASKED_REFERENCES = ("committee", "previous")
+"""What the direction check compares with: each committee member's own private reference, or the previous
+round's global update."""
 MASKED_UNSET: dict[str, object] = {
     "masked_checks": False,
     "masked_committee": 3,
     "masked_norm_bound": None,
     "masked_min_cosine": None,
+    # A config committed before the setting existed compared with the previous aggregate: it loads as "previous"
+    # (config.from_bytes) and, left out of the canonical bytes at that value, keeps its hash.
+    "masked_reference": "previous",
 }
 """The masked-check fields' values at which the task config's canonical bytes leave them out (so configs without
 masked checks keep their hash)."""
@@ -29,12 +38,13 @@ masked checks keep their hash)."""
 
 @dataclass(frozen=True)
 class MaskedCheckSettings:
-    """Whether secure rounds screen masked updates, with which committee size, bound and minimum cosine."""
+    """Whether secure rounds screen masked updates, with which committee size, bound, minimum cosine and reference."""
 
     enabled: bool
     committee: int
     norm_bound: float | None
     min_cosine: float | None
+    reference: str = "committee"
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -53,3 +63,7 @@ class MaskedCheckSettings:
         cosine = self.min_cosine
         if cosine is not None and not (isinstance(cosine, int | float) and 0.0 <= cosine < 1.0):
             raise ConfigError(f"task config: masked_min_cosine must be within [0, 1), got {cosine!r}")
+        if not (isinstance(self.reference, str) and self.reference in MASKED_REFERENCES):
+            raise ConfigError(
+                f"task config: masked_reference must be one of {', '.join(MASKED_REFERENCES)}, got {self.reference!r}"
+            )

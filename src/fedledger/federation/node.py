@@ -447,9 +447,18 @@ class MemberNode:
         rule = SCORING_RULES[self.config.scoring]
         if self.config.scoring != "trust":
             return rule
+        scorer: ScoringRule = functools.partial(
+            cast(Any, rule), reference=self.trust_reference(global_params, round_id)
+        )
+        return scorer
+
+    def trust_reference(self, global_params: Params, round_id: int) -> Params:
+        """This member's reference update of ``round_id``: local training from ``global_params`` on its validation
+        data with the task's local schedule, minus ``global_params`` (seeded: replayable). What the trust score
+        compares with, and what this member checks masked updates' direction against on a check committee."""
         data = self._own_data()
         seed = _seed(self.config.seed, self.account.address, round_id) ^ 0x5CA1E
-        reference = reference_update(
+        return reference_update(
             build_model(self.config.model),
             global_params,
             data.X_val,
@@ -457,8 +466,6 @@ class MemberNode:
             epochs=self.config.local_epochs,
             seed=seed,
         )
-        scorer: ScoringRule = functools.partial(cast(Any, rule), reference=reference)
-        return scorer
 
     def aggregate(self, info: RoundInfo) -> None:
         """Recompute the round's next model from its accepted updates, store it and propose its hash."""

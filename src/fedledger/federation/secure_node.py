@@ -82,6 +82,8 @@ class SecureMember(Protocol):
 
     def commit(self, r: int, update_hash: str, n: int, epsilon: float | None, **extra: Any) -> None: ...
 
+    def trust_reference(self, global_params: Params, round_id: int) -> Params: ...
+
 
 class SecureRounds:
     """One member's part in secure rounds; its round secrets in memory and, with ``state_dir``, on disk."""

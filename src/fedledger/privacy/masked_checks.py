@@ -24,7 +24,9 @@ every bundle was committed (:mod:`fedledger.privacy.masked_sketch`):
 - **direction**: ``cos(x, ref) >= tau`` for a public reference ``ref`` (e.g. the
   previous round's global update), without a square root, with ``|x|^2`` estimated by
   ``2 S / k``: ``x . ref >= 0`` and ``D k (x . ref)^2 >= 2 N |ref|^2 S`` where
-  ``tau^2 <= N / D``.
+  ``tau^2 <= N / D``; or, with ``reference = "committee"``, against every committee
+  member's own private reference, a strict majority deciding
+  (:mod:`fedledger.privacy.masked_reference`).
 
 A member's bundle carries one AES-256-GCM ciphertext per committee member (its seed, or its
 share vector at ``ceil(bits / 8)`` bytes per element) under a
@@ -159,7 +161,9 @@ class CheckParams:
     """The public parameters of the masked checks of one round (the same for members and committee).
 
     ``min_cosine`` ``None`` disables the direction check (e.g. in the first round, with no reference);
-    ``projections`` is ``k``, the number of random projections (a multiple of 4).
+    ``projections`` is ``k``, the number of random projections (a multiple of 4); ``reference`` says what the
+    direction is checked against: ``"previous"``, one public reference every committee member holds, or
+    ``"committee"``, each committee member's own private reference (:mod:`fedledger.privacy.masked_reference`).
     """
 
     length: int
@@ -168,6 +172,7 @@ class CheckParams:
     frac_bits: int = 16
     committee: int = 3
     projections: int = 256
+    reference: str = "previous"
 
     def __post_init__(self) -> None:
         if self.length < 1:
@@ -180,6 +185,8 @@ class CheckParams:
             raise ConfigError(f"an honest-majority committee needs at least 3 members, got {self.committee}")
         if self.projections < 64 or self.projections % 4:
             raise ConfigError(f"projections must be a multiple of 4 and at least 64, got {self.projections}")
+        if self.reference not in ("previous", "committee"):
+            raise ConfigError(f"the reference must be 'previous' or 'committee', got {self.reference!r}")
         FixedPoint(self.frac_bits)  # validates frac_bits
 
     @property
@@ -299,7 +306,7 @@ class CheckParams:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "length": self.length,
             "norm_bound": self.norm_bound,
             "min_cosine": self.min_cosine,
@@ -307,6 +314,9 @@ class CheckParams:
             "committee": self.committee,
             "projections": self.projections,
         }
+        if self.reference != "previous":  # bundles and outcomes of public-reference rounds keep their bytes
+            doc["reference"] = self.reference
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> CheckParams:

@@ -18,8 +18,11 @@ update (:func:`fedledger.privacy.masked_checks.open_share`). The session:
    named (an inconsistency in ``x`` survives the projections with probability ``2^-k``);
 3. converts the ``k + 1`` values per member to a larger MPyC ``SecInt`` (MPyC's
    statistical conversion), squares and sums the projections, and compares: norm
-   ``S <= T``, and with a reference ``dot >= 0`` and ``D k dot^2 >= 2 N |ref|^2 S``;
-   reveals one bit per member;
+   ``S <= T``, and with a public reference ``dot >= 0`` and ``D k dot^2 >= 2 N |ref|^2 S``;
+   with the committee's own references (``params.reference == "committee"``) each committee
+   member instead inputs its projected reference privately and the direction is a strict
+   majority of their votes (:mod:`fedledger.privacy.masked_reference`); reveals one bit per
+   member;
 4. reveals the example-weighted sum of the updates that passed.
 
 All sharing, multiplication, conversion, comparison and opening is MPyC's (Shamir over a
@@ -43,7 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.privacy.masked_checks import CheckParams, MalformedShares, ObjectArray, OpenedShare
-from fedledger.privacy.masked_sketch import derive_seed, project, projection_chunks, reference_dot, weighted_sum_words
+from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update
+from fedledger.privacy.masked_sketch import derive_seed, project, reference_dot, weighted_sum_words
 
 __all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks", "sketch_decision"]
 
@@ -157,7 +161,9 @@ async def run_checks(
     """Screen every member in ``opened`` (this party's shares, or why they could not be opened) with the committee.
 
     ``mpc`` is a started MPyC runtime with ``params.committee`` parties; every party calls this with the same
-    members, parameters, context and reference. Returns the same :class:`CheckOutcome` at every party.
+    members, parameters and context, and with the same public reference, or with ``params.reference ==
+    "committee"`` its own quantized reference (its private input). Returns the same :class:`CheckOutcome` at every
+    party.
     """
     state = _Round(params, context, sorted(opened))
     contribution = os.urandom(_CONTRIBUTION_BYTES).hex()
@@ -183,12 +189,15 @@ async def run_checks(
     views = await mpc.transfer(_rho_shares(params, seed, projections, opened_items))
     kept = _consistent(params, state, candidates, views)
     keep = [candidates.index(m) for m in kept]
+    private = params.reference == "committee" and params.min_cosine is not None
+    own = project_reference(reference, seed, params) if private else None
+    public = None if private else reference
     dots = (
-        reference_dot([shares[i][:-1] for i in keep], reference.astype(np.int64), params.modulus)
-        if (reference is not None and keep)
+        reference_dot([shares[i][:-1] for i in keep], public.astype(np.int64), params.modulus)
+        if (public is not None and keep)
         else []
     )
-    bits = await _decide(mpc, params, [projections[i] for i in keep], dots, reference) if keep else []
+    bits = await _decide(mpc, params, [projections[i] for i in keep], dots, public, own) if keep else []
     passed = []
     for member, bit in zip(kept, bits, strict=True):
         if int(bit) == 1:
@@ -210,9 +219,15 @@ async def run_checks(
 
 
 async def _decide(
-    mpc: Any, params: CheckParams, projections: list[list[int]], dots: list[int], reference: ObjectArray | None
+    mpc: Any,
+    params: CheckParams,
+    projections: list[list[int]],
+    dots: list[int],
+    reference: ObjectArray | None,
+    own: list[int] | None,
 ) -> list[int]:
-    """The secure pass bit per member: norm ``S <= T`` and, with a reference, direction within tau."""
+    """The secure pass bit per member: norm ``S <= T`` and, with a public reference (its inner products ``dots``)
+    or this committee member's own projected reference ``own``, direction within tau."""
     small = mpc.SecInt(params.small_bits, p=params.modulus)
     big = mpc.SecInt(params.big_bits)
     k = params.projections
@@ -223,7 +238,9 @@ async def _decide(
     y = values[:, :k]
     total = mpc.np_sum(y * y, axis=1)
     ok = mpc.np_sgn(total - (params.norm_threshold + 1), LT=True)  # 1 exactly when S <= T
-    if reference is not None and dots:
+    if own is not None:
+        ok = committee_pass_bits(mpc, params, big, y, total, ok, own)
+    elif reference is not None and dots:
         dot = values[:, k]
         ref2 = int(sum(int(r) * int(r) for r in reference))
         numerator, denominator = params.cosine_ratio
@@ -293,10 +310,7 @@ def sketch_decision(
     """
     x = np.asarray(fixed, dtype=np.int64)
     k = params.projections
-    y = np.zeros(k, dtype=object)
-    for start, block in projection_chunks(seed, k, x.size):
-        y = y + block.astype(np.int64).T.astype(object) @ x[start : start + block.shape[0]].astype(object)
-    total = int(sum(int(v) * int(v) for v in y))
+    total = sum(v * v for v in project_update(x, params, seed))
     if total > params.norm_threshold:
         return False
     if reference is None:

@@ -11,7 +11,8 @@ notice it.
         --base-port 14000 --out result1.json
 
 The job file holds the round's :class:`~fedledger.privacy.masked_checks.CheckParams`,
-context, the members' bundle files and the optional reference (a ``.npy`` of floats);
+context, the members' bundle files and the optional public reference (a ``.npy`` of floats),
+or, when the committee checks against its own references, each party's own reference file;
 ``--key`` holds the party's X25519 private key (hex). The result file holds the
 :class:`~fedledger.privacy.masked_committee.CheckOutcome`, or an abort naming the
 committee members that stopped answering within the timeout.
@@ -27,16 +28,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from fedledger.exceptions import ConfigError
 from fedledger.privacy.masked_checks import (
     CheckParams,
     CommitteeAbort,
     MalformedShares,
+    ObjectArray,
     OpenedShare,
     open_share,
     quantize_reference,
@@ -55,8 +59,13 @@ def write_job(
     reference: np.ndarray[Any, Any] | None,
     keys: list[X25519PrivateKey],
     timeout: float,
+    own_references: Mapping[int, np.ndarray[Any, Any]] | None = None,
 ) -> Path:
-    """Write a committee job (bundles, reference, one key file per party) under ``directory``."""
+    """Write a committee job (bundles, reference, one key file per party) under ``directory``.
+
+    ``own_references`` maps a party to its own reference update (``params.reference == "committee"``): a
+    committee member writes only its own, next to its key.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     for member, data in bundles.items():
@@ -67,6 +76,12 @@ def write_job(
     if reference is not None:
         ref_path = str(directory / "reference.npy")
         np.save(ref_path, np.asarray(reference, dtype=np.float64))
+    own_paths = {}
+    for index, own in (own_references or {}).items():
+        own_path = directory / f"own-reference{index}.npy"
+        np.save(own_path, np.asarray(own, dtype=np.float64))
+        own_path.chmod(0o600)
+        own_paths[str(index)] = str(own_path)
     for index, key in enumerate(keys):
         key_path = directory / f"party{index}.key"
         key_path.write_text(key.private_bytes_raw().hex())
@@ -76,6 +91,7 @@ def write_job(
         "context": context.hex(),
         "bundles": paths,
         "reference": ref_path,
+        "own_references": own_paths,
         "timeout": timeout,
     }
     job_path = directory / "job.json"
@@ -125,12 +141,22 @@ async def _watch_connections(mpc: Any, seen: set[int]) -> None:
         await asyncio.sleep(0.05)
 
 
+def _reference(job: dict[str, Any], params: CheckParams, index: int) -> ObjectArray | None:
+    """The reference this party checks directions with: the job's public one, or this party's own."""
+    if params.reference == "committee" and params.min_cosine is not None:
+        path = job.get("own_references", {}).get(str(index))
+        if not path:
+            raise ConfigError(f"committee member {index} has no reference of its own for the direction check")
+        return quantize_reference(np.load(path), params)
+    return quantize_reference(np.load(job["reference"]) if job["reference"] else None, params)
+
+
 def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, Any]:
     from mpyc.runtime import mpc  # set up from sys.argv, which main() filled in for MPyC
 
     params = CheckParams.from_dict(job["params"])
     context = bytes.fromhex(job["context"])
-    reference = quantize_reference(np.load(job["reference"]) if job["reference"] else None, params)
+    reference = _reference(job, params, index)
     started = time.process_time()
     opened = _open_all(job, params, index, key)
     open_seconds = time.process_time() - started
