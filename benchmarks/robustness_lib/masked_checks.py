@@ -6,7 +6,9 @@ bound and, with a minimum cosine, direction within it against the previous round
 clear with :func:`fedledger.privacy.masked_checks.plain_decision`, the function the MPC is tested equal to
 (``tests/privacy/test_masked_checks.py``), on the same fixed-point update and the same parameters a node uses
 (:func:`fedledger.federation.masked_round.masked_bound`). What the grid measures is the rule's robustness; the MPC's
-cost and trust are another matter (``docs/privacy.md``).
+cost and trust are another matter (``docs/masked-checks.md``). With ``--masked-reference committee`` the direction
+votes are each seat's trust score against its own reference instead (``simulation._committee_reference_bits``), on
+exact cosines where the MPC votes on the projections' estimate of them.
 """
 
 from __future__ import annotations

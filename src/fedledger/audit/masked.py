@@ -13,7 +13,7 @@ For each finalized round of a task with ``masked_checks``, from chain and store 
 
 Trusted, not re-checkable without the shares: the pass bits of the norm and direction checks and the revealed sum
 come out of the committee's MPC, and rest on an honest majority of the committee behaving honestly
-(``docs/privacy.md``, "Validity checks on masked updates").
+(``docs/masked-checks.md``).
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ share vector at ``ceil(bits / 8)`` bytes per element) under a
 key from X25519 (the member's fresh key, the committee member's key-agreement key)
 and HKDF bound to the round context, the member and the party index. The bundle's
 sha256 is what the member commits, like an update hash, so that what each committee
-member received is fixed by the commitment (the round flow that posts it on chain is
-not built yet; see ``docs/privacy.md``).
+member received is fixed by the commitment (the round flow on chain is
+:mod:`fedledger.federation.masked_node`; see ``docs/masked-checks.md``).
 
 :func:`plain_decision` computes the exact rule in clear (the norm and cosine the checks
 estimate); :func:`~fedledger.privacy.masked_committee.sketch_decision` computes the
@@ -291,7 +291,7 @@ class CheckParams:
         return (self.modulus.bit_length() + 7) // 8
 
     def guarantees(self) -> dict[str, float]:
-        """The checks' error probabilities (upper bounds) for these parameters; see ``docs/privacy.md``."""
+        """The checks' error probabilities (upper bounds) for these parameters; see ``docs/masked-checks.md``."""
         k, q = self.projections, self.chi2_q
         low, high = direction_band(k, q)
         return {

@@ -22,7 +22,7 @@ the reference; the rule is the sketch's, and :func:`committee_decision` computes
 Rescaling the projected reference bounds every MPC input independently of the model size (a cosine does not
 depend on scale). A committee member with no reference direction (a zero update) inputs zeros, which vote yes: it
 has nothing to object with. The audit cannot re-check the votes (the references are private): it trusts the
-committee's honest majority, whose references decide (``docs/privacy.md``).
+committee's honest majority, whose references decide (``docs/masked-checks.md``).
 """
 
 from __future__ import annotations
