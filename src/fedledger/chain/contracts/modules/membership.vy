@@ -95,11 +95,30 @@ def _roles_of(who: address) -> uint256:
     @param who The address to check.
     @return Its roles.
     """
-    roles: uint256 = 0
-    for role: uint256 in [ROLE_ADMIN, ROLE_TRAINER, ROLE_VALIDATOR, ROLE_AGGREGATOR, ROLE_AUDITOR]:
-        if self._has_role(who, role):
-            roles |= role
-    return roles
+    return staticcall self.consortium.roles_of(who)
+
+
+@view
+@internal
+def _is_trainer_before(who: address, before_block: uint256) -> bool:
+    """
+    @notice Whether `who` has held the trainer role without a break since a block before `before_block`.
+    @param who The address to check.
+    @param before_block A secure round's opening block.
+    @return True when it has: the round lists it.
+    """
+    return staticcall self.consortium.is_trainer_before(who, before_block)
+
+
+@view
+@internal
+def _trainers_before(before_block: uint256) -> DynArray[address, MAX_MEMBERS]:
+    """
+    @notice Every trainer `_is_trainer_before` holds for, in admission order, in one call.
+    @param before_block A secure round's opening block.
+    @return The trainers.
+    """
+    return staticcall self.consortium.trainers_before(before_block)
 
 
 @view
