@@ -48,6 +48,7 @@ from fedledger.chain.task_records import (
     committee_indices,
     contract_median,
     deciding_score,
+    hash_or_none,
     indices_of,
     mask_of,
     round_committee_size,
@@ -112,6 +113,7 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
         address, _ = chain.deploy(account, kind.contract_name, *params.constructor_args(consortium))
         client = cls(chain, address, account)
         client._kind = kind
+        client._consortium_client = ConsortiumClient(chain, consortium)
         return client
 
     def as_(self, account: LocalAccount) -> TrainingTaskClient:
@@ -318,7 +320,9 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
 
     def secure_adverts(self, round_id: int, members: Sequence[str]) -> list[str | None]:
         """The hashes of ``members``' key adverts in a secure round (None where none), in one call."""
-        return [peer.messages.advert_hash for peer in self.secure_peers(round_id, members)]
+        f = self._only(TaskKind.SECURE, "secure_adverts")
+        raw = self.chain.call(f.secure_adverts(int(round_id), [as_address(m) for m in members]))
+        return [hash_or_none(h) for h in raw]
 
     def secure_peers(self, round_id: int, members: Sequence[str]) -> list[SecurePeer]:
         """``members``' message hashes and masked-input commitments in a secure round, in one call."""

@@ -100,21 +100,21 @@ def _roles_of(who: address) -> uint256:
 
 @view
 @internal
-def _is_trainer_before(who: address, before_block: uint256) -> bool:
+def _trainer_since(who: address) -> uint256:
     """
-    @notice Whether `who` has held the trainer role without a break since a block before `before_block`.
+    @notice The block from which `who` has held the trainer role without a break.
     @param who The address to check.
-    @param before_block A secure round's opening block.
-    @return True when it has: the round lists it.
+    @return That block (0 when it is not an active trainer now).
     """
-    return staticcall self.consortium.is_trainer_before(who, before_block)
+    return staticcall self.consortium.trainer_since(who)
 
 
 @view
 @internal
 def _trainers_before(before_block: uint256) -> DynArray[address, MAX_MEMBERS]:
     """
-    @notice Every trainer `_is_trainer_before` holds for, in admission order, in one call.
+    @notice The trainers since before `before_block` (the registry's `is_trainer_before`), in admission
+            order, in one call.
     @param before_block A secure round's opening block.
     @return The trainers.
     """

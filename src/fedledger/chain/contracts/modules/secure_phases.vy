@@ -131,12 +131,13 @@ def post_key_advert(round_id: uint256, advert_hash: bytes32):
     @param round_id The current round, in key exchange.
     @param advert_hash sha256 of the advert blob.
     """
-    assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
+    # Only an active trainer has a nonzero `trainer_since`: one registry read answers both checks.
+    since: uint256 = membership._trainer_since(msg.sender)
+    assert since != 0, "task: caller is not a trainer"
     assert round_core._phase(round_id) == round_core.PHASE_KEYS, "task: round not in key exchange"
     assert block.timestamp <= round_core.rounds[round_id].commit_deadline, "task: key deadline passed"
     assert advert_hash != empty(bytes32), "task: zero hash"
-    assert membership._is_trainer_before(msg.sender, self.secure_rounds[round_id].opened_block), \
-        "task: trainer not listed for this round"
+    assert since < self.secure_rounds[round_id].opened_block, "task: trainer not listed for this round"
     assert self.advert_hashes[round_id][msg.sender] == empty(bytes32), "task: keys already advertised"
     self.advert_hashes[round_id][msg.sender] = advert_hash
     self.secure_rounds[round_id].num_adverts += 1
@@ -253,14 +254,32 @@ def secure_view(member: address) -> SecureView:
     @return Its view.
     """
     round_id: uint256 = round_core.current_round
+    # Listed: a trainer without a break since a block before the opening (0 before any round: nobody).
+    since: uint256 = membership._trainer_since(member)
     return SecureView(
         view=round_core._member_view(member),
         secure=self.secure_rounds[round_id],
-        listed=membership._is_trainer_before(member, self.secure_rounds[round_id].opened_block),
+        listed=since != 0 and since < self.secure_rounds[round_id].opened_block,
         advertised=self.advert_hashes[round_id][member] != empty(bytes32),
         shared=self.bundle_hashes[round_id][member] != empty(bytes32),
         revealed=self.reveal_hashes[round_id][member] != empty(bytes32),
     )
+
+
+@view
+@external
+def secure_adverts(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[bytes32, MAX_PEERS]:
+    """
+    @notice `members`' key advert hashes in a secure round: what a member of a large round reads about
+            its neighbours' neighbours, one word each.
+    @param round_id The round.
+    @param members The members asked about.
+    @return One hash per member asked about, in the same order (zero where none).
+    """
+    result: DynArray[bytes32, MAX_PEERS] = []
+    for who: address in members:
+        result.append(self.advert_hashes[round_id][who])
+    return result
 
 
 @view
