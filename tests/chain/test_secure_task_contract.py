@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from conftest import DEFAULT_PARAMS, Ledger, h, refused
+from conftest import DEFAULT_PARAMS, MEMBER_ROLES, Ledger, h, refused
 from fedledger.chain import Phase, TaskParams, TrainingTaskClient
 from fedledger.chain.events import (
     KeysAdvertised,
@@ -29,6 +29,7 @@ from fedledger.chain.task import RoundInfo, SecureMessages, SecureRoundInfo, Tas
 from fedledger.exceptions import BadInput, DeadlinePassed, InvalidArgument, InvalidState, NotAuthorized
 
 SECURE_PARAMS = replace(DEFAULT_PARAMS, secagg_threshold=2)
+ZERO32 = "0x" + "00" * 32
 
 
 @dataclass(frozen=True)
@@ -172,20 +173,53 @@ def test_keys_refusals(secure: Ledger) -> None:
     )
 
 
-def test_a_trainer_admitted_after_the_round_opened_is_not_listed(secure: Ledger) -> None:
+def test_a_round_lists_the_trainers_without_a_break_since_before_it_opened(secure: Ledger) -> None:
+    """Listed for a round: a trainer now that has been one without a break since a block before the opening. One
+    admitted, or given the role again, after the opening is not listed; one revoked mid-round cannot advertise;
+    one that keeps the trainer role through a role change stays listed."""
     embedded_only(secure)
-    ledger = secure
+    ledger, consortium = secure, secure.consortium
+    everyone = [m.address for m in ledger.members]
+    key = h("kx-0")
+    consortium.as_(ledger.members[0]).update_metadata(cert_fingerprint=h("cert-0"), kx_public_key=key, store_uri="")
     r = t(ledger, 0).open_round()
-    ledger.consortium.propose_admit(ledger.outsider.address, org="Late", roles="trainer")
-    late = ledger.task.as_(ledger.outsider)
+    opened = ledger.task.secure_round(r).opened_block
+    assert ledger.task.secure_listed(r, block=opened) == everyone == consortium.trainers_before(opened)
+    late = ledger.outsider.address
+    consortium.propose_admit(late, org="Late", roles="trainer")
+    consortium.propose_roles(everyone[1], "validator")
+    consortium.propose_roles(everyone[1], MEMBER_ROLES)  # a trainer again, after the opening
+    consortium.propose_revoke(everyone[2])
+    consortium.propose_roles(everyone[3], "trainer")  # keeps training through the change
+    # A trainer admitted in a round's opening block is not listed: only blocks after it list it.
+    since = consortium.trainer_since(late)
+    assert [x.listed for x in consortium.trainer_listings([late], since)] == [False]
+    assert late not in consortium.trainers_before(since) and late in consortium.trainers_before(since + 1)
+    listings = consortium.trainer_listings([*everyone, late], opened)
+    assert [x.listed for x in listings] == [True, False, False, True, False]
+    assert [ledger.task.secure_view(a).listed for a in [*everyone, late]] == [True, False, False, True, False]
+    assert (listings[0].kx_public_key, listings[1].kx_public_key) == (key, ZERO32)
+    # The round's keys are read at its opening block, where all four were listed.
+    assert ledger.task.secure_keys_of(r, everyone[:2], block=opened) == {everyone[0]: key, everyone[1]: ZERO32}
+    for who in (ledger.task.as_(ledger.outsider), t(ledger, 1)):
+        refused(
+            lambda: state_of(ledger),
+            InvalidState,
+            "task: trainer not listed for this round",
+            who.post_key_advert,
+            r,
+            h("late"),
+        )
     refused(
         lambda: state_of(ledger),
-        InvalidState,
-        "task: trainer not listed for this round",
-        late.post_key_advert,
+        NotAuthorized,
+        "task: caller is not a trainer",
+        t(ledger, 2).post_key_advert,
         r,
-        h("late"),
+        h("a"),
     )
+    t(ledger, 3).post_key_advert(r, h("a3"))
+    assert ledger.task.secure_view(everyone[3]).advertised
 
 
 def test_shares_refusals(secure: Ledger) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Any
@@ -15,7 +16,20 @@ from fedledger.chain.encoding import as_address, as_bytes32, hex32
 from fedledger.chain.events import ProposalCreated, decode_logs
 from fedledger.exceptions import BadInput
 
-__all__ = ["ConsortiumClient", "Member", "MemberStatus", "Proposal", "ProposalKind", "Role"]
+__all__ = [
+    "MAX_LISTINGS",
+    "ConsortiumClient",
+    "Member",
+    "MemberStatus",
+    "Proposal",
+    "ProposalKind",
+    "Role",
+    "TrainerListing",
+]
+
+MAX_LISTINGS = 128
+"""The most addresses one :meth:`ConsortiumClient.trainer_listings` call asks about (``MAX_LISTINGS`` in the
+contract)."""
 
 
 class Role(IntFlag):
@@ -56,6 +70,16 @@ class ProposalKind(IntEnum):
     SET_THRESHOLD = 4
     CALL = 5  # a call to a contract the consortium governs, executed on approval
     RELEASE = 6  # releasing a task's finalized model version
+
+
+@dataclass(frozen=True)
+class TrainerListing:
+    """Whether a secure round lists ``member`` (a trainer without a break since before its opening block) and the
+    key-agreement key it registered (zero where not listed)."""
+
+    member: str
+    listed: bool
+    kx_public_key: str
 
 
 @dataclass(frozen=True)
@@ -228,6 +252,32 @@ class ConsortiumClient(ContractClient):
             self.member(self.chain.call(self.contract.functions.member_at(i), block=block), block=block)
             for i in range(count)
         ]
+
+    def roles_of(self, address: str, *, block: BlockIdentifier = "latest") -> Role:
+        """The roles ``address`` holds (none for a non-member or a revoked one), in one call."""
+        return Role(self.chain.call(self.contract.functions.roles_of(as_address(address)), block=block))
+
+    def trainer_since(self, address: str, *, block: BlockIdentifier = "latest") -> int:
+        """The block from which ``address`` has held the trainer role without a break (0: it does not now)."""
+        return int(self.chain.call(self.contract.functions.trainer_since(as_address(address)), block=block))
+
+    def trainers_before(self, before_block: int, *, block: BlockIdentifier = "latest") -> list[str]:
+        """The trainers a secure round opened at ``before_block`` lists (trainers without a break since an earlier
+        block), in admission order, in one call."""
+        raw = self.chain.call(self.contract.functions.trainers_before(int(before_block)), block=block)
+        return [str(a) for a in raw]
+
+    def trainer_listings(
+        self, members: Sequence[str], before_block: int, *, block: BlockIdentifier = "latest"
+    ) -> list[TrainerListing]:
+        """Whether a secure round opened at ``before_block`` lists each of ``members``, with its registered
+        key-agreement key (zero where not listed): at most :data:`MAX_LISTINGS` of them, in one call. Read at
+        ``block=before_block`` it gives the keys the round uses."""
+        if len(members) > MAX_LISTINGS:
+            raise BadInput(f"{len(members)} members asked about, at most {MAX_LISTINGS} a call")
+        fn = self.contract.functions.trainer_listings([as_address(m) for m in members], int(before_block))
+        raw = self.chain.call(fn, block=block)
+        return [TrainerListing(str(m), bool(r[0]), hex32(r[1])) for m, r in zip(members, raw, strict=True)]
 
     def is_active(self, address: str, *, block: BlockIdentifier = "latest") -> bool:
         return bool(self.chain.call(self.contract.functions.is_active(as_address(address)), block=block))

@@ -48,6 +48,7 @@ from fedledger.chain.task_records import (
     committee_indices,
     contract_median,
     deciding_score,
+    hash_or_none,
     indices_of,
     mask_of,
     round_committee_size,
@@ -103,6 +104,7 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
         self.account = account
         self._kind: TaskKind | None = None
         self._contract: Contract | None = None
+        self._consortium_client: ConsortiumClient | None = None
 
     @classmethod
     def deploy(cls, chain: Chain, account: LocalAccount, consortium: str, params: TaskParams) -> TrainingTaskClient:
@@ -111,12 +113,14 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
         address, _ = chain.deploy(account, kind.contract_name, *params.constructor_args(consortium))
         client = cls(chain, address, account)
         client._kind = kind
+        client._consortium_client = ConsortiumClient(chain, consortium)
         return client
 
     def as_(self, account: LocalAccount) -> TrainingTaskClient:
         """The same task, acting as another member (sharing what this client already read of it)."""
         client = type(self)(self.chain, self.address, account)
         client._kind, client._contract, client._params = self._kind, self._contract, self._params
+        client._consortium_client = self._consortium_client
         return client
 
     @property
@@ -298,16 +302,27 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
         return self.secure_listed(round_id, block=opened) if opened else []
 
     def secure_keys_of(
-        self, round_id: int, members: Sequence[str], *, block: BlockIdentifier = "latest"
+        self,
+        round_id: int,
+        members: Sequence[str],
+        *,
+        block: BlockIdentifier = "latest",
+        opened_block: int | None = None,
     ) -> dict[str, str]:
-        """``members`` -> their registered key-agreement key at ``block`` (zero for one not listed), in one call."""
-        f = self._only(TaskKind.SECURE, "secure_keys_of")
-        raw = self.chain.call(f.secure_keys_of(int(round_id), [as_address(m) for m in members]), block=block)
-        return {str(m[0]): hex32(m[1]) for m in raw}
+        """``members`` -> their registered key-agreement key at ``block`` (zero for one the round does not list),
+        in one call to the consortium, which keeps both the keys and who a round lists. ``opened_block``: the
+        round's (``secure_round(r).opened_block``), read here when not given."""
+        self._only(TaskKind.SECURE, "secure_keys_of")
+        if opened_block is None:
+            opened_block = self.secure_round(round_id).opened_block
+        listings = self._consortium().trainer_listings(members, opened_block, block=block)
+        return {entry.member: entry.kx_public_key for entry in listings}
 
     def secure_adverts(self, round_id: int, members: Sequence[str]) -> list[str | None]:
         """The hashes of ``members``' key adverts in a secure round (None where none), in one call."""
-        return [peer.messages.advert_hash for peer in self.secure_peers(round_id, members)]
+        f = self._only(TaskKind.SECURE, "secure_adverts")
+        raw = self.chain.call(f.secure_adverts(int(round_id), [as_address(m) for m in members]))
+        return [hash_or_none(h) for h in raw]
 
     def secure_peers(self, round_id: int, members: Sequence[str]) -> list[SecurePeer]:
         """``members``' message hashes and masked-input commitments in a secure round, in one call."""
@@ -324,11 +339,13 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
     def secure_keys(self, round_id: int, *, block: BlockIdentifier = "latest") -> dict[str, str]:
         """The trainers listed for a secure round -> their registered key-agreement key at ``block``
         (listing order; the round uses the keys at its ``opened_block``)."""
-        listed = self._listed_if_opened(round_id)
+        opened = self.secure_round(round_id).opened_block
+        if not opened:
+            return {}
         return {
             who: key
-            for chunk in _chunks(listed)
-            for who, key in self.secure_keys_of(round_id, chunk, block=block).items()
+            for chunk in _chunks(self.secure_listed(round_id, block=opened))
+            for who, key in self.secure_keys_of(round_id, chunk, block=block, opened_block=opened).items()
         }
 
     # -- reads ---------------------------------------------------------------------
@@ -385,6 +402,12 @@ class TrainingTaskClient(MaskedCheckCalls, ContractClient):
     @property
     def consortium_address(self) -> str:
         return str(self.chain.call(self.contract.functions.consortium()))
+
+    def _consortium(self) -> ConsortiumClient:
+        """The task's consortium, read once: a task never changes its consortium."""
+        if self._consortium_client is None:
+            self._consortium_client = ConsortiumClient(self.chain, self.consortium_address)
+        return self._consortium_client
 
     @property
     def creator(self) -> str:

@@ -108,8 +108,11 @@ class SecureLedger(Ledger, Protocol):
 
     def secure_listed(self, round_id: int, *, block: int) -> list[str]: ...
 
-    def secure_keys_of(self, round_id: int, members: Sequence[str], *, block: int) -> dict[str, str]:
-        """``members``' key-agreement keys as registered at ``block`` (zero for one not listed)."""
+    def secure_keys_of(
+        self, round_id: int, members: Sequence[str], *, block: int, opened_block: int | None = None
+    ) -> dict[str, str]:
+        """``members``' key-agreement keys as registered at ``block`` (zero for one the round does not list);
+        ``opened_block``: the round's opening block, where the caller has read it."""
         ...
 
     def secure_adverts(self, round_id: int, members: Sequence[str]) -> list[str | None]: ...

@@ -192,7 +192,9 @@ def round_context(
     registry: dict[str, bytes] = {}
     if member is not None and member in config.members:
         # Keys as registered when the round opened: a later rotation cannot change this round's context.
-        keys = task.secure_keys_of(round_id, config.group_of(member), block=secure.opened_block)
+        keys = task.secure_keys_of(
+            round_id, config.group_of(member), block=secure.opened_block, opened_block=secure.opened_block
+        )
         registry = {m: bytes.fromhex(key.removeprefix("0x")) for m, key in keys.items() if int(key, 16)}
     return config, registry
 

@@ -38,6 +38,8 @@ KIND_CALL: constant(uint8) = 5
 KIND_RELEASE: constant(uint8) = 6
 
 MAX_MEMBERS: constant(uint256) = 1024
+# The most addresses one `trainer_listings` call asks about (a member's neighbourhood in a secure round).
+MAX_LISTINGS: constant(uint256) = 128
 MAX_APPROVERS: constant(uint256) = 64
 # Room for a governed function's selector and a few ABI words: governed setters take scalars.
 MAX_PAYLOAD: constant(uint256) = 260
@@ -68,6 +70,10 @@ struct Proposal:
 # The member record is the interface's, so `implements` checks the `members` getter other contracts read.
 members: public(HashMap[address, IConsortium.Member])
 member_list: DynArray[address, MAX_MEMBERS]
+# The block from which each member has held the trainer role without a break (0: not a trainer now). A secure
+# round lists the trainers of before its opening block from this one word each, so opening a round stores nothing
+# per trainer, and a trainer admitted, or given the role again, after a round opened is not in it.
+trainer_since: public(HashMap[address, uint256])
 admin_count: public(uint256)
 threshold: public(uint256)
 
@@ -383,6 +389,80 @@ def member_at(index: uint256) -> address:
     return self.member_list[index]
 
 
+@view
+@external
+def roles_of(who: address) -> uint256:
+    """
+    @notice The role bits `who` holds now.
+    @param who The address.
+    @return Its roles (0 for a non-member or a revoked one).
+    """
+    if self.members[who].status != STATUS_ACTIVE:
+        return 0
+    return self.members[who].roles
+
+
+@view
+@external
+def is_trainer_before(who: address, before_block: uint256) -> bool:
+    """
+    @notice Whether `who` holds the trainer role and has held it without a break since a block
+            before `before_block`: a secure round opened at that block lists exactly these trainers.
+    @param who The address.
+    @param before_block The round's opening block.
+    @return True when listed.
+    """
+    return self._is_trainer_before(who, before_block)
+
+
+@view
+@external
+def trainers_before(before_block: uint256) -> DynArray[address, MAX_MEMBERS]:
+    """
+    @notice Every address `is_trainer_before(who, before_block)` holds for, in admission order.
+    @param before_block The round's opening block.
+    @return The trainers.
+    """
+    result: DynArray[address, MAX_MEMBERS] = []
+    for who: address in self.member_list:
+        if self._is_trainer_before(who, before_block):
+            result.append(who)
+    return result
+
+
+@view
+@external
+def trainer_listings(
+    members: DynArray[address, MAX_LISTINGS], before_block: uint256
+) -> DynArray[IConsortium.TrainerListing, MAX_LISTINGS]:
+    """
+    @notice `is_trainer_before` and the key-agreement key of each of `members`, in one call.
+    @param members The addresses asked about (a member's neighbourhood in a round).
+    @param before_block The round's opening block.
+    @return One entry per address asked about, in the same order (zero key where not listed).
+    """
+    result: DynArray[IConsortium.TrainerListing, MAX_LISTINGS] = []
+    for who: address in members:
+        listing: IConsortium.TrainerListing = empty(IConsortium.TrainerListing)
+        if self._is_trainer_before(who, before_block):
+            listing = IConsortium.TrainerListing(listed=True, kx_public_key=self.members[who].kx_public_key)
+        result.append(listing)
+    return result
+
+
+@view
+@internal
+def _is_trainer_before(who: address, before_block: uint256) -> bool:
+    """
+    @notice Whether `who` has held the trainer role without a break since a block before `before_block`.
+    @param who The address.
+    @param before_block The block.
+    @return True when it has.
+    """
+    since: uint256 = self.trainer_since[who]
+    return since != 0 and since < before_block
+
+
 @internal
 def _check_admin(who: address):
     """
@@ -488,6 +568,10 @@ def _execute(proposal_id: uint256):
         elif old_roles & ROLE_ADMIN == 0 and p.roles & ROLE_ADMIN != 0:
             self.admin_count += 1
         self.members[p.target].roles = p.roles
+        if p.roles & ROLE_TRAINER == 0:
+            self.trainer_since[p.target] = 0
+        elif old_roles & ROLE_TRAINER == 0:
+            self.trainer_since[p.target] = block.number
         log RolesChanged(member=p.target, old_roles=old_roles, new_roles=p.roles, proposal_id=proposal_id)
     elif p.kind == KIND_REVOKE:
         assert self.members[p.target].status == STATUS_ACTIVE, "consortium: not an active member"
@@ -495,6 +579,7 @@ def _execute(proposal_id: uint256):
             self._drop_admin()
         self.members[p.target].status = STATUS_REVOKED
         self.members[p.target].revoked_at = block.number
+        self.trainer_since[p.target] = 0
         log MemberRevoked(member=p.target, proposal_id=proposal_id)
     elif p.kind == KIND_CALL:
         payload: Bytes[MAX_PAYLOAD] = self.proposal_payload[proposal_id]
@@ -557,6 +642,8 @@ def _admit(
         revoked_at=0,
     )
     self.member_list.append(member)
+    if roles & ROLE_TRAINER != 0:
+        self.trainer_since[member] = block.number
     if roles & ROLE_ADMIN != 0:
         self.admin_count += 1
     log MemberAdmitted(member=member, org=org, roles=roles, proposal_id=proposal_id)

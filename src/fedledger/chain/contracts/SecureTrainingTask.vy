@@ -73,7 +73,7 @@ exports: (
     secure_phases.submit_reveal,
     secure_phases.close_unmask,
     secure_phases.secure_view,
-    secure_phases.secure_keys_of,
+    secure_phases.secure_adverts,
     secure_phases.secure_peers,
     governed.paused,
     governed.param_low,

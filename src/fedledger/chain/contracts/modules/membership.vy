@@ -95,11 +95,30 @@ def _roles_of(who: address) -> uint256:
     @param who The address to check.
     @return Its roles.
     """
-    roles: uint256 = 0
-    for role: uint256 in [ROLE_ADMIN, ROLE_TRAINER, ROLE_VALIDATOR, ROLE_AGGREGATOR, ROLE_AUDITOR]:
-        if self._has_role(who, role):
-            roles |= role
-    return roles
+    return staticcall self.consortium.roles_of(who)
+
+
+@view
+@internal
+def _trainer_since(who: address) -> uint256:
+    """
+    @notice The block from which `who` has held the trainer role without a break.
+    @param who The address to check.
+    @return That block (0 when it is not an active trainer now).
+    """
+    return staticcall self.consortium.trainer_since(who)
+
+
+@view
+@internal
+def _trainers_before(before_block: uint256) -> DynArray[address, MAX_MEMBERS]:
+    """
+    @notice The trainers since before `before_block` (the registry's `is_trainer_before`), in admission
+            order, in one call.
+    @param before_block A secure round's opening block.
+    @return The trainers.
+    """
+    return staticcall self.consortium.trainers_before(before_block)
 
 
 @view

@@ -9,8 +9,12 @@
         Every step needs the previous one, and a step with fewer members than
         the round's threshold aborts the round.
 @dev The trainers listed when a round opens are its members; its threshold is
-     at least a strict majority of them (secrecy needs it). Only hashes come
-     here: the messages themselves are blobs in the store.
+     at least a strict majority of them (secrecy needs it). A round lists the
+     trainers that have held the role without a break since before its opening
+     block (the consortium's `is_trainer_before`), so opening stores nothing per
+     trainer and a trainer revoked, or given the role again, later drops out of
+     the round. Only hashes come here: the messages themselves are blobs in the
+     store.
 """
 
 from . import membership
@@ -23,7 +27,7 @@ uses: (membership, round_core)
 struct SecureRound:
     threshold: uint256
     num_members: uint256
-    opened_block: uint256  # members' key-agreement keys are read from the registry at this block
+    opened_block: uint256  # it lists the trainers since before this block, with their registry keys read at it
     num_adverts: uint256
     num_bundles: uint256
     num_reveals: uint256
@@ -38,12 +42,6 @@ struct SecureView:
     advertised: bool
     shared: bool
     revealed: bool
-
-
-# A listed member's key-agreement key in the consortium registry.
-struct SecureKey:
-    member: address
-    kx_public_key: bytes32
 
 
 # One listed member's secure-aggregation messages in a round (zero hash: not posted).
@@ -68,10 +66,9 @@ MAX_LISTED: constant(uint256) = membership.MAX_MEMBERS
 MAX_PEERS: constant(uint256) = 128
 
 secagg_threshold: public(uint256)
-# Per round: the trainers listed when it opened (position + 1; the list itself is in the TrainersListed log of the
-# opening block, which costs far less gas than storing it) and their message hashes.
+# Per round: its counts (the trainers it listed are in the TrainersListed log of the opening block, which costs far
+# less gas than storing them) and its members' message hashes.
 secure_rounds: public(HashMap[uint256, SecureRound])
-secure_slot: HashMap[uint256, HashMap[address, uint256]]
 advert_hashes: HashMap[uint256, HashMap[address, bytes32]]
 bundle_hashes: HashMap[uint256, HashMap[address, bytes32]]
 reveal_hashes: HashMap[uint256, HashMap[address, bytes32]]
@@ -134,11 +131,13 @@ def post_key_advert(round_id: uint256, advert_hash: bytes32):
     @param round_id The current round, in key exchange.
     @param advert_hash sha256 of the advert blob.
     """
-    assert membership._has_role(msg.sender, membership.ROLE_TRAINER), "task: caller is not a trainer"
+    # Only an active trainer has a nonzero `trainer_since`: one registry read answers both checks.
+    since: uint256 = membership._trainer_since(msg.sender)
+    assert since != 0, "task: caller is not a trainer"
     assert round_core._phase(round_id) == round_core.PHASE_KEYS, "task: round not in key exchange"
     assert block.timestamp <= round_core.rounds[round_id].commit_deadline, "task: key deadline passed"
     assert advert_hash != empty(bytes32), "task: zero hash"
-    assert self.secure_slot[round_id][msg.sender] != 0, "task: trainer not listed for this round"
+    assert since < self.secure_rounds[round_id].opened_block, "task: trainer not listed for this round"
     assert self.advert_hashes[round_id][msg.sender] == empty(bytes32), "task: keys already advertised"
     self.advert_hashes[round_id][msg.sender] = advert_hash
     self.secure_rounds[round_id].num_adverts += 1
@@ -255,10 +254,12 @@ def secure_view(member: address) -> SecureView:
     @return Its view.
     """
     round_id: uint256 = round_core.current_round
+    # Listed: a trainer without a break since a block before the opening (0 before any round: nobody).
+    since: uint256 = membership._trainer_since(member)
     return SecureView(
         view=round_core._member_view(member),
         secure=self.secure_rounds[round_id],
-        listed=self.secure_slot[round_id][member] != 0,
+        listed=since != 0 and since < self.secure_rounds[round_id].opened_block,
         advertised=self.advert_hashes[round_id][member] != empty(bytes32),
         shared=self.bundle_hashes[round_id][member] != empty(bytes32),
         revealed=self.reveal_hashes[round_id][member] != empty(bytes32),
@@ -267,20 +268,17 @@ def secure_view(member: address) -> SecureView:
 
 @view
 @external
-def secure_keys_of(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[SecureKey, MAX_PEERS]:
+def secure_adverts(round_id: uint256, members: DynArray[address, MAX_PEERS]) -> DynArray[bytes32, MAX_PEERS]:
     """
-    @notice `members`' registered key-agreement keys (zero for one not listed for the round);
-            read at the round's `opened_block` it gives the keys the round uses.
+    @notice `members`' key advert hashes in a secure round: what a member of a large round reads about
+            its neighbours' neighbours, one word each.
     @param round_id The round.
-    @param members The members asked about (a member's neighbours).
-    @return One entry per member asked about, in the same order.
+    @param members The members asked about.
+    @return One hash per member asked about, in the same order (zero where none).
     """
-    result: DynArray[SecureKey, MAX_PEERS] = []
+    result: DynArray[bytes32, MAX_PEERS] = []
     for who: address in members:
-        key: bytes32 = empty(bytes32)
-        if self.secure_slot[round_id][who] != 0:
-            key = membership._kx_public_key(who)
-        result.append(SecureKey(member=who, kx_public_key=key))
+        result.append(self.advert_hashes[round_id][who])
     return result
 
 
@@ -324,19 +322,13 @@ def _messages(round_id: uint256, who: address) -> SecureMessages:
 @internal
 def _list_trainers(round_id: uint256) -> uint256:
     """
-    @notice List the round's members, the trainers now, and set its threshold: at least a
-            strict majority of them.
+    @notice List the round's members, the trainers since before this block, and set its
+            threshold: at least a strict majority of them.
     @param round_id The round that opens.
     @return How many were listed.
     """
-    count: uint256 = 0
-    listed: DynArray[address, MAX_LISTED] = []
-    for i: uint256 in range(membership._member_count(), bound=membership.MAX_MEMBERS):
-        who: address = membership._member_at(i)
-        if membership._has_role(who, membership.ROLE_TRAINER):
-            listed.append(who)
-            count += 1
-            self.secure_slot[round_id][who] = count
+    listed: DynArray[address, MAX_LISTED] = membership._trainers_before(block.number)
+    count: uint256 = len(listed)
     log TrainersListed(round_id=round_id, members=listed)
     self.secure_rounds[round_id] = SecureRound(
         threshold=max(self.secagg_threshold, count // 2 + 1),
