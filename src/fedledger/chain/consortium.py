@@ -253,10 +253,6 @@ class ConsortiumClient(ContractClient):
             for i in range(count)
         ]
 
-    def roles_of(self, address: str, *, block: BlockIdentifier = "latest") -> Role:
-        """The roles ``address`` holds (none for a non-member or a revoked one), in one call."""
-        return Role(self.chain.call(self.contract.functions.roles_of(as_address(address)), block=block))
-
     def trainer_since(self, address: str, *, block: BlockIdentifier = "latest") -> int:
         """The block from which ``address`` has held the trainer role without a break (0: it does not now)."""
         return int(self.chain.call(self.contract.functions.trainer_since(as_address(address)), block=block))

@@ -404,22 +404,10 @@ def roles_of(who: address) -> uint256:
 
 @view
 @external
-def is_trainer_before(who: address, before_block: uint256) -> bool:
-    """
-    @notice Whether `who` holds the trainer role and has held it without a break since a block
-            before `before_block`: a secure round opened at that block lists exactly these trainers.
-    @param who The address.
-    @param before_block The round's opening block.
-    @return True when listed.
-    """
-    return self._is_trainer_before(who, before_block)
-
-
-@view
-@external
 def trainers_before(before_block: uint256) -> DynArray[address, MAX_MEMBERS]:
     """
-    @notice Every address `is_trainer_before(who, before_block)` holds for, in admission order.
+    @notice Every trainer without a break since a block before `before_block`, in admission order:
+            a secure round opened at that block lists exactly these.
     @param before_block The round's opening block.
     @return The trainers.
     """
@@ -436,7 +424,8 @@ def trainer_listings(
     members: DynArray[address, MAX_LISTINGS], before_block: uint256
 ) -> DynArray[IConsortium.TrainerListing, MAX_LISTINGS]:
     """
-    @notice `is_trainer_before` and the key-agreement key of each of `members`, in one call.
+    @notice Whether a round opened at `before_block` lists each of `members`, and its key-agreement
+            key, in one call.
     @param members The addresses asked about (a member's neighbourhood in a round).
     @param before_block The round's opening block.
     @return One entry per address asked about, in the same order (zero key where not listed).

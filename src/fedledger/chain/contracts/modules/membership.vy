@@ -113,7 +113,7 @@ def _trainer_since(who: address) -> uint256:
 @internal
 def _trainers_before(before_block: uint256) -> DynArray[address, MAX_MEMBERS]:
     """
-    @notice The trainers since before `before_block` (the registry's `is_trainer_before`), in admission
+    @notice The trainers since before `before_block` (the registry's `trainers_before`), in admission
             order, in one call.
     @param before_block A secure round's opening block.
     @return The trainers.

@@ -11,7 +11,7 @@
 @dev The trainers listed when a round opens are its members; its threshold is
      at least a strict majority of them (secrecy needs it). A round lists the
      trainers that have held the role without a break since before its opening
-     block (the consortium's `is_trainer_before`), so opening stores nothing per
+     block (the consortium's `trainer_since`), so opening stores nothing per
      trainer and a trainer revoked, or given the role again, later drops out of
      the round. Only hashes come here: the messages themselves are blobs in the
      store.
