@@ -9,17 +9,21 @@ import pytest
 
 pytest.importorskip("mpyc")
 
-from fedledger.exceptions import BadInput  # noqa: E402
+from fedledger.exceptions import AggregationError, BadInput  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams, split_shares  # noqa: E402
 from fedledger.privacy.masked_shares import (  # noqa: E402
     SEED_BYTES,
     below_modulus,
+    centred_int64,
     expand_seed,
     field_limbs,
     from_words,
     interpolate,
     pack_words,
+    to_words,
     unpack_words,
+    weighted_sum,
+    words_for,
 )
 
 
@@ -109,3 +113,19 @@ def test_packed_elements_round_trip() -> None:
     packed = pack_words(row, params.wire_bytes)
     assert len(packed) == params.shared_length * params.wire_bytes < row.nbytes
     assert np.array_equal(unpack_words(packed, params.shared_length, row.shape[1], params.wire_bytes), row)
+
+
+@pytest.mark.parametrize("modulus", [2**74 - 35, 2**89 - 1, 2**127 - 1])
+def test_weighted_sums_reduce_exactly_and_centred_values_round_trip(modulus: int) -> None:
+    rng = np.random.default_rng(3)
+    words = words_for(modulus)
+    vectors = [[int.from_bytes(rng.bytes(16), "little") % modulus for _ in range(40)] for _ in range(5)]
+    weights = [0, 1, 2**16, 2**32 - 1, 65_537]
+    summed = from_words(weighted_sum([to_words(np.array(v, dtype=object), words) for v in vectors], weights, modulus).T)
+    assert list(summed) == [sum(w * v[i] for w, v in zip(weights, vectors, strict=True)) % modulus for i in range(40)]
+    signed = [0, 1, -1, 2**31, -(2**31), 2**32 + 5, -(2**32) - 5, 2**63 - 1, -(2**63)]
+    as_field = to_words(np.array([v % modulus for v in signed], dtype=object), words)
+    assert centred_int64(as_field, modulus).tolist() == signed
+    for outside in (2**63, -(2**63) - 1):
+        with pytest.raises(AggregationError, match="do not fit a 64-bit integer"):
+            centred_int64(to_words(np.array([outside % modulus], dtype=object), words), modulus)

@@ -11,6 +11,7 @@ pytest.importorskip("mpyc")
 
 from fedledger.privacy.masked_checks import CheckParams, quantize_reference  # noqa: E402
 from fedledger.privacy.masked_committee import sketch_decision  # noqa: E402
+from fedledger.privacy.masked_shares import from_words, weighted_sum  # noqa: E402
 from fedledger.privacy.masked_sketch import (  # noqa: E402
     chi2_threshold,
     false_accept,
@@ -18,7 +19,6 @@ from fedledger.privacy.masked_sketch import (  # noqa: E402
     project,
     projection_chunks,
     reference_dot,
-    weighted_sum_words,
 )
 
 PARAMS = CheckParams(length=300, norm_bound=1.0, min_cosine=0.2, projections=64)
@@ -50,7 +50,7 @@ def test_share_arithmetic_is_exact_modulo_p() -> None:
         sum(int(r) * v for r, v in zip(reference, vector, strict=True)) % P for vector in vectors
     ]
     weights = [3, 2**32 - 1, 0]
-    summed = weighted_sum_words(words, weights, P)
+    summed = from_words(weighted_sum(words, weights, P).T)
     expected = [sum(w * vec[i] for w, vec in zip(weights, vectors, strict=True)) % P for i in range(PARAMS.length)]
     assert [int(v) for v in summed] == expected
 

@@ -45,9 +45,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedledger.privacy.masked_checks import CheckParams, MalformedShares, ObjectArray, OpenedShare
+from fedledger.privacy.masked_checks import CheckParams, CommitteeAbort, MalformedShares, ObjectArray, OpenedShare
 from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update
-from fedledger.privacy.masked_sketch import derive_seed, project, reference_dot, weighted_sum_words
+from fedledger.privacy.masked_shares import centred_int64, interpolate, weighted_sum
+from fedledger.privacy.masked_sketch import derive_seed, project, reference_dot
 
 __all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks", "sketch_decision"]
 
@@ -73,7 +74,7 @@ class CheckOutcome:
         return {
             "passed": self.passed,
             "rejected": self.rejected,
-            "weighted_sum": [int(v) for v in self.weighted_sum],
+            "weighted_sum": self.weighted_sum.tolist(),
             "total_examples": self.total_examples,
             "bytes_sent": self.bytes_sent,
             "transcript": self.transcript,
@@ -191,12 +192,8 @@ async def run_checks(
     keep = [candidates.index(m) for m in kept]
     private = params.reference == "committee" and params.min_cosine is not None
     own = project_reference(reference, seed, params) if private else None
-    public = None if private else reference
-    dots = (
-        reference_dot([shares[i][:-1] for i in keep], public.astype(np.int64), params.modulus)
-        if (public is not None and keep)
-        else []
-    )
+    public = None if (private or reference is None) else np.asarray(reference, dtype=np.int64)  # |entries| <= 2^16
+    dots = [] if public is None or not keep else reference_dot([shares[i][:-1] for i in keep], public, params.modulus)
     bits = await _decide(mpc, params, [projections[i] for i in keep], dots, public, own) if keep else []
     passed = []
     for member, bit in zip(kept, bits, strict=True):
@@ -223,7 +220,7 @@ async def _decide(
     params: CheckParams,
     projections: list[list[int]],
     dots: list[int],
-    reference: ObjectArray | None,
+    reference: npt.NDArray[np.int64] | None,
     own: list[int] | None,
 ) -> list[int]:
     """The secure pass bit per member: norm ``S <= T`` and, with a public reference (its inner products ``dots``)
@@ -242,7 +239,7 @@ async def _decide(
         ok = committee_pass_bits(mpc, params, big, y, total, ok, own)
     elif reference is not None and dots:
         dot = values[:, k]
-        ref2 = int(sum(int(r) * int(r) for r in reference))
+        ref2 = int(np.dot(reference, reference))  # below 2^53: the reference has L2 norm about 2^16
         numerator, denominator = params.cosine_ratio
         aligned = 1 - mpc.np_sgn(dot, l=params.small_bits, LT=True)
         gap = denominator * k * dot * dot - 2 * numerator * ref2 * total
@@ -254,13 +251,25 @@ async def _decide(
 async def _sum_passing(
     mpc: Any, params: CheckParams, shares: list[npt.NDArray[np.uint32]], examples: list[int]
 ) -> npt.NDArray[np.int64]:
-    """Open the example-weighted sum of the passing members' updates (one opening of ``length`` values)."""
+    """Open the example-weighted sum of the passing members' updates.
+
+    As in MPyC's ``output``, each party interpolates the value at 0 from ``t + 1`` shares, its own among them, and
+    receives only the ``t`` others. It uses the shares of ``t + 1`` consecutive parties: at consecutive points
+    MPyC's Lagrange coefficients are small integers, which :func:`~fedledger.privacy.masked_shares.interpolate`
+    applies to int64 limbs instead of to one Python int per coordinate.
+    """
     if not shares:
         return np.zeros(params.length, dtype=np.int64)
-    small = mpc.SecInt(params.small_bits, p=params.modulus)
-    acc = weighted_sum_words([s[:-1] for s in shares], examples, params.modulus)
-    revealed = await mpc.output(small.array(small.field.array(acc)))
-    return np.asarray(np.asarray(revealed, dtype=object).astype(np.int64), dtype=np.int64)  # MPyC: signed ints
+    mine = weighted_sum([s[:-1] for s in shares], examples, params.modulus).astype(np.uint32)
+    m, t = params.committee, params.threshold
+    windows = {r: range(min(r, m - 1 - t), min(r, m - 1 - t) + t + 1) for r in range(m)}
+    graph = {a: [r for r in range(m) if a in windows[r]] for a in range(m)}
+    nodes = []
+    for party, view in zip(windows[mpc.pid], await mpc.transfer(mine, sender_receivers=graph), strict=True):
+        if not isinstance(view, np.ndarray) or view.shape != mine.shape:
+            raise CommitteeAbort(f"committee member {party} sent a share of the sum of the wrong shape", (party,))
+        nodes.append((party + 1, view.astype(np.int64)))
+    return centred_int64(interpolate(params.field(), nodes, [0])[0], params.modulus)
 
 
 def recheck_transcript(outcome: CheckOutcome, params: CheckParams) -> list[str]:

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.privacy.masked_checks import CheckParams, ObjectArray
-from fedledger.privacy.masked_sketch import projection_chunks
+from fedledger.privacy.masked_sketch import float_projection_chunks, projection_chunks
 
 __all__ = [
     "PROJECTED_REFERENCE_NORM",
@@ -71,8 +71,9 @@ def project_reference(reference: ObjectArray | None, seed: bytes, params: CheckP
     if int(np.abs(ref).max(initial=0)) * ref.size >= _MAX_EXACT:
         raise ConfigError("reference too large for exact float64 projections")
     total = np.zeros(k, dtype=np.float64)
-    for start, block in projection_chunks(seed, k, ref.size):
-        total += block.T @ ref[start : start + block.shape[0]].astype(np.float64)  # integers below 2^53: exact
+    values = ref.astype(np.float64)
+    for start, block in float_projection_chunks(seed, k, ref.size):
+        total += values[start : start + block.shape[0]] @ block  # integers below 2^53: exact
     norm2 = sum(int(v) * int(v) for v in total)
     if norm2 == 0:
         return [0] * k

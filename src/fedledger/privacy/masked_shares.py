@@ -49,12 +49,13 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from fedledger.exceptions import BadInput
+from fedledger.exceptions import AggregationError, BadInput, ConfigError
 
 __all__ = [
     "SEED_BYTES",
     "DealtShares",
     "below_modulus",
+    "centred_int64",
     "deal",
     "expand_seed",
     "field_limbs",
@@ -63,6 +64,7 @@ __all__ = [
     "pack_words",
     "to_words",
     "unpack_words",
+    "weighted_sum",
 ]
 
 SEED_BYTES = 32  # an AES-256 key
@@ -71,6 +73,11 @@ _WORD = 0xFFFFFFFF
 # Coefficient sums up to 2^28 keep every int64 limb sum below 2^61 and the float64 quotient estimate within one of
 # the true quotient; larger committees (beyond 21 members) take MPyC's own object-array interpolation.
 _MAX_COEFFICIENT_SUM = 2**28
+# Weighted sums take 16-bit halves of the weights over groups of 2^12 members: each limb sum stays below
+# 2^12 * 2^16 * 2^32 = 2^60 and each group's value below 2^28 p, what one exact reduction takes.
+_WEIGHT_BITS = 16
+_GROUP = 2**12
+_MAX_MEMBERS = 2**15
 
 WordArray = npt.NDArray[np.uint32]
 LimbArray = npt.NDArray[np.int64]
@@ -274,3 +281,55 @@ def deal(secrets: LimbArray, field: Any, threshold: int, committee: int) -> Deal
     ]
     rows = interpolate(field, nodes, list(range(threshold + 1, committee + 1)))
     return DealtShares(seeds, rows)
+
+
+def weighted_sum(shares: list[WordArray], weights: list[int], modulus: int) -> LimbArray:
+    """``sum_m weights[m] * s_m`` modulo ``modulus`` for share vectors ``(n, words)``: limbs ``(words, n)`` in
+    ``[0, p)``, exact in int64 limbs (weights below ``2^32``, at most ``2^15`` members)."""
+    if not shares or len(shares) != len(weights):
+        raise ConfigError(f"{len(shares)} share vectors for {len(weights)} weights")
+    if len(shares) > _MAX_MEMBERS:
+        raise ConfigError(f"{len(shares)} members: at most {_MAX_MEMBERS} for exact 64-bit accumulation")
+    if any(not 0 <= w < 2 ** (2 * _WEIGHT_BITS) for w in weights):
+        raise ConfigError(f"a weight outside [0, 2^{2 * _WEIGHT_BITS}): {weights}")
+    count, words = shares[0].shape
+    mask = (1 << _WEIGHT_BITS) - 1
+    total = np.zeros((words, count), dtype=np.int64)
+    for shift in (_WEIGHT_BITS, 0):  # high halves first: the running value is shifted up before the low halves
+        total <<= _WEIGHT_BITS
+        for start in range(0, len(shares), _GROUP):
+            group = np.zeros((words, count), dtype=np.int64)
+            for share, weight in zip(shares[start : start + _GROUP], weights[start : start + _GROUP], strict=True):
+                if (half := (weight >> shift) & mask) != 0:
+                    group += np.int64(half) * share.T.astype(np.int64)
+            total += _reduce(_carry(group), modulus)
+        total = _reduce(_carry(total), modulus)  # below (2^16 + 8) p before it: within what the reduction takes
+    return total
+
+
+def centred_int64(words: npt.NDArray[Any], modulus: int) -> npt.NDArray[np.int64]:
+    """Field elements ``(n, words)`` as centred integers (``v - p`` for ``v > p / 2``) in int64.
+
+    Raises :class:`AggregationError` when one does not fit int64 (a revealed sum can only do that if the field
+    was sized wrongly).
+    """
+    limbs = np.ascontiguousarray(np.asarray(words).T, dtype=np.int64)
+    negative = ~_below(limbs, modulus // 2 + 1)
+    limbs = _carry(limbs - negative.astype(np.int64) * _modulus_limbs(modulus)[:, None])
+    if limbs.shape[0] == 1:
+        return limbs[0]
+    # value = limbs[0] + 2^32 H, with H the signed integer of the upper limbs; it fits int64 when H fits int32,
+    # that is when the upper limbs are the sign extension of a 32-bit word.
+    upper = limbs[1:]
+    sign = np.where(upper[-1] < 0, np.int64(-1), np.int64(0))
+    if upper.shape[0] == 1:
+        high = upper[0]
+        fits = (high >= -(2**31)) & (high < 2**31)
+    else:
+        extension = np.where(sign < 0, np.int64(_WORD), np.int64(0))
+        fits = (upper[-1] == sign) & np.all(upper[1:-1] == extension, axis=0)
+        fits &= (upper[0] >= 2**31) == (sign < 0)
+        high = upper[0] - (sign < 0) * np.int64(2**32)
+    if not bool(np.all(fits)):
+        raise AggregationError(f"{int(np.count_nonzero(~fits))} revealed values do not fit a 64-bit integer")
+    return np.asarray(limbs[0] + (high << 32), dtype=np.int64)

@@ -46,11 +46,11 @@ __all__ = [
     "derive_seed",
     "direction_band",
     "false_accept",
+    "float_projection_chunks",
     "lower_tail",
     "project",
     "projection_chunks",
     "reference_dot",
-    "weighted_sum_words",
 ]
 
 FAIL_LOG2 = 40  # an honest update is wrongly rejected with probability at most 2^-40
@@ -59,6 +59,14 @@ _CHUNK = 8192  # coordinates per block: keeps the float64 blocks near 16 MB at k
 _MAX_EXACT = 2**53  # float64 integers are exact below this
 
 WordArray = npt.NDArray[np.uint32]
+
+# Each byte of the stream holds four entries of one coordinate, two bits per entry, least significant first. The
+# table maps a byte to its four entries as int8, stored as one uint32, so a single gather expands a whole block.
+_BYTE_ENTRIES = (
+    np.array([[((b >> 2 * q) & 1) + ((b >> (2 * q + 1)) & 1) - 1 for q in range(4)] for b in range(256)], np.int8)
+    .view(np.uint32)
+    .ravel()
+)
 
 
 def chi2_threshold(k: int, fail_log2: int = FAIL_LOG2) -> float:
@@ -119,10 +127,11 @@ def derive_seed(context: bytes, contributions: Sequence[str], bundle_hashes: dic
     return digest.digest()
 
 
-def projection_chunks(seed: bytes, k: int, length: int) -> Iterator[tuple[int, npt.NDArray[np.float64]]]:
+def projection_chunks(seed: bytes, k: int, length: int) -> Iterator[tuple[int, npt.NDArray[np.int8]]]:
     """Blocks ``(start, E)`` of the projection matrix, ``E[i, j]`` the entry of coordinate ``start + i`` in ``a_j``.
 
-    SHAKE-256 of the seed gives ``2 k`` bits per coordinate, coordinate-major; entry = bit + next bit - 1.
+    SHAKE-256 of the seed gives ``2 k`` bits per coordinate, coordinate-major; entry = bit + next bit - 1. Blocks
+    are int8: callers that multiply in float64 convert into a buffer they reuse, which is most of the cost saved.
     """
     if k % 4:
         raise ConfigError(f"the number of projections must be a multiple of 4, got {k}")
@@ -130,9 +139,21 @@ def projection_chunks(seed: bytes, k: int, length: int) -> Iterator[tuple[int, n
     per_coordinate = k // 4
     for start in range(0, length, _CHUNK):
         stop = min(length, start + _CHUNK)
-        bits = np.unpackbits(stream[start * per_coordinate : stop * per_coordinate], bitorder="little")
-        pairs = bits.reshape(stop - start, k, 2)
-        yield start, pairs[..., 0].astype(np.float64) + pairs[..., 1] - 1.0
+        quads = _BYTE_ENTRIES[stream[start * per_coordinate : stop * per_coordinate]]
+        yield start, quads.view(np.int8).reshape(stop - start, k)
+
+
+def float_projection_chunks(seed: bytes, k: int, length: int) -> Iterator[tuple[int, npt.NDArray[np.float64]]]:
+    """:func:`projection_chunks` as float64 for BLAS, in one reused buffer: a block is valid until the next one.
+
+    Reusing the buffer matters: at 100k coordinates and ``k = 256`` fresh blocks would page in 200 MB per pass,
+    which costs more than the products themselves.
+    """
+    buffer = np.empty((min(_CHUNK, length), k), dtype=np.float64)
+    for start, block in projection_chunks(seed, k, length):
+        entries = buffer[: block.shape[0]]
+        entries[...] = block
+        yield start, entries
 
 
 def combine_words(sums: npt.NDArray[np.float64], modulus: int, width: int = 32) -> list[int]:
@@ -159,10 +180,12 @@ def project(shares: Sequence[WordArray], seed: bytes, k: int, modulus: int) -> l
     if length * 2**32 >= _MAX_EXACT:
         raise ConfigError(f"{length} parameters are too many for exact float64 projections")
     total = np.zeros((k, words * len(shares)), dtype=np.float64)
-    for start, block in projection_chunks(seed, k, length):
-        stop = start + block.shape[0]
-        stacked = np.concatenate([s[start:stop] for s in shares], axis=1).astype(np.float64)
-        total += block.T @ stacked
+    stacked = np.empty((min(_CHUNK, length), words * len(shares)), dtype=np.float64)
+    for start, block in float_projection_chunks(seed, k, length):
+        n = block.shape[0]
+        for m, share in enumerate(shares):
+            stacked[:n, m * words : (m + 1) * words] = share[start : start + n]
+        total += block.T @ stacked[:n]
     per_member = total.reshape(k, len(shares), words).transpose(1, 0, 2)
     return [combine_words(per_member[m], modulus) for m in range(len(shares))]
 
@@ -177,32 +200,3 @@ def reference_dot(shares: Sequence[WordArray], reference: npt.NDArray[np.int64],
     halves = [np.ascontiguousarray(s).view(np.uint16).astype(np.float64) for s in shares]
     sums = np.stack([ref @ h for h in halves])  # (members, 16-bit words)
     return combine_words(sums, modulus, width=16)
-
-
-def weighted_sum_words(shares: Sequence[WordArray], weights: Sequence[int], modulus: int) -> npt.NDArray[np.object_]:
-    """``sum_m weights[m] * s_m`` modulo ``modulus`` per coordinate, as Python ints (exact uint64 on 16-bit words).
-
-    Each product is below ``2^48`` and at most ``2^15`` are summed, so the 16-bit word sums stay below ``2^63``;
-    carrying them into 16-bit digits keeps every step inside uint64 before the few Python-int operations per
-    coordinate that rebuild the values.
-    """
-    if len(shares) >= 2**15:
-        raise ConfigError("too many members for exact 64-bit accumulation")
-    length = shares[0].shape[0]
-    digits = shares[0].shape[1] * 2
-    acc = np.zeros((digits + 3, length), dtype=np.uint64)  # three more digits take the carries out of the top
-    for share, weight in zip(shares, weights, strict=True):
-        if not 0 <= weight < 2**32:
-            raise ConfigError(f"weight {weight} outside [0, 2^32)")
-        acc[:digits] += np.ascontiguousarray(share).view(np.uint16).T.astype(np.uint64) * np.uint64(weight)
-    for index in range(acc.shape[0] - 1):
-        acc[index + 1] += acc[index] >> np.uint64(16)
-        acc[index] &= np.uint64(0xFFFF)
-    out: npt.NDArray[np.object_] = np.zeros(length, dtype=object)
-    for start in range(((acc.shape[0] + 3) // 4) * 4 - 4, -1, -4):
-        block = acc[start : start + 4]
-        packed = np.zeros(length, dtype=np.uint64)
-        for offset in range(block.shape[0]):
-            packed |= block[offset] << np.uint64(16 * offset)
-        out = np.asarray((out << 64) + packed.astype(object), dtype=object)
-    return np.asarray(out % modulus, dtype=object)
