@@ -317,7 +317,7 @@ def centred_int64(words: npt.NDArray[Any], modulus: int) -> npt.NDArray[np.int64
     negative = ~_below(limbs, modulus // 2 + 1)
     limbs = _carry(limbs - negative.astype(np.int64) * _modulus_limbs(modulus)[:, None])
     if limbs.shape[0] == 1:
-        return limbs[0]
+        return np.asarray(limbs[0], dtype=np.int64)
     # value = limbs[0] + 2^32 H, with H the signed integer of the upper limbs; it fits int64 when H fits int32,
     # that is when the upper limbs are the sign extension of a 32-bit word.
     upper = limbs[1:]
