@@ -37,6 +37,7 @@ can make a check fail or pass wrongly; members, in contrast, may deviate arbitra
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -215,6 +216,28 @@ async def run_checks(
     )
 
 
+async def _convert(mpc: Any, small: Any, big: Any, shares: ObjectArray) -> Any:
+    """This party's ``shares`` of ``small`` secure ints as a secure array of type ``big``.
+
+    MPyC's statistical conversion (``Runtime._convert`` for secure integers, with pseudorandom secret sharing), done
+    on arrays: open ``x + 2^(l-1) + r`` in the small field for a random ``r`` shared in both fields, subtract ``r``
+    in the big one. MPyC's own ``convert`` takes a list and spends most of its time on one object per element.
+    """
+    if mpc.options.no_prss:
+        return mpc.np_fromlist(mpc.convert([small(small.field(v)) for v in shares], big))
+    from mpyc import thresha
+
+    m, t, n = len(mpc.parties), mpc.threshold, shares.size
+    bits = min(small.bit_length, big.bit_length)
+    prfs = mpc.prfs((1 << (mpc.options.sec_param + bits)) // math.comb(m, t) + 1)
+    common = mpc._prss_uci()  # one common input for both fields: shares of the same r
+    small_r = thresha.np_pseudorandom_share(small.field, m, mpc.pid, prfs, common, n)
+    big_r = thresha.np_pseudorandom_share(big.field, m, mpc.pid, prfs, common, n)
+    offset = 1 << (bits - 1)
+    opened = await mpc.output(small.field.array(shares) + offset + small_r)
+    return big.array(big.field.array(opened.value) - big_r) - offset
+
+
 async def _decide(
     mpc: Any,
     params: CheckParams,
@@ -230,8 +253,8 @@ async def _decide(
     k = params.projections
     rows = [row + ([dots[i]] if dots else []) for i, row in enumerate(projections)]
     width = len(rows[0])
-    flat = [small(small.field(v)) for row in rows for v in row]  # this party's shares, as MPyC secure ints
-    values = mpc.np_fromlist(mpc.convert(flat, big)).reshape(len(rows), width)
+    flat = np.array([v for row in rows for v in row], dtype=object)  # this party's shares
+    values = (await _convert(mpc, small, big, flat)).reshape(len(rows), width)
     y = values[:, :k]
     total = mpc.np_sum(y * y, axis=1)
     ok = mpc.np_sgn(total - (params.norm_threshold + 1), LT=True)  # 1 exactly when S <= T
