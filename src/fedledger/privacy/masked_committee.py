@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from fedledger.privacy.masked_checks import CheckParams, CommitteeAbort, MalformedShares, ObjectArray, OpenedShare
 from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update
-from fedledger.privacy.masked_shares import centred_int64, interpolate, weighted_sum
+from fedledger.privacy.masked_shares import centred_int64, interpolate, pack_words, unpack_words, weighted_sum
 from fedledger.privacy.masked_sketch import derive_seed, project, reference_dot
 
 __all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks", "sketch_decision"]
@@ -283,15 +283,17 @@ async def _sum_passing(
     """
     if not shares:
         return np.zeros(params.length, dtype=np.int64)
-    mine = weighted_sum([s[:-1] for s in shares], examples, params.modulus).astype(np.uint32)
+    mine = weighted_sum([s[:-1] for s in shares], examples, params.modulus)
+    words, size = params.element_bytes // 4, params.wire_bytes
     m, t = params.committee, params.threshold
     windows = {r: range(min(r, m - 1 - t), min(r, m - 1 - t) + t + 1) for r in range(m)}
     graph = {a: [r for r in range(m) if a in windows[r]] for a in range(m)}
     nodes = []
-    for party, view in zip(windows[mpc.pid], await mpc.transfer(mine, sender_receivers=graph), strict=True):
-        if not isinstance(view, np.ndarray) or view.shape != mine.shape:
-            raise CommitteeAbort(f"committee member {party} sent a share of the sum of the wrong shape", (party,))
-        nodes.append((party + 1, view.astype(np.int64)))
+    sent = pack_words(np.ascontiguousarray(mine.T, dtype=np.uint32), size)
+    for party, view in zip(windows[mpc.pid], await mpc.transfer(sent, sender_receivers=graph), strict=True):
+        if not isinstance(view, bytes) or len(view) != len(sent):
+            raise CommitteeAbort(f"committee member {party} sent a share of the sum of the wrong size", (party,))
+        nodes.append((party + 1, np.ascontiguousarray(unpack_words(view, params.length, words, size).T, np.int64)))
     return centred_int64(interpolate(params.field(), nodes, [0])[0], params.modulus)
 
 
