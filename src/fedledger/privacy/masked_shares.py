@@ -73,10 +73,11 @@ _WORD = 0xFFFFFFFF
 # Coefficient sums up to 2^28 keep every int64 limb sum below 2^61 and the float64 quotient estimate within one of
 # the true quotient; larger committees (beyond 21 members) take MPyC's own object-array interpolation.
 _MAX_COEFFICIENT_SUM = 2**28
-# Weighted sums take 16-bit halves of the weights over groups of 2^12 members: each limb sum stays below
-# 2^12 * 2^16 * 2^32 = 2^60 and each group's value below 2^28 p, what one exact reduction takes.
+# Weighted sums take 16-bit halves of the weights over groups of 2^11 members: each limb sum stays below
+# 2^11 * 2^16 * 2^32 = 2^59 and each group's value below 2^27 p; with the shifted high halves (below 2^16 p) or up to
+# 16 reduced groups added, a value stays below the 2^28 p that one exact reduction takes.
 _WEIGHT_BITS = 16
-_GROUP = 2**12
+_GROUP = 2**11
 _MAX_MEMBERS = 2**15
 
 WordArray = npt.NDArray[np.uint32]
@@ -294,16 +295,18 @@ def weighted_sum(shares: list[WordArray], weights: list[int], modulus: int) -> L
         raise ConfigError(f"a weight outside [0, 2^{2 * _WEIGHT_BITS}): {weights}")
     count, words = shares[0].shape
     mask = (1 << _WEIGHT_BITS) - 1
+    shifts = [0] if max(weights) <= mask else [_WEIGHT_BITS, 0]  # counts of examples rarely need the high halves
     total = np.zeros((words, count), dtype=np.int64)
-    for shift in (_WEIGHT_BITS, 0):  # high halves first: the running value is shifted up before the low halves
-        total <<= _WEIGHT_BITS
+    for index, shift in enumerate(shifts):
+        if index:
+            total <<= _WEIGHT_BITS  # the reduced sum of the high halves moves up before the low halves are added
         for start in range(0, len(shares), _GROUP):
             group = np.zeros((words, count), dtype=np.int64)
             for share, weight in zip(shares[start : start + _GROUP], weights[start : start + _GROUP], strict=True):
                 if (half := (weight >> shift) & mask) != 0:
                     group += np.int64(half) * share.T.astype(np.int64)
-            total += _reduce(_carry(group), modulus)
-        total = _reduce(_carry(total), modulus)  # below (2^16 + 8) p before it: within what the reduction takes
+            total += _carry(group) if len(shares) <= _GROUP else _reduce(_carry(group), modulus)
+        total = _reduce(_carry(total), modulus)
     return total
 
 

@@ -55,7 +55,7 @@ __all__ = [
 
 FAIL_LOG2 = 40  # an honest update is wrongly rejected with probability at most 2^-40
 _SEED_LABEL = b"fedledger/masked-checks/projections/1"
-_CHUNK = 8192  # coordinates per block: keeps the float64 blocks near 16 MB at k = 256
+_CHUNK = 2048  # coordinates per block: 4 MB of float64 entries at k = 256, which stay in cache for the product
 _MAX_EXACT = 2**53  # float64 integers are exact below this
 
 WordArray = npt.NDArray[np.uint32]
