@@ -18,7 +18,6 @@ from fedledger.privacy.masked_sketch import (  # noqa: E402
     lower_tail,
     project,
     projection_chunks,
-    reference_dot,
 )
 
 PARAMS = CheckParams(length=300, norm_bound=1.0, min_cosine=0.2, projections=64)
@@ -45,8 +44,11 @@ def test_share_arithmetic_is_exact_modulo_p() -> None:
     got = project(words, seed, 64, P)
     for vector, row in zip(vectors, got, strict=True):
         assert row == [sum(int(a[i, j]) * vector[i] for i in range(PARAMS.length)) % P for j in range(64)]
-    reference = rng.integers(-(2**16), 2**16, size=PARAMS.length)
-    assert reference_dot(words, reference, P) == [
+    reference = rng.integers(-(2**16), 2**16 + 1, size=PARAMS.length)
+    reference[:2] = [2**16, -(2**16)]  # the extremes a quantized reference can hold
+    with_reference = project(words, seed, 64, P, reference)
+    assert [row[:64] for row in with_reference] == got
+    assert [row[64] for row in with_reference] == [
         sum(int(r) * v for r, v in zip(reference, vector, strict=True)) % P for vector in vectors
     ]
     weights = [3, 2**32 - 1, 0]

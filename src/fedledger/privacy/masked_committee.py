@@ -49,7 +49,7 @@ import numpy.typing as npt
 from fedledger.privacy.masked_checks import CheckParams, CommitteeAbort, MalformedShares, ObjectArray, OpenedShare
 from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update
 from fedledger.privacy.masked_shares import centred_int64, interpolate, pack_words, unpack_words, weighted_sum
-from fedledger.privacy.masked_sketch import derive_seed, project, reference_dot
+from fedledger.privacy.masked_sketch import derive_seed, project
 
 __all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks", "sketch_decision"]
 
@@ -186,16 +186,16 @@ async def run_checks(
     state.transcript["bundle_hashes"] = {m: h.hex() for m, h in hashes.items()}
     seed = derive_seed(context, contributions, hashes)
     state.transcript["seed"] = seed.hex()
-    projections = project([s[:-1] for s in shares], seed, params.projections, params.modulus)
+    private = params.reference == "committee" and params.min_cosine is not None
+    public = None if (private or reference is None) else np.asarray(reference, dtype=np.int64)  # |entries| <= 2^16
+    k = params.projections
+    rows = project([s[:-1] for s in shares], seed, k, params.modulus, public)  # k projections, then <ref, x>
     opened_items = [item for item in items if isinstance(item, OpenedShare)]
-    views = await mpc.transfer(_rho_shares(params, seed, projections, opened_items))
+    views = await mpc.transfer(_rho_shares(params, seed, [row[:k] for row in rows], opened_items))
     kept = _consistent(params, state, candidates, views)
     keep = [candidates.index(m) for m in kept]
-    private = params.reference == "committee" and params.min_cosine is not None
     own = project_reference(reference, seed, params) if private else None
-    public = None if (private or reference is None) else np.asarray(reference, dtype=np.int64)  # |entries| <= 2^16
-    dots = [] if public is None or not keep else reference_dot([shares[i][:-1] for i in keep], public, params.modulus)
-    bits = await _decide(mpc, params, [projections[i] for i in keep], dots, public, own) if keep else []
+    bits = await _decide(mpc, params, [rows[i] for i in keep], public, own) if keep else []
     passed = []
     for member, bit in zip(kept, bits, strict=True):
         if int(bit) == 1:
@@ -241,17 +241,16 @@ async def _convert(mpc: Any, small: Any, big: Any, shares: ObjectArray) -> Any:
 async def _decide(
     mpc: Any,
     params: CheckParams,
-    projections: list[list[int]],
-    dots: list[int],
+    rows: list[list[int]],
     reference: npt.NDArray[np.int64] | None,
     own: list[int] | None,
 ) -> list[int]:
-    """The secure pass bit per member: norm ``S <= T`` and, with a public reference (its inner products ``dots``)
-    or this committee member's own projected reference ``own``, direction within tau."""
+    """The secure pass bit per member from its ``rows`` (``k`` projections, then the inner product with the public
+    ``reference`` where there is one): norm ``S <= T`` and, with the public reference or this committee member's
+    own projected reference ``own``, direction within tau."""
     small = mpc.SecInt(params.small_bits, p=params.modulus)
     big = mpc.SecInt(params.big_bits)
     k = params.projections
-    rows = [row + ([dots[i]] if dots else []) for i, row in enumerate(projections)]
     width = len(rows[0])
     flat = np.array([v for row in rows for v in row], dtype=object)  # this party's shares
     values = (await _convert(mpc, small, big, flat)).reshape(len(rows), width)
@@ -260,7 +259,7 @@ async def _decide(
     ok = mpc.np_sgn(total - (params.norm_threshold + 1), LT=True)  # 1 exactly when S <= T
     if own is not None:
         ok = committee_pass_bits(mpc, params, big, y, total, ok, own)
-    elif reference is not None and dots:
+    elif reference is not None:
         dot = values[:, k]
         ref2 = int(np.dot(reference, reference))  # below 2^53: the reference has L2 norm about 2^16
         numerator, denominator = params.cosine_ratio

@@ -50,13 +50,13 @@ __all__ = [
     "lower_tail",
     "project",
     "projection_chunks",
-    "reference_dot",
 ]
 
 FAIL_LOG2 = 40  # an honest update is wrongly rejected with probability at most 2^-40
 _SEED_LABEL = b"fedledger/masked-checks/projections/1"
 _CHUNK = 2048  # coordinates per block: 4 MB of float64 entries at k = 256, which stay in cache for the product
 _MAX_EXACT = 2**53  # float64 integers are exact below this
+_REFERENCE_LIMIT = 2**16  # reference values as the committee receives them: L2 norm about 2^16
 
 WordArray = npt.NDArray[np.uint32]
 
@@ -168,35 +168,47 @@ def combine_words(sums: npt.NDArray[np.float64], modulus: int, width: int = 32) 
     return out
 
 
-def project(shares: Sequence[WordArray], seed: bytes, k: int, modulus: int) -> list[list[int]]:
-    """Each share vector's ``k`` projections (field elements), all members in one pass over the matrix.
+def project(
+    shares: Sequence[WordArray], seed: bytes, k: int, modulus: int, reference: npt.NDArray[np.int64] | None = None
+) -> list[list[int]]:
+    """Each share vector's ``k`` projections (field elements), all members in one pass over the matrix; with a
+    ``reference`` (integers of magnitude below ``2^16``) each row ends with one more value, ``<ref, s>``.
 
-    ``shares[m]`` is ``(length, words)`` 32-bit words; each block product sums at most ``length`` terms below
-    ``2^32``, exact in float64 for ``length < 2^21``.
+    ``shares[m]`` is ``(length, words)`` 32-bit words. Every product is exact in float64: the projections sum at
+    most ``length`` terms below ``2^32``; the reference enters as its two 8-bit parts ``ref = 2^8 hi + lo``, whose
+    block products stay below ``2^8 2^32 2^11`` and are summed in int64.
     """
     if not shares:
         return []
     length, words = shares[0].shape
     if length * 2**32 >= _MAX_EXACT:
         raise ConfigError(f"{length} parameters are too many for exact float64 projections")
+    parts = None if reference is None else _reference_parts(reference, length)
     total = np.zeros((k, words * len(shares)), dtype=np.float64)
+    dots = np.zeros((2, words * len(shares)), dtype=np.int64)
     stacked = np.empty((min(_CHUNK, length), words * len(shares)), dtype=np.float64)
     for start, block in float_projection_chunks(seed, k, length):
         n = block.shape[0]
         for m, share in enumerate(shares):
             stacked[:n, m * words : (m + 1) * words] = share[start : start + n]
         total += block.T @ stacked[:n]
+        if parts is not None:
+            dots += (parts[start : start + n].T @ stacked[:n]).astype(np.int64)
     per_member = total.reshape(k, len(shares), words).transpose(1, 0, 2)
-    return [combine_words(per_member[m], modulus) for m in range(len(shares))]
+    rows = [combine_words(per_member[m], modulus) for m in range(len(shares))]
+    if parts is not None:
+        exact = dots[0].astype(object) + 2**8 * dots[1].astype(object)  # Python ints: the sum can pass 2^63
+        for m, row in enumerate(rows):
+            row += combine_words(exact[m * words : (m + 1) * words].reshape(1, words), modulus)
+    return rows
 
 
-def reference_dot(shares: Sequence[WordArray], reference: npt.NDArray[np.int64], modulus: int) -> list[int]:
-    """``<ref, s>`` for each share vector; 16-bit words keep ``|ref| 2^16 length`` below 2^53."""
-    if not shares:
-        return []
-    if int(np.abs(reference).max(initial=0)) * 2**16 * reference.size >= _MAX_EXACT:
+def _reference_parts(reference: npt.NDArray[np.int64], length: int) -> npt.NDArray[np.float64]:
+    """``(length, 2)``: the low 8 bits of each reference value in ``[0, 256)`` and the rest in ``[-256, 256]``."""
+    ref = np.asarray(reference, dtype=np.int64)
+    if ref.shape != (length,):
+        raise ConfigError(f"reference has shape {ref.shape}, the shares {length} values")
+    if int(np.abs(ref).max(initial=0)) > _REFERENCE_LIMIT:
         raise ConfigError("reference too large for exact float64 inner products")
-    ref = reference.astype(np.float64)
-    halves = [np.ascontiguousarray(s).view(np.uint16).astype(np.float64) for s in shares]
-    sums = np.stack([ref @ h for h in halves])  # (members, 16-bit words)
-    return combine_words(sums, modulus, width=16)
+    parts: npt.NDArray[np.float64] = np.stack([ref & 0xFF, ref >> 8], axis=1).astype(np.float64)
+    return parts
