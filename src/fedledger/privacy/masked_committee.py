@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedledger.privacy.masked_checks import CheckParams, CommitteeAbort, MalformedShares, ObjectArray, OpenedShare
-from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update
+from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update, square_norms
 from fedledger.privacy.masked_shares import centred_int64, interpolate, pack_words, unpack_words, weighted_sum
 from fedledger.privacy.masked_sketch import derive_seed, project
 
@@ -255,7 +255,7 @@ async def _decide(
     flat = np.array([v for row in rows for v in row], dtype=object)  # this party's shares
     values = (await _convert(mpc, small, big, flat)).reshape(len(rows), width)
     y = values[:, :k]
-    total = mpc.np_sum(y * y, axis=1)
+    total = square_norms(mpc, y)
     ok = mpc.np_sgn(total - (params.norm_threshold + 1), LT=True)  # 1 exactly when S <= T
     if own is not None:
         ok = committee_pass_bits(mpc, params, big, y, total, ok, own)

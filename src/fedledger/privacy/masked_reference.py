@@ -44,6 +44,7 @@ __all__ = [
     "committee_pass_bits",
     "project_reference",
     "project_update",
+    "square_norms",
 ]
 
 PROJECTED_REFERENCE_NORM = 2**16
@@ -122,6 +123,12 @@ def _direction_bits(params: CheckParams) -> tuple[int, int]:
     return int(dot.bit_length()) + 1, int(gap.bit_length()) + 2
 
 
+def square_norms(mpc: Any, rows: Any) -> Any:
+    """The secure ``|row|^2`` of each row of a secure 2-D array: one inner product per row, which MPyC reshares
+    once, where squaring elementwise would reshare every entry."""
+    return mpc.np_fromlist([rows[i] @ rows[i] for i in range(rows.shape[0])])
+
+
 def committee_pass_bits(
     mpc: Any, params: CheckParams, secint: Any, y: Any, total: Any, norm_ok: Any, own: Sequence[int]
 ) -> Any:
@@ -140,7 +147,7 @@ def committee_pass_bits(
     references = mpc.np_stack(mpc.input(mine, senders=list(range(m))))  # (m, k): row j known only to member j
     gate = norm_ok.reshape(-1, 1)
     dots = (y @ references.T) * gate  # (members, m)
-    ref2 = mpc.np_sum(references * references, axis=1)
+    ref2 = square_norms(mpc, references)
     numerator, denominator = params.cosine_ratio
     aligned = 1 - mpc.np_sgn(dots, l=dot_bits, LT=True)
     gap = denominator * dots * dots - numerator * mpc.np_outer(total * norm_ok, ref2)
