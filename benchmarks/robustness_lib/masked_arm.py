@@ -2,7 +2,8 @@
 
 ``benchmarks/robustness.py --masked`` runs, after each setting without lying validators, the same attacks in secure
 rounds: nobody sees an update, the committee's pass bit (:mod:`robustness_lib.masked_checks`) is the acceptance,
-and the accepted updates are summed (FedAvg: the only rule secure aggregation allows). Its column is printed beside
+and the accepted updates are summed (FedAvg), or with ``--masked-clipping`` clipped around the previous aggregate
+by the committee (centered clipping in the MPC: :mod:`fedledger.privacy.masked_clipping`). Its column is printed beside
 the validated rounds' columns of the same setting and seeds, and held to the same target against the same attack-free
 FedAvg reference. There are no validator reputations, no per-update norms and no example caps in this arm, as a
 secure task's config refuses them.
