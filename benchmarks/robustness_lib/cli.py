@@ -188,6 +188,15 @@ def _task_options(parser: argparse.ArgumentParser) -> None:
         "update on its validation data (majority of the seats' bits)",
     )
     parser.add_argument(
+        "--masked-clipping",
+        type=int,
+        default=0,
+        metavar="LEVELS",
+        help="the masked committee clips each passing update around the previous aggregate (centered clipping, "
+        "radius --tau times the clip norm, clip factors rounded down to multiples of 1/LEVELS, e.g. 16) instead "
+        "of summing them (default 0: the plain sum)",
+    )
+    parser.add_argument(
         "--report",
         type=Path,
         nargs="+",

@@ -2,7 +2,8 @@
 
 ``benchmarks/robustness.py --masked`` runs, after each setting without lying validators, the same attacks in secure
 rounds: nobody sees an update, the committee's pass bit (:mod:`robustness_lib.masked_checks`) is the acceptance,
-and the accepted updates are summed (FedAvg: the only rule secure aggregation allows). Its column is printed beside
+and the accepted updates are summed (FedAvg), or with ``--masked-clipping`` clipped around the previous aggregate
+by the committee (centered clipping in the MPC: :mod:`fedledger.privacy.masked_clipping`). Its column is printed beside
 the validated rounds' columns of the same setting and seeds, and held to the same target against the same attack-free
 FedAvg reference. There are no validator reputations, no per-update norms and no example caps in this arm, as a
 secure task's config refuses them.
@@ -26,13 +27,17 @@ MASKED_COLUMN = "secure+masked"
 """The arm's column in the tables (its rule is FedAvg)."""
 
 
-def masked_setup(setup: FLSetup, min_cosine: float | None, reference: str = "previous") -> FLSetup:
-    """``setup`` as a secure task with masked checks: acceptance by the pass bit, nothing per update beyond it."""
+def masked_setup(
+    setup: FLSetup, min_cosine: float | None, reference: str = "previous", clip_levels: int = 0
+) -> FLSetup:
+    """``setup`` as a secure task with masked checks: acceptance by the pass bit, nothing per update beyond it (with
+    ``clip_levels``, the committee's centered clipping of the passing updates)."""
     return replace(
         setup,
         masked_checks=True,
         masked_min_cosine=min_cosine,
         masked_reference=reference,
+        masked_clip_levels=clip_levels,
         scoring="trust",
         acceptance_threshold=5_000,
         min_approvals=0,
@@ -59,11 +64,22 @@ def masked_section(
     """Every chosen setting without lying validators, in secure rounds with masked checks; tables and target checks
     printed beside ``validated`` (the raw results of the same settings in validated rounds)."""
     rules, attacks = grid
-    raw: dict[str, Any] = {"min_cosine": args.masked_min_cosine, "reference": args.masked_reference, "settings": {}}
+    raw: dict[str, Any] = {
+        "min_cosine": args.masked_min_cosine,
+        "reference": args.masked_reference,
+        "clip_levels": args.masked_clipping,
+        "settings": {},
+    }
     reference_name = (
         "the previous round's aggregate"
         if args.masked_reference == "previous"
         else ("each committee seat's own update on its validation data")
+    )
+    clipping = (
+        f"centered clipping of the passing updates around the previous aggregate, radius {context_tau(contexts)}, "
+        f"clip factors in steps of 1/{args.masked_clipping}"
+        if args.masked_clipping
+        else "plain sum of the passing updates"
     )
     for number in settings:
         setting = SETTINGS[number - 1]
@@ -71,7 +87,8 @@ def masked_section(
             continue  # the arm has no validators to lie
         per_seed = []
         for context, seed in zip(contexts, seeds, strict=True):
-            context = replace(context, setup=masked_setup(context.setup, args.masked_min_cosine, args.masked_reference))
+            arm = masked_setup(context.setup, args.masked_min_cosine, args.masked_reference, args.masked_clipping)
+            context = replace(context, setup=arm)
             scenarios = scenarios_of(["fedavg"], attacks, setting.malicious_fraction, 0.0, seed)
             cells = run_grid(context, scenarios, args.workers)
             per_seed.append([replace(r, scenario=replace(r.scenario, rule=MASKED_COLUMN)) for r in cells])
@@ -89,7 +106,7 @@ def masked_section(
         misses = "; ".join(check.failures) if check.failures else "none"
         print(
             f"\nSecure rounds with masked checks (L2 bound: the clip norm; minimum cosine with {reference_name}: "
-            f"{args.masked_min_cosine}) against the attack-free FedAvg reference {reference:.3f}: "
+            f"{args.masked_min_cosine}; {clipping}) against the attack-free FedAvg reference {reference:.3f}: "
             f"{'meets' if check.meets else 'misses'} the target (misses: {misses}). Malicious updates accepted: "
             + ", ".join(
                 f"{r.scenario.attack} {r.malicious_acceptance:.2f}"
@@ -106,3 +123,9 @@ def masked_section(
             "results": [r.to_json() for runs in per_seed for r in runs],
         }
     return raw
+
+
+def context_tau(contexts: Sequence[GridContext]) -> str:
+    """Centered clipping's radius in the runs' units (the clip norm times ``tau_fraction``)."""
+    setup = contexts[0].setup
+    return f"{setup.clip_norm * setup.tau_fraction:g}"

@@ -151,6 +151,10 @@ class FLSetup:
     """What the masked direction check compares an update with: ``previous`` (the previous round's aggregate, one
     public vector) or ``committee`` (each check-committee seat's own trust reference, its update on its own
     validation data, as validators' trust scores use; the pass bit is the seats' majority)."""
+    masked_clip_levels: int = 0
+    """Secure rounds clip each passing update around the previous aggregate to ``tau`` in the committee's MPC, with
+    clip factors in steps of ``1 / masked_clip_levels`` (:func:`robustness_lib.masked_checks.masked_clipped_delta`);
+    0: the plain sum of the passing updates."""
     registered_rows: bool = True
     """Each member registered its training rows in the task's data registry (a task with a purpose, as the demo
     deploys), and no update may declare more (``fedledger.federation.rules.registered_rows``): ``count-inflation``

@@ -31,6 +31,7 @@ share of every round (as in FLTrust, where all members take part and the fractio
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -57,7 +58,7 @@ from fedledger.learning.scoring import MAX_SCORE, at_median_norm, scaled_update
 from fedledger.learning.update import DecodedUpdate, UpdatePipeline
 
 from .data import Federation
-from .masked_checks import masked_decisions
+from .masked_checks import masked_clipped_delta, masked_decisions
 from .models import LocalTrainer
 from .scenario import (
     FLSetup,
@@ -374,23 +375,29 @@ class _Scenario:
             rule, len(accepted), self.scenario.malicious_fraction, setup.clip_norm, tau_fraction=setup.tau_fraction
         )
         try:
-            result = aggregate(
-                rule,
-                [work.updates[i] for i in accepted],
-                [work.counts[i] for i in accepted],
-                frac_bits=setup.frac_bits,
-                params=params,
-                clip_to_median_norm=setup.clip_to_median_norm,
-                lift_to_median_norm=setup.lift_to_median_norm,
-                # The cap comes from every update of the round, accepted or not (as the ledger's aggregators do).
-                example_cap=median_example_cap(work.counts) if setup.cap_examples_to_median else None,
-                **kwargs,
-            )
+            if setup.masked_checks and setup.masked_clip_levels:  # the committee's clipping, projections per round
+                delta, _ = masked_clipped_delta(
+                    [work.updates[i] for i in accepted], [work.counts[i] for i in accepted], self.previous_aggregate,
+                    setup=setup, seed=hashlib.sha256(f"masked-clipping/{self.seed}/{work.r}".encode()).digest(),
+                )  # fmt: skip
+            else:
+                delta = aggregate(
+                    rule,
+                    [work.updates[i] for i in accepted],
+                    [work.counts[i] for i in accepted],
+                    frac_bits=setup.frac_bits,
+                    params=params,
+                    clip_to_median_norm=setup.clip_to_median_norm,
+                    lift_to_median_norm=setup.lift_to_median_norm,
+                    # The cap comes from every update of the round, accepted or not (as the ledger's aggregators do).
+                    example_cap=median_example_cap(work.counts) if setup.cap_examples_to_median else None,
+                    **kwargs,
+                ).delta
         except AggregationError as exc:
             self.stats.rule_errors.append(f"round {work.r}: {exc}")
             return  # no proposal: the round aborts at its deadline, the model stays
-        self.previous_aggregate = result.delta
-        self.global_params = apply_update(self.global_params, result.delta, frac_bits=setup.frac_bits)
+        self.previous_aggregate = delta
+        self.global_params = apply_update(self.global_params, delta, frac_bits=setup.frac_bits)
         ledger.propose_aggregate(info.round_id, f"round-{info.round_id}", info.accepted_mask)
 
     def count_round(self, ledger: InMemoryLedger, round_id: int) -> None:

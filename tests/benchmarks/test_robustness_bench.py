@@ -829,6 +829,30 @@ def test_paired_comparison_of_two_runs(tmp_path: Path, capsys: pytest.CaptureFix
     assert "no cell of rule 'krum'" in capsys.readouterr().err
 
 
+def test_masked_clipping_in_the_simulation_clips_far_updates_around_the_previous_aggregate() -> None:
+    # The committee's centered clipping (quantized levels from the projections' distance estimate), as the grid
+    # applies it: an update near the center counts whole, a sign flip at 0.9 from it with radius 0.5 by about 8/16
+    # (0.5 / 0.9 of 16 levels, rounded down, on the projections' estimate of the distance).
+    from robustness_lib.masked_arm import masked_setup
+    from robustness_lib.masked_checks import masked_clipped_delta
+
+    bits = 24
+    direction = np.random.default_rng(4).normal(size=200)
+    direction /= np.linalg.norm(direction)
+
+    def fixed(vector: np.ndarray) -> dict[str, np.ndarray]:
+        return {"w": np.rint(vector * 2**bits).astype(np.int64).view(np.uint64)}
+
+    center, near, flipped = fixed(0.3 * direction), fixed(0.35 * direction), fixed(-0.6 * direction)
+    setup = masked_setup(_setup(rounds=4, frac_bits=bits, clip_norm=1.0, tau_fraction=0.5), 0.0, clip_levels=16)
+    delta, levels = masked_clipped_delta([near, flipped], [3, 1], center, setup=setup, seed=bytes(32))
+    assert levels[0] == 16 and 7 <= levels[1] <= 9
+    v, a, b = (u["w"].view(np.int64) for u in (center, near, flipped))
+    assert (delta["w"].view(np.int64) == (64 * v + 48 * (a - v) + levels[1] * (b - v)) // 64).all()
+    result = _run(Scenario("fedavg", "sign-flip", 0.25), setup)
+    assert not result.rule_errors and result.test_error < 0.3
+
+
 def test_masked_checks_in_the_simulation_accept_honest_updates_and_reject_sign_flips() -> None:
     # The committee's pass bit decides acceptance: honest updates point with the last aggregate and pass, a sign
     # flip (from the second round, once there is an aggregate to compare with) does not.

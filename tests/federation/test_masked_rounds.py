@@ -27,14 +27,23 @@ from fedledger.chain import Phase  # noqa: E402
 from fedledger.chain.events import RoundAborted, RoundFinalized, UpdateCommitted, UpdateFlagged  # noqa: E402
 from fedledger.chain.masked_events import CheckAbortPosted, CheckerSilent, ChecksAccepted  # noqa: E402
 from fedledger.chain.task import RoundInfo  # noqa: E402
-from fedledger.exceptions import ConfigError  # noqa: E402
+from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
 from fedledger.federation import MemberNode, Simulation, TaskConfig  # noqa: E402
 from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
-from fedledger.federation.masked_round import committee_keys  # noqa: E402
+from fedledger.federation.masked_round import (  # noqa: E402
+    check_params,
+    clip_center,
+    committee_keys,
+    flatten,
+    masked_aggregate,
+    read_outcome,
+)
 from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
 from fedledger.learning import decode_model  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
-from fedledger.privacy.masked_checks import CheckParams, seal_shares, split_shares  # noqa: E402
+from fedledger.privacy.masked_checks import CheckParams, seal_shares, split_shares, to_fixed  # noqa: E402
+from fedledger.privacy.masked_clipping import clip_levels, clipped_sums, project_exact  # noqa: E402
+from fedledger.privacy.masked_committee import CheckOutcome  # noqa: E402
 from fedledger.privacy.masked_shares import from_words, to_words  # noqa: E402
 from fedledger.workspace import Workspace  # noqa: E402
 from helpers.federation import plaintext_fedavg_hash  # noqa: E402
@@ -219,6 +228,46 @@ def test_the_committee_references_reject_a_sign_flipped_update_on_chain_and_the_
         assert report.ok, report
 
 
+def test_centered_clipping_in_the_checks_clips_a_sign_flipped_update_around_the_last_global_update(
+    tmp_path: Path,
+) -> None:
+    # Without a direction check the sign-flipped update passes the norm bound; the committee clips every passing
+    # update around the previous round's global update (zero in round 1) to radius 1.0, so the flipped one, about
+    # 1.4 from the center, counts for less than the honest ones in both rounds.
+    ws, sim = _setup(tmp_path, rounds=2, masked_clip_levels=16, masked_clip_radius=1.0)
+    with ws:
+        config = sim.nodes[0].config
+        flipped = sim.nodes[1].account.address
+        sim.nodes[1] = SignFlipped(sim.nodes[1])
+        for node in sim.nodes:
+            _mode(node).check_timeout = 90.0  # as above: a loaded machine must not turn this into a timeout test
+        Simulation(sim.task, sim.nodes).run()
+        nodes = {n.account.address: n for n in sim.nodes}
+        for r in (1, 2):
+            info = sim.task.round(r)
+            assert info.phase is Phase.FINALIZED
+            outcome_hash = sim.task.accepted_outcome(r)
+            assert outcome_hash is not None
+            read = read_outcome(sim.store.get(outcome_hash.removeprefix("0x")))
+            members = read.outcome.passed
+            assert len(members) == 4 and read.params.clip_radius == 1.0
+            # What the MPC revealed is the rule in clear on the replayed updates, the round's projections and center.
+            replayed = [nodes[m].local_update(info) for m in members]
+            rows = np.stack([to_fixed(flatten(u, config.frac_bits), read.params) for u, _, _, _ in replayed])
+            center = clip_center(config, sim.task, sim.store, r)
+            assert (center is None) == (r == 1)
+            seed, k = bytes.fromhex(read.outcome.transcript["seed"]), read.params.projections
+            v = np.zeros(rows.shape[1], dtype=np.int64) if center is None else center
+            levels = clip_levels(project_exact(rows, seed, k).tolist(), project_exact(v, seed, k).tolist(), read.params)
+            weighted, level_weight = clipped_sums(rows, levels, [n for _, _, n, _ in replayed])
+            assert read.outcome.weighted_sum.tolist() == weighted.tolist()
+            assert read.outcome.clip_weight == level_weight
+            mine = levels[members.index(flipped)]
+            assert mine < min(level for m, level in zip(members, levels, strict=True) if m != flipped)
+        report = verify_task(ws.chain, ws.config.consortium, sim.task.address, sim.store)
+        assert report.ok, report  # the audit re-derives each finalized model from W, M and the center
+
+
 def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_runs(tmp_path: Path) -> None:
     ws, sim = _setup(tmp_path, rounds=2)
     with ws:
@@ -278,3 +327,39 @@ def test_the_direction_check_defaults_to_the_committee_references_and_old_config
     assert old.to_bytes() == old_bytes
     plain = TaskConfig(model=model, secure_aggregation=True, masked_checks=True)
     assert plain.masked.reference == "previous" and "masked_reference" not in plain.to_bytes().decode()
+
+
+def test_centered_clipping_in_the_checks_is_a_task_option_off_by_default() -> None:
+    model = {"kind": "sklearn-sgd", "n_features": 3, "n_classes": 2}
+    plain = TaskConfig(model=model, secure_aggregation=True, masked_checks=True)
+    assert "masked_clip" not in plain.to_bytes().decode()  # a task that does not clip hashes as before
+    assert check_params(plain, 8).clip_radius is None
+    clipping = TaskConfig(
+        model=model, secure_aggregation=True, masked_checks=True, masked_clip_levels=16, clip_norm=2.0
+    )
+    assert TaskConfig.from_bytes(clipping.to_bytes()) == clipping and clipping.hash != plain.hash
+    params = check_params(clipping, 8)
+    assert (params.clip_radius, params.clip_levels) == (1.0, 16)  # half the clip norm, as validated rounds clip
+    radius = TaskConfig(model=model, secure_aggregation=True, masked_checks=True, masked_clip_levels=4,
+                        masked_clip_radius=0.3)  # fmt: skip
+    assert (check_params(radius, 8).clip_radius, check_params(radius, 8).clip_levels) == (0.3, 4)
+    for fields, message in [
+        ({"secure_aggregation": True, "masked_clip_levels": 16}, "needs masked_checks"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_clip_levels": 257}, "within 0..256"),
+        ({"secure_aggregation": True, "masked_checks": True, "masked_clip_radius": 0.0}, "must be positive"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            TaskConfig(model=model, **fields)
+    # The aggregator applies the revealed clipping sums around the center: W = sum n_i l_i x_i, M = sum n_i l_i.
+    global_params, bits = {"w": np.zeros(4, dtype=np.float32)}, clipping.frac_bits
+    center = np.array([4, -8, 0, 2], dtype=np.int64) << bits
+    x = np.array([[8, 0, 0, 0], [-40, 0, 0, 0]], dtype=np.int64) << bits
+    levels, examples = [16, 4], [3, 1]
+    outcome = CheckOutcome(["a", "b"], {}, (x.T @ np.multiply(levels, examples)).astype(np.int64), 4, clip_weight=52)
+    spec = {"kind": "sklearn-sgd", "n_features": 3, "n_classes": 2}
+    params_out, _ = masked_aggregate(clipping, global_params, spec, outcome, round_id=2, center=center)
+    # v + (3 * 1 * (x_a - v) + 1 * 1/4 * (x_b - v)) / 4, in fixed point
+    expected = center + (3 * (x[0] - center) + (x[1] - center) // 4) // 4
+    assert np.allclose(params_out["w"], expected / 2.0**bits)
+    with pytest.raises(BadInput, match="clipping does not match"):
+        masked_aggregate(plain, global_params, spec, outcome, round_id=2)

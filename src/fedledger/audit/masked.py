@@ -30,7 +30,13 @@ from fedledger.chain.masked_task import accepted_words
 from fedledger.chain.task import TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import FedLedgerError, StoreError
 from fedledger.federation.config import TaskConfig
-from fedledger.federation.masked_round import accepted_mask_of, check_params, masked_aggregate, read_outcome
+from fedledger.federation.masked_round import (
+    accepted_mask_of,
+    check_params,
+    clip_center,
+    masked_aggregate,
+    read_outcome,
+)
 from fedledger.learning import ModelBlob
 from fedledger.privacy.masked_checks import BUNDLE_FORMAT
 from fedledger.privacy.masked_committee import recheck_transcript
@@ -108,7 +114,8 @@ def check_masked_finalized(
     if problems:
         return
     try:
-        _, blob = masked_aggregate(config, start.params, start.spec, read.outcome, round_id=r)
+        center = clip_center(config, task, store, r)  # the previous round's global update, from chain and store
+        _, blob = masked_aggregate(config, start.params, start.spec, read.outcome, round_id=r, center=center)
     except FedLedgerError as exc:
         fail(f"cannot apply the revealed sum: {exc}", round_id=r, h=event.model_hash)
         return

@@ -237,6 +237,10 @@ class TaskConfig:
     # "committee" (each check-committee member's own reference update) or "previous" (the previous round's global
     # update); "auto": "committee" when masked_min_cosine is set, else "previous" (no direction check: unused).
     masked_reference: str = AUTO
+    # Centered clipping of the passing updates in the committee's MPC: clip factors in steps of 1/levels (0: off,
+    # the plain sum) around the previous round's global update, to the radius (None: half the clip norm).
+    masked_clip_levels: int = 0
+    masked_clip_radius: float | None = None
     # How every member turns its raw table into training data (fedledger.data.prepare.Recipe as a dict), committed
     # with the config so every member prepares in exactly the same way; empty: the files are already numeric.
     preparation: dict[str, Any] = field(default_factory=dict)
@@ -424,6 +428,8 @@ class TaskConfig:
             self.masked_norm_bound,
             self.masked_min_cosine,
             self.masked_reference,
+            self.masked_clip_levels,
+            self.masked_clip_radius,
         )
 
     @functools.cached_property

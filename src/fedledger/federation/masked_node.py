@@ -34,6 +34,7 @@ from fedledger.federation.masked_round import (
     ABORT_FORMAT,
     accepted_mask_of,
     check_params,
+    clip_center,
     committee_keys,
     flatten,
     masked_aggregate,
@@ -235,6 +236,7 @@ class MaskedRounds:
             keys=[],
             timeout=self.check_timeout,
             own_references=own,
+            center=clip_center(node.config, self.ledger, node.store, r),
         )
         raw = self.identity.private_key.private_bytes_raw()
         write_private(folder / f"party{index}.key", raw.hex())
@@ -291,7 +293,8 @@ class MaskedRounds:
             if accepted_mask_of(read.outcome.passed, updates) != info.accepted_mask:
                 raise BadInput("the outcome's passing members are not the accepted set")
             global_params, model_spec = node.global_model(info.global_model)
-            _, blob = masked_aggregate(node.config, global_params, model_spec, read.outcome, round_id=r)
+            center = clip_center(node.config, self.ledger, node.store, r)
+            _, blob = masked_aggregate(node.config, global_params, model_spec, read.outcome, round_id=r, center=center)
         except (FedLedgerError, AggregationError) as exc:
             self._give_up(r, f"cannot aggregate the checked updates: {exc}")
             return False

@@ -9,7 +9,8 @@ Under ``masked_checks`` a secure round runs OPEN -> VALIDATE -> AGGREGATE on ``S
   that passed and the sha256 of the outcome blob (:func:`outcome_blob`: verdicts, the revealed example-weighted sum
   of the passing updates, the transcript the audit re-checks), or an abort record when its checks could not finish;
 - the contract aggregates the set a strict majority posted, and any aggregator turns the outcome's sum into the next
-  model (:func:`masked_aggregate`): the FedAvg of the passing updates, bit for bit.
+  model (:func:`masked_aggregate`): the FedAvg of the passing updates, bit for bit, or with ``masked_clip_levels``
+  their centered clipping around the previous round's global update (:func:`clip_center`).
 
 Everything here is a pure function of the chain and the store, so every party derives the same context, parameters,
 bundles, reference and model.
@@ -36,6 +37,7 @@ from fedledger.learning import Params, decode_model
 from fedledger.learning.fixedpoint import FixedPoint
 from fedledger.learning.update import Tensors
 from fedledger.privacy.masked_checks import CheckParams
+from fedledger.privacy.masked_clipping import clipped_update
 from fedledger.privacy.masked_committee import CheckOutcome
 from fedledger.store import BlobStore
 
@@ -45,6 +47,7 @@ __all__ = [
     "MaskedOutcome",
     "accepted_mask_of",
     "check_params",
+    "clip_center",
     "committee_keys",
     "flatten",
     "masked_aggregate",
@@ -75,10 +78,14 @@ def masked_bound(norm_bound: float, length: int, frac_bits: int) -> float:
 
 
 def check_params(config: TaskConfig, length: int) -> CheckParams:
-    """The round's public check parameters: the task's bound (default: its update norm bound), cosine, reference and
-    committee."""
+    """The round's public check parameters: the task's bound (default: its update norm bound), cosine, reference,
+    committee and centered clipping (its radius by default half the clip norm, validated centered clipping's)."""
     masked = config.masked
     bound = masked.norm_bound if masked.norm_bound is not None else config.update_norm_bound(length)
+    clipping: dict[str, Any] = {}
+    if masked.clip_levels:
+        radius = masked.clip_radius if masked.clip_radius is not None else config.clip_norm / 2
+        clipping = {"clip_radius": float(radius), "clip_levels": masked.clip_levels}
     return CheckParams(
         length=length,
         norm_bound=masked_bound(bound, length, config.frac_bits),
@@ -86,6 +93,7 @@ def check_params(config: TaskConfig, length: int) -> CheckParams:
         frac_bits=config.frac_bits,  # the task's fixed point: the revealed sum is the FedAvg numerator, exactly
         committee=masked.committee,
         reference=masked.reference,
+        **clipping,
     )
 
 
@@ -134,6 +142,20 @@ def reference_update(task: TrainingTaskClient, store: BlobStore, round_id: int) 
     return None
 
 
+def clip_center(
+    config: TaskConfig, task: TrainingTaskClient, store: BlobStore, round_id: int
+) -> npt.NDArray[np.int64] | None:
+    """The public center of the committee's centered clipping: the previous round's global update in the task's
+    fixed point (None: zero, in the first round; also None when the task does not clip)."""
+    if not config.masked.clip_levels:
+        return None
+    step = reference_update(task, store, round_id)
+    if step is None:
+        return None
+    center: npt.NDArray[np.int64] = FixedPoint(config.frac_bits).encode(step).view(np.int64)
+    return center
+
+
 def accepted_mask_of(passed: Sequence[str], updates: Sequence[UpdateInfo]) -> int:
     """The accepted set (bit i = update i) of the members that passed."""
     index = {u.member: u.index for u in updates}
@@ -156,6 +178,8 @@ def outcome_blob(
         "total_examples": int(outcome.total_examples),
         "transcript": outcome.transcript,
     }
+    if outcome.clip_weight is not None:
+        doc["clip_weight"] = int(outcome.clip_weight)
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -194,12 +218,22 @@ def masked_aggregate(
     outcome: CheckOutcome,
     *,
     round_id: int,
+    center: npt.NDArray[np.int64] | None = None,
 ) -> tuple[Params, bytes]:
     """The next model from the revealed sum: ``floor(sum n_i x_i / sum n_i)`` over the passing updates (FedAvg of
-    them, bit for bit, in the task's fixed point), applied as any round's aggregate."""
+    them, bit for bit, in the task's fixed point), applied as any round's aggregate. With ``masked_clip_levels``
+    the outcome holds centered clipping's sums instead, around ``center`` (:func:`clip_center`; None: zero), and
+    the update is :func:`fedledger.privacy.masked_clipping.clipped_update` of them."""
     if outcome.total_examples <= 0 or not outcome.passed:
         raise AggregationError(f"round {round_id}: no update passed the masked checks")
-    average = np.floor_divide(outcome.weighted_sum.astype(np.int64), np.int64(outcome.total_examples))
+    levels = config.masked.clip_levels
+    if bool(levels) != (outcome.clip_weight is not None):
+        raise BadInput(f"round {round_id}: the outcome's clipping does not match the task's")
+    if outcome.clip_weight is not None:
+        v = np.zeros(outcome.weighted_sum.size, dtype=np.int64) if center is None else center
+        average = clipped_update(outcome.weighted_sum, outcome.clip_weight, outcome.total_examples, v, levels)
+    else:
+        average = np.floor_divide(outcome.weighted_sum.astype(np.int64), np.int64(outcome.total_examples))
     delta: Tensors = {}
     offset = 0
     for name in sorted(global_params):

@@ -164,6 +164,9 @@ class CheckParams:
     ``projections`` is ``k``, the number of random projections (a multiple of 4); ``reference`` says what the
     direction is checked against: ``"previous"``, one public reference every committee member holds, or
     ``"committee"``, each committee member's own private reference (:mod:`fedledger.privacy.masked_reference`).
+    ``clip_radius`` (``None``: off, the plain sum) has the committee clip every passing update around a public
+    center to that L2 radius, with clip factors in steps of ``1 / clip_levels``
+    (:mod:`fedledger.privacy.masked_clipping`).
     """
 
     length: int
@@ -173,6 +176,8 @@ class CheckParams:
     committee: int = 3
     projections: int = 256
     reference: str = "previous"
+    clip_radius: float | None = None
+    clip_levels: int = 16
 
     def __post_init__(self) -> None:
         if self.length < 1:
@@ -187,6 +192,10 @@ class CheckParams:
             raise ConfigError(f"projections must be a multiple of 4 and at least 64, got {self.projections}")
         if self.reference not in ("previous", "committee"):
             raise ConfigError(f"the reference must be 'previous' or 'committee', got {self.reference!r}")
+        if self.clip_radius is not None and not (math.isfinite(self.clip_radius) and self.clip_radius > 0):
+            raise ConfigError(f"clip radius must be positive and finite, got {self.clip_radius}")
+        if not 1 <= self.clip_levels <= 256:
+            raise ConfigError(f"clip levels must be in 1..256, got {self.clip_levels}")
         FixedPoint(self.frac_bits)  # validates frac_bits
 
     @property
@@ -207,6 +216,11 @@ class CheckParams:
     def norm_threshold(self) -> int:
         """``T``: the committee accepts the norm when ``sum_j y_j^2 <= T`` (``E sum = k |x|^2 / 2``)."""
         return int(math.ceil(self.chi2_q * self.bound_units**2 / 2))
+
+    @property
+    def clip_radius_units(self) -> int:
+        """The clip radius in fixed-point units, rounded down (0 without clipping)."""
+        return int(math.floor((self.clip_radius or 0.0) * 2**self.frac_bits))
 
     @property
     def coordinate_bound(self) -> int:
@@ -252,10 +266,11 @@ class CheckParams:
         from mpyc import finfields
 
         wide = self.coordinate_bound
+        weight = self.clip_levels if self.clip_radius is not None else 1  # clipping weighs by n_i l_i, l_i <= L
         bits = max(
             self.small_bits + _MPYC_SEC_PARAM + 3,  # MPyC's conversion masks with l + k bits, without wrapping
             (self.length * wide).bit_length() + 2,  # projections of an update within the coordinate range
-            (_MAX_TOTAL_EXAMPLES * _MAX_MEMBERS * wide).bit_length() + 2,  # the weighted sum of accepted updates
+            (_MAX_TOTAL_EXAMPLES * _MAX_MEMBERS * weight * wide).bit_length() + 2,  # the revealed weighted sum
         )
         prime, _, _ = finfields.find_prime_root(bits, n=2)
         return int(prime)
@@ -316,6 +331,8 @@ class CheckParams:
         }
         if self.reference != "previous":  # bundles and outcomes of public-reference rounds keep their bytes
             doc["reference"] = self.reference
+        if self.clip_radius is not None:  # likewise rounds that sum without clipping
+            doc.update(clip_radius=self.clip_radius, clip_levels=self.clip_levels)
         return doc
 
     @classmethod

@@ -23,7 +23,8 @@ update (:func:`fedledger.privacy.masked_checks.open_share`). The session:
    member instead inputs its projected reference privately and the direction is a strict
    majority of their votes (:mod:`fedledger.privacy.masked_reference`); reveals one bit per
    member;
-4. reveals the example-weighted sum of the updates that passed.
+4. reveals the example-weighted sum of the updates that passed, or with ``params.clip_radius`` the sums of
+   centered clipping around a public center (:mod:`fedledger.privacy.masked_clipping`).
 
 All sharing, multiplication, conversion, comparison and opening is MPyC's (Shamir over a
 prime field; its conversions and comparisons are statistically secure with its default
@@ -46,7 +47,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedledger.exceptions import ConfigError
 from fedledger.privacy.masked_checks import CheckParams, CommitteeAbort, MalformedShares, ObjectArray, OpenedShare
+from fedledger.privacy.masked_clipping import clip_and_sum, project_exact
 from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update, square_norms
 from fedledger.privacy.masked_shares import centred_int64, interpolate, pack_words, unpack_words, weighted_sum
 from fedledger.privacy.masked_sketch import derive_seed, project
@@ -63,16 +66,18 @@ class CheckOutcome:
 
     passed: list[str]
     rejected: dict[str, str]
-    weighted_sum: npt.NDArray[np.int64]  # sum of examples * fixed-point update over ``passed``
+    weighted_sum: npt.NDArray[np.int64]  # sum of examples * fixed-point update over ``passed`` (with clipping,
+    # sum of examples * clip level * update)
     total_examples: int
     bytes_sent: int = 0
+    clip_weight: int | None = None  # with clipping: sum of examples * clip level over ``passed``
     # What the committee opened on the way, for an auditor: the round context, every committee member's seed
     # contribution, the bundle hashes the seed binds, the seed, and per member each committee member's share
     # of the blinded combination rho (or its complaint).
     transcript: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "passed": self.passed,
             "rejected": self.rejected,
             "weighted_sum": self.weighted_sum.tolist(),
@@ -80,6 +85,9 @@ class CheckOutcome:
             "bytes_sent": self.bytes_sent,
             "transcript": self.transcript,
         }
+        if self.clip_weight is not None:
+            doc["clip_weight"] = self.clip_weight
+        return doc
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> CheckOutcome:
@@ -90,6 +98,7 @@ class CheckOutcome:
             total_examples=int(doc["total_examples"]),
             bytes_sent=int(doc.get("bytes_sent", 0)),
             transcript=dict(doc.get("transcript", {})),
+            clip_weight=None if doc.get("clip_weight") is None else int(doc["clip_weight"]),
         )
 
 
@@ -159,13 +168,15 @@ async def run_checks(
     context: bytes,
     opened: Mapping[str, OpenedShare | MalformedShares],
     reference: ObjectArray | None,
+    center: npt.NDArray[np.int64] | None = None,
 ) -> CheckOutcome:
     """Screen every member in ``opened`` (this party's shares, or why they could not be opened) with the committee.
 
     ``mpc`` is a started MPyC runtime with ``params.committee`` parties; every party calls this with the same
     members, parameters and context, and with the same public reference, or with ``params.reference ==
-    "committee"`` its own quantized reference (its private input). Returns the same :class:`CheckOutcome` at every
-    party.
+    "committee"`` its own quantized reference (its private input). With ``params.clip_radius``, ``center`` is
+    the public fixed-point center of the clipping (``None``: zero), the same at every party. Returns the same
+    :class:`CheckOutcome` at every party.
     """
     state = _Round(params, context, sorted(opened))
     contribution = os.urandom(_CONTRIBUTION_BYTES).hex()
@@ -195,7 +206,7 @@ async def run_checks(
     kept = _consistent(params, state, candidates, views)
     keep = [candidates.index(m) for m in kept]
     own = project_reference(reference, seed, params) if private else None
-    bits = await _decide(mpc, params, [rows[i] for i in keep], public, own) if keep else []
+    bits, y = await _decide(mpc, params, [rows[i] for i in keep], public, own) if keep else ([], None)
     passed = []
     for member, bit in zip(kept, bits, strict=True):
         if int(bit) == 1:
@@ -204,7 +215,8 @@ async def run_checks(
             state.rejected[member] = "failed the norm or direction check"
     chosen = [shares[candidates.index(m)] for m in passed]
     examples = [item.examples for item in opened_items if item.member in passed]
-    weighted_sum = await _sum_passing(mpc, params, chosen, examples)
+    passing_y = y[[kept.index(m) for m in passed]] if passed and y is not None else None
+    weighted_sum, clip_weight = await _reveal(mpc, params, seed, passing_y, chosen, examples, center)
     sent = sum(peer.protocol.nbytes_sent for peer in mpc.parties if peer.pid != mpc.pid and peer.protocol)
     return CheckOutcome(
         passed=passed,
@@ -213,6 +225,7 @@ async def run_checks(
         total_examples=sum(examples),
         bytes_sent=sent,
         transcript=state.transcript,
+        clip_weight=clip_weight,
     )
 
 
@@ -244,10 +257,11 @@ async def _decide(
     rows: list[list[int]],
     reference: npt.NDArray[np.int64] | None,
     own: list[int] | None,
-) -> list[int]:
+) -> tuple[list[int], Any]:
     """The secure pass bit per member from its ``rows`` (``k`` projections, then the inner product with the public
     ``reference`` where there is one): norm ``S <= T`` and, with the public reference or this committee member's
-    own projected reference ``own``, direction within tau."""
+    own projected reference ``own``, direction within tau; and the members' secure projections (``members x k`` in
+    the comparison type), which centered clipping reuses."""
     small = mpc.SecInt(params.small_bits, p=params.modulus)
     big = mpc.SecInt(params.big_bits)
     k = params.projections
@@ -267,7 +281,29 @@ async def _decide(
         gap = denominator * k * dot * dot - 2 * numerator * ref2 * total
         close = 1 - mpc.np_sgn(gap, l=params.direction_bits, LT=True)
         ok = ok * aligned * close
-    return [int(v) for v in await mpc.output(ok)]
+    return [int(v) for v in await mpc.output(ok)], y
+
+
+async def _reveal(
+    mpc: Any,
+    params: CheckParams,
+    seed: bytes,
+    y: Any,
+    shares: list[npt.NDArray[np.uint32]],
+    examples: list[int],
+    center: npt.NDArray[np.int64] | None,
+) -> tuple[npt.NDArray[np.int64], int | None]:
+    """What the committee opens of the passing members (secure projections ``y``, this party's ``shares``): their
+    example-weighted sum, or with clipping the centered-clipping sums ``(W, M)`` around ``center`` (zero if None)."""
+    if params.clip_radius is None:
+        return await _sum_passing(mpc, params, shares, examples), None
+    if not shares:
+        return np.zeros(params.length, dtype=np.int64), 0
+    v = np.zeros(params.length, dtype=np.int64) if center is None else np.asarray(center, dtype=np.int64)
+    if v.shape != (params.length,):
+        raise ConfigError(f"the clipping center has {v.size} values, the update {params.length}")
+    center_y = project_exact(v, seed, params.projections).tolist()
+    return await clip_and_sum(mpc, params, y, center_y, shares, examples)
 
 
 async def _sum_passing(

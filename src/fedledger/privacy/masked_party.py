@@ -60,11 +60,13 @@ def write_job(
     keys: list[X25519PrivateKey],
     timeout: float,
     own_references: Mapping[int, np.ndarray[Any, Any]] | None = None,
+    center: np.ndarray[Any, Any] | None = None,
 ) -> Path:
     """Write a committee job (bundles, reference, one key file per party) under ``directory``.
 
     ``own_references`` maps a party to its own reference update (``params.reference == "committee"``): a
-    committee member writes only its own, next to its key.
+    committee member writes only its own, next to its key. ``center``: the public fixed-point center of the
+    committee's centered clipping (``params.clip_radius``; ``None``: zero).
     """
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
@@ -86,7 +88,12 @@ def write_job(
         key_path = directory / f"party{index}.key"
         key_path.write_text(key.private_bytes_raw().hex())
         key_path.chmod(0o600)
+    center_path = None
+    if center is not None:
+        center_path = str(directory / "center.npy")
+        np.save(center_path, np.asarray(center, dtype=np.int64))
     job = {
+        "center": center_path,
         "params": params.to_dict(),
         "context": context.hex(),
         "bundles": paths,
@@ -157,6 +164,7 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
     params = CheckParams.from_dict(job["params"])
     context = bytes.fromhex(job["context"])
     reference = _reference(job, params, index)
+    center = np.load(job["center"]) if job.get("center") else None
     started = time.process_time()
     opened = _open_all(job, params, index, key)
     open_seconds = time.process_time() - started
@@ -169,7 +177,7 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
             await mpc.start()
             seen.update(_connected(mpc))
             print("connected", flush=True)  # a launcher may wait for this line
-            outcome = await run_checks(mpc, params, context, opened, reference)
+            outcome = await run_checks(mpc, params, context, opened, reference, center)
             await mpc.shutdown()
             return outcome
         finally:
