@@ -123,10 +123,13 @@ def expand_seed(seed: bytes, count: int, modulus: int) -> WordArray:
         batch = count - have + (count - have) // 16 + 16  # the modulus is at least half the candidates' range
         raw = np.frombuffer(stream.update(bytes(4 * words * batch)), dtype="<u4").reshape(batch, words).copy()
         raw[:, -1] &= top_mask
-        kept = raw[below_modulus(raw, modulus)][: count - have]
+        rows = raw.view(np.dtype((np.void, 4 * words))).ravel()  # whole rows: a 1-D mask copies them in one pass
+        kept = rows[below_modulus(raw, modulus)][: count - have].view("<u4").reshape(-1, words)
         parts.append(kept)
         have += kept.shape[0]
-    out: WordArray = np.concatenate(parts) if parts else np.zeros((0, words), dtype=np.uint32)
+    if not parts:
+        return np.zeros((0, words), dtype=np.uint32)
+    out: WordArray = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return out.astype(np.uint32, copy=False)
 
 
