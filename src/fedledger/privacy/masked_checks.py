@@ -351,7 +351,7 @@ def quantize_reference(reference: npt.ArrayLike | None, params: CheckParams) -> 
     if not math.isfinite(norm) or norm == 0.0:
         return None  # no direction to compare with: the direction check is skipped, as in the first round
     quantized = np.rint(ref / norm * 2**_REFERENCE_NORM_BITS).astype(np.int64)
-    return np.array([int(v) for v in quantized], dtype=object)
+    return np.asarray(quantized.astype(object), dtype=object)  # Python ints: the committee squares and sums them
 
 
 def to_fixed(update: npt.ArrayLike, params: CheckParams) -> npt.NDArray[np.int64]:
