@@ -1,10 +1,14 @@
 """Run one committee member of the masked checks as its own OS process, and launch a local committee.
 
 Each committee member is a separate process with its own MPyC runtime, started the
-way MPyC starts a party of an ``m``-party computation: ``-M m -I i -B base_port``
-(party ``i`` listens on ``base_port + i``). Separate processes rather than MPyC's
-single-process mode, because that is how a committee is deployed (one process per
-organization) and because only then can one party stop answering while the others
+way MPyC starts a party of an ``m``-party computation: on one host ``-M m -I i -B base_port``
+(party ``i`` listens on ``base_port + i``), or, when the job lists the parties' addresses (a committee spread
+over the members' machines), MPyC's host list ``-P host:port`` once per party, in party order, and ``-I i``.
+Party ``i`` listens on its own port on all of its host's interfaces (MPyC binds no address) and dials every party
+after it. With ``--tls DIR`` the party runs MPyC's ``--ssl`` from the certificates in ``DIR/.config``
+(:mod:`fedledger.privacy.masked_tls`) and, once connected, checks that every peer presented the certificate the
+job pins for its seat. Separate processes rather than MPyC's single-process mode, because that is how a committee
+is deployed (one process per organization) and because only then can one party stop answering while the others
 notice it.
 
     python -m fedledger.privacy.masked_party --job job.json --index 1 --key party1.key \\
@@ -12,7 +16,8 @@ notice it.
 
 The job file holds the round's :class:`~fedledger.privacy.masked_checks.CheckParams`,
 context, the members' bundle files and the optional public reference (a ``.npy`` of floats),
-or, when the committee checks against its own references, each party's own reference file;
+optionally the parties' addresses and certificate pins, or, when the committee checks against its own
+references, each party's own reference file;
 ``--key`` holds the party's X25519 private key (hex). The result file holds the
 :class:`~fedledger.privacy.masked_committee.CheckOutcome`, or an abort naming the
 committee members that stopped answering within the timeout.
@@ -28,7 +33,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,7 @@ from fedledger.privacy.masked_checks import (
     quantize_reference,
 )
 from fedledger.privacy.masked_committee import CheckOutcome, run_checks
+from fedledger.privacy.masked_tls import unpinned_peers
 
 __all__ = ["collect_result", "free_base_port", "launch_committee", "main", "start_party", "write_job"]
 
@@ -60,11 +66,16 @@ def write_job(
     keys: list[X25519PrivateKey],
     timeout: float,
     own_references: Mapping[int, np.ndarray[Any, Any]] | None = None,
+    parties: Sequence[str] | None = None,
+    tls_pins: Sequence[str] | None = None,
 ) -> Path:
     """Write a committee job (bundles, reference, one key file per party) under ``directory``.
 
     ``own_references`` maps a party to its own reference update (``params.reference == "committee"``): a
-    committee member writes only its own, next to its key.
+    committee member writes only its own, next to its key. ``parties``: each party's ``host:port``, in party
+    order (default: every party on this host, at the launcher's base port); ``tls_pins``: the sha256 of the
+    certificate each party must present (:func:`fedledger.privacy.masked_tls.certificate_fingerprint`), for a
+    party started with ``tls_folder``.
     """
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
@@ -86,7 +97,7 @@ def write_job(
         key_path = directory / f"party{index}.key"
         key_path.write_text(key.private_bytes_raw().hex())
         key_path.chmod(0o600)
-    job = {
+    job: dict[str, Any] = {
         "params": params.to_dict(),
         "context": context.hex(),
         "bundles": paths,
@@ -94,6 +105,10 @@ def write_job(
         "own_references": own_paths,
         "timeout": timeout,
     }
+    if parties is not None:
+        job["parties"] = list(parties)
+    if tls_pins is not None:
+        job["tls_pins"] = list(tls_pins)
     job_path = directory / "job.json"
     job_path.write_text(json.dumps(job, sort_keys=True))
     return job_path
@@ -162,12 +177,17 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
     open_seconds = time.process_time() - started
 
     seen: set[int] = set()
+    pins = job.get("tls_pins")
+    links: dict[str, Any] = {}  # where this party reached its peers, and over which TLS version
 
-    async def session() -> CheckOutcome:
+    async def session() -> CheckOutcome | list[int]:
         watcher = asyncio.ensure_future(_watch_connections(mpc, seen))
         try:
             await mpc.start()
             seen.update(_connected(mpc))
+            if pins is not None and (impostors := unpinned_peers(mpc, pins)):
+                return impostors  # before any share or opened value goes to them
+            links.update(dialed=_dialed(mpc), tls=_tls_versions(mpc))
             print("connected", flush=True)  # a launcher may wait for this line
             outcome = await run_checks(mpc, params, context, opened, reference)
             await mpc.shutdown()
@@ -185,9 +205,37 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
             silent,
         )
         return {"status": "aborted", "reason": abort.reason, "parties": list(abort.parties)}
+    if isinstance(outcome, list):
+        reason = (
+            f"committee member(s) {', '.join(map(str, outcome))} did not present the TLS certificate published for "
+            "their seat; the checks were aborted before any share was sent"
+        )
+        return {"status": "aborted", "reason": reason, "parties": [], "impostors": outcome}
     result = outcome.to_dict()
     result.update(open_cpu_s=open_seconds, cpu_s=time.process_time() - started)
-    return {"status": "ok", "outcome": result}
+    return {"status": "ok", "outcome": result, **links}
+
+
+def _dialed(mpc: Any) -> dict[str, str]:
+    """The address each peer this party dialed (the parties after it) answered at: ``host:port`` by seat."""
+    dialed = {}
+    for peer in mpc.parties[mpc.pid + 1 :]:
+        transport = getattr(peer.protocol, "transport", None)
+        address = transport.get_extra_info("peername") if transport is not None else None
+        if address:
+            dialed[str(peer.pid)] = f"{address[0]}:{address[1]}"
+    return dialed
+
+
+def _tls_versions(mpc: Any) -> dict[str, str | None]:
+    """The TLS version of each peer's connection (None: not TLS), by seat."""
+    versions: dict[str, str | None] = {}
+    for peer in mpc.parties:
+        transport = getattr(peer.protocol, "transport", None)
+        if peer.pid != mpc.pid and transport is not None:
+            tls = transport.get_extra_info("ssl_object")
+            versions[str(peer.pid)] = tls.version() if tls is not None else None
+    return versions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,18 +243,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", type=Path, required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--key", type=Path, required=True)
-    parser.add_argument("--base-port", type=int, required=True)
+    parser.add_argument("--base-port", type=int, help="every party on this host: party i listens on base + i")
+    parser.add_argument("--tls", type=Path, help="run MPyC with --ssl from the certificates in TLS/.config")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     job = json.loads(args.job.read_text())
-    committee = int(job["params"]["committee"])
-    # MPyC configures its runtime from sys.argv when mpyc.runtime is first imported.
-    sys.argv = [sys.argv[0], "-M", str(committee), "-I", str(args.index), "-B", str(args.base_port), "--no-log"]
+    out = args.out.resolve()
     key = X25519PrivateKey.from_private_bytes(bytes.fromhex(args.key.read_text().strip()))
+    # MPyC configures its runtime from sys.argv when mpyc.runtime is first imported.
+    sys.argv = [sys.argv[0], *_mpyc_options(job, args.index, args.base_port), "--no-log"]
+    if args.tls is not None:
+        sys.argv.append("--ssl")
+        os.chdir(args.tls)  # MPyC reads .config/ from the working folder when it connects
     result = _run(job, args.index, key)
-    args.out.write_text(json.dumps(result, sort_keys=True))
+    out.write_text(json.dumps(result, sort_keys=True))
     sys.stdout.flush()
     os._exit(0 if result["status"] == "ok" else 3)  # MPyC's loop may hold sockets of a silent peer open
+
+
+def _mpyc_options(job: Mapping[str, Any], index: int, base_port: int | None) -> list[str]:
+    """MPyC's options for party ``index`` of ``job``: its host list when the job has one, else local parties."""
+    parties = job.get("parties")
+    if parties is not None:
+        if len(parties) != int(job["params"]["committee"]):
+            raise ConfigError(
+                f"the job lists {len(parties)} party addresses for a committee of {job['params']['committee']}"
+            )
+        return [arg for address in parties for arg in ("-P", str(address))] + ["-I", str(index)]
+    if base_port is None:
+        raise ConfigError("a committee on one host needs --base-port")
+    return ["-M", str(job["params"]["committee"]), "-I", str(index), "-B", str(base_port)]
 
 
 def free_base_port(count: int) -> int:
@@ -227,11 +293,21 @@ def free_base_port(count: int) -> int:
     raise OSError("no free port range for the committee")
 
 
-def start_party(job_path: Path, index: int, base_port: int) -> subprocess.Popen[bytes]:
-    """Start committee member ``index`` of ``job_path`` as a process; it prints ``connected`` once all are."""
+def start_party(
+    job_path: Path, index: int, base_port: int | None = None, *, tls_folder: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start committee member ``index`` of ``job_path`` as a process; it prints ``connected`` once all are.
+
+    ``base_port``: every party on this host (a job without party addresses); ``tls_folder``: the party's
+    certificates (:func:`fedledger.privacy.masked_tls.write_mpyc_tls`), for a job with certificate pins."""
+    job_path = job_path.resolve()
     cmd = [sys.executable, "-m", "fedledger.privacy.masked_party", "--job", str(job_path), "--index", str(index)]
-    cmd += ["--key", str(job_path.parent / f"party{index}.key"), "--base-port", str(base_port)]
+    cmd += ["--key", str(job_path.parent / f"party{index}.key")]
     cmd += ["--out", str(job_path.parent / f"result{index}.json")]
+    if base_port is not None:
+        cmd += ["--base-port", str(base_port)]
+    if tls_folder is not None:
+        cmd += ["--tls", str(tls_folder)]
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         # the local committee shares one machine: threaded BLAS in every party would oversubscribe its cores
