@@ -276,11 +276,6 @@ class ErasedSubject(BadInput):
     """The data subject was erased: its values are gone for good and no new ones are accepted."""
 
 
-def exit_code_for(exc: BaseException) -> int:
-    """The CLI exit code for an exception (1 for anything unexpected)."""
-    return exc.exit_code if isinstance(exc, FedLedgerError) else 1
-
-
 class MpcEndpointError(BadInput):
     """A check-committee member has published no MPC endpoint for the task, or a malformed one (has ``.members``:
     the members at fault, and ``.missing``: whether only missing ones, which may still be posted)."""
@@ -289,3 +284,8 @@ class MpcEndpointError(BadInput):
         super().__init__(message)
         self.members = members
         self.missing = missing
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The CLI exit code for an exception (1 for anything unexpected)."""
+    return exc.exit_code if isinstance(exc, FedLedgerError) else 1

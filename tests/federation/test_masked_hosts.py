@@ -173,6 +173,21 @@ def test_bad_mpc_endpoints_are_named() -> None:
             MpcSetting.parse(host, ports)
 
 
+def test_the_node_setting_comes_from_the_workspace_unless_the_command_line_gives_one(tmp_path: Path) -> None:
+    from fedledger.cli.node import _mpc_setting
+
+    ws = Workspace.create(tmp_path / "ws", scrypt_n=2)
+    assert _mpc_setting(ws, None, None) is None  # no host: the committee runs on one host, nothing published
+    ws.config.mpc_host, ws.config.mpc_ports = "10.0.0.5", "15000-15099"
+    ws.save()
+    ws = Workspace.load(tmp_path / "ws")
+    assert _mpc_setting(ws, None, None) == MpcSetting("10.0.0.5", (15000, 15099))
+    assert _mpc_setting(ws, "node-2.example.org", None) == MpcSetting("node-2.example.org", (15000, 15099))
+    assert _mpc_setting(ws, None, "") == MpcSetting("10.0.0.5")
+    with pytest.raises(ConfigError, match="malformed MPC host"):
+        _mpc_setting(ws, "10.0.0.5:14000", None)
+
+
 def test_a_peer_that_presents_another_seats_certificate_is_named() -> None:
     pins = ["a" * 64, hashlib.sha256(b"seat 1").hexdigest(), hashlib.sha256(b"seat 2").hexdigest()]
     honest = _Runtime(0, {1: b"seat 1", 2: b"seat 2"})
