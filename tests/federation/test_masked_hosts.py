@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 pytest.importorskip("mpyc")
 
@@ -37,8 +38,14 @@ from fedledger.federation.mpc_endpoint import (  # noqa: E402
     tls_key,
 )
 from fedledger.federation.setup import create_consortium  # noqa: E402
-from fedledger.privacy.masked_party import free_base_port  # noqa: E402
-from fedledger.privacy.masked_tls import unpinned_peers  # noqa: E402
+from fedledger.privacy.masked_checks import CheckParams  # noqa: E402
+from fedledger.privacy.masked_party import collect_result, free_base_port, start_party, write_job  # noqa: E402
+from fedledger.privacy.masked_tls import (  # noqa: E402
+    certificate_fingerprint,
+    guard_connections,
+    seat_certificates,
+    write_mpyc_tls,
+)
 from fedledger.workspace import Workspace  # noqa: E402
 
 TASK = "0x" + "11" * 20
@@ -188,31 +195,72 @@ def test_the_node_setting_comes_from_the_workspace_unless_the_command_line_gives
         _mpc_setting(ws, "10.0.0.5:14000", None)
 
 
-def test_a_peer_that_presents_another_seats_certificate_is_named() -> None:
+def test_a_committee_member_that_connects_with_another_seats_certificate_is_named_before_any_share(
+    tmp_path: Path,
+) -> None:
+    """Seat 0 runs its party with seat 1's member's key and seat certificate: trusted, so every TLS handshake passes,
+    and seats 1 and 2 (which accept its connections, where MPyC checks no name) name it from the pins."""
+    params = CheckParams(length=10, norm_bound=1.0, min_cosine=None, frac_bits=16, committee=3)
+    keys = [tls_key(_Account(bytes([s + 1]))) for s in range(3)]
+    certificates = [seat_certificates(key, 3) for key in keys]
+    trusted = [certificates[s][s] for s in range(3)]
+    low = free_base_port(3)
+    job = write_job(
+        tmp_path,
+        params,
+        context=b"c" * 32,
+        bundles={},
+        reference=None,
+        keys=[X25519PrivateKey.generate() for _ in range(3)],
+        timeout=3.0,
+        parties=[f"127.0.0.{s + 2}:{low + s}" for s in range(3)],
+        tls_pins=[certificate_fingerprint(pem) for pem in trusted],
+    )
+    folders = [write_mpyc_tls(tmp_path / "tls0", 0, keys[1], [certificates[1][1], *trusted[1:]])]
+    folders += [write_mpyc_tls(tmp_path / f"tls{s}", s, keys[s], trusted) for s in (1, 2)]
+    procs = [start_party(job, s, tls_folder=folders[s]) for s in range(3)]
+    results = [collect_result(job, s, proc, wait=60) for s, proc in enumerate(procs)]
+    impostor = (
+        "committee member(s) 0 did not present the TLS certificate published for their seat; the checks were aborted "
+        "before any share was sent"
+    )
+    # Neither honest seat runs the checks; one names seat 0 first, and the other either does too or sees that seat
+    # close its connection before the checks began (closing is MPyC's signal that the start is over).
+    assert [results[seat]["status"] for seat in (1, 2)] == ["aborted", "aborted"], results
+    named = [results[seat]["reason"] == impostor and results[seat]["impostors"] == [0] for seat in (1, 2)]
+    assert any(named), results
+    for seat in (1, 2):
+        assert named[seat - 1] or "closed their connection before the checks began" in results[seat]["reason"]
+
+
+def test_a_connection_registers_only_with_the_certificate_pinned_for_its_seat() -> None:
     pins = ["a" * 64, hashlib.sha256(b"seat 1").hexdigest(), hashlib.sha256(b"seat 2").hexdigest()]
-    honest = _Runtime(0, {1: b"seat 1", 2: b"seat 2"})
-    assert unpinned_peers(honest, pins) == []
-    # Seat 2 connected with seat 1's certificate (trusted, so the handshake passed), seat 1 without TLS at all.
-    assert unpinned_peers(_Runtime(0, {1: None, 2: b"seat 1"}), pins) == [1, 2]
+    runtime = _Runtime()
+    impostors: list[int] = []
+    guard_connections(runtime, pins, impostors.append)
+    runtime.set_protocol(1, _Protocol(b"seat 1"))
+    runtime.set_protocol(2, _Protocol(b"seat 1"))  # seat 2 claimed with seat 1's certificate (trusted: TLS passed)
+    runtime.set_protocol(2, _Protocol(None))  # or without TLS
+    runtime.set_protocol(7, _Protocol(b"seat 1"))  # or a seat the committee does not have
+    assert (sorted(runtime.registered), impostors) == ([1], [2, 2, 7])
 
 
 class _Runtime:
-    """A started MPyC runtime's parties, each peer's connection presenting the given certificate bytes."""
+    """The part of an MPyC runtime that registers its peers' connections."""
 
-    def __init__(self, pid: int, presented: dict[int, bytes | None]) -> None:
-        self.pid = pid
-        self.parties = [SimpleNamespace(pid=pid, protocol=None)] + [
-            SimpleNamespace(pid=peer, protocol=SimpleNamespace(transport=_Transport(cert)))
-            for peer, cert in presented.items()
-        ]
+    def __init__(self) -> None:
+        self.registered: dict[int, Any] = {}
+
+    def set_protocol(self, peer_pid: int, protocol: Any) -> None:
+        self.registered[peer_pid] = protocol
 
 
-class _Transport:
+class _Protocol:
+    """A connection presenting the given certificate bytes (None: not TLS)."""
+
     def __init__(self, cert: bytes | None) -> None:
-        self.tls = None if cert is None else SimpleNamespace(getpeercert=lambda binary_form: cert)
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.tls if name == "ssl_object" else None
+        tls = None if cert is None else SimpleNamespace(getpeercert=lambda binary_form: cert)
+        self.transport = SimpleNamespace(get_extra_info=lambda name: tls if name == "ssl_object" else None)
 
 
 class _Account:

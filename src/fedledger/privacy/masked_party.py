@@ -51,7 +51,7 @@ from fedledger.privacy.masked_checks import (
     quantize_reference,
 )
 from fedledger.privacy.masked_committee import CheckOutcome, run_checks
-from fedledger.privacy.masked_tls import unpinned_peers
+from fedledger.privacy.masked_tls import guard_connections
 
 __all__ = ["collect_result", "free_base_port", "launch_committee", "main", "start_party", "write_job"]
 
@@ -166,6 +166,42 @@ def _reference(job: dict[str, Any], params: CheckParams, index: int) -> ObjectAr
     return quantize_reference(np.load(job["reference"]) if job["reference"] else None, params)
 
 
+async def _connect(mpc: Any, pins: Sequence[str] | None) -> dict[str, Any] | None:
+    """Start MPyC (connect to every party); None once every party is connected, else the abort result.
+
+    With ``pins``, a peer that presents another certificate than the one pinned for its seat stops the start: its
+    connection was never registered, so nothing was sent to it. MPyC also ends its start when every registered
+    connection closed again (its shutdown signal), so a start that returns with a peer missing aborts as well."""
+    impostors: list[int] = []
+    caught: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def impostor(seat: int) -> None:
+        impostors.append(seat)
+        if not caught.done():
+            caught.set_result(None)
+
+    if pins is not None:
+        guard_connections(mpc, pins, impostor)
+    start = asyncio.ensure_future(mpc.start())
+    await asyncio.wait([start, caught], return_when=asyncio.FIRST_COMPLETED)
+    if impostors:
+        start.cancel()
+        seats = ", ".join(map(str, sorted(set(impostors))))
+        reason = (
+            f"committee member(s) {seats} did not present the TLS certificate published for their seat; the checks "
+            "were aborted before any share was sent"
+        )
+        return {"status": "aborted", "reason": reason, "parties": [], "impostors": sorted(set(impostors))}
+    await start
+    if left := [p.pid for p in mpc.parties if p.pid != mpc.pid and p.protocol is None]:
+        reason = (
+            f"committee member(s) {', '.join(map(str, left))} closed their connection before the checks began; "
+            "the checks were aborted before any share was sent"
+        )
+        return {"status": "aborted", "reason": reason, "parties": []}
+    return None
+
+
 def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, Any]:
     from mpyc.runtime import mpc  # set up from sys.argv, which main() filled in for MPyC
 
@@ -180,13 +216,12 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
     pins = job.get("tls_pins")
     links: dict[str, Any] = {}  # where this party reached its peers, and over which TLS version
 
-    async def session() -> CheckOutcome | list[int]:
+    async def session() -> CheckOutcome | dict[str, Any]:
         watcher = asyncio.ensure_future(_watch_connections(mpc, seen))
         try:
-            await mpc.start()
+            if (abort := await _connect(mpc, pins)) is not None:
+                return abort
             seen.update(_connected(mpc))
-            if pins is not None and (impostors := unpinned_peers(mpc, pins)):
-                return impostors  # before any share or opened value goes to them
             links.update(dialed=_dialed(mpc), tls=_tls_versions(mpc))
             print("connected", flush=True)  # a launcher may wait for this line
             outcome = await run_checks(mpc, params, context, opened, reference)
@@ -205,12 +240,8 @@ def _run(job: dict[str, Any], index: int, key: X25519PrivateKey) -> dict[str, An
             silent,
         )
         return {"status": "aborted", "reason": abort.reason, "parties": list(abort.parties)}
-    if isinstance(outcome, list):
-        reason = (
-            f"committee member(s) {', '.join(map(str, outcome))} did not present the TLS certificate published for "
-            "their seat; the checks were aborted before any share was sent"
-        )
-        return {"status": "aborted", "reason": reason, "parties": [], "impostors": outcome}
+    if isinstance(outcome, dict):
+        return outcome
     result = outcome.to_dict()
     result.update(open_cpu_s=open_seconds, cpu_s=time.process_time() - started)
     return {"status": "ok", "outcome": result, **links}

@@ -11,7 +11,7 @@ key). For a round, a party trusts exactly the certificate that the member at sea
 for every ``s`` (:func:`write_mpyc_tls`). So a client reaching seat ``j`` accepts only the member at seat ``j``: the
 other trusted certificates carry other names. A server cannot rely on names (a client certificate carries no name
 MPyC checks), so once connected every party compares the certificate each peer presented with the one pinned for
-that peer's seat (:func:`unpinned_peers`) before any share is sent; a mismatch aborts the checks by name.
+that peer's seat (:func:`guard_connections`) before any share is sent; a mismatch aborts the checks by name.
 
 The key is Ed25519 and every field of the certificates is fixed (validity, serial), and Ed25519 signatures are
 deterministic: a member's node regenerates byte-identical certificates after a restart, so what it published stays
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ __all__ = [
     "check_seat_certificates",
     "seat_certificates",
     "seat_name",
-    "unpinned_peers",
+    "guard_connections",
+    "presented_fingerprint",
     "write_mpyc_tls",
 ]
 
@@ -130,16 +131,27 @@ def write_mpyc_tls(folder: Path, seat: int, key: Ed25519PrivateKey, trusted: Seq
     return folder
 
 
-def unpinned_peers(mpc: Any, pins: Sequence[str]) -> list[int]:
-    """The peers of a started MPyC runtime whose connection did not present the certificate pinned for their seat
-    (``pins[s]``: :func:`certificate_fingerprint`), or is not TLS at all."""
-    wrong = []
-    for peer in mpc.parties:
-        if peer.pid == mpc.pid:
-            continue
-        transport = getattr(peer.protocol, "transport", None)
-        tls = transport.get_extra_info("ssl_object") if transport is not None else None
-        presented = tls.getpeercert(binary_form=True) if tls is not None else None
-        if presented is None or hashlib.sha256(presented).hexdigest() != pins[peer.pid]:
-            wrong.append(peer.pid)
-    return wrong
+def presented_fingerprint(transport: Any) -> str | None:
+    """sha256 of the certificate the peer presented on ``transport`` (hex); None when the connection is not TLS."""
+    tls = transport.get_extra_info("ssl_object") if transport is not None else None
+    presented = tls.getpeercert(binary_form=True) if tls is not None else None
+    return hashlib.sha256(presented).hexdigest() if presented else None
+
+
+def guard_connections(mpc: Any, pins: Sequence[str], on_impostor: Callable[[int], None]) -> None:
+    """Make an MPyC runtime register a peer's connection only when the peer presented the certificate pinned for
+    its seat (``pins[s]``: :func:`certificate_fingerprint`); otherwise call ``on_impostor(seat)``.
+
+    MPyC registers a connection (``set_protocol``) once the client's first message names its seat, before it sends
+    the peer anything; a connection left unregistered never gets a share. A client names the server's seat by the
+    server's certificate already; a server learns the client's seat only from that first message, so this is where
+    a committee member claiming another's seat is caught."""
+    register = mpc.set_protocol
+
+    def checked(peer_pid: int, protocol: Any) -> None:
+        if not 0 <= peer_pid < len(pins) or presented_fingerprint(protocol.transport) != pins[peer_pid]:
+            on_impostor(peer_pid)
+            return
+        register(peer_pid, protocol)
+
+    mpc.set_protocol = checked
