@@ -2,12 +2,12 @@
 
 Layout (default ``./.fedledger``)::
 
-    config.json     chain backend, contract addresses, this member's key name
+    config.json     chain backend, contract addresses, this member's key name, and where its masked-check
+                    committee party is reached from other machines (``mpc_host``, ``mpc_ports``; empty host:
+                    the committee runs on one host)
     chain/          the embedded chain's database (embedded backend only)
     keys/           encrypted keystore v3 files
     store/          content-addressed blobs (or ``store`` in config.json names a shared URL: s3://...)
-                    (``mpc_host`` / ``mpc_ports`` in config.json: where this member's masked-check committee
-                    party is reached from other machines; empty: the committee runs on one host)
     vault/          encrypted private values and wrapped per-subject keys (fedledger.data.vault)
 
 Nothing here is secret but the keystores and the vault, which are encrypted.
