@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from eth_account import Account
 
 pytest.importorskip("mpyc")
 
@@ -34,6 +35,7 @@ from fedledger.federation.mpc_endpoint import (  # noqa: E402
     committee_endpoints,
     endpoint_blob,
     party_addresses,
+    publish_endpoint,
     read_endpoint,
     tls_key,
 )
@@ -113,6 +115,14 @@ def test_a_committee_on_four_addresses_publishes_its_endpoints_and_checks_over_p
         ]
         assert all(results[i]["tls"] == {str(j): "TLSv1.3" for j in range(3) if j != i} for i in range(3))
 
+        # Publishing again is a no-op; another host for the same task is refused by name (the board keeps the first).
+        first = sim.nodes[0]
+        posted = bulletin.posted(task.address, 0, ENDPOINT_TOPIC, first.account.address)
+        assert publish_endpoint(bulletin, sim.store, task.address, first.account, first.mpc_endpoint) == posted
+        moved = MpcSetting("127.0.0.9", (low, low + MAX_CHECK_COMMITTEE - 1))
+        with pytest.raises(ConfigError, match="already published another MPC endpoint .* cannot change"):
+            publish_endpoint(bulletin, sim.store, task.address, first.account, moved)
+
         # A committee member whose endpoint is still missing at the check timeout is named in this member's abort.
         mode = sim.nodes[0].engine.mode
         assert isinstance(mode, MaskedRounds)
@@ -129,14 +139,14 @@ def test_a_committee_on_four_addresses_publishes_its_endpoints_and_checks_over_p
 
 def test_bad_mpc_endpoints_are_named() -> None:
     member, other = "0x" + "22" * 20, "0x" + "33" * 20
-    key = tls_key(_Account())
+    key = tls_key(Account.from_key(b"\x01" * 32))
     good = endpoint_blob(TASK, member, MpcSetting("10.0.0.5", (15000, 15099)), key)
     endpoint = read_endpoint(good, task=TASK, member=member)
     assert (endpoint.host, endpoint.ports, len(endpoint.certificates)) == ("10.0.0.5", (15000, 15099), 15)
     assert endpoint_blob(TASK, member, MpcSetting("10.0.0.5", (15000, 15099)), key) == good  # deterministic
 
     doc = json.loads(good)
-    other_key = json.loads(endpoint_blob(TASK, member, MpcSetting("10.0.0.5"), tls_key(_Account(b"\x02"))))
+    other_key = json.loads(endpoint_blob(TASK, member, MpcSetting("10.0.0.5"), tls_key(Account.from_key(b"\x02" * 32))))
     cases: list[tuple[Any, str]] = [
         (b"not json", "not JSON"),
         ({**doc, "format": "something/1"}, "not a fedledger-mpc-endpoint/1 record"),
@@ -201,7 +211,7 @@ def test_a_committee_member_that_connects_with_another_seats_certificate_is_name
     """Seat 0 runs its party with seat 1's member's key and seat certificate: trusted, so every TLS handshake passes,
     and seats 1 and 2 (which accept its connections, where MPyC checks no name) name it from the pins."""
     params = CheckParams(length=10, norm_bound=1.0, min_cosine=None, frac_bits=16, committee=3)
-    keys = [tls_key(_Account(bytes([s + 1]))) for s in range(3)]
+    keys = [tls_key(Account.from_key(bytes([s + 1]) * 32)) for s in range(3)]
     certificates = [seat_certificates(key, 3) for key in keys]
     trusted = [certificates[s][s] for s in range(3)]
     low = free_base_port(3)
@@ -261,13 +271,6 @@ class _Protocol:
     def __init__(self, cert: bytes | None) -> None:
         tls = None if cert is None else SimpleNamespace(getpeercert=lambda binary_form: cert)
         self.transport = SimpleNamespace(get_extra_info=lambda name: tls if name == "ssl_object" else None)
-
-
-class _Account:
-    """The part of a keystore account the TLS key derives from."""
-
-    def __init__(self, key: bytes = b"\x01") -> None:
-        self.key = key * 32
 
 
 class _Board:

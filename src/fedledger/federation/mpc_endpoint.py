@@ -110,11 +110,13 @@ class MpcSetting:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A committee member's published endpoint: host, port range and its seat certificates (PEM, seat order)."""
+    """A committee member's published endpoint: host, port range, TLS public key (hex) and its seat certificates
+    (PEM, seat order)."""
 
     member: str
     host: str
     ports: tuple[int, int]
+    tls_public_key: str
     certificates: tuple[str, ...]
 
 
@@ -154,17 +156,20 @@ def read_endpoint(blob: bytes, *, task: str, member: str) -> Endpoint:
     if not isinstance(key, str):
         raise BadInput("the endpoint record has no TLS public key")
     certificates = check_seat_certificates(doc.get("tls_certificates"), key, MAX_CHECK_COMMITTEE)
-    return Endpoint(member, _check_host(doc.get("host")), _check_ports(doc.get("ports")), tuple(certificates))
+    host, ports = _check_host(doc.get("host")), _check_ports(doc.get("ports"))
+    return Endpoint(member, host, ports, key.lower(), tuple(certificates))
 
 
 def publish_endpoint(
     bulletin: BulletinClient, store: BlobStore, task: str, account: LocalAccount, setting: MpcSetting
 ) -> str:
-    """Post this member's endpoint for ``task`` (once; idempotent) and return the record's hash.
+    """Post this member's endpoint for ``task`` (once; idempotent) and return the posted record's hash.
 
     A task's endpoint cannot change (the bulletin keeps a member's first post): a node configured with another
-    host or range than it posted gets :class:`ConfigError` saying so."""
-    blob = endpoint_blob(task, account.address, setting, tls_key(account))
+    host or range than it posted gets :class:`ConfigError` saying so. A posted record with this node's host, range
+    and key stands, even if its bytes differ (a certificate encoded by another library version)."""
+    key = tls_key(account)
+    blob = endpoint_blob(task, account.address, setting, key)
     blob_hash = "0x" + hashlib.sha256(blob).hexdigest()
     board = bulletin.as_(account)
     posted = board.posted(task, 0, ENDPOINT_TOPIC, account.address)
@@ -175,13 +180,25 @@ def publish_endpoint(
         except InvalidState as exc:  # another process of this member posted in between
             if exc.reason != "bulletin: already posted":
                 raise
-        posted = board.posted(task, 0, ENDPOINT_TOPIC, account.address)
-    if posted is not None and posted.lower() != blob_hash:
-        raise ConfigError(
-            f"this member already published another MPC endpoint for task {task} (record {posted}); a task's "
-            f"endpoint cannot change: run the node with the host and ports it published"
+        posted = board.posted(task, 0, ENDPOINT_TOPIC, account.address) or blob_hash
+    if posted.lower() == blob_hash:
+        return blob_hash
+    try:
+        mine = read_endpoint(
+            store.get(posted.removeprefix("0x"), max_bytes=_MAX_ENDPOINT_BYTES), task=task, member=account.address
         )
-    return blob_hash
+    except FedLedgerError as exc:
+        raise ConfigError(
+            f"this member's published MPC endpoint for task {task} (record {posted}) is unreadable: {exc}"
+        ) from exc
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+    if (mine.host, mine.ports, mine.tls_public_key) != (setting.host, setting.ports, public):
+        raise ConfigError(
+            f"this member already published another MPC endpoint for task {task} ({mine.host}, ports "
+            f"{mine.ports[0]}-{mine.ports[1]}); a task's endpoint cannot change: run the node with the host and ports "
+            "it published"
+        )
+    return posted.lower()
 
 
 def committee_endpoints(
