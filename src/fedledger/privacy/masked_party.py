@@ -6,10 +6,10 @@ way MPyC starts a party of an ``m``-party computation: on one host ``-M m -I i -
 over the members' machines), MPyC's host list ``-P host:port`` once per party, in party order, and ``-I i``.
 Party ``i`` listens on its own port on all of its host's interfaces (MPyC binds no address) and dials every party
 after it. With ``--tls DIR`` the party runs MPyC's ``--ssl`` from the certificates in ``DIR/.config``
-(:mod:`fedledger.privacy.masked_tls`) and, once connected, checks that every peer presented the certificate the
-job pins for its seat. Separate processes rather than MPyC's single-process mode, because that is how a committee
-is deployed (one process per organization) and because only then can one party stop answering while the others
-notice it.
+(:mod:`fedledger.privacy.masked_tls`) and registers a peer's connection only when the peer presented the
+certificate the job pins for its seat. Separate processes rather than MPyC's single-process mode, because that is
+how a committee is deployed (one process per organization) and because only then can one party stop answering
+while the others notice it.
 
     python -m fedledger.privacy.masked_party --job job.json --index 1 --key party1.key \\
         --base-port 14000 --out result1.json
@@ -20,7 +20,7 @@ optionally the parties' addresses and certificate pins, or, when the committee c
 references, each party's own reference file;
 ``--key`` holds the party's X25519 private key (hex). The result file holds the
 :class:`~fedledger.privacy.masked_committee.CheckOutcome`, or an abort naming the
-committee members that stopped answering within the timeout.
+committee members that stopped answering within the timeout (or, with pins, that presented another certificate).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def write_job(
     certificate each party must present (:func:`fedledger.privacy.masked_tls.certificate_fingerprint`), for a
     party started with ``tls_folder``.
     """
+    directory = Path(directory).resolve()  # a party with TLS runs in its certificates' folder
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     for member, data in bundles.items():
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     key = X25519PrivateKey.from_private_bytes(bytes.fromhex(args.key.read_text().strip()))
     # MPyC configures its runtime from sys.argv when mpyc.runtime is first imported.
     sys.argv = [sys.argv[0], *_mpyc_options(job, args.index, args.base_port), "--no-log"]
+    if job.get("tls_pins") is not None and args.tls is None:
+        raise ConfigError("a job with certificate pins needs --tls: its peers expect TLS")
     if args.tls is not None:
         sys.argv.append("--ssl")
         os.chdir(args.tls)  # MPyC reads .config/ from the working folder when it connects
