@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedledger.chain.bulletin import BulletinClient
 from fedledger.chain.consortium import Role
 from fedledger.chain.task import MemberView, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
 from fedledger.exceptions import AggregationError, BadInput, FedLedgerError, MpcEndpointError, TrainingRefused
@@ -115,6 +116,7 @@ class MaskedRounds:
         self.ledger, self.node, self.emit = ledger, member, emit
         self.endpoint = endpoint
         self._published = False
+        self._board: BulletinClient | None = None
         self._endpoint_wait: dict[int, float] = {}  # round -> when this member stops waiting for missing endpoints
         self.identity = identity_key(member.account)
         # How long an MPyC party waits for the others before it aborts: well inside the phase, so the abort
@@ -189,9 +191,14 @@ class MaskedRounds:
         if self.endpoint is None or self._published:
             return
         node = self.node
-        bulletin = task_bulletin(self.ledger, node.store)
-        publish_endpoint(bulletin, node.store, self.ledger.address, node.account, self.endpoint)
+        publish_endpoint(self._bulletin(), node.store, self.ledger.address, node.account, self.endpoint)
         self._published = True
+
+    def _bulletin(self) -> BulletinClient:
+        """The task's bulletin (its config's ``evaluation_board``), where committee members publish endpoints."""
+        if self._board is None:
+            self._board = task_bulletin(self.ledger, self.node.store)
+        return self._board
 
     # -- OPEN: share and commit ---------------------------------------------------------------
 
@@ -297,9 +304,7 @@ class MaskedRounds:
         endpoint is still missing after the check timeout, or malformed."""
         self._publish_endpoint()
         try:
-            return committee_endpoints(
-                task_bulletin(self.ledger, self.node.store), self.node.store, self.ledger.address, committee
-            )
+            return committee_endpoints(self._bulletin(), self.node.store, self.ledger.address, committee)
         except MpcEndpointError as exc:
             give_up = self._endpoint_wait.setdefault(r, time.monotonic() + self.check_timeout)
             if exc.missing and time.monotonic() < give_up:
