@@ -10,7 +10,8 @@ what each party derives):
   it runs, so a simulation does not move the clock past the phase), then posts the outcome, or the abort
   record naming the committee members that stopped answering, and flags each rejected update with its reason;
   a member with an MPC endpoint setting (:mod:`fedledger.federation.mpc_endpoint`) publishes its endpoint
-  when it first shares an update or sits on a committee, and runs its party at the committee's published hosts, over pinned TLS;
+  when it first shares an update or sits on a committee, and runs its party at the committee's published hosts,
+  over pinned TLS;
 - **AGGREGATE**: an aggregator turns the majority outcome's revealed sum into the next model and proposes it.
 """
 

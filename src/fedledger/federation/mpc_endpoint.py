@@ -4,10 +4,10 @@ A node whose check-committee party must be reachable from other machines is give
 workspace's ``config.json``, or ``fedledger node --mpc-host``) and a port range (``mpc_ports``, default
 :data:`DEFAULT_MPC_PORTS`). When it first shares an update or sits on a check committee in a task with masked
 checks, it stores an endpoint record (:func:`endpoint_blob`: task, member, host, port range, and its TLS key with
-one certificate per committee seat, :mod:`fedledger.privacy.masked_tls`) and posts the record's sha256 on the task's Bulletin under round 0 and the
-topic :data:`ENDPOINT_TOPIC`, once per task. The other committee members read it there
-(:func:`committee_endpoints`): nobody keeps a list of addresses out of band, and the bulletin's hash pins the
-certificates a party trusts. A committee member whose record is missing or malformed is named
+one certificate per committee seat, :mod:`fedledger.privacy.masked_tls`) and posts the record's sha256 on the
+task's Bulletin under round 0 and the topic :data:`ENDPOINT_TOPIC`, once per task. The other committee members
+read it there (:func:`committee_endpoints`): nobody keeps a list of addresses out of band, and the bulletin's hash
+pins the certificates a party trusts. A committee member whose record is missing or malformed is named
 (:class:`~fedledger.exceptions.MpcEndpointError`), and the round's checks abort with that reason.
 
 In a round, the party at seat ``s`` listens on ``low + (offset + s) % span`` of its member's range, ``offset``
