@@ -9,7 +9,8 @@ the contract's revert string, and keep that string in ``.reason``.
     ├── ConfigError                  workspace / config file missing or invalid
     ├── BadInput                     a malformed value given to the client (address, hash...)
     │   ├── UnknownSubject           the vault holds nothing for a data subject
-    │   └── ErasedSubject            the data subject was erased (crypto-shredded)
+    │   ├── ErasedSubject            the data subject was erased (crypto-shredded)
+    │   └── MpcEndpointError         a check-committee member's published MPC endpoint is missing or malformed
     ├── KeystoreError                keystore unreadable, wrong password
     ├── ChainError                   chain unreachable, node or backend failure
     │   ├── ChainBusy                the embedded chain is held by another process
@@ -74,6 +75,7 @@ __all__ = [
     "UnknownSubject",
     "ErasedSubject",
     "EventDecodeError",
+    "MpcEndpointError",
     "exit_code_for",
 ]
 
@@ -272,6 +274,16 @@ class UnknownSubject(BadInput):
 
 class ErasedSubject(BadInput):
     """The data subject was erased: its values are gone for good and no new ones are accepted."""
+
+
+class MpcEndpointError(BadInput):
+    """A check-committee member has published no MPC endpoint for the task, or a malformed one (has ``.members``:
+    the members at fault, and ``.missing``: whether only missing ones, which may still be posted)."""
+
+    def __init__(self, message: str, members: list[str], *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.members = members
+        self.missing = missing
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -2,7 +2,9 @@
 
 Layout (default ``./.fedledger``)::
 
-    config.json     chain backend, contract addresses, this member's key name
+    config.json     chain backend, contract addresses, this member's key name, and where its masked-check
+                    committee party is reached from other machines (``mpc_host``, ``mpc_ports``; empty host:
+                    the committee runs on one host)
     chain/          the embedded chain's database (embedded backend only)
     keys/           encrypted keystore v3 files
     store/          content-addressed blobs (or ``store`` in config.json names a shared URL: s3://...)
@@ -82,6 +84,10 @@ class WorkspaceConfig:
     key: str = "admin"
     store: str = "store"
     scrypt_n: int = STANDARD_SCRYPT_N
+    # Where other check-committee members reach this member's MPC party (fedledger.federation.mpc_endpoint):
+    # a host (IP address or DNS name) and a port range "LOW-HIGH"; empty host: the committee runs on one host.
+    mpc_host: str = ""
+    mpc_ports: str = ""
     version: int = CONFIG_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +110,8 @@ class WorkspaceConfig:
                 key=str(data.get("key", "admin")),
                 store=str(data.get("store", "store")),
                 scrypt_n=_scrypt_n(data.get("scrypt_n", STANDARD_SCRYPT_N), source),
+                mpc_host=str(data.get("mpc_host", "")),
+                mpc_ports=str(data.get("mpc_ports", "")),
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"{source}: invalid config: {exc}") from exc

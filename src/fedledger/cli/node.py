@@ -21,6 +21,7 @@ from fedledger.exceptions import ChainError, ContractRevert, RoundsAborted, Stor
 if TYPE_CHECKING:
     from fedledger.chain import Chain
     from fedledger.federation import MemberNode, NodeEvent
+    from fedledger.federation.mpc_endpoint import MpcSetting
     from fedledger.workspace import Workspace
 
 __all__ = ["node", "task_app"]
@@ -58,6 +59,21 @@ def node(
         str | None,
         typer.Option(help="In a task with batched commitments: the relay's URL this member sends its commitments to."),
     ] = None,
+    mpc_host: Annotated[
+        str | None,
+        typer.Option(
+            help="In a task with masked checks: the host (IP address or DNS name) other committee members reach this "
+            "member's MPC party at, published on the task's bulletin (default: the workspace's mpc_host; none: the "
+            "committee runs on one host)."
+        ),
+    ] = None,
+    mpc_ports: Annotated[
+        str | None,
+        typer.Option(
+            help="The port range LOW-HIGH this member's MPC party listens in (default: the workspace's mpc_ports, "
+            "else 14000-14099)."
+        ),
+    ] = None,
 ) -> None:
     """Run this member's node until the task's last round closes (resumes from chain state after a restart).
 
@@ -66,8 +82,11 @@ def node(
     say = err_console if json_events else console
     with open_workspace(workspace) as ws:
         # A node started (or restarted) while its chain node or store is down waits for them, as a running one does.
+        endpoint = _mpc_setting(ws, mpc_host, mpc_ports)
         member = _retrying(
-            lambda: _start(ws, data, label, task, as_key, store, val_fraction, json_events, say, relay_url=relay),
+            lambda: _start(
+                ws, data, label, task, as_key, store, val_fraction, json_events, say, relay_url=relay, mpc=endpoint
+            ),
             poll,
             say,
         )
@@ -92,6 +111,7 @@ def _start(
     build: Callable[..., MemberNode] | None = None,
     *,
     relay_url: str | None = None,
+    mpc: MpcSetting | None = None,
 ) -> MemberNode:
     """This member's node, ready to step: its key-agreement key registered, its data prepared by the agreed recipe.
     ``build`` makes the node from the member's settings (a gateway's node); a plain :class:`MemberNode` otherwise."""
@@ -114,6 +134,7 @@ def _start(
         # Secure rounds: the member's round secrets, encrypted, so a restarted node can still reveal.
         state_dir=ws.root / "secagg" / name,
         relay_url=relay_url,
+        mpc_endpoint=mpc,
     )
     if register_kx_key(ws.consortium(), account):
         say.print(f"registered the key-agreement key of {account.address} (secure aggregation, statistics)")
@@ -128,6 +149,15 @@ def _start(
     )
     member.data = load_member_data(member.config, data, label=label, recipe=recipe, val_fraction=val_fraction)
     return member
+
+
+def _mpc_setting(ws: Workspace, host: str | None, ports: str | None) -> MpcSetting | None:
+    """This node's MPC endpoint: the options, else the workspace's ``mpc_host`` / ``mpc_ports``; None without a host."""
+    from fedledger.federation.mpc_endpoint import MpcSetting
+
+    host = ws.config.mpc_host if host is None else host
+    ports = ws.config.mpc_ports if ports is None else ports
+    return MpcSetting.parse(host, ports) if host.strip() else None
 
 
 class _MetricsPoster:

@@ -9,6 +9,9 @@ what each party derives):
   (:func:`fedledger.privacy.masked_party.start_party`), polls it on later steps (the step counts as work while
   it runs, so a simulation does not move the clock past the phase), then posts the outcome, or the abort
   record naming the committee members that stopped answering, and flags each rejected update with its reason;
+  a member with an MPC endpoint setting (:mod:`fedledger.federation.mpc_endpoint`) publishes its endpoint
+  when it first shares an update or sits on a committee, and runs its party at the committee's published hosts,
+  over pinned TLS;
 - **AGGREGATE**: an aggregator turns the majority outcome's revealed sum into the next model and proposes it.
 """
 
@@ -26,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedledger.chain.bulletin import BulletinClient
 from fedledger.chain.consortium import Role
 from fedledger.chain.task import MemberView, Phase, RoundInfo, TrainingTaskClient, UpdateInfo
-from fedledger.exceptions import AggregationError, BadInput, FedLedgerError, TrainingRefused
+from fedledger.exceptions import AggregationError, BadInput, FedLedgerError, MpcEndpointError, TrainingRefused
 from fedledger.federation.engine import EventSink, PhaseRule
+from fedledger.federation.evaluation import task_bulletin
 from fedledger.federation.masked_round import (
     ABORT_FORMAT,
     accepted_mask_of,
@@ -44,12 +49,22 @@ from fedledger.federation.masked_round import (
     read_outcome,
     reference_update,
 )
+from fedledger.federation.mpc_endpoint import (
+    Endpoint,
+    MpcSetting,
+    committee_endpoints,
+    party_addresses,
+    publish_endpoint,
+    seat_pins,
+    tls_key,
+)
 from fedledger.federation.secure import identity_key
 from fedledger.federation.secure_node import SecureMember
 from fedledger.identity.private import write_private
 from fedledger.privacy.masked_checks import CheckParams, share_update
 from fedledger.privacy.masked_committee import CheckOutcome
 from fedledger.privacy.masked_party import collect_result, start_party, write_job
+from fedledger.privacy.masked_tls import write_mpyc_tls
 
 __all__ = ["MaskedRounds", "MaskedView", "party_base_port"]
 
@@ -92,10 +107,19 @@ class _PartyRun:
 
 
 class MaskedRounds:
-    """One member's part in secure rounds with masked checks."""
+    """One member's part in secure rounds with masked checks.
 
-    def __init__(self, ledger: TrainingTaskClient, member: SecureMember, emit: EventSink) -> None:
+    ``endpoint``: where this member's committee party is reached from other machines (published on the task's
+    bulletin); None: every committee party runs on this host, as on one machine."""
+
+    def __init__(
+        self, ledger: TrainingTaskClient, member: SecureMember, emit: EventSink, endpoint: MpcSetting | None = None
+    ) -> None:
         self.ledger, self.node, self.emit = ledger, member, emit
+        self.endpoint = endpoint
+        self._published = False
+        self._board: BulletinClient | None = None
+        self._endpoint_wait: dict[int, float] = {}  # round -> when this member stops waiting for missing endpoints
         self.identity = identity_key(member.account)
         # How long an MPyC party waits for the others before it aborts: well inside the phase, so the abort
         # record still reaches the chain in time.
@@ -162,11 +186,30 @@ class MaskedRounds:
     def round_over(self, view: MaskedView) -> None:
         for r in [r for r in self._runs if r <= view.view.current_round]:
             self._stop(r)
+        self._endpoint_wait = {r: t for r, t in self._endpoint_wait.items() if r > view.view.current_round}
+
+    def _publish_endpoint(self) -> None:
+        """Post this member's MPC endpoint on the task's bulletin, once (members with an endpoint setting)."""
+        if self.endpoint is None or self._published:
+            return
+        node = self.node
+        publish_endpoint(self._bulletin(), node.store, self.ledger.address, node.account, self.endpoint)
+        self._published = True
+
+    def _bulletin(self) -> BulletinClient:
+        """The task's bulletin (its config's ``evaluation_board``), where committee members publish endpoints."""
+        if self._board is None:
+            self._board = task_bulletin(self.ledger, self.node.store)
+        return self._board
 
     # -- OPEN: share and commit ---------------------------------------------------------------
 
     def _share_and_commit(self, info: RoundInfo) -> bool:
         node, r = self.node, info.round_id
+        try:
+            self._publish_endpoint()  # early, so that the committee finds it when the checks start
+        except FedLedgerError as exc:  # sharing does not need it: the committee party retries it
+            log.warning("%s: cannot publish its MPC endpoint yet: %s", node.name, exc)
         try:
             update, _, num_examples, epsilon = node.local_update(info)
         except TrainingRefused as exc:
@@ -215,6 +258,11 @@ class MaskedRounds:
         node, r = self.node, info.round_id
         committee, _ = committee_keys(self.ledger, r)
         index = committee.index(node.account.address)
+        endpoints: list[Endpoint] | None = None
+        if self.endpoint is not None:
+            endpoints = self._committee_endpoints(r, index, committee)
+            if endpoints is None:
+                return True  # waiting for an endpoint, or aborted for one
         updates = node.closed_updates(r)
         global_params, _ = node.global_model(info.global_model)
         params = check_params(node.config, sum(int(a.size) for a in global_params.values()))
@@ -237,14 +285,37 @@ class MaskedRounds:
             timeout=self.check_timeout,
             own_references=own,
             center=clip_center(node.config, self.ledger, node.store, r),
+            parties=party_addresses(endpoints, context) if endpoints else None,
+            tls_pins=seat_pins(endpoints) if endpoints else None,
         )
         raw = self.identity.private_key.private_bytes_raw()
         write_private(folder / f"party{index}.key", raw.hex())
-        proc = start_party(job, index, party_base_port(context, params.committee))
+        if endpoints:
+            trusted = [e.certificates[seat] for seat, e in enumerate(endpoints)]
+            tls = write_mpyc_tls(folder / "tls", index, tls_key(node.account), trusted)
+            proc = start_party(job, index, tls_folder=tls)
+        else:
+            proc = start_party(job, index, party_base_port(context, params.committee))
         deadline = time.monotonic() + self.check_timeout + _KILL_GRACE
         self._runs[r] = _PartyRun(folder, job, index, committee, proc, params, updates, deadline)
         self.emit("check-start", r, party=index, members=len(updates))
         return True
+
+    def _committee_endpoints(self, r: int, index: int, committee: list[str]) -> list[Endpoint] | None:
+        """The committee's published endpoints; None while one is missing (a member posts its endpoint at its first
+        act, which may come after this one), or once this member posted the abort record naming the members whose
+        endpoint is still missing after the check timeout, or malformed."""
+        self._publish_endpoint()
+        try:
+            return committee_endpoints(self._bulletin(), self.node.store, self.ledger.address, committee)
+        except MpcEndpointError as exc:
+            give_up = self._endpoint_wait.setdefault(r, time.monotonic() + self.check_timeout)
+            if exc.missing and time.monotonic() < give_up:
+                time.sleep(0.05)  # counts as work, like a running party, so a simulation's clock waits too
+                return None
+            silent = exc.members if exc.missing else []
+            self._post_abort(r, index, f"the committee cannot connect: {exc}", silent)
+            return None
 
     def _post(self, r: int, run: _PartyRun, result: Mapping[str, Any]) -> None:
         node, ledger = self.node, self.ledger
@@ -252,11 +323,7 @@ class MaskedRounds:
             parties = [int(p) for p in result.get("parties") or []]
             silent = [run.committee[p] for p in parties if 0 <= p < len(run.committee)]
             reason = str(result.get("reason") or f"committee party failed: {result.get('log', '')!s:.500}")
-            doc: dict[str, Any] = {"format": ABORT_FORMAT, "task": ledger.address, "round": r, "party": run.index}
-            doc.update(reason=reason, silent=silent)
-            abort_hash = "0x" + node.store.put(json.dumps(doc, sort_keys=True).encode())
-            ledger.post_check_abort(r, abort_hash)
-            self.emit("check-abort", r, abort_hash=abort_hash, reason=reason, silent=silent)
+            self._post_abort(r, run.index, reason, silent)
             return
         outcome = CheckOutcome.from_dict(result["outcome"])
         hashes = {u.member: u.update_hash for u in run.updates}
@@ -266,6 +333,15 @@ class MaskedRounds:
         index = {u.member: u.index for u in run.updates}
         for member, reason in sorted(outcome.rejected.items()):
             ledger.flag_update(r, index[member], f"masked checks: {reason}")
+
+    def _post_abort(self, r: int, index: int, reason: str, silent: list[str]) -> None:
+        """Post this committee member's abort record: why its checks could not finish, and who did not answer."""
+        node, ledger = self.node, self.ledger
+        doc: dict[str, Any] = {"format": ABORT_FORMAT, "task": ledger.address, "round": r, "party": index}
+        doc.update(reason=reason, silent=silent)
+        abort_hash = "0x" + node.store.put(json.dumps(doc, sort_keys=True).encode())
+        ledger.post_check_abort(r, abort_hash)
+        self.emit("check-abort", r, abort_hash=abort_hash, reason=reason, silent=silent)
 
     def _stop(self, r: int) -> None:
         run = self._runs.pop(r, None)

@@ -52,6 +52,7 @@ from fedledger.federation.engine import CLOSED, RoundEngine, RoundMode, Validate
 from fedledger.federation.incentive_duties import IncentiveDuties
 from fedledger.federation.incentives import task_incentives
 from fedledger.federation.masked_node import MaskedRounds
+from fedledger.federation.mpc_endpoint import MpcSetting
 from fedledger.federation.rules import aggregate_round, check_update, previous_global_params, registered_rows
 from fedledger.federation.secure_node import SecureRounds
 from fedledger.learning import (
@@ -114,6 +115,7 @@ class MemberNode:
         dp_noise: NoiseSource | None = None,
         state_dir: Path | None = None,
         relay_url: str | None = None,
+        mpc_endpoint: MpcSetting | None = None,
     ) -> None:
         """``dataset_id``: this member's DataRegistry dataset that ``data`` comes from (tasks with a
         purpose). ``privacy_account``: this member's spend so far (default: replayed from its
@@ -121,7 +123,10 @@ class MemberNode:
         a seeded source only for replayable simulations). ``state_dir``: where this member keeps its
         secure-aggregation round secrets (encrypted) so a restarted node can finish a secure round;
         without it they live in memory only. ``relay_url``: in a task with batched commitments, the relay this
-        member hands its signed commitments to (without one it commits directly on the task)."""
+        member hands its signed commitments to (without one it commits directly on the task). ``mpc_endpoint``: in a
+        task with masked checks, the host (and ports) other committee members reach this member's MPC party at,
+        published on the task's bulletin (:mod:`fedledger.federation.mpc_endpoint`); None: the whole committee runs
+        on one host."""
         self.name = name
         self.account = account
         self.task = task.as_(account)
@@ -149,6 +154,7 @@ class MemberNode:
         self._engine: RoundEngine[Any] | None = None
         self._duties: IncentiveDuties | None | bool = False  # False: not looked up yet
         self.relay_url = relay_url
+        self.mpc_endpoint = mpc_endpoint
         self._batched: BatchedCommits | None | bool = False  # False: not looked up yet
 
     # -- configuration -------------------------------------------------------------
@@ -202,7 +208,7 @@ class MemberNode:
             config = self.config
             mode: RoundMode[Any]
             if config.masked.enabled:
-                mode = MaskedRounds(self.task, self, self.emit)
+                mode = MaskedRounds(self.task, self, self.emit, endpoint=self.mpc_endpoint)
             elif config.secure_aggregation:
                 mode = SecureRounds(self.task, self, self.emit, self._state_dir)
             else:
