@@ -7,7 +7,9 @@ several: the malicious hospital's committee median against the honest hospitals'
 Each run is ``run_demo(seed=s, dp_epsilon=8, scoring=rule)`` (``fedledger demo --seed s --scoring rule``): validated
 rounds, the few-silos profile, record-level DP-SGD at epsilon 8 with fresh OS noise on every run, so repeated seeds
 are distinct runs. A score is the median of the validators' centred scores of an update, what the contract compares
-with the acceptance threshold (4500). ``--dp-epsilon 0`` runs the same demo without DP.
+with the acceptance threshold (4500). ``--dp-epsilon 0`` runs the same demo without DP. ``--consensus`` also records
+each update's cosine with the coordinate-wise median of the round's other updates (a consensus-direction screen's
+measurement, ``benchmarks/results/demo_record_dp.md``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fedledger.chain.task import contract_median
 from fedledger.demo import run_demo
@@ -46,6 +49,49 @@ THRESHOLD = 4500
 
 RAW: list[dict[str, Any]] = []
 """With ``--raw``: every validator's accuracy and loss before and after each other update, at the median norm."""
+
+CONSENSUS: dict[int, dict[str, dict[str, float]]] = {}
+"""With ``--consensus``: per round, each update's (member's) cosine with the coordinate-wise median of the round's
+other updates, ``lifted`` to the round's median norm as the node scores them and ``raw`` as committed."""
+
+
+def _as_floats(update: Any) -> npt.NDArray[np.float64]:
+    """A fixed-point update as one float vector (tensors in name order)."""
+    parts = [np.asarray(update.tensors[k]).view(np.int64).astype(np.float64).ravel() for k in sorted(update.tensors)]
+    vector: npt.NDArray[np.float64] = np.concatenate(parts) / 2 ** (update.fixed_frac_bits or 0)
+    return vector
+
+
+def leave_one_out_cosines(vectors: list[npt.NDArray[np.float64]]) -> list[float]:
+    """Each vector's cosine with the coordinate-wise median of the others (0.0 against a zero median)."""
+    matrix = np.stack(vectors)
+    out = []
+    for i in range(len(vectors)):
+        median = np.median(np.delete(matrix, i, axis=0), axis=0)
+        norms = float(np.linalg.norm(matrix[i]) * np.linalg.norm(median))
+        out.append(float(matrix[i] @ median) / norms if norms else 0.0)
+    return out
+
+
+def _measure_consensus(node: MemberNode, info: Any) -> None:
+    """The round's leave-one-out-median cosines, once per round (every validator sees the same updates)."""
+    if info.round_id in CONSENSUS:
+        return
+    global_params, _ = node.global_model(info.global_model)
+    spec = {name: tuple(arr.shape) for name, arr in global_params.items()}
+    decoded = {}
+    for update in node.closed_updates(info.round_id):
+        try:
+            decoded[update.member] = check_update(node.store, node.config, spec, update)
+        except UpdateRejected:
+            continue
+    if len(decoded) < 3:
+        return
+    lifted = at_median_norm(list(decoded.values()))
+    CONSENSUS[info.round_id] = {
+        "lifted": dict(zip(decoded, leave_one_out_cosines([_as_floats(u) for u in lifted]), strict=True)),
+        "raw": dict(zip(decoded, leave_one_out_cosines([_as_floats(u) for u in decoded.values()]), strict=True)),
+    }
 
 
 def _measure_raw(node: MemberNode, info: Any) -> None:
@@ -85,7 +131,7 @@ def _measure_raw(node: MemberNode, info: Any) -> None:
         )
 
 
-def _cosine(update: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray], frac_bits: int) -> float:
+def _cosine(update: Mapping[str, npt.NDArray[Any]], params: Mapping[str, npt.NDArray[Any]], frac_bits: int) -> float:
     """Cosine of a fixed-point update with the model's parameters (both flattened in name order)."""
     names = sorted(params)
     u = np.concatenate([np.asarray(update[k]).view(np.int64).astype(np.float64).ravel() for k in names]) / 2**frac_bits
@@ -94,11 +140,14 @@ def _cosine(update: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray], 
     return float(u @ p) / norms if norms else 0.0
 
 
-def _instrument() -> None:
+def _instrument(*, raw: bool, consensus: bool) -> None:
     original = MemberNode.score
 
     def score(self: MemberNode, info: Any) -> None:
-        _measure_raw(self, info)
+        if raw:
+            _measure_raw(self, info)
+        if consensus:
+            _measure_consensus(self, info)
         original(self, info)
 
     MemberNode.score = score  # type: ignore[method-assign]
@@ -134,8 +183,22 @@ def _run(seed: int, rounds: int, scoring: str, dp_epsilon: float | None) -> dict
         "centralized_accuracy": data["centralized_accuracy"],
         "max_epsilon": data["privacy"].get("max_epsilon"),
         "rounds": per_round,
+        "malicious_addresses": [m["address"] for m in data["members"] if m["malicious"]],
         "cpu_seconds": round(time.process_time() - started, 1),
     }
+
+
+def _consensus_row(run: dict[str, Any]) -> str:
+    """Per round: the attacker's leave-one-out-median cosine (lifted) and the lowest honest one."""
+    attacker = {a.lower() for a in run["malicious_addresses"]}
+    cells_attacker, cells_honest = [], []
+    for r in run["rounds"]:
+        cosines = run["consensus"].get(str(r["round"]), {}).get("lifted", {})
+        mine = [c for m, c in cosines.items() if m.lower() in attacker]
+        honest = [c for m, c in cosines.items() if m.lower() not in attacker]
+        cells_attacker.append(f"{mine[0]:+.3f}" if mine else "-")
+        cells_honest.append(f"{min(honest):+.3f}" if honest else "-")
+    return f"| {run['seed']} | {_marks(run)} | {' '.join(cells_attacker)} | {' '.join(cells_honest)} |"
 
 
 def _marks(run: dict[str, Any]) -> str:
@@ -237,14 +300,19 @@ def main() -> None:
         action="store_true",
         help="also record every validator's accuracy and loss before and after each other update (in --json)",
     )
+    parser.add_argument(
+        "--consensus",
+        action="store_true",
+        help="also record each update's cosine with the median of the round's other updates (in --json)",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the nodes' "left out" warnings; the table says it
     if args.rescore:
         print(*_both_rules([run for path in args.rescore for run in _load(path)]), sep="\n")
         return
     epsilon = args.dp_epsilon or None
-    if args.raw:
-        _instrument()
+    if args.raw or args.consensus:
+        _instrument(raw=args.raw, consensus=args.consensus)
     header = [
         "| scoring | seed | final accuracy | centralized | attacker per round | attacker's score per round | "
         "lowest honest score per round | honest rejected | max epsilon | CPU s |",
@@ -255,10 +323,14 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for scoring in args.scorings.split(","):
             RAW.clear()
+            CONSENSUS.clear()
             runs.append(_run(seed, args.rounds, scoring, epsilon))
             if args.raw:
                 runs[-1]["raw"] = list(RAW)
             print(_row(runs[-1]), flush=True)
+            if args.consensus:
+                runs[-1]["consensus"] = {str(r): c for r, c in CONSENSUS.items()}
+                print(_consensus_row(runs[-1]), flush=True)
             if args.json is not None:
                 args.json.write_text(json.dumps(runs, indent=1))
     offline = _both_rules(runs) if args.raw else []
