@@ -277,10 +277,10 @@ async def _decide(
         dot = values[:, k]
         ref2 = int(np.dot(reference, reference))  # below 2^53: the reference has L2 norm about 2^16
         numerator, denominator = params.cosine_ratio
-        aligned = 1 - mpc.np_sgn(dot, l=params.small_bits, LT=True)
-        gap = denominator * k * dot * dot - 2 * numerator * ref2 * total
-        close = 1 - mpc.np_sgn(gap, l=params.direction_bits, LT=True)
-        ok = ok * aligned * close
+        ok = ok * (1 - mpc.np_sgn(dot, l=params.small_bits, LT=True))  # dot >= 0
+        if numerator:  # at a minimum cosine of 0 the sign is the whole check
+            gap = denominator * k * dot * dot - 2 * numerator * ref2 * total
+            ok = ok * (1 - mpc.np_sgn(gap, l=params.direction_bits, LT=True))
     return [int(v) for v in await mpc.output(ok)], y
 
 

@@ -147,11 +147,11 @@ def committee_pass_bits(
     references = mpc.np_stack(mpc.input(mine, senders=list(range(m))))  # (m, k): row j known only to member j
     gate = norm_ok.reshape(-1, 1)
     dots = (y @ references.T) * gate  # (members, m)
-    ref2 = square_norms(mpc, references)
     numerator, denominator = params.cosine_ratio
-    aligned = 1 - mpc.np_sgn(dots, l=dot_bits, LT=True)
-    gap = denominator * dots * dots - numerator * mpc.np_outer(total * norm_ok, ref2)
-    close = 1 - mpc.np_sgn(gap, l=gap_bits, LT=True)
-    votes = mpc.np_sum(aligned * close, axis=1)
+    votes = 1 - mpc.np_sgn(dots, l=dot_bits, LT=True)  # y . r_j >= 0
+    if numerator:  # at a minimum cosine of 0 the sign is the whole vote
+        gap = denominator * dots * dots - numerator * mpc.np_outer(total * norm_ok, square_norms(mpc, references))
+        votes = votes * (1 - mpc.np_sgn(gap, l=gap_bits, LT=True))
+    votes = mpc.np_sum(votes, axis=1)
     majority = 1 - mpc.np_sgn(votes - (m // 2 + 1), l=m.bit_length() + 2, LT=True)
     return norm_ok * majority
