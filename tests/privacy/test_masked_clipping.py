@@ -81,8 +81,9 @@ def test_the_mpc_reveals_the_clipped_sums_of_the_rule_in_clear(clipped: dict[str
     rows = np.stack([to_fixed(clipped["updates"][m], PARAMS) for m in outcome["passed"]])
     k = PARAMS.projections
     levels = clip_levels(project_exact(rows, seed, k).tolist(), project_exact(center, seed, k).tolist(), PARAMS)
-    # The sign-flipped update is about 0.9 from the center, over three times the radius: a quarter of it at most.
-    assert levels[1:] == [PARAMS.clip_levels] * 2 and 0 < levels[0] <= PARAMS.clip_levels // 4
+    # The sign-flipped update is about 0.9 from the center, over three times the radius: a quarter of it, within the
+    # projections' estimate (3 to 5 of 16 over 300 random seeds), a third at most.
+    assert levels[1:] == [PARAMS.clip_levels] * 2 and 0 < levels[0] <= PARAMS.clip_levels // 3
     examples = [EXAMPLES[m] for m in outcome["passed"]]
     weighted, level_weight = clipped_sums(rows, levels, examples)
     assert outcome["weighted_sum"] == [int(v) for v in weighted]
