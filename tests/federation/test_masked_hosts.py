@@ -20,11 +20,10 @@ from eth_account import Account
 
 pytest.importorskip("mpyc")
 
-from conftest import hospital_datas  # noqa: E402
 from fedledger.chain.masked_events import ChecksAccepted  # noqa: E402
 from fedledger.chain.task import Phase  # noqa: E402
 from fedledger.exceptions import BadInput, ConfigError, MpcEndpointError  # noqa: E402
-from fedledger.federation import Simulation, TaskConfig  # noqa: E402
+from fedledger.federation import Simulation  # noqa: E402
 from fedledger.federation.evaluation import task_bulletin  # noqa: E402
 from fedledger.federation.masked_node import MaskedRounds  # noqa: E402
 from fedledger.federation.masked_round import masked_context  # noqa: E402
@@ -39,7 +38,6 @@ from fedledger.federation.mpc_endpoint import (  # noqa: E402
     read_endpoint,
     tls_key,
 )
-from fedledger.federation.setup import create_consortium  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams  # noqa: E402
 from fedledger.privacy.masked_party import collect_result, free_base_port, start_party, write_job  # noqa: E402
 from fedledger.privacy.masked_tls import (  # noqa: E402
@@ -49,6 +47,7 @@ from fedledger.privacy.masked_tls import (  # noqa: E402
     write_mpyc_tls,
 )
 from fedledger.workspace import Workspace  # noqa: E402
+from helpers.masked import masked_consortium  # noqa: E402
 
 TASK = "0x" + "11" * 20
 
@@ -56,19 +55,7 @@ TASK = "0x" + "11" * 20
 def test_a_committee_on_four_addresses_publishes_its_endpoints_and_checks_over_pinned_tls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = TaskConfig(
-        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=1,
-        local_epochs=1,
-        secure_aggregation=True,
-        masked_checks=True,
-        min_commitments=2,
-        proposal_quorum=2,
-        clip_norm=5.0,
-        validate_duration=120,
-    )
-    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
-    sim = create_consortium(ws, config=config, datas=hospital_datas(tmp_path, 4), password="pw")
+    ws, sim = masked_consortium(tmp_path, rounds=1)
     low = free_base_port(MAX_CHECK_COMMITTEE)
     hosts = {node.account.address: f"127.0.0.{i + 2}" for i, node in enumerate(sim.nodes)}
     for node in sim.nodes:

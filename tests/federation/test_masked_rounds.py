@@ -19,7 +19,6 @@ import pytest
 
 pytest.importorskip("mpyc")
 
-from conftest import hospital_datas  # noqa: E402
 from fedledger.api.rounds import read_rounds  # noqa: E402
 from fedledger.audit import verify_task  # noqa: E402
 from fedledger.audit.masked import check_masked_finalized  # noqa: E402
@@ -38,32 +37,15 @@ from fedledger.federation.masked_round import (  # noqa: E402
     masked_aggregate,
     read_outcome,
 )
-from fedledger.federation.setup import SimulatedConsortium, create_consortium  # noqa: E402
+from fedledger.federation.setup import SimulatedConsortium  # noqa: E402
 from fedledger.learning import decode_model  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams, seal_shares, split_shares, to_fixed  # noqa: E402
 from fedledger.privacy.masked_clipping import clip_levels, clipped_sums, project_exact  # noqa: E402
 from fedledger.privacy.masked_committee import CheckOutcome  # noqa: E402
 from fedledger.privacy.masked_shares import from_words, to_words  # noqa: E402
-from fedledger.workspace import Workspace  # noqa: E402
 from helpers.federation import plaintext_fedavg_hash  # noqa: E402
-
-
-def _setup(tmp_path: Path, rounds: int, **settings: Any) -> tuple[Workspace, SimulatedConsortium]:
-    config = TaskConfig(
-        model={"kind": "sklearn-sgd", "n_features": 30, "n_classes": 2, "eta0": 0.05, "seed": 1},
-        rounds=rounds,
-        local_epochs=1,
-        secure_aggregation=True,
-        masked_checks=True,
-        min_commitments=2,
-        proposal_quorum=2,
-        clip_norm=5.0,
-        validate_duration=120,
-        **settings,
-    )
-    ws = Workspace.create(tmp_path / "ws", scrypt_n=2**14)
-    return ws, create_consortium(ws, config=config, datas=hospital_datas(tmp_path, 4), password="pw")
+from helpers.masked import masked_consortium  # noqa: E402
 
 
 def _mode(node: MemberNode) -> MaskedRounds:
@@ -141,7 +123,7 @@ class SilentOnCommittee(MemberNode):
 def test_an_out_of_bound_update_is_rejected_on_chain_and_the_round_finalizes_with_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws, sim = _setup(tmp_path, rounds=1)
+    ws, sim = masked_consortium(tmp_path, rounds=1)
     with ws:
         hostile, inconsistent = sim.nodes[1].account.address, sim.nodes[2].account.address
         sim.nodes[1] = Scaled(sim.nodes[1])
@@ -201,7 +183,7 @@ def test_the_committee_references_reject_a_sign_flipped_update_on_chain_and_the_
 ) -> None:
     # Each committee member checks the direction against its own reference update, trained on its own
     # validation rows from the round's model, in every round including the first (no previous aggregate needed).
-    ws, sim = _setup(tmp_path, rounds=2, masked_min_cosine=0.0)
+    ws, sim = masked_consortium(tmp_path, rounds=2, masked_min_cosine=0.0)
     with ws:
         assert sim.nodes[0].config.masked.reference == "committee"
         flipped = sim.nodes[1].account.address
@@ -234,7 +216,7 @@ def test_centered_clipping_in_the_checks_clips_a_sign_flipped_update_around_the_
     # Without a direction check the sign-flipped update passes the norm bound; the committee clips every passing
     # update around the previous round's global update (zero in round 1) to radius 1.0, so the flipped one, about
     # 1.4 from the center, counts for less than the honest ones in both rounds.
-    ws, sim = _setup(tmp_path, rounds=2, masked_clip_levels=16, masked_clip_radius=1.0)
+    ws, sim = masked_consortium(tmp_path, rounds=2, masked_clip_levels=16, masked_clip_radius=1.0)
     with ws:
         config = sim.nodes[0].config
         flipped = sim.nodes[1].account.address
@@ -269,7 +251,7 @@ def test_centered_clipping_in_the_checks_clips_a_sign_flipped_update_around_the_
 
 
 def test_a_silent_committee_member_aborts_the_round_by_name_and_the_next_round_runs(tmp_path: Path) -> None:
-    ws, sim = _setup(tmp_path, rounds=2)
+    ws, sim = masked_consortium(tmp_path, rounds=2)
     with ws:
         sim.nodes[:] = [SilentOnCommittee(node, round_id=1) for node in sim.nodes]
         for node in sim.nodes:

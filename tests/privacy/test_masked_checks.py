@@ -39,6 +39,7 @@ from fedledger.privacy.masked_party import (  # noqa: E402
     write_job,
 )
 from fedledger.privacy.masked_shares import SEED_BYTES, DealtShares, from_words, to_words  # noqa: E402
+from helpers.masked import sealed_bundles  # noqa: E402
 
 D = 1000
 PARAMS = CheckParams(length=D, norm_bound=1.0, min_cosine=0.2)
@@ -84,13 +85,8 @@ def _updates() -> tuple[np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]:
 
 @pytest.fixture(scope="module")
 def committee(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    keys = [X25519PrivateKey.generate() for _ in range(PARAMS.committee)]
-    publics = [k.public_key().public_bytes_raw() for k in keys]
     reference, updates = _updates()
-    bundles = {
-        m: share_update(u, PARAMS, member=m, examples=EXAMPLES[m], context=CONTEXT, committee_keys=publics)
-        for m, u in updates.items()
-    }
+    keys, publics, bundles = sealed_bundles(PARAMS, updates, EXAMPLES, CONTEXT)
     # A wrap-around attempt: two coordinates of (p + 1) / 2, i.e. "1/2" modulo p. Every +-1 projection of it is
     # small, so only projections with entries in {-1, 0, 1} (at least one half of them leaving the window) catch it.
     wide = to_fixed(updates["honest-a"], PARAMS).astype(object)

@@ -10,10 +10,9 @@ import pytest
 
 pytest.importorskip("mpyc")
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 
 from fedledger.exceptions import AggregationError, BadInput, ConfigError  # noqa: E402
-from fedledger.privacy.masked_checks import CheckParams, share_update, to_fixed  # noqa: E402
+from fedledger.privacy.masked_checks import CheckParams, to_fixed  # noqa: E402
 from fedledger.privacy.masked_clipping import (  # noqa: E402
     clip_levels,
     clipped_sums,
@@ -21,6 +20,7 @@ from fedledger.privacy.masked_clipping import (  # noqa: E402
     project_exact,
 )
 from fedledger.privacy.masked_party import launch_committee, write_job  # noqa: E402
+from helpers.masked import sealed_bundles  # noqa: E402
 
 D = 300
 PARAMS = CheckParams(length=D, norm_bound=1.0, clip_radius=0.25, clip_levels=16)
@@ -48,13 +48,8 @@ def _center_and_updates() -> tuple[np.ndarray[Any, Any], dict[str, np.ndarray[An
 
 @pytest.fixture(scope="module")
 def clipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    keys = [X25519PrivateKey.generate() for _ in range(PARAMS.committee)]
-    publics = [k.public_key().public_bytes_raw() for k in keys]
     center, updates = _center_and_updates()
-    bundles = {
-        m: share_update(u, PARAMS, member=m, examples=EXAMPLES[m], context=CONTEXT, committee_keys=publics)
-        for m, u in updates.items()
-    }
+    keys, _, bundles = sealed_bundles(PARAMS, updates, EXAMPLES, CONTEXT)
     job = write_job(
         tmp_path_factory.mktemp("masked-clipping"),
         PARAMS,

@@ -12,16 +12,16 @@ import pytest
 
 pytest.importorskip("mpyc")
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 
 from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
-from fedledger.privacy.masked_checks import CheckParams, quantize_reference, share_update, to_fixed  # noqa: E402
+from fedledger.privacy.masked_checks import CheckParams, quantize_reference, to_fixed  # noqa: E402
 from fedledger.privacy.masked_party import _reference, launch_committee, write_job  # noqa: E402
 from fedledger.privacy.masked_reference import (  # noqa: E402
     PROJECTED_REFERENCE_NORM,
     committee_decision,
     project_reference,
 )
+from helpers.masked import sealed_bundles  # noqa: E402
 
 D = 400
 PARAMS = CheckParams(length=D, norm_bound=1.0, min_cosine=0.2, reference="committee")
@@ -59,13 +59,8 @@ def _references(direction: np.ndarray[Any, Any], adversarial: int) -> list[np.nd
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    keys = [X25519PrivateKey.generate() for _ in range(PARAMS.committee)]
-    publics = [k.public_key().public_bytes_raw() for k in keys]
     direction, updates = _direction_and_updates()
-    bundles = {
-        m: share_update(u, PARAMS, member=m, examples=10 + i, context=CONTEXT, committee_keys=publics)
-        for i, (m, u) in enumerate(updates.items())
-    }
+    keys, _, bundles = sealed_bundles(PARAMS, updates, {m: 10 + i for i, m in enumerate(updates)}, CONTEXT)
     references = _references(direction, adversarial=1)
     job = write_job(
         tmp_path_factory.mktemp("committee-reference"),
