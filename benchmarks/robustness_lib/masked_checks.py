@@ -25,7 +25,8 @@ import numpy as np
 from fedledger.exceptions import AggregationError
 from fedledger.federation.masked_round import flatten, masked_bound
 from fedledger.privacy.masked_checks import CheckParams, plain_decision, quantize_reference
-from fedledger.privacy.masked_clipping import clip_levels, clipped_sums, clipped_update, project_exact
+from fedledger.privacy.masked_clipping import clip_levels, clipped_sums, clipped_update
+from fedledger.privacy.masked_sketch import project_exact
 
 from .scenario import FLSetup
 

@@ -41,9 +41,10 @@ from fedledger.federation.setup import SimulatedConsortium  # noqa: E402
 from fedledger.learning import decode_model  # noqa: E402
 from fedledger.learning.update import Tensors  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams, seal_shares, split_shares, to_fixed  # noqa: E402
-from fedledger.privacy.masked_clipping import clip_levels, clipped_sums, project_exact  # noqa: E402
+from fedledger.privacy.masked_clipping import clip_levels, clipped_sums  # noqa: E402
 from fedledger.privacy.masked_committee import CheckOutcome  # noqa: E402
 from fedledger.privacy.masked_shares import from_words, to_words  # noqa: E402
+from fedledger.privacy.masked_sketch import project_exact  # noqa: E402
 from helpers.federation import plaintext_fedavg_hash  # noqa: E402
 from helpers.masked import masked_consortium  # noqa: E402
 

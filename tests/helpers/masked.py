@@ -14,6 +14,7 @@ from conftest import hospital_datas
 from fedledger.federation.config import TaskConfig
 from fedledger.federation.setup import SimulatedConsortium, create_consortium
 from fedledger.privacy.masked_checks import CheckParams, share_update
+from fedledger.privacy.masked_party import launch_committee, write_job
 from fedledger.workspace import Workspace
 
 
@@ -28,6 +29,21 @@ def sealed_bundles(
         for m, u in updates.items()
     }
     return keys, publics, bundles
+
+
+def run_committee(
+    folder: Path,
+    params: CheckParams,
+    context: bytes,
+    keys: list[X25519PrivateKey],
+    bundles: dict[str, bytes],
+    **job: Any,
+) -> list[dict[str, Any]]:
+    """Every committee member's result of checking ``bundles``, the committee run as local processes; ``job`` goes
+    to :func:`~fedledger.privacy.masked_party.write_job` (reference, own references, center)."""
+    job.setdefault("reference", None)
+    path = write_job(folder, params, context=context, bundles=bundles, keys=keys, timeout=120.0, **job)
+    return launch_committee(path, wait=300)
 
 
 def masked_consortium(tmp_path: Path, rounds: int, **settings: Any) -> tuple[Workspace, SimulatedConsortium]:

@@ -17,10 +17,9 @@ from fedledger.privacy.masked_clipping import (  # noqa: E402
     clip_levels,
     clipped_sums,
     clipped_update,
-    project_exact,
 )
-from fedledger.privacy.masked_party import launch_committee, write_job  # noqa: E402
-from helpers.masked import sealed_bundles  # noqa: E402
+from fedledger.privacy.masked_sketch import project_exact  # noqa: E402
+from helpers.masked import run_committee, sealed_bundles  # noqa: E402
 
 D = 300
 PARAMS = CheckParams(length=D, norm_bound=1.0, clip_radius=0.25, clip_levels=16)
@@ -50,17 +49,9 @@ def _center_and_updates() -> tuple[np.ndarray[Any, Any], dict[str, np.ndarray[An
 def clipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     center, updates = _center_and_updates()
     keys, _, bundles = sealed_bundles(PARAMS, updates, EXAMPLES, CONTEXT)
-    job = write_job(
-        tmp_path_factory.mktemp("masked-clipping"),
-        PARAMS,
-        context=CONTEXT,
-        bundles=bundles,
-        reference=None,
-        keys=keys,
-        timeout=120.0,
-        center=to_fixed(center, PARAMS),
-    )
-    return {"results": launch_committee(job, wait=300), "center": center, "updates": updates}
+    folder = tmp_path_factory.mktemp("masked-clipping")
+    results = run_committee(folder, PARAMS, CONTEXT, keys, bundles, center=to_fixed(center, PARAMS))
+    return {"results": results, "center": center, "updates": updates}
 
 
 def test_the_mpc_reveals_the_clipped_sums_of_the_rule_in_clear(clipped: dict[str, Any]) -> None:

@@ -15,13 +15,13 @@ pytest.importorskip("mpyc")
 
 from fedledger.exceptions import BadInput, ConfigError  # noqa: E402
 from fedledger.privacy.masked_checks import CheckParams, quantize_reference, to_fixed  # noqa: E402
-from fedledger.privacy.masked_party import _reference, launch_committee, write_job  # noqa: E402
+from fedledger.privacy.masked_party import _reference, write_job  # noqa: E402
 from fedledger.privacy.masked_reference import (  # noqa: E402
     PROJECTED_REFERENCE_NORM,
     committee_decision,
     project_reference,
 )
-from helpers.masked import sealed_bundles  # noqa: E402
+from helpers.masked import run_committee, sealed_bundles  # noqa: E402
 
 D = 400
 PARAMS = CheckParams(length=D, norm_bound=1.0, min_cosine=0.2, reference="committee")
@@ -62,17 +62,9 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     direction, updates = _direction_and_updates()
     keys, _, bundles = sealed_bundles(PARAMS, updates, {m: 10 + i for i, m in enumerate(updates)}, CONTEXT)
     references = _references(direction, adversarial=1)
-    job = write_job(
-        tmp_path_factory.mktemp("committee-reference"),
-        PARAMS,
-        context=CONTEXT,
-        bundles=bundles,
-        reference=None,
-        keys=keys,
-        timeout=120.0,
-        own_references=dict(enumerate(references)),
-    )
-    return {"results": launch_committee(job, wait=300), "updates": updates, "references": references}
+    folder = tmp_path_factory.mktemp("committee-reference")
+    results = run_committee(folder, PARAMS, CONTEXT, keys, bundles, own_references=dict(enumerate(references)))
+    return {"results": results, "updates": updates, "references": references}
 
 
 def test_the_majority_of_the_committee_references_decides(checked: dict[str, Any]) -> None:

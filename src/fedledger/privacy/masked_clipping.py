@@ -40,7 +40,6 @@ from fedledger.exceptions import AggregationError, BadInput, ConfigError
 from fedledger.privacy.masked_checks import CheckParams
 from fedledger.privacy.masked_reference import square_norms
 from fedledger.privacy.masked_shares import from_words
-from fedledger.privacy.masked_sketch import float_projection_chunks
 
 __all__ = [
     "clip_and_sum",
@@ -48,28 +47,9 @@ __all__ = [
     "clipped_sums",
     "clipped_update",
     "gap_bits",
-    "project_exact",
 ]
 
-_MAX_EXACT = 2**53
 IntArray = npt.NDArray[np.int64]
-
-
-def project_exact(rows: IntArray, seed: bytes, k: int) -> IntArray:
-    """The ``k`` projections of each row of ``rows`` (``(n, d)`` fixed-point integers, or one ``d``-vector), exactly.
-
-    Float64 products are exact while ``max |x| * d < 2^53`` (any update or center within a norm bound of
-    ``2^(53 - f)`` over ``d`` coordinates); beyond that this raises rather than round.
-    """
-    matrix = np.atleast_2d(np.asarray(rows, dtype=np.int64))
-    length = matrix.shape[1]
-    if int(np.abs(matrix).max(initial=0)) * max(1, length) >= _MAX_EXACT:
-        raise ConfigError("values too large for exact float64 projections")
-    total = np.zeros((matrix.shape[0], k), dtype=np.float64)
-    for start, block in float_projection_chunks(seed, k, length):
-        total += matrix[:, start : start + block.shape[0]].astype(np.float64) @ block
-    out: IntArray = total.astype(np.int64)
-    return out[0] if np.asarray(rows).ndim == 1 else out
 
 
 def _gap(y: Sequence[int], center_y: Sequence[int]) -> int:

@@ -49,10 +49,10 @@ import numpy.typing as npt
 
 from fedledger.exceptions import ConfigError
 from fedledger.privacy.masked_checks import CheckParams, CommitteeAbort, MalformedShares, ObjectArray, OpenedShare
-from fedledger.privacy.masked_clipping import clip_and_sum, project_exact
+from fedledger.privacy.masked_clipping import clip_and_sum
 from fedledger.privacy.masked_reference import committee_pass_bits, project_reference, project_update, square_norms
 from fedledger.privacy.masked_shares import centred_int64, interpolate, pack_words, unpack_words, weighted_sum
-from fedledger.privacy.masked_sketch import derive_seed, project
+from fedledger.privacy.masked_sketch import derive_seed, project, project_exact
 
 __all__ = ["CheckOutcome", "derive_challenge", "recheck_transcript", "run_checks", "sketch_decision"]
 

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from fedledger.exceptions import BadInput, ConfigError
 from fedledger.privacy.masked_checks import CheckParams, ObjectArray
-from fedledger.privacy.masked_sketch import float_projection_chunks, projection_chunks
+from fedledger.privacy.masked_sketch import project_exact, projection_chunks
 
 __all__ = [
     "PROJECTED_REFERENCE_NORM",
@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 PROJECTED_REFERENCE_NORM = 2**16
-_MAX_EXACT = 2**53
 
 
 def project_update(fixed: npt.NDArray[np.int64], params: CheckParams, seed: bytes) -> list[int]:
@@ -69,12 +68,7 @@ def project_reference(reference: ObjectArray | None, seed: bytes, params: CheckP
     ref = np.asarray(reference, dtype=np.int64)
     if ref.size != params.length:
         raise BadInput(f"reference has {ref.size} values, the update {params.length}")
-    if int(np.abs(ref).max(initial=0)) * ref.size >= _MAX_EXACT:
-        raise ConfigError("reference too large for exact float64 projections")
-    total = np.zeros(k, dtype=np.float64)
-    values = ref.astype(np.float64)
-    for start, block in float_projection_chunks(seed, k, ref.size):
-        total += values[start : start + block.shape[0]] @ block  # integers below 2^53: exact
+    total = project_exact(ref, seed, k)
     norm2 = sum(int(v) * int(v) for v in total)
     if norm2 == 0:
         return [0] * k

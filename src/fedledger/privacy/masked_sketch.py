@@ -50,6 +50,7 @@ __all__ = [
     "float_projection_chunks",
     "lower_tail",
     "project",
+    "project_exact",
     "projection_chunks",
 ]
 
@@ -171,6 +172,23 @@ def combine_words(sums: npt.NDArray[np.float64], modulus: int, width: int = 32) 
             value = (value << width) + int(row[index])
         out.append(value % modulus)
     return out
+
+
+def project_exact(rows: npt.NDArray[np.int64], seed: bytes, k: int) -> npt.NDArray[np.int64]:
+    """The ``k`` projections of each row of ``rows`` (``(n, d)`` fixed-point integers, or one ``d``-vector), exactly.
+
+    Float64 products are exact while ``max |x| * d < 2^53`` (any update or center within a norm bound of
+    ``2^(53 - f)`` over ``d`` coordinates); beyond that this raises rather than round.
+    """
+    matrix = np.atleast_2d(np.asarray(rows, dtype=np.int64))
+    length = matrix.shape[1]
+    if int(np.abs(matrix).max(initial=0)) * max(1, length) >= _MAX_EXACT:
+        raise ConfigError("values too large for exact float64 projections")
+    total = np.zeros((matrix.shape[0], k), dtype=np.float64)
+    for start, block in float_projection_chunks(seed, k, length):
+        total += matrix[:, start : start + block.shape[0]].astype(np.float64) @ block
+    out: npt.NDArray[np.int64] = total.astype(np.int64)
+    return out[0] if np.asarray(rows).ndim == 1 else out
 
 
 def project(
